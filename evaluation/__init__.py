@@ -1,0 +1,1 @@
+"""Metrics, calibration, fairness audit and reports (built in later issues)."""

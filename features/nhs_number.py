@@ -1,0 +1,50 @@
+"""NHS number check digit (modulus 11), validation and vectorised generation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_WEIGHTS = np.arange(10, 1, -1)  # 10, 9, ..., 2 for digits 1-9
+
+
+def check_digit(first_nine: str) -> int | None:
+    """Check digit for nine digits, or None when the number cannot be valid (check 10)."""
+    total = sum(int(d) * w for d, w in zip(first_nine, _WEIGHTS))
+    check = 11 - total % 11
+    if check == 11:
+        return 0
+    return None if check == 10 else check
+
+
+def is_valid(number: str) -> bool:
+    """True for a ten-digit string whose last digit is the modulus-11 check digit."""
+    if len(number) != 10 or not number.isdigit():
+        return False
+    return check_digit(number[:9]) == int(number[9])
+
+
+def generate(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` distinct valid NHS numbers as strings (vectorised).
+
+    Numbers start with 4-9 like issued English numbers; candidates whose check digit would be 10
+    are redrawn.
+    """
+    out = np.empty(0, dtype=np.int64)
+    while out.size < n:
+        need = int((n - out.size) * 1.2) + 16
+        body = rng.integers(400_000_000, 1_000_000_000, size=need, dtype=np.int64)
+        digits = (body[:, None] // 10 ** np.arange(8, -1, -1)) % 10
+        check = 11 - (digits * _WEIGHTS).sum(axis=1) % 11
+        check = np.where(check == 11, 0, check)
+        ok = check != 10
+        numbers = body[ok] * 10 + check[ok]
+        out = np.unique(np.concatenate([out, numbers]))
+    out = rng.permutation(out)[:n]
+    return out.astype("U10")
+
+
+def corrupt_check_digit(numbers: np.ndarray) -> np.ndarray:
+    """Same numbers with the check digit changed so that each is invalid."""
+    ints = numbers.astype(np.int64)
+    last = ints % 10
+    return (ints - last + (last + 1) % 10).astype("U10")

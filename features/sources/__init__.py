@@ -1,0 +1,1 @@
+"""Readers for source extracts, their data contracts, quarantine and the linked warehouse."""

@@ -1,0 +1,1 @@
+"""The synthetic ICS: the embedded default data set, with known ground truth."""

@@ -1,0 +1,69 @@
+"""Typed configuration of the synthetic ICS generator."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from features.codes import BROAD_ETHNIC_GROUP
+
+UNDER_RECORD_GROUPS = sorted(set(BROAD_ETHNIC_GROUP.values()) - {"Unknown"}) + ["core20"]
+
+
+class DefectConfig(BaseModel):
+    """Known problems injected on purpose, so tests can prove the loader and audit catch them."""
+
+    malformed_share: float = Field(0.0, ge=0.0, le=0.5, description="Share of rows corrupted per table.")
+    under_record_group: str | None = Field(
+        None, description=f"Group whose diagnoses go under-recorded in GP data: {UNDER_RECORD_GROUPS}."
+    )
+    under_record_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of that group's diagnoses left uncoded.")
+
+    @field_validator("under_record_group")
+    @classmethod
+    def _known_group(cls, value: str | None) -> str | None:
+        if value is not None and value not in UNDER_RECORD_GROUPS:
+            raise ValueError(f"under_record_group must be one of {UNDER_RECORD_GROUPS}, not {value!r}")
+        return value
+
+
+class GeneratorConfig(BaseModel):
+    """What to generate. Same configuration and seed give the same bytes."""
+
+    persons: int = Field(20_000, ge=200, le=60_000_000)
+    seed: int = 1
+    start: date = date(2019, 4, 1)
+    end: date = date(2025, 3, 31)
+    index_dates: list[date] = Field(
+        default_factory=lambda: [date(2022, 4, 1), date(2023, 4, 1), date(2024, 4, 1)]
+    )
+    monitoring_start: date = date(2023, 4, 1)
+    sites: int | None = Field(None, ge=1, le=40, description="Acute sites; default grows with population.")
+    practices: int | None = Field(None, ge=2, description="GP practices; default ~1 per 8,000 people.")
+    out_of_area_share: float = Field(0.01, ge=0.0, le=0.2, description="Hospital activity of non-residents (unlinked).")
+    file_format: Literal["parquet", "csv"] = "parquet"
+    defects: DefectConfig = Field(default_factory=DefectConfig)
+
+    @model_validator(mode="after")
+    def _dates_consistent(self) -> "GeneratorConfig":
+        if (self.end - self.start).days < 5 * 365:
+            raise ValueError("the synthetic history must cover at least five years (start to end)")
+        for d in self.index_dates:
+            if d.day != 1:
+                raise ValueError(f"index date {d} must be the first day of a month")
+            follow_up_end = date(d.year + 1, d.month, 1) - timedelta(days=1)
+            if not self.start < d or follow_up_end > self.end:
+                raise ValueError(f"index date {d} needs history before it and 12 months of follow-up by {self.end}")
+        if not self.start <= self.monitoring_start < self.end:
+            raise ValueError("monitoring_start must fall inside the history")
+        return self
+
+    @property
+    def n_practices(self) -> int:
+        return self.practices or max(4, round(self.persons / 8_000))
+
+    @property
+    def n_sites(self) -> int:
+        return self.sites or int(min(8, max(3, round(self.persons / 200_000) + 2)))

@@ -1,0 +1,283 @@
+"""Generate a whole synthetic ICS: extracts, ground truth and a realism summary.
+
+Output folder layout::
+
+    OUT/patients.parquet, practices.parquet, ... (one extract per table, DESIGN.md section 3)
+    OUT/truth/*.parquet        ground truth: true risks, latent attributes, injected defects
+    OUT/summary.json           realism figures (no identifiers)
+    OUT/_synthetic.json        marker: this folder is synthetic (the demo key may be used)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from scipy.stats import rankdata
+
+from features import nhs_number
+from features.codes import BROAD_ETHNIC_GROUP, CONDITION_KEYS
+from features.synthetic import tables
+from features.synthetic.activity import simulate_activity
+from features.synthetic.calendar import Calendar, to_days
+from features.synthetic.config import GeneratorConfig
+from features.synthetic.defects import inject
+from features.synthetic.population import NEVER, build_geography, build_people
+from features.synthetic.respiratory import simulate_respiratory
+
+SOURCE_TABLES = ["patients", "practices", "imd", "sites", "gp_events", "prescriptions", "ae_attendances",
+                 "apc_spells", "op_appointments", "community_contacts", "mh_contacts", "social_care",
+                 "housing", "home_monitoring"]
+MARKER = "_synthetic.json"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class GenerationResult:
+    out_dir: Path
+    rows: dict[str, int]
+    summary: dict
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney), NaN when only one class is present."""
+    y = np.asarray(y, dtype=bool)
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = None) -> GenerationResult:
+    """Simulate the ICS described by `cfg` and write it to `out_dir` (replacing what was there)."""
+    say = progress or (lambda _msg: None)
+    rng = np.random.default_rng(cfg.seed)
+    cal = Calendar.build(cfg.start, cfg.end)
+    index_days = [to_days(d) for d in cfg.index_dates]
+
+    say("geography and people")
+    geo = build_geography(cfg, rng)
+    people = build_people(cfg, geo, cal, rng)
+    say("deaths, admissions and community activity")
+    act = simulate_activity(people, geo, cal, rng, index_days)
+    say("COPD and asthma exacerbations, home monitoring")
+    resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
+
+    say("building extracts")
+    n_ooa = max(10, int(cfg.persons * 0.05))
+    ooa_nhs = nhs_number.generate(np.random.default_rng([cfg.seed, 7]), people.n + n_ooa)
+    ooa_nhs = np.setdiff1d(ooa_nhs, people.nhs_number)[:n_ooa]
+    all_nhs = np.concatenate([people.nhs_number, ooa_nhs])
+    hosp = tables.HospitalBuilder(cfg, people, geo, cal, rng, all_nhs)
+    spells, spell_cols = hosp.spells(act, resp)
+    beds, cc_beds, occupancy = _size_sites(spell_cols, geo.site_code.size, cal)
+    hidden = tables.under_recorded(cfg, people, geo, rng)
+    out: dict[str, pa.Table] = {
+        **tables.organisations(geo, beds, cc_beds),
+        "patients": tables.patients(people, geo),
+        "apc_spells": spells,
+        "ae_attendances": hosp.ae(act, spell_cols),
+        "op_appointments": tables.outpatients(act, people, geo, cal, rng, all_nhs),
+        "community_contacts": tables.community(act, cal, rng, all_nhs),
+        "mh_contacts": tables.mental_health(act, cal, rng, all_nhs),
+        "gp_events": tables.gp_events(cfg, people, geo, cal, rng, hidden),
+        "prescriptions": tables.prescriptions(people, cal, resp, rng, hidden),
+        "social_care": tables.social_care(people, geo, cal, rng),
+        "housing": tables.housing(people, geo, cal, rng),
+        "home_monitoring": tables.home_monitoring(resp, people, cal),
+    }
+    defects: list[dict] = []
+    if cfg.defects.malformed_share > 0:
+        bad_rng = np.random.default_rng([cfg.seed, 13])
+        for name in SOURCE_TABLES:
+            out[name], rec = inject(name, out[name], cfg.defects.malformed_share, bad_rng)
+            defects += rec
+
+    truth = _truth_tables(cfg, people, act, resp, cal, hidden, all_nhs, defects)
+    summary = _summary(cfg, people, geo, act, resp, cal, spell_cols, occupancy, beds, cc_beds, index_days)
+
+    say("writing files")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "truth").mkdir(parents=True)
+    for name in SOURCE_TABLES:
+        _write(out[name], out_dir / name, cfg.file_format)
+    for name, table in truth.items():
+        pq.write_table(table, out_dir / "truth" / f"{name}.parquet", compression="zstd")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    (out_dir / MARKER).write_text(json.dumps({"generator": "phm synthetic ICS", "config": cfg.model_dump(mode="json")},
+                                             indent=2, sort_keys=True))
+    return GenerationResult(out_dir, {k: v.num_rows for k, v in out.items()}, summary)
+
+
+def _write(table: pa.Table, stem: Path, fmt: str) -> None:
+    if fmt == "csv":
+        pacsv.write_csv(table, stem.with_suffix(".csv"))
+    else:
+        pq.write_table(table, stem.with_suffix(".parquet"), compression="zstd", row_group_size=1_000_000)
+
+
+def _size_sites(spells: dict[str, np.ndarray], n_sites: int, cal: Calendar) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Midnight bed occupancy per site and day; beds sized so the last year runs ~90% full on average
+    (adult critical care ~80%), which gives winter peaks above 95% as in England."""
+    day0, n_days = int(cal.days[0]), cal.n_days
+    adm = np.clip(spells["admit"] - day0, 0, n_days)
+    dis = np.where(spells["ongoing"], n_days, np.clip(spells["discharge"] - day0, 0, n_days))
+    ga = np.zeros((n_sites, n_days + 1))
+    np.add.at(ga, (spells["site"], adm), 1)
+    np.add.at(ga, (spells["site"], dis), -1)
+    cc_end = np.clip(spells["admit"] - day0 + spells["cc"], 0, n_days)
+    cc = np.zeros((n_sites, n_days + 1))
+    has_cc = spells["cc"] > 0
+    np.add.at(cc, (spells["site"][has_cc], adm[has_cc]), 1)
+    np.add.at(cc, (spells["site"][has_cc], cc_end[has_cc]), -1)
+    ga_occ, cc_occ = ga.cumsum(axis=1)[:, :n_days], cc.cumsum(axis=1)[:, :n_days]
+    last_year = slice(n_days - 365, n_days)
+    beds = np.maximum(5, np.ceil(ga_occ[:, last_year].mean(axis=1) / 0.90)).astype(int)
+    cc_beds = np.maximum(1, np.ceil(cc_occ[:, last_year].mean(axis=1) / 0.80)).astype(int)
+    return beds, cc_beds, {"ga": ga_occ, "cc": cc_occ}
+
+
+def _truth_tables(cfg: GeneratorConfig, people, act, resp, cal: Calendar, hidden: np.ndarray, all_nhs: np.ndarray,
+                  defects: list[dict]) -> dict[str, pa.Table]:
+    nhs, idx_d, p_true = [], [], []
+    for day, (persons, p_gen) in sorted(act.truth_emergency.items()):
+        p = p_gen.copy()
+        r_persons, p_resp = resp.truth_admission.get(day, (np.empty(0, np.int32), np.empty(0)))
+        pos = np.searchsorted(persons, r_persons)
+        ok = (pos < persons.size) & (persons[np.minimum(pos, persons.size - 1)] == r_persons)
+        p[pos[ok]] = 1 - (1 - p[pos[ok]]) * (1 - p_resp[ok])
+        nhs.append(people.nhs_number[persons])
+        idx_d.append(np.full(persons.size, day, dtype=np.int32))
+        p_true.append(p)
+    emergency = pa.table({"nhs_number": np.concatenate(nhs), "index_date": pa.array(np.concatenate(idx_d), pa.date32()),
+                          "p_true": np.concatenate(p_true)})
+    tf = resp.truth_flare
+    flare = pa.table({"nhs_number": people.nhs_number[tf["person"].astype(np.int64)],
+                      "date": pa.array((tf["day"].astype(np.int64) + int(cal.days[0])).astype(np.int32), pa.date32()),
+                      "p_true": tf["p"].astype(np.float32)})
+    persons = pa.table({
+        "nhs_number": people.nhs_number,
+        "true_ethnic_category": people.ethnicity,
+        "latent_health": people.latent,
+        "frailty_deficits": people.frailty.astype(np.int16),
+        "smoker": people.smoker,
+        **{f"onset_{k}": pa.array(people.onset[:, j], pa.date32(), mask=people.onset[:, j] == NEVER)
+           for j, k in enumerate(CONDITION_KEYS)},
+        **{f"uncoded_{k}": hidden[:, j] for j, k in enumerate(CONDITION_KEYS)},
+        "home_monitored": np.isin(np.arange(people.n), resp.monitored_person),
+    })
+    out = {"emergency_admission_12m": emergency, "flare_up_14d": flare, "persons": persons}
+    out["defects"] = pa.Table.from_pylist(defects, schema=pa.schema(
+        [("table", pa.string()), ("row_number", pa.int64()), ("rule", pa.string()), ("column", pa.string())]))
+    return out
+
+
+def _one_year_after(day: int) -> int:
+    d = date(1970, 1, 1) + timedelta(days=day)
+    return to_days(date(d.year + 1, d.month, d.day))
+
+
+def _share(values: np.ndarray, labels: list) -> dict:
+    total = max(values.size, 1)
+    return {str(k): round(float((values == k).sum()) / total, 4) for k in labels}
+
+
+def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_beds, index_days) -> dict:
+    day0 = int(cal.days[0])
+    last_index = index_days[-1]
+    resident = (people.reg_start <= last_index) & (people.exit > last_index) & (people.birth <= last_index)
+    age = people.age_at(last_index)[resident]
+    years = cal.n_days / 365.25
+    person_years = float(np.clip((np.minimum(people.exit, int(cal.days[-1]) + 1)
+                                  - np.maximum(people.reg_start, day0)) / 365.25, 0, None).sum())
+    em = spells["emergency"] & (spells["person"] < people.n)
+    los = (np.where(spells["ongoing"], np.nan, spells["discharge"] - spells["admit"]))[em]
+    outcome = {}
+    for day, (persons, _p) in act.truth_emergency.items():
+        # realised: any emergency admission (general or respiratory) in the 12 months
+        window_end = _one_year_after(day)
+        sel = (spells["admit"] >= day) & (spells["admit"] < window_end) & em
+        had = np.isin(persons, spells["person"][sel])
+        outcome[day] = had
+    em_truth = {}
+    for day, (persons, p_gen) in sorted(act.truth_emergency.items()):
+        had = outcome[day]
+        r_persons, p_resp = resp.truth_admission.get(day, (np.empty(0, np.int32), np.empty(0)))
+        p = p_gen.copy()
+        pos = np.searchsorted(persons, r_persons)
+        ok = (pos < persons.size) & (persons[np.minimum(pos, persons.size - 1)] == r_persons)
+        p[pos[ok]] = 1 - (1 - p[pos[ok]]) * (1 - p_resp[ok])
+        # people who move away are censored: compare only those followed for 12 months or to death
+        followed = people.exit_move[persons] >= _one_year_after(day)
+        em_truth[str(np.datetime64(day, "D"))] = {
+            "persons": int(persons.size),
+            "observed_rate": round(float(had[followed].mean()), 4),
+            "mean_true_probability": round(float(p[followed].mean()), 4),
+            "oracle_auroc": round(auroc(had[followed], p[followed]), 4),
+        }
+    tf = resp.truth_flare
+    flare = {}
+    if tf["p"].size:
+        key = resp.exac_person.astype(np.int64) * 100_000 + resp.exac_day
+        # realised flare within (d, d+14]
+        hits = np.zeros(tf["p"].size, dtype=bool)
+        for lag in range(1, 15):
+            hits |= np.isin(tf["person"].astype(np.int64) * 100_000 + tf["day"] + lag, key)
+        flare = {"person_days": int(tf["p"].size), "observed_rate_14d": round(float(hits.mean()), 4),
+                 "mean_true_probability": round(float(tf["p"].mean()), 4),
+                 "oracle_auroc": round(auroc(hits, tf["p"]), 4)}
+    copd = people.onset[:, CONDITION_KEYS.index("copd")] < NEVER
+    copd_years = float(np.clip((np.minimum(people.exit, int(cal.days[-1])) - np.maximum(
+        np.maximum(people.onset[:, CONDITION_KEYS.index("copd")], people.reg_start), day0)) / 365.25, 0, None)[copd].sum())
+    copd_exac = int(np.isin(resp.exac_person, np.flatnonzero(copd)).sum()) if copd.any() else 0
+    sites = []
+    winter = np.isin((cal.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12) + 1, [12, 1, 2])
+    last_year = np.arange(cal.n_days) >= cal.n_days - 365
+    for s in range(geo.site_code.size):
+        ga, cc = occ["ga"][s], occ["cc"][s]
+        sites.append({
+            "site_code": str(geo.site_code[s]), "ga_beds": int(beds[s]), "critical_care_beds": int(cc_beds[s]),
+            "ga_occupancy_mean": round(float(ga[last_year].mean() / beds[s]), 3),
+            "ga_occupancy_winter": round(float(ga[last_year & winter].mean() / beds[s]), 3),
+            "ga_occupancy_peak": round(float(ga[last_year].max() / beds[s]), 3),
+            "cc_occupancy_mean": round(float(cc[last_year].mean() / cc_beds[s]), 3),
+        })
+    recorded_known = np.isin(people.ethnicity_recorded[resident], ["Z", "99"], invert=True)
+    broad = np.vectorize(BROAD_ETHNIC_GROUP.get, otypes=["U7"])(people.ethnicity_recorded[resident])
+    return {
+        "persons": int(people.n),
+        "registered_at_last_index_date": int(resident.sum()),
+        "history": {"start": str(cfg.start), "end": str(cfg.end), "years": round(years, 2)},
+        "age_bands": {
+            "0-15": round(float((age < 16).mean()), 4), "16-64": round(float(((age >= 16) & (age < 65)).mean()), 4),
+            "65+": round(float((age >= 65).mean()), 4), "85+": round(float((age >= 85).mean()), 4),
+        },
+        "sex_female": round(float((people.sex[resident] == "F").mean()), 4),
+        "ethnicity_recorded_known": round(float(recorded_known.mean()), 4),
+        "ethnicity_broad_among_known": _share(broad[recorded_known], ["White", "Asian", "Black", "Mixed", "Other"]),
+        "imd_decile_shares": _share(geo.imd_decile[people.lsoa[resident]], list(range(1, 11))),
+        "deaths_per_1000_person_years": round(float((people.death < NEVER).sum() / person_years * 1000), 2),
+        "emergency_admissions_per_1000_person_years": round(float(em.sum() / person_years * 1000), 1),
+        "elective_admissions_per_1000_person_years": round(float((~spells["emergency"]).sum() / person_years * 1000), 1),
+        "emergency_los_mean_days": round(float(np.nanmean(los)), 2),
+        "emergency_los_median_days": float(np.nanmedian(los)),
+        "emergency_zero_day_share": round(float(np.nanmean(los == 0)), 3),
+        "emergency_admission_12m": em_truth,
+        "copd_exacerbations_per_patient_year": round(copd_exac / max(copd_years, 1e-9), 3),
+        "flare_up_14d": flare,
+        "condition_prevalence": {k: round(float((people.onset[resident, j] <= last_index).mean()), 4)
+                                 for j, k in enumerate(CONDITION_KEYS)},
+        "sites": sites,
+        "home_monitored_patients": int(resp.monitored_person.size),
+    }

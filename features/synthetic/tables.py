@@ -1,0 +1,437 @@
+"""Turn the simulated people and events into the source extracts of DESIGN.md section 3.
+
+Each builder returns a `pyarrow.Table` keyed by NHS number, as an ICS would receive it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from features.codes import (
+    AE_DIAGNOSES,
+    BNF_BY_CONDITION,
+    BNF_COMMON,
+    CONDITION_ADMISSION_ICD10,
+    CONDITIONS,
+    COMMUNITY_SERVICES,
+    ELECTIVE_DIAGNOSES,
+    EMERGENCY_DIAGNOSES_GENERAL,
+    EXACERBATION_ICD10,
+    FRAILTY_DEFICITS,
+    HOUSING_FLAGS,
+    MH_SERVICES,
+    SMOKER_CODE,
+    TREATMENT_FUNCTIONS,
+)
+from features.synthetic.activity import Activity
+from features.synthetic.calendar import Calendar
+from features.synthetic.config import GeneratorConfig
+from features.synthetic.population import IMD_DOMAINS, NEVER, Geography, People, deprivation
+from features.synthetic.respiratory import Respiratory
+
+DATE = pa.date32()
+TS = pa.timestamp("s")
+
+
+def _dates(days: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    return pa.array(days.astype(np.int32), type=DATE, mask=null)
+
+
+def _ids(prefix: str, n: int) -> np.ndarray:
+    return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype("U12"), 9))
+
+
+def organisations(geo: Geography, beds: np.ndarray, cc_beds: np.ndarray) -> dict[str, pa.Table]:
+    practices = pa.table({
+        "practice_code": geo.practice_code,
+        "pcn_code": geo.practice_pcn,
+        "place": geo.practice_place,
+        "icb_code": np.full(geo.practice_code.size, geo.icb_code),
+    })
+    imd = pa.table({"lsoa11": geo.lsoa_code, "imd_decile": geo.imd_decile.astype(np.int16),
+                    **{f"{d}_decile": geo.imd_domains[d].astype(np.int16) for d in IMD_DOMAINS}})
+    sites = pa.table({"site_code": geo.site_code, "site_name": geo.site_name,
+                      "ga_beds": beds.astype(np.int32), "critical_care_beds": cc_beds.astype(np.int32)})
+    return {"practices": practices, "imd": imd, "sites": sites}
+
+
+def patients(people: People, geo: Geography) -> pa.Table:
+    birth = people.birth.astype("datetime64[D]")
+    year = birth.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    moved = people.exit_move < NEVER
+    died = people.death < NEVER
+    return pa.table({
+        "nhs_number": people.nhs_number,
+        "year_of_birth": year.astype(np.int32),
+        "month_of_birth": month.astype(np.int32),
+        "sex": people.sex,
+        "ethnic_category": people.ethnicity_recorded,
+        "lsoa11": geo.lsoa_code[people.lsoa],
+        "practice_code": geo.practice_code[people.practice],
+        "registration_start": _dates(people.reg_start),
+        "registration_end": _dates(people.exit, null=~(moved | died)),
+        "date_of_death": _dates(people.death, null=~died),
+    })
+
+
+class HospitalBuilder:
+    """Spells and A&E attendances from the simulated admissions, plus non-residents' activity."""
+
+    def __init__(self, cfg: GeneratorConfig, people: People, geo: Geography, cal: Calendar,
+                 rng: np.random.Generator, all_nhs: np.ndarray):
+        self.cfg, self.people, self.geo, self.cal, self.rng = cfg, people, geo, cal, rng
+        self.all_nhs = all_nhs  # residents first, then non-residents (unlinked in the warehouse)
+        self.n_ooa = all_nhs.size - people.n
+        self.day0 = int(cal.days[0])
+        self.end = int(cal.days[-1])
+
+    def _site(self, person: np.ndarray) -> np.ndarray:
+        n_sites = self.geo.site_code.size
+        home = np.where(person < self.people.n, self.geo.practice_site[self.people.practice[np.minimum(
+            person, self.people.n - 1)]], self.rng.integers(0, n_sites, person.size))
+        other = self.rng.integers(0, n_sites, person.size)
+        return np.where(self.rng.random(person.size) < 0.85, home, other)
+
+    def _age(self, person: np.ndarray, day_idx: np.ndarray) -> np.ndarray:
+        birth = np.where(person < self.people.n, self.people.birth[np.minimum(person, self.people.n - 1)],
+                         self.day0 - 40 * 365)
+        return (day_idx + self.day0 - birth) / 365.25
+
+    def spells(self, act: Activity, resp: Respiratory) -> tuple[pa.Table, dict[str, np.ndarray]]:
+        rng, p = self.rng, self.people
+        ooa_em = rng.integers(0, self.n_ooa, int(act.emergency_person.size * self.cfg.out_of_area_share)) + p.n
+        ooa_day = rng.integers(0, self.cal.n_days, ooa_em.size).astype(np.int32)
+        resp_sev = resp.exac_severe
+        person = np.concatenate([act.emergency_person, resp.exac_person[resp_sev], ooa_em, act.elective_person])
+        day = np.concatenate([act.emergency_day, resp.exac_day[resp_sev], ooa_day, act.elective_day])
+        n_em = act.emergency_person.size + int(resp_sev.sum()) + ooa_em.size
+        emergency = np.arange(person.size) < n_em
+        n = person.size
+        age = self._age(person, day)
+        # admission method
+        em_methods = np.array(["21", "22", "23", "24", "25", "2A", "2B", "2D"])
+        em_p = np.array([0.70, 0.12, 0.01, 0.04, 0.01, 0.04, 0.03, 0.05])
+        el_methods = np.array(["11", "12", "13"])
+        method = np.where(emergency, rng.choice(em_methods, n, p=em_p), rng.choice(el_methods, n, p=[0.6, 0.3, 0.1]))
+        # primary diagnosis: exacerbations, a known condition (35%), or a general emergency reason
+        diag = np.where(emergency, rng.choice(np.array(EMERGENCY_DIAGNOSES_GENERAL), n),
+                        rng.choice(np.array(ELECTIVE_DIAGNOSES), n))
+        resident = person < p.n
+        safe = np.minimum(person, p.n - 1)
+        for key, code in CONDITION_ADMISSION_ICD10.items():
+            j = [c.key for c in CONDITIONS].index(key)
+            has = resident & emergency & (p.onset[safe, j] <= day + self.day0) & (rng.random(n) < 0.12)
+            diag = np.where(has, code, diag)
+        lo, hi = act.emergency_person.size, act.emergency_person.size + int(resp_sev.sum())
+        diag[lo:hi] = np.vectorize(EXACERBATION_ICD10.get)(resp.exac_condition[resp_sev])
+        # length of stay: emergency stays lengthen with age and frailty; most electives are day cases
+        frail = np.where(resident, p.frailty[safe], 0)
+        mu = -0.1 + 0.024 * np.maximum(age - 30, 0) + 0.1 * np.log1p(frail)
+        los_em = np.floor(np.exp(rng.normal(mu, 1.0))).clip(0, 150)
+        los_el = np.where(rng.random(n) < 0.65, 0, rng.geometric(0.35, n))
+        los = np.where(emergency, los_em, los_el).astype(np.int64)
+        cc_p = np.where(emergency, 0.03 * np.where((age > 45) & (age < 85), 1.5, 1.0), 0.006)
+        cc = np.where(rng.random(n) < cc_p, rng.geometric(0.33, n), 0)
+        los = np.maximum(los, np.where(cc > 0, cc + 1, 0))
+        admit = day.astype(np.int64) + self.day0
+        discharge = admit + los
+        died_in = resident & (p.death[safe] >= admit) & (p.death[safe] < discharge)
+        discharge = np.where(died_in, p.death[safe], discharge)
+        ongoing = discharge > self.end
+        site = self._site(person)
+        order = np.lexsort((person, admit))
+        cols = {
+            "person": person[order], "admit": admit[order], "discharge": discharge[order],
+            "ongoing": ongoing[order], "cc": cc[order], "site": site[order], "method": method[order],
+            "emergency": emergency[order],
+        }
+        table = pa.table({
+            "spell_id": _ids("SP", n),
+            "nhs_number": self._nhs(cols["person"]),
+            "admission_date": _dates(cols["admit"]),
+            "discharge_date": _dates(cols["discharge"], null=cols["ongoing"]),
+            "admission_method": cols["method"],
+            "primary_diagnosis": diag[order],
+            "site_code": self.geo.site_code[cols["site"]],
+            "critical_care_days": cols["cc"].astype(np.int32),
+            "discharge_method": np.where(died_in[order], "4", "1"),
+        })
+        return table, cols
+
+    def _nhs(self, person: np.ndarray) -> np.ndarray:
+        return self.all_nhs[person]
+
+    def ae(self, act: Activity, spells: dict[str, np.ndarray]) -> pa.Table:
+        rng = self.rng
+        via_ae = spells["emergency"] & (spells["method"] == "21")
+        ooa = rng.integers(0, self.n_ooa, int(act.ae_person.size * self.cfg.out_of_area_share * 3)) + self.people.n
+        person = np.concatenate([spells["person"][via_ae], act.ae_person, ooa])
+        day = np.concatenate([spells["admit"][via_ae] - self.day0, act.ae_day,
+                              rng.integers(0, self.cal.n_days, ooa.size)]).astype(np.int64)
+        admitted = np.arange(person.size) < via_ae.sum()
+        n = person.size
+        site = np.where(admitted, 0, self._site(person))
+        site[admitted] = spells["site"][via_ae]
+        hour = rng.choice(24, n, p=_arrival_hours())
+        arrival = (day + self.day0) * 86400 + hour * 3600 + rng.integers(0, 3600, n)
+        # ambulance handovers and admissions take longer; a minority breach four hours
+        stay = (np.exp(rng.normal(np.where(admitted, 5.6, 5.0), 0.55, n)) * 60).astype(np.int64)
+        acuity = np.where(admitted, rng.choice([1, 2, 3], n, p=[0.08, 0.42, 0.50]),
+                          rng.choice([1, 2, 3, 4, 5], n, p=[0.005, 0.06, 0.40, 0.45, 0.085]))
+        codes = np.array(list(AE_DIAGNOSES))
+        destination = np.where(admitted, "ADMITTED", rng.choice(
+            np.array(["HOME", "GP", "REFERRED", "TRANSFERRED", "LEFT"]), n, p=[0.55, 0.25, 0.12, 0.02, 0.06]))
+        order = np.lexsort((person, arrival))
+        return pa.table({
+            "attendance_id": _ids("AE", n),
+            "nhs_number": self._nhs(person[order]),
+            "arrival_time": pa.array(arrival[order], type=TS),
+            "departure_time": pa.array((arrival + stay)[order], type=TS),
+            "site_code": self.geo.site_code[site[order]],
+            "acuity": acuity[order].astype(np.int16),
+            "diagnosis_snomed": rng.choice(codes, n)[order],
+            "discharge_destination": destination[order],
+        })
+
+
+def _arrival_hours() -> np.ndarray:
+    h = np.array([2, 1.5, 1.2, 1, 1, 1.2, 2, 3.5, 5.5, 7, 7.5, 7.5, 7, 6.8, 6.5, 6.3, 6.2, 6, 5.6, 5, 4.5, 4,
+                  3.2, 2.5])
+    return h / h.sum()
+
+
+def outpatients(act: Activity, people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
+                nhs: np.ndarray) -> pa.Table:
+    person, day = act.op_person, act.op_day.astype(np.int64) + int(cal.days[0])
+    n = person.size
+    dep = deprivation(geo.imd_decile[people.lsoa[person]])
+    age = (day - people.birth[person]) / 365.25
+    dna_p = np.clip(0.045 + 0.05 * dep + 0.03 * ((age > 16) & (age < 30)) + 0.015 * people.latent[person], 0.01, 0.3)
+    u = rng.random(n)
+    status = np.where(u < dna_p, "DNA", np.where(u < dna_p + 0.05, "CANCELLED", "ATTENDED"))
+    specialty = rng.choice(np.array(list(TREATMENT_FUNCTIONS)), n)
+    specialty = np.where(age < 16, "420", specialty)
+    order = np.lexsort((person, day))
+    return pa.table({
+        "appointment_id": _ids("OP", n),
+        "nhs_number": nhs[person[order]],
+        "appointment_date": _dates(day[order]),
+        "specialty": specialty[order],
+        "attendance_status": status[order],
+    })
+
+
+def contacts(person: np.ndarray, day_idx: np.ndarray, services: list[str], prefix: str, cal: Calendar,
+             rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
+    day = day_idx.astype(np.int64) + int(cal.days[0])
+    order = np.lexsort((person, day))
+    return pa.table({
+        "contact_id": _ids(prefix, person.size),
+        "nhs_number": nhs[person[order]],
+        "contact_date": _dates(day[order]),
+        "service": rng.choice(np.array(services), person.size)[order],
+    })
+
+
+def community(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
+    return contacts(act.community_person, act.community_day, COMMUNITY_SERVICES, "CC", cal, rng, nhs)
+
+
+def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
+    return contacts(act.mh_person, act.mh_day, MH_SERVICES, "MH", cal, rng, nhs)
+
+
+def under_recorded(cfg: GeneratorConfig, people: People, geo: Geography, rng: np.random.Generator) -> np.ndarray:
+    """(persons x conditions) mask of diagnoses that the GP record never codes (injected problem)."""
+    from features.codes import BROAD_ETHNIC_GROUP
+
+    mask = np.zeros(people.onset.shape, dtype=bool)
+    d = cfg.defects
+    if d.under_record_group is None or d.under_record_share <= 0:
+        return mask
+    if d.under_record_group == "core20":
+        group = geo.imd_decile[people.lsoa] <= 2
+    else:
+        group = np.vectorize(BROAD_ETHNIC_GROUP.get)(people.ethnicity) == d.under_record_group
+    return group[:, None] & (rng.random(people.onset.shape) < d.under_record_share)
+
+
+def gp_events(cfg: GeneratorConfig, people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
+              hidden: np.ndarray) -> pa.Table:
+    start, end = int(cal.days[0]), int(cal.days[-1])
+    exit_ = np.minimum(people.exit, end)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    # long-term condition diagnoses at onset (the record keeps historic diagnoses)
+    pi, ci = np.nonzero((people.onset <= exit_[:, None]) & ~hidden)
+    codes = np.array([c.snomed for c in CONDITIONS])
+    parts.append((pi, people.onset[pi, ci], codes[ci], np.full(pi.size, np.nan)))
+    # frailty deficits, recorded at some point while registered in later life
+    n_def = np.minimum(people.frailty, len(FRAILTY_DEFICITS)).astype(np.int64)
+    fp = np.repeat(np.arange(people.n), n_def)
+    def_codes = np.array(list(FRAILTY_DEFICITS))
+    slot = (rng.random(fp.size) * len(def_codes)).astype(np.int64)
+    lo = np.maximum(np.maximum(people.reg_start[fp], people.birth[fp] + 50 * 365), start - 3 * 365)
+    hi = np.maximum(exit_[fp], lo + 1)
+    fd = (lo + rng.random(fp.size) * (hi - lo)).astype(np.int64)
+    keep = fd <= exit_[fp]
+    parts.append((fp[keep], fd[keep], def_codes[slot[keep]], np.full(keep.sum(), np.nan)))
+    # routine observations: blood pressure (more often with hypertension/diabetes) and BMI
+    adult_years = np.clip((exit_ - np.maximum(np.maximum(people.reg_start, start), people.birth + 18 * 365)) / 365.25, 0, None)
+    htn = (people.onset[:, 0] <= end) | (people.onset[:, 1] <= end)
+    n_bp = rng.poisson(adult_years * np.where(htn, 1.2, 0.35))
+    bp_p = np.repeat(np.arange(people.n), n_bp)
+    lo = np.maximum(np.maximum(people.reg_start[bp_p], start), people.birth[bp_p] + 18 * 365)
+    bp_d = (lo + rng.random(bp_p.size) * np.maximum(exit_[bp_p] - lo, 1)).astype(np.int64)
+    age = (bp_d - people.birth[bp_p]) / 365.25
+    sbp = np.rint(110 + 0.45 * age + 12 * htn[bp_p] + rng.normal(0, 13, bp_p.size))
+    parts.append((bp_p, bp_d, np.full(bp_p.size, "271649006"), sbp))
+    n_bmi = rng.poisson(adult_years * 0.25)
+    bm_p = np.repeat(np.arange(people.n), n_bmi)
+    lo = np.maximum(np.maximum(people.reg_start[bm_p], start), people.birth[bm_p] + 18 * 365)
+    bm_d = (lo + rng.random(bm_p.size) * np.maximum(exit_[bm_p] - lo, 1)).astype(np.int64)
+    bmi = np.round(rng.lognormal(np.log(27.5), 0.17, bm_p.size), 1)
+    parts.append((bm_p, bm_d, np.full(bm_p.size, "60621009"), bmi))
+    # smoking status
+    sm = np.flatnonzero(people.smoker & (adult_years > 0))
+    sm_lo = np.maximum(np.maximum(people.reg_start[sm], start), people.birth[sm] + 16 * 365)
+    sm_d = (sm_lo + rng.random(sm.size) * np.maximum(exit_[sm] - sm_lo, 1)).astype(np.int64)
+    parts.append((sm, sm_d, np.full(sm.size, SMOKER_CODE), np.full(sm.size, np.nan)))
+
+    person = np.concatenate([p[0] for p in parts])
+    day = np.concatenate([p[1] for p in parts]).astype(np.int64)
+    code = np.concatenate([p[2] for p in parts])
+    value = np.concatenate([p[3] for p in parts])
+    order = np.lexsort((code, person, day))
+    return pa.table({
+        "event_id": _ids("GP", person.size),
+        "nhs_number": people.nhs_number[person[order]],
+        "event_date": _dates(day[order]),
+        "code_system": np.full(person.size, "SNOMED"),
+        "code": code[order],
+        "value": pa.array(value[order], mask=np.isnan(value[order])),
+    })
+
+
+def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.random.Generator,
+                  hidden: np.ndarray) -> pa.Table:
+    start, end = int(cal.days[0]), int(cal.days[-1])
+    exit_ = np.minimum(people.exit, end)
+    persons, days, bnf = [], [], []
+    cond_keys = [c.key for c in CONDITIONS]
+    interval = 120  # repeat issues every ~4 months keep the volume modest
+    for j, key in enumerate(cond_keys):
+        # an uncoded diagnosis is still treated half of the time
+        treated = (people.onset[:, j] <= exit_) & (~hidden[:, j] | (rng.random(people.n) < 0.5))
+        for drug in BNF_BY_CONDITION[key][:2]:
+            take = treated & (rng.random(people.n) < 0.8)
+            first = np.maximum(np.maximum(people.onset[:, j], people.reg_start), start) + rng.integers(0, interval, people.n)
+            n_issue = np.where(take, np.maximum((exit_ - first) // interval + 1, 0), 0)
+            p = np.repeat(np.arange(people.n), n_issue)
+            k = np.arange(p.size) - np.repeat(np.cumsum(n_issue) - n_issue, n_issue)
+            persons.append(p)
+            days.append(first[p] + k * interval)
+            bnf.append(np.full(p.size, drug))
+    # common medicines in later life
+    age_end = (exit_ - people.birth) / 365.25
+    for drug in BNF_COMMON:
+        take = rng.random(people.n) < np.clip(0.004 * (age_end - 30), 0, 0.35)
+        first = np.maximum(people.reg_start, start) + rng.integers(0, 365, people.n)
+        n_issue = np.where(take, np.maximum((exit_ - first) // interval + 1, 0), 0)
+        p = np.repeat(np.arange(people.n), n_issue)
+        k = np.arange(p.size) - np.repeat(np.cumsum(n_issue) - n_issue, n_issue)
+        persons.append(p)
+        days.append(first[p] + k * interval)
+        bnf.append(np.full(p.size, drug))
+    # rescue courses for moderate exacerbations: prednisolone with an antibiotic
+    mod = ~resp.exac_severe
+    rp = np.repeat(resp.exac_person[mod], 2)
+    rd = np.repeat(resp.exac_day[mod].astype(np.int64) + start, 2)
+    persons.append(rp)
+    days.append(rd)
+    bnf.append(np.tile(np.array(["0603020T0", "0501013B0"]), int(mod.sum())))
+    person = np.concatenate(persons)
+    day = np.concatenate(days).astype(np.int64)
+    code = np.concatenate(bnf)
+    ok = day <= exit_[person]
+    person, day, code = person[ok], day[ok], code[ok]
+    order = np.lexsort((code, person, day))
+    return pa.table({
+        "prescription_id": _ids("RX", person.size),
+        "nhs_number": people.nhs_number[person[order]],
+        "issue_date": _dates(day[order]),
+        "bnf_code": code[order],
+    })
+
+
+def social_care(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator) -> pa.Table:
+    start, end = int(cal.days[0]), int(cal.days[-1])
+    age = people.age_at(end)
+    dep = deprivation(geo.imd_decile[people.lsoa])
+    p = np.clip(0.002 + 0.06 * (people.frailty >= 2) * (age >= 65) + 0.08 * (people.frailty >= 4)
+                + 0.03 * (age >= 85) + 0.01 * dep, 0, 0.6)
+    who = np.flatnonzero(rng.random(people.n) < p)
+    lo = np.maximum(people.reg_start[who], start - 365)
+    hi = np.maximum(np.minimum(people.exit[who], end), lo + 1)
+    s = (lo + rng.random(who.size) * (hi - lo)).astype(np.int64)
+    dur = rng.exponential(300, who.size).astype(np.int64) + 14
+    e = s + dur
+    ongoing = e > np.minimum(people.exit[who], end)
+    e = np.where(ongoing & (people.exit[who] <= end), people.exit[who], e)
+    open_ = e > end
+    service = rng.choice(np.array(["home_care", "residential_care", "nursing_care", "reablement",
+                                   "direct_payment", "day_care"]), who.size, p=[0.45, 0.15, 0.1, 0.15, 0.1, 0.05])
+    order = np.lexsort((who, s))
+    return pa.table({
+        "package_id": _ids("SC", who.size),
+        "nhs_number": people.nhs_number[who[order]],
+        "service_type": service[order],
+        "start_date": _dates(s[order]),
+        "end_date": _dates(e[order], null=open_[order]),
+    })
+
+
+def housing(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator) -> pa.Table:
+    start, end = int(cal.days[0]), int(cal.days[-1])
+    dep = deprivation(geo.imd_decile[people.lsoa])
+    rates = {"temporary_accommodation": 0.002 + 0.01 * dep, "overcrowding": 0.01 + 0.05 * dep,
+             "homeless": 0.0005 + 0.003 * dep, "poor_condition": 0.005 + 0.03 * dep}
+    ps, fl = [], []
+    for flag in HOUSING_FLAGS:
+        who = np.flatnonzero(rng.random(people.n) < rates[flag])
+        ps.append(who)
+        fl.append(np.full(who.size, flag))
+    person = np.concatenate(ps)
+    flag = np.concatenate(fl)
+    lo = np.maximum(people.reg_start[person], start)
+    hi = np.maximum(np.minimum(people.exit[person], end), lo + 1)
+    day = (lo + rng.random(person.size) * (hi - lo)).astype(np.int64)
+    order = np.lexsort((flag, person, day))
+    return pa.table({
+        "nhs_number": people.nhs_number[person[order]],
+        "flag": flag[order],
+        "recorded_date": _dates(day[order]),
+    })
+
+
+def home_monitoring(resp: Respiratory, people: People, cal: Calendar) -> pa.Table:
+    r = resp.readings
+    day = r["day"].astype(np.int64) + int(cal.days[0])
+    person = r["person"].astype(np.int64)
+    order = np.lexsort((person, day))
+
+    def col(x: np.ndarray, dtype: type) -> pa.Array:
+        x = x[order]
+        return pa.array(np.nan_to_num(x).astype(dtype), mask=np.isnan(x))
+
+    return pa.table({
+        "nhs_number": people.nhs_number[person[order]],
+        "reading_date": _dates(day[order]),
+        "spo2": col(r["spo2"], np.int16),
+        "fev1_pct_predicted": col(r["fev1"], np.float64),
+        "peak_flow_pct_predicted": col(r["pef"], np.float64),
+        "heart_rate": col(r["hr"], np.int16),
+        "symptom_score": col(r["sym"], np.int16),
+        "steps": col(r["steps"], np.int32),
+    })

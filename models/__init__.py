@@ -1,0 +1,1 @@
+"""Estimators: risk classifiers and demand forecasters (built in later issues)."""

@@ -1,0 +1,110 @@
+"""Typed settings: one optional TOML file plus `PHM_` environment variables.
+
+Every piece of state lives under one folder, `PHM_HOME` (default `~/.phm`), so a new user never
+creates folders by hand. Precedence, highest first: explicit arguments, environment variables,
+the TOML file (`PHM_CONFIG`, else `$PHM_HOME/phm.toml`), defaults.
+
+This module is the foundation layer: it imports nothing else from the project.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+#: Key used only for the embedded synthetic data. Never used for real extracts.
+DEMO_PSEUDONYM_KEY = "phm-demo-key-for-synthetic-data-only"
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("PHM_HOME") or Path.home() / ".phm").expanduser()
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("PHM_CONFIG")
+    return Path(explicit).expanduser() if explicit else _default_home() / "phm.toml"
+
+
+class Settings(BaseSettings):
+    """Resolved configuration of a PHM installation."""
+
+    model_config = SettingsConfigDict(env_prefix="PHM_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=_default_home, description="Folder holding all state.")
+    pseudonym_key: SecretStr | None = Field(
+        default=None, description="Secret for HMAC-SHA256 pseudonymisation of NHS numbers."
+    )
+    demo: bool = Field(default=False, description="Allow the published demo key (synthetic data only).")
+    log_level: str = Field(default="INFO")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    # ---- derived locations (created on first use) -------------------------------------------
+    def _dir(self, *parts: str) -> Path:
+        path = self.home.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @cached_property
+    def data_dir(self) -> Path:
+        """Where `phm data generate` writes extracts by default."""
+        return self._dir("data")
+
+    @cached_property
+    def synthetic_dir(self) -> Path:
+        return self._dir("data", "synthetic")
+
+    @cached_property
+    def warehouse_path(self) -> Path:
+        return self._dir("warehouse") / "phm.duckdb"
+
+    @cached_property
+    def reports_dir(self) -> Path:
+        return self._dir("reports")
+
+    @cached_property
+    def logs_dir(self) -> Path:
+        return self._dir("logs")
+
+    @cached_property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self._dir('mlflow') / 'mlflow.db'}"
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for display, with the secret masked."""
+        return {
+            "home": str(self.home),
+            "config_file": str(_config_file()),
+            "warehouse": str(self.warehouse_path),
+            "reports": str(self.reports_dir),
+            "logs": str(self.logs_dir),
+            "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "pseudonym_key": "set" if self.pseudonym_key else "not set",
+            "demo": self.demo,
+            "log_level": self.log_level,
+        }
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read settings afresh (environment may have changed, e.g. in tests)."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""BentoML service, auth, daily scoring and web pages (built in later issues)."""

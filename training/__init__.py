@@ -1,0 +1,1 @@
+"""Training jobs tracked in MLflow (built in later issues)."""
