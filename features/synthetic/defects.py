@@ -102,8 +102,7 @@ def inject(name: str, table: pa.Table, share: float, rng: np.random.Generator) -
     rows = rng.choice(n, size=min(k, n), replace=False)
     kinds = rows % len(specs)
     cols = {c: table.column(c).combine_chunks() for c in table.column_names}
-    as_text = {spec[1] for spec in specs if spec[0] in ("wrong_type", "out_of_range")}
-    as_text |= {spec[1] for spec in specs if spec[0] == "future_date"}
+    as_text = {column for _rule, column, bad in specs if bad is not None}
     for c in as_text:
         cols[c] = pc.cast(cols[c], pa.string())
     values = {c: cols[c].to_pylist() for c in {s[1] for s in specs} | set(START_OF.values()) if c in cols}

@@ -184,7 +184,7 @@ def build_people(cfg: GeneratorConfig, geo: Geography, cal: Calendar, rng: np.ra
     # moving away: ~2% a year, more at ages 18-35
     age_start = (start - birth) / 365.25
     move_rate = np.where((age_start > 16) & (age_start < 36), 0.035, 0.015)
-    exit_move = (reg_start + rng.exponential(365.25 / move_rate)).astype(np.int64)
+    exit_move = (np.maximum(reg_start, start) + rng.exponential(365.25 / move_rate)).astype(np.int64)
     exit_move = np.where(exit_move > end, NEVER, exit_move).astype(np.int32)
     smoker = rng.random(n) < np.where(age_start >= 16, 0.09 + 0.12 * dep, 0.0)
     latent = rng.normal(0.0, 1.0, n)

@@ -371,7 +371,7 @@ def social_care(people: People, geo: Geography, cal: Calendar, rng: np.random.Ge
     dep = deprivation(geo.imd_decile[people.lsoa])
     p = np.clip(0.002 + 0.06 * (people.frailty >= 2) * (age >= 65) + 0.08 * (people.frailty >= 4)
                 + 0.03 * (age >= 85) + 0.01 * dep, 0, 0.6)
-    who = np.flatnonzero(rng.random(people.n) < p)
+    who = np.flatnonzero((rng.random(people.n) < p) & (people.exit > start))
     lo = np.maximum(people.reg_start[who], start - 365)
     hi = np.maximum(np.minimum(people.exit[who], end), lo + 1)
     s = (lo + rng.random(who.size) * (hi - lo)).astype(np.int64)

@@ -1,0 +1,385 @@
+"""Load source extracts into the linked, pseudonymised DuckDB warehouse.
+
+For each table (reference tables first, then `patients`, then person-level sources) the loader
+reads the file (Parquet natively; CSV as text), maps accepted column aliases to contract names,
+checks every row against the contract in one SQL pass, replaces NHS numbers by keyed pseudonyms,
+links rows to `patients`, and writes loaded rows to the table and every other row to
+`quarantine` with the rule it broke, its source file and row number. Nothing is dropped
+silently: read = loaded + quarantined for every table.
+
+The warehouse is written to a temporary file and moved into place atomically, so a failed load
+leaves the previous warehouse intact and loading the same extract twice gives the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from features.sources.contracts import CONTRACTS, RULES, Column, TableContract
+from features.sources.pseudonymise import Pseudonymiser, resolve_key
+from phm.settings import Settings
+
+log = logging.getLogger("phm.load")
+
+SYNTHETIC_MARKER = "_synthetic.json"
+TRUTH_TABLES = {"emergency_admission_12m", "flare_up_14d", "persons", "defects"}
+
+
+class ContractError(ValueError):
+    """An extract cannot be loaded at all (missing file or column); names the file and column."""
+
+
+@dataclass
+class TableReport:
+    table: str
+    file: str | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_unlinked: int = 0
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    linkage_rate: float | None = None
+    missing_optional_columns: list[str] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    date_range: tuple[str, str] | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class LoadReport:
+    source: str
+    warehouse: str
+    as_of: str
+    synthetic: bool
+    demo_key: bool
+    tables: dict[str, TableReport]
+    ethnicity_known_share: float
+    imd_linked_share: float
+    truth_tables: list[str]
+
+    def to_json(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "tables"}
+        out["tables"] = {k: v.__dict__ for k, v in self.tables.items()}
+        return out
+
+
+Progress = Callable[[str], None]
+
+
+def find_extract(src: Path, name: str) -> Path | None:
+    for suffix in (".parquet", ".csv", ".csv.gz"):
+        path = src / f"{name}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP"}
+
+
+class Loader:
+    """One load of one source folder into a new warehouse file."""
+
+    def __init__(self, settings: Settings, src: Path, as_of: date | None = None, progress: Progress | None = None):
+        self.settings = settings
+        self.src = src
+        self.as_of = as_of or date.today()
+        self.say = progress or (lambda _m: None)
+        self.synthetic = (src / SYNTHETIC_MARKER).exists()
+        key, self.demo_key = resolve_key(settings, self.synthetic)
+        self.pseudo = Pseudonymiser(key)
+
+    # ---- public ----------------------------------------------------------------------------
+    def run(self, warehouse: Path) -> LoadReport:
+        if not self.src.is_dir():
+            raise ContractError(f"{self.src}: not a folder of extracts")
+        for contract in CONTRACTS:
+            if contract.required_table and find_extract(self.src, contract.name) is None:
+                raise ContractError(f"{self.src}: missing required extract '{contract.name}' (.parquet or .csv)")
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        tmp = warehouse.with_name(f".{warehouse.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            con = duckdb.connect(str(tmp))
+            try:
+                report = self._load_all(con, warehouse)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            os.replace(tmp, warehouse)
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(str(tmp) + ".wal").unlink(missing_ok=True)
+        return report
+
+    # ---- internals --------------------------------------------------------------------------
+    def _load_all(self, con: duckdb.DuckDBPyConnection, warehouse: Path) -> LoadReport:
+        con.execute("SET preserve_insertion_order = true")
+        con.execute("""CREATE TABLE quarantine (source_table VARCHAR, source_file VARCHAR, source_row BIGINT,
+                       rule VARCHAR, column_name VARCHAR, person_id BIGINT, record JSON)""")
+        reports: dict[str, TableReport] = {}
+        for contract in CONTRACTS:
+            self.say(f"loading {contract.name}")
+            reports[contract.name] = self._load_table(con, contract)
+        truth = self._load_truth(con)
+        self._write_manifest(con, reports)
+        ethnic = con.execute("""SELECT avg(CASE WHEN ethnic_category IS NULL OR ethnic_category IN ('Z','99')
+                                THEN 0 ELSE 1 END) FROM patients""").fetchone()[0]
+        imd = con.execute("""SELECT avg(CASE WHEN i.lsoa11 IS NULL THEN 0 ELSE 1 END)
+                             FROM patients p LEFT JOIN imd i USING (lsoa11)""").fetchone()[0]
+        return LoadReport(source=str(self.src), warehouse=str(warehouse), as_of=self.as_of.isoformat(),
+                          synthetic=self.synthetic, demo_key=self.demo_key, tables=reports,
+                          ethnicity_known_share=round(float(ethnic or 0), 4),
+                          imd_linked_share=round(float(imd or 0), 4), truth_tables=truth)
+
+    def _read(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """Stage the raw file as table `raw` with a 1-based `_row` in file order."""
+        if path.suffix == ".parquet":
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE raw AS
+                            SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row
+                            FROM read_parquet({_lit(str(path))}, file_row_number = true)""")
+        else:
+            try:
+                names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+                table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names}, strings_can_be_null=True))
+            except pa.ArrowInvalid as exc:
+                raise ContractError(f"{path}: cannot be read as CSV ({exc})") from exc
+            table = table.append_column("_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
+            con.register("raw_arrow", table)
+            con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
+            con.unregister("raw_arrow")
+
+    def _resolve_columns(self, con, contract: TableContract, path: Path, rep: TableReport) -> dict[str, str | None]:
+        present = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall() if r[0] != "_row"]
+        lower = {p.lower(): p for p in present}
+        found: dict[str, str | None] = {}
+        for col in contract.columns:
+            source = next((lower[n.lower()] for n in [col.name, *col.aliases] if n.lower() in lower), None)
+            if source is None and col.required:
+                raise ContractError(
+                    f"{path}: missing column '{col.name}' required by the {contract.name} contract"
+                    + (f" (also accepted: {', '.join(col.aliases)})" if col.aliases else ""))
+            if source is None:
+                rep.missing_optional_columns.append(col.name)
+            found[col.name] = source
+        used = {s for s in found.values() if s}
+        rep.ignored_columns = [p for p in present if p not in used]
+        return found
+
+    def _typed(self, col: Column, source: str | None) -> tuple[str, str]:
+        """(raw text expression, typed expression) for a column."""
+        if source is None:
+            return "NULL::VARCHAR", f"NULL::{SQL_TYPES[col.type]}"
+        text = f"NULLIF(TRIM(CAST({_q(source)} AS VARCHAR)), '')"
+        if col.nhs_number:
+            text = f"regexp_replace({text}, '[ -]', '', 'g')"
+        if col.strip:
+            text = f"replace({text}, {_lit(col.strip)}, '')"
+        if col.type == "string":
+            return text, text
+        if col.type in ("date", "timestamp"):
+            return text, f"TRY_CAST({_q(source)} AS {SQL_TYPES[col.type]})"
+        return text, f"TRY_CAST({text} AS {SQL_TYPES[col.type]})"
+
+    def _checks(self, contract: TableContract, cols: dict[str, str | None]) -> list[tuple[str, str, str]]:
+        """(rule, column, SQL condition that is true when the row breaks it), in rule order."""
+        checks: list[tuple[str, str, str]] = []
+        by_rule: dict[str, list[tuple[str, str, str]]] = {r: [] for r in RULES}
+        for col in contract.columns:
+            if cols[col.name] is None:
+                continue
+            t, v = f"t_{col.name}", f"v_{col.name}"
+            if col.nhs_number:
+                digits = " + ".join(f"TRY_CAST(substr({t}, {i}, 1) AS INTEGER) * {11 - i}" for i in range(1, 10))
+                by_rule["invalid_nhs_number"].append((col.name, col.name, f"""{t} IS NOT NULL AND (
+                    NOT regexp_full_match({t}, '[0-9]{{10}}') OR
+                    (11 - ({digits}) % 11) % 11 <> TRY_CAST(substr({t}, 10, 1) AS INTEGER))"""))
+            if col.required:
+                by_rule["missing_value"].append((col.name, col.name, f"{t} IS NULL"))
+            if col.type != "string":
+                by_rule["wrong_type"].append((col.name, col.name, f"{t} IS NOT NULL AND {v} IS NULL"))
+            if col.codes is not None:
+                allowed = ", ".join(_lit(c) for c in col.codes)
+                by_rule["unknown_code"].append((col.name, col.name, f"{t} IS NOT NULL AND {t} NOT IN ({allowed})"))
+            if col.pattern is not None:
+                by_rule["unknown_code"].append(
+                    (col.name, col.name, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {_lit(col.pattern.strip('^$'))})"))
+            if col.min is not None:
+                by_rule["out_of_range"].append((col.name, col.name, f"{v} < {col.min}"))
+            if col.max is not None:
+                by_rule["out_of_range"].append((col.name, col.name, f"{v} > {col.max}"))
+            if col.type in ("date", "timestamp"):
+                by_rule["future_date"].append((col.name, col.name, f"CAST({v} AS DATE) > DATE {_lit(self.as_of.isoformat())}"))
+                by_rule["date_out_of_range"].append((col.name, col.name, f"CAST({v} AS DATE) < DATE '1900-01-01'"))
+            if col.references is not None:
+                ref_table, ref_col = col.references
+                by_rule["unknown_reference"].append((col.name, col.name, f"""{t} IS NOT NULL AND {t} NOT IN
+                    (SELECT {_q(ref_col)} FROM {_q(ref_table)})"""))
+        for start, end in contract.order:
+            if cols[start] and cols[end]:
+                by_rule["end_before_start"].append((end, end, f"v_{end} < v_{start}"))
+        if contract.name == "patients":
+            by_rule["before_birth"].append(("registration_start", "registration_start",
+                                            "v_month_of_birth BETWEEN 1 AND 12 AND v_year_of_birth BETWEEN 1890 AND 2100 AND "
+                                            "v_registration_start < make_date(v_year_of_birth, v_month_of_birth, 1)"))
+        for rule in RULES:
+            checks += [(rule, column, cond) for column, _c, cond in by_rule[rule]]
+        return checks
+
+    def _load_table(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> TableReport:
+        path = find_extract(self.src, contract.name)
+        rep = TableReport(table=contract.name, file=path.name if path else None)
+        out_cols = [c for c in contract.columns if not c.nhs_number]
+        pcol = contract.person_column
+        if path is None:
+            schema = ([("person_id", "BIGINT")] if pcol else []) + [(c.name, SQL_TYPES[c.type]) for c in out_cols]
+            con.execute(f"CREATE TABLE {_q(contract.name)} ({', '.join(f'{_q(n)} {t}' for n, t in schema)})")
+            log.info("table %s: no extract supplied", contract.name)
+            return rep
+        rep.sha256 = _sha256(path)
+        self._read(con, path)
+        cols = self._resolve_columns(con, contract, path, rep)
+        select = ["_row"]
+        for col in contract.columns:
+            text, typed = self._typed(col, cols[col.name])
+            select += [f"{text} AS t_{col.name}", f"{typed} AS v_{col.name}"]
+        checks = self._checks(contract, cols)
+        reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in checks) \
+            + " ELSE NULL END" if checks else "NULL"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _reason "
+                    f"FROM (SELECT {', '.join(select)} FROM raw) s")
+        con.execute("DROP TABLE raw")
+        # duplicate keys among rows that passed every other rule (the first in file order is kept)
+        key = [f"v_{k}" for k in contract.key] or [f"t_{c.name}" for c in contract.columns]
+        con.execute(f"""UPDATE staged SET _reason = 'duplicate_key|{contract.key[0] if contract.key else '*'}'
+            WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER (PARTITION BY {', '.join(key)}
+            ORDER BY _row) AS k FROM staged WHERE _reason IS NULL) WHERE k > 1)""")
+        if pcol:
+            self._pseudonymise(con, pcol)
+            if contract.name != "patients":
+                self._link(con, contract)
+        else:
+            con.execute("ALTER TABLE staged ADD COLUMN person_id BIGINT")
+        # loaded rows
+        person = ["person_id"] if pcol else []
+        values = [f"v_{c.name} AS {_q(c.name)}" for c in out_cols]
+        con.execute(f"CREATE TABLE {_q(contract.name)} AS SELECT {', '.join(person + values)} "
+                    f"FROM staged WHERE _reason IS NULL ORDER BY _row")
+        # quarantined rows keep every field as text, except the NHS number (only its pseudonym, if valid)
+        record = ", ".join(f"{_lit(c.name)}, t_{c.name}" for c in out_cols)
+        con.execute(f"""INSERT INTO quarantine SELECT {_lit(contract.name)}, {_lit(path.name)}, _row,
+                        split_part(_reason, '|', 1), split_part(_reason, '|', 2), person_id,
+                        json_object({record}) FROM staged WHERE _reason IS NOT NULL ORDER BY _row""")
+        counts = dict(con.execute("SELECT split_part(_reason, '|', 1), count(*) FROM staged "
+                                  "WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall())
+        rep.rows_read = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+        rep.rows_loaded = con.execute(f"SELECT count(*) FROM {_q(contract.name)}").fetchone()[0]
+        rep.rows_quarantined = rep.rows_read - rep.rows_loaded
+        rep.quarantined_by_rule = counts
+        rep.rows_unlinked = counts.get("unlinked", 0)
+        if pcol and contract.name != "patients":
+            linkable = rep.rows_loaded + sum(counts.get(r, 0) for r in ("unlinked", "after_death", "before_birth"))
+            rep.linkage_rate = round((linkable - rep.rows_unlinked) / linkable, 4) if linkable else None
+        if contract.event_date:
+            lo, hi = con.execute(f"SELECT min({_q(contract.event_date)}), max({_q(contract.event_date)}) "
+                                 f"FROM {_q(contract.name)}").fetchone()
+            rep.date_range = (str(lo)[:10], str(hi)[:10]) if lo is not None else None
+        con.execute("DROP TABLE staged")
+        log.info("table %s: read %d, loaded %d, quarantined %d (unlinked %d)", contract.name, rep.rows_read,
+                 rep.rows_loaded, rep.rows_quarantined, rep.rows_unlinked)
+        return rep
+
+    def _pseudonymise(self, con: duckdb.DuckDBPyConnection, pcol: str) -> None:
+        numbers = [r[0] for r in con.execute(
+            f"SELECT DISTINCT t_{pcol} FROM staged WHERE t_{pcol} IS NOT NULL AND "
+            f"(_reason IS NULL OR NOT starts_with(_reason, 'invalid_nhs_number')) ORDER BY 1").fetchall()]
+        mapping = self.pseudo.mapping(numbers)
+        con.register("pseudonyms", mapping)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT s.*, m.person_id
+                        FROM staged s LEFT JOIN pseudonyms m ON s.t_{pcol} = m.nhs_number ORDER BY s._row""")
+        con.unregister("pseudonyms")
+        # the raw number goes no further than the staging table
+        con.execute(f"UPDATE staged SET t_{pcol} = NULL, v_{pcol} = NULL")
+
+    def _link(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
+        con.execute("""UPDATE staged SET _reason = 'unlinked|nhs_number' WHERE _reason IS NULL
+                       AND person_id NOT IN (SELECT person_id FROM patients)""")
+        if contract.event_date:
+            d = f"CAST(s.v_{contract.event_date} AS DATE)"
+            con.execute(f"""UPDATE staged s SET _reason = 'before_birth|{contract.event_date}' FROM patients p
+                WHERE s._reason IS NULL AND s.person_id = p.person_id
+                AND {d} < make_date(p.year_of_birth, p.month_of_birth, 1)""")
+            con.execute(f"""UPDATE staged s SET _reason = 'after_death|{contract.event_date}' FROM patients p
+                WHERE s._reason IS NULL AND s.person_id = p.person_id AND {d} > p.date_of_death""")
+
+    def _load_truth(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        """Ground truth shipped with synthetic data, keyed by pseudonym like everything else."""
+        folder = self.src / "truth"
+        if not (self.synthetic and folder.is_dir()):
+            return []
+        loaded = []
+        for path in sorted(folder.glob("*.parquet")):
+            name = path.stem
+            if name not in TRUTH_TABLES:
+                continue
+            con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_parquet({_lit(str(path))})")
+            has_nhs = "nhs_number" in [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall()]
+            if has_nhs:
+                nums = [r[0] for r in con.execute("SELECT DISTINCT nhs_number FROM raw ORDER BY 1").fetchall()]
+                con.register("pseudonyms", self.pseudo.mapping(nums))
+                con.execute(f"""CREATE TABLE truth_{name} AS SELECT m.person_id, r.* EXCLUDE (nhs_number)
+                                FROM raw r JOIN pseudonyms m USING (nhs_number) ORDER BY ALL""")
+                con.unregister("pseudonyms")
+            else:
+                con.execute(f"CREATE TABLE truth_{name} AS SELECT * FROM raw")
+            con.execute("DROP TABLE raw")
+            loaded.append(f"truth_{name}")
+        return loaded
+
+    def _write_manifest(self, con: duckdb.DuckDBPyConnection, reports: dict[str, TableReport]) -> None:
+        rows = [(r.table, r.file, r.sha256, r.rows_read, r.rows_loaded, r.rows_quarantined, r.rows_unlinked,
+                 r.linkage_rate, json.dumps(r.quarantined_by_rule, sort_keys=True)) for r in reports.values()]
+        con.execute("""CREATE TABLE load_manifest (source_table VARCHAR, source_file VARCHAR, sha256 VARCHAR,
+                       rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unlinked BIGINT,
+                       linkage_rate DOUBLE, quarantined_by_rule JSON)""")
+        con.executemany("INSERT INTO load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute(f"""CREATE TABLE load_info AS SELECT {_lit(self.as_of.isoformat())}::DATE AS as_of,
+                        {self.synthetic} AS synthetic, {self.demo_key} AS demo_key""")
+
+
+def load(settings: Settings, src: Path, warehouse: Path | None = None, as_of: date | None = None,
+         progress: Progress | None = None) -> LoadReport:
+    """Load `src` into the warehouse (default: the one under PHM_HOME) and save the JSON report."""
+    target = warehouse or settings.warehouse_path
+    report = Loader(settings, src, as_of, progress).run(target)
+    out = settings.reports_dir / "load_report.json"
+    out.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    return report
