@@ -26,8 +26,8 @@ CONDITION_EFFECT = {
     "dementia": 0.75, "depression": 0.35,
 }
 DEATH_EFFECT = {"heart_failure": 0.5, "dementia": 0.5, "copd": 0.35, "ckd": 0.3, "stroke": 0.2}
-TARGET_EMERGENCY_RATE = 0.105  # per person-year before self-excitation (~0.11 after)
-TARGET_DEATH_RATE = 0.0125  # crude, per person-year (England ~9-10 per 1,000)
+TARGET_EMERGENCY_RATE = 0.12  # per person-year before self-excitation (~0.11 after)
+TARGET_DEATH_RATE = 0.0135  # crude, per person-year (England ~9-10 per 1,000)
 EXCITE_GAIN, EXCITE_DECAY = 1.5, float(np.exp(-1 / 3.0))
 MAX_MONTHLY_RATE = 2.0
 LATENT_SD = 0.9

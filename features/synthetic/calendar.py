@@ -66,7 +66,7 @@ class Calendar:
         bh = np.where(self.bank_holiday, 0.80, 1.0)
         after_bh = np.r_[False, self.bank_holiday[:-1]] & ~self.bank_holiday
         bh = bh * np.where(after_bh, 1.12, 1.0)
-        w = self.winter(0.10) * dow * bh
+        w = self.winter(0.12) * dow * bh
         return w / w.mean()
 
     def elective_weights(self) -> np.ndarray:

@@ -1,0 +1,249 @@
+"""The `phm` command. Everything a user does has a subcommand here."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phm import __version__
+from phm.logs import configure as configure_logging
+from phm.settings import Settings, get_settings
+
+app = typer.Typer(help="PHM Intelligence: population health management for an Integrated Care System.",
+                  no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Generate, load and check linked source data.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]Error:[/] {message}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def _stages(title: str, total: int) -> Iterator:
+    """A progress bar that advances one step per stage message."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(title, total=total, stage="")
+
+        def advance(stage: str) -> None:
+            bar.update(task, advance=1, stage=stage)
+
+        yield advance
+        bar.update(task, completed=total, stage="done")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"phm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                                  help="Show the version and exit.")] = None) -> None:
+    """PHM Intelligence."""
+
+
+# ---- data -----------------------------------------------------------------------------------------
+@data_app.command("generate")
+def data_generate(
+    persons: Annotated[int, typer.Option(help="People ever registered in the synthetic ICS.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same bytes.")] = 1,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: $PHM_HOME/data/synthetic).")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    malformed_share: Annotated[float, typer.Option(help="Share of rows to corrupt per table (tests).")] = 0.0,
+    under_record_group: Annotated[Optional[str], typer.Option(help="Group whose diagnoses go uncoded: "
+                                                              "White, Asian, Black, Mixed, Other or core20.")] = None,
+    under_record_share: Annotated[float, typer.Option(help="Share of that group's diagnoses left uncoded.")] = 0.0,
+) -> None:
+    """Generate a synthetic ICS: every source extract, ground-truth risks and a realism summary."""
+    from pydantic import ValidationError
+
+    from features.synthetic.config import DefectConfig, GeneratorConfig
+    from features.synthetic.generator import generate
+
+    settings = _settings()
+    try:
+        cfg = GeneratorConfig(persons=persons, seed=seed, file_format=file_format, defects=DefectConfig(
+            malformed_share=malformed_share, under_record_group=under_record_group,
+            under_record_share=under_record_share))
+    except ValidationError as exc:
+        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+    target = out or settings.synthetic_dir
+    with _stages(f"Generating {persons:,} people", 5) as advance:
+        result = generate(cfg, target, progress=advance)
+    _print_rows(result.rows)
+    print_realism(result.summary)
+    console.print(f"Written to [bold]{target}[/]")
+
+
+def _print_rows(rows: dict[str, int]) -> None:
+    t = Table(title="Extracts", show_lines=False)
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in rows.items():
+        t.add_row(name, f"{n:,}")
+    console.print(t)
+
+
+# England figures the synthetic ICS is checked against (REFERENCE.md, ~).
+ENGLAND = {
+    "emergency_admissions_per_1000_person_years": "~115",
+    "emergency_los_mean_days": "~4.5-6",
+    "deaths_per_1000_person_years": "~9-10",
+    "age 0-15": "~19%", "age 16-64": "~63%", "age 65+": "~18.5%", "age 85+": "~2.5%",
+    "White": "~81%", "Asian": "~10%", "Black": "~4%", "Mixed": "~3%", "Other": "~2%",
+    "imd": "10% per decile",
+}
+
+
+def print_realism(summary: dict) -> None:
+    t = Table(title="Realism check (synthetic vs England)")
+    t.add_column("measure")
+    t.add_column("synthetic", justify="right")
+    t.add_column("England", justify="right")
+    for key in ("emergency_admissions_per_1000_person_years", "emergency_los_mean_days", "deaths_per_1000_person_years"):
+        t.add_row(key.replace("_", " "), f"{summary[key]}", ENGLAND[key])
+    t.add_row("emergency LOS median days", f"{summary['emergency_los_median_days']}", "~2-3")
+    for band, share in summary["age_bands"].items():
+        t.add_row(f"age {band}", f"{share:.1%}", ENGLAND[f"age {band}"])
+    for group, share in summary["ethnicity_broad_among_known"].items():
+        t.add_row(f"ethnicity {group} (of recorded)", f"{share:.1%}", ENGLAND[group])
+    t.add_row("ethnicity recorded", f"{summary['ethnicity_recorded_known']:.1%}", "~90%")
+    shares = summary["imd_decile_shares"]
+    t.add_row("IMD decile shares (1..10)", " ".join(f"{v:.0%}" for v in shares.values()), ENGLAND["imd"])
+    for day, fig in summary["emergency_admission_12m"].items():
+        t.add_row(f"emergency admission in 12m from {day}",
+                  f"{fig['observed_rate']:.1%} (truth {fig['mean_true_probability']:.1%}, oracle AUROC {fig['oracle_auroc']:.3f})",
+                  "~6-9%")
+    for site in summary["sites"]:
+        t.add_row(f"{site['site_code']} G&A occupancy (beds {site['ga_beds']})",
+                  f"mean {site['ga_occupancy_mean']:.0%}, winter {site['ga_occupancy_winter']:.0%}", "~90%, >92% winter")
+    if summary.get("flare_up_14d"):
+        f = summary["flare_up_14d"]
+        t.add_row("COPD exacerbations per patient-year", f"{summary['copd_exacerbations_per_patient_year']}", "~1-2")
+        t.add_row("flare-up within 14 days (monitored)", f"{f['observed_rate_14d']:.1%} (oracle AUROC {f['oracle_auroc']:.3f})", "")
+    console.print(t)
+
+
+@data_app.command("load")
+def data_load(
+    src: Annotated[Optional[Path], typer.Argument(help="Folder of extracts (default: $PHM_HOME/data/synthetic).")] = None,
+    as_of: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Dates after this are future dates.")] = None,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file (default: under PHM_HOME).")] = None,
+) -> None:
+    """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows."""
+    from features.sources.loader import ContractError, load
+    from features.sources.pseudonymise import MissingKeyError
+
+    settings = _settings()
+    source = src or settings.synthetic_dir
+    if not source.is_dir():
+        raise _fail(f"{source}: no such folder of extracts. Generate one with `phm data generate`.")
+    from features.sources.contracts import CONTRACTS
+
+    try:
+        with _stages("Loading", len(CONTRACTS)) as advance:
+            report = load(settings, source, warehouse, as_of.date() if as_of else None, progress=advance)
+    except (ContractError, MissingKeyError) as exc:
+        raise _fail(str(exc)) from exc
+    t = Table(title=f"Load report: {source}")
+    for col in ("table", "read", "loaded", "quarantined", "unlinked", "linkage", "quarantine reasons"):
+        t.add_column(col, justify="left" if col in ("table", "quarantine reasons") else "right")
+    for r in report.tables.values():
+        reasons = ", ".join(f"{k} {v:,}" for k, v in r.quarantined_by_rule.items() if k != "unlinked")
+        t.add_row(r.table if r.file else f"{r.table} (not supplied)", f"{r.rows_read:,}", f"{r.rows_loaded:,}",
+                  f"{r.rows_quarantined:,}", f"{r.rows_unlinked:,}",
+                  "" if r.linkage_rate is None else f"{r.linkage_rate:.1%}", reasons)
+    console.print(t)
+    console.print(f"Ethnicity recorded for {report.ethnicity_known_share:.1%} of patients; "
+                  f"{report.imd_linked_share:.1%} linked to an IMD decile.")
+    if report.demo_key:
+        console.print("[yellow]Pseudonymised with the public demo key: acceptable for synthetic data only.[/]")
+    console.print(f"Warehouse: [bold]{report.warehouse}[/]; report: {settings.reports_dir / 'load_report.json'}")
+
+
+@data_app.command("report")
+def data_report(warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None) -> None:
+    """Data-quality summary: ethnicity coverage by practice and deprivation, linkage, date ranges."""
+    from features.sources import quality
+
+    settings = _settings()
+    try:
+        report = quality.build(warehouse or settings.warehouse_path)
+    except quality.WarehouseMissingError as exc:
+        raise _fail(str(exc)) from exc
+    h = report.headline
+    console.print(f"[bold]Data quality[/] (as of {h['as_of']}{', synthetic' if h['synthetic'] else ''}): "
+                  f"{h['patients']:,} patients, ethnicity recorded {h['ethnicity_known_pct']}%, "
+                  f"IMD linked {h['imd_linked_pct']}%, {h['rows_quarantined']:,} rows in quarantine")
+    for title, rows in (("Tables", report.tables), ("Ethnicity recording by practice", report.ethnicity_by_practice),
+                        ("Ethnicity recording by IMD quintile (1 = most deprived)", report.ethnicity_by_imd_quintile),
+                        ("Quarantine by rule", report.quarantine_by_rule)):
+        _print_dicts(title, rows)
+    html_path, json_path = quality.write(report, settings.reports_dir)
+    console.print(f"Saved {html_path} and {json_path}")
+
+
+def _print_dicts(title: str, rows: list[dict], limit: int = 30) -> None:
+    t = Table(title=title)
+    if not rows:
+        console.print(f"{title}: none")
+        return
+    for k in rows[0]:
+        t.add_column(str(k))
+    for r in rows[:limit]:
+        t.add_row(*("" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()))
+    if len(rows) > limit:
+        t.caption = f"{len(rows) - limit} more rows in the saved report"
+    console.print(t)
+
+
+# ---- demo -------------------------------------------------------------------------------------------
+@app.command("demo")
+def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
+         seed: Annotated[int, typer.Option()] = 1) -> None:
+    """Run the product end to end on the embedded synthetic ICS (generate, load, check quality)."""
+    settings = _settings()
+    console.rule("[bold]PHM Intelligence demo")
+    console.print(f"State folder: {settings.home}")
+    data_generate(persons=persons, seed=seed, out=None, file_format="parquet", malformed_share=0.001,
+                  under_record_group=None, under_record_share=0.0)
+    data_load(src=None, as_of=None, warehouse=None)
+    data_report(warehouse=None)
+    console.rule("[bold green]Demo complete")
+
+
+# ---- config -----------------------------------------------------------------------------------------
+@config_app.command("show")
+def config_show() -> None:
+    """Print the resolved settings (secrets masked)."""
+    console.print_json(json.dumps(_settings().describe()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
