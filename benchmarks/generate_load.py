@@ -1,0 +1,190 @@
+"""Benchmark: generate and load N synthetic persons (default 1,000,000).
+
+Each stage and each floor runs in its own child process, which times the work with
+`time.perf_counter()` and reports its own peak RSS (`ru_maxrss`) back as one JSON line on stdout.
+Floors are measured in the same run on the same files:
+
+* generate floor: plain `pyarrow.parquet.write_table` of every generated Parquet file (read into
+  memory first, untimed), with the generator's compression (zstd);
+* load floor: plain DuckDB `CREATE TABLE .. AS SELECT * FROM read_parquet(file)` of every file
+  into a temporary DuckDB file, then CHECKPOINT.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.generate_load [--persons N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache"
+TAG = "BENCH_RESULT "
+TARGET_SECONDS, TARGET_GIB = 180.0, 8.0
+GIB = 1024**3
+
+Result = dict[str, Any]
+
+
+# ---- child side ------------------------------------------------------------------------------
+def _say(msg: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _parquet_files(data: Path) -> list[Path]:
+    """Every Parquet file the generator wrote (extracts and truth/)."""
+    return sorted(data.rglob("*.parquet"))
+
+
+def stage_generate(persons: int, data: str) -> tuple[float, int]:
+    """Run the synthetic generator; returns (seconds, rows written to the extracts)."""
+    from features.synthetic.config import GeneratorConfig
+    from features.synthetic.generator import generate
+
+    cfg = GeneratorConfig(persons=persons, seed=1)
+    t0 = time.perf_counter()
+    result = generate(cfg, Path(data), progress=_say)
+    return time.perf_counter() - t0, sum(result.rows.values())
+
+
+def stage_load(persons: int, data: str) -> tuple[float, int]:
+    """Run the warehouse loader; returns (seconds, rows read from the extracts)."""
+    from features.sources.loader import load
+    from phm.settings import get_settings
+
+    settings = get_settings()
+    t0 = time.perf_counter()
+    report = load(settings, Path(data), progress=_say)
+    return time.perf_counter() - t0, sum(t.rows_read for t in report.tables.values())
+
+
+def floor_generate(persons: int, data: str) -> tuple[float, int]:
+    """Plain Parquet write of every generated file (tables read into memory first, untimed)."""
+    import pyarrow.parquet as pq
+
+    files = _parquet_files(Path(data))
+    tables = [pq.read_table(f) for f in files]
+    out = CACHE / "floor_parquet"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    for i, table in enumerate(tables):
+        pq.write_table(table, out / f"{i}.parquet", compression="zstd", row_group_size=1_000_000)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds, sum(t.num_rows for t in tables)
+
+
+def floor_load(persons: int, data: str) -> tuple[float, int]:
+    """Plain DuckDB copy of every generated file into a temporary DuckDB file."""
+    import duckdb
+
+    files = _parquet_files(Path(data))
+    db = CACHE / "floor.duckdb"
+    db.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(db))
+    rows = 0
+    for i, f in enumerate(files):
+        con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_parquet('{f}')")
+        rows += con.execute(f"SELECT count(*) FROM t{i}").fetchone()[0]
+    con.execute("CHECKPOINT")
+    con.close()
+    seconds = time.perf_counter() - t0
+    db.unlink(missing_ok=True)
+    return seconds, rows
+
+
+STEPS: dict[str, Callable[[int, str], tuple[float, int]]] = {
+    "generate": stage_generate, "generate_floor": floor_generate,
+    "load": stage_load, "load_floor": floor_load,
+}
+
+
+def child_main() -> None:
+    """Entry point of a child process: `python -c ... STEP PERSONS DATA`."""
+    step, persons, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    seconds, rows = STEPS[step](persons, data)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(TAG + json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak_kib * 1024}), flush=True)
+
+
+# ---- parent side -----------------------------------------------------------------------------
+def run_child(step: str, persons: int, data: Path, env: dict[str, str]) -> Result:
+    """Run one step in a fresh interpreter; stderr (progress, tracebacks) passes straight through."""
+    cmd = [sys.executable, "-c", "from benchmarks.generate_load import child_main; child_main()",
+           step, str(persons), str(data)]
+    print(f"running {step} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{step} failed (exit code {proc.returncode}); see the traceback above")
+    return {**json.loads(lines[-1][len(TAG):]), "wall": wall}
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.2f}"
+
+
+def report(persons: int, res: dict[str, Result]) -> None:
+    """Print the per-stage table and the verdict against the issue target."""
+    print(f"\nPHM generate+load benchmark: {persons:,} persons | Python {platform.python_version()} | "
+          f"{os.cpu_count()} CPUs | {_gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} GiB RAM")
+    head = f"{'stage':<9}{'rows':>12}{'seconds':>9}{'rows/s':>12}{'peak GiB':>10}" \
+           f"{'floor s':>9}{'floor GiB':>10}{'stage/floor':>12}"
+    print(head)
+    print("-" * len(head))
+    for stage in ("generate", "load"):
+        s, f = res[stage], res[f"{stage}_floor"]
+        print(f"{stage:<9}{s['rows']:>12,}{s['seconds']:>9.1f}{s['rows'] / s['seconds']:>12,.0f}"
+              f"{_gib(s['peak_bytes']):>10}{f['seconds']:>9.2f}"
+              f"{_gib(f['peak_bytes']):>10}{s['seconds'] / f['seconds']:>11.1f}x")
+    print("floor: generate = plain Parquet write of the same rows; load = plain DuckDB copy of the same files")
+    print(f"       (both floors cover all {res['generate_floor']['rows']:,} rows of every Parquet file written, "
+          f"truth/ included; stage rows = extract rows)")
+    total = res["generate"]["seconds"] + res["load"]["seconds"]
+    wall = res["generate"]["wall"] + res["load"]["wall"]
+    peak = max(res["generate"]["peak_bytes"], res["load"]["peak_bytes"])
+    ok = total < TARGET_SECONDS and peak < TARGET_GIB * GIB
+    print(f"TOTAL generate+load {total:.1f} s ({wall:.1f} s incl. process start-up), max peak {_gib(peak)} GiB | "
+          f"target: generate + load 1 M persons in under 3 minutes and under 8 GiB: {'PASS' if ok else 'MISS'}"
+          + ("" if persons == 1_000_000 else f" (at {persons:,} persons; the target is for 1 M)"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.generate_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=1_000_000, help="synthetic persons (default 1,000,000)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write the generated extracts here and keep them (default: a folder under "
+                             "benchmarks/.cache/, deleted after the run)")
+    args = parser.parse_args(argv)
+    data = (args.keep or CACHE / "data").resolve()
+    home = CACHE / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PHM_HOME": str(home)}
+    res: dict[str, Result] = {}
+    try:
+        for step in STEPS:
+            res[step] = run_child(step, args.persons, data, env)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(data, ignore_errors=True)
+    report(args.persons, res)
+
+
+if __name__ == "__main__":
+    main()
