@@ -1,0 +1,87 @@
+"""The `phm` command as a new user runs it: a real subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PHM = shutil.which("phm", path=str(Path(sys.executable).parent)) or "phm"
+
+
+def run(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PHM_HOME": str(home), "COLUMNS": "160", **(env or {})}
+    return subprocess.run([PHM, *args], capture_output=True, text=True, env=full_env, timeout=600)
+
+
+def test_generate_load_report(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    gen = run("data", "generate", "--persons", "3000", "--seed", "7", "--malformed-share", "0.01", home=home)
+    assert gen.returncode == 0, gen.stderr
+    assert "Realism check" in gen.stdout and "emergency admissions per 1000 person years" in gen.stdout
+    assert (home / "data" / "synthetic" / "patients.parquet").exists()
+    load = run("data", "load", home=home)
+    assert load.returncode == 0, load.stderr
+    assert "Load report" in load.stdout and "invalid_nhs_number" in load.stdout
+    assert "public demo key" in load.stdout
+    saved = json.loads((home / "reports" / "load_report.json").read_text())
+    assert saved["tables"]["patients"]["rows_quarantined"] > 0
+    report = run("data", "report", home=home)
+    assert report.returncode == 0, report.stderr
+    assert "Ethnicity recording by practice" in report.stdout
+    page = (home / "reports" / "data_quality.html").read_text()
+    assert "<table>" in page and "Ethnicity recording by deprivation" in page
+
+
+def test_clear_errors(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    missing = run("data", "load", str(tmp_path / "nowhere"), home=home)
+    assert missing.returncode == 2 and "no such folder" in missing.stderr
+    no_wh = run("data", "report", home=home)
+    assert no_wh.returncode == 2 and "phm data load" in no_wh.stderr
+    bad = run("data", "generate", "--persons", "5", home=home)
+    assert bad.returncode == 2 and "persons" in bad.stderr
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "patients.csv").write_text("nhs_number\n")
+    (tmp_path / "real" / "practices.csv").write_text("practice_code,pcn_code\n")
+    keyless = run("data", "load", str(tmp_path / "real"), home=home)
+    assert keyless.returncode == 2 and "PHM_PSEUDONYM_KEY is not set" in keyless.stderr
+
+
+def test_csv_generate_and_load(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    out = tmp_path / "csv"
+    assert run("data", "generate", "--persons", "1000", "--format", "csv", "--out", str(out), home=home).returncode == 0
+    assert (out / "patients.csv").exists()
+    load = run("data", "load", str(out), home=home)
+    assert load.returncode == 0, load.stderr
+    saved = json.loads((home / "reports" / "load_report.json").read_text())
+    assert saved["tables"]["patients"]["rows_loaded"] == 1000
+
+
+@pytest.mark.parametrize("args", [["--version"], ["config", "show"], ["--help"], ["data", "--help"]])
+def test_basic_commands(tmp_path: Path, args: list[str]) -> None:
+    result = run(*args, home=tmp_path / "h", env={"PHM_PSEUDONYM_KEY": "do-not-print-this-secret"})
+    assert result.returncode == 0, result.stderr
+    assert "do-not-print-this-secret" not in result.stdout
+    if args == ["config", "show"]:
+        assert json.loads(result.stdout)["home"] == str(tmp_path / "h")
+
+
+def test_mlflow_project_entry_point(tmp_path: Path) -> None:
+    """`mlflow run` finds the project (MLproject -> mlproject.yaml) and runs `phm` offline."""
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PHM_HOME": str(tmp_path / "home"), "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    result = subprocess.run([str(Path(bin_dir) / "mlflow"), "run", str(root), "-e", "generate", "--env-manager",
+                             "local", "-P", "persons=400", "-P", "seed=3"], capture_output=True, text=True,
+                            env=env, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "succeeded" in result.stderr
+    assert (tmp_path / "home" / "data" / "synthetic" / "patients.parquet").exists()
