@@ -92,10 +92,6 @@ class HazardModel:
         return np.exp(lin) + infant
 
 
-def _annual_to_month(rate: np.ndarray, month_weight: float) -> np.ndarray:
-    return rate * month_weight
-
-
 def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
                       index_days: list[int]) -> Activity:
     """Run the monthly simulation; fills `people.death` and `people.exit` and returns events."""

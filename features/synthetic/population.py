@@ -11,8 +11,8 @@ import numpy as np
 from scipy.special import expit
 
 from features import nhs_number
-from features.codes import BROAD_ETHNIC_GROUP, CONDITIONS, KNOWN_ETHNIC_CATEGORIES
-from features.synthetic.calendar import Calendar, to_days
+from features.codes import BROAD_ETHNIC_GROUP, CONDITIONS
+from features.synthetic.calendar import Calendar
 from features.synthetic.config import GeneratorConfig
 
 # England mid-2021 population by 5-year age band (0-4 ... 90+), per cent (ONS, rounded).

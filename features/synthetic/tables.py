@@ -21,7 +21,9 @@ from features.codes import (
     FRAILTY_DEFICITS,
     HOUSING_FLAGS,
     MH_SERVICES,
+    RESCUE_PACK,
     SMOKER_CODE,
+    SOCIAL_CARE_SERVICES,
     TREATMENT_FUNCTIONS,
 )
 from features.synthetic.activity import Activity
@@ -350,7 +352,7 @@ def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.rand
     rd = np.repeat(resp.exac_day[mod].astype(np.int64) + start, 2)
     persons.append(rp)
     days.append(rd)
-    bnf.append(np.tile(np.array(["0603020T0", "0501013B0"]), int(mod.sum())))
+    bnf.append(np.tile(np.array(RESCUE_PACK), int(mod.sum())))
     person = np.concatenate(persons)
     day = np.concatenate(days).astype(np.int64)
     code = np.concatenate(bnf)
@@ -380,8 +382,7 @@ def social_care(people: People, geo: Geography, cal: Calendar, rng: np.random.Ge
     ongoing = e > np.minimum(people.exit[who], end)
     e = np.where(ongoing & (people.exit[who] <= end), people.exit[who], e)
     open_ = e > end
-    service = rng.choice(np.array(["home_care", "residential_care", "nursing_care", "reablement",
-                                   "direct_payment", "day_care"]), who.size, p=[0.45, 0.15, 0.1, 0.15, 0.1, 0.05])
+    service = rng.choice(np.array(SOCIAL_CARE_SERVICES), who.size, p=[0.45, 0.15, 0.1, 0.15, 0.1, 0.05])
     order = np.lexsort((who, s))
     return pa.table({
         "package_id": _ids("SC", who.size),
