@@ -21,7 +21,10 @@ app = typer.Typer(help="PHM Intelligence: population health management for an In
                   no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Generate, load and check linked source data.", no_args_is_help=True)
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
+features_app = typer.Typer(help="Declared predictors: list them, build feature tables with labels.",
+                           no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
 app.add_typer(config_app, name="config")
 console = Console()
 err = Console(stderr=True)
@@ -219,11 +222,84 @@ def _print_dicts(title: str, rows: list[dict], limit: int = 30) -> None:
     console.print(t)
 
 
+# ---- features ---------------------------------------------------------------------------------------
+@features_app.command("list")
+def features_list(feature_set: Annotated[Optional[str], typer.Option("--set", help="emergency_admission or flare_up.")] = None,
+                  as_json: Annotated[bool, typer.Option("--json", help="Machine-readable definitions.")] = False) -> None:
+    """Print every feature definition in plain words (source, filter, window, aggregation, default)."""
+    from features.definitions.catalogue import FEATURE_SETS
+    from features.definitions.model import DerivedFeature, EventFeature
+
+    sets = [FEATURE_SETS[feature_set]] if feature_set else list(FEATURE_SETS.values())
+    if feature_set and feature_set not in FEATURE_SETS:
+        raise _fail(f"unknown feature set {feature_set!r}; choose from {', '.join(FEATURE_SETS)}")
+    if as_json:
+        console.print_json(json.dumps({s.name: [f.model_dump(mode="json") for f in s.features] for s in sets}))
+        return
+    for fs in sets:
+        t = Table(title=f"{fs.name}: {fs.description} (definition hash {fs.definition_hash()})", show_lines=False)
+        for col in ("feature", "family", "description", "how it is computed", "default"):
+            t.add_column(col, overflow="fold")
+        for f in fs.features:
+            how = f.describe() if isinstance(f, EventFeature) else (
+                f"from {', '.join(f.depends_on)}" if isinstance(f, DerivedFeature) else "patient record")
+            default = str(f.default) if isinstance(f, EventFeature) and f.default is not None else ""
+            role = " (carried, not a predictor)" if f.name in fs.carried else ""
+            t.add_row(f.name, f.family, f.description + role, how, default)
+        console.print(t)
+
+
+@features_app.command("build")
+def features_build(
+    as_of: Annotated[list[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"], help="Index date (repeatable).")],
+    feature_set: Annotated[str, typer.Option("--set", help="emergency_admission or flare_up.")] = "emergency_admission",
+    out: Annotated[Optional[Path], typer.Option(help="Parquet output (default: $PHM_HOME/features/SET_DATE.parquet).")] = None,
+    min_age: Annotated[Optional[int], typer.Option(help="Youngest eligible age (default 18).")] = None,
+    include_death: Annotated[bool, typer.Option(help="Count death as an outcome (emergency admission set).")] = False,
+    ethnicity_as_predictor: Annotated[bool, typer.Option(help="Use ethnicity as a predictor (recorded).")] = False,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None,
+) -> None:
+    """Build a person-level feature table with labels as at index dates, and its manifest."""
+    from features.build import DEFAULT_COHORTS, DEFAULT_LABELS, BuildConfig, EmptyCohortError, FeatureSourceError, build
+
+    settings = _settings()
+    if feature_set not in DEFAULT_COHORTS:
+        raise _fail(f"unknown feature set {feature_set!r}; choose from {', '.join(DEFAULT_COHORTS)}")
+    dates = sorted({d.date() for d in as_of})
+    cohort = DEFAULT_COHORTS[feature_set].model_copy(update={"min_age": min_age} if min_age is not None else {})
+    label = DEFAULT_LABELS[feature_set].model_copy(update={"include_death": include_death})
+    cfg = BuildConfig(feature_set=feature_set, index_dates=dates, cohort=cohort, label=label,
+                      ethnicity_as_predictor=ethnicity_as_predictor)
+    target = out or settings.home / "features" / f"{feature_set}_{dates[0]}.parquet"
+    try:
+        with console.status(f"Building {feature_set} features as at {', '.join(map(str, dates))}"):
+            manifest = build(warehouse or settings.warehouse_path, cfg, target)
+    except (FeatureSourceError, EmptyCohortError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from exc
+    lab = manifest["label"]
+    t = Table(title=f"Features built: {feature_set}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for d, n in manifest["cohort"]["eligible_by_index_date"].items():
+        t.add_row(f"eligible on {d}", f"{n:,}")
+    for reason, n in manifest["cohort"]["excluded_by_reason"].items():
+        t.add_row(f"excluded: {reason}", f"{n:,}")
+    t.add_row("predictors", str(len(manifest["predictors"])))
+    t.add_row(f"outcome ({lab['column']})", f"{lab['positives']:,} of {lab['positives'] + lab['negatives']:,} "
+              f"({lab['positives'] / max(lab['positives'] + lab['negatives'], 1):.1%})")
+    for reason, n in lab["censored_by_reason"].items():
+        t.add_row(f"censored: {reason}", f"{n:,}")
+    t.add_row("definition hash", manifest["definition_hash"])
+    t.add_row("build time", f"{manifest['build_seconds']} s")
+    console.print(t)
+    console.print(f"Written {target} and {target}.manifest.json")
+
+
 # ---- demo -------------------------------------------------------------------------------------------
 @app.command("demo")
 def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
          seed: Annotated[int, typer.Option()] = 1) -> None:
-    """Run the product end to end on the embedded synthetic ICS (generate, load, check quality)."""
+    """Run the product end to end on the embedded synthetic ICS (generate, load, check quality, build features)."""
     settings = _settings()
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {settings.home}")
@@ -231,6 +307,9 @@ def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.
                   under_record_group=None, under_record_share=0.0)
     data_load(src=None, as_of=None, warehouse=None)
     data_report(warehouse=None)
+    for feature_set in ("emergency_admission", "flare_up"):
+        features_build(as_of=[datetime(2024, 4, 1)], feature_set=feature_set, out=None, min_age=None,
+                       include_death=False, ethnicity_as_predictor=False, warehouse=None)
     console.rule("[bold green]Demo complete")
 
 

@@ -1,0 +1,101 @@
+"""Eligible populations at index dates, and the outcome labels that follow them.
+
+Cohort (default): registered with a practice on the index date, alive at the start of it, and
+adult. Labels look forward from the index date: an outcome on the index date counts; the window
+is `[index_date, index_date + horizon)`. People who move away before the horizon without an
+outcome, or whose horizon runs past the end of the data, are **censored**: their label is empty
+and the reason is counted, never silently treated as "no event".
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from features.codes import CONDITIONS, EMERGENCY_ADMISSION_METHODS, RESCUE_PACK
+from features.engine.compiler import TableRef, sql_literal
+from features.engine.dialect import Dialect
+
+RESPIRATORY_ICD10 = ("J40", "J41", "J42", "J43", "J44", "J45", "J46")
+
+
+class CohortConfig(BaseModel):
+    """Who is eligible at an index date."""
+
+    min_age: int = Field(18, ge=0, description="Youngest age in whole years (18 = adults)")
+    max_age: int | None = None
+    min_registration_days: int = Field(0, ge=0, description="Days registered before the index date")
+    conditions: list[str] = Field(default_factory=list,
+                                  description="Require any of these conditions coded before the index date")
+    monitored_days: int | None = Field(None, description="Require a home-monitoring reading in this many days before")
+
+
+class LabelConfig(BaseModel):
+    """What counts as the outcome after an index date."""
+
+    outcome: Literal["emergency_admission", "exacerbation"] = "emergency_admission"
+    horizon_months: int | None = 12
+    horizon_days: int | None = None
+    include_death: bool = False
+
+    @property
+    def column(self) -> str:
+        span = f"{self.horizon_months}m" if self.horizon_months else f"{self.horizon_days}d"
+        return f"label_{self.outcome}_{span}" + ("_or_death" if self.include_death else "")
+
+
+def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect, table: TableRef) -> str:
+    """(person_id, _idx, _reason) for every patient and index date; `_reason` is NULL when eligible."""
+    dates = " UNION ALL ".join(f"SELECT {d.date_literal(x)} AS _idx" for x in index_dates)
+    birth = "make_date(CAST(p.year_of_birth AS INTEGER), CAST(p.month_of_birth AS INTEGER), 1)"
+    age = d.years_between(birth, "x._idx")
+    checks = [
+        ("died", "p.date_of_death IS NOT NULL AND p.date_of_death < x._idx"),
+        ("not yet registered", f"p.registration_start > {d.add_days('x._idx', -cfg.min_registration_days)}"),
+        ("registration ended", "p.registration_end IS NOT NULL AND p.registration_end <= x._idx"),
+        ("not yet born", f"{birth} > x._idx"),
+        ("below minimum age", f"{age} < {cfg.min_age}"),
+    ]
+    if cfg.max_age is not None:
+        checks.append(("above maximum age", f"{age} > {cfg.max_age}"))
+    if cfg.conditions:
+        codes = [c.snomed for c in CONDITIONS if c.key in cfg.conditions]
+        checks.append(("condition not recorded", f"""NOT EXISTS (SELECT 1 FROM {table('gp_events')} g
+            WHERE g.person_id = p.person_id AND g.code IN ({', '.join(sql_literal(c) for c in codes)})
+            AND g.event_date < x._idx)"""))
+    if cfg.monitored_days:
+        checks.append(("no recent home monitoring", f"""NOT EXISTS (SELECT 1 FROM {table('home_monitoring')} h
+            WHERE h.person_id = p.person_id AND h.reading_date < x._idx
+            AND h.reading_date >= {d.add_days('x._idx', -cfg.monitored_days)})"""))
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(name)}" for name, cond in checks) + " END"
+    return (f"SELECT p.person_id, x._idx, {reason} AS _reason\n"
+            f"FROM {table('patients')} p CROSS JOIN ({dates}) x")
+
+
+def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> str:
+    """(person_id, _idx, label, censored, censor_reason) for the rows of table `cohort`."""
+    horizon = (d.add_months("c._idx", cfg.horizon_months) if cfg.horizon_months
+               else d.add_days("c._idx", cfg.horizon_days or 0))
+    methods = ", ".join(sql_literal(m) for m in EMERGENCY_ADMISSION_METHODS)
+    if cfg.outcome == "emergency_admission":
+        event = f"""EXISTS (SELECT 1 FROM {table('apc_spells')} a WHERE a.person_id = c.person_id
+            AND a.admission_method IN ({methods}) AND a.admission_date >= c._idx AND a.admission_date < {horizon})"""
+    else:
+        resp = " OR ".join(d.starts_with("a.primary_diagnosis", code) for code in RESPIRATORY_ICD10)
+        event = f"""(EXISTS (SELECT 1 FROM {table('prescriptions')} r WHERE r.person_id = c.person_id
+            AND r.bnf_code = {sql_literal(RESCUE_PACK[0])} AND r.issue_date >= c._idx AND r.issue_date < {horizon})
+          OR EXISTS (SELECT 1 FROM {table('apc_spells')} a WHERE a.person_id = c.person_id
+            AND a.admission_method IN ({methods}) AND ({resp})
+            AND a.admission_date >= c._idx AND a.admission_date < {horizon}))"""
+    if cfg.include_death:
+        event = f"({event} OR (p.date_of_death >= c._idx AND p.date_of_death < {horizon}))"
+    moved = (f"p.registration_end IS NOT NULL AND p.registration_end < {horizon} "
+             f"AND (p.date_of_death IS NULL OR p.date_of_death > p.registration_end)")
+    past_end = f"{horizon} > {d.add_days(d.date_literal(data_end), 1)}"
+    return f"""SELECT c.person_id, c._idx,
+       CASE WHEN {event} THEN 1 WHEN {moved} OR {past_end} THEN NULL ELSE 0 END AS {cfg.column},
+       CASE WHEN {event} THEN NULL WHEN {moved} THEN 'moved away' WHEN {past_end} THEN 'follow-up beyond data'
+            END AS censor_reason
+FROM cohort c JOIN {table('patients')} p ON p.person_id = c.person_id"""

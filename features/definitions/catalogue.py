@@ -1,0 +1,219 @@
+"""The declared predictors, grouped into the `emergency_admission` and `flare_up` feature sets.
+
+Every definition here is data; `phm features list` prints them for clinicians.
+"""
+
+from __future__ import annotations
+
+from features.codes import (
+    CONDITIONS,
+    EMERGENCY_ADMISSION_METHODS,
+    FRAILTY_DEFICITS,
+    RESCUE_PACK,
+)
+from features.definitions.model import (
+    AttributeFeature,
+    DerivedFeature,
+    EventFeature,
+    Feature,
+    FeatureSet,
+    Filter,
+)
+
+EMERGENCY = Filter(column="admission_method", op="in", values=list(EMERGENCY_ADMISSION_METHODS))
+RESPIRATORY_ICD10 = ["J40", "J41", "J42", "J43", "J44", "J45", "J46"]
+PREDNISOLONE = RESCUE_PACK[0]
+MONITORING_MEASURES = {
+    "spo2": "oxygen saturation (%)",
+    "fev1_pct_predicted": "FEV1 (% predicted)",
+    "peak_flow_pct_predicted": "peak flow (% predicted)",
+    "heart_rate": "heart rate (beats/min)",
+    "symptom_score": "symptom score (0-10)",
+    "steps": "daily steps",
+}
+
+
+def demographics() -> list[Feature]:
+    return [
+        AttributeFeature(name="age", family="demography", attribute="age", description="Age in whole years at the index date"),
+        DerivedFeature(name="age_band", family="demography", categorical=True, depends_on=["age"],
+                       description="Age band (18-39, 40-54, 55-64, 65-74, 75-84, 85+; 0-17 for children)",
+                       expression="CASE WHEN age < 18 THEN '0-17' WHEN age < 40 THEN '18-39' WHEN age < 55 THEN '40-54' "
+                                  "WHEN age < 65 THEN '55-64' WHEN age < 75 THEN '65-74' WHEN age < 85 THEN '75-84' "
+                                  "ELSE '85+' END"),
+        AttributeFeature(name="sex", family="demography", attribute="sex", categorical=True,
+                         description="Sex as recorded (M, F, I, U)"),
+        DerivedFeature(name="female", family="demography", depends_on=["sex"], description="1 if recorded female",
+                       expression="CASE WHEN sex = 'F' THEN 1 ELSE 0 END"),
+        AttributeFeature(name="imd_decile", family="deprivation", attribute="imd_decile",
+                         description="IMD 2019 decile of the home LSOA (1 = most deprived; empty if unknown)"),
+        DerivedFeature(name="core20", family="deprivation", depends_on=["imd_decile"],
+                       description="1 if living in the most deprived 20% of areas nationally (IMD deciles 1-2)",
+                       expression="CASE WHEN imd_decile <= 2 THEN 1 ELSE 0 END"),
+        AttributeFeature(name="ethnic_category", family="demography", attribute="ethnic_category", categorical=True,
+                         description="Ethnic category as recorded (NHS Data Dictionary; carried for the fairness audit)"),
+        AttributeFeature(name="practice_code", family="organisation", attribute="practice_code", categorical=True,
+                         description="Registered GP practice (carried for scope and reporting)"),
+        AttributeFeature(name="registered_days", family="demography", attribute="registered_days",
+                         description="Days registered with the practice before the index date"),
+    ]
+
+
+def conditions() -> list[Feature]:
+    feats: list[Feature] = []
+    for c in CONDITIONS:
+        feats.append(EventFeature(
+            name=f"ltc_{c.key}_gp", family="long-term conditions", source="gp_events", date="event_date",
+            where=[Filter(column="code", values=[c.snomed])], aggregation="exists",
+            description=f"{c.label} coded in the GP record (SNOMED {c.snomed})"))
+        feats.append(EventFeature(
+            name=f"ltc_{c.key}_hosp", family="long-term conditions", source="apc_spells", date="admission_date",
+            where=[Filter(column="primary_diagnosis", op="prefix", values=list(c.icd10))], aggregation="exists",
+            description=f"{c.label} as the primary diagnosis of a hospital spell (ICD-10 {', '.join(c.icd10)})"))
+        feats.append(DerivedFeature(
+            name=f"ltc_{c.key}", family="long-term conditions", depends_on=[f"ltc_{c.key}_gp", f"ltc_{c.key}_hosp"],
+            description=f"{c.label} recorded in GP or hospital data before the index date",
+            expression=f"GREATEST(ltc_{c.key}_gp, ltc_{c.key}_hosp)"))
+    keys = [f"ltc_{c.key}" for c in CONDITIONS]
+    feats.append(DerivedFeature(name="ltc_count", family="long-term conditions", depends_on=keys,
+                                description="Number of the long-term conditions above",
+                                expression=" + ".join(keys)))
+    feats.append(EventFeature(
+        name="frailty_deficits", family="frailty", source="gp_events", date="event_date",
+        where=[Filter(column="code", values=list(FRAILTY_DEFICITS))], aggregation="count_distinct", value="code",
+        description="Distinct frailty deficits ever coded (eFI-style: falls, incontinence, mobility, ...)"))
+    return feats
+
+
+def utilisation() -> list[Feature]:
+    feats: list[Feature] = []
+    for days, label in ((90, "3m"), (365, "12m")):
+        feats += [
+            EventFeature(name=f"emergency_admissions_{label}", family="hospital use", source="apc_spells",
+                         date="admission_date", where=[EMERGENCY], window_days=days,
+                         description=f"Emergency admissions (methods 21-2D) in the {days} days before the index date"),
+            EventFeature(name=f"emergency_bed_days_{label}", family="hospital use", source="apc_spells",
+                         date="admission_date", end="discharge_date", where=[EMERGENCY], window_days=days,
+                         aggregation="bed_days",
+                         description=f"Days in hospital after emergency admission within the {days} days before the index date"),
+        ]
+    feats += [
+        EventFeature(name="elective_admissions_12m", family="hospital use", source="apc_spells", date="admission_date",
+                     where=[Filter(column="admission_method", values=["11", "12", "13"])], window_days=365,
+                     description="Elective admissions (methods 11-13) in the year before the index date"),
+        EventFeature(name="days_since_emergency_admission", family="hospital use", source="apc_spells",
+                     date="admission_date", where=[EMERGENCY], aggregation="days_since_last", default=3650,
+                     description="Days since the latest emergency admission (3650 when none)"),
+        EventFeature(name="critical_care_days_12m", family="hospital use", source="apc_spells", date="admission_date",
+                     window_days=365, aggregation="sum", value="critical_care_days",
+                     description="Critical care days in spells admitted in the year before the index date"),
+        EventFeature(name="ae_attendances_12m", family="A&E", source="ae_attendances", date="arrival_time",
+                     window_days=365, description="A&E attendances in the year before the index date"),
+        EventFeature(name="ae_high_acuity_12m", family="A&E", source="ae_attendances", date="arrival_time",
+                     window_days=365, where=[Filter(column="acuity", values=[1, 2])],
+                     description="A&E attendances triaged immediate or very urgent (acuity 1-2) in the year before"),
+        EventFeature(name="outpatient_attendances_12m", family="outpatients", source="op_appointments",
+                     date="appointment_date", window_days=365,
+                     where=[Filter(column="attendance_status", values=["ATTENDED"])],
+                     description="Outpatient appointments attended in the year before the index date"),
+        EventFeature(name="outpatient_dna_12m", family="outpatients", source="op_appointments", date="appointment_date",
+                     window_days=365, where=[Filter(column="attendance_status", values=["DNA"])],
+                     description="Outpatient appointments missed (did not attend) in the year before the index date"),
+        EventFeature(name="medicine_classes_12m", family="medicines", source="prescriptions", date="issue_date",
+                     window_days=365, aggregation="count_distinct", value="substr(bnf_code, 1, 4)",
+                     description="Distinct medicine classes (BNF sections) issued in the year before the index date"),
+        EventFeature(name="community_contacts_12m", family="community and mental health", source="community_contacts",
+                     date="contact_date", window_days=365,
+                     description="Community health contacts in the year before the index date"),
+        EventFeature(name="palliative_care_12m", family="community and mental health", source="community_contacts",
+                     date="contact_date", window_days=365, aggregation="exists",
+                     where=[Filter(column="service", values=["palliative_care"])],
+                     description="Any palliative care contact in the year before the index date"),
+        EventFeature(name="mh_contacts_12m", family="community and mental health", source="mh_contacts",
+                     date="contact_date", window_days=365,
+                     description="Mental health service contacts in the year before the index date"),
+        EventFeature(name="social_care_package", family="wider determinants", source="social_care", date="start_date",
+                     end="end_date", aggregation="active_at_index",
+                     description="An adult social care package active on the index date"),
+        EventFeature(name="housing_flag", family="wider determinants", source="housing", date="recorded_date",
+                     aggregation="exists",
+                     description="Any housing flag ever recorded (temporary accommodation, overcrowding, homeless, poor condition)"),
+    ]
+    return feats
+
+
+def exacerbations(prefix: str = "") -> list[Feature]:
+    return [
+        EventFeature(name=f"{prefix}rescue_courses_12m", family="respiratory", source="prescriptions", date="issue_date",
+                     window_days=365, aggregation="distinct_days", where=[Filter(column="bnf_code", values=[PREDNISOLONE])],
+                     description="Oral prednisolone courses (COPD/asthma rescue) issued in the year before the index date"),
+        EventFeature(name=f"{prefix}respiratory_admissions_12m", family="respiratory", source="apc_spells",
+                     date="admission_date", window_days=365,
+                     where=[EMERGENCY, Filter(column="primary_diagnosis", op="prefix", values=RESPIRATORY_ICD10)],
+                     description="Emergency admissions for COPD or asthma (ICD-10 J40-J46) in the year before"),
+        EventFeature(name=f"{prefix}days_since_exacerbation", family="respiratory", source="prescriptions",
+                     date="issue_date", aggregation="days_since_last", default=3650,
+                     where=[Filter(column="bnf_code", values=[PREDNISOLONE])],
+                     description="Days since the latest rescue course (3650 when none)"),
+    ]
+
+
+def segment() -> list[Feature]:
+    return [DerivedFeature(
+        name="segment", family="segmentation", categorical=True,
+        depends_on=["palliative_care_12m", "frailty_deficits", "ltc_dementia", "ltc_heart_failure", "ltc_copd",
+                    "ltc_count"],
+        description="Bridges to Health-style segment: end of life, frailty and dementia, organ failure "
+                    "(heart failure or COPD), complex multimorbidity (3+ conditions), long-term conditions, healthy",
+        expression="CASE WHEN palliative_care_12m = 1 THEN 'end_of_life' "
+                   "WHEN frailty_deficits >= 4 OR ltc_dementia = 1 THEN 'frailty_dementia' "
+                   "WHEN ltc_heart_failure = 1 OR ltc_copd = 1 THEN 'organ_failure' "
+                   "WHEN ltc_count >= 3 THEN 'complex_multimorbidity' "
+                   "WHEN ltc_count >= 1 THEN 'long_term_conditions' ELSE 'healthy' END")]
+
+
+def monitoring() -> list[Feature]:
+    feats: list[Feature] = []
+    for days in (7, 14):
+        for col, label in MONITORING_MEASURES.items():
+            for agg in ("mean", "std", "slope"):
+                feats.append(EventFeature(
+                    name=f"hm_{col}_{agg}_{days}d", family="home monitoring", source="home_monitoring",
+                    date="reading_date", window_days=days, aggregation=agg, value=col, default=None,
+                    description=f"{ {'mean': 'Mean', 'std': 'Variability (SD) of', 'slope': 'Daily trend of'}[agg]} "
+                                f"{label} over the {days} days before the index date"))
+        feats.append(EventFeature(
+            name=f"hm_reading_days_{days}d", family="home monitoring", source="home_monitoring", date="reading_date",
+            window_days=days, aggregation="distinct_days",
+            description=f"Days with a home reading in the {days} days before the index date"))
+        feats.append(DerivedFeature(
+            name=f"hm_missing_days_{days}d", family="home monitoring", depends_on=[f"hm_reading_days_{days}d"],
+            expression=f"{days} - hm_reading_days_{days}d",
+            description=f"Days without a home reading in the {days} days before the index date"))
+    for col, label in MONITORING_MEASURES.items():
+        feats.append(EventFeature(
+            name=f"hm_{col}_last", family="home monitoring", source="home_monitoring", date="reading_date",
+            window_days=14, aggregation="last", value=col, default=None,
+            description=f"Latest {label} in the 14 days before the index date"))
+    return feats
+
+
+EMERGENCY_ADMISSION = FeatureSet(
+    name="emergency_admission",
+    description="Predictors of an emergency admission in the 12 months after the index date (SPARRA-like)",
+    features=demographics() + conditions() + utilisation() + exacerbations() + [*segment()],
+    carried=["ethnic_category", "practice_code", "sex", "age_band", "segment"],
+)
+
+FLARE_UP = FeatureSet(
+    name="flare_up",
+    description="Predictors of a COPD or asthma exacerbation in the 14 days after the index date",
+    features=[f for f in demographics() if f.name in {"age", "age_band", "sex", "female", "imd_decile", "core20",
+                                                      "ethnic_category", "practice_code", "registered_days"}]
+    + [f for f in conditions() if f.name.startswith(("ltc_copd", "ltc_asthma", "ltc_heart_failure"))
+       or f.name == "frailty_deficits"]
+    + exacerbations() + monitoring(),
+    carried=["ethnic_category", "practice_code", "sex", "age_band"],
+)
+
+FEATURE_SETS = {s.name: s for s in (EMERGENCY_ADMISSION, FLARE_UP)}
