@@ -85,3 +85,36 @@ def test_mlflow_project_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "succeeded" in result.stderr
     assert (tmp_path / "home" / "data" / "synthetic" / "patients.parquet").exists()
+
+
+def test_features_list_and_build(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    listed = run("features", "list", "--set", "emergency_admission", home=home)
+    assert listed.returncode == 0 and "emergency_admissions_12m" in listed.stdout and "definition hash" in listed.stdout
+    as_json = run("features", "list", "--json", home=home)
+    assert any(f["name"] == "hm_spo2_slope_7d" for f in json.loads(as_json.stdout)["flare_up"])
+    no_wh = run("features", "build", "--as-of", "2024-04-01", home=home)
+    assert no_wh.returncode == 2 and "phm data load" in no_wh.stderr
+    assert run("data", "generate", "--persons", "2500", home=home).returncode == 0
+    assert run("data", "load", home=home).returncode == 0
+    built = run("features", "build", "--as-of", "2024-04-01", "--as-of", "2023-04-01", home=home)
+    assert built.returncode == 0, built.stderr
+    assert "eligible on 2024-04-01" in built.stdout and "censored: moved away" in built.stdout
+    out = home / "features" / "emergency_admission_2023-04-01.parquet"
+    manifest = json.loads(Path(str(out) + ".manifest.json").read_text())
+    assert manifest["index_dates"] == ["2023-04-01", "2024-04-01"]
+    empty = run("features", "build", "--as-of", "1900-01-01", home=home)
+    assert empty.returncode == 2 and "no one is eligible" in empty.stderr
+    bad = run("features", "build", "--as-of", "2024-04-01", "--set", "nonsense", home=home)
+    assert bad.returncode == 2 and "unknown feature set" in bad.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    demo = run("demo", "--persons", "3000", home=home)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "Demo complete" in demo.stdout
+    for name in ("load_report.json", "data_quality.html"):
+        assert (home / "reports" / name).exists()
+    assert (home / "features" / "emergency_admission_2024-04-01.parquet").exists()
+    assert (home / "features" / "flare_up_2024-04-01.parquet").exists()
