@@ -169,6 +169,8 @@ def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, l
         as_of = con.execute("SELECT CAST(as_of AS VARCHAR) FROM wh.load_info").fetchone()[0]
     except duckdb.Error:
         as_of = None
+    segments = dict(con.execute("SELECT segment, count(*) FROM result GROUP BY 1 ORDER BY 2 DESC").fetchall()) \
+        if "segment" in names else {}
     carried = [c for c in fs.carried if not (c == "ethnic_category" and cfg.ethnicity_as_predictor)]
     predictors = [n for n in names if n not in carried]
     return {
@@ -184,6 +186,7 @@ def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, l
         "label": {"column": col, "rules": label_cfg.model_dump(), "positives": positives, "negatives": negatives,
                   "censored": censored, "censored_by_reason": censor},
         "rows": positives + negatives + censored,
+        "segments": segments,
         "ethnicity_as_predictor": cfg.ethnicity_as_predictor,
         "predictors": predictors,
         "carried": carried,

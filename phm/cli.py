@@ -289,6 +289,8 @@ def features_build(
               f"({lab['positives'] / max(lab['positives'] + lab['negatives'], 1):.1%})")
     for reason, n in lab["censored_by_reason"].items():
         t.add_row(f"censored: {reason}", f"{n:,}")
+    for segment, n in manifest["segments"].items():
+        t.add_row(f"segment: {segment}", f"{n:,}")
     t.add_row("definition hash", manifest["definition_hash"])
     t.add_row("build time", f"{manifest['build_seconds']} s")
     console.print(t)

@@ -44,6 +44,7 @@ def test_manifest_names_what_was_built(built) -> None:
     assert 0.04 < lab["positives"] / (lab["positives"] + lab["negatives"]) < 0.12
     assert lab["censored_by_reason"].get("moved away", 0) > 0
     assert manifest["data_end"] == "2025-03-31"
+    assert sum(manifest["segments"].values()) == len(df) and manifest["segments"]["healthy"] > len(df) / 4
     assert Path(manifest["output"] + ".manifest.json").exists()
 
 
@@ -65,6 +66,10 @@ def test_features_track_the_true_risk(built) -> None:
     labelled = joined.dropna(subset=["label_emergency_admission_12m"])
     y = labelled.label_emergency_admission_12m.astype(bool).to_numpy()
     assert auroc(y, labelled.p_true.to_numpy()) > auroc(y, labelled.emergency_admissions_12m.to_numpy())
+    deaths = con.execute("SELECT person_id, date_of_death FROM patients").df()
+    joined = joined.merge(deaths, on="person_id")
+    died = pd.to_datetime(joined.date_of_death) < pd.Timestamp("2025-04-01")
+    assert died[joined.segment == "end_of_life"].mean() > 5 * died[joined.segment != "end_of_life"].mean()
     seg = joined.groupby("segment").p_true.mean()
     assert seg["healthy"] < seg["long_term_conditions"] < seg["complex_multimorbidity"]
     assert seg["healthy"] < seg["frailty_dementia"]

@@ -88,7 +88,7 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         "apc_spells": spells,
         "ae_attendances": hosp.ae(act, spell_cols),
         "op_appointments": tables.outpatients(act, people, geo, cal, rng, all_nhs),
-        "community_contacts": tables.community(act, cal, rng, all_nhs),
+        "community_contacts": tables.community(act, people, cal, rng, all_nhs),
         "mh_contacts": tables.mental_health(act, cal, rng, all_nhs),
         "gp_events": tables.gp_events(cfg, people, geo, cal, rng, hidden),
         "prescriptions": tables.prescriptions(people, cal, resp, rng, hidden),

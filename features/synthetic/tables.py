@@ -237,8 +237,16 @@ def contacts(person: np.ndarray, day_idx: np.ndarray, services: list[str], prefi
     })
 
 
-def community(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
-    return contacts(act.community_person, act.community_day, COMMUNITY_SERVICES, "CC", cal, rng, nhs)
+def community(act: Activity, people: People, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
+    """Community contacts; palliative care concentrates in the last year of life."""
+    table = contacts(act.community_person, act.community_day, COMMUNITY_SERVICES, "CC", cal, rng, nhs)
+    person, day = act.community_person, act.community_day.astype(np.int64) + int(cal.days[0])
+    order = np.lexsort((person, day))
+    to_death = people.death[person[order]].astype(np.int64) - day[order]
+    palliative = rng.random(person.size) < np.where((to_death >= 0) & (to_death < 365), 0.5, 0.01)
+    others = [s for s in COMMUNITY_SERVICES if s != "palliative_care"]
+    service = np.where(palliative, "palliative_care", rng.choice(np.array(others), person.size))
+    return table.set_column(table.schema.get_field_index("service"), "service", pa.array(service))
 
 
 def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
