@@ -72,24 +72,35 @@ class HazardModel:
         self.death_static = 0.25 * frail + 0.35 * people.latent + 0.25 * dep + 0.2 * (people.sex == "M")
         self.intercept = 0.0
         self.death_intercept = 0.0
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         mid_day = int(cal.days[cal.n_days // 2])
         alive = people.age_at(mid_day) >= 0
-        self.intercept = float(np.log(TARGET_EMERGENCY_RATE / np.exp(self.log_emergency(mid_day))[alive].mean()))
-        self.death_intercept = float(np.log(TARGET_DEATH_RATE / self.death_rate(mid_day)[alive].mean()))
+        log_em, death = self.rates(mid_day)
+        self.intercept = float(np.log(TARGET_EMERGENCY_RATE / np.exp(log_em)[alive].mean()))
+        self.death_intercept = float(np.log(TARGET_DEATH_RATE / death[alive].mean()))
+        self._cache.clear()
 
-    def _has(self, day: int) -> np.ndarray:
-        return (self.people.onset <= day).astype(np.float64)
+    def rates(self, day: int) -> tuple[np.ndarray, np.ndarray]:
+        """(log annual emergency rate, annual death rate) of everyone on `day`, cached for a year of months."""
+        hit = self._cache.get(day)
+        if hit is None:
+            has = (self.people.onset <= day).astype(np.float64)
+            age = np.clip(self.people.age_at(day), 0, 110)
+            age_term = 0.9 * np.log(np.interp(np.minimum(age, 104), _AGE_POINTS, _AGE_RATES) / 0.1)
+            log_em = self.intercept + age_term + self.static + has @ self.cond_beta
+            lin = self.death_intercept + 0.092 * (age - 80) + self.death_static + has @ self.death_beta
+            death = np.exp(lin) + np.where(age < 1, 0.004, 0.0)
+            hit = (log_em, death)
+            if len(self._cache) >= 14:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[day] = hit
+        return hit
 
     def log_emergency(self, day: int) -> np.ndarray:
-        age = np.clip(self.people.age_at(day), 0, 104)
-        age_term = 0.9 * np.log(np.interp(age, _AGE_POINTS, _AGE_RATES) / 0.1)
-        return self.intercept + age_term + self.static + self._has(day) @ self.cond_beta
+        return self.rates(day)[0]
 
     def death_rate(self, day: int) -> np.ndarray:
-        age = np.clip(self.people.age_at(day), 0, 110)
-        infant = np.where(age < 1, 0.004, 0.0)
-        lin = self.death_intercept + 0.092 * (age - 80) + self.death_static + self._has(day) @ self.death_beta
-        return np.exp(lin) + infant
+        return self.rates(day)[1]
 
 
 def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,

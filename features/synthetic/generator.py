@@ -78,6 +78,7 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     ooa_nhs = nhs_number.generate(np.random.default_rng([cfg.seed, 7]), people.n + n_ooa)
     ooa_nhs = np.setdiff1d(ooa_nhs, people.nhs_number)[:n_ooa]
     all_nhs = np.concatenate([people.nhs_number, ooa_nhs])
+    nhs = pa.array(all_nhs)
     hosp = tables.HospitalBuilder(cfg, people, geo, cal, rng, all_nhs)
     spells, spell_cols = hosp.spells(act, resp)
     beds, cc_beds, occupancy = _size_sites(spell_cols, geo.site_code.size, cal)
@@ -87,14 +88,14 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         "patients": tables.patients(people, geo),
         "apc_spells": spells,
         "ae_attendances": hosp.ae(act, spell_cols),
-        "op_appointments": tables.outpatients(act, people, geo, cal, rng, all_nhs),
-        "community_contacts": tables.community(act, people, cal, rng, all_nhs),
-        "mh_contacts": tables.mental_health(act, cal, rng, all_nhs),
-        "gp_events": tables.gp_events(cfg, people, geo, cal, rng, hidden),
-        "prescriptions": tables.prescriptions(people, cal, resp, rng, hidden),
+        "op_appointments": tables.outpatients(act, people, geo, cal, rng, nhs),
+        "community_contacts": tables.community(act, people, cal, rng, nhs),
+        "mh_contacts": tables.mental_health(act, cal, rng, nhs),
+        "gp_events": tables.gp_events(people, cal, rng, hidden, nhs),
+        "prescriptions": tables.prescriptions(people, cal, resp, rng, hidden, nhs),
         "social_care": tables.social_care(people, geo, cal, rng),
         "housing": tables.housing(people, geo, cal, rng),
-        "home_monitoring": tables.home_monitoring(resp, people, cal),
+        "home_monitoring": tables.home_monitoring(resp, cal, nhs),
     }
     defects: list[dict] = []
     if cfg.defects.malformed_share > 0:
@@ -229,11 +230,11 @@ def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_b
     tf = resp.truth_flare
     flare = {}
     if tf["p"].size:
-        key = resp.exac_person.astype(np.int64) * 100_000 + resp.exac_day
-        # realised flare within (d, d+14]
-        hits = np.zeros(tf["p"].size, dtype=bool)
-        for lag in range(1, 15):
-            hits |= np.isin(tf["person"].astype(np.int64) * 100_000 + tf["day"] + lag, key)
+        # realised flare within (d, d+14]: the next exacerbation of the same person within 14 days
+        key = np.sort(resp.exac_person.astype(np.int64) * 100_000 + resp.exac_day)
+        day_key = tf["person"].astype(np.int64) * 100_000 + tf["day"]
+        nxt = np.searchsorted(key, day_key + 1)
+        hits = (nxt < key.size) & (key[np.minimum(nxt, key.size - 1)] <= day_key + 14)
         flare = {"person_days": int(tf["p"].size), "observed_rate_14d": round(float(hits.mean()), 4),
                  "mean_true_probability": round(float(tf["p"].mean()), 4),
                  "oracle_auroc": round(auroc(hits, tf["p"]), 4)}

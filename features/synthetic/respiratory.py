@@ -65,19 +65,21 @@ def event_probability(state: np.ndarray, start_p: np.ndarray, p_event: np.ndarra
     """
     n, horizon = start_p.shape
     p_event = np.broadcast_to(np.asarray(p_event, dtype=np.float64), (n,))
-    g = np.zeros((n, N_STATES))
+    # g[s] = P(event within the remaining steps | state s); states are rows, so row ops are contiguous
+    g = np.zeros((N_STATES, n))
+    stay = 1 - UP - DOWN
+    start_p = np.ascontiguousarray(start_p.T)
     for t in range(horizon - 1, -1, -1):
-        x = g.copy()
-        x[:, EXACERBATION_STATE] = p_event + (1 - p_event) * g[:, EXACERBATION_STATE]
+        hit = p_event + (1 - p_event) * g[EXACERBATION_STATE]  # value of entering the exacerbation state
         new = np.empty_like(g)
-        a = start_p[:, t]
-        new[:, 0] = a * x[:, 1] + (1 - a) * x[:, 0]
-        for j in range(1, N_LEVELS + 1):
-            new[:, j] = UP * x[:, j + 1] + DOWN * x[:, j - 1] + (1 - UP - DOWN) * x[:, j]
-        new[:, EXACERBATION_STATE:N_STATES - 1] = x[:, EXACERBATION_STATE + 1:N_STATES]
-        new[:, N_STATES - 1] = x[:, 0]
+        a = start_p[t]
+        new[0] = a * g[1] + (1 - a) * g[0]
+        new[1:N_LEVELS] = UP * g[2:N_LEVELS + 1] + DOWN * g[0:N_LEVELS - 1] + stay * g[1:N_LEVELS]
+        new[N_LEVELS] = UP * hit + DOWN * g[N_LEVELS - 1] + stay * g[N_LEVELS]
+        new[EXACERBATION_STATE:N_STATES - 1] = g[EXACERBATION_STATE + 1:N_STATES]
+        new[N_STATES - 1] = g[0]
         g = new
-    return g[np.arange(n), state]
+    return g[state, np.arange(n)]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.codes import (
     AE_DIAGNOSES,
@@ -40,8 +41,16 @@ def _dates(days: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     return pa.array(days.astype(np.int32), type=DATE, mask=null)
 
 
-def _ids(prefix: str, n: int) -> np.ndarray:
-    return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype("U12"), 9))
+def _ids(prefix: str, n: int) -> pa.Array:
+    """Source identifiers PREFIX000000001, PREFIX000000002, ..."""
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(1, n + 1, dtype=np.int64)), pa.string()), width=9, padding="0")
+    return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def take(values: pa.Array | np.ndarray | list, index: np.ndarray) -> pa.Array:
+    """values[index] as an Arrow array: far cheaper than indexing NumPy string arrays."""
+    arr = values if isinstance(values, pa.Array) else pa.array(values)
+    return pc.take(arr, pa.array(np.asarray(index, dtype=np.int64)))
 
 
 def organisations(geo: Geography, beds: np.ndarray, cc_beds: np.ndarray) -> dict[str, pa.Table]:
@@ -84,7 +93,7 @@ class HospitalBuilder:
     def __init__(self, cfg: GeneratorConfig, people: People, geo: Geography, cal: Calendar,
                  rng: np.random.Generator, all_nhs: np.ndarray):
         self.cfg, self.people, self.geo, self.cal, self.rng = cfg, people, geo, cal, rng
-        self.all_nhs = all_nhs  # residents first, then non-residents (unlinked in the warehouse)
+        self.all_nhs = pa.array(all_nhs)  # residents first, then non-residents (unlinked in the warehouse)
         self.n_ooa = all_nhs.size - people.n
         self.day0 = int(cal.days[0])
         self.end = int(cal.days[-1])
@@ -162,8 +171,8 @@ class HospitalBuilder:
         })
         return table, cols
 
-    def _nhs(self, person: np.ndarray) -> np.ndarray:
-        return self.all_nhs[person]
+    def _nhs(self, person: np.ndarray) -> pa.Array:
+        return take(self.all_nhs, person)
 
     def ae(self, act: Activity, spells: dict[str, np.ndarray]) -> pa.Table:
         rng = self.rng
@@ -205,52 +214,53 @@ def _arrival_hours() -> np.ndarray:
 
 
 def outpatients(act: Activity, people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-                nhs: np.ndarray) -> pa.Table:
+                nhs: pa.Array) -> pa.Table:
     person, day = act.op_person, act.op_day.astype(np.int64) + int(cal.days[0])
     n = person.size
     dep = deprivation(geo.imd_decile[people.lsoa[person]])
     age = (day - people.birth[person]) / 365.25
     dna_p = np.clip(0.045 + 0.05 * dep + 0.03 * ((age > 16) & (age < 30)) + 0.015 * people.latent[person], 0.01, 0.3)
     u = rng.random(n)
-    status = np.where(u < dna_p, "DNA", np.where(u < dna_p + 0.05, "CANCELLED", "ATTENDED"))
-    specialty = rng.choice(np.array(list(TREATMENT_FUNCTIONS)), n)
-    specialty = np.where(age < 16, "420", specialty)
+    status = np.where(u < dna_p, 1, np.where(u < dna_p + 0.05, 2, 0))  # ATTENDED, DNA, CANCELLED
+    specialties = list(TREATMENT_FUNCTIONS)
+    specialty = np.where(age < 16, specialties.index("420"), rng.integers(0, len(specialties), n))
     order = np.lexsort((person, day))
     return pa.table({
         "appointment_id": _ids("OP", n),
-        "nhs_number": nhs[person[order]],
+        "nhs_number": take(nhs, person[order]),
         "appointment_date": _dates(day[order]),
-        "specialty": specialty[order],
-        "attendance_status": status[order],
+        "specialty": take(specialties, specialty[order]),
+        "attendance_status": take(["ATTENDED", "DNA", "CANCELLED"], status[order]),
     })
 
 
 def contacts(person: np.ndarray, day_idx: np.ndarray, services: list[str], prefix: str, cal: Calendar,
-             rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
+             service: np.ndarray, nhs: pa.Array) -> pa.Table:
+    """Contacts table; `service` holds an index into `services` per contact."""
     day = day_idx.astype(np.int64) + int(cal.days[0])
     order = np.lexsort((person, day))
     return pa.table({
         "contact_id": _ids(prefix, person.size),
-        "nhs_number": nhs[person[order]],
+        "nhs_number": take(nhs, person[order]),
         "contact_date": _dates(day[order]),
-        "service": rng.choice(np.array(services), person.size)[order],
+        "service": take(services, service[order]),
     })
 
 
-def community(act: Activity, people: People, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
+def community(act: Activity, people: People, cal: Calendar, rng: np.random.Generator, nhs: pa.Array) -> pa.Table:
     """Community contacts; palliative care concentrates in the last year of life."""
-    table = contacts(act.community_person, act.community_day, COMMUNITY_SERVICES, "CC", cal, rng, nhs)
     person, day = act.community_person, act.community_day.astype(np.int64) + int(cal.days[0])
-    order = np.lexsort((person, day))
-    to_death = people.death[person[order]].astype(np.int64) - day[order]
+    to_death = people.death[person].astype(np.int64) - day
     palliative = rng.random(person.size) < np.where((to_death >= 0) & (to_death < 365), 0.5, 0.01)
-    others = [s for s in COMMUNITY_SERVICES if s != "palliative_care"]
-    service = np.where(palliative, "palliative_care", rng.choice(np.array(others), person.size))
-    return table.set_column(table.schema.get_field_index("service"), "service", pa.array(service))
+    pal = COMMUNITY_SERVICES.index("palliative_care")
+    other = rng.integers(0, len(COMMUNITY_SERVICES) - 1, person.size)
+    service = np.where(palliative, pal, other + (other >= pal))
+    return contacts(person, act.community_day, COMMUNITY_SERVICES, "CC", cal, service, nhs)
 
 
-def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: np.ndarray) -> pa.Table:
-    return contacts(act.mh_person, act.mh_day, MH_SERVICES, "MH", cal, rng, nhs)
+def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: pa.Array) -> pa.Table:
+    service = rng.integers(0, len(MH_SERVICES), act.mh_person.size)
+    return contacts(act.mh_person, act.mh_day, MH_SERVICES, "MH", cal, service, nhs)
 
 
 def under_recorded(cfg: GeneratorConfig, people: People, geo: Geography, rng: np.random.Generator) -> np.ndarray:
@@ -268,25 +278,26 @@ def under_recorded(cfg: GeneratorConfig, people: People, geo: Geography, rng: np
     return group[:, None] & (rng.random(people.onset.shape) < d.under_record_share)
 
 
-def gp_events(cfg: GeneratorConfig, people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-              hidden: np.ndarray) -> pa.Table:
+def gp_events(people: People, cal: Calendar, rng: np.random.Generator, hidden: np.ndarray,
+              nhs: pa.Array) -> pa.Table:
     start, end = int(cal.days[0]), int(cal.days[-1])
     exit_ = np.minimum(people.exit, end)
+    vocab = [c.snomed for c in CONDITIONS] + list(FRAILTY_DEFICITS) + ["271649006", "60621009", SMOKER_CODE]
+    code_of = {c: i for i, c in enumerate(vocab)}
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     # long-term condition diagnoses at onset (the record keeps historic diagnoses)
     pi, ci = np.nonzero((people.onset <= exit_[:, None]) & ~hidden)
-    codes = np.array([c.snomed for c in CONDITIONS])
-    parts.append((pi, people.onset[pi, ci], codes[ci], np.full(pi.size, np.nan)))
+    parts.append((pi, people.onset[pi, ci], ci, np.full(pi.size, np.nan)))
     # frailty deficits, recorded at some point while registered in later life
     n_def = np.minimum(people.frailty, len(FRAILTY_DEFICITS)).astype(np.int64)
     fp = np.repeat(np.arange(people.n), n_def)
-    def_codes = np.array(list(FRAILTY_DEFICITS))
-    slot = (rng.random(fp.size) * len(def_codes)).astype(np.int64)
+    n_codes = len(FRAILTY_DEFICITS)
+    slot = (rng.random(fp.size) * n_codes).astype(np.int64) + code_of[next(iter(FRAILTY_DEFICITS))]
     lo = np.maximum(np.maximum(people.reg_start[fp], people.birth[fp] + 50 * 365), start - 3 * 365)
     hi = np.maximum(exit_[fp], lo + 1)
     fd = (lo + rng.random(fp.size) * (hi - lo)).astype(np.int64)
     keep = fd <= exit_[fp]
-    parts.append((fp[keep], fd[keep], def_codes[slot[keep]], np.full(keep.sum(), np.nan)))
+    parts.append((fp[keep], fd[keep], slot[keep], np.full(keep.sum(), np.nan)))
     # routine observations: blood pressure (more often with hypertension/diabetes) and BMI
     adult_years = np.clip((exit_ - np.maximum(np.maximum(people.reg_start, start), people.birth + 18 * 365)) / 365.25, 0, None)
     htn = (people.onset[:, 0] <= end) | (people.onset[:, 1] <= end)
@@ -296,18 +307,18 @@ def gp_events(cfg: GeneratorConfig, people: People, geo: Geography, cal: Calenda
     bp_d = (lo + rng.random(bp_p.size) * np.maximum(exit_[bp_p] - lo, 1)).astype(np.int64)
     age = (bp_d - people.birth[bp_p]) / 365.25
     sbp = np.rint(110 + 0.45 * age + 12 * htn[bp_p] + rng.normal(0, 13, bp_p.size))
-    parts.append((bp_p, bp_d, np.full(bp_p.size, "271649006"), sbp))
+    parts.append((bp_p, bp_d, np.full(bp_p.size, code_of["271649006"]), sbp))
     n_bmi = rng.poisson(adult_years * 0.25)
     bm_p = np.repeat(np.arange(people.n), n_bmi)
     lo = np.maximum(np.maximum(people.reg_start[bm_p], start), people.birth[bm_p] + 18 * 365)
     bm_d = (lo + rng.random(bm_p.size) * np.maximum(exit_[bm_p] - lo, 1)).astype(np.int64)
     bmi = np.round(rng.lognormal(np.log(27.5), 0.17, bm_p.size), 1)
-    parts.append((bm_p, bm_d, np.full(bm_p.size, "60621009"), bmi))
+    parts.append((bm_p, bm_d, np.full(bm_p.size, code_of["60621009"]), bmi))
     # smoking status
     sm = np.flatnonzero(people.smoker & (adult_years > 0))
     sm_lo = np.maximum(np.maximum(people.reg_start[sm], start), people.birth[sm] + 16 * 365)
     sm_d = (sm_lo + rng.random(sm.size) * np.maximum(exit_[sm] - sm_lo, 1)).astype(np.int64)
-    parts.append((sm, sm_d, np.full(sm.size, SMOKER_CODE), np.full(sm.size, np.nan)))
+    parts.append((sm, sm_d, np.full(sm.size, code_of[SMOKER_CODE]), np.full(sm.size, np.nan)))
 
     person = np.concatenate([p[0] for p in parts])
     day = np.concatenate([p[1] for p in parts]).astype(np.int64)
@@ -316,51 +327,53 @@ def gp_events(cfg: GeneratorConfig, people: People, geo: Geography, cal: Calenda
     order = np.lexsort((code, person, day))
     return pa.table({
         "event_id": _ids("GP", person.size),
-        "nhs_number": people.nhs_number[person[order]],
+        "nhs_number": take(nhs, person[order]),
         "event_date": _dates(day[order]),
-        "code_system": np.full(person.size, "SNOMED"),
-        "code": code[order],
+        "code_system": take(["SNOMED"], np.zeros(person.size)),
+        "code": take(vocab, code[order]),
         "value": pa.array(value[order], mask=np.isnan(value[order])),
     })
 
 
 def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.random.Generator,
-                  hidden: np.ndarray) -> pa.Table:
+                  hidden: np.ndarray, nhs: pa.Array) -> pa.Table:
     start, end = int(cal.days[0]), int(cal.days[-1])
     exit_ = np.minimum(people.exit, end)
     persons, days, bnf = [], [], []
+    vocab = sorted({d for drugs in BNF_BY_CONDITION.values() for d in drugs} | set(BNF_COMMON) | set(RESCUE_PACK))
+    code_of = {c: i for i, c in enumerate(vocab)}
     cond_keys = [c.key for c in CONDITIONS]
     interval = 120  # repeat issues every ~4 months keep the volume modest
     for j, key in enumerate(cond_keys):
         # an uncoded diagnosis is still treated half of the time
         treated = (people.onset[:, j] <= exit_) & (~hidden[:, j] | (rng.random(people.n) < 0.5))
         for drug in BNF_BY_CONDITION[key][:2]:
-            take = treated & (rng.random(people.n) < 0.8)
+            on_drug = treated & (rng.random(people.n) < 0.8)
             first = np.maximum(np.maximum(people.onset[:, j], people.reg_start), start) + rng.integers(0, interval, people.n)
-            n_issue = np.where(take, np.maximum((exit_ - first) // interval + 1, 0), 0)
+            n_issue = np.where(on_drug, np.maximum((exit_ - first) // interval + 1, 0), 0)
             p = np.repeat(np.arange(people.n), n_issue)
             k = np.arange(p.size) - np.repeat(np.cumsum(n_issue) - n_issue, n_issue)
             persons.append(p)
             days.append(first[p] + k * interval)
-            bnf.append(np.full(p.size, drug))
+            bnf.append(np.full(p.size, code_of[drug]))
     # common medicines in later life
     age_end = (exit_ - people.birth) / 365.25
     for drug in BNF_COMMON:
-        take = rng.random(people.n) < np.clip(0.004 * (age_end - 30), 0, 0.35)
+        on_drug = rng.random(people.n) < np.clip(0.004 * (age_end - 30), 0, 0.35)
         first = np.maximum(people.reg_start, start) + rng.integers(0, 365, people.n)
-        n_issue = np.where(take, np.maximum((exit_ - first) // interval + 1, 0), 0)
+        n_issue = np.where(on_drug, np.maximum((exit_ - first) // interval + 1, 0), 0)
         p = np.repeat(np.arange(people.n), n_issue)
         k = np.arange(p.size) - np.repeat(np.cumsum(n_issue) - n_issue, n_issue)
         persons.append(p)
         days.append(first[p] + k * interval)
-        bnf.append(np.full(p.size, drug))
+        bnf.append(np.full(p.size, code_of[drug]))
     # rescue courses for moderate exacerbations: prednisolone with an antibiotic
     mod = ~resp.exac_severe
     rp = np.repeat(resp.exac_person[mod], 2)
     rd = np.repeat(resp.exac_day[mod].astype(np.int64) + start, 2)
     persons.append(rp)
     days.append(rd)
-    bnf.append(np.tile(np.array(RESCUE_PACK), int(mod.sum())))
+    bnf.append(np.tile(np.array([code_of[c] for c in RESCUE_PACK]), int(mod.sum())))
     person = np.concatenate(persons)
     day = np.concatenate(days).astype(np.int64)
     code = np.concatenate(bnf)
@@ -369,9 +382,9 @@ def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.rand
     order = np.lexsort((code, person, day))
     return pa.table({
         "prescription_id": _ids("RX", person.size),
-        "nhs_number": people.nhs_number[person[order]],
+        "nhs_number": take(nhs, person[order]),
         "issue_date": _dates(day[order]),
-        "bnf_code": code[order],
+        "bnf_code": take(vocab, code[order]),
     })
 
 
@@ -424,7 +437,7 @@ def housing(people: People, geo: Geography, cal: Calendar, rng: np.random.Genera
     })
 
 
-def home_monitoring(resp: Respiratory, people: People, cal: Calendar) -> pa.Table:
+def home_monitoring(resp: Respiratory, cal: Calendar, nhs: pa.Array) -> pa.Table:
     r = resp.readings
     day = r["day"].astype(np.int64) + int(cal.days[0])
     person = r["person"].astype(np.int64)
@@ -435,7 +448,7 @@ def home_monitoring(resp: Respiratory, people: People, cal: Calendar) -> pa.Tabl
         return pa.array(np.nan_to_num(x).astype(dtype), mask=np.isnan(x))
 
     return pa.table({
-        "nhs_number": people.nhs_number[person[order]],
+        "nhs_number": take(nhs, person[order]),
         "reading_date": _dates(day[order]),
         "spo2": col(r["spo2"], np.int16),
         "fev1_pct_predicted": col(r["fev1"], np.float64),
