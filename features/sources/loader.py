@@ -144,10 +144,14 @@ class Loader:
         con.execute("SET preserve_insertion_order = true")
         con.execute("""CREATE TABLE quarantine (source_table VARCHAR, source_file VARCHAR, source_row BIGINT,
                        rule VARCHAR, column_name VARCHAR, person_id BIGINT, record JSON)""")
+        con.execute("CREATE TEMP TABLE nhs_map (nhs VARCHAR, person_id BIGINT)")
         reports: dict[str, TableReport] = {}
         for contract in CONTRACTS:
             self.say(f"loading {contract.name}")
             reports[contract.name] = self._load_table(con, contract)
+        ids, distinct = con.execute("SELECT count(person_id), count(DISTINCT person_id) FROM nhs_map").fetchone()
+        if ids != distinct:
+            raise RuntimeError("pseudonym collision: two NHS numbers map to one person id")
         truth = self._load_truth(con)
         self._write_manifest(con, reports)
         ethnic = con.execute("""SELECT avg(CASE WHEN ethnic_category IS NULL OR ethnic_category IN ('Z','99')
@@ -160,9 +164,9 @@ class Loader:
                           imd_linked_share=round(float(imd or 0), 4), truth_tables=truth)
 
     def _read(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
-        """Stage the raw file as table `raw` with a 1-based `_row` in file order."""
+        """Expose the raw file as view `raw` with a 1-based `_row` in file order (no copy)."""
         if path.suffix == ".parquet":
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE raw AS
+            con.execute(f"""CREATE OR REPLACE TEMP VIEW raw AS
                             SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row
                             FROM read_parquet({_lit(str(path))}, file_row_number = true)""")
         else:
@@ -173,9 +177,7 @@ class Loader:
             except pa.ArrowInvalid as exc:
                 raise ContractError(f"{path}: cannot be read as CSV ({exc})") from exc
             table = table.append_column("_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
-            con.register("raw_arrow", table)
-            con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
-            con.unregister("raw_arrow")
+            con.register("raw", table)
 
     def _resolve_columns(self, con, contract: TableContract, path: Path, rep: TableReport) -> dict[str, str | None]:
         present = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall() if r[0] != "_row"]
@@ -217,11 +219,6 @@ class Loader:
             if cols[col.name] is None:
                 continue
             t, v = f"t_{col.name}", f"v_{col.name}"
-            if col.nhs_number:
-                digits = " + ".join(f"TRY_CAST(substr({t}, {i}, 1) AS INTEGER) * {11 - i}" for i in range(1, 10))
-                by_rule["invalid_nhs_number"].append((col.name, col.name, f"""{t} IS NOT NULL AND (
-                    NOT regexp_full_match({t}, '[0-9]{{10}}') OR
-                    (11 - ({digits}) % 11) % 11 <> TRY_CAST(substr({t}, 10, 1) AS INTEGER))"""))
             if col.required:
                 by_rule["missing_value"].append((col.name, col.name, f"{t} IS NULL"))
             if col.type != "string":
@@ -274,33 +271,26 @@ class Loader:
         checks = self._checks(contract, cols)
         reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in checks) \
             + " ELSE NULL END" if checks else "NULL"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _reason "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _row_reason "
                     f"FROM (SELECT {', '.join(select)} FROM raw) s")
-        con.execute("DROP TABLE raw")
-        # duplicate keys among rows that passed every other rule (the first in file order is kept)
-        key = [f"v_{k}" for k in contract.key] or [f"t_{c.name}" for c in contract.columns]
-        con.execute(f"""UPDATE staged SET _reason = 'duplicate_key|{contract.key[0] if contract.key else '*'}'
-            WHERE _row IN (SELECT _row FROM (SELECT _row, row_number() OVER (PARTITION BY {', '.join(key)}
-            ORDER BY _row) AS k FROM staged WHERE _reason IS NULL) WHERE k > 1)""")
+        self._drop_raw(con)
         if pcol:
-            self._pseudonymise(con, pcol)
-            if contract.name != "patients":
-                self._link(con, contract)
-        else:
-            con.execute("ALTER TABLE staged ADD COLUMN person_id BIGINT")
+            self._register_numbers(con, pcol)
+        self._judge(con, contract, cols)
+        con.execute("DROP TABLE staged")
         # loaded rows
         person = ["person_id"] if pcol else []
         values = [f"v_{c.name} AS {_q(c.name)}" for c in out_cols]
         con.execute(f"CREATE TABLE {_q(contract.name)} AS SELECT {', '.join(person + values)} "
-                    f"FROM staged WHERE _reason IS NULL ORDER BY _row")
+                    f"FROM judged WHERE _reason IS NULL ORDER BY _row")
         # quarantined rows keep every field as text, except the NHS number (only its pseudonym, if valid)
         record = ", ".join(f"{_lit(c.name)}, t_{c.name}" for c in out_cols)
         con.execute(f"""INSERT INTO quarantine SELECT {_lit(contract.name)}, {_lit(path.name)}, _row,
                         split_part(_reason, '|', 1), split_part(_reason, '|', 2), person_id,
-                        json_object({record}) FROM staged WHERE _reason IS NOT NULL ORDER BY _row""")
-        counts = dict(con.execute("SELECT split_part(_reason, '|', 1), count(*) FROM staged "
+                        json_object({record}) FROM judged WHERE _reason IS NOT NULL ORDER BY _row""")
+        counts = dict(con.execute("SELECT split_part(_reason, '|', 1), count(*) FROM judged "
                                   "WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall())
-        rep.rows_read = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+        rep.rows_read = con.execute("SELECT count(*) FROM judged").fetchone()[0]
         rep.rows_loaded = con.execute(f"SELECT count(*) FROM {_q(contract.name)}").fetchone()[0]
         rep.rows_quarantined = rep.rows_read - rep.rows_loaded
         rep.quarantined_by_rule = counts
@@ -312,33 +302,79 @@ class Loader:
             lo, hi = con.execute(f"SELECT min({_q(contract.event_date)}), max({_q(contract.event_date)}) "
                                  f"FROM {_q(contract.name)}").fetchone()
             rep.date_range = (str(lo)[:10], str(hi)[:10]) if lo is not None else None
-        con.execute("DROP TABLE staged")
+        con.execute("DROP TABLE judged")
         log.info("table %s: read %d, loaded %d, quarantined %d (unlinked %d)", contract.name, rep.rows_read,
                  rep.rows_loaded, rep.rows_quarantined, rep.rows_unlinked)
         return rep
 
-    def _pseudonymise(self, con: duckdb.DuckDBPyConnection, pcol: str) -> None:
-        numbers = [r[0] for r in con.execute(
-            f"SELECT DISTINCT t_{pcol} FROM staged WHERE t_{pcol} IS NOT NULL AND "
-            f"(_reason IS NULL OR NOT starts_with(_reason, 'invalid_nhs_number')) ORDER BY 1").fetchall()]
-        mapping = self.pseudo.mapping(numbers)
-        con.register("pseudonyms", mapping)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT s.*, m.person_id
-                        FROM staged s LEFT JOIN pseudonyms m ON s.t_{pcol} = m.nhs_number ORDER BY s._row""")
-        con.unregister("pseudonyms")
-        # the raw number goes no further than the staging table
-        con.execute(f"UPDATE staged SET t_{pcol} = NULL, v_{pcol} = NULL")
+    @staticmethod
+    def _drop_raw(con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.execute("DROP VIEW IF EXISTS raw")
+        except duckdb.CatalogException:
+            con.unregister("raw")
 
-    def _link(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
-        con.execute("""UPDATE staged SET _reason = 'unlinked|nhs_number' WHERE _reason IS NULL
-                       AND person_id NOT IN (SELECT person_id FROM patients)""")
-        if contract.event_date:
-            d = f"CAST(s.v_{contract.event_date} AS DATE)"
-            con.execute(f"""UPDATE staged s SET _reason = 'before_birth|{contract.event_date}' FROM patients p
-                WHERE s._reason IS NULL AND s.person_id = p.person_id
-                AND {d} < make_date(p.year_of_birth, p.month_of_birth, 1)""")
-            con.execute(f"""UPDATE staged s SET _reason = 'after_death|{contract.event_date}' FROM patients p
-                WHERE s._reason IS NULL AND s.person_id = p.person_id AND {d} > p.date_of_death""")
+    def _register_numbers(self, con: duckdb.DuckDBPyConnection, pcol: str) -> None:
+        """Add NHS numbers not seen before to `nhs_map` (number -> pseudonym; NULL when invalid).
+
+        Validity (10 digits, modulus-11 check digit) is checked once per distinct number.
+        """
+        t = "n"
+        digits = " + ".join(f"TRY_CAST(substr({t}, {i}, 1) AS INTEGER) * {11 - i}" for i in range(1, 10))
+        valid = (f"regexp_full_match({t}, '[0-9]{{10}}') AND "
+                 f"(11 - ({digits}) % 11) % 11 = TRY_CAST(substr({t}, 10, 1) AS INTEGER)")
+        rows = con.execute(f"""SELECT n, coalesce({valid}, false) FROM (SELECT DISTINCT t_{pcol} AS n FROM staged
+                               WHERE t_{pcol} IS NOT NULL) s WHERE NOT EXISTS
+                               (SELECT 1 FROM nhs_map m WHERE m.nhs = s.n) ORDER BY n""").fetchall()
+        good = [n for n, ok in rows if ok]
+        bad = [n for n, ok in rows if not ok]
+        mapping = self.pseudo.mapping(good)
+        new = pa.table({"nhs": pa.concat_arrays([mapping.column("nhs_number").combine_chunks(), pa.array(bad, pa.string())]),
+                        "person_id": pa.concat_arrays([mapping.column("person_id").combine_chunks(),
+                                                       pa.nulls(len(bad), pa.int64())])})
+        con.register("new_numbers", new)
+        con.execute("INSERT INTO nhs_map SELECT * FROM new_numbers")
+        con.unregister("new_numbers")
+
+    def _judge(self, con: duckdb.DuckDBPyConnection, contract: TableContract, cols: dict[str, str | None]) -> None:
+        """Table `judged`: every staged row with its person_id and the first rule it breaks (or NULL).
+
+        Order: invalid NHS number, row rules, duplicate key (first row in file order kept), then
+        for person-level sources: unlinked, before birth, after death.
+        """
+        pcol = contract.person_column
+        keys = [f"v_{k}" for k in contract.key] if contract.key and all(cols[k] for k in contract.key) else []
+        if not keys:  # no usable key: whole-row duplicates
+            keys = [f"t_{c.name}" for c in contract.columns if cols[c.name]]
+            match = " AND ".join(f"d.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
+            not_null = "TRUE"
+        else:
+            match = " AND ".join(f"d.{k} = s.{k}" for k in keys)
+            not_null = " AND ".join(f"s.{k} IS NOT NULL" for k in keys)
+        valid_person = f" JOIN nhs_map m ON m.nhs = s.t_{pcol} AND m.person_id IS NOT NULL" if pcol else ""
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE dups AS SELECT {', '.join(f's.{k}' for k in keys)},
+                        min(s._row) AS first_row FROM staged s{valid_person}
+                        WHERE s._row_reason IS NULL AND {not_null} GROUP BY ALL HAVING count(*) > 1""")
+        key_label = contract.key[0] if contract.key else "*"
+        whens = [f"WHEN s._row_reason IS NOT NULL THEN s._row_reason",
+                 f"WHEN d.first_row IS NOT NULL THEN 'duplicate_key|{key_label}'"]
+        joins = [f"LEFT JOIN dups d ON {match} AND s._row > d.first_row"]
+        person = "NULL::BIGINT"
+        if pcol:
+            whens.insert(0, f"WHEN s.t_{pcol} IS NOT NULL AND m.person_id IS NULL THEN 'invalid_nhs_number|{pcol}'")
+            joins.insert(0, f"LEFT JOIN nhs_map m ON m.nhs = s.t_{pcol}")
+            person = "m.person_id"
+            if contract.name != "patients":
+                joins.append("LEFT JOIN patients p ON p.person_id = m.person_id")
+                whens.append("WHEN p.person_id IS NULL THEN 'unlinked|nhs_number'")
+                if contract.event_date:
+                    day, col = f"CAST(s.v_{contract.event_date} AS DATE)", contract.event_date
+                    whens.append(f"WHEN {day} < make_date(p.year_of_birth, p.month_of_birth, 1) THEN 'before_birth|{col}'")
+                    whens.append(f"WHEN {day} > p.date_of_death THEN 'after_death|{col}'")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE judged AS
+                        SELECT s.*, {person} AS person_id, CASE {' '.join(whens)} END AS _reason
+                        FROM staged s {' '.join(joins)}""")
+        con.execute("DROP TABLE dups")
 
     def _load_truth(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         """Ground truth shipped with synthetic data, keyed by pseudonym like everything else."""
