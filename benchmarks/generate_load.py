@@ -17,32 +17,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "benchmarks" / ".cache"
-TAG = "BENCH_RESULT "
+from benchmarks.measure import CACHE, GIB, Result, child_report, gib, machine, run_child, say
+
 TARGET_SECONDS, TARGET_GIB = 180.0, 8.0
-GIB = 1024**3
-
-Result = dict[str, Any]
 
 
 # ---- child side ------------------------------------------------------------------------------
-def _say(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 def _parquet_files(data: Path) -> list[Path]:
     """Every Parquet file the generator wrote (extracts and truth/)."""
     return sorted(data.rglob("*.parquet"))
@@ -55,7 +42,7 @@ def stage_generate(persons: int, data: str) -> tuple[float, int]:
 
     cfg = GeneratorConfig(persons=persons, seed=1)
     t0 = time.perf_counter()
-    result = generate(cfg, Path(data), progress=_say)
+    result = generate(cfg, Path(data), progress=say)
     return time.perf_counter() - t0, sum(result.rows.values())
 
 
@@ -66,7 +53,7 @@ def stage_load(persons: int, data: str) -> tuple[float, int]:
 
     settings = get_settings()
     t0 = time.perf_counter()
-    report = load(settings, Path(data), progress=_say)
+    report = load(settings, Path(data), progress=say)
     return time.perf_counter() - t0, sum(t.rows_read for t in report.tables.values())
 
 
@@ -117,33 +104,13 @@ def child_main() -> None:
     """Entry point of a child process: `python -c ... STEP PERSONS DATA`."""
     step, persons, data = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     seconds, rows = STEPS[step](persons, data)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(TAG + json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak_kib * 1024}), flush=True)
+    child_report(seconds, rows)
 
 
 # ---- parent side -----------------------------------------------------------------------------
-def run_child(step: str, persons: int, data: Path, env: dict[str, str]) -> Result:
-    """Run one step in a fresh interpreter; stderr (progress, tracebacks) passes straight through."""
-    cmd = [sys.executable, "-c", "from benchmarks.generate_load import child_main; child_main()",
-           step, str(persons), str(data)]
-    print(f"running {step} ...", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t0
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
-    if proc.returncode != 0 or not lines:
-        sys.exit(f"{step} failed (exit code {proc.returncode}); see the traceback above")
-    return {**json.loads(lines[-1][len(TAG):]), "wall": wall}
-
-
-def _gib(n: float) -> str:
-    return f"{n / GIB:.2f}"
-
-
 def report(persons: int, res: dict[str, Result]) -> None:
     """Print the per-stage table and the verdict against the issue target."""
-    print(f"\nPHM generate+load benchmark: {persons:,} persons | Python {platform.python_version()} | "
-          f"{os.cpu_count()} CPUs | {_gib(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))} GiB RAM")
+    print(f"\nPHM generate+load benchmark: {persons:,} persons | {machine()}")
     head = f"{'stage':<9}{'rows':>12}{'seconds':>9}{'rows/s':>12}{'peak GiB':>10}" \
            f"{'floor s':>9}{'floor GiB':>10}{'stage/floor':>12}"
     print(head)
@@ -151,8 +118,8 @@ def report(persons: int, res: dict[str, Result]) -> None:
     for stage in ("generate", "load"):
         s, f = res[stage], res[f"{stage}_floor"]
         print(f"{stage:<9}{s['rows']:>12,}{s['seconds']:>9.1f}{s['rows'] / s['seconds']:>12,.0f}"
-              f"{_gib(s['peak_bytes']):>10}{f['seconds']:>9.2f}"
-              f"{_gib(f['peak_bytes']):>10}{s['seconds'] / f['seconds']:>11.1f}x")
+              f"{gib(s['peak_bytes']):>10}{f['seconds']:>9.2f}"
+              f"{gib(f['peak_bytes']):>10}{s['seconds'] / f['seconds']:>11.1f}x")
     print("floor: generate = plain Parquet write of the same rows; load = plain DuckDB copy of the same files")
     print(f"       (both floors cover all {res['generate_floor']['rows']:,} rows of every Parquet file written, "
           f"truth/ included; stage rows = extract rows)")
@@ -160,7 +127,7 @@ def report(persons: int, res: dict[str, Result]) -> None:
     wall = res["generate"]["wall"] + res["load"]["wall"]
     peak = max(res["generate"]["peak_bytes"], res["load"]["peak_bytes"])
     ok = total < TARGET_SECONDS and peak < TARGET_GIB * GIB
-    print(f"TOTAL generate+load {total:.1f} s ({wall:.1f} s incl. process start-up), max peak {_gib(peak)} GiB | "
+    print(f"TOTAL generate+load {total:.1f} s ({wall:.1f} s incl. process start-up), max peak {gib(peak)} GiB | "
           f"target: generate + load 1 M persons in under 3 minutes and under 8 GiB: {'PASS' if ok else 'MISS'}"
           + ("" if persons == 1_000_000 else f" (at {persons:,} persons; the target is for 1 M)"))
 
@@ -179,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     res: dict[str, Result] = {}
     try:
         for step in STEPS:
-            res[step] = run_child(step, args.persons, data, env)
+            res[step] = run_child("benchmarks.generate_load", step, [str(args.persons), str(data)], env)
     finally:
         if args.keep is None:
             shutil.rmtree(data, ignore_errors=True)

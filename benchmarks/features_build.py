@@ -1,0 +1,102 @@
+"""Benchmark: build the emergency-admission feature set for N persons (default 1,000,000).
+
+The warehouse comes from `--warehouse`, or is generated and loaded once under
+`benchmarks/.cache/features_<N>/` and reused. Two steps run, each in its own child process:
+
+* build: `features.build.build` for index date 2024-04-01 (cohort, every feature, labels, Parquet);
+* floor: DuckDB scanning, once, every column of every table the feature set reads
+  (`SELECT count(*), max(col), ... FROM table`), which is the least any engine must do.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.features_build [--persons N] [--warehouse PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from benchmarks.measure import CACHE, child_report, gib, machine, run_child, say
+
+TARGET_SECONDS, TARGET_RATIO = 60.0, 4.0
+INDEX = date(2024, 4, 1)
+
+
+def step_prepare(persons: int, warehouse: str) -> tuple[float, int]:
+    """Generate and load the synthetic ICS (only when the cached warehouse is missing)."""
+    from features.sources.loader import load
+    from features.synthetic.config import GeneratorConfig
+    from features.synthetic.generator import generate
+    from phm.settings import Settings
+
+    data = Path(warehouse).parent / "data"
+    t0 = time.perf_counter()
+    generate(GeneratorConfig(persons=persons, seed=1), data, progress=say)
+    report = load(Settings(home=Path(warehouse).parent / "home"), data, warehouse=Path(warehouse), progress=say)
+    return time.perf_counter() - t0, report.tables["patients"].rows_loaded
+
+
+def step_build(persons: int, warehouse: str) -> tuple[float, int]:
+    from features.build import BuildConfig, build
+
+    out = Path(warehouse).parent / "features.parquet"
+    t0 = time.perf_counter()
+    manifest = build(Path(warehouse), BuildConfig(index_dates=[INDEX]), out)
+    return time.perf_counter() - t0, manifest["rows"]
+
+
+def step_floor(persons: int, warehouse: str) -> tuple[float, int]:
+    import duckdb
+
+    from features.build import required_columns
+    from features.definitions.catalogue import EMERGENCY_ADMISSION
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+    rows = 0
+    t0 = time.perf_counter()
+    for table, cols in required_columns(EMERGENCY_ADMISSION).items():
+        aggs = ", ".join(f"max({c})" for c in sorted(cols))
+        rows += con.execute(f"SELECT count(*), {aggs} FROM wh.{table}").fetchone()[0]
+    return time.perf_counter() - t0, rows
+
+
+STEPS = {"prepare": step_prepare, "build": step_build, "floor": step_floor}
+
+
+def child_main() -> None:
+    step, persons, warehouse = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    seconds, rows = STEPS[step](persons, warehouse)
+    child_report(seconds, rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.features_build", description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--warehouse", type=Path, default=None, help="an existing warehouse to build from")
+    args = parser.parse_args(argv)
+    warehouse = (args.warehouse or CACHE / f"features_{args.persons}" / "phm.duckdb").resolve()
+    env = dict(os.environ)
+    if not warehouse.exists():
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        run_child("benchmarks.features_build", "prepare", [str(args.persons), str(warehouse)], env)
+    res = {s: run_child("benchmarks.features_build", s, [str(args.persons), str(warehouse)], env)
+           for s in ("build", "floor")}
+    b, f = res["build"], res["floor"]
+    ratio = b["seconds"] / f["seconds"]
+    print(f"\nPHM feature build benchmark: emergency_admission at {INDEX}, warehouse {warehouse} | {machine()}")
+    print(f"build : {b['rows']:>10,} cohort rows in {b['seconds']:7.2f} s, peak {gib(b['peak_bytes'])} GiB")
+    print(f"floor : {f['rows']:>10,} source rows scanned once in {f['seconds']:7.2f} s, peak {gib(f['peak_bytes'])} GiB")
+    ok = b["seconds"] < TARGET_SECONDS and ratio < TARGET_RATIO
+    print(f"build/floor = {ratio:.1f}x | target: under {TARGET_SECONDS:.0f} s and under {TARGET_RATIO:.0f}x the scan "
+          f"floor on 2 cores: {'PASS' if ok else 'MISS'}" + ("" if args.persons == 1_000_000 else
+                                                               f" (at {args.persons:,} persons; the target is for 1 M)"))
+
+
+if __name__ == "__main__":
+    main()

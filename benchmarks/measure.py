@@ -1,0 +1,58 @@
+"""Run a benchmark step in a fresh interpreter and collect its time, rows and own peak memory.
+
+A child prints one tagged JSON line; the parent parses it. Each step's `ru_maxrss` is its own,
+so stages and floors are measured separately in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache"
+TAG = "BENCH_RESULT "
+GIB = 1024**3
+
+Result = dict[str, Any]
+
+
+def say(msg: str) -> None:
+    """Progress to stderr with a timestamp."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def child_report(seconds: float, rows: int) -> None:
+    """Called at the end of a child: report seconds, rows and this process's peak RSS."""
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(TAG + json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak_kib * 1024}), flush=True)
+
+
+def run_child(module: str, step: str, args: list[str], env: dict[str, str]) -> Result:
+    """Run `module.child_main()` with argv [step, *args]; stderr (progress, tracebacks) passes through."""
+    cmd = [sys.executable, "-c", f"from {module} import child_main; child_main()", step, *args]
+    print(f"running {step} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=False, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"{step} failed (exit code {proc.returncode}); see the traceback above")
+    return {**json.loads(lines[-1][len(TAG):]), "wall": wall}
+
+
+def gib(n: float) -> str:
+    return f"{n / GIB:.2f}"
+
+
+def machine() -> str:
+    import platform
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"Python {platform.python_version()} | {os.cpu_count()} CPUs | {gib(ram)} GiB RAM"
