@@ -136,7 +136,8 @@ def build(warehouse: Path, cfg: BuildConfig, out: Path) -> dict:
                 f"no one is eligible for {fs.name} at {', '.join(map(str, cfg.index_dates))}"
                 f" (excluded: {', '.join(f'{k} {v:,}' for k, v in excluded.items()) or 'no patients loaded'})")
         con.execute("CREATE TEMP TABLE cohort AS SELECT person_id, _idx FROM cohort_all WHERE _reason IS NULL")
-        features_sql = FeatureCompiler(dialect, table).compile(fs)
+        single = cfg.index_dates[0] if len(cfg.index_dates) == 1 else None
+        features_sql = FeatureCompiler(dialect, table, index_date=single).compile(fs)
         labels = label_sql(label_cfg, dialect, table, data_end)
         con.execute(f"""CREATE TEMP TABLE result AS SELECT f.*, l.{label_cfg.column}, l.censor_reason
                         FROM ({features_sql}) f JOIN ({labels}) l

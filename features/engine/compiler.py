@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import date
 
 from features.definitions.model import AttributeFeature, DerivedFeature, EventFeature, FeatureSet, Filter
 from features.engine.dialect import Dialect
@@ -39,30 +40,39 @@ def _filter_sql(f: Filter, dialect: Dialect) -> str:
 
 
 class FeatureCompiler:
-    """Turns definitions into SQL for one dialect. `table` maps a source name to its SQL reference."""
+    """Turns definitions into SQL for one dialect. `table` maps a source name to its SQL reference.
 
-    def __init__(self, dialect: Dialect, table: TableRef = lambda name: name):
+    With a single index date the date is inlined as a literal, so each source is filtered and
+    aggregated per person on its own and only the small result is joined to the cohort.
+    """
+
+    def __init__(self, dialect: Dialect, table: TableRef = lambda name: name, index_date: date | None = None):
         self.d = dialect
         self.table = table
+        self.idx = dialect.date_literal(index_date) if index_date else "c._idx"
 
     # ---- event features -----------------------------------------------------------------------
-    def _conditions(self, f: EventFeature, day: str) -> list[str]:
-        conds = [_filter_sql(w, self.d) for w in f.where]
-        if f.window_days is not None and f.aggregation != "bed_days":
-            conds.append(f"{day} >= {self.d.add_days('c._idx', -f.window_days)}")
-        return conds
+    def conditions(self, f: EventFeature) -> tuple[list[str], str, str]:
+        """The conditions an event must meet to count for `f` (and bed-day interval bounds)."""
+        d, idx = self.d, self.idx
+        day = d.as_date(f.date)
+        conds = [_filter_sql(w, d) for w in f.where]
+        end = start = ""
+        if f.aggregation == "bed_days":
+            end = f"LEAST(COALESCE({d.as_date(f.end)}, {idx}), {idx})"
+            start = day if f.window_days is None else f"GREATEST({day}, {d.add_days(idx, -f.window_days)})"
+            conds.append(f"{end} > {start}")
+        elif f.window_days is not None:
+            conds.append(f"{day} >= {d.add_days(idx, -f.window_days)}")
+        if f.aggregation == "active_at_index":
+            conds.append(f"({f.end} IS NULL OR {d.as_date(f.end)} >= {idx})")
+        return conds, end, start
 
     def aggregate(self, f: EventFeature) -> str:
         """The aggregate expression of one event feature (inside the per-source subquery)."""
         d = self.d
         day = d.as_date(f.date)
-        conds = self._conditions(f, day)
-        if f.aggregation == "bed_days":
-            end = f"LEAST(COALESCE({d.as_date(f.end)}, c._idx), c._idx)"
-            start = day if f.window_days is None else f"GREATEST({day}, {d.add_days('c._idx', -f.window_days)})"
-            conds.append(f"{end} > {start}")
-        if f.aggregation == "active_at_index":
-            conds.append(f"({f.end} IS NULL OR {d.as_date(f.end)} >= c._idx)")
+        conds, end, start = self.conditions(f)
         cond = " AND ".join(conds) if conds else "TRUE"
         v = f.value
 
@@ -89,21 +99,28 @@ class FeatureCompiler:
             case "max":
                 return f"MAX({when(v)})"
             case "slope":
-                x = when(f"CAST({d.days_between('c._idx', day)} AS DOUBLE)")
+                x = when(f"CAST({d.days_between(self.idx, day)} AS DOUBLE)")
                 return f"REGR_SLOPE({when(f'CAST({v} AS DOUBLE)')}, {x})"
             case "last":
                 return d.arg_max(when(v), f"CASE WHEN {cond} AND {v} IS NOT NULL THEN {day} END")
             case "days_since_last":
-                return d.days_between(f"MAX({when(day)})", "c._idx")
+                return d.days_between(f"MAX({when(day)})", self.idx)
             case "bed_days":
                 return f"SUM({when(d.days_between(start, end))})"
         raise ValueError(f"unknown aggregation {f.aggregation}")
 
     def source_query(self, source: str, date_column: str, feats: list[EventFeature]) -> str:
         cols = ",\n       ".join(f"{self.aggregate(f)} AS {f.name}" for f in feats)
+        # rows no feature can use are dropped before the join and aggregation
+        any_cond = [" AND ".join(self.conditions(f)[0]) or "TRUE" for f in feats]
+        prefilter = "" if "TRUE" in any_cond else "\n  AND (" + "\n    OR ".join(f"({c})" for c in any_cond) + ")"
+        before = f"{self.d.as_date('e.' + date_column)} < {self.idx}"
+        if self.idx != "c._idx":
+            return (f"SELECT e.person_id, {self.idx} AS _idx,\n       {cols}\n"
+                    f"FROM {self.table(source)} e\nWHERE {before}{prefilter}\nGROUP BY e.person_id")
         return (f"SELECT c.person_id, c._idx,\n       {cols}\n"
                 f"FROM cohort c JOIN {self.table(source)} e ON e.person_id = c.person_id\n"
-                f"WHERE {self.d.as_date('e.' + date_column)} < c._idx\n"
+                f"WHERE {before}{prefilter}\n"
                 f"GROUP BY c.person_id, c._idx")
 
     # ---- attributes ---------------------------------------------------------------------------
