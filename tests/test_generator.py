@@ -167,7 +167,7 @@ def test_conditions_depend_on_age_and_deprivation(ics20k) -> None:
 def test_ground_truth_is_calibrated_and_informative(ics20k) -> None:
     for day, fig in ics20k.summary["emergency_admission_12m"].items():
         assert abs(fig["observed_rate"] - fig["mean_true_probability"]) < 0.2 * fig["mean_true_probability"], day
-        assert 0.78 < fig["oracle_auroc"] < 0.95, day
+        assert 0.74 < fig["oracle_auroc"] < 0.95, day
     rows = _sql(ics20k, "SELECT count(DISTINCT index_date), min(p_true), max(p_true) FROM truth_emergency_admission_12m")[0]
     assert rows[0] >= 2 and 0 < rows[1] < rows[2] < 1
 

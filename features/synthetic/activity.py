@@ -30,7 +30,7 @@ TARGET_EMERGENCY_RATE = 0.12  # per person-year before self-excitation (~0.11 af
 TARGET_DEATH_RATE = 0.0135  # crude, per person-year (England ~9-10 per 1,000)
 EXCITE_GAIN, EXCITE_DECAY = 1.5, float(np.exp(-1 / 3.0))
 MAX_MONTHLY_RATE = 2.0
-LATENT_SD = 0.9
+LATENT_SD = 0.35
 
 
 @dataclass
