@@ -23,8 +23,12 @@ data_app = typer.Typer(help="Generate, load and check linked source data.", no_a
 config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
 features_app = typer.Typer(help="Declared predictors: list them, build feature tables with labels.",
                            no_args_is_help=True)
+train_app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: versions, aliases and metrics.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
 console = Console()
 err = Console(stderr=True)
@@ -295,6 +299,88 @@ def features_build(
     t.add_row("build time", f"{manifest['build_seconds']} s")
     console.print(t)
     console.print(f"Written {target} and {target}.manifest.json")
+
+
+# ---- training and registry ---------------------------------------------------------------------------
+def _train(model_name: str, seed: int, config: Optional[Path], max_train_rows: Optional[int]) -> None:
+    from evaluation.train_validate import run
+    from training.config import TrainConfig, default_config
+
+    settings = _settings()
+    if not settings.warehouse_path.exists():
+        raise _fail(f"{settings.warehouse_path}: no warehouse yet. Run `phm data load` (or `phm demo`) first.")
+    try:
+        cfg = TrainConfig.model_validate_json(config.read_text()) if config else default_config(model_name, seed)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{config}: not a valid training configuration ({exc})") from exc
+    if cfg.model_name != model_name:
+        raise _fail(f"{config} configures {cfg.model_name}, not {model_name}")
+    if max_train_rows:
+        cfg = cfg.model_copy(update={"max_train_rows": max_train_rows})
+    with _stages(f"Training {model_name}", 8) as advance:
+        try:
+            result = run(cfg, settings, progress=advance)
+        except ValueError as exc:
+            raise _fail(str(exc)) from exc
+    m = result.metrics
+    t = Table(title=f"{model_name} version {result.version} (alias candidate), MLflow run {result.run_id}")
+    t.add_column("measure")
+    t.add_column("validation", justify="right")
+    t.add_row("AUROC (95% CI)", f"{m['val_auroc']:.3f} ({m['val_auroc_ci_low']:.3f}-{m['val_auroc_ci_high']:.3f})")
+    t.add_row("AUPRC", f"{m['val_auprc']:.3f}")
+    t.add_row("Brier score", f"{m['val_brier']:.4f}")
+    t.add_row("calibration slope / intercept", f"{m['val_calibration_slope']:.2f} / {m['val_calibration_intercept']:.2f}")
+    for share in ("1", "2", "5"):
+        t.add_row(f"top {share}%: PPV / sensitivity", f"{m[f'val_ppv_top_{share}pct']:.1%} / "
+                  f"{m[f'val_sensitivity_top_{share}pct']:.1%}")
+    t.add_row("logistic baseline AUROC", f"{m['baseline_auroc']:.3f}")
+    t.add_row("simple rule AUROC", f"{m['rule_auroc']:.3f}")
+    if "oracle_auroc" in m:
+        t.add_row("oracle AUROC (true risk)", f"{m['oracle_auroc']:.3f}")
+        t.add_row("model / oracle", f"{m['model_oracle_ratio']:.3f}")
+    if "warn_median_lead_days" in m:
+        t.add_row("exacerbations warned (top 10% alerts)", f"{m['warn_share']:.0%}")
+        t.add_row("median warning lead time", f"{m['warn_median_lead_days']:.0f} days")
+    console.print(t)
+
+
+@train_app.command("emergency-admission")
+def train_emergency_admission(
+        seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")] = 1,
+        config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
+        max_train_rows: Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")] = None) -> None:
+    """Emergency admission within 12 months: train on 2022-23, validate on 2024-04-01, register."""
+    _train("emergency_admission", seed, config, max_train_rows)
+
+
+@train_app.command("flare-up")
+def train_flare_up(
+        seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")] = 1,
+        config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
+        max_train_rows: Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")] = None) -> None:
+    """COPD/asthma exacerbation within 14 days: weekly training dates, daily validation, register."""
+    _train("flare_up", seed, config, max_train_rows)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registered versions with aliases, audit status and headline validation metrics."""
+    from training import registry, tracking
+
+    settings = _settings()
+    tracking.configure(settings)
+    found = registry.versions()
+    if not found:
+        console.print("No registered models yet. Train one with `phm train emergency-admission`.")
+        return
+    t = Table(title=f"Registered models ({settings.mlflow_tracking_uri})")
+    for col in ("model", "version", "aliases", "status", "AUROC", "calibration slope", "model/oracle", "baseline AUROC"):
+        t.add_column(col)
+    for v in found:
+        fmt = lambda k: f"{v.metrics[k]:.3f}" if k in v.metrics else ""  # noqa: E731
+        t.add_row(v.name, str(v.version), ", ".join(v.aliases), v.status, fmt("val_auroc"),
+                  fmt("val_calibration_slope"), fmt("model_oracle_ratio"), fmt("baseline_auroc"))
+    console.print(t)
 
 
 # ---- demo -------------------------------------------------------------------------------------------

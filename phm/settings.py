@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     )
     demo: bool = Field(default=False, description="Allow the published demo key (synthetic data only).")
     log_level: str = Field(default="INFO")
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI (default: SQLite under home).")
 
     @classmethod
     def settings_customise_sources(
@@ -88,7 +89,15 @@ class Settings(BaseSettings):
 
     @cached_property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self._dir('mlflow') / 'mlflow.db'}"
+        return self.tracking_uri or f"sqlite:///{self._dir('mlflow') / 'mlflow.db'}"
+
+    @cached_property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self._dir("mlflow", "artifacts")
+
+    @cached_property
+    def features_dir(self) -> Path:
+        return self._dir("features")
 
     def describe(self) -> dict[str, Any]:
         """Settings for display, with the secret masked."""

@@ -19,15 +19,15 @@ from features.synthetic.population import NEVER, Geography, People, deprivation
 
 # Emergency admissions per person-year by age in England (HES, ~); conditions explain part of it.
 _AGE_POINTS = np.array([0, 2, 5, 10, 16, 20, 30, 45, 60, 70, 80, 90, 105])
-_AGE_RATES = np.array([0.30, 0.12, 0.06, 0.05, 0.07, 0.08, 0.08, 0.09, 0.13, 0.20, 0.35, 0.55, 0.65])
+_AGE_RATES = np.array([0.30, 0.12, 0.06, 0.05, 0.08, 0.11, 0.07, 0.08, 0.13, 0.20, 0.35, 0.55, 0.65])
 CONDITION_EFFECT = {
     "hypertension": 0.10, "diabetes": 0.40, "asthma": 0.25, "copd": 0.45, "chd": 0.45,
     "heart_failure": 0.90, "atrial_fibrillation": 0.35, "ckd": 0.50, "stroke": 0.40,
     "dementia": 0.75, "depression": 0.35,
 }
 DEATH_EFFECT = {"heart_failure": 0.5, "dementia": 0.5, "copd": 0.35, "ckd": 0.3, "stroke": 0.2}
-TARGET_EMERGENCY_RATE = 0.12  # per person-year before self-excitation (~0.11 after)
-TARGET_DEATH_RATE = 0.0135  # crude, per person-year (England ~9-10 per 1,000)
+TARGET_EMERGENCY_RATE = 0.105  # per person-year before self-excitation (~0.11 after)
+TARGET_DEATH_RATE = 0.011  # crude, per person-year (England ~9-10 per 1,000)
 EXCITE_GAIN, EXCITE_DECAY = 1.5, float(np.exp(-1 / 3.0))
 MAX_MONTHLY_RATE = 2.0
 LATENT_SD = 0.35
@@ -65,6 +65,7 @@ class HazardModel:
         self.people = people
         dep = deprivation(geo.imd_decile[people.lsoa])
         frail = np.log1p(people.frailty.astype(np.float64))
+        self.frail, self.dep = frail, dep
         self.static = (0.45 * dep + 0.5 * frail + LATENT_SD * people.latent + 0.06 * (people.sex == "M")
                        + 0.15 * people.smoker)
         self.cond_beta = np.array([CONDITION_EFFECT[c.key] for c in CONDITIONS])
@@ -74,7 +75,9 @@ class HazardModel:
         self.death_intercept = 0.0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         mid_day = int(cal.days[cal.n_days // 2])
-        alive = people.age_at(mid_day) >= 0
+        # calibrate on people registered at mid-history (deaths come later, so the oldest are trimmed)
+        alive = ((people.age_at(mid_day) >= 0) & (people.age_at(mid_day) < 95) & (people.reg_start <= mid_day)
+                 & (people.exit_move > mid_day))
         log_em, death = self.rates(mid_day)
         self.intercept = float(np.log(TARGET_EMERGENCY_RATE / np.exp(log_em)[alive].mean()))
         self.death_intercept = float(np.log(TARGET_DEATH_RATE / death[alive].mean()))
@@ -87,7 +90,9 @@ class HazardModel:
             has = (self.people.onset <= day).astype(np.float64)
             age = np.clip(self.people.age_at(day), 0, 110)
             age_term = 0.9 * np.log(np.interp(np.minimum(age, 104), _AGE_POINTS, _AGE_RATES) / 0.1)
-            log_em = self.intercept + age_term + self.static + has @ self.cond_beta
+            # multimorbidity and frailty in old age compound the risk (not additive on the log scale)
+            synergy = 0.3 * (has.sum(axis=1) >= 3) + 0.4 * self.frail * (age >= 75)
+            log_em = self.intercept + age_term + self.static + has @ self.cond_beta + synergy
             lin = self.death_intercept + 0.092 * (age - 80) + self.death_static + has @ self.death_beta
             death = np.exp(lin) + np.where(age < 1, 0.004, 0.0)
             hit = (log_em, death)

@@ -1,0 +1,59 @@
+"""Typed configuration of the training jobs."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from models.risk import BoostingParams
+
+
+def weekly(first: date, last: date, step_days: int = 7) -> list[date]:
+    out, d = [], first
+    while d <= last:
+        out.append(d)
+        d += timedelta(days=step_days)
+    return out
+
+
+class TuningGrid(BaseModel):
+    """The small set of hyperparameters tuned on the training period only."""
+
+    num_leaves: list[int] = Field(default_factory=lambda: [15, 31])
+    min_child_samples: list[int] = Field(default_factory=lambda: [50, 200])
+
+
+class TrainConfig(BaseModel):
+    """One training job: which model, which periods, which settings."""
+
+    model_name: Literal["emergency_admission", "flare_up"]
+    feature_set: str
+    train_dates: list[date] = Field(min_length=1, description="Index dates of the training period")
+    validation_dates: list[date] = Field(min_length=1, description="Later index dates (temporal validation)")
+    seed: int = 1
+    base: BoostingParams = Field(default_factory=BoostingParams)
+    grid: TuningGrid = Field(default_factory=TuningGrid)
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    bootstrap_draws: int = Field(200, ge=10)
+    max_train_rows: int | None = Field(None, description="Sample the training rows (benchmarks, quick runs)")
+    experiment: str | None = None
+
+    @property
+    def label(self) -> str:
+        return {"emergency_admission": "label_emergency_admission_12m", "flare_up": "label_exacerbation_14d"}[
+            self.model_name]
+
+
+def default_config(model_name: str, seed: int = 1) -> TrainConfig:
+    """Temporal validation on the synthetic ICS: train on earlier index dates, validate on a later one."""
+    if model_name == "emergency_admission":
+        return TrainConfig(model_name="emergency_admission", feature_set="emergency_admission", seed=seed,
+                           train_dates=[date(2022, 4, 1), date(2023, 4, 1)], validation_dates=[date(2024, 4, 1)])
+    if model_name == "flare_up":
+        return TrainConfig(model_name="flare_up", feature_set="flare_up", seed=seed,
+                           train_dates=weekly(date(2023, 7, 3), date(2024, 6, 10)),
+                           validation_dates=weekly(date(2024, 7, 1), date(2025, 3, 17), step_days=1),
+                           grid=TuningGrid(num_leaves=[7, 15], min_child_samples=[50, 100]))
+    raise ValueError(f"unknown model {model_name!r}: choose emergency_admission or flare_up")

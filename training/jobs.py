@@ -1,0 +1,110 @@
+"""Fit a risk model: build features for the training and later validation periods, tune a few
+hyperparameters on the training period only, fit LightGBM, calibrate it on held-out training
+people, and fit the logistic-regression baseline.
+
+Training people are split by a seeded hash of their pseudonym into fit (60%), early-stopping
+and tuning (20%) and calibration (20%) parts, so one person (who may appear at several index
+dates) never sits in two parts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.build import BuildConfig, build
+from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
+from phm.settings import Settings
+from training.config import TrainConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class FittedJob:
+    """Everything a training job produced, before evaluation and registration."""
+
+    cfg: TrainConfig
+    model: GradientBoostedRisk
+    baseline: LogisticBaseline
+    predictors: list[str]
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    manifests: dict[str, dict]
+    tuning: list[dict]
+    chosen: BoostingParams
+    parts: dict[str, int] = field(default_factory=dict)
+
+
+def _auroc(y: np.ndarray, p: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    y = y.astype(bool)
+    n1, n0 = y.sum(), (~y).sum()
+    return float((rankdata(p)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else float("nan")
+
+
+def person_parts(person_id: pd.Series, seed: int) -> np.ndarray:
+    """0 = fit, 1 = early stopping/tuning, 2 = calibration: a seeded hash of the pseudonym."""
+    h = pd.util.hash_pandas_object(person_id.astype("int64") ^ np.int64(seed * 2_654_435_761), index=False)
+    bucket = (h.to_numpy() % np.uint64(10)).astype(int)
+    return np.select([bucket < 6, bucket < 8], [0, 1], 2)
+
+
+def build_frames(cfg: TrainConfig, settings: Settings, say: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    manifests = {}
+    frames = {}
+    for part, dates in (("train", cfg.train_dates), ("validation", cfg.validation_dates)):
+        say(f"building {part} features ({len(dates)} index date{'s' if len(dates) > 1 else ''})")
+        out = settings.features_dir / f"{cfg.model_name}_{part}.parquet"
+        manifests[part] = build(settings.warehouse_path, BuildConfig(feature_set=cfg.feature_set, index_dates=dates), out)
+        frame = pd.read_parquet(out)
+        frames[part] = frame[frame[cfg.label].notna()].reset_index(drop=True)
+    return frames["train"], frames["validation"], manifests
+
+
+def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) -> FittedJob:
+    say = progress or (lambda _m: None)
+    train, validation, manifests = build_frames(cfg, settings, say)
+    if cfg.max_train_rows and len(train) > cfg.max_train_rows:
+        train = train.sample(cfg.max_train_rows, random_state=cfg.seed).sort_index().reset_index(drop=True)
+    predictors = [p for p in manifests["train"]["predictors"] if pd.api.types.is_numeric_dtype(train[p])]
+    y = train[cfg.label].astype(int).to_numpy()
+    if y.sum() < 10 or (validation[cfg.label] == 1).sum() < 5:
+        raise ValueError(f"too few outcomes to train {cfg.model_name}: {int(y.sum())} in training, "
+                         f"{int((validation[cfg.label] == 1).sum())} in validation; use a larger population")
+    part = person_parts(train.person_id, cfg.seed)
+    X = train[predictors].astype("float64")
+    fit_, stop, cal = (part == 0), (part == 1), (part == 2)
+    say(f"tuning on {int(fit_.sum()):,} training rows ({int(y.sum()):,} outcomes)")
+    tuning = []
+    for leaves, child in itertools.product(cfg.grid.num_leaves, cfg.grid.min_child_samples):
+        params = cfg.base.model_copy(update={"num_leaves": leaves, "min_child_samples": child, "seed": cfg.seed})
+        trial = GradientBoostedRisk(params, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+        tuning.append({"num_leaves": leaves, "min_child_samples": child, "best_iteration": trial.best_iteration_,
+                       "stop_auroc": _auroc(y[stop], trial.raw_proba(X[stop]))})
+    best = max(tuning, key=lambda t: (t["stop_auroc"], -t["num_leaves"]))
+    chosen = cfg.base.model_copy(update={"num_leaves": best["num_leaves"], "min_child_samples": best["min_child_samples"],
+                                         "seed": cfg.seed})
+    say(f"fitting LightGBM (num_leaves={chosen.num_leaves}, min_child_samples={chosen.min_child_samples}) "
+        "and the logistic baseline")
+    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+    baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop])
+    return FittedJob(cfg=cfg, model=model, baseline=baseline, predictors=predictors, train=train,
+                     validation=validation, manifests=manifests, tuning=tuning, chosen=chosen,
+                     parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())})
+
+
+def save_manifests(job: FittedJob, folder: Path) -> list[Path]:
+    paths = []
+    for name, manifest in job.manifests.items():
+        path = folder / f"features_{name}_manifest.json"
+        path.write_text(json.dumps(manifest, indent=2, default=str))
+        paths.append(path)
+    return paths

@@ -1,0 +1,57 @@
+"""MLflow set-up: a local SQLite store under PHM_HOME by default, artifacts beside it, no network."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.models.model import ModelInfo
+
+from models.risk import GradientBoostedRisk
+from phm.settings import Settings
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+def configure(settings: Settings) -> str:
+    """Point MLflow at the configured tracking store; returns the URI."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = settings.mlflow_tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_id(settings: Settings, name: str) -> str:
+    """The experiment's id, creating it with artifacts under PHM_HOME (not ./mlruns)."""
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = (settings.mlflow_artifacts_dir / name).as_uri()
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def pip_requirements() -> list[str]:
+    """Explicit requirements (inferring them costs seconds and may reach for the network)."""
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy")]
+
+
+def log_risk_model(model: GradientBoostedRisk, example: pd.DataFrame, registered_name: str | None) -> ModelInfo:
+    """Log the calibrated model as a pyfunc returning probabilities, with signature and input example."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pkl"
+        path.write_bytes(pickle.dumps(model))
+        signature = infer_signature(example, pd.DataFrame({"risk": model.predict_proba(example)[:, 1]}))
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=str(MODELS_DIR / "pyfunc_entry.py"), artifacts={"model": str(path)},
+            signature=signature,
+            input_example=example, pip_requirements=pip_requirements(), code_paths=[str(MODELS_DIR)],
+            registered_model_name=registered_name)
