@@ -36,9 +36,14 @@ class BoostingParams(BaseModel):
     reg_lambda: float = 1.0
     seed: int = 1
     threads: int = 2
+    monotone: dict[str, int] = Field(default_factory=dict, description="+1/-1: risk may only rise/fall with it")
 
-    def lgbm(self) -> lgb.LGBMClassifier:
-        return lgb.LGBMClassifier(
+    def lgbm(self, columns: list[str] | None = None) -> lgb.LGBMClassifier:
+        extra = {}
+        if self.monotone and columns is not None:
+            extra = {"monotone_constraints": [self.monotone.get(c, 0) for c in columns],
+                     "monotone_constraints_method": "intermediate"}
+        return lgb.LGBMClassifier(**extra,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, learning_rate=self.learning_rate,
             n_estimators=self.n_estimators, subsample=self.subsample, subsample_freq=1,
             colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, random_state=self.seed,
@@ -61,7 +66,7 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
             X_stop: pd.DataFrame | None = None, y_stop: np.ndarray | None = None) -> "GradientBoostedRisk":
         """Fit trees on (X, y), stopping early on (X_stop, y_stop) if given, then calibrate on (X_cal, y_cal)."""
         params = self.params or BoostingParams()
-        self.booster_ = params.lgbm()
+        self.booster_ = params.lgbm(list(X.columns))
         fit_args: dict = {}
         if X_stop is not None:
             fit_args = {"eval_X": (X_stop,), "eval_y": (y_stop,), "eval_metric": "binary_logloss",

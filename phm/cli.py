@@ -387,7 +387,8 @@ def models_list() -> None:
 @app.command("demo")
 def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
          seed: Annotated[int, typer.Option()] = 1) -> None:
-    """Run the product end to end on the embedded synthetic ICS (generate, load, check quality, build features)."""
+    """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
+    train and register both risk models."""
     settings = _settings()
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {settings.home}")
@@ -398,6 +399,9 @@ def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.
     for feature_set in ("emergency_admission", "flare_up"):
         features_build(as_of=[datetime(2024, 4, 1)], feature_set=feature_set, out=None, min_age=None,
                        include_death=False, ethnicity_as_predictor=False, warehouse=None)
+    for model_name in ("emergency_admission", "flare_up"):
+        _train(model_name, seed, None, None)
+    models_list()
     console.rule("[bold green]Demo complete")
 
 

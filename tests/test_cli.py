@@ -118,3 +118,23 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert (home / "reports" / name).exists()
     assert (home / "features" / "emergency_admission_2024-04-01.parquet").exists()
     assert (home / "features" / "flare_up_2024-04-01.parquet").exists()
+
+
+def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:
+    """`mlflow run . -e train_emergency_admission` trains, registers and `phm models list` shows it."""
+    home = tmp_path / "home"
+    assert run("data", "generate", "--persons", "8000", "--seed", "4", home=home).returncode == 0
+    assert run("data", "load", home=home).returncode == 0
+    empty = run("models", "list", home=home)
+    assert empty.returncode == 0 and "No registered models" in empty.stdout
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PHM_HOME": str(home), "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"}
+    result = subprocess.run([str(Path(bin_dir) / "mlflow"), "run", str(root), "-e", "train_emergency_admission",
+                             "--env-manager", "local"], capture_output=True, text=True, env=env, timeout=900,
+                            cwd=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "version 1 (alias candidate)" in result.stdout
+    listed = run("models", "list", home=home)
+    assert listed.returncode == 0 and "emergency_admission" in listed.stdout and "candidate" in listed.stdout

@@ -46,11 +46,34 @@ class TrainConfig(BaseModel):
             self.model_name]
 
 
+RISING_FAMILIES = {"hospital use", "A&E", "long-term conditions", "frailty", "medicines", "community and mental health",
+                   "wider determinants", "respiratory", "outpatients"}
+
+
+def monotone_directions(feature_set: str) -> dict[str, int]:
+    """Clinically expected directions: more prior use, conditions or frailty never lowers the risk;
+    more days since the last event, or a less deprived area, never raises it."""
+    from features.definitions.catalogue import FEATURE_SETS
+
+    out = {}
+    for f in FEATURE_SETS[feature_set].features:
+        if f.name.startswith("days_since") or f.name == "imd_decile":
+            out[f.name] = -1
+        elif f.family in RISING_FAMILIES and f.name != "outpatient_attendances_12m":
+            out[f.name] = 1
+        elif f.name == "core20":
+            out[f.name] = 1
+    return out
+
+
 def default_config(model_name: str, seed: int = 1) -> TrainConfig:
     """Temporal validation on the synthetic ICS: train on earlier index dates, validate on a later one."""
     if model_name == "emergency_admission":
         return TrainConfig(model_name="emergency_admission", feature_set="emergency_admission", seed=seed,
-                           train_dates=[date(2022, 4, 1), date(2023, 4, 1)], validation_dates=[date(2024, 4, 1)])
+                           train_dates=[date(2021, 4, 1), date(2022, 4, 1), date(2023, 4, 1)],
+                           validation_dates=[date(2024, 4, 1)],
+                           base=BoostingParams(monotone=monotone_directions("emergency_admission")),
+                           grid=TuningGrid(num_leaves=[7, 15, 31], min_child_samples=[50, 200]))
     if model_name == "flare_up":
         return TrainConfig(model_name="flare_up", feature_set="flare_up", seed=seed,
                            train_dates=weekly(date(2023, 7, 3), date(2024, 6, 10)),

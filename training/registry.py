@@ -41,7 +41,8 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
             found = client.search_model_versions(f"name = '{name}'")
         except MlflowException:
             continue
-        for mv in sorted(found, key=lambda v: int(v.version)):
+        for found_mv in sorted(found, key=lambda v: int(v.version)):
+            mv = client.get_model_version(name, found_mv.version)  # search results omit aliases
             metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
             out.append(VersionInfo(name=name, version=int(mv.version), aliases=sorted(mv.aliases or []),
                                    run_id=mv.run_id, created=int(mv.creation_timestamp or 0),
