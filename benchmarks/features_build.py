@@ -22,7 +22,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from benchmarks.measure import CACHE, child_report, gib, machine, run_child, say
+from benchmarks.measure import cached_warehouse, child_report, gib, machine, run_child, say
 
 TARGET_SECONDS, TARGET_RATIO = 60.0, 4.0
 INDEX = date(2024, 4, 1)
@@ -101,11 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--warehouse", type=Path, default=None, help="an existing warehouse to build from")
     args = parser.parse_args(argv)
-    warehouse = (args.warehouse or CACHE / f"features_{args.persons}" / "phm.duckdb").resolve()
+    warehouse = cached_warehouse(args.persons, args.warehouse)
     env = dict(os.environ)
-    if not warehouse.exists():
-        warehouse.parent.mkdir(parents=True, exist_ok=True)
-        run_child("benchmarks.features_build", "prepare", [str(args.persons), str(warehouse)], env)
     res = {s: run_child("benchmarks.features_build", s, [str(args.persons), str(warehouse)], env)
            for s in ("build", "floor", "groupby")}
     b, f, g = res["build"], res["floor"], res["groupby"]

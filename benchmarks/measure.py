@@ -56,3 +56,12 @@ def machine() -> str:
 
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return f"Python {platform.python_version()} | {os.cpu_count()} CPUs | {gib(ram)} GiB RAM"
+
+
+def cached_warehouse(persons: int, warehouse: Path | None) -> Path:
+    """`warehouse`, or the synthetic one for `persons` under the cache (generated and loaded once)."""
+    path = (warehouse or CACHE / f"features_{persons}" / "phm.duckdb").resolve()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run_child("benchmarks.features_build", "prepare", [str(persons), str(path)], dict(os.environ))
+    return path

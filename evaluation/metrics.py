@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score
 
+from phm.stats import auroc
+
 EPS = 1e-6
-
-
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with ties), NaN with one class only."""
-    y = np.asarray(y, dtype=bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(p)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+__all__ = ["auroc", "auprc", "brier", "calibration_slope_intercept", "calibration_curve", "net_benefit", "top_k",
+           "bootstrap_ci", "evaluate", "Performance"]
 
 
 def auprc(y: np.ndarray, p: np.ndarray) -> float:

@@ -52,7 +52,7 @@ def build_card(*, model_name: str, version: int | None, run_id: str, cfg: dict, 
         "missing_data": "Event counts default to 0 when a person has no such events (declared per feature); "
                         "home-monitoring summaries stay missing when there are no readings and LightGBM routes "
                         "them natively; the logistic baseline imputes medians.",
-        "model": {"type": "LightGBM gradient boosting with Platt calibration on held-out training people"
+        "algorithm": {"type": "LightGBM gradient boosting with Platt calibration on held-out training people"
                   if cfg.get("calibration") == "sigmoid" else "LightGBM with isotonic calibration",
                   "hyperparameters": cfg.get("chosen"), "tuning": cfg.get("tuning"), "seed": cfg.get("seed")},
         "performance_validation": performance,
@@ -105,6 +105,8 @@ th{{background:#005eb8;color:#fff}}h1,h2{{color:#005eb8}}</style></head><body>
 <h2>Outcome</h2><p>{html.escape(card['outcome']['column'])}: {html.escape(json.dumps(card['outcome']['rules']))}.
 {html.escape(card['outcome']['censoring'])}: training {html.escape(json.dumps(card['outcome']['censored_training']))},
 validation {html.escape(json.dumps(card['outcome']['censored_validation']))}.</p>
+<h2>Model</h2><p>{html.escape(card['algorithm']['type'])}; hyperparameters
+{html.escape(json.dumps(card['algorithm']['hyperparameters']))}; seed {card['algorithm']['seed']}.</p>
 <h2>Performance on the validation period</h2>{_table(headline)}
 <h2>Top 1%, 2% and 5% flagged</h2>{_table(perf.get('top_k', []))}
 <h2>Compared with</h2>{_table(comparators)}

@@ -29,8 +29,9 @@ class BoostingParams(BaseModel):
 
     num_leaves: int = Field(31, ge=2)
     min_child_samples: int = Field(100, ge=1)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    n_estimators: int = Field(400, ge=1)
+    learning_rate: float = Field(0.06, gt=0, le=1)
+    n_estimators: int = Field(500, ge=1)
+    max_bin: int = Field(63, ge=7, description="Histogram bins; counts and flags need few")
     subsample: float = 0.8
     colsample_bytree: float = 0.8
     reg_lambda: float = 1.0
@@ -45,7 +46,7 @@ class BoostingParams(BaseModel):
                      "monotone_constraints_method": "intermediate"}
         return lgb.LGBMClassifier(**extra,
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, learning_rate=self.learning_rate,
-            n_estimators=self.n_estimators, subsample=self.subsample, subsample_freq=1,
+            n_estimators=self.n_estimators, subsample=self.subsample, subsample_freq=1, max_bin=self.max_bin,
             colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, random_state=self.seed,
             n_jobs=self.threads, deterministic=True, force_col_wise=True, verbose=-1)
 

@@ -15,7 +15,7 @@ from scipy.stats import spearmanr
 
 from features.build import BuildConfig, FeatureSourceError, build
 from features.definitions.catalogue import EMERGENCY_ADMISSION, FEATURE_SETS
-from features.synthetic.generator import auroc
+from phm.stats import auroc
 
 IDX = date(2024, 4, 1)
 EVENT_TABLES = {"apc_spells": ["admission_date", "discharge_date"], "gp_events": ["event_date"],

@@ -14,7 +14,8 @@ import pytest
 from features import nhs_number
 from features.codes import ADMISSION_METHODS, BROAD_ETHNIC_GROUP, EMERGENCY_ADMISSION_METHODS, ETHNIC_CATEGORIES
 from features.synthetic.config import DefectConfig, GeneratorConfig
-from features.synthetic.generator import SOURCE_TABLES, auroc, generate
+from features.synthetic.generator import SOURCE_TABLES, generate
+from phm.stats import auroc
 from features.synthetic.respiratory import EXACERBATION_STATE, event_probability, step
 
 

@@ -38,6 +38,7 @@ class TrainConfig(BaseModel):
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     bootstrap_draws: int = Field(200, ge=10)
     max_train_rows: int | None = Field(None, description="Sample the training rows (benchmarks, quick runs)")
+    max_tuning_rows: int = Field(250_000, ge=1_000, description="Tune on at most this many fit rows")
     experiment: str | None = None
 
     @property

@@ -21,6 +21,7 @@ import pandas as pd
 from features.build import BuildConfig, build
 from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
 from phm.settings import Settings
+from phm.stats import auroc
 from training.config import TrainConfig
 
 Progress = Callable[[str], None]
@@ -42,19 +43,21 @@ class FittedJob:
     parts: dict[str, int] = field(default_factory=dict)
 
 
-def _auroc(y: np.ndarray, p: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    y = y.astype(bool)
-    n1, n0 = y.sum(), (~y).sum()
-    return float((rankdata(p)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else float("nan")
-
-
 def person_parts(person_id: pd.Series, seed: int) -> np.ndarray:
     """0 = fit, 1 = early stopping/tuning, 2 = calibration: a seeded hash of the pseudonym."""
     h = pd.util.hash_pandas_object(person_id.astype("int64") ^ np.int64(seed * 2_654_435_761), index=False)
     bucket = (h.to_numpy() % np.uint64(10)).astype(int)
     return np.select([bucket < 6, bucket < 8], [0, 1], 2)
+
+
+def _sample(mask: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """`mask` thinned at random (seeded) to at most `limit` rows."""
+    idx = np.flatnonzero(mask)
+    if idx.size <= limit:
+        return mask
+    keep = np.zeros_like(mask)
+    keep[np.random.default_rng(seed).choice(idx, limit, replace=False)] = True
+    return keep
 
 
 def build_frames(cfg: TrainConfig, settings: Settings, say: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -82,13 +85,17 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) 
     part = person_parts(train.person_id, cfg.seed)
     X = train[predictors].astype("float64")
     fit_, stop, cal = (part == 0), (part == 1), (part == 2)
-    say(f"tuning on {int(fit_.sum()):,} training rows ({int(y.sum()):,} outcomes)")
+    # tuning uses a seeded sample of the fit and stopping parts (large populations); the final fit uses all
+    tune_fit = _sample(fit_, cfg.max_tuning_rows, cfg.seed)
+    tune_stop = _sample(stop, cfg.max_tuning_rows // 3, cfg.seed + 1)
+    say(f"tuning on {int(tune_fit.sum()):,} of {len(train):,} training rows ({int(y.sum()):,} outcomes in all)")
     tuning = []
     for leaves, child in itertools.product(cfg.grid.num_leaves, cfg.grid.min_child_samples):
         params = cfg.base.model_copy(update={"num_leaves": leaves, "min_child_samples": child, "seed": cfg.seed})
-        trial = GradientBoostedRisk(params, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+        trial = GradientBoostedRisk(params, cfg.calibration).fit(X[tune_fit], y[tune_fit], X[cal], y[cal],
+                                                                 X[tune_stop], y[tune_stop])
         tuning.append({"num_leaves": leaves, "min_child_samples": child, "best_iteration": trial.best_iteration_,
-                       "stop_auroc": _auroc(y[stop], trial.raw_proba(X[stop]))})
+                       "stop_auroc": auroc(y[tune_stop], trial.raw_proba(X[tune_stop]))})
     best = max(tuning, key=lambda t: (t["stop_auroc"], -t["num_leaves"]))
     chosen = cfg.base.model_copy(update={"num_leaves": best["num_leaves"], "min_child_samples": best["min_child_samples"],
                                          "seed": cfg.seed})

@@ -356,7 +356,7 @@ class Loader:
                         min(s._row) AS first_row FROM staged s{valid_person}
                         WHERE s._row_reason IS NULL AND {not_null} GROUP BY ALL HAVING count(*) > 1""")
         key_label = contract.key[0] if contract.key else "*"
-        whens = [f"WHEN s._row_reason IS NOT NULL THEN s._row_reason",
+        whens = ["WHEN s._row_reason IS NOT NULL THEN s._row_reason",
                  f"WHEN d.first_row IS NOT NULL THEN 'duplicate_key|{key_label}'"]
         joins = [f"LEFT JOIN dups d ON {match} AND s._row > d.first_row"]
         person = "NULL::BIGINT"

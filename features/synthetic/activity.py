@@ -74,6 +74,8 @@ class HazardModel:
         self.intercept = 0.0
         self.death_intercept = 0.0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # log relative emergency rate by whole year of age (a lookup is much cheaper than interpolating)
+        self._age_term = 0.9 * np.log(np.interp(np.minimum(np.arange(111) + 0.5, 104), _AGE_POINTS, _AGE_RATES) / 0.1)
         mid_day = int(cal.days[cal.n_days // 2])
         # calibrate on people registered at mid-history (deaths come later, so the oldest are trimmed)
         alive = ((people.age_at(mid_day) >= 0) & (people.age_at(mid_day) < 95) & (people.reg_start <= mid_day)
@@ -89,7 +91,7 @@ class HazardModel:
         if hit is None:
             has = (self.people.onset <= day).astype(np.float64)
             age = np.clip(self.people.age_at(day), 0, 110)
-            age_term = 0.9 * np.log(np.interp(np.minimum(age, 104), _AGE_POINTS, _AGE_RATES) / 0.1)
+            age_term = self._age_term[age.astype(np.int64)]
             # multimorbidity and frailty in old age compound the risk (not additive on the log scale)
             synergy = 0.3 * (has.sum(axis=1) >= 3) + 0.4 * self.frail * (age >= 75)
             log_em = self.intercept + age_term + self.static + has @ self.cond_beta + synergy

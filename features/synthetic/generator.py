@@ -21,7 +21,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from scipy.stats import rankdata
 
 from features import nhs_number
 from features.codes import BROAD_ETHNIC_GROUP, CONDITION_KEYS
@@ -32,6 +31,7 @@ from features.synthetic.config import GeneratorConfig
 from features.synthetic.defects import inject
 from features.synthetic.population import NEVER, build_geography, build_people
 from features.synthetic.respiratory import simulate_respiratory
+from phm.stats import auroc
 
 SOURCE_TABLES = ["patients", "practices", "imd", "sites", "gp_events", "prescriptions", "ae_attendances",
                  "apc_spells", "op_appointments", "community_contacts", "mh_contacts", "social_care",
@@ -46,16 +46,6 @@ class GenerationResult:
     out_dir: Path
     rows: dict[str, int]
     summary: dict
-
-
-def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney), NaN when only one class is present."""
-    y = np.asarray(y, dtype=bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = None) -> GenerationResult:

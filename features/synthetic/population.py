@@ -248,7 +248,7 @@ def _draw_conditions(rng: np.random.Generator, cfg: GeneratorConfig, age_end: np
         eligible = age_end >= min_age
         # aimed above the point prevalence: deaths and later onsets lower it at any index date
         target = PREVALENCE_AIM * cond.prevalence * n / max(eligible.sum(), 1)
-        intercept = _calibrate_intercept(lin[eligible][:200_000], target)
+        intercept = _calibrate_intercept(lin[eligible][:100_000], target)
         has = eligible & (rng.random(n) < expit(intercept + lin))
         onset_age = np.maximum(age_end - rng.exponential(8.0, n), min_age)
         onset[has, j] = (birth + onset_age * 365.25)[has].astype(np.int32)
@@ -259,7 +259,7 @@ def _calibrate_intercept(lin: np.ndarray, target: float) -> float:
     """Intercept so that mean(expit(intercept + lin)) equals the target prevalence (bisection)."""
     target = min(max(target, 1e-6), 0.95)
     lo, hi = -20.0, 20.0
-    for _ in range(50):
+    for _ in range(36):
         mid = (lo + hi) / 2
         if expit(mid + lin).mean() < target:
             lo = mid
