@@ -130,3 +130,17 @@ def test_metric_functions_on_known_values() -> None:
     perf = evaluate(y, p, draws=30)
     assert perf.auroc_ci[0] < perf.auroc < perf.auroc_ci[1]
     assert len(perf.calibration_curve) == 10
+
+
+def test_fast_bootstrap_agrees_with_resampling() -> None:
+    from evaluation.metrics import auprc, bootstrap_ci, bootstrap_discrimination
+
+    rng = np.random.default_rng(7)
+    p = np.round(rng.uniform(0, 1, 4_000), 2)  # ties on purpose
+    y = (rng.random(p.size) < p * 0.3).astype(int)
+    (a_lo, a_hi), (p_lo, p_hi) = bootstrap_discrimination(y, p, draws=300, seed=2)
+    r_lo, r_hi = bootstrap_ci(y, p, auroc, draws=300, seed=3)
+    s_lo, s_hi = bootstrap_ci(y, p, auprc, draws=300, seed=3)
+    assert a_lo < auroc(y, p) < a_hi and p_lo < auprc(y, p) < p_hi
+    assert abs(a_lo - r_lo) < 0.01 and abs(a_hi - r_hi) < 0.01
+    assert abs(p_lo - s_lo) < 0.015 and abs(p_hi - s_hi) < 0.015

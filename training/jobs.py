@@ -10,10 +10,8 @@ dates) never sits in two parts.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -101,17 +99,11 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) 
                                          "seed": cfg.seed})
     say(f"fitting LightGBM (num_leaves={chosen.num_leaves}, min_child_samples={chosen.min_child_samples}) "
         "and the logistic baseline")
-    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+    # find the number of trees by early stopping, then refit on fit + stopping people with that many
+    probe = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+    chosen = chosen.model_copy(update={"n_estimators": max(20, int(round(probe.best_iteration_ * 1.1)))})
+    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_ | stop], y[fit_ | stop], X[cal], y[cal])
     baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop])
     return FittedJob(cfg=cfg, model=model, baseline=baseline, predictors=predictors, train=train,
                      validation=validation, manifests=manifests, tuning=tuning, chosen=chosen,
                      parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())})
-
-
-def save_manifests(job: FittedJob, folder: Path) -> list[Path]:
-    paths = []
-    for name, manifest in job.manifests.items():
-        path = folder / f"features_{name}_manifest.json"
-        path.write_text(json.dumps(manifest, indent=2, default=str))
-        paths.append(path)
-    return paths

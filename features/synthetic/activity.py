@@ -26,9 +26,10 @@ CONDITION_EFFECT = {
     "dementia": 0.75, "depression": 0.35,
 }
 DEATH_EFFECT = {"heart_failure": 0.5, "dementia": 0.5, "copd": 0.35, "ckd": 0.3, "stroke": 0.2}
-TARGET_EMERGENCY_RATE = 0.105  # per person-year before self-excitation (~0.11 after)
+TARGET_EMERGENCY_RATE = 0.095  # per person-year before self-excitation (~0.11 after)
 TARGET_DEATH_RATE = 0.011  # crude, per person-year (England ~9-10 per 1,000)
 EXCITE_GAIN, EXCITE_DECAY = 1.5, float(np.exp(-1 / 3.0))
+EXCITE_OLD = 2.5
 MAX_MONTHLY_RATE = 2.0
 LATENT_SD = 0.35
 
@@ -53,9 +54,12 @@ class Activity:
     truth_emergency: dict[int, tuple[np.ndarray, np.ndarray]]  # index day -> (persons, p_true)
 
 
-def excitation(recent: np.ndarray) -> np.ndarray:
-    """Hazard multiplier from recent admissions (decayed count), saturating so it cannot explode."""
-    return 1 + EXCITE_GAIN * (1 - np.exp(-recent))
+def excitation(recent: np.ndarray, age: np.ndarray) -> np.ndarray:
+    """Hazard multiplier from recent admissions (decayed count), saturating so it cannot explode.
+
+    Older people are far more likely to come back soon after an admission (readmission risk
+    climbs with age), an interaction a purely additive model cannot represent."""
+    return 1 + (EXCITE_GAIN * 0.6 + EXCITE_OLD * (age >= 75)) * (1 - np.exp(-recent))
 
 
 class HazardModel:
@@ -162,7 +166,8 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
             return counts
 
         log_em = hazards.log_emergency(day)[idx]
-        em_rate = np.minimum(np.exp(log_em) * excitation(excite[idx]), MAX_MONTHLY_RATE / max(mw_em[m], 1e-9))
+        age_now = people.age_at(day)[idx]
+        em_rate = np.minimum(np.exp(log_em) * excitation(excite[idx], age_now), MAX_MONTHLY_RATE / max(mw_em[m], 1e-9))
         n_em = draw(em_rate, mw_em[m], w_em, "emergency")
         excite *= EXCITE_DECAY
         excite[idx] += n_em
@@ -208,7 +213,8 @@ def _truth_emergency(hazards: HazardModel, cal: Calendar, m: int, excite: np.nda
     for k in range(12):
         mk = m + k
         day = int(cal.days[cal.month_start[mk]])
-        lam = np.minimum(np.exp(hazards.log_emergency(day)[persons]) * excitation(e) * mw_em[mk], MAX_MONTHLY_RATE)
+        age = hazards.people.age_at(day)[persons]
+        lam = np.minimum(np.exp(hazards.log_emergency(day)[persons]) * excitation(e, age) * mw_em[mk], MAX_MONTHLY_RATE)
         q = 1 - np.exp(-hazards.death_rate(day)[persons] * mw_days[mk])
         p += surv * (1 - np.exp(-lam))
         surv *= np.exp(-lam) * (1 - q)
