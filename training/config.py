@@ -39,6 +39,7 @@ class TrainConfig(BaseModel):
     bootstrap_draws: int = Field(200, ge=10)
     max_train_rows: int | None = Field(None, description="Sample the training rows (benchmarks, quick runs)")
     max_tuning_rows: int = Field(250_000, ge=1_000, description="Tune on at most this many fit rows")
+    refit_below_rows: int = Field(500_000, description="Refit on fit + stopping rows when there are fewer fit rows")
     experiment: str | None = None
 
     @property

@@ -99,10 +99,12 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) 
                                          "seed": cfg.seed})
     say(f"fitting LightGBM (num_leaves={chosen.num_leaves}, min_child_samples={chosen.min_child_samples}) "
         "and the logistic baseline")
-    # find the number of trees by early stopping, then refit on fit + stopping people with that many
-    probe = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
-    chosen = chosen.model_copy(update={"n_estimators": max(20, int(round(probe.best_iteration_ * 1.1)))})
-    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_ | stop], y[fit_ | stop], X[cal], y[cal])
+    # find the number of trees by early stopping; on smaller populations refit on fit + stopping
+    # people with that many trees (the extra 20% of data matters there, not at a million)
+    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+    if fit_.sum() < cfg.refit_below_rows:
+        chosen = chosen.model_copy(update={"n_estimators": max(20, int(round(model.best_iteration_ * 1.1)))})
+        model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_ | stop], y[fit_ | stop], X[cal], y[cal])
     baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop])
     return FittedJob(cfg=cfg, model=model, baseline=baseline, predictors=predictors, train=train,
                      validation=validation, manifests=manifests, tuning=tuning, chosen=chosen,

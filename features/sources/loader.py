@@ -144,11 +144,14 @@ class Loader:
         con.execute("SET preserve_insertion_order = true")
         con.execute("""CREATE TABLE quarantine (source_table VARCHAR, source_file VARCHAR, source_row BIGINT,
                        rule VARCHAR, column_name VARCHAR, person_id BIGINT, record JSON)""")
-        con.execute("CREATE TEMP TABLE nhs_map (nhs VARCHAR, person_id BIGINT)")
+        con.execute("CREATE TEMP TABLE nhs_map (nhs_key BIGINT, person_id BIGINT)")
         reports: dict[str, TableReport] = {}
         for contract in CONTRACTS:
             self.say(f"loading {contract.name}")
             reports[contract.name] = self._load_table(con, contract)
+            if contract.name == "patients":  # what linking needs, computed once
+                con.execute("""CREATE TEMP TABLE person_dates AS SELECT person_id, date_of_death,
+                               make_date(year_of_birth, month_of_birth, 1) AS birth FROM patients""")
         ids, distinct = con.execute("SELECT count(person_id), count(DISTINCT person_id) FROM nhs_map").fetchone()
         if ids != distinct:
             raise RuntimeError("pseudonym collision: two NHS numbers map to one person id")
@@ -196,13 +199,20 @@ class Loader:
         rep.ignored_columns = [p for p in present if p not in used]
         return found
 
-    def _typed(self, col: Column, source: str | None) -> tuple[str, str]:
-        """(raw text expression, typed expression) for a column."""
+    def _typed(self, col: Column, source: str | None, native: bool) -> tuple[str | None, str]:
+        """(raw text expression or None, typed expression) for a column.
+
+        A column whose file already stores the contract's type (Parquet dates, integers) is not
+        turned into text row by row: its text form is derived only where a check or the
+        quarantine record needs it.
+        """
         if source is None:
             return "NULL::VARCHAR", f"NULL::{SQL_TYPES[col.type]}"
+        if native and col.type != "string" and not col.nhs_number:
+            return None, f"CAST({_q(source)} AS {SQL_TYPES[col.type]})"
         text = f"NULLIF(TRIM(CAST({_q(source)} AS VARCHAR)), '')"
         if col.nhs_number:
-            text = f"regexp_replace({text}, '[ -]', '', 'g')"
+            text = f"replace(replace({text}, ' ', ''), '-', '')"  # '943 476 5919' is common
         if col.strip:
             text = f"replace({text}, {_lit(col.strip)}, '')"
         if col.type == "string":
@@ -211,17 +221,18 @@ class Loader:
             return text, f"TRY_CAST({_q(source)} AS {SQL_TYPES[col.type]})"
         return text, f"TRY_CAST({text} AS {SQL_TYPES[col.type]})"
 
-    def _checks(self, contract: TableContract, cols: dict[str, str | None]) -> list[tuple[str, str, str]]:
+    def _checks(self, contract: TableContract, cols: dict[str, str | None],
+                text: dict[str, str]) -> list[tuple[str, str, str]]:
         """(rule, column, SQL condition that is true when the row breaks it), in rule order."""
         checks: list[tuple[str, str, str]] = []
         by_rule: dict[str, list[tuple[str, str, str]]] = {r: [] for r in RULES}
         for col in contract.columns:
             if cols[col.name] is None:
                 continue
-            t, v = f"t_{col.name}", f"v_{col.name}"
+            t, v = text[col.name], f"v_{col.name}"
             if col.required:
-                by_rule["missing_value"].append((col.name, col.name, f"{t} IS NULL"))
-            if col.type != "string":
+                by_rule["missing_value"].append((col.name, col.name, f"{v if not t.startswith('t_') else t} IS NULL"))
+            if col.type != "string" and t.startswith("t_"):
                 by_rule["wrong_type"].append((col.name, col.name, f"{t} IS NOT NULL AND {v} IS NULL"))
             if col.codes is not None:
                 allowed = ", ".join(_lit(c) for c in col.codes)
@@ -264,11 +275,22 @@ class Loader:
         rep.sha256 = _sha256(path)
         self._read(con, path)
         cols = self._resolve_columns(con, contract, path, rep)
-        select = ["_row"]
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
+        select, text = ["_row"], {}
         for col in contract.columns:
-            text, typed = self._typed(col, cols[col.name])
-            select += [f"{text} AS t_{col.name}", f"{typed} AS v_{col.name}"]
-        checks = self._checks(contract, cols)
+            source = cols[col.name]
+            native = source is not None and types.get(source, "VARCHAR") != "VARCHAR"
+            raw_text, typed = self._typed(col, source, native)
+            select.append(f"{typed} AS v_{col.name}")
+            if raw_text is None:
+                text[col.name] = f"CAST(v_{col.name} AS VARCHAR)"
+            else:
+                select.append(f"{raw_text} AS t_{col.name}")
+                text[col.name] = f"t_{col.name}"
+            if col.nhs_number:
+                select.append(f"CASE WHEN length({raw_text}) = 10 AND NOT starts_with({raw_text}, '+') "
+                              f"THEN TRY_CAST({raw_text} AS BIGINT) END AS nhs_key")
+        checks = self._checks(contract, cols, text)
         reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in checks) \
             + " ELSE NULL END" if checks else "NULL"
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _row_reason "
@@ -276,7 +298,7 @@ class Loader:
         self._drop_raw(con)
         if pcol:
             self._register_numbers(con, pcol)
-        self._judge(con, contract, cols)
+        self._judge(con, contract, cols, text)
         con.execute("DROP TABLE staged")
         # loaded rows
         person = ["person_id"] if pcol else []
@@ -284,7 +306,7 @@ class Loader:
         con.execute(f"CREATE TABLE {_q(contract.name)} AS SELECT {', '.join(person + values)} "
                     f"FROM judged WHERE _reason IS NULL ORDER BY _row")
         # quarantined rows keep every field as text, except the NHS number (only its pseudonym, if valid)
-        record = ", ".join(f"{_lit(c.name)}, t_{c.name}" for c in out_cols)
+        record = ", ".join(f"{_lit(c.name)}, {text[c.name]}" for c in out_cols)
         con.execute(f"""INSERT INTO quarantine SELECT {_lit(contract.name)}, {_lit(path.name)}, _row,
                         split_part(_reason, '|', 1), split_part(_reason, '|', 2), person_id,
                         json_object({record}) FROM judged WHERE _reason IS NOT NULL ORDER BY _row""")
@@ -315,28 +337,24 @@ class Loader:
             con.unregister("raw")
 
     def _register_numbers(self, con: duckdb.DuckDBPyConnection, pcol: str) -> None:
-        """Add NHS numbers not seen before to `nhs_map` (number -> pseudonym; NULL when invalid).
-
-        Validity (10 digits, modulus-11 check digit) is checked once per distinct number.
-        """
-        t = "n"
-        digits = " + ".join(f"TRY_CAST(substr({t}, {i}, 1) AS INTEGER) * {11 - i}" for i in range(1, 10))
-        valid = (f"regexp_full_match({t}, '[0-9]{{10}}') AND "
-                 f"(11 - ({digits}) % 11) % 11 = TRY_CAST(substr({t}, 10, 1) AS INTEGER)")
-        rows = con.execute(f"""SELECT n, coalesce({valid}, false) FROM (SELECT DISTINCT t_{pcol} AS n FROM staged
-                               WHERE t_{pcol} IS NOT NULL) s WHERE NOT EXISTS
-                               (SELECT 1 FROM nhs_map m WHERE m.nhs = s.n) ORDER BY n""").fetchall()
-        good = [n for n, ok in rows if ok]
-        bad = [n for n, ok in rows if not ok]
+        """Add 10-digit NHS numbers not seen before to `nhs_map` (number -> pseudonym; NULL when the
+        check digit is wrong). Validity is checked once per distinct number, in integer arithmetic."""
+        digit = lambda i: f"((k // {10 ** (10 - i)}) % 10)"  # noqa: E731  (digit i of 10, from the left)
+        weighted = " + ".join(f"{digit(i)} * {11 - i}" for i in range(1, 10))
+        rows = con.execute(f"""SELECT k, (11 - ({weighted}) % 11) % 11 = {digit(10)} FROM
+                               (SELECT DISTINCT nhs_key AS k FROM staged WHERE nhs_key IS NOT NULL) s
+                               WHERE NOT EXISTS (SELECT 1 FROM nhs_map m WHERE m.nhs_key = s.k) ORDER BY k""").fetchall()
+        good = [f"{k:010d}" for k, ok in rows if ok]
+        bad = [k for k, ok in rows if not ok]
         mapping = self.pseudo.mapping(good)
-        new = pa.table({"nhs": pa.concat_arrays([mapping.column("nhs_number").combine_chunks(), pa.array(bad, pa.string())]),
-                        "person_id": pa.concat_arrays([mapping.column("person_id").combine_chunks(),
-                                                       pa.nulls(len(bad), pa.int64())])})
-        con.register("new_numbers", new)
+        keys = pa.array([int(n) for n in good] + bad, pa.int64())
+        ids = pa.concat_arrays([mapping.column("person_id").combine_chunks(), pa.nulls(len(bad), pa.int64())])
+        con.register("new_numbers", pa.table({"nhs_key": keys, "person_id": ids}))
         con.execute("INSERT INTO nhs_map SELECT * FROM new_numbers")
         con.unregister("new_numbers")
 
-    def _judge(self, con: duckdb.DuckDBPyConnection, contract: TableContract, cols: dict[str, str | None]) -> None:
+    def _judge(self, con: duckdb.DuckDBPyConnection, contract: TableContract, cols: dict[str, str | None],
+               text: dict[str, str]) -> None:
         """Table `judged`: every staged row with its person_id and the first rule it breaks (or NULL).
 
         Order: invalid NHS number, row rules, duplicate key (first row in file order kept), then
@@ -345,13 +363,14 @@ class Loader:
         pcol = contract.person_column
         keys = [f"v_{k}" for k in contract.key] if contract.key and all(cols[k] for k in contract.key) else []
         if not keys:  # no usable key: whole-row duplicates
-            keys = [f"t_{c.name}" for c in contract.columns if cols[c.name]]
+            keys = [text[c.name] if text[c.name].startswith("t_") else f"v_{c.name}"
+                    for c in contract.columns if cols[c.name]]
             match = " AND ".join(f"d.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
             not_null = "TRUE"
         else:
             match = " AND ".join(f"d.{k} = s.{k}" for k in keys)
             not_null = " AND ".join(f"s.{k} IS NOT NULL" for k in keys)
-        valid_person = f" JOIN nhs_map m ON m.nhs = s.t_{pcol} AND m.person_id IS NOT NULL" if pcol else ""
+        valid_person = " JOIN nhs_map m ON m.nhs_key = s.nhs_key AND m.person_id IS NOT NULL" if pcol else ""
         con.execute(f"""CREATE OR REPLACE TEMP TABLE dups AS SELECT {', '.join(f's.{k}' for k in keys)},
                         min(s._row) AS first_row FROM staged s{valid_person}
                         WHERE s._row_reason IS NULL AND {not_null} GROUP BY ALL HAVING count(*) > 1""")
@@ -362,14 +381,14 @@ class Loader:
         person = "NULL::BIGINT"
         if pcol:
             whens.insert(0, f"WHEN s.t_{pcol} IS NOT NULL AND m.person_id IS NULL THEN 'invalid_nhs_number|{pcol}'")
-            joins.insert(0, f"LEFT JOIN nhs_map m ON m.nhs = s.t_{pcol}")
+            joins.insert(0, "LEFT JOIN nhs_map m ON m.nhs_key = s.nhs_key")
             person = "m.person_id"
             if contract.name != "patients":
-                joins.append("LEFT JOIN patients p ON p.person_id = m.person_id")
+                joins.append("LEFT JOIN person_dates p ON p.person_id = m.person_id")
                 whens.append("WHEN p.person_id IS NULL THEN 'unlinked|nhs_number'")
                 if contract.event_date:
                     day, col = f"CAST(s.v_{contract.event_date} AS DATE)", contract.event_date
-                    whens.append(f"WHEN {day} < make_date(p.year_of_birth, p.month_of_birth, 1) THEN 'before_birth|{col}'")
+                    whens.append(f"WHEN {day} < p.birth THEN 'before_birth|{col}'")
                     whens.append(f"WHEN {day} > p.date_of_death THEN 'after_death|{col}'")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE judged AS
                         SELECT s.*, {person} AS person_id, CASE {' '.join(whens)} END AS _reason

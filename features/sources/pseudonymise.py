@@ -40,13 +40,15 @@ class Pseudonymiser:
     """Maps NHS numbers to stable 63-bit person ids: HMAC-SHA256(key, number), first 8 bytes."""
 
     def __init__(self, key: bytes):
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # keyed once; copied per number
         self._seen: dict[str, int] = {}
 
     def person_id(self, number: str) -> int:
         pid = self._seen.get(number)
         if pid is None:
-            digest = hmac.new(self._key, number.encode(), hashlib.sha256).digest()
+            mac = self._keyed.copy()
+            mac.update(number.encode())
+            digest = mac.digest()
             pid = int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
             self._seen[number] = pid
         return pid

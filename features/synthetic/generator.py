@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -69,24 +70,37 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     ooa_nhs = np.setdiff1d(ooa_nhs, people.nhs_number)[:n_ooa]
     all_nhs = np.concatenate([people.nhs_number, ooa_nhs])
     nhs = pa.array(all_nhs)
-    hosp = tables.HospitalBuilder(cfg, people, geo, cal, rng, all_nhs)
-    spells, spell_cols = hosp.spells(act, resp)
-    beds, cc_beds, occupancy = _size_sites(spell_cols, geo.site_code.size, cal)
     hidden = tables.under_recorded(cfg, people, geo, rng)
-    out: dict[str, pa.Table] = {
-        **tables.organisations(geo, beds, cc_beds),
-        "patients": tables.patients(people, geo),
-        "apc_spells": spells,
-        "ae_attendances": hosp.ae(act, spell_cols),
-        "op_appointments": tables.outpatients(act, people, geo, cal, rng, nhs),
-        "community_contacts": tables.community(act, people, cal, rng, nhs),
-        "mh_contacts": tables.mental_health(act, cal, rng, nhs),
-        "gp_events": tables.gp_events(people, cal, rng, hidden, nhs),
-        "prescriptions": tables.prescriptions(people, cal, resp, rng, hidden, nhs),
-        "social_care": tables.social_care(people, geo, cal, rng),
-        "housing": tables.housing(people, geo, cal, rng),
-        "home_monitoring": tables.home_monitoring(resp, cal, nhs),
+
+    def stream(name: str) -> np.random.Generator:
+        """Each extract draws from its own seeded stream, so they can be built concurrently."""
+        return np.random.default_rng([cfg.seed, 101, *name.encode()])
+
+    def hospital() -> dict[str, pa.Table]:
+        hosp = tables.HospitalBuilder(cfg, people, geo, cal, stream("hospital"), all_nhs)
+        spells, cols = hosp.spells(act, resp)
+        beds, cc_beds, occupancy = _size_sites(cols, geo.site_code.size, cal)
+        built = {**tables.organisations(geo, beds, cc_beds), "apc_spells": spells, "ae_attendances": hosp.ae(act, cols)}
+        return {**built, "_spells": cols, "_beds": (beds, cc_beds, occupancy)}
+
+    tasks = {
+        "hospital": hospital,
+        "patients": lambda: {"patients": tables.patients(people, geo)},
+        "op": lambda: {"op_appointments": tables.outpatients(act, people, geo, cal, stream("op"), nhs)},
+        "contacts": lambda: {"community_contacts": tables.community(act, people, cal, stream("community"), nhs),
+                             "mh_contacts": tables.mental_health(act, cal, stream("mh"), nhs)},
+        "gp": lambda: {"gp_events": tables.gp_events(people, cal, stream("gp"), hidden, nhs)},
+        "rx": lambda: {"prescriptions": tables.prescriptions(people, cal, resp, stream("rx"), hidden, nhs)},
+        "other": lambda: {"social_care": tables.social_care(people, geo, cal, stream("social")),
+                          "housing": tables.housing(people, geo, cal, stream("housing")),
+                          "home_monitoring": tables.home_monitoring(resp, cal, nhs)},
     }
+    out: dict = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:  # NumPy and Arrow release the GIL on big arrays
+        for part in pool.map(lambda task: task(), tasks.values()):
+            out.update(part)
+    spell_cols = out.pop("_spells")
+    beds, cc_beds, occupancy = out.pop("_beds")
     defects: list[dict] = []
     if cfg.defects.malformed_share > 0:
         bad_rng = np.random.default_rng([cfg.seed, 13])
@@ -101,8 +115,8 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     if out_dir.exists():
         shutil.rmtree(out_dir)
     (out_dir / "truth").mkdir(parents=True)
-    for name in SOURCE_TABLES:
-        _write(out[name], out_dir / name, cfg.file_format)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda name: _write(out[name], out_dir / name, cfg.file_format), SOURCE_TABLES))
     for name, table in truth.items():
         pq.write_table(table, out_dir / "truth" / f"{name}.parquet", compression="zstd")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -47,6 +47,15 @@ def _ids(prefix: str, n: int) -> pa.Array:
     return pc.binary_join_element_wise(prefix, digits, "")
 
 
+def sort_order(day: np.ndarray, person: np.ndarray, code: np.ndarray | None = None) -> np.ndarray:
+    """Row order by day, then person, then code: one argsort of a packed int64 key (much cheaper
+    than `lexsort` on millions of rows)."""
+    key = (np.asarray(day, dtype=np.int64) - 40_000) << 40 | np.asarray(person, dtype=np.int64) << 8
+    if code is not None:
+        key |= np.asarray(code, dtype=np.int64)
+    return np.argsort(key, kind="stable")
+
+
 def take(values: pa.Array | np.ndarray | list, index: np.ndarray) -> pa.Array:
     """values[index] as an Arrow array: far cheaper than indexing NumPy string arrays."""
     arr = values if isinstance(values, pa.Array) else pa.array(values)
@@ -152,7 +161,7 @@ class HospitalBuilder:
         discharge = np.where(died_in, p.death[safe], discharge)
         ongoing = discharge > self.end
         site = self._site(person)
-        order = np.lexsort((person, admit))
+        order = sort_order(admit, person)
         cols = {
             "person": person[order], "admit": admit[order], "discharge": discharge[order],
             "ongoing": ongoing[order], "cc": cc[order], "site": site[order], "method": method[order],
@@ -194,7 +203,7 @@ class HospitalBuilder:
         codes = np.array(list(AE_DIAGNOSES))
         destination = np.where(admitted, "ADMITTED", rng.choice(
             np.array(["HOME", "GP", "REFERRED", "TRANSFERRED", "LEFT"]), n, p=[0.55, 0.25, 0.12, 0.02, 0.06]))
-        order = np.lexsort((person, arrival))
+        order = np.lexsort((person, arrival))  # seconds: keep the two-key sort
         return pa.table({
             "attendance_id": _ids("AE", n),
             "nhs_number": self._nhs(person[order]),
@@ -224,7 +233,7 @@ def outpatients(act: Activity, people: People, geo: Geography, cal: Calendar, rn
     status = np.where(u < dna_p, 1, np.where(u < dna_p + 0.05, 2, 0))  # ATTENDED, DNA, CANCELLED
     specialties = list(TREATMENT_FUNCTIONS)
     specialty = np.where(age < 16, specialties.index("420"), rng.integers(0, len(specialties), n))
-    order = np.lexsort((person, day))
+    order = sort_order(day, person)
     return pa.table({
         "appointment_id": _ids("OP", n),
         "nhs_number": take(nhs, person[order]),
@@ -238,7 +247,7 @@ def contacts(person: np.ndarray, day_idx: np.ndarray, services: list[str], prefi
              service: np.ndarray, nhs: pa.Array) -> pa.Table:
     """Contacts table; `service` holds an index into `services` per contact."""
     day = day_idx.astype(np.int64) + int(cal.days[0])
-    order = np.lexsort((person, day))
+    order = sort_order(day, person)
     return pa.table({
         "contact_id": _ids(prefix, person.size),
         "nhs_number": take(nhs, person[order]),
@@ -324,7 +333,7 @@ def gp_events(people: People, cal: Calendar, rng: np.random.Generator, hidden: n
     day = np.concatenate([p[1] for p in parts]).astype(np.int64)
     code = np.concatenate([p[2] for p in parts])
     value = np.concatenate([p[3] for p in parts])
-    order = np.lexsort((code, person, day))
+    order = sort_order(day, person, code)
     return pa.table({
         "event_id": _ids("GP", person.size),
         "nhs_number": take(nhs, person[order]),
@@ -379,7 +388,7 @@ def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.rand
     code = np.concatenate(bnf)
     ok = day <= exit_[person]
     person, day, code = person[ok], day[ok], code[ok]
-    order = np.lexsort((code, person, day))
+    order = sort_order(day, person, code)
     return pa.table({
         "prescription_id": _ids("RX", person.size),
         "nhs_number": take(nhs, person[order]),
@@ -404,7 +413,7 @@ def social_care(people: People, geo: Geography, cal: Calendar, rng: np.random.Ge
     e = np.where(ongoing & (people.exit[who] <= end), people.exit[who], e)
     open_ = e > end
     service = rng.choice(np.array(SOCIAL_CARE_SERVICES), who.size, p=[0.45, 0.15, 0.1, 0.15, 0.1, 0.05])
-    order = np.lexsort((who, s))
+    order = sort_order(s, who)
     return pa.table({
         "package_id": _ids("SC", who.size),
         "nhs_number": people.nhs_number[who[order]],
@@ -429,7 +438,7 @@ def housing(people: People, geo: Geography, cal: Calendar, rng: np.random.Genera
     lo = np.maximum(people.reg_start[person], start)
     hi = np.maximum(np.minimum(people.exit[person], end), lo + 1)
     day = (lo + rng.random(person.size) * (hi - lo)).astype(np.int64)
-    order = np.lexsort((flag, person, day))
+    order = np.lexsort((flag, person, day))  # few rows; flags are text
     return pa.table({
         "nhs_number": people.nhs_number[person[order]],
         "flag": flag[order],
@@ -441,7 +450,7 @@ def home_monitoring(resp: Respiratory, cal: Calendar, nhs: pa.Array) -> pa.Table
     r = resp.readings
     day = r["day"].astype(np.int64) + int(cal.days[0])
     person = r["person"].astype(np.int64)
-    order = np.lexsort((person, day))
+    order = sort_order(day, person)
 
     def col(x: np.ndarray, dtype: type) -> pa.Array:
         x = x[order]
