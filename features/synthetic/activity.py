@@ -77,7 +77,7 @@ class HazardModel:
         self.death_static = 0.25 * frail + 0.35 * people.latent + 0.25 * dep + 0.2 * (people.sex == "M")
         self.intercept = 0.0
         self.death_intercept = 0.0
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         order = np.argsort(people.onset, axis=1, kind="stable")
         self._onset_sorted = np.take_along_axis(people.onset, order, axis=1)
         zeros = np.zeros((people.n, 1))
@@ -89,13 +89,14 @@ class HazardModel:
         # calibrate on people registered at mid-history (deaths come later, so the oldest are trimmed)
         alive = ((people.age_at(mid_day) >= 0) & (people.age_at(mid_day) < 95) & (people.reg_start <= mid_day)
                  & (people.exit_move > mid_day))
-        log_em, death = self.rates(mid_day)
+        log_em, death, _k = self.rates(mid_day)
         self.intercept = float(np.log(TARGET_EMERGENCY_RATE / np.exp(log_em)[alive].mean()))
         self.death_intercept = float(np.log(TARGET_DEATH_RATE / death[alive].mean()))
         self._cache.clear()
 
-    def rates(self, day: int) -> tuple[np.ndarray, np.ndarray]:
-        """(log annual emergency rate, annual death rate) of everyone on `day`, cached for a year of months."""
+    def rates(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log annual emergency rate, annual death rate, conditions present) of everyone on `day`,
+        cached for a year of months."""
         hit = self._cache.get(day)
         if hit is None:
             # conditions present: count of (sorted) onsets on or before the day, then a lookup of the
@@ -109,7 +110,7 @@ class HazardModel:
             log_em = self.intercept + age_term + self.static + self._cum_em[rows, k] + synergy
             lin = self.death_intercept + 0.092 * (age - 80) + self.death_static + self._cum_death[rows, k]
             death = np.exp(lin) + np.where(age < 1, 0.004, 0.0)
-            hit = (log_em, death)
+            hit = (log_em, death, k)
             if len(self._cache) >= 14:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[day] = hit
@@ -178,16 +179,15 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
             return np.bincount(who, minlength=idx.size)
 
         log_em = hazards.log_emergency(day)[idx]
-        age_now = people.age_at(day)[idx]
-        em_rate = np.minimum(np.exp(log_em) * excitation(excite[idx], age_now), MAX_MONTHLY_RATE / max(mw_em[m], 1e-9))
+        age = people.age_at(day)[idx]
+        em_rate = np.minimum(np.exp(log_em) * excitation(excite[idx], age), MAX_MONTHLY_RATE / max(mw_em[m], 1e-9))
         n_em = draw(em_rate, mw_em[m], w_em, "emergency")
         excite *= EXCITE_DECAY
         excite[idx] += n_em
-        age = people.age_at(day)[idx]
         draw(np.clip(0.05 + 0.0045 * np.maximum(age - 18, 0), 0, 0.45), mw_el[m], w_el, "elective")
         rel = np.exp(0.5 * (log_em - hazards.intercept))
         draw(0.16 * rel, mw_em[m], w_em, "ae")
-        n_cond = (people.onset[idx] <= day).sum(axis=1)
+        n_cond = hazards.rates(day)[2][idx]
         draw(0.45 + 0.3 * n_cond + 0.008 * np.maximum(age - 40, 0), mw_wd[m], w_wd, "op")
         draw(0.03 + 1.6 * frail2[idx] * (age >= 65) + 0.6 * (age >= 80) + 0.8 * (n_cond >= 4), mw_wd[m], w_wd,
              "community")
