@@ -44,13 +44,18 @@ class Filter(BaseModel):
         return f"{self.column} {words[self.op]} {shown}"
 
 
-class EventFeature(BaseModel):
-    """A predictor aggregated from one source table over a window before the index date."""
+class FeatureBase(BaseModel):
+    """What every feature declares: a name, plain-words description and family."""
 
-    kind: Literal["event"] = "event"
     name: str
     description: str
     family: str
+
+
+class EventFeature(FeatureBase):
+    """A predictor aggregated from one source table over a window before the index date."""
+
+    kind: Literal["event"] = "event"
     source: str
     date: str  # the column dating each event
     where: list[Filter] = Field(default_factory=list)
@@ -81,25 +86,19 @@ class EventFeature(BaseModel):
         return f"{what} {self.source}{cond}, {window}"
 
 
-class DerivedFeature(BaseModel):
+class DerivedFeature(FeatureBase):
     """A feature computed from other features (or person attributes) by a portable SQL expression."""
 
     kind: Literal["derived"] = "derived"
-    name: str
-    description: str
-    family: str
     expression: str  # plain SQL (CASE, arithmetic, GREATEST/LEAST, COALESCE) over earlier names
     depends_on: list[str] = Field(default_factory=list)
     categorical: bool = False
 
 
-class AttributeFeature(BaseModel):
+class AttributeFeature(FeatureBase):
     """A person attribute from `patients` (and IMD) as at the index date."""
 
     kind: Literal["attribute"] = "attribute"
-    name: str
-    description: str
-    family: str
     attribute: Literal["age", "sex", "ethnic_category", "imd_decile", "practice_code", "registered_days"]
     categorical: bool = False
 
