@@ -142,7 +142,7 @@ def print_realism(summary: dict) -> None:
     for day, fig in summary["emergency_admission_12m"].items():
         t.add_row(f"emergency admission in 12m from {day}",
                   f"{fig['observed_rate']:.1%} (truth {fig['mean_true_probability']:.1%}, oracle AUROC {fig['oracle_auroc']:.3f})",
-                  "~6-9%")
+                  "~5-8%")
     for site in summary["sites"]:
         t.add_row(f"{site['site_code']} G&A occupancy (beds {site['ga_beds']})",
                   f"mean {site['ga_occupancy_mean']:.0%}, winter {site['ga_occupancy_winter']:.0%}", "~90%, >92% winter")
