@@ -92,7 +92,6 @@ class Respiratory:
     exac_condition: np.ndarray  # 'copd' or 'asthma'
     readings: dict[str, np.ndarray]  # person, day and measures
     monitored_person: np.ndarray
-    monitored_condition: np.ndarray
     truth_flare: dict[str, np.ndarray]  # person, day, p_true (14 days ahead)
     truth_admission: dict[int, tuple[np.ndarray, np.ndarray]]  # index day -> (persons, P(severe in 12m))
 
@@ -186,7 +185,6 @@ def simulate_respiratory(people: People, geo: Geography, cal: Calendar, rng: np.
         exac_condition=cond[ev_p],
         readings={k: np.concatenate(v) if v else np.empty(0) for k, v in reads.items()},
         monitored_person=pts[mon].astype(np.int32),
-        monitored_condition=cond[mon],
         truth_flare={k: np.concatenate(v) if v else np.empty(0) for k, v in truth_flare.items()},
         truth_admission=truth_adm,
     )
