@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation import model_card, plots
+from evaluation.fairness.groups import audit_frame
 from evaluation.metrics import auroc, evaluate
 from features.codes import BROAD_ETHNIC_GROUP, RESCUE_PACK
 from features.definitions.catalogue import FEATURE_SETS
@@ -202,6 +203,10 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) 
                           ("feature_importance", plots.importance(gain))):
             mlflow.log_figure(fig, f"plots/{name}.png")
             plots.close(fig)
+        with tempfile.TemporaryDirectory() as tmp:  # what the fairness audit reads back
+            scores_path = Path(tmp) / "scores.parquet"
+            audit_frame(v, cfg.label, p_model).to_parquet(scores_path, index=False)
+            mlflow.log_artifact(str(scores_path), "validation")
         example_rows = X.head(5)
         mlflow.log_dict({"examples": reasons(job.model, example_rows)}, "validation/example_reasons.json")
         info = tracking.log_risk_model(job.model, example_rows, registered_name=cfg.model_name)

@@ -25,10 +25,12 @@ features_app = typer.Typer(help="Declared predictors: list them, build feature t
                            no_args_is_help=True)
 train_app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: versions, aliases and metrics.", no_args_is_help=True)
+audit_app = typer.Typer(help="Fairness audit, bias reports and clinical safety sign-off.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
+app.add_typer(audit_app, name="audit")
 app.add_typer(config_app, name="config")
 console = Console()
 err = Console(stderr=True)
@@ -381,6 +383,212 @@ def models_list() -> None:
         t.add_row(v.name, str(v.version), ", ".join(v.aliases), v.status, fmt("val_auroc"),
                   fmt("val_calibration_slope"), fmt("model_oracle_ratio"), fmt("baseline_auroc"))
     console.print(t)
+
+
+# ---- fairness audit and sign-off ------------------------------------------------------------------------
+MODEL_HELP = "emergency_admission or flare_up."
+
+
+def _model_name(model: str) -> str:
+    from training.registry import MODEL_NAMES
+
+    name = model.replace("-", "_")
+    if name not in MODEL_NAMES:
+        raise _fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
+    return name
+
+
+def _audit_config(config: Optional[Path], **overrides):
+    from pydantic import ValidationError
+
+    from evaluation.fairness.config import AuditConfig
+
+    try:
+        cfg = AuditConfig.model_validate_json(config.read_text()) if config else AuditConfig()
+        return AuditConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    except OSError as exc:
+        raise _fail(f"{config}: cannot read the audit configuration ({exc})") from exc
+    except ValidationError as exc:
+        where = f"{config}: " if config else ""
+        raise _fail(where + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+
+
+def _print_audit(result, html_path: Path, json_path: Path) -> None:
+    from evaluation.fairness.narrative import SHORT
+
+    titles = {g.name: g.title for g in result.groupings}
+    pop = result.population
+    console.print(f"[bold]{pop['people']:,}[/] people, {pop['events']:,} outcomes; policy: {pop['policy']}")
+    t = Table(title="Flags" if result.flags else "No flags: the audit passed")
+    for col in ("grouping", "group", "metric", "value", "reference", "ratio (95% CI)", "adjusted"):
+        t.add_column(col)
+    for c in result.flags:
+        t.add_row(titles[c.grouping], c.group, SHORT[c.metric], f"{c.value:.3g}", f"{c.reference_value:.3g} ({c.reference_group})",
+                  f"{c.ratio:.2f} ({c.ratio_ci[0]:.2f}-{c.ratio_ci[1]:.2f})",
+                  "" if c.adjusted_ratio is None else f"{c.adjusted_ratio:.2f}")
+    console.print(t)
+    if result.uncertain:
+        console.print(f"{len(result.uncertain)} uncertain comparison(s) (outside the band, interval includes parity).")
+    if result.mitigation:
+        m = result.mitigation
+        console.print(f"Mitigation shown (not applied): {m.method}; overall TPR {m.overall_before['tpr']:.1%} -> "
+                      f"{m.overall_after['tpr']:.1%}, PPV {m.overall_before['ppv']:.1%} -> {m.overall_after['ppv']:.1%}")
+    console.print(f"Bias report: [bold]{html_path}[/] (JSON: {json_path}); SHA-256 {result.report_sha256[:16]}...")
+
+
+@audit_app.command("run")
+def audit_run(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "emergency_admission",
+    version: Annotated[Optional[int], typer.Option(help="Model version (default: the `candidate` alias).")] = None,
+    top_share: Annotated[Optional[float], typer.Option(help="Operating policy: flag the highest-risk share (0.05 = 5%).")] = None,
+    draws: Annotated[Optional[int], typer.Option(help="Bootstrap draws (default 1000).")] = None,
+    mitigation: Annotated[bool, typer.Option(help="Also show group-specific thresholds side by side.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="Audit configuration (JSON, fields of AuditConfig).")] = None,
+) -> None:
+    """Audit a registered model version by ethnicity, deprivation, sex and age; log the bias report to MLflow."""
+    from evaluation.fairness.audit import AuditInputError
+    from evaluation.fairness.model_audit import audit_model
+
+    settings = _settings()
+    name = _model_name(model)
+    cfg = _audit_config(config, top_share=top_share, bootstrap_draws=draws,
+                        mitigation="group_thresholds" if mitigation else None)
+    try:
+        with _stages(f"Auditing {name}", 8) as advance:
+            out = audit_model(settings, name, version, cfg, progress=advance)
+    except AuditInputError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{name} version {out.result.subject['version']}: "
+                  + ("[green]passed[/]" if out.result.passed else f"[red]{len(out.result.flags)} flag(s)[/]")
+                  + f"; logged to MLflow as {out.artifact_path}")
+    _print_audit(out.result, out.html_path, out.json_path)
+
+
+@audit_app.command("scores")
+def audit_scores(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet table with one row per person (or person-period).")],
+    score: Annotated[str, typer.Option(help="Column holding the risk score.")],
+    outcome: Annotated[str, typer.Option(help="Column holding the observed outcome (0/1).")],
+    group: Annotated[list[str], typer.Option(help="Group column to audit by (repeatable).")],
+    reference: Annotated[Optional[list[str]], typer.Option(help="Reference group as COLUMN=VALUE (repeatable).")] = None,
+    age: Annotated[Optional[str], typer.Option(help="Age or age-band column (for age-sex adjusted comparisons).")] = None,
+    sex: Annotated[Optional[str], typer.Option(help="Sex column (for age-sex adjusted comparisons).")] = None,
+    person: Annotated[Optional[str], typer.Option(help="Person id column when people have several rows.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Name of the tool being audited (shown in the report).")] = None,
+    top_share: Annotated[Optional[float], typer.Option(help="Operating policy: flag the highest-risk share.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="A fixed score threshold instead of a top share.")] = None,
+    draws: Annotated[Optional[int], typer.Option(help="Bootstrap draws (default 1000).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the report (default: $PHM_HOME/reports/audits/NAME).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Audit configuration (JSON).")] = None,
+) -> None:
+    """Audit any table of risk scores and outcomes (for example another tool's output) on the same footing."""
+    from evaluation.fairness.audit import AuditInputError
+    from evaluation.fairness.external import ScoresTableError, audit_table
+    from evaluation.fairness.model_audit import write_report
+
+    settings = _settings()
+    refs = {}
+    for item in reference or []:
+        if "=" not in item:
+            raise _fail(f"--reference {item!r}: write COLUMN=VALUE")
+        k, v = item.split("=", 1)
+        refs[k] = v
+    cfg = _audit_config(config, top_share=top_share, threshold=threshold, bootstrap_draws=draws)
+    label = name or file.stem
+    try:
+        with _stages(f"Auditing {label}", len(group) + 1) as advance:
+            result, rejected = audit_table(file, score=score, outcome=outcome, groups=group, references=refs, age=age, sex=sex,
+                                 person=person, name=label, cfg=cfg, progress=advance)
+    except (ScoresTableError, AuditInputError) as exc:
+        raise _fail(str(exc)) from exc
+    target = out or settings.reports_dir / "audits" / label
+    html_path, json_path = write_report(result, target)
+    if len(rejected):
+        rejected.to_csv(target / "quarantine.csv", index=False)
+        console.print(f"[yellow]{len(rejected):,} row(s) could not be audited; see {target / 'quarantine.csv'} "
+                      f"(first: row {rejected.source_row.iloc[0]}, {rejected.quarantine_reason.iloc[0]})[/]")
+    console.print(f"{label}: " + ("[green]passed[/]" if result.passed else f"[red]{len(result.flags)} flag(s)[/]"))
+    _print_audit(result, html_path, json_path)
+
+
+def _decide(model: str, version: int, decision: str, by: str, reason: str, accept_flags: bool) -> None:
+    from evaluation.fairness.signoff import SignoffError, decide
+
+    settings = _settings()
+    name = _model_name(model)
+    try:
+        record = decide(settings, name, version, decision, by, reason, accept_flags)
+    except SignoffError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{name} version {version} [bold]{decision}[/] by {record['decision_by']} at {record['decision_at']} "
+                  f"(report {record['decision_report_sha256'][:16]}...; hazard log entry {record['hazard_log_seq']})")
+
+
+@audit_app.command("approve")
+def audit_approve(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    version: Annotated[int, typer.Option(help="Model version.")],
+    by: Annotated[str, typer.Option(help="Name of the clinical safety officer.")],
+    reason: Annotated[str, typer.Option(help="Why the model is acceptable (and the controls relied on).")],
+    accept_flags: Annotated[bool, typer.Option(help="Explicitly accept the audit's flags with controls.")] = False,
+) -> None:
+    """Approve an audited version (recorded on the version and in the hazard log)."""
+    _decide(model, version, "approved", by, reason, accept_flags)
+
+
+@audit_app.command("reject")
+def audit_reject(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    version: Annotated[int, typer.Option(help="Model version.")],
+    by: Annotated[str, typer.Option(help="Name of the clinical safety officer.")],
+    reason: Annotated[str, typer.Option(help="Why the model must not be deployed.")],
+) -> None:
+    """Reject an audited version: it can never be promoted."""
+    _decide(model, version, "rejected", by, reason, False)
+
+
+@audit_app.command("log")
+def audit_log(verify_only: Annotated[bool, typer.Option("--verify", help="Only check the chain.")] = False) -> None:
+    """Show the hazard log (hazards, audits, decisions, promotions) and check that it is intact."""
+    from evaluation.fairness import hazard_log
+    from evaluation.fairness.model_audit import hazard_log_path
+
+    path = hazard_log_path(_settings())
+    problems = hazard_log.verify(path)
+    if not verify_only:
+        t = Table(title=f"Hazard log: {path}")
+        for col in ("#", "when", "kind", "model", "version", "detail"):
+            t.add_column(col, overflow="fold")
+        for e in hazard_log.read(path) if not problems else []:
+            detail = {"hazard": lambda e: f"{e.get('hazard_id')}: {e.get('hazard')} (risk {e.get('risk_rating')})",
+                      "decision": lambda e: f"{e.get('decision')} by {e.get('by')}: {e.get('reason')}",
+                      "promotion": lambda e: f"{e.get('alias')} by {e.get('by')} ({e.get('basis')})",
+                      "audit": lambda e: f"{e.get('outcome')}; report {str(e.get('report_sha256'))[:12]}"}.get(
+                          e["kind"], lambda e: "")(e)
+            t.add_row(str(e["seq"]), e["at"], e["kind"], str(e.get("model", "")), str(e.get("version", "")), detail)
+        console.print(t)
+    if problems:
+        raise _fail(f"{path} has been altered: " + "; ".join(problems))
+    console.print(f"Hazard log intact ({len(hazard_log.read(path))} entries).")
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    version: Annotated[int, typer.Option(help="Model version to make champion.")],
+    by: Annotated[str, typer.Option(help="Who is promoting it.")] = "unknown",
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+) -> None:
+    """Move `champion` to a version, only if its audit passed or a safety officer accepted its flags."""
+    from evaluation.fairness.signoff import SignoffError, promote
+
+    settings = _settings()
+    name = _model_name(model)
+    try:
+        check = promote(settings, name, version, by, alias)
+    except SignoffError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{name} version {version} is now [bold]{alias}[/] ({check.reason}).")
 
 
 # ---- demo -------------------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Audit a registered model version on its validation period, write the bias report (HTML + JSON),
+log it to the version's MLflow run, tag the version and open hazard log entries for any flags."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from evaluation.fairness import hazard_log, report_html
+from evaluation.fairness.audit import AuditInputError, run_audit
+from evaluation.fairness.config import AuditConfig
+from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
+from evaluation.fairness.results import AuditResult
+from phm.settings import Settings
+from training import tracking
+
+OUTCOMES = {"emergency_admission": "an emergency admission within 12 months",
+            "flare_up": "a COPD or asthma exacerbation within 14 days"}
+
+
+@dataclass
+class AuditOutput:
+    result: AuditResult
+    html_path: Path
+    json_path: Path
+    artifact_path: str
+
+
+def hazard_log_path(settings: Settings) -> Path:
+    return settings.home / "safety" / "hazard_log.jsonl"
+
+
+def resolve_version(name: str, version: int | None, alias: str = "candidate") -> int:
+    client = MlflowClient()
+    try:
+        if version is None:
+            return int(client.get_model_version_by_alias(name, alias).version)
+        client.get_model_version(name, str(version))
+        return int(version)
+    except MlflowException as exc:
+        what = f"version {version}" if version is not None else f"alias {alias!r}"
+        raise AuditInputError(f"model {name!r} has no {what} in the registry; see `phm models list`") from exc
+
+
+def load_scores(name: str, version: int) -> tuple[pd.DataFrame, dict]:
+    """The validation scores logged by the training run of this version, and the run's parameters."""
+    client = MlflowClient()
+    mv = client.get_model_version(name, str(version))
+    run = client.get_run(mv.run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="validation/scores.parquet",
+                                                       dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            raise AuditInputError(f"{name} version {version} (run {mv.run_id}) has no validation scores to audit; "
+                                  f"retrain it with `phm train {name.replace('_', '-')}`") from exc
+        frame = pd.read_parquet(path)
+    return frame, {"run_id": mv.run_id, **run.data.params}
+
+
+def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditConfig,
+                progress=None) -> AuditOutput:
+    tracking.configure(settings)
+    version = resolve_version(name, version)
+    frame, params = load_scores(name, version)
+    frame = standard_labels(frame)
+    repeated = frame["person_id"].duplicated().any()
+    subject = {"kind": "registered model", "model": name, "version": version, "run_id": params["run_id"],
+               "outcome": OUTCOMES.get(name, "the outcome"), "validation_dates": params.get("validation_dates"),
+               "feature_definition_hash": params.get("feature_definition_hash"),
+               "data": "synthetic ICS" if _synthetic(settings) else "linked ICS warehouse",
+               "unit": "person-days (several per person; bootstrap by person)" if repeated else "people"}
+    result = run_audit(frame, STANDARD_GROUPINGS, cfg, subject, cluster="person_id" if repeated else None,
+                       coverage=STANDARD_COVERAGE, coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE),
+                       progress=progress)
+    out_dir = settings.reports_dir / "audits" / f"{name}_v{version}"
+    html_path, json_path = write_report(result, out_dir)
+    artifact_path = f"audit/{result.report_sha256[:12]}"
+    client = MlflowClient()
+    client.log_artifacts(params["run_id"], str(out_dir), artifact_path)
+    status = "passed" if result.passed else f"flagged ({len(result.flags)})"
+    for key, value in {"audit_status": status, "audit_report_sha256": result.report_sha256,
+                       "audit_report_artifact": artifact_path, "audit_flags": str(len(result.flags)),
+                       "audit_at": result.created_at}.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    client.log_metric(params["run_id"], "audit_flags", float(len(result.flags)))
+    log = hazard_log_path(settings)
+    for h in result.hazards:
+        hazard_log.append(log, "hazard", model=name, version=version, report_sha256=result.report_sha256,
+                          status="open", **h.model_dump())
+    hazard_log.append(log, "audit", model=name, version=version, report_sha256=result.report_sha256,
+                      outcome=status, flags=len(result.flags))
+    return AuditOutput(result, html_path, json_path, artifact_path)
+
+
+def write_report(result: AuditResult, out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "bias_report.json"
+    html_path = out_dir / "bias_report.html"
+    json_path.write_text(json.dumps(result.model_dump(mode="json"), indent=1))
+    html_path.write_text(report_html.render(result))
+    return html_path, json_path
+
+
+def _synthetic(settings: Settings) -> bool:
+    """Whether the warehouse was loaded from the synthetic ICS (recorded by the loader)."""
+    import duckdb
+
+    if not settings.warehouse_path.exists():
+        return False
+    try:
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            return bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
+        finally:
+            con.close()
+    except duckdb.Error:
+        return False
+
+
+def latest_report(name: str, version: int) -> dict | None:
+    """The bias report JSON recorded for a version (None when it was never audited)."""
+    client = MlflowClient()
+    mv = client.get_model_version(name, str(version))
+    artifact = (mv.tags or {}).get("audit_report_artifact")
+    if not artifact:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"{artifact}/bias_report.json",
+                                                   dst_path=tmp)
+        return json.loads(Path(path).read_text())

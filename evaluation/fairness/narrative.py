@@ -1,0 +1,179 @@
+"""Plain-English findings and DCB0129-style hazards written from an audit's flags."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evaluation.fairness.results import AuditResult, Comparison, GroupingResult, Hazard
+
+METRIC_NAMES = {
+    "selection_rate": "share flagged",
+    "tpr": "true positive rate (people with the outcome who were flagged)",
+    "fnr": "false negative rate (people with the outcome who were missed)",
+    "fpr": "false positive rate (people without the outcome who were flagged)",
+    "ppv": "positive predictive value (flagged people who had the outcome)",
+    "predicted_to_observed": "predicted / observed risk",
+    "auroc": "AUROC (discrimination)",
+    "calibration_slope": "calibration slope",
+    "event_rate": "observed outcome rate",
+    "mean_predicted": "mean predicted risk",
+}
+SHORT = {"selection_rate": "share flagged", "tpr": "TPR", "fnr": "FNR", "fpr": "FPR", "ppv": "PPV",
+         "predicted_to_observed": "predicted/observed", "auroc": "AUROC", "calibration_slope": "calibration slope",
+         "event_rate": "outcome rate", "mean_predicted": "mean predicted risk"}
+SEVERITY = ["Minor", "Significant", "Considerable", "Major", "Catastrophic"]
+LIKELIHOOD = ["Very low", "Low", "Medium", "High", "Very high"]
+# DCB0129 / DCB0160 risk matrix: RISK[likelihood][severity], 1 = very low ... 5 = very high
+RISK = [[1, 1, 2, 2, 3], [1, 2, 2, 3, 4], [2, 2, 3, 3, 4], [2, 3, 3, 4, 5], [3, 4, 4, 5, 5]]
+RISK_WORDS = {1: "very low", 2: "low", 3: "medium", 4: "high", 5: "very high"}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def _ci(c: Comparison) -> str:
+    lo, hi = c.ratio_ci
+    if lo is None:
+        return ""
+    kind = "95% CI" if c.ratio_ci_level <= 0.9501 else "simultaneous 95% CI"
+    return f", {kind} {lo:.2f}-{hi:.2f}"
+
+
+def under_identifies(c: Comparison) -> bool:
+    """Does this flag mean the group's need is under-estimated (fewer of its people reach care)?"""
+    low = (c.ratio or 1) < 1
+    return (c.metric in ("tpr", "predicted_to_observed", "selection_rate") and low) or (c.metric == "fnr" and not low)
+
+
+def sentence(c: Comparison, grouping_title: str, outcome: str) -> str:
+    ratio = f"ratio {c.ratio:.2f}{_ci(c)}"
+    who = f"{grouping_title}: **{c.group}**"
+    ref = c.reference_group
+    if c.metric == "tpr":
+        text = (f"{who}: of people who went on to have {outcome}, the model flagged {_pct(c.value)}, against "
+                f"{_pct(c.reference_value)} in {ref} ({ratio}). ")
+        text += ("People in this group who need proactive care are less likely to be offered it."
+                 if c.ratio < 1 else "People in this group with the outcome are flagged more often than in the reference group.")
+    elif c.metric == "predicted_to_observed":
+        text = (f"{who}: predicted risk is {c.value:.2f} times the observed rate, against {c.reference_value:.2f} "
+                f"in {ref} ({ratio}). ")
+        text += ("The model under-predicts this group's risk." if c.ratio < 1 else "The model over-predicts this group's risk.")
+    elif c.metric == "fpr":
+        text = (f"{who}: {_pct(c.value)} of people without {outcome} were flagged, against {_pct(c.reference_value)} "
+                f"in {ref} ({ratio}). ")
+        text += ("More people in this group are contacted who did not need it." if c.ratio > 1
+                 else "Fewer people in this group are flagged without need.")
+    elif c.metric == "ppv":
+        text = (f"{who}: {_pct(c.value)} of flagged people went on to have {outcome}, against "
+                f"{_pct(c.reference_value)} in {ref} ({ratio}). ")
+        text += ("A flag means less for this group." if c.ratio < 1 else
+                 "Flagged people in this group are more often truly at risk: the bar to be flagged may be higher for them.")
+    else:
+        text = (f"{who}: {METRIC_NAMES.get(c.metric, c.metric)} {c.value:.3g} against {c.reference_value:.3g} in {ref} "
+                f"({ratio}).")
+    if c.adjusted_ratio is not None:
+        text += f" The gap remains after allowing for age and sex (adjusted ratio {c.adjusted_ratio:.2f})."
+    return text
+
+
+def _coverage_note(g: GroupingResult, group: str) -> str | None:
+    rows = {r["group"]: r for r in g.coverage}
+    mine, ref = rows.get(group), rows.get(g.reference)
+    if not mine or not ref:
+        return None
+    a, b = mine.get("gp_coding_completeness"), ref.get("gp_coding_completeness")
+    if a is not None and b is not None and b - a > 0.1:
+        return (f"Data coverage points to a cause: of long-term conditions recorded in hospital for {group}, only "
+                f"{a:.0%} are also coded by the GP, against {b:.0%} in {g.reference}. Under-recorded diagnoses "
+                "lower predicted risk.")
+    a, b = mine.get("ethnicity_recorded"), ref.get("ethnicity_recorded")
+    if a is not None and b is not None and b - a > 0.15:
+        return f"Ethnicity is recorded for only {a:.0%} of {group}, against {b:.0%} in {g.reference}."
+    return None
+
+
+def summary(result: AuditResult) -> list[str]:
+    pop, cfg = result.population, result.config
+    outcome = result.subject.get("outcome", "the outcome")
+    lo, hi = cfg.tolerance
+    out = [f"This audit compares {len(result.groupings)} groupings across {pop['people']:,} people "
+           f"({pop['events']:,} with {outcome}). Operating policy: {pop['policy']}. Groups are compared with a stated "
+           f"reference group; a ratio outside {lo:g}-{hi:g} whose 95% interval excludes parity, and which age and sex "
+           "do not explain, is flagged."]
+    titles = {g.name: g.title for g in result.groupings}
+    if not result.flags:
+        out.append("No group was flagged: the audit passed.")
+    else:
+        groups = sorted({(f.grouping, f.group) for f in result.flags})
+        out.append(f"{len(result.flags)} flag(s) in {len(groups)} group(s) need a safety officer's decision:")
+        by_group: dict[tuple[str, str], list] = defaultdict(list)
+        for f in result.flags:
+            by_group[(f.grouping, f.group)].append(f)
+        for (grouping, group), flags in by_group.items():  # grouping order, as audited
+            for f in flags:
+                out.append(sentence(f, titles[grouping], outcome))
+            note = _coverage_note(next(g for g in result.groupings if g.name == grouping), group)
+            if note:
+                out.append(note)
+    if result.uncertain:
+        small = sorted({f"{u.group}" for u in result.uncertain})
+        out.append(f"{len(result.uncertain)} comparison(s) fell outside the band but their intervals include parity "
+                   f"(too little data to tell), for: {', '.join(small[:12])}{' ...' if len(small) > 12 else ''}. "
+                   "These are marked 'uncertain': they call for more data or monitoring, not action.")
+    smalls = sorted({r.group for g in result.groupings for r in g.groups if r.small})
+    if smalls:
+        out.append(f"{len(smalls)} group(s) are small (fewer than {cfg.min_group_size} people or "
+                   f"{cfg.min_group_events} outcomes) and are reported but not judged: "
+                   f"{', '.join(smalls[:12])}{' ...' if len(smalls) > 12 else ''}.")
+    out.append("Why it matters: a risk model can be well calibrated overall yet miss more of the people who need care "
+               "in some communities (as reported for Scotland's SPARRA). A group whose need is under-estimated receives "
+               "less proactive care, widening the inequalities Core20PLUS5 sets out to narrow.")
+    return out
+
+
+def _likelihood(flags: list[Comparison]) -> int:
+    worst = max(abs(math.log(f.ratio)) for f in flags if f.ratio and f.ratio > 0)
+    return 3 if worst > math.log(2) else 2 if worst > math.log(1.5) else 1
+
+
+def hazards(result: AuditResult) -> list[Hazard]:
+    from evaluation.fairness.results import Hazard
+
+    outcome = result.subject.get("outcome", "the outcome")
+    model = result.subject.get("model", result.subject.get("name", "score"))
+    grouped: dict[tuple[str, str], list] = defaultdict(list)
+    for f in result.flags:
+        grouped[(f.grouping, f.group)].append(f)
+    out = []
+    for n, ((grouping, group), flags) in enumerate(grouped.items(), start=1):
+        g = next(x for x in result.groupings if x.name == grouping)
+        under = any(under_identifies(f) for f in flags)
+        severity = 1 if under else 0
+        likelihood = _likelihood(flags)
+        rating = RISK[likelihood][severity]
+        cause = "; ".join(f"{SHORT[f.metric]} ratio {f.ratio:.2f}{_ci(f)} vs {f.reference_group}" for f in flags)
+        note = _coverage_note(g, group)
+        residual = "Open: awaiting a safety officer's decision (accept with controls, mitigate, or reject the model)."
+        if result.mitigation and result.mitigation.grouping == grouping:
+            row = next((r for r in result.mitigation.rows if r.group == group), None)
+            if row and row.after.get("tpr") is not None and row.before.get("tpr") is not None:
+                residual += (f" With the group-threshold mitigation shown, TPR would move from {row.before['tpr']:.0%} "
+                             f"to {row.after['tpr']:.0%}.")
+        out.append(Hazard(
+            hazard_id=f"H-{model}-{grouping}-{n:02d}",
+            hazard=(f"{model} {'under-identifies' if under else 'mis-ranks'} people at risk of {outcome} in "
+                    f"{group} ({g.title.lower()})"),
+            cause=cause + (f". {note}" if note else ". Not explained by age and sex."),
+            effect=("People in this group who would benefit from proactive care are less likely to appear on "
+                    "coordinators' worklists; avoidable emergency care may follow." if under else
+                    "Coordinators' time goes to people in this group who did not need contact, or flags mean less "
+                    "for them."),
+            existing_controls=("Worklists are decision support reviewed by clinicians, who can add anyone by "
+                               "judgement; the audit is repeated at every retraining and by monitoring."),
+            severity=SEVERITY[severity], likelihood=LIKELIHOOD[likelihood], risk_rating=rating,
+            residual_risk=residual, flags=[f"{f.grouping}/{f.group}/{f.metric}" for f in flags]))
+    return out
