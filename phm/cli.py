@@ -418,7 +418,8 @@ def _print_audit(result, html_path: Path, json_path: Path) -> None:
 
     titles = {g.name: g.title for g in result.groupings}
     pop = result.population
-    console.print(f"[bold]{pop['people']:,}[/] people, {pop['events']:,} outcomes; policy: {pop['policy']}")
+    rows = "" if pop["rows"] == pop["people"] else f" ({pop['rows']:,} scored rows)"
+    console.print(f"[bold]{pop['people']:,}[/] people{rows}, {pop['events']:,} outcomes; policy: {pop['policy']}")
     t = Table(title="Flags" if result.flags else "No flags: the audit passed")
     for col in ("grouping", "group", "metric", "value", "reference", "ratio (95% CI)", "adjusted"):
         t.add_column(col)
@@ -596,7 +597,7 @@ def models_promote(
 def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
          seed: Annotated[int, typer.Option()] = 1) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
-    train and register both risk models."""
+    train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote."""
     settings = _settings()
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {settings.home}")
@@ -609,8 +610,33 @@ def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.
                        include_death=False, ethnicity_as_predictor=False, warehouse=None)
     for model_name in ("emergency_admission", "flare_up"):
         _train(model_name, seed, None, None)
+    for model_name in ("emergency_admission", "flare_up"):
+        _demo_audit_and_signoff(settings, model_name)
     models_list()
     console.rule("[bold green]Demo complete")
+
+
+DEMO_CSO = "Demo Safety Officer"
+
+
+def _demo_audit_and_signoff(settings: Settings, name: str) -> None:
+    """Audit the candidate, record a demo sign-off and promote it (a real deployment has a named CSO decide)."""
+    from evaluation.fairness.config import AuditConfig
+    from evaluation.fairness.model_audit import audit_model
+    from evaluation.fairness.signoff import decide, promote
+
+    console.rule(f"Fairness audit: {name}")
+    with _stages(f"Auditing {name}", 8) as advance:
+        out = audit_model(settings, name, None, AuditConfig(mitigation="group_thresholds"), progress=advance)
+    _print_audit(out.result, out.html_path, out.json_path)
+    version = out.result.subject["version"]
+    flags = len(out.result.flags)
+    reason = ("Demo sign-off: the audit passed." if not flags else
+              f"Demo sign-off on synthetic data: {flags} flag(s) accepted so the demo can continue; "
+              "a real safety officer decides after reading the report.")
+    decide(settings, name, version, "approved", DEMO_CSO, reason, accept_flags=bool(flags))
+    check = promote(settings, name, version, by="phm demo")
+    console.print(f"{name} version {version} approved by {DEMO_CSO} and promoted to [bold]champion[/] ({check.reason}).")
 
 
 # ---- config -----------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def _grouping(frame: pd.DataFrame, g: Grouping, cfg: AuditConfig, y: np.ndarray,
     sel_from = binning.first_selected(threshold)
     binned = engine.summarise(cells, sel_from)
     std, uncovered = engine.standardised_reference(cells, ref)
-    binned_ref_adj = engine.summarise(std, sel_from)
+    binned_ref_adj = engine.summarise(std, sel_from, with_slope=False)
     exact = _exact(codes, y, p, threshold, len(names), probabilities)
     rng = np.random.default_rng(seed)
     rows_arg = (keys, cluster, p, lp) if cluster is not None else None
@@ -162,7 +162,14 @@ def _grouping(frame: pd.DataFrame, g: Grouping, cfg: AuditConfig, y: np.ndarray,
 
     metrics = [m for m in ("event_rate", "mean_predicted", *METRICS) if probabilities or m not in CALIBRATION_METRICS]
     judged = [m for m in (g.judged or cfg.flag_metrics) if m in metrics]
-    small = (sizes < cfg.min_group_size) | (exact["events"].to_numpy() < cfg.min_group_events)
+    people, people_events = sizes, exact["events"].to_numpy()
+    if cluster is not None:  # several rows per person: the small-group rule counts people
+        ncl = int(cluster.max()) + 1
+        pair = np.unique(codes.astype(np.int64) * ncl + cluster)
+        people = np.bincount(pair // ncl, minlength=len(names))
+        pair_ev = np.unique(codes[y == 1].astype(np.int64) * ncl + cluster[y == 1])
+        people_events = np.bincount(pair_ev // ncl, minlength=len(names))
+    small = (people < cfg.min_group_size) | (people_events < cfg.min_group_events)
     comparisons_judged = max(1, int((~small).sum() - (not small[ref])) * len(judged))
     judged_level = 1 - (1 - cfg.level) / comparisons_judged if cfg.simultaneous else cfg.level
     rows: list[GroupRow] = []
@@ -174,7 +181,8 @@ def _grouping(frame: pd.DataFrame, g: Grouping, cfg: AuditConfig, y: np.ndarray,
             lo, hi = engine.interval(draws.metric[m][:, [i]], cfg.level)
             shift = (point - binned[m][i]) if m in SHIFTED and np.isfinite(binned[m][i]) else 0.0
             values[m] = MetricValue(value=_num(point), ci=(_num(lo[0] + shift), _num(hi[0] + shift)))
-        rows.append(GroupRow(group=name, n=int(sizes[i]), events=int(exact["events"].iloc[i]), is_reference=i == ref,
+        rows.append(GroupRow(group=name, n=int(sizes[i]), events=int(exact["events"].iloc[i]), people=int(people[i]),
+                             people_with_events=int(people_events[i]), is_reference=i == ref,
                              small=bool(small[i]), metrics=values,
                              share_outside_reference_strata=float(uncovered[i]) if adjust else 0.0))
         if i == ref:
@@ -186,7 +194,7 @@ def _grouping(frame: pd.DataFrame, g: Grouping, cfg: AuditConfig, y: np.ndarray,
             level = judged_level if m in judged else cfg.level
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = _num(v / r) if r else None
-                adj = _num(binned[m][i] / binned_ref_adj[m][i]) if adjust else None
+                adj = _num(binned[m][i] / binned_ref_adj[m][i]) if adjust and m in binned_ref_adj else None
             ratio_ci = ratio_interval(draws.ratio[m][:, i], ratio, level)
             adj_ci = ratio_interval(draws.adjusted_ratio[m][:, i], adj, level) if adjust else (None, None)
             status = _status(m in judged, cfg.tolerance, bool(small[i]), ratio, ratio_ci, adj, adjust)

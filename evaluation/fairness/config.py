@@ -42,7 +42,7 @@ class AuditConfig(BaseModel):
     bootstrap_draws: int = Field(1000, ge=20, le=20_000)
     level: float = Field(0.95, gt=0.5, lt=1)
     seed: int = 1
-    score_bins: int = Field(400, ge=50, le=5000, description="Quantile bins of the score used by the bootstrap.")
+    score_bins: int = Field(200, ge=50, le=5000, description="Quantile bins of the score used by the bootstrap.")
     curve_shares: list[float] = Field([0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
     references: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REFERENCES))
     adjust_for_age_sex: bool = Field(True, description="Also compare with the reference group re-weighted to "

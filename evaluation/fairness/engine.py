@@ -18,6 +18,7 @@ binned AUROC and calibration slope of the bootstrap are shifted by their small b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -80,27 +81,41 @@ def tabulate(keys: np.ndarray, p: np.ndarray, lp: np.ndarray, shape: tuple[int, 
                  np.bincount(keys, weights=w * lp, minlength=size).reshape(shape))
 
 
+SLOPE_BINS = 25  # coarse bins of the score for the calibration slope inside the bootstrap
+
+
 def _binned_slope(x: np.ndarray, events: np.ndarray, trials: np.ndarray, iters: int = 30) -> np.ndarray:
     """Calibration slope per group: logistic regression of the outcome on logit p, on binned data.
-    x, events, trials: (G, B). Newton-Raphson vectorised over groups."""
+    x, events, trials: (G, B). Newton-Raphson vectorised over groups; NaN where it does not converge."""
     x = np.where(trials > 0, x, 0.0)
     b0 = np.zeros(x.shape[0])
     b1 = np.ones(x.shape[0])
-    for _ in range(iters):
-        mu = 1 / (1 + np.exp(-np.clip(b0[:, None] + b1[:, None] * x, -30, 30)))
-        r = events - trials * mu
-        w = trials * mu * (1 - mu)
-        g0, g1 = r.sum(1), (r * x).sum(1)
-        h00, h01, h11 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
-        det = h00 * h11 - h01 ** 2
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
+        for _ in range(iters):
+            mu = 1 / (1 + np.exp(-np.clip(b0[:, None] + b1[:, None] * x, -30, 30)))
+            r = events - trials * mu
+            w = trials * mu * (1 - mu)
+            g0, g1 = r.sum(1), (r * x).sum(1)
+            h00, h01, h11 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
+            det = h00 * h11 - h01 ** 2
             d0 = (h11 * g0 - h01 * g1) / det
             d1 = (h00 * g1 - h01 * g0) / det
-        d0, d1 = np.nan_to_num(d0), np.nan_to_num(d1)
-        b0, b1 = b0 + d0, b1 + d1
-        if np.max(np.abs(np.r_[d0, d1]), initial=0) < 1e-9:
-            break
-    return b1
+            ok = np.isfinite(d0) & np.isfinite(d1)
+            b0 = np.where(ok, np.clip(b0 + np.where(ok, d0, 0), -50, 50), b0)
+            b1 = np.where(ok, np.clip(b1 + np.where(ok, d1, 0), -50, 50), b1)
+            if np.max(np.abs(np.where(ok, np.r_[d0, d1][: d0.size], 0)), initial=0) < 1e-9:
+                break
+    return np.where(np.abs(b1) < 50, b1, np.nan)
+
+
+@lru_cache(maxsize=64)
+def _block_starts(length: int, parts: int) -> np.ndarray:
+    return np.unique(np.linspace(0, length, parts + 1).astype(int)[:-1])
+
+
+def _coarse(a: np.ndarray, parts: int) -> np.ndarray:
+    """Sum the last axis into `parts` contiguous blocks."""
+    return np.add.reduceat(a, _block_starts(a.shape[-1], parts), axis=-1)
 
 
 def summarise(cells: Cells, sel_from: int, with_slope: bool = True) -> dict[str, np.ndarray]:
@@ -120,26 +135,29 @@ def summarise(cells: Cells, sel_from: int, with_slope: bool = True) -> dict[str,
             "auroc": (pos * (below + 0.5 * neg)).sum(-1) / (P * N),
         }
         if with_slope:
-            trials = n.sum(1)
-            x = cells.logit_sum.sum((1, 2)) / trials
-            slope = _binned_slope(x, pos, trials)
+            trials = _coarse(n.sum(1), SLOPE_BINS)
+            x = _coarse(cells.logit_sum.sum((1, 2)), SLOPE_BINS) / trials
+            slope = _binned_slope(x, _coarse(pos, SLOPE_BINS), trials)
             out["calibration_slope"] = np.where((P > 0) & (N > 0), slope, np.nan)
     return out
 
 
 def standardised_reference(cells: Cells, ref: int) -> tuple[Cells, np.ndarray]:
     """The reference group's cells re-weighted, for each group in turn, to that group's age-sex mix
-    (direct standardisation). Also returns, per group, the share of its people in strata the
-    reference group lacks (those cannot be standardised)."""
+    (direct standardisation), collapsed over strata. Also returns, per group, the share of its people
+    in strata the reference group lacks (those cannot be standardised)."""
+    G, S, Y, B = cells.shape
     mix = cells.n.sum((2, 3))  # (G, S)
     share = mix / np.maximum(mix.sum(1, keepdims=True), 1e-12)
     ref_share = share[ref]
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(ref_share[None, :] > 0, share / ref_share[None, :], 0.0)  # (G, S)
     uncovered = (share * (ref_share[None, :] == 0)).sum(1)
-    scale = w[:, :, None, None]
-    return Cells(cells.n[ref][None] * scale, cells.p_sum[ref][None] * scale,
-                 cells.logit_sum[ref][None] * scale), uncovered
+
+    def apply(a: np.ndarray) -> np.ndarray:
+        return (w @ a[ref].reshape(S, Y * B)).reshape(G, 1, Y, B)
+
+    return Cells(apply(cells.n), apply(cells.p_sum), apply(cells.logit_sum)), uncovered
 
 
 @dataclass
@@ -181,13 +199,13 @@ def bootstrap(cells: Cells, sel_from: int, ref: int, draws: int, rng: np.random.
         m = summarise(draw, sel_from)
         if adjust:
             std, _ = standardised_reference(draw, ref)
-            m_ref = summarise(std, sel_from)
+            m_ref = summarise(std, sel_from, with_slope=False)
         with np.errstate(divide="ignore", invalid="ignore"):
             for k, v in m.items():
                 metric.setdefault(k, []).append(v)
                 ratio.setdefault(k, []).append(v / v[ref])
                 if adjust:
-                    adjusted.setdefault(k, []).append(v / m_ref[k])
+                    adjusted.setdefault(k, []).append(v / m_ref[k] if k in m_ref else np.full_like(v, np.nan))
     stack = lambda d: {k: np.vstack(v) for k, v in d.items()}  # noqa: E731
     return Draws(stack(metric), stack(ratio), stack(adjusted))
 

@@ -100,8 +100,9 @@ def summary(result: AuditResult) -> list[str]:
     pop, cfg = result.population, result.config
     outcome = result.subject.get("outcome", "the outcome")
     lo, hi = cfg.tolerance
-    out = [f"This audit compares {len(result.groupings)} groupings across {pop['people']:,} people "
-           f"({pop['events']:,} with {outcome}). Operating policy: {pop['policy']}. Groups are compared with a stated "
+    across = (f"{pop['people']:,} people ({pop['events']:,} with {outcome})" if pop["people"] == pop["rows"] else
+              f"{pop['rows']:,} scored rows from {pop['people']:,} people ({pop['events']:,} rows followed by {outcome})")
+    out = [f"This audit compares {len(result.groupings)} groupings across {across}. Operating policy: {pop['policy']}. Groups are compared with a stated "
            f"reference group; a ratio outside {lo:g}-{hi:g} whose 95% interval excludes parity, and which age and sex "
            "do not explain, is flagged."]
     titles = {g.name: g.title for g in result.groupings}
@@ -127,7 +128,7 @@ def summary(result: AuditResult) -> list[str]:
     smalls = sorted({r.group for g in result.groupings for r in g.groups if r.small})
     if smalls:
         out.append(f"{len(smalls)} group(s) are small (fewer than {cfg.min_group_size} people or "
-                   f"{cfg.min_group_events} outcomes) and are reported but not judged: "
+                   f"{cfg.min_group_events} people with the outcome) and are reported but not judged: "
                    f"{', '.join(smalls[:12])}{' ...' if len(smalls) > 12 else ''}.")
     out.append("Why it matters: a risk model can be well calibrated overall yet miss more of the people who need care "
                "in some communities (as reported for Scotland's SPARRA). A group whose need is under-estimated receives "

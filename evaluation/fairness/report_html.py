@@ -149,7 +149,7 @@ def _curves(g: GroupingResult) -> str:
 
 
 def _group_table(g: GroupingResult, probabilities: bool, flag_metrics: list[str]) -> str:
-    cols = ["people", "outcomes", "outcome rate"]
+    cols = ["rows", "outcomes", "outcome rate"]
     if probabilities:
         cols += ["mean predicted", "predicted / observed", "calibration slope"]
     cols += ["AUROC", "share flagged", "TPR", "FPR", "PPV", "status"]
@@ -161,7 +161,10 @@ def _group_table(g: GroupingResult, probabilities: bool, flag_metrics: list[str]
         statuses = [c.status for c in g.comparisons if c.group == r.group and c.metric in flag_metrics]
         status = "reference" if r.is_reference else next((s for s in worst_order if s in statuses),
                                                           "small group" if r.small else "within tolerance")
-        cells = [f"{r.n:,}", f"{r.events:,}", _pct(m["event_rate"].value)]
+        many = r.people is not None and r.people != r.n
+        cells = [f"{r.n:,}" + (f" <span class='small'>({r.people:,} people)</span>" if many else ""),
+                 f"{r.events:,}" + (f" <span class='small'>({r.people_with_events:,} people)</span>" if many else ""),
+                 _pct(m["event_rate"].value)]
         if probabilities:
             cells += [_pct(m["mean_predicted"].value), _ci(m["predicted_to_observed"]), _ci(m["calibration_slope"])]
         cells += [_ci(m["auroc"]), _pct(m["selection_rate"].value), _ci(m["tpr"], pct=True), _ci(m["fpr"], pct=True),

@@ -24,6 +24,8 @@ class GroupRow(BaseModel):
     group: str
     n: int
     events: int
+    people: int | None = None
+    people_with_events: int | None = None
     is_reference: bool = False
     small: bool = False
     metrics: dict[str, MetricValue]
