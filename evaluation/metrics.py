@@ -35,7 +35,7 @@ def _newton_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: in
     """Unpenalised logistic regression by Newton-Raphson (small designs: 1-2 columns)."""
     beta = np.zeros(X.shape[1])
     for _ in range(iters):
-        eta = X @ beta + offset
+        eta = np.clip(X @ beta + offset, -30, 30)
         mu = 1 / (1 + np.exp(-eta))
         w = mu * (1 - mu)
         grad = X.T @ (y - mu)

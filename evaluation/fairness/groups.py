@@ -82,7 +82,7 @@ def audit_frame(features: pd.DataFrame, label: str, risk: np.ndarray) -> pd.Data
         out["conditions_in_both"] = (g & h).sum(1).astype("int16")
     contacts = [c for c in CONTACT_COLUMNS if c in features]
     if contacts:
-        out["contacts_12m"] = features[contacts].fillna(0).sum(1).astype("float32")
+        out["contacts_12m"] = features[contacts].fillna(0).sum(axis=1).astype("float32")
     return out
 
 
