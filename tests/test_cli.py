@@ -118,6 +118,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
         assert (home / "reports" / name).exists()
     assert (home / "features" / "emergency_admission_2024-04-01.parquet").exists()
     assert (home / "features" / "flare_up_2024-04-01.parquet").exists()
+    for model in ("emergency_admission", "flare_up"):  # audited, signed off by the demo CSO, promoted
+        report = json.loads((home / "reports" / "audits" / f"{model}_v1" / "bias_report.json").read_text())
+        assert report["subject"]["model"] == model and len(report["groupings"]) == 7
+        assert f"{model} version 1 approved by Demo Safety Officer and promoted to champion" in demo.stdout
+    listed = run("models", "list", home=home)
+    assert listed.stdout.count("champion") == 2 and listed.stdout.count("approved") == 2
+    log = run("audit", "log", "--verify", home=home)
+    assert log.returncode == 0 and "Hazard log intact" in log.stdout
 
 
 def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:
