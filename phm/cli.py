@@ -25,12 +25,14 @@ features_app = typer.Typer(help="Declared predictors: list them, build feature t
                            no_args_is_help=True)
 train_app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: versions, aliases and metrics.", no_args_is_help=True)
+forecast_app = typer.Typer(help="Bed and critical care demand: fit, back-test, predict, scenarios.", no_args_is_help=True)
 audit_app = typer.Typer(help="Fairness audit, bias reports and clinical safety sign-off.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(forecast_app, name="forecast")
 app.add_typer(config_app, name="config")
 console = Console()
 err = Console(stderr=True)
@@ -592,12 +594,174 @@ def models_promote(
     console.print(f"{name} version {version} is now [bold]{alias}[/] ({check.reason}).")
 
 
+# ---- demand forecasting -------------------------------------------------------------------------------
+METRIC_HELP = "emergency_admissions, ga_beds_occupied or critical_care_beds_occupied (or a metric of your CSV)."
+
+
+@forecast_app.command("fit")
+def forecast_fit(
+    csv: Annotated[Optional[Path], typer.Option(help="Your own daily series: CSV with date, site, metric, value[, capacity].")] = None,
+    site: Annotated[Optional[list[str]], typer.Option(help="Only these sites (repeatable; ICS = the whole system).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(help="Only these metrics (repeatable).")] = None,
+    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins (default 6).")] = None,
+    max_horizon: Annotated[Optional[int], typer.Option(help="Longest forecast, days (default 90).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: up to 2).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")] = None,
+) -> None:
+    """Back-test Prophet and baselines on every series, choose per series, forecast with intervals, log to MLflow."""
+    from pydantic import ValidationError
+
+    from features.series import SeriesFileError, SeriesSourceError
+    from training.demand import ForecastConfig
+    from training.demand_job import run_fit
+
+    settings = _settings()
+    try:
+        base = ForecastConfig.model_validate_json(config.read_text()) if config else ForecastConfig()
+        over = {k: v for k, v in {"origins": origins, "max_horizon": max_horizon, "workers": workers}.items() if v}
+        if max_horizon:  # report horizons beyond a shorter maximum are dropped, and the maximum itself added
+            over["horizons"] = sorted({h for h in base.horizons if h < max_horizon} | {max_horizon})
+            over["selection_horizons"] = [h for h in base.selection_horizons if h <= max_horizon] or [max_horizon]
+        cfg = ForecastConfig.model_validate({**base.model_dump(), **over})
+    except (OSError, ValidationError) as exc:
+        raise _fail(f"invalid forecast configuration: {exc}") from exc
+    try:
+        with _stages("Forecasting", 3) as advance:
+            out, warnings, run_id = run_fit(settings, cfg, csv, site, metric, progress=advance)
+    except (SeriesFileError, SeriesSourceError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    for w in warnings:
+        err.print(f"[yellow]Warning:[/] {w}")
+    _print_backtest(out.backtest, out.meta["selected"])
+    if csv is None:
+        from evaluation.scenarios import ScenarioError, prepare_inputs
+
+        try:
+            info = prepare_inputs(settings, out.folder)
+            console.print(f"Scenario inputs: {info['people']:,} people scored by {info['model']} "
+                          f"{info['alias']} (version {info['version']}) as at {info['index_date']}.")
+        except ScenarioError as exc:
+            err.print(f"[yellow]Scenarios unavailable:[/] {exc}")
+    console.print(f"Forecasts to {out.meta['config']['max_horizon']} days saved in {out.folder}; MLflow run {run_id}")
+
+
+def _print_backtest(backtest, selected: dict) -> None:
+    t = Table(title="Back-test: MASE by horizon (days 1-h ahead; < 1 beats the seasonal naive in-sample) and 80% "
+                    "interval coverage")
+    horizons = sorted(backtest.horizon.unique())
+    for col in ("site", "metric", "model", *[f"MASE h{h}" for h in horizons], "cover80 h28", "chosen"):
+        t.add_column(col)
+    for (s, m, model), part in backtest.groupby(["site", "metric", "model"], sort=True):
+        by_h = part.set_index("horizon")
+        t.add_row(s, m, model, *[f"{by_h.mase[h]:.2f}" for h in horizons],
+                  f"{by_h.coverage_80.get(28, float('nan')):.0%}", "✓" if selected.get(f"{s}/{m}") == model else "")
+    console.print(t)
+
+
+def _load_forecast(site: str, metric: str, horizon: int):
+    import pandas as pd
+
+    from training.demand_job import forecasts_dir
+
+    folder = forecasts_dir(_settings())
+    if not (folder / "forecasts.parquet").exists():
+        raise _fail("no forecasts yet: run `phm forecast fit` first")
+    frame = pd.read_parquet(folder / "forecasts.parquet")
+    sites = sorted(frame.site.unique())
+    if site not in sites:
+        raise _fail(f"unknown site {site!r}; forecasts exist for: {', '.join(sites)}")
+    part = frame[(frame.site == site) & (frame.metric == metric)].sort_values("date")
+    if part.empty:
+        raise _fail(f"no {metric!r} forecast for {site}; metrics: {', '.join(sorted(frame[frame.site == site].metric.unique()))}")
+    if horizon < 1 or horizon > len(part):
+        raise _fail(f"horizon must be between 1 and {len(part)} days (the fitted maximum), not {horizon}")
+    return folder, part.head(horizon).reset_index(drop=True)
+
+
+def _export(frame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        out.write_text(frame.to_json(orient="records", date_format="iso", indent=1))
+    elif out.suffix.lower() == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        raise _fail(f"{out}: export to a .csv or .json file")
+    console.print(f"Saved {out}")
+
+
+@forecast_app.command("predict")
+def forecast_predict(
+    site: Annotated[str, typer.Option(help="Site code, or ICS for the whole system.")],
+    metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "ga_beds_occupied",
+    horizon: Annotated[int, typer.Option(help="Days ahead.")] = 28,
+    out: Annotated[Optional[Path], typer.Option(help="Export to .csv or .json.")] = None,
+) -> None:
+    """The fitted forecast for a site and metric: mean, 80% and 95% intervals, chance of exceeding capacity."""
+    folder, part = _load_forecast(site, metric, horizon)
+    meta = json.loads((folder / "fit.json").read_text())
+    t = Table(title=f"{site} {metric}: {part.model.iloc[0]} forecast from data to {meta['data_end']}")
+    for col in ("date", "mean", "80% interval", "95% interval", "P(over threshold)"):
+        t.add_column(col, justify="right")
+    for r in part.itertuples():
+        p = "" if r.p_exceed != r.p_exceed else f"{r.p_exceed:.0%}"
+        t.add_row(str(r.date.date()), f"{r.mean:.1f}", f"{r.q10:.1f}-{r.q90:.1f}", f"{r.q025:.1f}-{r.q975:.1f}", p)
+    console.print(t)
+    if part.capacity.notna().any():
+        console.print(f"Capacity {part.capacity.iloc[0]:g} beds; threshold {part.threshold.iloc[0]:g} "
+                      f"({meta['config']['threshold_share']:.0%} of beds).")
+    if out:
+        _export(part.drop(columns=["sigma_a", "sigma_b"]), out)
+
+
+@forecast_app.command("scenario")
+def forecast_scenario(
+    site: Annotated[str, typer.Option(help="Site code, or ICS.")],
+    metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "ga_beds_occupied",
+    horizon: Annotated[int, typer.Option(help="Days ahead.")] = 28,
+    top_share: Annotated[float, typer.Option(help="Coordinators reach this highest-risk share (0.05 = 5%).")] = 0.05,
+    prevented: Annotated[float, typer.Option(help="Share of those people's emergency admissions prevented.")] = 0.2,
+    out: Annotated[Optional[Path], typer.Option(help="Export the daily comparison to .csv or .json.")] = None,
+) -> None:
+    """What if coordinators reach the top k% by risk and prevent p% of their admissions?"""
+    from pydantic import ValidationError
+
+    from evaluation.scenarios import Scenario, ScenarioError, run_scenario
+    from training.demand_job import forecasts_dir
+
+    try:
+        scenario = Scenario(site=site, metric=metric, horizon=horizon, top_share=top_share, prevented_share=prevented)
+        result = run_scenario(forecasts_dir(_settings()), scenario)
+    except ValidationError as exc:
+        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+    except ScenarioError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Reaching {result.people_reached:,} people ({top_share:.1%}) and preventing {prevented:.0%} of their "
+                  f"admissions: {result.prevented_admissions_per_day:.2f} fewer emergency admissions a day at {site}.")
+    t = Table(title=f"{site} {metric}, next {horizon} days")
+    for col in ("measure", "mean", "80% interval", "95% interval"):
+        t.add_column(col, justify="right")
+    for name, v in result.summary.items():
+        t.add_row(name.replace("_", " "), f"{v['mean']:.1f}", f"{v['q10']:.1f} to {v['q90']:.1f}",
+                  f"{v['q025']:.1f} to {v['q975']:.1f}")
+    console.print(t)
+    last = result.daily[-1]
+    console.print(f"On {last['date']}: baseline {last['baseline_mean']:.1f}, with the intervention "
+                  f"{last['scenario_mean']:.1f} (80%: {last['scenario_q10']:.1f}-{last['scenario_q90']:.1f}).")
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")
+    if out:
+        import pandas as pd
+
+        _export(pd.DataFrame(result.daily), out)
+
+
 # ---- demo -------------------------------------------------------------------------------------------
 @app.command("demo")
 def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
          seed: Annotated[int, typer.Option()] = 1) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
-    train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote."""
+    train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote,
+    back-test and forecast bed and critical care demand, and run a planning scenario."""
     settings = _settings()
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {settings.home}")
@@ -613,6 +777,10 @@ def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.
     for model_name in ("emergency_admission", "flare_up"):
         _demo_audit_and_signoff(settings, model_name)
     models_list()
+    console.rule("Bed and critical care demand")
+    forecast_fit(csv=None, site=None, metric=None, origins=None, max_horizon=None, workers=None, config=None)
+    forecast_predict(site="ICS", metric="ga_beds_occupied", horizon=7, out=None)
+    forecast_scenario(site="ICS", metric="ga_beds_occupied", horizon=28, top_share=0.05, prevented=0.2, out=None)
     console.rule("[bold green]Demo complete")
 
 

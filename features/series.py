@@ -1,0 +1,177 @@
+"""Daily demand series from the linked admissions data: emergency admissions, general and acute (G&A)
+beds occupied and adult critical care beds occupied, per acute site and for the whole ICS, with the
+bed capacity from the sites table.
+
+Occupancy is a midnight census: a spell occupies a bed at the midnight that ends day d when it was
+admitted on or before d and discharged after d (or not yet discharged). A spell's critical care days
+are taken as its first days after admission (capped at its length); those midnights count as critical
+care, the rest of its midnights as G&A. Computed with +1/-1 events and a running sum, so the cost
+grows with spells, not spells x days.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+METRICS = {
+    "emergency_admissions": "Emergency admissions per day (admission methods 21-2D, 28)",
+    "ga_beds_occupied": "General and acute beds occupied at midnight",
+    "critical_care_beds_occupied": "Adult critical care beds occupied at midnight",
+}
+CAPACITY = {"ga_beds_occupied": "ga_beds", "critical_care_beds_occupied": "critical_care_beds"}
+ICS = "ICS"  # the whole system: every site summed
+WARM_UP_DAYS = 60
+
+
+class SeriesSourceError(ValueError):
+    """The warehouse lacks what the demand series need."""
+
+
+def daily_series(warehouse: Path, start: date | None = None, end: date | None = None) -> pd.DataFrame:
+    """Long table: date, site, metric, value, capacity (NaN for admissions). Includes site `ICS`."""
+    if not warehouse.exists():
+        raise SeriesSourceError(f"{warehouse}: no warehouse; run `phm data load` first")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        missing = {"apc_spells", "sites"} - tables
+        if missing:
+            raise SeriesSourceError(f"{warehouse}: missing table(s) {sorted(missing)} needed for demand series")
+        as_of = con.execute("SELECT as_of FROM load_info").fetchone()[0] if "load_info" in tables else None
+        bounds = con.execute("SELECT min(admission_date), max(admission_date) FROM apc_spells").fetchone()
+        if bounds[0] is None:
+            raise SeriesSourceError(f"{warehouse}: apc_spells is empty")
+        # spells admitted before the extract starts are missing, so the census needs a warm-up period
+        first = start or bounds[0] + timedelta(days=WARM_UP_DAYS)
+        last = end or min(as_of or bounds[1], bounds[1])
+        params = {"first": first, "last": last}
+        frame = con.execute("""
+            WITH spells AS (
+                SELECT site_code, admission_date AS adm,
+                       coalesce(discharge_date, $last + 1) AS dis,
+                       least(coalesce(critical_care_days, 0), date_diff('day', admission_date,
+                             coalesce(discharge_date, $last + 1))) AS cc,
+                       admission_method LIKE '2%' AS emergency
+                FROM apc_spells WHERE admission_date <= $last),
+            events AS (
+                SELECT site_code, adm AS d, 'ga_beds_occupied' AS metric, 1 AS delta FROM spells WHERE dis > adm
+                UNION ALL SELECT site_code, dis, 'ga_beds_occupied', -1 FROM spells WHERE dis > adm
+                UNION ALL SELECT site_code, adm, 'critical_care_beds_occupied', 1 FROM spells WHERE cc > 0
+                UNION ALL SELECT site_code, adm + CAST(cc AS INTEGER), 'critical_care_beds_occupied', -1 FROM spells WHERE cc > 0
+                UNION ALL SELECT site_code, adm + CAST(cc AS INTEGER), 'ga_beds_occupied', -1 FROM spells WHERE cc > 0 AND dis > adm
+                UNION ALL SELECT site_code, adm, 'ga_beds_occupied', 1 FROM spells WHERE cc > 0 AND dis > adm),
+            days AS (SELECT CAST(range AS DATE) AS d FROM range(CAST($first AS DATE), CAST($last AS DATE) + 1, INTERVAL 1 DAY)),
+            grid AS (SELECT d, site_code, metric FROM days, (SELECT site_code FROM sites),
+                     (VALUES ('ga_beds_occupied'), ('critical_care_beds_occupied')) m(metric)),
+            deltas AS (SELECT site_code, d, metric, sum(delta) AS delta FROM events GROUP BY ALL),
+            census AS (
+                SELECT g.d, g.site_code, g.metric,
+                       sum(coalesce(x.delta, 0)) OVER (PARTITION BY g.site_code, g.metric ORDER BY g.d) AS value
+                FROM grid g LEFT JOIN deltas x USING (site_code, d, metric)),
+            before AS (SELECT site_code, metric, sum(delta) AS opening FROM events WHERE d < $first GROUP BY ALL),
+            admissions AS (
+                SELECT g.d, g.site_code, 'emergency_admissions' AS metric, count(s.adm) AS value
+                FROM (SELECT d, site_code FROM days, sites) g
+                LEFT JOIN spells s ON s.adm = g.d AND s.site_code = g.site_code AND s.emergency
+                GROUP BY ALL)
+            SELECT c.d AS date, c.site_code AS site, c.metric, c.value + coalesce(b.opening, 0) AS value
+            FROM census c LEFT JOIN before b USING (site_code, metric)
+            UNION ALL SELECT d, site_code, metric, value FROM admissions
+            ORDER BY site, metric, date""", params).df()
+        sites = con.execute("SELECT site_code AS site, ga_beds, critical_care_beds FROM sites").df()
+    finally:
+        con.close()
+    frame["value"] = frame["value"].astype(float)
+    frame["date"] = pd.to_datetime(frame["date"])
+    total = frame.groupby(["date", "metric"], as_index=False)["value"].sum().assign(site=ICS)
+    frame = pd.concat([frame, total[frame.columns]], ignore_index=True)
+    caps = sites.melt(id_vars="site", var_name="cap_col", value_name="capacity")
+    caps = pd.concat([caps, caps.groupby("cap_col", as_index=False)["capacity"].sum().assign(site=ICS)])
+    caps["metric"] = caps["cap_col"].map({v: k for k, v in CAPACITY.items()})
+    frame = frame.merge(caps[["site", "metric", "capacity"]], on=["site", "metric"], how="left")
+    return frame.sort_values(["site", "metric", "date"]).reset_index(drop=True)
+
+
+MAX_REPAIRED_GAP_DAYS = 7
+
+
+class SeriesFileError(ValueError):
+    """A planner's CSV of daily series cannot be used as it is (the message names the row or series)."""
+
+
+def read_series_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+    """A planner's own daily series: columns date, site, metric, value (and optionally capacity).
+
+    Refused with an error naming the rows: missing columns, unreadable dates, values that are not
+    numbers or are negative, and the same day given twice with different values. Repaired with a
+    warning (what a planner would want): exact duplicate rows are dropped, and gaps of up to
+    7 days are filled by linear interpolation; longer gaps are refused.
+    """
+    if not path.exists():
+        raise SeriesFileError(f"{path}: no such file")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SeriesFileError(f"{path}: not a readable CSV ({exc})") from exc
+    raw.columns = [c.strip().lower() for c in raw.columns]
+    missing = [c for c in ("date", "site", "metric", "value") if c not in raw]
+    if missing:
+        raise SeriesFileError(f"{path}: missing column(s) {missing}; expected date, site, metric, value[, capacity]")
+    line = pd.Series(range(2, len(raw) + 2), index=raw.index)  # file line numbers (header is line 1)
+    dates = pd.to_datetime(raw["date"].str.strip(), errors="coerce", format="mixed", dayfirst=False)
+    values = pd.to_numeric(raw["value"].str.strip(), errors="coerce")
+
+    def refuse(mask: pd.Series, what: str) -> None:
+        if mask.any():
+            rows = line[mask].tolist()
+            raise SeriesFileError(f"{path}: {what} on line(s) {rows[:10]}{' ...' if len(rows) > 10 else ''}")
+
+    refuse(dates.isna(), "date is missing or not a date")
+    refuse(raw["site"].str.strip() == "", "site is empty")
+    refuse(raw["metric"].str.strip() == "", "metric is empty")
+    refuse(values.isna(), "value is missing or not a number")
+    refuse(values < 0, "value is negative (counts and beds cannot be)")
+    frame = pd.DataFrame({"date": dates.dt.normalize(), "site": raw["site"].str.strip(),
+                          "metric": raw["metric"].str.strip(), "value": values.astype(float), "line": line})
+    if "capacity" in raw:
+        cap = pd.to_numeric(raw["capacity"].str.strip().replace("", None), errors="coerce")
+        refuse(raw["capacity"].str.strip().ne("") & (cap.isna() | (cap <= 0)), "capacity is not a positive number")
+        frame["capacity"] = cap
+    else:
+        frame["capacity"] = np.nan
+    warnings: list[str] = []
+    key = ["date", "site", "metric"]
+    exact = frame.duplicated(key + ["value"], keep="first")
+    if exact.any():
+        warnings.append(f"dropped {int(exact.sum())} exact duplicate row(s) (first on line {int(frame.line[exact].iloc[0])})")
+        frame = frame[~exact]
+    clash = frame.duplicated(key, keep=False)
+    if clash.any():
+        first = frame[clash].sort_values(key).head(2)
+        raise SeriesFileError(f"{path}: {first.site.iloc[0]}/{first.metric.iloc[0]} has different values for "
+                              f"{first.date.iloc[0].date()} on lines {first.line.tolist()}")
+    out = []
+    for (site, metric), part in frame.groupby(["site", "metric"], sort=True):
+        part = part.set_index("date").sort_index()
+        full = pd.date_range(part.index[0], part.index[-1], freq="D")
+        missing_days = full.difference(part.index)
+        if len(missing_days):
+            runs = (pd.Series(missing_days).diff().dt.days.ne(1)).cumsum()
+            longest = int(pd.Series(missing_days).groupby(runs.to_numpy()).size().max())
+            if longest > MAX_REPAIRED_GAP_DAYS:
+                raise SeriesFileError(f"{path}: {site}/{metric} has a gap of {longest} days (from "
+                                      f"{missing_days[0].date()}); fill it or split the series "
+                                      f"(gaps up to {MAX_REPAIRED_GAP_DAYS} days are interpolated)")
+            warnings.append(f"{site}/{metric}: filled {len(missing_days)} missing day(s) by linear interpolation "
+                            f"(first {missing_days[0].date()})")
+        part = part.reindex(full)
+        part["value"] = part["value"].interpolate(limit_direction="both")
+        part["capacity"] = part["capacity"].ffill().bfill()
+        out.append(part.assign(site=site, metric=metric).rename_axis("date").reset_index())
+    result = pd.concat(out, ignore_index=True)[["date", "site", "metric", "value", "capacity"]]
+    return result, warnings
