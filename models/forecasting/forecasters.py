@@ -106,8 +106,8 @@ class HarmonicAR(Forecaster):
 def _quiet_stan() -> None:
     """cmdstanpy configures its own INFO logger on first use; disable it (errors still raise)."""
     logging.getLogger("cmdstanpy").disabled = True
-    for name in ("prophet", "prophet.plot"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("prophet").setLevel(logging.ERROR)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)  # "plotly failed": interactive plots are unused
 
 
 class ProphetForecaster(Forecaster):

@@ -1,0 +1,106 @@
+"""Benchmark: back-test, select and forecast 50 daily series of 3 years, as `phm forecast fit` does.
+
+The series are synthetic daily counts and occupancies (weekly cycle, winter peak, trend, bank-holiday
+dips, Poisson noise) at sizes from a small site to a large ICS, so the benchmark needs no warehouse.
+Steps, each in its own child process (time and own peak memory):
+
+* fit: every series back-tested by rolling origin (4 models, 6 origins, 90 days), the best model
+  chosen per series and refitted, forecasts with calibrated intervals; processes = cores;
+* single: one Prophet fit and 90-day forecast of one series in-process (the unit of work).
+
+It prints the total, the time per series, and the ratio of time per series to the single Prophet fit.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.forecast [--series 50] [--days 1095]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from benchmarks.measure import child_report, gib, machine, run_child, say
+
+TARGET_S = 120.0
+
+
+def make_series(count: int, days: int):
+    import numpy as np
+    import pandas as pd
+
+    from training.demand import SeriesInput
+
+    rng = np.random.default_rng(7)
+    idx = pd.date_range("2022-04-01", periods=days, freq="D")
+    weekly = np.array([1.12, 1.04, 1.0, 0.98, 1.0, 0.9, 0.86])[idx.dayofweek]
+    out = []
+    for i in range(count):
+        level = float(rng.choice([8, 30, 120, 400, 900]))
+        winter = 1 + rng.uniform(0.05, 0.2) * np.cos(2 * np.pi * (idx.dayofyear - 15) / 365.25)
+        trend = 1 + rng.uniform(-0.03, 0.08) * np.arange(days) / 365
+        values = rng.poisson(level * weekly * winter * trend).astype(float)
+        out.append(SeriesInput(f"S{i:02d}", "ga_beds_occupied" if i % 2 else "emergency_admissions",
+                               pd.Series(values, index=idx), capacity=level * 1.15 if i % 2 else None))
+    return out
+
+
+def step_fit(count: str, days: str) -> tuple[float, int]:
+    from training.demand import ForecastConfig, fit_series
+
+    inputs = make_series(int(count), int(days))
+    t0 = time.perf_counter()
+    results = fit_series(inputs, ForecastConfig())
+    seconds = time.perf_counter() - t0
+    chosen = {}
+    for r in results:
+        chosen[r.selected] = chosen.get(r.selected, 0) + 1
+    import resource
+
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    say(f"chosen per series: {chosen}; largest worker process peak {workers:.2f} GiB")
+    return seconds, len(results)
+
+
+def step_single(count: str, days: str) -> tuple[float, int]:
+    from models.forecasting.forecasters import ProphetForecaster
+
+    series = make_series(1, int(days))[0]
+    ProphetForecaster().fit(series.values.iloc[:200]).predict(5)  # warm-up: imports and Stan model load
+    t0 = time.perf_counter()
+    ProphetForecaster().fit(series.values, series.capacity).predict(90)
+    return time.perf_counter() - t0, 1
+
+
+STEPS = {"fit": step_fit, "single": step_single}
+
+
+def child_main() -> None:
+    step, a, b = sys.argv[1], sys.argv[2], sys.argv[3]
+    seconds, rows = STEPS[step](a, b)
+    child_report(seconds, rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.forecast", description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=50)
+    parser.add_argument("--days", type=int, default=1095)
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    res = {s: run_child("benchmarks.forecast", s, [str(args.series), str(args.days)], env) for s in STEPS}
+    f, one = res["fit"], res["single"]
+    per = f["seconds"] / f["rows"]
+    print(f"\nPHM demand forecasting benchmark: {f['rows']} series x {args.days} days | {machine()}")
+    print(f"fit + back-test all : {f['seconds']:7.1f} s, peak {gib(f['peak_bytes'])} GiB (parent; workers are separate processes)")
+    print(f"per series          : {per:7.2f} s (4 models x 6 origins + final fit, on {os.cpu_count()} cores)")
+    print(f"single Prophet fit  : {one['seconds']:7.2f} s, peak {gib(one['peak_bytes'])} GiB")
+    ok = f["seconds"] < TARGET_S
+    print(f"per series / single Prophet fit = {per / one['seconds']:.1f}x | target: 50 series under 2 minutes: "
+          f"{'PASS' if ok else 'MISS'}" + ("" if args.series == 50 and args.days >= 1095 else
+                                           " (the target is for 50 series x 3 years)"))
+
+
+if __name__ == "__main__":
+    main()
