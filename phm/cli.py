@@ -400,19 +400,24 @@ def _model_name(model: str) -> str:
     return name
 
 
-def _audit_config(config: Optional[Path], **overrides):
+def _typed_config(cls, config: Optional[Path], overrides: dict):
+    """A pydantic configuration from an optional JSON file, with command-line overrides (None = not given)."""
     from pydantic import ValidationError
 
-    from evaluation.fairness.config import AuditConfig
-
     try:
-        cfg = AuditConfig.model_validate_json(config.read_text()) if config else AuditConfig()
-        return AuditConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+        base = cls.model_validate_json(config.read_text()) if config else cls()
+        return cls.model_validate({**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
     except OSError as exc:
-        raise _fail(f"{config}: cannot read the audit configuration ({exc})") from exc
+        raise _fail(f"{config}: cannot read the configuration ({exc})") from exc
     except ValidationError as exc:
         where = f"{config}: " if config else ""
         raise _fail(where + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+
+
+def _audit_config(config: Optional[Path], **overrides):
+    from evaluation.fairness.config import AuditConfig
+
+    return _typed_config(AuditConfig, config, overrides)
 
 
 def _print_audit(result, html_path: Path, json_path: Path) -> None:
@@ -609,22 +614,17 @@ def forecast_fit(
     config: Annotated[Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")] = None,
 ) -> None:
     """Back-test Prophet and baselines on every series, choose per series, forecast with intervals, log to MLflow."""
-    from pydantic import ValidationError
-
     from features.series import SeriesFileError, SeriesSourceError
     from training.demand import ForecastConfig
     from training.demand_job import run_fit
 
     settings = _settings()
-    try:
-        base = ForecastConfig.model_validate_json(config.read_text()) if config else ForecastConfig()
-        over = {k: v for k, v in {"origins": origins, "max_horizon": max_horizon, "workers": workers}.items() if v}
-        if max_horizon:  # report horizons beyond a shorter maximum are dropped, and the maximum itself added
-            over["horizons"] = sorted({h for h in base.horizons if h < max_horizon} | {max_horizon})
-            over["selection_horizons"] = [h for h in base.selection_horizons if h <= max_horizon] or [max_horizon]
-        cfg = ForecastConfig.model_validate({**base.model_dump(), **over})
-    except (OSError, ValidationError) as exc:
-        raise _fail(f"invalid forecast configuration: {exc}") from exc
+    over = {"origins": origins, "max_horizon": max_horizon, "workers": workers}
+    if max_horizon:  # report horizons beyond a shorter maximum are dropped, and the maximum itself added
+        defaults = ForecastConfig()
+        over["horizons"] = sorted({h for h in defaults.horizons if h < max_horizon} | {max_horizon})
+        over["selection_horizons"] = [h for h in defaults.selection_horizons if h <= max_horizon] or [max_horizon]
+    cfg = _typed_config(ForecastConfig, config, over)
     try:
         with _stages("Forecasting", 3) as advance:
             out, warnings, run_id = run_fit(settings, cfg, csv, site, metric, progress=advance)
