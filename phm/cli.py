@@ -26,6 +26,8 @@ features_app = typer.Typer(help="Declared predictors: list them, build feature t
 train_app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: versions, aliases and metrics.", no_args_is_help=True)
 forecast_app = typer.Typer(help="Bed and critical care demand: fit, back-test, predict, scenarios.", no_args_is_help=True)
+score_app = typer.Typer(help="Daily risk scoring of the whole population.", no_args_is_help=True)
+users_app = typer.Typer(help="Service users: tokens, roles and practice scopes.", no_args_is_help=True)
 audit_app = typer.Typer(help="Fairness audit, bias reports and clinical safety sign-off.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
@@ -33,6 +35,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
 app.add_typer(forecast_app, name="forecast")
+app.add_typer(score_app, name="score")
+app.add_typer(users_app, name="users")
 app.add_typer(config_app, name="config")
 console = Console()
 err = Console(stderr=True)
@@ -753,6 +757,92 @@ def forecast_scenario(
         import pandas as pd
 
         _export(pd.DataFrame(result.daily), out)
+
+
+# ---- daily scores, users and the service ---------------------------------------------------------------
+@score_app.command("daily")
+def score_daily_cmd(day: Annotated[Optional[datetime], typer.Option("--date", formats=["%Y-%m-%d"],
+                                                                    help="Score as at this date (default: the day after the data ends).")] = None) -> None:
+    """Score everyone eligible with the champion models; write today's snapshot atomically."""
+    from serving.snapshots import SnapshotError, score_daily
+
+    settings = _settings()
+    try:
+        with _stages("Daily scoring", 5) as advance:
+            meta = score_daily(settings, day.date() if day else None, progress=advance)
+    except SnapshotError as exc:
+        raise _fail(str(exc)) from exc
+    counts = ", ".join(f"{k} {v:,}" for k, v in meta["band_counts"].items())
+    console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by emergency_admission version "
+                  f"{meta['emergency_admission']['version']} (feature hash {meta['emergency_admission']['feature_hash']}); "
+                  f"bands: {counts}; {meta['seconds']} s")
+    if meta["flare_up"]:
+        console.print(f"Flare-up risk for {meta['flare_up']['people']:,} monitored patients (version {meta['flare_up']['version']}).")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The person's name (as recorded in the access log).")],
+    role: Annotated[str, typer.Option(help="coordinator, planner, safety_officer or data_scientist.")],
+    practice: Annotated[Optional[list[str]], typer.Option(help="Practice code a coordinator may see (repeatable).")] = None,
+) -> None:
+    """Create a user and print their token once (only its hash is stored)."""
+    from serving.users import Role, UserError, add_user
+
+    settings = _settings()
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise _fail(f"unknown role {role!r}; choose from {', '.join(r.value for r in Role)}") from exc
+    known = _known_practices(settings)
+    try:
+        user, token = add_user(settings.home, name, role_value, practice or [], known)
+    except UserError as exc:
+        raise _fail(str(exc)) from exc
+    scope = f" for practices {', '.join(user.practices)}" if user.practices else ""
+    console.print(f"Added {user.name} as {user.role.value}{scope}. Token (shown once, keep it secret):")
+    console.print(token, soft_wrap=True, highlight=False)
+
+
+def _known_practices(settings: Settings) -> set[str] | None:
+    import duckdb
+
+    if not settings.warehouse_path.exists():
+        return None
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        return {r[0] for r in con.execute("SELECT practice_code FROM practices").fetchall()}
+    finally:
+        con.close()
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Users, roles and scopes (never tokens)."""
+    from serving.users import load_users
+
+    t = Table(title="Service users")
+    for col in ("name", "role", "practices", "created"):
+        t.add_column(col)
+    for u in load_users(_settings().home):
+        t.add_row(u.name, u.role.value, ", ".join(u.practices), u.created)
+    console.print(t)
+
+
+@app.command("serve")
+def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port.")] = 3000) -> None:
+    """Start the BentoML service (API under /api; BentoML's /readyz, /livez, /metrics)."""
+    import os
+    import shutil
+    import sys
+
+    settings = _settings()
+    bentoml_bin = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
+    env = {**os.environ, "PHM_HOME": str(settings.home), "BENTOML_DO_NOT_TRACK": "true",
+           "MLFLOW_DISABLE_TELEMETRY": "true"}
+    console.print(f"Serving on http://{host}:{port}/api (OpenAPI: /api/docs); Ctrl-C stops it.")
+    os.execve(bentoml_bin, [bentoml_bin, "serve", "serving.service:PHM", "--host", host, "--port", str(port)], env)
 
 
 # ---- demo -------------------------------------------------------------------------------------------

@@ -203,12 +203,5 @@ def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
         return None
     folder = root / json.loads(pointer.read_text())["folder"]
     meta = json.loads((folder / "manifest.json").read_text())
+    meta["snapshot_folder"] = folder.name
     return meta, pd.read_parquet(folder / "scores.parquet")
-
-
-def current_features(settings: Settings) -> pd.DataFrame | None:
-    root = snapshots_root(settings)
-    pointer = root / POINTER
-    if not pointer.exists():
-        return None
-    return pd.read_parquet(root / json.loads(pointer.read_text())["folder"] / "features.parquet")

@@ -1,0 +1,39 @@
+"""The BentoML service: `bentoml serve serving.service:PHM` (or `phm serve`).
+
+The API (`serving/api.py`) is mounted at /api; BentoML adds /readyz, /livez and /metrics. Models load
+from the MLflow registry by alias (`champion`) at start-up, and `POST /api/admin/reload` swaps in a new
+champion, snapshot or user list without downtime.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import bentoml  # noqa: E402
+
+from phm.logs import configure as configure_logging  # noqa: E402
+from phm.settings import get_settings  # noqa: E402
+from serving.api import create_app  # noqa: E402
+from serving.state import ServiceState  # noqa: E402
+
+api = create_app()
+
+
+@bentoml.service(name="phm", traffic={"timeout": 120})
+@bentoml.asgi_app(api, path="/api")
+class PHM:
+    """PHM Intelligence: worklists, scores, forecasts, scenarios and bias reports behind role-scoped tokens."""
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        configure_logging(settings)
+        self.state = ServiceState(settings)
+        api.state.phm = self.state
+
+    @bentoml.api(route="/healthz")
+    def healthz(self) -> dict:
+        """What is loaded: snapshot date and deployed model versions (no identifiers)."""
+        return {"status": "ok", **self.state.describe()}
