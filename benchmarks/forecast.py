@@ -35,11 +35,11 @@ def make_series(count: int, days: int):
 
     rng = np.random.default_rng(7)
     idx = pd.date_range("2022-04-01", periods=days, freq="D")
-    weekly = np.array([1.12, 1.04, 1.0, 0.98, 1.0, 0.9, 0.86])[idx.dayofweek]
+    weekly = np.array([1.12, 1.04, 1.0, 0.98, 1.0, 0.9, 0.86])[idx.day_of_week]
     out = []
     for i in range(count):
         level = float(rng.choice([8, 30, 120, 400, 900]))
-        winter = 1 + rng.uniform(0.05, 0.2) * np.cos(2 * np.pi * (idx.dayofyear - 15) / 365.25)
+        winter = 1 + rng.uniform(0.05, 0.2) * np.cos(2 * np.pi * (idx.day_of_year - 15) / 365.25)
         trend = 1 + rng.uniform(-0.03, 0.08) * np.arange(days) / 365
         values = rng.poisson(level * weekly * winter * trend).astype(float)
         out.append(SeriesInput(f"S{i:02d}", "ga_beds_occupied" if i % 2 else "emergency_admissions",

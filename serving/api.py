@@ -362,7 +362,8 @@ def create_app() -> FastAPI:
         try:
             result = run_scenario(st.settings.home / "forecasts" / "latest", body)
         except ScenarioError as exc:
-            raise HTTPException(404 if "unknown" in str(exc) or "no " in str(exc) else 422, str(exc)) from exc
+            code = 404 if str(exc).startswith("unknown") else 409 if str(exc).startswith("no ") else 422
+            raise HTTPException(code, str(exc)) from exc
         return json.loads(result.model_dump_json())
 
     @app.get("/models", tags=["models"])

@@ -30,8 +30,8 @@ def seasonal_series(days: int = 1100, seed: int = 0, level: float = 60.0) -> pd.
     """Daily counts with a weekly cycle, a winter peak, a slow trend and Poisson noise."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2021-01-01", periods=days, freq="D")
-    weekly = np.array([1.12, 1.04, 1.0, 0.98, 1.0, 0.9, 0.86])[idx.dayofweek]
-    winter = 1 + 0.15 * np.cos(2 * np.pi * (idx.dayofyear - 15) / 365.25)
+    weekly = np.array([1.12, 1.04, 1.0, 0.98, 1.0, 0.9, 0.86])[idx.day_of_week]
+    winter = 1 + 0.15 * np.cos(2 * np.pi * (idx.day_of_year - 15) / 365.25)
     mean = level * weekly * winter * (1 + 0.05 * np.arange(days) / 365)
     return pd.Series(rng.poisson(mean).astype(float), index=idx)
 

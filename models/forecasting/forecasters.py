@@ -66,9 +66,9 @@ class SeasonalNaive(Forecaster):
 
 def _design(index: pd.DatetimeIndex, origin: pd.Timestamp, holidays_idx: pd.DatetimeIndex, k: int = 4) -> np.ndarray:
     t = (index - origin).days.to_numpy(dtype=float) / 365.25
-    doy = 2 * np.pi * index.dayofyear.to_numpy() / 365.25
+    doy = 2 * np.pi * index.day_of_year.to_numpy() / 365.25
     cols = [np.ones(len(index)), t]
-    cols += [(index.dayofweek == d).astype(float) for d in range(1, 7)]
+    cols += [(index.day_of_week == d).astype(float) for d in range(1, 7)]
     for j in range(1, k + 1):
         cols += [np.sin(j * doy), np.cos(j * doy)]
     hol = index.isin(holidays_idx)
