@@ -785,6 +785,7 @@ def users_add(
     name: Annotated[str, typer.Argument(help="The person's name (as recorded in the access log).")],
     role: Annotated[str, typer.Option(help="coordinator, planner, safety_officer or data_scientist.")],
     practice: Annotated[Optional[list[str]], typer.Option(help="Practice code a coordinator may see (repeatable).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace an existing user of this name (new token).")] = False,
 ) -> None:
     """Create a user and print their token once (only its hash is stored)."""
     from serving.users import Role, UserError, add_user
@@ -796,7 +797,7 @@ def users_add(
         raise _fail(f"unknown role {role!r}; choose from {', '.join(r.value for r in Role)}") from exc
     known = _known_practices(settings)
     try:
-        user, token = add_user(settings.home, name, role_value, practice or [], known)
+        user, token = add_user(settings.home, name, role_value, practice or [], known, replace=replace)
     except UserError as exc:
         raise _fail(str(exc)) from exc
     scope = f" for practices {', '.join(user.practices)}" if user.practices else ""
@@ -848,7 +849,9 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
 # ---- demo -------------------------------------------------------------------------------------------
 @app.command("demo")
 def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
-         seed: Annotated[int, typer.Option()] = 1) -> None:
+         seed: Annotated[int, typer.Option()] = 1,
+         serve_after: Annotated[bool, typer.Option("--serve", help="Start the service at the end.")] = False,
+         port: Annotated[int, typer.Option(help="Port for the service.")] = 3000) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
     train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote,
     back-test and forecast bed and critical care demand, and run a planning scenario."""
@@ -871,10 +874,43 @@ def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.
     forecast_fit(csv=None, site=None, metric=None, origins=None, max_horizon=None, workers=None, config=None)
     forecast_predict(site="ICS", metric="ga_beds_occupied", horizon=7, out=None)
     forecast_scenario(site="ICS", metric="ga_beds_occupied", horizon=28, top_share=0.05, prevented=0.2, out=None)
+    console.rule("Daily risk scores and the service")
+    score_daily_cmd(day=None)
+    tokens = _demo_users(settings)
+    t = Table(title="Demo users (tokens are shown once; `phm users add --replace` issues new ones)")
+    for col in ("user", "role", "scope", "token"):
+        t.add_column(col, overflow="fold")
+    for name, role, scope, token in tokens:
+        t.add_row(name, role, scope, token)
+    console.print(t)
+    if serve_after:
+        console.rule("[bold green]Demo complete: starting the service")
+        serve(host="127.0.0.1", port=port)
+    console.print(f"Start the service with [bold]phm serve --port {port}[/], then for example:\n"
+                  f"  curl -H 'Authorization: Bearer {tokens[0][3]}' http://127.0.0.1:{port}/api/worklist\n"
+                  f"OpenAPI: http://127.0.0.1:{port}/api/docs")
     console.rule("[bold green]Demo complete")
 
 
 DEMO_CSO = "Demo Safety Officer"
+
+
+def _demo_users(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """One demo user per role (the coordinator scoped to the two largest practices), fresh tokens."""
+    from serving.snapshots import current
+    from serving.users import Role, add_user
+
+    _, scores = current(settings)
+    practices = scores.practice_code.value_counts().index[:2].tolist()
+    out = []
+    for name, role, scope in (("Demo Coordinator", Role.coordinator, practices), ("Demo Planner", Role.planner, []),
+                              (DEMO_CSO, Role.safety_officer, []), ("Demo Data Scientist", Role.data_scientist, [])):
+        user, token = add_user(settings.home, name, role, scope, replace=True)
+        scope_text = {Role.coordinator: "people in " + ", ".join(user.practices), Role.planner: "aggregates, forecasts",
+                      Role.safety_officer: "bias reports, decisions",
+                      Role.data_scientist: "models, reports, aggregates"}[role]
+        out.append((user.name, role.value, scope_text, token))
+    return out
 
 
 def _demo_audit_and_signoff(settings: Settings, name: str) -> None:

@@ -68,12 +68,15 @@ def load_users(home: Path) -> list[User]:
 
 
 def add_user(home: Path, name: str, role: Role, practices: list[str] | None = None,
-             known_practices: set[str] | None = None) -> tuple[User, str]:
-    """Create a user and return it with its token (shown once; only the hash is kept)."""
+             known_practices: set[str] | None = None, replace: bool = False) -> tuple[User, str]:
+    """Create a user and return it with its token (shown once; only the hash is kept). With
+    `replace`, an existing user of that name is replaced (a new token; the old one stops working)."""
     practices = practices or []
     users = load_users(home)
+    if replace:
+        users = [u for u in users if u.name != name]
     if any(u.name == name for u in users):
-        raise UserError(f"a user named {name!r} already exists")
+        raise UserError(f"a user named {name!r} already exists (use --replace to issue a new token)")
     if role == Role.coordinator and not practices:
         raise UserError("a care coordinator needs at least one --practice code")
     if role != Role.coordinator and practices:

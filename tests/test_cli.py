@@ -126,6 +126,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert listed.stdout.count("champion") == 2 and listed.stdout.count("approved") == 2
     log = run("audit", "log", "--verify", home=home)
     assert log.returncode == 0 and "Hazard log intact" in log.stdout
+    assert (home / "forecasts" / "latest" / "forecasts.parquet").exists() and "bed days saved" in demo.stdout
+    assert (home / "warehouse" / "snapshots" / "CURRENT.json").exists() and "Demo users" in demo.stdout
+    assert run("users", "list", home=home).stdout.count("Demo ") == 4
 
 
 def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:

@@ -1,0 +1,186 @@
+"""Benchmark: load test of the service on loopback — single-person scores and 10,000-person worklists at
+1, 8 and 32 concurrent clients — beside the same requests handled in-process (the API app called
+through ASGI with no sockets and no BentoML: the floor).
+
+The first run prepares a cached PHM home (a 60,000-person synthetic ICS, a quickly trained, audited,
+approved and promoted emergency-admission champion, one daily snapshot, a coordinator for every
+practice), in `benchmarks/.cache/serve_home`. Each level sends a fixed number of requests (bounded in
+time and count) and prints p50/p95/p99 latency, throughput and errors.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.serve_load [--persons 60000] [--single 400] [--cohort 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.measure import CACHE, machine, say
+
+HOME = CACHE / "serve_home"
+TARGET_P99_MS, TARGET_COHORT_S = 50.0, 1.0
+
+
+def prepare(persons: int) -> None:
+    from evaluation.fairness.config import AuditConfig
+    from evaluation.fairness.model_audit import audit_model
+    from evaluation.fairness.signoff import decide, promote
+    from evaluation.train_validate import run as train
+    from features.sources.loader import load
+    from features.synthetic.config import GeneratorConfig
+    from features.synthetic.generator import generate
+    from phm.settings import Settings
+    from serving.snapshots import score_daily
+    from training.config import TuningGrid, default_config
+
+    settings = Settings(home=HOME)
+    say(f"preparing {HOME} ({persons:,} people; once)")
+    generate(GeneratorConfig(persons=persons, seed=11), HOME / "ics")
+    load(settings, HOME / "ics")
+    cfg = default_config("emergency_admission").model_copy(update={
+        "grid": TuningGrid(num_leaves=[31], min_child_samples=[100]), "bootstrap_draws": 20})
+    train(cfg, settings)
+    out = audit_model(settings, "emergency_admission", 1, AuditConfig(bootstrap_draws=50))
+    decide(settings, "emergency_admission", 1, "approved", "Benchmark", "benchmark", accept_flags=bool(out.result.flags))
+    promote(settings, "emergency_admission", 1, by="benchmark")
+    score_daily(settings)
+    (HOME / "ready").write_text("ok")
+
+
+def coordinator_token() -> str:
+    import duckdb
+
+    from serving.users import Role, add_user
+
+    con = duckdb.connect(str(HOME / "warehouse" / "phm.duckdb"), read_only=True)
+    practices = [r[0] for r in con.execute("SELECT practice_code FROM practices").fetchall()]
+    con.close()
+    _, token = add_user(HOME, "Benchmark Coordinator", Role.coordinator, practices, replace=True)
+    return token
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float, float]:
+    a = np.asarray(latencies) * 1000
+    return tuple(float(x) for x in np.percentile(a, [50, 95, 99]))
+
+
+def load(send, count: int, clients: int, budget_s: float = 120.0) -> dict:
+    """`count` requests from `clients` threads (stopping early past the time budget)."""
+    latencies, errors = [], 0
+    started = time.perf_counter()
+
+    def one(_i: int):
+        if time.perf_counter() - started > budget_s:
+            return None
+        t0 = time.perf_counter()
+        ok = send()
+        return time.perf_counter() - t0, ok
+
+    with ThreadPoolExecutor(clients) as pool:
+        for res in pool.map(one, range(count)):
+            if res is None:
+                continue
+            latencies.append(res[0])
+            errors += 0 if res[1] else 1
+    wall = time.perf_counter() - started
+    p50, p95, p99 = percentiles(latencies)
+    return {"n": len(latencies), "errors": errors, "p50": p50, "p95": p95, "p99": p99, "rps": len(latencies) / wall}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import httpx
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=60_000)
+    parser.add_argument("--single", type=int, default=400, help="single-score requests per level")
+    parser.add_argument("--cohort", type=int, default=20, help="10,000-person worklist requests per level")
+    args = parser.parse_args(argv)
+    os.environ["PHM_HOME"] = str(HOME)
+    if not (HOME / "ready").exists():
+        prepare(args.persons)
+    token = coordinator_token()
+    from phm.settings import Settings
+    from serving.snapshots import current
+
+    _, scores = current(Settings(home=HOME))
+    ids = [str(int(x)) for x in scores.person_id.sample(500, random_state=1)]
+    headers = {"Authorization": f"Bearer {token}"}
+    cohort_params = {"min_band": "routine", "top": 10_000}
+
+    # the floor: the same API in-process (ASGI, no sockets, no BentoML)
+    from fastapi.testclient import TestClient
+
+    from serving.api import create_app
+    from serving.state import ServiceState
+
+    app = create_app()
+    app.state.phm = ServiceState(Settings(home=HOME))
+    with TestClient(app) as local:
+        rng = np.random.default_rng(0)
+        floor_single = load(lambda: local.post("/score", json={"person_ids": [ids[rng.integers(500)]]},
+                                               headers=headers).status_code == 200, args.single, 1)
+        floor_cohort = load(lambda: len(local.get("/worklist", params=cohort_params, headers=headers).json()["rows"])
+                            == 10_000, args.cohort, 1)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bentoml_bin = str(Path(sys.executable).parent / "bentoml")
+    proc = subprocess.Popen([bentoml_bin, "serve", "serving.service:PHM", "--host", "127.0.0.1", "--port", str(port)],
+                            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        results = {}
+        with httpx.Client(base_url=url, headers=headers, timeout=60,
+                          limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)) as client:
+            rng = np.random.default_rng(1)
+            client.post("/api/score", json={"person_ids": ids[:1]})  # warm-up
+            for clients in (1, 8, 32):
+                say(f"{clients} client(s)")
+                results[("single", clients)] = load(
+                    lambda: client.post("/api/score", json={"person_ids": [ids[rng.integers(500)]]}).status_code == 200,
+                    args.single, clients)
+                results[("cohort", clients)] = load(
+                    lambda: client.get("/api/worklist", params=cohort_params).status_code == 200, args.cohort, clients)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+    print(f"\nPHM service load test on loopback: {len(scores):,} people in the snapshot | {machine()}")
+    print(f"{'request':<28}{'clients':>8}{'n':>6}{'err':>5}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}{'p50 / floor':>13}")
+    for name, floor, label in (("single", floor_single, "score one person"), ("cohort", floor_cohort, "worklist of 10,000")):
+        f = floor
+        print(f"{label + ' (in-process)':<28}{1:>8}{f['n']:>6}{f['errors']:>5}{f['p50']:>9.1f}{f['p95']:>9.1f}"
+              f"{f['p99']:>9.1f}{f['rps']:>9.1f}{'1.0x':>13}")
+        for clients in (1, 8, 32):
+            r = results[(name, clients)]
+            print(f"{label + ' (HTTP)':<28}{clients:>8}{r['n']:>6}{r['errors']:>5}{r['p50']:>9.1f}{r['p95']:>9.1f}"
+                  f"{r['p99']:>9.1f}{r['rps']:>9.1f}{r['p50'] / f['p50']:>12.1f}x")
+    single8, cohort1 = results[("single", 8)], results[("cohort", 1)]
+    errors = sum(r["errors"] for r in results.values())
+    ok = single8["p99"] < TARGET_P99_MS and cohort1["p50"] / 1000 < TARGET_COHORT_S and errors == 0
+    print(f"target: single score p99 under {TARGET_P99_MS:.0f} ms at 8 clients ({single8['p99']:.1f}), 10,000-person "
+          f"worklist under {TARGET_COHORT_S:.0f} s ({cohort1['p50'] / 1000:.2f} s at 1 client), zero errors ({errors}): "
+          f"{'PASS' if ok else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
