@@ -58,18 +58,43 @@ def verify(path: Path) -> list[str]:
     return problems
 
 
-def append(path: Path, kind: str, **fields) -> dict:
-    """Append one entry of `kind` ("hazard", "decision", "promotion", ...) and return it."""
+def _last_line(path: Path) -> str | None:
+    """The last non-empty line, read from the end of the file (cheap for long logs)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        end = fh.tell()
+        block, data = 4096, b""
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            data = fh.read(end - start) + data
+            lines = [ln for ln in data.splitlines() if ln.strip()]
+            if len(lines) >= 2 or start == 0:
+                return lines[-1].decode() if lines else None
+            end = start
+    return None
+
+
+def append(path: Path, kind: str, full_check: bool = True, **fields) -> dict:
+    """Append one entry of `kind` ("hazard", "decision", "promotion", "access", ...) and return it.
+
+    With `full_check` the whole chain is verified first (the hazard log: rare writes); without it
+    only the last entry is (the access log: a write per request), and `verify` checks the rest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            problems = verify(path)
-            if problems:
-                raise LedgerError(f"{path} has been altered; not appending. " + "; ".join(problems[:3]))
-            entries = read(path)
-            entry = {"seq": len(entries) + 1, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "kind": kind, **fields, "prev_sha256": entries[-1]["entry_sha256"] if entries else GENESIS}
+            if full_check:
+                problems = verify(path)
+                if problems:
+                    raise LedgerError(f"{path} has been altered; not appending. " + "; ".join(problems[:3]))
+            line = _last_line(path)
+            last = json.loads(line) if line else None
+            if last is not None and last.get("entry_sha256") != _digest(last):
+                raise LedgerError(f"{path}: the last entry has been altered; not appending")
+            entry = {"seq": (last["seq"] + 1) if last else 1,
+                     "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "kind": kind, **fields, "prev_sha256": last["entry_sha256"] if last else GENESIS}
             entry["entry_sha256"] = _digest(entry)
             fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
             fh.flush()

@@ -171,8 +171,8 @@ def create_app() -> FastAPI:
         return b.meta, b.scores
 
     def access(st: ServiceState, u: User, endpoint: str, persons: int, practices: list[str]) -> None:
-        ledger.append(st.settings.home / "security" / "access_log.jsonl", "access", user=u.name, role=u.role.value,
-                      endpoint=endpoint, persons=int(persons), practices=sorted(set(practices)))
+        ledger.append(st.settings.home / "security" / "access_log.jsonl", "access", full_check=False, user=u.name,
+                      role=u.role.value, endpoint=endpoint, persons=int(persons), practices=sorted(set(practices)))
 
     def parse_reasons(raw: Any) -> list[Reason]:
         if raw is None or (isinstance(raw, float) and np.isnan(raw)):
