@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from features.codes import CONDITIONS
@@ -81,13 +82,23 @@ def phrase(name: str, value: float) -> str:
 
 def reasons(model: GradientBoostedRisk, X: pd.DataFrame, top: int = 3) -> list[list[dict]]:
     """For each row, the `top` features that raise the risk most: name, value, words, contribution."""
-    contrib = model.contributions(X).drop(columns="_bias")
+    return reasons_from_values(model, X[list(model.feature_names_in_)].to_numpy(dtype="float64"), top)
+
+
+def reasons_from_values(model: GradientBoostedRisk, values: np.ndarray, top: int = 3) -> list[list[dict]]:
+    """`reasons` for a float array whose columns are in `model.feature_names_in_` order."""
+    names = list(model.feature_names_in_)
+    contrib = model.contributions_array(values)[:, :-1]  # drop the bias column
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
     out: list[list[dict]] = []
-    values = X[model.feature_names_in_]
-    for i in range(len(X)):
-        row = contrib.iloc[i]
-        best = row[row > 0].sort_values(ascending=False).head(top)
-        out.append([{"feature": f, "value": None if pd.isna(values.iloc[i][f]) else float(values.iloc[i][f]),
-                     "words": phrase(f, values.iloc[i][f]), "log_odds": round(float(c), 4)}
-                    for f, c in best.items()])
+    for i in range(values.shape[0]):
+        row = []
+        for j in order[i]:
+            c = contrib[i, j]
+            if c <= 0:
+                break
+            v = values[i, j]
+            row.append({"feature": names[j], "value": None if np.isnan(v) else float(v),
+                        "words": phrase(names[j], float(v)), "log_odds": round(float(c), 4)})
+        out.append(row)
     return out

@@ -105,6 +105,10 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
         out = self.booster_.predict(X[self.feature_names_in_], pred_contrib=True, num_iteration=self.best_iteration_)
         return pd.DataFrame(out, columns=[*self.feature_names_in_, "_bias"], index=X.index)
 
+    def contributions_array(self, values: np.ndarray) -> np.ndarray:
+        """The same from a float array in `feature_names_in_` order, through the raw booster (fast)."""
+        return self.booster_.booster_.predict(values, pred_contrib=True, num_iteration=self.best_iteration_)
+
     def importance(self) -> pd.Series:
         gain = self.booster_.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)
         return pd.Series(gain, index=self.feature_names_in_).sort_values(ascending=False)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from evaluation.scenarios import Scenario
 
+from models.explain import reasons, reasons_from_values
 from phm import ledger
 from serving.snapshots import BAND_ORDER
 from serving.state import ServiceState
@@ -27,6 +28,7 @@ from serving.users import Role, User, authenticate
 log = logging.getLogger("phm.serving")
 MAX_BODY = 1_000_000  # bytes
 MAX_PERSONS = 1_000
+MAX_ON_DEMAND_REASONS = 100  # explanations cost ~5 ms a person: beyond the bands, explain at most this many per request
 SUPPRESS_BELOW = 5
 
 
@@ -98,6 +100,8 @@ class Worklist(BaseModel):
     model_version: str
     practices: list[str]
     total_matching: int
+    reasons_omitted: int = Field(0, description="Rows outside the worklist bands beyond the first "
+                                 f"{MAX_ON_DEMAND_REASONS} are returned without reasons.")
     rows: list[WorklistRow]
 
 
@@ -121,16 +125,37 @@ class Decision(BaseModel):
     accept_flags: bool = False
 
 
+class BodyLimit:
+    """Refuse bodies over MAX_BODY bytes with 413 (declared or streamed), as plain ASGI (cheap)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return await JSONResponse({"detail": f"request body over {MAX_BODY:,} bytes"}, status_code=413)(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise HTTPException(413, f"request body over {MAX_BODY:,} bytes")
+            return message
+
+        return await self.app(scope, limited, send)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="PHM Intelligence API", version="1",
                   description="Risk worklists, cohort scoring, demand forecasts and bias reports for an ICS.")
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse({"detail": f"request body over {MAX_BODY:,} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
@@ -142,13 +167,15 @@ def create_app() -> FastAPI:
         log.error("unexpected %s in request handling", type(exc).__name__)
         return JSONResponse({"detail": "internal error; the service log has the error type"}, status_code=500)
 
-    def state(request: Request) -> ServiceState:
+    # dependencies are async: they are cheap, and a sync one costs a thread hop per request
+    async def state(request: Request) -> ServiceState:
         found = getattr(request.app.state, "phm", None)
         if found is None:
             raise HTTPException(503, "the service is starting")
+        found.maybe_refresh()
         return found
 
-    def user(request: Request, st: ServiceState = Depends(state)) -> User:
+    async def user(request: Request, st: ServiceState = Depends(state)) -> User:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         found = authenticate(st.bundle.users, token)
@@ -158,7 +185,7 @@ def create_app() -> FastAPI:
         return found
 
     def allow(*roles: Role):
-        def check(u: User = Depends(user)) -> User:
+        async def check(u: User = Depends(user)) -> User:
             if u.role not in roles:
                 raise HTTPException(403, f"the {u.role.value} role cannot use this endpoint")
             return u
@@ -180,14 +207,14 @@ def create_app() -> FastAPI:
         return [Reason(**r) for r in json.loads(raw)]
 
     def explain(st: ServiceState, ids: list[int]) -> dict[int, list[Reason]]:
-        from models.explain import reasons
-
         champ = st.bundle.champions.get("emergency_admission")
         if champ is None or not ids:
             return {}
-        feats = st.features_for(ids)
-        out = reasons(champ.model, feats[list(champ.model.feature_names_in_)])
-        return {int(p): [Reason(**r) for r in rs] for p, rs in zip(feats.person_id, out)}
+        found, values = st.features_for(ids)
+        if not found:
+            return {}
+        out = reasons_from_values(champ.model, values)
+        return {p: [Reason(**r) for r in rs] for p, rs in zip(found, out)}
 
     @app.get("/health", tags=["service"])
     def health(st: ServiceState = Depends(state)) -> dict:
@@ -199,7 +226,7 @@ def create_app() -> FastAPI:
         return {"name": u.name, "role": u.role.value, "practices": u.practices}
 
     @app.post("/score", tags=["risk"])
-    def score(body: ScoreRequest, st: ServiceState = Depends(state),
+    async def score(body: ScoreRequest, st: ServiceState = Depends(state),
               u: User = Depends(allow(Role.coordinator, Role.data_scientist))) -> ScoreResponse:
         """Score people by pseudonymised id (coordinators, their practices only) or feature records."""
         champ = st.bundle.champions.get("emergency_admission")
@@ -212,8 +239,6 @@ def create_app() -> FastAPI:
                 raise HTTPException(422, f"unknown predictor(s) {unknown[:10]}; see `phm features list`")
             X = pd.DataFrame(body.records, columns=names).astype("float64")
             risk = champ.model.predict_proba(X)[:, 1]
-            from models.explain import reasons
-
             expl = reasons(champ.model, X) if body.explain else [[] for _ in range(len(X))]
             results = [ScoredPerson(risk=float(r), reasons=[Reason(**x) for x in e]) for r, e in zip(risk, expl)]
             return ScoreResponse(model="emergency_admission", version=champ.version,
@@ -222,17 +247,23 @@ def create_app() -> FastAPI:
             raise HTTPException(403, "person-level reads are for care coordinators, within their practices")
         meta, scores = snapshot(st)
         ids = list(dict.fromkeys(int(p) for p in body.person_ids))
-        found = scores.reindex([i for i in ids if i < 2**63])
-        ok = found.person_id.notna() & found.practice_code.isin(u.practices)
-        if int(ok.sum()) < len(ids):
-            raise HTTPException(404, f"{len(ids) - int(ok.sum())} of {len(ids)} person id(s) not found in your practices")
-        need = [int(p) for p, r in zip(found.person_id, found.reasons) if body.explain and (r is None or r != r)]
-        extra = explain(st, need) if need else {}
-        results = [ScoredPerson(person_id=str(int(r.person_id)), risk=float(r.risk), band=r.band, rank=int(r.rank),
-                                practice_code=r.practice_code,
-                                reasons=(parse_reasons(r.reasons) or extra.get(int(r.person_id), [])) if body.explain else [])
-                   for r in found.itertuples()]
-        access(st, u, "score", len(results), found.practice_code.tolist())
+        rows = [st.bundle.position.get(i) for i in ids]
+        cols = st.bundle.columns
+        practice_col = cols["practice_code"]
+        allowed = set(u.practices)
+        ok = [r for r in rows if r is not None and practice_col[r] in allowed]
+        if len(ok) < len(ids):
+            raise HTTPException(404, f"{len(ids) - len(ok)} of {len(ids)} person id(s) not found in your practices")
+        need = [int(cols["person_id"][r]) for r in ok
+                if body.explain and (cols["reasons"][r] is None or cols["reasons"][r] != cols["reasons"][r])]
+        extra = explain(st, need[:MAX_ON_DEMAND_REASONS]) if need else {}
+        results = []
+        for r in ok:
+            pid = int(cols["person_id"][r])
+            why = (parse_reasons(cols["reasons"][r]) or extra.get(pid, [])) if body.explain else []
+            results.append(ScoredPerson(person_id=str(pid), risk=float(cols["risk"][r]), band=cols["band"][r],
+                                        rank=int(cols["rank"][r]), practice_code=str(practice_col[r]), reasons=why))
+        access(st, u, "score", len(results), [str(practice_col[r]) for r in ok])
         return ScoreResponse(model="emergency_admission", version=meta["emergency_admission"]["version"],
                              snapshot_date=meta["date"], results=results)
 
@@ -277,7 +308,7 @@ def create_app() -> FastAPI:
             rows = rows.sort_values([sort if sort != "practice" else "practice_code", "risk"], ascending=[True, False])
         rows = rows.head(top)
         need = [int(p) for p, r in zip(rows.person_id, rows.reasons) if r is None or r != r]
-        extra = explain(st, need) if need else {}
+        extra = explain(st, need[:MAX_ON_DEMAND_REASONS]) if need else {}
         out = [WorklistRow(person_id=str(int(r.person_id)), practice_code=r.practice_code, pcn_code=r.pcn_code,
                            age_band=r.age_band, sex=r.sex, segment=r.segment,
                            conditions=[c for c in r.conditions.split(",") if c], risk=float(r.risk), rank=int(r.rank),
@@ -287,7 +318,8 @@ def create_app() -> FastAPI:
                for r in rows.itertuples()]
         access(st, u, f"worklist{'.csv' if format == 'csv' else ''}", len(out), rows.practice_code.tolist())
         result = Worklist(snapshot_date=meta["date"], model_version=meta["emergency_admission"]["version"],
-                          practices=wanted, total_matching=total, rows=out)
+                          practices=wanted, total_matching=total, rows=out,
+                          reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
         if format == "csv":
             table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions"}), "band": r.band.value,
                                    "conditions": ";".join(r.conditions),

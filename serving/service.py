@@ -2,7 +2,8 @@
 
 The API (`serving/api.py`) is mounted at /api; BentoML adds /readyz, /livez and /metrics. Models load
 from the MLflow registry by alias (`champion`) at start-up, and `POST /api/admin/reload` swaps in a new
-champion, snapshot or user list without downtime.
+champion, snapshot or user list without downtime, in every worker process (two by default,
+`PHM_SERVICE_WORKERS`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from serving.state import ServiceState  # noqa: E402
 api = create_app()
 
 
-@bentoml.service(name="phm", traffic={"timeout": 120})
+@bentoml.service(name="phm", workers=int(os.environ.get("PHM_SERVICE_WORKERS", "2")), traffic={"timeout": 120},
+                  logging={"access": {"enabled": False}})  # our access log records person-level reads
 @bentoml.asgi_app(api, path="/api")
 class PHM:
     """PHM Intelligence: worklists, scores, forecasts, scenarios and bias reports behind role-scoped tokens."""
