@@ -225,9 +225,9 @@ def create_app() -> FastAPI:
     def me(u: User = Depends(user)) -> dict:
         return {"name": u.name, "role": u.role.value, "practices": u.practices}
 
-    @app.post("/score", tags=["risk"])
+    @app.post("/score", tags=["risk"], response_model=ScoreResponse)
     async def score(body: ScoreRequest, st: ServiceState = Depends(state),
-              u: User = Depends(allow(Role.coordinator, Role.data_scientist))) -> ScoreResponse:
+                    u: User = Depends(allow(Role.coordinator, Role.data_scientist))):
         """Score people by pseudonymised id (coordinators, their practices only) or feature records."""
         champ = st.bundle.champions.get("emergency_admission")
         if champ is None:
@@ -264,8 +264,9 @@ def create_app() -> FastAPI:
             results.append(ScoredPerson(person_id=str(pid), risk=float(cols["risk"][r]), band=cols["band"][r],
                                         rank=int(cols["rank"][r]), practice_code=str(practice_col[r]), reasons=why))
         access(st, u, "score", len(results), [str(practice_col[r]) for r in ok])
-        return ScoreResponse(model="emergency_admission", version=meta["emergency_admission"]["version"],
-                             snapshot_date=meta["date"], results=results)
+        answer = ScoreResponse(model="emergency_admission", version=meta["emergency_admission"]["version"],
+                               snapshot_date=meta["date"], results=results)
+        return Response(answer.model_dump_json(), media_type="application/json")  # built typed; no second pass
 
     @app.get("/worklist", tags=["risk"], response_model=Worklist)
     def worklist(st: ServiceState = Depends(state), u: User = Depends(allow(Role.coordinator)),
