@@ -5,7 +5,6 @@ from the warehouse, back-tests, MLflow, predictions, exports and scenarios)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -14,15 +13,14 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from evaluation.train_validate import run as train
 from features.series import METRICS, SeriesFileError, daily_series, read_series_csv
 from models.forecasting import accuracy
 from models.forecasting.forecasters import HarmonicAR, ProphetForecaster, SeasonalNaive
 from models.forecasting.intervals import fit_residuals
 from phm.settings import Settings
+from homes import copied_home, train_quickly
 from test_cli import run as phm
 from training import tracking
-from training.config import TuningGrid, default_config
 from training.demand import ForecastConfig
 
 
@@ -106,14 +104,8 @@ def test_config_is_validated() -> None:
 @pytest.fixture(scope="module")
 def home(ics20k_loaded, tmp_path_factory) -> Settings:
     """The 20k warehouse with a registered emergency-admission model (for scenarios)."""
-    settings, _ = ics20k_loaded
-    root = tmp_path_factory.mktemp("forecast_home")
-    (root / "warehouse").mkdir()
-    shutil.copy(settings.warehouse_path, root / "warehouse" / "phm.duckdb")
-    home = Settings(home=root)
-    cfg = default_config("emergency_admission").model_copy(update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]),
-                                                                   "bootstrap_draws": 20})
-    train(cfg, home)
+    home = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("forecast_home"))
+    train_quickly(home)
     return home
 
 

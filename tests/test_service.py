@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,13 +23,12 @@ from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.model_audit import audit_model
 from evaluation.fairness.signoff import decide, promote
 from evaluation.scenarios import prepare_inputs
-from evaluation.train_validate import run as train
 from phm import ledger
 from phm.settings import Settings
 from serving.snapshots import POINTER, score_daily, snapshots_root
 from serving.users import Role, add_user
+from homes import copied_home, train_quickly
 from test_cli import run as phm
-from training.config import TuningGrid, default_config
 from training.demand import ForecastConfig
 from training.demand_job import run_fit
 
@@ -46,14 +44,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def home(ics20k_loaded, tmp_path_factory) -> Settings:
     """Warehouse, champion (audited, approved, promoted), forecasts, one daily snapshot."""
-    settings, _ = ics20k_loaded
-    root = tmp_path_factory.mktemp("service_home")
-    (root / "warehouse").mkdir()
-    shutil.copy(settings.warehouse_path, root / "warehouse" / "phm.duckdb")
-    home = Settings(home=root)
-    cfg = default_config("emergency_admission").model_copy(update={
-        "grid": TuningGrid(num_leaves=[15], min_child_samples=[100]), "bootstrap_draws": 20})
-    train(cfg, home)
+    home = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("service_home"))
+    train_quickly(home)
     out = audit_model(home, "emergency_admission", 1, AuditConfig(bootstrap_draws=100))
     decide(home, "emergency_admission", 1, "approved", "Dr Test", "test approval", accept_flags=bool(out.result.flags))
     promote(home, "emergency_admission", 1, by="tests")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -14,6 +13,7 @@ import pytest
 from evaluation.metrics import auroc, calibration_slope_intercept, evaluate, net_benefit, top_k
 from evaluation.train_validate import run
 from models.explain import phrase, reasons
+from homes import copied_home
 from phm.settings import Settings
 from training import registry, tracking
 from training.config import default_config
@@ -22,11 +22,7 @@ from training.config import default_config
 @pytest.fixture(scope="module")
 def home(ics20k_loaded, tmp_path_factory) -> Settings:
     """A PHM home with the 20k warehouse and its own MLflow store."""
-    settings, _ = ics20k_loaded
-    home = tmp_path_factory.mktemp("train_home")
-    (home / "warehouse").mkdir()
-    shutil.copy(settings.warehouse_path, home / "warehouse" / "phm.duckdb")
-    return Settings(home=home)
+    return copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("train_home"))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from models.forecasting import accuracy
-from models.forecasting.forecasters import FORECASTERS, Ensemble, HarmonicAR, ProphetForecaster
+from models.forecasting.forecasters import FORECASTERS, Ensemble
 from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals
 
 Progress = Callable[[str], None]

@@ -92,8 +92,8 @@ def audit_table(path: Path, score: str, outcome: str, groups: list[str], referen
 
     groupings = [Grouping(g, g.replace("_", " ").capitalize(), g, adjustable=stratum_for(g) is not None,
                           stratum=stratum_for(g)) for g in groups]
-    subject = {"kind": "scores table", "name": name, "source": str(path), "score": score, "outcome": outcome,
-               "outcome": f"the outcome in column '{outcome}'", "rows_quarantined": int(len(rejected))}
+    subject = {"kind": "scores table", "name": name, "source": str(path), "score": score,
+               "outcome_column": outcome, "outcome": f"the outcome in column '{outcome}'", "rows_quarantined": int(len(rejected))}
     result = run_audit(frame, groupings, cfg, subject, outcome=outcome, score=score,
                        stratum=default, cluster=person, progress=progress)
     return result, rejected
