@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from scipy.stats import poisson
 
 from features.build import BuildConfig, build
-from features.series import ICS
+from features.series import ICS, data_end
 from phm.settings import Settings
 
 SCORES, PAST, STAYS = "risk_scores.parquet", "risk_scores_year_before.parquet", "emergency_stays.parquet"
@@ -80,10 +80,9 @@ def prepare_inputs(settings: Settings, folder: Path, model_name: str = "emergenc
             continue
     if model is None:
         raise ScenarioError(f"no {model_name} model is registered; train one (`phm train emergency-admission`)")
+    as_of = data_end(settings.warehouse_path)
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
-        # the data end (the synthetic ICS's extracts stop before the load date)
-        as_of = con.execute("SELECT least((SELECT as_of FROM load_info), max(admission_date)) FROM apc_spells").fetchone()[0]
         index_date = as_of + timedelta(days=1)
         stays = con.execute("""
             SELECT person_id, site_code, admission_date,

@@ -175,3 +175,22 @@ def read_series_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
         out.append(part.assign(site=site, metric=metric).rename_axis("date").reset_index())
     result = pd.concat(out, ignore_index=True)[["date", "site", "metric", "value", "capacity"]]
     return result, warnings
+
+
+def data_end(warehouse: Path) -> date:
+    """The last day the activity data covers: the load date, or the last admission if earlier
+    (the synthetic ICS's extracts stop before the day they are loaded)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("SELECT least((SELECT as_of FROM load_info), max(admission_date)) FROM apc_spells").fetchone()[0]
+    finally:
+        con.close()
+
+
+def practice_pcns(warehouse: Path) -> dict[str, str]:
+    """Practice code -> PCN code, from the warehouse's practices table."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return dict(con.execute("SELECT practice_code, pcn_code FROM practices").fetchall())
+    finally:
+        con.close()

@@ -806,15 +806,9 @@ def users_add(
 
 
 def _known_practices(settings: Settings) -> set[str] | None:
-    import duckdb
+    from features.series import practice_pcns
 
-    if not settings.warehouse_path.exists():
-        return None
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    try:
-        return {r[0] for r in con.execute("SELECT practice_code FROM practices").fetchall()}
-    finally:
-        con.close()
+    return set(practice_pcns(settings.warehouse_path)) if settings.warehouse_path.exists() else None
 
 
 @users_app.command("list")

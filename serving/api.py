@@ -201,6 +201,21 @@ def create_app() -> FastAPI:
         ledger.append(st.settings.home / "security" / "access_log.jsonl", "access", full_check=False, user=u.name,
                       role=u.role.value, endpoint=endpoint, persons=int(persons), practices=sorted(set(practices)))
 
+    def practices_asked(st: ServiceState, practice: list[str] | None, pcn: str | None) -> list[str] | None:
+        """The practices a request names (codes, a PCN, or both: their overlap); None if it names none."""
+        if not practice and pcn is None:
+            return None
+        known = st.bundle.practices
+        wanted = sorted({p.strip().upper() for p in practice}) if practice else sorted(known)
+        unknown = [p for p in wanted if p not in known]
+        if unknown:
+            raise HTTPException(404, f"unknown practice code(s) {unknown}")
+        if pcn is not None:
+            if pcn not in set(known.values()):
+                raise HTTPException(404, f"unknown PCN {pcn!r}")
+            wanted = [p for p in wanted if known[p] == pcn]
+        return wanted
+
     def parse_reasons(raw: Any) -> list[Reason]:
         if raw is None or (isinstance(raw, float) and np.isnan(raw)):
             return []
@@ -281,14 +296,8 @@ def create_app() -> FastAPI:
                  format: Literal["json", "csv"] = "json"):
         """Today's highest-risk people in the coordinator's practices, filtered and sorted; CSV on request."""
         meta, scores = snapshot(st)
-        wanted = sorted({p.strip().upper() for p in practice}) if practice else list(u.practices)
-        unknown = [p for p in wanted if p not in st.bundle.practices]
-        if unknown:
-            raise HTTPException(404, f"unknown practice code(s) {unknown}")
-        if pcn is not None:
-            if pcn not in set(st.bundle.practices.values()):
-                raise HTTPException(404, f"unknown PCN {pcn!r}")
-            wanted = [p for p, n in st.bundle.practices.items() if n == pcn and (not practice or p in wanted)]
+        asked = practices_asked(st, practice, pcn)
+        wanted = list(u.practices) if asked is None else asked
         outside = sorted(set(wanted) - set(u.practices))
         if outside:
             raise HTTPException(403, f"practice(s) {outside} are outside your scope")
@@ -339,17 +348,8 @@ def create_app() -> FastAPI:
         """Counts of people and mean risk by group; counts under 5 are suppressed. Coordinators see only
         their own practices."""
         meta, scores = snapshot(st)
-        rows = scores
-        if practice:
-            wanted = sorted({p.strip().upper() for p in practice})
-            unknown = [p for p in wanted if p not in st.bundle.practices]
-            if unknown:
-                raise HTTPException(404, f"unknown practice code(s) {unknown}")
-            rows = rows[rows.practice_code.isin(wanted)]
-        if pcn is not None:
-            if pcn not in set(st.bundle.practices.values()):
-                raise HTTPException(404, f"unknown PCN {pcn!r}")
-            rows = rows[rows.pcn_code == pcn]
+        wanted = practices_asked(st, practice, pcn)
+        rows = scores if wanted is None else scores[scores.practice_code.isin(wanted)]
         if u.role == Role.coordinator:
             rows = rows[rows.practice_code.isin(u.practices)]
         column = {"practice": "practice_code", "pcn": "pcn_code"}.get(by, by)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from mlflow.exceptions import MlflowException
 
 from features.build import BuildConfig, build
 from features.codes import CONDITION_KEYS
+from features.series import data_end, practice_pcns
 from models.explain import reasons
 from phm.settings import Settings
 from training import tracking
@@ -68,12 +68,7 @@ def load_champion(name: str) -> Champion | None:
 
 def default_date(warehouse: Path) -> date:
     """The day after the data ends."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        end = con.execute("SELECT least((SELECT as_of FROM load_info), max(admission_date)) FROM apc_spells").fetchone()[0]
-    finally:
-        con.close()
-    return end + timedelta(days=1)
+    return data_end(warehouse) + timedelta(days=1)
 
 
 def bands(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +102,7 @@ def score_daily(settings: Settings, day: date | None = None, progress=None) -> d
     X = features[predictors].astype("float64")
     risk = champion.model.predict_proba(X)[:, 1]
     rank, band = bands(risk)
-    practices = _practices(settings.warehouse_path)
+    practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
     cond = features[conditions].fillna(0).to_numpy() > 0
     names = np.array([c.removeprefix("ltc_") for c in conditions])
@@ -149,14 +144,6 @@ def score_daily(settings: Settings, day: date | None = None, progress=None) -> d
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     return meta
-
-
-def _practices(warehouse: Path) -> dict[str, str]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return dict(con.execute("SELECT practice_code, pcn_code FROM practices").fetchall())
-    finally:
-        con.close()
 
 
 def write_snapshot(settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict) -> Path:

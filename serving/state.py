@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timezone
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from features.series import practice_pcns
 from phm.settings import Settings
 from serving import snapshots
 from serving.users import User, load_users, users_path
@@ -69,14 +69,8 @@ class ServiceState:
             if found is not None:
                 champions[name] = found
         snap = snapshots.current(self.settings)
-        meta, scores = (snap[0], snap[1].set_index("person_id", drop=False)) if snap else (None, None)
-        practices: dict[str, str] = {}
-        if self.settings.warehouse_path.exists():
-            con = duckdb.connect(str(self.settings.warehouse_path), read_only=True)
-            try:
-                practices = dict(con.execute("SELECT practice_code, pcn_code FROM practices").fetchall())
-            finally:
-                con.close()
+        meta, scores = snap if snap else (None, None)
+        practices = practice_pcns(self.settings.warehouse_path) if self.settings.warehouse_path.exists() else {}
         position, columns = {}, {}
         if scores is not None:
             position = dict(zip(scores.person_id.tolist(), range(len(scores))))
