@@ -1,0 +1,119 @@
+"""Typed requests and responses shared by the HTTP API and the web pages."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+MAX_PERSONS = 1_000
+MAX_ON_DEMAND_REASONS = 100  # explanations cost ~5 ms a person: beyond the bands, explain at most this many per request
+SUPPRESS_BELOW = 5
+Metric = Literal["emergency_admissions", "ga_beds_occupied", "critical_care_beds_occupied"]
+
+
+class Band(str, Enum):
+    routine = "routine"
+    raised = "raised"
+    high = "high"
+    very_high = "very high"
+
+
+PersonId = Annotated[str, Field(pattern=r"^[0-9]{1,19}$", description="Pseudonymised person id (decimal "
+                                "digits; a string because it exceeds JavaScript's exact integers).")]
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | None
+    words: str
+    log_odds: float
+
+
+class ScoreRequest(BaseModel):
+    person_ids: list[PersonId] | None = Field(None, max_length=MAX_PERSONS, description="Pseudonymised person ids.")
+    records: list[dict[str, float | None]] | None = Field(
+        None, max_length=MAX_PERSONS, description="Feature records (predictor name -> value) to score directly.")
+    explain: bool = True
+
+    @model_validator(mode="after")
+    def _one(self) -> ScoreRequest:
+        if bool(self.person_ids) == bool(self.records):
+            raise ValueError("give either person_ids or records (one of them, not empty)")
+        return self
+
+
+class ScoredPerson(BaseModel):
+    person_id: PersonId | None = None
+    risk: float
+    band: Band | None = None
+    rank: int | None = None
+    practice_code: str | None = None
+    reasons: list[Reason] = Field(default_factory=list)
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    version: str
+    snapshot_date: str | None
+    results: list[ScoredPerson]
+
+
+class WorklistRow(BaseModel):
+    person_id: PersonId
+    practice_code: str
+    pcn_code: str
+    age_band: str
+    sex: str
+    segment: str
+    conditions: list[str]
+    risk: float
+    rank: int
+    band: Band
+    previous_risk: float | None = None
+    flare_risk: float | None = None
+    reasons: list[Reason]
+
+
+class Worklist(BaseModel):
+    snapshot_date: str
+    model_version: str
+    practices: list[str]
+    total_matching: int
+    reasons_omitted: int = Field(0, description="Rows outside the worklist bands beyond the first "
+                                 f"{MAX_ON_DEMAND_REASONS} are returned without reasons.")
+    rows: list[WorklistRow]
+
+
+class SummaryRow(BaseModel):
+    group: str
+    people: int | None = Field(description="None when fewer than 5 (suppressed).")
+    people_display: str
+    mean_risk: float | None
+
+
+class Summary(BaseModel):
+    snapshot_date: str
+    by: str
+    suppressed_below: int = SUPPRESS_BELOW
+    rows: list[SummaryRow]
+
+
+class Decision(BaseModel):
+    decision: Literal["approved", "rejected"]
+    reason: str = Field(min_length=3, max_length=2000)
+    accept_flags: bool = False
+
+
+class WorklistQuery(BaseModel):
+    """A coordinator's worklist filters (the API's query parameters and the Worklist page's form)."""
+
+    practice: list[str] | None = None
+    pcn: str | None = None
+    age_band: str | None = None
+    segment: str | None = None
+    condition: str | None = None
+    min_band: Band = Band.raised
+    top: int = Field(100, ge=1, le=10_000)
+    sort: Literal["risk", "practice", "age_band", "change"] = "risk"

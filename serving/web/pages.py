@@ -1,0 +1,301 @@
+"""The web pages (FastAPI, mounted on the BentoML service at /ui): sign in with a token, then the
+Worklist (care coordinators), Capacity (planners), Equity (clinical safety officers) and Models pages.
+Server-side rendered HTML with no scripts; the same roles, scopes, suppression and access log as the API."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from features.codes import CONDITIONS
+from serving import queries, sessions
+from serving.asgi import BodyLimit, Guard
+from serving.queries import QueryError
+from serving.schemas import Band, WorklistQuery
+from serving.state import ServiceState
+from serving.users import Role, User, authenticate
+from serving.web import views
+
+log = logging.getLogger("phm.serving.pages")
+HERE = Path(__file__).parent
+PREFIX = "/ui"
+PAGES = {"worklist": ("Worklist", {Role.coordinator}),
+         "capacity": ("Capacity", {Role.planner, Role.safety_officer, Role.data_scientist}),
+         "equity": ("Equity", {Role.safety_officer, Role.data_scientist}),
+         "models": ("Models", set(Role))}
+HOME = {Role.coordinator: "worklist", Role.planner: "capacity", Role.safety_officer: "equity",
+        Role.data_scientist: "models"}
+ROLE_WORDS = {Role.coordinator: "care coordinator", Role.planner: "planner", Role.safety_officer: "clinical safety officer",
+              Role.data_scientist: "data scientist"}
+CONDITION_LABELS = {c.key: c.label for c in CONDITIONS}
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                    "script-src 'none'; frame-ancestors 'none'; form-action 'self'",
+                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                  trim_blocks=True, lstrip_blocks=True)
+env.filters["pct"] = lambda x, d=1: "–" if x is None else f"{100 * x:.{d}f}%"
+env.filters["num"] = lambda x, d=0: "–" if x is None else f"{x:,.{d}f}"
+env.filters["bold"] = lambda t: Markup(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", str(escape(t))))
+env.filters["segment"] = lambda k: views.SEGMENTS.get(k, k.replace("_", " "))
+env.filters["condition"] = lambda k: CONDITION_LABELS.get(k, k.replace("_", " "))
+
+
+class SignInNeeded(Exception):
+    """No valid session: send the browser to the sign-in page."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def create_pages() -> FastAPI:
+    app = FastAPI(title="PHM Intelligence pages", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(Guard, log=log, html=True)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+
+    def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+        u: User | None = context.pop("user", None)
+        cookie = request.cookies.get(sessions.COOKIE)
+        nav = [{"key": k, "title": t, "href": f"{PREFIX}/{k}"} for k, (t, roles) in PAGES.items() if u and u.role in roles]
+        html = env.get_template(template).render(
+            prefix=PREFIX, user=u, role_words=ROLE_WORDS.get(u.role) if u else None, nav=nav,
+            csrf=sessions.csrf_token(home(request), cookie) if u and cookie else "", **context)
+        return HTMLResponse(html, status_code=status)
+
+    def state(request: Request) -> ServiceState:
+        found = getattr(request.app.state, "phm", None)
+        if found is None:
+            raise HTTPException(503, "The service is starting. Try again in a minute.")
+        found.maybe_refresh()
+        return found
+
+    def home(request: Request) -> Path:
+        return state(request).settings.home
+
+    def signed_in(request: Request, page: str | None = None) -> tuple[ServiceState, User]:
+        st = state(request)
+        u = sessions.user_for(st.settings.home, st.bundle.users, request.cookies.get(sessions.COOKIE))
+        if u is None:
+            raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if page is not None and u.role not in PAGES[page][1]:
+            raise HTTPException(403, f"The {PAGES[page][0]} page is not available to a {ROLE_WORDS[u.role]}.")
+        return st, u
+
+    def check_form(request: Request, form) -> None:
+        if not sessions.csrf_ok(home(request), request.cookies.get(sessions.COOKIE), form.get("csrf")):
+            raise HTTPException(403, "This form has expired. Go back, reload the page and try again.")
+
+    @app.exception_handler(SignInNeeded)
+    async def to_signin(_request: Request, exc: SignInNeeded):
+        return RedirectResponse(f"{PREFIX}/signin?{urlencode({'next': exc.next_path})}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(QueryError)
+    async def query_error(request: Request, exc: QueryError):
+        return error_page(request, exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        fields = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', [])[1:])}: {e.get('msg', '')}" for e in exc.errors())
+        return error_page(request, 422, f"Some of the choices in the address are not valid ({fields}).")
+
+    def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+        u = None
+        try:
+            st = state(request)
+            u = sessions.user_for(st.settings.home, st.bundle.users, request.cookies.get(sessions.COOKIE))
+        except HTTPException:
+            pass
+        titles = {401: "Sign in needed", 403: "Not available to you", 404: "Not found", 409: "Not ready yet",
+                  413: "Too much data", 422: "Check your choices", 503: "Starting up"}
+        return render(request, "error.html", status=status, user=u, title=titles.get(status, "Sorry"), message=message)
+
+    # ---- sign in ---------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index(request: Request):
+        st, u = signed_in(request)
+        return RedirectResponse(f"{PREFIX}/{HOME[u.role]}", status_code=303)
+
+    @app.get("/signin")
+    def signin_form(request: Request, next: Annotated[str, Query(max_length=500)] = ""):
+        return render(request, "signin.html", title="Sign in", next=_safe_next(next), error=None)
+
+    @app.post("/signin")
+    async def signin(request: Request):
+        form = await request.form()
+        st = state(request)
+        token = str(form.get("token", "")).strip()
+        target = _safe_next(str(form.get("next", "")))
+        u = authenticate(st.bundle.users, token) if token else None
+        if u is None:
+            return render(request, "signin.html", status=401, title="Sign in", next=target,
+                          error="That access token was not recognised. Check it and try again, or ask your "
+                                "administrator for a new one.")
+        page = target.removeprefix(PREFIX + "/").split("?")[0].split("/")[0]
+        if not target or page not in PAGES or u.role not in PAGES[page][1]:
+            target = f"{PREFIX}/{HOME[u.role]}"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(sessions.COOKIE, sessions.issue(st.settings.home, u), max_age=sessions.LIFETIME,
+                            httponly=True, samesite="strict", secure=request.url.scheme == "https", path=PREFIX)
+        return response
+
+    @app.post("/signout")
+    async def signout(request: Request):
+        check_form(request, await request.form())
+        response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
+        response.delete_cookie(sessions.COOKIE, path=PREFIX)
+        return response
+
+    # ---- worklist ----------------------------------------------------------------------------------
+    def worklist_query(practice: str, segment: str, condition: str, band: Band, sort: str, top: int) -> WorklistQuery:
+        return WorklistQuery(practice=[practice] if practice else None, segment=segment or None,
+                             condition=condition or None, min_band=band, sort=sort, top=top)
+
+    @app.get("/worklist")
+    def worklist(request: Request, practice: Annotated[str, Query(max_length=20)] = "",
+                 segment: Annotated[str, Query(max_length=40)] = "",
+                 condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
+                 sort: Literal["risk", "change", "practice", "age_band"] = "risk",
+                 top: Annotated[int, Query(ge=1, le=500)] = 100):
+        st, u = signed_in(request, "worklist")
+        q = worklist_query(practice, segment, condition, band, sort, top)
+        result = queries.worklist(st, u, q, endpoint="page.worklist")
+        meta, scores = queries.snapshot(st)
+        mine = scores[scores.practice_code.isin(u.practices)]
+        params = {"practice": practice, "segment": segment, "condition": condition, "band": band.value, "sort": sort,
+                  "top": top}
+        return render(request, "worklist.html", user=u, title="Worklist", result=result, meta=meta,
+                      view=views.worklist_view(result, mine, meta), params=params,
+                      csv_href=f"{PREFIX}/worklist.csv?{urlencode(params)}",
+                      options=views.worklist_options(mine, u.practices, st.bundle.practices))
+
+    @app.get("/worklist.csv")
+    def worklist_csv(request: Request, practice: Annotated[str, Query(max_length=20)] = "",
+                     segment: Annotated[str, Query(max_length=40)] = "",
+                     condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
+                     sort: Literal["risk", "change", "practice", "age_band"] = "risk",
+                     top: Annotated[int, Query(ge=1, le=500)] = 100):
+        st, u = signed_in(request, "worklist")
+        result = queries.worklist(st, u, worklist_query(practice, segment, condition, band, sort, top),
+                                  endpoint="page.worklist.csv")
+        return Response(queries.worklist_csv(result), media_type="text/csv", headers={
+            "Content-Disposition": f"attachment; filename=worklist_{result.snapshot_date}.csv", "Cache-Control": "no-store"})
+
+    # ---- capacity ----------------------------------------------------------------------------------
+    @app.get("/capacity")
+    def capacity(request: Request, site: Annotated[str, Query(max_length=20)] = "ICS",
+                 horizon: Annotated[int, Query(ge=7, le=90)] = 28,
+                 top_percent: Annotated[float | None, Query(gt=0, le=50)] = None,
+                 prevented_percent: Annotated[float | None, Query(ge=0, le=100)] = None):
+        st, u = signed_in(request, "capacity")
+        sites = queries.forecast_sites(st)
+        if not sites:
+            raise QueryError(409, "There are no forecasts yet. A data scientist runs `phm forecast fit` to make them.")
+        if site not in sites:
+            raise QueryError(404, f"There is no forecast for site {site!r}. Choose one of {', '.join(sites)}.")
+        scenario = None
+        if top_percent is not None and prevented_percent is not None:
+            if u.role not in (Role.planner, Role.data_scientist):
+                raise HTTPException(403, "Scenarios are for planners and data scientists.")
+            scenario = {"top_share": top_percent / 100, "prevented_share": prevented_percent / 100}
+        charts = [views.capacity_chart(st, site, metric, horizon, scenario, i)
+                  for i, (metric, _, _) in enumerate(views.METRICS)]
+        summary = queries.cohort_summary(st, u, "band")
+        return render(request, "capacity.html", user=u, title="Capacity", site=site, sites=sites, horizon=horizon,
+                      charts=charts, scenario=scenario, top_percent=top_percent or 5, can_plan=u.role != Role.safety_officer,
+                      prevented_percent=20 if prevented_percent is None else prevented_percent, summary=summary,
+                      by_pcn=queries.cohort_summary(st, u, "pcn"))
+
+    # ---- equity ------------------------------------------------------------------------------------
+    @app.get("/equity")
+    def equity(request: Request, model: Literal["emergency_admission", "flare_up"] | None = None,
+               version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+               done: Literal["approved", "rejected"] | None = None):
+        st, u = signed_in(request, "equity")
+        versions = views.model_versions(st)
+        chosen = views.pick_version(versions, model, version)
+        report = views.equity_view(st, chosen) if chosen else None
+        return render(request, "equity.html", user=u, title="Equity", versions=versions, chosen=chosen, report=report,
+                      done=done, can_decide=u.role == Role.safety_officer)
+
+    @app.get("/equity/{name}/{version}/report")
+    def equity_report(request: Request, name: Literal["emergency_admission", "flare_up"],
+                      version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        st, u = signed_in(request, "equity")
+        from evaluation.fairness.report_html import render as render_report
+        from evaluation.fairness.results import AuditResult
+
+        report = views.bias_report(st, name, version)
+        return HTMLResponse(render_report(AuditResult.model_validate(report)))
+
+    @app.post("/equity/{name}/{version}/decision")
+    async def equity_decision(request: Request, name: Literal["emergency_admission", "flare_up"],
+                              version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        st, u = signed_in(request, "equity")
+        form = await request.form()
+        check_form(request, form)
+        if u.role != Role.safety_officer:
+            raise HTTPException(403, "Only a clinical safety officer can approve or reject a model.")
+        from evaluation.fairness.signoff import SignoffError, decide
+
+        decision = str(form.get("decision", ""))
+        reason = str(form.get("reason", "")).strip()
+        if decision not in ("approved", "rejected"):
+            raise QueryError(422, "Choose approve or reject.")
+        if len(reason) < 3 or len(reason) > 2000:
+            raise QueryError(422, "Give a reason for your decision (3 to 2,000 characters).")
+        try:
+            decide(st.settings, name, version, decision, u.name, reason, accept_flags=form.get("accept_flags") == "yes")
+        except SignoffError as exc:
+            raise QueryError(409, str(exc)) from exc
+        return RedirectResponse(f"{PREFIX}/equity?{urlencode({'model': name, 'version': version, 'done': decision})}",
+                                status_code=303)
+
+    # ---- models ------------------------------------------------------------------------------------
+    @app.get("/models")
+    def models(request: Request):
+        st, u = signed_in(request, "models")
+        return render(request, "models.html", user=u, title="Models", versions=views.model_versions(st),
+                      deployed={n: c.version for n, c in st.bundle.champions.items()})
+
+    @app.get("/models/{name}/{version}/calibration.png")
+    def calibration_png(request: Request, name: Literal["emergency_admission", "flare_up"],
+                        version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        st, u = signed_in(request, "models")
+        return Response(views.artifact(st, name, version, "plots/calibration.png"), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/models/{name}/{version}/card")
+    def model_card(request: Request, name: Literal["emergency_admission", "flare_up"],
+                   version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        st, u = signed_in(request, "models")
+        return HTMLResponse(views.artifact(st, name, version, "model_card/model_card.html").decode())
+
+    return app
+
+
+def _safe_next(target: str) -> str:
+    """Only our own pages as a place to return to after signing in."""
+    return target if target.startswith(PREFIX + "/") and "//" not in target and "\\" not in target else ""
