@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
@@ -827,7 +827,7 @@ def users_list() -> None:
 @app.command("serve")
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port.")] = 3000) -> None:
-    """Start the BentoML service (API under /api; BentoML's /readyz, /livez, /metrics)."""
+    """Start the BentoML service (web pages under /ui, API under /api; BentoML's /readyz, /livez, /metrics)."""
     import os
     import shutil
     import sys
@@ -836,7 +836,8 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
     bentoml_bin = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     env = {**os.environ, "PHM_HOME": str(settings.home), "BENTOML_DO_NOT_TRACK": "true",
            "MLFLOW_DISABLE_TELEMETRY": "true"}
-    console.print(f"Serving on http://{host}:{port}/api (OpenAPI: /api/docs); Ctrl-C stops it.")
+    console.print(f"Serving on http://{host}:{port}: web pages at /ui/, API at /api (OpenAPI: /api/docs); "
+                  "Ctrl-C stops it.", soft_wrap=True)
     os.execve(bentoml_bin, [bentoml_bin, "serve", "serving.service:PHM", "--host", host, "--port", str(port)], env)
 
 
@@ -844,11 +845,13 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
 @app.command("demo")
 def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
          seed: Annotated[int, typer.Option()] = 1,
-         serve_after: Annotated[bool, typer.Option("--serve", help="Start the service at the end.")] = False,
+         serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end "
+                                                   "(Ctrl-C stops it).")] = True,
          port: Annotated[int, typer.Option(help="Port for the service.")] = 3000) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
     train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote,
-    back-test and forecast bed and critical care demand, and run a planning scenario."""
+    back-test and forecast bed and critical care demand, run a planning scenario, score today (and a week
+    before, for the trend), create a demo user for each role, and start the service with its web pages."""
     settings = _settings()
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {settings.home}")
@@ -869,21 +872,25 @@ def demo(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.
     forecast_predict(site="ICS", metric="ga_beds_occupied", horizon=7, out=None)
     forecast_scenario(site="ICS", metric="ga_beds_occupied", horizon=28, top_share=0.05, prevented=0.2, out=None)
     console.rule("Daily risk scores and the service")
+    from serving.snapshots import default_date
+
+    last_week = datetime.combine(default_date(settings.warehouse_path) - timedelta(days=7), datetime.min.time())
+    console.print(f"Scoring as at {last_week:%Y-%m-%d} first, so that today's worklist shows the change over a week.")
+    score_daily_cmd(day=last_week)
     score_daily_cmd(day=None)
     tokens = _demo_users(settings)
-    t = Table(title="Demo users (tokens are shown once; `phm users add --replace` issues new ones)")
-    for col in ("user", "role", "scope", "token"):
-        t.add_column(col, overflow="fold")
-    for name, role, scope, token in tokens:
-        t.add_row(name, role, scope, token)
-    console.print(t)
-    if serve_after:
-        console.rule("[bold green]Demo complete: starting the service")
-        serve(host="127.0.0.1", port=port)
-    console.print(f"Start the service with [bold]phm serve --port {port}[/], then for example:\n"
-                  f"  curl -H 'Authorization: Bearer {tokens[0][3]}' http://127.0.0.1:{port}/api/worklist\n"
-                  f"OpenAPI: http://127.0.0.1:{port}/api/docs")
     console.rule("[bold green]Demo complete")
+    console.print("Demo users, one for each role (tokens are shown once; `phm users add NAME --role ROLE --replace` "
+                  "issues new ones):")
+    for name, role, scope, token in tokens:
+        console.print(f"  [bold]{name}[/] ({scope}): {token}", soft_wrap=True, highlight=False)
+    url = f"http://127.0.0.1:{port}"
+    console.print(f"Web pages: [bold]{url}/ui/[/] (sign in with a token above). API: {url}/api/docs, for example\n"
+                  f"  curl -H 'Authorization: Bearer {tokens[0][3]}' {url}/api/worklist", soft_wrap=True, highlight=False)
+    if serve_after:
+        serve(host="127.0.0.1", port=port)
+    else:
+        console.print(f"Start the service with [bold]phm serve --port {port}[/].")
 
 
 DEMO_CSO = "Demo Safety Officer"

@@ -36,6 +36,7 @@ BANDS = [("very high", 0.005), ("high", 0.02), ("raised", 0.05)]  # top shares, 
 BAND_ORDER = {"very high": 3, "high": 2, "raised": 1, "routine": 0}
 POINTER = "CURRENT.json"
 KEEP = 14  # dated snapshots kept
+TREND_DAYS = 7  # the worklist's trend compares with the scores of a week before
 FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-injection tests only)
 
 
@@ -130,8 +131,8 @@ def score_daily(settings: Settings, day: date | None = None, progress=None) -> d
             fr = flare.model.predict_proba(ff[list(flare.model.feature_names_in_)].astype("float64"))[:, 1]
             scores["flare_risk"] = scores.person_id.map(pd.Series(fr, index=ff.person_id.to_numpy()))
         flare_info = {"version": flare.version, "people": int(len(ff))}
-    previous = current(settings)
-    if previous is not None:  # trend: the rank a week or so ago, when that snapshot exists
+    previous = earlier(settings, day)
+    if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
         scores["previous_risk"] = scores.person_id.map(previous[1].set_index("person_id").risk)
     meta = {"date": str(day), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "people": int(len(scores)), "emergency_admission": {"version": champion.version,
@@ -180,6 +181,28 @@ def _prune(root: Path, keep: Path) -> None:
     for stale in root.glob("*.partial"):
         if time.time() - stale.stat().st_mtime > 3600:
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def earlier(settings: Settings, day: date, days_back: int = TREND_DAYS) -> tuple[dict, pd.DataFrame] | None:
+    """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
+    dated before `day`; else the current one (a re-score of the same day)."""
+    root = snapshots_root(settings)
+    done = []
+    for folder in (root.iterdir() if root.exists() else []):
+        if folder.is_dir() and not folder.name.endswith(".partial") and (folder / "manifest.json").exists():
+            try:
+                done.append((date.fromisoformat(folder.name[:10]), folder.name, folder))
+            except ValueError:
+                continue
+    done.sort()
+    week = [d for d in done if d[0] <= day - timedelta(days=days_back)]
+    before = [d for d in done if d[0] < day]
+    if not (week or before):
+        return current(settings)
+    folder = (week or before)[-1][2]
+    meta = json.loads((folder / "manifest.json").read_text())
+    meta["snapshot_folder"] = folder.name
+    return meta, pd.read_parquet(folder / "scores.parquet", columns=["person_id", "risk"])
 
 
 def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:

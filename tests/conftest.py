@@ -14,6 +14,7 @@ from features.sources.loader import LoadReport, load  # noqa: E402
 from features.synthetic.config import DefectConfig, GeneratorConfig  # noqa: E402
 from features.synthetic.generator import GenerationResult, generate  # noqa: E402
 from phm.settings import Settings  # noqa: E402
+from served import served_home, served_tokens, served_url  # noqa: E402,F401 (session fixtures)
 
 
 @pytest.fixture(autouse=True)

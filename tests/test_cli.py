@@ -109,11 +109,55 @@ def test_features_list_and_build(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown feature set" in bad.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+def test_demo_runs_end_to_end_and_serves_the_pages(tmp_path: Path) -> None:
+    """`phm demo` as the README runs it: everything, then the service with the printed URL and tokens."""
+    import re
+    import signal
+    import socket
+    import time
+
+    import httpx
+
     home = tmp_path / "home"
-    demo = run("demo", "--persons", "3000", home=home)
-    assert demo.returncode == 0, demo.stderr[-2000:]
-    assert "Demo complete" in demo.stdout
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log_path = tmp_path / "demo.log"
+    env = {**os.environ, "PHM_HOME": str(home), "COLUMNS": "100"}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([PHM, "demo", "--persons", "3000", "--port", str(port)], stdout=log,
+                                stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                pytest.fail("phm demo exited:\n" + log_path.read_text()[-3000:])
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("the demo's service did not become ready:\n" + log_path.read_text()[-3000:])
+        out = log_path.read_text()
+        assert "Demo complete" in out and f"{url}/ui/" in out
+        tokens = dict(re.findall(r"(Demo [A-Za-z ]+?) \(.*?\): (phm_\S+)", out))
+        assert set(tokens) == {"Demo Coordinator", "Demo Planner", "Demo Safety Officer", "Demo Data Scientist"}
+        with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as browser:  # the printed token signs in to the pages
+            signed = browser.post("/ui/signin", data={"token": tokens["Demo Coordinator"]})
+            assert signed.status_code == 200 and "Worklist" in signed.text and "Change is compared with the scores of" in signed.text
+        trend = httpx.get(url + "/api/worklist", headers={"Authorization": f"Bearer {tokens['Demo Coordinator']}"},
+                          params={"top": 20}, timeout=60).json()
+        assert trend["rows"] and sum(r["previous_risk"] is not None for r in trend["rows"]) >= 15  # scored a week before
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = log_path.read_text()
     for name in ("load_report.json", "data_quality.html"):
         assert (home / "reports" / name).exists()
     assert (home / "features" / "emergency_admission_2024-04-01.parquet").exists()
@@ -121,14 +165,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for model in ("emergency_admission", "flare_up"):  # audited, signed off by the demo CSO, promoted
         report = json.loads((home / "reports" / "audits" / f"{model}_v1" / "bias_report.json").read_text())
         assert report["subject"]["model"] == model and len(report["groupings"]) == 7
-        assert f"{model} version 1 approved by Demo Safety Officer and promoted to champion" in demo.stdout
+        assert f"{model} version 1 approved by Demo Safety Officer and promoted to champion" in out
     listed = run("models", "list", home=home)
     assert listed.stdout.count("champion") == 2 and listed.stdout.count("approved") == 2
     log = run("audit", "log", "--verify", home=home)
     assert log.returncode == 0 and "Hazard log intact" in log.stdout
-    assert (home / "forecasts" / "latest" / "forecasts.parquet").exists() and "bed days saved" in demo.stdout
-    assert (home / "warehouse" / "snapshots" / "CURRENT.json").exists() and "Demo users" in demo.stdout
+    assert (home / "forecasts" / "latest" / "forecasts.parquet").exists() and "bed days saved" in out
+    snapshots = [p for p in (home / "warehouse" / "snapshots").iterdir() if p.is_dir()]
+    assert len(snapshots) == 2 and (home / "warehouse" / "snapshots" / "CURRENT.json").exists()
     assert run("users", "list", home=home).stdout.count("Demo ") == 4
+    assert "Traceback" not in out
 
 
 def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The service end to end: a real `bentoml serve` subprocess on 127.0.0.1 over a 20,000-person synthetic
-ICS with an audited, approved champion, forecasts and a daily snapshot; every endpoint with every
+ICS (the session's served home, tests/served.py); every endpoint with every
 role, refusals, small-number suppression, the access log, a schema-driven fuzz test, and a daily
 scoring job killed mid-write."""
 
@@ -7,95 +7,34 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from evaluation.fairness.config import AuditConfig
-from evaluation.fairness.model_audit import audit_model
-from evaluation.fairness.signoff import decide, promote
-from evaluation.scenarios import prepare_inputs
 from phm import ledger
 from phm.settings import Settings
-from serving.snapshots import POINTER, score_daily, snapshots_root
-from serving.users import Role, add_user
-from homes import copied_home, train_quickly
+from served import BIN
+from serving.snapshots import POINTER, snapshots_root
 from test_cli import run as phm
-from training.demand import ForecastConfig
-from training.demand_job import run_fit
-
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
-def home(ics20k_loaded, tmp_path_factory) -> Settings:
-    """Warehouse, champion (audited, approved, promoted), forecasts, one daily snapshot."""
-    home = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("service_home"))
-    train_quickly(home)
-    out = audit_model(home, "emergency_admission", 1, AuditConfig(bootstrap_draws=100))
-    decide(home, "emergency_admission", 1, "approved", "Dr Test", "test approval", accept_flags=bool(out.result.flags))
-    promote(home, "emergency_admission", 1, by="tests")
-    out, _, _ = run_fit(home, ForecastConfig(origins=2, workers=1, models=["seasonal_naive", "harmonic_ar"]), sites=["ICS"])
-    prepare_inputs(home, out.folder)
-    score_daily(home)
-    return home
+def home(served_home) -> Settings:
+    return served_home
 
 
 @pytest.fixture(scope="module")
-def tokens(home) -> dict[str, str]:
-    scores = pd.read_parquet(next(snapshots_root(home).glob("*/scores.parquet")))
-    practices = scores.practice_code.value_counts().index.tolist()
-    out = {}
-    for name, role, scope in (("coord", Role.coordinator, practices[:1]), ("other", Role.coordinator, practices[1:2]),
-                              ("planner", Role.planner, []), ("cso", Role.safety_officer, []),
-                              ("ds", Role.data_scientist, [])):
-        _, out[name] = add_user(home.home, name, role, scope)
-    out["practice"], out["other_practice"] = practices[0], practices[1]
-    return out
+def tokens(served_tokens) -> dict[str, str]:
+    return served_tokens
 
 
 @pytest.fixture(scope="module")
-def server(home, tokens):
-    port = free_port()
-    env = {**os.environ, "PHM_HOME": str(home.home), "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:PHM", "--host", "127.0.0.1", "--port",
-                             str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail("bentoml serve exited:\n" + proc.stdout.read()[-3000:])
-        time.sleep(0.5)
-    else:
-        pytest.fail("bentoml serve did not become ready in 90 s")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log = proc.stdout.read()
-    assert "Traceback" not in log  # no request made the service crash or print a stack trace
+def server(served_url) -> str:
+    return served_url
 
 
 def call(url: str, method: str, path: str, token: str | None = None, headers: dict | None = None,

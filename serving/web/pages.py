@@ -248,7 +248,7 @@ def create_pages() -> FastAPI:
         from evaluation.fairness.results import AuditResult
 
         report = views.bias_report(st, name, version)
-        return HTMLResponse(render_report(AuditResult.model_validate(report)))
+        return HTMLResponse(_no_favicon(render_report(AuditResult.model_validate(report))))
 
     @app.post("/equity/{name}/{version}/decision")
     async def equity_decision(request: Request, name: Literal["emergency_admission", "flare_up"],
@@ -291,9 +291,14 @@ def create_pages() -> FastAPI:
     def model_card(request: Request, name: Literal["emergency_admission", "flare_up"],
                    version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
         st, u = signed_in(request, "models")
-        return HTMLResponse(views.artifact(st, name, version, "model_card/model_card.html").decode())
+        return HTMLResponse(_no_favicon(views.artifact(st, name, version, "model_card/model_card.html").decode()))
 
     return app
+
+
+def _no_favicon(html: str) -> str:
+    """A stand-alone document (report, model card) served as a page: no request for /favicon.ico."""
+    return html.replace("<head>", '<head><link rel="icon" href="data:,">', 1)
 
 
 def _safe_next(target: str) -> str:
