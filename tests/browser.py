@@ -108,7 +108,8 @@ class PageSession:
         docs = os.environ.get("PHM_DOCS_SCREENSHOTS")  # set to docs/screenshots to refresh the README's pictures
         if docs:
             Path(docs).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(docs) / f"{self.name}_{label}.png"), full_page=False)
+            self.page.screenshot(path=str(Path(docs) / f"{self.name}_{label}.png"), full_page=True,
+                                 clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
         return path
 
     def accessibility_problems(self) -> list[str]:
