@@ -193,21 +193,11 @@ def create_app() -> FastAPI:
                     u: User = Depends(allow(Role.safety_officer, Role.data_scientist)),
                     format: Literal["json", "html"] = "json"):
         """The latest bias report recorded for a model version."""
-        from mlflow.exceptions import MlflowException
-
-        from evaluation.fairness.model_audit import latest_report
         from evaluation.fairness.report_html import render
         from evaluation.fairness.results import AuditResult
-        from training import tracking
 
         _version(name, version)
-        tracking.configure(st.settings)
-        try:
-            report = latest_report(name, version)
-        except MlflowException as exc:
-            raise HTTPException(404, f"{name} has no version {version}") from exc
-        if report is None:
-            raise HTTPException(404, f"{name} version {version} has not been audited")
+        report = queries.bias_report(st, name, version)
         if format == "html":
             return HTMLResponse(render(AuditResult.model_validate(report)))
         return report

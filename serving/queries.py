@@ -169,6 +169,23 @@ def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_day
             "history": [{"date": d.strftime("%Y-%m-%d"), "value": float(v)} for d, v in zip(hist.date, hist.value)]}
 
 
+def bias_report(st: ServiceState, name: str, version: int) -> dict:
+    """The latest bias report (JSON) recorded for a model version."""
+    from mlflow.exceptions import MlflowException
+
+    from evaluation.fairness.model_audit import latest_report
+    from training import tracking
+
+    tracking.configure(st.settings)
+    try:
+        report = latest_report(name, version)
+    except MlflowException as exc:
+        raise QueryError(404, f"{name} has no version {version}") from exc
+    if report is None:
+        raise QueryError(404, f"{name} version {version} has not been audited")
+    return report
+
+
 def forecast_sites(st: ServiceState) -> list[str]:
     """Sites with forecasts (ICS first)."""
     path = st.settings.home / "forecasts" / "latest" / "forecasts.parquet"

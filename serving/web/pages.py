@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -169,37 +169,33 @@ def create_pages() -> FastAPI:
         return response
 
     # ---- worklist ----------------------------------------------------------------------------------
-    def worklist_query(practice: str, segment: str, condition: str, band: Band, sort: str, top: int) -> WorklistQuery:
-        return WorklistQuery(practice=[practice] if practice else None, segment=segment or None,
-                             condition=condition or None, min_band=band, sort=sort, top=top)
+    def filters(practice: Annotated[str, Query(max_length=20)] = "", segment: Annotated[str, Query(max_length=40)] = "",
+                condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
+                sort: Literal["risk", "change", "practice", "age_band"] = "risk",
+                top: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
+        """The Worklist form's choices (the page and its CSV link take the same ones)."""
+        return {"practice": practice, "segment": segment, "condition": condition, "band": band.value, "sort": sort,
+                "top": top}
+
+    def worklist_query(f: dict) -> WorklistQuery:
+        return WorklistQuery(practice=[f["practice"]] if f["practice"] else None, segment=f["segment"] or None,
+                             condition=f["condition"] or None, min_band=f["band"], sort=f["sort"], top=f["top"])
 
     @app.get("/worklist")
-    def worklist(request: Request, practice: Annotated[str, Query(max_length=20)] = "",
-                 segment: Annotated[str, Query(max_length=40)] = "",
-                 condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
-                 sort: Literal["risk", "change", "practice", "age_band"] = "risk",
-                 top: Annotated[int, Query(ge=1, le=500)] = 100):
+    def worklist(request: Request, f: dict = Depends(filters)):
         st, u = signed_in(request, "worklist")
-        q = worklist_query(practice, segment, condition, band, sort, top)
-        result = queries.worklist(st, u, q, endpoint="page.worklist")
+        result = queries.worklist(st, u, worklist_query(f), endpoint="page.worklist")
         meta, scores = queries.snapshot(st)
         mine = scores[scores.practice_code.isin(u.practices)]
-        params = {"practice": practice, "segment": segment, "condition": condition, "band": band.value, "sort": sort,
-                  "top": top}
         return render(request, "worklist.html", user=u, title="Worklist", result=result, meta=meta,
-                      view=views.worklist_view(result, mine, meta), params=params,
-                      csv_href=f"{PREFIX}/worklist.csv?{urlencode(params)}",
+                      view=views.worklist_view(result, mine, meta), params=f,
+                      csv_href=f"{PREFIX}/worklist.csv?{urlencode(f)}",
                       options=views.worklist_options(mine, u.practices, st.bundle.practices))
 
     @app.get("/worklist.csv")
-    def worklist_csv(request: Request, practice: Annotated[str, Query(max_length=20)] = "",
-                     segment: Annotated[str, Query(max_length=40)] = "",
-                     condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
-                     sort: Literal["risk", "change", "practice", "age_band"] = "risk",
-                     top: Annotated[int, Query(ge=1, le=500)] = 100):
+    def worklist_csv(request: Request, f: dict = Depends(filters)):
         st, u = signed_in(request, "worklist")
-        result = queries.worklist(st, u, worklist_query(practice, segment, condition, band, sort, top),
-                                  endpoint="page.worklist.csv")
+        result = queries.worklist(st, u, worklist_query(f), endpoint="page.worklist.csv")
         return Response(queries.worklist_csv(result), media_type="text/csv", headers={
             "Content-Disposition": f"attachment; filename=worklist_{result.snapshot_date}.csv", "Cache-Control": "no-store"})
 
@@ -247,7 +243,7 @@ def create_pages() -> FastAPI:
         from evaluation.fairness.report_html import render as render_report
         from evaluation.fairness.results import AuditResult
 
-        report = views.bias_report(st, name, version)
+        report = queries.bias_report(st, name, version)
         return HTMLResponse(_no_favicon(render_report(AuditResult.model_validate(report))))
 
     @app.post("/equity/{name}/{version}/decision")

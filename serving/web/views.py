@@ -145,27 +145,11 @@ def pick_version(versions: list, model: str | None, version: int | None):
     return (waiting or champions or audited or [None])[0]
 
 
-def bias_report(st: ServiceState, name: str, version: int) -> dict:
-    from mlflow.exceptions import MlflowException
-
-    from evaluation.fairness.model_audit import latest_report
-    from training import tracking
-
-    tracking.configure(st.settings)
-    try:
-        report = latest_report(name, version)
-    except MlflowException as exc:
-        raise QueryError(404, f"There is no version {version} of {name}.") from exc
-    if report is None:
-        raise QueryError(404, f"{name} version {version} has not been audited yet.")
-    return report
-
-
 def equity_view(st: ServiceState, chosen) -> dict | None:
     """The bias report of `chosen` with flagged groups first, then uncertain ones, and its decisions."""
     if not chosen.tags.get("audit_report_sha256"):
         return None
-    result = AuditResult.model_validate(bias_report(st, chosen.name, chosen.version))
+    result = AuditResult.model_validate(queries.bias_report(st, chosen.name, chosen.version))
     titles = {g.name: g.title for g in result.groupings}
 
     def row(c: Comparison) -> dict:
