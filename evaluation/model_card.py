@@ -31,7 +31,7 @@ def build_card(*, model_name: str, version: int | None, run_id: str, cfg: dict, 
         "intended_use": INTENDED_USE[model_name],
         "intended_users": USERS,
         "data": {
-            "source": "PHM warehouse (synthetic ICS)" if train.get("warehouse_as_of") else "PHM warehouse",
+            "source": f"PHM warehouse ({train.get('data_source', 'linked ICS warehouse')})",
             "warehouse_as_of": train.get("warehouse_as_of"),
             "data_end": train.get("data_end"),
             "training_index_dates": train["index_dates"],

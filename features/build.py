@@ -17,6 +17,7 @@ import duckdb
 from pydantic import BaseModel, Field
 
 from features.cohorts import CohortConfig, LabelConfig, cohort_sql, label_sql
+from features.sources.loader import warehouse_source
 from features.definitions.catalogue import FEATURE_SETS
 from features.definitions.model import AttributeFeature, EventFeature, FeatureSet
 from features.engine.compiler import FeatureCompiler
@@ -170,6 +171,7 @@ def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, l
         as_of = con.execute("SELECT CAST(as_of AS VARCHAR) FROM wh.load_info").fetchone()[0]
     except duckdb.Error:
         as_of = None
+    source = warehouse_source(con, "wh")
     segments = dict(con.execute("SELECT segment, count(*) FROM result GROUP BY 1 ORDER BY 2 DESC").fetchall()) \
         if "segment" in names else {}
     carried = [c for c in fs.carried if not (c == "ethnic_category" and cfg.ethnicity_as_predictor)]
@@ -182,6 +184,7 @@ def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, l
         "index_dates": [str(d) for d in cfg.index_dates],
         "warehouse": str(warehouse),
         "warehouse_as_of": as_of,
+        "data_source": source,
         "data_end": str(data_end),
         "cohort": {"rules": cohort_cfg.model_dump(), "eligible_by_index_date": eligible, "excluded_by_reason": excluded},
         "label": {"column": col, "rules": label_cfg.model_dump(), "positives": positives, "negatives": negatives,

@@ -166,8 +166,12 @@ def data_load(
     src: Annotated[Optional[Path], typer.Argument(help="Folder of extracts (default: $PHM_HOME/data/synthetic).")] = None,
     as_of: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Dates after this are future dates.")] = None,
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file (default: under PHM_HOME).")] = None,
+    source_format: Annotated[str, typer.Option("--format", help="auto, phm, synthea (CSV export) or omop (CDM v5.4, "
+                                               "CSV or Parquet).")] = "auto",
 ) -> None:
-    """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows."""
+    """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows. Synthea exports
+    and OMOP CDM extracts are first mapped onto the linked data model (see the README's mapping tables)."""
+    from features.sources.formats import FormatError, convert, detect
     from features.sources.loader import ContractError, load
     from features.sources.pseudonymise import MissingKeyError
 
@@ -175,12 +179,21 @@ def data_load(
     source = src or settings.synthetic_dir
     if not source.is_dir():
         raise _fail(f"{source}: no such folder of extracts. Generate one with `phm data generate`.")
+    if source_format not in ("auto", "phm", "synthea", "omop"):
+        raise _fail(f"unknown --format {source_format!r}: use auto, phm, synthea or omop")
     from features.sources.contracts import CONTRACTS
 
     try:
+        fmt = detect(source) if source_format == "auto" else source_format
+        if fmt != "phm":
+            staged = settings.data_dir / "staged" / fmt
+            with console.status(f"Mapping the {fmt} folder onto the linked data model"):
+                conversion = convert(source, fmt, staged)
+            _print_conversion(conversion)
+            source = staged
         with _stages("Loading", len(CONTRACTS)) as advance:
             report = load(settings, source, warehouse, as_of.date() if as_of else None, progress=advance)
-    except (ContractError, MissingKeyError) as exc:
+    except (ContractError, MissingKeyError, FormatError) as exc:
         raise _fail(str(exc)) from exc
     t = Table(title=f"Load report: {source}")
     for col in ("table", "read", "loaded", "quarantined", "unlinked", "linkage", "quarantine reasons"):
@@ -196,6 +209,23 @@ def data_load(
     if report.demo_key:
         console.print("[yellow]Pseudonymised with the public demo key: acceptable for synthetic data only.[/]")
     console.print(f"Warehouse: [bold]{report.warehouse}[/]; report: {settings.reports_dir / 'load_report.json'}")
+
+
+def _print_conversion(c) -> None:
+    t = Table(title=f"Mapped {c.format} folder {c.source}")
+    for col in ("file read", "rows"):
+        t.add_column(col, justify="left" if col == "file read" else "right")
+    for name, rows in c.files_read.items():
+        t.add_row(name, f"{rows:,}")
+    console.print(t)
+    if c.missing_optional_files:
+        console.print(f"Optional files not supplied: {', '.join(c.missing_optional_files)}")
+    written = ", ".join(f"{k} {v:,}" for k, v in c.rows_written.items())
+    console.print(f"Staged PHM extracts in {c.staged}: {written}")
+    for key, rows in c.rejected.items():
+        console.print(f"  quarantined {rows:,} row(s): {key}")
+    for note in c.notes:
+        console.print(f"[yellow]Note:[/] {note}", soft_wrap=True)
 
 
 @data_app.command("report")

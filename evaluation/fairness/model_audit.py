@@ -75,7 +75,7 @@ def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditCo
     subject = {"kind": "registered model", "model": name, "version": version, "run_id": params["run_id"],
                "outcome": OUTCOMES.get(name, "the outcome"), "validation_dates": params.get("validation_dates"),
                "feature_definition_hash": params.get("feature_definition_hash"),
-               "data": "synthetic ICS" if _synthetic(settings) else "linked ICS warehouse",
+               "data": _source(settings),
                "unit": "person-days (several per person; bootstrap by person)" if repeated else "people"}
     result = run_audit(frame, STANDARD_GROUPINGS, cfg, subject, cluster="person_id" if repeated else None,
                        coverage=STANDARD_COVERAGE, coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE),
@@ -109,20 +109,22 @@ def write_report(result: AuditResult, out_dir: Path) -> tuple[Path, Path]:
     return html_path, json_path
 
 
-def _synthetic(settings: Settings) -> bool:
-    """Whether the warehouse was loaded from the synthetic ICS (recorded by the loader)."""
+def _source(settings: Settings) -> str:
+    """Where the warehouse's data came from (recorded by the loader)."""
     import duckdb
 
+    from features.sources.loader import warehouse_source
+
     if not settings.warehouse_path.exists():
-        return False
+        return "linked ICS warehouse"
     try:
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-        try:
-            return bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
-        finally:
-            con.close()
     except duckdb.Error:
-        return False
+        return "linked ICS warehouse"
+    try:
+        return warehouse_source(con)
+    finally:
+        con.close()
 
 
 def latest_report(name: str, version: int) -> dict | None:

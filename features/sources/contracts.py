@@ -31,6 +31,8 @@ RULES = {
     "duplicate_key": "another row already has the same key (the first is kept)",
     "unlinked": "valid NHS number with no matching patient record",
     "after_death": "the row is dated after the person's date of death",
+    "unmapped_code": "a Synthea or OMOP code or value has no mapping onto the linked data model",
+    "unknown_person": "a Synthea or OMOP row refers to a person id that is not in its person table",
 }
 
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from features.sources.contracts import CONTRACTS, RULES, Column, TableContract
+from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_NOTE
 from features.sources.pseudonymise import Pseudonymiser, resolve_key
 from phm.settings import Settings
 
@@ -34,6 +35,25 @@ log = logging.getLogger("phm.load")
 
 SYNTHETIC_MARKER = "_synthetic.json"
 TRUTH_TABLES = {"emergency_admission_12m", "flare_up_14d", "persons", "defects"}
+
+
+SOURCE_WORDS = {"synthea": "Synthea export (synthetic patients)", "omop": "OMOP CDM v5.4 extract"}
+
+
+def source_description(source_format: str | None, synthetic: bool) -> str:
+    """Where a warehouse's data came from, in words for model cards and bias reports."""
+    if source_format in SOURCE_WORDS:
+        return SOURCE_WORDS[source_format]
+    return "synthetic ICS" if synthetic else "linked ICS warehouse"
+
+
+def warehouse_source(con: duckdb.DuckDBPyConnection, schema: str = "main") -> str:
+    """`source_description` of an open warehouse (older warehouses lack `source_format`)."""
+    try:
+        row = con.execute(f"SELECT * FROM {schema}.load_info").fetchdf().iloc[0]
+    except (duckdb.Error, IndexError):
+        return "linked ICS warehouse"
+    return source_description(row.get("source_format"), bool(row.get("synthetic")))
 
 
 class ContractError(ValueError):
@@ -67,6 +87,9 @@ class LoadReport:
     ethnicity_known_share: float
     imd_linked_share: float
     truth_tables: list[str]
+    source_format: str = "phm"
+    source_notes: list[str] = field(default_factory=list)
+    mapping_rejected: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "tables"}
@@ -145,6 +168,10 @@ class Loader:
         con.execute("""CREATE TABLE quarantine (source_table VARCHAR, source_file VARCHAR, source_row BIGINT,
                        rule VARCHAR, column_name VARCHAR, person_id BIGINT, record JSON)""")
         con.execute("CREATE TEMP TABLE nhs_map (nhs_key BIGINT, person_id BIGINT)")
+        mapped = self.src / MAPPING_QUARANTINE
+        if mapped.exists():  # rows a format mapping (Synthea, OMOP) could not place, kept with their reason
+            con.execute(f"""INSERT INTO quarantine SELECT source_table, source_file, source_row, rule, column_name,
+                            NULL, CAST(record AS JSON) FROM read_parquet({_lit(str(mapped))})""")
         reports: dict[str, TableReport] = {}
         for contract in CONTRACTS:
             self.say(f"loading {contract.name}")
@@ -161,10 +188,19 @@ class Loader:
                                 THEN 0 ELSE 1 END) FROM patients""").fetchone()[0]
         imd = con.execute("""SELECT avg(CASE WHEN i.lsoa11 IS NULL THEN 0 ELSE 1 END)
                              FROM patients p LEFT JOIN imd i USING (lsoa11)""").fetchone()[0]
+        note = self.source_note
         return LoadReport(source=str(self.src), warehouse=str(warehouse), as_of=self.as_of.isoformat(),
                           synthetic=self.synthetic, demo_key=self.demo_key, tables=reports,
                           ethnicity_known_share=round(float(ethnic or 0), 4),
-                          imd_linked_share=round(float(imd or 0), 4), truth_tables=truth)
+                          imd_linked_share=round(float(imd or 0), 4), truth_tables=truth,
+                          source_format=note.get("format", "phm"), source_notes=note.get("notes", []),
+                          mapping_rejected=note.get("rejected", {}))
+
+    @property
+    def source_note(self) -> dict:
+        """What a format mapping recorded about the staged folder (empty for PHM extracts)."""
+        path = self.src / SOURCE_NOTE
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def _read(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         """Expose the raw file as view `raw` with a 1-based `_row` in file order (no copy)."""
@@ -426,8 +462,9 @@ class Loader:
                        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unlinked BIGINT,
                        linkage_rate DOUBLE, quarantined_by_rule JSON)""")
         con.executemany("INSERT INTO load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        fmt = self.source_note.get("format", "phm")
         con.execute(f"""CREATE TABLE load_info AS SELECT {_lit(self.as_of.isoformat())}::DATE AS as_of,
-                        {self.synthetic} AS synthetic, {self.demo_key} AS demo_key""")
+                        {self.synthetic} AS synthetic, {self.demo_key} AS demo_key, {_lit(fmt)} AS source_format""")
 
 
 def load(settings: Settings, src: Path, warehouse: Path | None = None, as_of: date | None = None,

@@ -1,0 +1,122 @@
+"""What every format mapping shares: reading source tables with their row numbers, surrogate NHS
+numbers for source person ids, rows that break the mapping (quarantined with a reason), and the
+staged folder the ordinary loader reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+SOURCE_NOTE = "_source.json"  # what the staged folder came from and how it was mapped
+MAPPING_QUARANTINE = "_mapping_quarantine.parquet"  # source rows that could not be mapped
+SYNTHETIC_MARKER = "_synthetic.json"
+
+
+class FormatError(ValueError):
+    """A source folder cannot be mapped (missing required file or column); names the file."""
+
+
+@dataclass
+class ConversionReport:
+    format: str
+    source: str
+    staged: str
+    synthetic: bool
+    files_read: dict[str, int] = field(default_factory=dict)  # file -> rows
+    missing_optional_files: list[str] = field(default_factory=list)
+    rows_written: dict[str, int] = field(default_factory=dict)  # PHM extract -> rows
+    rejected: dict[str, int] = field(default_factory=dict)  # "file: rule" -> rows
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read_source(src: Path, stem: str, required: bool, report: ConversionReport,
+                columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A source table as text columns with `_row` (1-based, file order) and `_file`; None when an
+    optional file is absent. Column names are matched case-insensitively; `columns` must all exist."""
+    path = next((src / f"{stem}{s}" for s in (".csv", ".csv.gz", ".parquet") if (src / f"{stem}{s}").exists()), None)
+    if path is None:
+        if required:
+            raise FormatError(f"{src}: missing required file {stem}.csv (or .parquet)")
+        report.missing_optional_files.append(stem)
+        return None
+    try:
+        frame = (pd.read_parquet(path) if path.suffix == ".parquet"
+                 else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+    except (ValueError, OSError) as exc:
+        raise FormatError(f"{path}: cannot be read ({exc})") from exc
+    frame.columns = [str(c) for c in frame.columns]
+    lower = {c.lower(): c for c in frame.columns}
+    missing = [c for c in (columns or []) if c.lower() not in lower]
+    if missing:
+        raise FormatError(f"{path}: missing column(s) {', '.join(missing)}")
+    frame = frame.rename(columns={lower[c.lower()]: c for c in (columns or [])})
+    frame = frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+    frame["_row"] = range(1, len(frame) + 1)
+    frame["_file"] = path.name
+    report.files_read[path.name] = len(frame)
+    return frame
+
+
+def surrogate_nhs_numbers(ids: list[str], start: int = 9_000_000_000) -> dict[str, str]:
+    """Deterministic, collision-free 10-digit numbers with a valid check digit for source person ids:
+    the i-th id in sorted order gets the i-th valid number from `start` (the loader then replaces them
+    with keyed pseudonyms, as it does real NHS numbers)."""
+    out: dict[str, str] = {}
+    n = start // 10
+    for source_id in sorted(set(ids)):
+        while True:
+            digits = f"{n:09d}"
+            check = (11 - sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11) % 11
+            n += 1
+            if check != 10:
+                out[source_id] = digits + str(check)
+                break
+    return out
+
+
+class Staging:
+    """Collects PHM extracts and rejected source rows, then writes the staged folder."""
+
+    def __init__(self, report: ConversionReport) -> None:
+        self.report = report
+        self.tables: dict[str, pd.DataFrame] = {}
+        self.rejected: list[pd.DataFrame] = []
+
+    def add(self, name: str, frame: pd.DataFrame) -> None:
+        frame = frame.drop(columns=[c for c in ("_row", "_file") if c in frame])
+        self.tables[name] = pd.concat([self.tables[name], frame], ignore_index=True) if name in self.tables else frame
+
+    def reject(self, rows: pd.DataFrame, rule: str, column: str, table: str) -> None:
+        """Quarantine source rows that break the mapping (kept whole, as text, with file and row)."""
+        if rows.empty:
+            return
+        record = rows.drop(columns=["_row", "_file"]).astype("string").to_dict(orient="records")
+        self.rejected.append(pd.DataFrame({
+            "source_table": table, "source_file": rows["_file"].astype(str).to_numpy(),
+            "source_row": rows["_row"].astype("int64").to_numpy(), "rule": rule, "column_name": column,
+            "record": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}) for r in record]}))
+        for file in rows["_file"].unique():
+            key = f"{file}: {rule} ({column})"
+            self.report.rejected[key] = self.report.rejected.get(key, 0) + int((rows["_file"] == file).sum())
+
+    def write(self, out: Path) -> ConversionReport:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        for name, frame in self.tables.items():
+            frame.to_parquet(out / f"{name}.parquet", index=False)
+            self.report.rows_written[name] = len(frame)
+        rejected = pd.concat(self.rejected, ignore_index=True) if self.rejected else pd.DataFrame(
+            columns=["source_table", "source_file", "source_row", "rule", "column_name", "record"])
+        rejected.to_parquet(out / MAPPING_QUARANTINE, index=False)
+        (out / SOURCE_NOTE).write_text(json.dumps(self.report.to_json(), indent=1))
+        if self.report.synthetic:  # synthetic by construction (Synthea): the demo pseudonym key may be used
+            (out / SYNTHETIC_MARKER).write_text(json.dumps({"source": self.report.format}))
+        return self.report
