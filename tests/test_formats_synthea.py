@@ -1,6 +1,6 @@
 """Synthea CSV exports: a hand-written export maps with exact counts and codes, missing files and foreign folders
 get clear errors, mapping rejections reach the warehouse quarantine, and a Synthea-layout export of a
-generated ICS loads, trains and audits end to end through the real `phm` command."""
+generated ICS loads, trains, audits, forecasts and scores end to end through the real `phm` command."""
 
 from __future__ import annotations
 
@@ -172,6 +172,14 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
     groups = {g["group"] for grouping in report["groupings"] if grouping["name"] == "ethnicity_broad"
               for g in grouping["groups"]}
     assert {"White", "Asian", "Black"} <= groups
+    # downstream: promotion, demand forecasts (no critical care in Synthea: a flat series) and daily scores
+    assert phm("models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "tests",
+               home=home).returncode == 0
+    forecast = phm("forecast", "fit", "--site", "ICS", "--origins", "2", home=home)
+    assert forecast.returncode == 0, forecast.stderr[-2000:]
+    assert "critical_care_beds_occupied" in forecast.stdout
+    daily = phm("score", "daily", home=home)
+    assert daily.returncode == 0 and "people scored by emergency_admission version 1" in daily.stdout
 
     import mlflow
 

@@ -132,7 +132,10 @@ def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
                 "pinball": accuracy.pinball(a.ravel(), {qq: v.ravel() for qq, v in q.items()}),
                 "origins": len(origins)})
     table = pd.DataFrame(rows)
-    score = table[table.horizon.isin(cfg.selection_horizons)].groupby("model").mase.mean()
+    chosen = table[table.horizon.isin(cfg.selection_horizons)].groupby("model")
+    score = chosen.mase.mean()
+    if score.isna().all():  # a flat history (e.g. no critical care recorded) has no MASE scale: use MAE
+        score = chosen.mae.mean()
     selected = str(score.idxmin())
     forecast = final_forecast(series, selected, fit_residuals(errors[selected]), cfg)
     return SeriesResult(series.site, series.metric, selected, rows, forecast,
