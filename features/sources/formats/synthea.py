@@ -97,6 +97,13 @@ def _known(stage: Staging, frame: pd.DataFrame, numbers: dict[str, str], table: 
     return frame[ok].copy()
 
 
+def _events_file(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str], stem: str,
+                 columns: list[str]) -> pd.DataFrame | None:
+    """An optional per-patient file, its rows for unknown patients quarantined; None when absent."""
+    frame = read_source(src, stem, False, report, columns)
+    return None if frame is None else _known(stage, frame, numbers, stem)
+
+
 def _practices(enc: pd.DataFrame, orgs: pd.DataFrame | None, patients: pd.DataFrame,
                report: ConversionReport) -> tuple[pd.DataFrame, dict[str, str]]:
     primary = enc[enc["cls"].isin(PRIMARY_CARE) & _col(enc, "ORGANIZATION").notna()]
@@ -197,18 +204,15 @@ def _encounter_tables(stage: Staging, enc: pd.DataFrame, numbers: dict[str, str]
     primary = enc[enc["cls"].isin(PRIMARY_CARE)]
     code = _col(primary, "CODE").astype("string").str.strip()
     coded = code.str.fullmatch(r"[0-9]{6,18}").fillna(False)
-    stage.add("gp_events", pd.DataFrame({"event_id": "e" + primary["Id"][coded], "nhs_number": nhs[primary.index][coded],
-                                         "event_date": day[primary.index][coded], "code_system": "SNOMED",
-                                         "code": code[coded], "value": None}))
+    _gp_events(stage, "e" + primary["Id"][coded], nhs[primary.index][coded], day[primary.index][coded], code[coded])
     if (~coded).any():
         stage.reject(primary[~coded], "unmapped_code", "CODE", "encounters")
 
 
 def _conditions(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str]) -> None:
-    frame = read_source(src, "conditions", False, report, ["START", "PATIENT", "CODE"])
+    frame = _events_file(stage, src, report, numbers, "conditions", ["START", "PATIENT", "CODE"])
     if frame is None:
         return
-    frame = _known(stage, frame, numbers, "conditions")
     raw = frame["CODE"].astype("string").str.strip()
     key = raw.map(condition_for_snomed)
     code = key.map(CONDITION_SNOMED).fillna(raw.where(raw.str.fullmatch(r"[0-9]{6,18}").fillna(False)))
@@ -217,17 +221,14 @@ def _conditions(stage: Staging, src: Path, report: ConversionReport, numbers: di
     stage.reject(frame[code.isna()], "unmapped_code", "CODE", "conditions")
     stage.reject(frame[code.notna() & start.isna()], "wrong_type", "START", "conditions")
     ok = frame[~bad]
-    stage.add("gp_events", pd.DataFrame({"event_id": "c" + ok["_file"].str.replace(".csv", "", regex=False) + "_"
-                                         + ok["_row"].astype(str), "nhs_number": ok["PATIENT"].map(numbers),
-                                         "event_date": start[~bad].dt.strftime("%Y-%m-%d"), "code_system": "SNOMED",
-                                         "code": code[~bad], "value": None}))
+    _gp_events(stage, "c" + ok["_row"].astype(str), ok["PATIENT"].map(numbers), start[~bad].dt.strftime("%Y-%m-%d"),
+               code[~bad])
 
 
 def _medications(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str], end) -> None:
-    frame = read_source(src, "medications", False, report, ["START", "PATIENT", "DESCRIPTION"])
+    frame = _events_file(stage, src, report, numbers, "medications", ["START", "PATIENT", "DESCRIPTION"])
     if frame is None:
         return
-    frame = _known(stage, frame, numbers, "medications")
     bnf = frame["DESCRIPTION"].map(bnf_for_name)
     stage.reject(frame[bnf.isna()], "unmapped_code", "DESCRIPTION", "medications")
     ok = frame[bnf.notna()].assign(bnf=bnf[bnf.notna()])
@@ -247,10 +248,9 @@ def _medications(stage: Staging, src: Path, report: ConversionReport, numbers: d
 
 
 def _observations(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str]) -> None:
-    frame = read_source(src, "observations", False, report, ["DATE", "PATIENT", "CODE"])
+    frame = _events_file(stage, src, report, numbers, "observations", ["DATE", "PATIENT", "CODE"])
     if frame is None:
         return
-    frame = _known(stage, frame, numbers, "observations")
     code = frame["CODE"].astype("string").str.strip()
     value = pd.to_numeric(_col(frame, "VALUE"), errors="coerce")
     smoker = (code == SMOKING_LOINC) & _col(frame, "VALUE").astype("string").str.lower().str.contains("current").fillna(False)
@@ -261,6 +261,11 @@ def _observations(stage: Staging, src: Path, report: ConversionReport, numbers: 
     used &= when.notna()
     report.notes.append(f"{int((~used).sum()):,} observation rows not used: no predictor reads them.")
     rows = frame[used]
-    stage.add("gp_events", pd.DataFrame({"event_id": "o" + rows["_row"].astype(str), "nhs_number": rows["PATIENT"].map(numbers),
-                                         "event_date": when[used].dt.strftime("%Y-%m-%d"), "code_system": "SNOMED",
-                                         "code": snomed[used], "value": value[used].where(~smoker[used])}))
+    _gp_events(stage, "o" + rows["_row"].astype(str), rows["PATIENT"].map(numbers), when[used].dt.strftime("%Y-%m-%d"),
+               snomed[used], value[used].where(~smoker[used]))
+
+
+def _gp_events(stage: Staging, ids, nhs, dates, code, value=None) -> None:
+    """Coded primary care events (SNOMED CT), with a value where one was measured."""
+    stage.add("gp_events", pd.DataFrame({"event_id": ids, "nhs_number": nhs, "event_date": dates,
+                                         "code_system": "SNOMED", "code": code, "value": value}))
