@@ -29,11 +29,13 @@ forecast_app = typer.Typer(help="Bed and critical care demand: fit, back-test, p
 score_app = typer.Typer(help="Daily risk scoring of the whole population.", no_args_is_help=True)
 users_app = typer.Typer(help="Service users: tokens, roles and practice scopes.", no_args_is_help=True)
 audit_app = typer.Typer(help="Fairness audit, bias reports and clinical safety sign-off.", no_args_is_help=True)
+monitor_app = typer.Typer(help="Monitor deployed models: drift, decay and fairness over time.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(audit_app, name="audit")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(score_app, name="score")
 app.add_typer(users_app, name="users")
@@ -612,6 +614,77 @@ def audit_log(verify_only: Annotated[bool, typer.Option("--verify", help="Only c
     if problems:
         raise _fail(f"{path} has been altered: " + "; ".join(problems))
     console.print(f"Hazard log intact ({len(hazard_log.read(path))} entries).")
+
+
+@monitor_app.command("run")
+def monitor_run(
+    as_of: Annotated[Optional[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
+                                                      help="Monitor as at this date (default: the end of the data).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="One model (default: every champion).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Thresholds (JSON, fields of MonitorConfig).")] = None,
+) -> None:
+    """Realised performance, calibration and fairness once outcomes matured, input drift; alerts; is retraining due?"""
+    from evaluation.monitoring import MonitorConfig, record, run_monitor
+
+    settings = _settings()
+    cfg = _typed_config(MonitorConfig, config, {})
+    names = [_model_name(model)] if model else ["emergency_admission", "flare_up"]
+    any_champion = False
+    for name in names:
+        try:
+            with console.status(f"Monitoring {name}"):
+                result = run_monitor(settings, name, as_of.date() if as_of else None, cfg)
+        except ValueError as exc:
+            if model:
+                raise _fail(str(exc)) from exc
+            console.print(f"{name}: {exc}")
+            continue
+        any_champion = True
+        path = record(settings, result)
+        perf = result.performance
+        console.rule(f"{name} version {result.version} as at {result.as_of}")
+        if perf:
+            console.print(f"Outcomes of {result.outcome_index_date} ({int(perf['people']):,} people): AUROC "
+                          f"{perf['auroc']:.3f} (sign-off {result.signoff['auroc']:.3f}), calibration slope "
+                          f"{perf['calibration_slope']:.2f}, observed/expected {perf['observed_to_expected']:.2f}")
+        top = sorted(result.drift, key=lambda d: -d["psi"])[:3]
+        console.print("Largest shifts since " + result.reference_index_date + ": "
+                      + ", ".join(f"{d['feature']} PSI {d['psi']:.2f}" for d in top))
+        t = Table(title=f"{len(result.alerts)} alert(s)")
+        for col in ("kind", "metric", "about", "value", "threshold", "what"):
+            t.add_column(col, overflow="fold")
+        for a in result.alerts:
+            t.add_row(a.kind, a.metric, a.subject, "" if a.value is None else f"{a.value:.3f}", a.threshold, a.message)
+        console.print(t)
+        console.print(("[red]Retraining is due[/] (" + ", ".join(result.retrain_reasons) + "): run `phm retrain "
+                       f"{name.replace('_', '-')}`; a safety officer must approve before promotion.")
+                      if result.retrain_due else "[green]No retraining due.[/]")
+        console.print(f"Saved {path}; logged to MLflow experiment phm-monitoring.")
+    if not any_champion:
+        raise _fail("no champion model to monitor: audit, approve and `phm models promote` a version first")
+
+
+@app.command("retrain")
+def retrain(
+    model: Annotated[str, typer.Argument(help="emergency-admission or flare-up.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
+) -> None:
+    """Train a new version and audit it; it stays `candidate` until a safety officer approves and it is promoted."""
+    from evaluation.fairness.config import AuditConfig
+    from evaluation.fairness.model_audit import audit_model
+
+    from mlflow import MlflowClient
+
+    name = _model_name(model)
+    _train(name, seed, config, None)
+    settings = _settings()
+    with _stages(f"Auditing {name}", 8) as advance:
+        out = audit_model(settings, name, None, AuditConfig(), progress=advance)
+    MlflowClient().set_model_version_tag(name, str(out.result.subject["version"]), "retrained", "true")
+    _print_audit(out.result, out.html_path, out.json_path)
+    console.print(f"{name} version {out.result.subject['version']} is the [bold]candidate[/], awaiting a clinical "
+                  "safety officer's decision (`phm audit approve|reject`, or the Equity page); it is not promoted.")
 
 
 @models_app.command("promote")

@@ -214,6 +214,14 @@ def create_app() -> FastAPI:
         except SignoffError as exc:
             raise HTTPException(409, str(exc)) from exc
 
+    @app.get("/monitoring", tags=["models"])
+    def monitoring(st: ServiceState = Depends(state),
+                   u: User = Depends(allow(Role.safety_officer, Role.data_scientist))) -> dict:
+        """The latest monitoring of each champion: realised performance, drift, fairness, alerts, retraining due."""
+        from evaluation.monitoring import latest
+
+        return latest(st.settings)
+
     @app.post("/admin/reload", tags=["service"])
     def reload(st: ServiceState = Depends(state), u: User = Depends(allow(Role.data_scientist))) -> dict:
         """Pick up a new champion, snapshot or user list without a restart."""

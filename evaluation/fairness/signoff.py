@@ -79,6 +79,9 @@ def gate(name: str, version: int) -> Gate:
                     f"{tags.get('decision_at')}: {tags.get('decision_reason')}")
     flags = int(tags.get("audit_flags", "0"))
     approved_this = tags.get("decision") == "approved" and tags.get("decision_report_sha256") == report
+    if tags.get("retrained") == "true" and not approved_this:  # `phm retrain`: never promoted without a person
+        return Gate(False, f"{name} version {version} was retrained after monitoring; a clinical safety officer must "
+                    "approve it (`phm audit approve` or the Equity page) before promotion")
     if flags == 0:
         return Gate(True, "the fairness audit passed with no flags"
                     + (f"; approved by {tags.get('decision_by')}" if approved_this else ""))

@@ -67,6 +67,7 @@ class HazardModel:
 
     def __init__(self, people: People, geo: Geography, cal: Calendar):
         self.people = people
+        self.shift: tuple[int, np.ndarray, float] | None = None  # (first day, who, log factor)
         dep = deprivation(geo.imd_decile[people.lsoa])
         frail = np.log1p(people.frailty.astype(np.float64))
         self.frail, self.dep = frail, dep
@@ -94,6 +95,11 @@ class HazardModel:
         self.death_intercept = float(np.log(TARGET_DEATH_RATE / death[alive].mean()))
         self._cache.clear()
 
+    def apply_shift(self, first_day: int, who: np.ndarray, factor: float) -> None:
+        """From `first_day`, multiply the emergency hazard of `who` by `factor` (after calibration)."""
+        self.shift = (first_day, who, float(np.log(factor)))
+        self._cache.clear()
+
     def rates(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(log annual emergency rate, annual death rate, conditions present) of everyone on `day`,
         cached for a year of months."""
@@ -108,6 +114,8 @@ class HazardModel:
             # multimorbidity and frailty in old age compound the risk (not additive on the log scale)
             synergy = 0.3 * (k >= 3) + 0.4 * self.frail * (age >= 75)
             log_em = self.intercept + age_term + self.static + self._cum_em[rows, k] + synergy
+            if self.shift is not None and day >= self.shift[0]:
+                log_em = log_em + self.shift[1] * self.shift[2]
             lin = self.death_intercept + 0.092 * (age - 80) + self.death_static + self._cum_death[rows, k]
             death = np.exp(lin) + np.where(age < 1, 0.004, 0.0)
             hit = (log_em, death, k)
@@ -124,10 +132,13 @@ class HazardModel:
 
 
 def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-                      index_days: list[int]) -> Activity:
-    """Run the monthly simulation; fills `people.death` and `people.exit` and returns events."""
+                      index_days: list[int], shift: tuple[int, np.ndarray, float] | None = None) -> Activity:
+    """Run the monthly simulation; fills `people.death` and `people.exit` and returns events. `shift`
+    (first day, who, factor) changes some people's emergency hazard from a day on."""
     n = people.n
     hazards = HazardModel(people, geo, cal)
+    if shift is not None:
+        hazards.apply_shift(*shift)
     w_em, w_el, w_wd = cal.emergency_weights(), cal.elective_weights(), cal.weekday_weights()
     starts = cal.month_start[:-1]
     # share of an annual rate falling in each month, by activity pattern

@@ -29,6 +29,22 @@ class DefectConfig(BaseModel):
         return value
 
 
+class ShiftConfig(BaseModel):
+    """A change over time (for monitoring tests): from `start`, emergency admissions of one broad ethnic
+    group (or everyone) become `factor` times as likely, as after a change in admission thresholds."""
+
+    start: date
+    factor: float = Field(2.0, gt=0.0, le=20.0)
+    group: str | None = Field(None, description=f"Broad ethnic group affected (None: everyone): {UNDER_RECORD_GROUPS[:-1]}.")
+
+    @field_validator("group")
+    @classmethod
+    def _known_group(cls, value: str | None) -> str | None:
+        if value is not None and value not in UNDER_RECORD_GROUPS[:-1]:
+            raise ValueError(f"shift group must be one of {UNDER_RECORD_GROUPS[:-1]}, not {value!r}")
+        return value
+
+
 class GeneratorConfig(BaseModel):
     """What to generate. Same configuration and seed give the same bytes."""
 
@@ -45,6 +61,7 @@ class GeneratorConfig(BaseModel):
     out_of_area_share: float = Field(0.01, ge=0.0, le=0.2, description="Hospital activity of non-residents (unlinked).")
     file_format: Literal["parquet", "csv"] = "parquet"
     defects: DefectConfig = Field(default_factory=DefectConfig)
+    shift: ShiftConfig | None = None
 
     @model_validator(mode="after")
     def _dates_consistent(self) -> "GeneratorConfig":

@@ -60,7 +60,12 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     geo = build_geography(cfg, rng)
     people = build_people(cfg, geo, cal, rng)
     say("deaths, admissions and community activity")
-    act = simulate_activity(people, geo, cal, rng, index_days)
+    shift = None
+    if cfg.shift is not None:
+        broad = np.vectorize(BROAD_ETHNIC_GROUP.get, otypes=["U7"])(people.ethnicity)
+        who = np.ones(people.n, bool) if cfg.shift.group is None else broad == cfg.shift.group
+        shift = (to_days(cfg.shift.start), who.astype(np.float64), cfg.shift.factor)
+    act = simulate_activity(people, geo, cal, rng, index_days, shift)
     say("COPD and asthma exacerbations, home monitoring")
     resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
 

@@ -233,8 +233,12 @@ def create_pages() -> FastAPI:
         versions = views.model_versions(st)
         chosen = views.pick_version(versions, model, version)
         report = views.equity_view(st, chosen) if chosen else None
+        from evaluation.monitoring import latest
+
+        watched = [dict(a, model=m["model"], version=m["version"], as_of=m["as_of"]) for m in latest(st.settings).values()
+                   for a in m["alerts"] if a["kind"] == "fairness"]
         return render(request, "equity.html", user=u, title="Equity", versions=versions, chosen=chosen, report=report,
-                      done=done, can_decide=u.role == Role.safety_officer)
+                      done=done, can_decide=u.role == Role.safety_officer, fairness_alerts=watched)
 
     @app.get("/equity/{name}/{version}/report")
     def equity_report(request: Request, name: Literal["emergency_admission", "flare_up"],
@@ -273,8 +277,10 @@ def create_pages() -> FastAPI:
     @app.get("/models")
     def models(request: Request):
         st, u = signed_in(request, "models")
+        from evaluation.monitoring import latest
+
         return render(request, "models.html", user=u, title="Models", versions=views.model_versions(st),
-                      deployed={n: c.version for n, c in st.bundle.champions.items()})
+                      deployed={n: c.version for n, c in st.bundle.champions.items()}, monitoring=latest(st.settings))
 
     @app.get("/models/{name}/{version}/calibration.png")
     def calibration_png(request: Request, name: Literal["emergency_admission", "flare_up"],
