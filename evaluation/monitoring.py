@@ -8,6 +8,7 @@ tolerance adds an entry to the hazard log."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -129,16 +130,15 @@ def run_monitor(settings: Settings, name: str, as_of: date | None = None,
     _, params = load_scores(name, int(mv.version))
     run_metrics = client.get_run(mv.run_id).data.metrics
     as_of = as_of or data_end(settings.warehouse_path)
-    reference_day = date.fromisoformat(json.loads(params["validation_dates"].replace("'", '"'))[-1]
-                                       if params.get("validation_dates", "").startswith("[")
-                                       else params.get("validation_dates", str(as_of)))
+    logged = re.findall(r"\d{4}-\d{2}-\d{2}", params.get("validation_dates", ""))  # a list or "first..last (n dates)"
+    reference_day = date.fromisoformat(logged[-1]) if logged else as_of - timedelta(days=365)
     alerts: list[Alert] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         reference, _ = _features(settings, name, reference_day, folder)
         current, _ = _features(settings, name, as_of, folder)
         outcome_day = as_of - timedelta(days=HORIZON_DAYS.get(name, 365))
-        matured, manifest = _features(settings, name, outcome_day, folder) if outcome_day > reference_day else (None, None)
+        matured, manifest = _features(settings, name, outcome_day, folder) if outcome_day >= reference_day else (None, None)
 
     # ---- realised performance, calibration and fairness (outcomes matured) ----
     performance: dict[str, float | None] = {}
