@@ -669,6 +669,7 @@ def retrain(
     model: Annotated[str, typer.Argument(help="emergency-admission or flare-up.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
+    draws: Annotated[int, typer.Option(help="Bootstrap draws of the audit.")] = 1000,
 ) -> None:
     """Train a new version and audit it; it stays `candidate` until a safety officer approves and it is promoted."""
     from evaluation.fairness.config import AuditConfig
@@ -680,7 +681,7 @@ def retrain(
     _train(name, seed, config, None)
     settings = _settings()
     with _stages(f"Auditing {name}", 8) as advance:
-        out = audit_model(settings, name, None, AuditConfig(), progress=advance)
+        out = audit_model(settings, name, None, AuditConfig(bootstrap_draws=draws), progress=advance)
     MlflowClient().set_model_version_tag(name, str(out.result.subject["version"]), "retrained", "true")
     _print_audit(out.result, out.html_path, out.json_path)
     console.print(f"{name} version {out.result.subject['version']} is the [bold]candidate[/], awaiting a clinical "

@@ -165,7 +165,7 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
     config.write_text(quick.model_dump_json())
     train = phm("train", "emergency-admission", "--config", str(config), home=home)
     assert train.returncode == 0, train.stderr[-2000:]
-    audit = phm("audit", "run", "--model", "emergency_admission", home=home)
+    audit = phm("audit", "run", "--model", "emergency_admission", "--draws", "100", home=home)
     assert audit.returncode == 0, audit.stderr[-2000:]
     report = json.loads((home / "reports" / "audits" / "emergency_admission_v1" / "bias_report.json").read_text())
     assert report["subject"]["data"] == "Synthea export (synthetic patients)" and len(report["groupings"]) == 7

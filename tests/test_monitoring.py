@@ -100,7 +100,7 @@ def test_without_a_shift_no_alerts(tmp_path: Path) -> None:
 def test_retrain_leaves_an_audited_candidate_that_needs_approval(shifted: Settings, tmp_path: Path) -> None:
     config = tmp_path / "train.json"
     config.write_text(QUICK.model_copy(update={"validation_dates": [date(2024, 3, 1)]}).model_dump_json())
-    out = phm("retrain", "emergency-admission", "--config", str(config), home=shifted.home)
+    out = phm("retrain", "emergency-admission", "--config", str(config), "--draws", "100", home=shifted.home)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "version 2 is the candidate" in " ".join(out.stdout.split())
     tracking.configure(shifted)
