@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -152,7 +154,7 @@ def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_day
     folder = st.settings.home / "forecasts" / "latest"
     if not (folder / "forecasts.parquet").exists():
         raise QueryError(409, "no forecasts yet: run `phm forecast fit`")
-    frame = pd.read_parquet(folder / "forecasts.parquet")
+    frame = _table(folder / "forecasts.parquet")
     if site not in set(frame.site):
         raise QueryError(404, f"unknown site {site!r}; sites: {sorted(frame.site.unique())}")
     part = frame[(frame.site == site) & (frame.metric == metric)].sort_values("date")
@@ -161,7 +163,7 @@ def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_day
     if horizon > len(part):
         raise QueryError(422, f"horizon must be at most {len(part)} days")
     part = part.head(horizon)
-    hist = pd.read_parquet(folder / "history.parquet")
+    hist = _table(folder / "history.parquet")
     hist = hist[(hist.site == site) & (hist.metric == metric)].sort_values("date").tail(history_days)
     rows = part.drop(columns=["sigma_a", "sigma_b"]).assign(date=part.date.dt.strftime("%Y-%m-%d"))
     return {"site": site, "metric": metric, "model": str(part.model.iloc[0]),
@@ -191,8 +193,18 @@ def forecast_sites(st: ServiceState) -> list[str]:
     path = st.settings.home / "forecasts" / "latest" / "forecasts.parquet"
     if not path.exists():
         return []
-    sites = sorted(set(pd.read_parquet(path, columns=["site"]).site))
+    sites = sorted(set(_table(path).site))
     return sorted(sites, key=lambda s: (s != "ICS", s))
+
+
+def _table(path: Path) -> pd.DataFrame:
+    """A forecast table, read once per version of the file (the Capacity page draws three charts)."""
+    return _read(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _read(path: str, _version: int) -> pd.DataFrame:
+    return pd.read_parquet(path)
 
 
 def _num(x: Any) -> float | None:

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from serving.users import User
@@ -19,8 +20,10 @@ COOKIE = "phm_session"
 LIFETIME = 8 * 3600  # seconds
 
 
+@lru_cache(maxsize=8)
 def _key(home: Path) -> bytes:
-    """The signing key (created once, readable only by the service's user)."""
+    """The signing key (created once, readable only by the service's user; it never changes, so it is
+    read once per process)."""
     path = home / "security" / "session.key"
     try:
         return bytes.fromhex(path.read_text().strip())

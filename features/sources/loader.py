@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 from pathlib import Path
 
@@ -196,7 +197,7 @@ class Loader:
                           source_format=note.get("format", "phm"), source_notes=note.get("notes", []),
                           mapping_rejected=note.get("rejected", {}))
 
-    @property
+    @cached_property
     def source_note(self) -> dict:
         """What a format mapping recorded about the staged folder (empty for PHM extracts)."""
         path = self.src / SOURCE_NOTE

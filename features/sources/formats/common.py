@@ -64,6 +64,13 @@ def read_source(src: Path, stem: str, required: bool, report: ConversionReport,
     return frame
 
 
+def column(frame: pd.DataFrame | None, name: str) -> pd.Series:
+    """A source column, or an all-missing text column when the file or the column is absent."""
+    if frame is None:
+        return pd.Series(dtype="string")
+    return frame[name] if name in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+
+
 def surrogate_nhs_numbers(ids: list[str], start: int = 9_000_000_000) -> dict[str, str]:
     """Deterministic, collision-free 10-digit numbers with a valid check digit for source person ids:
     the i-th id in sorted order gets the i-th valid number from `start` (the loader then replaces them

@@ -31,6 +31,7 @@ import pandas as pd
 
 from features import codes
 from features.sources.formats.common import ConversionReport, FormatError, Staging, read_source, surrogate_nhs_numbers
+from features.sources.formats.common import column as _col
 from features.sources.formats.vocab import (CONDITION_SNOMED, bnf_for_name, condition_for_icd10,
                                             condition_for_snomed, ethnic_category)
 
@@ -114,12 +115,6 @@ def _read(src: Path, stem: str, required: bool, report: ConversionReport,
         return None
     frame.columns = [c.lower() for c in frame.columns]
     return frame.assign(**{c: _text(frame[c]) for c in frame.columns if c not in ("_row", "_file")})
-
-
-def _col(frame: pd.DataFrame | None, name: str) -> pd.Series:
-    if frame is None:
-        return pd.Series(dtype="string")
-    return frame[name] if name in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
 
 
 def _when(s: pd.Series) -> pd.Series:

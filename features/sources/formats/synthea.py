@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features import codes
-from features.sources.formats.common import ConversionReport, Staging, read_source, surrogate_nhs_numbers
+from features.sources.formats.common import column, ConversionReport, Staging, read_source, surrogate_nhs_numbers
 from features.sources.formats.vocab import CONDITION_SNOMED, bnf_for_name, condition_for_snomed, ethnic_category
 
 EMERGENCY_ADMISSION_CODE = "183452005"  # Emergency hospital admission (procedure)
@@ -48,7 +48,7 @@ def convert(src: Path, out: Path) -> ConversionReport:
     encounters = _known(stage, encounters, numbers, "encounters")
     encounters["cls"] = encounters["ENCOUNTERCLASS"].str.strip().str.lower()
     encounters["start"] = pd.to_datetime(encounters["START"], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
-    encounters["stop"] = pd.to_datetime(_col(encounters, "STOP"), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+    encounters["stop"] = pd.to_datetime(column(encounters, "STOP"), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
     bad = encounters["start"].isna()
     stage.reject(encounters[bad], "wrong_type", "START", "encounters")
     encounters = encounters[~bad]
@@ -66,13 +66,13 @@ def convert(src: Path, out: Path) -> ConversionReport:
     if imd is not None:
         stage.add("imd", imd)
     birth = pd.to_datetime(patients["BIRTHDATE"], errors="coerce")
-    death = pd.to_datetime(_col(patients, "DEATHDATE"), errors="coerce")
+    death = pd.to_datetime(column(patients, "DEATHDATE"), errors="coerce")
     gender = patients["GENDER"].str.strip().str.upper()
     stage.add("patients", pd.DataFrame({
         "nhs_number": patients["Id"].map(numbers), "year_of_birth": birth.dt.year.astype("Int64").astype("string"),
         "month_of_birth": birth.dt.month.astype("Int64").astype("string"),
         "sex": gender.where(gender.isin(["M", "F"]), "U"),
-        "ethnic_category": [ethnic_category(r) for r in _col(patients, "RACE")],
+        "ethnic_category": [ethnic_category(r) for r in column(patients, "RACE")],
         "lsoa11": lsoa, "practice_code": patients["Id"].map(practice_of).fillna("Y99999"),
         "registration_start": birth.dt.strftime("%Y-%m-%d"), "registration_end": None,
         "date_of_death": death.dt.strftime("%Y-%m-%d")}))
@@ -84,10 +84,6 @@ def convert(src: Path, out: Path) -> ConversionReport:
     if procedures is not None:
         report.notes.append(f"{len(procedures):,} procedure rows read and not used: no predictor reads procedures.")
     return stage.write(out)
-
-
-def _col(frame: pd.DataFrame, name: str) -> pd.Series:
-    return frame[name] if name in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
 
 
 def _known(stage: Staging, frame: pd.DataFrame, numbers: dict[str, str], table: str) -> pd.DataFrame:
@@ -106,7 +102,7 @@ def _events_file(stage: Staging, src: Path, report: ConversionReport, numbers: d
 
 def _practices(enc: pd.DataFrame, orgs: pd.DataFrame | None, patients: pd.DataFrame,
                report: ConversionReport) -> tuple[pd.DataFrame, dict[str, str]]:
-    primary = enc[enc["cls"].isin(PRIMARY_CARE) & _col(enc, "ORGANIZATION").notna()]
+    primary = enc[enc["cls"].isin(PRIMARY_CARE) & column(enc, "ORGANIZATION").notna()]
     if primary.empty:
         usual = pd.Series(dtype="string")
     else:
@@ -129,7 +125,7 @@ def _practices(enc: pd.DataFrame, orgs: pd.DataFrame | None, patients: pd.DataFr
 
 def _sites(enc: pd.DataFrame, orgs: pd.DataFrame | None, report: ConversionReport) -> tuple[pd.DataFrame, dict]:
     hospital = enc[enc["cls"].isin(["inpatient", "emergency", "urgentcare"])]
-    org = _col(hospital, "ORGANIZATION").fillna("(none)")
+    org = column(hospital, "ORGANIZATION").fillna("(none)")
     site_of = {o: f"RS{chr(65 + i // 100)}{i % 100:02d}" for i, o in enumerate(sorted(org.unique()))}
     names = orgs.set_index("Id")["NAME"].to_dict() if orgs is not None and "NAME" in orgs else {}
     rows = []
@@ -156,7 +152,7 @@ def _peak_census(spells: pd.DataFrame) -> int:
 
 
 def _deprivation(patients: pd.DataFrame, report: ConversionReport) -> tuple[pd.DataFrame | None, pd.Series]:
-    income = pd.to_numeric(_col(patients, "INCOME"), errors="coerce")
+    income = pd.to_numeric(column(patients, "INCOME"), errors="coerce")
     if not income.notna().any():
         report.notes.append("No INCOME in patients.csv: deprivation (IMD) is unknown for everyone.")
         return None, pd.Series(None, index=patients.index, dtype="string")
@@ -172,7 +168,7 @@ def _deprivation(patients: pd.DataFrame, report: ConversionReport) -> tuple[pd.D
 def _encounter_tables(stage: Staging, enc: pd.DataFrame, numbers: dict[str, str], site_of: dict) -> None:
     nhs = enc["PATIENT"].map(numbers)
     day = enc["start"].dt.strftime("%Y-%m-%d")
-    site = _col(enc, "ORGANIZATION").fillna("(none)").map(site_of)
+    site = column(enc, "ORGANIZATION").fillna("(none)").map(site_of)
     urgent = enc[enc["cls"].isin(["emergency", "urgentcare"])]
     stage.add("ae_attendances", pd.DataFrame({
         "attendance_id": urgent["Id"], "nhs_number": nhs[urgent.index],
@@ -182,8 +178,8 @@ def _encounter_tables(stage: Staging, enc: pd.DataFrame, numbers: dict[str, str]
     arrivals = urgent[["PATIENT", "start"]].rename(columns={"start": "arrived"})
     pairs = inpatient[["Id", "PATIENT", "start"]].merge(arrivals, on="PATIENT")
     after_ae = set(pairs.loc[(pairs.start >= pairs.arrived) & (pairs.start - pairs.arrived <= pd.Timedelta(days=1)), "Id"])
-    emergency = (_col(inpatient, "CODE").astype("string").str.strip() == EMERGENCY_ADMISSION_CODE) | inpatient["Id"].isin(after_ae)
-    reason = _col(inpatient, "REASONCODE").map(condition_for_snomed).map(ADMISSION_ICD10)
+    emergency = (column(inpatient, "CODE").astype("string").str.strip() == EMERGENCY_ADMISSION_CODE) | inpatient["Id"].isin(after_ae)
+    reason = column(inpatient, "REASONCODE").map(condition_for_snomed).map(ADMISSION_ICD10)
     stage.add("apc_spells", pd.DataFrame({
         "spell_id": inpatient["Id"], "nhs_number": nhs[inpatient.index], "admission_date": day[inpatient.index],
         "discharge_date": inpatient["stop"].dt.strftime("%Y-%m-%d"),
@@ -202,7 +198,7 @@ def _encounter_tables(stage: Staging, enc: pd.DataFrame, numbers: dict[str, str]
                                            "service_type": "nursing_care", "start_date": day[snf.index],
                                            "end_date": snf["stop"].dt.strftime("%Y-%m-%d")}))
     primary = enc[enc["cls"].isin(PRIMARY_CARE)]
-    code = _col(primary, "CODE").astype("string").str.strip()
+    code = column(primary, "CODE").astype("string").str.strip()
     coded = code.str.fullmatch(r"[0-9]{6,18}").fillna(False)
     _gp_events(stage, "e" + primary["Id"][coded], nhs[primary.index][coded], day[primary.index][coded], code[coded])
     if (~coded).any():
@@ -233,7 +229,7 @@ def _medications(stage: Staging, src: Path, report: ConversionReport, numbers: d
     stage.reject(frame[bnf.isna()], "unmapped_code", "DESCRIPTION", "medications")
     ok = frame[bnf.notna()].assign(bnf=bnf[bnf.notna()])
     start = pd.to_datetime(ok["START"], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None).dt.normalize()
-    stop = pd.to_datetime(_col(ok, "STOP"), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None).fillna(end)
+    stop = pd.to_datetime(column(ok, "STOP"), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None).fillna(end)
     issues = (((stop - start).dt.days // REFILL_DAYS) + 1).clip(lower=1, upper=MAX_ISSUES).fillna(1).astype(int)
     keep = start.notna()
     ok, start, issues = ok[keep], start[keep], issues[keep]
@@ -252,8 +248,8 @@ def _observations(stage: Staging, src: Path, report: ConversionReport, numbers: 
     if frame is None:
         return
     code = frame["CODE"].astype("string").str.strip()
-    value = pd.to_numeric(_col(frame, "VALUE"), errors="coerce")
-    smoker = (code == SMOKING_LOINC) & _col(frame, "VALUE").astype("string").str.lower().str.contains("current").fillna(False)
+    value = pd.to_numeric(column(frame, "VALUE"), errors="coerce")
+    smoker = (code == SMOKING_LOINC) & column(frame, "VALUE").astype("string").str.lower().str.contains("current").fillna(False)
     snomed = code.map(OBSERVATION_LOINC).where(value.notna()).fillna(pd.Series(np.where(smoker, codes.SMOKER_CODE, None),
                                                                                 index=frame.index))
     used = snomed.notna()
