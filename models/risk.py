@@ -82,12 +82,22 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
             self.calibrator_ = LogisticRegression(C=1e6, max_iter=1000).fit(logit(raw)[:, None], y_cal)
         return self
 
+    def use_threads(self, threads: int | None) -> "GradientBoostedRisk":
+        """Threads LightGBM predicts with (None: as trained). A service with one worker per core uses 1:
+        more would spin OpenMP threads against the other workers. Predictions do not depend on it."""
+        self.predict_threads_ = threads
+        return self
+
+    def _predict_kwargs(self) -> dict:
+        threads = getattr(self, "predict_threads_", None)  # models pickled before `use_threads` lack it
+        return {"num_iteration": self.best_iteration_, **({"num_threads": threads} if threads else {})}
+
     @property
     def best_iteration_(self) -> int:
         return int(self.booster_.best_iteration_ or self.booster_.n_estimators)
 
     def raw_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster_.predict_proba(X[self.feature_names_in_], num_iteration=self.best_iteration_)[:, 1]
+        return self.booster_.predict_proba(X[self.feature_names_in_], **self._predict_kwargs())[:, 1]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.raw_proba(X)
@@ -102,12 +112,12 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """LightGBM's own per-feature contributions (log-odds) for each row; last column is the bias."""
-        out = self.booster_.predict(X[self.feature_names_in_], pred_contrib=True, num_iteration=self.best_iteration_)
+        out = self.booster_.predict(X[self.feature_names_in_], pred_contrib=True, **self._predict_kwargs())
         return pd.DataFrame(out, columns=[*self.feature_names_in_, "_bias"], index=X.index)
 
     def contributions_array(self, values: np.ndarray) -> np.ndarray:
         """The same from a float array in `feature_names_in_` order, through the raw booster (fast)."""
-        return self.booster_.booster_.predict(values, pred_contrib=True, num_iteration=self.best_iteration_)
+        return self.booster_.booster_.predict(values, pred_contrib=True, **self._predict_kwargs())
 
     def importance(self) -> pd.Series:
         gain = self.booster_.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)

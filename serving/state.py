@@ -3,6 +3,7 @@ builds a new bundle and swaps it in one assignment, so requests never see half o
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,12 +12,24 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.series import practice_pcns
 from phm.settings import Settings
 from serving import snapshots
 from serving.users import User, load_users, users_path
 from training import tracking
+
+PREDICT_THREADS = 1  # each worker predicts on one thread; the workers (one per core) are the parallelism
+
+
+def _settle() -> None:
+    """Collect once, then hide every surviving object from the cyclic garbage collector (`gc.freeze`).
+    The loaded snapshot and libraries make a full collection take ~0.2 s, which otherwise stalls every
+    request in flight whenever one happens; a reload unfreezes, collects the old bundle and freezes again."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
@@ -28,7 +41,7 @@ class Bundle:
     practices: dict[str, str]  # practice -> PCN
     position: dict[int, int] = field(default_factory=dict)  # person_id -> row of `scores`
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # plain NumPy copies for fast lookups
-    features: tuple[dict[int, int], np.ndarray] | None = None  # today's predictors, loaded on first use
+    features: tuple[dict[int, int], np.ndarray] | None = None  # today's predictors (on-demand reasons)
     loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -41,6 +54,7 @@ class ServiceState:
         self._lock = threading.Lock()
         self._seen = self._stamp()
         self.bundle = self._load()
+        _settle()
 
     @property
     def generation_file(self) -> Path:
@@ -60,6 +74,7 @@ class ServiceState:
             with self._lock:
                 self._seen = stamp
                 self.bundle = self._load()
+                _settle()
 
     def _load(self) -> Bundle:
         tracking.configure(self.settings)
@@ -67,6 +82,7 @@ class ServiceState:
         for name in ("emergency_admission", "flare_up"):
             found = snapshots.load_champion(name)
             if found is not None:
+                found.model.use_threads(PREDICT_THREADS)
                 champions[name] = found
         snap = snapshots.current(self.settings)
         meta, scores = snap if snap else (None, None)
@@ -77,7 +93,25 @@ class ServiceState:
             columns = {c: scores[c].to_numpy(dtype=object if scores[c].dtype.kind not in "iuf" else None)
                        for c in ("person_id", "risk", "band", "rank", "reasons", "practice_code")}
         return Bundle(load_users(self.settings.home), champions, meta, scores, practices, position=position,
-                      columns=columns)
+                      columns=columns, features=self._features(meta, scores, position, champions))
+
+    def _features(self, meta: dict | None, scores: pd.DataFrame | None, position: dict[int, int],
+                  champions: dict[str, snapshots.Champion]) -> tuple[dict[int, int], np.ndarray] | None:
+        """Today's predictors in the champion's column order, read with the snapshot (not on a first request,
+        which would stall it and every request queued behind it). None when the champion's predictors are
+        not in the snapshot (a champion promoted after the scoring run): no on-demand reasons then."""
+        champ = champions.get("emergency_admission")
+        if meta is None or scores is None or champ is None:
+            return None
+        path = snapshots.snapshots_root(self.settings) / meta["snapshot_folder"] / "features.parquet"
+        names = list(champ.model.feature_names_in_)
+        if not path.exists() or not set(names) <= set(pq.read_schema(path).names):
+            return None
+        frame = pd.read_parquet(path, columns=["person_id", *names])
+        ids = frame.person_id.to_numpy()
+        same = len(ids) == len(scores) and np.array_equal(ids, scores.person_id.to_numpy())
+        where = position if same else dict(zip(ids.tolist(), range(len(ids))))
+        return where, frame[names].to_numpy("float64")
 
     def reload(self) -> dict:
         """Reload here and signal every other worker to do the same."""
@@ -86,6 +120,7 @@ class ServiceState:
         with self._lock:
             self._seen = self._stamp()
             self.bundle = self._load()
+            _settle()
         return self.describe()
 
     def describe(self) -> dict:
@@ -95,12 +130,8 @@ class ServiceState:
 
     def features_for(self, person_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """Today's predictors (champion's column order) for those of these people in the snapshot."""
-        b = self.bundle
-        if b.features is None:
-            folder = snapshots.snapshots_root(self.settings) / b.meta["snapshot_folder"]
-            frame = pd.read_parquet(folder / "features.parquet")
-            names = list(b.champions["emergency_admission"].model.feature_names_in_)
-            b.features = (dict(zip(frame.person_id.tolist(), range(len(frame)))), frame[names].to_numpy("float64"))
-        where, values = b.features
+        if self.bundle.features is None:
+            return [], np.empty((0, 0))
+        where, values = self.bundle.features
         found = [p for p in person_ids if p in where]
         return found, values[[where[p] for p in found]]

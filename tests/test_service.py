@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from phm import ledger
 from phm.settings import Settings
 from served import BIN
-from serving.snapshots import POINTER, snapshots_root
+from models.explain import reasons
+from serving.snapshots import POINTER, current, load_champion, snapshots_root
+from training import tracking
 from test_cli import run as phm
 
 
@@ -113,6 +115,25 @@ def test_score_by_id_and_by_record(server, tokens, home) -> None:
     huge = call(server, "POST", "/api/score", tokens["coord"], content=b"[" + b"1," * 600_000 + b"1]",
                 headers={"content-type": "application/json"})
     assert huge.status_code == 413
+
+
+def test_reasons_on_demand_for_people_outside_the_bands(server, tokens, home) -> None:
+    """People below the worklist bands carry no reasons in the snapshot: the service explains them from the
+    snapshot's predictors (loaded with it, one LightGBM thread per worker), exactly as in-process."""
+    everyone = call(server, "GET", "/api/worklist", tokens["coord"],
+                    params={"top": 10_000, "min_band": "routine"}).json()["rows"]
+    routine = [x["person_id"] for x in everyone if x["band"] == "routine"][-5:]
+    assert len(routine) == 5
+    r = call(server, "POST", "/api/score", tokens["coord"], json={"person_ids": routine})
+    assert r.status_code == 200, r.text
+    served = {s["person_id"]: s["reasons"] for s in r.json()["results"]}
+    snapshot, _ = current(home)
+    tracking.configure(home)
+    folder = snapshots_root(home) / snapshot["snapshot_folder"]
+    champion = load_champion("emergency_admission")  # as trained: LightGBM's default threads
+    features = pd.read_parquet(folder / "features.parquet").set_index("person_id").loc[[int(p) for p in routine]]
+    expected = reasons(champion.model, features)
+    assert [served[p] for p in routine] == expected and any(expected)
 
 
 def test_planner_aggregates_suppress_small_numbers(server, tokens) -> None:
