@@ -1,27 +1,28 @@
-"""Build a feature table (with labels) from the warehouse and write it with its manifest.
+"""Build a feature table (with labels) from the linked tables and write it with its manifest.
 
-The warehouse is attached read-only (many readers may build at once); the Parquet output is
-written to a temporary file and moved into place, so a failed build leaves no partial file.
+On DuckDB the warehouse is attached read-only (many readers may build at once); on Spark the same
+SQL runs on the cluster's tables. The Parquet output is written beside its destination and moved
+into place, so a failed build leaves no partial file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from datetime import date
 from pathlib import Path
 
-import duckdb
+import pandas as pd
 from pydantic import BaseModel, Field
 
 from features.cohorts import CohortConfig, LabelConfig, cohort_sql, label_sql
-from features.sources.loader import warehouse_source
 from features.definitions.catalogue import FEATURE_SETS
 from features.definitions.model import AttributeFeature, EventFeature, FeatureSet
+from features.engine.base import Engine
 from features.engine.compiler import FeatureCompiler
-from features.engine.dialect import DuckDBDialect
+from features.engine.duckdb_engine import DuckDBEngine
+from features.sources.loader import source_description
 
 DEFAULT_COHORTS = {
     "emergency_admission": CohortConfig(),
@@ -82,11 +83,8 @@ def required_columns(fs: FeatureSet) -> dict[str, set[str]]:
     return need
 
 
-def check_sources(con: duckdb.DuckDBPyConnection, fs: FeatureSet, schema: str = "wh") -> None:
-    present: dict[str, set[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
-                                     "WHERE table_catalog = ?", [schema]).fetchall():
-        present.setdefault(table, set()).add(column)
+def check_sources(engine: Engine, fs: FeatureSet) -> None:
+    present = engine.columns()
     missing_tables = [t for t in required_columns(fs) if t not in present]
     missing_cols = [f"{t}.{c}" for t, cols in required_columns(fs).items() if t in present
                     for c in sorted(cols) if c not in present[t]]
@@ -100,79 +98,65 @@ def check_sources(con: duckdb.DuckDBPyConnection, fs: FeatureSet, schema: str = 
                                  "Load extracts that provide them (`phm data load`).")
 
 
-def open_warehouse(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    if not warehouse.exists():
-        raise FileNotFoundError(f"{warehouse}: no warehouse yet. Run `phm data load SRC_DIR` (or `phm demo`) first.")
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
-    return con
-
-
-def data_end_of(con: duckdb.DuckDBPyConnection) -> date:
-    row = con.execute("""SELECT max(d) FROM (SELECT max(admission_date) AS d FROM wh.apc_spells
-                         UNION ALL SELECT max(issue_date) FROM wh.prescriptions
-                         UNION ALL SELECT max(CAST(arrival_time AS DATE)) FROM wh.ae_attendances)""").fetchone()
-    if row[0] is None:
+def data_end_of(engine: Engine) -> date:
+    t = engine.table
+    row = engine.rows(f"""SELECT max(d) FROM (SELECT max(admission_date) AS d FROM {t('apc_spells')}
+                          UNION ALL SELECT max(issue_date) AS d FROM {t('prescriptions')}
+                          UNION ALL SELECT max(CAST(arrival_time AS DATE)) AS d FROM {t('ae_attendances')}) m""")
+    if row[0][0] is None:
         raise EmptyCohortError("the warehouse holds no activity, so follow-up cannot be judged")
-    return row[0]
+    return row[0][0]
 
 
-def build(warehouse: Path, cfg: BuildConfig, out: Path) -> dict:
-    """Build the feature table to `out` (Parquet) and `out` + `.manifest.json`; returns the manifest."""
+def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
+    """Build the feature table to `out` (Parquet: a file on DuckDB, a folder of parts on Spark) and
+    `out` + `.manifest.json`; returns the manifest. `source` is a DuckDB warehouse file or an open engine."""
     started = time.perf_counter()
     fs, cohort_cfg, label_cfg = cfg.resolved()
-    dialect = DuckDBDialect()
-    table = lambda name: f"wh.{name}"  # noqa: E731
-    con = open_warehouse(warehouse)
+    engine = DuckDBEngine(source) if isinstance(source, Path) else source
+    dialect, table = engine.dialect, engine.table
     try:
-        check_sources(con, fs)
-        data_end = cfg.data_end or data_end_of(con)
-        con.execute(f"CREATE TEMP TABLE cohort_all AS {cohort_sql(cohort_cfg, cfg.index_dates, dialect, table)}")
-        excluded = {r: n for r, n in con.execute("SELECT _reason, count(*) FROM cohort_all WHERE _reason IS NOT NULL "
-                                                 "GROUP BY 1 ORDER BY 2 DESC").fetchall()}
-        eligible = dict(con.execute("SELECT CAST(_idx AS VARCHAR), count(*) FROM cohort_all WHERE _reason IS NULL "
-                                    "GROUP BY 1 ORDER BY 1").fetchall())
+        check_sources(engine, fs)
+        data_end = cfg.data_end or data_end_of(engine)
+        engine.materialize("cohort_all", cohort_sql(cohort_cfg, cfg.index_dates, dialect, table))
+        excluded = {r: n for r, n in engine.rows("SELECT _reason, count(*) AS n FROM cohort_all WHERE _reason IS NOT NULL "
+                                                 "GROUP BY _reason ORDER BY n DESC, _reason")}
+        eligible = dict(engine.rows(f"SELECT {dialect.as_text('_idx')} AS d, count(*) AS n FROM cohort_all "
+                                    "WHERE _reason IS NULL GROUP BY _idx ORDER BY d"))
         if not eligible:
             raise EmptyCohortError(
                 f"no one is eligible for {fs.name} at {', '.join(map(str, cfg.index_dates))}"
                 f" (excluded: {', '.join(f'{k} {v:,}' for k, v in excluded.items()) or 'no patients loaded'})")
-        con.execute("CREATE TEMP TABLE cohort AS SELECT person_id, _idx FROM cohort_all WHERE _reason IS NULL")
+        engine.materialize("cohort", "SELECT person_id, _idx FROM cohort_all WHERE _reason IS NULL")
         single = cfg.index_dates[0] if len(cfg.index_dates) == 1 else None
         features_sql = FeatureCompiler(dialect, table, index_date=single).compile(fs)
         labels = label_sql(label_cfg, dialect, table, data_end)
-        con.execute(f"""CREATE TEMP TABLE result AS SELECT f.*, l.{label_cfg.column}, l.censor_reason
-                        FROM ({features_sql}) f JOIN ({labels}) l
-                        ON l.person_id = f.person_id AND l._idx = f.index_date
-                        ORDER BY f.index_date, f.person_id""")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        con.execute(f"COPY result TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
-        os.replace(tmp, out)
-        manifest = _manifest(con, fs, cfg, cohort_cfg, label_cfg, warehouse, data_end, excluded, eligible, out)
+        engine.write_parquet(f"""SELECT f.*, l.{label_cfg.column}, l.censor_reason
+                                 FROM ({features_sql}) f JOIN ({labels}) l
+                                 ON l.person_id = f.person_id AND l._idx = f.index_date""", ["index_date", "person_id"], out)
+        engine.read_parquet("result", out)  # the manifest describes the file as written
+        manifest = _manifest(engine, fs, cfg, cohort_cfg, label_cfg, data_end, excluded, eligible, out)
     finally:
-        con.close()
+        if engine is not source:
+            engine.close()
     manifest["build_seconds"] = round(time.perf_counter() - started, 2)
     Path(str(out) + ".manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
 
 
-def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, label_cfg: LabelConfig,
-              warehouse: Path, data_end: date, excluded: dict, eligible: dict, out: Path) -> dict:
+def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, label_cfg: LabelConfig,
+              data_end: date, excluded: dict, eligible: dict, out: Path) -> dict:
     names = [f.name for f in fs.features]
-    nulls = con.execute("SELECT " + ", ".join(f"avg(CASE WHEN {n} IS NULL THEN 1 ELSE 0 END)" for n in names)
-                        + " FROM result").fetchone()
+    nulls = engine.rows("SELECT " + ", ".join(f"avg(CASE WHEN {n} IS NULL THEN 1.0 ELSE 0.0 END) AS {n}"
+                                              for n in names) + " FROM result")[0]
     col = label_cfg.column
-    positives, negatives, censored = con.execute(
-        f"SELECT count(*) FILTER (WHERE {col} = 1), count(*) FILTER (WHERE {col} = 0), "
-        f"count(*) FILTER (WHERE {col} IS NULL) FROM result").fetchone()
-    censor = dict(con.execute("SELECT censor_reason, count(*) FROM result WHERE censor_reason IS NOT NULL "
-                              "GROUP BY 1 ORDER BY 1").fetchall())
-    try:
-        as_of = con.execute("SELECT CAST(as_of AS VARCHAR) FROM wh.load_info").fetchone()[0]
-    except duckdb.Error:
-        as_of = None
-    source = warehouse_source(con, "wh")
-    segments = dict(con.execute("SELECT segment, count(*) FROM result GROUP BY 1 ORDER BY 2 DESC").fetchall()) \
+    positives, negatives, censored = engine.rows(
+        f"SELECT sum(CASE WHEN {col} = 1 THEN 1 ELSE 0 END) AS pos, sum(CASE WHEN {col} = 0 THEN 1 ELSE 0 END) AS neg, "
+        f"sum(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS cens FROM result")[0]
+    censor = dict(engine.rows("SELECT censor_reason, count(*) AS n FROM result WHERE censor_reason IS NOT NULL "
+                              "GROUP BY censor_reason ORDER BY censor_reason"))
+    info = _load_info(engine)
+    segments = dict(engine.rows("SELECT segment, count(*) AS n FROM result GROUP BY segment ORDER BY n DESC, segment")) \
         if "segment" in names else {}
     carried = [c for c in fs.carried if not (c == "ethnic_category" and cfg.ethnicity_as_predictor)]
     predictors = [n for n in names if n not in carried]
@@ -180,16 +164,16 @@ def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, l
         "feature_set": fs.name,
         "description": fs.description,
         "definition_hash": fs.definition_hash(),
-        "engine": "duckdb",
+        "engine": engine.name,
         "index_dates": [str(d) for d in cfg.index_dates],
-        "warehouse": str(warehouse),
-        "warehouse_as_of": as_of,
-        "data_source": source,
+        "warehouse": engine.location,
+        "warehouse_as_of": info.get("as_of"),
+        "data_source": source_description(info.get("source_format"), bool(info.get("synthetic"))),
         "data_end": str(data_end),
         "cohort": {"rules": cohort_cfg.model_dump(), "eligible_by_index_date": eligible, "excluded_by_reason": excluded},
-        "label": {"column": col, "rules": label_cfg.model_dump(), "positives": positives, "negatives": negatives,
-                  "censored": censored, "censored_by_reason": censor},
-        "rows": positives + negatives + censored,
+        "label": {"column": col, "rules": label_cfg.model_dump(), "positives": int(positives or 0),
+                  "negatives": int(negatives or 0), "censored": int(censored or 0), "censored_by_reason": censor},
+        "rows": int((positives or 0) + (negatives or 0) + (censored or 0)),
         "segments": segments,
         "ethnicity_as_predictor": cfg.ethnicity_as_predictor,
         "predictors": predictors,
@@ -197,3 +181,16 @@ def _manifest(con, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, l
         "null_rates": {n: round(float(v), 4) for n, v in zip(names, nulls)},
         "output": str(out),
     }
+
+
+def _load_info(engine: Engine) -> dict:
+    """The loader's record of the warehouse (as-of date, source format); empty when absent."""
+    if "load_info" not in engine.columns():
+        return {}
+    frame = engine.frame(f"SELECT * FROM {engine.table('load_info')}")
+    if frame.empty:
+        return {}
+    row = frame.iloc[0].to_dict()
+    if row.get("as_of") is not None:
+        row["as_of"] = str(pd.Timestamp(row["as_of"]).date())
+    return row

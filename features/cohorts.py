@@ -46,9 +46,16 @@ class LabelConfig(BaseModel):
         return f"label_{self.outcome}_{span}" + ("_or_death" if self.include_death else "")
 
 
+def _dates(index_dates: list[date], d: Dialect) -> str:
+    return " UNION ALL ".join(f"SELECT {d.date_literal(x)} AS _idx" for x in index_dates)
+
+
 def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect, table: TableRef) -> str:
-    """(person_id, _idx, _reason) for every patient and index date; `_reason` is NULL when eligible."""
-    dates = " UNION ALL ".join(f"SELECT {d.date_literal(x)} AS _idx" for x in index_dates)
+    """(person_id, _idx, _reason) for every patient and index date; `_reason` is NULL when eligible.
+
+    Portable SQL (no correlated subqueries, which Spark allows only in filters): the condition and
+    monitoring rules are joins to one small per-person (or per person and date) aggregate each."""
+    dates = _dates(index_dates, d)
     birth = "make_date(CAST(p.year_of_birth AS INTEGER), CAST(p.month_of_birth AS INTEGER), 1)"
     age = d.years_between(birth, "x._idx")
     checks = [
@@ -58,44 +65,57 @@ def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect, table: Ta
         ("not yet born", f"{birth} > x._idx"),
         ("below minimum age", f"{age} < {cfg.min_age}"),
     ]
+    joins = []
     if cfg.max_age is not None:
         checks.append(("above maximum age", f"{age} > {cfg.max_age}"))
     if cfg.conditions:
         codes = [c.snomed for c in CONDITIONS if c.key in cfg.conditions]
-        checks.append(("condition not recorded", f"""NOT EXISTS (SELECT 1 FROM {table('gp_events')} g
-            WHERE g.person_id = p.person_id AND g.code IN ({', '.join(sql_literal(c) for c in codes)})
-            AND g.event_date < x._idx)"""))
+        joins.append(f"""LEFT JOIN (SELECT g.person_id, MIN(g.event_date) AS _first FROM {table('gp_events')} g
+    WHERE g.code IN ({', '.join(sql_literal(c) for c in codes)}) GROUP BY g.person_id) cond
+  ON cond.person_id = p.person_id""")
+        checks.append(("condition not recorded", "cond._first IS NULL OR cond._first >= x._idx"))
     if cfg.monitored_days:
-        checks.append(("no recent home monitoring", f"""NOT EXISTS (SELECT 1 FROM {table('home_monitoring')} h
-            WHERE h.person_id = p.person_id AND h.reading_date < x._idx
-            AND h.reading_date >= {d.add_days('x._idx', -cfg.monitored_days)})"""))
+        joins.append(f"""LEFT JOIN (SELECT h.person_id, w._idx FROM {table('home_monitoring')} h
+    JOIN ({dates}) w ON h.reading_date < w._idx AND h.reading_date >= {d.add_days('w._idx', -cfg.monitored_days)}
+    GROUP BY h.person_id, w._idx) mon
+  ON mon.person_id = p.person_id AND mon._idx = x._idx""")
+        checks.append(("no recent home monitoring", "mon.person_id IS NULL"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(name)}" for name, cond in checks) + " END"
     return (f"SELECT p.person_id, x._idx, {reason} AS _reason\n"
-            f"FROM {table('patients')} p CROSS JOIN ({dates}) x")
+            f"FROM {table('patients')} p CROSS JOIN ({dates}) x\n" + "\n".join(joins))
 
 
 def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> str:
-    """(person_id, _idx, label, censored, censor_reason) for the rows of table `cohort`."""
-    horizon = (d.add_months("c._idx", cfg.horizon_months) if cfg.horizon_months
-               else d.add_days("c._idx", cfg.horizon_days or 0))
+    """(person_id, _idx, label, censor_reason) for the rows of table `cohort`."""
+    def horizon(idx: str) -> str:
+        return (d.add_months(idx, cfg.horizon_months) if cfg.horizon_months
+                else d.add_days(idx, cfg.horizon_days or 0))
+
     methods = ", ".join(sql_literal(m) for m in EMERGENCY_ADMISSION_METHODS)
+
+    def outcomes(source: str, date_col: str, condition: str) -> str:
+        return (f"SELECT o.person_id, o._idx FROM cohort o JOIN {table(source)} e ON e.person_id = o.person_id\n"
+                f"    WHERE {condition} AND e.{date_col} >= o._idx AND e.{date_col} < {horizon('o._idx')}")
+
     if cfg.outcome == "emergency_admission":
-        event = f"""EXISTS (SELECT 1 FROM {table('apc_spells')} a WHERE a.person_id = c.person_id
-            AND a.admission_method IN ({methods}) AND a.admission_date >= c._idx AND a.admission_date < {horizon})"""
+        events = outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods})")
     else:
-        resp = " OR ".join(d.starts_with("a.primary_diagnosis", code) for code in RESPIRATORY_ICD10)
-        event = f"""(EXISTS (SELECT 1 FROM {table('prescriptions')} r WHERE r.person_id = c.person_id
-            AND r.bnf_code = {sql_literal(RESCUE_PACK[0])} AND r.issue_date >= c._idx AND r.issue_date < {horizon})
-          OR EXISTS (SELECT 1 FROM {table('apc_spells')} a WHERE a.person_id = c.person_id
-            AND a.admission_method IN ({methods}) AND ({resp})
-            AND a.admission_date >= c._idx AND a.admission_date < {horizon}))"""
+        resp = " OR ".join(d.starts_with("e.primary_diagnosis", code) for code in RESPIRATORY_ICD10)
+        events = (outcomes("prescriptions", "issue_date", f"e.bnf_code = {sql_literal(RESCUE_PACK[0])}")
+                  + "\n    UNION ALL\n"
+                  + outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods}) AND ({resp})"))
+    event = "ev.person_id IS NOT NULL"
+    end = horizon("c._idx")
     if cfg.include_death:
-        event = f"({event} OR (p.date_of_death >= c._idx AND p.date_of_death < {horizon}))"
-    moved = (f"p.registration_end IS NOT NULL AND p.registration_end < {horizon} "
+        event = f"({event} OR (p.date_of_death >= c._idx AND p.date_of_death < {end}))"
+    moved = (f"p.registration_end IS NOT NULL AND p.registration_end < {end} "
              f"AND (p.date_of_death IS NULL OR p.date_of_death > p.registration_end)")
-    past_end = f"{horizon} > {d.add_days(d.date_literal(data_end), 1)}"
+    past_end = f"{end} > {d.add_days(d.date_literal(data_end), 1)}"
     return f"""SELECT c.person_id, c._idx,
        CASE WHEN {event} THEN 1 WHEN {moved} OR {past_end} THEN NULL ELSE 0 END AS {cfg.column},
        CASE WHEN {event} THEN NULL WHEN {moved} THEN 'moved away' WHEN {past_end} THEN 'follow-up beyond data'
             END AS censor_reason
-FROM cohort c JOIN {table('patients')} p ON p.person_id = c.person_id"""
+FROM cohort c JOIN {table('patients')} p ON p.person_id = c.person_id
+LEFT JOIN (SELECT person_id, _idx FROM (
+    {events}
+  ) hit GROUP BY person_id, _idx) ev ON ev.person_id = c.person_id AND ev._idx = c._idx"""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     demo: bool = Field(default=False, description="Allow the published demo key (synthetic data only).")
     log_level: str = Field(default="INFO")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI (default: SQLite under home).")
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="Engine for feature builds, daily scoring and audits (Spark: `[spark]` extra).")
+    spark_master: str = Field(default="local[2]", description="Spark master (ignored when a session already runs, "
+                                                               "as on a Databricks cluster).")
+    spark_tables: str | None = Field(
+        default=None, description="Folder of Parquet tables (one per linked table) that Spark reads; default: a "
+                                  "copy of the warehouse under home, refreshed whenever the warehouse changes.")
+    spark_database: str | None = Field(
+        default=None, description="Catalog database/schema holding the linked tables by name (e.g. `main.phm`); "
+                                  "takes precedence over spark_tables.")
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, e.g. "
+                                                                         "{\"spark.driver.memory\": \"8g\"}.")
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +111,11 @@ class Settings(BaseSettings):
     def features_dir(self) -> Path:
         return self._dir("features")
 
+    @property
+    def spark_tables_dir(self) -> Path:
+        """Where Spark reads the linked tables: `spark_tables`, else the Parquet copy beside the warehouse."""
+        return Path(self.spark_tables).expanduser() if self.spark_tables else self.warehouse_path.parent / "tables"
+
     def describe(self) -> dict[str, Any]:
         """Settings for display, with the secret masked."""
         return {
@@ -111,6 +128,9 @@ class Settings(BaseSettings):
             "pseudonym_key": "set" if self.pseudonym_key else "not set",
             "demo": self.demo,
             "log_level": self.log_level,
+            "engine": self.engine,
+            **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
+                "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }
 
 

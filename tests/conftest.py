@@ -50,3 +50,14 @@ def ics_defects_loaded(ics_defects: GenerationResult,
                        tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, LoadReport]:
     settings = Settings(home=tmp_path_factory.mktemp("home_defects"))
     return settings, load(settings, ics_defects.out_dir)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """One local Spark session (local[2]) for every engine-parity test; skipped without the spark extra."""
+    pytest.importorskip("pyspark", reason="the Spark engine needs the spark extra (pip install -e '.[spark]')")
+    from features.engine.spark_session import spark_session
+
+    session = spark_session(Settings(home=tmp_path_factory.mktemp("spark_home")))
+    yield session
+    session.stop()

@@ -2,7 +2,9 @@
 
 Event features are grouped by source table: one aggregate subquery per source, joined to the
 cohort on person and index date, filtered to events strictly before the index date. Derived
-features are layered on top in dependency order. All dialect differences go through `Dialect`.
+features are layered on top in dependency order. All dialect differences go through `Dialect`;
+aggregates whose result type differs between engines (sums, day counts) are cast to one type, so
+every engine writes the same schema.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class FeatureCompiler:
             case "distinct_days":
                 return f"COUNT(DISTINCT {when(day)})"
             case "sum":
-                return f"SUM({when(v)})"
+                return f"CAST(SUM({when(v)}) AS DOUBLE)"
             case "mean":
                 return f"AVG({when(f'CAST({v} AS DOUBLE)')})"
             case "std":
@@ -100,13 +102,15 @@ class FeatureCompiler:
                 return f"MAX({when(v)})"
             case "slope":
                 x = when(f"CAST({d.days_between(self.idx, day)} AS DOUBLE)")
-                return f"REGR_SLOPE({when(f'CAST({v} AS DOUBLE)')}, {x})"
+                y = when(f"CAST({v} AS DOUBLE)")
+                # undefined (NULL on every engine) unless two readings fall on different days
+                return f"CASE WHEN REGR_SXX({y}, {x}) > 0 THEN REGR_SLOPE({y}, {x}) END"
             case "last":
                 return d.arg_max(when(v), f"CASE WHEN {cond} AND {v} IS NOT NULL THEN {day} END")
             case "days_since_last":
-                return d.days_between(f"MAX({when(day)})", self.idx)
+                return f"CAST({d.days_between(f'MAX({when(day)})', self.idx)} AS BIGINT)"
             case "bed_days":
-                return f"SUM({when(d.days_between(start, end))})"
+                return f"CAST(SUM({when(d.days_between(start, end))}) AS BIGINT)"
         raise ValueError(f"unknown aggregation {f.aggregation}")
 
     def source_query(self, source: str, date_column: str, feats: list[EventFeature]) -> str:
@@ -128,12 +132,12 @@ class FeatureCompiler:
         d = self.d
         birth = "make_date(CAST(p.year_of_birth AS INTEGER), CAST(p.month_of_birth AS INTEGER), 1)"
         exprs = {
-            "age": d.years_between(birth, "c._idx"),
+            "age": f"CAST({d.years_between(birth, 'c._idx')} AS BIGINT)",
             "sex": "p.sex",
             "ethnic_category": "COALESCE(p.ethnic_category, '99')",
             "imd_decile": "i.imd_decile",
             "practice_code": "p.practice_code",
-            "registered_days": d.days_between("p.registration_start", "c._idx"),
+            "registered_days": f"CAST({d.days_between('p.registration_start', 'c._idx')} AS BIGINT)",
         }
         cols = "".join(f",\n       {exprs[a.attribute]} AS {a.name}" for a in attrs)
         return (f"SELECT c.person_id, c._idx{cols}\n"

@@ -16,6 +16,9 @@ class Dialect:
     def as_date(self, expr: str) -> str:
         return f"CAST({expr} AS DATE)"
 
+    def as_text(self, expr: str) -> str:
+        return f"CAST({expr} AS VARCHAR)"
+
     def add_days(self, expr: str, days: int) -> str:
         raise NotImplementedError
 
@@ -58,6 +61,9 @@ class DuckDBDialect(Dialect):
 
 class SparkDialect(Dialect):
     name = "spark"
+
+    def as_text(self, expr: str) -> str:
+        return f"CAST({expr} AS STRING)"
 
     def add_days(self, expr: str, days: int) -> str:
         return f"date_add({self.as_date(expr)}, {days})"

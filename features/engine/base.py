@@ -1,0 +1,86 @@
+"""What a feature build asks of an engine: source tables by name, a few statements, small results
+back, temporary tables, and one Parquet output written so that a failed write leaves nothing behind.
+
+`DuckDBEngine` (the embedded default) and `SparkEngine` implement it; the SQL they run comes from the
+same compiler through their `Dialect`, so the two produce the same feature tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import pandas as pd
+
+from features.engine.dialect import Dialect
+
+
+class EngineError(RuntimeError):
+    """An engine cannot be used as configured (missing extra, missing tables, ...)."""
+
+
+class Engine(ABC):
+    """An open connection to the linked tables on one engine."""
+
+    name: str
+    dialect: Dialect
+    location: str  # where the tables are read from, for manifests
+
+    @abstractmethod
+    def table(self, name: str) -> str:
+        """The SQL reference of a linked table."""
+
+    @abstractmethod
+    def columns(self) -> dict[str, set[str]]:
+        """Every linked table present, with its columns."""
+
+    @abstractmethod
+    def rows(self, sql: str) -> list[tuple]:
+        """Run a query and return its (small) result."""
+
+    @abstractmethod
+    def frame(self, sql: str) -> pd.DataFrame:
+        """Run a query and return its (small) result as a DataFrame."""
+
+    @abstractmethod
+    def materialize(self, name: str, sql: str) -> None:
+        """Compute a query once into a temporary table `name` that later statements can read."""
+
+    @abstractmethod
+    def write_parquet(self, sql: str, order_by: list[str], out: Path) -> None:
+        """Write a query's rows, sorted, to Parquet at `out`: in place only once complete."""
+
+    @abstractmethod
+    def read_parquet(self, name: str, path: Path) -> None:
+        """Make a Parquet output readable as temporary table `name`."""
+
+    def close(self) -> None:
+        """Release what the engine holds (temporary tables; the DuckDB connection)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def replace_output(tmp: Path, out: Path) -> None:
+    """Move a finished output (a file, or a folder of Parquet parts) to `out`, replacing what was there.
+    A folder cannot be renamed over a folder, so the old one is moved aside first and removed after."""
+    if out.is_dir() and not out.is_symlink():
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def remove_output(path: Path) -> None:
+    """Delete a partial output (file or folder) if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
