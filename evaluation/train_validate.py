@@ -140,9 +140,9 @@ def _flat_params(cfg: TrainConfig, job: FittedJob) -> dict[str, str]:
     }
 
 
-def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) -> RunResult:
+def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, engine: str | None = None) -> RunResult:
     say = progress or (lambda _m: None)
-    job = fit(cfg, settings, say)
+    job = fit(cfg, settings, say, engine)
     say("validating on the later period")
     v = job.validation
     y = v[cfg.label].astype(int).to_numpy()

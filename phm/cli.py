@@ -50,6 +50,16 @@ def _settings() -> Settings:
     return settings
 
 
+EngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", help="duckdb (embedded) or spark (needs the [spark] extra; spark_* settings). Default: the engine setting.")]
+
+
+def _engine(value: Optional[str]) -> Optional[str]:
+    if value not in (None, "duckdb", "spark"):
+        raise _fail(f"--engine {value!r}: choose duckdb or spark")
+    return value
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[bold red]Error:[/] {message}")
     return typer.Exit(code)
@@ -230,6 +240,27 @@ def _print_conversion(c) -> None:
         console.print(f"[yellow]Note:[/] {note}", soft_wrap=True)
 
 
+@data_app.command("export")
+def data_export(
+    out: Annotated[Optional[Path], typer.Argument(help="Folder for the Parquet tables (default: the copy Spark reads, "
+                                                       "beside the warehouse).")] = None,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None,
+) -> None:
+    """Write every linked table of the warehouse as Parquet (one file per table): what the Spark engine reads, and
+    what to copy to a cluster's storage (then set spark_tables to it, or load it into catalog tables)."""
+    from features.engine.export import export_tables
+
+    settings = _settings()
+    source = warehouse or settings.warehouse_path
+    target = out or source.parent / "tables"
+    try:
+        with console.status(f"Exporting {source} to {target}"):
+            written = export_tables(source, target)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Written {len(written)} tables to {target}: {', '.join(written)}")
+
+
 @data_app.command("report")
 def data_report(warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None) -> None:
     """Data-quality summary: ethnicity coverage by practice and deprivation, linkage, date ranges."""
@@ -302,9 +333,11 @@ def features_build(
     include_death: Annotated[bool, typer.Option(help="Count death as an outcome (emergency admission set).")] = False,
     ethnicity_as_predictor: Annotated[bool, typer.Option(help="Use ethnicity as a predictor (recorded).")] = False,
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Build a person-level feature table with labels as at index dates, and its manifest."""
     from features.build import DEFAULT_COHORTS, DEFAULT_LABELS, BuildConfig, EmptyCohortError, FeatureSourceError, build
+    from features.engine import EngineError, open_engine
 
     settings = _settings()
     if feature_set not in DEFAULT_COHORTS:
@@ -317,8 +350,9 @@ def features_build(
     target = out or settings.home / "features" / f"{feature_set}_{dates[0]}.parquet"
     try:
         with console.status(f"Building {feature_set} features as at {', '.join(map(str, dates))}"):
-            manifest = build(warehouse or settings.warehouse_path, cfg, target)
-    except (FeatureSourceError, EmptyCohortError, FileNotFoundError) as exc:
+            with open_engine(settings, _engine(engine), warehouse) as source:
+                manifest = build(source, cfg, target)
+    except (FeatureSourceError, EmptyCohortError, EngineError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc
     lab = manifest["label"]
     t = Table(title=f"Features built: {feature_set}")
@@ -336,14 +370,17 @@ def features_build(
     for segment, n in manifest["segments"].items():
         t.add_row(f"segment: {segment}", f"{n:,}")
     t.add_row("definition hash", manifest["definition_hash"])
+    t.add_row("engine", f"{manifest['engine']} ({manifest['warehouse']})")
     t.add_row("build time", f"{manifest['build_seconds']} s")
     console.print(t)
     console.print(f"Written {target} and {target}.manifest.json")
 
 
 # ---- training and registry ---------------------------------------------------------------------------
-def _train(model_name: str, seed: int, config: Optional[Path], max_train_rows: Optional[int]) -> None:
+def _train(model_name: str, seed: int, config: Optional[Path], max_train_rows: Optional[int],
+           engine: Optional[str] = None) -> None:
     from evaluation.train_validate import run
+    from features.engine import EngineError
     from training.config import TrainConfig, default_config
 
     settings = _settings()
@@ -359,8 +396,8 @@ def _train(model_name: str, seed: int, config: Optional[Path], max_train_rows: O
         cfg = cfg.model_copy(update={"max_train_rows": max_train_rows})
     with _stages(f"Training {model_name}", 8) as advance:
         try:
-            result = run(cfg, settings, progress=advance)
-        except ValueError as exc:
+            result = run(cfg, settings, progress=advance, engine=_engine(engine))
+        except (ValueError, EngineError) as exc:
             raise _fail(str(exc)) from exc
     m = result.metrics
     t = Table(title=f"{model_name} version {result.version} (alias candidate), MLflow run {result.run_id}")
@@ -388,18 +425,20 @@ def _train(model_name: str, seed: int, config: Optional[Path], max_train_rows: O
 def train_emergency_admission(
         seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")] = 1,
         config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
-        max_train_rows: Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")] = None) -> None:
+        max_train_rows: Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")] = None,
+        engine: EngineOption = None) -> None:
     """Emergency admission within 12 months: train on 2022-23, validate on 2024-04-01, register."""
-    _train("emergency_admission", seed, config, max_train_rows)
+    _train("emergency_admission", seed, config, max_train_rows, engine)
 
 
 @train_app.command("flare-up")
 def train_flare_up(
         seed: Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")] = 1,
         config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
-        max_train_rows: Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")] = None) -> None:
+        max_train_rows: Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")] = None,
+        engine: EngineOption = None) -> None:
     """COPD/asthma exacerbation within 14 days: weekly training dates, daily validation, register."""
-    _train("flare_up", seed, config, max_train_rows)
+    _train("flare_up", seed, config, max_train_rows, engine)
 
 
 @models_app.command("list")
@@ -488,10 +527,13 @@ def audit_run(
     draws: Annotated[Optional[int], typer.Option(help="Bootstrap draws (default 1000).")] = None,
     mitigation: Annotated[bool, typer.Option(help="Also show group-specific thresholds side by side.")] = False,
     config: Annotated[Optional[Path], typer.Option(help="Audit configuration (JSON, fields of AuditConfig).")] = None,
+    engine: EngineOption = None,
 ) -> None:
-    """Audit a registered model version by ethnicity, deprivation, sex and age; log the bias report to MLflow."""
+    """Audit a registered model version by ethnicity, deprivation, sex and age; log the bias report to MLflow.
+    With --engine spark the validation population is rebuilt, scored and aggregated on Spark."""
     from evaluation.fairness.audit import AuditInputError
     from evaluation.fairness.model_audit import audit_model
+    from features.engine import EngineError
 
     settings = _settings()
     name = _model_name(model)
@@ -499,8 +541,8 @@ def audit_run(
                         mitigation="group_thresholds" if mitigation else None)
     try:
         with _stages(f"Auditing {name}", 8) as advance:
-            out = audit_model(settings, name, version, cfg, progress=advance)
-    except AuditInputError as exc:
+            out = audit_model(settings, name, version, cfg, progress=advance, engine=_engine(engine))
+    except (AuditInputError, EngineError) as exc:
         raise _fail(str(exc)) from exc
     console.print(f"{name} version {out.result.subject['version']}: "
                   + ("[green]passed[/]" if out.result.passed else f"[red]{len(out.result.flags)} flag(s)[/]")
@@ -866,15 +908,18 @@ def forecast_scenario(
 # ---- daily scores, users and the service ---------------------------------------------------------------
 @score_app.command("daily")
 def score_daily_cmd(day: Annotated[Optional[datetime], typer.Option("--date", formats=["%Y-%m-%d"],
-                                                                    help="Score as at this date (default: the day after the data ends).")] = None) -> None:
-    """Score everyone eligible with the champion models; write today's snapshot atomically."""
+                                                                    help="Score as at this date (default: the day after the data ends).")] = None,
+                    engine: EngineOption = None) -> None:
+    """Score everyone eligible with the champion models; write today's snapshot atomically (on Spark with
+    --engine spark: features, scores and reasons computed on the cluster, scores partitioned by practice)."""
+    from features.engine import EngineError
     from serving.snapshots import SnapshotError, score_daily
 
     settings = _settings()
     try:
         with _stages("Daily scoring", 5) as advance:
-            meta = score_daily(settings, day.date() if day else None, progress=advance)
-    except SnapshotError as exc:
+            meta = score_daily(settings, day.date() if day else None, progress=advance, engine=_engine(engine))
+    except (SnapshotError, EngineError) as exc:
         raise _fail(str(exc)) from exc
     counts = ", ".join(f"{k} {v:,}" for k, v in meta["band_counts"].items())
     console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by emergency_admission version "

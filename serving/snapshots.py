@@ -83,7 +83,13 @@ def bands(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank, band
 
 
-def score_daily(settings: Settings, day: date | None = None, progress=None) -> dict:
+def score_daily(settings: Settings, day: date | None = None, progress=None, engine: str | None = None) -> dict:
+    """Score everyone eligible on `day` and publish the snapshot; on Spark when `engine` (or the `engine`
+    setting) says so (`serving.spark_daily`), in-process on DuckDB otherwise."""
+    if (engine or settings.engine) == "spark":
+        from serving.spark_daily import score_daily_spark
+
+        return score_daily_spark(settings, day, progress)
     say = progress or (lambda _m: None)
     if not settings.warehouse_path.exists():
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
@@ -134,35 +140,56 @@ def score_daily(settings: Settings, day: date | None = None, progress=None) -> d
     previous = earlier(settings, day)
     if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
         scores["previous_risk"] = scores.person_id.map(previous[1].set_index("person_id").risk)
-    meta = {"date": str(day), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "people": int(len(scores)), "emergency_admission": {"version": champion.version,
-                                                               "feature_hash": manifest["definition_hash"],
-                                                               "registered_feature_hash": champion.feature_hash},
-            "flare_up": flare_info, "bands": {n: s for n, s in BANDS},
-            "band_counts": {str(k): int(v) for k, v in scores.band.value_counts().items()},
-            "previous": previous[0]["date"] if previous else None}
+    meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], flare_info,
+                         scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     return meta
 
 
+def snapshot_meta(day: date, people: int, champion: Champion, feature_hash: str, flare_info: dict | None,
+                  band_counts: dict, previous: str | None, engine: str) -> dict:
+    """The snapshot's manifest: what produced it (model versions, feature definitions, engine) and its bands."""
+    return {"date": str(day), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "people": int(people), "engine": engine,
+            "emergency_admission": {"version": champion.version, "feature_hash": feature_hash,
+                                    "registered_feature_hash": champion.feature_hash},
+            "flare_up": flare_info, "bands": {n: s for n, s in BANDS},
+            "band_counts": {str(k): int(v) for k, v in band_counts.items()}, "previous": previous}
+
+
 def write_snapshot(settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict) -> Path:
     """Write a complete snapshot folder, then swap the pointer to it atomically."""
+    def write(partial: Path) -> None:
+        scores.to_parquet(partial / "scores.parquet", index=False)
+        pause_mid_write()
+        features.to_parquet(partial / "features.parquet", index=False)
+
+    return publish_snapshot(settings, meta, write)
+
+
+def pause_mid_write() -> None:
+    """Fault injection for tests: pause between the two tables of a snapshot."""
+    pause = float(os.environ.get(FAULT_PAUSE, "0") or 0)
+    if pause:
+        time.sleep(pause)
+
+
+def publish_snapshot(settings: Settings, meta: dict, write) -> Path:
+    """`write(partial_folder)` writes the tables; then the manifest, an fsync of every file, the rename of the
+    folder and, last, the atomic swap of the pointer. Until that swap readers see the previous snapshot."""
     root = snapshots_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     folder = root / f"{meta['date']}_{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
     partial = folder.with_name(folder.name + ".partial")
     partial.mkdir()
-    scores.to_parquet(partial / "scores.parquet", index=False)
-    pause = float(os.environ.get(FAULT_PAUSE, "0") or 0)
-    if pause:
-        time.sleep(pause)
-    features.to_parquet(partial / "features.parquet", index=False)
+    write(partial)
     (partial / "manifest.json").write_text(json.dumps(meta, indent=1))
-    for f in partial.iterdir():  # durable before the pointer moves
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+    for f in partial.rglob("*"):  # durable before the pointer moves (Spark writes folders of parts)
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
     partial.rename(folder)
     tmp = root / (POINTER + ".tmp")
     tmp.write_text(json.dumps({"folder": folder.name, "date": meta["date"]}))
@@ -183,35 +210,56 @@ def _prune(root: Path, keep: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def earlier(settings: Settings, day: date, days_back: int = TREND_DAYS) -> tuple[dict, pd.DataFrame] | None:
-    """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
-    dated before `day`; else the current one (a re-score of the same day)."""
-    root = snapshots_root(settings)
-    done = []
+def _done(root: Path) -> list[tuple[date, str, Path]]:
+    out = []
     for folder in (root.iterdir() if root.exists() else []):
         if folder.is_dir() and not folder.name.endswith(".partial") and (folder / "manifest.json").exists():
             try:
-                done.append((date.fromisoformat(folder.name[:10]), folder.name, folder))
+                out.append((date.fromisoformat(folder.name[:10]), folder.name, folder))
             except ValueError:
                 continue
-    done.sort()
+    return sorted(out)
+
+
+def earlier_folder(settings: Settings, day: date, days_back: int = TREND_DAYS) -> Path | None:
+    """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
+    dated before `day`; else the current one (a re-score of the same day)."""
+    done = _done(snapshots_root(settings))
     week = [d for d in done if d[0] <= day - timedelta(days=days_back)]
     before = [d for d in done if d[0] < day]
-    if not (week or before):
-        return current(settings)
-    folder = (week or before)[-1][2]
+    if week or before:
+        return (week or before)[-1][2]
+    return current_folder(settings)
+
+
+def earlier(settings: Settings, day: date, days_back: int = TREND_DAYS) -> tuple[dict, pd.DataFrame] | None:
+    """`earlier_folder`'s manifest and (person_id, risk)."""
+    folder = earlier_folder(settings, day, days_back)
+    if folder is None:
+        return None
     meta = json.loads((folder / "manifest.json").read_text())
     meta["snapshot_folder"] = folder.name
     return meta, pd.read_parquet(folder / "scores.parquet", columns=["person_id", "risk"])
 
 
-def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
-    """The snapshot the pointer names: (manifest, scores), or None when there is none yet."""
+def current_folder(settings: Settings) -> Path | None:
+    """The folder the pointer names, or None when there is no snapshot yet."""
     root = snapshots_root(settings)
     pointer = root / POINTER
     if not pointer.exists():
         return None
-    folder = root / json.loads(pointer.read_text())["folder"]
+    return root / json.loads(pointer.read_text())["folder"]
+
+
+def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
+    """The snapshot the pointer names: (manifest, scores), or None when there is none yet. A snapshot written
+    by Spark is a folder partitioned by practice: read the same way, with practice codes as text."""
+    folder = current_folder(settings)
+    if folder is None:
+        return None
     meta = json.loads((folder / "manifest.json").read_text())
     meta["snapshot_folder"] = folder.name
-    return meta, pd.read_parquet(folder / "scores.parquet")
+    scores = pd.read_parquet(folder / "scores.parquet")
+    if isinstance(scores["practice_code"].dtype, pd.CategoricalDtype):
+        scores["practice_code"] = scores["practice_code"].astype(str)
+    return meta, scores

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import BuildConfig, build
+from features.engine import open_engine
 from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
 from phm.settings import Settings
 from phm.stats import auroc
@@ -58,21 +59,25 @@ def _sample(mask: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return keep
 
 
-def build_frames(cfg: TrainConfig, settings: Settings, say: Progress) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def build_frames(cfg: TrainConfig, settings: Settings, say: Progress,
+                 engine: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Training and validation feature tables with known labels, built on `engine` (default: the setting);
+    LightGBM then trains in this process on the rows built."""
     manifests = {}
     frames = {}
-    for part, dates in (("train", cfg.train_dates), ("validation", cfg.validation_dates)):
-        say(f"building {part} features ({len(dates)} index date{'s' if len(dates) > 1 else ''})")
-        out = settings.features_dir / f"{cfg.model_name}_{part}.parquet"
-        manifests[part] = build(settings.warehouse_path, BuildConfig(feature_set=cfg.feature_set, index_dates=dates), out)
-        frame = pd.read_parquet(out)
-        frames[part] = frame[frame[cfg.label].notna()].reset_index(drop=True)
+    with open_engine(settings, engine) as source:
+        for part, dates in (("train", cfg.train_dates), ("validation", cfg.validation_dates)):
+            say(f"building {part} features ({len(dates)} index date{'s' if len(dates) > 1 else ''}) on {source.name}")
+            out = settings.features_dir / f"{cfg.model_name}_{part}.parquet"
+            manifests[part] = build(source, BuildConfig(feature_set=cfg.feature_set, index_dates=dates), out)
+            frame = pd.read_parquet(out)
+            frames[part] = frame[frame[cfg.label].notna()].reset_index(drop=True)
     return frames["train"], frames["validation"], manifests
 
 
-def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None) -> FittedJob:
+def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, engine: str | None = None) -> FittedJob:
     say = progress or (lambda _m: None)
-    train, validation, manifests = build_frames(cfg, settings, say)
+    train, validation, manifests = build_frames(cfg, settings, say, engine)
     if cfg.max_train_rows and len(train) > cfg.max_train_rows:
         train = train.sample(cfg.max_train_rows, random_state=cfg.seed).sort_index().reset_index(drop=True)
     predictors = [p for p in manifests["train"]["predictors"] if pd.api.types.is_numeric_dtype(train[p])]

@@ -5,6 +5,7 @@ age-sex standardised comparisons, flags, curves and data coverage."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -29,19 +30,54 @@ class AuditInputError(ValueError):
     """The scores table cannot be audited (missing column, no outcomes, ...)."""
 
 
-def operating_threshold(p: np.ndarray, cfg: AuditConfig) -> float:
-    """The fixed threshold, or the score of the k-th highest person for the top-share policy."""
-    if cfg.threshold is not None:
-        return float(cfg.threshold)
-    k = max(1, int(np.ceil(cfg.top_share * p.size)))
-    return float(np.partition(p, p.size - k)[p.size - k])
+@dataclass
+class Policy:
+    """The operating threshold, the thresholds of the curve policies and the score bins of the bootstrap.
+    All are order statistics of the scores, so any engine that can sort finds the same values."""
+
+    threshold: float
+    curve_thresholds: dict[float, float]
+    binning: engine.Binning
 
 
-def _threshold_metrics(codes: np.ndarray, y: np.ndarray, flag: np.ndarray, groups: int) -> pd.DataFrame:
+def _kth_highest(n: int, share: float) -> int:
+    """Ascending position of the score of the k-th highest person, k = ceil(share x n)."""
+    return n - max(1, int(np.ceil(share * n)))
+
+
+def order_positions(n: int, cfg: AuditConfig) -> np.ndarray:
+    """Every ascending position (0-based) whose score the policy needs: the bin edges (numpy's 'lower'
+    quantiles), the top-share threshold and the curve thresholds."""
+    edges = np.floor(np.linspace(0, 1, cfg.score_bins + 1)[1:-1] * (n - 1)).astype(np.int64)
+    shares = [*([cfg.top_share] if cfg.threshold is None else []), *cfg.curve_shares]
+    return np.unique(np.concatenate([edges, [_kth_highest(n, s) for s in shares]]))
+
+
+def policy(n: int, cfg: AuditConfig, values: dict[int, float]) -> Policy:
+    """The policy from the order statistics `values` (ascending position -> score) of `order_positions`."""
+    edges = np.array([values[i] for i in np.floor(np.linspace(0, 1, cfg.score_bins + 1)[1:-1] * (n - 1))
+                      .astype(np.int64)])
+    threshold = float(cfg.threshold) if cfg.threshold is not None else values[_kth_highest(n, cfg.top_share)]
+    curves = {s: values[_kth_highest(n, s)] for s in cfg.curve_shares}
+    cuts = np.asarray([threshold, *curves.values()], dtype=float)
+    return Policy(threshold, curves, engine.Binning(np.unique(np.concatenate([edges, cuts]))))
+
+
+def usable_rows(frame: pd.DataFrame, outcome: str, score: str) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Outcome and score as numbers, and which rows have both (0/1 outcome, finite score)."""
+    yv = pd.to_numeric(frame[outcome], errors="coerce")
+    pv = pd.to_numeric(frame[score], errors="coerce")
+    return yv, pv, yv.isin([0, 1]) & pv.notna() & np.isfinite(pv)
+
+
+def threshold_counts(codes: np.ndarray, y: np.ndarray, flag: np.ndarray, groups: int) -> np.ndarray:
+    """People by (group, outcome, flagged), flattened: index (group * 2 + outcome) * 2 + flagged."""
+    return np.bincount((codes.astype(np.int64) * 2 + y) * 2 + flag, minlength=groups * 4)
+
+
+def threshold_metrics(counts: np.ndarray, groups: int) -> pd.DataFrame:
     """Selection rate, TPR, FNR, FPR and PPV per group with fairlearn's MetricFrame, evaluated on the
     (group, outcome, flagged) cross-table with counts as sample weights: exact, and fast at any size."""
-    key = (codes.astype(np.int64) * 2 + y) * 2 + flag
-    counts = np.bincount(key, minlength=groups * 4)
     cell = np.flatnonzero(counts)
     g, yy, ff = cell // 4, (cell // 2) % 2, cell % 2
     w = counts[cell].astype(float)
@@ -71,16 +107,10 @@ def _threshold_metrics(codes: np.ndarray, y: np.ndarray, flag: np.ndarray, group
 def _exact(codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float, groups: int,
            probabilities: bool) -> pd.DataFrame:
     """Exact per-group point estimates from the person rows."""
-    out = _threshold_metrics(codes, y, (p >= threshold).astype(np.int64), groups)
+    out = threshold_metrics(threshold_counts(codes, y, (p >= threshold).astype(np.int64), groups), groups)
     n = np.bincount(codes, minlength=groups).astype(float)
     events = np.bincount(codes, weights=y, minlength=groups)
-    out["n"], out["events"] = n, events
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["event_rate"] = events / n
-        if probabilities:
-            expected = np.bincount(codes, weights=p, minlength=groups)
-            out["mean_predicted"] = expected / n
-            out["predicted_to_observed"] = expected / events
+    expected = np.bincount(codes, weights=p, minlength=groups) if probabilities else None
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(groups + 1))
     auc, slope = np.full(groups, np.nan), np.full(groups, np.nan)
@@ -90,8 +120,20 @@ def _exact(codes: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float, gr
             auc[i] = auroc(y[idx], p[idx])
             if probabilities:
                 slope[i] = calibration_slope_intercept(y[idx], p[idx])[0]
+    return exact_table(out, n, events, expected, auc, slope if probabilities else None)
+
+
+def exact_table(out: pd.DataFrame, n: np.ndarray, events: np.ndarray, expected: np.ndarray | None,
+                auc: np.ndarray, slope: np.ndarray | None) -> pd.DataFrame:
+    """The exact point estimates per group, from threshold metrics, counts, sums of risk, AUROC and slope."""
+    out["n"], out["events"] = n, events
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["event_rate"] = events / n
+        if expected is not None:
+            out["mean_predicted"] = expected / n
+            out["predicted_to_observed"] = expected / events
     out["auroc"] = auc
-    if probabilities:
+    if slope is not None:
         out["calibration_slope"] = slope
     return out
 
@@ -136,39 +178,59 @@ def _strata(frame: pd.DataFrame, column: str | None) -> tuple[np.ndarray, int]:
     return np.zeros(len(frame), dtype=np.int64), 1
 
 
-def _grouping(frame: pd.DataFrame, g: Grouping, cfg: AuditConfig, y: np.ndarray, p: np.ndarray, lp: np.ndarray,
-              binning: engine.Binning, bins: np.ndarray, default_stratum: str | None,
-              cluster: np.ndarray | None, threshold: float, curve_thresholds: dict[float, float],
-              probabilities: bool, seed: int, coverage: list[CoverageMeasure]) -> GroupingResult:
+@dataclass
+class GroupTables:
+    """What one grouping's audit needs, however it was computed: from person rows in-process, or aggregated
+    on Spark (`evaluation.fairness.spark_audit`)."""
+
+    names: list[str]  # group labels, sorted
+    n_strata: int
+    cells: engine.Cells  # group x age-sex stratum x outcome x score bin
+    exact: pd.DataFrame  # exact point estimates, one row per group
+    people: np.ndarray  # people (not rows) per group, and people with the outcome
+    people_events: np.ndarray
+    coverage: list[dict]
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # for a bootstrap by person
+
+
+def _tables(frame: pd.DataFrame, g: Grouping, y: np.ndarray, p: np.ndarray, lp: np.ndarray, binning: engine.Binning,
+            bins: np.ndarray, default_stratum: str | None, cluster: np.ndarray | None, threshold: float,
+            probabilities: bool, coverage: list[CoverageMeasure]) -> GroupTables:
     labels = frame[g.column].astype("string").fillna("Unknown")
     codes, names = pd.factorize(labels, sort=True)
     names = [str(x) for x in names]
-    sizes = np.bincount(codes, minlength=len(names))
-    wanted = cfg.references.get(g.name)
-    ref = names.index(wanted) if wanted in names else int(np.argmax(sizes))
     stratum, n_strata = _strata(frame, g.stratum or default_stratum)
-    adjust = cfg.adjust_for_age_sex and g.adjustable and n_strata > 1
     shape = (len(names), n_strata, 2, binning.nbins)
     keys = engine.cell_keys(codes, stratum, y, bins, shape)
-    cells = engine.tabulate(keys, p, lp, shape)
-    sel_from = binning.first_selected(threshold)
-    binned = engine.summarise(cells, sel_from)
-    std, uncovered = engine.standardised_reference(cells, ref)
-    binned_ref_adj = engine.summarise(std, sel_from, with_slope=False)
     exact = _exact(codes, y, p, threshold, len(names), probabilities)
-    rng = np.random.default_rng(seed)
-    rows_arg = (keys, cluster, p, lp) if cluster is not None else None
-    draws = engine.bootstrap(cells, sel_from, ref, cfg.bootstrap_draws, rng, adjust, rows_arg)
-
-    metrics = [m for m in ("event_rate", "mean_predicted", *METRICS) if probabilities or m not in CALIBRATION_METRICS]
-    judged = [m for m in (g.judged or cfg.flag_metrics) if m in metrics]
-    people, people_events = sizes, exact["events"].to_numpy()
+    people, people_events = exact["n"].to_numpy().astype(int), exact["events"].to_numpy().astype(int)
     if cluster is not None:  # several rows per person: the small-group rule counts people
         ncl = int(cluster.max()) + 1
         pair = np.unique(codes.astype(np.int64) * ncl + cluster)
         people = np.bincount(pair // ncl, minlength=len(names))
         pair_ev = np.unique(codes[y == 1].astype(np.int64) * ncl + cluster[y == 1])
         people_events = np.bincount(pair_ev // ncl, minlength=len(names))
+    return GroupTables(names, n_strata, engine.tabulate(keys, p, lp, shape), exact, people, people_events,
+                       coverage_table(frame, g.column, coverage), (keys, cluster, p, lp) if cluster is not None else None)
+
+
+def _grouping(g: Grouping, tables: GroupTables, cfg: AuditConfig, binning: engine.Binning, threshold: float,
+              curve_thresholds: dict[float, float], probabilities: bool, seed: int) -> GroupingResult:
+    names, cells, exact = tables.names, tables.cells, tables.exact
+    sizes = exact["n"].to_numpy().astype(int)
+    wanted = cfg.references.get(g.name)
+    ref = names.index(wanted) if wanted in names else int(np.argmax(sizes))
+    adjust = cfg.adjust_for_age_sex and g.adjustable and tables.n_strata > 1
+    sel_from = binning.first_selected(threshold)
+    binned = engine.summarise(cells, sel_from)
+    std, uncovered = engine.standardised_reference(cells, ref)
+    binned_ref_adj = engine.summarise(std, sel_from, with_slope=False)
+    rng = np.random.default_rng(seed)
+    draws = engine.bootstrap(cells, sel_from, ref, cfg.bootstrap_draws, rng, adjust, tables.rows)
+
+    metrics = [m for m in ("event_rate", "mean_predicted", *METRICS) if probabilities or m not in CALIBRATION_METRICS]
+    judged = [m for m in (g.judged or cfg.flag_metrics) if m in metrics]
+    people, people_events = tables.people, tables.people_events
     small = (people < cfg.min_group_size) | (people_events < cfg.min_group_events)
     comparisons_judged = max(1, int((~small).sum() - (not small[ref])) * len(judged))
     judged_level = 1 - (1 - cfg.level) / comparisons_judged if cfg.simultaneous else cfg.level
@@ -210,7 +272,7 @@ def _grouping(frame: pd.DataFrame, g: Grouping, cfg: AuditConfig, y: np.ndarray,
                                      tpr=_num(c["tpr"][i]), fpr=_num(c["fpr"][i]), ppv=_num(c["ppv"][i])))
     return GroupingResult(name=g.name, title=g.title, reference=names[ref], adjusted=adjust, judged=judged,
                           judged_level=judged_level, groups=rows, comparisons=comparisons, curves=curves,
-                          coverage=coverage_table(frame, g.column, coverage))
+                          coverage=tables.coverage)
 
 
 def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, subject: dict,
@@ -224,24 +286,17 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
     missing = [c for c in (outcome, score, *(g.column for g in groupings)) if c not in frame]
     if missing:
         raise AuditInputError(f"missing column(s) {missing}; available: {list(frame.columns)}")
-    yv = pd.to_numeric(frame[outcome], errors="coerce")
-    pv = pd.to_numeric(frame[score], errors="coerce")
-    usable = yv.isin([0, 1]) & pv.notna() & np.isfinite(pv)
+    yv, pv, usable = usable_rows(frame, outcome, score)
     excluded = int((~usable).sum())
     frame = frame.loc[usable].reset_index(drop=True)
     y = yv[usable].astype(int).to_numpy()
     p = pv[usable].astype(float).to_numpy()
-    if y.size == 0 or y.sum() == 0 or y.sum() == y.size:
-        raise AuditInputError(f"outcome {outcome!r} needs both 0s and 1s among scored rows "
-                              f"({y.size:,} usable rows, {int(y.sum()):,} outcomes)")
+    check_outcomes(outcome, y.size, int(y.sum()))
     probabilities = bool(p.min() >= 0 and p.max() <= 1)
-    if not probabilities:
-        cfg = cfg.model_copy(update={"flag_metrics": [m for m in cfg.flag_metrics if m not in CALIBRATION_METRICS]})
-    threshold = operating_threshold(p, cfg)
-    curve_thresholds = {s: operating_threshold(p, cfg.model_copy(update={"threshold": None, "top_share": s}))
-                        for s in cfg.curve_shares}
-    binning = engine.make_binning(p, cfg.score_bins, [threshold, *curve_thresholds.values()])
-    bins = binning.index(p)
+    cfg = judged_config(cfg, probabilities)
+    positions = order_positions(p.size, cfg)
+    pol = policy(p.size, cfg, dict(zip(positions.tolist(), np.partition(p, positions)[positions].tolist())))
+    bins = pol.binning.index(p)
     lp = engine.logit(p) if probabilities else p
     clusters = None
     if cluster and cluster in frame and frame[cluster].duplicated().any():
@@ -249,28 +304,58 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
     results = []
     for i, g in enumerate(groupings):
         say(f"auditing {g.title.lower()}")
-        results.append(_grouping(frame, g, cfg, y, p, lp, binning, bins, stratum, clusters,
-                                 threshold, curve_thresholds, probabilities, cfg.seed + 7919 * i, coverage or []))
-    flags = [c for r in results for c in r.comparisons if c.status == "flag"]  # in grouping order
-    uncertain = [c for r in results for c in r.comparisons if c.status == "uncertain"]
-    population = {
-        "rows": int(y.size), "rows_excluded_missing_score_or_outcome": excluded,
-        "people": int(frame[cluster].nunique()) if cluster and cluster in frame else int(y.size),
-        "events": int(y.sum()), "event_rate": float(y.mean()), "threshold": threshold,
-        "policy": (f"risk >= {cfg.threshold:g}" if cfg.threshold is not None
-                   else f"top {cfg.top_share:.1%} by risk (risk >= {threshold:.4f})"),
-        "flagged": int((p >= threshold).sum()), "scores_are_probabilities": probabilities,
-        "bootstrap": "Poisson, by person" + (" (clustered rows)" if clusters is not None else ""),
-        "coverage_descriptions": coverage_descriptions or {},
-    }
+        tables = _tables(frame, g, y, p, lp, pol.binning, bins, stratum, clusters, pol.threshold, probabilities,
+                         coverage or [])
+        results.append(_grouping(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
+                                 cfg.seed + 7919 * i))
+    population = population_summary(
+        cfg, pol.threshold, rows=int(y.size), excluded=excluded,
+        people=int(frame[cluster].nunique()) if cluster and cluster in frame else int(y.size), events=int(y.sum()),
+        flagged=int((p >= pol.threshold).sum()), probabilities=probabilities,
+        bootstrap="Poisson, by person" + (" (clustered rows)" if clusters is not None else ""),
+        coverage_descriptions=coverage_descriptions)
     mitigation = None
     if cfg.mitigation == "group_thresholds":
         by = next((g for g in groupings if g.name == cfg.mitigation_grouping), None)
         if by is not None:
             say("trying group-specific thresholds")
             mitigation = group_thresholds(frame[by.column].astype("string").fillna("Unknown").to_numpy(), y, p,
-                                          threshold, cfg, by.name,
+                                          pol.threshold, cfg, by.name,
                                           frame[cluster].to_numpy() if cluster and cluster in frame else None)
+    return assemble(subject, cfg, population, results, mitigation)
+
+
+def check_outcomes(outcome: str, rows: int, events: int) -> None:
+    if rows == 0 or events == 0 or events == rows:
+        raise AuditInputError(f"outcome {outcome!r} needs both 0s and 1s among scored rows "
+                              f"({rows:,} usable rows, {events:,} outcomes)")
+
+
+def judged_config(cfg: AuditConfig, probabilities: bool) -> AuditConfig:
+    """Scores that are not probabilities cannot be judged on calibration."""
+    if probabilities:
+        return cfg
+    return cfg.model_copy(update={"flag_metrics": [m for m in cfg.flag_metrics if m not in CALIBRATION_METRICS]})
+
+
+def population_summary(cfg: AuditConfig, threshold: float, rows: int, excluded: int, people: int, events: int,
+                       flagged: int, probabilities: bool, bootstrap: str,
+                       coverage_descriptions: dict[str, str] | None, **extra) -> dict:
+    return {
+        "rows": rows, "rows_excluded_missing_score_or_outcome": excluded, "people": people,
+        "events": events, "event_rate": events / rows, "threshold": threshold,
+        "policy": (f"risk >= {cfg.threshold:g}" if cfg.threshold is not None
+                   else f"top {cfg.top_share:.1%} by risk (risk >= {threshold:.4f})"),
+        "flagged": flagged, "scores_are_probabilities": probabilities, "bootstrap": bootstrap,
+        "coverage_descriptions": coverage_descriptions or {}, **extra,
+    }
+
+
+def assemble(subject: dict, cfg: AuditConfig, population: dict, results: list[GroupingResult],
+             mitigation) -> AuditResult:
+    """The sealed result: flags and uncertain gaps in grouping order, the plain-English summary, hazards."""
+    flags = [c for r in results for c in r.comparisons if c.status == "flag"]
+    uncertain = [c for r in results for c in r.comparisons if c.status == "uncertain"]
     result = AuditResult(subject=subject, config=cfg, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          population=population, groupings=results, flags=flags, uncertain=uncertain,
                          summary=[], hazards=[], mitigation=mitigation)

@@ -43,11 +43,6 @@ class Binning:
         return int(np.searchsorted(self.edges, threshold, side="left")) + 1
 
 
-def make_binning(p: np.ndarray, bins: int, thresholds: list[float]) -> Binning:
-    qs = np.quantile(p, np.linspace(0, 1, bins + 1)[1:-1]) if p.size else np.array([])
-    return Binning(np.unique(np.concatenate([qs, np.asarray(thresholds, dtype=float)])))
-
-
 def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
     return np.log(p / (1 - p))

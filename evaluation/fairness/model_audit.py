@@ -66,20 +66,65 @@ def load_scores(name: str, version: int) -> tuple[pd.DataFrame, dict]:
 
 
 def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditConfig,
-                progress=None) -> AuditOutput:
+                progress=None, engine: str | None = None) -> AuditOutput:
+    """Audit a version on its validation period, record the report and hazards. In-process from the validation
+    scores its training run logged, or on Spark (`engine`, else the `engine` setting): features rebuilt at the
+    run's validation dates, scored on the executors and audited from aggregates."""
     tracking.configure(settings)
     version = resolve_version(name, version)
-    frame, params = load_scores(name, version)
-    frame = standard_labels(frame)
-    repeated = frame["person_id"].duplicated().any()
-    subject = {"kind": "registered model", "model": name, "version": version, "run_id": params["run_id"],
-               "outcome": OUTCOMES.get(name, "the outcome"), "validation_dates": params.get("validation_dates"),
-               "feature_definition_hash": params.get("feature_definition_hash"),
-               "data": _source(settings),
-               "unit": "person-days (several per person; bootstrap by person)" if repeated else "people"}
-    result = run_audit(frame, STANDARD_GROUPINGS, cfg, subject, cluster="person_id" if repeated else None,
-                       coverage=STANDARD_COVERAGE, coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE),
-                       progress=progress)
+    if (engine or settings.engine) == "spark":
+        result, params = audit_on_spark(settings, name, version, cfg, progress)
+    else:
+        frame, params = load_scores(name, version)
+        frame = standard_labels(frame)
+        repeated = frame["person_id"].duplicated().any()
+        subject = _subject(settings, name, version, params,
+                           "person-days (several per person; bootstrap by person)" if repeated else "people")
+        result = run_audit(frame, STANDARD_GROUPINGS, cfg, subject, cluster="person_id" if repeated else None,
+                           coverage=STANDARD_COVERAGE,
+                           coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE), progress=progress)
+    return _record(settings, name, version, result, params)
+
+
+def _subject(settings: Settings, name: str, version: int, params: dict, unit: str) -> dict:
+    return {"kind": "registered model", "model": name, "version": version, "run_id": params["run_id"],
+            "outcome": OUTCOMES.get(name, "the outcome"), "validation_dates": params.get("validation_dates"),
+            "feature_definition_hash": params.get("feature_definition_hash"), "data": _source(settings), "unit": unit}
+
+
+def audit_on_spark(settings: Settings, name: str, version: int, cfg: AuditConfig, progress) -> tuple[AuditResult, dict]:
+    from features.build import BuildConfig, build
+    from features.engine.spark_engine import SparkEngine
+    from models.batch import score_spark
+    from evaluation.fairness.spark_audit import audit_rows_spark, run_audit_spark
+    from training.config import TrainConfig
+
+    say = progress or (lambda _m: None)
+    client = MlflowClient()
+    mv = client.get_model_version(name, str(version))
+    params = {"run_id": mv.run_id, **client.get_run(mv.run_id).data.params}
+    train = TrainConfig.model_validate(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/train_config.json"))
+    if len(train.validation_dates) > 1:
+        raise AuditInputError(f"{name} validates on {len(train.validation_dates)} dates (several rows per person): "
+                              "its bootstrap by person needs the rows, so audit it in-process (without --engine spark)")
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
+    with SparkEngine(settings) as engine:
+        say(f"building validation features as at {train.validation_dates[0]} on Spark")
+        out = settings.features_dir / f"{name}_v{version}_validation_spark.parquet"
+        build(engine, BuildConfig(feature_set=train.feature_set, index_dates=train.validation_dates), out)
+        features = engine.spark.read.parquet(str(out.resolve()))
+        say(f"scoring with {name} version {version} on the executors")
+        scored = score_spark(features, model, features.columns)
+        frame = audit_rows_spark(scored, train.label)
+        subject = _subject(settings, name, version, params, "people")
+        result = run_audit_spark(frame, STANDARD_GROUPINGS, cfg, subject, coverage=STANDARD_COVERAGE,
+                                 coverage_descriptions=coverage_descriptions(frame.columns, STANDARD_COVERAGE),
+                                 progress=progress)
+    return result, params
+
+
+def _record(settings: Settings, name: str, version: int, result: AuditResult, params: dict) -> AuditOutput:
+    """Write the report, log it to the version's run, tag the version and append to the hazard log."""
     out_dir = settings.reports_dir / "audits" / f"{name}_v{version}"
     html_path, json_path = write_report(result, out_dir)
     artifact_path = f"audit/{result.report_sha256[:12]}"

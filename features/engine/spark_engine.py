@@ -84,13 +84,8 @@ class SparkEngine(Engine):
         return self.spark.sql(sql).toPandas()
 
     def materialize(self, name: str, sql: str) -> None:
-        self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
-        frame = self.spark.sql(sql)
-        frame.createOrReplaceTempView(name)
-        self.spark.catalog.cacheTable(name)
+        self.temp_view(name, self.spark.sql(sql), cache=True)
         self.spark.table(name).count()  # computed once, here
-        if name not in self._temp:
-            self._temp.append(name)
 
     def write_parquet(self, sql: str, order_by: list[str], out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,13 +98,16 @@ class SparkEngine(Engine):
             remove_output(tmp)
 
     def read_parquet(self, name: str, path: Path) -> None:
-        self.spark.read.parquet(str(path.resolve())).createOrReplaceTempView(name)
+        self.temp_view(name, self.spark.read.parquet(str(path.resolve())))
+
+    def temp_view(self, name: str, frame: Any, cache: bool = False) -> None:
+        """Name a DataFrame for SQL (optionally cached) until the engine closes."""
+        self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+        frame.createOrReplaceTempView(name)
+        if cache:
+            self.spark.catalog.cacheTable(name)
         if name not in self._temp:
             self._temp.append(name)
-
-    def dataframe(self, name: str) -> Any:
-        """A temporary table as a Spark DataFrame (for batch scoring on the cluster)."""
-        return self.spark.table(name)
 
     def close(self) -> None:
         for name in self._temp:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from features.engine.base import EngineError
 from phm.settings import Settings
 
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 LOCAL_DEFAULTS = {
     "spark.ui.enabled": "false",  # no web server, no port
     "spark.ui.showConsoleProgress": "false",
@@ -58,7 +60,7 @@ def spark_session(settings: Settings) -> Any:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark_master).appName("phm")
     conf = {**LOCAL_DEFAULTS, **ALWAYS, "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),
-            "spark.local.dir": str(settings.home / "spark" / "tmp"), **settings.spark_conf}
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}", **settings.spark_conf}
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
