@@ -118,16 +118,19 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
     try:
         check_sources(engine, fs)
         data_end = cfg.data_end or data_end_of(engine)
-        engine.materialize("cohort_all", cohort_sql(cohort_cfg, cfg.index_dates, dialect, table))
+        parts, everyone = cohort_sql(cohort_cfg, cfg.index_dates, dialect, table)
+        for name, sql in parts:
+            engine.materialize(name, sql)
+        engine.view("cohort_all", everyone)  # patients x dates rows: streamed twice, never stored
         excluded = {r: n for r, n in engine.rows("SELECT _reason, count(*) AS n FROM cohort_all WHERE _reason IS NOT NULL "
                                                  "GROUP BY _reason ORDER BY n DESC, _reason")}
-        eligible = dict(engine.rows(f"SELECT {dialect.as_text('_idx')} AS d, count(*) AS n FROM cohort_all "
-                                    "WHERE _reason IS NULL GROUP BY _idx ORDER BY d"))
+        engine.materialize("cohort", "SELECT person_id, _idx FROM cohort_all WHERE _reason IS NULL")
+        eligible = dict(engine.rows(f"SELECT {dialect.as_text('_idx')} AS d, count(*) AS n FROM cohort "
+                                    "GROUP BY _idx ORDER BY d"))
         if not eligible:
             raise EmptyCohortError(
                 f"no one is eligible for {fs.name} at {', '.join(map(str, cfg.index_dates))}"
                 f" (excluded: {', '.join(f'{k} {v:,}' for k, v in excluded.items()) or 'no patients loaded'})")
-        engine.materialize("cohort", "SELECT person_id, _idx FROM cohort_all WHERE _reason IS NULL")
         single = cfg.index_dates[0] if len(cfg.index_dates) == 1 else None
         features_sql = FeatureCompiler(dialect, table, index_date=single).compile(fs)
         labels = label_sql(label_cfg, dialect, table, data_end)

@@ -50,11 +50,14 @@ def _dates(index_dates: list[date], d: Dialect) -> str:
     return " UNION ALL ".join(f"SELECT {d.date_literal(x)} AS _idx" for x in index_dates)
 
 
-def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect, table: TableRef) -> str:
-    """(person_id, _idx, _reason) for every patient and index date; `_reason` is NULL when eligible.
+def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect,
+               table: TableRef) -> tuple[list[tuple[str, str]], str]:
+    """The small aggregates to compute first, as (name, SQL), and the query of (person_id, _idx, _reason) for
+    every patient and index date over them; `_reason` is NULL when eligible.
 
     Portable SQL (no correlated subqueries, which Spark allows only in filters): the condition and
-    monitoring rules are joins to one small per-person (or per person and date) aggregate each."""
+    monitoring rules are joins to one small per-person (or per person and date) aggregate each. The query
+    is meant to be streamed, not stored: with many index dates it has patients x dates rows."""
     dates = _dates(index_dates, d)
     birth = "make_date(CAST(p.year_of_birth AS INTEGER), CAST(p.month_of_birth AS INTEGER), 1)"
     age = d.years_between(birth, "x._idx")
@@ -65,24 +68,24 @@ def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect, table: Ta
         ("not yet born", f"{birth} > x._idx"),
         ("below minimum age", f"{age} < {cfg.min_age}"),
     ]
-    joins = []
+    parts, joins = [], []
     if cfg.max_age is not None:
         checks.append(("above maximum age", f"{age} > {cfg.max_age}"))
     if cfg.conditions:
         codes = [c.snomed for c in CONDITIONS if c.key in cfg.conditions]
-        joins.append(f"""LEFT JOIN (SELECT g.person_id, MIN(g.event_date) AS _first FROM {table('gp_events')} g
-    WHERE g.code IN ({', '.join(sql_literal(c) for c in codes)}) GROUP BY g.person_id) cond
-  ON cond.person_id = p.person_id""")
+        parts.append(("cohort_condition", f"""SELECT g.person_id, MIN(g.event_date) AS _first FROM {table('gp_events')} g
+    WHERE g.code IN ({', '.join(sql_literal(c) for c in codes)}) GROUP BY g.person_id"""))
+        joins.append("LEFT JOIN cohort_condition cond ON cond.person_id = p.person_id")
         checks.append(("condition not recorded", "cond._first IS NULL OR cond._first >= x._idx"))
     if cfg.monitored_days:
-        joins.append(f"""LEFT JOIN (SELECT h.person_id, w._idx FROM {table('home_monitoring')} h
+        parts.append(("cohort_monitoring", f"""SELECT h.person_id, w._idx FROM {table('home_monitoring')} h
     JOIN ({dates}) w ON h.reading_date < w._idx AND h.reading_date >= {d.add_days('w._idx', -cfg.monitored_days)}
-    GROUP BY h.person_id, w._idx) mon
-  ON mon.person_id = p.person_id AND mon._idx = x._idx""")
+    GROUP BY h.person_id, w._idx"""))
+        joins.append("LEFT JOIN cohort_monitoring mon ON mon.person_id = p.person_id AND mon._idx = x._idx")
         checks.append(("no recent home monitoring", "mon.person_id IS NULL"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(name)}" for name, cond in checks) + " END"
-    return (f"SELECT p.person_id, x._idx, {reason} AS _reason\n"
-            f"FROM {table('patients')} p CROSS JOIN ({dates}) x\n" + "\n".join(joins))
+    return parts, (f"SELECT p.person_id, x._idx, {reason} AS _reason\n"
+                   f"FROM {table('patients')} p CROSS JOIN ({dates}) x\n" + "\n".join(joins))
 
 
 def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> str:

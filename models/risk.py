@@ -100,12 +100,18 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
         return self.booster_.predict_proba(X[self.feature_names_in_], **self._predict_kwargs())[:, 1]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        raw = self.raw_proba(X)
-        if self.calibration == "isotonic":
-            p = self.calibrator_.predict(raw)
-        else:
-            p = self.calibrator_.predict_proba(logit(raw)[:, None])[:, 1]
+        p = self._calibrate(self.raw_proba(X))
         return np.column_stack([1 - p, p])
+
+    def risk_from_values(self, values: np.ndarray) -> np.ndarray:
+        """Calibrated P(outcome) from a float64 array in `feature_names_in_` order, through the raw booster:
+        the same values as `predict_proba`, without its DataFrame checks and copies (population scoring)."""
+        return self._calibrate(self.booster_.booster_.predict(values, **self._predict_kwargs()))
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        if self.calibration == "isotonic":
+            return self.calibrator_.predict(raw)
+        return self.calibrator_.predict_proba(logit(raw)[:, None])[:, 1]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)

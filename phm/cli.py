@@ -925,6 +925,9 @@ def score_daily_cmd(day: Annotated[Optional[datetime], typer.Option("--date", fo
     console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by emergency_admission version "
                   f"{meta['emergency_admission']['version']} (feature hash {meta['emergency_admission']['feature_hash']}); "
                   f"bands: {counts}; {meta['seconds']} s")
+    if meta.get("stages"):
+        console.print("Stages: " + ", ".join(f"{k.replace('_', ' ')} {v['seconds']:.1f} s" for k, v in meta["stages"].items())
+                      + f"; peak memory {max(v['peak_gib'] for v in meta['stages'].values()):.1f} GiB")
     if meta["flare_up"]:
         console.print(f"Flare-up risk for {meta['flare_up']['people']:,} monitored patients (version {meta['flare_up']['version']}).")
 

@@ -30,6 +30,7 @@ from features.codes import CONDITION_KEYS
 from features.series import data_end, practice_pcns
 from models.explain import reasons
 from phm.settings import Settings
+from phm.timing import Stages
 from training import tracking
 
 BANDS = [("very high", 0.005), ("high", 0.02), ("raised", 0.05)]  # top shares, highest first
@@ -99,32 +100,35 @@ def score_daily(settings: Settings, day: date | None = None, progress=None, engi
         raise SnapshotError("no emergency_admission champion: audit, approve and `phm models promote` a version first")
     day = day or default_date(settings.warehouse_path)
     started = time.perf_counter()
+    stages = Stages()
     work = settings.features_dir / "daily"
     say(f"building features as at {day}")
     feat_path = work / f"emergency_admission_{day}.parquet"
     manifest = build(settings.warehouse_path, BuildConfig(feature_set="emergency_admission", index_dates=[day]), feat_path)
     features = pd.read_parquet(feat_path)
+    stages.done("features")
     predictors = list(champion.model.feature_names_in_)
     say(f"scoring {len(features):,} people with emergency_admission version {champion.version}")
     X = features[predictors].astype("float64")
-    risk = champion.model.predict_proba(X)[:, 1]
+    risk = champion.model.risk_from_values(X.to_numpy())
+    stages.done("scoring")
     rank, band = bands(risk)
     practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
-    cond = features[conditions].fillna(0).to_numpy() > 0
-    names = np.array([c.removeprefix("ltc_") for c in conditions])
     scores = pd.DataFrame({
         "person_id": features["person_id"].to_numpy(), "practice_code": features["practice_code"].astype(str).to_numpy(),
         "age_band": features["age_band"].astype(str).to_numpy(), "sex": features["sex"].astype(str).to_numpy(),
         "segment": features["segment"].astype(str).to_numpy(),
-        "conditions": [",".join(names[row]) for row in cond],
+        "conditions": condition_lists(features, conditions),
         "risk": risk, "rank": rank, "band": band})
     scores["pcn_code"] = scores.practice_code.map(practices).fillna("")
+    stages.done("bands")
     shown = scores.band != "routine"
     say(f"explaining the {int(shown.sum()):,} people in worklist bands")
     scores["reasons"] = None
     if shown.any():
         scores.loc[shown, "reasons"] = [json.dumps(r) for r in reasons(champion.model, X[shown.to_numpy()])]
+    stages.done("reasons")
     scores["flare_risk"] = np.nan
     flare = load_champion("flare_up")
     flare_info = None
@@ -137,15 +141,30 @@ def score_daily(settings: Settings, day: date | None = None, progress=None, engi
             fr = flare.model.predict_proba(ff[list(flare.model.feature_names_in_)].astype("float64"))[:, 1]
             scores["flare_risk"] = scores.person_id.map(pd.Series(fr, index=ff.person_id.to_numpy()))
         flare_info = {"version": flare.version, "people": int(len(ff))}
+    stages.done("flare_up")
     previous = earlier(settings, day)
     if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
         scores["previous_risk"] = scores.person_id.map(previous[1].set_index("person_id").risk)
+    stages.done("trend")
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], flare_info,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb")
+    say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta)
+    stages.done("write")
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
+    meta["stages"] = stages.rows
     return meta
+
+
+def condition_lists(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Each person's long-term conditions as "copd,diabetes" text (catalogue order): one string per distinct
+    combination, not per person."""
+    coded = features[columns].fillna(0).to_numpy() > 0
+    combos, which = np.unique(coded @ (1 << np.arange(len(columns), dtype=np.int64)), return_inverse=True)
+    names = [c.removeprefix("ltc_") for c in columns]
+    text = np.array([",".join(n for j, n in enumerate(names) if combo >> j & 1) for combo in combos], dtype=object)
+    return text[which]
 
 
 def snapshot_meta(day: date, people: int, champion: Champion, feature_hash: str, flare_info: dict | None,

@@ -22,3 +22,12 @@ def train_quickly(home: Settings, model: str = "emergency_admission") -> RunResu
     cfg = default_config(model).model_copy(update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]),
                                                    "bootstrap_draws": 20})
     return run(cfg, home)
+
+
+def registry_copy(source: Settings, root: Path) -> Settings:
+    """A fresh PHM home holding copies of `source`'s warehouse and MLflow store (its champions), so a test can
+    score, audit and re-tag versions without touching `source` (artifacts are read from where they were logged)."""
+    for part in ("warehouse/phm.duckdb", "mlflow/mlflow.db"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source.home / part, root / part)
+    return Settings(home=root)

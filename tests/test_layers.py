@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RANK = {"phm.settings": 0, "phm.ledger": 0, "phm.logs": 0, "phm.stats": 0, "features": 1, "models": 2, "training": 2, "evaluation": 3,
+RANK = {"phm.settings": 0, "phm.ledger": 0, "phm.logs": 0, "phm.stats": 0, "phm.timing": 0, "features": 1, "models": 2, "training": 2, "evaluation": 3,
         "serving": 4, "phm.cli": 5}
 
 

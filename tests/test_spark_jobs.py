@@ -5,12 +5,12 @@ to 1e-9, ranks, bands, reasons, trend), and the fairness audit aggregated on Spa
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from homes import registry_copy
 
 from evaluation.fairness.audit import AuditInputError, run_audit
 from evaluation.fairness.config import AuditConfig
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.spark
 @pytest.fixture(scope="module")
 def home(served_home, tmp_path_factory) -> Settings:
     """Its own warehouse copy, snapshots and MLflow store (copied: the served home's registry is never touched)."""
-    root = tmp_path_factory.mktemp("spark_jobs_home")
-    for part in ("warehouse/phm.duckdb", "mlflow/mlflow.db"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(served_home.home / part, root / part)
-    settings = Settings(home=root)
+    settings = registry_copy(served_home, tmp_path_factory.mktemp("spark_jobs_home"))
     tracking.configure(settings)
     return settings
 

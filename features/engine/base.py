@@ -49,6 +49,10 @@ class Engine(ABC):
         """Compute a query once into a temporary table `name` that later statements can read."""
 
     @abstractmethod
+    def view(self, name: str, sql: str) -> None:
+        """Name a query for later statements, recomputed by each (for results too large to store)."""
+
+    @abstractmethod
     def write_parquet(self, sql: str, order_by: list[str], out: Path) -> None:
         """Write a query's rows, sorted, to Parquet at `out`: in place only once complete."""
 

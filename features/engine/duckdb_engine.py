@@ -22,6 +22,8 @@ class DuckDBEngine(Engine):
         self.location = str(warehouse)
         self.con = duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
+        # large builds spill beside the warehouse (under PHM_HOME), not into the current directory
+        self.con.execute(f"SET temp_directory = '{warehouse.parent / 'spill'}'")
         self.con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
 
     def table(self, name: str) -> str:
@@ -42,6 +44,9 @@ class DuckDBEngine(Engine):
 
     def materialize(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
     def write_parquet(self, sql: str, order_by: list[str], out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,9 @@ class SparkEngine(Engine):
         self.temp_view(name, self.spark.sql(sql), cache=True)
         self.spark.table(name).count()  # computed once, here
 
+    def view(self, name: str, sql: str) -> None:
+        self.temp_view(name, self.spark.sql(sql))
+
     def write_parquet(self, sql: str, order_by: list[str], out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

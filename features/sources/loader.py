@@ -152,6 +152,7 @@ class Loader:
         tmp.unlink(missing_ok=True)
         try:
             con = duckdb.connect(str(tmp))
+            con.execute("SET enable_progress_bar = false")
             try:
                 report = self._load_all(con, warehouse)
                 con.execute("CHECKPOINT")
