@@ -83,8 +83,7 @@ def required_columns(fs: FeatureSet) -> dict[str, set[str]]:
     return need
 
 
-def check_sources(engine: Engine, fs: FeatureSet) -> None:
-    present = engine.columns()
+def check_sources(present: dict[str, set[str]], fs: FeatureSet) -> None:
     missing_tables = [t for t in required_columns(fs) if t not in present]
     missing_cols = [f"{t}.{c}" for t, cols in required_columns(fs).items() if t in present
                     for c in sorted(cols) if c not in present[t]]
@@ -116,7 +115,8 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
     engine = DuckDBEngine(source) if isinstance(source, Path) else source
     dialect, table = engine.dialect, engine.table
     try:
-        check_sources(engine, fs)
+        present = engine.columns()  # read once: on Spark each table's schema is a file read
+        check_sources(present, fs)
         data_end = cfg.data_end or data_end_of(engine)
         parts, everyone = cohort_sql(cohort_cfg, cfg.index_dates, dialect, table)
         for name, sql in parts:
@@ -138,7 +138,8 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
                                  FROM ({features_sql}) f JOIN ({labels}) l
                                  ON l.person_id = f.person_id AND l._idx = f.index_date""", ["index_date", "person_id"], out)
         engine.read_parquet("result", out)  # the manifest describes the file as written
-        manifest = _manifest(engine, fs, cfg, cohort_cfg, label_cfg, data_end, excluded, eligible, out)
+        manifest = _manifest(engine, fs, cfg, cohort_cfg, label_cfg, data_end, excluded, eligible, out,
+                             "load_info" in present)
     finally:
         if engine is not source:
             engine.close()
@@ -148,7 +149,7 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
 
 
 def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, label_cfg: LabelConfig,
-              data_end: date, excluded: dict, eligible: dict, out: Path) -> dict:
+              data_end: date, excluded: dict, eligible: dict, out: Path, has_load_info: bool) -> dict:
     names = [f.name for f in fs.features]
     nulls = engine.rows("SELECT " + ", ".join(f"avg(CASE WHEN {n} IS NULL THEN 1.0 ELSE 0.0 END) AS {n}"
                                               for n in names) + " FROM result")[0]
@@ -158,7 +159,7 @@ def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: Coho
         f"sum(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS cens FROM result")[0]
     censor = dict(engine.rows("SELECT censor_reason, count(*) AS n FROM result WHERE censor_reason IS NOT NULL "
                               "GROUP BY censor_reason ORDER BY censor_reason"))
-    info = _load_info(engine)
+    info = _load_info(engine) if has_load_info else {}
     segments = dict(engine.rows("SELECT segment, count(*) AS n FROM result GROUP BY segment ORDER BY n DESC, segment")) \
         if "segment" in names else {}
     carried = [c for c in fs.carried if not (c == "ethnic_category" and cfg.ethnicity_as_predictor)]
@@ -187,9 +188,7 @@ def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: Coho
 
 
 def _load_info(engine: Engine) -> dict:
-    """The loader's record of the warehouse (as-of date, source format); empty when absent."""
-    if "load_info" not in engine.columns():
-        return {}
+    """The loader's record of the warehouse (as-of date, source format)."""
     frame = engine.frame(f"SELECT * FROM {engine.table('load_info')}")
     if frame.empty:
         return {}

@@ -214,7 +214,7 @@ def _tables(frame: pd.DataFrame, g: Grouping, y: np.ndarray, p: np.ndarray, lp: 
                        coverage_table(frame, g.column, coverage), (keys, cluster, p, lp) if cluster is not None else None)
 
 
-def _grouping(g: Grouping, tables: GroupTables, cfg: AuditConfig, binning: engine.Binning, threshold: float,
+def grouping_result(g: Grouping, tables: GroupTables, cfg: AuditConfig, binning: engine.Binning, threshold: float,
               curve_thresholds: dict[float, float], probabilities: bool, seed: int) -> GroupingResult:
     names, cells, exact = tables.names, tables.cells, tables.exact
     sizes = exact["n"].to_numpy().astype(int)
@@ -306,7 +306,7 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
         say(f"auditing {g.title.lower()}")
         tables = _tables(frame, g, y, p, lp, pol.binning, bins, stratum, clusters, pol.threshold, probabilities,
                          coverage or [])
-        results.append(_grouping(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
+        results.append(grouping_result(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
                                  cfg.seed + 7919 * i))
     population = population_summary(
         cfg, pol.threshold, rows=int(y.size), excluded=excluded,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.fairness import engine
-from evaluation.fairness.audit import (AuditInputError, GroupTables, _grouping, assemble, check_outcomes, judged_config,
+from evaluation.fairness.audit import (AuditInputError, GroupTables, grouping_result, assemble, check_outcomes, judged_config,
                                        order_positions, policy, population_summary, threshold_metrics, exact_table)
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import KEEP, CoverageMeasure, Grouping, audit_frame, standard_labels
@@ -131,7 +131,7 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
         for i, g in enumerate(groupings):
             say(f"auditing {g.title.lower()}")
             tables = _tables(i, cells, auc, cover, slopes, coverage, pol, probabilities)
-            results.append(_grouping(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
+            results.append(grouping_result(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
                                      cfg.seed + 7919 * i))
         first = pol.binning.first_selected(pol.threshold)
         flagged = int(cells.loc[(cells.gi == 0) & (cells._bin >= first), "n"].sum())
