@@ -34,7 +34,7 @@ def step_prepare(persons: str, out: str) -> tuple[float, int]:
     import pandas as pd
 
     from evaluation.fairness.groups import audit_frame
-    from phm.settings import Settings
+    from phm.core.settings import Settings
     from training import registry, tracking
 
     home = CACHE / "train_home"
@@ -64,7 +64,7 @@ def step_audit(path: str, draws: str) -> tuple[float, int]:
     from evaluation.fairness.audit import run_audit
     from evaluation.fairness.config import AuditConfig
     from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
-    from evaluation.fairness.model_audit import write_report
+    from serving.governance.model_audit import write_report
 
     frame = pd.read_parquet(path)
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ every day). The smaller homes use the 3 M home's registry (the same champions).
 
 Then, each in a fresh child process:
 
-* refresh: `serving.snapshots.score_daily` for the day after the data ends: features as at the day, scores
+* refresh: `serving.batch.daily.score_daily` for the day after the data ends: features as at the day, scores
   of everyone eligible, bands and segments, reasons for everyone in a worklist band, flare-up risk, the
   trend, and the atomic snapshot write; its stages are timed inside the job (`meta["stages"]`);
 * scan floor: one DuckDB scan of every column of every table the two feature sets read;
@@ -46,7 +46,7 @@ def home_for(persons: int) -> Path:
 
 
 def _settings(persons: int, registry: int | None = None):
-    from phm.settings import Settings
+    from phm.core.settings import Settings
 
     reg = home_for(registry or persons)
     return Settings(home=home_for(persons), tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
@@ -73,7 +73,8 @@ def prepare(persons: int, registry: int) -> None:
         shutil.rmtree(data, ignore_errors=True)
     if persons == registry:
         _champions(settings)
-    from serving.snapshots import default_date, score_daily
+    from serving.batch.common import default_date
+    from serving.batch.daily import score_daily
 
     say("scoring a week before (for the trend)")
     score_daily(settings, default_date(settings.warehouse_path) - timedelta(days=7), progress=say)
@@ -85,9 +86,9 @@ def _champions(settings) -> None:
     from mlflow.exceptions import MlflowException
 
     from evaluation.fairness.config import AuditConfig
-    from evaluation.fairness.model_audit import audit_model
-    from evaluation.fairness.signoff import decide, promote
-    from evaluation.train_validate import run
+    from serving.governance.model_audit import audit_model
+    from serving.governance.signoff import decide, promote
+    from training.train_validate import run
     from training import tracking
     from training.config import default_config
 
@@ -111,7 +112,7 @@ def _champions(settings) -> None:
 
 # ---- child steps ----------------------------------------------------------------------------------
 def step_refresh(persons: int, registry: int) -> tuple[float, int]:
-    from serving.snapshots import score_daily
+    from serving.batch.daily import score_daily
 
     settings = _settings(persons, registry)
     t0 = time.perf_counter()
@@ -148,7 +149,7 @@ def step_scan(persons: int, registry: int) -> tuple[float, int]:
 def _champion_and_features(persons: int, registry: int):
     import pandas as pd
 
-    from serving.snapshots import load_champion
+    from training.registry import load_champion
     from training import tracking
 
     settings = _settings(persons, registry)
@@ -200,7 +201,7 @@ def step_spark(persons: int, registry: int) -> tuple[float, int]:
     """The same refresh on local Spark (`phm score daily --engine spark`), after the Parquet copy of the warehouse
     is made (untimed: a cluster holds its tables already)."""
     from features.engine.export import ensure_exported
-    from serving.snapshots import score_daily
+    from serving.batch.daily import score_daily
 
     settings = _settings(persons, registry).model_copy(update={"spark_conf": {
         "spark.driver.memory": "14g", "spark.sql.shuffle.partitions": "16"}})

@@ -35,7 +35,7 @@ def step_prepare(persons: int, warehouse: str) -> tuple[float, int]:
     from features.sources.loader import load
     from features.synthetic.config import GeneratorConfig
     from features.synthetic.generator import generate
-    from phm.settings import Settings
+    from phm.core.settings import Settings
 
     data = Path(warehouse).parent / "data"
     t0 = time.perf_counter()

@@ -49,7 +49,7 @@ def stage_generate(persons: int, data: str) -> tuple[float, int]:
 def stage_load(persons: int, data: str) -> tuple[float, int]:
     """Run the warehouse loader; returns (seconds, rows read from the extracts)."""
     from features.sources.loader import load
-    from phm.settings import get_settings
+    from phm.core.settings import get_settings
 
     settings = get_settings()
     t0 = time.perf_counter()

@@ -35,14 +35,14 @@ TARGET_P99_MS, TARGET_COHORT_S = 50.0, 1.0
 
 def prepare(persons: int) -> None:
     from evaluation.fairness.config import AuditConfig
-    from evaluation.fairness.model_audit import audit_model
-    from evaluation.fairness.signoff import decide, promote
-    from evaluation.train_validate import run as train
+    from serving.governance.model_audit import audit_model
+    from serving.governance.signoff import decide, promote
+    from training.train_validate import run as train
     from features.sources.loader import load
     from features.synthetic.config import GeneratorConfig
     from features.synthetic.generator import generate
-    from phm.settings import Settings
-    from serving.snapshots import score_daily
+    from phm.core.settings import Settings
+    from serving.batch.daily import score_daily
     from training.config import TuningGrid, default_config
 
     settings = Settings(home=HOME)
@@ -105,7 +105,7 @@ def in_process(ids: list[str], headers: dict, cohort_params: dict, single: int, 
 
     import httpx
 
-    from phm.settings import Settings
+    from phm.core.settings import Settings
     from serving.api import create_app
     from serving.state import ServiceState
 
@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     if not (HOME / "ready").exists():
         prepare(args.persons)
     token = coordinator_token()
-    from phm.settings import Settings
-    from serving.snapshots import current
+    from phm.core.settings import Settings
+    from serving.batch.store import current
 
     _, scores = current(Settings(home=HOME))
     ids = [str(int(x)) for x in scores.person_id.sample(500, random_state=1)]

@@ -76,7 +76,7 @@ def train_model(warehouse: Path) -> None:
     """Fit and cache a quick model on the 1 M ICS (no MLflow: only scoring is measured)."""
     if MODEL.exists():
         return
-    from phm.settings import Settings
+    from phm.core.settings import Settings
     from training.config import TuningGrid, default_config
     from training.jobs import fit
 
@@ -129,7 +129,7 @@ def step_spark(warehouse: str, work: str, memory: str) -> tuple[float, int]:
     from features.engine.spark_engine import SparkEngine
     from features.engine.spark_session import spark_session
     from models.batch import score_spark
-    from phm.settings import Settings
+    from phm.core.settings import Settings
 
     model = pickle.loads(MODEL.read_bytes())
     tables = Path(warehouse).parent / "tables"

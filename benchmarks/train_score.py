@@ -29,7 +29,7 @@ TRAIN_TARGET_S, SCORE_RATIO_TARGET = 300.0, 2.0
 
 
 def _settings(home: str):
-    from phm.settings import Settings
+    from phm.core.settings import Settings
 
     return Settings(home=Path(home))
 
@@ -43,7 +43,7 @@ def _validation(home: str):
 
 
 def step_train(home: str) -> tuple[float, int]:
-    from evaluation.train_validate import run
+    from training.train_validate import run
     from training.config import default_config
 
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.metrics import average_precision_score
 
-from phm.stats import auroc
+from phm.core.stats import auroc
 
 EPS = 1e-6
 __all__ = ["auroc", "auprc", "brier", "calibration_slope_intercept", "calibration_curve", "net_benefit", "top_k",

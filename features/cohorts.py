@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from features.codes import CONDITIONS, EMERGENCY_ADMISSION_METHODS, RESCUE_PACK
+from features.sources.codes import CONDITIONS, EMERGENCY_ADMISSION_METHODS, RESCUE_PACK
 from features.engine.compiler import TableRef, sql_literal
 from features.engine.dialect import Dialect
 

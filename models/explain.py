@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from features.codes import CONDITIONS
+from features.sources.codes import CONDITIONS
 from models.risk import GradientBoostedRisk
 
 _CONDITION_LABEL = {c.key: c.label for c in CONDITIONS}

@@ -1,4 +1,4 @@
-"""PHM Intelligence: command line and settings. `phm.settings` is the foundation layer;
+"""PHM Intelligence: command line and settings. `phm.core.settings` is the foundation layer;
 `phm.cli` is the top layer that wires features, training, evaluation and serving together."""
 
 import os as _os

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from evaluation.scenarios import Scenario
+from training.scenarios import Scenario
 from models.explain import reasons
 from serving import queries
 from serving.asgi import BodyLimit, Guard
@@ -161,7 +161,7 @@ def create_app() -> FastAPI:
     def scenario(body: Scenario, st: ServiceState = Depends(state),
                  u: User = Depends(allow(Role.planner, Role.data_scientist))) -> dict:
         """A planning scenario (schema `Scenario`, version 1): reach the top k% by risk, prevent p%."""
-        from evaluation.scenarios import ScenarioError, run_scenario
+        from training.scenarios import ScenarioError, run_scenario
 
         try:
             result = run_scenario(st.settings.home / "forecasts" / "latest", body)
@@ -206,7 +206,7 @@ def create_app() -> FastAPI:
     def decision(name: str, version: int, body: Decision, st: ServiceState = Depends(state),
                  u: User = Depends(allow(Role.safety_officer))) -> dict:
         """A clinical safety officer approves or rejects an audited version (recorded as by `phm audit`)."""
-        from evaluation.fairness.signoff import SignoffError, decide
+        from serving.governance.signoff import SignoffError, decide
 
         _version(name, version)
         try:
@@ -218,7 +218,7 @@ def create_app() -> FastAPI:
     def monitoring(st: ServiceState = Depends(state),
                    u: User = Depends(allow(Role.safety_officer, Role.data_scientist))) -> dict:
         """The latest monitoring of each champion: realised performance, drift, fairness, alerts, retraining due."""
-        from evaluation.monitoring import latest
+        from serving.governance.monitoring import latest
 
         return latest(st.settings)
 

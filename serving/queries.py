@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from models.explain import reasons_from_values
-from phm import ledger
+from phm.core import ledger
 from serving.schemas import (MAX_ON_DEMAND_REASONS, SUPPRESS_BELOW, Reason, Summary, SummaryRow, Worklist,
                              WorklistQuery, WorklistRow)
-from serving.snapshots import BAND_ORDER
+from serving.batch.ranking import BAND_ORDER
 from serving.state import ServiceState
 from serving.users import User
 
@@ -175,7 +175,7 @@ def bias_report(st: ServiceState, name: str, version: int) -> dict:
     """The latest bias report (JSON) recorded for a model version."""
     from mlflow.exceptions import MlflowException
 
-    from evaluation.fairness.model_audit import latest_report
+    from serving.governance.model_audit import latest_report
     from training import tracking
 
     tracking.configure(st.settings)

@@ -15,8 +15,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import bentoml  # noqa: E402
 
-from phm.logs import configure as configure_logging  # noqa: E402
-from phm.settings import get_settings  # noqa: E402
+from phm.core.logs import configure as configure_logging  # noqa: E402
+from phm.core.settings import get_settings  # noqa: E402
 from serving.api import create_app  # noqa: E402
 from serving.state import ServiceState  # noqa: E402
 from serving.web.pages import create_pages  # noqa: E402

@@ -15,10 +15,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.series import practice_pcns
-from phm.settings import Settings
-from serving import snapshots
+from phm.core.settings import Settings
+from serving.batch.store import current, snapshots_root
 from serving.users import User, load_users, users_path
 from training import tracking
+from training.registry import Champion, load_champion
 
 PREDICT_THREADS = 1  # each worker predicts on one thread; the workers (one per core) are the parallelism
 
@@ -35,7 +36,7 @@ def _settle() -> None:
 @dataclass
 class Bundle:
     users: list[User]
-    champions: dict[str, snapshots.Champion]
+    champions: dict[str, Champion]
     meta: dict | None
     scores: pd.DataFrame | None  # indexed by person_id
     practices: dict[str, str]  # practice -> PCN
@@ -80,11 +81,11 @@ class ServiceState:
         tracking.configure(self.settings)
         champions = {}
         for name in ("emergency_admission", "flare_up"):
-            found = snapshots.load_champion(name)
+            found = load_champion(name)
             if found is not None:
                 found.model.use_threads(PREDICT_THREADS)
                 champions[name] = found
-        snap = snapshots.current(self.settings)
+        snap = current(self.settings)
         meta, scores = snap if snap else (None, None)
         practices = practice_pcns(self.settings.warehouse_path) if self.settings.warehouse_path.exists() else {}
         position, columns = {}, {}
@@ -96,14 +97,14 @@ class ServiceState:
                       columns=columns, features=self._features(meta, scores, position, champions))
 
     def _features(self, meta: dict | None, scores: pd.DataFrame | None, position: dict[int, int],
-                  champions: dict[str, snapshots.Champion]) -> tuple[dict[int, int], np.ndarray] | None:
+                  champions: dict[str, Champion]) -> tuple[dict[int, int], np.ndarray] | None:
         """Today's predictors in the champion's column order, read with the snapshot (not on a first request,
         which would stall it and every request queued behind it). None when the champion's predictors are
         not in the snapshot (a champion promoted after the scoring run): no on-demand reasons then."""
         champ = champions.get("emergency_admission")
         if meta is None or scores is None or champ is None:
             return None
-        path = snapshots.snapshots_root(self.settings) / meta["snapshot_folder"] / "features.parquet"
+        path = snapshots_root(self.settings) / meta["snapshot_folder"] / "features.parquet"
         names = list(champ.model.feature_names_in_)
         if not path.exists() or not set(names) <= set(pq.read_schema(path).names):
             return None

@@ -17,7 +17,7 @@ import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.series import METRICS, daily_series, read_series_csv  # noqa: E402
-from phm.settings import Settings  # noqa: E402
+from phm.core.settings import Settings  # noqa: E402
 from training import tracking  # noqa: E402
 from training.demand import FitOutput, ForecastConfig, Progress, fit_series, inputs_from_frame, save  # noqa: E402
 

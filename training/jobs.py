@@ -19,8 +19,8 @@ import pandas as pd
 from features.build import BuildConfig, build
 from features.engine import open_engine
 from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
-from phm.settings import Settings
-from phm.stats import auroc
+from phm.core.settings import Settings
+from phm.core.stats import auroc
 from training.config import TrainConfig
 
 Progress = Callable[[str], None]

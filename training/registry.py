@@ -54,3 +54,25 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
 def load(name: str, alias: str = "candidate"):
     """The pyfunc model registered under `name@alias` (predict -> DataFrame with `risk`)."""
     return mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+
+
+@dataclass
+class Champion:
+    """The version deployed under alias `champion`: the fitted model, its pyfunc wrapper and its feature hash."""
+
+    name: str
+    version: str
+    model: object  # GradientBoostedRisk
+    pyfunc: object
+    feature_hash: str | None
+
+
+def load_champion(name: str) -> Champion | None:
+    """The `champion` of `name`, or None when no version holds the alias."""
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        return None
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    return Champion(name, str(mv.version), pyfunc.unwrap_python_model().model, pyfunc,
+                    (mv.tags or {}).get("feature_hash"))

@@ -13,7 +13,7 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from models.risk import GradientBoostedRisk
-from phm.settings import Settings
+from phm.core.settings import Settings
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 

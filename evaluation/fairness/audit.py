@@ -20,7 +20,7 @@ from evaluation.fairness.groups import CoverageMeasure, Grouping, coverage_table
 from evaluation.fairness.mitigation import group_thresholds
 from evaluation.fairness.results import AuditResult, Comparison, CurvePoint, GroupingResult, GroupRow, MetricValue
 from evaluation.metrics import calibration_slope_intercept
-from phm.stats import auroc
+from phm.core.stats import auroc
 
 CALIBRATION_METRICS = ("predicted_to_observed", "calibration_slope", "mean_predicted")
 SHIFTED = ("auroc", "calibration_slope")  # binned in the bootstrap: intervals shifted to the exact value

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.codes import BROAD_ETHNIC_GROUP, ETHNIC_CATEGORIES, SEX_CODES
+from features.sources.codes import BROAD_ETHNIC_GROUP, ETHNIC_CATEGORIES, SEX_CODES
 
 UNKNOWN_ETHNICITY = "Unknown"
 NO_IMD = "Unknown (no IMD link)"

@@ -5,7 +5,7 @@ Every definition here is data; `phm features list` prints them for clinicians.
 
 from __future__ import annotations
 
-from features.codes import (
+from features.sources.codes import (
     CONDITIONS,
     EMERGENCY_ADMISSION_METHODS,
     FRAILTY_DEFICITS,

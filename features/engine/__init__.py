@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from features.engine.base import Engine, EngineError
-from phm.settings import Settings
+from phm.core.settings import Settings
 
 EngineName = Literal["duckdb", "spark"]
 

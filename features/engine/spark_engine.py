@@ -18,7 +18,7 @@ from features.engine.base import Engine, EngineError, remove_output, replace_out
 from features.engine.dialect import SparkDialect
 from features.engine.export import ensure_exported
 from features.engine.spark_session import spark_session
-from phm.settings import Settings
+from phm.core.settings import Settings
 
 VIEW_PREFIX = "phm_src_"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from features.engine.base import EngineError
-from phm.settings import Settings
+from phm.core.settings import Settings
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 LOCAL_DEFAULTS = {

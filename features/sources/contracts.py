@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from features import codes
+from features.sources import codes
 
 ColumnType = Literal["string", "integer", "float", "date", "timestamp"]
 

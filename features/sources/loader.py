@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 from features.sources.contracts import CONTRACTS, RULES, Column, TableContract
 from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_NOTE
 from features.sources.pseudonymise import Pseudonymiser, resolve_key
-from phm.settings import Settings
+from phm.core.settings import Settings
 
 log = logging.getLogger("phm.load")
 

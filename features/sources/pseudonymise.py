@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
-from phm.settings import DEMO_PSEUDONYM_KEY, Settings
+from phm.core.settings import DEMO_PSEUDONYM_KEY, Settings
 
 
 class MissingKeyError(RuntimeError):

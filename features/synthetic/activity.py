@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.codes import CONDITIONS
+from features.sources.codes import CONDITIONS
 from features.synthetic.calendar import Calendar
 from features.synthetic.population import NEVER, Geography, People, deprivation
 

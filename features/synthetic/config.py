@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from features.codes import BROAD_ETHNIC_GROUP
+from features.sources.codes import BROAD_ETHNIC_GROUP
 
 UNDER_RECORD_GROUPS = sorted(set(BROAD_ETHNIC_GROUP.values()) - {"Unknown"}) + ["core20"]
 

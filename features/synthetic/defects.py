@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.nhs_number import corrupt_check_digit
+from features.sources.nhs_number import corrupt_check_digit
 
 FUTURE = "2031-06-15"
 

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features import nhs_number
-from features.codes import BROAD_ETHNIC_GROUP, CONDITION_KEYS
+from features.sources import nhs_number
+from features.sources.codes import BROAD_ETHNIC_GROUP, CONDITION_KEYS
 from features.synthetic import tables
 from features.synthetic.activity import simulate_activity
 from features.synthetic.calendar import Calendar, to_days
@@ -32,7 +32,7 @@ from features.synthetic.config import GeneratorConfig
 from features.synthetic.defects import inject
 from features.synthetic.population import NEVER, build_geography, build_people
 from features.synthetic.respiratory import simulate_respiratory
-from phm.stats import auroc
+from phm.core.stats import auroc
 
 SOURCE_TABLES = ["patients", "practices", "imd", "sites", "gp_events", "prescriptions", "ae_attendances",
                  "apc_spells", "op_appointments", "community_contacts", "mh_contacts", "social_care",

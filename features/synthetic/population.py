@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-from features import nhs_number
-from features.codes import BROAD_ETHNIC_GROUP, CONDITIONS
+from features.sources import nhs_number
+from features.sources.codes import BROAD_ETHNIC_GROUP, CONDITIONS
 from features.synthetic.calendar import Calendar
 from features.synthetic.config import GeneratorConfig
 

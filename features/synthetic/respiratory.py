@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.codes import CONDITION_KEYS
+from features.sources.codes import CONDITION_KEYS
 from features.synthetic.calendar import Calendar
 from features.synthetic.population import NEVER, Geography, People, deprivation
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.codes import (
+from features.sources.codes import (
     AE_DIAGNOSES,
     BNF_BY_CONDITION,
     BNF_COMMON,
@@ -274,7 +274,7 @@ def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: p
 
 def under_recorded(cfg: GeneratorConfig, people: People, geo: Geography, rng: np.random.Generator) -> np.ndarray:
     """(persons x conditions) mask of diagnoses that the GP record never codes (injected problem)."""
-    from features.codes import BROAD_ETHNIC_GROUP
+    from features.sources.codes import BROAD_ETHNIC_GROUP
 
     mask = np.zeros(people.onset.shape, dtype=bool)
     d = cfg.defects

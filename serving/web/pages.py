@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from features.codes import CONDITIONS
+from features.sources.codes import CONDITIONS
 from serving import queries, sessions
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError
@@ -233,7 +233,7 @@ def create_pages() -> FastAPI:
         versions = views.model_versions(st)
         chosen = views.pick_version(versions, model, version)
         report = views.equity_view(st, chosen) if chosen else None
-        from evaluation.monitoring import latest
+        from serving.governance.monitoring import latest
 
         watched = [dict(a, model=m["model"], version=m["version"], as_of=m["as_of"]) for m in latest(st.settings).values()
                    for a in m["alerts"] if a["kind"] == "fairness"]
@@ -258,7 +258,7 @@ def create_pages() -> FastAPI:
         check_form(request, form)
         if u.role != Role.safety_officer:
             raise HTTPException(403, "Only a clinical safety officer can approve or reject a model.")
-        from evaluation.fairness.signoff import SignoffError, decide
+        from serving.governance.signoff import SignoffError, decide
 
         decision = str(form.get("decision", ""))
         reason = str(form.get("reason", "")).strip()
@@ -277,7 +277,7 @@ def create_pages() -> FastAPI:
     @app.get("/models")
     def models(request: Request):
         st, u = signed_in(request, "models")
-        from evaluation.monitoring import latest
+        from serving.governance.monitoring import latest
 
         return render(request, "models.html", user=u, title="Models", versions=views.model_versions(st),
                       deployed={n: c.version for n, c in st.bundle.champions.items()}, monitoring=latest(st.settings))

@@ -12,12 +12,12 @@ import pandas as pd
 
 from evaluation.fairness.narrative import METRIC_NAMES, SHORT
 from evaluation.fairness.results import AuditResult, Comparison
-from features.codes import CONDITION_KEYS
-from phm import ledger
+from features.sources.codes import CONDITION_KEYS
+from phm.core import ledger
 from serving import queries
 from serving.queries import QueryError
 from serving.schemas import Worklist
-from serving.snapshots import BAND_ORDER
+from serving.batch.ranking import BAND_ORDER
 from serving.state import ServiceState
 from serving.web.charts import Series, forecast_svg
 
@@ -90,7 +90,7 @@ def capacity_chart(st: ServiceState, site: str, metric: str, horizon: int, scena
                     capacity=cap, threshold=threshold)
     found = None
     if scenario is not None:
-        from evaluation.scenarios import Scenario, ScenarioError, run_scenario
+        from training.scenarios import Scenario, ScenarioError, run_scenario
 
         try:
             found = run_scenario(st.settings.home / "forecasts" / "latest",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import codes
+from features.sources import codes
 from features.sources.formats.common import column, ConversionReport, Staging, read_source, surrogate_nhs_numbers
 from features.sources.formats.vocab import CONDITION_SNOMED, bnf_for_name, condition_for_snomed, ethnic_category
 

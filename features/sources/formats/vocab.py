@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from features import codes
+from features.sources import codes
 
 CONDITION_SNOMED = {c.key: c.snomed for c in codes.CONDITIONS}  # the code the features look for
 

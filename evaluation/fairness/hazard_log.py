@@ -1,6 +1,0 @@
-"""The clinical safety hazard log: an append-only, hash-chained ledger (see `phm.ledger`)."""
-
-from phm.ledger import GENESIS, LedgerError, append, read, verify
-
-HazardLogError = LedgerError
-__all__ = ["GENESIS", "HazardLogError", "append", "read", "verify"]

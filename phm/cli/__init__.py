@@ -1,0 +1,39 @@
+"""The `phm` command: one module per command group (`phm.cli.data`, `phm.cli.train`, ...), each a thin layer
+of options over functions of the lower layers; tables and summaries are printed by `phm.cli.render`; the demo
+calls the same functions as the commands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from phm import __version__
+from phm.cli import audit, data, demo, features, forecast, models, monitor, score, service, train, users
+from phm.cli.common import console
+
+app = typer.Typer(help="PHM Intelligence: population health management for an Integrated Care System.",
+                  no_args_is_help=True, add_completion=False)
+for group, name in ((data.app, "data"), (features.app, "features"), (train.app, "train"), (models.app, "models"),
+                    (audit.app, "audit"), (monitor.app, "monitor"), (forecast.app, "forecast"), (score.app, "score"),
+                    (users.app, "users"), (service.config_app, "config")):
+    app.add_typer(group, name=name)
+app.command("retrain")(train.retrain_cmd)
+app.command("serve")(service.serve_cmd)
+app.command("demo")(demo.demo_cmd)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"phm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                                  help="Show the version and exit.")] = None) -> None:
+    """PHM Intelligence."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,96 @@
+"""What every command shares: the consoles, settings (with logging), errors, progress bars and typed options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from phm.core.logs import configure as configure_logging
+from phm.core.settings import Settings, get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+MODEL_HELP = "emergency_admission or flare_up."
+METRIC_HELP = "emergency_admissions, ga_beds_occupied or critical_care_beds_occupied (or a metric of your CSV)."
+EngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", help="duckdb (embedded) or spark (needs the [spark] extra; spark_* settings). Default: the engine setting.")]
+
+
+def settings() -> Settings:
+    """The resolved settings, with logging to `$PHM_HOME/logs` configured."""
+    found = get_settings()
+    configure_logging(found)
+    return found
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print an error and return the exit to raise (`raise fail(...)`)."""
+    err.print(f"[bold red]Error:[/] {message}")
+    return typer.Exit(code)
+
+
+def engine_choice(value: Optional[str]) -> Optional[str]:
+    if value not in (None, "duckdb", "spark"):
+        raise fail(f"--engine {value!r}: choose duckdb or spark")
+    return value
+
+
+def model_name(model: str) -> str:
+    """A registered model's name from what the user typed (`flare-up` or `flare_up`)."""
+    from training.registry import MODEL_NAMES
+
+    name = model.replace("-", "_")
+    if name not in MODEL_NAMES:
+        raise fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
+    return name
+
+
+@contextmanager
+def stages(title: str, total: int) -> Iterator:
+    """A progress bar that advances one step per stage message."""
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(title, total=total, stage="")
+
+        def advance(stage: str) -> None:
+            bar.update(task, advance=1, stage=stage)
+
+        yield advance
+        bar.update(task, completed=total, stage="done")
+
+
+def validation_message(exc: Any) -> str:
+    """A pydantic ValidationError as one line: `field: message; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def typed_config(cls, config: Optional[Path], overrides: dict):
+    """A pydantic configuration from an optional JSON file, with command-line overrides (None = not given)."""
+    from pydantic import ValidationError
+
+    try:
+        base = cls.model_validate_json(config.read_text()) if config else cls()
+        return cls.model_validate({**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+    except OSError as exc:
+        raise fail(f"{config}: cannot read the configuration ({exc})") from exc
+    except ValidationError as exc:
+        raise fail((f"{config}: " if config else "") + validation_message(exc)) from exc
+
+
+def export_frame(frame, out: Path) -> None:
+    """Save a table as .csv or .json."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        out.write_text(frame.to_json(orient="records", date_format="iso", indent=1))
+    elif out.suffix.lower() == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        raise fail(f"{out}: export to a .csv or .json file")
+    console.print(f"Saved {out}")

@@ -1,0 +1,136 @@
+"""`phm data`: generate a synthetic ICS, load extracts into the warehouse, report on data quality, export."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from phm.cli import render
+from phm.cli.common import console, fail, settings, stages, validation_message
+from phm.core.settings import Settings
+
+app = typer.Typer(help="Generate, load and check linked source data.", no_args_is_help=True)
+FORMATS = ("auto", "phm", "synthea", "omop")
+
+
+def generate_ics(s: Settings, persons: int, seed: int, out: Optional[Path] = None, file_format: str = "parquet",
+                 malformed_share: float = 0.0, under_record_group: Optional[str] = None,
+                 under_record_share: float = 0.0) -> Path:
+    """Write a synthetic ICS and print its extracts and realism check; returns the folder."""
+    from pydantic import ValidationError
+
+    from features.synthetic.config import DefectConfig, GeneratorConfig
+    from features.synthetic.generator import generate
+
+    try:
+        cfg = GeneratorConfig(persons=persons, seed=seed, file_format=file_format, defects=DefectConfig(
+            malformed_share=malformed_share, under_record_group=under_record_group,
+            under_record_share=under_record_share))
+    except ValidationError as exc:
+        raise fail(validation_message(exc)) from exc
+    target = out or s.synthetic_dir
+    with stages(f"Generating {persons:,} people", 5) as advance:
+        result = generate(cfg, target, progress=advance)
+    render.extracts(result.rows)
+    render.realism(result.summary)
+    console.print(f"Written to [bold]{target}[/]")
+    return target
+
+
+def load_extracts(s: Settings, src: Optional[Path] = None, as_of: Optional[date] = None,
+                  warehouse: Optional[Path] = None, source_format: str = "auto"):
+    """Map (Synthea, OMOP) and load a folder of extracts into the warehouse; print the load report."""
+    from features.sources.contracts import CONTRACTS
+    from features.sources.formats import FormatError, convert, detect
+    from features.sources.loader import ContractError, load
+    from features.sources.pseudonymise import MissingKeyError
+
+    source = src or s.synthetic_dir
+    if not source.is_dir():
+        raise fail(f"{source}: no such folder of extracts. Generate one with `phm data generate`.")
+    if source_format not in FORMATS:
+        raise fail(f"unknown --format {source_format!r}: use {', '.join(FORMATS)}")
+    try:
+        fmt = detect(source) if source_format == "auto" else source_format
+        if fmt != "phm":
+            staged = s.data_dir / "staged" / fmt
+            with console.status(f"Mapping the {fmt} folder onto the linked data model"):
+                mapped = convert(source, fmt, staged)
+            render.conversion(mapped)
+            source = staged
+        with stages("Loading", len(CONTRACTS)) as advance:
+            report = load(s, source, warehouse, as_of, progress=advance)
+    except (ContractError, MissingKeyError, FormatError) as exc:
+        raise fail(str(exc)) from exc
+    render.load_report(report, source, s.reports_dir / "load_report.json")
+    return report
+
+
+def quality_report(s: Settings, warehouse: Optional[Path] = None) -> None:
+    """Print and save the data-quality report of the warehouse."""
+    from features.sources import quality
+
+    try:
+        report = quality.build(warehouse or s.warehouse_path)
+    except quality.WarehouseMissingError as exc:
+        raise fail(str(exc)) from exc
+    render.quality(report)
+    html_path, json_path = quality.write(report, s.reports_dir)
+    console.print(f"Saved {html_path} and {json_path}")
+
+
+@app.command("generate")
+def generate_cmd(
+    persons: Annotated[int, typer.Option(help="People ever registered in the synthetic ICS.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same bytes.")] = 1,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: $PHM_HOME/data/synthetic).")] = None,
+    file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    malformed_share: Annotated[float, typer.Option(help="Share of rows to corrupt per table (tests).")] = 0.0,
+    under_record_group: Annotated[Optional[str], typer.Option(help="Group whose diagnoses go uncoded: "
+                                                              "White, Asian, Black, Mixed, Other or core20.")] = None,
+    under_record_share: Annotated[float, typer.Option(help="Share of that group's diagnoses left uncoded.")] = 0.0,
+) -> None:
+    """Generate a synthetic ICS: every source extract, ground-truth risks and a realism summary."""
+    generate_ics(settings(), persons, seed, out, file_format, malformed_share, under_record_group, under_record_share)
+
+
+@app.command("load")
+def load_cmd(
+    src: Annotated[Optional[Path], typer.Argument(help="Folder of extracts (default: $PHM_HOME/data/synthetic).")] = None,
+    as_of: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Dates after this are future dates.")] = None,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file (default: under PHM_HOME).")] = None,
+    source_format: Annotated[str, typer.Option("--format", help="auto, phm, synthea (CSV export) or omop (CDM v5.4, "
+                                               "CSV or Parquet).")] = "auto",
+) -> None:
+    """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows. Synthea exports
+    and OMOP CDM extracts are first mapped onto the linked data model (see the README's mapping tables)."""
+    load_extracts(settings(), src, as_of.date() if as_of else None, warehouse, source_format)
+
+
+@app.command("export")
+def export_cmd(
+    out: Annotated[Optional[Path], typer.Argument(help="Folder for the Parquet tables (default: the copy Spark reads, "
+                                                       "beside the warehouse).")] = None,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None,
+) -> None:
+    """Write every linked table of the warehouse as Parquet (one file per table): what the Spark engine reads, and
+    what to copy to a cluster's storage (then set spark_tables to it, or load it into catalog tables)."""
+    from features.engine.export import export_tables
+
+    source = warehouse or settings().warehouse_path
+    target = out or source.parent / "tables"
+    try:
+        with console.status(f"Exporting {source} to {target}"):
+            written = export_tables(source, target)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"Written {len(written)} tables to {target}: {', '.join(written)}")
+
+
+@app.command("report")
+def report_cmd(warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None) -> None:
+    """Data-quality summary: ethnicity coverage by practice and deprivation, linkage, date ranges."""
+    quality_report(settings(), warehouse)

@@ -1,0 +1,140 @@
+"""`phm forecast`: bed and critical care demand — fit and back-test, predict, planning scenarios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from phm.cli import render
+from phm.cli.common import METRIC_HELP, console, err, export_frame, fail, settings, stages, typed_config, validation_message
+from phm.core.settings import Settings
+
+app = typer.Typer(help="Bed and critical care demand: fit, back-test, predict, scenarios.", no_args_is_help=True)
+
+
+def fit_forecasts(s: Settings, cfg, csv: Optional[Path] = None, sites: Optional[list[str]] = None,
+                  metrics: Optional[list[str]] = None) -> None:
+    """Back-test, select and forecast every series; prepare scenario inputs when the series are the warehouse's."""
+    from features.series import SeriesFileError, SeriesSourceError
+    from training.demand_job import run_fit
+
+    try:
+        with stages("Forecasting", 3) as advance:
+            out, warnings, run_id = run_fit(s, cfg, csv, sites, metrics, progress=advance)
+    except (SeriesFileError, SeriesSourceError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    for w in warnings:
+        err.print(f"[yellow]Warning:[/] {w}")
+    render.backtest(out.backtest, out.meta["selected"])
+    if csv is None:
+        from training.scenarios import ScenarioError, prepare_inputs
+
+        try:
+            info = prepare_inputs(s, out.folder)
+            console.print(f"Scenario inputs: {info['people']:,} people scored by {info['model']} "
+                          f"{info['alias']} (version {info['version']}) as at {info['index_date']}.")
+        except ScenarioError as exc:
+            err.print(f"[yellow]Scenarios unavailable:[/] {exc}")
+    console.print(f"Forecasts to {out.meta['config']['max_horizon']} days saved in {out.folder}; MLflow run {run_id}")
+
+
+def forecast_table(s: Settings, site: str, metric: str, horizon: int):
+    """The saved forecast of a site and metric for `horizon` days, and the fit's description."""
+    import pandas as pd
+
+    from training.demand_job import forecasts_dir
+
+    folder = forecasts_dir(s)
+    if not (folder / "forecasts.parquet").exists():
+        raise fail("no forecasts yet: run `phm forecast fit` first")
+    frame = pd.read_parquet(folder / "forecasts.parquet")
+    sites = sorted(frame.site.unique())
+    if site not in sites:
+        raise fail(f"unknown site {site!r}; forecasts exist for: {', '.join(sites)}")
+    part = frame[(frame.site == site) & (frame.metric == metric)].sort_values("date")
+    if part.empty:
+        raise fail(f"no {metric!r} forecast for {site}; metrics: {', '.join(sorted(frame[frame.site == site].metric.unique()))}")
+    if horizon < 1 or horizon > len(part):
+        raise fail(f"horizon must be between 1 and {len(part)} days (the fitted maximum), not {horizon}")
+    return part.head(horizon).reset_index(drop=True), json.loads((folder / "fit.json").read_text())
+
+
+def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Optional[Path] = None) -> None:
+    part, meta = forecast_table(s, site, metric, horizon)
+    render.forecast(site, metric, part, meta)
+    if out:
+        export_frame(part.drop(columns=["sigma_a", "sigma_b"]), out)
+
+
+def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top_share: float, prevented: float,
+                          out: Optional[Path] = None) -> None:
+    from pydantic import ValidationError
+
+    from training.demand_job import forecasts_dir
+    from training.scenarios import Scenario, ScenarioError, run_scenario
+
+    try:
+        scenario = Scenario(site=site, metric=metric, horizon=horizon, top_share=top_share, prevented_share=prevented)
+        result = run_scenario(forecasts_dir(s), scenario)
+    except ValidationError as exc:
+        raise fail(validation_message(exc)) from exc
+    except ScenarioError as exc:
+        raise fail(str(exc)) from exc
+    render.scenario(result, site, metric, horizon, top_share, prevented)
+    if out:
+        import pandas as pd
+
+        export_frame(pd.DataFrame(result.daily), out)
+
+
+def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_horizon: Optional[int] = None,
+                    workers: Optional[int] = None):
+    from training.demand import ForecastConfig
+
+    over = {"origins": origins, "max_horizon": max_horizon, "workers": workers}
+    if max_horizon:  # report horizons beyond a shorter maximum are dropped, and the maximum itself added
+        defaults = ForecastConfig()
+        over["horizons"] = sorted({h for h in defaults.horizons if h < max_horizon} | {max_horizon})
+        over["selection_horizons"] = [h for h in defaults.selection_horizons if h <= max_horizon] or [max_horizon]
+    return typed_config(ForecastConfig, config, over)
+
+
+@app.command("fit")
+def fit_cmd(
+    csv: Annotated[Optional[Path], typer.Option(help="Your own daily series: CSV with date, site, metric, value[, capacity].")] = None,
+    site: Annotated[Optional[list[str]], typer.Option(help="Only these sites (repeatable; ICS = the whole system).")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(help="Only these metrics (repeatable).")] = None,
+    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins (default 6).")] = None,
+    max_horizon: Annotated[Optional[int], typer.Option(help="Longest forecast, days (default 90).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: up to 2).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")] = None,
+) -> None:
+    """Back-test Prophet and baselines on every series, choose per series, forecast with intervals, log to MLflow."""
+    fit_forecasts(settings(), forecast_config(config, origins, max_horizon, workers), csv, site, metric)
+
+
+@app.command("predict")
+def predict_cmd(
+    site: Annotated[str, typer.Option(help="Site code, or ICS for the whole system.")],
+    metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "ga_beds_occupied",
+    horizon: Annotated[int, typer.Option(help="Days ahead.")] = 28,
+    out: Annotated[Optional[Path], typer.Option(help="Export to .csv or .json.")] = None,
+) -> None:
+    """The fitted forecast for a site and metric: mean, 80% and 95% intervals, chance of exceeding capacity."""
+    show_forecast(settings(), site, metric, horizon, out)
+
+
+@app.command("scenario")
+def scenario_cmd(
+    site: Annotated[str, typer.Option(help="Site code, or ICS.")],
+    metric: Annotated[str, typer.Option(help=METRIC_HELP)] = "ga_beds_occupied",
+    horizon: Annotated[int, typer.Option(help="Days ahead.")] = 28,
+    top_share: Annotated[float, typer.Option(help="Coordinators reach this highest-risk share (0.05 = 5%).")] = 0.05,
+    prevented: Annotated[float, typer.Option(help="Share of those people's emergency admissions prevented.")] = 0.2,
+    out: Annotated[Optional[Path], typer.Option(help="Export the daily comparison to .csv or .json.")] = None,
+) -> None:
+    """What if coordinators reach the top k% by risk and prevent p% of their admissions?"""
+    run_planning_scenario(settings(), site, metric, horizon, top_share, prevented, out)

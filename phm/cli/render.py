@@ -1,0 +1,254 @@
+"""Every table and summary the commands print, in one place (rich tables on the console)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from phm.cli.common import console
+
+# England figures the synthetic ICS is checked against (REFERENCE.md, ~).
+ENGLAND = {
+    "emergency_admissions_per_1000_person_years": "~115",
+    "emergency_los_mean_days": "~4.5-6",
+    "deaths_per_1000_person_years": "~9-10",
+    "age 0-15": "~19%", "age 16-64": "~63%", "age 65+": "~18.5%", "age 85+": "~2.5%",
+    "White": "~81%", "Asian": "~10%", "Black": "~4%", "Mixed": "~3%", "Other": "~2%",
+    "imd": "10% per decile",
+}
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]], right: set[str] | None = None, **kw) -> None:
+    """Print a table; `right` names the columns aligned right."""
+    t = Table(title=title, **kw)
+    for col in columns:
+        t.add_column(col, justify="right" if right and col in right else "left", overflow="fold")
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    console.print(t)
+
+
+def extracts(rows: dict[str, int]) -> None:
+    table("Extracts", ["table", "rows"], [[name, f"{n:,}"] for name, n in rows.items()], right={"rows"})
+
+
+def realism(summary: dict) -> None:
+    rows = [[key.replace("_", " "), summary[key], ENGLAND[key]] for key in
+            ("emergency_admissions_per_1000_person_years", "emergency_los_mean_days", "deaths_per_1000_person_years")]
+    rows.append(["emergency LOS median days", summary["emergency_los_median_days"], "~2-3"])
+    rows += [[f"age {band}", f"{share:.1%}", ENGLAND[f"age {band}"]] for band, share in summary["age_bands"].items()]
+    rows += [[f"ethnicity {group} (of recorded)", f"{share:.1%}", ENGLAND[group]]
+             for group, share in summary["ethnicity_broad_among_known"].items()]
+    rows.append(["ethnicity recorded", f"{summary['ethnicity_recorded_known']:.1%}", "~90%"])
+    rows.append(["IMD decile shares (1..10)", " ".join(f"{v:.0%}" for v in summary["imd_decile_shares"].values()),
+                 ENGLAND["imd"]])
+    for day, fig in summary["emergency_admission_12m"].items():
+        rows.append([f"emergency admission in 12m from {day}", f"{fig['observed_rate']:.1%} (truth "
+                     f"{fig['mean_true_probability']:.1%}, oracle AUROC {fig['oracle_auroc']:.3f})", "~5-8%"])
+    for site in summary["sites"]:
+        rows.append([f"{site['site_code']} G&A occupancy (beds {site['ga_beds']})",
+                     f"mean {site['ga_occupancy_mean']:.0%}, winter {site['ga_occupancy_winter']:.0%}", "~90%, >92% winter"])
+    if summary.get("flare_up_14d"):
+        f = summary["flare_up_14d"]
+        rows.append(["COPD exacerbations per patient-year", summary["copd_exacerbations_per_patient_year"], "~1-2"])
+        rows.append(["flare-up within 14 days (monitored)",
+                     f"{f['observed_rate_14d']:.1%} (oracle AUROC {f['oracle_auroc']:.3f})", ""])
+    table("Realism check (synthetic vs England)", ["measure", "synthetic", "England"], rows,
+          right={"synthetic", "England"})
+
+
+def conversion(c) -> None:
+    table(f"Mapped {c.format} folder {c.source}", ["file read", "rows"],
+          [[name, f"{rows:,}"] for name, rows in c.files_read.items()], right={"rows"})
+    if c.missing_optional_files:
+        console.print(f"Optional files not supplied: {', '.join(c.missing_optional_files)}")
+    written = ", ".join(f"{k} {v:,}" for k, v in c.rows_written.items())
+    console.print(f"Staged PHM extracts in {c.staged}: {written}")
+    for key, rows in c.rejected.items():
+        console.print(f"  quarantined {rows:,} row(s): {key}")
+    for note in c.notes:
+        console.print(f"[yellow]Note:[/] {note}", soft_wrap=True)
+
+
+def load_report(report, source: Path, saved: Path) -> None:
+    rows = []
+    for r in report.tables.values():
+        reasons = ", ".join(f"{k} {v:,}" for k, v in r.quarantined_by_rule.items() if k != "unlinked")
+        rows.append([r.table if r.file else f"{r.table} (not supplied)", f"{r.rows_read:,}", f"{r.rows_loaded:,}",
+                     f"{r.rows_quarantined:,}", f"{r.rows_unlinked:,}",
+                     "" if r.linkage_rate is None else f"{r.linkage_rate:.1%}", reasons])
+    table(f"Load report: {source}", ["table", "read", "loaded", "quarantined", "unlinked", "linkage", "quarantine reasons"],
+          rows, right={"read", "loaded", "quarantined", "unlinked", "linkage"})
+    console.print(f"Ethnicity recorded for {report.ethnicity_known_share:.1%} of patients; "
+                  f"{report.imd_linked_share:.1%} linked to an IMD decile.")
+    if report.demo_key:
+        console.print("[yellow]Pseudonymised with the public demo key: acceptable for synthetic data only.[/]")
+    console.print(f"Warehouse: [bold]{report.warehouse}[/]; report: {saved}")
+
+
+def dicts(title: str, rows: list[dict], limit: int = 30) -> None:
+    """A list of records as a table (the first `limit`; a caption says how many more were saved)."""
+    if not rows:
+        console.print(f"{title}: none")
+        return
+    cells = [["" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()] for r in rows[:limit]]
+    caption = f"{len(rows) - limit} more rows in the saved report" if len(rows) > limit else None
+    table(title, [str(k) for k in rows[0]], cells, caption=caption)
+
+
+def quality(report) -> None:
+    h = report.headline
+    console.print(f"[bold]Data quality[/] (as of {h['as_of']}{', synthetic' if h['synthetic'] else ''}): "
+                  f"{h['patients']:,} patients, ethnicity recorded {h['ethnicity_known_pct']}%, "
+                  f"IMD linked {h['imd_linked_pct']}%, {h['rows_quarantined']:,} rows in quarantine")
+    for title, rows in (("Tables", report.tables), ("Ethnicity recording by practice", report.ethnicity_by_practice),
+                        ("Ethnicity recording by IMD quintile (1 = most deprived)", report.ethnicity_by_imd_quintile),
+                        ("Quarantine by rule", report.quarantine_by_rule)):
+        dicts(title, rows)
+
+
+def feature_build(manifest: dict, feature_set: str) -> None:
+    lab = manifest["label"]
+    rows = [[f"eligible on {d}", f"{n:,}"] for d, n in manifest["cohort"]["eligible_by_index_date"].items()]
+    rows += [[f"excluded: {reason}", f"{n:,}"] for reason, n in manifest["cohort"]["excluded_by_reason"].items()]
+    rows.append(["predictors", len(manifest["predictors"])])
+    total = lab["positives"] + lab["negatives"]
+    rows.append([f"outcome ({lab['column']})", f"{lab['positives']:,} of {total:,} ({lab['positives'] / max(total, 1):.1%})"])
+    rows += [[f"censored: {reason}", f"{n:,}"] for reason, n in lab["censored_by_reason"].items()]
+    rows += [[f"segment: {segment}", f"{n:,}"] for segment, n in manifest["segments"].items()]
+    rows.append(["definition hash", manifest["definition_hash"]])
+    rows.append(["engine", f"{manifest['engine']} ({manifest['warehouse']})"])
+    rows.append(["build time", f"{manifest['build_seconds']} s"])
+    table(f"Features built: {feature_set}", ["measure", "value"], rows, right={"value"})
+
+
+def training_run(model_name: str, result) -> None:
+    m = result.metrics
+    rows = [["AUROC (95% CI)", f"{m['val_auroc']:.3f} ({m['val_auroc_ci_low']:.3f}-{m['val_auroc_ci_high']:.3f})"],
+            ["AUPRC", f"{m['val_auprc']:.3f}"], ["Brier score", f"{m['val_brier']:.4f}"],
+            ["calibration slope / intercept", f"{m['val_calibration_slope']:.2f} / {m['val_calibration_intercept']:.2f}"]]
+    rows += [[f"top {s}%: PPV / sensitivity", f"{m[f'val_ppv_top_{s}pct']:.1%} / {m[f'val_sensitivity_top_{s}pct']:.1%}"]
+             for s in ("1", "2", "5")]
+    rows += [["logistic baseline AUROC", f"{m['baseline_auroc']:.3f}"], ["simple rule AUROC", f"{m['rule_auroc']:.3f}"]]
+    if "oracle_auroc" in m:
+        rows += [["oracle AUROC (true risk)", f"{m['oracle_auroc']:.3f}"], ["model / oracle", f"{m['model_oracle_ratio']:.3f}"]]
+    if "warn_median_lead_days" in m:
+        rows += [["exacerbations warned (top 10% alerts)", f"{m['warn_share']:.0%}"],
+                 ["median warning lead time", f"{m['warn_median_lead_days']:.0f} days"]]
+    table(f"{model_name} version {result.version} (alias candidate), MLflow run {result.run_id}",
+          ["measure", "validation"], rows, right={"validation"})
+
+
+def model_versions(found: list, where: str) -> None:
+    def fmt(v, k: str) -> str:
+        return f"{v.metrics[k]:.3f}" if k in v.metrics else ""
+
+    table(f"Registered models ({where})",
+          ["model", "version", "aliases", "status", "AUROC", "calibration slope", "model/oracle", "baseline AUROC"],
+          [[v.name, v.version, ", ".join(v.aliases), v.status, fmt(v, "val_auroc"), fmt(v, "val_calibration_slope"),
+            fmt(v, "model_oracle_ratio"), fmt(v, "baseline_auroc")] for v in found])
+
+
+def audit(result, html_path: Path, json_path: Path) -> None:
+    from evaluation.fairness.narrative import SHORT
+
+    titles = {g.name: g.title for g in result.groupings}
+    pop = result.population
+    rows = "" if pop["rows"] == pop["people"] else f" ({pop['rows']:,} scored rows)"
+    console.print(f"[bold]{pop['people']:,}[/] people{rows}, {pop['events']:,} outcomes; policy: {pop['policy']}")
+    table("Flags" if result.flags else "No flags: the audit passed",
+          ["grouping", "group", "metric", "value", "reference", "ratio (95% CI)", "adjusted"],
+          [[titles[c.grouping], c.group, SHORT[c.metric], f"{c.value:.3g}", f"{c.reference_value:.3g} ({c.reference_group})",
+            f"{c.ratio:.2f} ({c.ratio_ci[0]:.2f}-{c.ratio_ci[1]:.2f})",
+            "" if c.adjusted_ratio is None else f"{c.adjusted_ratio:.2f}"] for c in result.flags])
+    if result.uncertain:
+        console.print(f"{len(result.uncertain)} uncertain comparison(s) (outside the band, interval includes parity).")
+    if result.mitigation:
+        m = result.mitigation
+        console.print(f"Mitigation shown (not applied): {m.method}; overall TPR {m.overall_before['tpr']:.1%} -> "
+                      f"{m.overall_after['tpr']:.1%}, PPV {m.overall_before['ppv']:.1%} -> {m.overall_after['ppv']:.1%}")
+    console.print(f"Bias report: [bold]{html_path}[/] (JSON: {json_path}); SHA-256 {result.report_sha256[:16]}...")
+
+
+def hazard_log(path: Path, entries: list[dict]) -> None:
+    details = {"hazard": lambda e: f"{e.get('hazard_id')}: {e.get('hazard')} (risk {e.get('risk_rating')})",
+               "decision": lambda e: f"{e.get('decision')} by {e.get('by')}: {e.get('reason')}",
+               "promotion": lambda e: f"{e.get('alias')} by {e.get('by')} ({e.get('basis')})",
+               "audit": lambda e: f"{e.get('outcome')}; report {str(e.get('report_sha256'))[:12]}"}
+    table(f"Hazard log: {path}", ["#", "when", "kind", "model", "version", "detail"],
+          [[e["seq"], e["at"], e["kind"], e.get("model", ""), e.get("version", ""),
+            details.get(e["kind"], lambda e: "")(e)] for e in entries])
+
+
+def monitoring(result, saved: Path) -> None:
+    perf = result.performance
+    name = result.model
+    console.rule(f"{name} version {result.version} as at {result.as_of}")
+    if perf:
+        console.print(f"Outcomes of {result.outcome_index_date} ({int(perf['people']):,} people): AUROC "
+                      f"{perf['auroc']:.3f} (sign-off {result.signoff['auroc']:.3f}), calibration slope "
+                      f"{perf['calibration_slope']:.2f}, observed/expected {perf['observed_to_expected']:.2f}")
+    top = sorted(result.drift, key=lambda d: -d["psi"])[:3]
+    console.print("Largest shifts since " + result.reference_index_date + ": "
+                  + ", ".join(f"{d['feature']} PSI {d['psi']:.2f}" for d in top))
+    table(f"{len(result.alerts)} alert(s)", ["kind", "metric", "about", "value", "threshold", "what"],
+          [[a.kind, a.metric, a.subject, "" if a.value is None else f"{a.value:.3f}", a.threshold, a.message]
+           for a in result.alerts])
+    console.print(("[red]Retraining is due[/] (" + ", ".join(result.retrain_reasons) + "): run `phm retrain "
+                   f"{name.replace('_', '-')}`; a safety officer must approve before promotion.")
+                  if result.retrain_due else "[green]No retraining due.[/]")
+    console.print(f"Saved {saved}; logged to MLflow experiment phm-monitoring.")
+
+
+def backtest(frame, selected: dict) -> None:
+    horizons = sorted(frame.horizon.unique())
+    rows = []
+    for (s, m, model), part in frame.groupby(["site", "metric", "model"], sort=True):
+        by_h = part.set_index("horizon")
+        rows.append([s, m, model, *[f"{by_h.mase[h]:.2f}" for h in horizons],
+                     f"{by_h.coverage_80.get(28, float('nan')):.0%}", "✓" if selected.get(f"{s}/{m}") == model else ""])
+    table("Back-test: MASE by horizon (days 1-h ahead; < 1 beats the seasonal naive in-sample) and 80% interval coverage",
+          ["site", "metric", "model", *[f"MASE h{h}" for h in horizons], "cover80 h28", "chosen"], rows)
+
+
+def forecast(site: str, metric: str, part, meta: dict) -> None:
+    rows = [[str(r.date.date()), f"{r.mean:.1f}", f"{r.q10:.1f}-{r.q90:.1f}", f"{r.q025:.1f}-{r.q975:.1f}",
+             "" if r.p_exceed != r.p_exceed else f"{r.p_exceed:.0%}"] for r in part.itertuples()]
+    cols = ["date", "mean", "80% interval", "95% interval", "P(over threshold)"]
+    table(f"{site} {metric}: {part.model.iloc[0]} forecast from data to {meta['data_end']}", cols, rows, right=set(cols))
+    if part.capacity.notna().any():
+        console.print(f"Capacity {part.capacity.iloc[0]:g} beds; threshold {part.threshold.iloc[0]:g} "
+                      f"({meta['config']['threshold_share']:.0%} of beds).")
+
+
+def scenario(result, site: str, metric: str, horizon: int, top_share: float, prevented: float) -> None:
+    console.print(f"Reaching {result.people_reached:,} people ({top_share:.1%}) and preventing {prevented:.0%} of their "
+                  f"admissions: {result.prevented_admissions_per_day:.2f} fewer emergency admissions a day at {site}.")
+    cols = ["measure", "mean", "80% interval", "95% interval"]
+    table(f"{site} {metric}, next {horizon} days", cols,
+          [[name.replace("_", " "), f"{v['mean']:.1f}", f"{v['q10']:.1f} to {v['q90']:.1f}",
+            f"{v['q025']:.1f} to {v['q975']:.1f}"] for name, v in result.summary.items()], right=set(cols))
+    last = result.daily[-1]
+    console.print(f"On {last['date']}: baseline {last['baseline_mean']:.1f}, with the intervention "
+                  f"{last['scenario_mean']:.1f} (80%: {last['scenario_q10']:.1f}-{last['scenario_q90']:.1f}).")
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")
+
+
+def daily_scores(meta: dict) -> None:
+    counts = ", ".join(f"{k} {v:,}" for k, v in meta["band_counts"].items())
+    console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by emergency_admission version "
+                  f"{meta['emergency_admission']['version']} (feature hash {meta['emergency_admission']['feature_hash']}); "
+                  f"bands: {counts}; {meta['seconds']} s")
+    if meta.get("stages"):
+        console.print("Stages: " + ", ".join(f"{k.replace('_', ' ')} {v['seconds']:.1f} s" for k, v in meta["stages"].items())
+                      + f"; peak memory {max(v['peak_gib'] for v in meta['stages'].values()):.1f} GiB")
+    if meta["flare_up"]:
+        console.print(f"Flare-up risk for {meta['flare_up']['people']:,} monitored patients (version {meta['flare_up']['version']}).")
+
+
+def users(found: list) -> None:
+    table("Service users", ["name", "role", "practices", "created"],
+          [[u.name, u.role.value, ", ".join(u.practices), u.created] for u in found])

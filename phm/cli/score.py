@@ -1,0 +1,38 @@
+"""`phm score`: the daily scoring of the whole population."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Optional
+
+import typer
+
+from phm.cli import render
+from phm.cli.common import EngineOption, engine_choice, fail, settings, stages
+from phm.core.settings import Settings
+
+app = typer.Typer(help="Daily risk scoring of the whole population.", no_args_is_help=True)
+
+
+def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = None) -> dict:
+    """Run the daily job for `day` (default: the day after the data ends); print the snapshot's summary."""
+    from features.engine import EngineError
+    from serving.batch.common import SnapshotError
+    from serving.batch.daily import score_daily
+
+    try:
+        with stages("Daily scoring", 5) as advance:
+            meta = score_daily(s, day, progress=advance, engine=engine_choice(engine))
+    except (SnapshotError, EngineError) as exc:
+        raise fail(str(exc)) from exc
+    render.daily_scores(meta)
+    return meta
+
+
+@app.command("daily")
+def daily_cmd(day: Annotated[Optional[datetime], typer.Option("--date", formats=["%Y-%m-%d"],
+                                                              help="Score as at this date (default: the day after the data ends).")] = None,
+              engine: EngineOption = None) -> None:
+    """Score everyone eligible with the champion models; write today's snapshot atomically (on Spark with
+    --engine spark: features, scores and reasons computed on the cluster, scores partitioned by practice)."""
+    score_day(settings(), day.date() if day else None, engine)

@@ -1,0 +1,80 @@
+"""`phm train` and `phm retrain`: fit, validate and register risk models (and audit a retrained one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from phm.cli import render
+from phm.cli.common import EngineOption, console, engine_choice, fail, model_name, settings, stages
+from phm.core.settings import Settings
+
+app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
+
+
+def train_model(s: Settings, name: str, seed: int = 1, config: Optional[Path] = None,
+                max_train_rows: Optional[int] = None, engine: Optional[str] = None):
+    """Train, validate and register `name` (alias candidate); print the validation table; return the run."""
+    from features.engine import EngineError
+    from training.config import TrainConfig, default_config
+    from training.train_validate import run
+
+    if not s.warehouse_path.exists():
+        raise fail(f"{s.warehouse_path}: no warehouse yet. Run `phm data load` (or `phm demo`) first.")
+    try:
+        cfg = TrainConfig.model_validate_json(config.read_text()) if config else default_config(name, seed)
+    except (OSError, ValueError) as exc:
+        raise fail(f"{config}: not a valid training configuration ({exc})") from exc
+    if cfg.model_name != name:
+        raise fail(f"{config} configures {cfg.model_name}, not {name}")
+    if max_train_rows:
+        cfg = cfg.model_copy(update={"max_train_rows": max_train_rows})
+    with stages(f"Training {name}", 8) as advance:
+        try:
+            result = run(cfg, s, progress=advance, engine=engine_choice(engine))
+        except (ValueError, EngineError) as exc:
+            raise fail(str(exc)) from exc
+    render.training_run(name, result)
+    return result
+
+
+SeedOption = Annotated[int, typer.Option(help="Random seed (same seed, same metrics).")]
+ConfigOption = Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")]
+RowsOption = Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")]
+
+
+@app.command("emergency-admission")
+def emergency_admission_cmd(seed: SeedOption = 1, config: ConfigOption = None, max_train_rows: RowsOption = None,
+                            engine: EngineOption = None) -> None:
+    """Emergency admission within 12 months: train on 2022-23, validate on 2024-04-01, register."""
+    train_model(settings(), "emergency_admission", seed, config, max_train_rows, engine)
+
+
+@app.command("flare-up")
+def flare_up_cmd(seed: SeedOption = 1, config: ConfigOption = None, max_train_rows: RowsOption = None,
+                 engine: EngineOption = None) -> None:
+    """COPD/asthma exacerbation within 14 days: weekly training dates, daily validation, register."""
+    train_model(settings(), "flare_up", seed, config, max_train_rows, engine)
+
+
+def retrain_cmd(
+    model: Annotated[str, typer.Argument(help="emergency-admission or flare-up.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
+    draws: Annotated[int, typer.Option(help="Bootstrap draws of the audit.")] = 1000,
+) -> None:
+    """Train a new version and audit it; it stays `candidate` until a safety officer approves and it is promoted."""
+    from mlflow import MlflowClient
+
+    from evaluation.fairness.config import AuditConfig
+    from phm.cli.audit import audit_version
+
+    name = model_name(model)
+    s = settings()
+    train_model(s, name, seed, config)
+    out = audit_version(s, name, None, AuditConfig(bootstrap_draws=draws))
+    MlflowClient().set_model_version_tag(name, str(out.result.subject["version"]), "retrained", "true")
+    console.print(f"{name} version {out.result.subject['version']} is the [bold]candidate[/], awaiting a clinical "
+                  "safety officer's decision (`phm audit approve|reject`, or the Equity page); it is not promoted.")

@@ -1,0 +1,112 @@
+"""The daily scoring job on Spark (`phm score daily --engine spark`): the same snapshot as the in-process
+job, computed where the rows are.
+
+Features are built by the Spark engine; the champion scores them on the executors (`models.batch`);
+ranks follow (risk descending, then person id — the in-process order), so bands are identical; reasons
+are computed on the executors for the people in worklist bands only; flare-up risk and the trend join
+on person id. The snapshot's scores are written as Parquet partitioned by practice (what coordinators
+query), its predictors beside them, then published exactly as in-process: manifest, fsync, rename and
+an atomic pointer swap. Ranking moves only (person id, risk) pairs to one partition; nothing about a
+person is collected to the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from features.build import BuildConfig, build, data_end_of
+from features.sources.codes import CONDITION_KEYS
+from features.engine.spark_engine import SparkEngine
+from models.batch import explain_spark, score_spark
+from phm.core.settings import Settings
+from serving.batch.common import SnapshotError
+from serving.batch.ranking import BANDS
+from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
+from training import tracking
+from training.registry import load_champion
+
+SCORE_COLUMNS = ["person_id", "practice_code", "age_band", "sex", "segment", "conditions", "risk", "rank", "band",
+                 "pcn_code", "reasons", "flare_risk"]
+
+
+def band_sql(rank: str, people: int) -> str:
+    """The band of a rank, with the cut-offs `serving.batch.ranking.bands` uses (top 0.5%, 2%, 5%)."""
+    cases = " ".join(f"WHEN {rank} <= {max(1, int(np.ceil(share * people)))} THEN '{name}'" for name, share in BANDS)
+    return f"CASE {cases} ELSE 'routine' END"
+
+
+def score_daily_spark(settings: Settings, day: date | None = None, progress=None) -> dict:
+    from pyspark.sql import functions as F
+
+    say = progress or (lambda _m: None)
+    tracking.configure(settings)
+    champion = load_champion("emergency_admission")
+    if champion is None:
+        raise SnapshotError("no emergency_admission champion: audit, approve and `phm models promote` a version first")
+    started = time.perf_counter()
+    with SparkEngine(settings) as engine:
+        spark = engine.spark
+        day = day or data_end_of(engine) + timedelta(days=1)
+        work = settings.features_dir / "daily"
+        say(f"building features as at {day} on Spark")
+        feat_path = work / f"emergency_admission_{day}_spark.parquet"
+        manifest = build(engine, BuildConfig(feature_set="emergency_admission", index_dates=[day]), feat_path)
+        features = spark.read.parquet(str(feat_path.resolve()))
+        predictors = list(champion.model.feature_names_in_)
+        people = features.count()
+        say(f"scoring {people:,} people with emergency_admission version {champion.version} on the executors")
+        conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features.columns]
+        labels = ", ".join(f"CASE WHEN coalesce({c}, 0) > 0 THEN '{c.removeprefix('ltc_')}' END" for c in conditions)
+        scored = score_spark(features, champion.model, ["person_id", "practice_code", "age_band", "sex", "segment",
+                                                        *conditions])
+        engine.temp_view("phm_scored", scored, cache=True)  # scored once: ranking and bands read it twice
+        engine.temp_view("phm_ranked", spark.sql(
+            "SELECT person_id, CAST(row_number() OVER (ORDER BY risk DESC, person_id) AS BIGINT) AS rank "
+            "FROM phm_scored"))
+        ranked = spark.sql(f"""
+            SELECT s.person_id, s.practice_code, s.age_band, s.sex, s.segment,
+                   concat_ws(',', {labels or "NULL"}) AS conditions, s.risk, r.rank, {band_sql('r.rank', people)} AS band,
+                   coalesce(pr.pcn_code, '') AS pcn_code
+            FROM phm_scored s JOIN phm_ranked r ON r.person_id = s.person_id
+            LEFT JOIN {engine.table('practices')} pr ON pr.practice_code = s.practice_code""")
+        banded = features.join(ranked.where("band <> 'routine'").select("person_id"), "person_id")
+        say("explaining the people in worklist bands on the executors")
+        why = explain_spark(banded, champion.model, ["person_id"])
+        scores = ranked.join(why, "person_id", "left")
+        flare = load_champion("flare_up")
+        flare_info = None
+        if flare is not None:
+            say("scoring flare-up risk for monitored COPD/asthma patients")
+            fpath = work / f"flare_up_{day}_spark.parquet"
+            build(engine, BuildConfig(feature_set="flare_up", index_dates=[day]), fpath)
+            ff = spark.read.parquet(str(fpath.resolve()))
+            flare_info = {"version": flare.version, "people": int(ff.count())}
+            scores = scores.join(score_spark(ff, flare.model, ["person_id"], "flare_risk"), "person_id", "left")
+        else:
+            scores = scores.withColumn("flare_risk", F.lit(None).cast("double"))
+        scores = scores.select(*SCORE_COLUMNS)
+        previous = earlier_folder(settings, day)
+        if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
+            before = spark.read.parquet(str((previous / "scores.parquet").resolve()))
+            scores = scores.join(before.select("person_id", F.col("risk").alias("previous_risk")), "person_id", "left")
+        band_counts = {r["band"]: r["n"] for r in scores.groupBy("band").agg(F.count("*").alias("n")).collect()}
+        meta = snapshot_meta(day, people, champion, manifest["definition_hash"], flare_info, band_counts,
+                             json.loads((previous / "manifest.json").read_text())["date"] if previous else None, "spark")
+
+        def write(partial: Path) -> None:
+            scores.orderBy("person_id").write.partitionBy("practice_code").parquet(
+                str((partial / "scores.parquet").resolve()))
+            pause_mid_write()
+            features.select("person_id", *[F.col(c).cast("double") for c in predictors]).orderBy("person_id") \
+                .write.parquet(str((partial / "features.parquet").resolve()))
+
+        say("writing the snapshot")
+        folder = publish_snapshot(settings, meta, write)
+    meta["folder"] = str(folder)
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+    return meta

@@ -1,0 +1,184 @@
+"""Demand forecasting: forecasters and intervals on series with known structure, the planner's CSV
+rules, and the whole job through the real `phm` command on the 20,000-person synthetic ICS (series
+from the warehouse, back-tests, MLflow, predictions, exports and scenarios)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from features.series import METRICS, SeriesFileError, daily_series, read_series_csv
+from models.forecasting import accuracy
+from models.forecasting.forecasters import HarmonicAR, ProphetForecaster, SeasonalNaive
+from models.forecasting.intervals import fit_residuals
+from phm.core.settings import Settings
+from support.homes import copied_home, train_quickly
+from support.cli import run as phm
+from training import tracking
+from training.demand import ForecastConfig
+
+
+def seasonal_series(days: int = 1100, seed: int = 0, level: float = 60.0) -> pd.Series:
+    """Daily counts with a weekly cycle, a winter peak, a slow trend and Poisson noise."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2021-01-01", periods=days, freq="D")
+    weekly = np.array([1.12, 1.04, 1.0, 0.98, 1.0, 0.9, 0.86])[idx.day_of_week]
+    winter = 1 + 0.15 * np.cos(2 * np.pi * (idx.day_of_year - 15) / 365.25)
+    mean = level * weekly * winter * (1 + 0.05 * np.arange(days) / 365)
+    return pd.Series(rng.poisson(mean).astype(float), index=idx)
+
+
+def test_forecasters_beat_the_seasonal_naive_on_structured_series() -> None:
+    y = seasonal_series()
+    train_part, test_part = y.iloc[:-28], y.iloc[-28:].to_numpy()
+    scale = accuracy.seasonal_naive_scale(train_part.to_numpy())
+    scores = {}
+    for model in (SeasonalNaive(), HarmonicAR(), ProphetForecaster()):
+        forecast = model.fit(train_part).predict(28)
+        assert forecast.shape == (28,) and (forecast >= 0).all()
+        scores[model.name] = accuracy.mase(test_part, forecast, scale)
+    assert scores["prophet"] < scores["seasonal_naive"] and scores["harmonic_ar"] < scores["seasonal_naive"]
+    with pytest.raises(ValueError, match="without gaps"):
+        HarmonicAR().fit(y.drop(y.index[100]))
+    with pytest.raises(ValueError, match="at least 28 days"):
+        SeasonalNaive().fit(y.iloc[:10])
+
+
+def test_calibrated_intervals_cover_what_they_claim() -> None:
+    rng = np.random.default_rng(1)
+    sigma = np.sqrt(4 + 0.5 * np.arange(1, 31))
+    train_err = rng.normal(0, 1, (40, 30)) * sigma
+    rm = fit_residuals(train_err)
+    point = np.full(30, 50.0)
+    test = point + rng.normal(0, 1, (400, 30)) * sigma
+    q = rm.quantiles(point)
+    assert accuracy.coverage(test, q[0.1], q[0.9]) == pytest.approx(0.8, abs=0.04)
+    assert accuracy.coverage(test, q[0.025], q[0.975]) == pytest.approx(0.95, abs=0.03)
+    assert (np.diff(rm.sigma(30)) >= 0).all()  # wider further ahead
+    p_low, p_high = rm.exceed_probability(point, 45), rm.exceed_probability(point, 55)
+    assert (p_low > p_high).all() and ((0 <= p_high) & (p_low <= 1)).all()
+
+
+def test_planner_csv_is_checked_and_small_gaps_repaired(tmp_path: Path) -> None:
+    days = pd.date_range("2023-01-01", periods=60, freq="D")
+    rows = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "site": "RXX01", "metric": "beds",
+                         "value": np.arange(60) + 100.0, "capacity": 180})
+    good = rows.drop(index=[10, 11, 12])  # a three-day gap
+    good = pd.concat([good, good.iloc[[5]]])  # an exact duplicate
+    path = tmp_path / "series.csv"
+    good.to_csv(path, index=False)
+    frame, warnings = read_series_csv(path)
+    assert len(frame) == 60 and frame.value.iloc[11] == pytest.approx(111.0)  # interpolated
+    assert any("filled 3 missing day(s)" in w for w in warnings) and any("duplicate" in w for w in warnings)
+
+    def refused(table: pd.DataFrame, match: str) -> None:
+        table.to_csv(path, index=False)
+        with pytest.raises(SeriesFileError, match=match):
+            read_series_csv(path)
+
+    refused(rows.drop(index=range(10, 20)), "gap of 10 days")
+    neg = rows.copy()
+    neg.loc[4, "value"] = -3
+    refused(neg, r"negative .* line\(s\) \[6\]")
+    clash = pd.concat([rows, rows.iloc[[7]].assign(value=1.0)])
+    refused(clash, "different values for 2023-01-08")
+    refused(rows.drop(columns="metric"), r"missing column\(s\) \['metric'\]")
+    bad_date = rows.copy()
+    bad_date.loc[2, "date"] = "31/31/2023"
+    refused(bad_date, r"not a date on line\(s\) \[4\]")
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValidationError, match="max_horizon"):
+        ForecastConfig(horizons=[1, 120], max_horizon=90)
+    with pytest.raises(ValidationError, match="unknown forecaster"):
+        ForecastConfig(models=["arima"])
+
+
+@pytest.fixture(scope="module")
+def home(ics20k_loaded, tmp_path_factory) -> Settings:
+    """The 20k warehouse with a registered emergency-admission model (for scenarios)."""
+    home = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("forecast_home"))
+    train_quickly(home)
+    return home
+
+
+def test_series_from_the_warehouse(home) -> None:
+    frame = daily_series(home.warehouse_path)
+    assert set(frame.metric) == set(METRICS) and "ICS" in set(frame.site)
+    ics = frame[frame.site == "ICS"].pivot(index="date", columns="metric", values="value")
+    sites = frame[frame.site != "ICS"].groupby(["date", "metric"]).value.sum().unstack()
+    assert (ics[sites.columns] == sites).all().all()  # the ICS is the sum of its sites
+    assert (frame.value >= 0).all() and ics.ga_beds_occupied.mean() > ics.critical_care_beds_occupied.mean() > 0
+    winter = ics.emergency_admissions[ics.index.month.isin([12, 1, 2])].mean()
+    summer = ics.emergency_admissions[ics.index.month.isin([6, 7, 8])].mean()
+    assert winter > summer  # winter pressure
+    caps = frame.dropna(subset=["capacity"]).groupby(["site", "metric"]).capacity.first()
+    assert caps[("ICS", "ga_beds_occupied")] == caps.drop("ICS", level=0).xs("ga_beds_occupied", level=1).sum()
+
+
+def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> None:
+    fit = phm("forecast", "fit", "--site", "ICS", "--origins", "4", home=home.home)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    folder = home.home / "forecasts" / "latest"
+    backtest = pd.read_parquet(folder / "backtest.parquet")
+    mase = backtest.pivot_table(index=["metric", "horizon"], columns="model", values="mase")
+    wins = [mase.loc[(m, h), "prophet"] < mase.loc[(m, h), "seasonal_naive"] for m in METRICS for h in (7, 28)]
+    assert sum(wins) >= 4, mase  # Prophet beats the seasonal naive on most series and horizons
+    assert backtest.coverage_80.between(0.5, 1.0).all() and backtest.coverage_95.min() >= backtest.coverage_80.min()
+    meta = json.loads((folder / "fit.json").read_text())
+    tracking.configure(home)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(meta["run_id"], "plots")}
+    assert "plots/ICS_ga_beds_occupied.png" in artifacts
+    # predictions and exports
+    out = tmp_path / "ics_beds.json"
+    pred = phm("forecast", "predict", "--site", "ICS", "--metric", "ga_beds_occupied", "--horizon", "14",
+               "--out", str(out), home=home.home)
+    assert pred.returncode == 0, pred.stderr
+    records = json.loads(out.read_text())
+    assert len(records) == 14 and all(r["q025"] <= r["q10"] <= r["q90"] <= r["q975"] for r in records)
+    assert all(0 <= r["p_exceed"] <= 1 for r in records) and records[0]["capacity"] > 0
+    csv = tmp_path / "ics_beds.csv"
+    assert phm("forecast", "predict", "--site", "ICS", "--horizon", "7", "--out", str(csv), home=home.home).returncode == 0
+    assert len(pd.read_csv(csv)) == 7
+    for args, message in ((("--site", "NOPE"), "unknown site 'NOPE'"), (("--site", "ICS", "--horizon", "0"), "between 1"),
+                          (("--site", "ICS", "--horizon", "91"), "between 1 and 90")):
+        bad = phm("forecast", "predict", *args, home=home.home)
+        assert bad.returncode == 2 and message in bad.stderr
+    # scenarios: p = 0 is the baseline; a larger p never adds beds
+    from training.scenarios import Scenario, run_scenario
+
+    for metric in ("ga_beds_occupied", "critical_care_beds_occupied", "emergency_admissions"):
+        results = [run_scenario(folder, Scenario(site="ICS", metric=metric, horizon=28, prevented_share=p))
+                   for p in (0.0, 0.1, 0.3, 0.6)]
+        base = pd.DataFrame(results[0].daily)
+        assert np.allclose(base.scenario_mean, base.baseline_mean) and (base.change_mean == 0).all()
+        for earlier, later in zip(results, results[1:]):
+            a, b = pd.DataFrame(earlier.daily), pd.DataFrame(later.daily)
+            assert (b.scenario_mean <= a.scenario_mean + 1e-9).all() and (b.change_q90 <= a.change_q90 + 1e-9).all()
+        assert pd.DataFrame(results[-1].daily).change_mean.sum() < 0
+    cli = phm("forecast", "scenario", "--site", "ICS", "--metric", "ga_beds_occupied", "--top-share", "0.05",
+              "--prevented", "0.3", "--out", str(tmp_path / "scenario.csv"), home=home.home)
+    assert cli.returncode == 0 and "bed days saved over horizon" in cli.stdout
+    bad = phm("forecast", "scenario", "--site", "ICS", "--prevented", "1.5", home=home.home)
+    assert bad.returncode == 2 and "prevented_share" in bad.stderr
+
+
+def test_forecast_a_planners_csv(tmp_path: Path) -> None:
+    y = seasonal_series(days=800, seed=4, level=40)
+    frame = pd.DataFrame({"date": y.index.strftime("%Y-%m-%d"), "site": "RXX01", "metric": "beds_occupied",
+                          "value": y.to_numpy(), "capacity": 60}).drop(index=[400, 401])
+    path = tmp_path / "my_series.csv"
+    frame.to_csv(path, index=False)
+    home = tmp_path / "home"
+    fit = phm("forecast", "fit", "--csv", str(path), "--origins", "3", "--max-horizon", "28", home=home)
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    assert "filled 2 missing day(s)" in fit.stderr
+    pred = phm("forecast", "predict", "--site", "RXX01", "--metric", "beds_occupied", "--horizon", "28", home=home)
+    assert pred.returncode == 0 and "Capacity 60 beds" in pred.stdout

@@ -1,0 +1,84 @@
+"""Spark batch jobs against their in-process twins, on the session's served home (a 20,000-person ICS and an
+audited, approved champion): the daily snapshot scored on the executors equals the in-process snapshot (scores
+to 1e-9, ranks, bands, reasons, trend), and the fairness audit aggregated on Spark equals the in-process audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from support.homes import registry_copy
+
+from evaluation.fairness.audit import AuditInputError, run_audit
+from evaluation.fairness.config import AuditConfig
+from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
+from serving.governance.model_audit import audit_on_spark, load_scores
+from phm.core.settings import Settings
+from serving.batch.common import default_date
+from serving.batch.daily import score_daily
+from serving.batch.store import current
+from training import tracking
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def home(served_home, tmp_path_factory) -> Settings:
+    """Its own warehouse copy, snapshots and MLflow store (copied: the served home's registry is never touched)."""
+    settings = registry_copy(served_home, tmp_path_factory.mktemp("spark_jobs_home"))
+    tracking.configure(settings)
+    return settings
+
+
+def test_spark_daily_snapshot_equals_the_in_process_one(spark, home) -> None:
+    day = default_date(home.warehouse_path)
+    local = score_daily(home, day)
+    on_spark = score_daily(home, day, engine="spark")  # the same day again: its trend is the in-process snapshot
+    assert on_spark["engine"] == "spark" and local["engine"] == "duckdb"
+    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "emergency_admission")} == \
+        {k: local[k] for k in ("date", "people", "band_counts", "emergency_admission")}
+    a = pd.read_parquet(Path(local["folder"]) / "scores.parquet").sort_values("person_id").reset_index(drop=True)
+    folder = Path(on_spark["folder"]) / "scores.parquet"
+    assert folder.is_dir() and any(p.name.startswith("practice_code=") for p in folder.iterdir())  # partitioned
+    b = current(home)[1].sort_values("person_id").reset_index(drop=True)  # as the service reads it
+    assert len(a) == len(b) > 10_000
+    assert np.max(np.abs(a.risk.to_numpy() - b.risk.to_numpy())) <= 1e-9
+    for col in ("person_id", "practice_code", "pcn_code", "age_band", "sex", "segment", "conditions", "rank", "band"):
+        assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+    shown = a.band != "routine"
+    assert a.reasons[shown].tolist() == b.reasons[shown].tolist() and b.reasons[~shown].isna().all()
+    assert all(json.loads(r) for r in b.reasons[shown])
+    assert np.array_equal(b.previous_risk.to_numpy(), a.risk.to_numpy())  # the trend joins the earlier snapshot
+    features = pd.read_parquet(Path(on_spark["folder"]) / "features.parquet")
+    assert len(features) == len(a) and features.drop(columns="person_id").dtypes.eq("float64").all()
+
+
+def test_spark_audit_equals_the_in_process_audit(spark, home) -> None:
+    cfg = AuditConfig(bootstrap_draws=60)
+    frame, params = load_scores("emergency_admission", 1)
+    frame = standard_labels(frame)
+    local = run_audit(frame, STANDARD_GROUPINGS, cfg, {"model": "emergency_admission"}, coverage=STANDARD_COVERAGE,
+                      coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE))
+    on_spark, _ = audit_on_spark(home, "emergency_admission", 1, cfg, None)
+    assert on_spark.population["engine"] == "spark" and "aggregates only" in on_spark.population["collected"]
+    assert [c.model_dump() for c in on_spark.flags] == [c.model_dump() for c in local.flags]
+    worst = {}
+    for g_local, g_spark in zip(local.groupings, on_spark.groupings, strict=True):
+        assert [r.group for r in g_spark.groups] == [r.group for r in g_local.groups]
+        assert [c.status for c in g_spark.comparisons] == [c.status for c in g_local.comparisons]
+        for r_local, r_spark in zip(g_local.groups, g_spark.groups):
+            assert (r_spark.n, r_spark.events, r_spark.small) == (r_local.n, r_local.events, r_local.small)
+            for m, v in r_local.metrics.items():
+                for x, y in ((v.value, r_spark.metrics[m].value), *zip(v.ci, r_spark.metrics[m].ci)):
+                    assert (x is None) == (y is None), (g_local.name, r_local.group, m)
+                    if x is not None:
+                        worst[m] = max(worst.get(m, 0.0), abs(x - y) / max(abs(x), 1e-12))
+        for c_local, c_spark in zip(g_local.coverage, g_spark.coverage, strict=True):
+            assert c_spark["group"] == c_local["group"] and c_spark["n"] == c_local["n"]
+            assert all(c_spark[k] == pytest.approx(v, rel=1e-6) for k, v in c_local.items() if isinstance(v, float))
+    assert worst and max(worst.values()) < 1e-9, worst
+    with pytest.raises(AuditInputError, match="in-process"):
+        audit_on_spark(home, "emergency_admission", 1, cfg.model_copy(update={"mitigation": "group_thresholds"}), None)

@@ -1,0 +1,33 @@
+"""PHM homes for tests: a copy of a session warehouse with its own MLflow store, and a quick model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from training.train_validate import RunResult, run
+from phm.core.settings import Settings
+from training.config import TuningGrid, default_config
+
+
+def copied_home(source: Settings, root: Path) -> Settings:
+    """A fresh PHM home under `root` holding a copy of `source`'s warehouse."""
+    (root / "warehouse").mkdir(parents=True)
+    shutil.copy(source.warehouse_path, root / "warehouse" / "phm.duckdb")
+    return Settings(home=root)
+
+
+def train_quickly(home: Settings, model: str = "emergency_admission") -> RunResult:
+    """Train and register a model with one tuning point and few bootstrap draws (fast, still real)."""
+    cfg = default_config(model).model_copy(update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]),
+                                                   "bootstrap_draws": 20})
+    return run(cfg, home)
+
+
+def registry_copy(source: Settings, root: Path) -> Settings:
+    """A fresh PHM home holding copies of `source`'s warehouse and MLflow store (its champions), so a test can
+    score, audit and re-tag versions without touching `source` (artifacts are read from where they were logged)."""
+    for part in ("warehouse/phm.duckdb", "mlflow/mlflow.db"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source.home / part, root / part)
+    return Settings(home=root)
