@@ -182,6 +182,12 @@ def hazard_log(path: Path, entries: list[dict]) -> None:
             details.get(e["kind"], lambda e: "")(e)] for e in entries])
 
 
+def ledger_notes(notes: list[str]) -> None:
+    """What a ledger check found that is not tampering (interrupted writes, lines set aside)."""
+    for note in notes:
+        console.print(f"[yellow]Note:[/] {note}")
+
+
 def monitoring(result, saved: Path) -> None:
     perf = result.performance
     name = result.model
