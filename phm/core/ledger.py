@@ -293,7 +293,7 @@ def append(path: Path, kind: str, full_check: bool = True, **fields) -> dict:
         try:
             os.lseek(fd, size, os.SEEK_SET)
             _write_all(fd, line)
-            if sign.fsync:
+            if full_check or sign.fsync:  # on disk before the head moves (the hazard log always)
                 os.fdatasync(fd)
             _mkdirs(anchor.parent)
             write_head(anchor, key, Head(path.name, entry["seq"], sha, size + len(line), entry["at"],

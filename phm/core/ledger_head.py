@@ -14,12 +14,13 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from phm.core.settings import get_settings
 
 GENESIS = "0" * 64
+HEAD_BYTES = 512  # the head record, padded: one sector
 ANCHORS = ("security", "anchors")
 
 
@@ -48,8 +49,12 @@ class Head:
     at: str
     unsigned_until: int = 0  # entries up to here predate signing (`adopt`)
 
+    def fields(self) -> dict:
+        return {"ledger": self.ledger, "seq": self.seq, "sha256": self.sha256, "size": self.size, "at": self.at,
+                "unsigned_until": self.unsigned_until}
+
     def mac(self, key: bytes) -> str:
-        body = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        body = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
         return hmac.new(key, f"head\n{body}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -156,15 +161,14 @@ def read_head(anchor: Path, sign: Signer, ledger: str) -> Head:
 
 
 def write_head(anchor: Path, key: bytes, head: Head) -> None:
-    """Replace the signed head atomically (a new file renamed over the old)."""
-    tmp = anchor.with_name(f".{anchor.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Overwrite the signed head in place: one fixed-size record at offset 0 (a single sector-sized write needs
+    no new disk space once the file exists and is never half-applied; a rename per append would cost a flush
+    on ext4)."""
+    record = json.dumps({**head.fields(), "mac": head.mac(key)}).encode()
+    if len(record) >= HEAD_BYTES:
+        raise LedgerError(f"{anchor}: the head record is too long")
+    fd = os.open(anchor, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        try:
-            os.write(fd, json.dumps({**asdict(head), "mac": head.mac(key)}).encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, anchor)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+        os.pwrite(fd, record.ljust(HEAD_BYTES - 1) + b"\n", 0)
+    finally:
+        os.close(fd)

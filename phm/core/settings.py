@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     ledger_key_file: Path | None = Field(
         default=None, description="File holding the ledger key (default: $PHM_HOME/security/ledger.key, 0600, "
                                   "created on the first append).")
-    ledger_fsync: bool = Field(True, description="Flush every ledger entry to disk before its signed head moves, "
-                                                 "so a power cut cannot leave the head ahead of the log.")
+    ledger_fsync: bool = Field(False, description="Flush every access-log entry to disk before its signed head "
+                                                  "moves (the hazard log always is): a power cut then cannot leave "
+                                                  "the head ahead of the log, at the cost of a disk flush per "
+                                                  "person-level request.")
     load_shrink: ShrinkPolicy = Field(default_factory=ShrinkPolicy, description="Shrink guard of `phm data load`.")
 
     @classmethod
