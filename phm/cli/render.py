@@ -85,6 +85,8 @@ def load_report(report, source: Path, saved: Path) -> None:
                   f"{report.imd_linked_share:.1%} linked to an IMD decile.")
     if report.demo_key:
         console.print("[yellow]Pseudonymised with the public demo key: acceptable for synthetic data only.[/]")
+    for fall in report.shrink_allowed:
+        console.print(f"[yellow]Shrank (allowed by --allow-shrink): {fall}[/]")
     console.print(f"Warehouse: [bold]{report.warehouse}[/]; report: {saved}")
 
 
