@@ -79,11 +79,11 @@ def exacerbation_dates(settings: Settings, persons: np.ndarray) -> pd.DataFrame:
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     con.register("who", pd.DataFrame({"person_id": persons}))
     try:
-        return con.execute(f"""SELECT DISTINCT person_id, issue_date AS event_date FROM prescriptions
-            WHERE bnf_code = '{RESCUE_PACK[0]}' AND person_id IN (SELECT person_id FROM who)
+        return con.execute("""SELECT DISTINCT person_id, issue_date AS event_date FROM prescriptions
+            WHERE bnf_code = ? AND person_id IN (SELECT person_id FROM who)
             UNION SELECT DISTINCT person_id, admission_date FROM apc_spells WHERE person_id IN (SELECT person_id FROM who)
             AND admission_method LIKE '2%' AND substr(primary_diagnosis, 1, 3) IN ('J40','J41','J42','J43','J44','J45','J46')
-            """).df()
+            """, [RESCUE_PACK[0]]).df()
     finally:
         con.close()
 

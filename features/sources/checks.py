@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from features.sources.contracts import RULES, Column, TableContract
+from phm.core.sql import identifier, literal
 
 SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP"}
 
@@ -18,14 +19,8 @@ FLOAT_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 REPEATED = ", ".join(f"'{d * 10}'" for d in "0123456789")  # 0000000000 ... 9999999999 pass the check digit
 
 
-def q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    """An escaped SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
+q = identifier
+lit = literal
 
 
 def nhs_key(raw_text: str) -> str:

@@ -255,6 +255,9 @@ def daily_scores(meta: dict) -> None:
                       + f"; peak memory {max(v['peak_gib'] for v in meta['stages'].values()):.1f} GiB")
     if meta["flare_up"]:
         console.print(f"Flare-up risk for {meta['flare_up']['people']:,} monitored patients (version {meta['flare_up']['version']}).")
+    if meta.get("published") is False:
+        console.print(f"[yellow]Not published: the service still serves the snapshot of {meta['live_date']} (this day is "
+                      "earlier). Pass --publish to serve it.[/]")
 
 
 def users(found: list) -> None:
