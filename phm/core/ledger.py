@@ -10,7 +10,7 @@ head, or is gone while its head remains, fails `verify`, and `append` refuses to
 chain) until someone restores it.
 
 The key comes from `PHM_LEDGER_KEY` or a file kept apart from the logs (`ledger_key_file`, default
-`$PHM_HOME/security/ledger.key`, 0600, created on the first append). Appends hold an exclusive lock; a
+`<home>/security/ledger.key`, 0600, created on the first append). Appends hold an exclusive lock; a
 write that fails (disk full) is rolled back and raises `LedgerError`, so callers can fail closed; a
 cut-off last line left by a crash is moved to `<log>.torn` on the next append and reported, never a
 lasting error. The layout of the signed head and its checks live in `phm.core.ledger_head`.
@@ -115,8 +115,8 @@ def _entry_problems(entries: list[dict], sign: Signer, name: str, head: Head | N
 def check(path: Path) -> Check:
     """Check the whole log against its chain, its signatures and its signed head."""
     path = Path(path)
-    sign = signer()
-    anchor = anchor_path(path, sign.home)
+    sign = signer(path)
+    anchor = anchor_path(path)
     out = Check(path)
     if anchor.exists():
         try:
@@ -271,8 +271,8 @@ def append(path: Path, kind: str, full_check: bool = True, **fields) -> dict:
     clash = RESERVED & set(fields)
     if clash:
         raise ValueError(f"reserved ledger field(s) {sorted(clash)}")
-    sign = signer()
-    anchor = anchor_path(path, sign.home)
+    sign = signer(path)
+    anchor = anchor_path(path)
     try:
         if not path.exists() and anchor.exists():
             raise LedgerError(f"{path} is missing, but its signed head ({anchor}) remains: the log was deleted or "
@@ -320,8 +320,8 @@ def adopt(path: Path) -> Check:
     """Sign the head of a log written before heads were signed (after checking its chain), so that from now on
     entries cut from its end, or its deletion, are detected. Its existing entries stay unsigned."""
     path = Path(path)
-    sign = signer()
-    anchor = anchor_path(path, sign.home)
+    sign = signer(path)
+    anchor = anchor_path(path)
     if anchor.exists():
         raise LedgerError(f"{path} already has a signed head ({anchor})")
     if not path.exists():
@@ -349,8 +349,8 @@ def head_problems(path: Path) -> list[str]:
     """A quick check of the log's end against its signed head, without reading the whole log (for a service at
     start): a missing or emptied log, entries cut from the end, a deleted head. Empty when appending can go on."""
     path = Path(path)
-    sign = signer()
-    anchor = anchor_path(path, sign.home)
+    sign = signer(path)
+    anchor = anchor_path(path)
     if not path.exists():
         return [f"{path} is missing, but its signed head ({anchor}) remains: restore the log"] if anchor.exists() else []
     try:

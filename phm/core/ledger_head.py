@@ -1,10 +1,12 @@
 """The ledger's key and signed heads (see `phm.core.ledger`).
 
 A head names a log's last entry (sequence number, hash, byte length of the log up to and including it, time)
-and is HMAC-signed with the ledger key, so it cannot be forged or moved back without the key. Heads live
-outside the logs: for a log under PHM_HOME in `$PHM_HOME/security/anchors/`, else beside the log
-(`<log>.head`). The key is `PHM_LEDGER_KEY`, else the contents of `ledger_key_file` (default
-`$PHM_HOME/security/ledger.key`), created 0600 with 32 random bytes on a new installation's first append.
+and is HMAC-signed with the ledger key, so it cannot be forged or moved back without the key. A ledger at
+`<home>/<folder>/<name>` (PHM's are `safety/hazard_log.jsonl` and `security/access_log.jsonl`) keeps its head
+outside its own folder, in `<home>/security/anchors/<folder>__<name>.head`. The key is `PHM_LEDGER_KEY`, else
+the contents of `ledger_key_file` (default `<home>/security/ledger.key`), created 0600 with 32 random bytes on
+a new installation's first append. The home is taken from the log's path, not the environment, so one
+process can keep the ledgers of several homes.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class Head:
 
 
 class Signer:
-    """The ledger key and settings of one PHM home (cached per environment: appends are frequent)."""
+    """The ledger key and settings of one home (cached: appends are frequent)."""
 
     def __init__(self, home: Path, env_key: str | None, key_file: Path, fsync: bool) -> None:
         self.home, self.key_file, self.fsync = home, key_file, fsync
@@ -104,7 +106,6 @@ class Signer:
             pass
         finally:
             tmp.unlink(missing_ok=True)
-        self._key = None
         key = self.key
         if key is None:
             raise LedgerError(f"{self.key_file}: the ledger key could not be created")
@@ -115,29 +116,31 @@ _SIGNERS: dict[tuple, Signer] = {}
 _ENV = ("PHM_HOME", "PHM_CONFIG", "PHM_LEDGER_KEY", "PHM_LEDGER_KEY_FILE", "PHM_LEDGER_FSYNC")
 
 
-def signer() -> Signer:
-    """The signer for the current settings (read once per environment)."""
-    env = tuple(os.environ.get(k) for k in _ENV)
+def ledger_home(path: Path) -> Path:
+    """The home of the ledger at `path`: the folder above the log's folder."""
+    return Path(os.path.abspath(path)).parent.parent
+
+
+def signer(path: Path) -> Signer:
+    """The signer of the ledger at `path` (settings read once per home and environment)."""
+    home = ledger_home(path)
+    env = (home, *(os.environ.get(k) for k in _ENV))
     found = _SIGNERS.get(env)
     if found is None:
         s = get_settings()
         secret = s.ledger_key.get_secret_value() if s.ledger_key else None
         if secret is not None and len(secret) < 16:
             raise LedgerError("PHM_LEDGER_KEY is too short: use at least 16 random characters")
-        found = _SIGNERS[env] = Signer(Path(os.path.abspath(s.home)), secret, s.ledger_key_path, s.ledger_fsync)
+        key_file = Path(s.ledger_key_file).expanduser() if s.ledger_key_file else home / "security" / "ledger.key"
+        found = _SIGNERS[env] = Signer(home, secret, key_file, s.ledger_fsync)
     return found
 
 
-def anchor_path(path: Path, home: Path | None = None) -> Path:
-    """Where the signed head of the log at `path` is kept: `$PHM_HOME/security/anchors/<path under home>.head`
-    for a log under PHM_HOME (apart from the log's own folder), else `<log>.head` beside it."""
-    home = home or signer().home
+def anchor_path(path: Path) -> Path:
+    """Where the signed head of the ledger at `<home>/<folder>/<name>` is kept:
+    `<home>/security/anchors/<folder>__<name>.head`, apart from the log's own folder."""
     full = Path(os.path.abspath(path))
-    try:
-        rel = full.relative_to(home)
-    except ValueError:
-        return full.with_name(full.name + ".head")
-    return home.joinpath(*ANCHORS, "__".join(rel.parts) + ".head")
+    return full.parent.parent.joinpath(*ANCHORS, f"{full.parent.name}__{full.name}.head")
 
 
 def read_head(anchor: Path, sign: Signer, ledger: str) -> Head:

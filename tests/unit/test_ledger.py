@@ -221,10 +221,13 @@ def test_a_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ledger.verify(path)
 
 
-def test_a_log_outside_phm_home_keeps_its_head_beside_it(tmp_path: Path) -> None:
-    path = tmp_path / "elsewhere" / "log.jsonl"
+def test_the_home_comes_from_the_log_path_not_the_environment(tmp_path: Path) -> None:
+    """One process may keep the ledgers of several homes (a home's key and heads sit in its own security folder)."""
+    path = tmp_path / "other_home" / "safety" / "hazard_log.jsonl"
     ledger.append(path, "hazard", hazard_id="H-1")
-    assert ledger.anchor_path(path) == path.with_name("log.jsonl.head") and ledger.anchor_path(path).exists()
+    assert ledger.anchor_path(path) == tmp_path / "other_home" / "security" / "anchors" / "safety__hazard_log.jsonl.head"
+    assert (tmp_path / "other_home" / "security" / "ledger.key").exists()
+    assert not (tmp_path / "phm_home" / "security").exists()
     path.unlink()
     assert ledger.verify(path)
 
