@@ -131,12 +131,11 @@ def step_scan(persons: int, registry: int) -> tuple[float, int]:
     import duckdb
 
     from features.build import required_columns
-    from features.definitions.catalogue import FEATURE_SETS
+    from models import specs
 
     need: dict[str, set[str]] = {}
-    for fs in FEATURE_SETS.values():
-        for table, cols in required_columns(fs).items():
-            need.setdefault(table, set()).update(cols)
+    for table, cols in required_columns(specs.worklist().features).items():  # what the features stage reads
+        need.setdefault(table, set()).update(cols)
     con = duckdb.connect()
     con.execute(f"ATTACH {literal(_settings(persons).warehouse_path)} AS wh (READ_ONLY)")
     rows = 0

@@ -46,11 +46,12 @@ def step_prepare(persons: int, warehouse: str) -> tuple[float, int]:
 
 
 def step_build(persons: int, warehouse: str) -> tuple[float, int]:
-    from features.build import BuildConfig, build
+    from models import specs
+    from features.build import build
 
     out = Path(warehouse).parent / "features.parquet"
     t0 = time.perf_counter()
-    manifest = build(Path(warehouse), BuildConfig(index_dates=[INDEX]), out)
+    manifest = build(Path(warehouse), specs.get("emergency_admission").build_config([INDEX]), out)
     return time.perf_counter() - t0, manifest["rows"]
 
 

@@ -108,12 +108,14 @@ def jvm_peak_bytes(spark) -> int:
 def step_duckdb(warehouse: str, work: str) -> tuple[float, int]:
     import pandas as pd
 
-    from features.build import BuildConfig, build
+    from models import specs
+
+    from features.build import build
 
     model = pickle.loads(MODEL.read_bytes())
     out = Path(work) / "duckdb_features.parquet"
     t0 = time.perf_counter()
-    build(Path(warehouse), BuildConfig(index_dates=[INDEX]), out)
+    build(Path(warehouse), specs.get("emergency_admission").build_config([INDEX]), out)
     built = time.perf_counter()
     frame = pd.read_parquet(out, columns=["person_id", *model.feature_names_in_])
     risk = model.predict_proba(frame[list(model.feature_names_in_)].astype("float64"))[:, 1]
@@ -125,7 +127,8 @@ def step_duckdb(warehouse: str, work: str) -> tuple[float, int]:
 
 
 def step_spark(warehouse: str, work: str, memory: str) -> tuple[float, int]:
-    from features.build import BuildConfig, build
+    from models import specs
+    from features.build import build
     from features.engine.export import ensure_exported
     from features.engine.spark_engine import SparkEngine
     from features.engine.spark_session import spark_session
@@ -141,7 +144,7 @@ def step_spark(warehouse: str, work: str, memory: str) -> tuple[float, int]:
     out = Path(work) / "spark_features.parquet"
     t0 = time.perf_counter()
     with SparkEngine(settings, session=spark) as engine:
-        build(engine, BuildConfig(index_dates=[INDEX]), out)
+        build(engine, specs.get("emergency_admission").build_config([INDEX]), out)
     built = time.perf_counter()
     features = spark.read.parquet(str(out.resolve()))
     score_spark(features, model, ["person_id"]).write.mode("overwrite").parquet(str((Path(work) / "spark_scores").resolve()))

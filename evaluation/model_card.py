@@ -5,30 +5,21 @@ from __future__ import annotations
 import html
 import json
 
-INTENDED_USE = {
-    "emergency_admission": (
-        "Rank adults registered with ICS practices by their risk of an emergency hospital admission in the next "
-        "12 months, so care coordinators can offer proactive support (case management, medication review, "
-        "care planning) to the people most likely to benefit. Not for denying or rationing care, and not a "
-        "diagnosis."),
-    "flare_up": (
-        "Warn care teams, from home-monitoring readings, that a person with COPD or asthma is at raised risk of "
-        "an exacerbation in the next 14 days, so they can be contacted early. Not an alarm for emergencies: "
-        "people who feel acutely unwell must still seek urgent care."),
-}
+from models.specs.base import ModelSpec
+
 USERS = "Care coordinators (PCN and practice teams); reviewed by clinical safety officers; maintained by data scientists."
 
 
-def build_card(*, model_name: str, version: int | None, run_id: str, cfg: dict, manifests: dict, predictors: list[str],
+def build_card(*, spec: ModelSpec, version: int | None, run_id: str, cfg: dict, manifests: dict, predictors: list[str],
                descriptions: dict[str, str], performance: dict, comparators: dict, oracle: dict | None,
                subgroups: list[dict], importance: list[dict], extra: dict | None = None) -> dict:
     """The card as a dictionary (the JSON twin)."""
     train, val = manifests["train"], manifests["validation"]
     return {
-        "model": model_name,
+        "model": spec.name,
         "version": version,
         "mlflow_run_id": run_id,
-        "intended_use": INTENDED_USE[model_name],
+        "intended_use": spec.intended_use,
         "intended_users": USERS,
         "data": {
             "source": f"PHM warehouse ({train.get('data_source', 'linked ICS warehouse')})",

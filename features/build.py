@@ -17,21 +17,12 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from features.cohorts import CohortConfig, LabelConfig, cohort_sql, label_sql
-from features.definitions.catalogue import FEATURE_SETS
 from features.definitions.model import AttributeFeature, EventFeature, FeatureSet
 from features.engine.base import Engine
 from features.engine.compiler import FeatureCompiler
 from features.engine.duckdb_engine import DuckDBEngine
 from features.sources.loader import source_description
 
-DEFAULT_COHORTS = {
-    "emergency_admission": CohortConfig(),
-    "flare_up": CohortConfig(conditions=["copd", "asthma"], monitored_days=14),
-}
-DEFAULT_LABELS = {
-    "emergency_admission": LabelConfig(outcome="emergency_admission", horizon_months=12),
-    "flare_up": LabelConfig(outcome="exacerbation", horizon_months=None, horizon_days=14),
-}
 _SQL_WORDS = {"substr", "cast", "as", "double", "integer", "varchar", "coalesce"}
 
 
@@ -44,20 +35,18 @@ class EmptyCohortError(ValueError):
 
 
 class BuildConfig(BaseModel):
-    """What to build: a feature set at one or more index dates, with its cohort and label rules."""
+    """What to build: a feature set at one or more index dates, with its cohort and label rules (a model
+    specification makes one: `models.specs.get(name).build_config(dates)`)."""
 
-    feature_set: str = "emergency_admission"
+    features: FeatureSet
     index_dates: list[date] = Field(min_length=1)
-    cohort: CohortConfig | None = None
-    label: LabelConfig | None = None
+    cohort: CohortConfig
+    label: LabelConfig
     ethnicity_as_predictor: bool = Field(False, description="Use ethnicity as a predictor (recorded in the manifest)")
     data_end: date | None = Field(None, description="Last day of data; default: the latest activity in the warehouse")
 
     def resolved(self) -> tuple[FeatureSet, CohortConfig, LabelConfig]:
-        if self.feature_set not in FEATURE_SETS:
-            raise ValueError(f"unknown feature set {self.feature_set!r}; choose from {sorted(FEATURE_SETS)}")
-        fs = FEATURE_SETS[self.feature_set]
-        return fs, self.cohort or DEFAULT_COHORTS[fs.name], self.label or DEFAULT_LABELS[fs.name]
+        return self.features, self.cohort, self.label
 
 
 def required_columns(fs: FeatureSet) -> dict[str, set[str]]:

@@ -35,7 +35,9 @@ class CohortConfig(BaseModel):
 class LabelConfig(BaseModel):
     """What counts as the outcome after an index date."""
 
-    outcome: Literal["emergency_admission", "exacerbation"] = "emergency_admission"
+    outcome: Literal["emergency", "exacerbation"] = Field(
+        "emergency", description="emergency: any emergency admission; exacerbation: a COPD/asthma rescue course "
+                                 "or emergency respiratory admission")
     horizon_months: int | None = 12
     horizon_days: int | None = None
     include_death: bool = False
@@ -100,7 +102,7 @@ def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> 
         return (f"SELECT o.person_id, o._idx FROM cohort o JOIN {table(source)} e ON e.person_id = o.person_id\n"
                 f"    WHERE {condition} AND e.{date_col} >= o._idx AND e.{date_col} < {horizon('o._idx')}")
 
-    if cfg.outcome == "emergency_admission":
+    if cfg.outcome == "emergency":
         events = outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods})")
     else:
         resp = " OR ".join(d.starts_with("e.primary_diagnosis", code) for code in RESPIRATORY_ICD10)

@@ -15,7 +15,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from training.scenarios import Scenario
 from models.explain import reasons
+from models import specs
 from serving import queries
+from serving.batch.store import worklist_version
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError, parse_reasons
 from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, Decision, Metric, Reason, ScoredPerson, ScoreRequest,
@@ -80,9 +82,10 @@ def create_app() -> FastAPI:
     async def score(body: ScoreRequest, st: ServiceState = Depends(state),
                     u: User = Depends(allow(Role.coordinator, Role.data_scientist))):
         """Score people by pseudonymised id (coordinators, their practices only) or feature records."""
-        champ = st.bundle.champions.get("emergency_admission")
+        worklist_model = specs.worklist().name
+        champ = st.bundle.champions.get(worklist_model)
         if champ is None:
-            raise HTTPException(409, "no emergency_admission champion is deployed")
+            raise HTTPException(409, f"no {worklist_model} champion is deployed")
         if body.records:
             names = list(champ.model.feature_names_in_)
             unknown = sorted({k for r in body.records for k in r} - set(names))
@@ -92,7 +95,7 @@ def create_app() -> FastAPI:
             risk = champ.model.predict_proba(X)[:, 1]
             expl = reasons(champ.model, X) if body.explain else [[] for _ in range(len(X))]
             results = [ScoredPerson(risk=float(r), reasons=[Reason(**x) for x in e]) for r, e in zip(risk, expl)]
-            return ScoreResponse(model="emergency_admission", version=champ.version,
+            return ScoreResponse(model=worklist_model, version=champ.version,
                                  snapshot_date=None, results=results)
         if u.role != Role.coordinator:
             raise HTTPException(403, "person-level reads are for care coordinators, within their practices")
@@ -115,7 +118,7 @@ def create_app() -> FastAPI:
             results.append(ScoredPerson(person_id=str(pid), risk=float(cols["risk"][r]), band=cols["band"][r],
                                         rank=int(cols["rank"][r]), practice_code=str(practice_col[r]), reasons=why))
         queries.access(st, u, "score", len(results), [str(practice_col[r]) for r in ok])
-        answer = ScoreResponse(model="emergency_admission", version=meta["emergency_admission"]["version"],
+        answer = ScoreResponse(model=worklist_model, version=worklist_version(meta),
                                snapshot_date=meta["date"], results=results)
         return Response(answer.model_dump_json(), media_type="application/json")  # built typed; no second pass
 

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from models.explain import reasons_from_values
+from models import specs
 from phm.core import ledger
 from serving.schemas import (MAX_ON_DEMAND_REASONS, SUPPRESS_BELOW, Reason, Summary, SummaryRow, Worklist,
                              WorklistQuery, WorklistRow)
 from serving.batch.ranking import BAND_ORDER
+from serving.batch.store import worklist_version
 from serving.state import ServiceState
 from serving.users import User
 
@@ -70,7 +72,7 @@ def parse_reasons(raw: Any) -> list[Reason]:
 
 def explain(st: ServiceState, ids: list[int]) -> dict[int, list[Reason]]:
     """Reasons computed now for people outside the worklist bands (their snapshot rows carry none)."""
-    champ = st.bundle.champions.get("emergency_admission")
+    champ = st.bundle.champions.get(specs.worklist().name)
     if champ is None or not ids:
         return {}
     found, values = st.features_for(ids)
@@ -115,7 +117,7 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, endpoint: str = "workl
                        reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []))
            for r in rows.itertuples()]
     access(st, u, endpoint, len(out), rows.practice_code.tolist())
-    return Worklist(snapshot_date=meta["date"], model_version=meta["emergency_admission"]["version"],
+    return Worklist(snapshot_date=meta["date"], model_version=worklist_version(meta),
                     practices=wanted, total_matching=total, rows=out,
                     reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
 

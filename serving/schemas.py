@@ -7,10 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from models import specs
+
 MAX_PERSONS = 1_000
 MAX_ON_DEMAND_REASONS = 100  # explanations cost ~5 ms a person: beyond the bands, explain at most this many per request
 SUPPRESS_BELOW = 5
 Metric = Literal["emergency_admissions", "ga_beds_occupied", "critical_care_beds_occupied"]
+ModelName = Literal[specs.NAMES]  # type: ignore[valid-type]  # every specified model
 
 
 class Band(str, Enum):

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.series import practice_pcns
+from models import specs
 from phm.core.settings import Settings
 from serving.batch.store import current, snapshots_root
 from serving.users import User, load_users, users_path
@@ -80,7 +81,7 @@ class ServiceState:
     def _load(self) -> Bundle:
         tracking.configure(self.settings)
         champions = {}
-        for name in ("emergency_admission", "flare_up"):
+        for name in specs.NAMES:
             found = load_champion(name)
             if found is not None:
                 found.model.use_threads(PREDICT_THREADS)
@@ -101,7 +102,7 @@ class ServiceState:
         """Today's predictors in the champion's column order, read with the snapshot (not on a first request,
         which would stall it and every request queued behind it). None when the champion's predictors are
         not in the snapshot (a champion promoted after the scoring run): no on-demand reasons then."""
-        champ = champions.get("emergency_admission")
+        champ = champions.get(specs.worklist().name)
         if meta is None or scores is None or champ is None:
             return None
         path = snapshots_root(self.settings) / meta["snapshot_folder"] / "features.parquet"

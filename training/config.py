@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from features.definitions.model import FeatureSet
+from models import specs
 from models.risk import BoostingParams
-
-
-def weekly(first: date, last: date, step_days: int = 7) -> list[date]:
-    out, d = [], first
-    while d <= last:
-        out.append(d)
-        d += timedelta(days=step_days)
-    return out
+from models.specs.base import ModelSpec
 
 
 class TuningGrid(BaseModel):
@@ -28,8 +23,7 @@ class TuningGrid(BaseModel):
 class TrainConfig(BaseModel):
     """One training job: which model, which periods, which settings."""
 
-    model_name: Literal["emergency_admission", "flare_up"]
-    feature_set: str
+    model_name: str = Field(description="A model of `models.specs` (its registered name)")
     train_dates: list[date] = Field(min_length=1, description="Index dates of the training period")
     validation_dates: list[date] = Field(min_length=1, description="Later index dates (temporal validation)")
     seed: int = 1
@@ -42,23 +36,29 @@ class TrainConfig(BaseModel):
     refit_below_rows: int = Field(500_000, description="Refit on fit + stopping rows when there are fewer fit rows")
     experiment: str | None = None
 
+    @field_validator("model_name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return specs.get(value).name
+
+    @property
+    def spec(self) -> ModelSpec:
+        return specs.get(self.model_name)
+
     @property
     def label(self) -> str:
-        return {"emergency_admission": "label_emergency_admission_12m", "flare_up": "label_exacerbation_14d"}[
-            self.model_name]
+        return self.spec.label_column
 
 
 RISING_FAMILIES = {"hospital use", "A&E", "long-term conditions", "frailty", "medicines", "community and mental health",
                    "wider determinants", "respiratory", "outpatients"}
 
 
-def monotone_directions(feature_set: str) -> dict[str, int]:
+def monotone_directions(features: FeatureSet) -> dict[str, int]:
     """Clinically expected directions: more prior use, conditions or frailty never lowers the risk;
     more days since the last event, or a less deprived area, never raises it."""
-    from features.definitions.catalogue import FEATURE_SETS
-
     out = {}
-    for f in FEATURE_SETS[feature_set].features:
+    for f in features.features:
         if f.name.startswith("days_since") or f.name == "imd_decile":
             out[f.name] = -1
         elif f.family in RISING_FAMILIES and f.name != "outpatient_attendances_12m":
@@ -69,16 +69,11 @@ def monotone_directions(feature_set: str) -> dict[str, int]:
 
 
 def default_config(model_name: str, seed: int = 1) -> TrainConfig:
-    """Temporal validation on the synthetic ICS: train on earlier index dates, validate on a later one."""
-    if model_name == "emergency_admission":
-        return TrainConfig(model_name="emergency_admission", feature_set="emergency_admission", seed=seed,
-                           train_dates=[date(2021, 4, 1), date(2022, 4, 1), date(2023, 4, 1)],
-                           validation_dates=[date(2024, 4, 1)],
-                           base=BoostingParams(monotone=monotone_directions("emergency_admission")),
-                           grid=TuningGrid(num_leaves=[7, 15, 31], min_child_samples=[50, 200]))
-    if model_name == "flare_up":
-        return TrainConfig(model_name="flare_up", feature_set="flare_up", seed=seed,
-                           train_dates=weekly(date(2023, 7, 3), date(2024, 6, 10)),
-                           validation_dates=weekly(date(2024, 7, 1), date(2025, 3, 17), step_days=1),
-                           grid=TuningGrid(num_leaves=[7, 15], min_child_samples=[50, 100]))
-    raise ValueError(f"unknown model {model_name!r}: choose emergency_admission or flare_up")
+    """The model's training defaults from its specification (temporal validation: train on earlier index
+    dates, validate on later ones)."""
+    spec = specs.get(model_name)
+    d = spec.training
+    return TrainConfig(model_name=spec.name, seed=seed, train_dates=list(d.train_dates),
+                       validation_dates=list(d.validation_dates),
+                       base=BoostingParams(monotone=monotone_directions(spec.features)) if d.monotone else BoostingParams(),
+                       grid=TuningGrid(num_leaves=list(d.num_leaves), min_child_samples=list(d.min_child_samples)))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.build import BuildConfig, build
+from features.build import build
 from features.engine import open_engine
 from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
 from phm.core.settings import Settings
@@ -69,7 +69,7 @@ def build_frames(cfg: TrainConfig, settings: Settings, say: Progress,
         for part, dates in (("train", cfg.train_dates), ("validation", cfg.validation_dates)):
             say(f"building {part} features ({len(dates)} index date{'s' if len(dates) > 1 else ''}) on {source.name}")
             out = settings.features_dir / f"{cfg.model_name}_{part}.parquet"
-            manifests[part] = build(source, BuildConfig(feature_set=cfg.feature_set, index_dates=dates), out)
+            manifests[part] = build(source, cfg.spec.build_config(dates), out)
             frame = pd.read_parquet(out)
             frames[part] = frame[frame[cfg.label].notna()].reset_index(drop=True)
     return frames["train"], frames["validation"], manifests

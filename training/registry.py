@@ -1,4 +1,4 @@
-"""The MLflow model registry: versions of `emergency_admission` and `flare_up` and their aliases.
+"""The MLflow model registry: the versions of every specified model (`models.specs`) and their aliases.
 
 Every training run registers a version with alias `candidate`. Promotion to `champion` is a
 separate, gated step (the fairness audit and clinical safety sign-off).
@@ -12,7 +12,9 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-MODEL_NAMES = ("emergency_admission", "flare_up")
+from models import specs
+
+MODEL_NAMES = specs.NAMES
 HEADLINE = ("val_auroc", "val_auprc", "val_brier", "val_calibration_slope", "model_oracle_ratio",
             "baseline_auroc", "rule_auroc")
 

@@ -28,8 +28,9 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from scipy.stats import poisson
 
-from features.build import BuildConfig, build
+from features.build import build
 from features.series import ICS, data_end
+from models import specs
 from phm.core.settings import Settings
 
 SCORES, PAST, STAYS = "risk_scores.parquet", "risk_scores_year_before.parquet", "emergency_stays.parquet"
@@ -63,13 +64,15 @@ class ScenarioResult(BaseModel):
     notes: list[str]
 
 
-def prepare_inputs(settings: Settings, folder: Path, model_name: str = "emergency_admission") -> dict:
-    """Score everyone with the champion (else candidate) model and save the inputs scenarios need."""
+def prepare_inputs(settings: Settings, folder: Path, model_name: str | None = None) -> dict:
+    """Score everyone with the worklist model's champion (else candidate) and save the inputs scenarios need."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from training import tracking
 
+    spec = specs.get(model_name) if model_name else specs.worklist()
+    model_name = spec.name
     tracking.configure(settings)
     model, alias = None, None
     for alias in ("champion", "candidate"):
@@ -79,7 +82,7 @@ def prepare_inputs(settings: Settings, folder: Path, model_name: str = "emergenc
         except MlflowException:
             continue
     if model is None:
-        raise ScenarioError(f"no {model_name} model is registered; train one (`phm train emergency-admission`)")
+        raise ScenarioError(f"no {model_name} model is registered; train one (`phm train {spec.cli_name}`)")
     as_of = data_end(settings.warehouse_path)
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
@@ -97,7 +100,7 @@ def prepare_inputs(settings: Settings, folder: Path, model_name: str = "emergenc
 
     def score(day) -> pd.DataFrame:
         out = settings.features_dir / f"{model_name}_scenario_{day}.parquet"
-        build(settings.warehouse_path, BuildConfig(feature_set=model_name, index_dates=[day]), out)
+        build(settings.warehouse_path, spec.build_config([day]), out)
         features = pd.read_parquet(out)
         risk = model.predict(features[names].astype("float64"))["risk"].to_numpy()
         return pd.DataFrame({"person_id": features["person_id"].to_numpy(), "risk": risk})

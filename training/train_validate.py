@@ -1,10 +1,7 @@
-"""A training run end to end: fit (training layer), validate on the later period, log everything
-to MLflow (parameters, feature manifests, metrics, plots, model card, the model) and register a
-version with alias `candidate`.
-
-This orchestration lives in `evaluation` because it needs both the training layer below it and
-the metrics here; training itself never imports evaluation.
-"""
+"""A training run end to end: fit (`training.jobs`), validate on the later period with the metrics of
+`evaluation`, log everything to MLflow (parameters, feature manifests, metrics, plots, model card, the model)
+and register a version with alias `candidate`. What differs between models (baseline rule, ground truth,
+extra validation such as warning lead times) comes from the model's specification."""
 
 from __future__ import annotations
 
@@ -12,7 +9,6 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -23,8 +19,7 @@ import pandas as pd
 from evaluation import model_card, plots
 from evaluation.fairness.groups import audit_frame
 from evaluation.metrics import auroc, evaluate
-from features.sources.codes import BROAD_ETHNIC_GROUP, RESCUE_PACK
-from features.definitions.catalogue import FEATURE_SETS
+from features.sources.codes import BROAD_ETHNIC_GROUP
 from models.explain import reasons
 from phm.core.settings import Settings
 from training import registry, tracking
@@ -32,7 +27,6 @@ from training.config import TrainConfig
 from training.jobs import FittedJob, fit
 
 Progress = Callable[[str], None]
-SYMPTOM_RULE = 5.0  # symptom score (0-10) averaged over 7 days at or above which the rule flags
 
 
 @dataclass
@@ -43,67 +37,26 @@ class RunResult:
     card: dict
 
 
-def rule_score(job: FittedJob) -> tuple[str, np.ndarray]:
-    """The simple comparator: prior emergency admissions, or a symptom-threshold rule."""
-    v = job.validation
-    if job.cfg.model_name == "emergency_admission":
-        return "prior emergency admissions (12 months)", v.emergency_admissions_12m.to_numpy(dtype=float)
-    flag = (v.hm_symptom_score_mean_7d.fillna(0) >= SYMPTOM_RULE).to_numpy(dtype=float)
-    return f"symptom score >= {SYMPTOM_RULE:g} (7-day mean)", flag
-
-
 def oracle_probabilities(job: FittedJob, settings: Settings) -> pd.Series | None:
     """The generator's true probabilities for the validation rows (synthetic data only)."""
+    truth_spec = job.cfg.spec.truth
+    if truth_spec is None:
+        return None
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        keys = job.validation[["person_id", "index_date"]].copy()
-        keys["index_date"] = pd.to_datetime(keys.index_date)
-        if job.cfg.model_name == "emergency_admission" and "truth_emergency_admission_12m" in tables:
-            truth = con.execute("SELECT person_id, CAST(index_date AS TIMESTAMP) AS index_date, p_true "
-                                "FROM truth_emergency_admission_12m").df()
-        elif job.cfg.model_name == "flare_up" and "truth_flare_up_14d" in tables:
-            truth = con.execute("SELECT person_id, CAST(date AS TIMESTAMP) + INTERVAL 1 DAY AS index_date, p_true "
-                                "FROM truth_flare_up_14d").df()  # truth at the end of the day before
-        else:
+        if truth_spec.table not in tables:
             return None
+        truth = con.execute(f'SELECT person_id, CAST("{truth_spec.date_column}" AS TIMESTAMP) '
+                            f'+ INTERVAL {int(truth_spec.day_offset)} DAY AS index_date, p_true '
+                            f'FROM "{truth_spec.table}"').df()
     finally:
         con.close()
+    keys = job.validation[["person_id", "index_date"]].copy()
+    keys["index_date"] = pd.to_datetime(keys.index_date)
     truth["index_date"] = pd.to_datetime(truth.index_date)
     merged = keys.merge(truth, on=["person_id", "index_date"], how="left")
     return pd.Series(merged.p_true.to_numpy(), index=job.validation.index)
-
-
-def exacerbation_dates(settings: Settings, persons: np.ndarray) -> pd.DataFrame:
-    """Rescue courses and COPD/asthma emergency admissions (the flare-up outcome events)."""
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    con.register("who", pd.DataFrame({"person_id": persons}))
-    try:
-        return con.execute("""SELECT DISTINCT person_id, issue_date AS event_date FROM prescriptions
-            WHERE bnf_code = ? AND person_id IN (SELECT person_id FROM who)
-            UNION SELECT DISTINCT person_id, admission_date FROM apc_spells WHERE person_id IN (SELECT person_id FROM who)
-            AND admission_method LIKE '2%' AND substr(primary_diagnosis, 1, 3) IN ('J40','J41','J42','J43','J44','J45','J46')
-            """, [RESCUE_PACK[0]]).df()
-    finally:
-        con.close()
-
-
-def lead_times(validation: pd.DataFrame, risk: np.ndarray, events: pd.DataFrame, threshold: float) -> dict:
-    """For each exacerbation in the validation period: was a warning (risk >= threshold) given in the
-    14 days before it, and how many days ahead was the first one?"""
-    scored = pd.DataFrame({"person_id": validation.person_id.to_numpy(),
-                           "day": pd.to_datetime(validation.index_date).to_numpy(), "risk": risk})
-    first, last = scored.day.min(), scored.day.max()
-    ev = events.assign(event_date=pd.to_datetime(events.event_date))
-    ev = ev[(ev.event_date > first + timedelta(days=14)) & (ev.event_date <= last)]
-    alerts = scored[scored.risk >= threshold]
-    joined = ev.merge(alerts, on="person_id")
-    lead = (joined.event_date - joined.day).dt.days
-    joined = joined[(lead >= 1) & (lead <= 14)].assign(lead=lead)
-    best = joined.groupby(["person_id", "event_date"]).lead.max()
-    n = len(ev.drop_duplicates(["person_id", "event_date"]))
-    return {"events": int(n), "warned": int(best.size), "share_warned": float(best.size / n) if n else float("nan"),
-            "median_lead_days": float(best.median()) if best.size else float("nan")}
 
 
 def subgroups(job: FittedJob, y: np.ndarray, p: np.ndarray) -> list[dict]:
@@ -128,7 +81,7 @@ def subgroups(job: FittedJob, y: np.ndarray, p: np.ndarray) -> list[dict]:
 def _flat_params(cfg: TrainConfig, job: FittedJob) -> dict[str, str]:
     dates = lambda ds: ds[0].isoformat() if len(ds) == 1 else f"{ds[0]}..{ds[-1]} ({len(ds)} dates)"  # noqa: E731
     return {
-        "model_name": cfg.model_name, "feature_set": cfg.feature_set, "seed": str(cfg.seed),
+        "model_name": cfg.model_name, "feature_set": cfg.spec.features.name, "seed": str(cfg.seed),
         "train_dates": dates(cfg.train_dates), "validation_dates": dates(cfg.validation_dates),
         "calibration": cfg.calibration, "feature_definition_hash": job.manifests["train"]["definition_hash"],
         "warehouse_as_of": str(job.manifests["train"]["warehouse_as_of"]),
@@ -149,7 +102,8 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     X = v[job.predictors].astype("float64")
     p_model = job.model.predict_proba(X)[:, 1]
     p_base = job.baseline.predict_proba(X)[:, 1]
-    rule_name, p_rule = rule_score(job)
+    spec = cfg.spec
+    rule_name, p_rule = spec.baseline.title, spec.baseline.score(v)
     perf = evaluate(y, p_model, cfg.bootstrap_draws, cfg.seed)
     base_perf = evaluate(y, p_base, max(20, cfg.bootstrap_draws // 4), cfg.seed)
     rule_auc = auroc(y, p_rule)
@@ -169,17 +123,11 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
                   "model_oracle_ratio": m_auc / o_auc}
         metrics.update({"oracle_auroc": o_auc, "model_oracle_ratio": m_auc / o_auc})
     extra = {}
-    if cfg.model_name == "flare_up":
-        events = exacerbation_dates(settings, v.person_id.unique())
-        threshold = float(np.quantile(p_model, 0.9))
-        warn = lead_times(v, p_model, events, threshold)
-        warn_rule = lead_times(v, p_rule, events, 0.5)
-        extra["warnings"] = {"operating_threshold": threshold, "policy": "alert when risk is in the top 10% of "
-                             "person-days", "model": warn, "symptom_rule": warn_rule}
-        metrics.update({"warn_median_lead_days": warn["median_lead_days"], "warn_share": warn["share_warned"],
-                        "rule_warn_share": warn_rule["share_warned"]})
+    if spec.validation_extras is not None:
+        extra, more = spec.validation_extras(settings, v, p_model, p_rule)
+        metrics.update(more)
     gain = job.model.importance()
-    descriptions = {f.name: f.description for f in FEATURE_SETS[cfg.feature_set].features}
+    descriptions = {f.name: f.description for f in spec.features.features}
     importance = [{"feature": k, "share_of_gain": float(g / max(gain.sum(), 1e-12)), "description": descriptions.get(k, "")}
                   for k, g in gain.head(15).items()]
 
@@ -196,7 +144,7 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
         mlflow.log_dict({"grid": job.tuning, "chosen": job.chosen.model_dump()}, "tuning.json")
         mlflow.log_dict(json.loads(perf.model_dump_json()), "validation/performance.json")
         mlflow.set_tags({"phm.model": cfg.model_name, "phm.feature_hash": job.manifests["train"]["definition_hash"],
-                         "phm.reproduce": f"phm train {cfg.model_name.replace('_', '-')} --config train_config.json"})
+                         "phm.reproduce": f"phm train {spec.cli_name} --config train_config.json"})
         scores = {"LightGBM": p_model, "Logistic baseline": p_base, "Rule": p_rule}
         for name, fig in (("roc", plots.roc(y, scores)), ("precision_recall", plots.precision_recall(y, scores)),
                           ("calibration", plots.calibration(perf)), ("decision_curve", plots.decision_curve(perf)),
@@ -212,7 +160,7 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
         info = tracking.log_risk_model(job.model, example_rows, registered_name=cfg.model_name)
         version = int(info.registered_model_version)
         card = model_card.build_card(
-            model_name=cfg.model_name, version=version, run_id=run_id,
+            spec=spec, version=version, run_id=run_id,
             cfg={"calibration": cfg.calibration, "chosen": job.chosen.model_dump(), "tuning": job.tuning, "seed": cfg.seed},
             manifests=job.manifests, predictors=job.predictors, descriptions=descriptions,
             performance=json.loads(perf.model_dump_json()), comparators=comparators, oracle=oracle,

@@ -1,4 +1,5 @@
-"""The declared predictors, grouped into the `emergency_admission` and `flare_up` feature sets.
+"""The declared predictors, by family (demography, conditions, hospital use, exacerbations, segments, home
+monitoring). Each model specification (`models/specs/`) picks the families and features of its feature set.
 
 Every definition here is data; `phm features list` prints them for clinicians.
 """
@@ -16,7 +17,6 @@ from features.definitions.model import (
     DerivedFeature,
     EventFeature,
     Feature,
-    FeatureSet,
     Filter,
 )
 
@@ -196,24 +196,3 @@ def monitoring() -> list[Feature]:
             window_days=14, aggregation="last", value=col, default=None,
             description=f"Latest {label} in the 14 days before the index date"))
     return feats
-
-
-EMERGENCY_ADMISSION = FeatureSet(
-    name="emergency_admission",
-    description="Predictors of an emergency admission in the 12 months after the index date (SPARRA-like)",
-    features=demographics() + conditions() + utilisation() + exacerbations() + [*segment()],
-    carried=["ethnic_category", "practice_code", "sex", "age_band", "segment"],
-)
-
-FLARE_UP = FeatureSet(
-    name="flare_up",
-    description="Predictors of a COPD or asthma exacerbation in the 14 days after the index date",
-    features=[f for f in demographics() if f.name in {"age", "age_band", "sex", "female", "imd_decile", "core20",
-                                                      "ethnic_category", "practice_code", "registered_days"}]
-    + [f for f in conditions() if f.name.startswith(("ltc_copd", "ltc_asthma", "ltc_heart_failure"))
-       or f.name == "frailty_deficits"]
-    + exacerbations() + monitoring(),
-    carried=["ethnic_category", "practice_code", "sex", "age_band"],
-)
-
-FEATURE_SETS = {s.name: s for s in (EMERGENCY_ADMISSION, FLARE_UP)}

@@ -10,6 +10,7 @@ import typer
 
 from phm.cli import render
 from phm.cli.common import EngineOption, MODEL_HELP, console, engine_choice, fail, model_name, settings, stages, typed_config
+from models import specs
 from phm.core.settings import Settings
 
 app = typer.Typer(help="Fairness audit, bias reports and clinical safety sign-off.", no_args_is_help=True)
@@ -55,7 +56,7 @@ def record_decision(s: Settings, name: str, version: int, decision: str, by: str
 
 @app.command("run")
 def run_cmd(
-    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "emergency_admission",
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP + " Default: the worklist model.")] = None,
     version: Annotated[Optional[int], typer.Option(help="Model version (default: the `candidate` alias).")] = None,
     top_share: Annotated[Optional[float], typer.Option(help="Operating policy: flag the highest-risk share (0.05 = 5%).")] = None,
     draws: Annotated[Optional[int], typer.Option(help="Bootstrap draws (default 1000).")] = None,
@@ -67,7 +68,7 @@ def run_cmd(
     With --engine spark the validation population is rebuilt, scored and aggregated on Spark."""
     cfg = audit_config(config, top_share=top_share, bootstrap_draws=draws,
                        mitigation="group_thresholds" if mitigation else None)
-    audit_version(settings(), model_name(model), version, cfg, engine)
+    audit_version(settings(), model_name(model) if model else specs.worklist().name, version, cfg, engine)
 
 
 @app.command("scores")

@@ -11,13 +11,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from models import specs
 from phm.core.logs import configure as configure_logging
 from phm.core.settings import Settings, get_settings
 
 console = Console()
 err = Console(stderr=True)
 
-MODEL_HELP = "emergency_admission or flare_up."
+MODEL_HELP = " or ".join(specs.NAMES) + "."
 METRIC_HELP = "emergency_admissions, ga_beds_occupied or critical_care_beds_occupied (or a metric of your CSV)."
 EngineOption = Annotated[Optional[str], typer.Option(
     "--engine", help="duckdb (embedded) or spark (needs the [spark] extra; spark_* settings). Default: the engine setting.")]
@@ -32,7 +33,7 @@ def settings() -> Settings:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error and return the exit to raise (`raise fail(...)`)."""
-    err.print(f"[bold red]Error:[/] {message}")
+    err.print(f"[bold red]Error:[/] {message}", soft_wrap=True)  # never broken mid-value, whatever the width
     return typer.Exit(code)
 
 
@@ -43,13 +44,11 @@ def engine_choice(value: Optional[str]) -> Optional[str]:
 
 
 def model_name(model: str) -> str:
-    """A registered model's name from what the user typed (`flare-up` or `flare_up`)."""
-    from training.registry import MODEL_NAMES
-
-    name = model.replace("-", "_")
-    if name not in MODEL_NAMES:
-        raise fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
-    return name
+    """A specified model's name from what the user typed (with hyphens or underscores)."""
+    try:
+        return specs.get(model).name
+    except specs.UnknownModelError as exc:
+        raise fail(str(exc)) from exc
 
 
 @contextmanager

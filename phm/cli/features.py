@@ -10,26 +10,36 @@ from typing import Annotated, Optional
 import typer
 
 from phm.cli import render
-from phm.cli.common import EngineOption, console, engine_choice, fail, settings
+from models import specs
+from phm.cli.common import MODEL_HELP, EngineOption, console, engine_choice, fail, settings
 from phm.core.settings import Settings
 
 app = typer.Typer(help="Declared predictors: list them, build feature tables with labels.", no_args_is_help=True)
 
 
-def build_features(s: Settings, dates: list[date], feature_set: str = "emergency_admission", out: Optional[Path] = None,
+def feature_spec(name: Optional[str]):
+    """The model whose feature set `--set` names (default: the worklist model)."""
+    if name is None:
+        return specs.worklist()
+    try:
+        return specs.get(name)
+    except specs.UnknownModelError:
+        raise fail(f"unknown feature set {name!r}; choose from {', '.join(specs.NAMES)}") from None
+
+
+def build_features(s: Settings, dates: list[date], feature_set: Optional[str] = None, out: Optional[Path] = None,
                    min_age: Optional[int] = None, include_death: bool = False, ethnicity_as_predictor: bool = False,
                    warehouse: Optional[Path] = None, engine: Optional[str] = None) -> dict:
     """Build a feature table with labels as at `dates`; print and return its manifest."""
-    from features.build import DEFAULT_COHORTS, DEFAULT_LABELS, BuildConfig, EmptyCohortError, FeatureSourceError, build
+    from features.build import EmptyCohortError, FeatureSourceError, build
     from features.engine import EngineError, open_engine
 
-    if feature_set not in DEFAULT_COHORTS:
-        raise fail(f"unknown feature set {feature_set!r}; choose from {', '.join(DEFAULT_COHORTS)}")
+    spec = feature_spec(feature_set)
     dates = sorted(set(dates))
-    cohort = DEFAULT_COHORTS[feature_set].model_copy(update={"min_age": min_age} if min_age is not None else {})
-    label = DEFAULT_LABELS[feature_set].model_copy(update={"include_death": include_death})
-    cfg = BuildConfig(feature_set=feature_set, index_dates=dates, cohort=cohort, label=label,
-                      ethnicity_as_predictor=ethnicity_as_predictor)
+    cohort = spec.cohort.model_copy(update={"min_age": min_age} if min_age is not None else {})
+    label = spec.label.model_copy(update={"include_death": include_death})
+    cfg = spec.build_config(dates, cohort=cohort, label=label, ethnicity_as_predictor=ethnicity_as_predictor)
+    feature_set = spec.name
     target = out or s.home / "features" / f"{feature_set}_{dates[0]}.parquet"
     try:
         with console.status(f"Building {feature_set} features as at {', '.join(map(str, dates))}"):
@@ -43,15 +53,12 @@ def build_features(s: Settings, dates: list[date], feature_set: str = "emergency
 
 
 @app.command("list")
-def list_cmd(feature_set: Annotated[Optional[str], typer.Option("--set", help="emergency_admission or flare_up.")] = None,
+def list_cmd(feature_set: Annotated[Optional[str], typer.Option("--set", help=MODEL_HELP)] = None,
              as_json: Annotated[bool, typer.Option("--json", help="Machine-readable definitions.")] = False) -> None:
     """Print every feature definition in plain words (source, filter, window, aggregation, default)."""
-    from features.definitions.catalogue import FEATURE_SETS
     from features.definitions.model import DerivedFeature, EventFeature
 
-    if feature_set and feature_set not in FEATURE_SETS:
-        raise fail(f"unknown feature set {feature_set!r}; choose from {', '.join(FEATURE_SETS)}")
-    sets = [FEATURE_SETS[feature_set]] if feature_set else list(FEATURE_SETS.values())
+    sets = [feature_spec(feature_set).features] if feature_set else [s.features for s in specs.SPECS.values()]
     if as_json:
         console.print_json(json.dumps({s.name: [f.model_dump(mode="json") for f in s.features] for s in sets}))
         return
@@ -70,7 +77,7 @@ def list_cmd(feature_set: Annotated[Optional[str], typer.Option("--set", help="e
 @app.command("build")
 def build_cmd(
     as_of: Annotated[list[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"], help="Index date (repeatable).")],
-    feature_set: Annotated[str, typer.Option("--set", help="emergency_admission or flare_up.")] = "emergency_admission",
+    feature_set: Annotated[Optional[str], typer.Option("--set", help=MODEL_HELP + " Default: the worklist model.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Parquet output (default: $PHM_HOME/features/SET_DATE.parquet).")] = None,
     min_age: Annotated[Optional[int], typer.Option(help="Youngest eligible age (default 18).")] = None,
     include_death: Annotated[bool, typer.Option(help="Count death as an outcome (emergency admission set).")] = False,

@@ -247,14 +247,15 @@ def scenario(result, site: str, metric: str, horizon: int, top_share: float, pre
 
 def daily_scores(meta: dict) -> None:
     counts = ", ".join(f"{k} {v:,}" for k, v in meta["band_counts"].items())
-    console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by emergency_admission version "
-                  f"{meta['emergency_admission']['version']} (feature hash {meta['emergency_admission']['feature_hash']}); "
-                  f"bands: {counts}; {meta['seconds']} s")
+    worklist = meta["models"][meta["worklist_model"]]
+    console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by {meta['worklist_model']} version "
+                  f"{worklist['version']} (feature hash {worklist['feature_hash']}); bands: {counts}; {meta['seconds']} s")
     if meta.get("stages"):
         console.print("Stages: " + ", ".join(f"{k.replace('_', ' ')} {v['seconds']:.1f} s" for k, v in meta["stages"].items())
                       + f"; peak memory {max(v['peak_gib'] for v in meta['stages'].values()):.1f} GiB")
-    if meta["flare_up"]:
-        console.print(f"Flare-up risk for {meta['flare_up']['people']:,} monitored patients (version {meta['flare_up']['version']}).")
+    for name, info in meta["models"].items():
+        if info["role"] == "column":
+            console.print(f"{name} risk ({info['column']}) for {info['people']:,} people (version {info['version']}).")
     if meta.get("published") is False:
         console.print(f"[yellow]Not published: the service still serves the snapshot of {meta['live_date']} (this day is "
                       "earlier). Pass --publish to serve it.[/]")

@@ -9,6 +9,8 @@ import typer
 
 from phm.cli import render
 from phm.cli.common import EngineOption, console, engine_choice, fail, model_name, settings, stages
+from models import specs
+from models.specs.base import ModelSpec
 from phm.core.settings import Settings
 
 app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
@@ -45,22 +47,24 @@ ConfigOption = Annotated[Optional[Path], typer.Option(help="A train_config.json 
 RowsOption = Annotated[Optional[int], typer.Option(help="Sample training rows (quick runs).")]
 
 
-@app.command("emergency-admission")
-def emergency_admission_cmd(seed: SeedOption = 1, config: ConfigOption = None, max_train_rows: RowsOption = None,
-                            engine: EngineOption = None) -> None:
-    """Emergency admission within 12 months: train on 2022-23, validate on 2024-04-01, register."""
-    train_model(settings(), "emergency_admission", seed, config, max_train_rows, engine)
+def _train_command(spec: ModelSpec):
+    def command(seed: SeedOption = 1, config: ConfigOption = None, max_train_rows: RowsOption = None,
+                engine: EngineOption = None) -> None:
+        train_model(settings(), spec.name, seed, config, max_train_rows, engine)
+
+    d = spec.training
+    dates = (f"train on {len(d.train_dates)} index date(s) {d.train_dates[0]}..{d.train_dates[-1]}, validate on "
+             f"{d.validation_dates[0]}" + (f"..{d.validation_dates[-1]}" if len(d.validation_dates) > 1 else ""))
+    command.__doc__ = f"{spec.title}: {dates} (by default), register a candidate."
+    return command
 
 
-@app.command("flare-up")
-def flare_up_cmd(seed: SeedOption = 1, config: ConfigOption = None, max_train_rows: RowsOption = None,
-                 engine: EngineOption = None) -> None:
-    """COPD/asthma exacerbation within 14 days: weekly training dates, daily validation, register."""
-    train_model(settings(), "flare_up", seed, config, max_train_rows, engine)
+for _spec in specs.SPECS.values():  # `phm train <model>` for every specified model
+    app.command(_spec.cli_name)(_train_command(_spec))
 
 
 def retrain_cmd(
-    model: Annotated[str, typer.Argument(help="emergency-admission or flare-up.")],
+    model: Annotated[str, typer.Argument(help=" or ".join(s.cli_name for s in specs.SPECS.values()) + ".")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
     draws: Annotated[int, typer.Option(help="Bootstrap draws of the audit.")] = 1000,

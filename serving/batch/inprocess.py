@@ -1,7 +1,8 @@
-"""The daily scoring job in-process (DuckDB): features as at a date for the whole eligible population,
-scores by the `champion` model, ranks and bands, reasons for everyone in a worklist band, flare-up risk for
-monitored COPD/asthma patients (when a flare-up champion exists), the trend against the scores of a week
-before, and the snapshot published atomically."""
+"""The daily scoring job in-process (DuckDB): features as at a date for the whole eligible population, scores by
+the worklist model's `champion`, ranks and bands, reasons for everyone in a worklist band, the risks of the
+models shown beside it (e.g. flare-up risk for monitored COPD/asthma patients, when that model has a champion),
+the trend against the scores of a week before, and the snapshot published atomically. Which models play which
+part comes from their specifications (`models.specs`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from features.build import BuildConfig, build
+from features.build import build
 from features.series import practice_pcns
 from features.sources.codes import CONDITION_KEYS
 from models.explain import reasons
+from models import specs
 from phm.core.settings import Settings
 from phm.core.timing import Stages
 from serving.batch.common import SnapshotError, default_date
@@ -32,20 +34,21 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     if not settings.warehouse_path.exists():
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
     tracking.configure(settings)
-    champion = load_champion("emergency_admission")
+    spec = specs.worklist()
+    champion = load_champion(spec.name)
     if champion is None:
-        raise SnapshotError("no emergency_admission champion: audit, approve and `phm models promote` a version first")
+        raise SnapshotError(f"no {spec.name} champion: audit, approve and `phm models promote` a version first")
     day = day or default_date(settings.warehouse_path)
     started = time.perf_counter()
     stages = Stages()
     work = settings.features_dir / "daily"
     say(f"building features as at {day}")
-    feat_path = work / f"emergency_admission_{day}.parquet"
-    manifest = build(settings.warehouse_path, BuildConfig(feature_set="emergency_admission", index_dates=[day]), feat_path)
+    feat_path = work / f"{spec.name}_{day}.parquet"
+    manifest = build(settings.warehouse_path, spec.build_config([day]), feat_path)
     features = pd.read_parquet(feat_path)
     stages.done("features")
     predictors = list(champion.model.feature_names_in_)
-    say(f"scoring {len(features):,} people with emergency_admission version {champion.version}")
+    say(f"scoring {len(features):,} people with {spec.name} version {champion.version}")
     X = features[predictors].astype("float64")
     risk = champion.model.risk_from_values(X.to_numpy())
     stages.done("scoring")
@@ -66,24 +69,25 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     if shown.any():
         scores.loc[shown, "reasons"] = [json.dumps(r) for r in reasons(champion.model, X[shown.to_numpy()])]
     stages.done("reasons")
-    scores["flare_risk"] = np.nan
-    flare = load_champion("flare_up")
-    flare_info = None
-    if flare is not None:
-        say("scoring flare-up risk for monitored COPD/asthma patients")
-        fpath = work / f"flare_up_{day}.parquet"
-        build(settings.warehouse_path, BuildConfig(feature_set="flare_up", index_dates=[day]), fpath)
-        ff = pd.read_parquet(fpath)
-        if len(ff):
-            fr = flare.model.predict_proba(ff[list(flare.model.feature_names_in_)].astype("float64"))[:, 1]
-            scores["flare_risk"] = scores.person_id.map(pd.Series(fr, index=ff.person_id.to_numpy()))
-        flare_info = {"version": flare.version, "people": int(len(ff))}
-    stages.done("flare_up")
+    columns = {}
+    for other in specs.columns():  # risks shown beside the worklist's (e.g. a flare-up warning)
+        scores[other.daily.column] = np.nan
+        found = load_champion(other.name)
+        if found is not None:
+            say(f"scoring {other.title.lower()}")
+            path = work / f"{other.name}_{day}.parquet"
+            build(settings.warehouse_path, other.build_config([day]), path)
+            frame = pd.read_parquet(path)
+            if len(frame):
+                value = found.model.predict_proba(frame[list(found.model.feature_names_in_)].astype("float64"))[:, 1]
+                scores[other.daily.column] = scores.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
+            columns[other.name] = {"version": found.version, "people": int(len(frame)), "column": other.daily.column}
+        stages.done(other.name)
     previous = earlier(settings, day)
     if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
         scores["previous_risk"] = scores.person_id.map(previous[1].set_index("person_id").risk)
     stages.done("trend")
-    meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], flare_info,
+    meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb")
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)

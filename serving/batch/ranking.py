@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-BANDS = [("very high", 0.005), ("high", 0.02), ("raised", 0.05)]  # top shares, highest first
-BAND_ORDER = {"very high": 3, "high": 2, "raised": 1, "routine": 0}
+from models import specs
+
+BANDS = list(specs.worklist().daily.bands)  # (name, top share), highest first: the worklist model's bands
+BAND_ORDER = {**{name: len(BANDS) - i for i, (name, _) in enumerate(BANDS)}, "routine": 0}
 
 
 def bands(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank (1 = highest risk) and band for each person."""
+    """Rank (1 = highest risk) and band for each person (ties keep their order)."""
     order = np.argsort(-risk, kind="stable")
     rank = np.empty(risk.size, dtype=np.int64)
     rank[order] = np.arange(1, risk.size + 1)

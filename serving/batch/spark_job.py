@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from features.build import BuildConfig, build, data_end_of
+from features.build import build, data_end_of
 from features.sources.codes import CONDITION_KEYS
 from features.engine.spark_engine import SparkEngine
 from models.batch import explain_spark, score_spark
+from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
 from serving.batch.common import SnapshotError
@@ -32,7 +33,7 @@ from training import tracking
 from training.registry import load_champion
 
 SCORE_COLUMNS = ["person_id", "practice_code", "age_band", "sex", "segment", "conditions", "risk", "rank", "band",
-                 "pcn_code", "reasons", "flare_risk"]
+                 "pcn_code", "reasons", *[s.daily.column for s in specs.columns()]]
 
 
 def band_sql(rank: str, people: int) -> str:
@@ -46,21 +47,22 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
 
     say = progress or (lambda _m: None)
     tracking.configure(settings)
-    champion = load_champion("emergency_admission")
+    spec = specs.worklist()
+    champion = load_champion(spec.name)
     if champion is None:
-        raise SnapshotError("no emergency_admission champion: audit, approve and `phm models promote` a version first")
+        raise SnapshotError(f"no {spec.name} champion: audit, approve and `phm models promote` a version first")
     started = time.perf_counter()
     with SparkEngine(settings) as engine:
         spark = engine.spark
         day = day or data_end_of(engine) + timedelta(days=1)
         work = settings.features_dir / "daily"
         say(f"building features as at {day} on Spark")
-        feat_path = work / f"emergency_admission_{day}_spark.parquet"
-        manifest = build(engine, BuildConfig(feature_set="emergency_admission", index_dates=[day]), feat_path)
+        feat_path = work / f"{spec.name}_{day}_spark.parquet"
+        manifest = build(engine, spec.build_config([day]), feat_path)
         features = spark.read.parquet(str(feat_path.resolve()))
         predictors = list(champion.model.feature_names_in_)
         people = features.count()
-        say(f"scoring {people:,} people with emergency_admission version {champion.version} on the executors")
+        say(f"scoring {people:,} people with {spec.name} version {champion.version} on the executors")
         conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features.columns]
         labels = ", ".join(f"CASE WHEN coalesce({c}, 0) > 0 THEN {literal(c.removeprefix('ltc_'))} END" for c in conditions)
         scored = score_spark(features, champion.model, ["person_id", "practice_code", "age_band", "sex", "segment",
@@ -79,24 +81,25 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
         say("explaining the people in worklist bands on the executors")
         why = explain_spark(banded, champion.model, ["person_id"])
         scores = ranked.join(why, "person_id", "left")
-        flare = load_champion("flare_up")
-        flare_info = None
-        if flare is not None:
-            say("scoring flare-up risk for monitored COPD/asthma patients")
-            fpath = work / f"flare_up_{day}_spark.parquet"
-            build(engine, BuildConfig(feature_set="flare_up", index_dates=[day]), fpath)
-            ff = spark.read.parquet(str(fpath.resolve()))
-            flare_info = {"version": flare.version, "people": int(ff.count())}
-            scores = scores.join(score_spark(ff, flare.model, ["person_id"], "flare_risk"), "person_id", "left")
-        else:
-            scores = scores.withColumn("flare_risk", F.lit(None).cast("double"))
+        columns = {}
+        for other in specs.columns():  # risks shown beside the worklist's (e.g. a flare-up warning)
+            found = load_champion(other.name)
+            if found is None:
+                scores = scores.withColumn(other.daily.column, F.lit(None).cast("double"))
+                continue
+            say(f"scoring {other.title.lower()}")
+            path = work / f"{other.name}_{day}_spark.parquet"
+            build(engine, other.build_config([day]), path)
+            frame = spark.read.parquet(str(path.resolve()))
+            columns[other.name] = {"version": found.version, "people": int(frame.count()), "column": other.daily.column}
+            scores = scores.join(score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left")
         scores = scores.select(*SCORE_COLUMNS)
         previous = earlier_folder(settings, day)
         if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
             before = spark.read.parquet(str((previous / "scores.parquet").resolve()))
             scores = scores.join(before.select("person_id", F.col("risk").alias("previous_risk")), "person_id", "left")
         band_counts = {r["band"]: r["n"] for r in scores.groupBy("band").agg(F.count("*").alias("n")).collect()}
-        meta = snapshot_meta(day, people, champion, manifest["definition_hash"], flare_info, band_counts,
+        meta = snapshot_meta(day, people, champion, manifest["definition_hash"], columns, band_counts,
                              json.loads((previous / "manifest.json").read_text())["date"] if previous else None, "spark")
 
         def write(partial: Path) -> None:

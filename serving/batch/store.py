@@ -34,15 +34,22 @@ def snapshots_root(settings: Settings) -> Path:
     return settings.warehouse_path.parent / "snapshots"
 
 
-def snapshot_meta(day: date, people: int, champion: Champion, feature_hash: str, flare_info: dict | None,
+def snapshot_meta(day: date, people: int, champion: Champion, feature_hash: str, columns: dict[str, dict],
                   band_counts: dict, previous: str | None, engine: str) -> dict:
-    """The snapshot's manifest: what produced it (model versions, feature definitions, engine) and its bands."""
+    """The snapshot's manifest: what produced it (the worklist model and the models whose risk sits beside it, with
+    versions and feature definitions; the engine) and its bands."""
+    models = {champion.name: {"role": "worklist", "version": champion.version, "feature_hash": feature_hash,
+                              "registered_feature_hash": champion.feature_hash, "people": int(people)}}
+    models.update({name: {"role": "column", **info} for name, info in columns.items()})
     return {"date": str(day), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "people": int(people), "engine": engine,
-            "emergency_admission": {"version": champion.version, "feature_hash": feature_hash,
-                                    "registered_feature_hash": champion.feature_hash},
-            "flare_up": flare_info, "bands": {n: s for n, s in BANDS},
-            "band_counts": {str(k): int(v) for k, v in band_counts.items()}, "previous": previous}
+            "people": int(people), "engine": engine, "worklist_model": champion.name, "models": models,
+            "bands": {n: s for n, s in BANDS}, "band_counts": {str(k): int(v) for k, v in band_counts.items()},
+            "previous": previous}
+
+
+def worklist_version(meta: dict) -> str:
+    """The version of the model that ranked a snapshot's worklist."""
+    return meta["models"][meta["worklist_model"]]["version"]
 
 
 def write_snapshot(settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict,

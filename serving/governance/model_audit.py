@@ -19,11 +19,10 @@ from evaluation.fairness.audit import AuditInputError, run_audit
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
 from evaluation.fairness.results import AuditResult
+from models import specs
 from phm.core.settings import Settings
 from training import tracking
 
-OUTCOMES = {"emergency_admission": "an emergency admission within 12 months",
-            "flare_up": "a COPD or asthma exacerbation within 14 days"}
 
 
 @dataclass
@@ -61,7 +60,7 @@ def load_scores(name: str, version: int) -> tuple[pd.DataFrame, dict]:
                                                        dst_path=tmp)
         except (MlflowException, OSError) as exc:
             raise AuditInputError(f"{name} version {version} (run {mv.run_id}) has no validation scores to audit; "
-                                  f"retrain it with `phm train {name.replace('_', '-')}`") from exc
+                                  f"retrain it with `phm train {specs.get(name).cli_name}`") from exc
         frame = pd.read_parquet(path)
     return frame, {"run_id": mv.run_id, **run.data.params}
 
@@ -89,12 +88,12 @@ def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditCo
 
 def _subject(settings: Settings, name: str, version: int, params: dict, unit: str) -> dict:
     return {"kind": "registered model", "model": name, "version": version, "run_id": params["run_id"],
-            "outcome": OUTCOMES.get(name, "the outcome"), "validation_dates": params.get("validation_dates"),
+            "outcome": specs.get(name).outcome, "validation_dates": params.get("validation_dates"),
             "feature_definition_hash": params.get("feature_definition_hash"), "data": _source(settings), "unit": unit}
 
 
 def audit_on_spark(settings: Settings, name: str, version: int, cfg: AuditConfig, progress) -> tuple[AuditResult, dict]:
-    from features.build import BuildConfig, build
+    from features.build import build
     from features.engine.spark_engine import SparkEngine
     from models.batch import score_spark
     from evaluation.fairness.spark_audit import audit_rows_spark, run_audit_spark
@@ -112,7 +111,7 @@ def audit_on_spark(settings: Settings, name: str, version: int, cfg: AuditConfig
     with SparkEngine(settings) as engine:
         say(f"building validation features as at {train.validation_dates[0]} on Spark")
         out = settings.features_dir / f"{name}_v{version}_validation_spark.parquet"
-        build(engine, BuildConfig(feature_set=train.feature_set, index_dates=train.validation_dates), out)
+        build(engine, train.spec.build_config(train.validation_dates), out)
         features = engine.spark.read.parquet(str(out.resolve()))
         say(f"scoring with {name} version {version} on the executors")
         scored = score_spark(features, model, features.columns)

@@ -28,13 +28,13 @@ from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import STANDARD_GROUPINGS, audit_frame, standard_labels
 from serving.governance.model_audit import hazard_log_path, latest_report, load_scores
 from evaluation.metrics import calibration_slope_intercept
-from features.build import BuildConfig, build
+from features.build import build
 from features.sources.codes import BROAD_ETHNIC_GROUP
 from features.series import data_end
+from models import specs
 from phm.core.settings import Settings
 from training import tracking
 
-HORIZON_DAYS = {"emergency_admission": 365, "flare_up": 14}
 EXPERIMENT = "phm-monitoring"
 Kind = Literal["performance", "calibration", "fairness", "drift", "age"]
 
@@ -107,7 +107,7 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
 
 def _features(settings: Settings, name: str, day: date, folder: Path) -> tuple[pd.DataFrame, dict]:
     path = folder / f"{name}_{day}.parquet"
-    manifest = build(settings.warehouse_path, BuildConfig(feature_set=name, index_dates=[day]), path)
+    manifest = build(settings.warehouse_path, specs.get(name).build_config([day]), path)
     return pd.read_parquet(path), manifest
 
 
@@ -137,7 +137,7 @@ def run_monitor(settings: Settings, name: str, as_of: date | None = None,
         folder = Path(tmp)
         reference, _ = _features(settings, name, reference_day, folder)
         current, _ = _features(settings, name, as_of, folder)
-        outcome_day = as_of - timedelta(days=HORIZON_DAYS.get(name, 365))
+        outcome_day = as_of - timedelta(days=specs.get(name).horizon_days)
         matured, manifest = _features(settings, name, outcome_day, folder) if outcome_day >= reference_day else (None, None)
 
     # ---- realised performance, calibration and fairness (outcomes matured) ----

@@ -22,7 +22,7 @@ from features.sources.codes import CONDITIONS
 from serving import queries, sessions
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError
-from serving.schemas import Band, WorklistQuery
+from serving.schemas import ModelName, Band, WorklistQuery
 from serving.state import ServiceState
 from serving.users import Role, User, authenticate
 from serving.web import views
@@ -226,7 +226,7 @@ def create_pages() -> FastAPI:
 
     # ---- equity ------------------------------------------------------------------------------------
     @app.get("/equity")
-    def equity(request: Request, model: Literal["emergency_admission", "flare_up"] | None = None,
+    def equity(request: Request, model: ModelName | None = None,
                version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
                done: Literal["approved", "rejected"] | None = None):
         st, u = signed_in(request, "equity")
@@ -241,7 +241,7 @@ def create_pages() -> FastAPI:
                       done=done, can_decide=u.role == Role.safety_officer, fairness_alerts=watched)
 
     @app.get("/equity/{name}/{version}/report")
-    def equity_report(request: Request, name: Literal["emergency_admission", "flare_up"],
+    def equity_report(request: Request, name: ModelName,
                       version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
         st, u = signed_in(request, "equity")
         from evaluation.fairness.report_html import render as render_report
@@ -251,7 +251,7 @@ def create_pages() -> FastAPI:
         return HTMLResponse(_no_favicon(render_report(AuditResult.model_validate(report))))
 
     @app.post("/equity/{name}/{version}/decision")
-    async def equity_decision(request: Request, name: Literal["emergency_admission", "flare_up"],
+    async def equity_decision(request: Request, name: ModelName,
                               version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
         st, u = signed_in(request, "equity")
         form = await request.form()
@@ -283,14 +283,14 @@ def create_pages() -> FastAPI:
                       deployed={n: c.version for n, c in st.bundle.champions.items()}, monitoring=latest(st.settings))
 
     @app.get("/models/{name}/{version}/calibration.png")
-    def calibration_png(request: Request, name: Literal["emergency_admission", "flare_up"],
+    def calibration_png(request: Request, name: ModelName,
                         version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
         st, u = signed_in(request, "models")
         return Response(views.artifact(st, name, version, "plots/calibration.png"), media_type="image/png",
                         headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/models/{name}/{version}/card")
-    def model_card(request: Request, name: Literal["emergency_admission", "flare_up"],
+    def model_card(request: Request, name: ModelName,
                    version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
         st, u = signed_in(request, "models")
         return HTMLResponse(_no_favicon(views.artifact(st, name, version, "model_card/model_card.html").decode()))

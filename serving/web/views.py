@@ -12,6 +12,7 @@ import pandas as pd
 
 from evaluation.fairness.narrative import METRIC_NAMES, SHORT
 from evaluation.fairness.results import AuditResult, Comparison
+from models import specs
 from features.sources.codes import CONDITION_KEYS
 from phm.core import ledger
 from serving import queries
@@ -134,10 +135,10 @@ def model_versions(st: ServiceState) -> list:
 def pick_version(versions: list, model: str | None, version: int | None):
     """The version asked for; else the first audited version awaiting a decision; else a champion."""
     if model is not None or version is not None:
-        found = next((v for v in versions if v.name == (model or "emergency_admission")
+        found = next((v for v in versions if v.name == (model or specs.worklist().name)
                       and (version is None or v.version == version)), None)
         if found is None:
-            raise QueryError(404, f"There is no version {version} of {model or 'emergency_admission'}.")
+            raise QueryError(404, f"There is no version {version} of {model or specs.worklist().name}.")
         return found
     audited = [v for v in versions if v.tags.get("audit_report_sha256")]
     waiting = [v for v in audited if v.tags.get("decision_report_sha256") != v.tags.get("audit_report_sha256")]

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 from support.homes import registry_copy
 
-from features.build import BuildConfig, build
+from models import specs
+
+from features.build import build
 from features.sources.codes import CONDITION_KEYS
 from models.explain import phrase
 from phm.core.settings import Settings
@@ -35,7 +37,7 @@ def home(served_home, tmp_path_factory) -> Settings:
 
 def reference(home: Settings, day, out: Path) -> pd.DataFrame:
     """Scores, ranks, bands, conditions and reasons computed the plain way, one person at a time."""
-    build(home.warehouse_path, BuildConfig(index_dates=[day]), out)
+    build(home.warehouse_path, specs.get("emergency_admission").build_config([day]), out)
     f = pd.read_parquet(out)
     model = load_champion("emergency_admission").model
     names = list(model.feature_names_in_)

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from features.build import BuildConfig, FeatureSourceError, build
-from features.definitions.catalogue import EMERGENCY_ADMISSION, FEATURE_SETS
+from models import specs
+
+from features.build import FeatureSourceError, build
 from phm.core.stats import auroc
 
 IDX = date(2024, 4, 1)
@@ -29,16 +30,16 @@ EVENT_TABLES = {"apc_spells": ["admission_date", "discharge_date"], "gp_events":
 def built(ics20k_loaded, tmp_path_factory) -> tuple[pd.DataFrame, dict, Path]:
     settings, _ = ics20k_loaded
     out = tmp_path_factory.mktemp("features") / "ea.parquet"
-    manifest = build(settings.warehouse_path, BuildConfig(index_dates=[IDX]), out)
+    manifest = build(settings.warehouse_path, specs.get("emergency_admission").build_config([IDX]), out)
     return pd.read_parquet(out), manifest, settings.warehouse_path
 
 
 def test_manifest_names_what_was_built(built) -> None:
     df, manifest, _ = built
-    assert manifest["definition_hash"] == EMERGENCY_ADMISSION.definition_hash()
+    assert manifest["definition_hash"] == specs.get("emergency_admission").features.definition_hash()
     assert manifest["rows"] == len(df) > 10_000
     assert "ethnic_category" not in manifest["predictors"] and "ethnic_category" in manifest["carried"]
-    assert set(manifest["null_rates"]) == {f.name for f in EMERGENCY_ADMISSION.features}
+    assert set(manifest["null_rates"]) == {f.name for f in specs.get("emergency_admission").features.features}
     assert manifest["null_rates"]["age"] == 0 and manifest["null_rates"]["emergency_admissions_12m"] == 0
     lab = manifest["label"]
     assert 0.04 < lab["positives"] / (lab["positives"] + lab["negatives"]) < 0.12
@@ -63,8 +64,8 @@ def test_features_track_the_true_risk(built) -> None:
     assert joined.p_true[had].mean() > 2.5 * joined.p_true[~had].mean()
     assert spearmanr(joined.days_since_emergency_admission, joined.p_true).statistic < -0.05
     # the outcome follows the truth, and the oracle beats what one feature can do
-    labelled = joined.dropna(subset=["label_emergency_admission_12m"])
-    y = labelled.label_emergency_admission_12m.astype(bool).to_numpy()
+    labelled = joined.dropna(subset=["label_emergency_12m"])
+    y = labelled.label_emergency_12m.astype(bool).to_numpy()
     assert auroc(y, labelled.p_true.to_numpy()) > auroc(y, labelled.emergency_admissions_12m.to_numpy())
     deaths = con.execute("SELECT person_id, date_of_death FROM patients").df()
     joined = joined.merge(deaths, on="person_id")
@@ -79,7 +80,7 @@ def test_flare_features_track_the_true_risk(ics20k_loaded, tmp_path: Path) -> No
     settings, _ = ics20k_loaded
     dates = [date(2024, 1, 1) + pd.Timedelta(days=7 * k) for k in range(8)]
     out = tmp_path / "fu.parquet"
-    manifest = build(settings.warehouse_path, BuildConfig(feature_set="flare_up", index_dates=dates), out)
+    manifest = build(settings.warehouse_path, specs.get("flare_up").build_config(dates), out)
     df = pd.read_parquet(out)
     df["truth_day"] = pd.to_datetime(df.index_date) - pd.Timedelta(days=1)  # truth at the end of the day before
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
@@ -114,9 +115,9 @@ def test_events_after_the_index_date_change_no_feature(built, tmp_path: Path) ->
         assert con.execute(f"SELECT count(*) FROM {table} WHERE {date_cols[0]} >= DATE '{IDX}'").fetchone()[0] > 0
     con.close()
     out = tmp_path / "leak.parquet"
-    build(copy, BuildConfig(index_dates=[IDX], data_end=date(2025, 3, 31)), out)
+    build(copy, specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 3, 31)), out)
     after = pd.read_parquet(out)
-    names = [f.name for f in EMERGENCY_ADMISSION.features]
+    names = [f.name for f in specs.get("emergency_admission").features.features]
     pd.testing.assert_frame_equal(df[["person_id", *names]].reset_index(drop=True),
                                   after[["person_id", *names]].reset_index(drop=True))
 
@@ -129,23 +130,24 @@ def test_missing_source_table_or_column_is_named(built, tmp_path: Path) -> None:
     con.execute("DROP TABLE mh_contacts")
     con.close()
     with pytest.raises(FeatureSourceError) as exc:
-        build(copy, BuildConfig(index_dates=[IDX]), tmp_path / "x.parquet")
+        build(copy, specs.get("emergency_admission").build_config([IDX]), tmp_path / "x.parquet")
     assert "mh_contacts" in str(exc.value) and "ae_attendances.acuity" in str(exc.value)
     assert not (tmp_path / "x.parquet").exists()
 
 
 def test_no_warehouse_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="phm data load"):
-        build(tmp_path / "none.duckdb", BuildConfig(index_dates=[IDX]), tmp_path / "x.parquet")
+        build(tmp_path / "none.duckdb", specs.get("emergency_admission").build_config([IDX]), tmp_path / "x.parquet")
 
 
-def test_unknown_feature_set(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown feature set"):
-        BuildConfig(feature_set="nonsense", index_dates=[IDX]).resolved()
-    assert set(FEATURE_SETS) == {"emergency_admission", "flare_up"}
+def test_unknown_model(tmp_path: Path) -> None:
+    with pytest.raises(specs.UnknownModelError, match="unknown model 'nonsense'; choose from emergency_admission, flare_up"):
+        specs.get("nonsense")
+    assert set(specs.SPECS) == {"emergency_admission", "flare_up"}
+    assert specs.get("flare-up") is specs.SPECS["flare_up"]
 
 
 def test_ethnicity_as_predictor_is_recorded(built, tmp_path: Path) -> None:
     _, _, warehouse = built
-    m = build(warehouse, BuildConfig(index_dates=[IDX], ethnicity_as_predictor=True), tmp_path / "e.parquet")
+    m = build(warehouse, specs.get("emergency_admission").build_config([IDX], ethnicity_as_predictor=True), tmp_path / "e.parquet")
     assert m["ethnicity_as_predictor"] is True and "ethnic_category" in m["predictors"]

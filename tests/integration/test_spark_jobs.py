@@ -38,8 +38,8 @@ def test_spark_daily_snapshot_equals_the_in_process_one(spark, home) -> None:
     local = score_daily(home, day)
     on_spark = score_daily(home, day, engine="spark")  # the same day again: its trend is the in-process snapshot
     assert on_spark["engine"] == "spark" and local["engine"] == "duckdb"
-    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "emergency_admission")} == \
-        {k: local[k] for k in ("date", "people", "band_counts", "emergency_admission")}
+    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "worklist_model", "models")} == \
+        {k: local[k] for k in ("date", "people", "band_counts", "worklist_model", "models")}
     a = pd.read_parquet(Path(local["folder"]) / "scores.parquet").sort_values("person_id").reset_index(drop=True)
     folder = Path(on_spark["folder"]) / "scores.parquet"
     assert folder.is_dir() and any(p.name.startswith("practice_code=") for p in folder.iterdir())  # partitioned

@@ -15,10 +15,11 @@ import pytest
 from support.feature_tables import spell, tiny_warehouse
 from support.feature_tables import IDX, spec_rows
 
-from features.build import BuildConfig, build
+from models import specs
+
+from features.build import build
 from features.sources.codes import CONDITIONS
 from features.cohorts import CohortConfig, LabelConfig
-from features.definitions.catalogue import FEATURE_SETS
 from features.engine.spark_engine import SparkEngine
 from phm.core.settings import Settings
 
@@ -28,7 +29,7 @@ MANIFEST_SAME = ("feature_set", "definition_hash", "index_dates", "warehouse_as_
                  "label", "rows", "segments", "predictors", "carried", "null_rates")
 
 
-def both(warehouse: Path, spark, cfg: BuildConfig, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+def both(warehouse: Path, spark, cfg, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     m_duck = build(warehouse, cfg, out / "duckdb.parquet")
     with SparkEngine(Settings(home=out / "home"), warehouse, session=spark) as engine:
         m_spark = build(engine, cfg, out / "spark.parquet")
@@ -57,9 +58,9 @@ def test_spec_tables_give_the_same_features_on_both_engines(case: str, spark, tm
     rows["apc_spells"] += [spell(11, f"2019-0{1 + i % 9}-1{i % 10}", method="11" if i % 2 else "22",
                                  diagnosis=c.icd10[-1] + "9") for i, c in enumerate(CONDITIONS)]
     rows["apc_spells"].append(spell(11, "2024-06-01", diagnosis="I109"))
-    cfg = BuildConfig(index_dates=[IDX], data_end=date(2025, 6, 30))
+    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30))
     if case == "two_dates_death_and_age_options":
-        cfg = BuildConfig(index_dates=[date(2023, 4, 1), IDX], data_end=date(2024, 12, 31),
+        cfg = specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2024, 12, 31),
                           cohort=CohortConfig(min_age=16, min_registration_days=30),
                           label=LabelConfig(include_death=True))
     if case == "flare_up_with_missing_readings":  # as in the spec test: readings with gaps and missing measures
@@ -71,7 +72,7 @@ def test_spec_tables_give_the_same_features_on_both_engines(case: str, spark, tm
         rows["gp_events"].append({"person_id": 8, "event_id": "gx", "event_date": "2018-01-01", "code": "195967001"})
         rows["prescriptions"].append({"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14",
                                       "bnf_code": "0603020T0"})
-        cfg = BuildConfig(feature_set="flare_up", index_dates=[IDX, date(2024, 3, 25)], data_end=date(2025, 6, 30))
+        cfg = specs.get("flare_up").build_config([IDX, date(2024, 3, 25)], data_end=date(2025, 6, 30))
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
     duck, spark_frame, m_duck, m_spark = both(wh, spark, cfg, tmp_path)
     assert_same(duck, spark_frame, m_duck, m_spark)
@@ -88,10 +89,10 @@ def test_a_synthetic_ics_gives_the_same_features_on_both_engines(feature_set, da
                                                                  tmp_path: Path) -> None:
     settings, _ = ics20k_loaded
     duck, spark_frame, m_duck, m_spark = both(settings.warehouse_path, spark,
-                                              BuildConfig(feature_set=feature_set, index_dates=dates), tmp_path)
+                                              specs.get(feature_set).build_config(dates), tmp_path)
     assert_same(duck, spark_frame, m_duck, m_spark)
     # every definition is exercised: each feature takes more than one value across the population (hypertension
     # and depression are never a spell's primary diagnosis in the generator, and none of these 400-odd monitored
     # patients has had a heart-failure spell: the spec-table case covers those definitions)
-    constant = [f.name for f in FEATURE_SETS[feature_set].features if duck[f.name].nunique(dropna=False) < 2]
+    constant = [f.name for f in specs.get(feature_set).features.features if duck[f.name].nunique(dropna=False) < 2]
     assert set(constant) <= {"ltc_hypertension_hosp", "ltc_depression_hosp", "ltc_heart_failure_hosp"}, constant

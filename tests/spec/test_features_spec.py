@@ -14,13 +14,15 @@ import pandas as pd
 import pytest
 from support.feature_tables import IDX, spec_rows, tiny_warehouse
 
-from features.build import BuildConfig, EmptyCohortError, build
+from models import specs
+
+from features.build import EmptyCohortError, build
 from features.cohorts import CohortConfig, LabelConfig
 
 @pytest.fixture
 def spec(tmp_path: Path) -> tuple[pd.DataFrame, dict]:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    manifest = build(wh, BuildConfig(index_dates=[IDX], data_end=date(2025, 6, 30)), tmp_path / "f.parquet")
+    manifest = build(wh, specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30)), tmp_path / "f.parquet")
     return pd.read_parquet(tmp_path / "f.parquet").set_index("person_id"), manifest
 
 
@@ -83,7 +85,7 @@ def test_ae_outpatients_medicines_community_social(spec) -> None:
 
 def test_labels_and_censoring(spec) -> None:
     df, manifest = spec
-    label = "label_emergency_admission_12m"
+    label = "label_emergency_12m"
     assert df.loc[1, label] == 1  # admitted on the index date
     assert df.loc[2, label] == 0  # died without admission: an outcome-free death, not censored
     assert df.loc[7, label] == 0  # admitted exactly 12 months later: outside [index, index + 12 months)
@@ -93,22 +95,22 @@ def test_labels_and_censoring(spec) -> None:
 
 def test_death_as_outcome_and_data_end(tmp_path: Path) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    cfg = BuildConfig(index_dates=[IDX], data_end=date(2025, 6, 30),
+    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30),
                       label=LabelConfig(include_death=True))
     build(wh, cfg, tmp_path / "d.parquet")
     df = pd.read_parquet(tmp_path / "d.parquet").set_index("person_id")
-    assert df.loc[2, "label_emergency_admission_12m_or_death"] == 1
-    short = BuildConfig(index_dates=[IDX], data_end=date(2024, 12, 31))
+    assert df.loc[2, "label_emergency_12m_or_death"] == 1
+    short = specs.get("emergency_admission").build_config([IDX], data_end=date(2024, 12, 31))
     m = build(wh, short, tmp_path / "s.parquet")
     df = pd.read_parquet(tmp_path / "s.parquet").set_index("person_id")
-    assert df.loc[1, "label_emergency_admission_12m"] == 1  # an outcome seen is an outcome
-    assert pd.isna(df.loc[11, "label_emergency_admission_12m"])
+    assert df.loc[1, "label_emergency_12m"] == 1  # an outcome seen is an outcome
+    assert pd.isna(df.loc[11, "label_emergency_12m"])
     assert m["label"]["censored_by_reason"]["follow-up beyond data"] >= 6
 
 
 def test_min_age_and_registration_options(tmp_path: Path) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    cfg = BuildConfig(index_dates=[IDX], data_end=date(2025, 6, 30), cohort=CohortConfig(min_age=16))
+    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30), cohort=CohortConfig(min_age=16))
     build(wh, cfg, tmp_path / "a.parquet")
     assert 5 in set(pd.read_parquet(tmp_path / "a.parquet").person_id)
 
@@ -122,7 +124,7 @@ def test_home_monitoring_features_and_flare_label(tmp_path: Path) -> None:
     rows["prescriptions"].append({"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14",
                                   "bnf_code": "0603020T0"})  # day 13 of the 14-day outcome window
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
-    m = build(wh, BuildConfig(feature_set="flare_up", index_dates=[IDX], data_end=date(2025, 6, 30)),
+    m = build(wh, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)),
               tmp_path / "fu.parquet")
     df = pd.read_parquet(tmp_path / "fu.parquet").set_index("person_id")
     assert list(df.index) == [1]  # only the monitored COPD patient
@@ -138,13 +140,13 @@ def test_home_monitoring_features_and_flare_label(tmp_path: Path) -> None:
     assert p.label_exacerbation_14d == 1 and m["label"]["positives"] == 1
     rows["prescriptions"][-1]["issue_date"] = "2024-04-15"  # day 14: outside
     wh2 = tiny_warehouse(tmp_path / "tiny2.duckdb", rows)
-    build(wh2, BuildConfig(feature_set="flare_up", index_dates=[IDX], data_end=date(2025, 6, 30)), tmp_path / "f2.parquet")
+    build(wh2, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)), tmp_path / "f2.parquet")
     assert pd.read_parquet(tmp_path / "f2.parquet").label_exacerbation_14d.tolist() == [0]
 
 
 def test_several_index_dates_in_one_build(tmp_path: Path) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    m = build(wh, BuildConfig(index_dates=[date(2023, 4, 1), IDX], data_end=date(2025, 6, 30)), tmp_path / "x.parquet")
+    m = build(wh, specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2025, 6, 30)), tmp_path / "x.parquet")
     df = pd.read_parquet(tmp_path / "x.parquet")
     assert set(m["cohort"]["eligible_by_index_date"]) == {"2023-04-01", "2024-04-01"}
     p1 = df[df.person_id == 1].set_index(pd.to_datetime(df[df.person_id == 1].index_date).dt.date)
@@ -157,4 +159,4 @@ def test_several_index_dates_in_one_build(tmp_path: Path) -> None:
 def test_empty_cohort_is_a_clear_message(tmp_path: Path) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
     with pytest.raises(EmptyCohortError, match="no one is eligible .* at 1990-01-01 .*not yet registered"):
-        build(wh, BuildConfig(index_dates=[date(1990, 1, 1)], data_end=date(2025, 6, 30)), tmp_path / "e.parquet")
+        build(wh, specs.get("emergency_admission").build_config([date(1990, 1, 1)], data_end=date(2025, 6, 30)), tmp_path / "e.parquet")
