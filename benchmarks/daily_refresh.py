@@ -36,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks.measure import CACHE, child_report, gib, machine, run_child, say
+from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_GIB = 600.0, 24.0
 ENGLAND = 57_000_000
@@ -136,7 +137,7 @@ def step_scan(persons: int, registry: int) -> tuple[float, int]:
     for table, cols in required_columns(specs.worklist().features).items():  # what the features stage reads
         need.setdefault(table, set()).update(cols)
     con = duckdb.connect()
-    con.execute(f"ATTACH '{_settings(persons).warehouse_path}' AS wh (READ_ONLY)")
+    con.execute(f"ATTACH {literal(_settings(persons).warehouse_path)} AS wh (READ_ONLY)")
     rows = 0
     t0 = time.perf_counter()
     for table, cols in need.items():

@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.measure import cached_warehouse, child_report, gib, machine, run_child, say
+from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_RATIO = 60.0, 4.0
 INDEX = date(2024, 4, 1)
@@ -61,7 +62,7 @@ def step_floor(persons: int, warehouse: str) -> tuple[float, int]:
     from features.definitions.catalogue import EMERGENCY_ADMISSION
 
     con = duckdb.connect()
-    con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+    con.execute(f"ATTACH {literal(warehouse)} AS wh (READ_ONLY)")
     rows = 0
     t0 = time.perf_counter()
     for table, cols in required_columns(EMERGENCY_ADMISSION).items():
@@ -79,7 +80,7 @@ def step_groupby(persons: int, warehouse: str) -> tuple[float, int]:
     from features.definitions.catalogue import EMERGENCY_ADMISSION
 
     con = duckdb.connect()
-    con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+    con.execute(f"ATTACH {literal(warehouse)} AS wh (READ_ONLY)")
     rows = 0
     t0 = time.perf_counter()
     for table, cols in required_columns(EMERGENCY_ADMISSION).items():
@@ -96,10 +97,10 @@ def step_write(persons: int, warehouse: str) -> tuple[float, int]:
 
     con = duckdb.connect()
     built = Path(warehouse).parent / "features.parquet"
-    con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet('{built}')")
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet({literal(built)})")
     out = Path(warehouse).parent / "write_floor.parquet"
     t0 = time.perf_counter()
-    con.execute(f"COPY t TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY t TO {literal(out)} (FORMAT parquet, COMPRESSION zstd)")
     seconds = time.perf_counter() - t0
     out.unlink()
     return seconds, con.execute("SELECT count(*) FROM t").fetchone()[0]

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.measure import CACHE, GIB, Result, child_report, gib, machine, run_child, say
+from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_GIB = 180.0, 8.0
 
@@ -85,7 +86,7 @@ def floor_load(persons: int, data: str) -> tuple[float, int]:
     con = duckdb.connect(str(db))
     rows = 0
     for i, f in enumerate(files):
-        con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_parquet('{f}')")
+        con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_parquet({literal(f)})")
         rows += con.execute(f"SELECT count(*) FROM t{i}").fetchone()[0]
     con.execute("CHECKPOINT")
     con.close()

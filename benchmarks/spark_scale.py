@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 from benchmarks.measure import CACHE, cached_warehouse, child_report, gib, machine, say
+from phm.core.sql import literal
 
 INDEX = date(2024, 4, 1)
 MODEL = CACHE / "spark_scale_model.pkl"
@@ -53,7 +54,7 @@ def replicated_warehouse(base: Path, persons: int) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
-    con.execute(f"ATTACH '{base}' AS base (READ_ONLY)")
+    con.execute(f"ATTACH {literal(base)} AS base (READ_ONLY)")
     present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
                                          "WHERE table_catalog = 'base'").fetchall()}
     for table in [t for t in TABLES if t in present]:

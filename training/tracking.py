@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,9 +50,18 @@ def log_risk_model(model: GradientBoostedRisk, example: pd.DataFrame, registered
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pkl"
         path.write_bytes(pickle.dumps(model))
+        code = _owner_only_copy(MODELS_DIR, Path(tmp) / MODELS_DIR.name)  # MLflow copies files with their modes
         signature = infer_signature(example, pd.DataFrame({"risk": model.predict_proba(example)[:, 1]}))
         return mlflow.pyfunc.log_model(
-            name="model", python_model=str(MODELS_DIR / "pyfunc_entry.py"), artifacts={"model": str(path)},
+            name="model", python_model=str(code / "pyfunc_entry.py"), artifacts={"model": str(path)},
             signature=signature,
-            input_example=example, pip_requirements=pip_requirements(), code_paths=[str(MODELS_DIR)],
+            input_example=example, pip_requirements=pip_requirements(), code_paths=[str(code)],
             registered_model_name=registered_name)
+
+
+def _owner_only_copy(src: Path, dst: Path) -> Path:
+    """A copy of the model code whose files are 0600 (MLflow keeps source files' modes in PHM_HOME)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [dst, *dst.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return dst

@@ -15,14 +15,13 @@ from datetime import date
 
 from features.definitions.model import AttributeFeature, DerivedFeature, EventFeature, FeatureSet, Filter
 from features.engine.dialect import Dialect
+from phm.core.sql import literal
 
 TableRef = Callable[[str], str]
 
 
 def sql_literal(value: str | int | float) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    return repr(value)
+    return literal(value) if isinstance(value, str) else repr(value)
 
 
 def _number(value: float) -> int | float:

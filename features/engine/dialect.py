@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from phm.core.sql import literal
+
 
 class Dialect:
     """Portable SQL pieces; subclasses override what differs between engines."""
@@ -11,7 +13,7 @@ class Dialect:
     name = "ansi"
 
     def date_literal(self, d: date) -> str:
-        return f"DATE '{d.isoformat()}'"
+        return f"DATE {literal(d.isoformat())}"
 
     def as_date(self, expr: str) -> str:
         return f"CAST({expr} AS DATE)"
@@ -33,7 +35,7 @@ class Dialect:
         raise NotImplementedError
 
     def starts_with(self, expr: str, prefix: str) -> str:
-        return f"substr({expr}, 1, {len(prefix)}) = '{prefix}'"
+        return f"substr({expr}, 1, {len(prefix)}) = {literal(prefix)}"
 
     def years_between(self, birth: str, day: str) -> str:
         """Completed years from a birth date to a day."""

@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.engine.base import Engine, remove_output, replace_output
 from features.engine.dialect import DuckDBDialect
+from phm.core.sql import literal
 
 
 class DuckDBEngine(Engine):
@@ -23,8 +24,8 @@ class DuckDBEngine(Engine):
         self.con = duckdb.connect()
         self.con.execute("SET enable_progress_bar = false")
         # large builds spill beside the warehouse (under PHM_HOME), not into the current directory
-        self.con.execute(f"SET temp_directory = '{warehouse.parent / 'spill'}'")
-        self.con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
+        self.con.execute(f"SET temp_directory = {literal(warehouse.parent / 'spill')}")
+        self.con.execute(f"ATTACH {literal(warehouse)} AS wh (READ_ONLY)")
 
     def table(self, name: str) -> str:
         return f"wh.{name}"
@@ -53,13 +54,13 @@ class DuckDBEngine(Engine):
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
             self.con.execute(f"COPY (SELECT * FROM ({sql}) q ORDER BY {', '.join(order_by)}) "
-                             f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+                             f"TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
             replace_output(tmp, out)
         finally:
             remove_output(tmp)
 
     def read_parquet(self, name: str, path: Path) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet({literal(path)})")
 
     def close(self) -> None:
         self.con.close()

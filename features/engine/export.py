@@ -14,6 +14,7 @@ import duckdb
 
 from features.engine.base import remove_output, replace_output
 from features.sources.contracts import CONTRACTS
+from phm.core.sql import identifier, literal
 
 STAMP = "_export.json"
 TABLES = [c.name for c in CONTRACTS] + ["load_info"]
@@ -39,7 +40,7 @@ def export_tables(warehouse: Path, folder: Path) -> list[str]:
             out = folder / f"{table}.parquet"
             tmp = folder / f".{table}.{os.getpid()}.tmp"
             try:
-                con.execute(f"COPY {table} TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+                con.execute(f"COPY {identifier(table)} TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
                 replace_output(tmp, out)
             finally:
                 remove_output(tmp)

@@ -30,6 +30,7 @@ ALWAYS = {
     "spark.sql.session.timeZone": "UTC",  # dates and times as DuckDB reads them
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.parquet.compression.codec": "zstd",
+    "spark.hadoop.fs.permissions.umask-mode": "077",  # Hadoop sets file modes itself: owner-only, as PHM_HOME is
 }
 
 

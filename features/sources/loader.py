@@ -18,7 +18,6 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import date
 from pathlib import Path
@@ -27,9 +26,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from features.sources.contracts import CONTRACTS, RULES, Column, TableContract
+from features.sources.checks import SQL_TYPES, checks, nhs_key, typed
+from features.sources.checks import lit as _lit
+from features.sources.checks import q as _q
+from features.sources.contracts import CONTRACTS, TableContract
 from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_NOTE
+from features.sources.load_report import LoadReport, TableReport
 from features.sources.pseudonymise import Pseudonymiser, resolve_key
+from features.sources.readable import check_parquet, csv_error, first_line
+from features.sources.shrink import LoadRefused, check_load
 from phm.core.settings import Settings
 
 log = logging.getLogger("phm.load")
@@ -58,44 +63,9 @@ def warehouse_source(con: duckdb.DuckDBPyConnection, schema: str = "main") -> st
 
 
 class ContractError(ValueError):
-    """An extract cannot be loaded at all (missing file or column); names the file and column."""
+    """An extract cannot be loaded at all (missing or unreadable file, missing column, or a load the shrink guard
+    refused); names the file and column, never a value."""
 
-
-@dataclass
-class TableReport:
-    table: str
-    file: str | None
-    rows_read: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
-    rows_unlinked: int = 0
-    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
-    linkage_rate: float | None = None
-    missing_optional_columns: list[str] = field(default_factory=list)
-    ignored_columns: list[str] = field(default_factory=list)
-    date_range: tuple[str, str] | None = None
-    sha256: str | None = None
-
-
-@dataclass
-class LoadReport:
-    source: str
-    warehouse: str
-    as_of: str
-    synthetic: bool
-    demo_key: bool
-    tables: dict[str, TableReport]
-    ethnicity_known_share: float
-    imd_linked_share: float
-    truth_tables: list[str]
-    source_format: str = "phm"
-    source_notes: list[str] = field(default_factory=list)
-    mapping_rejected: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items() if k != "tables"}
-        out["tables"] = {k: v.__dict__ for k, v in self.tables.items()}
-        return out
 
 
 Progress = Callable[[str], None]
@@ -117,22 +87,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP"}
-
-
 class Loader:
     """One load of one source folder into a new warehouse file."""
 
-    def __init__(self, settings: Settings, src: Path, as_of: date | None = None, progress: Progress | None = None):
+    def __init__(self, settings: Settings, src: Path, as_of: date | None = None, progress: Progress | None = None,
+                 allow_shrink: bool = False):
         self.settings = settings
+        self.allow_shrink = allow_shrink
         self.src = src
         self.as_of = as_of or date.today()
         self.say = progress or (lambda _m: None)
@@ -155,6 +116,7 @@ class Loader:
             con.execute("SET enable_progress_bar = false")
             try:
                 report = self._load_all(con, warehouse)
+                report.shrink_allowed = self._guard(report, warehouse)
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
@@ -165,6 +127,18 @@ class Loader:
         return report
 
     # ---- internals --------------------------------------------------------------------------
+    def _guard(self, report: LoadReport, warehouse: Path) -> list[str]:
+        """Refuse a load with no patient, or one that shrinks the current warehouse sharply (see `shrink`)."""
+        try:
+            shrunk = check_load(warehouse, {t: r.rows_loaded for t, r in report.tables.items()},
+                                {t: (r.file, r.rows_read) for t, r in report.tables.items()},
+                                self.settings.load_shrink, self.allow_shrink)
+        except LoadRefused as exc:
+            raise ContractError(str(exc)) from exc
+        if shrunk:
+            log.warning("load of %s shrank the warehouse (allowed): %s", self.src, "; ".join(shrunk))
+        return shrunk
+
     def _load_all(self, con: duckdb.DuckDBPyConnection, warehouse: Path) -> LoadReport:
         con.execute("SET preserve_insertion_order = true")
         con.execute("""CREATE TABLE quarantine (source_table VARCHAR, source_file VARCHAR, source_row BIGINT,
@@ -177,7 +151,11 @@ class Loader:
         reports: dict[str, TableReport] = {}
         for contract in CONTRACTS:
             self.say(f"loading {contract.name}")
-            reports[contract.name] = self._load_table(con, contract)
+            try:
+                reports[contract.name] = self._load_table(con, contract)
+            except duckdb.Error as exc:  # e.g. a Parquet file with corrupt pages: one line, no values
+                raise ContractError(f"{find_extract(self.src, contract.name)}: cannot be loaded "
+                                    f"({first_line(exc)})") from exc
             if contract.name == "patients":  # what linking needs, computed once
                 con.execute("""CREATE TEMP TABLE person_dates AS SELECT person_id, date_of_death,
                                make_date(year_of_birth, month_of_birth, 1) AS birth FROM patients""")
@@ -207,6 +185,10 @@ class Loader:
     def _read(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         """Expose the raw file as view `raw` with a 1-based `_row` in file order (no copy)."""
         if path.suffix == ".parquet":
+            try:
+                check_parquet(path)
+            except ValueError as exc:
+                raise ContractError(str(exc)) from exc
             con.execute(f"""CREATE OR REPLACE TEMP VIEW raw AS
                             SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row
                             FROM read_parquet({_lit(str(path))}, file_row_number = true)""")
@@ -215,8 +197,8 @@ class Loader:
                 names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
                 table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
                     column_types={n: pa.string() for n in names}, strings_can_be_null=True))
-            except pa.ArrowInvalid as exc:
-                raise ContractError(f"{path}: cannot be read as CSV ({exc})") from exc
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise ContractError(csv_error(path, exc)) from exc
             table = table.append_column("_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
             con.register("raw", table)
 
@@ -237,69 +219,6 @@ class Loader:
         rep.ignored_columns = [p for p in present if p not in used]
         return found
 
-    def _typed(self, col: Column, source: str | None, native: bool) -> tuple[str | None, str]:
-        """(raw text expression or None, typed expression) for a column.
-
-        A column whose file already stores the contract's type (Parquet dates, integers) is not
-        turned into text row by row: its text form is derived only where a check or the
-        quarantine record needs it.
-        """
-        if source is None:
-            return "NULL::VARCHAR", f"NULL::{SQL_TYPES[col.type]}"
-        if native and col.type != "string" and not col.nhs_number:
-            return None, f"CAST({_q(source)} AS {SQL_TYPES[col.type]})"
-        text = f"NULLIF(TRIM(CAST({_q(source)} AS VARCHAR)), '')"
-        if col.nhs_number:
-            text = f"replace(replace({text}, ' ', ''), '-', '')"  # '943 476 5919' is common
-        if col.strip:
-            text = f"replace({text}, {_lit(col.strip)}, '')"
-        if col.type == "string":
-            return text, text
-        if col.type in ("date", "timestamp"):
-            return text, f"TRY_CAST({_q(source)} AS {SQL_TYPES[col.type]})"
-        return text, f"TRY_CAST({text} AS {SQL_TYPES[col.type]})"
-
-    def _checks(self, contract: TableContract, cols: dict[str, str | None],
-                text: dict[str, str]) -> list[tuple[str, str, str]]:
-        """(rule, column, SQL condition that is true when the row breaks it), in rule order."""
-        checks: list[tuple[str, str, str]] = []
-        by_rule: dict[str, list[tuple[str, str, str]]] = {r: [] for r in RULES}
-        for col in contract.columns:
-            if cols[col.name] is None:
-                continue
-            t, v = text[col.name], f"v_{col.name}"
-            if col.required:
-                by_rule["missing_value"].append((col.name, col.name, f"{v if not t.startswith('t_') else t} IS NULL"))
-            if col.type != "string" and t.startswith("t_"):
-                by_rule["wrong_type"].append((col.name, col.name, f"{t} IS NOT NULL AND {v} IS NULL"))
-            if col.codes is not None:
-                allowed = ", ".join(_lit(c) for c in col.codes)
-                by_rule["unknown_code"].append((col.name, col.name, f"{t} IS NOT NULL AND {t} NOT IN ({allowed})"))
-            if col.pattern is not None:
-                by_rule["unknown_code"].append(
-                    (col.name, col.name, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {_lit(col.pattern.strip('^$'))})"))
-            if col.min is not None:
-                by_rule["out_of_range"].append((col.name, col.name, f"{v} < {col.min}"))
-            if col.max is not None:
-                by_rule["out_of_range"].append((col.name, col.name, f"{v} > {col.max}"))
-            if col.type in ("date", "timestamp"):
-                by_rule["future_date"].append((col.name, col.name, f"CAST({v} AS DATE) > DATE {_lit(self.as_of.isoformat())}"))
-                by_rule["date_out_of_range"].append((col.name, col.name, f"CAST({v} AS DATE) < DATE '1900-01-01'"))
-            if col.references is not None:
-                ref_table, ref_col = col.references
-                by_rule["unknown_reference"].append((col.name, col.name, f"""{t} IS NOT NULL AND {t} NOT IN
-                    (SELECT {_q(ref_col)} FROM {_q(ref_table)})"""))
-        for start, end in contract.order:
-            if cols[start] and cols[end]:
-                by_rule["end_before_start"].append((end, end, f"v_{end} < v_{start}"))
-        if contract.name == "patients":
-            by_rule["before_birth"].append(("registration_start", "registration_start",
-                                            "v_month_of_birth BETWEEN 1 AND 12 AND v_year_of_birth BETWEEN 1890 AND 2100 AND "
-                                            "v_registration_start < make_date(v_year_of_birth, v_month_of_birth, 1)"))
-        for rule in RULES:
-            checks += [(rule, column, cond) for column, _c, cond in by_rule[rule]]
-        return checks
-
     def _load_table(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> TableReport:
         path = find_extract(self.src, contract.name)
         rep = TableReport(table=contract.name, file=path.name if path else None)
@@ -318,19 +237,18 @@ class Loader:
         for col in contract.columns:
             source = cols[col.name]
             native = source is not None and types.get(source, "VARCHAR") != "VARCHAR"
-            raw_text, typed = self._typed(col, source, native)
-            select.append(f"{typed} AS v_{col.name}")
+            raw_text, typed_sql = typed(col, source, native)
+            select.append(f"{typed_sql} AS v_{col.name}")
             if raw_text is None:
                 text[col.name] = f"CAST(v_{col.name} AS VARCHAR)"
             else:
                 select.append(f"{raw_text} AS t_{col.name}")
                 text[col.name] = f"t_{col.name}"
             if col.nhs_number:
-                select.append(f"CASE WHEN length({raw_text}) = 10 AND NOT starts_with({raw_text}, '+') "
-                              f"THEN TRY_CAST({raw_text} AS BIGINT) END AS nhs_key")
-        checks = self._checks(contract, cols, text)
-        reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in checks) \
-            + " ELSE NULL END" if checks else "NULL"
+                select.append(f"{nhs_key(raw_text)} AS nhs_key")
+        rules = checks(contract, cols, text, self.as_of)
+        reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in rules) \
+            + " ELSE NULL END" if rules else "NULL"
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _row_reason "
                     f"FROM (SELECT {', '.join(select)} FROM raw) s")
         self._drop_raw(con)
@@ -470,10 +388,12 @@ class Loader:
 
 
 def load(settings: Settings, src: Path, warehouse: Path | None = None, as_of: date | None = None,
-         progress: Progress | None = None) -> LoadReport:
-    """Load `src` into the warehouse (default: the one under PHM_HOME) and save the JSON report."""
+         progress: Progress | None = None, allow_shrink: bool = False) -> LoadReport:
+    """Load `src` into the warehouse (default: the one under PHM_HOME) and save the JSON report. A load with no
+    patient, or one shrinking the current warehouse beyond `settings.load_shrink`, is refused (ContractError)
+    unless `allow_shrink`; the current warehouse is then left untouched."""
     target = warehouse or settings.warehouse_path
-    report = Loader(settings, src, as_of, progress).run(target)
+    report = Loader(settings, src, as_of, progress, allow_shrink).run(target)
     out = settings.reports_dir / "load_report.json"
     out.write_text(json.dumps(report.to_json(), indent=2, default=str))
     return report

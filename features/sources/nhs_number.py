@@ -16,9 +16,18 @@ def check_digit(first_nine: str) -> int | None:
     return None if check == 10 else check
 
 
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def normalise(text: str) -> str:
+    """An NHS number as written (`943 476 5919`, `943-476-5919`) without its spaces and dashes."""
+    return text.strip().replace(" ", "").replace("-", "")
+
+
 def is_valid(number: str) -> bool:
-    """True for a ten-digit string whose last digit is the modulus-11 check digit."""
-    if len(number) != 10 or not number.isdigit():
+    """True for ten ASCII digits (not one digit ten times: `0000000000` passes the check digit but is not a
+    number anyone holds) whose last digit is the modulus-11 check digit. No hex, signs or digit separators."""
+    if len(number) != 10 or not set(number) <= _ASCII_DIGITS or len(set(number)) == 1:
         return False
     return check_digit(number[:9]) == int(number[9])
 
@@ -36,7 +45,7 @@ def generate(rng: np.random.Generator, n: int) -> np.ndarray:
         digits = (body[:, None] // 10 ** np.arange(8, -1, -1)) % 10
         check = 11 - (digits * _WEIGHTS).sum(axis=1) % 11
         check = np.where(check == 11, 0, check)
-        ok = check != 10
+        ok = (check != 10) & (body % 111_111_111 != 0)  # never one digit ten times (d x 111111111 = ddddddddd)
         numbers = body[ok] * 10 + check[ok]
         out = np.unique(np.concatenate([out, numbers]))
     out = rng.permutation(out)[:n]

@@ -142,15 +142,26 @@ def reject_cmd(
 
 
 @app.command("log")
-def log_cmd(verify_only: Annotated[bool, typer.Option("--verify", help="Only check the chain.")] = False) -> None:
-    """Show the hazard log (hazards, audits, decisions, promotions) and check that it is intact."""
+def log_cmd(verify_only: Annotated[bool, typer.Option("--verify", help="Only check the log.")] = False,
+            adopt: Annotated[bool, typer.Option("--adopt", help="Sign the head of a log written before heads were "
+                                                "signed (after checking its chain).")] = False) -> None:
+    """Show the hazard log (hazards, audits, decisions, promotions) and check that it is intact: its hash chain,
+    every entry's signature and its signed head (entries cut from the end, an emptied or deleted log)."""
     from serving.governance import hazard_log
     from serving.governance.model_audit import hazard_log_path
 
     path = hazard_log_path(settings())
-    problems = hazard_log.verify(path)
-    if not verify_only and not problems:
+    if adopt:
+        try:
+            hazard_log.adopt(path)
+        except hazard_log.LedgerError as exc:
+            raise fail(str(exc)) from exc
+        console.print(f"Signed the head of {path}.")
+    found = hazard_log.check(path)
+    if not verify_only and found.intact:
         render.hazard_log(path, hazard_log.read(path))
-    if problems:
-        raise fail(f"{path} has been altered: " + "; ".join(problems))
-    console.print(f"Hazard log intact ({len(hazard_log.read(path))} entries).")
+    render.ledger_notes(found.notes)
+    if found.problems:
+        raise fail(f"{path} has been altered: " + "; ".join(found.problems))
+    head = f"; signed head at entry {found.head.seq}" if found.head else ""
+    console.print(f"Hazard log intact ({found.entries} entries{head}).")

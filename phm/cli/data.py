@@ -41,8 +41,9 @@ def generate_ics(s: Settings, persons: int, seed: int, out: Optional[Path] = Non
 
 
 def load_extracts(s: Settings, src: Optional[Path] = None, as_of: Optional[date] = None,
-                  warehouse: Optional[Path] = None, source_format: str = "auto"):
-    """Map (Synthea, OMOP) and load a folder of extracts into the warehouse; print the load report."""
+                  warehouse: Optional[Path] = None, source_format: str = "auto", allow_shrink: bool = False):
+    """Map (Synthea, OMOP) and load a folder of extracts into the warehouse; print the load report. A load that
+    would shrink the current warehouse sharply is refused unless `allow_shrink`."""
     from features.sources.contracts import CONTRACTS
     from features.sources.formats import FormatError, convert, detect
     from features.sources.loader import ContractError, load
@@ -62,7 +63,7 @@ def load_extracts(s: Settings, src: Optional[Path] = None, as_of: Optional[date]
             render.conversion(mapped)
             source = staged
         with stages("Loading", len(CONTRACTS)) as advance:
-            report = load(s, source, warehouse, as_of, progress=advance)
+            report = load(s, source, warehouse, as_of, progress=advance, allow_shrink=allow_shrink)
     except (ContractError, MissingKeyError, FormatError) as exc:
         raise fail(str(exc)) from exc
     render.load_report(report, source, s.reports_dir / "load_report.json")
@@ -104,10 +105,14 @@ def load_cmd(
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file (default: under PHM_HOME).")] = None,
     source_format: Annotated[str, typer.Option("--format", help="auto, phm, synthea (CSV export) or omop (CDM v5.4, "
                                                "CSV or Parquet).")] = "auto",
+    allow_shrink: Annotated[bool, typer.Option("--allow-shrink", help="Replace the warehouse even if the population "
+                                               "or a source shrinks sharply (setting load_shrink).")] = False,
 ) -> None:
     """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows. Synthea exports
-    and OMOP CDM extracts are first mapped onto the linked data model (see the README's mapping tables)."""
-    load_extracts(settings(), src, as_of.date() if as_of else None, warehouse, source_format)
+    and OMOP CDM extracts are first mapped onto the linked data model (see the README's mapping tables). A load
+    with no patient, or one that would shrink the current warehouse sharply (an empty or truncated extract), is
+    refused and the warehouse left as it was, unless --allow-shrink."""
+    load_extracts(settings(), src, as_of.date() if as_of else None, warehouse, source_format, allow_shrink)
 
 
 @app.command("export")

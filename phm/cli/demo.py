@@ -31,7 +31,7 @@ def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic 
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {s.home}")
     data.generate_ics(s, persons, seed, malformed_share=0.001)
-    data.load_extracts(s)
+    data.load_extracts(s, allow_shrink=True)  # the demo replaces whatever it loaded before with what it just generated
     data.quality_report(s)
     for name in MODEL_NAMES:
         features.build_features(s, [INDEX_DATE], name)

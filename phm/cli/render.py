@@ -85,6 +85,8 @@ def load_report(report, source: Path, saved: Path) -> None:
                   f"{report.imd_linked_share:.1%} linked to an IMD decile.")
     if report.demo_key:
         console.print("[yellow]Pseudonymised with the public demo key: acceptable for synthetic data only.[/]")
+    for fall in report.shrink_allowed:
+        console.print(f"[yellow]Shrank (allowed by --allow-shrink): {fall}[/]")
     console.print(f"Warehouse: [bold]{report.warehouse}[/]; report: {saved}")
 
 
@@ -182,6 +184,12 @@ def hazard_log(path: Path, entries: list[dict]) -> None:
             details.get(e["kind"], lambda e: "")(e)] for e in entries])
 
 
+def ledger_notes(notes: list[str]) -> None:
+    """What a ledger check found that is not tampering (interrupted writes, lines set aside)."""
+    for note in notes:
+        console.print(f"[yellow]Note:[/] {note}")
+
+
 def monitoring(result, saved: Path) -> None:
     perf = result.performance
     name = result.model
@@ -248,6 +256,9 @@ def daily_scores(meta: dict) -> None:
     for name, info in meta["models"].items():
         if info["role"] == "column":
             console.print(f"{name} risk ({info['column']}) for {info['people']:,} people (version {info['version']}).")
+    if meta.get("published") is False:
+        console.print(f"[yellow]Not published: the service still serves the snapshot of {meta['live_date']} (this day is "
+                      "earlier). Pass --publish to serve it.[/]")
 
 
 def users(found: list) -> None:

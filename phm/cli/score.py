@@ -14,15 +14,16 @@ from phm.core.settings import Settings
 app = typer.Typer(help="Daily risk scoring of the whole population.", no_args_is_help=True)
 
 
-def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = None) -> dict:
-    """Run the daily job for `day` (default: the day after the data ends); print the snapshot's summary."""
+def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = None, publish: bool = False) -> dict:
+    """Run the daily job for `day` (default: the day after the data ends); print the snapshot's summary. A day
+    before the live snapshot's is written but served only with `publish`."""
     from features.engine import EngineError
     from serving.batch.common import SnapshotError
     from serving.batch.daily import score_daily
 
     try:
         with stages("Daily scoring", 5) as advance:
-            meta = score_daily(s, day, progress=advance, engine=engine_choice(engine))
+            meta = score_daily(s, day, progress=advance, engine=engine_choice(engine), publish=publish or None)
     except (SnapshotError, EngineError) as exc:
         raise fail(str(exc)) from exc
     render.daily_scores(meta)
@@ -32,7 +33,10 @@ def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = N
 @app.command("daily")
 def daily_cmd(day: Annotated[Optional[datetime], typer.Option("--date", formats=["%Y-%m-%d"],
                                                               help="Score as at this date (default: the day after the data ends).")] = None,
-              engine: EngineOption = None) -> None:
+              engine: EngineOption = None,
+              publish: Annotated[bool, typer.Option("--publish", help="Serve this snapshot even if its day is before "
+                                                    "the live one's (coordinators would then see an older worklist).")] = False) -> None:
     """Score everyone eligible with the champion models; write today's snapshot atomically (on Spark with
-    --engine spark: features, scores and reasons computed on the cluster, scores partitioned by practice)."""
-    score_day(settings(), day.date() if day else None, engine)
+    --engine spark: features, scores and reasons computed on the cluster, scores partitioned by practice). A
+    snapshot for a day before the live one (`--date` in the past) is kept beside it, not served, unless --publish."""
+    score_day(settings(), day.date() if day else None, engine, publish)

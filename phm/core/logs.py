@@ -10,6 +10,11 @@ from phm.core.settings import Settings
 _NHS_LIKE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 
 
+def redact(text: str) -> str:
+    """`text` with anything shaped like an NHS number (ten digits, optionally spaced 3-3-4) masked."""
+    return _NHS_LIKE.sub("[redacted]", text)
+
+
 class RedactNhsNumbers(logging.Filter):
     """Last line of defence: masks anything shaped like an NHS number in a log record."""
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,18 @@ from pydantic_settings import (
 
 #: Key used only for the embedded synthetic data. Never used for real extracts.
 DEMO_PSEUDONYM_KEY = "phm-demo-key-for-synthetic-data-only"
+#: Every file and folder PHM creates is for its owner only (0600 files, 0700 folders).
+OWNER_ONLY_UMASK = 0o077
+
+
+class ShrinkPolicy(BaseModel):
+    """How far a load may shrink the current warehouse before it is refused (`phm data load --allow-shrink`
+    overrides): an empty, header-only or truncated extract must never replace a good warehouse."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    population: float = Field(0.10, ge=0, le=1, description="Largest allowed fall in patients loaded (0.10 = 10%).")
+    source: float = Field(0.25, ge=0, le=1, description="Largest allowed fall in the rows loaded from any one source.")
 
 
 def _default_home() -> Path:
@@ -59,6 +71,17 @@ class Settings(BaseSettings):
                                   "takes precedence over spark_tables.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, e.g. "
                                                                          "{\"spark.driver.memory\": \"8g\"}.")
+    ledger_key: SecretStr | None = Field(
+        default=None, description="Secret that signs the hazard and access logs' entries and heads (keep it apart "
+                                  "from PHM_HOME in production); default: a random key in ledger_key_file.")
+    ledger_key_file: Path | None = Field(
+        default=None, description="File holding the ledger key (default: $PHM_HOME/security/ledger.key, 0600, "
+                                  "created on the first append).")
+    ledger_fsync: bool = Field(False, description="Flush every access-log entry to disk before its signed head "
+                                                  "moves (the hazard log always is): a power cut then cannot leave "
+                                                  "the head ahead of the log, at the cost of a disk flush per "
+                                                  "person-level request.")
+    load_shrink: ShrinkPolicy = Field(default_factory=ShrinkPolicy, description="Shrink guard of `phm data load`.")
 
     @classmethod
     def settings_customise_sources(
@@ -74,9 +97,7 @@ class Settings(BaseSettings):
 
     # ---- derived locations (created on first use) -------------------------------------------
     def _dir(self, *parts: str) -> Path:
-        path = self.home.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return owner_only_dir(self.home.joinpath(*parts))
 
     @cached_property
     def data_dir(self) -> Path:
@@ -112,6 +133,11 @@ class Settings(BaseSettings):
         return self._dir("features")
 
     @property
+    def ledger_key_path(self) -> Path:
+        """Where the ledger key is kept when `ledger_key` is not set."""
+        return Path(self.ledger_key_file).expanduser() if self.ledger_key_file else self.home / "security" / "ledger.key"
+
+    @property
     def spark_tables_dir(self) -> Path:
         """Where Spark reads the linked tables: `spark_tables`, else the Parquet copy beside the warehouse."""
         return Path(self.spark_tables).expanduser() if self.spark_tables else self.warehouse_path.parent / "tables"
@@ -129,11 +155,42 @@ class Settings(BaseSettings):
             "demo": self.demo,
             "log_level": self.log_level,
             "engine": self.engine,
+            "ledger_key": "set" if self.ledger_key else f"file {self.ledger_key_path}",
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }
 
 
+def owner_only_dir(path: Path) -> Path:
+    """`path` created if missing (with any missing parents) as 0700; an existing folder of ours is tightened
+    to 0700 too (PHM's own folders hold personal data)."""
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    try:
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(path, st.st_mode & 0o700)
+    except OSError:
+        pass
+    return path
+
+
+def owner_only() -> None:
+    """From now on this process creates files 0600 and folders 0700 (umask 077): everything under PHM_HOME is
+    personal or security-relevant data. Called by every entry point (the `phm` command, the service)."""
+    os.umask(OWNER_ONLY_UMASK)
+
+
 def get_settings(**overrides: Any) -> Settings:
-    """Read settings afresh (environment may have changed, e.g. in tests)."""
+    """Read settings afresh (environment may have changed, e.g. in tests); files this process creates from now
+    on are owner-only."""
+    owner_only()
     return Settings(**overrides)

@@ -27,7 +27,8 @@ from training import tracking
 from training.registry import load_champion
 
 
-def score_daily_inprocess(settings: Settings, day: date | None = None, progress=None) -> dict:
+def score_daily_inprocess(settings: Settings, day: date | None = None, progress=None,
+                          publish: bool | None = None) -> dict:
     """Score everyone eligible on `day` in this process (features on DuckDB) and publish the snapshot."""
     say = progress or (lambda _m: None)
     if not settings.warehouse_path.exists():
@@ -89,7 +90,7 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb")
     say("writing the snapshot")
-    folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta)
+    folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
     stages.done("write")
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)

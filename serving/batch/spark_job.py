@@ -25,6 +25,7 @@ from features.engine.spark_engine import SparkEngine
 from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
+from phm.core.sql import literal
 from serving.batch.common import SnapshotError
 from serving.batch.ranking import BANDS
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
@@ -37,11 +38,11 @@ SCORE_COLUMNS = ["person_id", "practice_code", "age_band", "sex", "segment", "co
 
 def band_sql(rank: str, people: int) -> str:
     """The band of a rank, with the cut-offs `serving.batch.ranking.bands` uses (top 0.5%, 2%, 5%)."""
-    cases = " ".join(f"WHEN {rank} <= {max(1, int(np.ceil(share * people)))} THEN '{name}'" for name, share in BANDS)
+    cases = " ".join(f"WHEN {rank} <= {max(1, int(np.ceil(share * people)))} THEN {literal(name)}" for name, share in BANDS)
     return f"CASE {cases} ELSE 'routine' END"
 
 
-def score_daily_spark(settings: Settings, day: date | None = None, progress=None) -> dict:
+def score_daily_spark(settings: Settings, day: date | None = None, progress=None, publish: bool | None = None) -> dict:
     from pyspark.sql import functions as F
 
     say = progress or (lambda _m: None)
@@ -63,7 +64,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
         people = features.count()
         say(f"scoring {people:,} people with {spec.name} version {champion.version} on the executors")
         conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features.columns]
-        labels = ", ".join(f"CASE WHEN coalesce({c}, 0) > 0 THEN '{c.removeprefix('ltc_')}' END" for c in conditions)
+        labels = ", ".join(f"CASE WHEN coalesce({c}, 0) > 0 THEN {literal(c.removeprefix('ltc_'))} END" for c in conditions)
         scored = score_spark(features, champion.model, ["person_id", "practice_code", "age_band", "sex", "segment",
                                                         *conditions])
         engine.temp_view("phm_scored", scored, cache=True)  # scored once: ranking and bands read it twice
@@ -109,7 +110,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                 .write.parquet(str((partial / "features.parquet").resolve()))
 
         say("writing the snapshot")
-        folder = publish_snapshot(settings, meta, write)
+        folder = publish_snapshot(settings, meta, write, publish)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     return meta

@@ -4,7 +4,9 @@ the current one.
 Readers follow a pointer file (`CURRENT.json`) that is replaced atomically only once a folder is complete,
 so a crash or kill part-way leaves the previous snapshot intact and served (DuckDB allows one writer per
 file; immutable Parquet snapshots let the service read while the job writes). Both daily jobs (in-process
-and Spark) publish through `publish_snapshot`.
+and Spark) publish through `publish_snapshot`. A snapshot of a day before the live one is written but not
+published unless asked (`phm score daily --date D --publish`): coordinators never silently get an old
+worklist.
 """
 
 from __future__ import annotations
@@ -50,14 +52,15 @@ def worklist_version(meta: dict) -> str:
     return meta["models"][meta["worklist_model"]]["version"]
 
 
-def write_snapshot(settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict) -> Path:
-    """Write a complete snapshot folder, then swap the pointer to it atomically."""
+def write_snapshot(settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict,
+                   publish: bool | None = None) -> Path:
+    """Write a complete snapshot folder, then swap the pointer to it atomically (see `publish_snapshot`)."""
     def write(partial: Path) -> None:
         scores.to_parquet(partial / "scores.parquet", index=False)
         pause_mid_write()
         features.to_parquet(partial / "features.parquet", index=False)
 
-    return publish_snapshot(settings, meta, write)
+    return publish_snapshot(settings, meta, write, publish)
 
 
 def pause_mid_write() -> None:
@@ -67,9 +70,21 @@ def pause_mid_write() -> None:
         time.sleep(pause)
 
 
-def publish_snapshot(settings: Settings, meta: dict, write) -> Path:
+def live_date(settings: Settings) -> str | None:
+    """The day of the snapshot the pointer names (what coordinators see), or None."""
+    pointer = snapshots_root(settings) / POINTER
+    return json.loads(pointer.read_text())["date"] if pointer.exists() else None
+
+
+def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None = None) -> Path:
     """`write(partial_folder)` writes the tables; then the manifest, an fsync of every file, the rename of the
-    folder and, last, the atomic swap of the pointer. Until that swap readers see the previous snapshot."""
+    folder and, last, the atomic swap of the pointer. Until that swap readers see the previous snapshot.
+
+    The pointer moves when `publish` is True, or (by default, None) unless the snapshot's day is before the live
+    one's: a re-score of a past day is kept beside the live snapshot, not served. `meta` records the outcome
+    (`published`, `live_date`)."""
+    live = live_date(settings)
+    moves = publish if publish is not None else (live is None or meta["date"] >= live)
     root = snapshots_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     folder = root / f"{meta['date']}_{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
@@ -82,6 +97,11 @@ def publish_snapshot(settings: Settings, meta: dict, write) -> Path:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     partial.rename(folder)
+    meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
+    meta["live_date"] = meta["date"] if moves else live
+    if not moves:
+        _prune(root, folder)
+        return folder
     tmp = root / (POINTER + ".tmp")
     tmp.write_text(json.dumps({"folder": folder.name, "date": meta["date"]}))
     with open(tmp, "rb") as fh:
@@ -92,9 +112,12 @@ def publish_snapshot(settings: Settings, meta: dict, write) -> Path:
 
 
 def _prune(root: Path, keep: Path) -> None:
+    """Keep the newest KEEP snapshots, the one just written and the live one."""
+    pointer = root / POINTER
+    live = json.loads(pointer.read_text())["folder"] if pointer.exists() else None
     done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
     for old in done[:-KEEP]:
-        if old != keep:
+        if old != keep and old.name != live:
             shutil.rmtree(old, ignore_errors=True)
     for stale in root.glob("*.partial"):
         if time.time() - stale.stat().st_mtime > 3600:

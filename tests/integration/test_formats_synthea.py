@@ -118,7 +118,7 @@ def test_missing_files_and_foreign_folders_are_clear_errors(tmp_path: Path) -> N
     (foreign / "notes.txt").write_text("hello")
     with pytest.raises(FormatError, match="not a folder of PHM extracts .* Synthea .* OMOP"):
         detect(foreign)
-    out = phm("data", "load", str(foreign), home=tmp_path / "home")
+    out = phm("data", "load", str(foreign), home=tmp_path / "home", env={"COLUMNS": "1000"})  # no wrapping
     assert out.returncode == 2 and "Synthea CSV export" in out.stderr
     out = phm("data", "load", str(src), "--format", "synthea", home=tmp_path / "home")
     assert out.returncode == 2 and "missing required file encounters.csv" in out.stderr

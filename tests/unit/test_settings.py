@@ -45,3 +45,41 @@ def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHM_DEMO", "perhaps")
     with pytest.raises(ValueError, match="demo"):
         get_settings()
+
+
+def test_state_folders_and_files_are_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import stat
+
+    monkeypatch.setenv("PHM_HOME", str(tmp_path / "new" / "state"))
+    old = os.umask(0o022)
+    try:
+        s = get_settings()  # every entry point reads settings first: from here on, files are owner-only
+        for folder in (s.home, s.home.parent, s.reports_dir, s.warehouse_path.parent, s.logs_dir):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+        (s.reports_dir / "x.json").write_text("{}")
+        assert stat.S_IMODE((s.reports_dir / "x.json").stat().st_mode) == 0o600
+        loose = tmp_path / "loose"
+        loose.mkdir(mode=0o755)
+        monkeypatch.setenv("PHM_HOME", str(loose))
+        os.chmod(loose, 0o755)
+        (loose / "reports").mkdir()
+        os.chmod(loose / "reports", 0o755)
+        assert stat.S_IMODE(get_settings().reports_dir.stat().st_mode) == 0o700  # PHM's own folders tightened
+        assert stat.S_IMODE(loose.stat().st_mode) == 0o755  # a home the user made is left as it is
+    finally:
+        os.umask(old)
+
+
+def test_shrink_policy_from_the_environment_is_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    assert get_settings().load_shrink.population == 0.10 and get_settings().load_shrink.source == 0.25
+    monkeypatch.setenv("PHM_LOAD_SHRINK", '{"population": 0.3}')
+    assert get_settings().load_shrink.population == 0.3
+    monkeypatch.setenv("PHM_LOAD_SHRINK", '{"populaton": 0.3}')
+    with pytest.raises(ValidationError, match="populaton"):
+        get_settings()
+    monkeypatch.setenv("PHM_LOAD_SHRINK", '{"population": 2}')
+    with pytest.raises(ValidationError):
+        get_settings()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.sources.readable import first_line
+
 SOURCE_NOTE = "_source.json"  # what the staged folder came from and how it was mapped
 MAPPING_QUARANTINE = "_mapping_quarantine.parquet"  # source rows that could not be mapped
 SYNTHETIC_MARKER = "_synthetic.json"
@@ -49,8 +51,8 @@ def read_source(src: Path, stem: str, required: bool, report: ConversionReport,
     try:
         frame = (pd.read_parquet(path) if path.suffix == ".parquet"
                  else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
-    except (ValueError, OSError) as exc:
-        raise FormatError(f"{path}: cannot be read ({exc})") from exc
+    except (ValueError, OSError) as exc:  # one line, and nothing from the file's rows
+        raise FormatError(f"{path}: cannot be read ({first_line(exc)})") from exc
     frame.columns = [str(c) for c in frame.columns]
     lower = {c.lower(): c for c in frame.columns}
     missing = [c for c in (columns or []) if c.lower() not in lower]
