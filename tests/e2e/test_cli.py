@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from support.cli import PHM, run
+
 
 def test_generate_load_report(tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -187,3 +191,52 @@ def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:
     assert "version 1 (alias candidate)" in result.stdout
     listed = run("models", "list", home=home)
     assert listed.returncode == 0 and "emergency_admission" in listed.stdout and "candidate" in listed.stdout
+
+
+def _piped(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `phm` with stdout to a pipe and no COLUMNS (as in a script, cron job or CI log)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TTY_COMPATIBLE", "FORCE_COLOR")}
+    return subprocess.run([PHM, *args], capture_output=True, text=True, timeout=600,
+                          env={**base, "PHM_HOME": str(home), **(env or {})})
+
+
+def _headers(out: str) -> list[list[str]]:
+    """The header cells of every boxed table printed (one line each when not on a terminal)."""
+    return [[c.strip() for c in line.strip().strip("┃").split("┃")] for line in out.splitlines()
+            if line.startswith("┃")]
+
+
+def test_output_without_a_terminal_keeps_whole_values(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _piped("data", "generate", "--persons", "1000", "--seed", "3", home=home).returncode == 0
+    load = _piped("data", "load", home=home)
+    assert load.returncode == 0, load.stderr
+    report = _piped("data", "report", home=home)
+    assert report.returncode == 0, report.stderr
+    for out in (load.stdout, report.stdout):
+        assert "…" not in out
+        assert all(all(cells) for cells in _headers(out)), _headers(out)  # no blank column header
+    tables = next(h for h in _headers(report.stdout) if h[:2] == ["table", "file"])
+    assert tables[-2:] == ["first_date", "last_date"]
+    rows = [line for line in report.stdout.splitlines() if line.startswith("│ community_contacts ")]
+    assert len(rows) == 1 and "community_contacts.parquet" in rows[0]  # a whole row on one line
+    assert re.search(r"│ 20\d\d-\d\d-\d\d +│ 20\d\d-\d\d-\d\d +│$", rows[0])  # whole dates
+    warehouse = str(home / "warehouse" / "phm.duckdb")
+    assert any(line.startswith("Warehouse: ") and warehouse in line for line in load.stdout.splitlines())
+
+    rng = np.random.default_rng(5)  # another tool's scores, with long group names
+    n = 4000
+    race = rng.choice(["Caucasian", "African-American", "Asian-Pacific Islander"], n, p=[0.6, 0.3, 0.1])
+    risk = rng.beta(2, 8, n)
+    outcome = (rng.random(n) < risk + np.where(race == "African-American", 0.1, 0)).astype(int)
+    pd.DataFrame({"score": risk, "reoffended": outcome, "race": race}).to_csv(tmp_path / "scores.csv", index=False)
+    audit = _piped("audit", "scores", str(tmp_path / "scores.csv"), "--score", "score", "--outcome", "reoffended",
+                   "--group", "race", "--reference", "race=Caucasian", "--draws", "100", home=home)
+    assert audit.returncode == 0, audit.stderr
+    flag = [line for line in audit.stdout.splitlines() if line.startswith("│ Race ")]
+    assert flag and "African-American" in flag[0] and "(Caucasian)" in flag[0], audit.stdout
+    assert "…" not in audit.stdout and all(all(cells) for cells in _headers(audit.stdout))
+    # on a narrow terminal, long values fold within their cells: never cut short
+    narrow = _piped("data", "report", home=home, env={"TTY_COMPATIBLE": "1", "COLUMNS": "70", "NO_COLOR": "1"})
+    assert narrow.returncode == 0 and "…" not in narrow.stdout
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in narrow.stdout.splitlines()) <= 70
