@@ -59,6 +59,8 @@ class Settings(BaseSettings):
                                   "takes precedence over spark_tables.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, e.g. "
                                                                          "{\"spark.driver.memory\": \"8g\"}.")
+    threads: int | None = Field(default=None, ge=1, description="Threads LightGBM trains and scores with (default: "
+                                                                 "the cores this process may use; see phm.core.threads).")
 
     @classmethod
     def settings_customise_sources(
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
             "demo": self.demo,
             "log_level": self.log_level,
             "engine": self.engine,
+            "threads": self.threads or "auto (the cores available)",
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }

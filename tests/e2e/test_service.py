@@ -131,7 +131,7 @@ def test_reasons_on_demand_for_people_outside_the_bands(server, tokens, home) ->
     snapshot, _ = current(home)
     tracking.configure(home)
     folder = snapshots_root(home) / snapshot["snapshot_folder"]
-    champion = load_champion("emergency_admission")  # as trained: LightGBM's default threads
+    champion = load_champion("emergency_admission")  # on this process's default LightGBM threads
     features = pd.read_parquet(folder / "features.parquet").set_index("person_id").loc[[int(p) for p in routine]]
     expected = reasons(champion.model, features)
     assert [served[p] for p in routine] == expected and any(expected)
