@@ -162,6 +162,8 @@ def training_run(model_name: str, result) -> None:
                  ["median warning lead time", f"{m['warn_median_lead_days']:.0f} days"]]
     table(f"{model_name} version {result.version} (alias candidate), MLflow run {result.run_id}",
           ["measure", "validation"], rows, right={"validation"})
+    if result.dates_note:
+        console.print(f"Index dates: {result.dates_note}.", highlight=False)
 
 
 def model_versions(found: list, where: str) -> None:

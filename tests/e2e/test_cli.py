@@ -240,3 +240,46 @@ def test_output_without_a_terminal_keeps_whole_values(tmp_path: Path) -> None:
     narrow = _piped("data", "report", home=home, env={"TTY_COMPATIBLE": "1", "COLUMNS": "70", "NO_COLOR": "1"})
     assert narrow.returncode == 0 and "…" not in narrow.stdout
     assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in narrow.stdout.splitlines()) <= 70
+
+
+@pytest.mark.slow
+def test_train_picks_its_dates_from_a_warehouse_ending_in_2023(tmp_path: Path) -> None:
+    """Data ending 2023-10-17 (as the public Synthea export did): `phm train` validates on the latest index date
+    whose 12-month follow-up lies within the data and trains on the years before; dates configured beyond the data
+    are refused naming the dates, not as "too few outcomes"."""
+    from datetime import date
+
+    import mlflow
+
+    from features.synthetic.config import GeneratorConfig
+    from features.synthetic.generator import generate
+    from phm.core.settings import Settings
+    from training import tracking
+
+    home = tmp_path / "home"
+    cfg = GeneratorConfig(persons=4000, seed=9, start=date(2018, 4, 1), end=date(2023, 10, 17),
+                          index_dates=[date(2021, 4, 1), date(2022, 4, 1)], monitoring_start=date(2022, 4, 1))
+    ics = generate(cfg, tmp_path / "ics")
+    assert run("data", "load", str(ics.out_dir), "--as-of", "2023-10-18", home=home).returncode == 0
+    trained = run("train", "emergency-admission", home=home)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "dates follow the data (2018-04-01 to 2023-10-17): validation on 2022-10-01" in trained.stdout
+    assert "training on 2019-10-01, 2020-10-01, 2021-10-01" in trained.stdout
+    tracking.configure(Settings(home=home))
+    client = mlflow.MlflowClient()
+    version = client.get_model_version("emergency_admission", "1")
+    params = client.get_run(version.run_id).data.params
+    assert params["validation_dates"] == "2022-10-01" and params["train_dates"] == "2019-10-01..2021-10-01 (3 dates)"
+    recorded = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=
+                                                                   "train_config.json", dst_path=str(tmp_path))).read_text())
+    assert recorded["validation_dates"] == ["2022-10-01"]  # the dates used, so `--config` reproduces the run
+
+    config = tmp_path / "spec_dates.json"  # the specification's own dates, named: beyond this warehouse's data
+    recorded.update({"train_dates": ["2021-04-01", "2022-04-01", "2023-04-01"], "validation_dates": ["2024-04-01"]})
+    config.write_text(json.dumps(recorded))
+    refused = run("train", "emergency-admission", "--config", str(config), home=home)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert "validation date 2024-04-01 lies after the data end (2023-10-17)" in message
+    assert "the latest index date whose 12-month follow-up lies within the data is 2022-10-18" in message
+    assert "too few outcomes" not in message
