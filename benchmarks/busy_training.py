@@ -148,10 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         "product_idle_cpu_seconds_median": median("product", False, "cpu_seconds"),
         "product_busy_cpu_seconds_median": median("product", True, "cpu_seconds"),
         "target": f"busy <= {RATIO_TARGET:g}x idle", "verdict": verdict}
-    before = {busy: next((r for r in runs if r["mode"] == "before" and r["busy"] == busy), None) for busy in (0, 1)}
+    before = {hog: next((r for r in runs if r["mode"] == "before" and r["busy"] == hog), None) for hog in (0, 1)}
     if before[1]:
-        for busy, r in before.items():
-            name = "busy" if busy else "idle"
+        for hog, r in before.items():
+            name = "busy" if hog else "idle"
             summary[f"before_{name}_seconds"] = r["seconds"] if not r["timed_out"] else None
             summary[f"before_{name}_seconds_at_least"] = r["seconds"] or args.cap
             summary[f"before_{name}_to_product_idle_at_least"] = round((r["seconds"] or args.cap) / idle, 2)

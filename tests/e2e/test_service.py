@@ -237,9 +237,11 @@ def test_reload_and_a_killed_scoring_job_leaves_the_previous_snapshot(server, to
     assert reloaded.status_code == 200
     assert call(server, "GET", "/api/worklist", tokens["coord"], params={"top": 5}).json() == worklist_before
     # a job that completes moves the pointer; the service picks it up on reload, without a restart
+    assert any(p.name.endswith(".partial") for p in root.iterdir())  # what the killed run left
     done = phm("score", "daily", home=home.home)
     assert done.returncode == 0, done.stderr
     assert (root / POINTER).read_text() != pointer_before
+    assert not any(p.name.endswith(".partial") for p in root.iterdir())  # removed by the next run
     assert call(server, "POST", "/api/admin/reload", tokens["coord"]).status_code == 403
     after = call(server, "POST", "/api/admin/reload", tokens["ds"]).json()
     assert after["snapshot"] == json.loads((root / POINTER).read_text())["date"]
