@@ -92,6 +92,7 @@ def _champions(settings) -> None:
     from training.train_validate import run
     from training import tracking
     from training.config import default_config
+    from models import specs
 
     tracking.configure(settings)
     for name, rows in (("emergency_admission", 1_000_000), ("flare_up", 300_000)):
@@ -103,7 +104,9 @@ def _champions(settings) -> None:
         say(f"training {name} on {rows:,} sampled rows (once)")
         cfg = default_config(name).model_copy(update={"max_train_rows": rows, "bootstrap_draws": 20})
         if name == "flare_up":  # 3 M people's daily person-days for 9 months do not fit in memory: fortnightly
-            cfg = cfg.model_copy(update={"train_dates": cfg.train_dates[::2], "validation_dates": cfg.validation_dates[::14]})
+            d = specs.get(name).training  # the specification's dates (the synthetic ICS's data end there)
+            cfg = cfg.model_copy(update={"train_dates": list(d.train_dates[::2]),
+                                         "validation_dates": list(d.validation_dates[::14])})
         result = run(cfg, settings, progress=say)
         out = audit_model(settings, name, result.version, AuditConfig(bootstrap_draws=50), progress=say)
         decide(settings, name, result.version, "approved", "Benchmark", "benchmark model",

@@ -87,13 +87,26 @@ def check_sources(present: dict[str, set[str]], fs: FeatureSet) -> None:
 
 
 def data_end_of(engine: Engine) -> date:
+    """The last day of activity (admissions, prescriptions, A&E attendances)."""
+    return data_span_of(engine)[1]
+
+
+def data_span_of(engine: Engine) -> tuple[date, date]:
+    """The first and last days of activity (admissions, prescriptions, A&E attendances)."""
     t = engine.table
-    row = engine.rows(f"""SELECT max(d) FROM (SELECT max(admission_date) AS d FROM {t('apc_spells')}
-                          UNION ALL SELECT max(issue_date) AS d FROM {t('prescriptions')}
-                          UNION ALL SELECT max(CAST(arrival_time AS DATE)) AS d FROM {t('ae_attendances')}) m""")
-    if row[0][0] is None:
+    row = engine.rows(f"""SELECT min(lo), max(hi) FROM (
+                          SELECT min(admission_date) AS lo, max(admission_date) AS hi FROM {t('apc_spells')}
+                          UNION ALL SELECT min(issue_date), max(issue_date) FROM {t('prescriptions')}
+                          UNION ALL SELECT min(CAST(arrival_time AS DATE)), max(CAST(arrival_time AS DATE))
+                          FROM {t('ae_attendances')}) m""")
+    if row[0][1] is None:
         raise EmptyCohortError("the warehouse holds no activity, so follow-up cannot be judged")
-    return row[0][0]
+    lo, hi = row[0]
+    return _day(lo), _day(hi)
+
+
+def _day(value) -> date:
+    return value.date() if hasattr(value, "date") and callable(value.date) else value
 
 
 def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:

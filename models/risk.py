@@ -4,6 +4,9 @@
 scaling on the log-odds, or isotonic), so a predicted 10% means about 1 in 10.
 `LogisticBaseline`: median imputation, scaling and logistic regression, the simple comparator.
 Both take a pandas DataFrame of numeric predictors (NaN allowed) and return P(outcome).
+LightGBM trains and predicts on `phm.core.threads.lightgbm_threads()` threads (the `threads` setting, else the
+cores available) unless told otherwise; its idle threads sleep rather than spin (`OMP_WAIT_POLICY`, set by the
+`models` package before LightGBM loads).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from phm.core.threads import lightgbm_threads
+
 EPS = 1e-6
 
 
@@ -36,7 +41,8 @@ class BoostingParams(BaseModel):
     colsample_bytree: float = 0.8
     reg_lambda: float = 1.0
     seed: int = 1
-    threads: int = 2
+    threads: int | None = Field(None, ge=1, description="LightGBM threads (None: the threads setting, else the cores "
+                                                        "available); results do not depend on it")
     monotone: dict[str, int] = Field(default_factory=dict, description="+1/-1: risk may only rise/fall with it")
 
     def lgbm(self, columns: list[str] | None = None) -> lgb.LGBMClassifier:
@@ -48,7 +54,7 @@ class BoostingParams(BaseModel):
             num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, learning_rate=self.learning_rate,
             n_estimators=self.n_estimators, subsample=self.subsample, subsample_freq=1, max_bin=self.max_bin,
             colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, random_state=self.seed,
-            n_jobs=self.threads, deterministic=True, force_col_wise=True, verbose=-1)
+            n_jobs=lightgbm_threads(self.threads), deterministic=True, force_col_wise=True, verbose=-1)
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -83,14 +89,15 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
         return self
 
     def use_threads(self, threads: int | None) -> "GradientBoostedRisk":
-        """Threads LightGBM predicts with (None: as trained). A service with one worker per core uses 1:
-        more would spin OpenMP threads against the other workers. Predictions do not depend on it."""
+        """Threads LightGBM predicts with (None: this machine's `lightgbm_threads()`, not the training machine's).
+        A service with one worker per core, or a Spark task, uses 1: the workers are the parallelism. Predictions
+        do not depend on it."""
         self.predict_threads_ = threads
         return self
 
     def _predict_kwargs(self) -> dict:
         threads = getattr(self, "predict_threads_", None)  # models pickled before `use_threads` lack it
-        return {"num_iteration": self.best_iteration_, **({"num_threads": threads} if threads else {})}
+        return {"num_iteration": self.best_iteration_, "num_threads": lightgbm_threads(threads)}
 
     @property
     def best_iteration_(self) -> int:

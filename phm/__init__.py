@@ -9,3 +9,6 @@ __version__ = "0.1.0"
 _os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 _os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 _os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# LightGBM's idle OpenMP threads sleep instead of spinning (set before any LightGBM loads; see phm.core.threads)
+import phm.core.threads  # noqa: E402,F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from features.definitions.model import FeatureSet
 from models import specs
@@ -24,8 +24,10 @@ class TrainConfig(BaseModel):
     """One training job: which model, which periods, which settings."""
 
     model_name: str = Field(description="A model of `models.specs` (its registered name)")
-    train_dates: list[date] = Field(min_length=1, description="Index dates of the training period")
-    validation_dates: list[date] = Field(min_length=1, description="Later index dates (temporal validation)")
+    train_dates: list[date] | None = Field(None, min_length=1, description="Index dates of the training period "
+                                           "(none: the specification's pattern, following the data)")
+    validation_dates: list[date] | None = Field(None, min_length=1, description="Later index dates (temporal "
+                                                "validation; none: the latest whose follow-up lies within the data)")
     seed: int = 1
     base: BoostingParams = Field(default_factory=BoostingParams)
     grid: TuningGrid = Field(default_factory=TuningGrid)
@@ -40,6 +42,17 @@ class TrainConfig(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         return specs.get(value).name
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "TrainConfig":
+        if (self.train_dates is None) != (self.validation_dates is None):
+            raise ValueError("name both train_dates and validation_dates, or neither (then they follow the data)")
+        return self
+
+    @property
+    def follows_data(self) -> bool:
+        """No dates configured: they are chosen from the warehouse's data when the job runs."""
+        return self.train_dates is None
 
     @property
     def spec(self) -> ModelSpec:
@@ -69,11 +82,11 @@ def monotone_directions(features: FeatureSet) -> dict[str, int]:
 
 
 def default_config(model_name: str, seed: int = 1) -> TrainConfig:
-    """The model's training defaults from its specification (temporal validation: train on earlier index
-    dates, validate on later ones)."""
+    """The model's training defaults from its specification. Its index dates are left to follow the data
+    (`training.dates`: the specification's pattern, moved to the latest validation date whose follow-up has
+    matured, when the job runs); temporal validation: train on earlier index dates, validate on later ones."""
     spec = specs.get(model_name)
     d = spec.training
-    return TrainConfig(model_name=spec.name, seed=seed, train_dates=list(d.train_dates),
-                       validation_dates=list(d.validation_dates),
+    return TrainConfig(model_name=spec.name, seed=seed,
                        base=BoostingParams(monotone=monotone_directions(spec.features)) if d.monotone else BoostingParams(),
                        grid=TuningGrid(num_leaves=list(d.num_leaves), min_child_samples=list(d.min_child_samples)))

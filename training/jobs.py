@@ -1,6 +1,7 @@
 """Fit a risk model: build features for the training and later validation periods, tune a few
 hyperparameters on the training period only, fit LightGBM, calibrate it on held-out training
-people, and fit the logistic-regression baseline.
+people, and fit the logistic-regression baseline. Index dates not configured follow the data
+(`training.dates`); the job's configuration records the dates used.
 
 Training people are split by a seeded hash of their pseudonym into fit (60%), early-stopping
 and tuning (20%) and calibration (20%) parts, so one person (who may appear at several index
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.build import build
+from features.build import build, data_span_of
 from features.engine import open_engine
 from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
 from phm.core.settings import Settings
 from phm.core.stats import auroc
 from training.config import TrainConfig
+from training.dates import DataSpan, TrainingDatesError, check_dates, dates_for_data
 
 Progress = Callable[[str], None]
 
@@ -40,6 +42,8 @@ class FittedJob:
     tuning: list[dict]
     chosen: BoostingParams
     parts: dict[str, int] = field(default_factory=dict)
+    span: DataSpan | None = None
+    dates_note: str = ""
 
 
 def person_parts(person_id: pd.Series, seed: int) -> np.ndarray:
@@ -59,32 +63,51 @@ def _sample(mask: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return keep
 
 
-def build_frames(cfg: TrainConfig, settings: Settings, say: Progress,
-                 engine: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Training and validation feature tables with known labels, built on `engine` (default: the setting);
-    LightGBM then trains in this process on the rows built."""
+def resolve_dates(cfg: TrainConfig, span: DataSpan) -> tuple[TrainConfig, str]:
+    """`cfg` with its index dates: as configured (checked against the data), else following the data."""
+    spec = cfg.spec
+    if cfg.follows_data:
+        train, validation, note = dates_for_data(spec, span)
+        return cfg.model_copy(update={"train_dates": train, "validation_dates": validation}), note
+    check_dates(spec, cfg.train_dates, cfg.validation_dates, span)
+    return cfg, f"configured dates (data {span}): training {cfg.train_dates[0]}..{cfg.train_dates[-1]}, " \
+                f"validation {cfg.validation_dates[0]}..{cfg.validation_dates[-1]}"
+
+
+def build_frames(cfg: TrainConfig, settings: Settings, say: Progress, engine: str | None = None
+                 ) -> tuple[TrainConfig, pd.DataFrame, pd.DataFrame, dict, DataSpan, str]:
+    """The configuration with its index dates resolved against the data, and the training and validation feature
+    tables with known labels, built on `engine` (default: the setting); LightGBM then trains in this process on
+    the rows built."""
     manifests = {}
     frames = {}
     with open_engine(settings, engine) as source:
+        span = DataSpan(*data_span_of(source))
+        cfg, note = resolve_dates(cfg, span)
+        say(note)
         for part, dates in (("train", cfg.train_dates), ("validation", cfg.validation_dates)):
             say(f"building {part} features ({len(dates)} index date{'s' if len(dates) > 1 else ''}) on {source.name}")
             out = settings.features_dir / f"{cfg.model_name}_{part}.parquet"
             manifests[part] = build(source, cfg.spec.build_config(dates), out)
             frame = pd.read_parquet(out)
             frames[part] = frame[frame[cfg.label].notna()].reset_index(drop=True)
-    return frames["train"], frames["validation"], manifests
+    return cfg, frames["train"], frames["validation"], manifests, span, note
 
 
 def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, engine: str | None = None) -> FittedJob:
+    """Fit `cfg`'s model; the returned job's `cfg` has the index dates used (chosen from the data if not given)."""
     say = progress or (lambda _m: None)
-    train, validation, manifests = build_frames(cfg, settings, say, engine)
+    cfg, train, validation, manifests, span, note = build_frames(cfg, settings, say, engine)
     if cfg.max_train_rows and len(train) > cfg.max_train_rows:
         train = train.sample(cfg.max_train_rows, random_state=cfg.seed).sort_index().reset_index(drop=True)
     predictors = [p for p in manifests["train"]["predictors"] if pd.api.types.is_numeric_dtype(train[p])]
     y = train[cfg.label].astype(int).to_numpy()
     if y.sum() < 10 or (validation[cfg.label] == 1).sum() < 5:
-        raise ValueError(f"too few outcomes to train {cfg.model_name}: {int(y.sum())} in training, "
-                         f"{int((validation[cfg.label] == 1).sum())} in validation; use a larger population")
+        raise TrainingDatesError(
+            f"too few outcomes to train {cfg.model_name}: {int(y.sum())} in training ({len(train):,} rows at "
+            f"{_dates(cfg.train_dates)}), {int((validation[cfg.label] == 1).sum())} in validation ({len(validation):,} "
+            f"rows at {_dates(cfg.validation_dates)}); data {span}. At least 10 and 5 are needed: load a larger "
+            "population or a longer extract, or configure other dates (--config)")
     part = person_parts(train.person_id, cfg.seed)
     X = train[predictors].astype("float64")
     fit_, stop, cal = (part == 0), (part == 1), (part == 2)
@@ -113,4 +136,9 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop])
     return FittedJob(cfg=cfg, model=model, baseline=baseline, predictors=predictors, train=train,
                      validation=validation, manifests=manifests, tuning=tuning, chosen=chosen,
-                     parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())})
+                     parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())},
+                     span=span, dates_note=note)
+
+
+def _dates(days) -> str:
+    return str(days[0]) if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} dates)"

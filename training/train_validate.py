@@ -35,6 +35,8 @@ class RunResult:
     version: int
     metrics: dict[str, float]
     card: dict
+    config: TrainConfig | None = None  # as run: with the index dates used
+    dates_note: str = ""  # how the dates were chosen
 
 
 def oracle_probabilities(job: FittedJob, settings: Settings) -> pd.Series | None:
@@ -96,6 +98,7 @@ def _flat_params(cfg: TrainConfig, job: FittedJob) -> dict[str, str]:
 def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, engine: str | None = None) -> RunResult:
     say = progress or (lambda _m: None)
     job = fit(cfg, settings, say, engine)
+    cfg = job.cfg  # with the index dates used (recorded, so the run can be reproduced)
     say("validating on the later period")
     v = job.validation
     y = v[cfg.label].astype(int).to_numpy()
@@ -177,4 +180,4 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
                                 description=f"AUROC {perf.auroc:.3f} on {cfg.validation_dates[0]}"
                                 + (f"..{cfg.validation_dates[-1]}" if len(cfg.validation_dates) > 1 else "")
                                 + f"; trained on {len(job.train):,} rows; run {run_id}")
-    return RunResult(run_id=run_id, version=version, metrics=metrics, card=card)
+    return RunResult(run_id=run_id, version=version, metrics=metrics, card=card, config=cfg, dates_note=job.dates_note)

@@ -15,6 +15,7 @@ from typing import Any
 
 from features.engine.base import EngineError
 from phm.core.settings import Settings
+from phm.core.threads import WAIT_POLICY, wait_policy
 
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 LOCAL_DEFAULTS = {
@@ -61,6 +62,7 @@ def spark_session(settings: Settings) -> Any:
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark_master).appName("phm")
     conf = {**LOCAL_DEFAULTS, **ALWAYS, "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),
+            f"spark.executorEnv.{WAIT_POLICY}": wait_policy(),  # LightGBM in the Python workers: idle threads sleep
             "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}", **settings.spark_conf}
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -5,7 +5,9 @@ reads the file (Parquet natively; CSV as text), maps accepted column aliases to 
 checks every row against the contract in one SQL pass, replaces NHS numbers by keyed pseudonyms,
 links rows to `patients`, and writes loaded rows to the table and every other row to
 `quarantine` with the rule it broke, its source file and row number. Nothing is dropped
-silently: read = loaded + quarantined for every table.
+silently: read = loaded + quarantined for every table. A folder staged by a format mapping (Synthea,
+OMOP) carries each row's provenance (`_source_file`, `_source_row`): its quarantined rows name the source
+file and row a data manager would fix, not the staged file.
 
 The warehouse is written to a temporary file and moved into place atomically, so a failed load
 leaves the previous warehouse intact and loading the same extract twice gives the same result.
@@ -30,7 +32,7 @@ from features.sources.checks import SQL_TYPES, checks, nhs_key, typed
 from features.sources.checks import lit as _lit
 from features.sources.checks import q as _q
 from features.sources.contracts import CONTRACTS, TableContract
-from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_NOTE
+from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_FILE, SOURCE_NOTE, SOURCE_ROW
 from features.sources.load_report import LoadReport, TableReport
 from features.sources.pseudonymise import Pseudonymiser, resolve_key
 from features.sources.readable import check_parquet, csv_error, first_line
@@ -203,7 +205,8 @@ class Loader:
             con.register("raw", table)
 
     def _resolve_columns(self, con, contract: TableContract, path: Path, rep: TableReport) -> dict[str, str | None]:
-        present = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall() if r[0] != "_row"]
+        present = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall()
+                   if r[0] not in ("_row", SOURCE_FILE, SOURCE_ROW)]
         lower = {p.lower(): p for p in present}
         found: dict[str, str | None] = {}
         for col in contract.columns:
@@ -233,7 +236,7 @@ class Loader:
         self._read(con, path)
         cols = self._resolve_columns(con, contract, path, rep)
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
-        select, text = ["_row"], {}
+        select, text = ["_row", *self._provenance(path, types)], {}
         for col in contract.columns:
             source = cols[col.name]
             native = source is not None and types.get(source, "VARCHAR") != "VARCHAR"
@@ -263,7 +266,7 @@ class Loader:
                     f"FROM judged WHERE _reason IS NULL ORDER BY _row")
         # quarantined rows keep every field as text, except the NHS number (only its pseudonym, if valid)
         record = ", ".join(f"{_lit(c.name)}, {text[c.name]}" for c in out_cols)
-        con.execute(f"""INSERT INTO quarantine SELECT {_lit(contract.name)}, {_lit(path.name)}, _row,
+        con.execute(f"""INSERT INTO quarantine SELECT {_lit(contract.name)}, _src_file, _src_row,
                         split_part(_reason, '|', 1), split_part(_reason, '|', 2), person_id,
                         json_object({record}) FROM judged WHERE _reason IS NOT NULL ORDER BY _row""")
         counts = dict(con.execute("SELECT split_part(_reason, '|', 1), count(*) FROM judged "
@@ -284,6 +287,14 @@ class Loader:
         log.info("table %s: read %d, loaded %d, quarantined %d (unlinked %d)", contract.name, rep.rows_read,
                  rep.rows_loaded, rep.rows_quarantined, rep.rows_unlinked)
         return rep
+
+    @staticmethod
+    def _provenance(path: Path, types: dict[str, str]) -> list[str]:
+        """Where each row came from: the source file and row a format mapping recorded, else this file and row."""
+        if SOURCE_FILE in types and SOURCE_ROW in types:
+            return [f"coalesce(CAST({_q(SOURCE_FILE)} AS VARCHAR), {_lit(path.name)}) AS _src_file",
+                    f"coalesce(TRY_CAST({_q(SOURCE_ROW)} AS BIGINT), _row) AS _src_row"]
+        return [f"{_lit(path.name)} AS _src_file", "_row AS _src_row"]
 
     @staticmethod
     def _drop_raw(con: duckdb.DuckDBPyConnection) -> None:

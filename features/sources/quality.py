@@ -59,8 +59,9 @@ def build(warehouse: Path) -> QualityReport:
         tables = _rows(con, """SELECT source_table AS "table", source_file AS file, rows_read, rows_loaded,
                                rows_quarantined, rows_unlinked, round(100 * linkage_rate, 2) AS linkage_pct
                                FROM load_manifest ORDER BY rowid""")
-        for t in tables:
+        for t in tables:  # every row has the same columns (reference tables have no dates)
             date_col = _event_date(t["table"])
+            t["first_date"] = t["last_date"] = None
             if date_col and t["rows_loaded"]:
                 lo, hi = con.execute(f'SELECT min("{date_col}"), max("{date_col}") FROM "{t["table"]}"').fetchone()
                 t["first_date"], t["last_date"] = str(lo)[:10], str(hi)[:10]

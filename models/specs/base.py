@@ -42,10 +42,15 @@ class Truth:
 
 @dataclass(frozen=True)
 class TrainingDefaults:
-    """Default index dates (temporal validation: validate on later dates than training) and tuning grid."""
+    """Default index dates (temporal validation: validate on later dates than training) and tuning grid.
+
+    The dates are a pattern: unless a training configuration names its own, the whole pattern moves in whole
+    `step`s (months keep the day of the month, weeks the weekday) until its last validation date is the latest
+    index date whose follow-up lies within the warehouse's data (`training.dates`)."""
 
     train_dates: tuple[date, ...]
     validation_dates: tuple[date, ...]
+    step: Literal["month", "week", "day"] = "month"
     num_leaves: tuple[int, ...] = (15, 31)
     min_child_samples: tuple[int, ...] = (50, 200)
     monotone: bool = False  # constrain clinically expected directions (more prior use never lowers risk)

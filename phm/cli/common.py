@@ -17,6 +17,9 @@ from phm.core.settings import Settings, get_settings
 
 console = Console()
 err = Console(stderr=True)
+# Not a terminal (a pipe, a file, a CI log): never wrap lines; a reader or a script sees whole values. Tables
+# are printed at their natural width (`render.table`).
+console.soft_wrap = err.soft_wrap = not console.is_terminal
 
 MODEL_HELP = " or ".join(specs.NAMES) + "."
 METRIC_HELP = "emergency_admissions, ga_beds_occupied or critical_care_beds_occupied (or a metric of your CSV)."

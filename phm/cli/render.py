@@ -1,4 +1,8 @@
-"""Every table and summary the commands print, in one place (rich tables on the console)."""
+"""Every table and summary the commands print, in one place (rich tables on the console).
+
+On a terminal, tables fit its width, folding long values within their cells (never cut with "…"). Anywhere
+else (output piped to a file or another program, a CI log, no COLUMNS), a table is printed at its natural width
+with its title on a line of its own, so every value stays whole on one line."""
 
 from __future__ import annotations
 
@@ -20,14 +24,29 @@ ENGLAND = {
 }
 
 
-def table(title: str, columns: list[str], rows: list[list[Any]], right: set[str] | None = None, **kw) -> None:
-    """Print a table; `right` names the columns aligned right."""
-    t = Table(title=title, **kw)
+def table(title: str, columns: list[str], rows: list[list[Any]], right: set[str] | None = None,
+          caption: str | None = None) -> None:
+    """Print a table; `right` names the columns aligned right. Every row has one cell per column."""
+    if any(len(r) != len(columns) for r in rows):
+        raise ValueError(f"table {title!r}: a row does not have one value per column {columns}")
+    terminal = console.is_terminal
+    t = Table(title=title if terminal else None, caption=caption if terminal else None)
     for col in columns:
         t.add_column(col, justify="right" if right and col in right else "left", overflow="fold")
     for r in rows:
         t.add_row(*("" if v is None else str(v) for v in r))
-    console.print(t)
+    if terminal:
+        console.print(t)
+        return
+    width = console.measure(t, options=console.options.update_width(1_000_000)).maximum
+    console.print(title, highlight=False)
+    terminal_width, console.width = console.width, max(width, 1)
+    try:
+        console.print(t)
+    finally:
+        console.width = terminal_width
+    if caption:
+        console.print(caption, highlight=False)
 
 
 def extracts(rows: dict[str, int]) -> None:
@@ -95,9 +114,13 @@ def dicts(title: str, rows: list[dict], limit: int = 30) -> None:
     if not rows:
         console.print(f"{title}: none")
         return
-    cells = [["" if v is None else f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()] for r in rows[:limit]]
+    names = list(dict.fromkeys(k for r in rows for k in r))  # every column any row has, in first-seen order
+    def cell(v: Any) -> str:
+        return "" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+    cells = [[cell(r.get(k)) for k in names] for r in rows[:limit]]
     caption = f"{len(rows) - limit} more rows in the saved report" if len(rows) > limit else None
-    table(title, [str(k) for k in rows[0]], cells, caption=caption)
+    table(title, [str(k) for k in names], cells, caption=caption)
 
 
 def quality(report) -> None:
@@ -141,6 +164,8 @@ def training_run(model_name: str, result) -> None:
                  ["median warning lead time", f"{m['warn_median_lead_days']:.0f} days"]]
     table(f"{model_name} version {result.version} (alias candidate), MLflow run {result.run_id}",
           ["measure", "validation"], rows, right={"validation"})
+    if result.dates_note:
+        console.print(f"Index dates: {result.dates_note}.", highlight=False)
 
 
 def model_versions(found: list, where: str) -> None:

@@ -53,9 +53,14 @@ def _train_command(spec: ModelSpec):
         train_model(settings(), spec.name, seed, config, max_train_rows, engine)
 
     d = spec.training
-    dates = (f"train on {len(d.train_dates)} index date(s) {d.train_dates[0]}..{d.train_dates[-1]}, validate on "
-             f"{d.validation_dates[0]}" + (f"..{d.validation_dates[-1]}" if len(d.validation_dates) > 1 else ""))
-    command.__doc__ = f"{spec.title}: {dates} (by default), register a candidate."
+    horizon = f"{spec.label.horizon_months}-month" if spec.label.horizon_months else f"{spec.label.horizon_days}-day"
+    last = "index date" if len(d.validation_dates) == 1 else f"{len(d.validation_dates)} index dates"
+    pattern = (f"{d.train_dates[0]}..{d.train_dates[-1]} then {d.validation_dates[0]}"
+               + (f"..{d.validation_dates[-1]}" if len(d.validation_dates) > 1 else ""))
+    command.__doc__ = (f"{spec.title}. By default the index dates follow the data: validate on the latest {last} "
+                       f"whose {horizon} follow-up lies within the data and train on {len(d.train_dates)} earlier ones, "
+                       f"in the pattern of {pattern} (the dates on data ending 2025-03-31); --config names other dates. "
+                       "Registers a candidate.")
     return command
 
 

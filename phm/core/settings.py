@@ -82,6 +82,8 @@ class Settings(BaseSettings):
                                                   "the head ahead of the log, at the cost of a disk flush per "
                                                   "person-level request.")
     load_shrink: ShrinkPolicy = Field(default_factory=ShrinkPolicy, description="Shrink guard of `phm data load`.")
+    threads: int | None = Field(default=None, ge=1, description="Threads LightGBM trains and scores with (default: "
+                                                                 "the cores this process may use; see phm.core.threads).")
 
     @classmethod
     def settings_customise_sources(
@@ -156,6 +158,7 @@ class Settings(BaseSettings):
             "log_level": self.log_level,
             "engine": self.engine,
             "ledger_key": "set" if self.ledger_key else f"file {self.ledger_key_path}",
+            "threads": self.threads or "auto (the cores available)",
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }

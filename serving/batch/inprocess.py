@@ -83,9 +83,9 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
                 scores[other.daily.column] = scores.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
             columns[other.name] = {"version": found.version, "people": int(len(frame)), "column": other.daily.column}
         stages.done(other.name)
-    previous = earlier(settings, day)
-    if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
-        scores["previous_risk"] = scores.person_id.map(previous[1].set_index("person_id").risk)
+    previous = earlier(settings, day)  # trend: the scores of a week before (or the latest earlier ones); none at first
+    scores["previous_risk"] = (scores.person_id.map(previous[1].set_index("person_id").risk).astype("float64")
+                               if previous is not None else np.nan)
     stages.done("trend")
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb")

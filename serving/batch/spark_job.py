@@ -94,10 +94,12 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
             columns[other.name] = {"version": found.version, "people": int(frame.count()), "column": other.daily.column}
             scores = scores.join(score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left")
         scores = scores.select(*SCORE_COLUMNS)
-        previous = earlier_folder(settings, day)
+        previous = earlier_folder(settings, day)  # the in-process job's rule: never a same-day snapshot
         if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
             before = spark.read.parquet(str((previous / "scores.parquet").resolve()))
             scores = scores.join(before.select("person_id", F.col("risk").alias("previous_risk")), "person_id", "left")
+        else:  # the first snapshot: no trend, the same empty column as in-process
+            scores = scores.withColumn("previous_risk", F.lit(None).cast("double"))
         band_counts = {r["band"]: r["n"] for r in scores.groupBy("band").agg(F.count("*").alias("n")).collect()}
         meta = snapshot_meta(day, people, champion, manifest["definition_hash"], columns, band_counts,
                              json.loads((previous / "manifest.json").read_text())["date"] if previous else None, "spark")

@@ -7,14 +7,25 @@ file; immutable Parquet snapshots let the service read while the job writes). Bo
 and Spark) publish through `publish_snapshot`. A snapshot of a day before the live one is written but not
 published unless asked (`phm score daily --date D --publish`): coordinators never silently get an old
 worklist.
+
+A job writes into `<folder>.partial` while holding an OS lock (`flock`) on a file inside it; the lock dies with
+the process, however it ends. The folder only gets its `.partial` name once the lock is held, so every
+`.partial` folder either has a live writer (locked: left alone) or none (a killed or crashed run: removed by the
+next run). A partial folder whose writer ran on another host, or that has no lock file, is removed only when
+nothing in it has changed for `STALE_AFTER` seconds: file locks are not trusted across hosts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import shutil
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,6 +39,11 @@ POINTER = "CURRENT.json"
 KEEP = 14  # dated snapshots kept
 TREND_DAYS = 7  # the worklist's trend compares with the scores of a week before
 FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-injection tests only)
+PARTIAL, CREATING = ".partial", ".creating"  # a folder being written; one whose writer is taking its lock
+WRITER_LOCK = ".writer.lock"  # held (flock) by the job writing a partial folder; names its process and host
+STALE_AFTER = 6 * 3600  # seconds without a change after which an unverifiable partial folder is stale
+
+log = logging.getLogger("phm.snapshots")
 
 
 def snapshots_root(settings: Settings) -> Path:
@@ -82,21 +98,22 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
 
     The pointer moves when `publish` is True, or (by default, None) unless the snapshot's day is before the live
     one's: a re-score of a past day is kept beside the live snapshot, not served. `meta` records the outcome
-    (`published`, `live_date`)."""
+    (`published`, `live_date`). Partial folders of earlier runs that were killed are removed first; a run that
+    fails removes its own."""
     live = live_date(settings)
     moves = publish if publish is not None else (live is None or meta["date"] >= live)
     root = snapshots_root(settings)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(root)
     folder = root / f"{meta['date']}_{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
-    partial = folder.with_name(folder.name + ".partial")
-    partial.mkdir()
-    write(partial)
-    (partial / "manifest.json").write_text(json.dumps(meta, indent=1))
-    for f in partial.rglob("*"):  # durable before the pointer moves (Spark writes folders of parts)
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-    partial.rename(folder)
+    with _writing(folder) as partial:
+        write(partial)
+        (partial / "manifest.json").write_text(json.dumps(meta, indent=1))
+        for f in partial.rglob("*"):  # durable before the pointer moves (Spark writes folders of parts)
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        partial.rename(folder)
     meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
     meta["live_date"] = meta["date"] if moves else live
     if not moves:
@@ -111,17 +128,94 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     return folder
 
 
+@contextmanager
+def _writing(folder: Path) -> Iterator[Path]:
+    """`folder` + `.partial`, created with this process's lock held inside it; the lock is released (and the
+    folder removed, if it was not published) when the block ends, or by the OS if the process dies."""
+    creating = folder.with_name(f".{folder.name}{CREATING}")
+    partial = folder.with_name(folder.name + PARTIAL)
+    creating.mkdir()
+    fd = os.open(creating / WRITER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode())
+        creating.rename(partial)  # visible as a partial folder only once it is locked
+        try:
+            yield partial
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        (folder / WRITER_LOCK).unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+        shutil.rmtree(creating, ignore_errors=True)
+
+
+def remove_stale_partials(root: Path) -> list[str]:
+    """Remove the partial folders no live job is writing (runs killed or crashed part-way); returns their names.
+    A folder whose writer holds its lock is never touched."""
+    removed = []
+    for folder in sorted(root.iterdir()) if root.exists() else []:
+        if folder.is_dir() and (folder.name.endswith(PARTIAL) or folder.name.endswith(CREATING)) and _stale(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    if removed:
+        log.warning("removed %d partial snapshot folder(s) left by runs that did not finish: %s", len(removed),
+                    ", ".join(removed))
+    return removed
+
+
+def _stale(folder: Path) -> bool:
+    """No live writer: its lock can be taken (the writer is gone), or, when that cannot be trusted (no lock file,
+    a writer on another host), nothing in the folder has changed for STALE_AFTER seconds."""
+    if folder.name.endswith(CREATING):  # its writer may be between creating the lock file and taking the lock
+        return time.time() - _last_change(folder) > STALE_AFTER
+    lock = folder / WRITER_LOCK
+    try:
+        owner = json.loads(lock.read_text() or "{}")
+    except FileNotFoundError:
+        owner = None
+    except (OSError, ValueError):
+        owner = {}
+    if owner is not None and owner.get("host", socket.gethostname()) == socket.gethostname():
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:  # published or removed meanwhile
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True  # nobody holds it: the writer has gone
+        except BlockingIOError:
+            return False  # a live job is writing it
+        finally:
+            os.close(fd)
+    return time.time() - _last_change(folder) > STALE_AFTER
+
+
+def _last_change(folder: Path) -> float:
+    """When anything in `folder` last changed (now, if the folder has just gone: it was published)."""
+    try:
+        times = [folder.stat().st_mtime]
+    except FileNotFoundError:
+        return time.time()
+    for path in folder.rglob("*"):
+        try:
+            times.append(path.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return max(times)
+
+
 def _prune(root: Path, keep: Path) -> None:
-    """Keep the newest KEEP snapshots, the one just written and the live one."""
+    """Keep the latest KEEP complete snapshots, the one just written and the live one; remove partial folders
+    nobody writes."""
     pointer = root / POINTER
     live = json.loads(pointer.read_text())["folder"] if pointer.exists() else None
-    done = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
-    for old in done[:-KEEP]:
+    for _day, _name, old in _done(root)[:-KEEP]:
         if old != keep and old.name != live:
             shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob("*.partial"):
-        if time.time() - stale.stat().st_mtime > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_partials(root)
 
 
 def _done(root: Path) -> list[tuple[date, str, Path]]:
@@ -137,13 +231,12 @@ def _done(root: Path) -> list[tuple[date, str, Path]]:
 
 def earlier_folder(settings: Settings, day: date, days_back: int = TREND_DAYS) -> Path | None:
     """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
-    dated before `day`; else the current one (a re-score of the same day)."""
+    dated before `day`; else none (the first snapshot has no trend). Never one of the same day (a re-score of a
+    day compares with the earlier day its first run did) or a later one. Both engines' jobs use this."""
     done = _done(snapshots_root(settings))
     week = [d for d in done if d[0] <= day - timedelta(days=days_back)]
     before = [d for d in done if d[0] < day]
-    if week or before:
-        return (week or before)[-1][2]
-    return current_folder(settings)
+    return (week or before)[-1][2] if week or before else None
 
 
 def earlier(settings: Settings, day: date, days_back: int = TREND_DAYS) -> tuple[dict, pd.DataFrame] | None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from support.cli import PHM, run
+
 
 def test_generate_load_report(tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -187,3 +191,95 @@ def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:
     assert "version 1 (alias candidate)" in result.stdout
     listed = run("models", "list", home=home)
     assert listed.returncode == 0 and "emergency_admission" in listed.stdout and "candidate" in listed.stdout
+
+
+def _piped(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real `phm` with stdout to a pipe and no COLUMNS (as in a script, cron job or CI log)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TTY_COMPATIBLE", "FORCE_COLOR")}
+    return subprocess.run([PHM, *args], capture_output=True, text=True, timeout=600,
+                          env={**base, "PHM_HOME": str(home), **(env or {})})
+
+
+def _headers(out: str) -> list[list[str]]:
+    """The header cells of every boxed table printed (one line each when not on a terminal)."""
+    return [[c.strip() for c in line.strip().strip("┃").split("┃")] for line in out.splitlines()
+            if line.startswith("┃")]
+
+
+def test_output_without_a_terminal_keeps_whole_values(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _piped("data", "generate", "--persons", "1000", "--seed", "3", home=home).returncode == 0
+    load = _piped("data", "load", home=home)
+    assert load.returncode == 0, load.stderr
+    report = _piped("data", "report", home=home)
+    assert report.returncode == 0, report.stderr
+    for out in (load.stdout, report.stdout):
+        assert "…" not in out
+        assert all(all(cells) for cells in _headers(out)), _headers(out)  # no blank column header
+    tables = next(h for h in _headers(report.stdout) if h[:2] == ["table", "file"])
+    assert tables[-2:] == ["first_date", "last_date"]
+    rows = [line for line in report.stdout.splitlines() if line.startswith("│ community_contacts ")]
+    assert len(rows) == 1 and "community_contacts.parquet" in rows[0]  # a whole row on one line
+    assert re.search(r"│ 20\d\d-\d\d-\d\d +│ 20\d\d-\d\d-\d\d +│$", rows[0])  # whole dates
+    warehouse = str(home / "warehouse" / "phm.duckdb")
+    assert any(line.startswith("Warehouse: ") and warehouse in line for line in load.stdout.splitlines())
+
+    rng = np.random.default_rng(5)  # another tool's scores, with long group names
+    n = 4000
+    race = rng.choice(["Caucasian", "African-American", "Asian-Pacific Islander"], n, p=[0.6, 0.3, 0.1])
+    risk = rng.beta(2, 8, n)
+    outcome = (rng.random(n) < risk + np.where(race == "African-American", 0.1, 0)).astype(int)
+    pd.DataFrame({"score": risk, "reoffended": outcome, "race": race}).to_csv(tmp_path / "scores.csv", index=False)
+    audit = _piped("audit", "scores", str(tmp_path / "scores.csv"), "--score", "score", "--outcome", "reoffended",
+                   "--group", "race", "--reference", "race=Caucasian", "--draws", "100", home=home)
+    assert audit.returncode == 0, audit.stderr
+    flag = [line for line in audit.stdout.splitlines() if line.startswith("│ Race ")]
+    assert flag and "African-American" in flag[0] and "(Caucasian)" in flag[0], audit.stdout
+    assert "…" not in audit.stdout and all(all(cells) for cells in _headers(audit.stdout))
+    # on a narrow terminal, long values fold within their cells: never cut short
+    narrow = _piped("data", "report", home=home, env={"TTY_COMPATIBLE": "1", "COLUMNS": "70", "NO_COLOR": "1"})
+    assert narrow.returncode == 0 and "…" not in narrow.stdout
+    assert max(len(re.sub(r"\x1b\[[0-9;]*m", "", line)) for line in narrow.stdout.splitlines()) <= 70
+
+
+@pytest.mark.slow
+def test_train_picks_its_dates_from_a_warehouse_ending_in_2023(tmp_path: Path) -> None:
+    """Data ending 2023-10-17 (as the public Synthea export did): `phm train` validates on the latest index date
+    whose 12-month follow-up lies within the data and trains on the years before; dates configured beyond the data
+    are refused naming the dates, not as "too few outcomes"."""
+    from datetime import date
+
+    import mlflow
+
+    from features.synthetic.config import GeneratorConfig
+    from features.synthetic.generator import generate
+    from phm.core.settings import Settings
+    from training import tracking
+
+    home = tmp_path / "home"
+    cfg = GeneratorConfig(persons=4000, seed=9, start=date(2018, 4, 1), end=date(2023, 10, 17),
+                          index_dates=[date(2021, 4, 1), date(2022, 4, 1)], monitoring_start=date(2022, 4, 1))
+    ics = generate(cfg, tmp_path / "ics")
+    assert run("data", "load", str(ics.out_dir), "--as-of", "2023-10-18", home=home).returncode == 0
+    trained = run("train", "emergency-admission", home=home)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "dates follow the data (2018-04-01 to 2023-10-17): validation on 2022-10-01" in trained.stdout
+    assert "training on 2019-10-01, 2020-10-01, 2021-10-01" in trained.stdout
+    tracking.configure(Settings(home=home))
+    client = mlflow.MlflowClient()
+    version = client.get_model_version("emergency_admission", "1")
+    params = client.get_run(version.run_id).data.params
+    assert params["validation_dates"] == "2022-10-01" and params["train_dates"] == "2019-10-01..2021-10-01 (3 dates)"
+    recorded = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=
+                                                                   "train_config.json", dst_path=str(tmp_path))).read_text())
+    assert recorded["validation_dates"] == ["2022-10-01"]  # the dates used, so `--config` reproduces the run
+
+    config = tmp_path / "spec_dates.json"  # the specification's own dates, named: beyond this warehouse's data
+    recorded.update({"train_dates": ["2021-04-01", "2022-04-01", "2023-04-01"], "validation_dates": ["2024-04-01"]})
+    config.write_text(json.dumps(recorded))
+    refused = run("train", "emergency-admission", "--config", str(config), home=home)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert "validation date 2024-04-01 lies after the data end (2023-10-17)" in message
+    assert "the latest index date whose 12-month follow-up lies within the data is 2022-10-18" in message
+    assert "too few outcomes" not in message

@@ -131,7 +131,7 @@ def test_reasons_on_demand_for_people_outside_the_bands(server, tokens, home) ->
     snapshot, _ = current(home)
     tracking.configure(home)
     folder = snapshots_root(home) / snapshot["snapshot_folder"]
-    champion = load_champion("emergency_admission")  # as trained: LightGBM's default threads
+    champion = load_champion("emergency_admission")  # on this process's default LightGBM threads
     features = pd.read_parquet(folder / "features.parquet").set_index("person_id").loc[[int(p) for p in routine]]
     expected = reasons(champion.model, features)
     assert [served[p] for p in routine] == expected and any(expected)
@@ -237,9 +237,11 @@ def test_reload_and_a_killed_scoring_job_leaves_the_previous_snapshot(server, to
     assert reloaded.status_code == 200
     assert call(server, "GET", "/api/worklist", tokens["coord"], params={"top": 5}).json() == worklist_before
     # a job that completes moves the pointer; the service picks it up on reload, without a restart
+    assert any(p.name.endswith(".partial") for p in root.iterdir())  # what the killed run left
     done = phm("score", "daily", home=home.home)
     assert done.returncode == 0, done.stderr
     assert (root / POINTER).read_text() != pointer_before
+    assert not any(p.name.endswith(".partial") for p in root.iterdir())  # removed by the next run
     assert call(server, "POST", "/api/admin/reload", tokens["coord"]).status_code == 403
     after = call(server, "POST", "/api/admin/reload", tokens["ds"]).json()
     assert after["snapshot"] == json.loads((root / POINTER).read_text())["date"]

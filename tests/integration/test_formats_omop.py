@@ -1,5 +1,6 @@
 """OMOP CDM v5.4 extracts mapped onto the linked data model: a small hand-written extract, its exact
-mapping, and an end-to-end load through the real `phm` command."""
+mapping, provenance (every quarantined row names the OMOP file and row), and an end-to-end load through the real
+`phm` command."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ DRUGS = """drug_exposure_id,person_id,drug_concept_id,drug_exposure_start_date,d
 2,2,0,2023-02-10,metformin 500 MG Oral Tablet
 3,2,0,2023-02-10,Unobtainium 5mg
 4,5,0,2024-01-10,Amlodipine 5 mg
+5,5,0,2024-07-10,Amlodipine 5 mg
 """
 DEATH = """person_id,death_date
 5,2024-06-01
@@ -140,7 +142,7 @@ def test_convert_counts_and_rejections(omop: Path, tmp_path: Path) -> None:
     assert report.files_read["visit_occurrence.parquet"] == 15 and report.files_read["person.csv"] == 5
     assert report.rows_written == {"practices": 3, "patients": 5, "imd": 1, "sites": 3, "ae_attendances": 4,
                                    "apc_spells": 6, "op_appointments": 2, "community_contacts": 1,
-                                   "gp_events": 10, "prescriptions": 3}
+                                   "gp_events": 10, "prescriptions": 4}
     assert report.rejected == {
         "visit_occurrence.parquet: unknown_person (person_id)": 1,
         "condition_occurrence.csv: unknown_person (person_id)": 1,
@@ -169,7 +171,9 @@ def test_convert_mapped_values(omop: Path, tmp_path: Path) -> None:
     convert(omop, "omop", out)
     patients = _staged(out, "patients").set_index("year_of_birth")
     assert list(patients.columns) == ["nhs_number", "month_of_birth", "sex", "ethnic_category", "lsoa11",
-                                      "practice_code", "registration_start", "registration_end", "date_of_death"]
+                                      "practice_code", "registration_start", "registration_end", "date_of_death",
+                                      "_source_file", "_source_row"]
+    assert patients[["_source_file", "_source_row"]].values.tolist() == [["person.csv", i] for i in range(1, 6)]
     assert patients["nhs_number"].str.fullmatch(r"[0-9]{10}").all() and patients["nhs_number"].is_unique
     assert patients["month_of_birth"].to_dict() == {"1950": "3", "1960": "5", "1945": "7", "1980": "12", "1938": "1"}
     assert patients["sex"].tolist() == ["M", "F", "F", "M", "F"]
@@ -180,8 +184,8 @@ def test_convert_mapped_values(omop: Path, tmp_path: Path) -> None:
                                                        "1938-01-01"]
     assert patients["date_of_death"].tolist() == [None, None, None, None, "2024-06-01"]
     practices = _staged(out, "practices")
-    assert practices.values.tolist() == [["Y00001", "U00004", "Leeds", ""], ["Y00002", "U00002", "Leeds", ""],
-                                         ["Y99999", "U00003", "Wakefield", ""]]
+    assert practices[["practice_code", "pcn_code", "place", "icb_code"]].values.tolist() == [
+        ["Y00001", "U00004", "Leeds", ""], ["Y00002", "U00002", "Leeds", ""], ["Y99999", "U00003", "Wakefield", ""]]
     sites = _staged(out, "sites")
     assert sites[["site_code", "site_name", "ga_beds"]].values.tolist() == [
         ["RZZ01", "City General Hospital", "2"], ["RZZ02", "St Mary's Hospital", "1"], ["RZZ99", "", "1"]]
@@ -202,7 +206,16 @@ def test_convert_mapped_values(omop: Path, tmp_path: Path) -> None:
                                         "5": "271737000", "12": "38341003", "10": "38341003", "m1": "271649006",
                                         "m2": "60621009", "m3": "1000731000000107"}
     assert events.loc[["m1", "m2", "m3"], "value"].tolist() == ["142.0", "31.5", "5.2"]
-    assert _staged(out, "prescriptions")["bnf_code"].tolist() == ["0301011R0", "0601022B0", "0206020A0"]
+    rx = _staged(out, "prescriptions")
+    assert rx["bnf_code"].tolist() == ["0301011R0", "0601022B0", "0206020A0", "0206020A0"]
+    assert rx["_source_row"].tolist() == [1, 2, 4, 5] and set(rx["_source_file"]) == {"drug_exposure.csv"}
+    # provenance of every staged row: its OMOP file and row (practices and sites: their care site's row)
+    assert _staged(out, "apc_spells").set_index("spell_id").loc["1005", "_source_row"] == 5
+    assert _staged(out, "ae_attendances")["_source_file"].unique().tolist() == ["visit_occurrence.parquet"]
+    assert [tuple(r) for r in practices[["_source_file", "_source_row"]].values] == [
+        ("care_site.csv", 1), ("care_site.csv", 2), (None, None)]  # Y99999 is made by the mapping
+    assert [tuple(r) for r in sites[["_source_file", "_source_row"]].values] == [
+        ("care_site.csv", 3), ("care_site.csv", 4), (None, None)]
 
 
 def test_detect_and_clear_errors(omop: Path, tmp_path: Path) -> None:
@@ -224,11 +237,12 @@ def _check_warehouse(path: Path) -> None:
                       "op_appointments": 2, "community_contacts": 1, "gp_events": 10, "prescriptions": 3}
     rows = con.execute("SELECT source_table, source_file, source_row, rule, column_name FROM quarantine "
                        "ORDER BY source_file, source_row").fetchall()
-    assert rows == [
+    assert rows == [  # mapping rejections and the loader's (a drug exposure after death: its OMOP row)
         ("condition_occurrence", "condition_occurrence.csv", 6, "unmapped_code", "condition_source_value"),
         ("condition_occurrence", "condition_occurrence.csv", 7, "unknown_person", "person_id"),
         ("death", "death.csv", 2, "unknown_person", "person_id"),
         ("drug_exposure", "drug_exposure.csv", 3, "unmapped_code", "drug_source_value"),
+        ("prescriptions", "drug_exposure.csv", 5, "after_death", "issue_date"),
         ("measurement", "measurement.parquet", 6, "unknown_person", "person_id"),
         ("visit_occurrence", "visit_occurrence.parquet", 10, "unmapped_code", "visit_concept_id"),
         ("visit_occurrence", "visit_occurrence.parquet", 11, "unknown_person", "person_id")]

@@ -247,6 +247,9 @@ def test_small_hand_written_extract(tmp_path: Path) -> None:
     report = load(settings, src)
     got = dict(_con(settings).execute("""SELECT source_row, rule FROM quarantine
                                           WHERE source_table = 'apc_spells'""").fetchall())
+    # a PHM extract is its own source: the quarantine names the file supplied and its data row
+    files = _con(settings).execute("SELECT DISTINCT source_file FROM quarantine WHERE source_table = 'apc_spells'")
+    assert files.fetchall() == [("apc_spells.csv",)]
     assert got == {2: "end_before_start", 3: "unknown_code", 4: "duplicate_key", 5: "unlinked", 6: "after_death",
                    7: "date_out_of_range", 8: "out_of_range"}
     assert report.tables["apc_spells"].rows_loaded == 1

@@ -1,10 +1,13 @@
 """Spark batch jobs against their in-process twins, on the session's served home (a 20,000-person ICS and an
 audited, approved champion): the daily snapshot scored on the executors equals the in-process snapshot (scores
-to 1e-9, ranks, bands, reasons, trend), and the fairness audit aggregated on Spark equals the in-process audit."""
+to 1e-9, ranks, bands, reasons, trend) — the first snapshot (no earlier one: no trend on either engine) and a later
+one (both compare with the same earlier snapshot) — and the fairness audit aggregated on Spark equals the
+in-process audit."""
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +36,31 @@ def home(served_home, tmp_path_factory) -> Settings:
     return settings
 
 
+def _snapshot(meta: dict) -> pd.DataFrame:
+    """A snapshot's scores as the service reads them (a Spark snapshot is partitioned by practice), by person."""
+    folder = Path(meta["folder"])
+    scores = pd.read_parquet(folder / "scores.parquet")
+    scores["practice_code"] = scores["practice_code"].astype(str)
+    return scores.sort_values("person_id").reset_index(drop=True)
+
+
 def test_spark_daily_snapshot_equals_the_in_process_one(spark, home) -> None:
     day = default_date(home.warehouse_path)
+    # the first snapshots (a week before): nothing earlier, so neither engine has a trend (not even the other
+    # engine's snapshot of the same day)
+    first_local = score_daily(home, day - timedelta(days=7))
+    first_spark = score_daily(home, day - timedelta(days=7), engine="spark")
+    assert first_local["previous"] is None and first_spark["previous"] is None
+    a0, b0 = _snapshot(first_local), _snapshot(first_spark)
+    assert len(a0) == len(b0) > 10_000 and a0.previous_risk.isna().all() and b0.previous_risk.isna().all()
+    assert np.max(np.abs(a0.risk.to_numpy() - b0.risk.to_numpy())) <= 1e-9
+    # a week later: both compare with the latest snapshot of a week before (the Spark one, written last)
     local = score_daily(home, day)
-    on_spark = score_daily(home, day, engine="spark")  # the same day again: its trend is the in-process snapshot
+    on_spark = score_daily(home, day, engine="spark")
     assert on_spark["engine"] == "spark" and local["engine"] == "duckdb"
-    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "worklist_model", "models")} == \
-        {k: local[k] for k in ("date", "people", "band_counts", "worklist_model", "models")}
-    a = pd.read_parquet(Path(local["folder"]) / "scores.parquet").sort_values("person_id").reset_index(drop=True)
+    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "worklist_model", "models", "previous")} == \
+        {k: local[k] for k in ("date", "people", "band_counts", "worklist_model", "models", "previous")}
+    a = _snapshot(local)
     folder = Path(on_spark["folder"]) / "scores.parquet"
     assert folder.is_dir() and any(p.name.startswith("practice_code=") for p in folder.iterdir())  # partitioned
     b = current(home)[1].sort_values("person_id").reset_index(drop=True)  # as the service reads it
@@ -51,7 +71,10 @@ def test_spark_daily_snapshot_equals_the_in_process_one(spark, home) -> None:
     shown = a.band != "routine"
     assert a.reasons[shown].tolist() == b.reasons[shown].tolist() and b.reasons[~shown].isna().all()
     assert all(json.loads(r) for r in b.reasons[shown])
-    assert np.array_equal(b.previous_risk.to_numpy(), a.risk.to_numpy())  # the trend joins the earlier snapshot
+    before = b0.set_index("person_id").risk  # the trend joins the earlier snapshot, on both engines alike
+    assert np.array_equal(b.previous_risk.to_numpy(), b.person_id.map(before).to_numpy(), equal_nan=True)
+    assert np.array_equal(a.previous_risk.to_numpy(), b.previous_risk.to_numpy(), equal_nan=True)
+    assert b.previous_risk.notna().mean() > 0.95
     features = pd.read_parquet(Path(on_spark["folder"]) / "features.parquet")
     assert len(features) == len(a) and features.drop(columns="person_id").dtypes.eq("float64").all()
 

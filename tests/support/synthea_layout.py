@@ -1,5 +1,6 @@
 """Write a generated synthetic ICS in Synthea's CSV layout (for the Synthea loader's end-to-end test): the
-same people and events, with Synthea's ids, encounter classes, SNOMED conditions and medicine names."""
+same people and events, with Synthea's ids, encounter classes, SNOMED conditions, medicine names and courses of
+repeat medicines (open when the patient died on them, as Synthea leaves them)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from features.sources.formats.vocab import BNF_BY_NAME
 
 RACE = {"White": "white", "Black": "black", "Asian": "asian", "Mixed": "other", "Other": "other", "Unknown": ""}
 LOINC = {"271649006": "8480-6", "60621009": "39156-5"}
+COURSE_GAP = 130  # days: the synthetic ICS issues repeat medicines every 120 days
 ENCOUNTER_COLUMNS = ["Id", "START", "STOP", "PATIENT", "ORGANIZATION", "PROVIDER", "PAYER", "ENCOUNTERCLASS", "CODE",
                      "DESCRIPTION", "BASE_ENCOUNTER_COST", "TOTAL_CLAIM_COST", "PAYER_COVERAGE", "REASONCODE",
                      "REASONDESCRIPTION"]
@@ -73,8 +75,24 @@ def write_synthea(ics: Path, out: Path) -> Path:
     for name, bnf in BNF_BY_NAME:
         names.setdefault(bnf, name)
     rx = read("prescriptions")
-    rx = rx[rx.bnf_code.isin(names)]
-    pd.DataFrame({"START": rx.issue_date.astype(str), "STOP": rx.issue_date.astype(str),
-                  "PATIENT": rx.nhs_number.astype(str).map(ids), "PAYER": None, "ENCOUNTER": None, "CODE": "1",
-                  "DESCRIPTION": rx.bnf_code.map(names) + " oral tablet"}).to_csv(out / "medications.csv", index=False)
+    courses = _courses(rx[rx.bnf_code.isin(names)], patients)
+    pd.DataFrame({"START": courses.start.dt.strftime("%Y-%m-%d"), "STOP": courses.stop.dt.strftime("%Y-%m-%d"),
+                  "PATIENT": courses.nhs_number.astype(str).map(ids), "PAYER": None, "ENCOUNTER": None, "CODE": "1",
+                  "DESCRIPTION": courses.bnf_code.map(names) + " oral tablet"}).to_csv(out / "medications.csv", index=False)
     return out
+
+
+def _courses(rx: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """Repeat prescriptions as Synthea records them: one row per course of a medicine (issues at most COURSE_GAP
+    days apart), STOP its last issue, but no STOP for a course still running when the patient died or the data
+    ended (Synthea leaves those open, so the mapper must stop them at death). Rescue packs stay one row per issue."""
+    rx = rx.assign(day=pd.to_datetime(rx.issue_date)).sort_values(["nhs_number", "bnf_code", "day"])
+    acute = rx.bnf_code.isin(codes.RESCUE_PACK)
+    gap = rx.groupby(["nhs_number", "bnf_code"]).day.diff().dt.days
+    course = (acute | gap.isna() | (gap > COURSE_GAP)).cumsum()
+    out = rx.groupby(course).agg(nhs_number=("nhs_number", "first"), bnf_code=("bnf_code", "first"),
+                                 start=("day", "min"), stop=("day", "max"), acute=("bnf_code", lambda b: b.isin(
+                                     codes.RESCUE_PACK).any()))
+    died = pd.to_datetime(out.nhs_number.map(patients.set_index("nhs_number").date_of_death))
+    running = ((died - out.stop).dt.days.between(0, COURSE_GAP)) | ((rx.day.max() - out.stop).dt.days <= COURSE_GAP)
+    return out.assign(stop=out.stop.mask(running & ~out.acute)).reset_index(drop=True)

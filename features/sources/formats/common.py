@@ -1,6 +1,10 @@
 """What every format mapping shares: reading source tables with their row numbers, surrogate NHS
 numbers for source person ids, rows that break the mapping (quarantined with a reason), and the
-staged folder the ordinary loader reads."""
+staged folder the ordinary loader reads.
+
+Every staged row made from a source row carries that row's provenance (`_source_file`, `_source_row`),
+so a row the loader later quarantines names the source file and row a data manager would fix, not the
+staged file."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from features.sources.readable import first_line
 SOURCE_NOTE = "_source.json"  # what the staged folder came from and how it was mapped
 MAPPING_QUARANTINE = "_mapping_quarantine.parquet"  # source rows that could not be mapped
 SYNTHETIC_MARKER = "_synthetic.json"
+SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"  # provenance columns of staged rows
 
 
 class FormatError(ValueError):
@@ -98,8 +103,16 @@ class Staging:
         self.tables: dict[str, pd.DataFrame] = {}
         self.rejected: list[pd.DataFrame] = []
 
-    def add(self, name: str, frame: pd.DataFrame) -> None:
-        frame = frame.drop(columns=[c for c in ("_row", "_file") if c in frame])
+    def add(self, name: str, frame: pd.DataFrame, origin: pd.DataFrame | None = None) -> None:
+        """Stage rows of PHM extract `name`. `origin` is the source table the rows were made from (with `_file`
+        and `_row`): each row's index label names its source row there (several rows may share one). Rows
+        without an origin (reference tables the mapping derives) keep the staged file as their provenance."""
+        frame = frame.drop(columns=[c for c in ("_row", "_file", SOURCE_FILE, SOURCE_ROW) if c in frame])
+        if origin is not None:
+            source = origin[["_file", "_row"]].reindex(frame.index)
+            frame = frame.assign(**{SOURCE_FILE: source["_file"].astype("string").array,
+                                    SOURCE_ROW: source["_row"].astype("Int64").array})
+        frame = frame.reset_index(drop=True)
         self.tables[name] = pd.concat([self.tables[name], frame], ignore_index=True) if name in self.tables else frame
 
     def reject(self, rows: pd.DataFrame, rule: str, column: str, table: str) -> None:
@@ -120,6 +133,8 @@ class Staging:
             shutil.rmtree(out)
         out.mkdir(parents=True)
         for name, frame in self.tables.items():
+            if SOURCE_ROW in frame:
+                frame = frame.astype({SOURCE_FILE: "string", SOURCE_ROW: "Int64"})
             frame.to_parquet(out / f"{name}.parquet", index=False)
             self.report.rows_written[name] = len(frame)
         rejected = pd.concat(self.rejected, ignore_index=True) if self.rejected else pd.DataFrame(

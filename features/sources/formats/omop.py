@@ -1,5 +1,7 @@
 """OMOP CDM v5.4 extracts (tables as CSV or Parquet, lower-case CDM column names) mapped onto the linked
 data model. Rows of any table whose `person_id` is not in `person` are quarantined as `unknown_person`.
+Every staged row names the OMOP file and row it came from (practices and sites: their care site's row), so
+the loader's quarantine points at the OMOP row to fix.
 
 | OMOP | PHM extract | rule |
 | --- | --- | --- |
@@ -83,11 +85,11 @@ def convert(src: Path, out: Path) -> ConversionReport:
     visits = tables.pop("visit_occurrence")
 
     practices, practice_of = _practices(person, tables["care_site"], tables["location"], report)
-    stage.add("practices", practices)
-    stage.add("patients", _patients(stage, person, numbers, practice_of, visits, tables, report))
+    stage.add("practices", practices, tables["care_site"])
+    stage.add("patients", _patients(stage, person, numbers, practice_of, visits, tables, report), person)
     visits = _visit_kinds(stage, visits, report)
     if tables["imd"] is not None:  # the loader checks it against the imd contract
-        stage.add("imd", tables["imd"])
+        stage.add("imd", tables["imd"], tables["imd"])
     site_of = _sites(stage, visits, tables["care_site"], report)
     _visit_tables(stage, visits, numbers, site_of, _diagnoses(tables["condition_occurrence"]), report)
     _conditions(stage, tables["condition_occurrence"], numbers)
@@ -165,6 +167,15 @@ def _known(stage: Staging, frame: pd.DataFrame, numbers: dict[str, str], table: 
     return frame[ok]
 
 
+def _rows_of(care_sites: pd.DataFrame | None, ids: pd.Series) -> list[int]:
+    """The row labels in care_site of these care site ids (-1 where there is none): the provenance of the
+    practices and sites made from them."""
+    if care_sites is None:
+        return [-1] * len(ids)
+    label = pd.Series(care_sites.index, index=care_sites["care_site_id"]).groupby(level=0).first()
+    return [int(label.get(i, -1)) if isinstance(i, str) else -1 for i in ids]
+
+
 def _frame(**columns) -> pd.DataFrame:
     return pd.DataFrame(columns).astype("string")
 
@@ -189,6 +200,7 @@ def _practices(person: pd.DataFrame, care_sites: pd.DataFrame | None, locations:
     frame["pcn_code"] = _map(location, pcn).fillna(NO_PCN)
     frame["place"] = _map(location, _lookup(locations, "location_id", "city")).fillna("")
     frame["icb_code"] = ""
+    frame.index = _rows_of(care_sites, care_site)
     report.notes.append("Practices are the persons' care sites (Y00001... in care_site_id order); PCNs group "
                         f"practices by location (U00002..., unknown {NO_PCN}); place is the location's city; "
                         "ICB unknown.")
@@ -286,7 +298,8 @@ def _sites(stage: Staging, visits: pd.DataFrame, care_sites: pd.DataFrame | None
                               _lookup(care_sites, "care_site_id", "care_site_name")).fillna("")
     sites["ga_beds"] = pd.to_numeric(sites["site_code"].map(census)).fillna(0).clip(lower=1).astype(int).astype(str)
     sites["critical_care_beds"] = pd.NA
-    stage.add("sites", sites.astype("string"))
+    sites.index = _rows_of(care_sites, _map(sites["site_code"], {v: k for k, v in code.items()}))
+    stage.add("sites", sites.astype("string"), care_sites)
     if len(sites):
         report.notes.append("Hospital sites are the care sites of ER and inpatient visits (RZZ01...); bed numbers are "
                             "estimated from observed occupancy (highest midnight census of inpatient visits, at least "
@@ -323,7 +336,7 @@ def _visit_tables(stage: Staging, visits: pd.DataFrame, numbers: dict[str, str],
     departure = departure.fillna(by_date.where(by_date >= arrival))  # a date alone before arrival: unknown
     stage.add("ae_attendances", _frame(attendance_id=er["visit_occurrence_id"], nhs_number=nhs[er.index],
                                        arrival_time=arrival.dt.strftime(TS), departure_time=departure.dt.strftime(TS),
-                                       site_code=site_of[er.index]))
+                                       site_code=site_of[er.index]), visits)
 
     ip = visits[kind.isin(["ip", "erip"])]
     pairs = ip[["visit_occurrence_id", "person_id", "_start"]].merge(
@@ -335,13 +348,13 @@ def _visit_tables(stage: Staging, visits: pd.DataFrame, numbers: dict[str, str],
                                    admission_date=day[ip.index], discharge_date=end_day[ip.index],
                                    admission_method=pd.Series(np.where(emergency, "21", "11"), index=ip.index),
                                    primary_diagnosis=_map(ip["visit_occurrence_id"], diagnoses),
-                                   site_code=site_of[ip.index]))
+                                   site_code=site_of[ip.index]), visits)
     op = kind == "op"
     stage.add("op_appointments", _frame(appointment_id=vid[op], nhs_number=nhs[op], appointment_date=day[op],
-                                        attendance_status="ATTENDED"))
+                                        attendance_status="ATTENDED"), visits)
     home = kind == "home"
     stage.add("community_contacts", _frame(contact_id=vid[home], nhs_number=nhs[home], contact_date=day[home],
-                                           service="district_nursing"))
+                                           service="district_nursing"), visits)
     report.notes.append("Admissions are emergency (21) for ER and Inpatient visits, admissions from the ER (8870) and "
                         "admissions on the day of or the day after an ER visit; otherwise elective (11). A&E acuity, "
                         "critical care days and discharge method are unknown; outpatient visits count as attended.")
@@ -366,7 +379,7 @@ def _conditions(stage: Staging, frame: pd.DataFrame | None, numbers: dict[str, s
     stage.add("gp_events", _frame(event_id=frame["condition_occurrence_id"][ok],
                                   nhs_number=_map(frame["person_id"][ok], numbers),
                                   event_date=_day(frame["condition_start_date"][ok]), code_system="SNOMED",
-                                  code=code[ok], value=pd.NA))
+                                  code=code[ok], value=pd.NA), frame)
 
 
 def _drugs(stage: Staging, frame: pd.DataFrame | None, numbers: dict[str, str]) -> None:
@@ -377,7 +390,7 @@ def _drugs(stage: Staging, frame: pd.DataFrame | None, numbers: dict[str, str]) 
     ok = bnf.notna()
     stage.add("prescriptions", _frame(prescription_id=frame["drug_exposure_id"][ok],
                                       nhs_number=_map(frame["person_id"][ok], numbers),
-                                      issue_date=_day(frame["drug_exposure_start_date"][ok]), bnf_code=bnf[ok]))
+                                      issue_date=_day(frame["drug_exposure_start_date"][ok]), bnf_code=bnf[ok]), frame)
 
 
 def _measures(stage: Staging, frame: pd.DataFrame | None, table: str, prefix: str, numbers: dict[str, str],
@@ -394,4 +407,4 @@ def _measures(stage: Staging, frame: pd.DataFrame | None, table: str, prefix: st
     stage.add("gp_events", _frame(event_id=prefix + frame[f"{table}_id"][ok],
                                   nhs_number=_map(frame["person_id"][ok], numbers),
                                   event_date=_day(frame[f"{table}_date"][ok]), code_system="SNOMED", code=code[ok],
-                                  value=_col(frame, "value_as_number")[ok]))
+                                  value=_col(frame, "value_as_number")[ok]), frame)

@@ -13,9 +13,12 @@ onto the linked data model.
 | `home`, `hospice`, `snf` | community_contacts, social_care | district nursing, palliative care, nursing care package |
 | (hospital organisations) | sites | `RS...` codes; beds estimated from the highest midnight census seen |
 | conditions.csv | gp_events | SNOMED codes of the long-term conditions -> the features' codes; other SNOMED codes kept; others quarantined |
-| medications.csv | prescriptions | medicine name -> BNF substance, an issue every 28 days from `START` to `STOP` (or the export's end); unmapped medicines quarantined |
+| medications.csv | prescriptions | medicine name -> BNF substance, an issue every 28 days from `START` to `STOP` (or the export's end), none after the patient's `DEATHDATE` or the export's end; unmapped medicines quarantined |
 | observations.csv | gp_events | systolic blood pressure, BMI (with values) and current smoking; other observations unused |
 | procedures.csv | - | read and counted; no predictor uses them |
+
+Every staged row names the source file and row it came from (see `formats.common`); an issue the mapping
+derives from a medications.csv row names that row.
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ def convert(src: Path, out: Path) -> ConversionReport:
     end = encounters["stop"].max() if encounters["stop"].notna().any() else encounters["start"].max()
 
     practices, practice_of = _practices(encounters, orgs, patients, report)
-    stage.add("practices", practices)
+    stage.add("practices", practices, orgs)
     sites, site_of = _sites(encounters, orgs, report)
-    stage.add("sites", sites)
+    stage.add("sites", sites, orgs)
     imd, lsoa = _deprivation(patients, report)
     if imd is not None:
         stage.add("imd", imd)
@@ -75,10 +78,10 @@ def convert(src: Path, out: Path) -> ConversionReport:
         "ethnic_category": [ethnic_category(r) for r in column(patients, "RACE")],
         "lsoa11": lsoa, "practice_code": patients["Id"].map(practice_of).fillna("Y99999"),
         "registration_start": birth.dt.strftime("%Y-%m-%d"), "registration_end": None,
-        "date_of_death": death.dt.strftime("%Y-%m-%d")}))
+        "date_of_death": death.dt.strftime("%Y-%m-%d")}), patients)
     _encounter_tables(stage, encounters, numbers, site_of)
     _conditions(stage, src, report, numbers)
-    _medications(stage, src, report, numbers, end)
+    _medications(stage, src, report, numbers, end, pd.Series(death.to_numpy(), index=patients["Id"].to_numpy()))
     _observations(stage, src, report, numbers)
     procedures = read_source(src, "procedures", False, report)
     if procedures is not None:
@@ -114,13 +117,23 @@ def _practices(enc: pd.DataFrame, orgs: pd.DataFrame | None, patients: pd.DataFr
     pcns = {c: f"U{i + 1:05d}" for i, c in enumerate(sorted({str(city.get(o, "")) for o in code}))}
     rows = [{"practice_code": p, "pcn_code": pcns[str(city.get(o, ""))], "place": str(city.get(o, "")),
              "icb_code": ""} for o, p in code.items()]
+    labels = [_org_label(orgs, o) for o in code]
     without = int((~patients["Id"].isin(usual.index)).sum())
     if without:
         rows.append({"practice_code": "Y99999", "pcn_code": "U99999", "place": "", "icb_code": ""})
+        labels.append(-1)  # made by the mapping: no source row
         report.notes.append(f"{without:,} patient(s) had no primary care encounter: registered with practice Y99999.")
     report.notes.append("Practices are the organisations of each patient's most frequent wellness, ambulatory or "
                         "virtual encounters; PCNs group practices by city.")
-    return pd.DataFrame(rows), {pid: code[o] for pid, o in usual.items()}
+    return pd.DataFrame(rows, index=labels), {pid: code[o] for pid, o in usual.items()}
+
+
+def _org_label(orgs: pd.DataFrame | None, org: str) -> int:
+    """The row label of organisation `org` in organizations.csv (-1 when absent), the provenance of what it maps to."""
+    if orgs is None:
+        return -1
+    hit = orgs.index[orgs["Id"] == org]
+    return int(hit[0]) if len(hit) else -1
 
 
 def _sites(enc: pd.DataFrame, orgs: pd.DataFrame | None, report: ConversionReport) -> tuple[pd.DataFrame, dict]:
@@ -136,7 +149,8 @@ def _sites(enc: pd.DataFrame, orgs: pd.DataFrame | None, report: ConversionRepor
     if rows:
         report.notes.append("Hospital bed numbers are estimated as the highest midnight census of inpatient "
                             "encounters seen in the export (Synthea records no bed base).")
-    return pd.DataFrame(rows, columns=["site_code", "site_name", "ga_beds", "critical_care_beds"]), site_of
+    return pd.DataFrame(rows, columns=["site_code", "site_name", "ga_beds", "critical_care_beds"],
+                        index=[_org_label(orgs, o) for o in site_of]), site_of
 
 
 def _peak_census(spells: pd.DataFrame) -> int:
@@ -173,7 +187,7 @@ def _encounter_tables(stage: Staging, enc: pd.DataFrame, numbers: dict[str, str]
     stage.add("ae_attendances", pd.DataFrame({
         "attendance_id": urgent["Id"], "nhs_number": nhs[urgent.index],
         "arrival_time": urgent["start"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-        "departure_time": urgent["stop"].dt.strftime("%Y-%m-%d %H:%M:%S"), "site_code": site[urgent.index]}))
+        "departure_time": urgent["stop"].dt.strftime("%Y-%m-%d %H:%M:%S"), "site_code": site[urgent.index]}), enc)
     inpatient = enc[enc["cls"] == "inpatient"]
     arrivals = urgent[["PATIENT", "start"]].rename(columns={"start": "arrived"})
     pairs = inpatient[["Id", "PATIENT", "start"]].merge(arrivals, on="PATIENT")
@@ -184,23 +198,24 @@ def _encounter_tables(stage: Staging, enc: pd.DataFrame, numbers: dict[str, str]
         "spell_id": inpatient["Id"], "nhs_number": nhs[inpatient.index], "admission_date": day[inpatient.index],
         "discharge_date": inpatient["stop"].dt.strftime("%Y-%m-%d"),
         "admission_method": np.where(emergency, "21", "11"), "primary_diagnosis": reason,
-        "site_code": site[inpatient.index]}))
+        "site_code": site[inpatient.index]}), enc)
     outpatient = enc[enc["cls"] == "outpatient"]
     stage.add("op_appointments", pd.DataFrame({"appointment_id": outpatient["Id"], "nhs_number": nhs[outpatient.index],
                                                "appointment_date": day[outpatient.index],
-                                               "attendance_status": "ATTENDED"}))
+                                               "attendance_status": "ATTENDED"}), enc)
     community = enc[enc["cls"].isin(["home", "hospice"])]
     stage.add("community_contacts", pd.DataFrame({
         "contact_id": community["Id"], "nhs_number": nhs[community.index], "contact_date": day[community.index],
-        "service": np.where(community["cls"] == "hospice", "palliative_care", "district_nursing")}))
+        "service": np.where(community["cls"] == "hospice", "palliative_care", "district_nursing")}), enc)
     snf = enc[enc["cls"] == "snf"]
     stage.add("social_care", pd.DataFrame({"package_id": snf["Id"], "nhs_number": nhs[snf.index],
                                            "service_type": "nursing_care", "start_date": day[snf.index],
-                                           "end_date": snf["stop"].dt.strftime("%Y-%m-%d")}))
+                                           "end_date": snf["stop"].dt.strftime("%Y-%m-%d")}), enc)
     primary = enc[enc["cls"].isin(PRIMARY_CARE)]
     code = column(primary, "CODE").astype("string").str.strip()
     coded = code.str.fullmatch(r"[0-9]{6,18}").fillna(False)
-    _gp_events(stage, "e" + primary["Id"][coded], nhs[primary.index][coded], day[primary.index][coded], code[coded])
+    _gp_events(stage, enc, "e" + primary["Id"][coded], nhs[primary.index][coded], day[primary.index][coded],
+               code[coded])
     if (~coded).any():
         stage.reject(primary[~coded], "unmapped_code", "CODE", "encounters")
 
@@ -217,11 +232,15 @@ def _conditions(stage: Staging, src: Path, report: ConversionReport, numbers: di
     stage.reject(frame[code.isna()], "unmapped_code", "CODE", "conditions")
     stage.reject(frame[code.notna() & start.isna()], "wrong_type", "START", "conditions")
     ok = frame[~bad]
-    _gp_events(stage, "c" + ok["_row"].astype(str), ok["PATIENT"].map(numbers), start[~bad].dt.strftime("%Y-%m-%d"),
-               code[~bad])
+    _gp_events(stage, frame, "c" + ok["_row"].astype(str), ok["PATIENT"].map(numbers),
+               start[~bad].dt.strftime("%Y-%m-%d"), code[~bad])
 
 
-def _medications(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str], end) -> None:
+def _medications(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str], end: pd.Timestamp,
+                 death: pd.Series) -> None:
+    """An issue every REFILL_DAYS from START while the medicine runs: to STOP (or the export's end), never after
+    the export's end or the patient's DEATHDATE (`death`: patient Id -> date). Only a source row whose own START
+    lies after death yields an issue after it (one, on START), which the loader quarantines against that row."""
     frame = _events_file(stage, src, report, numbers, "medications", ["START", "PATIENT", "DESCRIPTION"])
     if frame is None:
         return
@@ -229,18 +248,25 @@ def _medications(stage: Staging, src: Path, report: ConversionReport, numbers: d
     stage.reject(frame[bnf.isna()], "unmapped_code", "DESCRIPTION", "medications")
     ok = frame[bnf.notna()].assign(bnf=bnf[bnf.notna()])
     start = pd.to_datetime(ok["START"], errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None).dt.normalize()
-    stop = pd.to_datetime(column(ok, "STOP"), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None).fillna(end)
-    issues = (((stop - start).dt.days // REFILL_DAYS) + 1).clip(lower=1, upper=MAX_ISSUES).fillna(1).astype(int)
-    keep = start.notna()
-    ok, start, issues = ok[keep], start[keep], issues[keep]
+    stage.reject(ok[start.isna()], "wrong_type", "START", "medications")
+    ok, start = ok[start.notna()], start[start.notna()]
+    stop = pd.to_datetime(column(ok, "STOP"), errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
+    died = ok["PATIENT"].map(death.groupby(level=0).min()).astype("datetime64[ns]")
+    last = stop.fillna(end).clip(upper=end)
+    cut = died.notna() & (died < last) & (start <= died)  # a row starting after death: its own one issue
+    last = last.mask(cut, died)
+    issues = (((last.dt.normalize() - start).dt.days // REFILL_DAYS) + 1).clip(lower=1, upper=MAX_ISSUES)
+    issues = issues.fillna(1).astype(int)
     rep = ok.loc[ok.index.repeat(issues)]
     step = np.concatenate([np.arange(n) for n in issues]) if len(issues) else np.array([], dtype=int)
     dates = start.loc[rep.index].to_numpy() + (step * REFILL_DAYS).astype("timedelta64[D]")
     stage.add("prescriptions", pd.DataFrame({
         "prescription_id": "m" + rep["_row"].astype(str).to_numpy() + "_" + step.astype(str),
         "nhs_number": rep["PATIENT"].map(numbers).to_numpy(), "issue_date": pd.to_datetime(dates).strftime("%Y-%m-%d"),
-        "bnf_code": rep["bnf"].to_numpy()}))
-    report.notes.append(f"Medicines are issued every {REFILL_DAYS} days from START to STOP (or the export's end).")
+        "bnf_code": rep["bnf"].to_numpy()}, index=rep.index), frame)
+    report.notes.append(f"Medicines are issued every {REFILL_DAYS} days from START to STOP (or the export's end), "
+                        "never after the export's end or the patient's death"
+                        + (f"; {int(cut.sum()):,} medicine(s) stopped at the patient's death." if cut.any() else "."))
 
 
 def _observations(stage: Staging, src: Path, report: ConversionReport, numbers: dict[str, str]) -> None:
@@ -257,11 +283,11 @@ def _observations(stage: Staging, src: Path, report: ConversionReport, numbers: 
     used &= when.notna()
     report.notes.append(f"{int((~used).sum()):,} observation rows not used: no predictor reads them.")
     rows = frame[used]
-    _gp_events(stage, "o" + rows["_row"].astype(str), rows["PATIENT"].map(numbers), when[used].dt.strftime("%Y-%m-%d"),
-               snomed[used], value[used].where(~smoker[used]))
+    _gp_events(stage, frame, "o" + rows["_row"].astype(str), rows["PATIENT"].map(numbers),
+               when[used].dt.strftime("%Y-%m-%d"), snomed[used], value[used].where(~smoker[used]))
 
 
-def _gp_events(stage: Staging, ids, nhs, dates, code, value=None) -> None:
-    """Coded primary care events (SNOMED CT), with a value where one was measured."""
+def _gp_events(stage: Staging, origin: pd.DataFrame, ids, nhs, dates, code, value=None) -> None:
+    """Coded primary care events (SNOMED CT), with a value where one was measured, from rows of `origin`."""
     stage.add("gp_events", pd.DataFrame({"event_id": ids, "nhs_number": nhs, "event_date": dates,
-                                         "code_system": "SNOMED", "code": code, "value": value}))
+                                         "code_system": "SNOMED", "code": code, "value": value}), origin)
