@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,6 +33,29 @@ def _default_home() -> Path:
 def _config_file() -> Path:
     explicit = os.environ.get("PHM_CONFIG")
     return Path(explicit).expanduser() if explicit else _default_home() / "phm.toml"
+
+
+class DisclosureSettings(BaseModel):
+    """Small-number rules for every aggregate the service releases (`evaluation.disclosure.Policy`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    suppress_max: int = Field(7, ge=0, le=1000, description="Counts of 1 to this many people are hidden.")
+    round_to: int = Field(5, ge=1, le=1000, description="Shown counts are rounded to the nearest multiple of this.")
+    mean_decimals: int = Field(3, ge=1, le=8, description="Decimal places of shown means (0.001 = 0.1%).")
+
+
+class ServiceSettings(BaseModel):
+    """The web service: sessions, proxies and metrics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    session_hours: float = Field(8, gt=0, le=24, description="A signed-in session ends this long after sign-in.")
+    idle_minutes: float = Field(30, gt=0, le=24 * 60, description="... or after this long without a request.")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-Proto/-For are believed; "
+                    "cookies are marked Secure when such a proxy says the browser used https. [] trusts none.")
+    metrics: Literal["off", "data_scientist", "open"] = Field(
+        "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks).")
 
 
 class Settings(BaseSettings):
@@ -59,6 +82,11 @@ class Settings(BaseSettings):
                                   "takes precedence over spark_tables.")
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, e.g. "
                                                                          "{\"spark.driver.memory\": \"8g\"}.")
+    database_url: SecretStr | None = Field(
+        default=None, description="Operational database (sessions; later outcomes and caseloads): a SQLAlchemy URL "
+                                  "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.")
+    disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -129,6 +157,9 @@ class Settings(BaseSettings):
             "demo": self.demo,
             "log_level": self.log_level,
             "engine": self.engine,
+            "database": "set (PHM_DATABASE_URL)" if self.database_url else "SQLite under home",
+            "disclosure": self.disclosure.model_dump(),
+            "service": self.service.model_dump(),
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }
