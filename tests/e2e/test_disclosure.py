@@ -101,7 +101,7 @@ ROLES = ["planner", "ds", "cso", "coord_one", "coord_three"]
 @pytest.mark.parametrize("role", ROLES)
 def test_differencing_recovers_nothing(server, small_home, users, role) -> None:
     seen = collect(server.url, users[role])
-    assert seen.requests > 40 and not seen.conflicts  # every route and filter agrees on every cell
+    assert seen.requests >= 15 and not seen.conflicts  # every route and filter agrees on every cell
     scope = users[role + "_scope"] or None
     exact = truth(small_home, scope)
     small = {k for k, n in exact.items() if 1 <= n <= 7}
