@@ -179,11 +179,11 @@ def _unit(st: ServiceState, u: User, practice: list[str] | None, pcn: str | None
         root = "ICS"
     if release is None:
         raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
-    if codes:
-        return release, ("practice", codes[0]), f"practice {codes[0]}"
-    if pcn:
-        return release, ("pcn", pcn), f"PCN {pcn}"
-    return release, ("root", root), root
+    unit, words = (("practice", codes[0]), f"practice {codes[0]}") if codes else \
+        (("pcn", pcn), f"PCN {pcn}") if pcn else (("root", root), root)
+    if not release.has(unit):
+        raise QueryError(404, f"no one in {words} is in today's scores")
+    return release, unit, words
 
 
 def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_days: int = 180) -> dict:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import re
 from typing import Annotated, Optional
 
@@ -78,19 +79,26 @@ def who_viewed_cmd(
         nhs_number = typer.prompt("NHS number", hide_input=True)
     pid = person_id_for(s, nhs_number)
     path = log_path(s.home)
+    rows, entries = [], 0
     try:
-        entries = ledger.read(path)
-    except ledger.LedgerError as exc:
-        raise fail(f"{exc}; run `phm access verify`") from exc
-    rows = []
-    for e in entries:
-        if e.get("kind") != "access":
-            continue
-        if pid in e.get("people", []):
-            rows.append({**e, "what": "viewed"})
-        elif pid in e.get("asked", []):
-            rows.append({**e, "what": f"asked for, refused ({e.get('status')})"})
-    render.access_views(rows, len(entries))
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:  # streamed: the log may be large; only lines naming the id are parsed
+                entries += 1
+                if pid not in line:
+                    continue
+                try:
+                    e = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn line holds no complete entry (`phm access verify` reports it)
+                if e.get("kind") != "access":
+                    continue
+                if pid in e.get("people", []):
+                    rows.append({**e, "what": "viewed"})
+                elif pid in e.get("asked", []):
+                    rows.append({**e, "what": f"asked for, refused ({e.get('status')})"})
+    except FileNotFoundError as exc:
+        raise fail(f"{path} does not exist; run `phm access verify`") from exc
+    render.access_views(rows, entries)
     try:
         ledger.append(path, "lookup", full_check=False, user=getpass.getuser(), role="information governance",
                       method="CLI", route="phm access who-viewed", status=0, client="", people=[pid], practices=[])
