@@ -9,14 +9,18 @@ time and count) and prints p50/p95/p99 latency, throughput and errors.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.serve_load [--persons 60000] [--single 400] [--cohort 20]
+    .venv/bin/python -m benchmarks.serve_load [--persons 60000] [--single 400] [--cohort 20] [--out PATH]
+
+Results go to `benchmarks/results/serve_load.json` (or `--out`) with the machine's facts.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -149,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--persons", type=int, default=60_000)
     parser.add_argument("--single", type=int, default=400, help="single-score requests per level")
     parser.add_argument("--cohort", type=int, default=20, help="10,000-person worklist requests per level")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "serve_load.json")
     args = parser.parse_args(argv)
     os.environ["PHM_HOME"] = str(HOME)
     if not (HOME / "ready").exists():
@@ -214,6 +219,27 @@ def main(argv: list[str] | None = None) -> None:
     print(f"target: single score p99 under {TARGET_P99_MS:.0f} ms at 8 clients ({single8['p99']:.1f}), 10,000-person "
           f"worklist under {TARGET_COHORT_S:.0f} s ({cohort1['p50'] / 1000:.2f} s at 1 client), zero errors ({errors}): "
           f"{'PASS' if ok else 'MISS'}")
+    write_results(args.out, len(scores), floor_single, floor_cohort, results, ok)
+
+
+def write_results(out: Path, people: int, floor_single: dict, floor_cohort: dict, results: dict, ok: bool) -> None:
+    """The figures as JSON with the machine's facts (cores, memory, versions, date)."""
+    import bentoml
+    import fastapi
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    body = {"benchmark": "serve_load", "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "people_in_snapshot": people,
+            "machine": {"cores": os.cpu_count(), "memory_gib": round(ram / 1024**3, 2),
+                        "python": platform.python_version(), "bentoml": bentoml.__version__,
+                        "fastapi": fastapi.__version__},
+            "floor_in_process": {"score_one": floor_single, "worklist_10000": floor_cohort},
+            "http": {f"{'score_one' if name == 'single' else 'worklist_10000'}@{clients}": r
+                     for (name, clients), r in results.items()},
+            "target": {"single_p99_ms_at_8_clients": TARGET_P99_MS, "worklist_p50_s_at_1_client": TARGET_COHORT_S},
+            "result": "PASS" if ok else "MISS"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(body, indent=1))
+    print(f"results written to {out}")
 
 
 if __name__ == "__main__":

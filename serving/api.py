@@ -1,6 +1,8 @@
 """The HTTP API (FastAPI, mounted on the BentoML service at /api): typed requests and responses, bearer
-tokens mapped to roles and practice scopes, small-number suppression for aggregates, an access-log
-entry for every person-level response, and 4xx answers (never a stack trace) for bad input."""
+tokens mapped to roles and practice scopes, disclosure control for aggregates, an access-log entry for
+every request but the public health check (refusals included; 503 when it cannot be written), and 4xx
+answers (never a stack trace) for bad input. No documentation UI is served (it would load third-party
+scripts); the OpenAPI schema is at /api/openapi.json."""
 
 from __future__ import annotations
 
@@ -18,22 +20,29 @@ from models.explain import reasons
 from models import specs
 from serving import queries
 from serving.batch.store import worklist_version
+from serving.access import AccessLog, record
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError, parse_reasons
 from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, Decision, Metric, Reason, ScoredPerson, ScoreRequest,
                              ScoreResponse, Summary, Worklist, WorklistQuery)
-from serving.state import ServiceState
+from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
 
 log = logging.getLogger("phm.serving")
+PUBLIC = {"/api/health", "/api/openapi.json"}
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="PHM Intelligence API", version="1",
+    app = FastAPI(title="PHM Intelligence API", version="1", docs_url=None, redoc_url=None,
                   description="Risk worklists, cohort scoring, demand forecasts and bias reports for an ICS.")
+
+    def home():
+        found = getattr(app.state, "phm", None)
+        return found.settings.home if found is not None else None
 
     app.add_middleware(BodyLimit)
     app.add_middleware(Guard, log=log)
+    app.add_middleware(AccessLog, home=home, protected=lambda _method, path: path not in PUBLIC, log=log)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
@@ -53,13 +62,21 @@ def create_app() -> FastAPI:
         found.maybe_refresh()
         return found
 
-    async def user(request: Request, st: ServiceState = Depends(state)) -> User:
+    def bearer(request: Request, st: ServiceState) -> User | None:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        found = authenticate(st.bundle.users, token)
+        try:
+            return authenticate(st.users.by_digest, token)
+        except UsersUnavailable as exc:
+            raise HTTPException(503, "the service cannot read its user list, so it refuses every signed request "
+                                     "until an administrator fixes it (the service log says why)") from exc
+
+    async def user(request: Request, st: ServiceState = Depends(state)) -> User:
+        found = bearer(request, st)
         if found is None:
             raise HTTPException(401, "a valid bearer token is needed (create one with `phm users add`)",
                                 headers={"WWW-Authenticate": "Bearer"})
+        record(request, user=found)
         return found
 
     def allow(*roles: Role):
@@ -70,16 +87,20 @@ def create_app() -> FastAPI:
         return check
 
     @app.get("/health", tags=["service"])
-    def health(st: ServiceState = Depends(state)) -> dict:
-        """Liveness and what is loaded (no identifiers; no token needed)."""
-        return {"status": "ok", **st.describe()}
+    def health(request: Request, st: ServiceState = Depends(state)) -> dict:
+        """"ok" to anyone; with a valid token also what is loaded (snapshot date, model versions)."""
+        try:
+            known = bearer(request, st)
+        except HTTPException:
+            known = None
+        return {"status": "ok", **(st.describe() if known is not None else {})}
 
     @app.get("/me", tags=["service"])
     def me(u: User = Depends(user)) -> dict:
         return {"name": u.name, "role": u.role.value, "practices": u.practices}
 
     @app.post("/score", tags=["risk"], response_model=ScoreResponse)
-    async def score(body: ScoreRequest, st: ServiceState = Depends(state),
+    async def score(request: Request, body: ScoreRequest, st: ServiceState = Depends(state),
                     u: User = Depends(allow(Role.coordinator, Role.data_scientist))):
         """Score people by pseudonymised id (coordinators, their practices only) or feature records."""
         worklist_model = specs.worklist().name
@@ -107,6 +128,7 @@ def create_app() -> FastAPI:
         allowed = set(u.practices)
         ok = [r for r in rows if r is not None and practice_col[r] in allowed]
         if len(ok) < len(ids):
+            record(request, asked=ids)
             raise HTTPException(404, f"{len(ids) - len(ok)} of {len(ids)} person id(s) not found in your practices")
         need = [int(cols["person_id"][r]) for r in ok
                 if body.explain and (cols["reasons"][r] is None or cols["reasons"][r] != cols["reasons"][r])]
@@ -117,13 +139,13 @@ def create_app() -> FastAPI:
             why = (parse_reasons(cols["reasons"][r]) or extra.get(pid, [])) if body.explain else []
             results.append(ScoredPerson(person_id=str(pid), risk=float(cols["risk"][r]), band=cols["band"][r],
                                         rank=int(cols["rank"][r]), practice_code=str(practice_col[r]), reasons=why))
-        queries.access(st, u, "score", len(results), [str(practice_col[r]) for r in ok])
+        record(request, people=ids, practices=[str(practice_col[r]) for r in ok])
         answer = ScoreResponse(model=worklist_model, version=worklist_version(meta),
                                snapshot_date=meta["date"], results=results)
         return Response(answer.model_dump_json(), media_type="application/json")  # built typed; no second pass
 
     @app.get("/worklist", tags=["risk"], response_model=Worklist)
-    def worklist(st: ServiceState = Depends(state), u: User = Depends(allow(Role.coordinator)),
+    def worklist(request: Request, st: ServiceState = Depends(state), u: User = Depends(allow(Role.coordinator)),
                  practice: Annotated[list[str] | None, Query(max_length=50)] = None,
                  pcn: Annotated[str | None, Query(max_length=20)] = None,
                  age_band: Annotated[str | None, Query(max_length=10)] = None,
@@ -136,7 +158,8 @@ def create_app() -> FastAPI:
         """Today's highest-risk people in the coordinator's practices, filtered and sorted; CSV on request."""
         q = WorklistQuery(practice=practice, pcn=pcn, age_band=age_band, segment=segment, condition=condition,
                           min_band=min_band, top=top, sort=sort)
-        result = queries.worklist(st, u, q, endpoint="worklist.csv" if format == "csv" else "worklist")
+        result = queries.worklist(st, u, q)
+        record(request, people=[r.person_id for r in result.rows], practices=result.practices)
         if format == "csv":
             return Response(queries.worklist_csv(result), media_type="text/csv", headers={
                 "Content-Disposition": f"attachment; filename=worklist_{result.snapshot_date}.csv"})
@@ -147,8 +170,9 @@ def create_app() -> FastAPI:
                        by: Literal["practice", "pcn", "segment", "band", "age_band"] = "band",
                        practice: Annotated[list[str] | None, Query(max_length=50)] = None,
                        pcn: Annotated[str | None, Query(max_length=20)] = None) -> Summary:
-        """Counts of people and mean risk by group; counts under 5 are suppressed. Coordinators see only
-        their own practices."""
+        """People and mean risk by group for the ICS, a PCN or one practice, under the disclosure-control policy
+        (small counts hidden, the rest rounded, more hidden where a small one could be worked out). Coordinators
+        see only their own practices."""
         return queries.cohort_summary(st, u, by, practice, pcn)
 
     @app.get("/forecast", tags=["demand"])
@@ -167,7 +191,7 @@ def create_app() -> FastAPI:
         from training.scenarios import ScenarioError, run_scenario
 
         try:
-            result = run_scenario(st.settings.home / "forecasts" / "latest", body)
+            result = run_scenario(st.settings.home / "forecasts" / "latest", body, st.policy)
         except ScenarioError as exc:
             code = 404 if str(exc).startswith("unknown") else 409 if str(exc).startswith("no ") else 422
             raise HTTPException(code, str(exc)) from exc

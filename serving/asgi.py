@@ -1,12 +1,13 @@
-"""Plain ASGI wrappers shared by the API and the pages: a request-body limit (413) and a guard that turns
-any unexpected error into a short 500 answer with no stack trace, logging only the error's type."""
+"""Plain ASGI wrappers: a request-body limit (413) and a guard that turns any unexpected error into a short 500
+answer with no stack trace, logging only the error's type (both on the API and the pages), and the service's
+outer surface (`Surface`: root page, BentoML's own UI and metrics)."""
 
 from __future__ import annotations
 
 import logging
 
 from fastapi import HTTPException
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 MAX_BODY = 1_000_000  # bytes
 
@@ -67,3 +68,46 @@ class Guard:
             else:
                 response = JSONResponse({"detail": "internal error; the service log has the error type"}, status_code=500)
             await response(scope, receive, send)
+
+
+class Surface:
+    """What BentoML itself would serve outside /api and /ui: the root page (BentoML's Swagger UI, which loads a
+    third-party tag-manager script) redirects to our pages; its UI assets and schema are not served; /metrics
+    is served only as the `service.metrics` setting says (off, a data scientist's bearer token, or open)."""
+
+    HIDDEN = ("/docs.json", "/schema.json", "/static_content", "/assets")
+
+    def __init__(self, app, metrics: str = "off", users=None) -> None:
+        self.app, self.metrics, self.users = app, metrics, users
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if path == "/" and scope["method"] in ("GET", "HEAD"):
+            return await RedirectResponse("/ui/", status_code=303)(scope, receive, send)
+        if any(path == p or path.startswith(p + "/") for p in self.HIDDEN):
+            return await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+        if path == "/metrics":
+            refusal = self._metrics_refusal(scope)
+            if refusal is not None:
+                return await refusal(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    def _metrics_refusal(self, scope):
+        if self.metrics == "open":
+            return None
+        if self.metrics == "off" or self.users is None:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        try:
+            user = self.users(token)
+        except Exception:  # noqa: BLE001 - an unreadable user list refuses, as everywhere
+            return JSONResponse({"detail": "the user list cannot be read"}, status_code=503)
+        if user is None:
+            return JSONResponse({"detail": "a data scientist's bearer token is needed"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if user.role.value != "data_scientist":
+            return JSONResponse({"detail": f"the {user.role.value} role cannot read metrics"}, status_code=403)
+        return None

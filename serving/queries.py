@@ -1,5 +1,6 @@
 """What the API and the web pages both answer: worklists, cohort summaries and forecasts, with the same
-scope rules, small-number suppression and access logging. Errors are `QueryError(status, message)`."""
+scope rules and disclosure control (`evaluation.disclosure`; the access log is written by `serving.access`).
+Errors are `QueryError(status, message)`."""
 
 from __future__ import annotations
 
@@ -12,18 +13,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaluation.disclosure import Release, Shown
 from models.explain import reasons_from_values
 from models import specs
-from phm.core import ledger
-from serving.schemas import (MAX_ON_DEMAND_REASONS, SUPPRESS_BELOW, Reason, Summary, SummaryRow, Worklist,
-                             WorklistQuery, WorklistRow)
+from serving.schemas import (MAX_ON_DEMAND_REASONS, Reason, Summary, SummaryRow, Worklist, WorklistQuery,
+                             WorklistRow)
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import worklist_version
 from serving.state import ServiceState
 from serving.users import User
 
-SUMMARY_COLUMNS = {"practice": "practice_code", "pcn": "pcn_code", "segment": "segment", "band": "band",
-                   "age_band": "age_band"}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run a cell starting with one of these
 
 
 class QueryError(Exception):
@@ -33,12 +33,6 @@ class QueryError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def access(st: ServiceState, u: User, endpoint: str, persons: int, practices: list[str]) -> None:
-    """Append who read how many people's rows, from which practices (the access log)."""
-    ledger.append(st.settings.home / "security" / "access_log.jsonl", "access", full_check=False, user=u.name,
-                  role=u.role.value, endpoint=endpoint, persons=int(persons), practices=sorted(set(practices)))
 
 
 def snapshot(st: ServiceState) -> tuple[dict, pd.DataFrame]:
@@ -82,8 +76,9 @@ def explain(st: ServiceState, ids: list[int]) -> dict[int, list[Reason]]:
     return {p: [Reason(**r) for r in rs] for p, rs in zip(found, out)}
 
 
-def worklist(st: ServiceState, u: User, q: WorklistQuery, endpoint: str = "worklist") -> Worklist:
-    """Today's highest-risk people in the coordinator's practices, filtered and sorted (logged)."""
+def worklist(st: ServiceState, u: User, q: WorklistQuery) -> Worklist:
+    """Today's highest-risk people in the coordinator's practices, filtered and sorted (the caller records the
+    people returned for the access log)."""
     meta, scores = snapshot(st)
     asked = practices_asked(st, q.practice, q.pcn)
     wanted = list(u.practices) if asked is None else asked
@@ -116,39 +111,81 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, endpoint: str = "workl
                        flare_risk=_num(getattr(r, "flare_risk", None)),
                        reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []))
            for r in rows.itertuples()]
-    access(st, u, endpoint, len(out), rows.practice_code.tolist())
     return Worklist(snapshot_date=meta["date"], model_version=worklist_version(meta),
                     practices=wanted, total_matching=total, rows=out,
                     reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
 
 
 def worklist_csv(result: Worklist) -> str:
-    """The worklist as CSV: one row a person, conditions and reasons as readable text."""
+    """The worklist as CSV: one row a person, conditions and reasons as readable text; a text cell that a
+    spreadsheet would run as a formula is prefixed with an apostrophe."""
     table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions"}), "band": r.band.value,
                            "conditions": ";".join(r.conditions),
                            "reasons": "; ".join(x.words for x in r.reasons)} for r in result.rows],
                          columns=[*WorklistRow.model_fields.keys()])
+    for col in table.columns:
+        if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):
+            table[col] = table[col].map(safe_cell)
     buf = io.StringIO()
     table.to_csv(buf, index=False)
     return buf.getvalue()
 
 
+def safe_cell(value: Any) -> Any:
+    """A CSV cell that cannot run as a spreadsheet formula (OWASP: prefix an apostrophe)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+ONE_UNIT = ("name one practice or one PCN: aggregates are released for the whole ICS, a PCN or one practice, so "
+            "that overlapping requests cannot reveal small numbers")
+
+
 def cohort_summary(st: ServiceState, u: User, by: str, practice: list[str] | None = None,
                    pcn: str | None = None) -> Summary:
-    """Counts of people and mean risk by group, counts under 5 suppressed; coordinators see only theirs."""
-    meta, scores = snapshot(st)
-    wanted = practices_asked(st, practice, pcn)
-    rows = scores if wanted is None else scores[scores.practice_code.isin(wanted)]
+    """People and mean risk by group, under the disclosure-control policy, for the ICS, a PCN or one practice
+    (coordinators: their own practices, a PCN of theirs, or one of theirs)."""
+    meta, _ = snapshot(st)
+    release, unit, words = _unit(st, u, practice, pcn)
+    rows = release.children(unit, by) if by in ("practice", "pcn") else release.breakdown(unit, by)
+    total = release.total(unit)
+    return Summary(snapshot_date=meta["date"], by=by, unit=words, people=total.count, policy=st.policy.describe(),
+                   rows=[SummaryRow(group=str(g), people=c.count, people_display=display(c), mean_risk=c.mean,
+                                    suppressed=c.hidden) for g, c in rows])
+
+
+def display(cell: Shown) -> str:
+    return "*" if cell.hidden else f"{cell.count:,}"
+
+
+def _unit(st: ServiceState, u: User, practice: list[str] | None, pcn: str | None) -> tuple[Release, tuple, str]:
+    """The release and the unit a request names."""
+    known = st.bundle.practices
+    codes = sorted({p.strip().upper() for p in practice or [] if p.strip()})
+    if len(codes) > 1:
+        raise QueryError(422, ONE_UNIT)
+    if codes and codes[0] not in known:
+        raise QueryError(404, f"unknown practice code(s) {codes}")
+    if pcn and pcn not in set(known.values()):
+        raise QueryError(404, f"unknown PCN {pcn!r}")
+    if codes and pcn and known[codes[0]] != pcn:
+        raise QueryError(422, f"practice {codes[0]} is not in PCN {pcn}")
     if u.sees_people:
-        rows = rows[rows.practice_code.isin(u.practices)]
-    grouped = rows.groupby(SUMMARY_COLUMNS[by], observed=True).agg(people=("risk", "size"), mean_risk=("risk", "mean"))
-    out = []
-    for group, r in grouped.iterrows():
-        small = r.people < SUPPRESS_BELOW
-        out.append(SummaryRow(group=str(group), people=None if small else int(r.people),
-                              people_display=f"<{SUPPRESS_BELOW}" if small else f"{int(r.people):,}",
-                              mean_risk=None if small else float(r.mean_risk)))
-    return Summary(snapshot_date=meta["date"], by=by, rows=out)
+        if codes and codes[0] not in u.practices:
+            raise QueryError(403, f"practice(s) {codes} are outside your scope")
+        if pcn and not any(known.get(p) == pcn for p in u.practices):
+            raise QueryError(403, f"PCN {pcn} is outside your scope")
+        release = st.scoped_release(u.practices)
+        root = "your practices"
+    else:
+        release = st.bundle.release
+        root = "ICS"
+    if release is None:
+        raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
+    unit, words = (("practice", codes[0]), f"practice {codes[0]}") if codes else \
+        (("pcn", pcn), f"PCN {pcn}") if pcn else (("root", root), root)
+    if not release.has(unit):
+        raise QueryError(404, f"no one in {words} is in today's scores")
+    return release, unit, words
 
 
 def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_days: int = 180) -> dict:

@@ -11,7 +11,6 @@ from models import specs
 
 MAX_PERSONS = 1_000
 MAX_ON_DEMAND_REASONS = 100  # explanations cost ~5 ms a person: beyond the bands, explain at most this many per request
-SUPPRESS_BELOW = 5
 Metric = Literal["emergency_admissions", "ga_beds_occupied", "critical_care_beds_occupied"]
 ModelName = Literal[specs.NAMES]  # type: ignore[valid-type]  # every specified model
 
@@ -36,8 +35,9 @@ class Reason(BaseModel):
 
 class ScoreRequest(BaseModel):
     person_ids: list[PersonId] | None = Field(None, max_length=MAX_PERSONS, description="Pseudonymised person ids.")
-    records: list[dict[str, float | None]] | None = Field(
-        None, max_length=MAX_PERSONS, description="Feature records (predictor name -> value) to score directly.")
+    records: list[dict[str, Annotated[float, Field(allow_inf_nan=False)] | None]] | None = Field(
+        None, max_length=MAX_PERSONS, description="Feature records (predictor name -> value, finite numbers or "
+        "null for missing) to score directly.")
     explain: bool = True
 
     @model_validator(mode="after")
@@ -91,15 +91,18 @@ class Worklist(BaseModel):
 
 class SummaryRow(BaseModel):
     group: str
-    people: int | None = Field(description="None when fewer than 5 (suppressed).")
-    people_display: str
-    mean_risk: float | None
+    people: int | None = Field(description="Rounded count; None when hidden by disclosure control.")
+    people_display: str = Field(description="The count as shown: rounded with thousands separators, or * when hidden.")
+    mean_risk: float | None = Field(description="Mean risk of the group's people; None when the count is hidden or 0.")
+    suppressed: bool = False
 
 
 class Summary(BaseModel):
     snapshot_date: str
     by: str
-    suppressed_below: int = SUPPRESS_BELOW
+    unit: str = Field(description="Whose people: the ICS, a PCN, a practice, or a coordinator's practices.")
+    people: int | None = Field(description="The unit's people (rounded; None when hidden).")
+    policy: dict = Field(description="The disclosure-control rules applied (see the README).")
     rows: list[SummaryRow]
 
 

@@ -1,9 +1,13 @@
-"""What the service holds in memory: users, champion models, the current daily snapshot. `reload`
-builds a new bundle and swaps it in one assignment, so requests never see half of a reload."""
+"""What the service holds in memory: users, champion models, the current daily snapshot and its protected
+aggregates. `reload` builds a new bundle and swaps it in one assignment, so requests never see half of a reload.
+The user list is re-read whenever its file changes; a list that cannot be read leaves the service without
+users (authenticated requests get 503) until a good read, never with the previous list."""
 
 from __future__ import annotations
 
 import gc
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,13 +18,20 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from evaluation.disclosure import Policy, Release
 from features.series import practice_pcns
 from models import specs
 from phm.core.settings import Settings
+from phm.operational.database import DatabaseError, upgrade
+from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import current, snapshots_root
-from serving.users import User, load_users, users_path
+from serving.sessions import Sessions
+from serving.users import User, UsersError, load_users, users_path
 from training import tracking
 from training.registry import Champion, load_champion
+
+log = logging.getLogger("phm.serving")
+DIMENSIONS = ["band", "segment", "age_band"]  # the breakdowns of the cohort summary (besides practice and PCN)
 
 PREDICT_THREADS = 1  # each worker predicts on one thread; the workers (one per core) are the parallelism
 
@@ -34,9 +45,24 @@ def _settle() -> None:
     gc.freeze()
 
 
+class UsersUnavailable(RuntimeError):
+    """The user list cannot be read: nobody can be authenticated until it can."""
+
+
+@dataclass
+class Users:
+    """The user list as read, indexed by token digest and by name."""
+
+    by_digest: dict[str, User] = field(default_factory=dict)
+    by_name: dict[str, User] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, users: list[User]) -> Users:
+        return cls({u.token_sha256: u for u in users}, {u.name: u for u in users})
+
+
 @dataclass
 class Bundle:
-    users: list[User]
     champions: dict[str, Champion]
     meta: dict | None
     scores: pd.DataFrame | None  # indexed by person_id
@@ -44,6 +70,8 @@ class Bundle:
     position: dict[int, int] = field(default_factory=dict)  # person_id -> row of `scores`
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # plain NumPy copies for fast lookups
     features: tuple[dict[int, int], np.ndarray] | None = None  # today's predictors (on-demand reasons)
+    release: Release | None = None  # the protected aggregates of the whole ICS
+    scoped: dict[tuple[str, ...], Release] = field(default_factory=dict)  # ... of coordinators' practice lists
     loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -53,22 +81,87 @@ class ServiceState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.policy = Policy.from_settings(settings)
+        self.sessions = Sessions(settings)
         self._lock = threading.Lock()
         self._seen = self._stamp()
+        self._users_seen: tuple | None = None
+        self._users: Users | None = None
+        self.users_error: str | None = None
+        self._read_users()
+        self.log_problems = self._check_logs()
+        self.schema_ready = False
+        try:
+            self.ensure_schema()
+        except DatabaseError:
+            pass  # logged; pages answer 503 until the database can be reached
         self.bundle = self._load()
         _settle()
+
+    def _check_logs(self) -> list[str]:
+        """The hazard and access logs' ends against their signed heads, at start: a log cut short, emptied or
+        deleted is reported here (and no fresh chain is ever started over it: appends refuse, so person-level
+        answers fail closed until it is restored)."""
+        from phm.core import ledger
+        from serving.access import log_path
+
+        problems = []
+        for path in (log_path(self.settings.home), self.settings.home / "safety" / "hazard_log.jsonl"):
+            for problem in ledger.head_problems(path):
+                logging.getLogger("phm.serving").error("at start: %s", problem)
+                problems.append(problem)
+        return problems
+
+    # ---- the operational database ---------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Migrate the operational database once per process (retried on the next use after a failure)."""
+        if not self.schema_ready:
+            try:
+                upgrade(self.settings)
+                self.schema_ready = True
+            except DatabaseError as exc:
+                log.error("%s; signing in is unavailable until it can be reached", exc)
+                raise
+
+    # ---- users ----------------------------------------------------------------------------------------------
+    def _users_stamp(self) -> tuple | None:
+        try:
+            st = os.stat(users_path(self.settings.home))
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return ("unreadable",)
+        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
+
+    def _read_users(self) -> None:
+        stamp = self._users_stamp()
+        try:
+            found = Users.of(load_users(self.settings.home))
+        except UsersError as exc:
+            if self.users_error != str(exc):
+                log.error("user list unusable, refusing every authenticated request until it is fixed: %s", exc)
+            self._users, self.users_error, self._users_seen = None, str(exc), stamp
+            return
+        if self.users_error is not None:
+            log.warning("user list readable again (%d users): authenticated requests resume", len(found.by_name))
+        self._users, self.users_error, self._users_seen = found, None, stamp
+
+    @property
+    def users(self) -> Users:
+        """The current user list; raises `UsersUnavailable` while it cannot be read."""
+        if self._users is None:
+            raise UsersUnavailable(self.users_error or "the user list cannot be read")
+        return self._users
 
     @property
     def generation_file(self) -> Path:
         return self.settings.home / "security" / "reload.generation"
 
-    def _stamp(self) -> tuple[float, float]:
-        def mtime(p: Path) -> float:
-            try:
-                return p.stat().st_mtime
-            except OSError:
-                return 0.0
-        return mtime(self.generation_file), mtime(users_path(self.settings.home))
+    def _stamp(self) -> float:
+        try:
+            return self.generation_file.stat().st_mtime
+        except OSError:
+            return 0.0
 
     def maybe_refresh(self) -> None:
         stamp = self._stamp()  # two stat calls per request: every worker sees a reload at once
@@ -77,6 +170,9 @@ class ServiceState:
                 self._seen = stamp
                 self.bundle = self._load()
                 _settle()
+        if self.users_error is not None or self._users_stamp() != self._users_seen:
+            with self._lock:
+                self._read_users()
 
     def _load(self) -> Bundle:
         tracking.configure(self.settings)
@@ -94,8 +190,32 @@ class ServiceState:
             position = dict(zip(scores.person_id.tolist(), range(len(scores))))
             columns = {c: scores[c].to_numpy(dtype=object if scores[c].dtype.kind not in "iuf" else None)
                        for c in ("person_id", "risk", "band", "rank", "reasons", "practice_code")}
-        return Bundle(load_users(self.settings.home), champions, meta, scores, practices, position=position,
-                      columns=columns, features=self._features(meta, scores, position, champions))
+        return Bundle(champions, meta, scores, practices, position=position, columns=columns,
+                      features=self._features(meta, scores, position, champions),
+                      release=self._release(scores, practices) if scores is not None else None)
+
+    def _release(self, scores: pd.DataFrame, practices: dict[str, str], scope: list[str] | None = None,
+                 root: str = "ICS") -> Release:
+        """The protected counts and mean risks of the snapshot (of `scope`'s practices only, if given)."""
+        frame = scores[["practice_code", "risk", *DIMENSIONS]]
+        if scope is not None:
+            frame = frame[frame.practice_code.isin(scope)]
+        frame = frame.assign(pcn_code=frame.practice_code.map(practices).fillna("unknown"))
+        levels = {"band": sorted(BAND_ORDER, key=BAND_ORDER.get),
+                  "segment": sorted(scores.segment.astype(str).unique()),
+                  "age_band": sorted(scores.age_band.astype(str).unique())}
+        return self.policy.release(frame, DIMENSIONS, levels=levels, root_label=root)
+
+    def scoped_release(self, practices: list[str]) -> Release:
+        """The release of one coordinator's practices (computed once per snapshot and practice list)."""
+        b = self.bundle
+        key = tuple(sorted(practices))
+        found = b.scoped.get(key)
+        if found is None:
+            found = self._release(b.scores, b.practices, list(key), root="your practices")
+            if len(b.scoped) < 1000:
+                b.scoped[key] = found
+        return found
 
     def _features(self, meta: dict | None, scores: pd.DataFrame | None, position: dict[int, int],
                   champions: dict[str, Champion]) -> tuple[dict[int, int], np.ndarray] | None:
@@ -122,13 +242,14 @@ class ServiceState:
         with self._lock:
             self._seen = self._stamp()
             self.bundle = self._load()
+            self._read_users()
             _settle()
         return self.describe()
 
     def describe(self) -> dict:
         b = self.bundle
         return {"loaded_at": b.loaded_at, "snapshot": b.meta["date"] if b.meta else None,
-                "models": {n: c.version for n, c in b.champions.items()}, "users": len(b.users)}
+                "models": {n: c.version for n, c in b.champions.items()}}
 
     def features_for(self, person_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """Today's predictors (champion's column order) for those of these people in the snapshot."""

@@ -2,23 +2,30 @@
 coordinators the practice codes they may see.
 
 Roles: `coordinator` (person-level worklists and scores for the listed practices only),
-`planner` (aggregates with counts under 5 suppressed, forecasts, scenarios), `safety_officer`
+`planner` (aggregates under the disclosure-control policy, forecasts, scenarios), `safety_officer`
 (bias reports and sign-off decisions), `data_scientist` (models, reports, forecasts, aggregates and
 scoring of feature records, but no person-level reads).
+
+The list lives in `$PHM_HOME/security/users.json` (owner-only). Only the command line writes it, atomically
+(a new file renamed over the old, under a lock), so a reader never sees half a list. A list that cannot be
+read or checked is an error (`UsersError`): the service then refuses authenticated requests rather than
+carry on with an older list.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class Role(str, Enum):
@@ -32,11 +39,15 @@ PERSON_LEVEL = {Role.coordinator}
 
 
 class User(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=80)
     role: Role
     practices: list[str] = Field(default_factory=list)
-    token_sha256: str
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created: str
+    disabled: bool = False
+    changed: str | None = None  # when the token was last replaced or the user disabled/enabled
 
     @field_validator("practices")
     @classmethod
@@ -49,22 +60,85 @@ class User(BaseModel):
 
 
 class UserError(ValueError):
-    """A user cannot be added (duplicate name, coordinator without practices, ...)."""
+    """A user cannot be added or changed (duplicate name, unknown user, coordinator without practices, ...)."""
+
+
+class UsersError(RuntimeError):
+    """The user list cannot be read or is not valid (the service fails closed until it is)."""
 
 
 def users_path(home: Path) -> Path:
     return home / "security" / "users.json"
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def load_users(home: Path) -> list[User]:
+    """Every user (disabled ones too); [] when no list exists yet. Raises `UsersError` for a list that cannot be
+    read, is not JSON, has an invalid entry or a duplicate name or token."""
     path = users_path(home)
-    if not path.exists():
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return []
-    return [User.model_validate(u) for u in json.loads(path.read_text())]
+    except OSError as exc:
+        raise UsersError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    try:
+        found = [User.model_validate(u) for u in json.loads(raw)]
+    except json.JSONDecodeError as exc:
+        raise UsersError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from exc
+    except (ValidationError, TypeError) as exc:
+        raise UsersError(f"{path}: an entry is not a valid user ({str(exc).splitlines()[0][:200]})") from exc
+    names = [u.name for u in found]
+    if len(set(names)) != len(names) or len({u.token_sha256 for u in found}) != len(found):
+        raise UsersError(f"{path}: two users share a name or a token")
+    return found
+
+
+@contextmanager
+def _editing(home: Path):
+    """Read-modify-write of the list under an exclusive lock; the new list replaces the old atomically."""
+    path = users_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = path.with_suffix(".lock")
+    with os.fdopen(os.open(lock, os.O_CREAT | os.O_WRONLY, 0o600), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            users = load_users(home)
+            box = {"users": users}
+            yield box
+            _write(path, box["users"])
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write(path: Path, users: list[User]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps([u.model_dump(mode="json") for u in users], indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dirfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def _new_token() -> str:
+    return "phm_" + secrets.token_urlsafe(32)
 
 
 def add_user(home: Path, name: str, role: Role, practices: list[str] | None = None,
@@ -72,11 +146,6 @@ def add_user(home: Path, name: str, role: Role, practices: list[str] | None = No
     """Create a user and return it with its token (shown once; only the hash is kept). With
     `replace`, an existing user of that name is replaced (a new token; the old one stops working)."""
     practices = practices or []
-    users = load_users(home)
-    if replace:
-        users = [u for u in users if u.name != name]
-    if any(u.name == name for u in users):
-        raise UserError(f"a user named {name!r} already exists (use --replace to issue a new token)")
     if role == Role.coordinator and not practices:
         raise UserError("a care coordinator needs at least one --practice code")
     if role != Role.coordinator and practices:
@@ -84,23 +153,54 @@ def add_user(home: Path, name: str, role: Role, practices: list[str] | None = No
     unknown = sorted({p.upper() for p in practices} - known_practices) if known_practices is not None else []
     if unknown:
         raise UserError(f"unknown practice code(s) {unknown}")
-    token = "phm_" + secrets.token_urlsafe(32)
-    user = User(name=name, role=role, practices=practices, token_sha256=_digest(token),
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    path = users_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([u.model_dump(mode="json") for u in [*users, user]], indent=1))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    token = _new_token()
+    with _editing(home) as box:
+        users = box["users"]
+        if replace:
+            users = [u for u in users if u.name != name]
+        if any(u.name == name for u in users):
+            raise UserError(f"a user named {name!r} already exists (use `phm users rotate` for a new token)")
+        user = User(name=name, role=role, practices=practices, token_sha256=digest(token), created=_now())
+        box["users"] = [*users, user]
     return user, token
 
 
-def authenticate(users: list[User], token: str | None) -> User | None:
-    if not token:
+def _change(home: Path, name: str, change) -> User:
+    with _editing(home) as box:
+        found = next((u for u in box["users"] if u.name == name), None)
+        if found is None:
+            raise UserError(f"there is no user named {name!r} (see `phm users list`)")
+        new = change(found)
+        box["users"] = [u for u in box["users"] if u.name != name] + ([new] if new is not None else [])
+    return found if new is None else new
+
+
+def remove_user(home: Path, name: str) -> User:
+    """Delete a user (their token stops working at once)."""
+    return _change(home, name, lambda u: None)
+
+
+def set_disabled(home: Path, name: str, disabled: bool) -> User:
+    """Disable a user (kept in the list, refused everywhere) or enable them again."""
+    return _change(home, name, lambda u: u.model_copy(update={"disabled": disabled, "changed": _now()}))
+
+
+def rotate_token(home: Path, name: str) -> tuple[User, str]:
+    """A new token for a user; the old one stops working at once."""
+    token = _new_token()
+    user = _change(home, name, lambda u: u.model_copy(update={"token_sha256": digest(token), "changed": _now()}))
+    return user, token
+
+
+def authenticate(users: list[User] | dict[str, User], token: str | None) -> User | None:
+    """The enabled user holding `token` (a list, or a dict from token digest to user)."""
+    if not token or len(token) > 200:
         return None
-    digest = _digest(token)
+    found = digest(token)
+    if isinstance(users, dict):
+        user = users.get(found)
+        return user if user is not None and not user.disabled and hmac.compare_digest(user.token_sha256, found) else None
     for u in users:
-        if hmac.compare_digest(u.token_sha256, digest):
+        if hmac.compare_digest(u.token_sha256, found) and not u.disabled:
             return u
     return None

@@ -95,3 +95,11 @@ def served_url(served_home, served_tokens, tmp_path_factory: pytest.TempPathFact
     from support.served import serve
 
     yield from serve(served_home, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server started for the session (SQLAlchemy URL); skipped when PostgreSQL is absent."""
+    from support.postgres import start_postgres
+
+    yield from start_postgres()

@@ -13,6 +13,10 @@ admitted person); a share p of those are prevented from the first forecast day. 
 stay less its critical care days, and a critical care bed for those. Uncertainty comes from Monte
 Carlo (Poisson arrivals, lengths of stay drawn from the empirical distribution) with common random
 numbers, so p = 0 gives exactly the baseline and a larger p never adds beds.
+
+Disclosure control (`evaluation.disclosure`): a group under the policy's threshold is refused, and group sizes
+move in steps of the policy's `step` people (10 by default), so no scenario describes fewer people than a
+published count may, and no two scenarios differ by fewer; counts in the notes are rounded.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from scipy.stats import poisson
 
+from evaluation.disclosure import DisclosureError, Policy
 from features.build import build
 from features.series import ICS, data_end
 from models import specs
@@ -131,8 +136,9 @@ def _site_share(stays: pd.DataFrame, people: np.ndarray, site: str) -> float:
     return float((pool.site_code == site).mean()) if len(pool) else 0.0
 
 
-def run_scenario(folder: Path, scenario: Scenario) -> ScenarioResult:
+def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None) -> ScenarioResult:
     """Baseline forecast vs the scenario for one site and metric, with 80% and 95% intervals."""
+    policy = policy or Policy()
     if not (folder / "forecasts.parquet").exists():
         raise ScenarioError("no forecasts yet: run `phm forecast fit` first")
     if not (folder / SCORES).exists():
@@ -150,10 +156,16 @@ def run_scenario(folder: Path, scenario: Scenario) -> ScenarioResult:
     base = base.head(scenario.horizon).reset_index(drop=True)
     scores = pd.read_parquet(folder / SCORES)
     stays = pd.read_parquet(folder / STAYS)
-    k = max(1, int(np.ceil(scenario.top_share * len(scores))))
-    top = scores.nlargest(k, "risk")
     past = pd.read_parquet(folder / PAST)
-    past_top = past.nlargest(max(1, int(np.ceil(scenario.top_share * len(past)))), "risk")
+    try:
+        k = policy.group_size(int(np.ceil(scenario.top_share * len(scores))), f"top {scenario.top_share:.2%} by risk")
+        k_past = policy.group_size(int(np.ceil(scenario.top_share * len(past))), "group a year earlier")
+    except DisclosureError as exc:
+        raise ScenarioError(str(exc)) from exc
+    if k > len(scores) or k_past > len(past):
+        raise ScenarioError("the group would hold more people than are scored: choose a smaller share")
+    top = scores.nlargest(k, "risk")
+    past_top = past.nlargest(k_past, "risk")
     per_person_year = float(past_top.admissions_next_12m.mean())  # observed, not modelled
     expected = per_person_year * k / 365.25 * _site_share(stays, top.person_id.to_numpy(), scenario.site)
     rate = expected * scenario.prevented_share
@@ -213,10 +225,11 @@ def run_scenario(folder: Path, scenario: Scenario) -> ScenarioResult:
             _interval(total, float(mean_reduction.sum())),
         "change_on_last_day": _interval(-reduction[:, -1], -float(mean_reduction[-1])),
     }
-    notes = [f"{k:,} people reached (top {scenario.top_share:.1%} of {len(scores):,} by current risk). The top "
+    notes = [f"{k:,} people reached (top {scenario.top_share:.1%} of {policy.rounded(len(scores)):,} by current risk, "
+             f"rounded to a multiple of {policy.step} for disclosure control). The top "
              f"{scenario.top_share:.1%} a year earlier went on to have {per_person_year:.2f} emergency admissions per "
              "person in the following year (observed); that rate is assumed for today's top group.",
-             f"Lengths of stay from {len(pool):,} recent emergency spells of "
+             f"Lengths of stay from about {policy.rounded(len(pool)):,} recent emergency spells of "
              + ("these people." if pool is theirs else "all patients (too few among these people)."),
              "Intervals reflect arrivals and lengths of stay, not uncertainty in the risk model or in p."]
     return ScenarioResult(scenario=scenario, people_reached=k,

@@ -56,7 +56,7 @@ def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic 
     for name, _role, scope, token in tokens:
         console.print(f"  [bold]{name}[/] ({scope}): {token}", soft_wrap=True, highlight=False)
     url = f"http://127.0.0.1:{port}"
-    console.print(f"Web pages: [bold]{url}/ui/[/] (sign in with a token above). API: {url}/api/docs, for example\n"
+    console.print(f"Web pages: [bold]{url}/ui/[/] (sign in with a token above). API: {url}/api (schema at /api/openapi.json), for example\n"
                   f"  curl -H 'Authorization: Bearer {tokens[0][3]}' {url}/api/worklist", soft_wrap=True, highlight=False)
     if serve_after:
         service.start_service(s, port=port)

@@ -74,11 +74,12 @@ def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top
     from pydantic import ValidationError
 
     from training.demand_job import forecasts_dir
+    from evaluation.disclosure import Policy
     from training.scenarios import Scenario, ScenarioError, run_scenario
 
     try:
         scenario = Scenario(site=site, metric=metric, horizon=horizon, top_share=top_share, prevented_share=prevented)
-        result = run_scenario(forecasts_dir(s), scenario)
+        result = run_scenario(forecasts_dir(s), scenario, Policy.from_settings(s))
     except ValidationError as exc:
         raise fail(validation_message(exc)) from exc
     except ScenarioError as exc:

@@ -287,5 +287,23 @@ def daily_scores(meta: dict) -> None:
 
 
 def users(found: list) -> None:
-    table("Service users", ["name", "role", "practices", "created"],
-          [[u.name, u.role.value, ", ".join(u.practices), u.created] for u in found])
+    table("Service users", ["name", "role", "practices", "status", "created", "changed"],
+          [[u.name, u.role.value, ", ".join(u.practices), "disabled" if u.disabled else "active", u.created,
+            u.changed or ""] for u in found])
+
+
+def access_views(rows: list[dict], entries: int) -> None:
+    """Who saw (or asked for) one person: the answer to a subject-access request."""
+    table(f"Access log: {len(rows)} request(s) about this person, of {entries:,} logged", ["when (UTC)", "user", "role",
+          "request", "outcome", "what"],
+          [[r["at"], r["user"], r.get("role") or "", f"{r.get('method', '')} {r.get('route', '')}".strip(),
+            r.get("status", ""), r["what"]] for r in rows])
+
+
+def ledger_check(name: str, path, entries: int, problems: list[str]) -> None:
+    if problems:
+        console.print(f"[bold red]{name} {path}: {len(problems)} problem(s)[/]")
+        for problem in problems:
+            console.print(f"  - {problem}", highlight=False)
+    else:
+        console.print(f"{name} {path}: intact ({entries:,} entries, chain verified)")

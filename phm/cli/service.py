@@ -21,7 +21,7 @@ def start_service(s: Settings, host: str = "127.0.0.1", port: int = 3000) -> Non
     """Replace this process with `bentoml serve serving.service:PHM` on host:port."""
     bentoml_bin = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or "bentoml"
     env = {**os.environ, "PHM_HOME": str(s.home), "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    console.print(f"Serving on http://{host}:{port}: web pages at /ui/, API at /api (OpenAPI: /api/docs); "
+    console.print(f"Serving on http://{host}:{port}: web pages at /ui/, API at /api (OpenAPI schema: /api/openapi.json); "
                   "Ctrl-C stops it.", soft_wrap=True)
     os.execve(bentoml_bin, [bentoml_bin, "serve", "serving.service:PHM", "--host", host, "--port", str(port)], env)
 

@@ -47,6 +47,29 @@ def _config_file() -> Path:
     return Path(explicit).expanduser() if explicit else _default_home() / "phm.toml"
 
 
+class DisclosureSettings(BaseModel):
+    """Small-number rules for every aggregate the service releases (`evaluation.disclosure.Policy`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    suppress_max: int = Field(7, ge=0, le=1000, description="Counts of 1 to this many people are hidden.")
+    round_to: int = Field(5, ge=1, le=1000, description="Shown counts are rounded to the nearest multiple of this.")
+    mean_decimals: int = Field(3, ge=1, le=8, description="Decimal places of shown means (0.001 = 0.1%).")
+
+
+class ServiceSettings(BaseModel):
+    """The web service: sessions, proxies and metrics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    session_hours: float = Field(8, gt=0, le=24, description="A signed-in session ends this long after sign-in.")
+    idle_minutes: float = Field(30, gt=0, le=24 * 60, description="... or after this long without a request.")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-Proto/-For are believed; "
+                    "cookies are marked Secure when such a proxy says the browser used https. [] trusts none.")
+    metrics: Literal["off", "data_scientist", "open"] = Field(
+        "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks).")
+
+
 class Settings(BaseSettings):
     """Resolved configuration of a PHM installation."""
 
@@ -84,6 +107,11 @@ class Settings(BaseSettings):
     load_shrink: ShrinkPolicy = Field(default_factory=ShrinkPolicy, description="Shrink guard of `phm data load`.")
     threads: int | None = Field(default=None, ge=1, description="Threads LightGBM trains and scores with (default: "
                                                                  "the cores this process may use; see phm.core.threads).")
+    database_url: SecretStr | None = Field(
+        default=None, description="Operational database (sessions; later outcomes and caseloads): a SQLAlchemy URL "
+                                  "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.")
+    disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -159,6 +187,9 @@ class Settings(BaseSettings):
             "engine": self.engine,
             "ledger_key": "set" if self.ledger_key else f"file {self.ledger_key_path}",
             "threads": self.threads or "auto (the cores available)",
+            "database": "set (PHM_DATABASE_URL)" if self.database_url else "SQLite under home",
+            "disclosure": self.disclosure.model_dump(),
+            "service": self.service.model_dump(),
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }

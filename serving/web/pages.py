@@ -1,6 +1,8 @@
 """The web pages (FastAPI, mounted on the BentoML service at /ui): sign in with a token, then the
 Worklist (care coordinators), Capacity (planners), Equity (clinical safety officers) and Models pages.
-Server-side rendered HTML with no scripts; the same roles, scopes, suppression and access log as the API."""
+Server-side rendered HTML with no scripts; the same roles, scopes, disclosure control and access log as the API.
+Sessions are held server-side (`serving.sessions`): signing out, an idle half hour, or a change to the user
+ends them at once."""
 
 from __future__ import annotations
 
@@ -19,11 +21,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from features.sources.codes import CONDITIONS
+from phm.operational.database import DatabaseError
 from serving import queries, sessions
+from serving.access import AccessLog, record
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError
-from serving.schemas import ModelName, Band, WorklistQuery
-from serving.state import ServiceState
+from serving.schemas import Band, ModelName, WorklistQuery
+from serving.sessions import Session
+from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
 from serving.web import views
 
@@ -59,10 +64,21 @@ class SignInNeeded(Exception):
         self.next_path = next_path
 
 
+def _protected(method: str, path: str) -> bool:
+    """Every page but the sign-in form and the style sheet is logged."""
+    return not (path.startswith(PREFIX + "/static/") or (method in ("GET", "HEAD") and path == PREFIX + "/signin"))
+
+
 def create_pages() -> FastAPI:
     app = FastAPI(title="PHM Intelligence pages", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def phm_home():
+        found = getattr(app.state, "phm", None)
+        return found.settings.home if found is not None else None
+
     app.add_middleware(BodyLimit)
     app.add_middleware(Guard, log=log, html=True)
+    app.add_middleware(AccessLog, home=phm_home, protected=_protected, log=log, html=True)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -74,11 +90,11 @@ def create_pages() -> FastAPI:
 
     def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
         u: User | None = context.pop("user", None)
-        cookie = request.cookies.get(sessions.COOKIE)
+        found: Session | None = getattr(request.state, "phm_session", None)
         nav = [{"key": k, "title": t, "href": f"{PREFIX}/{k}"} for k, (t, roles) in PAGES.items() if u and u.role in roles]
         html = env.get_template(template).render(
             prefix=PREFIX, user=u, role_words=ROLE_WORDS.get(u.role) if u else None, nav=nav,
-            csrf=sessions.csrf_token(home(request), cookie) if u and cookie else "", **context)
+            csrf=found.csrf if u and found else "", **context)
         return HTMLResponse(html, status_code=status)
 
     def state(request: Request) -> ServiceState:
@@ -91,17 +107,35 @@ def create_pages() -> FastAPI:
     def home(request: Request) -> Path:
         return state(request).settings.home
 
+    def session_of(request: Request, st: ServiceState) -> Session | None:
+        """The live session of the request's cookie (also noted for the access log and the forms)."""
+        try:
+            st.ensure_schema()
+            found = st.sessions.lookup(request.cookies.get(sessions.COOKIE), st.users.by_name)
+        except UsersUnavailable as exc:
+            raise HTTPException(503, "Signing in is unavailable just now: the service cannot read its list of "
+                                     "users. Tell your administrator.") from exc
+        except DatabaseError as exc:
+            log.error("%s", exc)
+            raise HTTPException(503, "Signing in is unavailable just now: the session store cannot be reached. "
+                                     "Tell your administrator.") from exc
+        if found is not None:
+            request.state.phm_session = found
+            record(request, user=found.user)
+        return found
+
     def signed_in(request: Request, page: str | None = None) -> tuple[ServiceState, User]:
         st = state(request)
-        u = sessions.user_for(st.settings.home, st.bundle.users, request.cookies.get(sessions.COOKIE))
-        if u is None:
+        found = session_of(request, st)
+        if found is None:
             raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        u = found.user
         if page is not None and u.role not in PAGES[page][1]:
             raise HTTPException(403, f"The {PAGES[page][0]} page is not available to a {ROLE_WORDS[u.role]}.")
         return st, u
 
     def check_form(request: Request, form) -> None:
-        if not sessions.csrf_ok(home(request), request.cookies.get(sessions.COOKIE), form.get("csrf")):
+        if not sessions.csrf_ok(getattr(request.state, "phm_session", None), form.get("csrf")):
             raise HTTPException(403, "This form has expired. Go back, reload the page and try again.")
 
     @app.exception_handler(SignInNeeded)
@@ -122,12 +156,8 @@ def create_pages() -> FastAPI:
         return error_page(request, 422, f"Some of the choices in the address are not valid ({fields}).")
 
     def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-        u = None
-        try:
-            st = state(request)
-            u = sessions.user_for(st.settings.home, st.bundle.users, request.cookies.get(sessions.COOKIE))
-        except HTTPException:
-            pass
+        found = getattr(request.state, "phm_session", None)
+        u = found.user if found is not None else None
         titles = {401: "Sign in needed", 403: "Not available to you", 404: "Not found", 409: "Not ready yet",
                   413: "Too much data", 422: "Check your choices", 503: "Starting up"}
         return render(request, "error.html", status=status, user=u, title=titles.get(status, "Sorry"), message=message)
@@ -138,32 +168,61 @@ def create_pages() -> FastAPI:
         st, u = signed_in(request)
         return RedirectResponse(f"{PREFIX}/{HOME[u.role]}", status_code=303)
 
+    def signin_page(request: Request, target: str, status: int = 200, error: str | None = None) -> HTMLResponse:
+        """The sign-in form with a fresh login-CSRF token bound to a short-lived cookie."""
+        nonce = sessions.signin_nonce()
+        service = state(request).settings.service
+        response = render(request, "signin.html", status=status, title="Sign in", next=target, error=error,
+                          signin_csrf=sessions.signin_token(home(request), nonce), hours=service.session_hours,
+                          idle=service.idle_minutes)
+        response.set_cookie(sessions.SIGNIN_COOKIE, nonce, max_age=sessions.SIGNIN_LIFETIME, httponly=True,
+                            samesite="strict", secure=_secure(request), path=PREFIX)
+        return response
+
     @app.get("/signin")
     def signin_form(request: Request, next: Annotated[str, Query(max_length=500)] = ""):
-        return render(request, "signin.html", title="Sign in", next=_safe_next(next), error=None)
+        return signin_page(request, _safe_next(next))
 
     @app.post("/signin")
     async def signin(request: Request):
         form = await request.form()
         st = state(request)
-        token = str(form.get("token", "")).strip()
         target = _safe_next(str(form.get("next", "")))
-        u = authenticate(st.bundle.users, token) if token else None
+        if not sessions.signin_ok(st.settings.home, request.cookies.get(sessions.SIGNIN_COOKIE), form.get("csrf")):
+            return signin_page(request, target, status=403, error="This sign-in form has expired or did not come from "
+                               "this service. Enter your access token again.")
+        token = str(form.get("token", "")).strip()
+        try:
+            u = authenticate(st.users.by_digest, token) if token else None
+        except UsersUnavailable as exc:
+            raise HTTPException(503, "Signing in is unavailable just now: the service cannot read its list of users. "
+                                     "Tell your administrator.") from exc
         if u is None:
-            return render(request, "signin.html", status=401, title="Sign in", next=target,
-                          error="That access token was not recognised. Check it and try again, or ask your "
-                                "administrator for a new one.")
+            return signin_page(request, target, status=401, error="That access token was not recognised. Check it and "
+                               "try again, or ask your administrator for a new one.")
+        record(request, user=u)
         page = target.removeprefix(PREFIX + "/").split("?")[0].split("/")[0]
         if not target or page not in PAGES or u.role not in PAGES[page][1]:
             target = f"{PREFIX}/{HOME[u.role]}"
+        try:
+            st.ensure_schema()
+            cookie = st.sessions.issue(u)
+        except DatabaseError as exc:
+            log.error("%s", exc)
+            raise HTTPException(503, "Signing in is unavailable just now: the session store cannot be reached. "
+                                     "Tell your administrator.") from exc
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(sessions.COOKIE, sessions.issue(st.settings.home, u), max_age=sessions.LIFETIME,
-                            httponly=True, samesite="strict", secure=request.url.scheme == "https", path=PREFIX)
+        response.set_cookie(sessions.COOKIE, cookie, max_age=int(st.sessions.lifetime.total_seconds()),
+                            httponly=True, samesite="strict", secure=_secure(request), path=PREFIX)
+        response.delete_cookie(sessions.SIGNIN_COOKIE, path=PREFIX)
         return response
 
     @app.post("/signout")
     async def signout(request: Request):
+        st = state(request)
+        session_of(request, st)
         check_form(request, await request.form())
+        st.sessions.end(request.cookies.get(sessions.COOKIE), "signed out")
         response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
         response.delete_cookie(sessions.COOKIE, path=PREFIX)
         return response
@@ -184,7 +243,8 @@ def create_pages() -> FastAPI:
     @app.get("/worklist")
     def worklist(request: Request, f: dict = Depends(filters)):
         st, u = signed_in(request, "worklist")
-        result = queries.worklist(st, u, worklist_query(f), endpoint="page.worklist")
+        result = queries.worklist(st, u, worklist_query(f))
+        record(request, people=[r.person_id for r in result.rows], practices=result.practices)
         meta, scores = queries.snapshot(st)
         mine = scores[scores.practice_code.isin(u.practices)]
         return render(request, "worklist.html", user=u, title="Worklist", result=result, meta=meta,
@@ -195,7 +255,8 @@ def create_pages() -> FastAPI:
     @app.get("/worklist.csv")
     def worklist_csv(request: Request, f: dict = Depends(filters)):
         st, u = signed_in(request, "worklist")
-        result = queries.worklist(st, u, worklist_query(f), endpoint="page.worklist.csv")
+        result = queries.worklist(st, u, worklist_query(f))
+        record(request, people=[r.person_id for r in result.rows], practices=result.practices)
         return Response(queries.worklist_csv(result), media_type="text/csv", headers={
             "Content-Disposition": f"attachment; filename=worklist_{result.snapshot_date}.csv", "Cache-Control": "no-store"})
 
@@ -222,7 +283,7 @@ def create_pages() -> FastAPI:
         return render(request, "capacity.html", user=u, title="Capacity", site=site, sites=sites, horizon=horizon,
                       charts=charts, scenario=scenario, top_percent=top_percent or 5, can_plan=u.role != Role.safety_officer,
                       prevented_percent=20 if prevented_percent is None else prevented_percent, summary=summary,
-                      by_pcn=queries.cohort_summary(st, u, "pcn"))
+                      by_pcn=queries.cohort_summary(st, u, "pcn"), policy_words=st.policy.words())
 
     # ---- equity ------------------------------------------------------------------------------------
     @app.get("/equity")
@@ -301,6 +362,12 @@ def create_pages() -> FastAPI:
 def _no_favicon(html: str) -> str:
     """A stand-alone document (report, model card) served as a page: no request for /favicon.ico."""
     return html.replace("<head>", '<head><link rel="icon" href="data:,">', 1)
+
+
+def _secure(request: Request) -> bool:
+    """Whether the browser used https: directly, or through a trusted proxy (`service.trusted_proxies`, applied by
+    the server's proxy-headers handling before the request reaches us) that says so."""
+    return request.url.scheme == "https"
 
 
 def _safe_next(target: str) -> str:

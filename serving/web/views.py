@@ -95,7 +95,7 @@ def capacity_chart(st: ServiceState, site: str, metric: str, horizon: int, scena
 
         try:
             found = run_scenario(st.settings.home / "forecasts" / "latest",
-                                 Scenario(site=site, metric=metric, horizon=horizon, **scenario))
+                                 Scenario(site=site, metric=metric, horizon=horizon, **scenario), st.policy)
         except ScenarioError as exc:
             raise QueryError(409 if str(exc).startswith("no ") else 422, str(exc)) from exc
         series.scenario_mean = [d["scenario_mean"] for d in found.daily]

@@ -142,7 +142,9 @@ def test_demo_runs_end_to_end_and_serves_the_pages(tmp_path: Path) -> None:
         tokens = dict(re.findall(r"(Demo [A-Za-z ]+?) \(.*?\): (phm_\S+)", out))
         assert set(tokens) == {"Demo Coordinator", "Demo Planner", "Demo Safety Officer", "Demo Data Scientist"}
         with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as browser:  # the printed token signs in to the pages
-            signed = browser.post("/ui/signin", data={"token": tokens["Demo Coordinator"]})
+            form = browser.get("/ui/signin").text  # the form carries its login-CSRF token
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+            signed = browser.post("/ui/signin", data={"token": tokens["Demo Coordinator"], "csrf": csrf})
             assert signed.status_code == 200 and "Worklist" in signed.text and "Change is compared with the scores of" in signed.text
         trend = httpx.get(url + "/api/worklist", headers={"Authorization": f"Bearer {tokens['Demo Coordinator']}"},
                           params={"top": 20}, timeout=60).json()

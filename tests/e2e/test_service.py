@@ -51,8 +51,10 @@ def access_entries(home: Settings) -> list[dict]:
 
 
 def test_health_and_authentication(server, tokens) -> None:
-    health = call(server, "GET", "/api/health").json()
+    assert call(server, "GET", "/api/health").json() == {"status": "ok"}  # a stranger learns only that it is up
+    health = call(server, "GET", "/api/health", tokens["planner"]).json()
     assert health["status"] == "ok" and health["models"]["emergency_admission"] == "1" and health["snapshot"]
+    assert "users" not in health
     assert call(server, "GET", "/api/me").status_code == 401
     assert call(server, "GET", "/api/me", "phm_not_a_token").status_code == 401
     me = call(server, "GET", "/api/me", tokens["coord"]).json()
@@ -81,11 +83,13 @@ def test_worklist_scoped_to_the_coordinators_practices(server, tokens, home) -> 
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     table = pd.read_csv(pd.io.common.StringIO(csv.text))
     assert len(table) <= 10 and set(table.band) <= {"high", "very high"} and "reasons" in table
-    logged = access_entries(home)[before:]
-    assert [e["endpoint"] for e in logged] == ["worklist", "worklist.csv"]  # refusals return no people
-    assert logged[0]["persons"] == len(rows) and logged[0]["practices"] == [tokens["practice"]]
-    assert logged[0]["user"] == "coord" and ledger.verify(home.home / "security" / "access_log.jsonl") == []
-    assert not any(str(x["person_id"]) in json.dumps(logged) for x in rows)  # who and how many, never which
+    logged = [e for e in access_entries(home)[before:] if e["route"] == "/api/worklist"]
+    assert [(e["user"], e["status"]) for e in logged] == [("coord", 200), ("coord", 403), ("coord", 404), ("planner", 403),
+                                                         ("cso", 403), ("ds", 403), ("coord", 200)]  # refusals too
+    assert logged[0]["people"] == [x["person_id"] for x in rows] and logged[0]["practices"] == [tokens["practice"]]
+    assert logged[-1]["people"] == [str(x) for x in table.person_id] and logged[0]["role"] == "coordinator"
+    assert all(e["people"] == [] for e in logged[1:-1])
+    assert ledger.verify(home.home / "security" / "access_log.jsonl") == []
 
 
 def test_score_by_id_and_by_record(server, tokens, home) -> None:
@@ -97,9 +101,12 @@ def test_score_by_id_and_by_record(server, tokens, home) -> None:
     scored = r.json()["results"]
     assert [s["person_id"] for s in scored] == ids and all(s["reasons"] for s in scored)
     assert [s["risk"] for s in scored] == [x["risk"] for x in rows]
-    assert access_entries(home)[before]["endpoint"] == "score" and access_entries(home)[before]["persons"] == 3
+    entry = access_entries(home)[before]
+    assert entry["route"] == "/api/score" and entry["people"] == ids and entry["status"] == 200
     other = call(server, "POST", "/api/score", tokens["other"], json={"person_ids": ids})
     assert other.status_code == 404 and "not found in your practices" in other.json()["detail"]
+    probe = access_entries(home)[-1]  # a probe for another practice's people is logged with the ids asked for
+    assert (probe["user"], probe["status"], probe["people"], probe["asked"]) == ("other", 404, [], ids)
     assert call(server, "POST", "/api/score", tokens["ds"], json={"person_ids": ids}).status_code == 403
     assert call(server, "POST", "/api/score", tokens["planner"], json={"person_ids": ids}).status_code == 403
     record = {"age": 88, "ltc_count": 4, "emergency_admissions_12m": 3, "frailty_deficits": 6}
@@ -137,18 +144,27 @@ def test_reasons_on_demand_for_people_outside_the_bands(server, tokens, home) ->
     assert [served[p] for p in routine] == expected and any(expected)
 
 
-def test_planner_aggregates_suppress_small_numbers(server, tokens) -> None:
+def test_planner_aggregates_under_disclosure_control(server, tokens) -> None:
     r = call(server, "GET", "/api/cohort/summary", tokens["planner"], params={"by": "band"})
     assert r.status_code == 200
-    rows = r.json()["rows"]
-    assert {x["group"] for x in rows} >= {"routine", "raised"}
+    body = r.json()
+    assert body["unit"] == "ICS" and body["policy"] == {"hidden_counts": "1-7", "rounded_to": 5, "group_step": 10}
+    rows = body["rows"]
+    assert [x["group"] for x in rows] == ["routine", "raised", "high", "very high"]
     for x in rows:
-        assert (x["people"] is None and x["people_display"] == "<5") or x["people"] >= 5
+        assert (x["people"] is None and x["people_display"] == "*" and x["mean_risk"] is None) or \
+            (x["people"] % 5 == 0 and (x["people"] == 0 or x["people"] >= 10))
     tiny = call(server, "GET", "/api/cohort/summary", tokens["planner"],
-                params={"by": "age_band", "practice": tokens["practice"]}).json()["rows"]
-    assert all(x["people"] is None or x["people"] >= 5 for x in tiny)
+                params={"by": "age_band", "practice": tokens["practice"]}).json()
+    assert tiny["unit"] == f"practice {tokens['practice']}"
+    assert all(x["people"] is None or x["people"] % 5 == 0 for x in tiny["rows"])
     coord = call(server, "GET", "/api/cohort/summary", tokens["coord"], params={"by": "practice"}).json()["rows"]
     assert [x["group"] for x in coord] == [tokens["practice"]]
+    assert call(server, "GET", "/api/cohort/summary", tokens["coord"],
+                params={"practice": tokens["other_practice"]}).status_code == 403
+    two = call(server, "GET", "/api/cohort/summary", tokens["planner"],
+               params={"practice": [tokens["practice"], tokens["other_practice"]]})
+    assert two.status_code == 422 and "one practice" in two.json()["detail"]  # no overlapping practice lists
     assert call(server, "GET", "/api/cohort/summary", tokens["planner"], params={"by": "person_id"}).status_code == 422
 
 

@@ -69,33 +69,52 @@ def make_tokens(served_home) -> dict[str, str]:
     return out
 
 
-def serve(served_home, tmp_path_factory):
-    """A real `bentoml serve` subprocess on 127.0.0.1 for the served home; its base URL."""
-    home = served_home
-    port = free_port()
-    env = {**os.environ, "PHM_HOME": str(home.home), "BENTOML_DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    log_path = tmp_path_factory.mktemp("service_log") / "bentoml.log"
-    with open(log_path, "w") as log:  # a file, not a pipe: a long session must never block on a full pipe
-        proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:PHM", "--host", "127.0.0.1", "--port",
-                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail("bentoml serve exited:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.5)
-    else:
+class Server:
+    """A real `bentoml serve` subprocess on 127.0.0.1 for a PHM home (extra environment in `env`); `start` and
+    `stop` may be repeated (a restart keeps the port)."""
+
+    def __init__(self, home: Settings, log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.home, self.log_path, self.env = home, log_dir / "bentoml.log", env or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        env = {**os.environ, "PHM_HOME": str(self.home.home), "BENTOML_DO_NOT_TRACK": "true",
+               "MLFLOW_DISABLE_TELEMETRY": "true", **self.env}
+        with open(self.log_path, "a") as log:  # a file, not a pipe: a long session must never block on a full pipe
+            self.proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:PHM", "--host", "127.0.0.1",
+                                          "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         text=True, start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                pytest.fail("bentoml serve exited:\n" + self.log_path.read_text()[-3000:])
+            time.sleep(0.5)
         pytest.fail("bentoml serve did not become ready in 90 s")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    assert "Traceback" not in log_path.read_text()  # no request made the service crash or print a stack trace
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def serve(served_home, tmp_path_factory, env: dict[str, str] | None = None):
+    """A real `bentoml serve` subprocess on 127.0.0.1 for the served home; its base URL."""
+    server = Server(served_home, tmp_path_factory.mktemp("service_log"), env)
+    yield server.start()
+    server.stop()
+    assert "Traceback" not in server.log()  # no request made the service crash or print a stack trace

@@ -1,6 +1,6 @@
 """The packages are layered by meaning, and data flows one way (ARCHITECTURE.md):
 
-foundation (`phm.core`) < data (`features.sources`, `features.synthetic`) < `features` < `models` < `evaluation`
+foundation (`phm.core`, and the operational database `phm.operational`) < data (`features.sources`, `features.synthetic`) < `features` < `models` < `evaluation`
 < `training` < governance (`serving.governance`) < batch scoring (`serving.batch`) < `serving` (API, pages)
 < the command line (`phm.cli`).
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("phm", "features", "models", "evaluation", "training", "serving")
-RANK = {"phm": 0, "phm.core": 0, "features.sources": 1, "features.synthetic": 1, "features": 2, "models": 3,
+RANK = {"phm": 0, "phm.core": 0, "phm.operational": 0, "features.sources": 1, "features.synthetic": 1, "features": 2, "models": 3,
         "evaluation": 4, "training": 5, "serving.governance": 6, "serving.batch": 7, "serving": 8, "phm.cli": 9}
 
 
@@ -55,8 +55,9 @@ def test_lower_layers_never_import_higher_ones() -> None:
 def test_the_foundation_imports_nothing_of_ours() -> None:
     graph = _graph()
     assert {m for m in graph if _layer(m) == "phm.core"} >= {"phm.core.settings", "phm.core.ledger"}
-    assert not {m: t for m, t in graph.items() if _layer(m) in ("phm", "phm.core") and t - {
-        x for x in t if _layer(x) == "phm.core"}}
+    foundation = ("phm", "phm.core", "phm.operational")
+    assert not {m: t for m, t in graph.items() if _layer(m) in foundation and t - {
+        x for x in t if _layer(x) in ("phm.core", "phm.operational")}}
 
 
 def test_no_import_cycles() -> None:

@@ -1,0 +1,3 @@
+"""The operational database: state the service changes as people use it (signed-in sessions now; coordinators'
+outcomes and caseloads later). SQLAlchemy 2 with the schema managed by Alembic migrations; SQLite (WAL) under
+PHM_HOME by default, PostgreSQL when `PHM_DATABASE_URL` is set. Safe for several service workers at once."""

@@ -1,0 +1,130 @@
+"""Connections to the operational database and its migrations.
+
+SQLite (the default, `$PHM_HOME/operational/phm.db`) runs in WAL mode with a busy timeout, so the service's
+worker processes and the command line can use it at once; PostgreSQL is used when `PHM_DATABASE_URL` is set
+(`postgresql+psycopg://...`). `upgrade` brings the schema to the latest migration under a lock (a file lock for
+SQLite, an advisory lock for PostgreSQL), so workers starting together migrate once."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from phm.core.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_ADVISORY_LOCK = 7_180_018  # any constant shared by every process migrating this database
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+class DatabaseError(RuntimeError):
+    """The operational database cannot be reached or migrated (the message never holds a password)."""
+
+
+def url(settings: Settings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    folder = settings.home / "operational"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return f"sqlite:///{folder / 'phm.db'}"
+
+
+def shown_url(settings: Settings) -> str:
+    """The database's address for messages, with any password hidden."""
+    return make_url(url(settings)).render_as_string(hide_password=True)
+
+
+def engine(settings: Settings) -> Engine:
+    """One engine per database per process (a forked worker makes its own)."""
+    address = url(settings)
+    key = (os.getpid(), address)
+    found = _engines.get(key)
+    if found is None:
+        parsed = make_url(address)
+        if parsed.get_backend_name() == "sqlite":
+            found = create_engine(address, connect_args={"timeout": 30})
+            event.listen(found, "connect", _sqlite_pragmas)
+            if parsed.database:
+                _private(Path(parsed.database))
+        else:
+            found = create_engine(address, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        _engines[key] = found
+    return found
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _private(path: Path) -> None:
+    """The SQLite file (and its WAL files) readable by the service's user only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+@contextmanager
+def _migration_lock(settings: Settings, eng: Engine):
+    if eng.dialect.name == "sqlite":
+        lock = Path(make_url(url(settings)).database).with_suffix(".migrate.lock")
+        with os.fdopen(os.open(lock, os.O_CREAT | os.O_WRONLY, 0o600), "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                with eng.begin() as conn:
+                    yield conn
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+    else:
+        with eng.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
+            yield conn
+
+
+def upgrade(settings: Settings) -> str:
+    """Bring the schema to the newest migration; returns the revision now in place."""
+    from alembic import command
+    from alembic.config import Config
+
+    eng = engine(settings)
+    try:
+        with _migration_lock(settings, eng) as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return revision(settings)
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseError(f"cannot migrate the operational database at {shown_url(settings)}: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def revision(settings: Settings) -> str | None:
+    """The migration the database is at (None before the first)."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine(settings).connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot reach the operational database at {shown_url(settings)}: "
+                            f"{type(exc).__name__}") from exc
+
+
+def head() -> str:
+    """The newest migration shipped with this version of phm."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the operational database (`phm db upgrade`; the service upgrades at start)."""

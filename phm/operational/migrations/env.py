@@ -1,0 +1,12 @@
+"""Alembic environment: runs on the connection that `phm.operational.database.upgrade` passes in."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from phm.operational.tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()
