@@ -234,8 +234,10 @@ def test_person_level_routes_fail_closed_when_the_access_log_cannot_be_written(s
 
 
 @pytest.fixture()
-def log_copy(served_home, tmp_path):
-    """A home holding a copy of the served access log, to tamper with."""
+def log_copy(served_home, served_url, served_tokens, tmp_path):
+    """A home holding a copy of the served access log, to tamper with (after requests that log)."""
+    for _ in range(6):
+        call(served_url, "GET", "/api/worklist", served_tokens["coord"], params={"top": 1})
     home = tmp_path / "tamper"
     (home / "security").mkdir(parents=True)
     for name in os.listdir(served_home.home / "security"):
