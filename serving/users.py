@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Role(str, Enum):
@@ -32,6 +32,10 @@ PERSON_LEVEL = {Role.coordinator}
 
 
 class User(BaseModel):
+    """A service user as stored in users.json (unknown keys are refused: the file is read as written)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=80)
     role: Role
     practices: list[str] = Field(default_factory=list)

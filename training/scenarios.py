@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from scipy.stats import poisson
 
+from phm.core.config import Document
 from features.build import build
 from features.series import ICS, data_end
 from models import specs
@@ -40,10 +41,9 @@ class ScenarioError(ValueError):
     """The scenario cannot be run (no forecasts, no risk scores, unknown site or metric, ...)."""
 
 
-class Scenario(BaseModel):
+class Scenario(Document):
     """A planner's intervention (schema version 1)."""
 
-    schema_version: Literal[1] = 1
     kind: Literal["reach_top_risk"] = "reach_top_risk"
     site: str = Field(description="Site code, or ICS for the whole system.")
     metric: Literal["emergency_admissions", "ga_beds_occupied", "critical_care_beds_occupied"]
