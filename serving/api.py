@@ -211,13 +211,14 @@ def create_app() -> FastAPI:
     def decision(name: str, version: int, body: Decision, st: ServiceState = Depends(state),
                  u: User = Depends(allow(Role.safety_officer))) -> dict:
         """A clinical safety officer approves or rejects an audited version (recorded as by `phm audit`)."""
-        from serving.governance.signoff import SignoffError, decide
+        from serving.governance.safety_case import SafetyCaseError
+        from serving.governance.signoff import decide
 
         _version(name, version)
         try:
             return decide(st.settings, name, version, body.decision, u.name, body.reason, body.accept_flags,
                           report=body.report_sha256, via="service")
-        except SignoffError as exc:
+        except SafetyCaseError as exc:
             raise HTTPException(409, str(exc)) from exc
 
     @app.get("/models/{name}/versions/{version}/safety-case", tags=["models"])

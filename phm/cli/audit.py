@@ -48,12 +48,13 @@ def record_decision(s: Settings, name: str, version: int, decision: str, by: str
                     accept_flags: bool, report: Optional[str] = None) -> dict:
     """Record a named safety officer's decision on the version's current report (and in the hazard log): the same
     record as the Equity page's form. `by` must be a registered safety officer (`phm users add`)."""
-    from serving.governance.signoff import SignoffError, decide
+    from serving.governance.safety_case import SafetyCaseError
+    from serving.governance.signoff import decide
 
     officer = registered(s, by, CSO, "clinical safety officer")
     try:
         record = decide(s, name, version, decision, officer, reason, accept_flags, report=report, via="cli")
-    except SignoffError as exc:
+    except SafetyCaseError as exc:
         raise fail(str(exc)) from exc
     console.print(f"{name} version {version} [bold]{decision}[/] by {record['decision_by']} at {record['decision_at']} "
                   f"(report {record['decision_report_sha256'][:16]}...; configuration "

@@ -31,12 +31,13 @@ PROMOTERS = ("data_scientist", "safety_officer")
 def promote_version(s: Settings, name: str, version: int, by: str, alias: str = "champion") -> None:
     """Move `alias` to a version through the sign-off gate; `by` must be a registered data scientist or safety
     officer."""
-    from serving.governance.signoff import SignoffError, promote
+    from serving.governance.safety_case import SafetyCaseError
+    from serving.governance.signoff import promote
 
     who = registered(s, by, PROMOTERS, "data scientist or safety officer")
     try:
         check = promote(s, name, version, who, alias)
-    except SignoffError as exc:
+    except SafetyCaseError as exc:
         raise fail(str(exc)) from exc
     console.print(f"{name} version {version} is now [bold]{alias}[/] ({check.reason}).")
 

@@ -167,8 +167,13 @@ def case(settings: Settings, name: str, version: int, tags: dict[str, str] | Non
          source: str | None = None) -> Case:
     """The safety case of a version as it stands (MLflow must be configured; `source`: the data source, when the
     caller has read it already)."""
+    from models.specs.policy import PolicyError
+
     tags = version_tags(name, version) if tags is None else tags
-    now = current(settings, name, version, tags.get("feature_hash"), source)
+    try:
+        now = current(settings, name, version, tags.get("feature_hash"), source)
+    except PolicyError as exc:
+        raise SafetyCaseError(f"the operating policy cannot apply ({exc}): fix phm.toml") from exc
     entries, broken = _entries(settings)
     if broken:
         return Case(name, int(version), tags.get("audit_report_sha256"), int(tags.get("audit_flags", "0") or 0), now,

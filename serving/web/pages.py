@@ -260,7 +260,8 @@ def create_pages() -> FastAPI:
         check_form(request, form)
         if u.role != Role.safety_officer:
             raise HTTPException(403, "Only a clinical safety officer can approve or reject a model.")
-        from serving.governance.signoff import SignoffError, decide
+        from serving.governance.safety_case import SafetyCaseError
+        from serving.governance.signoff import decide
 
         decision = str(form.get("decision", ""))
         reason = str(form.get("reason", "")).strip()
@@ -274,7 +275,7 @@ def create_pages() -> FastAPI:
         try:
             decide(st.settings, name, version, decision, u.name, reason, accept_flags=form.get("accept_flags") == "yes",
                    report=report, via="service")
-        except SignoffError as exc:
+        except SafetyCaseError as exc:
             raise QueryError(409, str(exc)) from exc
         return RedirectResponse(f"{PREFIX}/equity?{urlencode({'model': name, 'version': version, 'done': decision})}",
                                 status_code=303)

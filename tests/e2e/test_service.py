@@ -183,13 +183,16 @@ def test_models_reports_and_decisions(server, tokens) -> None:
     assert call(server, "GET", "/api/models/emergency_admission/versions/1/bias-report", tokens["planner"]).status_code == 403
     assert call(server, "GET", "/api/models/emergency_admission/versions/9/bias-report", tokens["cso"]).status_code == 404
     assert call(server, "GET", "/api/models/nope/versions/1/bias-report", tokens["cso"]).status_code == 404
+    sha = report.json()["report_sha256"]
     decision = call(server, "POST", "/api/models/emergency_admission/versions/1/decision", tokens["cso"],
-                    json={"decision": "approved", "reason": "re-confirmed after review", "accept_flags": True})
+                    json={"decision": "approved", "reason": "re-confirmed after review", "accept_flags": True,
+                          "report_sha256": sha})
     assert decision.status_code == 200 and decision.json()["decision_by"] == "cso"
+    assert decision.json()["decision_report_sha256"] == sha and decision.json()["decision_via"] == "service"
     assert call(server, "POST", "/api/models/emergency_admission/versions/1/decision", tokens["ds"],
-                json={"decision": "approved", "reason": "mine"}).status_code == 403
+                json={"decision": "approved", "reason": "mine", "report_sha256": sha}).status_code == 403
     missing = call(server, "POST", "/api/models/emergency_admission/versions/7/decision", tokens["cso"],
-                   json={"decision": "rejected", "reason": "no such version"})
+                   json={"decision": "rejected", "reason": "no such version", "report_sha256": sha})
     assert missing.status_code == 409
 
 
