@@ -184,7 +184,7 @@ def safety_case(st: ServiceState, chosen) -> dict | None:
     except (SafetyCaseError, ValueError) as exc:
         return {"ok": False, "reason": str(exc), "differences": [], "reviewable": False}
     return {**c.summary(), "reviewable": c.approval is not None and c.rejection is None and not c.record_problem
-            and bool(c.differences), "rejected_change": c.rejected_changes.get(c.current.fingerprint())}
+            and bool(c.differences) and c.current.fingerprint() not in c.rejected_changes}
 
 
 def artifact(st: ServiceState, name: str, version: int, path: str) -> bytes:

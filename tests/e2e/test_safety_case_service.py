@@ -52,13 +52,14 @@ def fresh(served_home: Settings, root: Path) -> tuple[Settings, dict[str, str]]:
 
 @contextlib.contextmanager
 def service(home: Settings, tmp_path_factory, monkeypatch: pytest.MonkeyPatch, code: Path | None = None):
-    """A real `bentoml serve` of `home` (on the code in `code` when given); stopped (and its log checked for stack
-    traces) on leaving."""
-    if code is not None:
-        monkeypatch.setenv("PYTHONPATH", str(code))
-    running = serve(home, tmp_path_factory)
-    url = next(running)
-    monkeypatch.delenv("PYTHONPATH", raising=False)
+    """A real `bentoml serve` of `home` (on the code in `code` when given: BentoML puts its working directory first
+    on the path, so it starts there); stopped (and its log checked for stack traces) on leaving."""
+    with monkeypatch.context() as m:
+        if code is not None:
+            m.setenv("PYTHONPATH", str(code))
+            m.chdir(code)
+        running = serve(home, tmp_path_factory)
+        url = next(running)
     try:
         yield url
     finally:
@@ -170,6 +171,7 @@ def test_the_service_deploys_only_a_currently_approved_version(served_home, tmp_
     client = MlflowClient()
     v1 = client.get_model_version(MODEL, "1")
     client.create_model_version(MODEL, v1.source, v1.run_id)  # version 2 of the same run, audited, not approved
+    client.set_model_version_tag(MODEL, "2", "feature_hash", v1.tags["feature_hash"])  # as training records it
     audit_model(home, MODEL, 2, AuditConfig(bootstrap_draws=50))
     with service(home, tmp_path_factory, monkeypatch) as url:
         client.set_registered_model_alias(MODEL, "champion", "2")  # behind the gate's back
