@@ -65,3 +65,28 @@ def cached_warehouse(persons: int, warehouse: Path | None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         run_child("benchmarks.features_build", "prepare", [str(persons), str(path)], dict(os.environ))
     return path
+
+
+def safety_case_current(settings, by: str = "Benchmark") -> bool:
+    """Bring a cached benchmark home up to date with configuration approvals: a champion approved before approvals
+    covered a configuration gets a change-impact review of the configuration in force (benchmarks only; a real
+    deployment has a named safety officer review it). True when anything was re-approved."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from models import specs
+    from serving.governance.safety_case import case, review_change
+    from training import tracking
+
+    tracking.configure(settings)
+    changed = False
+    for name in specs.NAMES:
+        try:
+            version = int(MlflowClient().get_model_version_by_alias(name, "champion").version)
+        except MlflowException:
+            continue
+        c = case(settings, name, version)
+        if not c.ok and c.approval is not None and c.rejection is None and not c.record_problem:
+            review_change(settings, name, version, "approved", by, "benchmark home brought up to date")
+            changed = True
+    return changed

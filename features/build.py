@@ -14,7 +14,9 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from phm.core.config import Document
 
 from features.cohorts import CohortConfig, LabelConfig, cohort_sql, label_sql
 from features.definitions.model import AttributeFeature, EventFeature, FeatureSet
@@ -34,7 +36,7 @@ class EmptyCohortError(ValueError):
     """No one is eligible at the requested index dates."""
 
 
-class BuildConfig(BaseModel):
+class BuildConfig(Document):
     """What to build: a feature set at one or more index dates, with its cohort and label rules (a model
     specification makes one: `models.specs.get(name).build_config(dates)`)."""
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from phm.core.config import Strict
 
 from features.sources.codes import CONDITIONS, EMERGENCY_ADMISSION_METHODS, RESCUE_PACK
 from features.engine.compiler import TableRef, sql_literal
@@ -21,7 +23,7 @@ from features.engine.dialect import Dialect
 RESPIRATORY_ICD10 = ("J40", "J41", "J42", "J43", "J44", "J45", "J46")
 
 
-class CohortConfig(BaseModel):
+class CohortConfig(Strict):
     """Who is eligible at an index date."""
 
     min_age: int = Field(18, ge=0, description="Youngest age in whole years (18 = adults)")
@@ -32,7 +34,7 @@ class CohortConfig(BaseModel):
     monitored_days: int | None = Field(None, description="Require a home-monitoring reading in this many days before")
 
 
-class LabelConfig(BaseModel):
+class LabelConfig(Strict):
     """What counts as the outcome after an index date."""
 
     outcome: Literal["emergency", "exacerbation"] = Field(

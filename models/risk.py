@@ -16,7 +16,7 @@ from typing import Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
@@ -25,11 +25,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from phm.core.threads import lightgbm_threads
+from phm.core.config import Strict
 
 EPS = 1e-6
 
 
-class BoostingParams(BaseModel):
+class BoostingParams(Strict):
     """LightGBM settings (a few are tuned; the rest fixed for determinism)."""
 
     num_leaves: int = Field(31, ge=2)

@@ -23,8 +23,8 @@ from serving.batch.store import worklist_version
 from serving.access import AccessLog, record
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError, parse_reasons
-from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, Decision, Metric, Reason, ScoredPerson, ScoreRequest,
-                             ScoreResponse, Summary, Worklist, WorklistQuery)
+from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, ChangeReview, Decision, Metric, Reason, ScoredPerson,
+                             ScoreRequest, ScoreResponse, Summary, Worklist, WorklistQuery)
 from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
 
@@ -106,7 +106,7 @@ def create_app() -> FastAPI:
         worklist_model = specs.worklist().name
         champ = st.bundle.champions.get(worklist_model)
         if champ is None:
-            raise HTTPException(409, f"no {worklist_model} champion is deployed")
+            raise HTTPException(409, st.bundle.refusals.get(worklist_model) or f"no {worklist_model} champion is deployed")
         if body.records:
             names = list(champ.model.feature_names_in_)
             unknown = sorted({k for r in body.records for k in r} - set(names))
@@ -204,6 +204,8 @@ def create_app() -> FastAPI:
 
         tracking.configure(st.settings)
         return {"deployed": {n: c.version for n, c in st.bundle.champions.items()},
+                "refused": dict(st.bundle.refusals), "worklist_paused": st.bundle.snapshot_refusal,
+                "safety_cases": st.bundle.cases,
                 "versions": [{"name": v.name, "version": v.version, "aliases": v.aliases, "status": v.status,
                               "metrics": v.metrics} for v in registry.versions()]}
 
@@ -233,12 +235,43 @@ def create_app() -> FastAPI:
     def decision(name: str, version: int, body: Decision, st: ServiceState = Depends(state),
                  u: User = Depends(allow(Role.safety_officer))) -> dict:
         """A clinical safety officer approves or rejects an audited version (recorded as by `phm audit`)."""
-        from serving.governance.signoff import SignoffError, decide
+        from serving.governance.safety_case import SafetyCaseError
+        from serving.governance.signoff import decide
 
         _version(name, version)
         try:
-            return decide(st.settings, name, version, body.decision, u.name, body.reason, body.accept_flags)
-        except SignoffError as exc:
+            return decide(st.settings, name, version, body.decision, u.name, body.reason, body.accept_flags,
+                          report=body.report_sha256, via="service")
+        except SafetyCaseError as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    @app.get("/models/{name}/versions/{version}/safety-case", tags=["models"])
+    def safety_case(name: str, version: int, st: ServiceState = Depends(state),
+                    u: User = Depends(allow(Role.safety_officer, Role.data_scientist))) -> dict:
+        """Whether a version may be used: its report's decision, the approved configuration and every difference
+        from the configuration in force now."""
+        from serving.governance.safety_case import SafetyCaseError, case
+        from training import tracking
+
+        _version(name, version)
+        tracking.configure(st.settings)
+        try:
+            return case(st.settings, name, version).summary()
+        except SafetyCaseError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    @app.post("/models/{name}/versions/{version}/change-review", tags=["models"])
+    def change_review(name: str, version: int, body: ChangeReview, st: ServiceState = Depends(state),
+                      u: User = Depends(allow(Role.safety_officer))) -> dict:
+        """A clinical safety officer's change-impact review of the configuration in force (as `phm audit
+        approve-change|reject-change`), recorded in the hazard log."""
+        from serving.governance.safety_case import SafetyCaseError, review_change
+
+        _version(name, version)
+        try:
+            return review_change(st.settings, name, version, body.decision, u.name, body.reason,
+                                 expected=body.configuration_sha256, via="service")
+        except SafetyCaseError as exc:
             raise HTTPException(409, str(exc)) from exc
 
     @app.get("/monitoring", tags=["models"])

@@ -37,6 +37,8 @@ class QueryError(Exception):
 
 def snapshot(st: ServiceState) -> tuple[dict, pd.DataFrame]:
     b = st.bundle
+    if b.snapshot_refusal:
+        raise QueryError(409, b.snapshot_refusal[0].upper() + b.snapshot_refusal[1:])
     if b.meta is None or b.scores is None:
         raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
     return b.meta, b.scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models import specs
 
@@ -34,6 +34,8 @@ class Reason(BaseModel):
 
 
 class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     person_ids: list[PersonId] | None = Field(None, max_length=MAX_PERSONS, description="Pseudonymised person ids.")
     records: list[dict[str, Annotated[float, Field(allow_inf_nan=False)] | None]] | None = Field(
         None, max_length=MAX_PERSONS, description="Feature records (predictor name -> value, finite numbers or "
@@ -107,9 +109,26 @@ class Summary(BaseModel):
 
 
 class Decision(BaseModel):
+    """A safety officer's decision on the exact report they read (its SHA-256, as the bias report gives it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     decision: Literal["approved", "rejected"]
     reason: str = Field(min_length=3, max_length=2000)
+    report_sha256: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
+                               description="The report decided on (or the start of its SHA-256, 8 characters or more).")
     accept_flags: bool = False
+
+
+class ChangeReview(BaseModel):
+    """A safety officer's change-impact review of the configuration now in force (its fingerprint, as shown)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approved", "rejected"]
+    reason: str = Field(min_length=3, max_length=2000)
+    configuration_sha256: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
+                                      description="The configuration reviewed (or the start of its fingerprint).")
 
 
 class WorklistQuery(BaseModel):

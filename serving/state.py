@@ -1,7 +1,13 @@
 """What the service holds in memory: users, champion models, the current daily snapshot and its protected
 aggregates. `reload` builds a new bundle and swaps it in one assignment, so requests never see half of a reload.
 The user list is re-read whenever its file changes; a list that cannot be read leaves the service without
-users (authenticated requests get 503) until a good read, never with the previous list."""
+users (authenticated requests get 503) until a good read, never with the previous list.
+
+The service uses only what a clinical safety officer approved (`serving.governance.safety_case`): a champion
+whose report is not approved, or whose configuration in force differs from the approved one, is not loaded
+(`refusals` says why); the snapshot is served only if it was scored under the approved configuration now in
+force (else the worklist is paused, `snapshot_refusal`); a column of a refused model is left empty. Any write to
+the hazard log (a decision, a change review, a promotion, an audit) makes every worker reload."""
 
 from __future__ import annotations
 
@@ -23,12 +29,16 @@ from features.series import practice_pcns
 from models import specs
 from phm.core.settings import Settings
 from phm.operational.database import DatabaseError, upgrade
+from serving.batch.common import approved_champion
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import current, snapshots_root
+from serving.governance.configuration import data_source
+from serving.governance.model_audit import hazard_log_path
+from serving.governance.safety_case import Case, SafetyCaseError, case
 from serving.sessions import Sessions
 from serving.users import User, UsersError, load_users, users_path
 from training import tracking
-from training.registry import Champion, load_champion
+from training.registry import Champion
 
 log = logging.getLogger("phm.serving")
 DIMENSIONS = ["band", "segment", "age_band"]  # the breakdowns of the cohort summary (besides practice and PCN)
@@ -72,6 +82,9 @@ class Bundle:
     features: tuple[dict[int, int], np.ndarray] | None = None  # today's predictors (on-demand reasons)
     release: Release | None = None  # the protected aggregates of the whole ICS
     scoped: dict[tuple[str, ...], Release] = field(default_factory=dict)  # ... of coordinators' practice lists
+    refusals: dict[str, str] = field(default_factory=dict)  # model -> why its champion is not used
+    snapshot_refusal: str | None = None  # why the current snapshot is not served (the worklist is paused)
+    cases: dict[str, dict] = field(default_factory=dict)  # model -> its champion's safety case (summary)
     loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -157,14 +170,16 @@ class ServiceState:
     def generation_file(self) -> Path:
         return self.settings.home / "security" / "reload.generation"
 
-    def _stamp(self) -> float:
-        try:
-            return self.generation_file.stat().st_mtime
-        except OSError:
-            return 0.0
+    def _stamp(self) -> tuple[float, float]:
+        def mtime(p: Path) -> float:
+            try:
+                return p.stat().st_mtime
+            except OSError:
+                return 0.0
+        return mtime(self.generation_file), mtime(hazard_log_path(self.settings))
 
     def maybe_refresh(self) -> None:
-        stamp = self._stamp()  # two stat calls per request: every worker sees a reload at once
+        stamp = self._stamp()  # a reload or a hazard-log write is seen by every worker
         if stamp != self._seen:
             with self._lock:
                 self._seen = stamp
@@ -176,14 +191,29 @@ class ServiceState:
 
     def _load(self) -> Bundle:
         tracking.configure(self.settings)
-        champions = {}
+        source = data_source(self.settings)
+        champions, refusals, cases = {}, {}, {}
         for name in specs.NAMES:
-            found = load_champion(name)
-            if found is not None:
+            try:
+                found, c, refused = approved_champion(self.settings, specs.get(name), source)
+            except ValueError as exc:  # a policy that cannot apply, a version missing from the registry
+                found, c, refused = None, None, f"{name} may not be used: {exc}"
+            if c is not None:
+                cases[name] = c.summary()
+            if refused:
+                refusals[name] = refused
+            elif found is not None:
                 found.model.use_threads(PREDICT_THREADS)
                 champions[name] = found
         snap = current(self.settings)
         meta, scores = snap if snap else (None, None)
+        snapshot_refusal = None
+        if meta is not None:
+            snapshot_refusal, blank = self._check_snapshot(meta, source)
+            if snapshot_refusal:
+                meta, scores = None, None
+            for column in blank:
+                scores[column] = np.nan
         practices = practice_pcns(self.settings.warehouse_path) if self.settings.warehouse_path.exists() else {}
         position, columns = {}, {}
         if scores is not None:
@@ -192,7 +222,38 @@ class ServiceState:
                        for c in ("person_id", "risk", "band", "rank", "reasons", "practice_code")}
         return Bundle(champions, meta, scores, practices, position=position, columns=columns,
                       features=self._features(meta, scores, position, champions),
-                      release=self._release(scores, practices) if scores is not None else None)
+                      release=self._release(scores, practices) if scores is not None else None,
+                      refusals=refusals, snapshot_refusal=snapshot_refusal, cases=cases)
+
+    def _check_snapshot(self, meta: dict, source: str) -> tuple[str | None, list[str]]:
+        """Why the snapshot may not be served (None when it may), and the columns of models whose risk in it may
+        not be shown: each model must have scored under the approved configuration in force now."""
+        day, blank = meta.get("date"), []
+        for name, info in meta.get("models", {}).items():
+            problem = self._scored_under_approval(name, info, source, day)
+            if problem is None:
+                continue
+            if info.get("role") == "worklist":
+                return f"the worklist of {day} is paused: {problem}", []
+            if info.get("column"):
+                blank.append(info["column"])
+        return None, blank
+
+    def _scored_under_approval(self, name: str, info: dict, source: str, day: str | None) -> str | None:
+        try:
+            c: Case = case(self.settings, name, int(info["version"]), source=source)
+        except (SafetyCaseError, KeyError, ValueError) as exc:
+            return f"its model cannot be checked ({exc})"
+        if not c.ok:
+            return c.problem
+        scored, approved = info.get("configuration_sha256"), c.current.fingerprint()
+        if scored is None:
+            return (f"the scores of {day} record no approved configuration (scored before approvals covered one); "
+                    "run `phm score daily`")
+        if scored != approved:
+            return (f"the scores of {day} were computed under configuration {scored[:12]}, not the approved "
+                    f"configuration in force ({approved[:12]}); run `phm score daily` to score under it")
+        return None
 
     def _release(self, scores: pd.DataFrame, practices: dict[str, str], scope: list[str] | None = None,
                  root: str = "ICS") -> Release:
@@ -249,7 +310,9 @@ class ServiceState:
     def describe(self) -> dict:
         b = self.bundle
         return {"loaded_at": b.loaded_at, "snapshot": b.meta["date"] if b.meta else None,
-                "models": {n: c.version for n, c in b.champions.items()}}
+                "models": {n: c.version for n, c in b.champions.items()},
+                "refused": sorted(b.refusals), "worklist": "paused" if b.snapshot_refusal else
+                ("ready" if b.meta else "no snapshot")}
 
     def features_for(self, person_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """Today's predictors (champion's column order) for those of these people in the snapshot."""

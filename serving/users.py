@@ -39,6 +39,8 @@ PERSON_LEVEL = {Role.coordinator}
 
 
 class User(BaseModel):
+    """A service user as stored in users.json (unknown keys are refused: the file is read as written)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=80)

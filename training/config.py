@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from phm.core.config import Document, Strict
 
 from features.definitions.model import FeatureSet
 from models import specs
@@ -13,14 +15,14 @@ from models.risk import BoostingParams
 from models.specs.base import ModelSpec
 
 
-class TuningGrid(BaseModel):
+class TuningGrid(Strict):
     """The small set of hyperparameters tuned on the training period only."""
 
     num_leaves: list[int] = Field(default_factory=lambda: [15, 31])
     min_child_samples: list[int] = Field(default_factory=lambda: [50, 200])
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(Document):
     """One training job: which model, which periods, which settings."""
 
     model_name: str = Field(description="A model of `models.specs` (its registered name)")

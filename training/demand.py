@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from phm.core.config import Document
 
 from models.forecasting import accuracy
 from models.forecasting.forecasters import FORECASTERS, Ensemble
@@ -31,7 +33,7 @@ Progress = Callable[[str], None]
 QCOLS = {0.025: "q025", 0.1: "q10", 0.5: "q50", 0.9: "q90", 0.975: "q975"}
 
 
-class ForecastConfig(BaseModel):
+class ForecastConfig(Document):
     """How series are back-tested, selected and forecast."""
 
     models: list[str] = Field(["seasonal_naive", "harmonic_ar", "prophet", "ensemble"])

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from scipy.stats import poisson
 
 from evaluation.disclosure import DisclosureError, Policy
+from phm.core.config import Document
 from features.build import build
 from features.series import ICS, data_end
 from models import specs
@@ -45,10 +46,9 @@ class ScenarioError(ValueError):
     """The scenario cannot be run (no forecasts, no risk scores, unknown site or metric, ...)."""
 
 
-class Scenario(BaseModel):
+class Scenario(Document):
     """A planner's intervention (schema version 1)."""
 
-    schema_version: Literal[1] = 1
     kind: Literal["reach_top_risk"] = "reach_top_risk"
     site: str = Field(description="Site code, or ICS for the whole system.")
     metric: Literal["emergency_admissions", "ga_beds_occupied", "critical_care_beds_occupied"]

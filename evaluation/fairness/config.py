@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
+
+from phm.core.config import Document
 
 METRICS = ("selection_rate", "tpr", "fnr", "fpr", "ppv", "predicted_to_observed", "auroc", "calibration_slope")
 """Per-group metrics compared with the reference group (ratios and differences)."""
@@ -20,7 +22,7 @@ DEFAULT_REFERENCES = {
 }
 
 
-class AuditConfig(BaseModel):
+class AuditConfig(Document):
     """How a risk score is audited. Defaults follow DESIGN.md section 7 (Aequitas-style 0.8-1.25)."""
 
     top_share: float = Field(0.05, gt=0, lt=1, description="Operating policy: the highest-risk share of "

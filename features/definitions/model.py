@@ -115,8 +115,11 @@ class FeatureSet(BaseModel):
     carried: list[str] = Field(default_factory=list, description="Carried for audit, not predictors.")
 
     def definition_hash(self) -> str:
-        """Stable hash of the definitions: a model names exactly which features it was trained on."""
-        payload = json.dumps([f.model_dump(mode="json") for f in self.features], sort_keys=True)
+        """Stable hash of what the features compute (names, sources, filters, windows, aggregations, expressions,
+        defaults, in order): a model names exactly which features it was trained on. Descriptions and families are
+        words for people, not computation, so rewording them does not change the hash."""
+        payload = json.dumps([f.model_dump(mode="json", exclude={"description", "family"}) for f in self.features],
+                             sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from phm.core.config import Strict
 
 from features.sources import codes
 
@@ -36,7 +38,7 @@ RULES = {
 }
 
 
-class Column(BaseModel):
+class Column(Strict):
     """One column of an extract."""
 
     name: str
@@ -53,7 +55,7 @@ class Column(BaseModel):
     strip: str | None = None  # characters removed before checks (e.g. '.' in ICD-10 codes)
 
 
-class TableContract(BaseModel):
+class TableContract(Strict):
     """One source table: columns, key, date-order rules and how it links to people."""
 
     name: str

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from phm.core.config import Document, Strict
 
 from features.sources.codes import BROAD_ETHNIC_GROUP
 
 UNDER_RECORD_GROUPS = sorted(set(BROAD_ETHNIC_GROUP.values()) - {"Unknown"}) + ["core20"]
 
 
-class DefectConfig(BaseModel):
+class DefectConfig(Strict):
     """Known problems injected on purpose, so tests can prove the loader and audit catch them."""
 
     malformed_share: float = Field(0.0, ge=0.0, le=0.5, description="Share of rows corrupted per table.")
@@ -29,7 +31,7 @@ class DefectConfig(BaseModel):
         return value
 
 
-class ShiftConfig(BaseModel):
+class ShiftConfig(Strict):
     """A change over time (for monitoring tests): from `start`, emergency admissions of one broad ethnic
     group (or everyone) become `factor` times as likely, as after a change in admission thresholds."""
 
@@ -45,7 +47,7 @@ class ShiftConfig(BaseModel):
         return value
 
 
-class GeneratorConfig(BaseModel):
+class GeneratorConfig(Document):
     """What to generate. Same configuration and seed give the same bytes."""
 
     persons: int = Field(20_000, ge=200, le=60_000_000)

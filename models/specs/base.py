@@ -59,12 +59,15 @@ class TrainingDefaults:
 @dataclass(frozen=True)
 class DailyUse:
     """How the daily job uses the model: `worklist` ranks everyone into bands (top shares, highest first) and
-    explains those in a band; `column` adds the model's risk as a column of the worklist."""
+    explains those in a band; `column` adds the model's risk as a column of the worklist. `bands` and `top_share`
+    are defaults of the operating policy, which an installation may change (`[policy.<model>]` in phm.toml; see
+    `models.specs.policy`) only with a safety officer's approval of the change."""
 
     kind: Literal["worklist", "column"]
     bands: tuple[tuple[str, float], ...] = ()
     column: str | None = None
     title: str = ""
+    top_share: float | None = None  # the share acted on; a worklist model's default is its last band's cut-off
 
 
 @dataclass(frozen=True)

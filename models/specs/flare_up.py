@@ -98,6 +98,7 @@ SPEC = ModelSpec(
     training=TrainingDefaults(train_dates=_weekly(date(2023, 7, 3), date(2024, 6, 10)),
                               validation_dates=_weekly(date(2024, 7, 1), date(2025, 3, 17), step_days=1),
                               num_leaves=(7, 15), min_child_samples=(50, 100), step="week"),
-    daily=DailyUse(kind="column", column="flare_risk", title="chance of a COPD or asthma flare-up in the next 14 days"),
+    daily=DailyUse(kind="column", column="flare_risk", title="chance of a COPD or asthma flare-up in the next 14 days",
+                   top_share=ALERT_SHARE),
     validation_extras=warnings,
 )

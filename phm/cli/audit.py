@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from phm.cli import render
-from phm.cli.common import EngineOption, MODEL_HELP, console, engine_choice, fail, model_name, settings, stages, typed_config
+from phm.cli.common import (EngineOption, MODEL_HELP, console, engine_choice, fail, model_name, registered, settings,
+                            stages, typed_config)
 from models import specs
 from phm.core.settings import Settings
 
@@ -40,25 +41,78 @@ def audit_version(s: Settings, name: str, version: Optional[int], cfg, engine: O
     return out
 
 
-def record_decision(s: Settings, name: str, version: int, decision: str, by: str, reason: str,
-                    accept_flags: bool) -> dict:
-    """Record a safety officer's decision on a version (and in the hazard log)."""
-    from serving.governance.signoff import SignoffError, decide
+CSO = ("safety_officer",)
 
+
+def record_decision(s: Settings, name: str, version: int, decision: str, by: str, reason: str,
+                    accept_flags: bool, report: Optional[str] = None) -> dict:
+    """Record a named safety officer's decision on the version's current report (and in the hazard log): the same
+    record as the Equity page's form. `by` must be a registered safety officer (`phm users add`)."""
+    from serving.governance.safety_case import SafetyCaseError
+    from serving.governance.signoff import decide
+
+    officer = registered(s, by, CSO, "clinical safety officer")
     try:
-        record = decide(s, name, version, decision, by, reason, accept_flags)
-    except SignoffError as exc:
+        record = decide(s, name, version, decision, officer, reason, accept_flags, report=report, via="cli")
+    except SafetyCaseError as exc:
         raise fail(str(exc)) from exc
     console.print(f"{name} version {version} [bold]{decision}[/] by {record['decision_by']} at {record['decision_at']} "
-                  f"(report {record['decision_report_sha256'][:16]}...; hazard log entry {record['hazard_log_seq']})")
+                  f"(report {record['decision_report_sha256'][:16]}...; configuration "
+                  f"{record['configuration_sha256'][:12]}; hazard log entry {record['hazard_log_seq']})")
     return record
+
+
+def review_change(s: Settings, name: str, version: Optional[int], decision: str, by: str, reason: str,
+                  expected: Optional[str]) -> dict:
+    """Record a named safety officer's change-impact review of the configuration in force (default: the champion)."""
+    from serving.governance.safety_case import SafetyCaseError, review_change as review
+
+    officer = registered(s, by, CSO, "clinical safety officer")
+    version = version or champion_version(s, name)
+    try:
+        entry = review(s, name, version, decision, officer, reason, expected=expected, via="cli")
+    except SafetyCaseError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"Configuration change of {name} version {version} [bold]{decision}[/] by {entry['by']} at "
+                  f"{entry['at']} (configuration {entry['configuration_sha256'][:12]}; hazard log entry {entry['seq']}):")
+    for d in entry["differences"]:
+        console.print(f"  {d}", soft_wrap=True)
+    return entry
+
+
+def champion_version(s: Settings, name: str) -> int:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from training import tracking
+
+    tracking.configure(s)
+    try:
+        return int(MlflowClient().get_model_version_by_alias(name, "champion").version)
+    except MlflowException as exc:
+        raise fail(f"{name} has no champion; name the version with --version") from exc
+
+
+def show_case(s: Settings, name: str, version: Optional[int]) -> dict:
+    """Print a version's safety case (default: the champion): may it be used, and what changed since approval."""
+    from serving.governance.safety_case import SafetyCaseError, case
+    from models.specs.policy import PolicyError
+
+    version = version or champion_version(s, name)
+    try:
+        summary = case(s, name, version).summary()
+    except (SafetyCaseError, PolicyError) as exc:
+        raise fail(str(exc)) from exc
+    render.safety_case(summary)
+    return summary
 
 
 @app.command("run")
 def run_cmd(
     model: Annotated[Optional[str], typer.Option(help=MODEL_HELP + " Default: the worklist model.")] = None,
     version: Annotated[Optional[int], typer.Option(help="Model version (default: the `candidate` alias).")] = None,
-    top_share: Annotated[Optional[float], typer.Option(help="Operating policy: flag the highest-risk share (0.05 = 5%).")] = None,
+    top_share: Annotated[Optional[float], typer.Option(help="Operating policy: flag the highest-risk share (0.05 = 5%). "
+                                                        "Default: the model's operating policy (`phm config show`).")] = None,
     draws: Annotated[Optional[int], typer.Option(help="Bootstrap draws (default 1000).")] = None,
     mitigation: Annotated[bool, typer.Option(help="Also show group-specific thresholds side by side.")] = False,
     config: Annotated[Optional[Path], typer.Option(help="Audit configuration (JSON, fields of AuditConfig).")] = None,
@@ -66,9 +120,26 @@ def run_cmd(
 ) -> None:
     """Audit a registered model version by ethnicity, deprivation, sex and age; log the bias report to MLflow.
     With --engine spark the validation population is rebuilt, scored and aggregated on Spark."""
+    s = settings()
+    name = model_name(model) if model else specs.worklist().name
+    if top_share is None and not _sets_operating_point(config):  # judge fairness where the model is used
+        from models.specs.policy import resolve
+
+        top_share = resolve(s, name).top_share
     cfg = audit_config(config, top_share=top_share, bootstrap_draws=draws,
                        mitigation="group_thresholds" if mitigation else None)
-    audit_version(settings(), model_name(model) if model else specs.worklist().name, version, cfg, engine)
+    audit_version(s, name, version, cfg, engine)
+
+
+def _sets_operating_point(config: Optional[Path]) -> bool:
+    """Does the audit configuration file set its own operating point (top_share or threshold)?"""
+    import json
+
+    try:
+        raw = json.loads(config.read_text()) if config else {}
+    except (OSError, ValueError):
+        return False  # `typed_config` reports the problem with the file
+    return isinstance(raw, dict) and ("top_share" in raw or raw.get("threshold") is not None)
 
 
 @app.command("scores")
@@ -118,27 +189,95 @@ def scores_cmd(
     render.audit(result, html_path, json_path)
 
 
+ByOption = Annotated[str, typer.Option(help="Name of the clinical safety officer: a registered user with the "
+                                               "safety_officer role (`phm users add NAME --role safety_officer`).")]
+ReportOption = Annotated[Optional[str], typer.Option(
+    help="SHA-256 (or its first 8+ characters) of the report you read; refused if a newer audit replaced it.")]
+
+
 @app.command("approve")
 def approve_cmd(
     model: Annotated[str, typer.Option(help=MODEL_HELP)],
     version: Annotated[int, typer.Option(help="Model version.")],
-    by: Annotated[str, typer.Option(help="Name of the clinical safety officer.")],
+    by: ByOption,
     reason: Annotated[str, typer.Option(help="Why the model is acceptable (and the controls relied on).")],
     accept_flags: Annotated[bool, typer.Option(help="Explicitly accept the audit's flags with controls.")] = False,
+    report: ReportOption = None,
 ) -> None:
-    """Approve an audited version (recorded on the version and in the hazard log)."""
-    record_decision(settings(), model_name(model), version, "approved", by, reason, accept_flags)
+    """Approve a version's current audit report and the configuration it runs under (recorded on the version and in
+    the hazard log). Every version needs this before promotion, flagged or not; a rejected report cannot be approved."""
+    record_decision(settings(), model_name(model), version, "approved", by, reason, accept_flags, report)
 
 
 @app.command("reject")
 def reject_cmd(
     model: Annotated[str, typer.Option(help=MODEL_HELP)],
     version: Annotated[int, typer.Option(help="Model version.")],
-    by: Annotated[str, typer.Option(help="Name of the clinical safety officer.")],
+    by: ByOption,
     reason: Annotated[str, typer.Option(help="Why the model must not be deployed.")],
+    report: ReportOption = None,
 ) -> None:
-    """Reject an audited version: it can never be promoted."""
-    record_decision(settings(), model_name(model), version, "rejected", by, reason, False)
+    """Reject a version's current audit report: final for that report (only a new audit reopens the decision)."""
+    record_decision(settings(), model_name(model), version, "rejected", by, reason, False, report)
+
+
+ChangeVersion = Annotated[Optional[int], typer.Option(help="Model version (default: the champion).")]
+ConfigurationOption = Annotated[Optional[str], typer.Option(
+    help="Fingerprint (or its first 8+ characters) of the configuration you reviewed (`phm audit status`).")]
+
+
+@app.command("approve-change")
+def approve_change_cmd(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    by: ByOption,
+    reason: Annotated[str, typer.Option(help="The change's impact on safety and the controls relied on.")],
+    version: ChangeVersion = None,
+    configuration: ConfigurationOption = None,
+) -> None:
+    """Change-impact review: approve the configuration now in force (band cut-offs, operating policy, feature
+    definitions, population, data source) for an approved version, naming every difference in the hazard log."""
+    review_change(settings(), model_name(model), version, "approved", by, reason, configuration)
+
+
+@app.command("reject-change")
+def reject_change_cmd(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)],
+    by: ByOption,
+    reason: Annotated[str, typer.Option(help="Why the changed configuration must not be used.")],
+    version: ChangeVersion = None,
+    configuration: ConfigurationOption = None,
+) -> None:
+    """Change-impact review: reject the configuration now in force (final for that configuration)."""
+    review_change(settings(), model_name(model), version, "rejected", by, reason, configuration)
+
+
+@app.command("status")
+def status_cmd(
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP + " Default: every model with a champion.")] = None,
+    version: ChangeVersion = None,
+) -> None:
+    """The safety case of a version: whether it may be used, the configuration in force and what changed since a
+    safety officer approved it."""
+    s = settings()
+    if model:
+        show_case(s, model_name(model), version)
+        return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from training import tracking
+
+    tracking.configure(s)
+    shown = 0
+    for name in specs.NAMES:
+        try:
+            MlflowClient().get_model_version_by_alias(name, "champion")
+        except MlflowException:
+            continue
+        show_case(s, name, None)
+        shown += 1
+    if not shown:
+        console.print("No champion yet: name a model and version (`phm audit status --model M --version N`).")
 
 
 @app.command("log")

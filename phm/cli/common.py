@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from models import specs
 from phm.core.logs import configure as configure_logging
-from phm.core.settings import Settings, get_settings
+from phm.core.settings import Settings, SettingsError, get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -28,10 +28,29 @@ EngineOption = Annotated[Optional[str], typer.Option(
 
 
 def settings() -> Settings:
-    """The resolved settings, with logging to `$PHM_HOME/logs` configured."""
-    found = get_settings()
+    """The resolved settings (a bad key or value is an error naming it), with logging to `$PHM_HOME/logs`."""
+    from models.specs.policy import PolicyError, check
+
+    try:
+        found = get_settings()
+        check(found)
+    except (SettingsError, PolicyError) as exc:
+        raise fail(str(exc)) from exc
     configure_logging(found)
     return found
+
+
+def registered(s: Settings, name: str, roles: tuple[str, ...], what: str) -> str:
+    """`name` as given, when it names a registered service user with one of `roles` (`phm users add`)."""
+    from serving.users import load_users
+
+    name = name.strip()
+    found = next((u for u in load_users(s.home) if u.name == name), None)
+    if found is None or found.role.value not in roles:
+        is_what = f"is a {found.role.value.replace('_', ' ')}, not a {what}" if found else f"is not a registered {what}"
+        raise fail(f"--by {name!r} {is_what}: decisions are recorded against named users (`phm users list`; add one "
+                   f"with `phm users add NAME --role {roles[0]}`)")
+    return name
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -68,13 +87,17 @@ def stages(title: str, total: int) -> Iterator:
         bar.update(task, completed=total, stage="done")
 
 
-def validation_message(exc: Any) -> str:
-    """A pydantic ValidationError as one line: `field: message; ...`."""
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+def validation_message(exc: Any, model: Any = None) -> str:
+    """A pydantic ValidationError as one line: `field: message; ...` (unknown keys named, with the nearest known
+    key of `model` for a misspelling)."""
+    from phm.core.config import explain
+
+    return explain(exc, model)
 
 
 def typed_config(cls, config: Optional[Path], overrides: dict):
-    """A pydantic configuration from an optional JSON file, with command-line overrides (None = not given)."""
+    """A pydantic configuration from an optional JSON file, with command-line overrides (None = not given). An
+    unknown (misspelled) key, a bad value or another schema version is an error naming the file and the key."""
     from pydantic import ValidationError
 
     try:
@@ -83,7 +106,7 @@ def typed_config(cls, config: Optional[Path], overrides: dict):
     except OSError as exc:
         raise fail(f"{config}: cannot read the configuration ({exc})") from exc
     except ValidationError as exc:
-        raise fail((f"{config}: " if config else "") + validation_message(exc)) from exc
+        raise fail((f"{config}: " if config else "") + validation_message(exc, cls)) from exc
 
 
 def export_frame(frame, out: Path) -> None:

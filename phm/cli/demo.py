@@ -12,6 +12,7 @@ from phm.cli.common import console, settings
 from phm.core.settings import Settings
 
 DEMO_CSO = "Demo Safety Officer"
+DEMO_DS = "Demo Data Scientist"
 INDEX_DATE = date(2024, 4, 1)
 
 
@@ -37,6 +38,7 @@ def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic 
         features.build_features(s, [INDEX_DATE], name)
     for name in MODEL_NAMES:
         train.train_model(s, name, seed)
+    register_signatories(s)
     for name in MODEL_NAMES:
         audit_and_sign_off(s, name)
     models.list_versions(s)
@@ -73,7 +75,7 @@ def demo_users(s: Settings) -> list[tuple[str, str, str, str]]:
     practices = scores.practice_code.value_counts().index[:2].tolist()
     out = []
     for name, role, scope in (("Demo Coordinator", Role.coordinator, practices), ("Demo Planner", Role.planner, []),
-                              (DEMO_CSO, Role.safety_officer, []), ("Demo Data Scientist", Role.data_scientist, [])):
+                              (DEMO_CSO, Role.safety_officer, []), (DEMO_DS, Role.data_scientist, [])):
         user, token = add_user(s.home, name, role, scope, replace=True)
         scope_text = {Role.coordinator: "people in " + ", ".join(user.practices), Role.planner: "aggregates, forecasts",
                       Role.safety_officer: "bias reports, decisions",
@@ -82,17 +84,29 @@ def demo_users(s: Settings) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def register_signatories(s: Settings) -> None:
+    """The demo's safety officer and data scientist as service users: decisions and promotions are recorded
+    against named users (their tokens are issued afresh, with the others, at the end of the demo)."""
+    from serving.users import Role, add_user
+
+    for name, role in ((DEMO_CSO, Role.safety_officer), (DEMO_DS, Role.data_scientist)):
+        add_user(s.home, name, role, [], replace=True)
+
+
 def audit_and_sign_off(s: Settings, name: str) -> None:
-    """Audit the candidate, record a demo sign-off and promote it (a real deployment has a named CSO decide)."""
+    """Audit the candidate at its operating policy, record a demo sign-off of that report and the configuration it
+    runs under, and promote it (a real deployment has a named CSO decide after reading the report)."""
     from evaluation.fairness.config import AuditConfig
+    from models.specs.policy import resolve
 
     console.rule(f"Fairness audit: {name}")
-    out = audit.audit_version(s, name, None, AuditConfig(mitigation="group_thresholds"))
+    out = audit.audit_version(s, name, None, AuditConfig(mitigation="group_thresholds",
+                                                         top_share=resolve(s, name).top_share))
     version = out.result.subject["version"]
     flags = len(out.result.flags)
     reason = ("Demo sign-off: the audit passed." if not flags else
               f"Demo sign-off on synthetic data: {flags} flag(s) accepted so the demo can continue; "
               "a real safety officer decides after reading the report.")
     audit.record_decision(s, name, version, "approved", DEMO_CSO, reason, accept_flags=bool(flags))
-    models.promote_version(s, name, version, by="phm demo")
+    models.promote_version(s, name, version, by=DEMO_DS)
     console.print(f"{name} version {version} approved by {DEMO_CSO} and promoted to [bold]champion[/].")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from phm.cli import render
-from phm.cli.common import MODEL_HELP, console, fail, model_name, settings
+from phm.cli.common import MODEL_HELP, console, fail, model_name, registered, settings
 from phm.core.settings import Settings
 
 app = typer.Typer(help="The model registry: versions, aliases and metrics.", no_args_is_help=True)
@@ -25,13 +25,19 @@ def list_versions(s: Settings) -> None:
     render.model_versions(found, s.mlflow_tracking_uri)
 
 
-def promote_version(s: Settings, name: str, version: int, by: str, alias: str = "champion") -> None:
-    """Move `alias` to a version through the sign-off gate."""
-    from serving.governance.signoff import SignoffError, promote
+PROMOTERS = ("data_scientist", "safety_officer")
 
+
+def promote_version(s: Settings, name: str, version: int, by: str, alias: str = "champion") -> None:
+    """Move `alias` to a version through the sign-off gate; `by` must be a registered data scientist or safety
+    officer."""
+    from serving.governance.safety_case import SafetyCaseError
+    from serving.governance.signoff import promote
+
+    who = registered(s, by, PROMOTERS, "data scientist or safety officer")
     try:
-        check = promote(s, name, version, by, alias)
-    except SignoffError as exc:
+        check = promote(s, name, version, who, alias)
+    except SafetyCaseError as exc:
         raise fail(str(exc)) from exc
     console.print(f"{name} version {version} is now [bold]{alias}[/] ({check.reason}).")
 
@@ -46,8 +52,9 @@ def list_cmd() -> None:
 def promote_cmd(
     model: Annotated[str, typer.Option(help=MODEL_HELP)],
     version: Annotated[int, typer.Option(help="Model version to make champion.")],
-    by: Annotated[str, typer.Option(help="Who is promoting it.")] = "unknown",
+    by: Annotated[str, typer.Option(help="Who is promoting it: a registered data scientist or safety officer.")],
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
 ) -> None:
-    """Move `champion` to a version, only if its audit passed or a safety officer accepted its flags."""
+    """Move `champion` to a version, only if a named safety officer approved its current audit report (flagged or
+    not) and the configuration it would run under."""
     promote_version(settings(), model_name(model), version, by, alias)

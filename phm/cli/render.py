@@ -201,7 +201,13 @@ def audit(result, html_path: Path, json_path: Path) -> None:
 
 def hazard_log(path: Path, entries: list[dict]) -> None:
     details = {"hazard": lambda e: f"{e.get('hazard_id')}: {e.get('hazard')} (risk {e.get('risk_rating')})",
-               "decision": lambda e: f"{e.get('decision')} by {e.get('by')}: {e.get('reason')}",
+               "decision": lambda e: f"{e.get('decision')} by {e.get('by')}: {e.get('reason')} (report "
+                                     f"{str(e.get('report_sha256'))[:12]}"
+                                     + (f", configuration {e['configuration_sha256'][:12]}" if e.get("configuration_sha256")
+                                        else "") + (f", via {e['via']}" if e.get("via") else "") + ")",
+               "change_review": lambda e: f"configuration change {e.get('decision')} by {e.get('by')}: {e.get('reason')} "
+                                          f"({'; '.join(e.get('differences') or [])})",
+               "monitoring": lambda e: f"{e.get('metric')} {e.get('subject')}: {e.get('message')}",
                "promotion": lambda e: f"{e.get('alias')} by {e.get('by')} ({e.get('basis')})",
                "audit": lambda e: f"{e.get('outcome')}; report {str(e.get('report_sha256'))[:12]}"}
     table(f"Hazard log: {path}", ["#", "when", "kind", "model", "version", "detail"],
@@ -275,6 +281,12 @@ def daily_scores(meta: dict) -> None:
     worklist = meta["models"][meta["worklist_model"]]
     console.print(f"Snapshot {meta['date']}: {meta['people']:,} people scored by {meta['worklist_model']} version "
                   f"{worklist['version']} (feature hash {worklist['feature_hash']}); bands: {counts}; {meta['seconds']} s")
+    if worklist.get("configuration_sha256"):
+        console.print(f"Scored under the configuration approved by {worklist.get('approved_by')} on "
+                      f"{worklist.get('approved_at')} ({worklist['configuration_sha256'][:12]}; bands "
+                      + ", ".join(f"{n} top {100 * v:.4g}%" for n, v in meta["bands"].items()) + ").")
+    for name, why in (meta.get("refused") or {}).items():
+        console.print(f"[yellow]{name} was not scored: {why}[/]", soft_wrap=True)
     if meta.get("stages"):
         console.print("Stages: " + ", ".join(f"{k.replace('_', ' ')} {v['seconds']:.1f} s" for k, v in meta["stages"].items())
                       + f"; peak memory {max(v['peak_gib'] for v in meta['stages'].values()):.1f} GiB")
@@ -284,6 +296,28 @@ def daily_scores(meta: dict) -> None:
     if meta.get("published") is False:
         console.print(f"[yellow]Not published: the service still serves the snapshot of {meta['live_date']} (this day is "
                       "earlier). Pass --publish to serve it.[/]")
+
+
+def safety_case(summary: dict) -> None:
+    """A version's safety case: may it be used, the configuration in force and every difference from the approved."""
+    cfg = summary["configuration"]
+    head = f"{summary['model']} version {summary['version']}"
+    console.print((f"[green]{head}: in use[/] — " if summary["ok"] else f"[red]{head}: may not be used[/] — ")
+                  + summary["reason"], soft_wrap=True)
+    rows = [["report", str(summary["report_sha256"] or "not audited")[:16] + f" ({summary['flags']} flag(s))"],
+            ["operating policy", f"acts on the top {100 * cfg['top_share']:.4g}%"],
+            *([["band cut-offs", ", ".join(f"{n} top {100 * v:.4g}%" for n, v in cfg["bands"].items())]]
+              if cfg.get("bands") else []),
+            ["feature definitions", f"{cfg['feature_hash']} (trained on {cfg['trained_feature_hash']})"],
+            ["population", ", ".join(f"{k} {v}" for k, v in cfg["cohort"].items())],
+            ["outcome", ", ".join(f"{k} {v}" for k, v in cfg["outcome"].items())],
+            ["data source", cfg["data_source"]],
+            ["configuration", summary["configuration_sha256"][:16]],
+            ["approved configuration", (summary["approved_configuration_sha256"] or "none")[:16]
+             + (f" by {summary['approved_by']} on {summary['approved_at']}" if summary["approved_by"] else "")]]
+    table(f"Configuration of {head} in force now", ["", "value"], rows)
+    for d in summary["differences"]:
+        console.print(f"  [yellow]changed:[/] {d}", soft_wrap=True)
 
 
 def users(found: list) -> None:

@@ -20,11 +20,12 @@ def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = N
     from features.engine import EngineError
     from serving.batch.common import SnapshotError
     from serving.batch.daily import score_daily
+    from serving.governance.safety_case import SafetyCaseError
 
     try:
         with stages("Daily scoring", 5) as advance:
             meta = score_daily(s, day, progress=advance, engine=engine_choice(engine), publish=publish or None)
-    except (SnapshotError, EngineError) as exc:
+    except (SnapshotError, EngineError, SafetyCaseError) as exc:
         raise fail(str(exc)) from exc
     render.daily_scores(meta)
     return meta

@@ -1,8 +1,7 @@
-"""`phm serve`: the BentoML service with the API and the web pages; `phm config show`."""
+"""`phm serve`: the BentoML service with the API and the web pages."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -13,9 +12,6 @@ import typer
 
 from phm.cli.common import console, settings
 from phm.core.settings import Settings
-
-config_app = typer.Typer(help="Show the resolved configuration.", no_args_is_help=True)
-
 
 def start_service(s: Settings, host: str = "127.0.0.1", port: int = 3000) -> None:
     """Replace this process with `bentoml serve serving.service:PHM` on host:port."""
@@ -30,9 +26,3 @@ def serve_cmd(host: Annotated[str, typer.Option(help="Address to listen on.")] =
               port: Annotated[int, typer.Option(help="Port.")] = 3000) -> None:
     """Start the BentoML service (web pages under /ui, API under /api; BentoML's /readyz, /livez, /metrics)."""
     start_service(settings(), host, port)
-
-
-@config_app.command("show")
-def config_show_cmd() -> None:
-    """Print the resolved settings (secrets masked)."""
-    console.print_json(json.dumps(settings().describe()))

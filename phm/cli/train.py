@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from phm.cli import render
-from phm.cli.common import EngineOption, console, engine_choice, fail, model_name, settings, stages
+from phm.cli.common import (EngineOption, console, engine_choice, fail, model_name, settings, stages,
+                            validation_message)
 from models import specs
 from models.specs.base import ModelSpec
 from phm.core.settings import Settings
@@ -25,8 +26,12 @@ def train_model(s: Settings, name: str, seed: int = 1, config: Optional[Path] = 
 
     if not s.warehouse_path.exists():
         raise fail(f"{s.warehouse_path}: no warehouse yet. Run `phm data load` (or `phm demo`) first.")
+    from pydantic import ValidationError
+
     try:
         cfg = TrainConfig.model_validate_json(config.read_text()) if config else default_config(name, seed)
+    except ValidationError as exc:
+        raise fail(f"{config}: not a valid training configuration: {validation_message(exc, TrainConfig)}") from exc
     except (OSError, ValueError) as exc:
         raise fail(f"{config}: not a valid training configuration ({exc})") from exc
     if cfg.model_name != name:
@@ -80,10 +85,12 @@ def retrain_cmd(
     from evaluation.fairness.config import AuditConfig
     from phm.cli.audit import audit_version
 
+    from models.specs.policy import resolve
+
     name = model_name(model)
     s = settings()
     train_model(s, name, seed, config)
-    out = audit_version(s, name, None, AuditConfig(bootstrap_draws=draws))
+    out = audit_version(s, name, None, AuditConfig(bootstrap_draws=draws, top_share=resolve(s, name).top_share))
     MlflowClient().set_model_version_tag(name, str(out.result.subject["version"]), "retrained", "true")
     console.print(f"{name} version {out.result.subject['version']} is the [bold]candidate[/], awaiting a clinical "
                   "safety officer's decision (`phm audit approve|reject`, or the Equity page); it is not promoted.")

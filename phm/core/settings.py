@@ -14,13 +14,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from phm.core.config import SCHEMA_VERSION_HELP, Strict, check_schema_version, explain
 
 #: Key used only for the embedded synthetic data. Never used for real extracts.
 DEMO_PSEUDONYM_KEY = "phm-demo-key-for-synthetic-data-only"
@@ -70,11 +72,44 @@ class ServiceSettings(BaseModel):
         "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks).")
 
 
+class SettingsError(ValueError):
+    """The settings cannot be read (an unknown key, a bad value, another schema version); names the key."""
+
+
+class OperatingPolicy(Strict):
+    """How a deployed model is used: part of the configuration a clinical safety officer approves, so changing it
+    stops the daily job and the service from using the model until the change is approved."""
+
+    top_share: float | None = Field(
+        None, gt=0, lt=1, description="The share of the eligible population acted on (0.05 = the 5% at highest "
+        "risk): the people put on coordinators' worklists, or warned, and the operating point at which the bias "
+        "report judges fairness. Default: the worklist model's last band cut-off; a column model's specification.")
+    bands: dict[str, float] | None = Field(
+        None, description="Worklist band cut-offs of the worklist model, highest band first: band name -> the top "
+        "share of people in that band or a higher one (default: the model specification's, e.g. very high 0.005, "
+        "high 0.02, raised 0.05). The names are the specification's.")
+
+    @field_validator("bands")
+    @classmethod
+    def _increasing(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return value
+        shares = list(value.values())
+        if not value or any(not 0 < s < 1 for s in shares):
+            raise ValueError("each band cut-off is a share of people between 0 and 1 (0.05 = the top 5%)")
+        if any(b <= a for a, b in zip(shares, shares[1:])):
+            raise ValueError("band cut-offs must grow from the highest band to the lowest "
+                             f"(got {', '.join(f'{k} {v:g}' for k, v in value.items())})")
+        return value
+
+
 class Settings(BaseSettings):
-    """Resolved configuration of a PHM installation."""
+    """Resolved configuration of a PHM installation. Unknown keys in `phm.toml` (or passed in code) are errors;
+    environment variables are read only for the settings below (other `PHM_*` variables are ignored)."""
 
-    model_config = SettingsConfigDict(env_prefix="PHM_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="PHM_", extra="forbid", frozen=True)
 
+    schema_version: int = Field(1, description=SCHEMA_VERSION_HELP)
     home: Path = Field(default_factory=_default_home, description="Folder holding all state.")
     pseudonym_key: SecretStr | None = Field(
         default=None, description="Secret for HMAC-SHA256 pseudonymisation of NHS numbers."
@@ -112,6 +147,14 @@ class Settings(BaseSettings):
                                   "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.")
     disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    policy: dict[str, OperatingPolicy] = Field(
+        default_factory=dict, description="Operating policy per model (`[policy.<model>]` in phm.toml): "
+        "band cut-offs and the share acted on. Part of the configuration a safety officer approves.")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _schema_version(cls, value: int) -> int:
+        return check_schema_version(cls, value)
 
     @classmethod
     def settings_customise_sources(
@@ -190,6 +233,7 @@ class Settings(BaseSettings):
             "database": "set (PHM_DATABASE_URL)" if self.database_url else "SQLite under home",
             "disclosure": self.disclosure.model_dump(),
             "service": self.service.model_dump(),
+            "policy": {k: v.model_dump(exclude_none=True) for k, v in self.policy.items()},
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
         }
@@ -225,6 +269,10 @@ def owner_only() -> None:
 
 def get_settings(**overrides: Any) -> Settings:
     """Read settings afresh (environment may have changed, e.g. in tests); files this process creates from now
-    on are owner-only."""
+    on are owner-only. A problem is a `SettingsError` naming the key and where settings come from."""
     owner_only()
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(f"settings ({_config_file()} and PHM_* environment variables): "
+                            f"{explain(exc, Settings)}") from exc

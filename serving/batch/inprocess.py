@@ -2,7 +2,12 @@
 the worklist model's `champion`, ranks and bands, reasons for everyone in a worklist band, the risks of the
 models shown beside it (e.g. flare-up risk for monitored COPD/asthma patients, when that model has a champion),
 the trend against the scores of a week before, and the snapshot published atomically. Which models play which
-part comes from their specifications (`models.specs`)."""
+part comes from their specifications (`models.specs`).
+
+A champion scores only under the configuration a safety officer approved (`serving.batch.common`): the worklist
+model's refusal stops the job (yesterday's snapshot stays), another model's leaves its column empty and is
+recorded in the manifest; the features built are checked against the approved feature hash before scoring, and
+the bands are the approved cut-offs."""
 
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ from models.explain import reasons
 from models import specs
 from phm.core.settings import Settings
 from phm.core.timing import Stages
-from serving.batch.common import SnapshotError, default_date
+from serving.batch.common import (SnapshotError, approval_record, approved_champion, check_features, default_date,
+                                  require_champion)
 from serving.batch.ranking import bands, condition_lists
 from serving.batch.store import earlier, snapshot_meta, write_snapshot
+from serving.governance.configuration import data_source
 from training import tracking
-from training.registry import load_champion
 
 
 def score_daily_inprocess(settings: Settings, day: date | None = None, progress=None,
@@ -35,9 +41,8 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
     tracking.configure(settings)
     spec = specs.worklist()
-    champion = load_champion(spec.name)
-    if champion is None:
-        raise SnapshotError(f"no {spec.name} champion: audit, approve and `phm models promote` a version first")
+    source = data_source(settings)
+    champion, approved = require_champion(settings, spec, source)
     day = day or default_date(settings.warehouse_path)
     started = time.perf_counter()
     stages = Stages()
@@ -45,6 +50,7 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     say(f"building features as at {day}")
     feat_path = work / f"{spec.name}_{day}.parquet"
     manifest = build(settings.warehouse_path, spec.build_config([day]), feat_path)
+    check_features(approved, manifest)
     features = pd.read_parquet(feat_path)
     stages.done("features")
     predictors = list(champion.model.feature_names_in_)
@@ -52,7 +58,7 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     X = features[predictors].astype("float64")
     risk = champion.model.risk_from_values(X.to_numpy())
     stages.done("scoring")
-    rank, band = bands(risk)
+    rank, band = bands(risk, list(approved.current.bands.items()))
     practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
     scores = pd.DataFrame({
@@ -69,26 +75,32 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     if shown.any():
         scores.loc[shown, "reasons"] = [json.dumps(r) for r in reasons(champion.model, X[shown.to_numpy()])]
     stages.done("reasons")
-    columns = {}
+    columns, refused = {}, {}
     for other in specs.columns():  # risks shown beside the worklist's (e.g. a flare-up warning)
         scores[other.daily.column] = np.nan
-        found = load_champion(other.name)
-        if found is not None:
+        found, case, refusal = approved_champion(settings, other, source)
+        if refusal:
+            say(f"not scoring {other.title.lower()}: {refusal}")
+            refused[other.name] = refusal
+        elif found is not None:
             say(f"scoring {other.title.lower()}")
             path = work / f"{other.name}_{day}.parquet"
-            build(settings.warehouse_path, other.build_config([day]), path)
+            built = build(settings.warehouse_path, other.build_config([day]), path)
+            check_features(case, built)
             frame = pd.read_parquet(path)
             if len(frame):
                 value = found.model.predict_proba(frame[list(found.model.feature_names_in_)].astype("float64"))[:, 1]
                 scores[other.daily.column] = scores.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
-            columns[other.name] = {"version": found.version, "people": int(len(frame)), "column": other.daily.column}
+            columns[other.name] = {"version": found.version, "people": int(len(frame)), "column": other.daily.column,
+                                   **approval_record(case)}
         stages.done(other.name)
     previous = earlier(settings, day)  # trend: the scores of a week before (or the latest earlier ones); none at first
     scores["previous_risk"] = (scores.person_id.map(previous[1].set_index("person_id").risk).astype("float64")
                                if previous is not None else np.nan)
     stages.done("trend")
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
-                         scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb")
+                         scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb",
+                         approval_record(approved), approved.current.bands, refused)
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
     stages.done("write")

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from models import specs
 
-BANDS = list(specs.worklist().daily.bands)  # (name, top share), highest first: the worklist model's bands
+BANDS = list(specs.worklist().daily.bands)  # (name, default top share), highest first: the worklist model's bands
 BAND_ORDER = {**{name: len(BANDS) - i for i, (name, _) in enumerate(BANDS)}, "routine": 0}
+Cutoffs = Sequence[tuple[str, float]]
 
 
-def bands(risk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rank (1 = highest risk) and band for each person (ties keep their order)."""
+def band_limits(cutoffs: Cutoffs, people: int) -> list[tuple[str, int]]:
+    """The last rank of each band (highest band first) among `people`: the top `share` of them, at least one."""
+    return [(name, max(1, int(np.ceil(share * people)))) for name, share in cutoffs]
+
+
+def bands(risk: np.ndarray, cutoffs: Cutoffs = tuple(BANDS)) -> tuple[np.ndarray, np.ndarray]:
+    """Rank (1 = highest risk) and band for each person (ties keep their order), with the band cut-offs of the
+    approved operating policy (the specification's by default)."""
     order = np.argsort(-risk, kind="stable")
     rank = np.empty(risk.size, dtype=np.int64)
     rank[order] = np.arange(1, risk.size + 1)
     band = np.full(risk.size, "routine", dtype=object)
-    for name, share in reversed(BANDS):
-        band[rank <= max(1, int(np.ceil(share * risk.size)))] = name
+    for name, last in reversed(band_limits(cutoffs, risk.size)):
+        band[rank <= last] = name
     return rank, band
 
 

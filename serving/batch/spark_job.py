@@ -17,7 +17,6 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
 
 from features.build import build, data_end_of
 from features.sources.codes import CONDITION_KEYS
@@ -26,19 +25,19 @@ from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
-from serving.batch.common import SnapshotError
-from serving.batch.ranking import BANDS
+from serving.batch.common import approval_record, approved_champion, check_features, require_champion
+from serving.batch.ranking import Cutoffs, band_limits
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
+from serving.governance.configuration import data_source
 from training import tracking
-from training.registry import load_champion
 
 SCORE_COLUMNS = ["person_id", "practice_code", "age_band", "sex", "segment", "conditions", "risk", "rank", "band",
                  "pcn_code", "reasons", *[s.daily.column for s in specs.columns()]]
 
 
-def band_sql(rank: str, people: int) -> str:
-    """The band of a rank, with the cut-offs `serving.batch.ranking.bands` uses (top 0.5%, 2%, 5%)."""
-    cases = " ".join(f"WHEN {rank} <= {max(1, int(np.ceil(share * people)))} THEN {literal(name)}" for name, share in BANDS)
+def band_sql(rank: str, people: int, cutoffs: Cutoffs) -> str:
+    """The band of a rank, with the limits `serving.batch.ranking.bands` uses for the approved cut-offs."""
+    cases = " ".join(f"WHEN {rank} <= {int(last)} THEN {literal(name)}" for name, last in band_limits(cutoffs, people))
     return f"CASE {cases} ELSE 'routine' END"
 
 
@@ -48,9 +47,9 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
     say = progress or (lambda _m: None)
     tracking.configure(settings)
     spec = specs.worklist()
-    champion = load_champion(spec.name)
-    if champion is None:
-        raise SnapshotError(f"no {spec.name} champion: audit, approve and `phm models promote` a version first")
+    source = data_source(settings)
+    champion, approved = require_champion(settings, spec, source)
+    cutoffs = list(approved.current.bands.items())
     started = time.perf_counter()
     with SparkEngine(settings) as engine:
         spark = engine.spark
@@ -59,6 +58,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
         say(f"building features as at {day} on Spark")
         feat_path = work / f"{spec.name}_{day}_spark.parquet"
         manifest = build(engine, spec.build_config([day]), feat_path)
+        check_features(approved, manifest)
         features = spark.read.parquet(str(feat_path.resolve()))
         predictors = list(champion.model.feature_names_in_)
         people = features.count()
@@ -73,7 +73,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
             "FROM phm_scored"))
         ranked = spark.sql(f"""
             SELECT s.person_id, s.practice_code, s.age_band, s.sex, s.segment,
-                   concat_ws(',', {labels or "NULL"}) AS conditions, s.risk, r.rank, {band_sql('r.rank', people)} AS band,
+                   concat_ws(',', {labels or "NULL"}) AS conditions, s.risk, r.rank, {band_sql('r.rank', people, cutoffs)} AS band,
                    coalesce(pr.pcn_code, '') AS pcn_code
             FROM phm_scored s JOIN phm_ranked r ON r.person_id = s.person_id
             LEFT JOIN {engine.table('practices')} pr ON pr.practice_code = s.practice_code""")
@@ -81,17 +81,21 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
         say("explaining the people in worklist bands on the executors")
         why = explain_spark(banded, champion.model, ["person_id"])
         scores = ranked.join(why, "person_id", "left")
-        columns = {}
+        columns, refused = {}, {}
         for other in specs.columns():  # risks shown beside the worklist's (e.g. a flare-up warning)
-            found = load_champion(other.name)
+            found, case, refusal = approved_champion(settings, other, source)
+            if refusal:
+                say(f"not scoring {other.title.lower()}: {refusal}")
+                refused[other.name] = refusal
             if found is None:
                 scores = scores.withColumn(other.daily.column, F.lit(None).cast("double"))
                 continue
             say(f"scoring {other.title.lower()}")
             path = work / f"{other.name}_{day}_spark.parquet"
-            build(engine, other.build_config([day]), path)
+            check_features(case, build(engine, other.build_config([day]), path))
             frame = spark.read.parquet(str(path.resolve()))
-            columns[other.name] = {"version": found.version, "people": int(frame.count()), "column": other.daily.column}
+            columns[other.name] = {"version": found.version, "people": int(frame.count()), "column": other.daily.column,
+                                   **approval_record(case)}
             scores = scores.join(score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left")
         scores = scores.select(*SCORE_COLUMNS)
         previous = earlier_folder(settings, day)  # the in-process job's rule: never a same-day snapshot
@@ -102,7 +106,8 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
             scores = scores.withColumn("previous_risk", F.lit(None).cast("double"))
         band_counts = {r["band"]: r["n"] for r in scores.groupBy("band").agg(F.count("*").alias("n")).collect()}
         meta = snapshot_meta(day, people, champion, manifest["definition_hash"], columns, band_counts,
-                             json.loads((previous / "manifest.json").read_text())["date"] if previous else None, "spark")
+                             json.loads((previous / "manifest.json").read_text())["date"] if previous else None, "spark",
+                             approval_record(approved), approved.current.bands, refused)
 
         def write(partial: Path) -> None:
             scores.orderBy("person_id").write.partitionBy("practice_code").parquet(

@@ -51,16 +51,20 @@ def snapshots_root(settings: Settings) -> Path:
 
 
 def snapshot_meta(day: date, people: int, champion: Champion, feature_hash: str, columns: dict[str, dict],
-                  band_counts: dict, previous: str | None, engine: str) -> dict:
+                  band_counts: dict, previous: str | None, engine: str, approval: dict | None = None,
+                  bands: dict[str, float] | None = None, refused: dict[str, str] | None = None) -> dict:
     """The snapshot's manifest: what produced it (the worklist model and the models whose risk sits beside it, with
-    versions and feature definitions; the engine) and its bands."""
+    versions, feature definitions and the approved configuration each scored under; the engine), its bands, and
+    the models that were refused (their column left empty)."""
     models = {champion.name: {"role": "worklist", "version": champion.version, "feature_hash": feature_hash,
-                              "registered_feature_hash": champion.feature_hash, "people": int(people)}}
+                              "registered_feature_hash": champion.feature_hash, "people": int(people),
+                              **(approval or {})}}
     models.update({name: {"role": "column", **info} for name, info in columns.items()})
     return {"date": str(day), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "people": int(people), "engine": engine, "worklist_model": champion.name, "models": models,
-            "bands": {n: s for n, s in BANDS}, "band_counts": {str(k): int(v) for k, v in band_counts.items()},
-            "previous": previous}
+            "bands": dict(bands) if bands else {n: s for n, s in BANDS},
+            "band_counts": {str(k): int(v) for k, v in band_counts.items()},
+            "previous": previous, "refused": dict(refused or {})}
 
 
 def worklist_version(meta: dict) -> str:

@@ -1,7 +1,32 @@
-"""The clinical safety hazard log: an append-only, hash-chained, signed ledger with its head anchored outside
-the file (see `phm.core.ledger`), at `$PHM_HOME/safety/hazard_log.jsonl`."""
+"""The clinical safety hazard log: an append-only, hash-chained, signed ledger with its head anchored outside the
+file (see `phm.core.ledger`), at `$PHM_HOME/safety/hazard_log.jsonl`, of the entry kinds below. It is the record the
+promotion gate, the daily job and the service read to know what a clinical safety officer approved
+(`serving.governance.safety_case`)."""
 
-from phm.core.ledger import GENESIS, Check, LedgerError, adopt, append, check, head_problems, read, verify
+from pathlib import Path
+
+from phm.core import ledger
+from phm.core.ledger import GENESIS, Check, LedgerError, adopt, check, head_problems, read, verify
 
 HazardLogError = LedgerError
-__all__ = ["GENESIS", "Check", "HazardLogError", "adopt", "append", "check", "head_problems", "read", "verify"]
+
+KINDS = {
+    "hazard": "a hazard raised by an audit (DCB0129: hazard, cause, effect, controls, risk before and after)",
+    "audit": "a fairness audit of a model version: its report (SHA-256) and outcome",
+    "decision": "a safety officer approves or rejects the report of a version, with the configuration it covers",
+    "change_review": "a safety officer's change-impact review: a changed configuration of an approved version "
+                     "approved or rejected, naming every difference",
+    "promotion": "a version moved to an alias (`champion`) through the gate",
+    "monitoring": "a monitoring alert on a deployed version",
+}
+
+
+def append(path: Path, kind: str, **fields) -> dict:
+    """Append an entry of a known `kind` (the whole chain and its signed head are checked first)."""
+    if kind not in KINDS:
+        raise HazardLogError(f"unknown hazard log entry kind {kind!r}; the kinds are {', '.join(KINDS)}")
+    return ledger.append(path, kind, **fields)
+
+
+__all__ = ["GENESIS", "Check", "HazardLogError", "KINDS", "adopt", "append", "check", "head_problems", "read",
+           "verify"]

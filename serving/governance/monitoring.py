@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, Field
 from sklearn.metrics import roc_auc_score
 
+from phm.core.config import Document
 from serving.governance import hazard_log
 from evaluation.fairness.audit import run_audit
 from evaluation.fairness.config import AuditConfig
@@ -39,7 +40,7 @@ EXPERIMENT = "phm-monitoring"
 Kind = Literal["performance", "calibration", "fairness", "drift", "age"]
 
 
-class MonitorConfig(BaseModel):
+class MonitorConfig(Document):
     """Alert thresholds (defaults follow common practice: PSI 0.25 is a major shift)."""
 
     auroc_drop: float = Field(0.05, gt=0, description="Alert when realised AUROC falls this far below sign-off.")

@@ -1,28 +1,33 @@
-"""Clinical safety sign-off: approve or reject an audited model version, and the promotion gate.
+"""Clinical safety sign-off: a named safety officer approves or rejects the exact audit report of a model
+version, and the promotion gate.
 
-A decision is recorded on the MLflow model version (who, when, why, which report hash) and appended
-to the hazard log. `champion` moves only to a version whose current audit passed, or whose flags an
-approving safety officer explicitly accepted for that very report; never to an unaudited or rejected one.
+A decision is one record, whoever makes it and however (`phm audit approve|reject`, the Equity page's form, the
+API): the hazard log entry (who, when, why, which report, which flags were accepted, the configuration it
+covers, by which route) and the same facts as tags on the MLflow version (for display). The gate reads the
+safety case (`serving.governance.safety_case`), never the latest tag alone: every version needs an approval of
+its current report, a rejection is final for that report, and the configuration in force must be the approved
+one. `champion` moves only through that gate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from serving.governance import hazard_log
-from serving.governance.model_audit import hazard_log_path
 from phm.core.settings import Settings
+from serving.governance import hazard_log
+from serving.governance.model_audit import hazard_log_path, latest_report
+from serving.governance.safety_case import SafetyCaseError, case, version_tags
 from training import registry, tracking
 
 Decision = Literal["approved", "rejected"]
+Route = Literal["cli", "service"]
 
 
-class SignoffError(ValueError):
+class SignoffError(SafetyCaseError):
     """A decision or promotion that the safety rules refuse (the message says why)."""
 
 
@@ -32,71 +37,87 @@ class Gate:
     reason: str
 
 
-def _tags(name: str, version: int) -> dict[str, str]:
-    try:
-        return dict(MlflowClient().get_model_version(name, str(version)).tags or {})
-    except MlflowException as exc:
-        raise SignoffError(f"model {name!r} has no version {version}; see `phm models list`") from exc
+def _pct(share: float) -> str:
+    return f"{100 * share:.4g}%"
+
+
+def _operating_point(name: str, version: int, report: str, policy_share: float) -> None:
+    """The report must have judged fairness where the model is used: at the policy's top share."""
+    found = latest_report(name, version)
+    if found is None or found.get("report_sha256") != report:
+        raise SignoffError(f"the bias report {report[:12]} of {name} version {version} is not in the registry's "
+                           "artifacts; run the audit again")
+    cfg = found.get("config") or {}
+    if cfg.get("threshold") is None and cfg.get("top_share") is not None and abs(cfg["top_share"] - policy_share) > 1e-12:
+        raise SignoffError(f"the report judged fairness at the top {_pct(cfg['top_share'])}, but the operating policy "
+                           f"acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "
+                           f"{policy_share:g}`) or change the policy first")
 
 
 def decide(settings: Settings, name: str, version: int, decision: Decision, by: str, reason: str,
-           accept_flags: bool = False) -> dict:
-    """Record a safety officer's decision on the version's current audit report."""
+           accept_flags: bool = False, report: str | None = None, via: Route = "cli") -> dict:
+    """Record a safety officer's decision on the version's current audit report. `report`: the report (or the start
+    of its SHA-256) the officer read; refused when a newer audit has replaced it."""
     tracking.configure(settings)
-    tags = _tags(name, version)
     if not by.strip() or not reason.strip():
         raise SignoffError("a decision needs the safety officer's name (--by) and a reason (--reason)")
-    report = tags.get("audit_report_sha256")
-    if not report:
-        raise SignoffError(f"{name} version {version} has not been audited: run "
-                           f"`phm audit run --model {name} --version {version}` and read the report first")
-    flags = int(tags.get("audit_flags", "0"))
-    if decision == "approved" and flags and not accept_flags:
-        raise SignoffError(f"the audit of {name} version {version} raised {flags} flag(s); approving means accepting "
-                           "them with controls: read the report, then repeat with --accept-flags")
-    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    record = {"audit_status": decision, "decision": decision, "decision_by": by.strip(), "decision_at": at,
-              "decision_reason": reason.strip(), "decision_report_sha256": report,
-              "decision_accepted_flags": str(flags if decision == "approved" else 0)}
+    tags = version_tags(name, version)
+    c = case(settings, name, version, tags=tags)
+    current_report = c.report
+    if not current_report or c.record_problem:
+        raise SignoffError(c.problem or f"{name} version {version} has not been audited")
+    if report is not None and (len(report) < 8 or not current_report.startswith(report.strip().lower())):
+        raise SignoffError(f"the report you reviewed ({report[:12]}) is not the current report of {name} version "
+                           f"{version} ({current_report[:12]}): a newer audit replaced it; read that one and decide on it")
+    if c.rejection is not None:
+        raise SignoffError(f"{name} version {version} was rejected by {c.rejection.get('by')} on "
+                           f"{c.rejection.get('at')} for this report ({current_report[:12]}): a rejection is final for "
+                           "that report; only a new audit (`phm audit run`) reopens the decision")
+    flags = c.flags
+    if decision == "approved":
+        if flags and not accept_flags:
+            raise SignoffError(f"the audit of {name} version {version} raised {flags} flag(s); approving means "
+                               "accepting them with controls: read the report, then repeat with --accept-flags")
+        if c.current.trained_feature_hash != c.current.feature_hash:
+            raise SignoffError(f"{name} version {version} was trained on feature definitions "
+                               f"{c.current.trained_feature_hash} but they now compute {c.current.feature_hash}: its "
+                               "report describes other features; retrain, audit the new version and approve that")
+        if c.approval is not None and c.differences:
+            raise SignoffError(f"this report of {name} version {version} is already approved, and its configuration "
+                               f"has changed since ({'; '.join(c.differences)}): review the change with `phm audit "
+                               "approve-change` (or the Equity page)")
+        _operating_point(name, version, current_report, c.current.top_share)
+    accepted = flags if decision == "approved" else 0
+    config = c.current.model_dump(mode="json")
+    entry = hazard_log.append(hazard_log_path(settings), "decision", model=name, version=int(version),
+                              decision=decision, by=by.strip(), reason=reason.strip(), report_sha256=current_report,
+                              accepted_flags=accepted, via=via, configuration=config,
+                              configuration_sha256=c.current.fingerprint())
+    record = {"audit_status": decision, "decision": decision, "decision_by": by.strip(), "decision_at": entry["at"],
+              "decision_reason": reason.strip(), "decision_report_sha256": current_report,
+              "decision_accepted_flags": str(accepted), "decision_via": via}
+    if decision == "approved":
+        record.update({"configuration_sha256": c.current.fingerprint(), "configuration_approved_by": by.strip(),
+                       "configuration_approved_at": entry["at"]})
     client = MlflowClient()
     for key, value in record.items():
         client.set_model_version_tag(name, str(version), key, value)
-    entry = hazard_log.append(hazard_log_path(settings), "decision", model=name, version=version, decision=decision,
-                              by=by.strip(), reason=reason.strip(), report_sha256=report,
-                              accepted_flags=flags if decision == "approved" else 0)
-    return {**record, "hazard_log_seq": entry["seq"]}
+    return {**record, "hazard_log_seq": entry["seq"], "configuration_sha256": c.current.fingerprint()}
 
 
-def gate(name: str, version: int) -> Gate:
-    """May this version become `champion`? (assumes MLflow is configured)"""
-    tags = _tags(name, version)
-    report = tags.get("audit_report_sha256")
-    if not report:
-        return Gate(False, f"{name} version {version} has not been audited; run `phm audit run --model {name} "
-                    f"--version {version}`, then have a safety officer review it")
-    if tags.get("decision") == "rejected":
-        return Gate(False, f"{name} version {version} was rejected by {tags.get('decision_by')} on "
-                    f"{tags.get('decision_at')}: {tags.get('decision_reason')}")
-    flags = int(tags.get("audit_flags", "0"))
-    approved_this = tags.get("decision") == "approved" and tags.get("decision_report_sha256") == report
-    if tags.get("retrained") == "true" and not approved_this:  # `phm retrain`: never promoted without a person
-        return Gate(False, f"{name} version {version} was retrained after monitoring; a clinical safety officer must "
-                    "approve it (`phm audit approve` or the Equity page) before promotion")
-    if flags == 0:
-        return Gate(True, "the fairness audit passed with no flags"
-                    + (f"; approved by {tags.get('decision_by')}" if approved_this else ""))
-    if approved_this:
-        return Gate(True, f"{flags} flag(s) accepted by {tags.get('decision_by')} on {tags.get('decision_at')}")
-    if tags.get("decision") == "approved":
-        return Gate(False, f"the approval of {name} version {version} was for an earlier report; the current audit "
-                    f"({report[:12]}) raised {flags} flag(s) and needs a new decision")
-    return Gate(False, f"the fairness audit of {name} version {version} raised {flags} flag(s) that no safety officer "
-                "has accepted; see the bias report and `phm audit approve|reject`")
+def gate(settings: Settings, name: str, version: int) -> Gate:
+    """May this version become `champion` (or be used by the daily job and the service)?"""
+    tracking.configure(settings)
+    c = case(settings, name, version)
+    return Gate(c.ok, c.reason)
 
 
 def promote(settings: Settings, name: str, version: int, by: str, alias: str = "champion") -> Gate:
+    """Move `alias` to a version whose current report and configuration a safety officer approved."""
+    if not by or not by.strip():
+        raise SignoffError("a promotion needs the name of the person promoting (--by)")
     tracking.configure(settings)
-    check = gate(name, version)
+    check = gate(settings, name, version)
     if not check.allowed:
         raise SignoffError(f"refused to make {name} version {version} {alias}: {check.reason}")
     previous = None
@@ -105,10 +126,10 @@ def promote(settings: Settings, name: str, version: int, by: str, alias: str = "
     except MlflowException:
         pass
     registry.set_alias(name, version, alias)
+    entry = hazard_log.append(hazard_log_path(settings), "promotion", model=name, version=int(version), alias=alias,
+                              by=by.strip(), previous_version=previous,
+                              report_sha256=version_tags(name, version).get("audit_report_sha256"), basis=check.reason)
     client = MlflowClient()
-    client.set_model_version_tag(name, str(version), "promoted_by", by)
-    client.set_model_version_tag(name, str(version), "promoted_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    hazard_log.append(hazard_log_path(settings), "promotion", model=name, version=version, alias=alias, by=by,
-                      previous_version=previous, report_sha256=_tags(name, version).get("audit_report_sha256"),
-                      basis=check.reason)
+    client.set_model_version_tag(name, str(version), "promoted_by", by.strip())
+    client.set_model_version_tag(name, str(version), "promoted_at", entry["at"])
     return check

@@ -289,7 +289,7 @@ def create_pages() -> FastAPI:
     @app.get("/equity")
     def equity(request: Request, model: ModelName | None = None,
                version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
-               done: Literal["approved", "rejected"] | None = None):
+               done: Literal["approved", "rejected", "change approved", "change rejected"] | None = None):
         st, u = signed_in(request, "equity")
         versions = views.model_versions(st)
         chosen = views.pick_version(versions, model, version)
@@ -299,7 +299,9 @@ def create_pages() -> FastAPI:
         watched = [dict(a, model=m["model"], version=m["version"], as_of=m["as_of"]) for m in latest(st.settings).values()
                    for a in m["alerts"] if a["kind"] == "fairness"]
         return render(request, "equity.html", user=u, title="Equity", versions=versions, chosen=chosen, report=report,
-                      done=done, can_decide=u.role == Role.safety_officer, fairness_alerts=watched)
+                      done=done, can_decide=u.role == Role.safety_officer, fairness_alerts=watched,
+                      case=views.safety_case(st, chosen) if chosen else None, paused=st.bundle.snapshot_refusal,
+                      refusals=st.bundle.refusals)
 
     @app.get("/equity/{name}/{version}/report")
     def equity_report(request: Request, name: ModelName,
@@ -319,7 +321,8 @@ def create_pages() -> FastAPI:
         check_form(request, form)
         if u.role != Role.safety_officer:
             raise HTTPException(403, "Only a clinical safety officer can approve or reject a model.")
-        from serving.governance.signoff import SignoffError, decide
+        from serving.governance.safety_case import SafetyCaseError
+        from serving.governance.signoff import decide
 
         decision = str(form.get("decision", ""))
         reason = str(form.get("reason", "")).strip()
@@ -327,11 +330,43 @@ def create_pages() -> FastAPI:
             raise QueryError(422, "Choose approve or reject.")
         if len(reason) < 3 or len(reason) > 2000:
             raise QueryError(422, "Give a reason for your decision (3 to 2,000 characters).")
+        report = str(form.get("report", "")).strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{8,64}", report):
+            raise QueryError(422, "The form does not say which report you read. Reload the page and try again.")
         try:
-            decide(st.settings, name, version, decision, u.name, reason, accept_flags=form.get("accept_flags") == "yes")
-        except SignoffError as exc:
+            decide(st.settings, name, version, decision, u.name, reason, accept_flags=form.get("accept_flags") == "yes",
+                   report=report, via="service")
+        except SafetyCaseError as exc:
             raise QueryError(409, str(exc)) from exc
         return RedirectResponse(f"{PREFIX}/equity?{urlencode({'model': name, 'version': version, 'done': decision})}",
+                                status_code=303)
+
+    @app.post("/equity/{name}/{version}/change")
+    async def equity_change(request: Request, name: ModelName,
+                            version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        """A safety officer's change-impact review of the configuration in force (as `phm audit approve-change`)."""
+        st, u = signed_in(request, "equity")
+        form = await request.form()
+        check_form(request, form)
+        if u.role != Role.safety_officer:
+            raise HTTPException(403, "Only a clinical safety officer can approve or reject a configuration change.")
+        from serving.governance.safety_case import SafetyCaseError, review_change
+
+        decision = str(form.get("decision", ""))
+        reason = str(form.get("reason", "")).strip()
+        configuration = str(form.get("configuration", "")).strip().lower()
+        if decision not in ("approved", "rejected"):
+            raise QueryError(422, "Choose approve or reject the change.")
+        if len(reason) < 3 or len(reason) > 2000:
+            raise QueryError(422, "Give a reason for your decision on the change (3 to 2,000 characters).")
+        if not re.fullmatch(r"[0-9a-f]{8,64}", configuration):
+            raise QueryError(422, "The form does not say which configuration you reviewed. Reload the page.")
+        try:
+            review_change(st.settings, name, version, decision, u.name, reason, expected=configuration, via="service")
+        except SafetyCaseError as exc:
+            raise QueryError(409, str(exc)) from exc
+        done = f"change {decision}"
+        return RedirectResponse(f"{PREFIX}/equity?{urlencode({'model': name, 'version': version, 'done': done})}",
                                 status_code=303)
 
     # ---- models ------------------------------------------------------------------------------------

@@ -163,11 +163,28 @@ def equity_view(st: ServiceState, chosen) -> dict | None:
               if c.status in ("within tolerance", "explained by age and sex") and c.metric in g.judged]
     log = ledger.read(st.settings.home / "safety" / "hazard_log.jsonl")
     history = [e for e in log if e.get("model") == chosen.name and e.get("version") == chosen.version
-               and e.get("kind") in ("audit", "decision", "promotion")]
+               and e.get("kind") in ("audit", "decision", "change_review", "promotion")]
     return {"result": result, "flags": [row(c) for c in result.flags], "uncertain": [row(c) for c in result.uncertain],
             "within": [row(c) for c in others], "history": history[::-1],
             "decided": chosen.tags.get("decision_report_sha256") == result.report_sha256,
             "hazards": result.hazards}
+
+
+def safety_case(st: ServiceState, chosen) -> dict | None:
+    """The safety case of `chosen` for the Equity page: the decision, the configuration approved and in force, and
+    every difference (None when it has not been audited)."""
+    from serving.governance.safety_case import SafetyCaseError, case
+    from training import tracking
+
+    if not chosen.tags.get("audit_report_sha256"):
+        return None
+    tracking.configure(st.settings)
+    try:
+        c = case(st.settings, chosen.name, chosen.version, tags=chosen.tags)
+    except (SafetyCaseError, ValueError) as exc:
+        return {"ok": False, "reason": str(exc), "differences": [], "reviewable": False}
+    return {**c.summary(), "reviewable": c.approval is not None and c.rejection is None and not c.record_problem
+            and bool(c.differences) and c.current.fingerprint() not in c.rejected_changes}
 
 
 def artifact(st: ServiceState, name: str, version: int, path: str) -> bytes:

@@ -199,13 +199,16 @@ def test_models_reports_and_decisions(server, tokens) -> None:
     assert call(server, "GET", "/api/models/emergency_admission/versions/1/bias-report", tokens["planner"]).status_code == 403
     assert call(server, "GET", "/api/models/emergency_admission/versions/9/bias-report", tokens["cso"]).status_code == 404
     assert call(server, "GET", "/api/models/nope/versions/1/bias-report", tokens["cso"]).status_code == 404
+    sha = report.json()["report_sha256"]
     decision = call(server, "POST", "/api/models/emergency_admission/versions/1/decision", tokens["cso"],
-                    json={"decision": "approved", "reason": "re-confirmed after review", "accept_flags": True})
+                    json={"decision": "approved", "reason": "re-confirmed after review", "accept_flags": True,
+                          "report_sha256": sha})
     assert decision.status_code == 200 and decision.json()["decision_by"] == "cso"
+    assert decision.json()["decision_report_sha256"] == sha and decision.json()["decision_via"] == "service"
     assert call(server, "POST", "/api/models/emergency_admission/versions/1/decision", tokens["ds"],
-                json={"decision": "approved", "reason": "mine"}).status_code == 403
+                json={"decision": "approved", "reason": "mine", "report_sha256": sha}).status_code == 403
     missing = call(server, "POST", "/api/models/emergency_admission/versions/7/decision", tokens["cso"],
-                   json={"decision": "rejected", "reason": "no such version"})
+                   json={"decision": "rejected", "reason": "no such version", "report_sha256": sha})
     assert missing.status_code == 409
 
 
@@ -227,8 +230,9 @@ def test_fuzzed_requests_never_get_a_5xx(server, tokens) -> None:
     def fuzz(op, who, query, body, segment, version):
         path, method = op
         concrete = path.replace("{name}", segment).replace("{version}", str(version))
-        r = call(server, method.upper(), "/api" + concrete, tokens[who], params=query,
-                 **({"json": body} if method in ("post", "put") else {}))
+        body_kw = {"content": json.dumps(body).encode(), "headers": {"Content-Type": "application/json"}} \
+            if method in ("post", "put") else {}  # json.dumps, not httpx: NaN and Infinity tokens reach the service
+        r = call(server, method.upper(), "/api" + concrete, tokens[who], params=query, **body_kw)
         assert r.status_code < 500, (method, concrete, query, body, r.status_code, r.text[:300])
         assert "Traceback" not in r.text
 

@@ -1,11 +1,10 @@
-"""Acceptance of the fairness audit and the clinical safety sign-off, on 50,000-person synthetic ICSs
-with and without the generator's knob that leaves diagnoses of one ethnic group uncoded, against a
-real MLflow store, the real `phm` command and real headless Chromium."""
+"""Acceptance of the fairness audit, on 50,000-person synthetic ICSs with and without the generator's knob that
+leaves diagnoses of one ethnic group uncoded, against a real MLflow store, the real `phm` command and real
+headless Chromium. (The sign-off and the promotion gate are tested in tests/integration/test_signoff.py.)"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import mlflow
@@ -14,10 +13,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from serving.governance import hazard_log
 from evaluation.fairness.config import AuditConfig
-from serving.governance.model_audit import audit_model, hazard_log_path
-from serving.governance.signoff import gate
+from serving.governance.model_audit import audit_model
 from training.train_validate import run as train
 from features.sources.loader import load
 from features.synthetic.config import DefectConfig, GeneratorConfig
@@ -107,64 +104,6 @@ def test_bias_report_renders_in_headless_chromium(knob_audit, tmp_path) -> None:
     assert page.title.startswith("Bias report: emergency_admission version 1")
     assert "flag(s) need a decision" in page.text and "Asian" in page.text and "Hazards raised" in page.text
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000 and page.height > 2_000
-
-
-def test_signoff_and_promotion_gate(knob, knob_audit) -> None:
-    home = knob.home
-    tracking.configure(knob)
-    client = MlflowClient()
-    v1 = client.get_model_version(MODEL, "1")
-    client.create_model_version(MODEL, v1.source, v1.run_id)  # version 2: registered, never audited
-    unaudited = phm("models", "promote", "--model", MODEL, "--version", "2", home=home)
-    assert unaudited.returncode == 2 and "has not been audited" in unaudited.stderr
-    flagged = phm("models", "promote", "--model", MODEL, "--version", "1", home=home)
-    assert flagged.returncode == 2 and "no safety officer" in flagged.stderr
-    silent = phm("audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones", "--reason", "fine",
-                 home=home)
-    assert silent.returncode == 2 and "--accept-flags" in silent.stderr
-    approve = phm("audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones",
-                  "--reason", "Coordinators add patients known to the practice; GP coding project under way",
-                  "--accept-flags", home=home)
-    assert approve.returncode == 0, approve.stderr
-    tags = client.get_model_version(MODEL, "1").tags
-    assert tags["decision"] == "approved" and tags["decision_by"] == "Dr Ada Jones"
-    assert tags["decision_report_sha256"] == tags["audit_report_sha256"] == knob_audit.result.report_sha256
-    assert datetime.fromisoformat(tags["decision_at"]).tzinfo is not None
-    promote = phm("models", "promote", "--model", MODEL, "--version", "1", "--by", "Data Scientist", home=home)
-    assert promote.returncode == 0, promote.stderr
-    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
-    # a new audit of the same version (different policy) is a new report: the old approval does not cover it
-    again = phm("audit", "run", "--model", MODEL, "--version", "1", "--top-share", "0.1", "--draws", "100", home=home)
-    assert again.returncode == 0, again.stderr
-    if int(client.get_model_version(MODEL, "1").tags["audit_flags"]):
-        assert not gate(MODEL, 1).allowed and "earlier report" in gate(MODEL, 1).reason
-    reject = phm("audit", "reject", "--model", MODEL, "--version", "2", "--by", "Dr Ada Jones", "--reason", "x",
-                 home=home)
-    assert reject.returncode == 2 and "has not been audited" in reject.stderr
-    # the hazard log holds the hazards, the decision (name, time, report hash) and the promotion, intact
-    entries = hazard_log.read(hazard_log_path(knob))
-    kinds = [e["kind"] for e in entries]
-    assert "hazard" in kinds and "decision" in kinds and "promotion" in kinds
-    decision = next(e for e in entries if e["kind"] == "decision")
-    assert decision["by"] == "Dr Ada Jones" and decision["report_sha256"] == knob_audit.result.report_sha256
-    log = phm("audit", "log", home=home)
-    assert log.returncode == 0 and "Hazard log intact" in log.stdout and "approved by Dr Ada Jones" in log.stdout
-
-
-def test_rejected_version_is_never_promoted(parity) -> None:
-    home = parity.home
-    audited = phm("audit", "run", "--model", MODEL, "--version", "1", "--draws", "100", home=home)
-    assert audited.returncode == 0, audited.stderr
-    tracking.configure(parity)
-    if MlflowClient().get_model_version(MODEL, "1").tags["audit_flags"] == "0":
-        assert gate(MODEL, 1).allowed  # a passed audit may be promoted
-    reject = phm("audit", "reject", "--model", MODEL, "--version", "1", "--by", "Dr Sam Patel",
-                 "--reason", "Calibration drifts in the most recent quarter", home=home)
-    assert reject.returncode == 0, reject.stderr
-    refused = phm("models", "promote", "--model", MODEL, "--version", "1", home=home)
-    assert refused.returncode == 2 and "rejected by Dr Sam Patel" in refused.stderr
-    listed = phm("models", "list", home=home)
-    assert "rejected" in listed.stdout
 
 
 def test_audit_any_scores_table_with_quarantine(tmp_path) -> None:

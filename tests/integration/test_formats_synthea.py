@@ -225,6 +225,11 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
               for g in grouping["groups"]}
     assert {"White", "Asian", "Black"} <= groups
     # downstream: promotion, demand forecasts (no critical care in Synthea: a flat series) and daily scores
+    for name, role in (("Dr Test", "safety_officer"), ("tests", "data_scientist")):
+        assert phm("users", "add", name, "--role", role, home=home).returncode == 0
+    approve = phm("audit", "approve", "--model", "emergency_admission", "--version", "1", "--by", "Dr Test",
+                  "--reason", "Synthea run reviewed", "--accept-flags", home=home)
+    assert approve.returncode == 0, approve.stderr
     assert phm("models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "tests",
                home=home).returncode == 0
     forecast = phm("forecast", "fit", "--site", "ICS", "--origins", "2", home=home)

@@ -24,10 +24,14 @@ def train_quickly(home: Settings, model: str = "emergency_admission") -> RunResu
     return run(cfg, home)
 
 
-def registry_copy(source: Settings, root: Path) -> Settings:
-    """A fresh PHM home holding copies of `source`'s warehouse and MLflow store (its champions), so a test can
-    score, audit and re-tag versions without touching `source` (artifacts are read from where they were logged)."""
-    for part in ("warehouse/phm.duckdb", "mlflow/mlflow.db"):
-        (root / part).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source.home / part, root / part)
+def registry_copy(source: Settings, root: Path, snapshots: bool = False) -> Settings:
+    """A fresh PHM home holding copies of `source`'s warehouse, MLflow store (its champions) and safety case (the
+    hazard log holding the approvals), so a test can score, audit and re-tag versions without touching `source`
+    (artifacts are read from where they were logged); with `snapshots`, its daily snapshots too."""
+    for part in ("warehouse/phm.duckdb", "mlflow/mlflow.db", "safety/hazard_log.jsonl"):
+        if (source.home / part).exists():
+            (root / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source.home / part, root / part)
+    if snapshots:
+        shutil.copytree(source.home / "warehouse" / "snapshots", root / "warehouse" / "snapshots")
     return Settings(home=root)
