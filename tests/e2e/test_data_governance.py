@@ -48,9 +48,10 @@ def test_a_home_with_an_apostrophe_from_load_to_daily_scores_owner_only(tmp_path
     phm("features", "build", "--as-of", "2024-04-01")
     phm("train", "emergency-admission")
     phm("audit", "run", "--draws", "50")
+    phm("users", "add", "Dr O'Brien", "--role", "safety_officer")  # decisions are recorded against named users
     phm("audit", "approve", "--model", "emergency_admission", "--version", "1", "--by", "Dr O'Brien", "--reason",
         "test", "--accept-flags")
-    phm("models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "tests")
+    phm("models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "Dr O'Brien")
     phm("score", "daily")
     live = _pointer(home)
     earlier = str(date.fromisoformat(live["date"]) - timedelta(days=14))

@@ -95,14 +95,14 @@ def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_
     home, tokens = fresh(served_home, tmp_path / "home")
     body = {"records": records(home), "explain": False}
     with service(home, tmp_path_factory, monkeypatch) as url:
-        health = get(url, "/api/health").json()
+        health = get(url, "/api/health", tokens["ds"]).json()
         assert health["refused"] == [] and health["worklist"] == "ready"
         assert post(url, "/api/score", tokens["ds"], json=body).status_code == 200
 
     (home.home / "phm.toml").write_text('[policy.emergency_admission]\n'
                                         'bands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n')
     with service(home, tmp_path_factory, monkeypatch) as url:
-        health = get(url, "/api/health").json()
+        health = get(url, "/api/health", tokens["ds"]).json()
         assert health["refused"] == [MODEL] and health["models"] == {} and health["worklist"] == "paused"
         scored = post(url, "/api/score", tokens["ds"], json=body)
         assert scored.status_code == 409 and "band cut-offs: raised top 5% → 10%" in scored.json()["detail"]
@@ -135,7 +135,7 @@ def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_
         review = [e for e in ledger.read(home.home / "safety" / "hazard_log.jsonl") if e["kind"] == "change_review"]
         assert len(review) == 1 and review[0]["via"] == "service" and review[0]["by"] == "Dr Ada Jones"
 
-        health = get(url, "/api/health").json()  # the hazard log changed: every worker reloaded
+        health = get(url, "/api/health", tokens["ds"]).json()  # the hazard log changed: every worker reloaded
         assert health["refused"] == [] and health["models"] == {MODEL: "1"} and health["worklist"] == "paused"
         assert post(url, "/api/score", tokens["ds"], json=body).status_code == 200
         stale = get(url, "/api/worklist", tokens["coord"])
@@ -144,7 +144,7 @@ def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_
         daily = phm("score", "daily", home=home.home)
         assert daily.returncode == 0, daily.stderr
         assert post(url, "/api/admin/reload", tokens["ds"]).status_code == 200
-        assert get(url, "/api/health").json()["worklist"] == "ready"
+        assert get(url, "/api/health", tokens["ds"]).json()["worklist"] == "ready"
         assert get(url, "/api/worklist", tokens["coord"]).status_code == 200
         meta = json.loads((current_folder(home) / "manifest.json").read_text())
         assert meta["bands"]["raised"] == 0.1 and meta["models"][MODEL]["approved_by"] == "Dr Ada Jones"
@@ -156,7 +156,7 @@ def test_a_changed_feature_definition_is_refused_by_the_service(served_home, tmp
     home, tokens = fresh(served_home, tmp_path / "home")
     code = changed_feature_window(tmp_path / "release")
     with service(home, tmp_path_factory, monkeypatch, code=code) as url:
-        health = get(url, "/api/health").json()
+        health = get(url, "/api/health", tokens["ds"]).json()
         assert health["refused"] == [MODEL] and health["worklist"] == "paused"
         refused = post(url, "/api/score", tokens["ds"], json={"records": records(home), "explain": False})
         assert refused.status_code == 409 and "changed ae_attendances_12m" in refused.json()["detail"]
@@ -176,7 +176,7 @@ def test_the_service_deploys_only_a_currently_approved_version(served_home, tmp_
     with service(home, tmp_path_factory, monkeypatch) as url:
         client.set_registered_model_alias(MODEL, "champion", "2")  # behind the gate's back
         assert post(url, "/api/admin/reload", tokens["ds"]).status_code == 200
-        health = get(url, "/api/health").json()
+        health = get(url, "/api/health", tokens["ds"]).json()
         assert health["refused"] == [MODEL] and health["models"] == {}
         assert health["worklist"] == "ready"  # yesterday's worklist was ranked by version 1 under its approval
         refused = post(url, "/api/score", tokens["ds"], json={"records": records(home), "explain": False})
@@ -198,7 +198,7 @@ def test_the_service_deploys_only_a_currently_approved_version(served_home, tmp_
         approve = post(url, path, tokens["cso"], json={"decision": "approved", "reason": "new audit read",
                                                        "report_sha256": report, "accept_flags": True})
         assert approve.status_code == 200, approve.text
-        health = get(url, "/api/health").json()  # the approval is in the hazard log: version 2 is used
+        health = get(url, "/api/health", tokens["ds"]).json()  # the approval is in the hazard log: version 2 is used
         assert health["refused"] == [] and health["models"] == {MODEL: "2"}
         assert post(url, "/api/score", tokens["ds"], json={"records": records(home), "explain": False}).json()[
             "version"] == "2"

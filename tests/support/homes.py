@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from training.train_validate import RunResult, run
+from phm.core.ledger_head import anchor_path
 from phm.core.settings import Settings
 from training.config import TuningGrid, default_config
 
@@ -29,6 +30,11 @@ def registry_copy(source: Settings, root: Path, snapshots: bool = False) -> Sett
     hazard log holding the approvals), so a test can score, audit and re-tag versions without touching `source`
     (artifacts are read from where they were logged); with `snapshots`, its daily snapshots too."""
     for part in ("warehouse/phm.duckdb", "mlflow/mlflow.db", "safety/hazard_log.jsonl"):
+        if (source.home / part).exists():
+            (root / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source.home / part, root / part)
+    # the hazard log is signed: its key and signed head travel with it (other logs' heads do not: they start anew)
+    for part in ("security/ledger.key", f"security/anchors/{anchor_path(source.home / 'safety/hazard_log.jsonl').name}"):
         if (source.home / part).exists():
             (root / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source.home / part, root / part)
