@@ -28,9 +28,10 @@ def log_path(home: Path) -> Path:
 
 
 def record(request: Request, user: User | None = None, people: list | None = None, asked: list | None = None,
-           practices: list[str] | None = None) -> None:
+           practices: list[str] | None = None, extra: dict | None = None) -> None:
     """Note on the request what its access-log entry says: the user, the people returned, the people asked for
-    but refused, the practices read."""
+    but refused, the practices read, and any other facts of the request (`extra`: small JSON values, never an
+    identifier: e.g. the purpose of a re-identification and how many people it returned)."""
     state = request.state
     if user is not None:
         state.phm_user = user
@@ -40,6 +41,8 @@ def record(request: Request, user: User | None = None, people: list | None = Non
         state.phm_asked = [str(p) for p in asked][:1000]
     if practices is not None:
         state.phm_practices = sorted({str(p) for p in practices})
+    if extra is not None:
+        state.phm_extra = dict(extra)
 
 
 def route_of(scope: dict) -> str:
@@ -85,6 +88,8 @@ class AccessLog:
                   "method": scope["method"], "route": _route(scope), "status": status, "client": client[0],
                   "people": state.get("phm_people", []) if status < 400 else [],
                   "practices": state.get("phm_practices", []) if status < 400 else []}
+        if status < 400:
+            fields.update({k: v for k, v in state.get("phm_extra", {}).items() if k not in fields})
         if state.get("phm_asked"):
             fields["asked"] = state["phm_asked"]
         home = self.home()

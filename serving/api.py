@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from training.scenarios import Scenario
 from models.explain import reasons
 from models import specs
-from serving import queries
+from serving import queries, reidentify_api
 from serving.batch.store import worklist_version
 from serving.access import AccessLog, record
 from serving.asgi import BodyLimit, Guard
@@ -40,7 +40,7 @@ def create_app() -> FastAPI:
         found = getattr(app.state, "phm", None)
         return found.settings.home if found is not None else None
 
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, larger={"/api" + reidentify_api.ROUTE: reidentify_api.BODY_LIMIT})
     app.add_middleware(Guard, log=log)
     app.add_middleware(AccessLog, home=home, protected=lambda _method, path: path not in PUBLIC, log=log)
 
@@ -287,5 +287,6 @@ def create_app() -> FastAPI:
         """Pick up a new champion, snapshot or user list without a restart."""
         return st.reload()
 
+    app.include_router(reidentify_api.router(state, allow(Role.coordinator)))
     return app
 

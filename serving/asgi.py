@@ -13,26 +13,29 @@ MAX_BODY = 1_000_000  # bytes
 
 
 class BodyLimit:
-    """Refuse bodies over MAX_BODY bytes with 413 (declared or streamed), as plain ASGI (cheap)."""
+    """Refuse bodies over MAX_BODY bytes with 413 (declared or streamed), as plain ASGI (cheap); the routes in
+    `larger` (full path -> bytes) have their own limit."""
 
-    def __init__(self, app) -> None:
-        self.app = app
+    def __init__(self, app, larger: dict[str, int] | None = None) -> None:
+        self.app, self.larger = app, larger or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        root, path = scope.get("root_path", "") or "", scope.get("path", "")
+        limit = self.larger.get(path if path.startswith(root) else root + path, MAX_BODY)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return await JSONResponse({"detail": f"request body over {MAX_BODY:,} bytes"}, status_code=413)(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await JSONResponse({"detail": f"request body over {limit:,} bytes"}, status_code=413)(scope, receive, send)
         seen = 0
 
         async def limited():
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > MAX_BODY:
-                raise HTTPException(413, f"request body over {MAX_BODY:,} bytes")
+            if seen > limit:
+                raise HTTPException(413, f"request body over {limit:,} bytes")
             return message
 
         return await self.app(scope, limited, send)

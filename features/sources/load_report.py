@@ -14,6 +14,7 @@ class TableReport:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     rows_unlinked: int = 0
+    rows_opted_out: int = 0  # rows of people with a type 1 objection, removed (counted here only)
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     linkage_rate: float | None = None
     missing_optional_columns: list[str] = field(default_factory=list)
@@ -37,6 +38,7 @@ class LoadReport:
     source_notes: list[str] = field(default_factory=list)
     mapping_rejected: dict[str, int] = field(default_factory=dict)
     shrink_allowed: list[str] = field(default_factory=list)  # falls the operator accepted (--allow-shrink)
+    opt_outs: dict | None = None  # the opt_outs extract: rows, people listed, malformed rows, people removed
 
     def to_json(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "tables"}

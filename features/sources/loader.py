@@ -9,6 +9,10 @@ silently: read = loaded + quarantined for every table. A folder staged by a form
 OMOP) carries each row's provenance (`_source_file`, `_source_row`): its quarantined rows name the source
 file and row a data manager would fix, not the staged file.
 
+An optional `opt_outs` extract lists NHS numbers with a type 1 objection: those people's rows are removed
+before anything is written (from every table, the quarantine and the ground truth) and only counted in the
+load report (per table, and the people removed).
+
 The warehouse is written to a temporary file and moved into place atomically, so a failed load
 leaves the previous warehouse intact and loading the same extract twice gives the same result.
 """
@@ -34,6 +38,7 @@ from features.sources.checks import q as _q
 from features.sources.contracts import CONTRACTS, TableContract
 from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_FILE, SOURCE_NOTE, SOURCE_ROW
 from features.sources.load_report import LoadReport, TableReport
+from features.sources.opt_outs import NOT_OPTED_OUT, OPT_OUTS, OptOutError, register, remove
 from features.sources.pseudonymise import Pseudonymiser, resolve_key
 from features.sources.readable import check_parquet, csv_error, first_line
 from features.sources.shrink import LoadRefused, check_load
@@ -146,6 +151,7 @@ class Loader:
         con.execute("""CREATE TABLE quarantine (source_table VARCHAR, source_file VARCHAR, source_row BIGINT,
                        rule VARCHAR, column_name VARCHAR, person_id BIGINT, record JSON)""")
         con.execute("CREATE TEMP TABLE nhs_map (nhs_key BIGINT, person_id BIGINT)")
+        opt_outs = self._opt_outs(con)
         mapped = self.src / MAPPING_QUARANTINE
         if mapped.exists():  # rows a format mapping (Synthea, OMOP) could not place, kept with their reason
             con.execute(f"""INSERT INTO quarantine SELECT source_table, source_file, source_row, rule, column_name,
@@ -165,6 +171,8 @@ class Loader:
         if ids != distinct:
             raise RuntimeError("pseudonym collision: two NHS numbers map to one person id")
         truth = self._load_truth(con)
+        if opt_outs is not None:
+            opt_outs["people_removed"] = self._opted_out_people
         self._write_manifest(con, reports)
         ethnic = con.execute("""SELECT avg(CASE WHEN ethnic_category IS NULL OR ethnic_category IN ('Z','99')
                                 THEN 0 ELSE 1 END) FROM patients""").fetchone()[0]
@@ -176,7 +184,7 @@ class Loader:
                           ethnicity_known_share=round(float(ethnic or 0), 4),
                           imd_linked_share=round(float(imd or 0), 4), truth_tables=truth,
                           source_format=note.get("format", "phm"), source_notes=note.get("notes", []),
-                          mapping_rejected=note.get("rejected", {}))
+                          mapping_rejected=note.get("rejected", {}), opt_outs=opt_outs)
 
     @cached_property
     def source_note(self) -> dict:
@@ -259,6 +267,9 @@ class Loader:
             self._register_numbers(con, pcol)
         self._judge(con, contract, cols, text)
         con.execute("DROP TABLE staged")
+        rep.rows_read = con.execute("SELECT count(*) FROM judged").fetchone()[0]
+        if self.opting_out and pcol:
+            rep.rows_opted_out = self._remove_opted_out(con, "judged", contract.name == "patients")
         # loaded rows
         person = ["person_id"] if pcol else []
         values = [f"v_{c.name} AS {_q(c.name)}" for c in out_cols]
@@ -271,9 +282,8 @@ class Loader:
                         json_object({record}) FROM judged WHERE _reason IS NOT NULL ORDER BY _row""")
         counts = dict(con.execute("SELECT split_part(_reason, '|', 1), count(*) FROM judged "
                                   "WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall())
-        rep.rows_read = con.execute("SELECT count(*) FROM judged").fetchone()[0]
         rep.rows_loaded = con.execute(f"SELECT count(*) FROM {_q(contract.name)}").fetchone()[0]
-        rep.rows_quarantined = rep.rows_read - rep.rows_loaded
+        rep.rows_quarantined = rep.rows_read - rep.rows_loaded - rep.rows_opted_out
         rep.quarantined_by_rule = counts
         rep.rows_unlinked = counts.get("unlinked", 0)
         if pcol and contract.name != "patients":
@@ -319,6 +329,30 @@ class Loader:
         con.register("new_numbers", pa.table({"nhs_key": keys, "person_id": ids}))
         con.execute("INSERT INTO nhs_map SELECT * FROM new_numbers")
         con.unregister("new_numbers")
+
+    opting_out = False
+    _opted_out_people = 0
+
+    def _opt_outs(self, con: duckdb.DuckDBPyConnection) -> dict | None:
+        """Temp table `opted_out` from the optional `opt_outs` extract (see `opt_outs.register`)."""
+        path = find_extract(self.src, OPT_OUTS)
+        if path is None:
+            return None
+        self._read(con, path)
+        try:
+            found = register(con, path, self.pseudo)
+        except OptOutError as exc:
+            raise ContractError(str(exc)) from exc
+        finally:
+            self._drop_raw(con)
+        self.opting_out = True
+        return {**found, "sha256": _sha256(path)}
+
+    def _remove_opted_out(self, con: duckdb.DuckDBPyConnection, table: str, patients: bool = False) -> int:
+        rows, people = remove(con, table)
+        if patients:
+            self._opted_out_people = people
+        return rows
 
     def _judge(self, con: duckdb.DuckDBPyConnection, contract: TableContract, cols: dict[str, str | None],
                text: dict[str, str]) -> None:
@@ -377,8 +411,9 @@ class Loader:
             if has_nhs:
                 nums = [r[0] for r in con.execute("SELECT DISTINCT nhs_number FROM raw ORDER BY 1").fetchall()]
                 con.register("pseudonyms", self.pseudo.mapping(nums))
+                kept = f"WHERE m.{NOT_OPTED_OUT}" if self.opting_out else ""
                 con.execute(f"""CREATE TABLE truth_{name} AS SELECT m.person_id, r.* EXCLUDE (nhs_number)
-                                FROM raw r JOIN pseudonyms m USING (nhs_number) ORDER BY ALL""")
+                                FROM raw r JOIN pseudonyms m USING (nhs_number) {kept} ORDER BY ALL""")
                 con.unregister("pseudonyms")
             else:
                 con.execute(f"CREATE TABLE truth_{name} AS SELECT * FROM raw")

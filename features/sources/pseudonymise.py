@@ -60,3 +60,24 @@ class Pseudonymiser:
         if np.unique(ids).size != len(set(nums)):
             raise RuntimeError("pseudonym collision: two NHS numbers map to one person id")
         return pa.table({"nhs_number": pa.array(nums, pa.string()), "person_id": ids})
+
+
+def installation_key(settings: Settings) -> bytes:
+    """The key the warehouse under `settings` was pseudonymised with (the demo key only if its load was synthetic
+    or `PHM_DEMO` is set; `MissingKeyError` otherwise)."""
+    import duckdb
+
+    synthetic = False
+    if settings.warehouse_path.exists():
+        try:
+            con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        except duckdb.Error:
+            con = None
+        if con is not None:
+            try:
+                synthetic = bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
+            except (duckdb.Error, TypeError):
+                synthetic = False
+            finally:
+                con.close()
+    return resolve_key(settings, synthetic)[0]

@@ -139,3 +139,33 @@ def export_cmd(
 def report_cmd(warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None) -> None:
     """Data-quality summary: ethnicity coverage by practice and deprivation, linkage, date ranges."""
     quality_report(settings(), warehouse)
+
+
+@app.command("practice-list")
+def practice_list_cmd(
+    practice: Annotated[list[str], typer.Option(help="Practice code (repeat for several).")],
+    out: Annotated[Path, typer.Option(help="CSV file to write: outside PHM_HOME (it holds NHS numbers and names).")],
+    src: Annotated[Optional[Path], typer.Option("--source", help="Synthetic ICS folder (default: "
+                                                "$PHM_HOME/data/synthetic).")] = None,
+    rows: Annotated[int, typer.Option(help="Rows in the list.")] = 2_000,
+    malformed_share: Annotated[float, typer.Option(help="Share of rows with a wrong check digit.")] = 0.0,
+    other_share: Annotated[float, typer.Option(help="Share of rows of people registered at other practices.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+) -> None:
+    """Write a synthetic practice's registered list (NHS number, name, date of birth, phone) as the clinical system
+    would export it, for trying `phm worklist reidentify` and the Worklist page's upload. Synthetic extracts only;
+    the file must be outside PHM_HOME."""
+    from features.synthetic.practice_list import PracticeListRequestError, make
+
+    s = settings()
+    target = out.resolve()
+    if target.is_relative_to(s.home.resolve()):
+        raise fail(f"{out}: write practice lists outside PHM_HOME ({s.home}); nothing identifying is kept there")
+    try:
+        made = make(src or s.synthetic_dir, practice, rows, seed, malformed_share, other_share)
+    except PracticeListRequestError as exc:
+        raise fail(str(exc)) from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    made.table.to_csv(target, index=False)
+    console.print(f"Written {len(made.table):,} rows to [bold]{target}[/] ({int((made.kind == 'malformed').sum()):,} "
+                  f"with a malformed number, {int((made.kind == 'other').sum()):,} of other practices)")

@@ -104,6 +104,11 @@ def load_report(report, source: Path, saved: Path) -> None:
                   f"{report.imd_linked_share:.1%} linked to an IMD decile.")
     if report.demo_key:
         console.print("[yellow]Pseudonymised with the public demo key: acceptable for synthetic data only.[/]")
+    if report.opt_outs:
+        o = report.opt_outs
+        console.print(f"Opt-outs (type 1 objections): {o['people_listed']:,} people listed, {o['people_removed']:,} "
+                      f"removed with {sum(r.rows_opted_out for r in report.tables.values()):,} rows"
+                      + (f"; {o['malformed_rows']:,} rows with a malformed NHS number" if o["malformed_rows"] else ""))
     for fall in report.shrink_allowed:
         console.print(f"[yellow]Shrank (allowed by --allow-shrink): {fall}[/]")
     console.print(f"Warehouse: [bold]{report.warehouse}[/]; report: {saved}")
@@ -341,3 +346,16 @@ def ledger_check(name: str, path, entries: int, problems: list[str]) -> None:
             console.print(f"  - {problem}", highlight=False)
     else:
         console.print(f"{name} {path}: intact ({entries:,} entries, chain verified)")
+
+
+def reidentified(result) -> None:
+    """A re-identified worklist (to the terminal only)."""
+    table(f"Named worklist for direct care, {result.snapshot_date} (practices {', '.join(result.practices)})",
+          ["rank", "NHS number", "name", "date of birth", *result.extra_columns, "practice", "risk", "band"],
+          [[p.rank, f"{p.nhs_number[:3]} {p.nhs_number[3:6]} {p.nhs_number[6:]}", p.name, p.date_of_birth,
+            *[p.details.get(c, "") for c in result.extra_columns], p.practice_code, f"{100 * p.risk:.1f}%",
+            p.band.value] for p in result.people], right={"rank", "risk"})
+    console.print(f"{result.rows_read:,} rows read: {result.matched:,} on your worklist ({result.min_band.value} band "
+                  f"or above), {result.not_on_worklist:,} not, {result.malformed:,} with a malformed NHS number"
+                  + (f" (rows {', '.join(map(str, result.malformed_rows[:50]))}"
+                     f"{' ...' if result.malformed > 50 else ''})" if result.malformed else "") + ".")

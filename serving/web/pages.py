@@ -30,7 +30,7 @@ from serving.schemas import Band, ModelName, WorklistQuery
 from serving.sessions import Session
 from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
-from serving.web import views
+from serving.web import reidentify_page, views
 
 log = logging.getLogger("phm.serving.pages")
 HERE = Path(__file__).parent
@@ -76,7 +76,7 @@ def create_pages() -> FastAPI:
         found = getattr(app.state, "phm", None)
         return found.settings.home if found is not None else None
 
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, larger=reidentify_page.LIMITS)
     app.add_middleware(Guard, log=log, html=True)
     app.add_middleware(AccessLog, home=phm_home, protected=_protected, log=log, html=True)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -391,6 +391,7 @@ def create_pages() -> FastAPI:
         st, u = signed_in(request, "models")
         return HTMLResponse(_no_favicon(views.artifact(st, name, version, "model_card/model_card.html").decode()))
 
+    reidentify_page.add_routes(app, render, signed_in, check_form)
     return app
 
 

@@ -1,0 +1,69 @@
+"""`phm worklist`: the care coordinator's worklist from the command line — re-identify it for direct care with the
+practice's registered list (read in memory, never stored; the look-up is recorded in the access log)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from phm.cli import render
+from phm.cli.common import console, fail, settings
+
+app = typer.Typer(help="The worklist: re-identify it for direct care.", no_args_is_help=True)
+TOKEN_ENV = "PHM_TOKEN"
+
+
+@app.command("reidentify")
+def reidentify_cmd(
+    practice_list: Annotated[Path, typer.Option("--practice-list", help="The practice's registered list (CSV with "
+                                                "NHS number, name and date of birth columns).")],
+    practice: Annotated[Optional[list[str]], typer.Option(help="Only these of your practices.")] = None,
+    min_band: Annotated[str, typer.Option(help="Lowest band: very high, high, raised or routine.")] = "raised",
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (formula-safe) instead of a table.")] = False,
+) -> None:
+    """Your worklist's people found in your practice list, with NHS number and name, printed (never written to a
+    file by PHM). Sign in with your service token (asked for without echo, or from PHM_TOKEN). People of other
+    practices reveal nothing; malformed numbers are listed by row. Recorded in the access log with the purpose
+    "direct care" and the pseudonymised ids shown."""
+    from phm.core import ledger
+    from serving.access import log_path
+    from serving.queries import QueryError
+    from serving.reidentify import as_csv as to_csv, log_fields, reidentify
+    from serving.schemas import Band
+    from serving.state import ServiceState, UsersUnavailable
+    from serving.users import Role, authenticate
+
+    if min_band not in {b.value for b in Band}:
+        raise fail(f"--min-band must be one of {[b.value for b in Band]}")
+    s = settings()
+    try:
+        data = practice_list.read_bytes()
+    except OSError as exc:
+        raise fail(f"{practice_list}: cannot be read ({type(exc).__name__})") from exc
+    token = os.environ.get(TOKEN_ENV) or typer.prompt("Service token", hide_input=True)
+    with console.status("Loading today's worklist"):
+        st = ServiceState(s)
+    try:
+        u = authenticate(st.users.by_digest, token.strip())
+    except UsersUnavailable as exc:
+        raise fail("the user list cannot be read; tell your administrator") from exc
+    if u is None or u.role != Role.coordinator:
+        raise fail("re-identification is for care coordinators: that token is not a coordinator's")
+    try:
+        result = reidentify(st, u, data, Band(min_band), practice)
+    except QueryError as exc:
+        raise fail(f"{practice_list}: {exc.message}" if exc.status in (413, 422) else exc.message) from exc
+    try:  # nothing is shown unless it is recorded
+        ledger.append(log_path(s.home), "access", full_check=False, user=u.name, role=u.role.value, method="CLI",
+                      route="phm worklist reidentify", status=0, client=getpass.getuser(),
+                      people=[p.person_id for p in result.people], practices=result.practices, **log_fields(result))
+    except (ledger.LedgerError, OSError, ValueError) as exc:
+        raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is shown") from exc
+    if as_csv:
+        typer.echo(to_csv(result), nl=False)
+    else:
+        render.reidentified(result)

@@ -1,0 +1,157 @@
+"""Re-identification for direct care: a care coordinator's practice list (NHS number, name, date of birth), read
+and pseudonymised in memory, joined to today's worklist in the coordinator's practices. Rows come back with the
+number and name the practice already holds. People of other practices are treated exactly like numbers unknown
+to the ICS (nothing about them is answered, not even a count); malformed numbers are counted and listed by row.
+Nothing here writes anything; the caller records the access-log entry (purpose "direct care", the ids returned)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from features.sources.practice_list import Entry, PracticeList, PracticeListError, parse, pseudonymise
+from features.sources.pseudonymise import MissingKeyError, installation_key
+from phm.core.settings import Settings
+from serving.batch.ranking import BAND_ORDER
+from serving.batch.store import worklist_version
+from serving.queries import QueryError, practices_asked, safe_cell, snapshot
+from serving.schemas import Band
+from serving.state import ServiceState
+from serving.users import User
+
+PURPOSE = "direct care"
+MAX_ROWS_LISTED = 1_000  # malformed row numbers listed (all are counted)
+COLUMNS = ("person_id", "risk", "band", "rank", "reasons", "practice_code")
+
+
+class Person(BaseModel):
+    """A person on the worklist, with what the practice list says about them."""
+
+    row: int  # data row of the practice list (1 = the first after the header)
+    nhs_number: str
+    name: str
+    date_of_birth: str
+    details: dict[str, str]  # the practice list's other columns
+    person_id: str
+    practice_code: str
+    risk: float
+    band: Band
+    rank: int
+    reasons: list[str]
+
+
+class Reidentified(BaseModel):
+    snapshot_date: str
+    model_version: str
+    purpose: str = PURPOSE
+    practices: list[str]
+    min_band: Band
+    rows_read: int
+    malformed: int
+    malformed_rows: list[int]
+    matched: int
+    not_on_worklist: int  # well-formed numbers not on the worklist of these practices (whatever the reason)
+    extra_columns: list[str]
+    people: list[Person]
+
+
+def lookup_tables(scores: pd.DataFrame) -> tuple[dict[int, int], dict[str, np.ndarray]]:
+    """person id -> row, and plain column arrays: what the service holds for a snapshot (`Bundle.position`,
+    `Bundle.columns`)."""
+    position = dict(zip(scores.person_id.tolist(), range(len(scores))))
+    columns = {c: scores[c].to_numpy(dtype=object if scores[c].dtype.kind not in "iuf" else None) for c in COLUMNS}
+    return position, columns
+
+
+def match(entries: Iterable[Entry], position: dict[int, int], columns: dict[str, np.ndarray], practices: set[str],
+          min_band: Band) -> list[tuple[Entry, int]]:
+    """The entries on the worklist of `practices` at `min_band` or above, with their snapshot rows, highest risk
+    first. Every other entry is dropped the same way, whoever it is."""
+    practice, band = columns["practice_code"], columns["band"]
+    floor = BAND_ORDER[min_band.value]
+    found = []
+    for e in entries:
+        r = position.get(e.person_id)
+        if r is not None and practice[r] in practices and BAND_ORDER.get(band[r], -1) >= floor:
+            found.append((e, r))
+    found.sort(key=lambda x: int(columns["rank"][x[1]]))
+    return found
+
+
+_KEYS: dict[tuple[str, float], bytes] = {}
+
+
+def key_for(settings: Settings) -> bytes:
+    """The installation's key (read once per version of the warehouse; held in memory only)."""
+    path = settings.warehouse_path
+    stamp = (str(path), path.stat().st_mtime if path.exists() else 0.0)
+    if stamp not in _KEYS:
+        try:
+            key = installation_key(settings)
+        except MissingKeyError as exc:
+            raise QueryError(409, f"re-identification is not available: {exc}") from None
+        _KEYS.clear()
+        _KEYS[stamp] = key
+    return _KEYS[stamp]
+
+
+def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.raised,
+               practice: list[str] | None = None) -> Reidentified:
+    """The coordinator's worklist people found in the uploaded practice list (see the module docstring)."""
+    meta, _ = snapshot(st)
+    asked = practices_asked(st, practice, None)
+    wanted = list(u.practices) if asked is None else asked
+    outside = sorted(set(wanted) - set(u.practices))
+    if outside:
+        raise QueryError(403, f"practice(s) {outside} are outside your scope")
+    try:
+        found: PracticeList = parse(data)
+    except PracticeListError as exc:
+        raise QueryError(exc.status, str(exc)) from None
+    pseudonymise(found, key_for(st.settings))
+    b = st.bundle
+    hits = match(found.entries, b.position, b.columns, set(wanted), min_band)
+    cols = b.columns
+    people = [Person(row=e.row, nhs_number=e.nhs_number, name=e.name, date_of_birth=e.date_of_birth, details=e.extra,
+                     person_id=str(int(cols["person_id"][r])), practice_code=str(cols["practice_code"][r]),
+                     risk=float(cols["risk"][r]), band=cols["band"][r], rank=int(cols["rank"][r]),
+                     reasons=_words(cols["reasons"][r])) for e, r in hits]
+    return Reidentified(snapshot_date=meta["date"], model_version=worklist_version(meta), practices=sorted(wanted),
+                        min_band=min_band, rows_read=found.rows_read, malformed=len(found.malformed_rows),
+                        malformed_rows=found.malformed_rows[:MAX_ROWS_LISTED], matched=len(people),
+                        not_on_worklist=len(found.entries) - len(people), extra_columns=found.extra_columns,
+                        people=people)
+
+
+def _words(raw) -> list[str]:
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return []
+    return [r["words"] for r in json.loads(raw)]
+
+
+def as_csv(result: Reidentified) -> str:
+    """The re-identified list as CSV (one row a person; a cell a spreadsheet would run as a formula is prefixed
+    with an apostrophe)."""
+    rows = [{"nhs_number": p.nhs_number, "name": p.name, "date_of_birth": p.date_of_birth,
+             **{f"list: {k}": v for k, v in p.details.items()}, "practice_code": p.practice_code, "ics_rank": p.rank,
+             "risk_12m": round(p.risk, 4), "band": p.band.value, "reasons": "; ".join(p.reasons[:3]),
+             "person_id": p.person_id, "list_row": p.row} for p in result.people]
+    columns = ["nhs_number", "name", "date_of_birth", *(f"list: {k}" for k in result.extra_columns), "practice_code",
+               "ics_rank", "risk_12m", "band", "reasons", "person_id", "list_row"]
+    table = pd.DataFrame(rows, columns=columns)
+    for col in table.columns:
+        if table[col].dtype == object:
+            table[col] = table[col].map(safe_cell)
+    buf = io.StringIO()
+    table.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def log_fields(result: Reidentified) -> dict:
+    """What the access-log entry adds: purpose and how many (the ids returned are recorded as `people`)."""
+    return {"purpose": PURPOSE, "count": result.matched, "rows_uploaded": result.rows_read}
