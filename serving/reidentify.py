@@ -109,19 +109,25 @@ def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.rai
     outside = sorted(set(wanted) - set(u.practices))
     if outside:
         raise QueryError(403, f"practice(s) {outside} are outside your scope")
+    b = st.bundle
+    return answer(meta, b.position, b.columns, key_for(st.settings), wanted, data, min_band)
+
+
+def answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray], key: bytes, practices: list[str],
+           data: bytes, min_band: Band) -> Reidentified:
+    """Read and pseudonymise the list in memory and join it to the snapshot (its lookup tables) for `practices`."""
     try:
         found: PracticeList = parse(data)
     except PracticeListError as exc:
         raise QueryError(exc.status, str(exc)) from None
-    pseudonymise(found, key_for(st.settings))
-    b = st.bundle
-    hits = match(found.entries, b.position, b.columns, set(wanted), min_band)
-    cols = b.columns
+    pseudonymise(found, key)
+    hits = match(found.entries, position, columns, set(practices), min_band)
+    cols = columns
     people = [Person(row=e.row, nhs_number=e.nhs_number, name=e.name, date_of_birth=e.date_of_birth, details=e.extra,
                      person_id=str(int(cols["person_id"][r])), practice_code=str(cols["practice_code"][r]),
                      risk=float(cols["risk"][r]), band=cols["band"][r], rank=int(cols["rank"][r]),
                      reasons=_words(cols["reasons"][r])) for e, r in hits]
-    return Reidentified(snapshot_date=meta["date"], model_version=worklist_version(meta), practices=sorted(wanted),
+    return Reidentified(snapshot_date=meta["date"], model_version=worklist_version(meta), practices=sorted(practices),
                         min_band=min_band, rows_read=found.rows_read, malformed=len(found.malformed_rows),
                         malformed_rows=found.malformed_rows[:MAX_ROWS_LISTED], matched=len(people),
                         not_on_worklist=len(found.entries) - len(people), extra_columns=found.extra_columns,
@@ -145,7 +151,7 @@ def as_csv(result: Reidentified) -> str:
                "ics_rank", "risk_12m", "band", "reasons", "person_id", "list_row"]
     table = pd.DataFrame(rows, columns=columns)
     for col in table.columns:
-        if table[col].dtype == object:
+        if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):
             table[col] = table[col].map(safe_cell)
     buf = io.StringIO()
     table.to_csv(buf, index=False)
