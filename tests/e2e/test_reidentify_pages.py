@@ -69,6 +69,8 @@ def test_upload_shows_and_downloads_the_named_worklist(chromium, served_url, ser
             page.click("text=Download named worklist (CSV)")
         path = tmp_path / "named.csv"
         info.value.save_as(path)
+        # a form POST answered with a file ends the navigation as "aborted", which Chromium reports as failed
+        s.errors[:] = [e for e in s.errors if e != f"request failed: {served_url}/ui/worklist/reidentify"]
         table = pd.read_csv(path, dtype=str)
         assert list(table.person_id) == [p["person_id"] for p in api["people"]]
         assert list(table.nhs_number) == [p["nhs_number"] for p in api["people"]]

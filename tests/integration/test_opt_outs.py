@@ -98,3 +98,28 @@ def test_an_opt_outs_extract_without_numbers_is_refused(opted, tmp_path: Path) -
     (bad / "opt_outs.csv").write_text("identifier\n1\n")
     with pytest.raises(ContractError, match="opt_outs.csv: missing column 'nhs_number'"):
         load(Settings(home=tmp_path / "h"), bad)
+
+
+@pytest.mark.slow
+def test_snapshots_leave_them_out(opted, tmp_path: Path) -> None:
+    """A champion trained, audited, approved and promoted on the opted-out warehouse scores a snapshot without
+    them."""
+    from evaluation.fairness.config import AuditConfig
+    from serving.batch.common import default_date
+    from serving.batch.daily import score_daily
+    from serving.batch.store import current
+    from serving.governance.model_audit import audit_model
+    from serving.governance.signoff import decide, promote
+    from support.homes import copied_home, train_quickly
+
+    settings, _, ids, _, _ = opted
+    home = copied_home(settings, tmp_path / "home")
+    train_quickly(home)
+    out = audit_model(home, "emergency_admission", 1, AuditConfig(bootstrap_draws=20))
+    decide(home, "emergency_admission", 1, "approved", "Dr Test", "test approval", accept_flags=bool(out.result.flags))
+    promote(home, "emergency_admission", 1, by="tests")
+    score_daily(home, default_date(home.warehouse_path))
+    _, scores = current(home)
+    assert len(scores) > 1_500 and not scores.person_id.isin(ids).any()
+    features = next(p for p in (home.home / "warehouse" / "snapshots").rglob("features.parquet"))
+    assert not pd.read_parquet(features, columns=["person_id"]).person_id.isin(ids).any()
