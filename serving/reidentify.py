@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from features.sources.practice_list import Entry, PracticeList, PracticeListError, parse, pseudonymise
 from features.sources.pseudonymise import MissingKeyError, installation_key
@@ -45,7 +47,9 @@ class Person(BaseModel):
     reasons: list[str]
 
 
-class Reidentified(BaseModel):
+class Summary(BaseModel):
+    """What a re-identification found, without the people."""
+
     snapshot_date: str
     model_version: str
     purpose: str = PURPOSE
@@ -57,7 +61,24 @@ class Reidentified(BaseModel):
     matched: int
     not_on_worklist: int  # well-formed numbers not on the worklist of these practices (whatever the reason)
     extra_columns: list[str]
+
+
+class Reidentified(Summary):
+    """The answer (the API's response schema)."""
+
     people: list[Person]
+
+
+@dataclass
+class Answer:
+    """A re-identification: the summary and the people as plain `Person`-shaped dicts, highest risk first (built
+    from values already checked and typed, so a large answer is not validated a second time)."""
+
+    summary: Summary
+    people: list[dict]
+
+    def to_json(self) -> bytes:
+        return to_json({**self.summary.model_dump(mode="json"), "people": self.people})
 
 
 def lookup_tables(scores: pd.DataFrame) -> tuple[dict[int, int], dict[str, np.ndarray]]:
@@ -101,7 +122,7 @@ def key_for(settings: Settings) -> bytes:
 
 
 def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.raised,
-               practice: list[str] | None = None) -> Reidentified:
+               practice: list[str] | None = None) -> Answer:
     """The coordinator's worklist people found in the uploaded practice list (see the module docstring)."""
     meta, _ = snapshot(st)
     asked = practices_asked(st, practice, None)
@@ -114,7 +135,7 @@ def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.rai
 
 
 def answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray], key: bytes, practices: list[str],
-           data: bytes, min_band: Band) -> Reidentified:
+           data: bytes, min_band: Band) -> Answer:
     """Read and pseudonymise the list in memory and join it to the snapshot (its lookup tables) for `practices`."""
     try:
         found: PracticeList = parse(data)
@@ -122,16 +143,17 @@ def answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray],
         raise QueryError(exc.status, str(exc)) from None
     pseudonymise(found, key)
     hits = match(found.entries, position, columns, set(practices), min_band)
-    cols = columns
-    people = [Person(row=e.row, nhs_number=e.nhs_number, name=e.name, date_of_birth=e.date_of_birth, details=e.extra,
-                     person_id=str(int(cols["person_id"][r])), practice_code=str(cols["practice_code"][r]),
-                     risk=float(cols["risk"][r]), band=cols["band"][r], rank=int(cols["rank"][r]),
-                     reasons=_words(cols["reasons"][r])) for e, r in hits]
-    return Reidentified(snapshot_date=meta["date"], model_version=worklist_version(meta), practices=sorted(practices),
-                        min_band=min_band, rows_read=found.rows_read, malformed=len(found.malformed_rows),
-                        malformed_rows=found.malformed_rows[:MAX_ROWS_LISTED], matched=len(people),
-                        not_on_worklist=len(found.entries) - len(people), extra_columns=found.extra_columns,
-                        people=people)
+    ids, practice, risk, band, rank, reasons = (columns[c] for c in ("person_id", "practice_code", "risk", "band",
+                                                                    "rank", "reasons"))
+    people = [{"row": e.row, "nhs_number": e.nhs_number, "name": e.name, "date_of_birth": e.date_of_birth,
+               "details": e.extra, "person_id": str(int(ids[r])), "practice_code": str(practice[r]),
+               "risk": float(risk[r]), "band": str(band[r]), "rank": int(rank[r]), "reasons": _words(reasons[r])}
+              for e, r in hits]
+    summary = Summary(snapshot_date=meta["date"], model_version=worklist_version(meta), practices=sorted(practices),
+                      min_band=min_band, rows_read=found.rows_read, malformed=len(found.malformed_rows),
+                      malformed_rows=found.malformed_rows[:MAX_ROWS_LISTED], matched=len(people),
+                      not_on_worklist=len(found.entries) - len(people), extra_columns=found.extra_columns)
+    return Answer(summary, people)
 
 
 def _words(raw) -> list[str]:
@@ -140,15 +162,16 @@ def _words(raw) -> list[str]:
     return [r["words"] for r in json.loads(raw)]
 
 
-def as_csv(result: Reidentified) -> str:
+def as_csv(result: Answer) -> str:
     """The re-identified list as CSV (one row a person; a cell a spreadsheet would run as a formula is prefixed
     with an apostrophe)."""
-    rows = [{"nhs_number": p.nhs_number, "name": p.name, "date_of_birth": p.date_of_birth,
-             **{f"list: {k}": v for k, v in p.details.items()}, "practice_code": p.practice_code, "ics_rank": p.rank,
-             "risk_12m": round(p.risk, 4), "band": p.band.value, "reasons": "; ".join(p.reasons[:3]),
-             "person_id": p.person_id, "list_row": p.row} for p in result.people]
-    columns = ["nhs_number", "name", "date_of_birth", *(f"list: {k}" for k in result.extra_columns), "practice_code",
-               "ics_rank", "risk_12m", "band", "reasons", "person_id", "list_row"]
+    rows = [{"nhs_number": p["nhs_number"], "name": p["name"], "date_of_birth": p["date_of_birth"],
+             **{f"list: {k}": v for k, v in p["details"].items()}, "practice_code": p["practice_code"],
+             "ics_rank": p["rank"], "risk_12m": round(p["risk"], 4), "band": p["band"],
+             "reasons": "; ".join(p["reasons"][:3]), "person_id": p["person_id"], "list_row": p["row"]}
+            for p in result.people]
+    columns = ["nhs_number", "name", "date_of_birth", *(f"list: {k}" for k in result.summary.extra_columns),
+               "practice_code", "ics_rank", "risk_12m", "band", "reasons", "person_id", "list_row"]
     table = pd.DataFrame(rows, columns=columns)
     for col in table.columns:
         if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):
@@ -158,6 +181,6 @@ def as_csv(result: Reidentified) -> str:
     return buf.getvalue()
 
 
-def log_fields(result: Reidentified) -> dict:
+def log_fields(result: Answer) -> dict:
     """What the access-log entry adds: purpose and how many (the ids returned are recorded as `people`)."""
-    return {"purpose": PURPOSE, "count": result.matched, "rows_uploaded": result.rows_read}
+    return {"purpose": PURPOSE, "count": result.summary.matched, "rows_uploaded": result.summary.rows_read}

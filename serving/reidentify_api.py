@@ -40,11 +40,11 @@ def router(state: Callable, coordinator: Callable) -> APIRouter:
         practices reveal nothing; malformed numbers are listed by row. Nothing is stored."""
         data, _ = await read_upload(request)
         result = reidentify(st, u, data, min_band, practice)
-        record(request, people=[p.person_id for p in result.people], practices=result.practices,
+        record(request, people=[p["person_id"] for p in result.people], practices=result.summary.practices,
                extra=log_fields(result))
         if format == "csv":
             return Response(as_csv(result), media_type="text/csv", headers={
-                **NO_STORE, "Content-Disposition": f"attachment; filename=reidentified_{result.snapshot_date}.csv"})
-        return Response(result.model_dump_json(), media_type="application/json", headers=NO_STORE)
+                **NO_STORE, "Content-Disposition": f"attachment; filename=reidentified_{result.summary.snapshot_date}.csv"})
+        return Response(result.to_json(), media_type="application/json", headers=NO_STORE)
 
     return api

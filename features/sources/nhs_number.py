@@ -29,7 +29,10 @@ def is_valid(number: str) -> bool:
     number anyone holds) whose last digit is the modulus-11 check digit. No hex, signs or digit separators."""
     if len(number) != 10 or not set(number) <= _ASCII_DIGITS or len(set(number)) == 1:
         return False
-    return check_digit(number[:9]) == int(number[9])
+    d = number.encode()  # ASCII codes: digit = code - 48; the weights 10..2 sum to 54
+    total = d[0] * 10 + d[1] * 9 + d[2] * 8 + d[3] * 7 + d[4] * 6 + d[5] * 5 + d[6] * 4 + d[7] * 3 + d[8] * 2 - 48 * 54
+    check = (11 - total % 11) % 11  # 11 -> 0; 10 is never a valid check digit
+    return check != 10 and check == d[9] - 48
 
 
 def generate(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -350,12 +350,13 @@ def ledger_check(name: str, path, entries: int, problems: list[str]) -> None:
 
 def reidentified(result) -> None:
     """A re-identified worklist (to the terminal only)."""
-    table(f"Named worklist for direct care, {result.snapshot_date} (practices {', '.join(result.practices)})",
-          ["rank", "NHS number", "name", "date of birth", *result.extra_columns, "practice", "risk", "band"],
-          [[p.rank, f"{p.nhs_number[:3]} {p.nhs_number[3:6]} {p.nhs_number[6:]}", p.name, p.date_of_birth,
-            *[p.details.get(c, "") for c in result.extra_columns], p.practice_code, f"{100 * p.risk:.1f}%",
-            p.band.value] for p in result.people], right={"rank", "risk"})
-    console.print(f"{result.rows_read:,} rows read: {result.matched:,} on your worklist ({result.min_band.value} band "
-                  f"or above), {result.not_on_worklist:,} not, {result.malformed:,} with a malformed NHS number"
-                  + (f" (rows {', '.join(map(str, result.malformed_rows[:50]))}"
-                     f"{' ...' if result.malformed > 50 else ''})" if result.malformed else "") + ".")
+    r = result.summary
+    table(f"Named worklist for direct care, {r.snapshot_date} (practices {', '.join(r.practices)})",
+          ["rank", "NHS number", "name", "date of birth", *r.extra_columns, "practice", "risk", "band"],
+          [[p["rank"], f"{p['nhs_number'][:3]} {p['nhs_number'][3:6]} {p['nhs_number'][6:]}", p["name"],
+            p["date_of_birth"], *[p["details"].get(c, "") for c in r.extra_columns], p["practice_code"],
+            f"{100 * p['risk']:.1f}%", p["band"]] for p in result.people], right={"rank", "risk"})
+    console.print(f"{r.rows_read:,} rows read: {r.matched:,} on your worklist ({r.min_band.value} band or above), "
+                  f"{r.not_on_worklist:,} not, {r.malformed:,} with a malformed NHS number"
+                  + (f" (rows {', '.join(map(str, r.malformed_rows[:50]))}{' ...' if r.malformed > 50 else ''})"
+                     if r.malformed else "") + ".")

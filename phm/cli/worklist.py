@@ -60,7 +60,8 @@ def reidentify_cmd(
     try:  # nothing is shown unless it is recorded
         ledger.append(log_path(s.home), "access", full_check=False, user=u.name, role=u.role.value, method="CLI",
                       route="phm worklist reidentify", status=0, client=getpass.getuser(),
-                      people=[p.person_id for p in result.people], practices=result.practices, **log_fields(result))
+                      people=[p["person_id"] for p in result.people], practices=result.summary.practices,
+                      **log_fields(result))
     except (ledger.LedgerError, OSError, ValueError) as exc:
         raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is shown") from exc
     if as_csv:

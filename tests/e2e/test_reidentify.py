@@ -22,6 +22,7 @@ from phm.core.settings import DEMO_PSEUDONYM_KEY
 from serving.access import log_path
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import snapshots_root
+from serving.reidentify import Reidentified
 from features.sources.pseudonymise import Pseudonymiser
 from support.cli import run
 from support.practice_lists import as_csv, coordinator, identifiers, scan, with_unknown_people
@@ -74,6 +75,7 @@ def test_exactly_the_in_scope_matches(world, min_band: str) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
     got = r.json()
+    Reidentified.model_validate(got)  # the answer has the documented shape
     want = expected(world, made, min_band)
     assert {p["person_id"]: p["row"] for p in got["people"]} == want
     assert got["matched"] == len(want) > (2_000 if min_band == "routine" else 100)
@@ -202,6 +204,22 @@ def test_the_command_line_prints_the_same_people(world, tmp_path) -> None:
               env={"PHM_TOKEN": "not-a-token"})
     assert bad.returncode != 0 and "not a coordinator" in bad.stderr
     path.unlink()
+
+
+def test_phm_data_practice_list_writes_outside_the_home_only(ics20k, served_tokens, tmp_path) -> None:
+    from features.sources.nhs_number import is_valid
+
+    out, home = tmp_path / "lists" / "list.csv", tmp_path / "home"
+    args = ["data", "practice-list", "--practice", served_tokens["practice"], "--source", str(ics20k.out_dir),
+            "--rows", "300", "--malformed-share", "0.1", "--other-share", "0.2"]
+    done = run(*args, "--out", str(out), home=home)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out, dtype=str)
+    assert list(table.columns) == ["NHS number", "Name", "Date of birth", "Phone"] and len(table) == 300
+    assert sum(not is_valid(n.replace(" ", "")) for n in table["NHS number"]) == 30
+    out.unlink()
+    inside = run(*args, "--out", str(home / "list.csv"), home=home)
+    assert inside.returncode != 0 and "outside PHM_HOME" in inside.stderr and not (home / "list.csv").exists()
 
 
 def test_zz_no_identifier_is_left_anywhere(world) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.sources.nhs_number import generate as new_numbers
-from features.synthetic.practice_list import SyntheticList, make
+from features.synthetic.practice_list import SyntheticList
 from serving.users import Role, add_user
 
 
