@@ -154,7 +154,7 @@ def create_app() -> FastAPI:
                  min_band: Band = Band.raised,
                  top: Annotated[int, Query(ge=1, le=10_000)] = 100,
                  sort: Literal["risk", "practice", "age_band", "change"] = "risk",
-                 new_within_days: Annotated[int | None, Query(ge=0, le=366)] = None,
+                 new_within_days: Annotated[int | None, Query(ge=1, le=366)] = None,
                  format: Literal["json", "csv"] = "json"):
         """Today's highest-risk people in the coordinator's practices, filtered and sorted; CSV on request."""
         q = WorklistQuery(practice=practice, pcn=pcn, age_band=age_band, segment=segment, condition=condition,

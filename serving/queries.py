@@ -103,7 +103,7 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
     day = np.datetime64(meta["date"], "D")
     if q.new_within_days is not None:
         entered = rows.person_id.map(since) if since is not None else pd.Series(pd.NaT, index=rows.index)
-        rows = rows[entered.notna() & (entered >= day - np.timedelta64(q.new_within_days, "D"))]
+        rows = rows[entered.notna() & (entered > day - np.timedelta64(q.new_within_days, "D"))]
     try:
         hide = {r.person_id for r in outcomes.in_force(st.settings, practices=wanted, now=now) if r.hidden}
     except DatabaseError as exc:

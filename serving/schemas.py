@@ -149,5 +149,6 @@ class WorklistQuery(BaseModel):
     min_band: Band = Band.raised
     top: int = Field(100, ge=1, le=10_000)
     sort: Literal["risk", "practice", "age_band", "change"] = "risk"
-    new_within_days: int | None = Field(None, ge=0, le=366, description="Only people who entered a worklist band "
-                                                                        "at most this many days before the snapshot.")
+    new_within_days: int | None = Field(None, ge=1, le=366, description="Only people who entered a worklist band "
+                                                                        "less than this many days before the snapshot "
+                                                                        "(7: new since last week's scores).")

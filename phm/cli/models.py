@@ -62,7 +62,7 @@ def promote_cmd(
 
 @app.command("persistence")
 def persistence_cmd(
-    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "emergency_admission",
+    model: Annotated[str, typer.Option(help=MODEL_HELP + " Default: the worklist model.")] = "",
     months: Annotated[int, typer.Option(help="How far back the past index dates reach (months).")] = 12,
     step: Annotated[int, typer.Option(help="Months between past index dates.")] = 3,
     top_share: Annotated[float, typer.Option(help="The top share followed (0.05 = the top 5%).")] = 0.05,
@@ -74,12 +74,12 @@ def persistence_cmd(
     if not 0 < top_share < 1 or months < 1 or not 1 <= step <= months:
         raise fail("--top-share is between 0 and 1; --step is 1 month or more and at most --months")
     s = settings()
-    name = model_name(model)
+    name = model_name(model) if model else None
     try:
         result = run_persistence(s, name, history_months=months, step_months=step, top_share=top_share)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    render.dicts(f"{name} v{result['version']}: top {top_share:.0%} still in the top {top_share:.0%} after",
+    render.dicts(f"{result['model']} v{result['version']}: top {top_share:.0%} still in the top {top_share:.0%} after",
                  [{"months": lag["months"], "pairs of dates": len(lag["pairs"]),
                    "share": "-" if lag["share"] is None else f"{lag['share']:.1%}"} for lag in result["lags"]])
-    console.print(f"Saved {result_path(s, name)}")
+    console.print(f"Saved {result_path(s, result['model'])}")
