@@ -9,6 +9,7 @@ pseudonymised before they get here). Every function takes `now` so tests can mov
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from phm.core.settings import Settings
 from phm.operational.database import DatabaseError, engine, shown_url
 from phm.operational.tables import caseloads, outcomes
+
+
+_NUMBER_LIKE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 
 
 class Outcome(str, Enum):
@@ -71,6 +75,8 @@ def record(settings: Settings, person_id: int, practice_code: str, outcome: Outc
     note = (note or "").strip() or None
     if note is not None and len(note) > settings.outcomes.note_max:
         raise ValueError(f"the note is longer than {settings.outcomes.note_max} characters")
+    if note is not None and _NUMBER_LIKE.search(note):
+        raise ValueError("the note looks as if it holds an NHS number; notes must not identify anyone")
     at = now or utcnow()
     try:
         with engine(settings).begin() as conn:

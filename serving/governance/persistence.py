@@ -49,18 +49,22 @@ def top_sets(scored: pd.DataFrame, top_share: float) -> dict[str, np.ndarray]:
     return out
 
 
-def retention(tops: dict[str, np.ndarray], lags: tuple[int, ...] = LAGS) -> list[dict]:
-    """Per lag, each pair of dates that far apart and the pooled share still in the top group."""
+def retention(tops: dict[str, np.ndarray], step_months: int, lags: tuple[int, ...] = LAGS) -> list[dict]:
+    """Per lag, each pair of index dates that many months apart (the dates are `step_months` apart, oldest first, so
+    a lag of L months pairs each date with the one L / step_months places later) and the pooled share still in the
+    top group. A lag that is not a whole number of steps has no pairs."""
     days = sorted(tops)
     out = []
     for lag in lags:
         pairs = []
-        for d in days:
-            later = str(months_before(date.fromisoformat(d), -lag))
-            if later in tops:
-                kept = int(np.isin(tops[d], tops[later]).sum())
-                pairs.append({"from": d, "to": later, "top": int(len(tops[d])), "still_top": kept,
-                              "share": kept / len(tops[d]) if len(tops[d]) else None})
+        ahead = lag // step_months if lag % step_months == 0 else None
+        for i, d in enumerate(days):
+            if ahead is None or i + ahead >= len(days):
+                continue
+            later = days[i + ahead]
+            kept = int(np.isin(tops[d], tops[later]).sum())
+            pairs.append({"from": d, "to": later, "top": int(len(tops[d])), "still_top": kept,
+                          "share": kept / len(tops[d]) if len(tops[d]) else None})
         top, kept = sum(p["top"] for p in pairs), sum(p["still_top"] for p in pairs)
         out.append({"months": lag, "pairs": pairs, "share": kept / top if top else None})
     return out
@@ -88,10 +92,11 @@ def run_persistence(settings: Settings, name: str | None = None, as_of: date | N
                            "risk": model.predict_proba(features[predictors].astype("float64"))[:, 1]})
     tops = top_sets(scored, top_share)
     result = {"model": name, "version": str(mv.version), "as_of": str(as_of), "top_share": top_share,
+              "step_months": step_months,
               "index_dates": [str(d) for d in days], "feature_table": str(path),
               "people": {d: int(n) for d, n in scored.groupby(scored.index_date.map(lambda x: str(pd.Timestamp(x).date())))
                          .size().items()},
-              "lags": retention(tops), "computed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "lags": retention(tops, step_months), "computed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out = result_path(settings, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

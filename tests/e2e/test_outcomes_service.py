@@ -5,6 +5,7 @@ practices (403, in the access log), a caseload's NHS numbers are pseudonymised o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from phm.core import ledger
 from phm.core.settings import DEMO_PSEUDONYM_KEY, Settings
 from serving.access import log_path
 from serving.batch.store import current_folder
+from serving.governance.persistence import result_path
 from serving.users import Role, add_user
 from support.browser import ARGS, PageSession, chromium_path
 from support.cli import run as phm
@@ -35,6 +37,7 @@ def home(served_home, tmp_path_factory) -> tuple[Settings, dict]:
     facts = {"scores": scores, "practice": mine, "other_practice": other}
     _, facts["coord"] = add_user(found.home, "Cy Coordinator", Role.coordinator, [mine])
     _, facts["other"] = add_user(found.home, "Oz Other", Role.coordinator, [other])
+    _, facts["ds"] = add_user(found.home, "Dee Scientist", Role.data_scientist, [])
     return found, facts
 
 
@@ -43,8 +46,9 @@ def url(home, tmp_path_factory):
     yield from serve(home[0], tmp_path_factory)
 
 
-def call(method: str, url: str, path: str, token: str, **kw) -> httpx.Response:
-    return httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}"}, timeout=60, **kw)
+def call(method: str, url: str, path: str, token: str, headers: dict | None = None, **kw) -> httpx.Response:
+    return httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}", **(headers or {})},
+                         timeout=60, **kw)
 
 
 def worklist_ids(url: str, token: str) -> tuple[list[str], dict]:
@@ -90,8 +94,7 @@ def test_a_caseload_upload_marks_people_and_stores_no_number(home, url, ics20k, 
     others = [n for n in numbers if str(pseud.person_id(n)) not in set(ids)][:5]
     rows = ["nhs_number,name", *(f"{n},someone" for n in wanted + others), "123456789X,bad", f"{wanted[0]},again"]
     answer = call("POST", url, "/api/worklist/caseload?team=Community%20matrons", f["coord"],
-                  content="\n".join(rows).encode(), headers={"Content-Type": "text/csv",
-                                                            "Authorization": f"Bearer {f['coord']}"})
+                  content="\n".join(rows).encode(), headers={"Content-Type": "text/csv"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["stored"], body["malformed"], body["malformed_rows"], body["duplicates"]) == (8, 1, [10], 1)
@@ -163,6 +166,26 @@ def test_browser_records_an_outcome_and_shows_the_hidden_view(home, url, chromiu
         assert "hidden by a recorded outcome" in page.inner_text("#hidden-note")
         s.goto("/ui/worklist?new=week")
         s.shot("worklist_new")
+        assert not s.errors, s.errors
+    finally:
+        s.close()
+
+
+def test_models_page_shows_the_persistence_of_the_top_5_percent(home, url, chromium) -> None:
+    settings, f = home
+    out = phm("models", "persistence", home=settings.home)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(result_path(settings, "emergency_admission").read_text())
+    s = PageSession(chromium, url, "outcomes_data_scientist")
+    try:
+        s.sign_in(f["ds"])
+        s.goto("/ui/models")
+        cells = s.page.eval_on_selector_all("#persistence tbody tr",
+                                            "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+        assert [(c[0], c[1]) for c in cells] == [(f"{lag['months']} months", f"{100 * lag['share']:.1f}%")
+                                                 for lag in result["lags"]]
+        assert s.accessibility_problems() == []
+        s.shot("models_persistence")
         assert not s.errors, s.errors
     finally:
         s.close()

@@ -66,9 +66,11 @@ def test_enrolment_periods_and_history(settings) -> None:
         (7, T0 + timedelta(days=1), T0 + timedelta(days=50), "declined"), (8, T0 + timedelta(days=3), None, None)]
 
 
-def test_a_long_note_is_refused_and_nothing_is_stored(settings) -> None:
+def test_a_long_or_identifying_note_is_refused_and_nothing_is_stored(settings) -> None:
     with pytest.raises(ValueError, match="longer than 200"):
         store.record(settings, 1, "A1", "declined", "ann", "x" * 201, now=T0)
+    with pytest.raises(ValueError, match="NHS number"):
+        store.record(settings, 1, "A1", "declined", "ann", "seen with 943 476 5919", now=T0)
     assert store.history(settings) == []
 
 
