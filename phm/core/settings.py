@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     threads: int | None = Field(default=None, ge=1, description="Threads LightGBM trains and scores with (default: "
                                                                  "the cores this process may use; see phm.core.threads).")
     database_url: SecretStr | None = Field(
-        default=None, description="Operational database (sessions; later outcomes and caseloads): a SQLAlchemy URL "
+        default=None, description="Operational database (sessions, contact outcomes, caseloads): a SQLAlchemy URL "
                                   "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.")
     disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
