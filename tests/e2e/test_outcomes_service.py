@@ -189,3 +189,29 @@ def test_models_page_shows_the_persistence_of_the_top_5_percent(home, url, chrom
         assert not s.errors, s.errors
     finally:
         s.close()
+
+
+def test_two_service_workers_recording_at_once_lose_none(home, url) -> None:
+    """The service runs two worker processes; 60 outcomes posted by 8 threads at once are all stored and logged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from phm.operational.outcomes import history
+
+    settings, f = home
+    scores = f["scores"]
+    people = [str(p) for p in scores.person_id[(scores.practice_code == f["practice"]) & (scores.band == "routine")]
+              .head(60)]
+    assert len(people) == 60
+
+    def post(pid: str) -> int:
+        return call("POST", url, "/api/worklist/outcomes", f["coord"], json={"person_id": pid, "outcome": "contacted"}
+                    ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(post, people))
+    assert codes == [201] * 60
+    stored = [str(r["person_id"]) for r in history(settings) if r["outcome"] == "contacted"]
+    assert sorted(set(people) & set(stored)) == sorted(people) and len([p for p in stored if p in set(people)]) == 60
+    logged = [e["people"][0] for e in ledger.read(log_path(settings.home))
+              if e.get("route") == "/api/worklist/outcomes" and e["status"] == 201]
+    assert set(people) <= set(logged)
