@@ -51,17 +51,21 @@ def home_for(persons: int) -> Path:
 
 
 def _settings(persons: int, registry: int | None = None):
-    """A home's settings, with the registry (and the safety case: its hazard log) of the registry's home."""
+    """A home's settings, with the registry (and the safety case: its hazard log and signed head) of the registry's
+    home; the children share the registry home's ledger key (`PHM_LEDGER_KEY_FILE`, set in `main`)."""
     import shutil
 
     from phm.core.settings import Settings
 
-    reg = home_for(registry or persons)
-    log = reg / "safety" / "hazard_log.jsonl"
-    if reg != home_for(persons) and log.exists():
-        (home_for(persons) / "safety").mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, home_for(persons) / "safety" / "hazard_log.jsonl")
-    return Settings(home=home_for(persons), tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
+    reg, home = home_for(registry or persons), home_for(persons)
+    if reg == home:
+        return Settings(home=home, tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
+    head = Path("security", "anchors", "safety__hazard_log.jsonl.head")  # the log's signed head, kept apart from it
+    for part in (Path("safety", "hazard_log.jsonl"), head):
+        if (reg / part).exists():
+            (home / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(reg / part, home / part)
+    return Settings(home=home, tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
 
 
 def prepare(persons: int, registry: int) -> None:
@@ -264,7 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         spark = not args.no_spark
     except ImportError:
         spark = False
-    env = {**os.environ, "PHM_HOME": str(home_for(args.persons))}
+    env = {**os.environ, "PHM_HOME": str(home_for(args.persons)),  # one deployment: one ledger key for every home
+           "PHM_LEDGER_KEY_FILE": str(home_for(args.persons) / "security" / "ledger.key")}
     for persons in [args.persons, *args.scaling]:
         if not (home_for(persons) / "ready").exists():
             run_child("benchmarks.daily_refresh", "prepare", [str(persons), str(args.persons)], env)
