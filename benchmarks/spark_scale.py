@@ -17,7 +17,7 @@ the 1 M ICS, cached) scores everyone eligible at 2024-04-01. Steps, each in a fr
 Peak memory is the step's own (Python, and for Spark the JVM's high-water mark). Usage::
 
     .venv/bin/python -m benchmarks.spark_scale [--sizes 1000000 5000000] [--driver-memory 14g] [--trial]
-    .venv/bin/python -m benchmarks.spark_scale --base 5000 --sizes 5000 10000 --driver-memory 2g   # a quick check
+    .venv/bin/python -m benchmarks.spark_scale --base 3000 --sizes 3000 6000 --driver-memory 2g   # a quick check
 
 Results: `benchmarks/results/spark_scale.json` (a trial or another size: `benchmarks/results/trial/`).
 """

@@ -68,3 +68,30 @@ def test_a_block_renders_each_target_and_the_file_it_comes_from(tmp_path: Path) 
     new = figures.rendered(doc, tmp_path)
     assert "old" not in new and new.startswith("a\n<!-- figures:absent -->\n*Not yet") and new.endswith("<!-- /figures -->\nb\n")
     assert figures.rendered(new, tmp_path) == new
+
+
+def _step(seconds: float, rows: int = 100, peak: int = 2**30) -> dict:
+    return {"seconds": seconds, "rows": rows, "peak_bytes": peak, "wall": seconds + 1}
+
+
+def test_the_feature_builds_own_ratio_target_says_miss() -> None:
+    from benchmarks import features_build
+
+    targets, figures_ = features_build.record(1_000_000, {"build": _step(2.4), "floor": _step(0.15),
+                                                          "groupby": _step(0.7), "write": _step(0.4)})
+    assert [(t.what, t.verdict) for t in targets] == [("feature build, 1,000,000 persons", "PASS"),
+                                                     ("feature build / scan floor", "MISS")]
+    assert all(f.floor is None or f.floor <= f.value for f in figures_)
+
+
+def test_service_errors_are_a_miss_and_the_floor_is_checked() -> None:
+    from benchmarks import serve_load
+
+    level = {"n": 10, "errors": 0, "p50": 2.0, "p95": 3.0, "p99": 4.0, "rps": 100.0}
+    http = {f"{k}@{c}": dict(level) for k in ("score_one", "worklist_10000") for c in (1, 8, 32)}
+    http["score_one@32"]["errors"] = 1
+    floor = {"score_one": dict(level, p50=1.0), "worklist_10000": dict(level, p50=300.0)}
+    targets, figures_ = serve_load.record(floor, http)
+    assert [t.verdict for t in targets] == ["PASS", "PASS", "MISS"]
+    assert not Figure("x", 2.0, "ms", 300.0).record()["floor_bounds"]
+    assert [f.record()["floor_bounds"] for f in figures_ if f.floor == 300.0] == [False] * 3
