@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import json
 
 from models.specs.base import ModelSpec
+from phm.core.reports import render
 
 USERS = "Care coordinators (PCN and practice teams); reviewed by clinical safety officers; maintained by data scientists."
 
@@ -61,23 +61,8 @@ def build_card(*, spec: ModelSpec, version: int | None, run_id: str, cfg: dict, 
     }
 
 
-def _table(rows: list[dict]) -> str:
-    if not rows:
-        return "<p>None.</p>"
-    head = "".join(f"<th scope='col'>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)) and v and isinstance(v[0], float):
-        return "(" + ", ".join(f"{x:.3f}" for x in v) + ")"
-    return "" if v is None else str(v)
-
-
 def render_html(card: dict) -> str:
+    """The card as a self-contained HTML page (template `model_card.html.j2`)."""
     perf = card["performance_validation"]
     headline = [{"measure": k, "value": perf[k]} for k in
                 ("n", "events", "event_rate", "auroc", "auroc_ci", "auprc", "auprc_ci", "brier", "calibration_slope",
@@ -85,26 +70,4 @@ def render_html(card: dict) -> str:
     comparators = [{"score": k, **v} for k, v in card["comparators"].items()]
     data = [{"item": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v} for k, v in card["data"].items()]
     title = f"Model card: {card['model']}" + (f" version {card['version']}" if card["version"] else "")
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:Arial,sans-serif;margin:2rem;max-width:70rem;color:#212b32}}
-table{{border-collapse:collapse;margin:.5rem 0 1.5rem}}th,td{{border:1px solid #d8dde0;padding:.3rem .6rem;text-align:left}}
-th{{background:#005eb8;color:#fff}}h1,h2{{color:#005eb8}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<h2>Intended use</h2><p>{html.escape(card['intended_use'])}</p><p>{html.escape(card['intended_users'])}</p>
-<h2>Data</h2>{_table(data)}
-<h2>Population</h2><p>{html.escape(json.dumps(card['population']['rules']))}</p>
-<h2>Outcome</h2><p>{html.escape(card['outcome']['column'])}: {html.escape(json.dumps(card['outcome']['rules']))}.
-{html.escape(card['outcome']['censoring'])}: training {html.escape(json.dumps(card['outcome']['censored_training']))},
-validation {html.escape(json.dumps(card['outcome']['censored_validation']))}.</p>
-<h2>Model</h2><p>{html.escape(card['algorithm']['type'])}; hyperparameters
-{html.escape(json.dumps(card['algorithm']['hyperparameters']))}; seed {card['algorithm']['seed']}.</p>
-<h2>Performance on the validation period</h2>{_table(headline)}
-<h2>Top 1%, 2% and 5% flagged</h2>{_table(perf.get('top_k', []))}
-<h2>Compared with</h2>{_table(comparators)}
-{'<h2>Against the best achievable (synthetic ground truth)</h2>' + _table([card['oracle']]) if card.get('oracle') else ''}
-<h2>Subgroups</h2>{_table(card['subgroups'])}
-<h2>Most important predictors</h2>{_table(card['top_features'])}
-<h2>Missing data</h2><p>{html.escape(card['missing_data'])}</p>
-<h2>Predictors ({len(card['predictors'])})</h2>{_table(card['predictors'])}
-<h2>Limitations</h2><ul>{''.join(f'<li>{html.escape(x)}</li>' for x in card['limitations'])}</ul>
-</body></html>"""
+    return render("model_card.html.j2", title=title, card=card, data=data, headline=headline, comparators=comparators)

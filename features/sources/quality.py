@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from phm.core.reports import render
 
 
 class WarehouseMissingError(FileNotFoundError):
@@ -89,35 +90,17 @@ def _event_date(table: str) -> str | None:
     return contract.event_date if contract else None
 
 
-def _html_table(title: str, rows: list[dict], note: str = "") -> str:
-    if not rows:
-        return f"<h2>{html.escape(title)}</h2><p>None.</p>"
-    head = "".join(f"<th scope='col'>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r.values()) + "</tr>"
-                   for r in rows)
-    return (f"<h2>{html.escape(title)}</h2>" + (f"<p>{html.escape(note)}</p>" if note else "")
-            + f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-
-
 def write(report: QualityReport, folder: Path) -> tuple[Path, Path]:
     """Save the report as a self-contained HTML page and as JSON; returns both paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    h = report.headline
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Data quality report</title><style>
-body{{font-family:Arial,sans-serif;margin:2rem;color:#212b32;max-width:70rem}}
-table{{border-collapse:collapse;margin-bottom:1.5rem}}th,td{{border:1px solid #d8dde0;padding:.3rem .6rem;text-align:left}}
-th{{background:#005eb8;color:#fff}}h1{{color:#005eb8}}</style></head><body>
-<h1>Data quality report</h1>
-<p>Warehouse as of {html.escape(str(h['as_of']))}{' (synthetic data)' if h['synthetic'] else ''}:
-{h['patients']:,} patients, {h['registered_now']:,} currently registered.
-Ethnicity recorded for {h['ethnicity_known_pct']}%; {h['imd_linked_pct']}% linked to an IMD decile;
-{h['rows_quarantined']:,} rows held in quarantine.</p>
-{_html_table('Tables loaded', report.tables, 'Every row read is either loaded or quarantined with a reason.')}
-{_html_table('Ethnicity recording by practice', report.ethnicity_by_practice, 'Lowest coverage first.')}
-{_html_table('Ethnicity recording by deprivation (IMD quintile, 1 = most deprived)', report.ethnicity_by_imd_quintile)}
-{_html_table('Quarantined rows by rule', report.quarantine_by_rule)}
-</body></html>"""
+    page = render("quality.html.j2", title="Data quality report", h=report.headline, sections=[
+        {"title": "Tables loaded", "rows": report.tables,
+         "note": "Every row read is either loaded or quarantined with a reason."},
+        {"title": "Ethnicity recording by practice", "rows": report.ethnicity_by_practice,
+         "note": "Lowest coverage first."},
+        {"title": "Ethnicity recording by deprivation (IMD quintile, 1 = most deprived)",
+         "rows": report.ethnicity_by_imd_quintile, "note": ""},
+        {"title": "Quarantined rows by rule", "rows": report.quarantine_by_rule, "note": ""}])
     html_path, json_path = folder / "data_quality.html", folder / "data_quality.json"
     html_path.write_text(page, encoding="utf-8")
     json_path.write_text(json.dumps(report.to_json(), indent=2, default=str))

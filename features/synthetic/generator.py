@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from features.sources import nhs_number
 from features.sources.codes import BROAD_ETHNIC_GROUP, CONDITION_KEYS
-from features.synthetic import tables
+from features.synthetic import records, tables
 from features.synthetic.activity import simulate_activity
 from features.synthetic.calendar import Calendar, to_days
 from features.synthetic.config import GeneratorConfig
@@ -75,7 +75,7 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     ooa_nhs = np.setdiff1d(ooa_nhs, people.nhs_number)[:n_ooa]
     all_nhs = np.concatenate([people.nhs_number, ooa_nhs])
     nhs = pa.array(all_nhs)
-    hidden = tables.under_recorded(cfg, people, geo, rng)
+    hidden = records.under_recorded(cfg, people, geo, rng)
 
     def stream(name: str) -> np.random.Generator:
         """Each extract draws from its own seeded stream, so they can be built concurrently."""
@@ -94,11 +94,11 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         "op": lambda: {"op_appointments": tables.outpatients(act, people, geo, cal, stream("op"), nhs)},
         "contacts": lambda: {"community_contacts": tables.community(act, people, cal, stream("community"), nhs),
                              "mh_contacts": tables.mental_health(act, cal, stream("mh"), nhs)},
-        "gp": lambda: {"gp_events": tables.gp_events(people, cal, stream("gp"), hidden, nhs)},
-        "rx": lambda: {"prescriptions": tables.prescriptions(people, cal, resp, stream("rx"), hidden, nhs)},
-        "other": lambda: {"social_care": tables.social_care(people, geo, cal, stream("social")),
-                          "housing": tables.housing(people, geo, cal, stream("housing")),
-                          "home_monitoring": tables.home_monitoring(resp, cal, nhs)},
+        "gp": lambda: {"gp_events": records.gp_events(people, cal, stream("gp"), hidden, nhs)},
+        "rx": lambda: {"prescriptions": records.prescriptions(people, cal, resp, stream("rx"), hidden, nhs)},
+        "other": lambda: {"social_care": records.social_care(people, geo, cal, stream("social")),
+                          "housing": records.housing(people, geo, cal, stream("housing")),
+                          "home_monitoring": records.home_monitoring(resp, cal, nhs)},
     }
     out: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:  # NumPy and Arrow release the GIL on big arrays

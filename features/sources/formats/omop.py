@@ -25,14 +25,15 @@ the loader's quarantine points at the OMOP row to fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.sources import codes
-from features.sources.formats.common import ConversionReport, FormatError, Staging, read_source, surrogate_nhs_numbers
+from features.sources.formats.common import ConversionReport, FormatError, Staging, surrogate_nhs_numbers
+from features.sources.formats import omop_columns as oc
+from features.sources.formats.omop_columns import TS
 from features.sources.formats.common import column as _col
 from features.sources.formats.vocab import (CONDITION_SNOMED, bnf_for_name, condition_for_icd10,
                                             condition_for_snomed, ethnic_category)
@@ -56,15 +57,14 @@ SNOMED = r"[0-9]{6,18}"
 ICD10_LIKE = r"[A-Z][0-9]{2}[0-9A-Z]{0,5}"
 NO_PRACTICE, NO_PCN, NO_SITE = "Y99999", "U00001", "RZZ99"
 SITE_CODES = [code for c in "ZYXWVUTSRQPONMLKJIHGFEDCBA" for n in range(1, 100) if (code := f"RZ{c}{n:02d}") != NO_SITE]
-TS = "%Y-%m-%d %H:%M:%S"
 
 
 def convert(src: Path, out: Path) -> ConversionReport:
     """Map the OMOP folder `src` into a staged folder of PHM extracts at `out`."""
     report = ConversionReport(format="omop", source=str(src), staged=str(out), synthetic=False)
     stage = Staging(report)
-    person = _read(src, "person", True, report, ["person_id"])
-    visits = _read(src, "visit_occurrence", True, report,
+    person = oc.read(src, "person", True, report, ["person_id"])
+    visits = oc.read(src, "visit_occurrence", True, report,
                    ["visit_occurrence_id", "person_id", "visit_concept_id", "visit_start_date"])
     optional = {
         "condition_occurrence": ["condition_occurrence_id", "person_id", "condition_start_date"],
@@ -73,7 +73,7 @@ def convert(src: Path, out: Path) -> ConversionReport:
         "observation": ["observation_id", "person_id", "observation_date"],
         "death": ["person_id", "death_date"], "location": ["location_id"], "care_site": ["care_site_id"],
         "observation_period": ["person_id", "observation_period_start_date"], "imd": []}
-    tables = {stem: _read(src, stem, False, report, cols) for stem, cols in optional.items()}
+    tables = {stem: oc.read(src, stem, False, report, cols) for stem, cols in optional.items()}
 
     no_id = person["person_id"].isna()
     stage.reject(person[no_id], "missing_value", "person_id", "person")
@@ -81,7 +81,7 @@ def convert(src: Path, out: Path) -> ConversionReport:
     numbers = surrogate_nhs_numbers(person["person_id"].tolist())
     for stem, frame in [("visit_occurrence", visits), *tables.items()]:
         if frame is not None and "person_id" in frame:
-            tables[stem] = _known(stage, frame, numbers, stem)
+            tables[stem] = oc.known(stage, frame, numbers, stem)
     visits = tables.pop("visit_occurrence")
 
     practices, practice_of = _practices(person, tables["care_site"], tables["location"], report)
@@ -99,108 +99,27 @@ def convert(src: Path, out: Path) -> ConversionReport:
     return stage.write(out)
 
 
-# ---- reading ---------------------------------------------------------------------------------
-def _text(s: pd.Series) -> pd.Series:
-    """Any source column as trimmed text (integral floats without '.0', empty -> NA)."""
-    if pd.api.types.is_datetime64_any_dtype(s):
-        s = s.dt.strftime(TS)
-    elif pd.api.types.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()):
-        s = s.astype("Int64")
-    s = s.astype("string").str.strip()
-    return s.mask(s.fillna("") == "")
-
-
-def _read(src: Path, stem: str, required: bool, report: ConversionReport,
-          columns: list[str]) -> pd.DataFrame | None:
-    frame = read_source(src, stem, required, report, columns)
-    if frame is None:
-        return None
-    frame.columns = [c.lower() for c in frame.columns]
-    return frame.assign(**{c: _text(frame[c]) for c in frame.columns if c not in ("_row", "_file")})
-
-
-def _when(s: pd.Series) -> pd.Series:
-    return pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None)
-
-
-def _day(s: pd.Series) -> pd.Series:
-    """ISO dates where the text parses; other text kept for the loader to quarantine (wrong_type)."""
-    return _when(s).dt.strftime("%Y-%m-%d").astype("string").fillna(s)
-
-
-def _is(s: pd.Series, pattern: str) -> pd.Series:
-    return s.astype("string").str.fullmatch(pattern).fillna(False).astype(bool)
-
-
-def _map(s: pd.Series, mapping: dict | pd.Series) -> pd.Series:
-    """Text looked up in `mapping` (a dict or a Series), as text; unmatched -> NA."""
-    return s.map(mapping).astype("string")
-
-
-def _mapped(s: pd.Series, f: Callable[[str], str | None]) -> pd.Series:
-    """`f` applied once per distinct value (NA stays NA)."""
-    return _map(s, {v: f(v) for v in s.dropna().unique()})
-
-
-def _natural(values: Iterable[str]) -> list[str]:
-    """Distinct ids, numeric ones in numeric order first."""
-    return sorted(set(values), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
-
-
-def _lookup(frame: pd.DataFrame | None, key: str, value: str) -> pd.Series:
-    if frame is None or value not in frame:
-        return pd.Series(dtype="string")
-    return frame.dropna(subset=[key]).drop_duplicates(key).set_index(key)[value]
-
-
-def _earliest(frame: pd.DataFrame | None, column: str) -> pd.Series:
-    """person_id -> earliest parseable date in `column` (ISO text)."""
-    if frame is None:
-        return pd.Series(dtype="string")
-    return _when(frame[column]).groupby(frame["person_id"]).min().dt.strftime("%Y-%m-%d").astype("string")
-
-
-def _known(stage: Staging, frame: pd.DataFrame, numbers: dict[str, str], table: str) -> pd.DataFrame:
-    """Rows whose person_id is in `person`; the others quarantined as unknown_person."""
-    ok = frame["person_id"].isin(list(numbers)).fillna(False).astype(bool)
-    stage.reject(frame[~ok], "unknown_person", "person_id", table)
-    return frame[ok]
-
-
-def _rows_of(care_sites: pd.DataFrame | None, ids: pd.Series) -> list[int]:
-    """The row labels in care_site of these care site ids (-1 where there is none): the provenance of the
-    practices and sites made from them."""
-    if care_sites is None:
-        return [-1] * len(ids)
-    label = pd.Series(care_sites.index, index=care_sites["care_site_id"]).groupby(level=0).first()
-    return [int(label.get(i, -1)) if isinstance(i, str) else -1 for i in ids]
-
-
-def _frame(**columns) -> pd.DataFrame:
-    return pd.DataFrame(columns).astype("string")
-
-
 # ---- people and practices --------------------------------------------------------------------
 def _practices(person: pd.DataFrame, care_sites: pd.DataFrame | None, locations: pd.DataFrame | None,
                report: ConversionReport) -> tuple[pd.DataFrame, pd.Series]:
     site = _col(person, "care_site_id")
-    ids = _natural(site.dropna())
+    ids = oc.natural(site.dropna())
     if len(ids) > 99_998:
         raise FormatError("person: more than 99,998 distinct care sites cannot be numbered as practices")
     code = {cs: f"Y{i + 1:05d}" for i, cs in enumerate(ids)}
-    practice_of = _map(site, code).fillna(NO_PRACTICE)
+    practice_of = oc.map_(site, code).fillna(NO_PRACTICE)
     usual = (pd.DataFrame({"p": practice_of, "l": _col(person, "location_id")}).dropna()
              .groupby(["p", "l"]).size().reset_index(name="n")
              .sort_values(["p", "n", "l"], ascending=[True, False, True]).drop_duplicates("p").set_index("p")["l"])
     frame = pd.DataFrame({"practice_code": sorted(practice_of.unique())})
-    care_site = _map(frame["practice_code"], {v: k for k, v in code.items()})
-    location = (_map(care_site, _lookup(care_sites, "care_site_id", "location_id"))
-                .fillna(_map(frame["practice_code"], usual)))
-    pcn = {loc: f"U{i + 2:05d}" for i, loc in enumerate(_natural(location.dropna()))}
-    frame["pcn_code"] = _map(location, pcn).fillna(NO_PCN)
-    frame["place"] = _map(location, _lookup(locations, "location_id", "city")).fillna("")
+    care_site = oc.map_(frame["practice_code"], {v: k for k, v in code.items()})
+    location = (oc.map_(care_site, oc.lookup(care_sites, "care_site_id", "location_id"))
+                .fillna(oc.map_(frame["practice_code"], usual)))
+    pcn = {loc: f"U{i + 2:05d}" for i, loc in enumerate(oc.natural(location.dropna()))}
+    frame["pcn_code"] = oc.map_(location, pcn).fillna(NO_PCN)
+    frame["place"] = oc.map_(location, oc.lookup(locations, "location_id", "city")).fillna("")
     frame["icb_code"] = ""
-    frame.index = _rows_of(care_sites, care_site)
+    frame.index = oc.rows_of(care_sites, care_site)
     report.notes.append("Practices are the persons' care sites (Y00001... in care_site_id order); PCNs group "
                         f"practices by location (U00002..., unknown {NO_PCN}); place is the location's city; "
                         "ICB unknown.")
@@ -213,7 +132,7 @@ def _practices(person: pd.DataFrame, care_sites: pd.DataFrame | None, locations:
 def _patients(stage: Staging, person: pd.DataFrame, numbers: dict[str, str], practice_of: pd.Series,
               visits: pd.DataFrame, tables: dict[str, pd.DataFrame | None], report: ConversionReport) -> pd.DataFrame:
     pid = person["person_id"]
-    born = _when(_col(person, "birth_datetime"))
+    born = oc.when(_col(person, "birth_datetime"))
     year = _col(person, "year_of_birth").fillna(born.dt.year.astype("Int64").astype("string"))
     month = _col(person, "month_of_birth").fillna(born.dt.month.astype("Int64").astype("string"))
     if month.isna().any():
@@ -223,7 +142,7 @@ def _patients(stage: Staging, person: pd.DataFrame, numbers: dict[str, str], pra
     birth = pd.to_datetime(y.astype("string") + "-" + m.astype("string").str.zfill(2) + "-01", errors="coerce")
 
     source_sex = _col(person, "gender_source_value").str.upper().str[:1]
-    sex = (_map(_col(person, "gender_concept_id"), GENDER)
+    sex = (oc.map_(_col(person, "gender_concept_id"), GENDER)
            .fillna(source_sex.where(source_sex.isin(["M", "F"]))).fillna("U"))
     race = _col(person, "race_concept_id").astype(object).where(lambda r: r.notna(), None)
     race_text = _col(person, "race_source_value").astype(object).where(lambda r: r.notna(), None)
@@ -235,14 +154,14 @@ def _patients(stage: Staging, person: pd.DataFrame, numbers: dict[str, str], pra
     locations = tables["location"]
     lsoa = pd.Series(pd.NA, index=pid.index, dtype="string")
     for column in ("location_source_value", "zip"):
-        value = _map(_col(person, "location_id"), _lookup(locations, "location_id", column)).str.upper()
-        lsoa = lsoa.fillna(value.where(_is(value, codes.LSOA_PATTERN.strip("^$"))))
+        value = oc.map_(_col(person, "location_id"), oc.lookup(locations, "location_id", column)).str.upper()
+        lsoa = lsoa.fillna(value.where(oc.is_(value, codes.LSOA_PATTERN.strip("^$"))))
     report.notes.append(f"{int(lsoa.notna().sum()):,} of {len(pid):,} person(s) have an LSOA from their location. "
                         "IMD linked only where the location gives an LSOA; otherwise deprivation is unknown.")
 
-    start = _when(_map(pid, _earliest(tables["observation_period"], "observation_period_start_date")))
+    start = oc.when(oc.map_(pid, oc.earliest(tables["observation_period"], "observation_period_start_date")))
     from_visit = start.isna()
-    start = start.fillna(_when(_map(pid, _earliest(visits, "visit_start_date"))))
+    start = start.fillna(oc.when(oc.map_(pid, oc.earliest(visits, "visit_start_date"))))
     from_birth = start.isna()
     early = start.notna() & birth.notna() & (start < birth)
     start = start.fillna(birth).mask(early, birth)
@@ -254,19 +173,19 @@ def _patients(stage: Staging, person: pd.DataFrame, numbers: dict[str, str], pra
 
     death = tables["death"]
     if death is not None:
-        stage.reject(death[_when(death["death_date"]).isna()], "wrong_type", "death_date", "death")
-    return _frame(nhs_number=_map(pid, numbers), year_of_birth=year, month_of_birth=month, sex=sex,
+        stage.reject(death[oc.when(death["death_date"]).isna()], "wrong_type", "death_date", "death")
+    return oc.frame(nhs_number=oc.map_(pid, numbers), year_of_birth=year, month_of_birth=month, sex=sex,
                   ethnic_category=pd.Series(ethnic, index=pid.index), lsoa11=lsoa, practice_code=practice_of,
                   registration_start=start.dt.strftime("%Y-%m-%d"), registration_end=pd.NA,
-                  date_of_death=_map(pid, _earliest(death, "death_date")))
+                  date_of_death=oc.map_(pid, oc.earliest(death, "death_date")))
 
 
 # ---- visits ----------------------------------------------------------------------------------
 def _visit_kinds(stage: Staging, visits: pd.DataFrame, report: ConversionReport) -> pd.DataFrame:
     """Visits with a known kind and start date (others quarantined), with `_kind` and `_start` added."""
-    text = _map(_col(visits, "visit_source_value").str.lower(), VISIT_TEXT)
-    kind = _map(visits["visit_concept_id"], VISIT_KIND).fillna(_map(text, VISIT_KIND))
-    start = _when(visits["visit_start_date"]).dt.normalize()
+    text = oc.map_(_col(visits, "visit_source_value").str.lower(), VISIT_TEXT)
+    kind = oc.map_(visits["visit_concept_id"], VISIT_KIND).fillna(oc.map_(text, VISIT_KIND))
+    start = oc.when(visits["visit_start_date"]).dt.normalize()
     stage.reject(visits[kind.isna()], "unmapped_code", "visit_concept_id", "visit_occurrence")
     stage.reject(visits[kind.notna() & start.isna()], "wrong_type", "visit_start_date", "visit_occurrence")
     primary = int((kind == "primary").sum())
@@ -281,24 +200,24 @@ def _sites(stage: Staging, visits: pd.DataFrame, care_sites: pd.DataFrame | None
     """Stage `sites` for the care sites of ER and inpatient visits; returns each such visit's site code."""
     hospital = visits[visits["_kind"].isin(["er", "ip", "erip"])]
     care_site = _col(hospital, "care_site_id")
-    ids = _natural(care_site.dropna())
+    ids = oc.natural(care_site.dropna())
     if len(ids) > len(SITE_CODES):
         raise FormatError(f"visit_occurrence: more than {len(SITE_CODES):,} hospital care sites cannot be numbered")
     code = dict(zip(ids, SITE_CODES))
-    site_of = _map(care_site, code).fillna(NO_SITE)
+    site_of = oc.map_(care_site, code).fillna(NO_SITE)
     spells = hospital["_kind"] != "er"
-    start, end = hospital["_start"][spells], _when(_col(hospital, "visit_end_date")[spells]).dt.normalize()
+    start, end = hospital["_start"][spells], oc.when(_col(hospital, "visit_end_date")[spells]).dt.normalize()
     ok = end.isna() | (end >= start)
     events = pd.concat([pd.DataFrame({"site": site_of[spells][ok], "day": start[ok], "n": 1}),
                         pd.DataFrame({"site": site_of[spells][ok & end.notna()], "day": end[ok & end.notna()],
                                       "n": -1})])
     census = events.groupby(["site", "day"])["n"].sum().groupby(level=0).cumsum().groupby(level=0).max()
     sites = pd.DataFrame({"site_code": sorted(site_of.unique())})
-    sites["site_name"] = _map(_map(sites["site_code"], {v: k for k, v in code.items()}),
-                              _lookup(care_sites, "care_site_id", "care_site_name")).fillna("")
+    sites["site_name"] = oc.map_(oc.map_(sites["site_code"], {v: k for k, v in code.items()}),
+                              oc.lookup(care_sites, "care_site_id", "care_site_name")).fillna("")
     sites["ga_beds"] = pd.to_numeric(sites["site_code"].map(census)).fillna(0).clip(lower=1).astype(int).astype(str)
     sites["critical_care_beds"] = pd.NA
-    sites.index = _rows_of(care_sites, _map(sites["site_code"], {v: k for k, v in code.items()}))
+    sites.index = oc.rows_of(care_sites, oc.map_(sites["site_code"], {v: k for k, v in code.items()}))
     stage.add("sites", sites.astype("string"), care_sites)
     if len(sites):
         report.notes.append("Hospital sites are the care sites of ER and inpatient visits (RZZ01...); bed numbers are "
@@ -316,7 +235,7 @@ def _diagnoses(conditions: pd.DataFrame | None) -> pd.Series:
         return pd.Series(dtype="string")
     code = _col(conditions, "condition_source_value").str.upper().str.replace(".", "", regex=False)
     dx = code.str[:4]
-    ok = _is(code, ICD10_LIKE) & _is(dx, codes.ICD10_PATTERN.strip("^$")) & conditions["visit_occurrence_id"].notna()
+    ok = oc.is_(code, ICD10_LIKE) & oc.is_(dx, codes.ICD10_PATTERN.strip("^$")) & conditions["visit_occurrence_id"].notna()
     rows = pd.DataFrame({"visit": conditions["visit_occurrence_id"], "dx": dx,
                          "n": pd.to_numeric(conditions["condition_occurrence_id"], errors="coerce"),
                          "id": conditions["condition_occurrence_id"]})[ok]
@@ -325,16 +244,16 @@ def _diagnoses(conditions: pd.DataFrame | None) -> pd.Series:
 
 def _visit_tables(stage: Staging, visits: pd.DataFrame, numbers: dict[str, str], site_of: pd.Series,
                   diagnoses: pd.Series, report: ConversionReport) -> None:
-    kind, vid, nhs = visits["_kind"], visits["visit_occurrence_id"], _map(visits["person_id"], numbers)
+    kind, vid, nhs = visits["_kind"], visits["visit_occurrence_id"], oc.map_(visits["person_id"], numbers)
     day = visits["_start"].dt.strftime("%Y-%m-%d")
-    end_day = _day(_col(visits, "visit_end_date"))
+    end_day = oc.day(_col(visits, "visit_end_date"))
 
     er = visits[kind.isin(["er", "erip"])]
-    arrival = _when(_col(er, "visit_start_datetime")).fillna(er["_start"])
-    departure = _when(_col(er, "visit_end_datetime"))
-    by_date = _when(_col(er, "visit_end_date"))
+    arrival = oc.when(_col(er, "visit_start_datetime")).fillna(er["_start"])
+    departure = oc.when(_col(er, "visit_end_datetime"))
+    by_date = oc.when(_col(er, "visit_end_date"))
     departure = departure.fillna(by_date.where(by_date >= arrival))  # a date alone before arrival: unknown
-    stage.add("ae_attendances", _frame(attendance_id=er["visit_occurrence_id"], nhs_number=nhs[er.index],
+    stage.add("ae_attendances", oc.frame(attendance_id=er["visit_occurrence_id"], nhs_number=nhs[er.index],
                                        arrival_time=arrival.dt.strftime(TS), departure_time=departure.dt.strftime(TS),
                                        site_code=site_of[er.index]), visits)
 
@@ -344,16 +263,16 @@ def _visit_tables(stage: Staging, visits: pd.DataFrame, numbers: dict[str, str],
     after_er = pairs.loc[(pairs["_start"] - pairs["er_start"]).dt.days.between(0, 1), "visit_occurrence_id"]
     emergency = ((ip["_kind"] == "erip") | (_col(ip, "admitted_from_concept_id") == ER_ADMITTED_FROM).fillna(False)
                  | ip["visit_occurrence_id"].isin(after_er))
-    stage.add("apc_spells", _frame(spell_id=ip["visit_occurrence_id"], nhs_number=nhs[ip.index],
+    stage.add("apc_spells", oc.frame(spell_id=ip["visit_occurrence_id"], nhs_number=nhs[ip.index],
                                    admission_date=day[ip.index], discharge_date=end_day[ip.index],
                                    admission_method=pd.Series(np.where(emergency, "21", "11"), index=ip.index),
-                                   primary_diagnosis=_map(ip["visit_occurrence_id"], diagnoses),
+                                   primary_diagnosis=oc.map_(ip["visit_occurrence_id"], diagnoses),
                                    site_code=site_of[ip.index]), visits)
     op = kind == "op"
-    stage.add("op_appointments", _frame(appointment_id=vid[op], nhs_number=nhs[op], appointment_date=day[op],
+    stage.add("op_appointments", oc.frame(appointment_id=vid[op], nhs_number=nhs[op], appointment_date=day[op],
                                         attendance_status="ATTENDED"), visits)
     home = kind == "home"
-    stage.add("community_contacts", _frame(contact_id=vid[home], nhs_number=nhs[home], contact_date=day[home],
+    stage.add("community_contacts", oc.frame(contact_id=vid[home], nhs_number=nhs[home], contact_date=day[home],
                                            service="district_nursing"), visits)
     report.notes.append("Admissions are emergency (21) for ER and Inpatient visits, admissions from the ER (8870) and "
                         "admissions on the day of or the day after an ER visit; otherwise elective (11). A&E acuity, "
@@ -366,31 +285,31 @@ def _conditions(stage: Staging, frame: pd.DataFrame | None, numbers: dict[str, s
         return
     raw = _col(frame, "condition_source_value")
     clean = raw.str.upper().str.replace(".", "", regex=False)
-    key = (_mapped(raw, condition_for_snomed)
-           .fillna(_mapped(clean.where(_is(clean, ICD10_LIKE)), condition_for_icd10))
-           .fillna(_map(_col(frame, "condition_concept_id"), CONDITION_CONCEPTS)))
-    code = _map(key, CONDITION_SNOMED).fillna(raw.where(_is(raw, SNOMED)))
-    hospital = code.isna() & _is(clean, ICD10_LIKE)  # other ICD-10 diagnoses: admission diagnoses, not GP events
+    key = (oc.mapped(raw, condition_for_snomed)
+           .fillna(oc.mapped(clean.where(oc.is_(clean, ICD10_LIKE)), condition_for_icd10))
+           .fillna(oc.map_(_col(frame, "condition_concept_id"), CONDITION_CONCEPTS)))
+    code = oc.map_(key, CONDITION_SNOMED).fillna(raw.where(oc.is_(raw, SNOMED)))
+    hospital = code.isna() & oc.is_(clean, ICD10_LIKE)  # other ICD-10 diagnoses: admission diagnoses, not GP events
     if hospital.any():
         stage.report.notes.append(f"{int(hospital.sum()):,} ICD-10 condition row(s) outside the long-term conditions "
                                   "are used only as admission diagnoses.")
     stage.reject(frame[code.isna() & ~hospital], "unmapped_code", "condition_source_value", "condition_occurrence")
     ok = code.notna()
-    stage.add("gp_events", _frame(event_id=frame["condition_occurrence_id"][ok],
-                                  nhs_number=_map(frame["person_id"][ok], numbers),
-                                  event_date=_day(frame["condition_start_date"][ok]), code_system="SNOMED",
+    stage.add("gp_events", oc.frame(event_id=frame["condition_occurrence_id"][ok],
+                                  nhs_number=oc.map_(frame["person_id"][ok], numbers),
+                                  event_date=oc.day(frame["condition_start_date"][ok]), code_system="SNOMED",
                                   code=code[ok], value=pd.NA), frame)
 
 
 def _drugs(stage: Staging, frame: pd.DataFrame | None, numbers: dict[str, str]) -> None:
     if frame is None:
         return
-    bnf = _mapped(_col(frame, "drug_source_value"), bnf_for_name)
+    bnf = oc.mapped(_col(frame, "drug_source_value"), bnf_for_name)
     stage.reject(frame[bnf.isna()], "unmapped_code", "drug_source_value", "drug_exposure")
     ok = bnf.notna()
-    stage.add("prescriptions", _frame(prescription_id=frame["drug_exposure_id"][ok],
-                                      nhs_number=_map(frame["person_id"][ok], numbers),
-                                      issue_date=_day(frame["drug_exposure_start_date"][ok]), bnf_code=bnf[ok]), frame)
+    stage.add("prescriptions", oc.frame(prescription_id=frame["drug_exposure_id"][ok],
+                                      nhs_number=oc.map_(frame["person_id"][ok], numbers),
+                                      issue_date=oc.day(frame["drug_exposure_start_date"][ok]), bnf_code=bnf[ok]), frame)
 
 
 def _measures(stage: Staging, frame: pd.DataFrame | None, table: str, prefix: str, numbers: dict[str, str],
@@ -399,12 +318,12 @@ def _measures(stage: Staging, frame: pd.DataFrame | None, table: str, prefix: st
     if frame is None:
         return
     source = _col(frame, f"{table}_source_value")
-    code = (_map(_col(frame, f"{table}_concept_id"), OBSERVATION_CONCEPTS)
-            .fillna(source.where(_is(source, SNOMED))))
+    code = (oc.map_(_col(frame, f"{table}_concept_id"), OBSERVATION_CONCEPTS)
+            .fillna(source.where(oc.is_(source, SNOMED))))
     ok = code.notna()
     if (~ok).any():
         report.notes.append(f"{int((~ok).sum()):,} {table} rows not used: no predictor reads them.")
-    stage.add("gp_events", _frame(event_id=prefix + frame[f"{table}_id"][ok],
-                                  nhs_number=_map(frame["person_id"][ok], numbers),
-                                  event_date=_day(frame[f"{table}_date"][ok]), code_system="SNOMED", code=code[ok],
+    stage.add("gp_events", oc.frame(event_id=prefix + frame[f"{table}_id"][ok],
+                                  nhs_number=oc.map_(frame["person_id"][ok], numbers),
+                                  event_date=oc.day(frame[f"{table}_date"][ok]), code_system="SNOMED", code=code[ok],
                                   value=_col(frame, "value_as_number")[ok]), frame)

@@ -1,5 +1,6 @@
-"""`phm worklist`: the care coordinator's worklist from the command line — re-identify it for direct care with the
-practice's registered list (read in memory, never stored; the look-up is recorded in the access log)."""
+"""`phm worklist reidentify`: re-identify the care coordinator's worklist for direct care with the practice's
+registered list (read in memory, never stored; the look-up is recorded in the access log). Registered on the
+`phm worklist` group (`phm.cli.worklist_outcomes`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,9 @@ import typer
 from phm.cli import render
 from phm.cli.common import console, fail, settings
 
-app = typer.Typer(help="The worklist: re-identify it for direct care.", no_args_is_help=True)
 TOKEN_ENV = "PHM_TOKEN"
 
 
-@app.command("reidentify")
 def reidentify_cmd(
     practice_list: Annotated[Path, typer.Option("--practice-list", help="The practice's registered list (CSV with "
                                                 "NHS number, name and date of birth columns).")],
