@@ -1,5 +1,6 @@
 """Re-identification for direct care: a care coordinator's practice list (NHS number, name, date of birth), read
-and pseudonymised in memory, joined to today's worklist in the coordinator's practices. Rows come back with the
+and pseudonymised in memory, joined to today's worklist in the coordinator's practices (without the people a
+recorded outcome hides from it, as on the worklist). Rows come back with the
 number and name the practice already holds. People of other practices are treated exactly like numbers unknown
 to the ICS (nothing about them is answered, not even a count); malformed numbers are counted and listed by row.
 Nothing here writes anything; the caller records the access-log entry (purpose "direct care", the ids returned)."""
@@ -20,6 +21,8 @@ from pydantic_core import to_json
 from features.sources.practice_list import Entry, PracticeList, PracticeListError, parse, pseudonymise
 from features.sources.pseudonymise import MissingKeyError, installation_key
 from phm.core.settings import Settings
+from phm.operational import outcomes
+from phm.operational.database import DatabaseError
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import worklist_version
 from serving.queries import QueryError, practices_asked, safe_cell, snapshot
@@ -132,8 +135,13 @@ def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.rai
     outside = sorted(set(wanted) - set(u.practices))
     if outside:
         raise QueryError(403, f"practice(s) {outside} are outside your scope")
+    try:  # as on the worklist, people hidden by a recorded outcome are not on it
+        hidden = {r.person_id for r in outcomes.in_force(st.settings, practices=wanted) if r.hidden}
+    except DatabaseError as exc:
+        raise QueryError(503, "the outcome store cannot be reached, so the worklist cannot leave out people already "
+                              "dealt with; try again shortly") from exc
     b = st.bundle
-    return answer(meta, b.position, b.columns, key_for(st.settings), wanted, data, min_band)
+    return answer(meta, b.position, b.columns, key_for(st.settings), wanted, data, min_band, hidden)
 
 
 @contextmanager
@@ -150,20 +158,22 @@ def _no_collection():
 
 
 def answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray], key: bytes, practices: list[str],
-           data: bytes, min_band: Band) -> Answer:
-    """Read and pseudonymise the list in memory and join it to the snapshot (its lookup tables) for `practices`."""
+           data: bytes, min_band: Band, hidden: set[int] = frozenset()) -> Answer:
+    """Read and pseudonymise the list in memory and join it to the snapshot (its lookup tables) for `practices`,
+    leaving out `hidden` people (hidden from the worklist by a recorded outcome)."""
     with _no_collection():
-        return _answer(meta, position, columns, key, practices, data, min_band)
+        return _answer(meta, position, columns, key, practices, data, min_band, hidden)
 
 
 def _answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray], key: bytes, practices: list[str],
-            data: bytes, min_band: Band) -> Answer:
+            data: bytes, min_band: Band, hidden: set[int]) -> Answer:
     try:
         found: PracticeList = parse(data)
     except PracticeListError as exc:
         raise QueryError(exc.status, str(exc)) from None
     pseudonymise(found, key)
-    hits, rows = match(found.entries, position, columns, set(practices), min_band)
+    entries = [e for e in found.entries if e.person_id not in hidden] if hidden else found.entries
+    hits, rows = match(entries, position, columns, set(practices), min_band)
     values = zip(hits, columns["person_id"][rows].tolist(), columns["practice_code"][rows].tolist(),
                  columns["risk"][rows].tolist(), columns["band"][rows].tolist(), columns["rank"][rows].tolist(),
                  columns["reasons"][rows].tolist())

@@ -18,6 +18,7 @@ import pytest
 from features.sources.practice_list import MAX_BYTES
 from features.synthetic.practice_list import make
 from phm.core import ledger
+from phm.operational.outcomes import in_force
 from phm.core.settings import DEMO_PSEUDONYM_KEY
 from serving.access import log_path
 from serving.batch.ranking import BAND_ORDER
@@ -59,7 +60,8 @@ def expected(world, made, min_band: str) -> dict[str, int]:
     computed from the snapshot file directly."""
     s = world["scores"]
     on = s[s.practice_code.isin(world["reid"].practices) & (s.band.map(BAND_ORDER) >= BAND_ORDER[min_band])]
-    on = set(on.person_id.astype(np.int64))
+    hidden = {r.person_id for r in in_force(world["home"], practices=world["reid"].practices) if r.hidden}
+    on = set(on.person_id.astype(np.int64)) - hidden
     out = {}
     for row, (number, kind) in enumerate(zip(made.table["NHS number"], made.kind), start=1):
         pid = PSEUDO.person_id(number.replace(" ", ""))
@@ -156,6 +158,24 @@ def test_bad_lists_get_a_clear_4xx(world, case: str) -> None:
     assert r.status_code == status, r.text
     assert words in r.json()["detail"]
     assert first.replace(" ", "") not in r.text and first not in r.text
+
+
+def test_people_hidden_by_an_outcome_are_left_out(world, served_tokens) -> None:
+    """As on the worklist: a person hidden by a recorded outcome is not named (and counts as not on it)."""
+    made = world["list"]
+    before = post(world, as_csv(made)).json()
+    mine = [p for p in before["people"]
+            if p["practice_code"] not in (served_tokens["practice"], served_tokens["other_practice"])]
+    person = (mine or before["people"])[-1]
+    done = httpx.post(world["url"] + "/api/worklist/outcomes", timeout=60,
+                      json={"person_id": person["person_id"], "outcome": "contacted"},
+                      headers={"Authorization": f"Bearer {world['reid'].token}"})
+    assert done.status_code == 201, done.text
+    after = post(world, as_csv(made)).json()
+    assert [p["person_id"] for p in after["people"]] == [p["person_id"] for p in before["people"]
+                                                        if p["person_id"] != person["person_id"]]
+    assert after["not_on_worklist"] == before["not_on_worklist"] + 1
+    assert {p["person_id"] for p in after["people"]} == set(expected(world, made, "raised"))
 
 
 def test_only_coordinators_within_their_practices(world, served_tokens) -> None:
