@@ -1,0 +1,75 @@
+"""`phm events`: admission, discharge and A&E events from a drop folder into the event store beside the
+warehouse, and what the store holds (counts and quarantine reasons; never a message's content)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phm.cli.common import console, fail, settings
+
+app = typer.Typer(help="Near real time events: ingest a drop folder, show the event store.", no_args_is_help=True)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    folder: Annotated[Path, typer.Argument(help="Drop folder of *.hl7 (ADT), *.json (FHIR) and *.ndjson files.")],
+    watch: Annotated[bool, typer.Option(help="Keep watching the folder (Ctrl-C stops).")] = False,
+    every: Annotated[float, typer.Option(help="Seconds between looks when watching.", min=0.1)] = 2.0,
+    keep: Annotated[bool, typer.Option(help="Leave read files in place (default: move them to done/).")] = False,
+) -> None:
+    """Store the folder's messages: accepted (pseudonymised), duplicates skipped, the rest quarantined with a
+    reason. Exit code 1 if any message was quarantined (in a single pass)."""
+    from features.events import drop
+    from features.events.store import ingest, known_in, pseudonymiser_for
+    from features.sources.pseudonymise import MissingKeyError
+
+    s = settings()
+    if not folder.is_dir():
+        raise fail(f"{folder}: not a folder")
+    try:
+        pseudo = pseudonymiser_for(s)
+    except MissingKeyError as exc:
+        raise fail(str(exc)) from exc
+    known = known_in(s.warehouse_path)
+    if known.people is None:
+        console.print("[yellow]No warehouse yet: sites and people are not checked.[/]")
+    quarantined = 0
+    while True:
+        files = drop.pending(folder)
+        if files:
+            report = ingest(s, drop.read(files), known=known, pseudonymiser=pseudo)
+            if not keep:
+                drop.mark_done(folder, files)
+            quarantined += sum(report.quarantined.values())
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.quarantined.items())) or "none"
+            console.print(f"{len(files)} file(s), {report.received} message(s): {report.accepted} stored, "
+                          f"{report.duplicates} duplicate(s), quarantined: {reasons}; "
+                          f"{len(report.people)} people affected.")
+        elif not watch:
+            console.print("Nothing to read.")
+        if not watch:
+            break
+        time.sleep(every)
+    if quarantined:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_cmd() -> None:
+    """How many events the store holds, by kind, and the quarantine by reason."""
+    from features.events.store import EventStore, events_root
+
+    store = EventStore(events_root(settings()))
+    events, quarantine = store.events(), store.quarantined()
+    kinds = events.groupby(["setting", "trigger"]).size().to_dict() if len(events) else {}
+    console.print(f"{len(events)} event(s) for {events.person_id.nunique() if len(events) else 0} people in "
+                  f"{store.root}")
+    for (setting, trigger), n in sorted(kinds.items()):
+        console.print(f"  {setting} {trigger}: {n}")
+    console.print(f"{len(quarantine)} quarantined")
+    for reason, n in sorted(quarantine.groupby("reason").size().to_dict().items() if len(quarantine) else []):
+        console.print(f"  {reason}: {n}")
