@@ -18,8 +18,13 @@ AE = ["person_id", "attendance_id", "arrival_time", "departure_time", "site_code
       "discharge_destination"]
 
 
+TABLES = {"inpatient": "apc_spells", "emergency": "ae_attendances"}
+KEYS = {"apc_spells": "spell_id", "ae_attendances": "attendance_id"}
+
+
 def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Stored events (one row each, see `store.EVENT_COLUMNS`) -> {"apc_spells": rows, "ae_attendances": rows}."""
+    """Stored events (one row each, see `store.EVENT_COLUMNS`) -> {"apc_spells": rows, "ae_attendances": rows,
+    "apc_spells_removed": (spell_id, person_id) of cancelled spells, "ae_attendances_removed": likewise}."""
     state: dict[tuple[str, str], dict] = {}
     ordered = events.sort_values(["occurred", "received", "seq"], kind="stable") if len(events) else events
     for e in ordered.itertuples(index=False):
@@ -37,9 +42,12 @@ def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if e.trigger in ("admit", "attend") or (e.trigger == "discharge" and s["start"] is not None):
             s["open"] = True
     rows = {"inpatient": [], "emergency": []}
+    removed = {"inpatient": [], "emergency": []}  # cancelled: also taken out of the warehouse's rows
     for (setting, encounter), s in sorted(state.items()):
         if s["open"] and s["start"] is not None:
             rows[setting].append((encounter, s))
+        elif not s["open"]:
+            removed[setting].append((encounter, s["person_id"]))
     apc = pd.DataFrame([{"person_id": s["person_id"], "spell_id": enc, "admission_date": s["start"].date(),
                          "discharge_date": s["end"].date() if s["end"] is not None else None,
                          "admission_method": s["admission_method"], "primary_diagnosis": s["primary_diagnosis"],
@@ -49,7 +57,8 @@ def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
                         "departure_time": s["end"], "site_code": s["site_code"], "acuity": None,
                         "diagnosis_snomed": None, "discharge_destination": None} for enc, s in rows["emergency"]],
                       columns=AE)
-    return {"apc_spells": apc, "ae_attendances": ae}
+    gone = {f"{TABLES[k]}_removed": pd.DataFrame(v, columns=[KEYS[TABLES[k]], "person_id"]) for k, v in removed.items()}
+    return {"apc_spells": apc, "ae_attendances": ae, **gone}
 
 
 def _missing(value) -> bool:
