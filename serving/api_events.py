@@ -58,10 +58,7 @@ def events_router(state: Callable, bearer: Callable) -> APIRouter:
 
         report = await run_in_threadpool(ingest, st.settings, messages, warehouse_known(st),
                                          pseudonymiser_for(st.settings))
-        answer = report.to_json()
-        after = getattr(st, "after_events", None)  # the incremental refresh, when the service runs one
-        if after is not None and report.people:
-            answer["refresh"] = await run_in_threadpool(after, report)
+        answer = report.to_json()  # the worklist follows at the next `phm events refresh` (or `ingest --refresh`)
         status = 422 if report.accepted == 0 and report.duplicates == 0 else 200
         return JSONResponse(answer, status_code=status)
 

@@ -111,11 +111,16 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery) -> Worklist:
                        conditions=[c for c in r.conditions.split(",") if c], risk=float(r.risk), rank=int(r.rank),
                        band=r.band, previous_risk=_num(getattr(r, "previous_risk", None)),
                        flare_risk=_num(getattr(r, "flare_risk", None)),
+                       event_flag=_flag(getattr(r, "event_flag", None)),
                        reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []))
            for r in rows.itertuples()]
     return Worklist(snapshot_date=meta["date"], model_version=worklist_version(meta),
                     practices=wanted, total_matching=total, rows=out,
                     reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
+
+
+def _flag(value) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def worklist_csv(result: Worklist) -> str:

@@ -20,6 +20,8 @@ def ingest_cmd(
     watch: Annotated[bool, typer.Option(help="Keep watching the folder (Ctrl-C stops).")] = False,
     every: Annotated[float, typer.Option(help="Seconds between looks when watching.", min=0.1)] = 2.0,
     keep: Annotated[bool, typer.Option(help="Leave read files in place (default: move them to done/).")] = False,
+    refresh: Annotated[bool, typer.Option(help="After each pass that stored events (and, when watching, after "
+                                                 "events posted to the API), publish the worklist delta.")] = False,
 ) -> None:
     """Store the folder's messages: accepted (pseudonymised), duplicates skipped, the rest quarantined with a
     reason. Exit code 1 if any message was quarantined (in a single pass)."""
@@ -51,11 +53,46 @@ def ingest_cmd(
                           f"{len(report.people)} people affected.")
         elif not watch:
             console.print("Nothing to read.")
+        if refresh and _new_events(s):
+            _refresh(s)
         if not watch:
             break
         time.sleep(every)
     if quarantined:
         raise typer.Exit(1)
+
+
+_seen: dict[str, int] = {}
+
+
+def _new_events(s) -> bool:
+    """Whether the store has grown since the last refresh of this process (files or API posts)."""
+    from features.events.store import EventStore, events_root
+
+    store = EventStore(events_root(s))
+    count = len(list(store.accepted.glob("*.parquet"))) if store.accepted.exists() else 0
+    grown = count != _seen.get("batches", 0)
+    _seen["batches"] = count
+    return grown
+
+
+def _refresh(s) -> None:
+    from serving.batch.common import SnapshotError
+    from serving.batch.delta import refresh_delta
+
+    try:
+        out = refresh_delta(s)
+    except SnapshotError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"Worklist delta {out['delta']} over {out['snapshot']}: {out['people']:,} people recomputed "
+                  f"from {out['events']:,} events in {out['seconds']} s.")
+
+
+@app.command("refresh")
+def refresh_cmd() -> None:
+    """Recompute the people the stored events concern and publish the delta over the live snapshot (the service
+    picks it up at once). Run it after `phm score daily` too: a new snapshot starts without a delta."""
+    _refresh(settings())
 
 
 @app.command("status")

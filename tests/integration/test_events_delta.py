@@ -100,7 +100,7 @@ def replay(served_home, ics20k, tmp_path_factory):
     full_meta = score_daily(full_home, day)
     full = pd.read_parquet(f"{full_meta['folder']}/scores.parquet").set_index("person_id")
     tracking.configure(home)
-    return {"messages": messages, "reports": reports, "delta": delta, "meta": meta, "live": live.set_index("person_id"),
+    return {"home": home, "messages": messages, "reports": reports, "delta": delta, "meta": meta, "live": live.set_index("person_id"),
             "full": full, "base": base, "end": end}
 
 
@@ -131,3 +131,21 @@ def test_the_worklist_shows_who_was_discharged_after_an_emergency_admission(repl
     flagged = live[live.event_flag == "discharged today after an emergency admission"]
     assert len(flagged) > 0
     assert replay["meta"]["delta"]["people"] == replay["delta"]["people"]
+
+
+def test_the_coordinators_worklist_carries_the_flag_and_the_new_score(replay, tmp_path) -> None:
+    from serving import queries
+    from serving.schemas import Band, WorklistQuery
+    from serving.state import ServiceState
+    from serving.users import Role, add_user
+
+    home = replay["home"]
+    live = replay["live"]
+    person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
+    practice = live.loc[person, "practice_code"]
+    user, _token = add_user(home.home, "coordinator", Role.coordinator, [practice], {practice})
+    st = ServiceState(home)
+    result = queries.worklist(st, user, WorklistQuery(min_band=Band.routine, top=10_000))
+    row = next(r for r in result.rows if int(r.person_id) == int(person))
+    assert row.event_flag == "discharged today after an emergency admission"
+    assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
