@@ -22,6 +22,7 @@ from serving import queries
 from serving.batch.store import worklist_version
 from serving.access import AccessLog, record
 from serving.api_events import events_router
+from serving.api_fhir import fhir_router
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError, parse_reasons
 from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, ChangeReview, Decision, Metric, Reason, ScoredPerson,
@@ -291,5 +292,6 @@ def create_app() -> FastAPI:
         return st.reload()
 
     app.include_router(events_router(state, bearer))
+    app.include_router(fhir_router(state, allow(Role.coordinator)))
     return app
 

@@ -149,3 +149,48 @@ def test_the_coordinators_worklist_carries_the_flag_and_the_new_score(replay, tm
     row = next(r for r in result.rows if int(r.person_id) == int(person))
     assert row.event_flag == "discharged today after an emergency admission"
     assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
+
+
+def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay) -> None:
+    from fastapi.testclient import TestClient
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    from serving.api import create_app
+    from serving.state import ServiceState
+    from serving.users import Role, add_user
+
+    home, live = replay["home"], replay["live"]
+    person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
+    practice = live.loc[person, "practice_code"]
+    other = sorted(set(live.practice_code) - {practice})[0]
+    tokens = {name: add_user(home.home, name, role, practices, {practice, other})[1] for name, role, practices in
+              (("fhir_in", Role.coordinator, [practice]), ("fhir_out", Role.coordinator, [other]),
+               ("fhir_ds", Role.data_scientist, []))}
+    app = create_app()
+    app.state.phm = ServiceState(home)
+    with TestClient(app) as c:
+        def get(path, who):
+            return c.get(path, headers={"Authorization": f"Bearer {tokens[who]}"})
+
+        r = get(f"/fhir/RiskAssessment?patient={person}", "fhir_in")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
+        bundle = Bundle.model_validate(r.json())
+        assert bundle.total == 1
+        ra = RiskAssessment.model_validate(r.json()["entry"][0]["resource"])
+        assert ra.subject.identifier.value == str(person)
+        assert float(ra.prediction[0].probabilityDecimal) == float(live.loc[person, "risk"])
+        assert ra.prediction[0].qualitativeRisk.text == live.loc[person, "band"]
+        assert ra.method.coding[0].code == "emergency_admission" and ra.method.coding[0].version
+        assert any("discharged today" in n.text for n in ra.note)
+        if live.loc[person, "band"] != "routine":
+            assert len(ra.basis) >= 1
+        assert get(f"/fhir/RiskAssessment?patient={person}", "fhir_out").json()["total"] == 0
+        assert get(f"/fhir/RiskAssessment?patient={person}", "fhir_ds").status_code == 403
+        assert get("/fhir/RiskAssessment?patient=not-an-id", "fhir_in").status_code == 422
+        r = get("/fhir/RiskAssessment/$export", "fhir_in")
+        lines = [line for line in r.text.splitlines() if line]
+        assert r.status_code == 200 and len(lines) == int((live.practice_code == practice).sum())
+        resources = [RiskAssessment.model_validate_json(line) for line in lines]
+        assert {x.subject.identifier.value for x in resources} == {str(p) for p in live.index[live.practice_code == practice]}
+        assert get(f"/fhir/RiskAssessment/$export?practice={other}", "fhir_in").status_code == 403
