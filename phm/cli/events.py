@@ -95,6 +95,32 @@ def refresh_cmd() -> None:
     _refresh(settings())
 
 
+@app.command("synth")
+def synth_cmd(
+    extracts: Annotated[Path, typer.Argument(help="A generated synthetic ICS folder (`phm data generate`).")],
+    after: Annotated[str, typer.Option(help="First day of activity to emit (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option(help="Drop folder to write the messages to.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write the synthetic ICS's activity on and after a date as ADT/FHIR messages (with duplicates,
+    cancellations, late and malformed ones), one file each in send order, for `phm events ingest`."""
+    from datetime import date
+
+    from features.events.stream import event_stream
+
+    try:
+        first = date.fromisoformat(after)
+    except ValueError as exc:
+        raise fail(f"--after {after!r} is not a date (YYYY-MM-DD)") from exc
+    if not (extracts / "_synthetic.json").exists():
+        raise fail(f"{extracts}: not a generated synthetic ICS (no _synthetic.json)")
+    stream = event_stream(extracts, first, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, m in enumerate(stream):
+        (out / f"{i:07d}{'.json' if m.text.startswith('{') else '.hl7'}").write_text(m.text)
+    console.print(f"Wrote {len(stream):,} messages to {out}.")
+
+
 @app.command("status")
 def status_cmd() -> None:
     """How many events the store holds, by kind, and the quarantine by reason."""
