@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from features.sources.nhs_number import is_valid
 
 Trigger = Literal["admit", "attend", "discharge", "update", "cancel_admit", "cancel_discharge"]
 Setting = Literal["inpatient", "emergency"]
@@ -71,8 +74,20 @@ class MessageError(ValueError):
 
     def __init__(self, reason: str, field: str | None = None, detail: str = "", message_id: str | None = None):
         assert reason in EVENT_RULES, reason
+        detail, message_id = _safe(detail), _safe(message_id) or None
         super().__init__(f"{reason}: {field or ''} {detail}".strip())
         self.reason, self.field, self.detail, self.message_id = reason, field, detail, message_id
+
+
+def _safe(text: str | None) -> str:
+    """Sender-supplied text kept in quarantine only when it cannot be an identifier: short, plain characters, and
+    no ten digits (ignoring spaces and dashes) that make a valid NHS number."""
+    if not text or not re.fullmatch(r"[A-Za-z0-9_.:/^~ -]{1,80}", text):
+        return ""
+    digits = re.sub(r"[ -]", "", text)
+    if any(is_valid(digits[i:i + 10]) for i in range(len(digits) - 9)):
+        return ""
+    return text
 
 
 class Parsed(BaseModel):

@@ -186,3 +186,12 @@ def test_bad_messages_are_quarantined_with_their_reason_and_no_content(home, rea
 def test_the_parsed_message_hides_the_nhs_number() -> None:
     parsed = parse(admit())[0]
     assert parsed.nhs_number == NHS and NHS not in repr(parsed)
+
+
+def test_quarantine_keeps_no_identifier_a_sender_put_in_a_reported_field(home) -> None:
+    text = json.dumps({"resourceType": f"Patient{NHS}", "id": "p"})
+    mid = admit(mid=f"ID{NHS}").replace("ADT^A01^ADT_A01", f"ADT^{NHS}")
+    report = run(home, text, mid)
+    assert dict(report.quarantined) == {"unsupported_message": 2}
+    written = b"".join(p.read_bytes() for p in EventStore(events_root(home)).root.rglob("*") if p.is_file())
+    assert NHS.encode() not in written
