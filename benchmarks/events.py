@@ -8,8 +8,8 @@ Measured in the same run:
 - latency: from a message's arrival (its scheduled send time) to the worklist showing its person's new score (the
   pointer naming the delta that includes it, read back through `serving.batch.store.current`): p50 and p99 of the
   accepted messages, against the target p99 < 60 s;
-- ingest rate: `ingest` of every message of the stream into a scratch store, beside a floor of parsing alone
-  (`features.events.store.parse`); messages per second;
+- ingest rate: `ingest` of the whole day's messages in one batch into a scratch store, beside a floor of parsing
+  alone (`features.events.store.parse`, after a warm-up); messages per second;
 - memory: this process's peak RSS.
 
 Prepared once and cached under `benchmarks/.cache/events_<N>/`: the ICS generated (extracts kept: the stream needs
@@ -112,24 +112,26 @@ def main() -> None:
     t0 = time.perf_counter()
     score_daily(settings, day)
     full_seconds = time.perf_counter() - t0
-    stream = [m for m in event_stream(data, end, seed=24)
-              if m.sent < datetime.combine(end, datetime.min.time()) + timedelta(hours=args.hours)]
-    say(f"{len(stream):,} messages in the first {args.hours:g} h of {end}")
+    day_stream = event_stream(data, end, seed=24)
+    stream = [m for m in day_stream if m.sent < datetime.combine(end, datetime.min.time()) + timedelta(hours=args.hours)]
+    say(f"{len(stream):,} messages in the first {args.hours:g} h of {end} ({len(day_stream):,} in the day)")
 
-    # floors and ingest rate, on a scratch home
-    t0 = time.perf_counter()
-    for m in stream:
+    # ingest rate beside the parse-only floor, on the whole day's messages, after a warm-up (first-use imports)
+    for m in day_stream[:20]:
         parse(m.text)
-    parse_rate = len(stream) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for m in day_stream:
+        parse(m.text)
+    parse_rate = len(day_stream) / (time.perf_counter() - t0)
     scratch = Settings(home=CACHE / f"events_{args.persons}_scratch")
     shutil.rmtree(scratch.home, ignore_errors=True)
     (scratch.home / "warehouse").mkdir(parents=True)
     shutil.copy(settings.warehouse_path, scratch.warehouse_path)
     known, pseudo = known_in(settings.warehouse_path), pseudonymiser_for(settings)  # read once, as the watch loop does
     t0 = time.perf_counter()
-    ingest(scratch, [("bench", m.text) for m in stream], known=known, pseudonymiser=pseudo,
+    ingest(scratch, [("bench", m.text) for m in day_stream], known=known, pseudonymiser=pseudo,
            now=datetime.combine(day, datetime.min.time()))
-    ingest_rate = len(stream) / (time.perf_counter() - t0)
+    ingest_rate = len(day_stream) / (time.perf_counter() - t0)
     shutil.rmtree(scratch.home, ignore_errors=True)
 
     # the replay: arrivals scheduled at `speed` x real time; the watch loop ingests what has arrived, refreshes
@@ -172,7 +174,7 @@ def main() -> None:
                      "duckdb": duckdb.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "persons": args.persons, "speed": args.speed, "hours": args.hours,
                      "batch_seconds": args.batch_seconds, "replayed_day": str(end)},
-           "stream": {"messages": len(stream), "by_kind": kinds, "stored": stored, "quarantined": quarantined},
+           "stream": {"messages": len(stream), "messages_in_day": len(day_stream), "by_kind": kinds, "stored": stored, "quarantined": quarantined},
            "latency_s": {"p50": round(p50, 2), "p99": round(p99, 2), "max": round(float(lat.max()), 2),
                          "measured": int(lat.size)},
            "refreshes": {"count": len(refreshes), "median_s": round(float(np.median([r["seconds"] for r in refreshes])), 2),
