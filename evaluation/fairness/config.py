@@ -49,6 +49,9 @@ class AuditConfig(Document):
     references: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REFERENCES))
     adjust_for_age_sex: bool = Field(True, description="Also compare with the reference group re-weighted to "
                                      "each group's age and sex mix.")
+    need_at_equal_score: bool = Field(True, description="Compare groups on need that does not depend on service use "
+                                      "(GP-coded conditions, frailty, deaths) within each risk decile, and flag a group "
+                                      "sicker at the same score (needs one row per person and those columns).")
     mitigation: Literal["none", "group_thresholds"] = Field(
         "none", description="Optional post-processing shown side by side; never applied to the deployed model.")
     mitigation_grouping: str = "ethnicity_broad"
