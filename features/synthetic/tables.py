@@ -272,6 +272,15 @@ def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: p
     return contacts(act.mh_person, act.mh_day, MH_SERVICES, "MH", cal, service, nhs)
 
 
+def in_group(group: str, people: People, geo: Geography) -> np.ndarray:
+    """Who belongs to a defect's group: a broad ethnic group, or core20 (IMD deciles 1-2)."""
+    from features.sources.codes import BROAD_ETHNIC_GROUP
+
+    if group == "core20":
+        return geo.imd_decile[people.lsoa] <= 2
+    return np.vectorize(BROAD_ETHNIC_GROUP.get)(people.ethnicity) == group
+
+
 def under_recorded(cfg: GeneratorConfig, people: People, geo: Geography, rng: np.random.Generator) -> np.ndarray:
     """(persons x conditions) mask of diagnoses that the GP record never codes (injected problem)."""
     from features.sources.codes import BROAD_ETHNIC_GROUP
