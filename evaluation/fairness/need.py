@@ -26,6 +26,7 @@ from evaluation.fairness.judging import _num, _status, ratio_interval
 from evaluation.fairness.results import Comparison, MetricValue, NeedCell, NeedGroupingResult
 
 DECILES = 10
+THIN, FULLER = "Thin record", "Fuller record"
 CAP = 20  # need values above this are counted as this (a count of conditions or deficits rarely is)
 
 
@@ -48,13 +49,16 @@ class NeedGrouping:
     name: str
     title: str
     column: str
+    measures: tuple[str, ...] | None = None  # judged measures (default: all)
 
 
 NEED_GROUPINGS = [
     NeedGrouping("ethnicity_broad", "Ethnicity (broad group)", "ethnicity_broad"),
     NeedGrouping("imd_quintile", "Deprivation (IMD quintile)", "imd_quintile"),
     NeedGrouping("ethnicity_x_deprivation", "Ethnicity x deprivation", "ethnicity_x_deprivation"),
-    NeedGrouping("thin_record", "Thin record (ethnicity not coded, or no GP prescribing in 12 months)", "thin_record"),
+    # a thin GP record codes fewer conditions and deficits by definition: judged on deaths only
+    NeedGrouping("thin_record", "Thin record (ethnicity not coded, or no GP prescribing in 12 months)", "thin_record",
+                 measures=("need_death",)),
 ]
 
 
@@ -65,7 +69,7 @@ def thin_record(frame: pd.DataFrame) -> pd.Series | None:
         return None
     thin = (frame["ethnicity_recorded"] < 1) | (pd.to_numeric(frame["medicine_classes_12m"], errors="coerce")
                                                  .fillna(0) <= 0)
-    return pd.Series(np.where(thin, "Thin record", "Fuller record"), index=frame.index)
+    return pd.Series(np.where(thin, THIN, FULLER), index=frame.index)
 
 
 def score_deciles(p: np.ndarray) -> np.ndarray:
@@ -121,9 +125,10 @@ def need_audit(frame: pd.DataFrame, p: np.ndarray, cfg: AuditConfig, seed: int) 
         wanted = cfg.references.get(g.name)
         ref = names.index(wanted) if wanted in names else int(np.argmax(sizes))
         small = sizes < cfg.min_group_size
-        judged = max(1, int((~small).sum() - (not small[ref])) * len(measures))
+        mine = [m for m in measures if g.measures is None or m.name in g.measures]
+        judged = max(1, int((~small).sum() - (not small[ref])) * len(mine))
         level = 1 - (1 - cfg.level) / judged if cfg.simultaneous else cfg.level
-        for m in measures:
+        for m in mine:
             value = np.clip(np.nan_to_num(pd.to_numeric(frame[m.column], errors="coerce").to_numpy(float)), 0, CAP)
             shape = (len(names), DECILES, n_strata, CAP + 1)
             keys = ((codes.astype(np.int64) * DECILES + decile) * n_strata + strata) * (CAP + 1) + np.rint(value).astype(np.int64)
