@@ -16,10 +16,11 @@ from fairlearn.metrics import MetricFrame
 from evaluation.fairness import engine, narrative
 from evaluation.fairness.config import METRICS, AuditConfig
 from evaluation.fairness.groups import CoverageMeasure, Grouping, coverage_table
+from evaluation.fairness.absolute import absolute_performance
 from evaluation.fairness.mitigation import group_thresholds
 from evaluation.fairness.need import need_audit
 from evaluation.fairness.judging import _num, _status, ratio_interval  # noqa: F401 (re-exported)
-from evaluation.fairness.results import (AuditResult, Comparison, CurvePoint, GroupingResult, GroupRow, MetricValue,
+from evaluation.fairness.results import (AbsoluteResult, AuditResult, Comparison, CurvePoint, GroupingResult, GroupRow, MetricValue,
                                         NeedGroupingResult)
 from evaluation.metrics import calibration_slope_intercept
 from phm.core.stats import auroc
@@ -277,6 +278,8 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
                          coverage or [])
         results.append(grouping_result(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
                                  cfg.seed + 7919 * i))
+    say("performance for everyone")
+    absolute = absolute_performance(y, p, bins, pol.binning.nbins, cfg, cfg.seed + 15_485_863, probabilities)
     need, need_note = [], None
     if cfg.need_at_equal_score and clusters is None:
         say("comparing need at equal score")
@@ -300,7 +303,7 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
             mitigation = group_thresholds(frame[by.column].astype("string").fillna("Unknown").to_numpy(), y, p,
                                           pol.threshold, cfg, by.name,
                                           frame[cluster].to_numpy() if cluster and cluster in frame else None)
-    return assemble(subject, cfg, population, results, mitigation, need)
+    return assemble(subject, cfg, population, results, mitigation, need, absolute)
 
 
 def check_outcomes(outcome: str, rows: int, events: int) -> None:
@@ -330,16 +333,17 @@ def population_summary(cfg: AuditConfig, threshold: float, rows: int, excluded: 
 
 
 def assemble(subject: dict, cfg: AuditConfig, population: dict, results: list[GroupingResult],
-             mitigation, need: list[NeedGroupingResult] | None = None) -> AuditResult:
+             mitigation, need: list[NeedGroupingResult] | None = None,
+             absolute: AbsoluteResult | None = None) -> AuditResult:
     """The sealed result: flags and uncertain gaps in grouping order (then need at equal score), the
     plain-English summary, hazards."""
     need = need or []
     every = [c for r in results for c in r.comparisons] + [c for n in need for c in n.comparisons]
-    flags = [c for c in every if c.status == "flag"]
+    flags = (absolute.flags if absolute else []) + [c for c in every if c.status == "flag"]
     uncertain = [c for c in every if c.status == "uncertain"]
     result = AuditResult(subject=subject, config=cfg, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          population=population, groupings=results, flags=flags, uncertain=uncertain,
-                         summary=[], hazards=[], mitigation=mitigation, need=need)
+                         summary=[], hazards=[], mitigation=mitigation, need=need, absolute=absolute)
     result.summary = narrative.summary(result)
     result.hazards = narrative.hazards(result)
     return result.sealed()

@@ -127,6 +127,8 @@ def summary(result: AuditResult) -> list[str]:
            f"reference group; a ratio outside {lo:g}-{hi:g} whose 95% interval excludes parity, and which age and sex "
            "do not explain, is flagged."]
     titles = {**{n.name: n.title for n in result.need}, **{g.name: g.title for g in result.groupings}}
+    if result.absolute is not None:
+        out.append(absolute_sentence(result))
     if not result.flags:
         out.append("No group was flagged: the audit passed.")
     else:
@@ -136,6 +138,8 @@ def summary(result: AuditResult) -> list[str]:
         for f in result.flags:
             by_group[(f.grouping, f.group)].append(f)
         for (grouping, group), flags in by_group.items():  # grouping order, as audited
+            if grouping == "overall":  # said with the performance for everyone
+                continue
             for f in flags:
                 out.append(sentence(f, titles[grouping], outcome))
             note = _coverage_note(next((g for g in result.groupings if g.name == grouping), None), group)
@@ -155,6 +159,33 @@ def summary(result: AuditResult) -> list[str]:
                "in some communities (as reported for Scotland's SPARRA). A group whose need is under-estimated receives "
                "less proactive care, widening the inequalities Core20PLUS5 sets out to narrow.")
     return out
+
+
+def absolute_sentence(result: AuditResult) -> str:
+    """Performance for everyone in words (AUROC always; calibration for probabilities), and what a flag means."""
+    m = result.absolute.metrics
+
+    def ci(key: str, fmt: str) -> str:
+        lo, hi = m[key].ci
+        return "" if lo is None else f" (95% CI {lo:{fmt}}-{hi:{fmt}})"
+
+    text = f"Performance for everyone: AUROC {m['auroc'].value:.3f}{ci('auroc', '.3f')}"
+    if "observed_to_expected" not in m:
+        return text + "; the scores are not probabilities, so calibration is not assessed."
+    oe, mp, er = m["observed_to_expected"].value, m["mean_predicted"].value, m["event_rate"].value
+    text += (f"; mean predicted risk {mp:.1%} against {er:.1%} observed (observed/expected {oe:.2f}"
+             f"{ci('observed_to_expected', '.2f')}); calibration in the large "
+             f"{m['calibration_in_the_large'].value:.2f}, slope {m['calibration_slope'].value:.2f}"
+             f"{ci('calibration_slope', '.2f')}.")
+    for f in result.absolute.flags:
+        if f.metric == "observed_to_expected":
+            text += (f" **The score is miscalibrated for everyone**: it predicts {1 / oe:.1f} times the outcomes "
+                     "observed. Ratios between groups cannot show this when every group is wrong alike.")
+        else:
+            text += (f" **The calibration slope for everyone ({f.ratio:.2f}) is outside "
+                     f"{result.config.slope_tolerance[0]:g}-{result.config.slope_tolerance[1]:g}**: predicted risks are "
+                     + ("too extreme." if f.ratio < 1 else "too modest."))
+    return text
 
 
 def _likelihood(flags: list[Comparison]) -> int:
