@@ -18,7 +18,9 @@ from evaluation.fairness.config import METRICS, AuditConfig
 from evaluation.fairness.groups import CoverageMeasure, Grouping, coverage_table
 from evaluation.fairness.absolute import absolute_performance
 from evaluation.fairness.mitigation import group_thresholds
-from evaluation.fairness.need import need_audit
+from evaluation.disclosure import Policy
+from evaluation.fairness.need import need_audit, thin_record
+from evaluation.fairness.publish import protected_counts
 from evaluation.fairness.judging import _num, _status, ratio_interval  # noqa: F401 (re-exported)
 from evaluation.fairness.results import (AbsoluteResult, AuditResult, Comparison, CurvePoint, GroupingResult, GroupRow, MetricValue,
                                         NeedGroupingResult)
@@ -248,10 +250,11 @@ def grouping_result(g: Grouping, tables: GroupTables, cfg: AuditConfig, binning:
 def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, subject: dict,
               outcome: str = "outcome", score: str = "risk", stratum: str | None = "stratum",
               cluster: str | None = None, coverage: list[CoverageMeasure] | None = None,
-              coverage_descriptions: dict[str, str] | None = None, progress: Callable[[str], None] | None = None
-              ) -> AuditResult:
+              coverage_descriptions: dict[str, str] | None = None, progress: Callable[[str], None] | None = None,
+              disclosure: Policy | None = None) -> AuditResult:
     """Audit `score` against `outcome` in every grouping. Rows lacking a score or outcome are excluded
-    and counted; nothing else is dropped (small groups are marked)."""
+    and counted; nothing else is dropped (small groups are marked). With a disclosure `policy`, the group counts
+    are also released under it for the publishable report (one row per person only)."""
     say = progress or (lambda _m: None)
     missing = [c for c in (outcome, score, *(g.column for g in groupings)) if c not in frame]
     if missing:
@@ -303,7 +306,15 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
             mitigation = group_thresholds(frame[by.column].astype("string").fillna("Unknown").to_numpy(), y, p,
                                           pol.threshold, cfg, by.name,
                                           frame[cluster].to_numpy() if cluster and cluster in frame else None)
-    return assemble(subject, cfg, population, results, mitigation, need, absolute)
+    result = assemble(subject, cfg, population, results, mitigation, need, absolute)
+    if disclosure is not None and clusters is None:
+        columns = {g.name: g.column for g in groupings}
+        columns.update({n.name: "thin_record" for n in need if n.name == "thin_record"})
+        if "thin_record" in columns and "thin_record" not in frame:
+            frame = frame.assign(thin_record=thin_record(frame))
+        counts = protected_counts(frame, columns, outcome, disclosure)
+        result = result.model_copy(update={"published_counts": counts}).sealed()
+    return result
 
 
 def check_outcomes(outcome: str, rows: int, events: int) -> None:

@@ -151,6 +151,9 @@ class AuditResult(BaseModel):
     mitigation: Mitigation | None = None
     need: list[NeedGroupingResult] = Field(default_factory=list, description="Need at equal score (risk models).")
     absolute: AbsoluteResult | None = None
+    published_counts: dict[str, dict[str, dict[str, int | None]]] = Field(
+        default_factory=dict, description="People and people with the outcome per group under the disclosure "
+        "policy (None = hidden), for the publishable report.")
     report_sha256: str = ""
 
     @property
