@@ -64,7 +64,16 @@ def absolute_performance(y: np.ndarray, p: np.ndarray, bins: np.ndarray, nbins: 
     slope, citl = calibration_slope_intercept(y, p)
     exact = {"auroc": auroc(y, p), "observed_to_expected": float(y.sum() / p.sum()), "calibration_slope": slope,
              "calibration_in_the_large": citl, "mean_predicted": float(p.mean()), "event_rate": float(y.mean())}
+    return from_counts(n, p_sum, l_sum, cfg, seed, probabilities, exact)
+
+
+def from_counts(n: np.ndarray, p_sum: np.ndarray, l_sum: np.ndarray, cfg: AuditConfig, seed: int,
+                probabilities: bool, exact: dict[str, float] | None = None) -> AbsoluteResult:
+    """Overall performance from counts n[outcome, score bin] and sums of risk and logit risk per bin (as aggregated
+    on Spark). Without `exact` point estimates, the binned ones are reported (AUROC ties within a bin count half)."""
     binned = _binned(n, p_sum, l_sum)
+    exact = exact or binned
+    nbins = n.shape[1]
     flat = n.ravel()
     nz = np.flatnonzero(flat)
     mean_p, mean_l = p_sum.ravel()[nz] / flat[nz], l_sum.ravel()[nz] / flat[nz]
