@@ -307,12 +307,16 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
                                           pol.threshold, cfg, by.name,
                                           frame[cluster].to_numpy() if cluster and cluster in frame else None)
     result = assemble(subject, cfg, population, results, mitigation, need, absolute)
-    if disclosure is not None and clusters is None:
+    if disclosure is not None:
         columns = {g.name: g.column for g in groupings}
         columns.update({n.name: "thin_record" for n in need if n.name == "thin_record"})
         if "thin_record" in columns and "thin_record" not in frame:
             frame = frame.assign(thin_record=thin_record(frame))
-        counts = protected_counts(frame, columns, outcome, disclosure)
+        people = frame.assign(**{outcome: y})
+        if clusters is not None:  # several rows per person: people (their first row's groups), with any outcome
+            people = people.assign(_person=clusters).groupby("_person", sort=False).agg(
+                {**{c: "first" for c in set(columns.values())}, outcome: "max"})
+        counts = protected_counts(people, columns, outcome, disclosure)
         result = result.model_copy(update={"published_counts": counts}).sealed()
     return result
 

@@ -30,7 +30,7 @@ from evaluation.fairness.absolute import from_counts
 from evaluation.fairness.audit import (AuditInputError, GroupTables, grouping_result, assemble, check_outcomes, judged_config,
                                        order_positions, policy, population_summary, threshold_metrics, exact_table)
 from evaluation.fairness.config import AuditConfig
-from evaluation.fairness.groups import KEEP, CoverageMeasure, Grouping, audit_frame, standard_labels
+from evaluation.fairness.groups import KEEP, NEED_COLUMNS, CoverageMeasure, Grouping, audit_frame, standard_labels
 from evaluation.fairness.results import AuditResult
 
 COLLECTED = ("aggregates only: ~200 order statistics of the score, cell counts and sums per grouping, per-group "
@@ -47,7 +47,7 @@ def audit_rows_spark(scored: Any, label: str, risk: str = "risk") -> Any:
     functions themselves, applied batch by batch on the executors (one pass)."""
     sample = standard_labels(audit_frame(scored.limit(0).toPandas(), label, np.array([], dtype=float)))
     fields = {f.name: f.dataType.simpleString() for f in scored.schema.fields}
-    kept = [c for c in KEEP if c in sample.columns and c not in LABELS]
+    kept = [c for c in (*KEEP, *NEED_COLUMNS) if c in sample.columns and c not in LABELS]
     added = [c for c in sample.columns if c not in kept]
     types = {**COVERAGE_TYPES, **LABELS}
     schema = ", ".join([f"{c} {fields[c]}" for c in kept] + [f"{c} {types[c]}" for c in added])

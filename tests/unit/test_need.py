@@ -88,3 +88,26 @@ def test_need_is_skipped_when_switched_off_or_columns_missing() -> None:
     assert audit(frame, need_at_equal_score=False, bootstrap_draws=20).need == []
     assert audit(frame.drop(columns=["gp_coded_conditions", "frailty_deficits", "died_in_follow_up"]),
                  bootstrap_draws=20).need == []
+
+
+def test_published_counts_follow_the_disclosure_policy() -> None:
+    from evaluation.disclosure import Policy
+    from evaluation.fairness.publish import every_count, public_report
+
+    frame = table(3_000, seed=7)
+    frame.loc[:4, "ethnicity_broad"] = "Tiny"  # five people: hidden, and so is one more cell of the grouping
+    policy = Policy()
+    result = run_audit(frame, G, AuditConfig(bootstrap_draws=20), {"model": "toy"}, disclosure=policy)
+    cells = result.published_counts["ethnicity_broad"]
+    assert cells["Tiny"]["people"] is None and sum(c["people"] is None for c in cells.values()) >= 2
+    shown = [c["people"] for c in cells.values() if c["people"] is not None]
+    assert all(n % 5 == 0 and n > 7 for n in shown)
+    public = public_report(result, policy)
+    assert all(c == 0 or c > 7 for c in every_count(public))
+    tiny = next(r for g in public["groupings"] for r in g["groups"] if r["group"] == "Tiny")
+    assert all(v is None for v in tiny["metrics"].values())
+    # several rows per person: people are counted once
+    twice = pd.concat([frame, frame], ignore_index=True)
+    again = run_audit(twice, G, AuditConfig(bootstrap_draws=20), {"model": "toy"}, cluster="person_id",
+                      disclosure=policy)
+    assert again.published_counts["ethnicity_broad"]["White"] == cells["White"]
