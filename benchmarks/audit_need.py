@@ -12,7 +12,8 @@ often for the same need. The score audited is the generator's true probability o
 - the baseline: calibration by group (predicted/observed), the check the audit had before, on the same audits:
   how often it flags the barrier group.
 
-Results go to `benchmarks/results/audit_need.json` with the machine's facts; each target is printed PASS or MISS.
+Results go to `benchmarks/results/audit_need.json` (a trial or other sizes: `benchmarks/results/trial/`) with the
+machine's facts; each target is printed PASS or MISS.
 
 Usage::
 
@@ -23,17 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
-from benchmarks.measure import ROOT, machine, say
+from benchmarks.measure import Figure, Run, Target, add_trial, say
 
-RESULTS = ROOT / "benchmarks" / "results" / "audit_need.json"
 TARGET_POWER = 0.8
 VALIDATION = date(2024, 4, 1)
 
@@ -81,7 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--persons", type=int, default=50_000)
     parser.add_argument("--factor", type=float, default=0.5)
     parser.add_argument("--draws", type=int, default=300)
+    add_trial(parser)
     args = parser.parse_args(argv)
+    record = Run("audit_need", args, parser)
     runs = []
     for seed in range(1, args.seeds + 1):
         group = "Asian" if seed % 2 else "Black"
@@ -101,34 +101,16 @@ def main(argv: list[str] | None = None) -> None:
     judged = sum(r["need_judged"] for r in null)
     power = sum(r["barrier_group_flagged_by_need"] for r in alt) / len(alt)
     baseline = sum(r["barrier_group_calibration_flagged"] for r in alt) / len(alt)
-    ok_false, ok_power = false_audits == 0, power >= TARGET_POWER
-    import duckdb
-
-    facts = {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-             "duckdb": duckdb.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    out = {"benchmark": "audit_need", "facts": facts,
-           "settings": {"seeds": args.seeds, "persons": args.persons, "factor": args.factor, "draws": args.draws,
-                        "score": "generator's true probability of an emergency admission in 12 months"},
-           "runs": runs,
-           "false_flags": {"audits_flagged": false_audits, "audits": len(null), "comparisons_flagged": false_comparisons,
-                           "comparisons_judged": judged, "target": "no audit without a barrier flags by need",
-                           "outcome": "PASS" if ok_false else "MISS"},
-           "power": {"value": power, "audits": len(alt), "target": f">= {TARGET_POWER:.0%} of barrier audits flag the "
-                     "barrier group by need", "outcome": "PASS" if ok_power else "MISS"},
-           "baseline_calibration_by_group": {"share_of_barrier_audits_flagging_the_group": baseline}}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"\nNeed at equal score ({facts['machine']}; {args.seeds} seeds x {args.persons:,} people, factor "
-          f"{args.factor}, {args.draws} draws)")
+    targets = [Target("audits without a barrier that flag any group by need", false_audits, 0, "audits", "=="),
+               Target("share of barrier audits that flag the barrier group by need", power, TARGET_POWER, "", ">=")]
+    figures = [Figure("comparisons flagged by need without a barrier", false_comparisons, f"of {judged} judged"),
+               Figure("share of barrier audits where calibration by group flags the group", baseline)]
     for r in runs:
         print(f"seed {r['seed']} barrier {r['barrier'] or '-':<6} need flags {len(r['need_flags']):>2}  "
-              f"barrier group need ratio {r['barrier_group_need_ratio'] or '-'}  P/O {r['barrier_group_predicted_to_observed'] or '-'}"
-              f"  audit {r['audit_seconds']} s")
-    print(f"false flags: {false_audits}/{len(null)} audits ({false_comparisons}/{judged} comparisons): "
-          f"{out['false_flags']['outcome']} (target: {out['false_flags']['target']})")
-    print(f"power: {power:.0%} of {len(alt)} barrier audits: {out['power']['outcome']} (target {out['power']['target']})")
-    print(f"baseline (calibration by group flags the barrier group): {baseline:.0%}; written {RESULTS}")
-
+              f"barrier group need ratio {r['barrier_group_need_ratio'] or '-'}  "
+              f"P/O {r['barrier_group_predicted_to_observed'] or '-'}  audit {r['audit_seconds']} s")
+    record.write_results({"score": "generator's true probability of an emergency admission in 12 months",
+                          "runs": runs}, targets, figures)
 
 if __name__ == "__main__":
     main()
