@@ -17,7 +17,7 @@ their NHS numbers) and loaded, the emergency-admission model trained quickly, au
 
 Usage::
 
-    .venv/bin/python -m benchmarks.events [--persons 20000] [--speed 100] [--hours 24] [--batch-seconds 5]
+    .venv/bin/python -m benchmarks.events [--persons 3000000] [--speed 100] [--hours 24] [--batch-seconds 5]
 """
 
 from __future__ import annotations
@@ -25,17 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import numpy as np
 
-from benchmarks.measure import CACHE, ROOT, machine, say
+from benchmarks.measure import CACHE, Figure, Run, Target, add_trial, say
 
-RESULTS = ROOT / "benchmarks" / "results" / "events.json"
 TARGET_P99_S = 60.0
 
 
@@ -87,11 +85,13 @@ def prepare(persons: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--persons", type=int, default=3_000_000)
     ap.add_argument("--speed", type=float, default=100.0, help="times real time")
     ap.add_argument("--hours", type=float, default=24.0, help="hours of the day replayed (from midnight)")
     ap.add_argument("--batch-seconds", type=float, default=5.0, help="how often the watch loop looks")
+    add_trial(ap)
     args = ap.parse_args()
+    record = Run("events", args, ap)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from datetime import date
 
@@ -167,35 +167,23 @@ def main() -> None:
     kinds: dict[str, int] = {}
     for m in stream:
         kinds[m.kind] = kinds.get(m.kind, 0) + 1
-    import duckdb
-
-    out = {"benchmark": "events",
-           "facts": {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                     "duckdb": duckdb.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "persons": args.persons, "speed": args.speed, "hours": args.hours,
-                     "batch_seconds": args.batch_seconds, "replayed_day": str(end)},
-           "stream": {"messages": len(stream), "messages_in_day": len(day_stream), "by_kind": kinds, "stored": stored, "quarantined": quarantined},
-           "latency_s": {"p50": round(p50, 2), "p99": round(p99, 2), "max": round(float(lat.max()), 2),
-                         "measured": int(lat.size)},
-           "refreshes": {"count": len(refreshes), "median_s": round(float(np.median([r["seconds"] for r in refreshes])), 2),
-                         "max_s": round(max(r["seconds"] for r in refreshes), 2),
-                         "max_people": max(r["people"] for r in refreshes)},
-           "full_refresh_s": round(full_seconds, 1),
-           "ingest_per_s": round(ingest_rate), "parse_floor_per_s": round(parse_rate),
-           "ingest_vs_floor": round(ingest_rate / parse_rate, 3),
-           "peak_rss_gib": round(peak / 1024**3, 2),
-           "target": f"p99 arrival-to-worklist under {TARGET_P99_S:g} s",
-           "outcome": "PASS" if p99 < TARGET_P99_S else "MISS"}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"Events ({out['facts']['machine']}; {args.persons:,} people, {args.hours:g} h replayed at {args.speed:g}x)")
+    targets = [Target("arrival to worklist, p99", p99, TARGET_P99_S, "s")]
+    figures = [Figure("arrival to worklist, p50", p50, "s"),
+               Figure("ingest rate: time per message", 1 / ingest_rate, "s", 1 / parse_rate, "parsing alone"),
+               Figure("median delta refresh", float(np.median([r["seconds"] for r in refreshes])), "s"),
+               Figure("full daily refresh of the same home", full_seconds, "s"),
+               Figure("peak memory", peak / 1024**3, "GiB")]
     print(f"messages {len(stream):,} ({kinds}); stored {stored:,}, quarantined {quarantined:,}")
-    print(f"arrival to worklist: p50 {out['latency_s']['p50']} s, p99 {out['latency_s']['p99']} s: {out['outcome']} "
-          f"(target {out['target']})")
-    print(f"ingest {out['ingest_per_s']:,}/s vs parse-only floor {out['parse_floor_per_s']:,}/s "
-          f"({out['ingest_vs_floor']:.0%}); {len(refreshes)} refreshes, median {out['refreshes']['median_s']} s; "
-          f"full refresh {out['full_refresh_s']} s; peak RSS {out['peak_rss_gib']} GiB; written {RESULTS}")
-
+    record.write_results({"replayed_day": str(end),
+                          "stream": {"messages": len(stream), "messages_in_day": len(day_stream), "by_kind": kinds,
+                                     "stored": stored, "quarantined": quarantined},
+                          "latency_s": {"p50": round(p50, 2), "p99": round(p99, 2), "max": round(float(lat.max()), 2),
+                                        "measured": int(lat.size)},
+                          "refreshes": {"count": len(refreshes),
+                                        "max_s": round(max(r["seconds"] for r in refreshes), 2),
+                                        "max_people": max(r["people"] for r in refreshes)},
+                          "ingest_per_s": round(ingest_rate), "parse_floor_per_s": round(parse_rate)},
+                         targets, figures)
 
 if __name__ == "__main__":
     main()
