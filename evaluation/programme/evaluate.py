@@ -16,10 +16,13 @@ GROUPS = {"ethnic_group": "ethnicity (broad group)", "deprivation_quintile": "de
 
 
 def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, *, draws: int = 200, k: int = 5,
-                       caliper: float = 0.2, seed: int = 0, end: date | None = None) -> dict:
+                       caliper: float = 0.2, seed: int = 0, end: date | None = None,
+                       keep_matched: bool = False) -> dict:
     """Every estimate of the programme's effect, as plain numbers (no person-level rows): enrolled, matched and
     unmatched counts, the balance table before and after matching, and per outcome the naive before-after and
-    the matched difference-in-differences (with bootstrap intervals), overall and by ethnicity and deprivation."""
+    the matched difference-in-differences (with bootstrap intervals), overall and by ethnicity and deprivation.
+    `keep_matched` adds `matched_enrolled` (pseudonym and enrolment month of each matched enrolled person) for
+    checks against ground truth; it is never released (`report.release` drops it)."""
     panel = build_panel(con, enrolment, end)
     if not (panel["treated"] == 1).any():
         raise ValueError("no enrolled person has 12 months of follow-up within the data yet")
@@ -66,4 +69,6 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
         groups = by_group(mp, treated[col], "admissions", draws, seed)
         result["groups"][col] = {"label": label, "outcome": "admissions",
                                  "rows": [{"group": g, "enrolled": n, **e.as_dict()} for g, (n, e) in groups.items()]}
+    if keep_matched:
+        result["matched_enrolled"] = treated[["person_id", "cohort"]].reset_index(drop=True)
     return result

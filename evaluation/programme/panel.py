@@ -22,9 +22,9 @@ from features.sources.codes import BROAD_ETHNIC_GROUP, CONDITIONS, EMERGENCY_ADM
 OUTCOMES = ("admissions", "bed_days", "ae")
 CONDITION_COLUMNS = [f"has_{c.key}" for c in CONDITIONS]
 COVARIATES = ["age", "male", "imd_decile", "n_conditions", *CONDITION_COLUMNS, "admissions_1m", "admissions_3m",
-              "admissions_6m", "pre_admissions", "pre_bed_days", "pre_ae"]
-_PRIOR = ("admissions_1m", "admissions_3m", "admissions_6m", "pre_admissions")
-PROPENSITY_TERMS = [*COVARIATES, "age_sq", "age_75", "multimorbid", *(f"log_{c}" for c in _PRIOR),
+              "admissions_6m", "pre_admissions", "recency_weighted", "pre_bed_days", "pre_ae"]
+_PRIOR = ("admissions_1m", "admissions_3m", "admissions_6m", "pre_admissions", "recency_weighted")
+PROPENSITY_TERMS = [*COVARIATES, "age_sq", "age_75", "multimorbid", "recency_saturated", *(f"log_{c}" for c in _PRIOR),
                     *(f"old_{c}" for c in _PRIOR)]
 
 
@@ -88,6 +88,8 @@ def build_panel(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, end: da
                    count(*) FILTER (WHERE e.day < b.cohort AND e.day >= b.cohort - INTERVAL 3 MONTH) AS admissions_3m,
                    count(*) FILTER (WHERE e.day < b.cohort AND e.day >= b.cohort - INTERVAL 6 MONTH) AS admissions_6m,
                    count(*) FILTER (WHERE e.day < b.cohort) AS pre_admissions,
+                   coalesce(sum(exp(-date_diff('day', e.day, b.cohort) / 91.31)) FILTER (WHERE e.day < b.cohort), 0)
+                       AS recency_weighted,
                    coalesce(sum(e.bed_days) FILTER (WHERE e.day < b.cohort), 0) AS pre_bed_days,
                    count(*) FILTER (WHERE e.day >= b.cohort) AS post_admissions,
                    coalesce(sum(e.bed_days) FILTER (WHERE e.day >= b.cohort), 0) AS post_bed_days
@@ -107,7 +109,7 @@ def build_panel(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, end: da
                date_diff('day', b.cohort, b.post_end) / 365.25 AS post_years,
                {", ".join(f"coalesce(c.has_{c.key}, 0) AS has_{c.key}" for c in CONDITIONS)},
                coalesce(a.admissions_1m, 0) AS admissions_1m, coalesce(a.admissions_3m, 0) AS admissions_3m,
-               coalesce(a.admissions_6m, 0) AS admissions_6m,
+               coalesce(a.admissions_6m, 0) AS admissions_6m, coalesce(a.recency_weighted, 0) AS recency_weighted,
                coalesce(a.pre_admissions, 0) AS pre_admissions, coalesce(a.post_admissions, 0) AS post_admissions,
                coalesce(a.pre_bed_days, 0) AS pre_bed_days, coalesce(a.post_bed_days, 0) AS post_bed_days,
                coalesce(x.pre_ae, 0) AS pre_ae, coalesce(x.post_ae, 0) AS post_ae
@@ -117,14 +119,17 @@ def build_panel(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, end: da
     panel["n_conditions"] = panel[CONDITION_COLUMNS].sum(axis=1)
     panel["ethnic_group"] = panel["ethnic_category"].map(BROAD_ETHNIC_GROUP).fillna("Unknown")
     panel["deprivation_quintile"] = (panel["imd_decile"] + 1) // 2
-    panel["prior_band"] = panel["pre_admissions"].clip(upper=3)
-    panel["recent"] = (panel["admissions_3m"] > 0).astype(int)
+    # prior admissions in bands (0, 1, 2, 3, 4-5, 6-8, 9+) and in the last 3 months (0, 1, 2+), matched exactly:
+    # people enrolled after many admissions are otherwise compared with people who had far fewer
+    panel["prior_band"] = np.searchsorted(np.array([1, 2, 3, 4, 6, 9]), panel["pre_admissions"].to_numpy(), side="right")
+    panel["recent"] = panel["admissions_3m"].clip(upper=2)
     # terms for the propensity model only: risk rises non-linearly with age, compounds with three or more
     # conditions, and recent admissions weigh more than older ones
     panel["age_sq"] = panel["age"] ** 2 / 100
     panel["age_75"] = (panel["age"] >= 75).astype(int)
     panel["multimorbid"] = (panel["n_conditions"] >= 3).astype(int)
-    for col in ("admissions_1m", "admissions_3m", "admissions_6m", "pre_admissions"):
+    panel["recency_saturated"] = 1 - np.exp(-panel["recency_weighted"])
+    for col in _PRIOR:
         panel[f"log_{col}"] = np.log1p(panel[col])
         panel[f"old_{col}"] = panel[col] * panel["age_75"]
     return panel

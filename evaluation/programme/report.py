@@ -17,7 +17,7 @@ OUTCOME_LABELS = {"admissions": "Emergency admissions", "bed_days": "Emergency b
 def release(result: dict, policy: Policy) -> dict:
     """`result` of `evaluate_programme` made releasable: people counts via `policy.count`, rates and effects
     rounded, a group's estimate withheld when its enrolled count would be hidden."""
-    out = {k: v for k, v in result.items() if k not in (*COUNTS, "groups", "outcomes", "balance")}
+    out = {k: v for k, v in result.items() if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled")}
     out["counts"] = {k: policy.count(int(result[k])) for k in COUNTS}
     out["disclosure"] = policy.words()
     r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
