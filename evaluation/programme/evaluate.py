@@ -11,7 +11,7 @@ from evaluation.programme.estimators import before_after, by_group, difference_i
 from evaluation.programme.matching import CalibrationError, calibrate, match
 from evaluation.programme.panel import COVARIATES, OUTCOMES, PROPENSITY_TERMS, build_panel
 
-EXACT = ["male", "prior_band"]
+EXACT = ["male"]
 GROUPS = {"ethnic_group": "ethnicity (broad group)", "deprivation_quintile": "deprivation (IMD quintile, 1 most deprived)"}
 
 
@@ -44,7 +44,7 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
         "comparison_people": int(mp.loc[mp["treated"] == 0, "person_id"].nunique()),
         "cohorts": sorted(str(c.date()) if hasattr(c, "date") else str(c) for c in panel["cohort"].unique()),
         "method": {"matching": "propensity score (logistic) nearest neighbours with replacement within the caliper, "
-                               "exact on enrolment month, sex and prior admissions (0, 1, 2, 3+); then the comparison "
+                               "exact on enrolment month and sex; then the comparison "
                                "weights entropy-balanced to the enrolled group's covariate means",
                    "calibrated": calibrated,
                    "k": k, "caliper_sd": caliper, "bootstrap_draws": draws, "covariates": COVARIATES},

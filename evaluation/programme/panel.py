@@ -1,8 +1,10 @@
 """The evaluation panel from the warehouse: one row per person per enrolment month (`cohort`), for each enrolled
 person at their own month and for every person not (yet) enrolled who was registered and alive then, with the
-covariates matched on and the outcomes 12 months before and after. A comparison person enrolled later is followed
-only until their own enrolment (choosing comparisons among the never-enrolled would condition on the future:
-those who stay well enough never to be enrolled).
+covariates matched on and the outcomes 12 months before and after. A comparison person enrolled later is still
+followed for the whole 12 months, as in a trial of "enrol now" against "not now": choosing comparisons among the
+never-enrolled would condition on the future (those who stay well enough never to be enrolled), and stopping a
+comparison's follow-up at their own enrolment would drop exactly the months when their risk peaked. The price is
+some dilution towards no effect when comparisons are enrolled within the year.
 
 Outcomes: emergency admissions (`admissions`), their bed-days (`bed_days`, by admission date) and A&E
 attendances (`ae`). Person-years are cut at death, deregistration and the end of the data; only cohorts whose
@@ -67,8 +69,8 @@ def build_panel(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, end: da
                year(c.cohort) - p.year_of_birth AS age, (p.sex = 'M')::INTEGER AS male,
                coalesce(i.imd_decile, 5) AS imd_decile, coalesce(p.ethnic_category, 'Z') AS ethnic_category,
                greatest(c.cohort - INTERVAL 12 MONTH, p.registration_start)::DATE AS pre_start,
-               least(c.cohort + INTERVAL 12 MONTH, p.date_of_death, p.registration_end, DATE '{end}' + INTERVAL 1 DAY,
-                     CASE WHEN e.cohort > c.cohort THEN e.cohort END)::DATE AS post_end
+               least(c.cohort + INTERVAL 12 MONTH, p.date_of_death, p.registration_end,
+                     DATE '{end}' + INTERVAL 1 DAY)::DATE AS post_end
         FROM cohorts c
         JOIN patients p ON p.registration_start <= c.cohort AND coalesce(p.registration_end, DATE '9999-01-01') > c.cohort
              AND coalesce(p.date_of_death, DATE '9999-01-01') > c.cohort
