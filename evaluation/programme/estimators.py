@@ -35,9 +35,9 @@ def _rate(events: np.ndarray, years: np.ndarray) -> np.ndarray:
         return events / years
 
 
-def set_sums(panel: pd.DataFrame, outcome: str) -> np.ndarray:
-    """Per match set: weighted sums (enrolled pre events, pre years, post events, post years, then the same for
-    the comparison people), shape (sets, 8). Sets are rows in order of `set_id`."""
+def row_values(panel: pd.DataFrame, outcome: str) -> np.ndarray:
+    """Per panel row, its weighted contribution to (enrolled pre events, pre years, post events, post years, then
+    the same for the comparison people), shape (rows, 8); the column sums are the pooled quantities."""
     w = panel["weight"].to_numpy(float)
     cols = []
     for arm in (1, 0):
@@ -45,8 +45,14 @@ def set_sums(panel: pd.DataFrame, outcome: str) -> np.ndarray:
         for part in ("pre", "post"):
             cols.append(mask * panel[f"{part}_{outcome}"].to_numpy(float))
             cols.append(mask * panel[f"{part}_years"].to_numpy(float))
-    frame = pd.DataFrame(np.column_stack(cols))
-    return frame.groupby(panel["set_id"].to_numpy()).sum().to_numpy()
+    return np.column_stack(cols)
+
+
+def _units(panel: pd.DataFrame) -> np.ndarray:
+    """The resampling unit of each row: the person (a comparison person used by several match sets, or at
+    several months, is one unit), else the match set."""
+    key = panel["person_id"] if "person_id" in panel else panel["set_id"]
+    return pd.factorize(key)[0]
 
 
 def _before_after(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,12 +67,19 @@ def _did(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return diff, _rate(diff, t_post - diff)
 
 
-def _estimate(fn, sums: np.ndarray, draws: int, rng: np.random.Generator) -> Estimate:
-    diff, rel = fn(sums.sum(axis=0))
-    if draws <= 0 or sums.shape[0] < 2:
+def _estimate(fn, panel: pd.DataFrame, outcome: str, draws: int, seed: int) -> Estimate:
+    """Point estimate, and 95% percentile intervals from a Poisson bootstrap over people (each person's rows
+    count Poisson(1) times per draw), so that a comparison person reused by many sets varies as one."""
+    values = row_values(panel, outcome)
+    diff, rel = fn(values.sum(axis=0))
+    units = _units(panel)
+    n_units = int(units.max()) + 1 if units.size else 0
+    if draws <= 0 or n_units < 2:
         return Estimate(float(diff), float(rel))
-    counts = rng.multinomial(sums.shape[0], np.full(sums.shape[0], 1 / sums.shape[0]), size=draws)
-    d, r = fn(counts @ sums)
+    per_unit = np.zeros((n_units, values.shape[1]))
+    np.add.at(per_unit, units, values)
+    counts = np.random.default_rng(seed).poisson(1.0, size=(draws, n_units))
+    d, r = fn(counts @ per_unit)
     ci = lambda x: (float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5)))  # noqa: E731
     return Estimate(float(diff), float(rel), ci(d), ci(r))
 
@@ -74,13 +87,12 @@ def _estimate(fn, sums: np.ndarray, draws: int, rng: np.random.Generator) -> Est
 def before_after(panel: pd.DataFrame, outcome: str, draws: int = 0, seed: int = 0) -> Estimate:
     """Naive before-after on the enrolled alone: post rate minus pre rate (biased by regression to the mean
     when people are enrolled because of recent use)."""
-    return _estimate(_before_after, set_sums(panel, outcome), draws, np.random.default_rng(seed))
+    return _estimate(_before_after, panel, outcome, draws, seed)
 
 
 def difference_in_differences(panel: pd.DataFrame, outcome: str, draws: int = 0, seed: int = 0) -> Estimate:
-    """Change in the enrolled group's rate minus the change in the matched comparison group's rate; intervals
-    from resampling match sets."""
-    return _estimate(_did, set_sums(panel, outcome), draws, np.random.default_rng(seed))
+    """Change in the enrolled group's rate minus the change in the matched comparison group's rate."""
+    return _estimate(_did, panel, outcome, draws, seed)
 
 
 def by_group(panel: pd.DataFrame, group: pd.Series, outcome: str, draws: int = 0, seed: int = 0,

