@@ -69,6 +69,9 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
         groups = by_group(mp, treated[col], "admissions", draws, seed)
         result["groups"][col] = {"label": label, "outcome": "admissions",
                                  "rows": [{"group": g, "enrolled": n, **e.as_dict()} for g, (n, e) in groups.items()]}
+    # the matched enrolled people's groups, one row a person: released only through the disclosure policy's
+    # linked-table protection (report.release), never as rows
+    result["enrolled_groups"] = treated[list(GROUPS)].astype(str).reset_index(drop=True)
     if keep_matched:
         result["matched_enrolled"] = treated[["person_id", "cohort"]].reset_index(drop=True)
     return result

@@ -17,8 +17,18 @@ OUTCOME_LABELS = {"admissions": "Emergency admissions", "bed_days": "Emergency b
 def release(result: dict, policy: Policy) -> dict:
     """`result` of `evaluate_programme` made releasable: people counts via `policy.count`, rates and effects
     rounded, a group's estimate withheld when its enrolled count would be hidden."""
-    out = {k: v for k, v in result.items() if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled")}
+    out = {k: v for k, v in result.items()
+           if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups")}
     out["counts"] = {k: policy.count(int(result[k])) for k in COUNTS}
+    shown: dict[str, dict[str, int | None]] = {}
+    if "enrolled_groups" in result:
+        # the matched total and its breakdowns by group are linked tables: protected together (secondary
+        # suppression), so no hidden group can be worked out from the total and the other groups
+        people = result["enrolled_groups"].assign(practice_code="all", pcn_code="all", risk=0.0)
+        dims = list(result["groups"])
+        protected = policy.release(people, dims, root_label="enrolled")
+        out["counts"]["matched"] = protected.total(("root", "enrolled")).count
+        shown = {d: {level: cell.count for level, cell in protected.breakdown(("root", "enrolled"), d)} for d in dims}
     out["disclosure"] = policy.words()
     r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
     out["balance"] = [{k: (r(v) if k != "covariate" else v) for k, v in row.items()} for row in result["balance"]]
@@ -35,10 +45,10 @@ def release(result: dict, policy: Policy) -> dict:
     for col, g in result["groups"].items():
         rows = []
         for row in g["rows"]:
-            shown = policy.count(row["enrolled"])
-            e = est(row) if shown is not None else {"difference": None, "relative": None, "difference_ci": [None, None],
+            n = shown[col].get(row["group"]) if col in shown else policy.count(row["enrolled"])
+            e = est(row) if n is not None else {"difference": None, "relative": None, "difference_ci": [None, None],
                                                     "relative_ci": [None, None]}
-            rows.append({"group": row["group"], "enrolled": shown, **e})
+            rows.append({"group": row["group"], "enrolled": n, **e})
         out["groups"][col] = {"label": g["label"], "outcome": g["outcome"], "rows": rows}
     return out
 

@@ -141,3 +141,22 @@ def test_release_hides_small_groups_and_rounds_counts() -> None:
     assert rows["Black"]["enrolled"] is None and rows["Black"]["relative"] is None
     assert rows["White"]["enrolled"] == 80 and rows["White"]["relative"] == -0.25
     assert "matched_enrolled" not in out
+
+
+def test_release_protects_groups_and_total_together() -> None:
+    est = {"difference": -0.5, "relative": -0.25, "difference_ci": [-0.9, -0.1], "relative_ci": [-0.4, -0.05]}
+    groups = pd.DataFrame({"ethnic_group": ["White"] * 80 + ["Asian"] * 20 + ["Black"] * 5,
+                           "deprivation_quintile": ["1"] * 50 + ["2"] * 55})
+    rows = [{"group": g, "enrolled": n, **est} for g, n in (("Asian", 20), ("Black", 5), ("White", 80))]
+    result = {"enrolled_in_data": 105, "enrolled_with_follow_up": 105, "matched": 105, "unmatched": 0,
+              "comparison_people": 300, "cohorts": [], "method": {}, "balance": [], "max_abs_smd_matched": 0.1,
+              "max_abs_smd_after": 0.0, "outcomes": {},
+              "groups": {"ethnic_group": {"label": "ethnicity", "outcome": "admissions", "rows": rows},
+                         "deprivation_quintile": {"label": "deprivation", "outcome": "admissions", "rows": []}},
+              "enrolled_groups": groups}
+    out = release(result, Policy())
+    shown = {r["group"]: r["enrolled"] for r in out["groups"]["ethnic_group"]["rows"]}
+    assert shown["Black"] is None
+    # with the total shown, one hidden group would be the total minus the others: a second cell is hidden too
+    assert out["counts"]["matched"] is None or sum(v is None for v in shown.values()) >= 2
+    assert "enrolled_groups" not in out
