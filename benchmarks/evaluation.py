@@ -17,7 +17,7 @@ The issue asks for 20 + 20 ICSs of 50,000 people; `--runs` and `--persons` scale
 
 Usage::
 
-    .venv/bin/python -m benchmarks.evaluation [--runs 5] [--persons 20000] [--draws 200]
+    .venv/bin/python -m benchmarks.evaluation [--runs 5] [--persons 20000] [--draws 200] [--out FILE]
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=0.75, help="True hazard factor of the effect arm.")
     parser.add_argument("--draws", type=int, default=200, help="Bootstrap draws per evaluation.")
     parser.add_argument("--first-seed", type=int, default=101)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Results file.")
     args = parser.parse_args()
     work = CACHE / "evaluation"
     runs = []
@@ -135,14 +136,14 @@ def main() -> None:
                        "max_smd_after_matching_only": round(max(r["max_smd_matched"] for r in runs), 4)},
            "targets": {k: {**v, "outcome": "PASS" if v["pass"] else "MISS"} for k, v in targets.items()},
            "runs": runs}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1, default=str) + "\n")
     print(f"{args.runs} + {args.runs} synthetic ICSs of {args.persons:,} people; true factor {args.factor}")
     print(f"matched DiD mean error {err.mean():+.3f} (mean |error| {np.abs(err).mean():.3f}); "
           f"naive before-after mean bias {naive_bias.mean():+.3f}")
     for name, t in out["targets"].items():
         print(f"{t['outcome']}  {name}: {t['value']} (target {t['target']})")
-    print(f"Saved {RESULTS}")
+    print(f"Saved {args.out}")
 
 
 if __name__ == "__main__":
