@@ -18,11 +18,12 @@ run of this benchmark (idle, busy, idle, busy, ...), so both see the same backgr
 medians. The `before` runs are made once each, after the first idle/busy pair (each stopped after `--cap` seconds,
 then recorded as taking at least that long). Each run records wall
 seconds, the child's CPU seconds (spinning shows as CPU burnt) and the load average when it started. Results are
-printed and written to `benchmarks/results/busy_training.json` with the machine's facts.
+printed and written to `benchmarks/results/busy_training.json` with the machine's facts (a trial or another
+size: `benchmarks/results/trial/`).
 
 Usage::
 
-    .venv/bin/python -m benchmarks.busy_training [--persons 20000] [--rounds 3] [--cap 300]
+    .venv/bin/python -m benchmarks.busy_training [--persons 20000] [--rounds 3] [--cap 300] [--trial]
 """
 
 from __future__ import annotations
@@ -30,21 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-from benchmarks.measure import CACHE, ROOT, TAG, cached_warehouse, say
+from benchmarks.measure import CACHE, ROOT, TAG, Figure, Run, Target, add_trial, cached_warehouse, say
 
 RATIO_TARGET = 3.0
-RESULTS = ROOT / "benchmarks" / "results" / "busy_training.json"
 HOG = "while True: pass"
 
 
@@ -98,28 +95,15 @@ def _run(mode: str, busy: bool, home: Path, env: dict[str, str], cap: float) -> 
             **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}}
 
 
-def machine_facts() -> dict:
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    versions = {}
-    for name in ("lightgbm", "scikit-learn", "duckdb", "pandas", "numpy"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-            "cpus_available": len(os.sched_getaffinity(0)), "memory_gib": round(ram / 1024**3, 1),
-            "python": platform.python_version(), "platform": platform.platform(), "libraries": versions,
-            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.busy_training", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.busy_training",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3, help="idle/busy pairs of the product's defaults")
     parser.add_argument("--cap", type=float, default=300.0, help="stop the `before` busy run after this many seconds")
     parser.add_argument("--no-before", action="store_true", help="skip the runs of the behaviour before issue 25")
     args = parser.parse_args(argv)
-    facts = machine_facts()
+    run = Run("busy_training", args, parser)
     warehouse = cached_warehouse(args.persons, None)
     home = CACHE / "busy_home"
     shutil.rmtree(home, ignore_errors=True)
@@ -155,32 +139,40 @@ def main(argv: list[str] | None = None) -> None:
             summary[f"before_{name}_seconds"] = r["seconds"] if not r["timed_out"] else None
             summary[f"before_{name}_seconds_at_least"] = r["seconds"] or args.cap
             summary[f"before_{name}_to_product_idle_at_least"] = round((r["seconds"] or args.cap) / idle, 2)
-    result = {"benchmark": "busy_training", "persons": args.persons, "machine": facts, "summary": summary,
-              "runs": runs, "method": (
-                  "Each run: a fresh child process running training.jobs.fit(default_config('emergency_admission')) "
-                  "(feature builds, tuning, fit, calibration, baseline; no MLflow) on a synthetic ICS of "
-                  f"{args.persons:,} persons. busy = beside one process spinning on one core (`{HOG}`). The machine is "
-                  "shared with other users' work, so 'idle' means no hog of ours, not an idle machine: idle and busy "
-                  "runs of the product alternate within this run and the ratio compares their medians; load_avg_1m "
-                  "records the background at each run's start. 'before' = OpenMP default waiting and 2 threads "
-                  "(LightGBM loaded before phm, no OMP_WAIT_POLICY), as before issue 25; run once each, busy capped. "
-                  "No real public data set fits this benchmark (the shared data are bed occupancy series).")}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\nPHM busy-machine training benchmark: emergency_admission, {args.persons:,} persons | "
-          f"{facts['cpus']} CPUs, Python {facts['python']}, LightGBM {facts['libraries']['lightgbm']}")
+    method = (
+        "Each run: a fresh child process running training.jobs.fit(default_config('emergency_admission')) "
+        "(feature builds, tuning, fit, calibration, baseline; no MLflow) on a synthetic ICS of "
+        f"{args.persons:,} persons. busy = beside one process spinning on one core (`{HOG}`). The machine is "
+        "shared with other users' work, so 'idle' means no hog of ours, not an idle machine: idle and busy "
+        "runs of the product alternate within this run and the ratio compares their medians; load_avg_1m "
+        "records the background at each run's start. 'before' = OpenMP default waiting and 2 threads "
+        "(LightGBM loaded before phm, no OMP_WAIT_POLICY), as before issue 25; run once each, busy capped. "
+        "No real public data set fits this benchmark (the shared data are bed occupancy series).")
     for r in runs:
         took = "stopped after " + f"{r['wall']:.0f} s" if r["timed_out"] else f"{r['seconds']:6.1f} s ({r['cpu_seconds']:.1f} s CPU)"
         print(f"  {r['mode']:8s} {'busy' if r['busy'] else 'idle':5s} {took}   load average {r['load_avg_1m']:.1f}")
-    print(f"product: idle median {idle:.1f} s, busy median {busy:.1f} s, busy/idle = {ratio:.2f}x "
-          f"(target <= {RATIO_TARGET:g}x): {verdict}")
-    if before[1]:
-        words = {b: (f"stopped after {args.cap:.0f} s" if r["timed_out"] else f"{r['seconds']:.1f} s")
-                 for b, r in before.items()}
-        print(f"before issue 25 (spinning OpenMP threads): idle {words[0]}, busy {words[1]}: at least "
-              f"{summary['before_idle_to_product_idle_at_least']:.1f}x and "
-              f"{summary['before_busy_to_product_idle_at_least']:.1f}x the product's idle median")
-    print(f"Saved {RESULTS.relative_to(ROOT)}")
+    targets, figures = record(args.persons, summary, args.cap)
+    run.write_results({"persons": args.persons, "summary": summary, "runs": runs, "method": method}, targets, figures,
+                      note="Idle and busy runs alternate on a shared machine; medians compared. 'Before issue 25': "
+                           "OpenMP's default spinning waits and 2 threads, run once each, stopped after the cap.")
+
+
+def record(persons: int, summary: dict, cap: float) -> tuple[list[Target], list[Figure]]:
+    """The target (training beside a CPU-bound process at most 3x its time without one) and the runs before issue
+    25 (at least: a run stopped at the cap is recorded as taking the cap)."""
+    idle = summary["product_idle_seconds_median"]
+    targets = [Target("training beside a spinning process / without (medians)", summary["busy_to_idle_ratio"],
+                      RATIO_TARGET, "x", "<=")]
+    figures = [Figure(f"training, {persons:,} persons, beside a spinning process (median)",
+                      summary["product_busy_seconds_median"], "s", idle, "the same training without it")]
+    for name in ("idle", "busy"):
+        if f"before_{name}_seconds_at_least" in summary:
+            stopped = summary[f"before_{name}_seconds"] is None
+            figures.append(Figure(f"before issue 25, {name}" + (f" (stopped at the {cap:.0f} s cap: at least)"
+                                                                  if stopped else ""),
+                                  summary[f"before_{name}_seconds_at_least"], "s", idle,
+                                  "the product's idle median"))
+    return targets, figures
 
 
 if __name__ == "__main__":

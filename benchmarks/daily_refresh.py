@@ -13,7 +13,8 @@ Then, each in a fresh child process:
 * refresh: `serving.batch.daily.score_daily` for the day after the data ends: features as at the day, scores
   of everyone eligible, bands and segments, reasons for everyone in a worklist band, flare-up risk, the
   trend, and the atomic snapshot write; its stages are timed inside the job (`meta["stages"]`);
-* scan floor: one DuckDB scan of every column of every table the two feature sets read;
+* scan floor: one DuckDB scan of every column of every table the worklist model's features read (the
+  features stage builds those alone; the flare-up model's features are built in its own stage);
 * predict floor: the raw LightGBM booster predicting the same people (no calibration, no pandas);
 * explain floor: the raw booster's `pred_contrib` for the same banded people (no words, no JSON);
 * write floor: a plain pyarrow Parquet write of the snapshot's two tables, already in memory;
@@ -22,7 +23,9 @@ Then, each in a fresh child process:
 
 Usage::
 
-    .venv/bin/python -m benchmarks.daily_refresh [--persons 3000000] [--scaling 300000 1000000]
+    .venv/bin/python -m benchmarks.daily_refresh [--persons 3000000] [--scaling 300000 1000000] [--no-spark] [--trial]
+
+Results: `benchmarks/results/daily_refresh.json` (a trial or another size: `benchmarks/results/trial/`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks.measure import CACHE, child_report, gib, machine, run_child, safety_case_current, say
+from benchmarks.measure import (CACHE, GIB, Figure, Run, Target, add_trial, child_report, run_child,
+                                safety_case_current, say)
 from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_GIB = 600.0, 24.0
@@ -47,17 +51,21 @@ def home_for(persons: int) -> Path:
 
 
 def _settings(persons: int, registry: int | None = None):
-    """A home's settings, with the registry (and the safety case: its hazard log) of the registry's home."""
+    """A home's settings, with the registry (and the safety case: its hazard log and signed head) of the registry's
+    home; the children share the registry home's ledger key (`PHM_LEDGER_KEY_FILE`, set in `main`)."""
     import shutil
 
     from phm.core.settings import Settings
 
-    reg = home_for(registry or persons)
-    log = reg / "safety" / "hazard_log.jsonl"
-    if reg != home_for(persons) and log.exists():
-        (home_for(persons) / "safety").mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, home_for(persons) / "safety" / "hazard_log.jsonl")
-    return Settings(home=home_for(persons), tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
+    reg, home = home_for(registry or persons), home_for(persons)
+    if reg == home:
+        return Settings(home=home, tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
+    head = Path("security", "anchors", "safety__hazard_log.jsonl.head")  # the log's signed head, kept apart from it
+    for part in (Path("safety", "hazard_log.jsonl"), head):
+        if (reg / part).exists():
+            (home / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(reg / part, home / part)
+    return Settings(home=home, tracking_uri=f"sqlite:///{reg / 'mlflow' / 'mlflow.db'}")
 
 
 def prepare(persons: int, registry: int) -> None:
@@ -240,19 +248,28 @@ def child_main() -> None:
     child_report(seconds, rows)
 
 
+FLOORS = {"features": ("scan", "one DuckDB scan of every column the worklist model's features read"),
+          "scoring": ("predict", "raw booster prediction of the same people"),
+          "reasons": ("explain", "raw booster pred_contrib of the same banded people"),
+          "write": ("write", "plain Parquet write of the snapshot's tables")}
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.daily_refresh", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.daily_refresh",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--persons", type=int, default=3_000_000)
     parser.add_argument("--scaling", type=int, nargs="*", default=[300_000, 1_000_000],
                         help="smaller populations refreshed with the same champions (time per person)")
     parser.add_argument("--no-spark", action="store_true", help="skip the same refresh on local Spark")
     args = parser.parse_args(argv)
+    run = Run("daily_refresh", args, parser)
     try:
         import pyspark  # noqa: F401
         spark = not args.no_spark
     except ImportError:
         spark = False
-    env = {**os.environ, "PHM_HOME": str(home_for(args.persons))}
+    env = {**os.environ, "PHM_HOME": str(home_for(args.persons)),  # one deployment: one ledger key for every home
+           "PHM_LEDGER_KEY_FILE": str(home_for(args.persons) / "security" / "ledger.key")}
     for persons in [args.persons, *args.scaling]:
         if not (home_for(persons) / "ready").exists():
             run_child("benchmarks.daily_refresh", "prepare", [str(persons), str(args.persons)], env)
@@ -263,44 +280,42 @@ def main(argv: list[str] | None = None) -> None:
     on_spark = run_child("benchmarks.daily_refresh", "spark", [str(args.persons), str(args.persons)], env) \
         if spark else None
     meta = _last(args.persons)
-    st = meta["stages"]
-    print(f"\nPHM daily refresh benchmark: {args.persons:,} people in the ICS, {meta['people']:,} scored as at "
-          f"{meta['date']} | {machine()}")
-    floors = {"features": ("scan", "one DuckDB scan of the inputs"), "scoring": ("predict", "raw booster prediction"),
-              "reasons": ("explain", "raw booster pred_contrib"), "write": ("write", "plain Parquet write")}
-    print(f"{'stage':<10}{'seconds':>9}{'peak GiB':>10}   {'floor':<32}{'seconds':>9}{'ratio':>8}")
+    results = {"persons": args.persons, "date": meta["date"], "scored": meta["people"], "stages": meta["stages"],
+               "steps": main_run, "scaling": {str(p): r for p, r in scaling.items()}, "spark": on_spark}
+    targets, figures = record(args.persons, results)
+    run.write_results(results, targets, figures, note=(
+        "Stages timed inside the job (meta['stages']); each floor in its own process in the same run. England is "
+        "extrapolated from the time per person, ICS by ICS on one such machine, or on a Spark cluster if the cost "
+        "per person stays linear and spreads evenly over the cores (plus about a minute of fixed cost)."))
+
+
+def record(persons: int, results: dict) -> tuple[list[Target], list[Figure]]:
+    """The target (a whole ICS's refresh under 10 minutes and 24 GiB on 2 cores), each stage beside its floor, the
+    time per person at each size and the extrapolations to England."""
+    main_run, st = results["steps"], results["stages"]
+    total, peak = main_run["refresh"]["seconds"], main_run["refresh"]["peak_bytes"]
+    at = f"{persons:,} people ({results['scored']:,} scored)"
+    targets = [Target(f"daily refresh, {at}", total, TARGET_SECONDS, "s"),
+               Target("daily refresh peak memory", peak / GIB, TARGET_GIB, "GiB")]
+    figures = []
     for name, row in st.items():
-        line = f"{name:<10}{row['seconds']:>9.1f}{row['peak_gib']:>10.2f}"
-        if name in floors:
-            key, words = floors[name]
-            f = main_run[key]["seconds"]
-            line += f"   {words:<32}{f:>9.2f}{row['seconds'] / f:>7.1f}x"
-        print(line)
-    total = main_run["refresh"]["seconds"]
-    peak = main_run["refresh"]["peak_bytes"]
-    banded = main_run["explain"]["rows"]
-    print(f"{'total':<10}{total:>9.1f}{gib(peak):>10}   ({banded:,} people explained; whole child process "
-          f"{main_run['refresh']['wall']:.1f} s with start-up)")
-    print("\nscaling (same champions):")
-    sizes = sorted([*scaling, args.persons])
-    timing = {**{p: r["seconds"] for p, r in scaling.items()}, args.persons: total}
-    for p in sizes:
-        print(f"  {p:>10,} people: {timing[p]:7.1f} s, {timing[p] / p * 1e6:6.1f} us per person")
-    per = timing[args.persons] / args.persons
-    print(f"\nEngland ({ENGLAND:,} people) on one machine like this: ~{per * ENGLAND / 60:.0f} min at "
-          f"{per * 1e6:.1f} us per person (time grows with people: above). Not as one population: its peak memory "
-          f"would grow to ~{peak / 2**30 * ENGLAND / args.persons:.0f} GiB, so ICS by ICS (42 ICSs, each no larger than "
-          f"this one), with the same total time and at most {gib(peak)} GiB.")
-    if on_spark:
-        core_us = on_spark["seconds"] * 2 / args.persons * 1e6
-        print(f"The same refresh on local Spark (2 cores): {on_spark['seconds']:.0f} s ({on_spark['rows']:,} scored; "
-              f"{on_spark['seconds'] / total:.1f}x DuckDB's time) = {core_us:.0f} us of core time per person. "
-              f"England on a Spark cluster, assuming the cost per person stays linear (benchmarks.spark_scale) and "
-              f"spreads evenly over the cores: ~{core_us * ENGLAND / 1e6 / 64 / 60:.0f} min on 64 cores, "
-              f"~{core_us * ENGLAND / 1e6 / 256 / 60:.1f} min on 256 (plus about a minute of fixed cost).")
-    ok = total < TARGET_SECONDS and peak < TARGET_GIB * 2**30
-    print(f"target: under {TARGET_SECONDS / 60:.0f} minutes and under {TARGET_GIB:.0f} GiB on this 2-core machine: "
-          f"{'PASS' if ok else 'MISS'}")
+        key, words = FLOORS.get(name, (None, ""))
+        figures.append(Figure(f"stage: {name}", row["seconds"], "s",
+                              main_run[key]["seconds"] if key else None, words))
+    figures.append(Figure("people explained (worklist bands)", main_run["explain"]["rows"]))
+    timing = {**{int(p): r["seconds"] for p, r in results["scaling"].items()}, persons: total}
+    for p in sorted(timing):
+        figures.append(Figure(f"time per person at {p:,} people", timing[p] / p * 1e6, "us"))
+    per = total / persons
+    figures.append(Figure(f"England ({ENGLAND:,} people) ICS by ICS on one such machine (extrapolated)",
+                          per * ENGLAND / 60, "min"))
+    if results["spark"]:
+        spark_s = results["spark"]["seconds"]
+        core_us = spark_s * 2 / persons * 1e6
+        figures += [Figure("the same refresh on local Spark (2 cores)", spark_s, "s"),
+                    Figure("Spark core time per person", core_us, "us"),
+                    Figure("England on a 64-core Spark cluster (extrapolated)", core_us * ENGLAND / 1e6 / 64 / 60, "min")]
+    return targets, figures
 
 
 if __name__ == "__main__":

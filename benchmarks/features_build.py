@@ -12,7 +12,9 @@ The warehouse comes from `--warehouse`, or is generated and loaded once under
 
 Usage::
 
-    .venv/bin/python -m benchmarks.features_build [--persons N] [--warehouse PATH]
+    .venv/bin/python -m benchmarks.features_build [--persons N] [--warehouse PATH] [--trial]
+
+Results: `benchmarks/results/features_build.json` (a trial or another size: `benchmarks/results/trial/`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from benchmarks.measure import cached_warehouse, child_report, gib, machine, run_child, say
+from benchmarks.measure import GIB, Figure, Run, Target, add_trial, cached_warehouse, child_report, run_child, say
 from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_RATIO = 60.0, 4.0
@@ -59,13 +61,13 @@ def step_floor(persons: int, warehouse: str) -> tuple[float, int]:
     import duckdb
 
     from features.build import required_columns
-    from features.definitions.catalogue import EMERGENCY_ADMISSION
+    from models import specs
 
     con = duckdb.connect()
     con.execute(f"ATTACH {literal(warehouse)} AS wh (READ_ONLY)")
     rows = 0
     t0 = time.perf_counter()
-    for table, cols in required_columns(EMERGENCY_ADMISSION).items():
+    for table, cols in required_columns(specs.get("emergency_admission").features).items():
         # hash every value: min/max alone would be answered from Parquet-style statistics
         aggs = ", ".join(f"bit_xor(hash({c}))" for c in sorted(cols))
         rows += con.execute(f"SELECT count(*), {aggs} FROM wh.{table}").fetchone()[0]
@@ -77,13 +79,13 @@ def step_groupby(persons: int, warehouse: str) -> tuple[float, int]:
     import duckdb
 
     from features.build import required_columns
-    from features.definitions.catalogue import EMERGENCY_ADMISSION
+    from models import specs
 
     con = duckdb.connect()
     con.execute(f"ATTACH {literal(warehouse)} AS wh (READ_ONLY)")
     rows = 0
     t0 = time.perf_counter()
-    for table, cols in required_columns(EMERGENCY_ADMISSION).items():
+    for table, cols in required_columns(specs.get("emergency_admission").features).items():
         if "person_id" not in cols:
             continue
         con.execute(f"CREATE OR REPLACE TEMP TABLE g AS SELECT person_id, count(*) AS n FROM wh.{table} GROUP BY 1")
@@ -119,31 +121,39 @@ def child_main() -> None:
     child_report(min(r[0] for r in runs), runs[0][1])
 
 
+def record(persons: int, res: dict) -> tuple[list[Target], list[Figure]]:
+    """The issue's targets (under 60 s, under 4x the scan floor, for 1 M persons) and the build beside each
+    floor. The scan is the least any engine must do; group-by plus write is the least a from-scratch build can
+    take (a per-person feature needs a group-by per table; the output must be written), so a build under 4x the
+    scan alone is likely out of reach: the target is kept as the issue set it, and MISS says so."""
+    b, f, g, w = res["build"], res["floor"], res["groupby"], res["write"]
+    at = f"{persons:,} persons"
+    targets = [Target(f"feature build, {at}", b["seconds"], TARGET_SECONDS, "s"),
+               Target("feature build / scan floor", b["seconds"] / f["seconds"], TARGET_RATIO, "x")]
+    least = g["seconds"] + w["seconds"]
+    figures = [Figure(f"feature build ({b['rows']:,} cohort rows)", b["seconds"], "s", f["seconds"],
+                      "one DuckDB scan of every column read"),
+               Figure("feature build", b["seconds"], "s", least, "group-by per table + Parquet write of the output"),
+               Figure("group-by per table", g["seconds"], "s", f["seconds"], "one DuckDB scan of every column read"),
+               Figure("Parquet write of the output", w["seconds"], "s"),
+               Figure("feature build peak memory", b["peak_bytes"] / GIB, "GiB")]
+    return targets, figures
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.features_build", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.features_build",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--warehouse", type=Path, default=None, help="an existing warehouse to build from")
     args = parser.parse_args(argv)
+    run = Run("features_build", args, parser)
     warehouse = cached_warehouse(args.persons, args.warehouse)
     env = dict(os.environ)
     res = {s: run_child("benchmarks.features_build", s, [str(args.persons), str(warehouse)], env)
            for s in ("build", "floor", "groupby", "write")}
-    b, f, g, w = res["build"], res["floor"], res["groupby"], res["write"]
-    ratio = b["seconds"] / f["seconds"]
-    print(f"\nPHM feature build benchmark: emergency_admission at {INDEX}, warehouse {warehouse} | {machine()}")
-    print(f"build : {b['rows']:>10,} cohort rows in {b['seconds']:7.2f} s, peak {gib(b['peak_bytes'])} GiB")
-    print(f"floor : {f['rows']:>10,} source rows scanned once in {f['seconds']:7.2f} s, peak {gib(f['peak_bytes'])} GiB")
-    print(f"group : {g['rows']:>10,} source rows grouped by person once in {g['seconds']:7.2f} s "
-          f"({g['seconds'] / f['seconds']:.1f}x the floor; build/group-by = {b['seconds'] / g['seconds']:.1f}x)")
-    print(f"write : {w['rows']:>10,} built rows written to Parquet once in {w['seconds']:7.2f} s "
-          f"({w['seconds'] / f['seconds']:.1f}x the floor)")
-    least = g["seconds"] + w["seconds"]
-    print(f"group-by + write = {least:.2f} s = {least / f['seconds']:.1f}x the floor: the least a from-scratch build "
-          f"can take (the build is {b['seconds'] / least:.1f}x that)")
-    ok = b["seconds"] < TARGET_SECONDS and ratio < TARGET_RATIO
-    print(f"build/floor = {ratio:.1f}x | target: under {TARGET_SECONDS:.0f} s and under {TARGET_RATIO:.0f}x the scan "
-          f"floor on 2 cores: {'PASS' if ok else 'MISS'}" + ("" if args.persons == 1_000_000 else
-                                                               f" (at {args.persons:,} persons; the target is for 1 M)"))
+    targets, figures = record(args.persons, res)
+    run.write_results({"persons": args.persons, "index_date": str(INDEX), "steps": res}, targets, figures,
+                      note=f"emergency_admission at {INDEX}; each step the best of {REPEATS} runs in its own process.")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Floors are measured in the same run on the same files:
 
 Usage::
 
-    .venv/bin/python -m benchmarks.generate_load [--persons N] [--keep DIR]
+    .venv/bin/python -m benchmarks.generate_load [--persons N] [--keep DIR] [--trial]
+
+Results: `benchmarks/results/generate_load.json` (a trial or another size: `benchmarks/results/trial/`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.measure import CACHE, GIB, Result, child_report, gib, machine, run_child, say
+from benchmarks.measure import CACHE, GIB, Figure, Result, Run, Target, add_trial, child_report, run_child, say
 from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_GIB = 180.0, 8.0
@@ -109,37 +111,32 @@ def child_main() -> None:
 
 
 # ---- parent side -----------------------------------------------------------------------------
-def report(persons: int, res: dict[str, Result]) -> None:
-    """Print the per-stage table and the verdict against the issue target."""
-    print(f"\nPHM generate+load benchmark: {persons:,} persons | {machine()}")
-    head = f"{'stage':<9}{'rows':>12}{'seconds':>9}{'rows/s':>12}{'peak GiB':>10}" \
-           f"{'floor s':>9}{'floor GiB':>10}{'stage/floor':>12}"
-    print(head)
-    print("-" * len(head))
-    for stage in ("generate", "load"):
-        s, f = res[stage], res[f"{stage}_floor"]
-        print(f"{stage:<9}{s['rows']:>12,}{s['seconds']:>9.1f}{s['rows'] / s['seconds']:>12,.0f}"
-              f"{gib(s['peak_bytes']):>10}{f['seconds']:>9.2f}"
-              f"{gib(f['peak_bytes']):>10}{s['seconds'] / f['seconds']:>11.1f}x")
-    print("floor: generate = plain Parquet write of the same rows; load = plain DuckDB copy of the same files")
-    print(f"       (both floors cover all {res['generate_floor']['rows']:,} rows of every Parquet file written, "
-          f"truth/ included; stage rows = extract rows)")
+def record(persons: int, res: dict[str, Result]) -> tuple[list[Target], list[Figure]]:
+    """The issue's target (generate + load 1 M persons in under 3 minutes and 8 GiB) and each stage beside its
+    floor: generate = plain Parquet write of the same rows, load = plain DuckDB copy of the same files (every
+    Parquet file written, truth/ included: the loader reads truth/ too)."""
     total = res["generate"]["seconds"] + res["load"]["seconds"]
-    wall = res["generate"]["wall"] + res["load"]["wall"]
     peak = max(res["generate"]["peak_bytes"], res["load"]["peak_bytes"])
-    ok = total < TARGET_SECONDS and peak < TARGET_GIB * GIB
-    print(f"TOTAL generate+load {total:.1f} s ({wall:.1f} s incl. process start-up), max peak {gib(peak)} GiB | "
-          f"target: generate + load 1 M persons in under 3 minutes and under 8 GiB: {'PASS' if ok else 'MISS'}"
-          + ("" if persons == 1_000_000 else f" (at {persons:,} persons; the target is for 1 M)"))
+    at = f"{persons:,} persons"
+    targets = [Target(f"generate + load, {at}", total, TARGET_SECONDS, "s"),
+               Target(f"peak memory, {at}", peak / GIB, TARGET_GIB, "GiB")]
+    figures = []
+    for stage, words in (("generate", "plain Parquet write"), ("load", "plain DuckDB copy")):
+        s, f = res[stage], res[f"{stage}_floor"]
+        figures += [Figure(f"{stage} ({s['rows']:,} extract rows)", s["seconds"], "s", f["seconds"], words),
+                    Figure(f"{stage} peak memory", s["peak_bytes"] / GIB, "GiB", f["peak_bytes"] / GIB, words)]
+    return targets, figures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.generate_load", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.generate_load",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--persons", type=int, default=1_000_000, help="synthetic persons (default 1,000,000)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write the generated extracts here and keep them (default: a folder under "
                              "benchmarks/.cache/, deleted after the run)")
     args = parser.parse_args(argv)
+    run = Run("generate_load", args, parser, neutral=("keep",))
     data = (args.keep or CACHE / "data").resolve()
     home = CACHE / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -151,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(data, ignore_errors=True)
-    report(args.persons, res)
+    targets, figures = record(args.persons, res)
+    run.write_results({"persons": args.persons, "steps": res}, targets, figures,
+                      note="Stage seconds exclude process start-up; each step's peak memory is its own process's.")
 
 
 if __name__ == "__main__":

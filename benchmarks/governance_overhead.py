@@ -6,24 +6,23 @@ operational database (SQLite; with and without the throttled last-seen write), a
 
 Usage::
 
-    .venv/bin/python -m benchmarks.governance_overhead [--repeat 2000]
+    .venv/bin/python -m benchmarks.governance_overhead [--repeat 2000] [--trial]
 
-Results go to `benchmarks/results/governance_overhead.json` with the machine's facts.
+Results go to `benchmarks/results/governance_overhead.json` with the machine's facts (a trial or another size:
+`benchmarks/results/trial/`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "governance_overhead.json"
+from benchmarks.measure import Figure, Run, add_trial
+
 
 
 def per_call(fn, repeat: int) -> dict:
@@ -37,10 +36,12 @@ def per_call(fn, repeat: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.governance_overhead", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.governance_overhead",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--repeat", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help="write the results here instead")
     args = parser.parse_args(argv)
+    run = Run("governance_overhead", args, parser, neutral=("out",), out=args.out)
 
     from phm.core import ledger
     from phm.core.settings import Settings
@@ -77,19 +78,26 @@ def main(argv: list[str] | None = None) -> None:
         by_digest = {u.token_sha256: u for u in [user]}
         out["token_lookup"] = per_call(lambda: authenticate(by_digest, "t"), args.repeat)
 
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    run.write_results(out, [], record(out), note="Per call, p50 over the repeats; no target: the cost is weighed "
+                      "against a request's (benchmarks.serve_load).")
+
+
+def record(out: dict) -> list[Figure]:
+    """Each step's p50, the access entries beside the count-only entry of issue 17 (the least an entry costs)."""
     base = out["access_entry_before_counts_only"]["p50_us"]
-    print(f"\nPer-request governance work | Python {platform.python_version()} | {os.cpu_count()} CPUs")
-    print(f"{'step':<40}{'p50 us':>10}{'p99 us':>10}{'p50 / before':>14}")
-    for name, r in out.items():
-        print(f"{name:<40}{r['p50_us']:>10.0f}{r['p99_us']:>10.0f}{r['p50_us'] / base:>13.1f}x")
-    body = {"benchmark": "governance_overhead", "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "machine": {"cores": os.cpu_count(), "memory_gib": round(ram / 1024**3, 2),
-                        "python": platform.python_version(), "load_average": os.getloadavg()},
-            "baseline": "access_entry_before_counts_only", "results": out}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(body, indent=1))
-    print(f"results written to {args.out}")
+    words = {"access_entry_before_counts_only": "access-log entry, counts only (before issue 18)",
+             "access_entry_now_1_ids": "access-log entry with 1 person's id",
+             "access_entry_now_100_ids": "access-log entry with 100 ids",
+             "access_entry_now_10000_ids": "access-log entry with 10,000 ids",
+             "session_lookup_sqlite": "session lookup (SQLite)",
+             "session_lookup_sqlite_with_write": "session lookup recording the last use",
+             "token_lookup": "token lookup"}
+    figures = []
+    for key, r in out.items():
+        floor = base if key.startswith("access_entry_now") else None
+        figures.append(Figure(f"{words.get(key, key)} (p50)", r["p50_us"], "us", floor,
+                              "count-only entry" if floor is not None else ""))
+    return figures
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ under 1 ms (a single-person score takes ~2 ms at p50) and within 0.25 ms of the 
 
 Usage::
 
-    .venv/bin/python -m benchmarks.ledger_append [--appends 2000]
+    .venv/bin/python -m benchmarks.ledger_append [--appends 2000] [--verify-entries 20000] [--trial]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import fcntl
 import hashlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -34,9 +33,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.measure import ROOT, machine, say
+from benchmarks.measure import ROOT, Figure, Run, Target, add_trial, say
 
-RESULTS = ROOT / "benchmarks" / "results" / "ledger_append.json"
 TARGET_MS, TARGET_OVER_BEFORE_MS = 1.0, 0.25
 
 
@@ -117,11 +115,13 @@ def _fresh(parent: Path) -> Path:
     return home / "security" / "access_log.jsonl"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.ledger_append",
+                                               description=__doc__.split("\n\n")[0]))
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--verify-entries", type=int, default=20_000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    run = Run("ledger_append", args, parser)
     from phm.core import ledger
 
     scratch = ROOT / "benchmarks" / ".cache" / "ledger"
@@ -168,33 +168,31 @@ def main() -> None:
     assert found.intact and found.entries == args.verify_entries
     results["verify"] = {"entries": args.verify_entries, "seconds": round(seconds, 3),
                          "entries_per_s": round(args.verify_entries / seconds)}
+    shutil.rmtree(scratch, ignore_errors=True)
+    targets, figures = record(results)
+    run.write_results(results, targets, figures, note="Medians, best of three rounds, on this machine's disk.")
+
+
+def record(results: dict) -> tuple[list[Target], list[Figure]]:
+    """The targets (a typical append under 1 ms at the median and within 0.25 ms of the ledger before signed heads)
+    and each append beside the floor (a plain locked append of the same line)."""
     typical = results["typical"]
     over = (typical["ledger"]["median_us"] - typical["before"]["median_us"]) / 1000
-    ok = typical["ledger"]["median_us"] / 1000 < TARGET_MS and over < TARGET_OVER_BEFORE_MS
-    import duckdb
-
-    facts = {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-             "duckdb": duckdb.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "disk": str(scratch)}
-    out = {"benchmark": "ledger_append", "facts": facts, "results": results,
-           "target": f"typical append median under {TARGET_MS} ms and within {TARGET_OVER_BEFORE_MS} ms of the "
-                     "ledger before signed heads",
-           "typical_ms": round(typical["ledger"]["median_us"] / 1000, 3),
-           "over_before_ms": round(over, 3), "outcome": "PASS" if ok else "MISS"}
-    shutil.rmtree(scratch, ignore_errors=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"Ledger append ({facts['machine']}; medians, best of 3 rounds)")
-    print(f"{'entry':<8} {'bytes':>8} {'floor us':>9} {'before us':>10} {'ledger us':>10} {'x floor':>8} "
-          f"{'fsync us':>9}")
+    targets = [Target("typical append (median)", typical["ledger"]["median_us"] / 1000, TARGET_MS, "ms"),
+               Target("typical append over the ledger before signed heads", over, TARGET_OVER_BEFORE_MS, "ms")]
+    figures = []
     for size in ("typical", "large"):
         r = results[size]
-        print(f"{size:<8} {r['entry_bytes']:>8,} {r['floor']['median_us']:>9.1f} {r['before']['median_us']:>10.1f} "
-              f"{r['ledger']['median_us']:>10.1f} {r['ledger']['vs_floor']:>8.2f} {r['ledger_fsync']['median_us']:>9.1f}")
+        floor = r["floor"]["median_us"] / 1000
+        words = f"{size} entry, {r['entry_bytes']:,} bytes"
+        figures += [Figure(f"append, {words}", r["ledger"]["median_us"] / 1000, "ms", floor, "plain locked append"),
+                    Figure(f"append before signed heads, {words}", r["before"]["median_us"] / 1000, "ms", floor,
+                           "plain locked append"),
+                    Figure(f"append with a disk flush, {words}", r["ledger_fsync"]["median_us"] / 1000, "ms", floor,
+                           "plain locked append")]
     v = results["verify"]
-    print(f"verify: {v['entries']:,} entries in {v['seconds']} s ({v['entries_per_s']:,}/s)")
-    print(f"typical append {out['typical_ms']} ms ({out['over_before_ms']:+} ms vs before): {out['outcome']} "
-          f"(target: {out['target']}); written {RESULTS}")
+    figures.append(Figure(f"verify a log of {v['entries']:,} entries", v["entries_per_s"], "entries/s"))
+    return targets, figures
 
 
 if __name__ == "__main__":

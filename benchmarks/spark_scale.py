@@ -16,12 +16,16 @@ the 1 M ICS, cached) scores everyone eligible at 2024-04-01. Steps, each in a fr
 
 Peak memory is the step's own (Python, and for Spark the JVM's high-water mark). Usage::
 
-    .venv/bin/python -m benchmarks.spark_scale [--sizes 1000000 5000000] [--driver-memory 14g]
+    .venv/bin/python -m benchmarks.spark_scale [--sizes 1000000 5000000] [--driver-memory 14g] [--trial]
+    .venv/bin/python -m benchmarks.spark_scale --base 3000 --sizes 3000 6000 --driver-memory 2g   # a quick check
+
+Results: `benchmarks/results/spark_scale.json` (a trial or another size: `benchmarks/results/trial/`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import sys
@@ -29,20 +33,20 @@ import time
 from datetime import date
 from pathlib import Path
 
-from benchmarks.measure import CACHE, cached_warehouse, child_report, gib, machine, say
+from benchmarks.measure import CACHE, GIB, Figure, Run, add_trial, cached_warehouse, child_report, say
 from phm.core.sql import literal
 
 INDEX = date(2024, 4, 1)
-MODEL = CACHE / "spark_scale_model.pkl"
+MODEL = CACHE / "spark_scale_model.pkl"  # fitted on the 1 M ICS; other bases get their own (`model_for`)
 COPIES_BIT = 58  # person_id XOR (copy << 58): ids stay positive 63-bit integers
 
 
-def replicated_warehouse(base: Path, persons: int) -> Path:
-    """The 1 M warehouse `persons // 1 M` times over, with distinct person ids per copy (cached)."""
-    copies = persons // 1_000_000
+def replicated_warehouse(base: Path, persons: int, base_persons: int = 1_000_000) -> Path:
+    """The base warehouse `persons // base_persons` times over, with distinct person ids per copy (cached)."""
+    copies = persons // base_persons
     if copies <= 1:
         return base
-    path = CACHE / f"scale_{persons}" / "phm.duckdb"
+    path = CACHE / (f"scale_{persons}" if base_persons == 1_000_000 else f"scale_{persons}_of_{base_persons}") / "phm.duckdb"
     if path.exists():
         return path
     import duckdb
@@ -73,8 +77,14 @@ def replicated_warehouse(base: Path, persons: int) -> Path:
     return path
 
 
-def train_model(warehouse: Path) -> None:
-    """Fit and cache a quick model on the 1 M ICS (no MLflow: only scoring is measured)."""
+def model_for(base_persons: int) -> Path:
+    return CACHE / ("spark_scale_model.pkl" if base_persons == 1_000_000 else f"spark_scale_model_{base_persons}.pkl")
+
+
+def train_model(warehouse: Path, base_persons: int = 1_000_000) -> None:
+    """Fit and cache a quick model on the base ICS (no MLflow: only scoring is measured)."""
+    global MODEL
+    MODEL = model_for(base_persons)
     if MODEL.exists():
         return
     from phm.core.settings import Settings
@@ -82,7 +92,7 @@ def train_model(warehouse: Path) -> None:
     from training.jobs import fit
 
     say("training a quick emergency-admission model on 200,000 rows (once)")
-    home = CACHE / "spark_scale_home"
+    home = CACHE / ("spark_scale_home" if base_persons == 1_000_000 else f"spark_scale_home_{base_persons}")
     (home / "warehouse").mkdir(parents=True, exist_ok=True)
     link = home / "warehouse" / "phm.duckdb"
     if not link.exists():
@@ -161,7 +171,9 @@ def _report_split(build_s: float, score_s: float, jvm: int = 0) -> None:
 
 
 def child_main() -> None:
+    global MODEL
     step, warehouse, work = sys.argv[1], sys.argv[2], sys.argv[3]
+    MODEL = model_for(int(sys.argv[-1]))
     Path(work).mkdir(parents=True, exist_ok=True)
     seconds, rows = step_duckdb(warehouse, work) if step == "duckdb" else step_spark(warehouse, work, sys.argv[4])
     child_report(seconds, rows)
@@ -170,20 +182,24 @@ def child_main() -> None:
 def main(argv: list[str] | None = None) -> None:
     import subprocess
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.spark_scale", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.spark_scale",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--base", type=int, default=1_000_000,
+                        help="persons in the generated ICS that larger sizes replicate (sizes are multiples of it)")
     parser.add_argument("--driver-memory", default="14g", help="Spark driver (local executor) memory")
     args = parser.parse_args(argv)
-    base = cached_warehouse(1_000_000, None)
-    train_model(base)
+    run = Run("spark_scale", args, parser)
+    base = cached_warehouse(args.base, None)
+    train_model(base, args.base)
     rows = {}
     for persons in args.sizes:
-        warehouse = replicated_warehouse(base, persons)
+        warehouse = replicated_warehouse(base, persons, args.base)
         work = CACHE / f"spark_scale_work_{persons}"
         for step in ("duckdb", "spark"):
             extra = [args.driver_memory] if step == "spark" else []
             cmd = [sys.executable, "-c", "from benchmarks.spark_scale import child_main; child_main()", step,
-                   str(warehouse), str(work), *extra]
+                   str(warehouse), str(work), *extra, str(args.base)]
             say(f"{step} at {persons:,} persons")
             proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True,
                                   env=dict(os.environ))
@@ -191,28 +207,37 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"{step} at {persons:,} failed (exit {proc.returncode})")
             split = [ln.split()[1:] for ln in proc.stdout.splitlines() if ln.startswith("BENCH_SPLIT")][-1]
             result = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT")][-1]
-            import json
-
             res = json.loads(result.split(" ", 1)[1])
-            rows[(persons, step)] = {**res, "build": float(split[0]), "score": float(split[1]),
-                                     "peak": res["peak_bytes"] + int(split[2])}
-    print(f"\nPHM Spark scale benchmark: emergency_admission features + scoring at {INDEX} | {machine()}")
-    print(f"{'persons':>10} {'engine':>7} {'scored':>10} {'build s':>8} {'score s':>8} {'total s':>8} {'peak GiB':>9} "
-          f"{'us/person':>10} {'spark/duckdb':>13}")
-    for persons in args.sizes:
+            rows[f"{persons}/{step}"] = {**res, "build": float(split[0]), "score": float(split[1]),
+                                         "peak": res["peak_bytes"] + int(split[2])}
+    run.write_results({"index_date": str(INDEX), "sizes": args.sizes, "steps": rows}, [], record(args.sizes, rows),
+                      note="Spark: local[2]; peak memory for Spark is the JVM's high-water mark plus Python's. No "
+                           "target: DuckDB is expected to win on one machine; the question is how Spark's cost grows.")
+
+
+def record(sizes: list[int], rows: dict) -> list[Figure]:
+    """Each engine's build, scoring and total at each size, Spark's time against DuckDB's, and the scaling (time per
+    person at the largest size against the smallest; 1.00 = linear)."""
+    figures = []
+    for persons in sizes:
         for step in ("duckdb", "spark"):
-            r = rows[(persons, step)]
-            ratio = r["seconds"] / rows[(persons, "duckdb")]["seconds"]
-            print(f"{persons:>10,} {step:>7} {r['rows']:>10,} {r['build']:>8.1f} {r['score']:>8.1f} {r['seconds']:>8.1f} "
-                  f"{gib(r['peak']):>9} {r['seconds'] / persons * 1e6:>10.1f} {ratio:>12.1f}x")
-    if len(args.sizes) > 1:
-        lo, hi = args.sizes[0], args.sizes[-1]
+            r = rows[f"{persons}/{step}"]
+            engine = "DuckDB" if step == "duckdb" else "Spark"
+            at = f"{engine}, {persons:,} persons ({r['rows']:,} scored)"
+            figures += [Figure(f"{at}: build", r["build"], "s"), Figure(f"{at}: score", r["score"], "s"),
+                        Figure(f"{at}: total", r["seconds"], "s"), Figure(f"{at}: peak memory", r["peak"] / GIB, "GiB"),
+                        Figure(f"{at}: time per person", r["seconds"] / persons * 1e6, "us")]
+        figures.append(Figure(f"Spark / DuckDB time, {persons:,} persons",
+                              rows[f"{persons}/spark"]["seconds"] / rows[f"{persons}/duckdb"]["seconds"], "x"))
+    if len(sizes) > 1:
+        lo, hi = sizes[0], sizes[-1]
         for step in ("duckdb", "spark"):
-            a, b = rows[(lo, step)], rows[(hi, step)]
-            per = (b["seconds"] / hi) / (a["seconds"] / lo)
-            marginal = (b["seconds"] - a["seconds"]) / (hi - lo) * 1e6
-            print(f"{step}: {hi // lo}x the persons took {b['seconds'] / a['seconds']:.2f}x the time (time per person "
-                  f"x{per:.2f}; 1.00 = linear); each further person costs {marginal:.1f} us")
+            a, b = rows[f"{lo}/{step}"], rows[f"{hi}/{step}"]
+            engine = "DuckDB" if step == "duckdb" else "Spark"
+            figures += [Figure(f"{engine}: time per person at {hi:,} / at {lo:,}",
+                               (b["seconds"] / hi) / (a["seconds"] / lo), "x"),
+                        Figure(f"{engine}: each further person", (b["seconds"] - a["seconds"]) / (hi - lo) * 1e6, "us")]
+    return figures
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Steps, each in its own child process (time and own peak memory):
 
 Usage::
 
-    .venv/bin/python -m benchmarks.train_score [--persons N] [--warehouse PATH]
+    .venv/bin/python -m benchmarks.train_score [--persons N] [--warehouse PATH] [--trial]
+
+Results: `benchmarks/results/train_score.json` (a trial or another size: `benchmarks/results/trial/`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.measure import CACHE, cached_warehouse, child_report, gib, machine, run_child, say
+from benchmarks.measure import CACHE, GIB, Figure, Run, Target, add_trial, cached_warehouse, child_report, run_child, say
 
 TRAIN_TARGET_S, SCORE_RATIO_TARGET = 300.0, 2.0
 
@@ -42,7 +44,13 @@ def _validation(home: str):
     return settings, frame
 
 
-def step_train(home: str) -> tuple[float, int]:
+METRICS = {"val_auroc": "validation AUROC", "oracle_auroc": "oracle AUROC (the generator's true risk)",
+           "model_oracle_ratio": "model AUROC / oracle AUROC", "val_calibration_slope": "calibration slope",
+           "val_calibration_intercept": "calibration intercept", "val_brier": "Brier score", "val_auprc": "AUPRC",
+           "baseline_auroc": "logistic baseline AUROC", "rule_auroc": "simple rule (prior admissions) AUROC"}
+
+
+def step_train(home: str) -> tuple[float, int, dict]:
     from training.train_validate import run
     from training.config import default_config
 
@@ -54,7 +62,7 @@ def step_train(home: str) -> tuple[float, int]:
         f"{m.get('model_oracle_ratio', float('nan')):.4f}), calibration slope {m['val_calibration_slope']:.3f}, "
         f"intercept {m['val_calibration_intercept']:.3f}, baseline {m['baseline_auroc']:.4f}, rule {m['rule_auroc']:.4f}, "
         f"Brier {m['val_brier']:.4f}, AUPRC {m['val_auprc']:.4f}")
-    return seconds, int(m["val_n"])
+    return seconds, int(m["val_n"]), {"metrics": {k: float(m[k]) for k in METRICS if k in m}}
 
 
 def step_score_mlflow(home: str) -> tuple[float, int]:
@@ -91,16 +99,34 @@ STEPS = {"train": step_train, "score_mlflow": step_score_mlflow, "score_raw": st
 
 def child_main() -> None:
     step, home = sys.argv[1], sys.argv[2]
-    seconds, rows = STEPS[step](home)
-    child_report(seconds, rows)
+    seconds, rows, *extra = STEPS[step](home)
+    child_report(seconds, rows, *extra)
+
+
+def record(persons: int, res: dict) -> tuple[list[Target], list[Figure]]:
+    """The issue's targets (train under 5 minutes; scoring through MLflow within 2x of the raw booster, which
+    is the floor: the same rows, the same trees, no schema check or calibration) and the validation figures."""
+    t, m, r = res["train"], res["score_mlflow"], res["score_raw"]
+    at = f"{persons:,} persons"
+    targets = [Target(f"train (whole job), {at}", t["seconds"], TRAIN_TARGET_S, "s"),
+               Target("scoring time through MLflow / raw booster", m["seconds"] / r["seconds"], SCORE_RATIO_TARGET,
+                      "x", "<=")]
+    figures = [Figure("training peak memory", t["peak_bytes"] / GIB, "GiB"),
+               Figure(f"score {m['rows']:,} validation persons through MLflow", m["seconds"], "s", r["seconds"],
+                      "raw LightGBM booster"),
+               Figure("scoring through MLflow", m["rows"] / m["seconds"], "persons/s"),
+               *(Figure(words, t["metrics"][k]) for k, words in METRICS.items() if k in t["metrics"])]
+    return targets, figures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train_score", description=__doc__.splitlines()[0])
+    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.train_score",
+                                               description=__doc__.splitlines()[0]))
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--warehouse", type=Path, default=None, help="an existing warehouse (default: the cached one "
                         "of benchmarks.features_build for --persons)")
     args = parser.parse_args(argv)
+    run = Run("train_score", args, parser)
     warehouse = cached_warehouse(args.persons, args.warehouse)
     env = dict(os.environ)
     home = CACHE / "train_home"
@@ -108,16 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     (home / "warehouse").mkdir(parents=True)
     (home / "warehouse" / "phm.duckdb").symlink_to(warehouse)
     res = {s: run_child("benchmarks.train_score", s, [str(home)], env) for s in STEPS}
-    t, m, r = res["train"], res["score_mlflow"], res["score_raw"]
-    print(f"\nPHM train + score benchmark: emergency_admission, warehouse {warehouse} | {machine()}")
-    print(f"train       : {t['seconds']:7.1f} s (whole job), peak {gib(t['peak_bytes'])} GiB; validation rows {t['rows']:,}")
-    print(f"score MLflow: {m['rows'] / m['seconds']:>12,.0f} persons/s ({m['seconds']:.2f} s), peak {gib(m['peak_bytes'])} GiB")
-    print(f"score raw   : {r['rows'] / r['seconds']:>12,.0f} persons/s ({r['seconds']:.2f} s), peak {gib(r['peak_bytes'])} GiB")
-    ratio = m["seconds"] / r["seconds"]
-    ok = t["seconds"] < TRAIN_TARGET_S and ratio <= SCORE_RATIO_TARGET
-    print(f"MLflow/raw time = {ratio:.2f}x | target: train under 5 minutes, scoring through MLflow within 2x of the "
-          f"raw booster: {'PASS' if ok else 'MISS'}" + ("" if args.persons == 1_000_000 else
-                                                        f" (at {args.persons:,} persons; the target is for 1 M)"))
+    targets, figures = record(args.persons, res)
+    run.write_results({"persons": args.persons, "steps": res}, targets, figures,
+                      note="emergency_admission; validation figures on the validation date's eligible persons.")
 
 
 if __name__ == "__main__":

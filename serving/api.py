@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from training.scenarios import Scenario
 from models.explain import reasons
 from models import specs
-from serving import queries
+from serving import outcome_routes, queries
 from serving.batch.store import worklist_version
 from serving.access import AccessLog, record
 from serving.asgi import BodyLimit, Guard
@@ -154,16 +154,19 @@ def create_app() -> FastAPI:
                  min_band: Band = Band.raised,
                  top: Annotated[int, Query(ge=1, le=10_000)] = 100,
                  sort: Literal["risk", "practice", "age_band", "change"] = "risk",
+                 new_within_days: Annotated[int | None, Query(ge=1, le=366)] = None,
                  format: Literal["json", "csv"] = "json"):
         """Today's highest-risk people in the coordinator's practices, filtered and sorted; CSV on request."""
         q = WorklistQuery(practice=practice, pcn=pcn, age_band=age_band, segment=segment, condition=condition,
-                          min_band=min_band, top=top, sort=sort)
+                          min_band=min_band, top=top, sort=sort, new_within_days=new_within_days)
         result = queries.worklist(st, u, q)
         record(request, people=[r.person_id for r in result.rows], practices=result.practices)
         if format == "csv":
             return Response(queries.worklist_csv(result), media_type="text/csv", headers={
                 "Content-Disposition": f"attachment; filename=worklist_{result.snapshot_date}.csv"})
         return result
+
+    app.include_router(outcome_routes.router(state, allow(Role.coordinator)))
 
     @app.get("/cohort/summary", tags=["risk"])
     def cohort_summary(st: ServiceState = Depends(state), u: User = Depends(user),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from evaluation.disclosure import Release, Shown
+from phm.operational import outcomes
+from phm.operational.database import DatabaseError
 from models.explain import reasons_from_values
 from models import specs
 from serving.schemas import (MAX_ON_DEMAND_REASONS, Reason, Summary, SummaryRow, Worklist, WorklistQuery,
@@ -78,9 +81,10 @@ def explain(st: ServiceState, ids: list[int]) -> dict[int, list[Reason]]:
     return {p: [Reason(**r) for r in rs] for p, rs in zip(found, out)}
 
 
-def worklist(st: ServiceState, u: User, q: WorklistQuery) -> Worklist:
-    """Today's highest-risk people in the coordinator's practices, filtered and sorted (the caller records the
-    people returned for the access log)."""
+def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None = None) -> Worklist:
+    """Today's highest-risk people in the coordinator's practices, filtered and sorted, without people hidden by a
+    recorded outcome (as of `now`); each row says since when the person has been in a band and which caseloads
+    hold them (the caller records the people returned for the access log)."""
     meta, scores = snapshot(st)
     asked = practices_asked(st, q.practice, q.pcn)
     wanted = list(u.practices) if asked is None else asked
@@ -95,6 +99,19 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery) -> Worklist:
         rows = rows[rows.segment == q.segment]
     if q.condition:
         rows = rows[rows.conditions.str.split(",").apply(lambda cs: q.condition in cs)]
+    since = st.bundle.in_band_since
+    day = np.datetime64(meta["date"], "D")
+    if q.new_within_days is not None:
+        entered = rows.person_id.map(since) if since is not None else pd.Series(pd.NaT, index=rows.index)
+        rows = rows[entered.notna() & (entered > day - np.timedelta64(q.new_within_days, "D"))]
+    try:
+        hide = {r.person_id for r in outcomes.in_force(st.settings, practices=wanted, now=now) if r.hidden}
+    except DatabaseError as exc:
+        raise QueryError(503, "the outcome store cannot be reached, so the worklist cannot leave out people already "
+                              "dealt with; try again shortly") from exc
+    shown = ~rows.person_id.isin(hide)
+    hidden_count = int((~shown).sum())
+    rows = rows[shown]
     total = len(rows)
     if q.sort == "risk":
         rows = rows.sort_values("risk", ascending=False)
@@ -104,6 +121,10 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery) -> Worklist:
     else:
         rows = rows.sort_values(["practice_code" if q.sort == "practice" else q.sort, "risk"], ascending=[True, False])
     rows = rows.head(q.top)
+    try:
+        teams = outcomes.teams_of(st.settings, rows.person_id.tolist())
+    except DatabaseError as exc:
+        raise QueryError(503, "the caseload store cannot be reached; try again shortly") from exc
     need = [int(p) for p, r in zip(rows.person_id, rows.reasons) if r is None or r != r]
     extra = explain(st, need[:MAX_ON_DEMAND_REASONS]) if need else {}
     out = [WorklistRow(person_id=str(int(r.person_id)), practice_code=r.practice_code, pcn_code=r.pcn_code,
@@ -111,18 +132,27 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery) -> Worklist:
                        conditions=[c for c in r.conditions.split(",") if c], risk=float(r.risk), rank=int(r.rank),
                        band=r.band, previous_risk=_num(getattr(r, "previous_risk", None)),
                        flare_risk=_num(getattr(r, "flare_risk", None)),
-                       reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []))
+                       reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []),
+                       caseload=teams.get(int(r.person_id), []), **_run(since, int(r.person_id), day))
            for r in rows.itertuples()]
     return Worklist(snapshot_date=meta["date"], model_version=worklist_version(meta),
-                    practices=wanted, total_matching=total, rows=out,
-                    reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
+                    practices=wanted, total_matching=total, rows=out, hidden=hidden_count,
+                    history_from=st.bundle.history_from, reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
+
+
+def _run(since: pd.Series | None, pid: int, day: np.datetime64) -> dict:
+    first = since.get(pid) if since is not None else None
+    if first is None or pd.isna(first):
+        return {}
+    first = np.datetime64(first, "D")
+    return {"in_band_since": str(first), "days_in_band": int((day - first).astype(int))}
 
 
 def worklist_csv(result: Worklist) -> str:
     """The worklist as CSV: one row a person, conditions and reasons as readable text; a text cell that a
     spreadsheet would run as a formula is prefixed with an apostrophe."""
-    table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions"}), "band": r.band.value,
-                           "conditions": ";".join(r.conditions),
+    table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions", "caseload"}), "band": r.band.value,
+                           "conditions": ";".join(r.conditions), "caseload": ";".join(r.caseload),
                            "reasons": "; ".join(x.words for x in r.reasons)} for r in result.rows],
                          columns=[*WorklistRow.model_fields.keys()])
     for col in table.columns:

@@ -79,6 +79,10 @@ class WorklistRow(BaseModel):
     previous_risk: float | None = None
     flare_risk: float | None = None
     reasons: list[Reason]
+    in_band_since: str | None = Field(None, description="First day of the person's unbroken run in a worklist band "
+                                                        "over the kept snapshots (None outside the bands).")
+    days_in_band: int | None = Field(None, description="Days from in_band_since to the snapshot's day.")
+    caseload: list[str] = Field(default_factory=list, description="Teams whose uploaded caseload holds the person.")
 
 
 class Worklist(BaseModel):
@@ -89,6 +93,9 @@ class Worklist(BaseModel):
     reasons_omitted: int = Field(0, description="Rows outside the worklist bands beyond the first "
                                  f"{MAX_ON_DEMAND_REASONS} are returned without reasons.")
     rows: list[WorklistRow]
+    hidden: int = Field(0, description="People matching the filters but hidden by a recorded outcome (see "
+                                       "/api/worklist/hidden).")
+    history_from: str | None = Field(None, description="The oldest snapshot the in-band runs were read from.")
 
 
 class SummaryRow(BaseModel):
@@ -142,3 +149,6 @@ class WorklistQuery(BaseModel):
     min_band: Band = Band.raised
     top: int = Field(100, ge=1, le=10_000)
     sort: Literal["risk", "practice", "age_band", "change"] = "risk"
+    new_within_days: int | None = Field(None, ge=1, le=366, description="Only people who entered a worklist band "
+                                                                        "less than this many days before the snapshot "
+                                                                        "(7: new since last week's scores).")

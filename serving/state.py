@@ -30,6 +30,7 @@ from models import specs
 from phm.core.settings import Settings
 from phm.operational.database import DatabaseError, upgrade
 from serving.batch.common import approved_champion
+from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import current, snapshots_root
 from serving.governance.configuration import data_source
@@ -85,6 +86,8 @@ class Bundle:
     refusals: dict[str, str] = field(default_factory=dict)  # model -> why its champion is not used
     snapshot_refusal: str | None = None  # why the current snapshot is not served (the worklist is paused)
     cases: dict[str, dict] = field(default_factory=dict)  # model -> its champion's safety case (summary)
+    in_band_since: pd.Series | None = None  # person_id -> first day of their unbroken run in a worklist band
+    history_from: str | None = None  # the oldest snapshot that run was read from
     loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -220,7 +223,10 @@ class ServiceState:
             position = dict(zip(scores.person_id.tolist(), range(len(scores))))
             columns = {c: scores[c].to_numpy(dtype=object if scores[c].dtype.kind not in "iuf" else None)
                        for c in ("person_id", "risk", "band", "rank", "reasons", "practice_code")}
+        since, history_from = band_runs(self.settings, meta["date"], scores) if scores is not None else (None, None)
         return Bundle(champions, meta, scores, practices, position=position, columns=columns,
+                      in_band_since=since.set_index("person_id").in_band_since if since is not None else None,
+                      history_from=history_from,
                       features=self._features(meta, scores, position, champions),
                       release=self._release(scores, practices) if scores is not None else None,
                       refusals=refusals, snapshot_refusal=snapshot_refusal, cases=cases)

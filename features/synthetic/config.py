@@ -61,6 +61,22 @@ class ProgrammeConfig(Strict):
     factor: float = Field(0.75, gt=0.0, le=5.0, description="True multiplier of the enrolled's emergency hazard.")
 
 
+class AccessBarrierConfig(Strict):
+    """An access barrier: one group uses hospitals `factor` times as often as others with the same need (emergency
+    admissions, A&E, outpatient and elective care), while its conditions, frailty and deaths are unchanged. Tests use
+    it to prove the audit finds a group that is sicker at the same score."""
+
+    group: str = Field(description=f"Broad ethnic group, or core20: {UNDER_RECORD_GROUPS}.")
+    factor: float = Field(0.5, gt=0.0, lt=1.0, description="Hospital use for the same need (0.5 = half as often).")
+
+    @field_validator("group")
+    @classmethod
+    def _known_group(cls, value: str) -> str:
+        if value not in UNDER_RECORD_GROUPS:
+            raise ValueError(f"access barrier group must be one of {UNDER_RECORD_GROUPS}, not {value!r}")
+        return value
+
+
 class GeneratorConfig(Document):
     """What to generate. Same configuration and seed give the same bytes."""
 
@@ -79,6 +95,7 @@ class GeneratorConfig(Document):
     defects: DefectConfig = Field(default_factory=DefectConfig)
     shift: ShiftConfig | None = None
     programme: ProgrammeConfig | None = None
+    access_barrier: AccessBarrierConfig | None = None
 
     @model_validator(mode="after")
     def _dates_consistent(self) -> "GeneratorConfig":

@@ -67,10 +67,13 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         broad = np.vectorize(BROAD_ETHNIC_GROUP.get, otypes=["U7"])(people.ethnicity)
         who = np.ones(people.n, bool) if cfg.shift.group is None else broad == cfg.shift.group
         shift = (to_days(cfg.shift.start), who.astype(np.float64), cfg.shift.factor)
+    use = None
+    if cfg.access_barrier is not None:
+        use = np.where(tables.in_group(cfg.access_barrier.group, people, geo), cfg.access_barrier.factor, 1.0)
     programme = None
     if cfg.programme is not None:
         programme = Programme.build(cfg.programme, geo.practice_code, people.practice, cfg.seed)
-    act = simulate_activity(people, geo, cal, rng, index_days, shift, programme)
+    act = simulate_activity(people, geo, cal, rng, index_days, shift, use, programme)
     say("COPD and asthma exacerbations, home monitoring")
     resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
 

@@ -1,4 +1,4 @@
-"""`phm db`: the operational database (sessions now; outcomes and caseloads later)."""
+"""`phm db`: the operational database (sessions, contact outcomes, caseloads)."""
 
 from __future__ import annotations
 

@@ -58,3 +58,28 @@ def promote_cmd(
     """Move `champion` to a version, only if a named safety officer approved its current audit report (flagged or
     not) and the configuration it would run under."""
     promote_version(settings(), model_name(model), version, by, alias)
+
+
+@app.command("persistence")
+def persistence_cmd(
+    model: Annotated[str, typer.Option(help=MODEL_HELP + " Default: the worklist model.")] = "",
+    months: Annotated[int, typer.Option(help="How far back the past index dates reach (months).")] = 12,
+    step: Annotated[int, typer.Option(help="Months between past index dates.")] = 3,
+    top_share: Annotated[float, typer.Option(help="The top share followed (0.05 = the top 5%).")] = 0.05,
+) -> None:
+    """Of the top 5% by the champion's risk at past index dates, the share still in the top 5% 3, 6 and 12 months
+    later (shown on the Models page)."""
+    from serving.governance.persistence import result_path, run_persistence
+
+    if not 0 < top_share < 1 or months < 1 or not 1 <= step <= months:
+        raise fail("--top-share is between 0 and 1; --step is 1 month or more and at most --months")
+    s = settings()
+    name = model_name(model) if model else None
+    try:
+        result = run_persistence(s, name, history_months=months, step_months=step, top_share=top_share)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    render.dicts(f"{result['model']} v{result['version']}: top {top_share:.0%} still in the top {top_share:.0%} after",
+                 [{"months": lag["months"], "pairs of dates": len(lag["pairs"]),
+                   "share": "-" if lag["share"] is None else f"{lag['share']:.1%}"} for lag in result["lags"]])
+    console.print(f"Saved {result_path(s, result['model'])}")

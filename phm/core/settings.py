@@ -72,6 +72,37 @@ class ServiceSettings(BaseModel):
         "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks).")
 
 
+#: How long each contact outcome hides a person from the worklist: days, or "until_changed" (hidden until a later
+#: outcome is recorded for them, e.g. while enrolled in case management).
+HideFor = int | Literal["until_changed"]
+
+
+class OutcomeHide(Strict):
+    """Per outcome code, how long it hides the person from coordinators' worklists (`[outcomes.hide]`)."""
+
+    contacted: HideFor = Field(28, description="Days a person contacted stays off the worklist.")
+    enrolled: HideFor = Field("until_changed", description="Enrolled in case management: hidden while enrolled "
+                                                           "(until a later outcome is recorded).")
+    declined: HideFor = Field(182, description="Days after a person declined (about 6 months).")
+    not_appropriate: HideFor = Field(365, description="Days after a person was judged not appropriate (12 months).")
+    other_team: HideFor = Field(182, description="Days after a person was found already under another team.")
+    moved_or_died: HideFor = Field("until_changed", description="Moved away or died: hidden until changed.")
+
+    @field_validator("*")
+    @classmethod
+    def _days(cls, value: HideFor) -> HideFor:
+        if isinstance(value, int) and not 0 <= value <= 3660:
+            raise ValueError("a hiding period is 0 to 3660 days, or \"until_changed\"")
+        return value
+
+
+class OutcomeSettings(Strict):
+    """Contact outcomes recorded by care coordinators."""
+
+    hide: OutcomeHide = Field(default_factory=OutcomeHide)
+    note_max: int = Field(200, ge=0, le=1000, description="Longest optional note on an outcome (characters).")
+
+
 class SettingsError(ValueError):
     """The settings cannot be read (an unknown key, a bad value, another schema version); names the key."""
 
@@ -143,10 +174,11 @@ class Settings(BaseSettings):
     threads: int | None = Field(default=None, ge=1, description="Threads LightGBM trains and scores with (default: "
                                                                  "the cores this process may use; see phm.core.threads).")
     database_url: SecretStr | None = Field(
-        default=None, description="Operational database (sessions; later outcomes and caseloads): a SQLAlchemy URL "
+        default=None, description="Operational database (sessions, contact outcomes, caseloads): a SQLAlchemy URL "
                                   "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.")
     disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
     policy: dict[str, OperatingPolicy] = Field(
         default_factory=dict, description="Operating policy per model (`[policy.<model>]` in phm.toml): "
         "band cut-offs and the share acted on. Part of the configuration a safety officer approves.")
@@ -233,6 +265,7 @@ class Settings(BaseSettings):
             "database": "set (PHM_DATABASE_URL)" if self.database_url else "SQLite under home",
             "disclosure": self.disclosure.model_dump(),
             "service": self.service.model_dump(),
+            "outcomes": self.outcomes.model_dump(),
             "policy": {k: v.model_dump(exclude_none=True) for k, v in self.policy.items()},
             **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                 "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),

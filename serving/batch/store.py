@@ -233,6 +233,11 @@ def _done(root: Path) -> list[tuple[date, str, Path]]:
     return sorted(out)
 
 
+def dated_snapshots(settings: Settings) -> list[tuple[date, Path]]:
+    """Every complete snapshot folder with its day, oldest first (several runs of one day: in run order)."""
+    return [(d, folder) for d, _name, folder in _done(snapshots_root(settings))]
+
+
 def earlier_folder(settings: Settings, day: date, days_back: int = TREND_DAYS) -> Path | None:
     """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
     dated before `day`; else none (the first snapshot has no trend). Never one of the same day (a re-score of a

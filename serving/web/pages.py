@@ -30,7 +30,8 @@ from serving.schemas import Band, ModelName, WorklistQuery
 from serving.sessions import Session
 from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
-from serving.web import views
+from serving.web import outcome_pages, views
+from serving.web.outcome_pages import OUTCOME_WORDS
 
 log = logging.getLogger("phm.serving.pages")
 HERE = Path(__file__).parent
@@ -231,14 +232,15 @@ def create_pages() -> FastAPI:
     def filters(practice: Annotated[str, Query(max_length=20)] = "", segment: Annotated[str, Query(max_length=40)] = "",
                 condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
                 sort: Literal["risk", "change", "practice", "age_band"] = "risk",
-                top: Annotated[int, Query(ge=1, le=500)] = 100) -> dict:
+                top: Annotated[int, Query(ge=1, le=500)] = 100, new: Literal["", "week"] = "") -> dict:
         """The Worklist form's choices (the page and its CSV link take the same ones)."""
         return {"practice": practice, "segment": segment, "condition": condition, "band": band.value, "sort": sort,
-                "top": top}
+                "top": top, "new": new}
 
     def worklist_query(f: dict) -> WorklistQuery:
         return WorklistQuery(practice=[f["practice"]] if f["practice"] else None, segment=f["segment"] or None,
-                             condition=f["condition"] or None, min_band=f["band"], sort=f["sort"], top=f["top"])
+                             condition=f["condition"] or None, min_band=f["band"], sort=f["sort"], top=f["top"],
+                             new_within_days=7 if f["new"] == "week" else None)
 
     @app.get("/worklist")
     def worklist(request: Request, f: dict = Depends(filters)):
@@ -250,7 +252,7 @@ def create_pages() -> FastAPI:
         return render(request, "worklist.html", user=u, title="Worklist", result=result, meta=meta,
                       view=views.worklist_view(result, mine, meta), params=f,
                       csv_href=f"{PREFIX}/worklist.csv?{urlencode(f)}",
-                      options=views.worklist_options(mine, u.practices, st.bundle.practices))
+                      options=views.worklist_options(mine, u.practices, st.bundle.practices), outcomes=OUTCOME_WORDS)
 
     @app.get("/worklist.csv")
     def worklist_csv(request: Request, f: dict = Depends(filters)):
@@ -259,6 +261,8 @@ def create_pages() -> FastAPI:
         record(request, people=[r.person_id for r in result.rows], practices=result.practices)
         return Response(queries.worklist_csv(result), media_type="text/csv", headers={
             "Content-Disposition": f"attachment; filename=worklist_{result.snapshot_date}.csv", "Cache-Control": "no-store"})
+
+    outcome_pages.register(app, render, signed_in, check_form)
 
     # ---- capacity ----------------------------------------------------------------------------------
     @app.get("/capacity")
@@ -373,10 +377,12 @@ def create_pages() -> FastAPI:
     @app.get("/models")
     def models(request: Request):
         st, u = signed_in(request, "models")
+        from serving.governance import persistence
         from serving.governance.monitoring import latest
 
         return render(request, "models.html", user=u, title="Models", versions=views.model_versions(st),
-                      deployed={n: c.version for n, c in st.bundle.champions.items()}, monitoring=latest(st.settings))
+                      deployed={n: c.version for n, c in st.bundle.champions.items()}, monitoring=latest(st.settings),
+                      persistence=persistence.latest(st.settings))
 
     @app.get("/models/{name}/{version}/calibration.png")
     def calibration_png(request: Request, name: ModelName,

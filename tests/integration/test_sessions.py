@@ -37,7 +37,7 @@ def settings(request, tmp_path) -> Settings:
 
 
 def test_migrations_are_idempotent_and_reach_the_head(settings) -> None:
-    assert database.upgrade(settings) == database.head() == database.revision(settings) == "0001"
+    assert database.upgrade(settings) == database.head() == database.revision(settings) == "0002"
     with database.engine(settings).connect() as conn:
         assert conn.execute(select(table.c.id_sha256)).all() == []
     if settings.database_url is None:

@@ -1,0 +1,193 @@
+"""Contact outcomes, the hidden view, caseload uploads and the evaluation export, as the API, the pages and the
+command line use them: with the coordinator's practice scope checked against today's snapshot. A caseload's NHS
+numbers are pseudonymised in memory with the ICS key as they arrive; only pseudonymised ids are stored, and no
+number is ever echoed back, logged or written (bad rows are named by row number only)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.sources.nhs_number import is_valid, normalise
+from features.sources.pseudonymise import MissingKeyError, Pseudonymiser, resolve_key
+from phm.core.settings import Settings
+from phm.operational import outcomes
+from phm.operational.database import DatabaseError
+from phm.operational.outcomes import WORDS, Outcome, Recorded
+from serving.queries import QueryError, snapshot, safe_cell
+from serving.state import ServiceState
+from serving.batch.store import current
+from serving.users import Role, User
+
+MAX_CASELOAD_ROWS = 100_000
+NUMBER_COLUMNS = ("nhs_number", "nhs number", "nhsnumber", "nhs_no")
+
+
+Locate = Callable[[int], "str | None"]  # person id -> their practice in today's snapshot (None: not in it)
+
+
+def service_locator(st: ServiceState) -> Locate:
+    """Practices of the service's loaded snapshot (409 when there is none)."""
+    snapshot(st)
+    b = st.bundle
+
+    def locate(pid: int) -> str | None:
+        row = b.position.get(pid)
+        return str(b.columns["practice_code"][row]) if row is not None else None
+    return locate
+
+
+def snapshot_locator(settings: Settings) -> Locate:
+    """Practices of the current snapshot on disk (for the command line)."""
+    found = current(settings)
+    if found is None:
+        raise QueryError(409, "no daily scores yet: run `phm score daily`")
+    where = dict(zip(found[1].person_id.tolist(), found[1].practice_code.tolist()))
+    return lambda pid: where.get(pid)
+
+
+def practice_of(locate: Locate, u: User, person_id: str | int) -> str:
+    """The practice of a person in today's snapshot, if it is one of the coordinator's; else 403 (the same answer
+    whether the person is unknown or outside the scope, so the refusal reveals nothing)."""
+    try:
+        pid = int(person_id)
+    except (TypeError, ValueError):
+        raise QueryError(422, "person_id must be a pseudonymised id (digits)") from None
+    practice = locate(pid)
+    if practice is None or practice not in u.practices:
+        raise QueryError(403, f"person {pid} is not in your practices, so you cannot record an outcome for them")
+    return practice
+
+
+def record(settings: Settings, locate: Locate, u: User, person_id: str | int, outcome: str, note: str | None,
+           now: datetime | None = None) -> Recorded:
+    """Record an outcome for a person of the coordinator's practices."""
+    try:
+        code = Outcome(outcome)
+    except ValueError:
+        raise QueryError(422, f"unknown outcome {outcome!r}; one of {[o.value for o in Outcome]}") from None
+    if u.role != Role.coordinator:
+        raise QueryError(403, "only care coordinators record outcomes, for people of their practices")
+    practice = practice_of(locate, u, person_id)
+    try:
+        return outcomes.record(settings, int(person_id), practice, code, u.name, note, now)
+    except ValueError as exc:
+        raise QueryError(422, str(exc)) from exc
+    except DatabaseError as exc:
+        raise QueryError(503, "the outcome store cannot be reached; nothing was recorded, try again shortly") from exc
+
+
+def hidden(settings: Settings, u: User, now: datetime | None = None) -> list[dict]:
+    """The coordinator's people hidden by an outcome now: who recorded what, when, until when, and the note."""
+    try:
+        found = outcomes.hidden(settings, u.practices, now)
+    except DatabaseError as exc:
+        raise QueryError(503, "the outcome store cannot be reached; try again shortly") from exc
+    return [shown(r) for r in found]
+
+
+def shown(r: Recorded) -> dict:
+    out = asdict(r)
+    out.update(person_id=str(r.person_id), outcome=r.outcome.value, outcome_words=WORDS[r.outcome],
+               recorded_at=r.recorded_at.isoformat(timespec="seconds"),
+               hidden_until=r.hidden_until.date().isoformat() if r.hidden_until else None)
+    return out
+
+
+# ---- caseloads -------------------------------------------------------------------------------------------
+def pseudonymiser(settings: Settings) -> Pseudonymiser:
+    """The ICS pseudonymiser (the demo key only for a synthetic warehouse, as the loader decides)."""
+    synthetic = False
+    if settings.warehouse_path.exists():
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            synthetic = bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
+        except (duckdb.Error, TypeError):
+            synthetic = False
+        finally:
+            con.close()
+    try:
+        key, _ = resolve_key(settings, synthetic)
+    except MissingKeyError as exc:
+        raise QueryError(409, str(exc)) from exc
+    return Pseudonymiser(key)
+
+
+def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str], list[int], int]:
+    """(valid numbers, row numbers of malformed ones, duplicates) from a CSV with an `nhs_number` column. Errors
+    name the file, row and column, never a value."""
+    if not body.strip():
+        raise QueryError(422, f"{name} is empty")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise QueryError(422, f"{name} is not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    column = next((i for i, h in enumerate(header) if h in NUMBER_COLUMNS), None)
+    if column is None:
+        raise QueryError(422, f"{name} has no nhs_number column (its header names {len(header)} column(s))")
+    good: list[str] = []
+    bad: list[int] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for row_number, row in enumerate(reader, start=2):
+        if row_number - 1 > MAX_CASELOAD_ROWS:
+            raise QueryError(413, f"{name} has more than {MAX_CASELOAD_ROWS:,} rows")
+        if not row or not any(c.strip() for c in row):
+            continue
+        number = normalise(row[column]) if column < len(row) else ""
+        if not is_valid(number):
+            bad.append(row_number)
+        elif number in seen:
+            duplicates += 1
+        else:
+            seen.add(number)
+            good.append(number)
+    return good, bad, duplicates
+
+
+def upload_caseload(settings: Settings, locate: Locate, u: User, team: str, body: bytes,
+                    now: datetime | None = None) -> tuple[dict, list[int]]:
+    """Replace a team's caseload from a CSV of NHS numbers; (the answer, the coordinator's people on it for the
+    access log). The answer counts the people found in the coordinator's practices only."""
+    numbers, bad, duplicates = read_numbers(body)
+    maker = pseudonymiser(settings)
+    ids = [maker.person_id(n) for n in numbers]
+    del numbers
+    try:
+        stored = outcomes.set_caseload(settings, team, ids, u.name, now)
+    except ValueError as exc:
+        raise QueryError(422, str(exc)) from exc
+    except DatabaseError as exc:
+        raise QueryError(503, "the caseload store cannot be reached; nothing was changed, try again shortly") from exc
+    mine = [p for p in ids if locate(p) in u.practices]
+    return {"team": team.strip(), "stored": stored, "in_your_practices": len(mine), "malformed": len(bad),
+            "malformed_rows": bad[:1000], "duplicates": duplicates}, mine
+
+
+# ---- evaluation export -------------------------------------------------------------------------------------
+def export(settings: Settings, out: Path) -> dict[str, Path]:
+    """outcomes.csv (every outcome recorded) and enrolments.csv (periods in case management), pseudonymised and
+    without notes or staff names, for evaluating the programme."""
+    rows = outcomes.history(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    history = pd.DataFrame([{"person_id": str(r["person_id"]), "practice_code": r["practice_code"],
+                             "outcome": r["outcome"], "recorded_at": r["recorded_at"].isoformat(timespec="seconds")}
+                            for r in rows], columns=["person_id", "practice_code", "outcome", "recorded_at"])
+    periods = pd.DataFrame([{"person_id": str(p["person_id"]), "practice_code": p["practice_code"],
+                             "enrolled_at": p["enrolled_at"].isoformat(timespec="seconds"),
+                             "ended_at": p["ended_at"].isoformat(timespec="seconds") if p["ended_at"] else "",
+                             "ended_by": p["ended_by"] or ""} for p in outcomes.enrolments(rows)],
+                           columns=["person_id", "practice_code", "enrolled_at", "ended_at", "ended_by"])
+    paths = {"outcomes": out / "outcomes.csv", "enrolments": out / "enrolments.csv"}
+    for frame, key in ((history, "outcomes"), (periods, "enrolments")):
+        frame.map(safe_cell).to_csv(paths[key], index=False)
+    return paths
