@@ -142,11 +142,12 @@ class HazardModel:
 
 def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
                       index_days: list[int], shift: tuple[int, np.ndarray, float] | None = None,
-                      use: np.ndarray | None = None) -> Activity:
+                      use: np.ndarray | None = None, programme=None) -> Activity:
     """Run the monthly simulation; fills `people.death` and `people.exit` and returns events. `shift`
     (first day, who, factor) changes some people's emergency hazard from a day on; `use` (per person, 1 = none)
     scales hospital use (emergency admissions and A&E through the hazard, outpatient and elective activity
-    directly) for the same need: an access barrier. Deaths and conditions are unchanged."""
+    directly) for the same need: an access barrier. Deaths and conditions are unchanged. `programme`
+    (features.synthetic.intervention.Programme) enrols people and draws their admissions with a counterfactual."""
     n = people.n
     hazards = HazardModel(people, geo, cal)
     if shift is not None:
@@ -207,7 +208,13 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
         log_em = hazards.log_emergency(day)[idx]
         age = people.age_at(day)[idx]
         em_rate = np.minimum(np.exp(log_em) * excitation(excite[idx], age), MAX_MONTHLY_RATE / max(mw_em[m], 1e-9))
-        n_em = draw(em_rate, mw_em[m], w_em, "emergency")
+        extra = 0
+        if programme is not None:
+            cap = MAX_MONTHLY_RATE / max(mw_em[m], 1e-9)
+            em_rate, extra = programme.month(m, day, idx, recorded_score(hazards, idx, log_em, excite[idx], age), log_em,
+                                             em_rate, excite, excitation, cap, age, firsts, last, cal, w_em, mw_em[m],
+                                             out["emergency"])
+        n_em = draw(em_rate, mw_em[m], w_em, "emergency") + extra
         excite *= EXCITE_DECAY
         excite[idx] += n_em
         draw(np.clip(0.05 + 0.0045 * np.maximum(age - 18, 0), 0, 0.45) * use[idx], mw_el[m], w_el, "elective")
@@ -232,6 +239,15 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
     (ep, ed), (lp, ld), (ap, ad), (op, od), (cp, cd), (mp, md) = map(
         cat, ("emergency", "elective", "ae", "op", "community", "mh"))
     return Activity(ep, ed, lp, ld, ap, ad, op, od, cp, cd, mp, md, death.astype(np.int32), truth)
+
+
+def recorded_score(hazards: HazardModel, idx: np.ndarray, log_em: np.ndarray, excite: np.ndarray,
+                   age: np.ndarray) -> np.ndarray:
+    """Log hazard of emergency admission from recorded facts only: the true hazard less its latent health,
+    frailty and smoking terms, times the excitation from recent admissions."""
+    p = hazards.people
+    hidden = LATENT_SD * p.latent[idx] + hazards.frail[idx] * (0.5 + 0.4 * (age >= 75)) + 0.15 * p.smoker[idx]
+    return log_em - hidden + np.log(excitation(excite, age))
 
 
 def _truth_emergency(hazards: HazardModel, cal: Calendar, m: int, excite: np.ndarray, mw_em: np.ndarray,
