@@ -138,7 +138,7 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
         single = cfg.index_dates[0] if len(cfg.index_dates) == 1 else None
         features_sql = FeatureCompiler(dialect, table, index_date=single).compile(fs)
         labels = label_sql(label_cfg, dialect, table, data_end)
-        engine.write_parquet(f"""SELECT f.*, l.{label_cfg.column}, l.censor_reason
+        engine.write_parquet(f"""SELECT f.*, l.{label_cfg.column}, l.censor_reason, l.died_in_follow_up
                                  FROM ({features_sql}) f JOIN ({labels}) l
                                  ON l.person_id = f.person_id AND l._idx = f.index_date""", ["index_date", "person_id"], out)
         engine.read_parquet("result", out)  # the manifest describes the file as written

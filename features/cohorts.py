@@ -93,7 +93,8 @@ def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect,
 
 
 def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> str:
-    """(person_id, _idx, label, censor_reason) for the rows of table `cohort`."""
+    """(person_id, _idx, label, censor_reason, died_in_follow_up) for the rows of table `cohort`. Deaths in the
+    follow-up are a measure of need that does not depend on service use (the audit's need at equal score)."""
     def horizon(idx: str) -> str:
         return (d.add_months(idx, cfg.horizon_months) if cfg.horizon_months
                 else d.add_days(idx, cfg.horizon_days or 0))
@@ -121,7 +122,8 @@ def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> 
     return f"""SELECT c.person_id, c._idx,
        CASE WHEN {event} THEN 1 WHEN {moved} OR {past_end} THEN NULL ELSE 0 END AS {cfg.column},
        CASE WHEN {event} THEN NULL WHEN {moved} THEN 'moved away' WHEN {past_end} THEN 'follow-up beyond data'
-            END AS censor_reason
+            END AS censor_reason,
+       CASE WHEN p.date_of_death >= c._idx AND p.date_of_death < {end} THEN 1 ELSE 0 END AS died_in_follow_up
 FROM cohort c JOIN {table('patients')} p ON p.person_id = c.person_id
 LEFT JOIN (SELECT person_id, _idx FROM (
     {events}

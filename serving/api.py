@@ -21,6 +21,8 @@ from models import specs
 from serving import outcome_routes, queries, reidentify_api
 from serving.batch.store import worklist_version
 from serving.access import AccessLog, record
+from serving.api_events import events_router
+from serving.api_fhir import fhir_router
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError, parse_reasons
 from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, ChangeReview, Decision, Metric, Reason, ScoredPerson,
@@ -77,6 +79,8 @@ def create_app() -> FastAPI:
             raise HTTPException(401, "a valid bearer token is needed (create one with `phm users add`)",
                                 headers={"WWW-Authenticate": "Bearer"})
         record(request, user=found)
+        if found.role == Role.data_feed:  # a feed's token posts events (serving.api_events) and reads nothing
+            raise HTTPException(403, "the data_feed role can only post events")
         return found
 
     def allow(*roles: Role):
@@ -290,6 +294,8 @@ def create_app() -> FastAPI:
         """Pick up a new champion, snapshot or user list without a restart."""
         return st.reload()
 
+    app.include_router(events_router(state, bearer))
+    app.include_router(fhir_router(state, allow(Role.coordinator)))
     app.include_router(reidentify_api.router(state, allow(Role.coordinator)))
     return app
 

@@ -132,6 +132,7 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
                        conditions=[c for c in r.conditions.split(",") if c], risk=float(r.risk), rank=int(r.rank),
                        band=r.band, previous_risk=_num(getattr(r, "previous_risk", None)),
                        flare_risk=_num(getattr(r, "flare_risk", None)),
+                       event_flag=_flag(getattr(r, "event_flag", None)),
                        reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []),
                        caseload=teams.get(int(r.person_id), []), **_run(since, int(r.person_id), day))
            for r in rows.itertuples()]
@@ -146,6 +147,10 @@ def _run(since: pd.Series | None, pid: int, day: np.datetime64) -> dict:
         return {}
     first = np.datetime64(first, "D")
     return {"in_band_since": str(first), "days_in_band": int((day - first).astype(int))}
+
+
+def _flag(value) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def worklist_csv(result: Worklist) -> str:

@@ -78,6 +78,8 @@ class WorklistRow(BaseModel):
     band: Band
     previous_risk: float | None = None
     flare_risk: float | None = None
+    event_flag: str | None = Field(None, description="Hospital events since the snapshot, e.g. 'discharged today "
+                                   "after an emergency admission' (serving.batch.delta)")
     reasons: list[Reason]
     in_band_since: str | None = Field(None, description="First day of the person's unbroken run in a worklist band "
                                                         "over the kept snapshots (None outside the bands).")

@@ -4,7 +4,8 @@ coordinators the practice codes they may see.
 Roles: `coordinator` (person-level worklists and scores for the listed practices only),
 `planner` (aggregates under the disclosure-control policy, forecasts, scenarios), `safety_officer`
 (bias reports and sign-off decisions), `data_scientist` (models, reports, forecasts, aggregates and
-scoring of feature records, but no person-level reads).
+scoring of feature records, but no person-level reads), `data_feed` (a hospital's event feed: posts admission,
+discharge and A&E events and reads nothing).
 
 The list lives in `$PHM_HOME/security/users.json` (owner-only). Only the command line writes it, atomically
 (a new file renamed over the old, under a lock), so a reader never sees half a list. A list that cannot be
@@ -33,6 +34,7 @@ class Role(str, Enum):
     planner = "planner"
     safety_officer = "safety_officer"
     data_scientist = "data_scientist"
+    data_feed = "data_feed"  # a hospital feed: may only post events (serving.api_events); reads nothing
 
 
 PERSON_LEVEL = {Role.coordinator}

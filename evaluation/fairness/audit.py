@@ -12,13 +12,18 @@ import numpy as np
 import pandas as pd
 import fairlearn.metrics as fm
 from fairlearn.metrics import MetricFrame
-from scipy.stats import norm
 
 from evaluation.fairness import engine, narrative
 from evaluation.fairness.config import METRICS, AuditConfig
 from evaluation.fairness.groups import CoverageMeasure, Grouping, coverage_table
+from evaluation.fairness.absolute import absolute_performance
 from evaluation.fairness.mitigation import group_thresholds
-from evaluation.fairness.results import AuditResult, Comparison, CurvePoint, GroupingResult, GroupRow, MetricValue
+from evaluation.disclosure import Policy as DisclosurePolicy
+from evaluation.fairness.need import need_audit, thin_record
+from evaluation.fairness.publish import protected_counts
+from evaluation.fairness.judging import _num, _status, ratio_interval  # noqa: F401 (re-exported)
+from evaluation.fairness.results import (AbsoluteResult, AuditResult, Comparison, CurvePoint, GroupingResult, GroupRow, MetricValue,
+                                        NeedGroupingResult)
 from evaluation.metrics import calibration_slope_intercept
 from phm.core.stats import auroc
 
@@ -138,39 +143,6 @@ def exact_table(out: pd.DataFrame, n: np.ndarray, events: np.ndarray, expected: 
     return out
 
 
-def _num(x) -> float | None:
-    return float(x) if x is not None and np.isfinite(x) else None
-
-
-def _status(judged: bool, lo_hi: tuple[float, float], small: bool, ratio: float | None, ci: tuple,
-            adj: float | None, adjustable: bool) -> str:
-    if not judged:
-        return "shown only"
-    if small:
-        return "small group"
-    if ratio is None:
-        return "not estimable"
-    lo, hi = lo_hi
-    if lo <= ratio <= hi:
-        return "within tolerance"
-    if ci[0] is None or ci[1] is None or ci[0] <= 1 <= ci[1]:
-        return "uncertain"
-    if adjustable and adj is not None and lo <= adj <= hi:
-        return "explained by age and sex"
-    return "flag"
-
-
-def ratio_interval(draws: np.ndarray, point: float | None, level: float) -> tuple[float | None, float | None]:
-    """Interval for a ratio from the spread of its bootstrap draws on the log scale (normal
-    approximation, so extreme simultaneous levels do not depend on a handful of tail draws)."""
-    d = draws[np.isfinite(draws) & (draws > 0)]
-    if point is None or point <= 0 or d.size < max(10, draws.size // 10):
-        return None, None
-    z = float(norm.ppf(1 - (1 - level) / 2))
-    se = float(np.std(np.log(d), ddof=1))
-    return float(point * np.exp(-z * se)), float(point * np.exp(z * se))
-
-
 def _strata(frame: pd.DataFrame, column: str | None) -> tuple[np.ndarray, int]:
     if column and column in frame:
         codes, names = pd.factorize(frame[column].astype("string").fillna("unknown"), sort=True)
@@ -278,10 +250,11 @@ def grouping_result(g: Grouping, tables: GroupTables, cfg: AuditConfig, binning:
 def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, subject: dict,
               outcome: str = "outcome", score: str = "risk", stratum: str | None = "stratum",
               cluster: str | None = None, coverage: list[CoverageMeasure] | None = None,
-              coverage_descriptions: dict[str, str] | None = None, progress: Callable[[str], None] | None = None
-              ) -> AuditResult:
+              coverage_descriptions: dict[str, str] | None = None, progress: Callable[[str], None] | None = None,
+              disclosure: DisclosurePolicy | None = None) -> AuditResult:
     """Audit `score` against `outcome` in every grouping. Rows lacking a score or outcome are excluded
-    and counted; nothing else is dropped (small groups are marked)."""
+    and counted; nothing else is dropped (small groups are marked). With a disclosure `policy`, the group counts
+    are also released under it for the publishable report (one row per person only)."""
     say = progress or (lambda _m: None)
     missing = [c for c in (outcome, score, *(g.column for g in groupings)) if c not in frame]
     if missing:
@@ -308,12 +281,23 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
                          coverage or [])
         results.append(grouping_result(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
                                  cfg.seed + 7919 * i))
+    say("performance for everyone")
+    absolute = absolute_performance(y, p, bins, pol.binning.nbins, cfg, cfg.seed + 15_485_863, probabilities)
+    need, need_note = [], None
+    if cfg.need_at_equal_score and clusters is None:
+        say("comparing need at equal score")
+        need = need_audit(frame, p, cfg, cfg.seed + 104_729)
+        if not need:
+            need_note = ("Not compared: the table has no measures of need independent of service use (GP-coded "
+                         "conditions, frailty deficits, deaths in the follow-up) or none of the standard groupings.")
+    elif cfg.need_at_equal_score:
+        need_note = "Not compared: people have several rows (person-days); need at equal score needs one row per person."
     population = population_summary(
         cfg, pol.threshold, rows=int(y.size), excluded=excluded,
         people=int(frame[cluster].nunique()) if cluster and cluster in frame else int(y.size), events=int(y.sum()),
         flagged=int((p >= pol.threshold).sum()), probabilities=probabilities,
         bootstrap="Poisson, by person" + (" (clustered rows)" if clusters is not None else ""),
-        coverage_descriptions=coverage_descriptions)
+        coverage_descriptions=coverage_descriptions, need_note=need_note)
     mitigation = None
     if cfg.mitigation == "group_thresholds":
         by = next((g for g in groupings if g.name == cfg.mitigation_grouping), None)
@@ -322,7 +306,19 @@ def run_audit(frame: pd.DataFrame, groupings: list[Grouping], cfg: AuditConfig, 
             mitigation = group_thresholds(frame[by.column].astype("string").fillna("Unknown").to_numpy(), y, p,
                                           pol.threshold, cfg, by.name,
                                           frame[cluster].to_numpy() if cluster and cluster in frame else None)
-    return assemble(subject, cfg, population, results, mitigation)
+    result = assemble(subject, cfg, population, results, mitigation, need, absolute)
+    if disclosure is not None:
+        columns = {g.name: g.column for g in groupings}
+        columns.update({n.name: "thin_record" for n in need if n.name == "thin_record"})
+        if "thin_record" in columns and "thin_record" not in frame:
+            frame = frame.assign(thin_record=thin_record(frame))
+        people = frame.assign(**{outcome: y})
+        if clusters is not None:  # several rows per person: people (their first row's groups), with any outcome
+            people = people.assign(_person=clusters).groupby("_person", sort=False).agg(
+                {**{c: "first" for c in set(columns.values())}, outcome: "max"})
+        counts = protected_counts(people, columns, outcome, disclosure)
+        result = result.model_copy(update={"published_counts": counts}).sealed()
+    return result
 
 
 def check_outcomes(outcome: str, rows: int, events: int) -> None:
@@ -352,13 +348,17 @@ def population_summary(cfg: AuditConfig, threshold: float, rows: int, excluded: 
 
 
 def assemble(subject: dict, cfg: AuditConfig, population: dict, results: list[GroupingResult],
-             mitigation) -> AuditResult:
-    """The sealed result: flags and uncertain gaps in grouping order, the plain-English summary, hazards."""
-    flags = [c for r in results for c in r.comparisons if c.status == "flag"]
-    uncertain = [c for r in results for c in r.comparisons if c.status == "uncertain"]
+             mitigation, need: list[NeedGroupingResult] | None = None,
+             absolute: AbsoluteResult | None = None) -> AuditResult:
+    """The sealed result: flags and uncertain gaps in grouping order (then need at equal score), the
+    plain-English summary, hazards."""
+    need = need or []
+    every = [c for r in results for c in r.comparisons] + [c for n in need for c in n.comparisons]
+    flags = (absolute.flags if absolute else []) + [c for c in every if c.status == "flag"]
+    uncertain = [c for c in every if c.status == "uncertain"]
     result = AuditResult(subject=subject, config=cfg, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          population=population, groupings=results, flags=flags, uncertain=uncertain,
-                         summary=[], hazards=[], mitigation=mitigation)
+                         summary=[], hazards=[], mitigation=mitigation, need=need, absolute=absolute)
     result.summary = narrative.summary(result)
     result.hazards = narrative.hazards(result)
     return result.sealed()

@@ -19,6 +19,7 @@ DEFAULT_REFERENCES = {
     "imd_quintile": "Q5 (least deprived)",
     "core20": "Rest of population",
     "ethnicity_x_deprivation": "White, rest of population",
+    "thin_record": "Fuller record",
 }
 
 
@@ -36,6 +37,12 @@ class AuditConfig(Document):
         "harms judged by default are missing people who go on to need care (true positive rate, as in the "
         "Aequitas fairness tree) and under- or over-estimating a group's risk (predicted / observed). FPR and "
         "PPV are always shown and can be added here.")
+    calibration_tolerance: tuple[float, float] = Field(
+        (0.8, 1.25), description="Observed / expected outcomes for everyone outside this band (with an interval "
+        "excluding 1) flags a score miscalibrated for everyone.")
+    slope_tolerance: tuple[float, float] = Field(
+        (0.7, 1.43), description="A calibration slope for everyone outside this band (with an interval excluding 1) "
+        "flags risks that are too extreme (below) or too modest (above).")
     simultaneous: bool = Field(True, description="Ratio intervals hold simultaneously for all judged comparisons "
                                "of a grouping (Bonferroni), so chance alone flags a parity group in at most "
                                "1 - level of audits.")
@@ -49,15 +56,19 @@ class AuditConfig(Document):
     references: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REFERENCES))
     adjust_for_age_sex: bool = Field(True, description="Also compare with the reference group re-weighted to "
                                      "each group's age and sex mix.")
+    need_at_equal_score: bool = Field(True, description="Compare groups on need that does not depend on service use "
+                                      "(GP-coded conditions, frailty, deaths) within each risk decile, and flag a group "
+                                      "sicker at the same score (needs one row per person and those columns).")
     mitigation: Literal["none", "group_thresholds"] = Field(
         "none", description="Optional post-processing shown side by side; never applied to the deployed model.")
     mitigation_grouping: str = "ethnicity_broad"
 
     @model_validator(mode="after")
     def _check(self) -> AuditConfig:
-        lo, hi = self.tolerance
-        if not 0 < lo < 1 < hi:
-            raise ValueError(f"tolerance must be (low < 1 < high), got {self.tolerance}")
+        for name in ("tolerance", "calibration_tolerance", "slope_tolerance"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo < 1 < hi:
+                raise ValueError(f"{name} must be (low < 1 < high), got {getattr(self, name)}")
         unknown = set(self.flag_metrics) - set(METRICS)
         if unknown:
             raise ValueError(f"unknown flag metrics {sorted(unknown)}; choose from {list(METRICS)}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evaluation.disclosure import Policy
 from evaluation.fairness.audit import run_audit
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import Grouping
@@ -59,7 +60,8 @@ def quarantine(frame: pd.DataFrame, score: str, outcome: str) -> tuple[pd.DataFr
 
 def audit_table(path: Path, score: str, outcome: str, groups: list[str], references: dict[str, str] | None = None,
                 age: str | None = None, sex: str | None = None, person: str | None = None, name: str = "score",
-                cfg: AuditConfig | None = None, progress=None) -> tuple[AuditResult, pd.DataFrame]:
+                cfg: AuditConfig | None = None, progress=None, disclosure: Policy | None = None
+                ) -> tuple[AuditResult, pd.DataFrame]:
     """Audit `score` against `outcome` by each of `groups`; returns the result and the quarantined rows
     (source_row = line number in a CSV file, counting the header)."""
     frame = read_table(path)
@@ -95,5 +97,5 @@ def audit_table(path: Path, score: str, outcome: str, groups: list[str], referen
     subject = {"kind": "scores table", "name": name, "source": str(path), "score": score,
                "outcome_column": outcome, "outcome": f"the outcome in column '{outcome}'", "rows_quarantined": int(len(rejected))}
     result = run_audit(frame, groupings, cfg, subject, outcome=outcome, score=score,
-                       stratum=default, cluster=person, progress=progress)
+                       stratum=default, cluster=person, progress=progress, disclosure=disclosure)
     return result, rejected

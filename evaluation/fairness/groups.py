@@ -63,12 +63,14 @@ STANDARD_COVERAGE = [
 CONTACT_COLUMNS = ("emergency_admissions_12m", "elective_admissions_12m", "ae_attendances_12m",
                    "outpatient_attendances_12m", "community_contacts_12m", "mh_contacts_12m")
 KEEP = ("person_id", "index_date", "practice_code", "ethnic_category", "imd_decile", "sex", "age", "age_band")
+# need that does not depend on service use (need at equal score), and GP prescribing (the thin-record grouping)
+NEED_COLUMNS = ("frailty_deficits", "died_in_follow_up", "medicine_classes_12m")
 
 
 def audit_frame(features: pd.DataFrame, label: str, risk: np.ndarray) -> pd.DataFrame:
     """What a model audit needs from a validation feature table: outcome, risk, group attributes and
     coverage counts (no other predictors). Logged with the model version as validation scores."""
-    out = features[[c for c in KEEP if c in features]].copy()
+    out = features[[c for c in (*KEEP, *NEED_COLUMNS) if c in features]].copy()
     out["outcome"] = features[label].astype("int8").to_numpy()
     out["risk"] = np.asarray(risk, dtype="float64")
     gp = [c for c in features if c.startswith("ltc_") and c.endswith("_gp")]

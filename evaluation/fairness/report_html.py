@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from evaluation.fairness import report_sections  # noqa: E402
 from evaluation.fairness.narrative import METRIC_NAMES, SHORT  # noqa: E402
 from evaluation.fairness.results import AuditResult, GroupingResult  # noqa: E402
 
@@ -215,8 +216,10 @@ def render(result: AuditResult) -> str:
     verdict = ("<div class='verdict pass' role='status'><strong>Passed.</strong> No group was flagged.</div>"
                if result.passed else
                f"<div class='verdict fail' role='alert'><strong>{len(result.flags)} flag(s) need a decision.</strong> "
-               "A clinical safety officer must accept them with controls, or reject this model, before it can "
-               "be promoted.</div>")
+               + ("A clinical safety officer must accept them with controls, or reject this model, before it can "
+                  "be promoted.</div>" if s.get("kind") == "registered model" else
+                  "The deploying organisation's clinical safety officer should assess them before this tool's "
+                  "scores are relied on.</div>"))
     parts = [f"<!DOCTYPE html><html lang='en-GB'><head><meta charset='utf-8'><meta name='viewport' "
              f"content='width=device-width, initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head><body>",
              f"<header class='banner'><h1>{_e(title)}</h1><p>Outcome: {_e(s.get('outcome', ''))}. "
@@ -249,6 +252,8 @@ def render(result: AuditResult) -> str:
                      f"share flagged {_pct(ob['selection_rate'])} → {_pct(oa['selection_rate'])}.</p>"
                      f"<table><caption>Before and after, by {_e(mit.grouping)}</caption><thead>{head}</thead><tbody>{rows}</tbody></table>"
                      + "".join(f"<p class='small'>{_e(n)}</p>" for n in mit.notes))
+    parts.append(report_sections.absolute(result.absolute, cfg.level))
+    parts.append(report_sections.need(result.need, pop.get("need_note")))
     parts.append("<h2 id='groups'>Results by grouping</h2>")
     flag_metrics = cfg.flag_metrics
     forest_metrics = [m for m in flag_metrics if pop["scores_are_probabilities"] or m != "predicted_to_observed"]

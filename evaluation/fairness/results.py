@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from evaluation.fairness.config import AuditConfig
 
 Status = Literal["reference", "flag", "explained by age and sex", "uncertain", "small group", "within tolerance",
-                 "not estimable", "shown only"]
+                 "not estimable", "shown only", "less need at equal score"]
 
 
 class MetricValue(BaseModel):
@@ -108,6 +108,36 @@ class Mitigation(BaseModel):
     notes: list[str]
 
 
+class NeedCell(BaseModel):
+    """Mean need of one group in one score decile, with its interval."""
+
+    group: str
+    decile: int
+    n: int
+    mean: MetricValue
+
+
+class NeedGroupingResult(BaseModel):
+    """Need at equal score for one grouping and one measure of need (see `need.py`)."""
+
+    name: str
+    title: str
+    reference: str
+    measure: str
+    measure_title: str
+    judged_level: float
+    comparisons: list[Comparison]
+    deciles: list[NeedCell]
+
+
+class AbsoluteResult(BaseModel):
+    """Performance for everyone (not between groups): discrimination and absolute calibration with intervals."""
+
+    metrics: dict[str, MetricValue]
+    bands: dict[str, tuple[float, float]]
+    flags: list[Comparison] = Field(default_factory=list)
+
+
 class AuditResult(BaseModel):
     subject: dict
     config: AuditConfig
@@ -119,6 +149,11 @@ class AuditResult(BaseModel):
     summary: list[str]
     hazards: list[Hazard]
     mitigation: Mitigation | None = None
+    need: list[NeedGroupingResult] = Field(default_factory=list, description="Need at equal score (risk models).")
+    absolute: AbsoluteResult | None = None
+    published_counts: dict[str, dict[str, dict[str, int | None]]] = Field(
+        default_factory=dict, description="People and people with the outcome per group under the disclosure "
+        "policy (None = hidden), for the publishable report.")
     report_sha256: str = ""
 
     @property

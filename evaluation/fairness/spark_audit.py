@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from evaluation.fairness import engine
+from evaluation.fairness.absolute import from_counts
 from evaluation.fairness.audit import (AuditInputError, GroupTables, grouping_result, assemble, check_outcomes, judged_config,
                                        order_positions, policy, population_summary, threshold_metrics, exact_table)
 from evaluation.fairness.config import AuditConfig
-from evaluation.fairness.groups import KEEP, CoverageMeasure, Grouping, audit_frame, standard_labels
+from evaluation.fairness.groups import KEEP, NEED_COLUMNS, CoverageMeasure, Grouping, audit_frame, standard_labels
 from evaluation.fairness.results import AuditResult
 
 COLLECTED = ("aggregates only: ~200 order statistics of the score, cell counts and sums per grouping, per-group "
@@ -46,7 +47,7 @@ def audit_rows_spark(scored: Any, label: str, risk: str = "risk") -> Any:
     functions themselves, applied batch by batch on the executors (one pass)."""
     sample = standard_labels(audit_frame(scored.limit(0).toPandas(), label, np.array([], dtype=float)))
     fields = {f.name: f.dataType.simpleString() for f in scored.schema.fields}
-    kept = [c for c in KEEP if c in sample.columns and c not in LABELS]
+    kept = [c for c in (*KEEP, *NEED_COLUMNS) if c in sample.columns and c not in LABELS]
     added = [c for c in sample.columns if c not in kept]
     types = {**COVERAGE_TYPES, **LABELS}
     schema = ", ".join([f"{c} {fields[c]}" for c in kept] + [f"{c} {types[c]}" for c in added])
@@ -139,10 +140,25 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
         every.unpersist()
         if long_narrow is not None:
             long_narrow.unpersist()
+    absolute = _absolute(cells, pol.binning.nbins, cfg, probabilities)
     population = population_summary(cfg, pol.threshold, rows=n, excluded=total - n, people=n, events=events,
                                     flagged=flagged, probabilities=probabilities, bootstrap="Poisson, by person",
-                                    coverage_descriptions=coverage_descriptions, engine="spark", collected=COLLECTED)
-    return assemble(subject, cfg, population, results, None)
+                                    coverage_descriptions=coverage_descriptions, engine="spark", collected=COLLECTED,
+                                    need_note=("Not compared on Spark (it needs the person rows): audit in-process "
+                                               "for need at equal score." if cfg.need_at_equal_score else None))
+    return assemble(subject, cfg, population, results, None, [], absolute)
+
+
+def _absolute(cells: pd.DataFrame, nbins: int, cfg: AuditConfig, probabilities: bool):
+    """Performance for everyone from the first grouping's cells (every person once), binned point estimates."""
+    part = cells[cells.gi == 0]
+    key = part._y.to_numpy().astype(np.int64) * nbins + part._bin.to_numpy().astype(np.int64)
+
+    def total(w: np.ndarray) -> np.ndarray:
+        return np.bincount(key, weights=w, minlength=2 * nbins).reshape(2, nbins)
+
+    return from_counts(total(part.n.to_numpy(dtype=float)), total(part.p_sum.to_numpy()),
+                       total(part.logit_sum.to_numpy()), cfg, cfg.seed + 15_485_863, probabilities)
 
 
 def _coverage(long: Any, coverage: list[CoverageMeasure], F) -> pd.DataFrame:

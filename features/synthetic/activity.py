@@ -68,6 +68,7 @@ class HazardModel:
     def __init__(self, people: People, geo: Geography, cal: Calendar):
         self.people = people
         self.shift: tuple[int, np.ndarray, float] | None = None  # (first day, who, log factor)
+        self.log_use: np.ndarray | None = None  # an access barrier: log multiplier of hospital use per person
         dep = deprivation(geo.imd_decile[people.lsoa])
         frail = np.log1p(people.frailty.astype(np.float64))
         self.frail, self.dep = frail, dep
@@ -100,6 +101,12 @@ class HazardModel:
         self.shift = (first_day, who, float(np.log(factor)))
         self._cache.clear()
 
+    def apply_access_barrier(self, use: np.ndarray) -> None:
+        """Multiply everyone's emergency hazard by `use` (1 = no barrier) for the whole history, after calibration:
+        the same need, less hospital use."""
+        self.log_use = np.log(use)
+        self._cache.clear()
+
     def rates(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(log annual emergency rate, annual death rate, conditions present) of everyone on `day`,
         cached for a year of months."""
@@ -114,6 +121,8 @@ class HazardModel:
             # multimorbidity and frailty in old age compound the risk (not additive on the log scale)
             synergy = 0.3 * (k >= 3) + 0.4 * self.frail * (age >= 75)
             log_em = self.intercept + age_term + self.static + self._cum_em[rows, k] + synergy
+            if self.log_use is not None:
+                log_em = log_em + self.log_use
             if self.shift is not None and day >= self.shift[0]:
                 log_em = log_em + self.shift[1] * self.shift[2]
             lin = self.death_intercept + 0.092 * (age - 80) + self.death_static + self._cum_death[rows, k]
@@ -132,13 +141,20 @@ class HazardModel:
 
 
 def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-                      index_days: list[int], shift: tuple[int, np.ndarray, float] | None = None) -> Activity:
+                      index_days: list[int], shift: tuple[int, np.ndarray, float] | None = None,
+                      use: np.ndarray | None = None, programme=None) -> Activity:
     """Run the monthly simulation; fills `people.death` and `people.exit` and returns events. `shift`
-    (first day, who, factor) changes some people's emergency hazard from a day on."""
+    (first day, who, factor) changes some people's emergency hazard from a day on; `use` (per person, 1 = none)
+    scales hospital use (emergency admissions and A&E through the hazard, outpatient and elective activity
+    directly) for the same need: an access barrier. Deaths and conditions are unchanged. `programme`
+    (features.synthetic.intervention.Programme) enrols people and draws their admissions with a counterfactual."""
     n = people.n
     hazards = HazardModel(people, geo, cal)
     if shift is not None:
         hazards.apply_shift(*shift)
+    if use is not None:
+        hazards.apply_access_barrier(use)
+    use = np.ones(n) if use is None else use
     w_em, w_el, w_wd = cal.emergency_weights(), cal.elective_weights(), cal.weekday_weights()
     starts = cal.month_start[:-1]
     # share of an annual rate falling in each month, by activity pattern
@@ -192,14 +208,20 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
         log_em = hazards.log_emergency(day)[idx]
         age = people.age_at(day)[idx]
         em_rate = np.minimum(np.exp(log_em) * excitation(excite[idx], age), MAX_MONTHLY_RATE / max(mw_em[m], 1e-9))
-        n_em = draw(em_rate, mw_em[m], w_em, "emergency")
+        extra = 0
+        if programme is not None:
+            cap = MAX_MONTHLY_RATE / max(mw_em[m], 1e-9)
+            em_rate, extra = programme.month(m, day, idx, recorded_score(hazards, idx, log_em, excite[idx], age), log_em,
+                                             em_rate, excite, excitation, cap, age, firsts, last, cal, w_em, mw_em[m],
+                                             out["emergency"])
+        n_em = draw(em_rate, mw_em[m], w_em, "emergency") + extra
         excite *= EXCITE_DECAY
         excite[idx] += n_em
-        draw(np.clip(0.05 + 0.0045 * np.maximum(age - 18, 0), 0, 0.45), mw_el[m], w_el, "elective")
-        rel = np.exp(0.5 * (log_em - hazards.intercept))
+        draw(np.clip(0.05 + 0.0045 * np.maximum(age - 18, 0), 0, 0.45) * use[idx], mw_el[m], w_el, "elective")
+        rel = np.exp(0.5 * (log_em - hazards.intercept)) * np.sqrt(use[idx])  # A&E: the barrier in full
         draw(0.16 * rel, mw_em[m], w_em, "ae")
         n_cond = hazards.rates(day)[2][idx]
-        draw(0.45 + 0.3 * n_cond + 0.008 * np.maximum(age - 40, 0), mw_wd[m], w_wd, "op")
+        draw((0.45 + 0.3 * n_cond + 0.008 * np.maximum(age - 40, 0)) * use[idx], mw_wd[m], w_wd, "op")
         draw(0.03 + 1.6 * frail2[idx] * (age >= 65) + 0.6 * (age >= 80) + 0.8 * (n_cond >= 4), mw_wd[m], w_wd,
              "community")
         has_dep = people.onset[idx, dep_idx] <= day
@@ -217,6 +239,15 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
     (ep, ed), (lp, ld), (ap, ad), (op, od), (cp, cd), (mp, md) = map(
         cat, ("emergency", "elective", "ae", "op", "community", "mh"))
     return Activity(ep, ed, lp, ld, ap, ad, op, od, cp, cd, mp, md, death.astype(np.int32), truth)
+
+
+def recorded_score(hazards: HazardModel, idx: np.ndarray, log_em: np.ndarray, excite: np.ndarray,
+                   age: np.ndarray) -> np.ndarray:
+    """Log hazard of emergency admission from recorded facts only: the true hazard less its latent health,
+    frailty and smoking terms, times the excitation from recent admissions."""
+    p = hazards.people
+    hidden = LATENT_SD * p.latent[idx] + hazards.frail[idx] * (0.5 + 0.4 * (age >= 75)) + 0.15 * p.smoker[idx]
+    return log_em - hidden + np.log(excitation(excite, age))
 
 
 def _truth_emergency(hazards: HazardModel, cal: Calendar, m: int, excite: np.ndarray, mw_em: np.ndarray,

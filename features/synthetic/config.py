@@ -47,6 +47,36 @@ class ShiftConfig(Strict):
         return value
 
 
+class ProgrammeConfig(Strict):
+    """A care-coordination programme (for evaluation with a known answer): from `start`, each month the chosen
+    practices (or all) offer enrolment to people in the top `top_share` by a risk score, highest first, until
+    `capacity` people a month have enrolled; each offer is taken up with probability `uptake`. Enrolment (for
+    the rest of the history) multiplies the person's emergency-admission hazard by `factor`."""
+
+    start: date
+    practices: list[str] | None = Field(None, description="Practice codes taking part (None: every practice).")
+    top_share: float = Field(0.05, gt=0.0, le=0.5, description="Share of registered people eligible by risk score.")
+    capacity: int = Field(100, ge=1, description="Most new enrolments a month (whole ICS).")
+    uptake: float = Field(0.7, gt=0.0, le=1.0, description="Probability an offer is accepted.")
+    factor: float = Field(0.75, gt=0.0, le=5.0, description="True multiplier of the enrolled's emergency hazard.")
+
+
+class AccessBarrierConfig(Strict):
+    """An access barrier: one group uses hospitals `factor` times as often as others with the same need (emergency
+    admissions, A&E, outpatient and elective care), while its conditions, frailty and deaths are unchanged. Tests use
+    it to prove the audit finds a group that is sicker at the same score."""
+
+    group: str = Field(description=f"Broad ethnic group, or core20: {UNDER_RECORD_GROUPS}.")
+    factor: float = Field(0.5, gt=0.0, lt=1.0, description="Hospital use for the same need (0.5 = half as often).")
+
+    @field_validator("group")
+    @classmethod
+    def _known_group(cls, value: str) -> str:
+        if value not in UNDER_RECORD_GROUPS:
+            raise ValueError(f"access barrier group must be one of {UNDER_RECORD_GROUPS}, not {value!r}")
+        return value
+
+
 class GeneratorConfig(Document):
     """What to generate. Same configuration and seed give the same bytes."""
 
@@ -64,6 +94,8 @@ class GeneratorConfig(Document):
     file_format: Literal["parquet", "csv"] = "parquet"
     defects: DefectConfig = Field(default_factory=DefectConfig)
     shift: ShiftConfig | None = None
+    programme: ProgrammeConfig | None = None
+    access_barrier: AccessBarrierConfig | None = None
 
     @model_validator(mode="after")
     def _dates_consistent(self) -> "GeneratorConfig":
@@ -77,6 +109,8 @@ class GeneratorConfig(Document):
                 raise ValueError(f"index date {d} needs history before it and 12 months of follow-up by {self.end}")
         if not self.start <= self.monitoring_start < self.end:
             raise ValueError("monitoring_start must fall inside the history")
+        if self.programme is not None and not self.start < self.programme.start < self.end:
+            raise ValueError("programme start must fall inside the history")
         return self
 
     @property

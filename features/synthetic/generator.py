@@ -30,6 +30,8 @@ from features.synthetic.activity import simulate_activity
 from features.synthetic.calendar import Calendar, to_days
 from features.synthetic.config import GeneratorConfig
 from features.synthetic.defects import inject
+from features.synthetic.intervention import Programme
+from features.synthetic.programme_truth import programme_truth
 from features.synthetic.population import NEVER, build_geography, build_people
 from features.synthetic.respiratory import simulate_respiratory
 from phm.core.stats import auroc
@@ -65,7 +67,13 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         broad = np.vectorize(BROAD_ETHNIC_GROUP.get, otypes=["U7"])(people.ethnicity)
         who = np.ones(people.n, bool) if cfg.shift.group is None else broad == cfg.shift.group
         shift = (to_days(cfg.shift.start), who.astype(np.float64), cfg.shift.factor)
-    act = simulate_activity(people, geo, cal, rng, index_days, shift)
+    use = None
+    if cfg.access_barrier is not None:
+        use = np.where(tables.in_group(cfg.access_barrier.group, people, geo), cfg.access_barrier.factor, 1.0)
+    programme = None
+    if cfg.programme is not None:
+        programme = Programme.build(cfg.programme, geo.practice_code, people.practice, cfg.seed)
+    act = simulate_activity(people, geo, cal, rng, index_days, shift, use, programme)
     say("COPD and asthma exacerbations, home monitoring")
     resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
 
@@ -114,6 +122,8 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
             defects += rec
 
     truth = _truth_tables(cfg, people, act, resp, cal, hidden, all_nhs, defects)
+    if programme is not None:
+        truth.update(programme_truth(programme, people, resp, cal))
     summary = _summary(cfg, people, geo, act, resp, cal, spell_cols, occupancy, beds, cc_beds, index_days)
 
     say("writing files")

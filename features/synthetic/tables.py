@@ -263,3 +263,12 @@ def community(act: Activity, people: People, cal: Calendar, rng: np.random.Gener
 def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: pa.Array) -> pa.Table:
     service = rng.integers(0, len(MH_SERVICES), act.mh_person.size)
     return contacts(act.mh_person, act.mh_day, MH_SERVICES, "MH", cal, service, nhs)
+
+
+def in_group(group: str, people: People, geo: Geography) -> np.ndarray:
+    """Who belongs to a defect's group: a broad ethnic group, or core20 (IMD deciles 1-2)."""
+    from features.sources.codes import BROAD_ETHNIC_GROUP
+
+    if group == "core20":
+        return geo.imd_decile[people.lsoa] <= 2
+    return np.vectorize(BROAD_ETHNIC_GROUP.get)(people.ethnicity) == group

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from phm import __version__
-from phm.cli import (access, audit, config, data, db, demo, features, forecast, models, monitor, reidentify, score,
-                     service, train, users, worklist_outcomes)
+from phm.cli import (access, audit, config, data, db, demo, evaluate, events, features, forecast, models, monitor,
+                     reidentify, score, service, train, users, worklist_outcomes)
 from phm.cli.common import console
 
 app = typer.Typer(help="PHM Intelligence: population health management for an Integrated Care System.",
@@ -18,7 +18,8 @@ app = typer.Typer(help="PHM Intelligence: population health management for an In
 for group, name in ((data.app, "data"), (features.app, "features"), (train.app, "train"), (models.app, "models"),
                     (audit.app, "audit"), (monitor.app, "monitor"), (forecast.app, "forecast"), (score.app, "score"),
                     (users.app, "users"), (access.app, "access"), (db.app, "db"), (config.app, "config"),
-                    (worklist_outcomes.app, "worklist")):
+                    (worklist_outcomes.app, "worklist"), (events.app, "events"),
+                    (evaluate.app, "evaluate")):
     app.add_typer(group, name=name)
 worklist_outcomes.app.command("reidentify")(reidentify.reidentify_cmd)
 app.command("retrain")(train.retrain_cmd)

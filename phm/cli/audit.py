@@ -161,6 +161,7 @@ def scores_cmd(
 ) -> None:
     """Audit any table of risk scores and outcomes (for example another tool's output) on the same footing."""
     from evaluation.fairness.audit import AuditInputError
+    from evaluation.disclosure import Policy
     from evaluation.fairness.external import ScoresTableError, audit_table
     from serving.governance.model_audit import write_report
 
@@ -176,7 +177,8 @@ def scores_cmd(
     try:
         with stages(f"Auditing {label}", len(group) + 1) as advance:
             result, rejected = audit_table(file, score=score, outcome=outcome, groups=group, references=refs, age=age,
-                                           sex=sex, person=person, name=label, cfg=cfg, progress=advance)
+                                           sex=sex, person=person, name=label, cfg=cfg, progress=advance,
+                                           disclosure=Policy.from_settings(s))
     except (ScoresTableError, AuditInputError) as exc:
         raise fail(str(exc)) from exc
     target = out or s.reports_dir / "audits" / label
@@ -187,6 +189,46 @@ def scores_cmd(
                       f"(first: row {rejected.source_row.iloc[0]}, {rejected.quarantine_reason.iloc[0]})[/]")
     console.print(f"{label}: " + ("[green]passed[/]" if result.passed else f"[red]{len(result.flags)} flag(s)[/]"))
     render.audit(result, html_path, json_path)
+
+
+def write_pack(s: Settings, name: str, version: Optional[int]) -> tuple[dict, Path]:
+    """Write the CSO pack of a version (default: the champion, else the candidate) and print where it is."""
+    from evaluation.fairness.audit import AuditInputError
+    from serving.governance.cso_pack import write
+    from serving.governance.model_audit import resolve_version
+    from serving.governance.safety_case import SafetyCaseError
+    from training import tracking
+
+    tracking.configure(s)
+    try:
+        if version is None:
+            try:
+                version = resolve_version(name, None, "champion")
+            except AuditInputError:
+                version = resolve_version(name, None, "candidate")
+        else:
+            version = resolve_version(name, version)
+        pack, out = write(s, name, version)
+    except (AuditInputError, SafetyCaseError) as exc:
+        raise fail(str(exc)) from exc
+    rec = pack["deployment_record"]
+    human = sum(i["source"] == "human" for i in pack["tripod_ai"])
+    console.print(f"{name} version {version}: deployment record ({len(rec['hazards'])} hazards, residual risk "
+                  f"{rec['residual_risk']['words']}, {'signed off by ' + str(rec['sign_off']['by']) if rec['sign_off']['signed'] else 'not signed off'}), "
+                  f"TRIPOD+AI checklist ({len(pack['tripod_ai'])} items, {human} for a person to answer) and the "
+                  f"publishable bias report written to [bold]{out}[/] and logged to MLflow.", soft_wrap=True)
+    return pack, out
+
+
+@app.command("pack")
+def pack_cmd(
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP + " Default: the worklist model.")] = None,
+    version: Annotated[Optional[int], typer.Option(help="Model version (default: the champion, else the candidate).")] = None,
+) -> None:
+    """The clinical safety officer's pack: a DCB0160-style deployment record, a TRIPOD+AI checklist filled from the run
+    with links to its evidence, and the bias report safe to publish (disclosure control applied)."""
+    s = settings()
+    write_pack(s, model_name(model) if model else specs.worklist().name, version)
 
 
 ByOption = Annotated[str, typer.Option(help="Name of the clinical safety officer: a registered user with the "

@@ -18,17 +18,23 @@ FORMATS = ("auto", "phm", "synthea", "omop")
 
 def generate_ics(s: Settings, persons: int, seed: int, out: Optional[Path] = None, file_format: str = "parquet",
                  malformed_share: float = 0.0, under_record_group: Optional[str] = None,
-                 under_record_share: float = 0.0) -> Path:
-    """Write a synthetic ICS and print its extracts and realism check; returns the folder."""
+                 under_record_share: float = 0.0, access_barrier_group: Optional[str] = None,
+                 access_barrier_factor: Optional[float] = None, programme: Optional[dict] = None) -> Path:
+    """Write a synthetic ICS and print its extracts and realism check; returns the folder. `programme`: the
+    fields of a ProgrammeConfig (an intervention with a known effect), or None."""
     from pydantic import ValidationError
 
-    from features.synthetic.config import DefectConfig, GeneratorConfig
+    from features.synthetic.config import AccessBarrierConfig, DefectConfig, GeneratorConfig
     from features.synthetic.generator import generate
 
+    if access_barrier_factor is not None and access_barrier_group is None:
+        raise fail("--access-barrier-factor needs --access-barrier-group (the group that uses hospitals less)")
     try:
+        barrier = None if access_barrier_group is None else AccessBarrierConfig(
+            group=access_barrier_group, **({} if access_barrier_factor is None else {"factor": access_barrier_factor}))
         cfg = GeneratorConfig(persons=persons, seed=seed, file_format=file_format, defects=DefectConfig(
             malformed_share=malformed_share, under_record_group=under_record_group,
-            under_record_share=under_record_share))
+            under_record_share=under_record_share), access_barrier=barrier, programme=programme)
     except ValidationError as exc:
         raise fail(validation_message(exc)) from exc
     target = out or s.synthetic_dir
@@ -93,9 +99,27 @@ def generate_cmd(
     under_record_group: Annotated[Optional[str], typer.Option(help="Group whose diagnoses go uncoded: "
                                                               "White, Asian, Black, Mixed, Other or core20.")] = None,
     under_record_share: Annotated[float, typer.Option(help="Share of that group's diagnoses left uncoded.")] = 0.0,
+    access_barrier_group: Annotated[Optional[str], typer.Option(
+        help="Group that uses hospitals less for the same need (an access barrier): White, Asian, Black, Mixed, "
+             "Other or core20.")] = None,
+    access_barrier_factor: Annotated[Optional[float], typer.Option(
+        help="That group's hospital use for the same need, between 0 and 1 (default 0.5).")] = None,
+    programme_start: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Start a care-coordination "
+                               "programme with a known effect on this date (truth/programme_*).")] = None,
+    programme_practice: Annotated[Optional[list[str]], typer.Option(help="Practice code taking part (repeat; "
+                                                                    "default every practice).")] = None,
+    programme_top_share: Annotated[float, typer.Option(help="Share eligible by risk score.")] = 0.05,
+    programme_capacity: Annotated[int, typer.Option(help="Most new enrolments a month.")] = 100,
+    programme_uptake: Annotated[float, typer.Option(help="Probability an offer is accepted.")] = 0.7,
+    programme_factor: Annotated[float, typer.Option(help="True multiplier of the enrolled's emergency-admission "
+                                                  "hazard (1.0: no effect).")] = 0.75,
 ) -> None:
     """Generate a synthetic ICS: every source extract, ground-truth risks and a realism summary."""
-    generate_ics(settings(), persons, seed, out, file_format, malformed_share, under_record_group, under_record_share)
+    programme = None if programme_start is None else {
+        "start": programme_start.date(), "practices": programme_practice or None, "top_share": programme_top_share,
+        "capacity": programme_capacity, "uptake": programme_uptake, "factor": programme_factor}
+    generate_ics(settings(), persons, seed, out, file_format, malformed_share, under_record_group, under_record_share,
+                 access_barrier_group, access_barrier_factor, programme)
 
 
 @app.command("load")

@@ -23,6 +23,7 @@ def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic 
              port: Annotated[int, typer.Option(help="Port for the service.")] = 3000) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
     train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote,
+    write each model's CSO pack (deployment record, TRIPOD+AI checklist, publishable bias report),
     back-test and forecast bed and critical care demand, run a planning scenario, score today (and a week
     before, for the trend), create a demo user for each role, and start the service with its web pages."""
     from serving.batch.common import default_date
@@ -110,3 +111,4 @@ def audit_and_sign_off(s: Settings, name: str) -> None:
     audit.record_decision(s, name, version, "approved", DEMO_CSO, reason, accept_flags=bool(flags))
     models.promote_version(s, name, version, by=DEMO_DS)
     console.print(f"{name} version {version} approved by {DEMO_CSO} and promoted to [bold]champion[/].")
+    audit.write_pack(s, name, version)

@@ -186,13 +186,19 @@ def model_versions(found: list, where: str) -> None:
 def audit(result, html_path: Path, json_path: Path) -> None:
     from evaluation.fairness.narrative import SHORT
 
-    titles = {g.name: g.title for g in result.groupings}
+    titles = {**{n.name: n.title for n in result.need}, **{g.name: g.title for g in result.groupings},
+              "overall": "Everyone"}
     pop = result.population
     rows = "" if pop["rows"] == pop["people"] else f" ({pop['rows']:,} scored rows)"
     console.print(f"[bold]{pop['people']:,}[/] people{rows}, {pop['events']:,} outcomes; policy: {pop['policy']}")
+    if result.absolute is not None:
+        from evaluation.fairness.narrative import absolute_sentence
+
+        console.print(absolute_sentence(result).replace("**", ""), soft_wrap=True)
     table("Flags" if result.flags else "No flags: the audit passed",
           ["grouping", "group", "metric", "value", "reference", "ratio (95% CI)", "adjusted"],
-          [[titles[c.grouping], c.group, SHORT[c.metric], f"{c.value:.3g}", f"{c.reference_value:.3g} ({c.reference_group})",
+          [[titles.get(c.grouping, c.grouping), c.group, SHORT.get(c.metric, c.metric), f"{c.value:.3g}",
+            f"{c.reference_value:.3g} ({c.reference_group})",
             f"{c.ratio:.2f} ({c.ratio_ci[0]:.2f}-{c.ratio_ci[1]:.2f})",
             "" if c.adjusted_ratio is None else f"{c.adjusted_ratio:.2f}"] for c in result.flags])
     if result.uncertain:

@@ -45,7 +45,7 @@ def _show_token(token: str) -> None:
 @app.command("add")
 def add_cmd(
     name: Annotated[str, typer.Argument(help="The person's name (as recorded in the access log).")],
-    role: Annotated[str, typer.Option(help="coordinator, planner, safety_officer or data_scientist.")],
+    role: Annotated[str, typer.Option(help="coordinator, planner, safety_officer, data_scientist or data_feed (a hospital event feed).")],
     practice: Annotated[Optional[list[str]], typer.Option(help="Practice code a coordinator may see (repeatable).")] = None,
     replace: Annotated[bool, typer.Option(help="Replace an existing user of this name (new token).")] = False,
 ) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from phm.core.settings import Settings
+from serving.batch.delta_apply import apply_delta
 from serving.batch.ranking import BANDS
 from training.registry import Champion
 
@@ -269,13 +270,19 @@ def current_folder(settings: Settings) -> Path | None:
 
 def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
     """The snapshot the pointer names: (manifest, scores), or None when there is none yet. A snapshot written
-    by Spark is a folder partitioned by practice: read the same way, with practice codes as text."""
-    folder = current_folder(settings)
-    if folder is None:
+    by Spark is a folder partitioned by practice: read the same way, with practice codes as text. When the
+    pointer also names a delta (events since the snapshot, `serving.batch.delta`), its rows are laid over."""
+    root = snapshots_root(settings)
+    try:
+        pointer = json.loads((root / POINTER).read_text())
+    except FileNotFoundError:
         return None
+    folder = root / pointer["folder"]
     meta = json.loads((folder / "manifest.json").read_text())
     meta["snapshot_folder"] = folder.name
     scores = pd.read_parquet(folder / "scores.parquet")
     if isinstance(scores["practice_code"].dtype, pd.CategoricalDtype):
         scores["practice_code"] = scores["practice_code"].astype(str)
+    if pointer.get("delta"):
+        scores = apply_delta(scores, folder, pointer["delta"], meta)
     return meta, scores

@@ -13,6 +13,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from evaluation.disclosure import Policy
 from evaluation.fairness import report_html
 from serving.governance import hazard_log
 from evaluation.fairness.audit import AuditInputError, run_audit
@@ -82,7 +83,8 @@ def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditCo
                            "person-days (several per person; bootstrap by person)" if repeated else "people")
         result = run_audit(frame, STANDARD_GROUPINGS, cfg, subject, cluster="person_id" if repeated else None,
                            coverage=STANDARD_COVERAGE,
-                           coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE), progress=progress)
+                           coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE), progress=progress,
+                           disclosure=Policy.from_settings(settings))
     return _record(settings, name, version, result, params)
 
 

@@ -180,6 +180,8 @@ def run_monitor(settings: Settings, name: str, as_of: date | None = None,
         at_signoff = latest_report(name, int(mv.version)) or {}
         before = {(f["grouping"], f["group"], f["metric"]) for f in at_signoff.get("flags", [])}
         for f in audit.flags:
+            if f.grouping == "overall":  # calibration for everyone: the calibration alerts above judge it
+                continue
             flags.append(f.model_dump())
             if (f.grouping, f.group, f.metric) not in before:
                 alerts.append(Alert(kind="fairness", metric=f.metric, subject=f"{f.grouping}: {f.group}", value=f.ratio,

@@ -201,6 +201,8 @@ def create_pages() -> FastAPI:
         if u is None:
             return signin_page(request, target, status=401, error="That access token was not recognised. Check it and "
                                "try again, or ask your administrator for a new one.")
+        if u.role == Role.data_feed:  # a feed's token posts events and never signs in to pages
+            return signin_page(request, target, status=403, error="This token belongs to a data feed; it cannot sign in.")
         record(request, user=u)
         page = target.removeprefix(PREFIX + "/").split("?")[0].split("/")[0]
         if not target or page not in PAGES or u.role not in PAGES[page][1]:

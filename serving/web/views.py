@@ -167,7 +167,21 @@ def equity_view(st: ServiceState, chosen) -> dict | None:
     return {"result": result, "flags": [row(c) for c in result.flags], "uncertain": [row(c) for c in result.uncertain],
             "within": [row(c) for c in others], "history": history[::-1],
             "decided": chosen.tags.get("decision_report_sha256") == result.report_sha256,
-            "hazards": result.hazards}
+            "hazards": result.hazards, "pack": cso_pack(st, chosen)}
+
+
+def cso_pack(st: ServiceState, chosen) -> dict | None:
+    """The CSO pack of `chosen` (deployment record, TRIPOD+AI checklist, publishable bias report), generated from
+    what was recorded, as `phm audit pack` writes it."""
+    from mlflow.exceptions import MlflowException
+
+    from serving.governance.cso_pack import build
+    from serving.governance.safety_case import SafetyCaseError
+
+    try:
+        return build(st.settings, chosen.name, chosen.version)
+    except (SafetyCaseError, MlflowException, OSError):
+        return None
 
 
 def safety_case(st: ServiceState, chosen) -> dict | None:

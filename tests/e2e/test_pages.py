@@ -163,6 +163,11 @@ def test_safety_officer_reads_the_bias_report_and_approves(session, served_token
     last = [e for e in log if e["kind"] == "decision"][-1]
     assert last["by"] == "cso" and last["reason"].startswith("Reviewed in the browser") and last["decision"] == "approved"
     assert "Reviewed in the browser" in page.inner_text("#history")
+    # the CSO pack beside the report: deployment record signed by the officer, TRIPOD+AI checklist, public report
+    pack = page.inner_text("#cso-pack")
+    assert "Deployment record (DCB0160)" in pack and "Residual risk" in pack and "Rank adults" in pack
+    assert "approved by cso" in page.inner_text("#pack-signoff")
+    assert page.locator("#pack-tripod tbody tr").count() >= 20 and page.locator(".pack-public").count() >= 5
     s.shot("equity_approved")
 
     with page.expect_navigation():

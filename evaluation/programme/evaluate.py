@@ -1,0 +1,77 @@
+"""One programme evaluation: panel, matching, balance, estimates for each outcome and by group."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from evaluation.programme.estimators import before_after, by_group, difference_in_differences, standardised_differences
+from evaluation.programme.matching import CalibrationError, calibrate, match
+from evaluation.programme.panel import COVARIATES, OUTCOMES, PROPENSITY_TERMS, build_panel
+
+EXACT = ["male"]
+GROUPS = {"ethnic_group": "ethnicity (broad group)", "deprivation_quintile": "deprivation (IMD quintile, 1 most deprived)"}
+
+
+def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, *, draws: int = 200, k: int = 5,
+                       caliper: float = 0.2, seed: int = 0, end: date | None = None,
+                       keep_matched: bool = False) -> dict:
+    """Every estimate of the programme's effect, as plain numbers (no person-level rows): enrolled, matched and
+    unmatched counts, the balance table before and after matching, and per outcome the naive before-after and
+    the matched difference-in-differences (with bootstrap intervals), overall and by ethnicity and deprivation.
+    `keep_matched` adds `matched_enrolled` (pseudonym and enrolment month of each matched enrolled person) for
+    checks against ground truth; it is never released (`report.release` drops it)."""
+    panel = build_panel(con, enrolment, end)
+    if not (panel["treated"] == 1).any():
+        raise ValueError("no enrolled person has 12 months of follow-up within the data yet")
+    matched = match(panel, PROPENSITY_TERMS, EXACT, k=k, caliper=caliper, seed=seed)
+    try:
+        final, calibrated = calibrate(matched, COVARIATES), True
+    except CalibrationError:
+        final, calibrated = matched, False
+    mp = final.panel
+    before = standardised_differences(panel, COVARIATES)
+    only = standardised_differences(matched.panel, COVARIATES, weight="weight", reference=panel)
+    after = standardised_differences(mp, COVARIATES, weight="weight", reference=panel)
+    treated = mp[mp["treated"] == 1].set_index("set_id")
+    result = {
+        "enrolled_in_data": int(len(enrolment)),
+        "enrolled_with_follow_up": matched.enrolled,
+        "matched": int(len(treated)),
+        "unmatched": matched.unmatched,
+        "comparison_people": int(mp.loc[mp["treated"] == 0, "person_id"].nunique()),
+        "cohorts": sorted(str(c.date()) if hasattr(c, "date") else str(c) for c in panel["cohort"].unique()),
+        "method": {"matching": "propensity score (logistic) nearest neighbours with replacement within the caliper, "
+                               "exact on enrolment month and sex; then the comparison "
+                               "weights entropy-balanced to the enrolled group's covariate means",
+                   "calibrated": calibrated,
+                   "k": k, "caliper_sd": caliper, "bootstrap_draws": draws, "covariates": COVARIATES},
+        "balance": [{"covariate": c, "smd_before": before[c], "smd_matched": only[c], "smd_after": after[c]}
+                    for c in COVARIATES],
+        "max_abs_smd_matched": max(abs(v) for v in only.values()),
+        "max_abs_smd_after": max(abs(v) for v in after.values()),
+        "outcomes": {},
+        "groups": {},
+    }
+    for outcome in OUTCOMES:
+        t = treated
+        result["outcomes"][outcome] = {
+            "enrolled_rate_before": float(t[f"pre_{outcome}"].sum() / t["pre_years"].sum()),
+            "enrolled_rate_after": float(t[f"post_{outcome}"].sum() / t["post_years"].sum()),
+            "before_after": before_after(mp, outcome, draws, seed).as_dict(),
+            "difference_in_differences": difference_in_differences(mp, outcome, draws, seed).as_dict(),
+            "difference_in_differences_matched_only": difference_in_differences(matched.panel, outcome, draws,
+                                                                                seed).as_dict(),
+        }
+    for col, label in GROUPS.items():
+        groups = by_group(mp, treated[col], "admissions", draws, seed)
+        result["groups"][col] = {"label": label, "outcome": "admissions",
+                                 "rows": [{"group": g, "enrolled": n, **e.as_dict()} for g, (n, e) in groups.items()]}
+    # the matched enrolled people's groups, one row a person: released only through the disclosure policy's
+    # linked-table protection (report.release), never as rows
+    result["enrolled_groups"] = treated[list(GROUPS)].astype(str).reset_index(drop=True)
+    if keep_matched:
+        result["matched_enrolled"] = treated[["person_id", "cohort"]].reset_index(drop=True)
+    return result

@@ -1,0 +1,86 @@
+"""The programme evaluation report for planners and data scientists: aggregates only, through the disclosure
+policy (counts of people hidden when small and rounded; group estimates shown only for groups large enough to
+be shown), as JSON and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evaluation.disclosure import Policy
+from phm.core.reports import render
+
+COUNTS = ("enrolled_in_data", "enrolled_with_follow_up", "matched", "unmatched", "comparison_people")
+OUTCOME_LABELS = {"admissions": "Emergency admissions", "bed_days": "Emergency bed-days", "ae": "A&E attendances"}
+
+
+def release(result: dict, policy: Policy) -> dict:
+    """`result` of `evaluate_programme` made releasable: people counts via `policy.count`, rates and effects
+    rounded, a group's estimate withheld when its enrolled count would be hidden."""
+    out = {k: v for k, v in result.items()
+           if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups")}
+    out["counts"] = {k: policy.count(int(result[k])) for k in COUNTS}
+    shown: dict[str, dict[str, int | None]] = {}
+    if "enrolled_groups" in result:
+        # the matched total and its breakdowns by group are linked tables: protected together (secondary
+        # suppression), so no hidden group can be worked out from the total and the other groups
+        people = result["enrolled_groups"].assign(practice_code="all", pcn_code="all", risk=0.0)
+        dims = list(result["groups"])
+        protected = policy.release(people, dims, root_label="enrolled")
+        out["counts"]["matched"] = protected.total(("root", "enrolled")).count
+        shown = {d: {level: cell.count for level, cell in protected.breakdown(("root", "enrolled"), d)} for d in dims}
+    out["disclosure"] = policy.words()
+    r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
+    out["balance"] = [{k: (r(v) if k != "covariate" else v) for k, v in row.items()} for row in result["balance"]]
+    out["max_abs_smd_matched"] = r(result["max_abs_smd_matched"])
+    out["max_abs_smd_after"] = r(result["max_abs_smd_after"])
+
+    def est(e: dict) -> dict:
+        return {"difference": r(e["difference"]), "relative": r(e["relative"]),
+                "difference_ci": [r(x) for x in e["difference_ci"]], "relative_ci": [r(x) for x in e["relative_ci"]]}
+
+    out["outcomes"] = {name: {k: (est(v) if isinstance(v, dict) else r(v)) for k, v in o.items()}
+                       for name, o in result["outcomes"].items()}
+    out["groups"] = {}
+    for col, g in result["groups"].items():
+        rows = []
+        for row in g["rows"]:
+            n = shown[col].get(row["group"]) if col in shown else policy.count(row["enrolled"])
+            e = est(row) if n is not None else {"difference": None, "relative": None, "difference_ci": [None, None],
+                                                    "relative_ci": [None, None]}
+            rows.append({"group": row["group"], "enrolled": n, **e})
+        out["groups"][col] = {"label": g["label"], "outcome": g["outcome"], "rows": rows}
+    return out
+
+
+def _pct(v: float | None) -> str:
+    return "*" if v is None else f"{100 * v:+.1f}%"
+
+
+def _ci(pair: list) -> str:
+    return "*" if None in pair else f"{100 * pair[0]:+.1f}% to {100 * pair[1]:+.1f}%"
+
+
+def write(released: dict, folder: Path, title: str = "Programme evaluation") -> tuple[Path, Path]:
+    """Save the released report as HTML and JSON under `folder`; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    effects = []
+    for name, o in released["outcomes"].items():
+        for method, key in (("naive before-after (enrolled only)", "before_after"),
+                            ("matched difference-in-differences", "difference_in_differences"),
+                            ("matched difference-in-differences, matching only", "difference_in_differences_matched_only")):
+            e = o[key]
+            effects.append({"outcome": OUTCOME_LABELS[name], "method": method,
+                            "change per person-year": e["difference"], "relative change": _pct(e["relative"]),
+                            "95% interval": _ci(e["relative_ci"])})
+    groups = [{"title": f"Emergency admissions by {g['label']}", "rows": [
+        {"group": row["group"], "enrolled": "*" if row["enrolled"] is None else row["enrolled"],
+         "relative change": _pct(row["relative"]), "95% interval": _ci(row["relative_ci"])} for row in g["rows"]]}
+        for g in released["groups"].values()]
+    counts = [{"people": k.replace("_", " "), "count": "*" if v is None else v} for k, v in released["counts"].items()]
+    page = render("programme.html.j2", title=title, released=released, counts=counts, effects=effects,
+                  balance=released["balance"], groups=groups)
+    html_path, json_path = folder / "programme_evaluation.html", folder / "programme_evaluation.json"
+    html_path.write_text(page, encoding="utf-8")
+    json_path.write_text(json.dumps(released, indent=2, default=str))
+    return html_path, json_path

@@ -1,0 +1,51 @@
+"""The drop folder: files of messages a hospital's integration engine writes (`*.hl7`: one or more ADT messages;
+`*.json`: a FHIR Encounter or Bundle; `*.ndjson`: one resource a line). Read files are moved to `done/` so a
+watched folder is read once (re-reading is harmless: the store is idempotent on message id)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+SUFFIXES = {".hl7", ".txt", ".json", ".ndjson"}
+DONE = "done"
+
+
+def split_hl7(text: str) -> list[str]:
+    """A file or HTTP body of ADT messages -> one text per message (each starts at an `MSH|` segment; MLLP
+    framing characters are dropped)."""
+    text = text.replace("\x0b", "").replace("\x1c", "")
+    parts = re.split(r"(?:^|[\r\n]+)(?=MSH\|)", text.strip())
+    return [p.strip() for p in parts if p.strip()]
+
+
+def messages_in(text: str, ndjson: bool = False) -> list[str]:
+    """The messages of one file or body."""
+    stripped = text.lstrip()
+    if stripped.startswith("MSH|"):
+        return split_hl7(text)
+    if ndjson:
+        return [line for line in text.splitlines() if line.strip()]
+    return [text] if stripped else []
+
+
+def pending(folder: Path) -> list[Path]:
+    """Files waiting in the drop folder, oldest first (name order breaks ties); hidden files are being written."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def read(files: list[Path]) -> Iterator[tuple[str, str]]:
+    """(origin, message) pairs; the origin is the folder's kind, not the file's name (names may carry identifiers)."""
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for message in messages_in(text, ndjson=path.suffix.lower() == ".ndjson"):
+            yield "drop folder", message
+
+
+def mark_done(folder: Path, files: list[Path]) -> None:
+    done = folder / DONE
+    done.mkdir(exist_ok=True)
+    for path in files:
+        path.replace(done / path.name)

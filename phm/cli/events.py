@@ -1,0 +1,138 @@
+"""`phm events`: admission, discharge and A&E events from a drop folder into the event store beside the
+warehouse, and what the store holds (counts and quarantine reasons; never a message's content)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phm.cli.common import console, fail, settings
+
+app = typer.Typer(help="Near real time events: ingest a drop folder, show the event store.", no_args_is_help=True)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    folder: Annotated[Path, typer.Argument(help="Drop folder of *.hl7 (ADT), *.json (FHIR) and *.ndjson files.")],
+    watch: Annotated[bool, typer.Option(help="Keep watching the folder (Ctrl-C stops).")] = False,
+    every: Annotated[float, typer.Option(help="Seconds between looks when watching.", min=0.1)] = 2.0,
+    keep: Annotated[bool, typer.Option(help="Leave read files in place (default: move them to done/).")] = False,
+    refresh: Annotated[bool, typer.Option(help="After each pass that stored events (and, when watching, after "
+                                                 "events posted to the API), publish the worklist delta.")] = False,
+) -> None:
+    """Store the folder's messages: accepted (pseudonymised), duplicates skipped, the rest quarantined with a
+    reason. Exit code 1 if any message was quarantined (in a single pass)."""
+    from features.events import drop
+    from features.events.store import ingest, known_in, pseudonymiser_for
+    from features.sources.pseudonymise import MissingKeyError
+
+    s = settings()
+    if not folder.is_dir():
+        raise fail(f"{folder}: not a folder")
+    try:
+        pseudo = pseudonymiser_for(s)
+    except MissingKeyError as exc:
+        raise fail(str(exc)) from exc
+    known = known_in(s.warehouse_path)
+    if known.people is None:
+        console.print("[yellow]No warehouse yet: sites and people are not checked.[/]")
+    quarantined = 0
+    while True:
+        files = drop.pending(folder)
+        if files:
+            report = ingest(s, drop.read(files), known=known, pseudonymiser=pseudo)
+            if not keep:
+                drop.mark_done(folder, files)
+            quarantined += sum(report.quarantined.values())
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.quarantined.items())) or "none"
+            console.print(f"{len(files)} file(s), {report.received} message(s): {report.accepted} stored, "
+                          f"{report.duplicates} duplicate(s), quarantined: {reasons}; "
+                          f"{len(report.people)} people affected.")
+        elif not watch:
+            console.print("Nothing to read.")
+        if refresh and _new_events(s):
+            _refresh(s)
+        if not watch:
+            break
+        time.sleep(every)
+    if quarantined:
+        raise typer.Exit(1)
+
+
+_seen: dict[str, int] = {}
+
+
+def _new_events(s) -> bool:
+    """Whether the store has grown since the last refresh of this process (files or API posts)."""
+    from features.events.store import EventStore, events_root
+
+    store = EventStore(events_root(s))
+    count = len(list(store.accepted.glob("*.parquet"))) if store.accepted.exists() else 0
+    grown = count != _seen.get("batches", 0)
+    _seen["batches"] = count
+    return grown
+
+
+def _refresh(s) -> None:
+    from serving.batch.common import SnapshotError
+    from serving.batch.delta import refresh_delta
+
+    try:
+        out = refresh_delta(s)
+    except SnapshotError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"Worklist delta {out['delta']} over {out['snapshot']}: {out['people']:,} people recomputed "
+                  f"from {out['events']:,} events in {out['seconds']} s.")
+
+
+@app.command("refresh")
+def refresh_cmd() -> None:
+    """Recompute the people the stored events concern and publish the delta over the live snapshot (the service
+    picks it up at once). Run it after `phm score daily` too: a new snapshot starts without a delta."""
+    _refresh(settings())
+
+
+@app.command("synth")
+def synth_cmd(
+    extracts: Annotated[Path, typer.Argument(help="A generated synthetic ICS folder (`phm data generate`).")],
+    after: Annotated[str, typer.Option(help="First day of activity to emit (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option(help="Drop folder to write the messages to.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write the synthetic ICS's activity on and after a date as ADT/FHIR messages (with duplicates,
+    cancellations, late and malformed ones), one file each in send order, for `phm events ingest`."""
+    from datetime import date
+
+    from features.events.stream import event_stream
+
+    try:
+        first = date.fromisoformat(after)
+    except ValueError as exc:
+        raise fail(f"--after {after!r} is not a date (YYYY-MM-DD)") from exc
+    if not (extracts / "_synthetic.json").exists():
+        raise fail(f"{extracts}: not a generated synthetic ICS (no _synthetic.json)")
+    stream = event_stream(extracts, first, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, m in enumerate(stream):
+        (out / f"{i:07d}{'.json' if m.text.startswith('{') else '.hl7'}").write_text(m.text)
+    console.print(f"Wrote {len(stream):,} messages to {out}.")
+
+
+@app.command("status")
+def status_cmd() -> None:
+    """How many events the store holds, by kind, and the quarantine by reason."""
+    from features.events.store import EventStore, events_root
+
+    store = EventStore(events_root(settings()))
+    events, quarantine = store.events(), store.quarantined()
+    kinds = events.groupby(["setting", "trigger"]).size().to_dict() if len(events) else {}
+    console.print(f"{len(events)} event(s) for {events.person_id.nunique() if len(events) else 0} people in "
+                  f"{store.root}")
+    for (setting, trigger), n in sorted(kinds.items()):
+        console.print(f"  {setting} {trigger}: {n}")
+    console.print(f"{len(quarantine)} quarantined")
+    for reason, n in sorted(quarantine.groupby("reason").size().to_dict().items() if len(quarantine) else []):
+        console.print(f"  {reason}: {n}")

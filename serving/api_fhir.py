@@ -1,0 +1,51 @@
+"""FHIR R4 `RiskAssessment` out to care records (coordinator scope): `GET /api/fhir/RiskAssessment?patient=<id>`
+answers a searchset Bundle for one pseudonymised person in the caller's practices (an empty Bundle otherwise:
+nobody outside the scope is confirmed to exist); `GET /api/fhir/RiskAssessment/$export` streams NDJSON for everyone
+in the caller's practices (or those of them named). Every person returned is recorded in the access log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from serving import queries
+from serving.access import record
+from serving.fhir_risk import ndjson, risk_assessment
+from serving.queries import QueryError
+from serving.state import ServiceState
+from serving.users import User
+
+FHIR_JSON, FHIR_NDJSON = "application/fhir+json", "application/fhir+ndjson"
+
+
+def fhir_router(state: Callable, coordinator: Callable) -> APIRouter:
+    """The router, given the API's service-state dependency and its coordinator-only user dependency."""
+    router = APIRouter()
+
+    @router.get("/fhir/RiskAssessment", tags=["fhir"])
+    def search(request: Request, patient: Annotated[str, Query(pattern=r"^(Patient/)?[0-9]{1,19}$")],
+               st: ServiceState = Depends(state), u: User = Depends(coordinator)):
+        meta, scores = queries.snapshot(st)
+        person = int(patient.removeprefix("Patient/"))
+        rows = scores[(scores.person_id == person) & scores.practice_code.isin(u.practices)]
+        record(request, people=rows.person_id.tolist(), asked=[person] if rows.empty else None)
+        entries = [{"resource": risk_assessment(r, meta), "search": {"mode": "match"}} for r in rows.itertuples()]
+        return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries},
+                            media_type=FHIR_JSON)
+
+    @router.get("/fhir/RiskAssessment/$export", tags=["fhir"])
+    def export(request: Request, practice: Annotated[list[str] | None, Query()] = None,
+               st: ServiceState = Depends(state), u: User = Depends(coordinator)):
+        meta, scores = queries.snapshot(st)
+        wanted = sorted({p.strip().upper() for p in practice}) if practice else list(u.practices)
+        outside = sorted(set(wanted) - set(u.practices))
+        if outside:
+            raise QueryError(403, f"practice(s) {outside} are outside your scope")
+        rows = scores[scores.practice_code.isin(wanted)].sort_values("rank")
+        record(request, people=rows.person_id.tolist(), practices=wanted)
+        return StreamingResponse(ndjson(rows, meta), media_type=FHIR_NDJSON)
+
+    return router

@@ -1,0 +1,198 @@
+"""The incremental refresh: after events arrive, the features and scores of only the people they concern are
+recomputed, at the live snapshot's index date, by the same feature definitions and approved champion as the
+daily job, and published as a small delta beside the snapshot.
+
+The delta holds the changed people's score rows (risk, conditions, segment, other models' risks, reasons, a flag
+such as "discharged today after an emergency admission") and their features; readers lay it over the snapshot
+and re-rank everyone (`serving.batch.delta_apply`), so ranks and bands are those of a full refresh. Reasons are
+computed here for everyone whose row changed and for everyone the re-ranking moves into a worklist band (from the
+snapshot's stored features); people moved out of the bands lose theirs, as in the daily job.
+
+Deltas are cumulative (each covers every stored event for people in the snapshot), written aside and renamed,
+then named by the pointer with one atomic replace: readers see the snapshot with the previous delta or the new
+one, never part of one. The warehouse is never written: the affected people's rows are copied into a small
+DuckDB file with the events' rows laid over them (`features.events.merge`). Events dated on or after the
+snapshot's index date count from the next daily refresh (features use data strictly before the index date); the
+flag shows them at once. A daily refresh publishes a pointer without a delta: run `phm events refresh` after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from features.build import build
+from features.events.fold import fold
+from features.events.merge import slice_for
+from features.events.store import EventStore, events_root
+from features.series import practice_pcns
+from features.sources.codes import CONDITION_KEYS, EMERGENCY_ADMISSION_METHODS
+from models import specs
+from models.explain import reasons
+from phm.core.settings import Settings
+from phm.core.timing import Stages
+from serving.batch.common import SnapshotError, approved_champion, check_features, require_champion
+from serving.batch.delta_apply import DELTAS, FLAG, band_cutoffs, lay_over
+from serving.batch.ranking import condition_lists
+from serving.batch.store import POINTER, snapshots_root, worklist_version
+from serving.governance.configuration import data_source
+from training import tracking
+
+KEEP_DELTAS = 3
+RELOAD_SIGNAL = ("security", "reload.generation")  # the service's reload signal (serving.state.generation_file)
+
+
+def flags(rows: dict[str, pd.DataFrame], today: date) -> pd.Series:
+    """Each person's most telling event, in words, from the folded event rows (person_id -> text)."""
+    apc, ae = rows["apc_spells"], rows["ae_attendances"]
+    found: dict[int, tuple[int, str]] = {}
+
+    def note(person: int, weight: int, text: str) -> None:
+        if person not in found or weight > found[person][0]:
+            found[person] = (weight, text)
+
+    for r in apc.itertuples(index=False):
+        emergency = r.admission_method in EMERGENCY_ADMISSION_METHODS
+        if r.discharge_date is not None and not pd.isna(r.discharge_date):
+            if r.discharge_date == today:
+                note(r.person_id, 4 if emergency else 3,
+                     "discharged today after an emergency admission" if emergency else "discharged today")
+        elif emergency:
+            note(r.person_id, 2, "in hospital after an emergency admission")
+    for r in ae.itertuples(index=False):
+        if pd.Timestamp(r.arrival_time).date() == today:
+            note(r.person_id, 1, "A&E attendance today")
+    return pd.Series({p: t for p, (_w, t) in found.items()}, dtype=object)
+
+
+def refresh_delta(settings: Settings, today: date | None = None, progress=None) -> dict:
+    """Recompute the people the stored events concern and publish the delta; returns its manifest."""
+    say = progress or (lambda _m: None)
+    started, stages = time.perf_counter(), Stages()
+    root = snapshots_root(settings)
+    try:
+        pointer = json.loads((root / POINTER).read_text())
+    except FileNotFoundError:
+        raise SnapshotError("no snapshot to refresh: run `phm score daily` first") from None
+    folder = root / pointer["folder"]
+    meta = json.loads((folder / "manifest.json").read_text())
+    if meta.get("engine") != "duckdb":
+        raise SnapshotError("deltas are computed over in-process (DuckDB) snapshots only")
+    tracking.configure(settings)
+    spec, source = specs.worklist(), data_source(settings)
+    champion, approved = require_champion(settings, spec, source)
+    if str(champion.version) != str(worklist_version(meta)):
+        raise SnapshotError(f"the champion is version {champion.version} but the snapshot was scored by version "
+                            f"{worklist_version(meta)}: run the daily job first")
+    day = date.fromisoformat(meta["date"])
+    today = today or datetime.now(timezone.utc).date()
+    events = EventStore(events_root(settings)).events()
+    rows = fold(events)
+    base = pd.read_parquet(folder / "scores.parquet")
+    if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
+        base["practice_code"] = base["practice_code"].astype(str)
+    people = set(events.person_id.tolist()) & set(base.person_id.tolist())
+    stages.done("events")
+    say(f"recomputing {len(people):,} people from {len(events):,} events")
+    work = settings.features_dir / "delta"
+    work.mkdir(parents=True, exist_ok=True)
+    predictors = list(champion.model.feature_names_in_)
+    changed = base.iloc[0:0].drop(columns=["rank", "band"])
+    new_X = pd.DataFrame(columns=["person_id", *predictors])
+    if people:
+        small = slice_for(settings.warehouse_path, people, rows, work / "slice.duckdb")
+        manifest = build(small, spec.build_config([day]), work / "features.parquet")
+        check_features(approved, manifest)
+        f = pd.read_parquet(work / "features.parquet")
+        stages.done("features")
+        X = f[predictors].astype("float64")
+        conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in f]
+        practices = practice_pcns(small)
+        changed = pd.DataFrame({
+            "person_id": f["person_id"].to_numpy(), "practice_code": f["practice_code"].astype(str).to_numpy(),
+            "age_band": f["age_band"].astype(str).to_numpy(), "sex": f["sex"].astype(str).to_numpy(),
+            "segment": f["segment"].astype(str).to_numpy(), "conditions": condition_lists(f, conditions),
+            "risk": champion.model.risk_from_values(X.to_numpy())})
+        changed["pcn_code"] = changed.practice_code.map(practices).fillna("")
+        _other_columns(settings, source, small, day, work, changed, meta)
+        new_X = X.assign(person_id=changed.person_id.to_numpy())
+        stages.done("scoring")
+    cutoffs = band_cutoffs(meta)
+    merged = lay_over(base, changed, cutoffs)
+    was = pd.Series(base.band.to_numpy(), index=base.person_id.to_numpy())
+    now_band = pd.Series(merged.band.to_numpy(), index=merged.person_id.to_numpy())
+    touched = now_band.index.isin(list(people))
+    moved = (now_band != was).to_numpy()
+    explain = (now_band != "routine").to_numpy() & (touched | (was == "routine").to_numpy())
+    merged["reasons"] = merged["reasons"].astype(object)
+    merged.loc[(now_band == "routine").to_numpy() & (touched | moved), "reasons"] = None
+    if explain.any():
+        ids = merged.person_id.to_numpy()[explain]
+        stored = pd.read_parquet(folder / "features.parquet", columns=["person_id", *predictors])
+        values = pd.concat([stored[~stored.person_id.isin(new_X.person_id)], new_X]).set_index("person_id")
+        merged.loc[explain, "reasons"] = [json.dumps(r) for r in reasons(champion.model, values.loc[ids, predictors])]
+    stages.done("reasons")
+    flag = flags(rows, today)
+    merged[FLAG] = merged.person_id.map(flag).where(merged.person_id.isin(flag.index), None) if len(flag) else None
+    out = merged[touched | moved | explain].drop(columns=["rank", "band"])
+    info = {"snapshot": folder.name, "date": str(day), "created": datetime.now(timezone.utc).isoformat(),
+            "events": int(len(events)), "people": int(len(people)), "rows": int(len(out)),
+            "last_event_received": str(events.received.max()) if len(events) else None}
+    name = _publish(root, folder, pointer, out, new_X, info)
+    stages.done("write")
+    (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)
+    settings.home.joinpath(*RELOAD_SIGNAL).write_text(str(time.time()))
+    return {**info, "delta": name, "seconds": round(time.perf_counter() - started, 2), "stages": stages.rows}
+
+
+def _other_columns(settings, source, small, day, work, changed: pd.DataFrame, meta: dict) -> None:
+    """The risks shown beside the worklist's, for the changed people, by the champions the snapshot used."""
+    for other in specs.columns():
+        changed[other.daily.column] = np.nan
+        used = meta["models"].get(other.name)
+        if not used or "version" not in used:
+            continue
+        found, case, refusal = approved_champion(settings, other, source)
+        if refusal or found is None or str(found.version) != str(used["version"]):
+            raise SnapshotError(f"{other.name}: the champion changed since the snapshot: run the daily job first")
+        path = work / f"{other.name}.parquet"
+        check_features(case, build(small, other.build_config([day]), path))
+        frame = pd.read_parquet(path)
+        if len(frame):
+            value = found.model.predict_proba(frame[list(found.model.feature_names_in_)].astype("float64"))[:, 1]
+            changed[other.daily.column] = changed.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
+
+
+def _publish(root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataFrame, info: dict) -> str:
+    """Write the delta aside, rename it into place, then swap the pointer (if it still names this snapshot)."""
+    deltas = folder / DELTAS
+    deltas.mkdir(exist_ok=True)
+    name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+    partial = deltas / f".{name}.partial"
+    partial.mkdir()
+    try:
+        rows.to_parquet(partial / "scores.parquet", index=False)
+        features.to_parquet(partial / "features.parquet", index=False)
+        (partial / "manifest.json").write_text(json.dumps(info, indent=1))
+        for f in partial.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        partial.rename(deltas / name)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if json.loads((root / POINTER).read_text())["folder"] != folder.name:
+        raise SnapshotError("a new snapshot was published meanwhile: refresh again over it")
+    tmp = root / (POINTER + ".delta.tmp")
+    tmp.write_text(json.dumps({**pointer, "delta": name}))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / POINTER)
+    for old in sorted(p for p in deltas.iterdir() if not p.name.startswith("."))[:-KEEP_DELTAS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return name

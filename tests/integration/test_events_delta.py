@@ -1,0 +1,196 @@
+"""Equivalence of the incremental refresh: the last day of hospital activity is taken out of a 20,000-person
+warehouse and replayed as an ADT/FHIR event stream (shuffled, with duplicates, a cancelled admission, a
+cancelled-then-repeated discharge and malformed messages); the snapshot with its delta then equals, person by
+person and bit for bit, a full daily refresh on the warehouse that absorbed the same events."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, time, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from support.homes import registry_copy
+
+from features.events.emit import fhir_encounter, hl7_adt
+from features.events.merge import absorb
+from features.events.store import EventStore, events_root, ingest
+from features.sources.pseudonymise import Pseudonymiser
+from phm.core.settings import DEMO_PSEUDONYM_KEY
+from serving.batch.common import default_date
+from serving.batch.daily import score_daily
+from serving.batch.delta import refresh_delta
+from serving.batch.store import current
+from training import tracking
+
+
+def _day_as_events(home, numbers: dict[int, str]) -> tuple[list[str], object, object]:
+    """Remove the last day's admissions and A&E arrivals (and discharges) from the warehouse; their messages."""
+    day = default_date(home.warehouse_path)
+    end = day - timedelta(days=1)
+    con = duckdb.connect(str(home.warehouse_path))
+    admitted = con.execute("SELECT * FROM apc_spells WHERE admission_date = ?", [end]).fetchdf()
+    leaving = con.execute("SELECT * FROM apc_spells WHERE admission_date < ? AND discharge_date = ?", [end, end]).fetchdf()
+    arrived = con.execute("SELECT * FROM ae_attendances WHERE CAST(arrival_time AS DATE) = ?", [end]).fetchdf()
+    con.execute("DELETE FROM apc_spells WHERE admission_date = ?", [end])
+    con.execute("UPDATE apc_spells SET discharge_date = NULL, discharge_method = NULL "
+                "WHERE admission_date < ? AND discharge_date = ?", [end, end])
+    con.execute("DELETE FROM ae_attendances WHERE CAST(arrival_time AS DATE) = ?", [end])
+    con.close()
+    at = lambda d, h: datetime.combine(d, time(h))  # noqa: E731
+    out: list[str] = []
+    for r in admitted.itertuples():
+        nhs = numbers[r.person_id]
+        out.append(hl7_adt(f"A{r.spell_id}", "admit", nhs, r.spell_id, at(end, 9), start=at(end, 0),
+                           admission_method=r.admission_method, site_code=r.site_code,
+                           diagnosis=r.primary_diagnosis))
+        if r.discharge_date is not None and not pd.isna(r.discharge_date):
+            out.append(hl7_adt(f"D{r.spell_id}", "discharge", nhs, r.spell_id, at(r.discharge_date, 20),
+                               end=at(r.discharge_date, 0), discharge_method=r.discharge_method))
+    for i, r in enumerate(leaving.itertuples()):
+        nhs = numbers[r.person_id]
+        args = dict(start=at(r.admission_date, 0), admission_method=r.admission_method, site_code=r.site_code,
+                    diagnosis=r.primary_diagnosis)
+        if i % 5 == 0:  # a wrong discharge, cancelled (A13), then the right one
+            out.append(hl7_adt(f"W{r.spell_id}", "discharge", nhs, r.spell_id, at(end, 10), end=at(end, 0),
+                               discharge_method="4", **args))
+            out.append(hl7_adt(f"C{r.spell_id}", "cancel_discharge", nhs, r.spell_id, at(end, 11)))
+        out.append(hl7_adt(f"L{r.spell_id}", "discharge", nhs, r.spell_id, at(end, 12), end=at(end, 0),
+                           discharge_method=r.discharge_method, **args))
+    for r in arrived.itertuples():  # A&E as FHIR Encounters: arrival, then the finished version
+        nhs = numbers[r.person_id]
+        out.append(json.dumps(fhir_encounter(r.attendance_id, 1, "arrived", nhs, r.attendance_id, r.arrival_time,
+                                             emergency=True, start=r.arrival_time, site_code=r.site_code)))
+        if r.departure_time is not None and not pd.isna(r.departure_time):
+            out.append(json.dumps(fhir_encounter(r.attendance_id, 2, "finished", nhs, r.attendance_id,
+                                                 r.departure_time, emergency=True, start=r.arrival_time,
+                                                 end=r.departure_time, site_code=r.site_code)))
+    someone = numbers[admitted.person_id.iloc[0]]
+    out.append(hl7_adt("X1", "admit", someone, "CANCELLED1", at(end, 13), start=at(end, 13), admission_method="21",
+                       site_code=admitted.site_code.iloc[0]))
+    out.append(hl7_adt("X2", "cancel_admit", someone, "CANCELLED1", at(end, 14)))
+    return out, day, end
+
+
+@pytest.fixture(scope="module")
+def replay(served_home, ics20k, tmp_path_factory):
+    home = registry_copy(served_home, tmp_path_factory.mktemp("events_home"))
+    tracking.configure(home)
+    patients = pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"])
+    pseudo = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
+    numbers = {pseudo.person_id(n): n for n in patients.nhs_number}
+    messages, day, end = _day_as_events(home, numbers)
+    base_meta = score_daily(home, day)
+    base = pd.read_parquet(f"{base_meta['folder']}/scores.parquet").set_index("person_id")
+    rng = random.Random(24)
+    stream = messages + rng.sample(messages, len(messages) // 10) + ["MSH|^~\\&|broken", "{}"]
+    rng.shuffle(stream)
+    received = datetime.combine(day, time(6))
+    reports = [ingest(home, [("test", m) for m in stream[i:i + 50]], now=received)
+               for i in range(0, len(stream), 50)]
+    delta = refresh_delta(home, today=end)
+    meta, live = current(home)
+    # the full refresh: a second home whose warehouse absorbed the same events
+    full_home = registry_copy(served_home, tmp_path_factory.mktemp("events_full"))
+    absorb(home.warehouse_path, EventStore(events_root(home)).rows(), full_home.warehouse_path)
+    tracking.configure(full_home)
+    full_meta = score_daily(full_home, day)
+    full = pd.read_parquet(f"{full_meta['folder']}/scores.parquet").set_index("person_id")
+    tracking.configure(home)
+    return {"home": home, "messages": messages, "reports": reports, "delta": delta, "meta": meta, "live": live.set_index("person_id"),
+            "full": full, "base": base, "end": end}
+
+
+def test_the_replayed_day_changes_scores(replay) -> None:
+    live, base = replay["live"], replay["base"]
+    reports = replay["reports"]
+    assert sum(r.accepted for r in reports) == len(set(replay["messages"]))
+    assert sum(r.duplicates for r in reports) == len(replay["messages"]) // 10
+    assert sum(sum(r.quarantined.values()) for r in reports) == 2
+    assert replay["delta"]["people"] > 10
+    moved = (live.risk.reindex(base.index) != base.risk).sum()
+    assert moved > 5 and (live["rank"].reindex(base.index) != base["rank"]).sum() > moved
+
+
+def test_delta_equals_the_full_refresh_bit_for_bit(replay) -> None:
+    live, full = replay["live"], replay["full"]
+    assert len(live) == len(full) > 10_000 and set(live.index) == set(full.index)
+    live = live.loc[full.index]
+    assert np.array_equal(live.risk.to_numpy(), full.risk.to_numpy())
+    for column in ("rank", "band", "practice_code", "pcn_code", "segment", "conditions", "age_band", "sex"):
+        assert live[column].tolist() == full[column].tolist(), column
+    assert live.reasons.tolist() == full.reasons.tolist()
+    assert np.array_equal(live.previous_risk.to_numpy(), full.previous_risk.to_numpy(), equal_nan=True)
+
+
+def test_the_worklist_shows_who_was_discharged_after_an_emergency_admission(replay) -> None:
+    live = replay["live"]
+    flagged = live[live.event_flag == "discharged today after an emergency admission"]
+    assert len(flagged) > 0
+    assert replay["meta"]["delta"]["people"] == replay["delta"]["people"]
+
+
+def test_the_coordinators_worklist_carries_the_flag_and_the_new_score(replay, tmp_path) -> None:
+    from serving import queries
+    from serving.schemas import Band, WorklistQuery
+    from serving.state import ServiceState
+    from serving.users import Role, add_user
+
+    home = replay["home"]
+    live = replay["live"]
+    person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
+    practice = live.loc[person, "practice_code"]
+    user, _token = add_user(home.home, "coordinator", Role.coordinator, [practice], {practice})
+    st = ServiceState(home)
+    result = queries.worklist(st, user, WorklistQuery(min_band=Band.routine, top=10_000))
+    row = next(r for r in result.rows if int(r.person_id) == int(person))
+    assert row.event_flag == "discharged today after an emergency admission"
+    assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
+
+
+def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay) -> None:
+    from fastapi.testclient import TestClient
+    from fhir.resources.R4B.bundle import Bundle
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    from serving.api import create_app
+    from serving.state import ServiceState
+    from serving.users import Role, add_user
+
+    home, live = replay["home"], replay["live"]
+    person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
+    practice = live.loc[person, "practice_code"]
+    other = sorted(set(live.practice_code) - {practice})[0]
+    tokens = {name: add_user(home.home, name, role, practices, {practice, other})[1] for name, role, practices in
+              (("fhir_in", Role.coordinator, [practice]), ("fhir_out", Role.coordinator, [other]),
+               ("fhir_ds", Role.data_scientist, []))}
+    app = create_app()
+    app.state.phm = ServiceState(home)
+    with TestClient(app) as c:
+        def get(path, who):
+            return c.get(path, headers={"Authorization": f"Bearer {tokens[who]}"})
+
+        r = get(f"/fhir/RiskAssessment?patient={person}", "fhir_in")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
+        bundle = Bundle.model_validate(r.json())
+        assert bundle.total == 1
+        ra = RiskAssessment.model_validate(r.json()["entry"][0]["resource"])
+        assert ra.subject.identifier.value == str(person)
+        assert float(ra.prediction[0].probabilityDecimal) == float(live.loc[person, "risk"])
+        assert ra.prediction[0].qualitativeRisk.text == live.loc[person, "band"]
+        assert ra.method.coding[0].code == "emergency_admission" and ra.method.coding[0].version
+        assert any("discharged today" in n.text for n in ra.note)
+        if live.loc[person, "band"] != "routine":
+            assert len(ra.basis) >= 1
+        assert get(f"/fhir/RiskAssessment?patient={person}", "fhir_out").json()["total"] == 0
+        assert get(f"/fhir/RiskAssessment?patient={person}", "fhir_ds").status_code == 403
+        assert get("/fhir/RiskAssessment?patient=not-an-id", "fhir_in").status_code == 422
+        r = get("/fhir/RiskAssessment/$export", "fhir_in")
+        lines = [line for line in r.text.splitlines() if line]
+        assert r.status_code == 200 and len(lines) == int((live.practice_code == practice).sum())
+        resources = [RiskAssessment.model_validate_json(line) for line in lines]
+        assert {x.subject.identifier.value for x in resources} == {str(p) for p in live.index[live.practice_code == practice]}
+        assert get(f"/fhir/RiskAssessment/$export?practice={other}", "fhir_in").status_code == 403
