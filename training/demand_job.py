@@ -62,11 +62,13 @@ def run_fit(settings: Settings, cfg: ForecastConfig, csv: Path | None = None, si
         raise ValueError(f"no series match sites {sites} and metrics {metrics}; sites: {known}, "
                          f"metrics: {sorted(frame.metric.unique())}")
     say(f"back-testing {len(inputs)} series x {len(cfg.models)} models on {cfg.workers} process(es)")
-    results = fit_series(inputs, cfg, progress=say)
+    refused: list[str] = []
+    results = fit_series(inputs, cfg, progress=say, refused=refused)
+    warnings = warnings + [f"refused {r}" for r in refused] + [w for r in results for w in r.warnings]
     target = forecasts_dir(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=target.parent))
-    output = save(results, frame, cfg, staging, source)
+    output = save(results, frame, cfg, staging, source, refused)
     scenario_files = [p for p in target.glob("*") if p.name.startswith(("risk_scores", "emergency_stays", "scenario_"))]
     for p in scenario_files:  # keep scenario inputs until they are prepared again
         shutil.copy2(p, staging / p.name)

@@ -29,6 +29,7 @@ def fit_forecasts(s: Settings, cfg, csv: Optional[Path] = None, sites: Optional[
     for w in warnings:
         err.print(f"[yellow]Warning:[/] {w}")
     render.backtest(out.backtest, out.meta["selected"])
+    render.coverage(out.meta)
     if csv is None:
         from training.scenarios import ScenarioError, prepare_inputs
 
@@ -67,6 +68,10 @@ def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Option
     render.forecast(site, metric, part, meta)
     if out:
         export_frame(part.drop(columns=["sigma_a", "sigma_b"]), out)
+    key = f"{site}/{metric}"
+    for w in meta.get("warnings", []):
+        if w.startswith(key + ":"):
+            err.print(f"[yellow]Warning:[/] {w}")
 
 
 def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top_share: float, prevented: float,
