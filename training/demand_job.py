@@ -28,9 +28,10 @@ def forecasts_dir(settings: Settings) -> Path:
     return settings.home / "forecasts" / "latest"
 
 
-def load_frame(settings: Settings, csv: Path | None) -> tuple[pd.DataFrame, list[str], str]:
+def load_frame(settings: Settings, csv: Path | None, dayfirst: bool = False, columns: dict[str, str] | None = None
+               ) -> tuple[pd.DataFrame, list[str], str]:
     if csv is not None:
-        frame, warnings = read_series_csv(csv)
+        frame, warnings = read_series_csv(csv, dayfirst=dayfirst, columns=columns)
         return frame, warnings, f"CSV {csv}"
     return daily_series(settings.warehouse_path), [], f"warehouse {settings.warehouse_path}"
 
@@ -53,9 +54,10 @@ def chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str):
 
 
 def run_fit(settings: Settings, cfg: ForecastConfig, csv: Path | None = None, sites: list[str] | None = None,
-            metrics: list[str] | None = None, progress: Progress | None = None) -> tuple[FitOutput, list[str], str]:
+            metrics: list[str] | None = None, progress: Progress | None = None, dayfirst: bool = False,
+            columns: dict[str, str] | None = None) -> tuple[FitOutput, list[str], str]:
     say = progress or (lambda _m: None)
-    frame, warnings, source = load_frame(settings, csv)
+    frame, warnings, source = load_frame(settings, csv, dayfirst, columns)
     inputs = inputs_from_frame(frame, sites, metrics)
     if not inputs:
         known = sorted(frame.site.unique())

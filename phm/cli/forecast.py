@@ -16,14 +16,16 @@ app = typer.Typer(help="Bed and critical care demand: fit, back-test, predict, s
 
 
 def fit_forecasts(s: Settings, cfg, csv: Optional[Path] = None, sites: Optional[list[str]] = None,
-                  metrics: Optional[list[str]] = None) -> None:
+                  metrics: Optional[list[str]] = None, dayfirst: bool = False, columns: Optional[str] = None) -> None:
     """Back-test, select and forecast every series; prepare scenario inputs when the series are the warehouse's."""
-    from features.series import SeriesFileError, SeriesSourceError
+    from features.series import SeriesFileError, SeriesSourceError, parse_columns
     from training.demand_job import run_fit
 
     try:
+        mapping = parse_columns(columns)
         with stages("Forecasting", 3) as advance:
-            out, warnings, run_id = run_fit(s, cfg, csv, sites, metrics, progress=advance)
+            out, warnings, run_id = run_fit(s, cfg, csv, sites, metrics, progress=advance, dayfirst=dayfirst,
+                                            columns=mapping)
     except (SeriesFileError, SeriesSourceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for w in warnings:
@@ -97,10 +99,10 @@ def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top
 
 
 def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_horizon: Optional[int] = None,
-                    workers: Optional[int] = None):
+                    workers: Optional[int] = None, holidays: Optional[str] = None):
     from training.demand import ForecastConfig
 
-    over = {"origins": origins, "max_horizon": max_horizon, "workers": workers}
+    over = {"origins": origins, "max_horizon": max_horizon, "workers": workers, "holidays": holidays}
     if max_horizon:  # report horizons beyond a shorter maximum are dropped, and the maximum itself added
         defaults = ForecastConfig()
         over["horizons"] = sorted({h for h in defaults.horizons if h < max_horizon} | {max_horizon})
@@ -111,15 +113,19 @@ def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_h
 @app.command("fit")
 def fit_cmd(
     csv: Annotated[Optional[Path], typer.Option(help="Your own daily series: CSV with date, site, metric, value[, capacity].")] = None,
+    dayfirst: Annotated[bool, typer.Option("--dayfirst", help="CSV dates are UK dd/mm/yyyy (default: ISO yyyy-mm-dd).")] = False,
+    columns: Annotated[Optional[str], typer.Option(help="Map the CSV's column names, e.g. date=Date,value=Occupied.")] = None,
+    holidays: Annotated[Optional[str], typer.Option(help="Holiday calendar: england (default), none, or a country code (US, GB-SCT).")] = None,
     site: Annotated[Optional[list[str]], typer.Option(help="Only these sites (repeatable; ICS = the whole system).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option(help="Only these metrics (repeatable).")] = None,
-    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins (default 6).")] = None,
+    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins at most (default 12, every 14 days).")] = None,
     max_horizon: Annotated[Optional[int], typer.Option(help="Longest forecast, days (default 90).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: up to 2).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")] = None,
 ) -> None:
-    """Back-test Prophet and baselines on every series, choose per series, forecast with intervals, log to MLflow."""
-    fit_forecasts(settings(), forecast_config(config, origins, max_horizon, workers), csv, site, metric)
+    """Back-test the model pool on every series, choose per series, forecast with conformal intervals, log to MLflow."""
+    fit_forecasts(settings(), forecast_config(config, origins, max_horizon, workers, holidays), csv, site, metric,
+                  dayfirst, columns)
 
 
 @app.command("predict")
