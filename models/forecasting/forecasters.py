@@ -69,7 +69,7 @@ def _design(index: pd.DatetimeIndex, origin: pd.Timestamp, holidays_idx: pd.Date
     """Intercept, trend, weekdays, `k` yearly harmonic pairs and holiday/day-after indicators."""
     t = (index - origin).days.to_numpy(dtype=float) / 365.25
     doy = 2 * np.pi * index.day_of_year.to_numpy() / 365.25
-    cols = [np.ones(len(index)), t]
+    cols = [np.ones(len(index))] + ([t] if k else [])
     cols += [(index.day_of_week == d).astype(float) for d in range(1, 7)]
     for j in range(1, k + 1):
         cols += [np.sin(j * doy), np.cos(j * doy)]
@@ -81,8 +81,9 @@ def _design(index: pd.DatetimeIndex, origin: pd.Timestamp, holidays_idx: pd.Date
 
 class HarmonicAR(Forecaster):
     """Linear trend, weekday effects, yearly harmonics and holidays (least squares on the last two
-    years), with the residual's persistence (AR(1)) carrying today's level forward. Yearly harmonics
-    need history to rest on: 4 pairs from two years, 1 pair from one year, none below."""
+    years), with the residual's persistence (AR(1)) carrying today's level forward. The yearly cycle and
+    the trend need history to rest on: below two years neither is fitted (a trend through part of a
+    year's cycle extrapolates the season), leaving level, weekdays, holidays and the AR(1)."""
 
     name, description = "harmonic_ar", "weekday + yearly harmonics + bank holidays, AR(1) residual"
     window_days = 730
@@ -92,7 +93,7 @@ class HarmonicAR(Forecaster):
         self._origin = y.index[0]
         years = (y.index[0].year, y.index[-1].year + 2)
         self._hol = holiday_days(self.calendar, *years)
-        self._k = 4 if len(y) >= 700 else 1 if len(y) >= 365 else 0
+        self._k = 4 if len(y) >= 700 else 0
         X = _design(y.index, self._origin, self._hol, self._k)
         self._beta, *_ = np.linalg.lstsq(X, y.to_numpy(), rcond=None)
         resid = y.to_numpy() - X @ self._beta
