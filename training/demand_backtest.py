@@ -8,7 +8,8 @@ forecast with conformal intervals.
   pooled (`intervals.py`), calibrated on a rolling window of the most recent `calibration_origins` origins
   only, so a level shift widens them as soon as its errors are known.
 * The coverage reported is honest (sequential): each origin's intervals are calibrated only on errors whose
-  days had passed by that origin, as a planner would have had them, and checked on that origin's days.
+  days had passed by that origin, as a planner would have had them, and checked on every day of that
+  origin's window known so far (so the latest weeks count). MASE uses complete windows only.
 * Choice: the ensemble (median of the statistical models) unless a single model beats it by
   `selection_margin` on the back-test over at least `min_selection_origins` non-overlapping windows and on
   most origins; without an ensemble in the pool, the seasonal naive is the fallback on thin evidence.
@@ -149,18 +150,19 @@ def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict
             per_origin[name] = np.where(full, mae, np.nan)
         for h in cfg.horizons:
             done = [k for k in range(n) if np.isfinite(actual[k, h - 1])]
-            checked = [k for k in done if seq[name][k] is not None]
+            checked = [k for k in range(n) if seq[name][k] is not None]  # every day known so far counts
             a = actual[checked, :h]
             q = {qq: np.vstack([seq[name][k][qq][:h] for k in checked]) for qq in QUANTILES} if checked else None
+            seen = np.isfinite(a)
             rows.append({
                 "site": site, "metric": metric, "model": name, "horizon": h,
                 "mase": float(np.mean([accuracy.mase(actual[k, :h], pred[k, :h], scales[k]) for k in done]))
                 if done else float("nan"),
                 "mape": accuracy.mape(actual[done, :h].ravel(), pred[done, :h].ravel()) if done else float("nan"),
                 "mae": float(np.mean(np.abs(err[done, :h]))) if done else float("nan"),
-                "coverage_80": accuracy.coverage(a, q[0.1], q[0.9]) if q else float("nan"),
-                "coverage_95": accuracy.coverage(a, q[0.025], q[0.975]) if q else float("nan"),
-                "pinball": accuracy.pinball(a.ravel(), {qq: v.ravel() for qq, v in q.items()}) if q else float("nan"),
+                "coverage_80": accuracy.coverage(a[seen], q[0.1][seen], q[0.9][seen]) if q else float("nan"),
+                "coverage_95": accuracy.coverage(a[seen], q[0.025][seen], q[0.975][seen]) if q else float("nan"),
+                "pinball": accuracy.pinball(a[seen], {qq: v[seen] for qq, v in q.items()}) if q else float("nan"),
                 "origins": len(done), "coverage_origins": len(checked)})
     return rows, per_origin, seq
 
