@@ -1,6 +1,6 @@
 """Statistical forecasters from statsforecast (AutoETS, AutoARIMA, AutoTheta, MSTL) behind the common
 `Forecaster` interface. Each fits on a recent window (a year is plenty for a weekly cycle and local
-level; MSTL takes three years when it has two or more, to add the yearly cycle)."""
+level; MSTL takes two years when it has them, to add the yearly cycle)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class MSTLForecaster(_StatsForecast):
     non-seasonal AutoETS."""
 
     name, description = "mstl", "MSTL (statsforecast): weekly (+ yearly from 2 years) cycles, ETS trend"
-    window_days = 1095
+    window_days = 730
 
     def _model(self):
         from statsforecast.models import MSTL, AutoETS
