@@ -24,6 +24,7 @@ from pydantic import Field, field_validator, model_validator
 from phm.core.config import Document
 
 from models.forecasting.calendar import DEFAULT_CALENDAR, check_calendar
+from models.forecasting.intervals import ResidualModel
 from models.forecasting.pool import FORECASTERS
 from training.demand_backtest import (QCOLS, SeriesRefused, calibration, check_series, choose, final_forecast,
                                       report_rows, run_backtest)
@@ -57,6 +58,8 @@ class ForecastConfig(Document):
                                   "share in its last year.")
     holidays: str = Field(DEFAULT_CALENDAR, description="Holiday calendar: england, none, or a python-holidays "
                           "country code (e.g. US, GB-SCT).")
+    reconcile: bool = Field(True, description="Make the site forecasts add up to the ICS forecast (MinTrace, "
+                            "WLS by back-test error variance) when the ICS and its sites are forecast together.")
     coverage_tolerance: float = Field(0.1, gt=0, lt=0.5, description="Warn when back-test 80% coverage is off by "
                                       "more than this.")
     workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
@@ -104,6 +107,7 @@ class SeriesResult:
     reason: str = ""
     coverage: dict = field(default_factory=dict)  # achieved back-test coverage of the chosen model
     warnings: list[str] = field(default_factory=list)
+    residuals: ResidualModel | None = None
 
 
 def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
@@ -119,11 +123,12 @@ def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
     coverage = {"horizon": mine["horizon"], "coverage_80": mine["coverage_80"], "coverage_95": mine["coverage_95"],
                 "origins": mine["coverage_origins"], "backtest_origins": len(bt["origins"])}
     warnings = coverage_warnings(label, coverage, cfg)
-    forecast = final_forecast(series, selected, calibration(bt["errors"][selected], cfg.calibration_origins), cfg)
+    residuals = calibration(bt["errors"][selected], cfg.calibration_origins)
+    forecast = final_forecast(series, selected, residuals, cfg)
     forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = coverage["coverage_80"], coverage["coverage_95"]
     forecast["backtest_origins"] = coverage["origins"]
     return SeriesResult(series.site, series.metric, selected, rows, forecast,
-                        {m: e.tolist() for m, e in bt["errors"].items()}, reason, coverage, warnings)
+                        {m: e.tolist() for m, e in bt["errors"].items()}, reason, coverage, warnings, residuals)
 
 
 def coverage_warnings(label: str, cov: dict, cfg: ForecastConfig) -> list[str]:

@@ -190,4 +190,5 @@ def final_forecast(series, model: str, residuals: ResidualModel, cfg) -> pd.Data
     else:
         out["threshold"], out["p_exceed"] = np.nan, np.nan
     out["sigma_a"], out["sigma_b"] = residuals.a, residuals.b
+    out["reconciled"] = False
     return out

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from features.series import METRICS, daily_series, read_series_csv  # noqa: E402
 from phm.core.settings import Settings  # noqa: E402
 from training import tracking  # noqa: E402
+from training.demand_reconcile import reconcile_results  # noqa: E402
 from training.demand import FitOutput, ForecastConfig, Progress, fit_series, inputs_from_frame, save  # noqa: E402
 
 EXPERIMENT = "phm-demand"
@@ -67,10 +68,12 @@ def run_fit(settings: Settings, cfg: ForecastConfig, csv: Path | None = None, si
     refused: list[str] = []
     results = fit_series(inputs, cfg, progress=say, refused=refused)
     warnings = warnings + [f"refused {r}" for r in refused] + [w for r in results for w in r.warnings]
+    notes = reconcile_results(results, {(s.site, s.metric): s.values for s in inputs}) if cfg.reconcile else []
     target = forecasts_dir(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=target.parent))
     output = save(results, frame, cfg, staging, source, refused)
+    output.meta["reconciliation"] = notes
     scenario_files = [p for p in target.glob("*") if p.name.startswith(("risk_scores", "emergency_stays", "scenario_"))]
     for p in scenario_files:  # keep scenario inputs until they are prepared again
         shutil.copy2(p, staging / p.name)

@@ -258,6 +258,8 @@ def coverage(meta: dict) -> None:
         console.print(f"{key}: {meta['selected'][key]} ({meta['reasons'][key]}); back-test intervals held "
                       f"{cov['coverage_80']:.0%} (80%) and {cov['coverage_95']:.0%} (95%) of days 1-{cov['horizon']} "
                       f"over {cov['origins']} origin(s) of {cov['backtest_origins']} back-tested", soft_wrap=True)
+    for note in meta.get("reconciliation", []):
+        console.print(note, soft_wrap=True)
 
 
 def forecast(site: str, metric: str, part, meta: dict) -> None:

@@ -68,3 +68,26 @@ def test_one_year_of_real_history_uk_planner_file_through_phm(tmp_path: Path) ->
     assert meta["refused"] and meta["config"]["holidays"] == "US"
     pred = phm("forecast", "predict", "--site", "AL", "--metric", "beds_occupied", "--horizon", "7", home=home)
     assert pred.returncode == 0 and "In the back-test these intervals held" in pred.stdout, pred.stdout + pred.stderr
+
+
+def test_site_forecasts_reconciled_to_the_ics_forecast_intervals_included() -> None:
+    from training.demand_reconcile import reconcile_results
+
+    real = pd.read_csv(REAL, parse_dates=["date"])
+    parts = {s: real[real.site == s].set_index("date").value.astype(float) for s in ("VT", "NH", "ME")}
+    parts["ICS"] = sum(parts.values())
+    cfg = ForecastConfig(models=["auto_theta"], max_horizon=28, horizons=[7, 28], workers=1)
+    results = [backtest_series(SeriesInput(s, "beds", y, 1.2 * float(y.max())), cfg) for s, y in parts.items()]
+    before = {r.site: r.forecast.copy() for r in results}
+    notes = reconcile_results(results, {(s, "beds"): y for s, y in parts.items()})
+    assert notes == ["beds: 3 site forecasts reconciled to add up to the ICS forecast (MinTrace WLS)"]
+    by = {r.site: r.forecast for r in results}
+    sites_sum = sum(by[s]["mean"].to_numpy() for s in ("VT", "NH", "ME"))
+    np.testing.assert_allclose(by["ICS"]["mean"].to_numpy(), sites_sum, rtol=1e-12, atol=0)
+    assert not np.allclose(before["ICS"]["mean"], sum(before[s]["mean"] for s in ("VT", "NH", "ME")))
+    for r in results:  # each interval moved with its mean, keeping its width and order
+        f, b = r.forecast, before[r.site]
+        np.testing.assert_allclose((f.q90 - f["mean"]).to_numpy(), (b.q90 - b["mean"]).to_numpy(), atol=1e-9)
+        assert (f.q025 <= f.q10).all() and (f.q10 <= f.q90).all() and f.reconciled.all()
+    broken = {**{(s, "beds"): y for s, y in parts.items()}, ("ICS", "beds"): parts["ICS"] + 5}
+    assert "not reconciled" in reconcile_results(results, broken)[0]

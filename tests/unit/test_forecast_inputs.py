@@ -108,3 +108,16 @@ def test_a_single_model_is_chosen_only_on_clear_and_sufficient_evidence() -> Non
     assert choose({**clear, "auto_ets": lucky * 0.5 ** (np.arange(10) >= 5)}, origins, cfg)[0] == "ensemble"
     no_ensemble = ForecastConfig(models=["seasonal_naive", "auto_ets"])
     assert choose({"seasonal_naive": base, "auto_ets": base * 0.8}, origins[:4], no_ensemble)[0] == "seasonal_naive"
+
+
+def test_mintrace_makes_sites_add_up_and_moves_the_least_accurate_most() -> None:
+    from models.forecasting.reconcile import mintrace_wls
+
+    sites = np.array([[100.0, 101, 102], [50, 51, 52]])
+    total, out = mintrace_wls(np.array([165.0, 160, 150]), sites, np.full(3, 4.0), np.array([[1.0] * 3, [16.0] * 3]))
+    np.testing.assert_array_equal(total, out.sum(axis=0))
+    assert (out.sum(axis=0) != sites.sum(axis=0)).all()  # the incoherent base forecasts were changed
+    moved = np.abs(out - sites)
+    assert (moved[1] > moved[0]).all()  # the noisier site absorbs more of the disagreement
+    coherent_total, same = mintrace_wls(sites.sum(axis=0), sites, np.ones(3), np.ones((2, 3)))
+    np.testing.assert_allclose(same, sites, rtol=1e-12)  # already coherent: unchanged
