@@ -227,6 +227,32 @@ def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] 
     return result, warnings
 
 
+def nowcast_spells(warehouse: Path) -> pd.DataFrame:
+    """Spells for the bed nowcast, one row each, pseudonymised and grouped, no person id: site, admission and
+    discharge day (integers, days since 1970-01-01; discharge -1 = not yet), and a group label of age band
+    at admission, emergency or not, and diagnosis group (the spells carry no specialty; the ICD-10 chapter
+    of the primary diagnosis stands in for it)."""
+    if not warehouse.exists():
+        raise SeriesSourceError(f"{warehouse}: no warehouse; run `phm data load` first")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        frame = con.execute("""
+            SELECT s.site_code AS site,
+                   CAST(date_diff('day', DATE '1970-01-01', s.admission_date) AS BIGINT) AS adm,
+                   CAST(coalesce(date_diff('day', DATE '1970-01-01', s.discharge_date), -1) AS BIGINT) AS dis,
+                   CASE WHEN p.year_of_birth IS NULL THEN 'age?'
+                        WHEN year(s.admission_date) - p.year_of_birth < 18 THEN '0-17'
+                        WHEN year(s.admission_date) - p.year_of_birth < 65 THEN '18-64'
+                        WHEN year(s.admission_date) - p.year_of_birth < 80 THEN '65-79' ELSE '80+' END
+                   || '|' || CASE WHEN s.admission_method LIKE '2%' THEN 'emergency' ELSE 'other' END
+                   || '|' || CASE WHEN left(s.primary_diagnosis, 1) IN ('I', 'J', 'S', 'T', 'C', 'N', 'K', 'R')
+                                  THEN left(s.primary_diagnosis, 1) ELSE 'other' END AS "group"
+            FROM apc_spells s LEFT JOIN patients p USING (person_id)""").df()
+    finally:
+        con.close()
+    return frame
+
+
 def data_end(warehouse: Path) -> date:
     """The last day the activity data covers: the load date, or the last admission if earlier
     (the synthetic ICS's extracts stop before the day they are loaded)."""

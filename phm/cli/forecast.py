@@ -150,3 +150,36 @@ def scenario_cmd(
 ) -> None:
     """What if coordinators reach the top k% by risk and prevent p% of their admissions?"""
     run_planning_scenario(settings(), site, metric, horizon, top_share, prevented, out)
+
+
+@app.command("nowcast")
+def nowcast_cmd(
+    site: Annotated[Optional[str], typer.Option(help="Only this site (or ICS); default every site and the ICS.")] = None,
+    nights: Annotated[int, typer.Option(help="Nights ahead (1-7).")] = 3,
+    out: Annotated[Optional[Path], typer.Option(help="Export to .csv or .json.")] = None,
+) -> None:
+    """Beds occupied in the next nights from the patients in beds now (length-of-stay survival) plus expected admissions."""
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from features.series import SeriesSourceError, data_end
+    from training.nowcast import NowcastConfig, current
+
+    s = settings()
+    try:
+        cfg = NowcastConfig(horizon=nights)
+        end = pd.Timestamp(data_end(s.warehouse_path)) if s.warehouse_path.exists() else None
+        if end is None:
+            raise SeriesSourceError(f"{s.warehouse_path}: no warehouse; run `phm data load` first")
+        frame = current(s.warehouse_path, cfg, end)
+    except ValidationError as exc:
+        raise fail(validation_message(exc)) from exc
+    except (SeriesSourceError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    if site:
+        if site not in set(frame.site):
+            raise fail(f"unknown site {site!r}; sites: {', '.join(sorted(frame.site.unique()))}")
+        frame = frame[frame.site == site]
+    render.nowcast(frame, end)
+    if out:
+        export_frame(frame, out)

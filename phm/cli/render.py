@@ -276,6 +276,13 @@ def forecast(site: str, metric: str, part, meta: dict) -> None:
                       f"({meta['config']['threshold_share']:.0%} of beds).")
 
 
+def nowcast(frame, data_end) -> None:
+    rows = [[r.site, str(r.date.date()), f"{r.in_beds_now:,}", f"{r.nowcast:.1f}"] for r in frame.itertuples()]
+    table(f"Bed nowcast from the patients in beds on the night of {data_end.date()} (survival by nights elapsed, "
+          "age, admission method, diagnosis group) plus expected admissions",
+          ["site", "night of", "in beds now", "expected in beds"], rows, right={"in beds now", "expected in beds"})
+
+
 def scenario(result, site: str, metric: str, horizon: int, top_share: float, prevented: float) -> None:
     console.print(f"Reaching {result.people_reached:,} people ({top_share:.1%}) and preventing {prevented:.0%} of their "
                   f"admissions: {result.prevented_admissions_per_day:.2f} fewer emergency admissions a day at {site}.")
