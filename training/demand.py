@@ -41,7 +41,9 @@ class ForecastConfig(Document):
                               "(also: auto_arima, prophet - slower).")
     ensemble_members: list[str] = Field([], description="Models the ensemble combines (empty: every model in "
                                         "`models` but the seasonal naive).")
-    ensemble_method: Literal["median", "mean"] = "median"
+    ensemble_method: Literal["weighted", "median", "mean"] = Field(
+        "weighted", description="weighted: members weighted by 1/MASE^2 in the series' back-test, those worse than "
+        "the seasonal naive left out; median or mean: unweighted.")
     horizons: list[int] = Field([1, 7, 28, 90], description="Back-test report horizons (days ahead, pooled 1..h).")
     max_horizon: int = Field(90, ge=1, le=365, description="Longest forecast a planner can request.")
     origins: int = Field(12, ge=2, le=104, description="Rolling back-test origins at most (fewer on short histories).")
@@ -124,7 +126,7 @@ def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
                 "origins": mine["coverage_origins"], "backtest_origins": len(bt["origins"])}
     warnings = coverage_warnings(label, coverage, cfg)
     residuals = calibration(bt["errors"][selected], cfg.calibration_origins)
-    forecast = final_forecast(series, selected, residuals, cfg)
+    forecast = final_forecast(series, selected, residuals, cfg, bt["weights"])
     forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = coverage["coverage_80"], coverage["coverage_95"]
     forecast["backtest_origins"] = coverage["origins"]
     return SeriesResult(series.site, series.metric, selected, rows, forecast,

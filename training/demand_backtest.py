@@ -10,7 +10,8 @@ forecast with conformal intervals.
 * The coverage reported is honest (sequential): each origin's intervals are calibrated only on errors whose
   days had passed by that origin, as a planner would have had them, and checked on every day of that
   origin's window known so far (so the latest weeks count). MASE uses complete windows only.
-* Choice: the ensemble (median of the statistical models) unless a single model beats it by
+* Choice: the ensemble (the statistical models' forecasts weighted by 1/MASE^2 in this back-test, those
+  worse than the seasonal naive left out; or their median or mean) unless a single model beats it by
   `selection_margin` on the back-test over at least `min_selection_origins` non-overlapping windows and on
   most origins; without an ensemble in the pool, the seasonal naive is the fallback on thin evidence.
 """
@@ -55,15 +56,38 @@ def member_names(cfg) -> list[str]:
     return cfg.ensemble_members or [m for m in cfg.models if m not in ("seasonal_naive", "ensemble")]
 
 
-def point_forecasts(history: pd.Series, capacity: float | None, horizon: int, cfg) -> dict[str, np.ndarray]:
+def point_forecasts(history: pd.Series, capacity: float | None, horizon: int, cfg, keep_members: bool = False
+                    ) -> dict[str, np.ndarray]:
     """Every model's forecast from one history (the ensemble from its members' forecasts)."""
     needed = [m for m in cfg.models if m != "ensemble"]
     if "ensemble" in cfg.models:
         needed += [m for m in member_names(cfg) if m not in needed]
     out = {m: FORECASTERS[m](cfg.holidays).fit(history, capacity).predict(horizon) for m in needed}
-    if "ensemble" in cfg.models:
+    if "ensemble" in cfg.models:  # a weighted ensemble is re-weighted from the whole back-test (run_backtest)
         out["ensemble"] = np.clip(combine([out[m] for m in member_names(cfg)], cfg.ensemble_method), 0, None)
-    return {k: v for k, v in out.items() if k in cfg.models}
+    return out if keep_members else {k: v for k, v in out.items() if k in cfg.models}
+
+
+def ensemble_weights(bt: dict, cfg) -> list[float] | None:
+    """Back-test weights of the ensemble's members: 1 / MASE^2 at days 1-max(selection horizons) over complete
+    windows, for the members no worse than the seasonal naive (all members if none is); None if unscored."""
+    span = max(cfg.selection_horizons)
+    full = np.isfinite(bt["actual"][:, span - 1])
+    if not full.any():
+        return None
+    scale = np.where(bt["scales"][full] > 0, bt["scales"][full], np.nan)
+
+    def score(pred: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            return float(np.nanmean(np.mean(np.abs(bt["actual"][full, :span] - pred[full, :span]), axis=1) / scale))
+
+    members = member_names(cfg)
+    scores = np.array([score(bt["member_preds"][m]) for m in members])
+    if not np.isfinite(scores).all() or (scores <= 0).any():
+        return None
+    naive = score(bt["member_preds"]["seasonal_naive"]) if "seasonal_naive" in bt["member_preds"] else np.inf
+    keep = scores <= naive if (scores <= naive).any() else np.ones(scores.size, bool)
+    return [float(k / s ** 2) for k, s in zip(keep, scores)]
 
 
 def known_mask(origins: list[int], k: int, horizon: int) -> np.ndarray:
@@ -121,17 +145,25 @@ def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
     """Forecasts, actuals and errors of every model at every origin."""
     H, values = cfg.max_horizon, y.to_numpy(dtype=float)
     origins = origins_for(len(values), cfg)
-    preds = {m: np.full((len(origins), H), np.nan) for m in cfg.models}
+    preds: dict[str, np.ndarray] = {}
     actual = np.full((len(origins), H), np.nan)
     scales = np.zeros(len(origins))
     for k, o in enumerate(origins):
-        for name, point in point_forecasts(y.iloc[:o], capacity, H, cfg).items():
-            preds[name][k] = point
+        for name, point in point_forecasts(y.iloc[:o], capacity, H, cfg, keep_members=True).items():
+            preds.setdefault(name, np.full((len(origins), H), np.nan))[k] = point
         seen = values[o:o + H]
         actual[k, :seen.size] = seen
         scales[k] = accuracy.seasonal_naive_scale(values[:o])
-    return {"origins": origins, "preds": preds, "actual": actual, "scales": scales,
-            "errors": {m: actual - p for m, p in preds.items()}}
+    bt = {"origins": origins, "member_preds": preds, "actual": actual, "scales": scales, "weights": None}
+    if "ensemble" in cfg.models and cfg.ensemble_method == "weighted":
+        bt["weights"] = ensemble_weights(bt, cfg)
+        if bt["weights"] is not None:
+            stack = np.stack([preds[m] for m in member_names(cfg)])
+            w = np.asarray(bt["weights"]) / np.sum(bt["weights"])
+            preds = {**preds, "ensemble": np.clip(np.tensordot(w, stack, axes=1), 0, None)}
+    bt["preds"] = {m: preds[m] for m in cfg.models}
+    bt["errors"] = {m: actual - p for m, p in bt["preds"].items()}
+    return bt
 
 
 def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict[str, np.ndarray], dict]:
@@ -172,10 +204,10 @@ def calibration(errors: np.ndarray, window: int) -> ResidualModel:
     return fit_residuals(errors[-window:])
 
 
-def final_forecast(series, model: str, residuals: ResidualModel, cfg) -> pd.DataFrame:
+def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: list[float] | None = None) -> pd.DataFrame:
     y = series.values.astype(float)
     if model == "ensemble":
-        fitted = Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method).fit(y, series.capacity)
+        fitted = Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method, weights).fit(y, series.capacity)
     else:
         fitted = FORECASTERS[model](cfg.holidays).fit(y, series.capacity)
     point = fitted.predict(cfg.max_horizon)

@@ -14,21 +14,25 @@ class Ensemble(Forecaster):
     name, description = "ensemble", "median of the statistical models"
     members: tuple[str, ...] = ("harmonic_ar", "auto_ets", "auto_theta", "mstl")
     method = "median"
+    weights: tuple[float, ...] | None = None
 
-    def configure(self, members: list[str], method: str) -> Ensemble:
-        self.members, self.method = tuple(members), method
+    def configure(self, members: list[str], method: str, weights: list[float] | None = None) -> Ensemble:
+        self.members, self.method, self.weights = tuple(members), method, tuple(weights) if weights else None
         return self
 
     def _fit(self) -> None:
         self._fitted = [FORECASTERS[m](self.calendar).fit(self.history, self.capacity) for m in self.members]
 
     def _predict(self, horizon: int) -> np.ndarray:
-        return combine([m.predict(horizon) for m in self._fitted], self.method)
+        return combine([m.predict(horizon) for m in self._fitted], self.method, self.weights)
 
 
-def combine(points: list[np.ndarray], method: str) -> np.ndarray:
-    """Day-by-day median or mean of member forecasts."""
-    return np.median(points, axis=0) if method == "median" else np.mean(points, axis=0)
+def combine(points: list[np.ndarray], method: str, weights=None) -> np.ndarray:
+    """Day-by-day median, mean or weighted mean of member forecasts (a weighted one without weights: the median)."""
+    if method == "weighted" and weights is not None:
+        w = np.asarray(weights, dtype=float)
+        return np.tensordot(w / w.sum(), np.asarray(points), axes=1)
+    return np.mean(points, axis=0) if method == "mean" else np.median(points, axis=0)
 
 
 FORECASTERS: dict[str, type[Forecaster]] = {

@@ -121,3 +121,14 @@ def test_mintrace_makes_sites_add_up_and_moves_the_least_accurate_most() -> None
     assert (moved[1] > moved[0]).all()  # the noisier site absorbs more of the disagreement
     coherent_total, same = mintrace_wls(sites.sum(axis=0), sites, np.ones(3), np.ones((2, 3)))
     np.testing.assert_allclose(same, sites, rtol=1e-12)  # already coherent: unchanged
+
+
+def test_ensemble_weights_favour_the_accurate_members_and_drop_those_worse_than_naive() -> None:
+    from training.demand_backtest import ensemble_weights
+
+    actual = np.full((6, 28), 100.0)
+    off = {"harmonic_ar": 2.0, "auto_ets": 1.0, "auto_theta": 8.0, "mstl": 4.0, "seasonal_naive": 5.0}
+    bt = {"actual": actual, "scales": np.full(6, 1.0), "member_preds": {m: actual + e for m, e in off.items()}}
+    weights = dict(zip(["harmonic_ar", "auto_ets", "auto_theta", "mstl"], ensemble_weights(bt, ForecastConfig())))
+    assert weights["auto_theta"] == 0  # worse than the seasonal naive
+    assert weights["auto_ets"] == pytest.approx(4 * weights["harmonic_ar"]) == pytest.approx(16 * weights["mstl"])
