@@ -91,7 +91,7 @@ def test_planner_csv_is_checked_and_small_gaps_repaired(tmp_path: Path) -> None:
     refused(rows.drop(columns="metric"), r"missing column\(s\) \['metric'\]")
     bad_date = rows.copy()
     bad_date.loc[2, "date"] = "31/31/2023"
-    refused(bad_date, r"not a date on line\(s\) \[4\]")
+    refused(bad_date, r"field date: missing or not a date .* on line\(s\) \[4\]")
 
 
 def test_config_is_validated() -> None:
