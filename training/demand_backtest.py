@@ -18,6 +18,8 @@ forecast with conformal intervals.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -174,7 +176,8 @@ def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict
     for name in cfg.models:
         pred, err = bt["preds"][name], bt["errors"][name]
         seq[name] = sequential_intervals(err, pred, origins, cfg.calibration_origins)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # origins with no outcome yet: NaN
             mae = np.nanmean(np.abs(err[:, :span]), axis=1)
         full = np.isfinite(actual[:, span - 1])
         per_origin[name] = np.where(full, mae / np.where(scales > 0, scales, np.nan), np.nan)
