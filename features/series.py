@@ -104,13 +104,55 @@ class SeriesFileError(ValueError):
     """A planner's CSV of daily series cannot be used as it is (the message names the row or series)."""
 
 
-def read_series_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
+FIELDS = ("date", "site", "metric", "value", "capacity")
+DAYFIRST_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y")
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
+
+
+def parse_columns(spec: str | None) -> dict[str, str]:
+    """`date=Date,value=Occupied` -> {"date": "Date", "value": "Occupied"} (our field -> the file's column)."""
+    out: dict[str, str] = {}
+    for part in (spec or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, col = part.partition("=")
+        key = key.strip().lower()
+        if not sep or not col.strip():
+            raise SeriesFileError(f"--columns: {part.strip()!r} is not field=Column (e.g. date=Date,value=Occupied)")
+        if key not in FIELDS:
+            raise SeriesFileError(f"--columns: unknown field {key!r}; fields are {', '.join(FIELDS)}")
+        out[key] = col.strip()
+    return out
+
+
+def parse_numbers(text: pd.Series) -> pd.Series:
+    """Numbers as a planner's spreadsheet writes them: "44,592" (thousands separators) as well as "44592"."""
+    clean = text.str.strip()
+    grouped = clean.str.match(_THOUSANDS)
+    return pd.to_numeric(clean.where(~grouped, clean.str.replace(",", "", regex=False)), errors="coerce")
+
+
+def parse_dates(text: pd.Series, dayfirst: bool) -> pd.Series:
+    """ISO dates (yyyy-mm-dd) by default; with `dayfirst` UK dates (dd/mm/yyyy, dd-mm-yyyy, dd.mm.yyyy)."""
+    text = text.str.strip()
+    if not dayfirst:
+        return pd.to_datetime(text, errors="coerce", format="ISO8601")
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    for fmt in DAYFIRST_FORMATS:
+        out = out.fillna(pd.to_datetime(text, errors="coerce", format=fmt))
+    return out
+
+
+def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] | None = None
+                    ) -> tuple[pd.DataFrame, list[str]]:
     """A planner's own daily series: columns date, site, metric, value (and optionally capacity).
 
-    Refused with an error naming the rows: missing columns, unreadable dates, values that are not
-    numbers or are negative, and the same day given twice with different values. Repaired with a
-    warning (what a planner would want): exact duplicate rows are dropped, and gaps of up to
-    7 days are filled by linear interpolation; longer gaps are refused.
+    Options: `dayfirst` reads UK dates (dd/mm/yyyy; the default is ISO yyyy-mm-dd, and anything else is
+    refused rather than guessed); `columns` maps our fields to the file's column names. Values and capacity
+    may carry thousands separators ("44,592"). Refused with an error naming the file, field and rows:
+    missing columns, unreadable dates, values that are not numbers or are negative, and the same day given
+    twice with different values. Repaired with a warning (what a planner would want): exact duplicate rows
+    are dropped, and gaps of up to 7 days are filled by linear interpolation; longer gaps are refused.
     """
     if not path.exists():
         raise SeriesFileError(f"{path}: no such file")
@@ -118,29 +160,37 @@ def read_series_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise SeriesFileError(f"{path}: not a readable CSV ({exc})") from exc
-    raw.columns = [c.strip().lower() for c in raw.columns]
+    mapping = columns or {}
+    absent = [f"{col!r} (for {key})" for key, col in mapping.items() if col not in raw.columns]
+    if absent:
+        raise SeriesFileError(f"{path}: --columns names column(s) not in the file: {', '.join(absent)}; "
+                              f"the file has {list(raw.columns)}")
+    raw = raw.rename(columns={col: key for key, col in mapping.items()})
+    raw.columns = [c if c in mapping else c.strip().lower() for c in raw.columns]
     missing = [c for c in ("date", "site", "metric", "value") if c not in raw]
     if missing:
-        raise SeriesFileError(f"{path}: missing column(s) {missing}; expected date, site, metric, value[, capacity]")
+        raise SeriesFileError(f"{path}: missing column(s) {missing}; expected date, site, metric, value[, capacity] "
+                              f"(map your own names with --columns, e.g. date=Date,value=Occupied)")
     line = pd.Series(range(2, len(raw) + 2), index=raw.index)  # file line numbers (header is line 1)
-    dates = pd.to_datetime(raw["date"].str.strip(), errors="coerce", format="mixed", dayfirst=False)
-    values = pd.to_numeric(raw["value"].str.strip(), errors="coerce")
+    dates = parse_dates(raw["date"], dayfirst)
+    values = parse_numbers(raw["value"])
 
     def refuse(mask: pd.Series, what: str) -> None:
         if mask.any():
             rows = line[mask].tolist()
             raise SeriesFileError(f"{path}: {what} on line(s) {rows[:10]}{' ...' if len(rows) > 10 else ''}")
 
-    refuse(dates.isna(), "date is missing or not a date")
-    refuse(raw["site"].str.strip() == "", "site is empty")
-    refuse(raw["metric"].str.strip() == "", "metric is empty")
-    refuse(values.isna(), "value is missing or not a number")
-    refuse(values < 0, "value is negative (counts and beds cannot be)")
+    refuse(dates.isna(), "field date: missing or not a date" + (" (dd/mm/yyyy expected with --dayfirst)" if dayfirst
+                                                                  else " (yyyy-mm-dd expected; use --dayfirst for dd/mm/yyyy)"))
+    refuse(raw["site"].str.strip() == "", "field site: empty")
+    refuse(raw["metric"].str.strip() == "", "field metric: empty")
+    refuse(values.isna(), "field value: missing or not a number")
+    refuse(values < 0, "field value: negative (counts and beds cannot be)")
     frame = pd.DataFrame({"date": dates.dt.normalize(), "site": raw["site"].str.strip(),
                           "metric": raw["metric"].str.strip(), "value": values.astype(float), "line": line})
     if "capacity" in raw:
-        cap = pd.to_numeric(raw["capacity"].str.strip().replace("", None), errors="coerce")
-        refuse(raw["capacity"].str.strip().ne("") & (cap.isna() | (cap <= 0)), "capacity is not a positive number")
+        cap = parse_numbers(raw["capacity"])
+        refuse(raw["capacity"].str.strip().ne("") & (cap.isna() | (cap <= 0)), "field capacity: not a positive number")
         frame["capacity"] = cap
     else:
         frame["capacity"] = np.nan
@@ -175,6 +225,32 @@ def read_series_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
         out.append(part.assign(site=site, metric=metric).rename_axis("date").reset_index())
     result = pd.concat(out, ignore_index=True)[["date", "site", "metric", "value", "capacity"]]
     return result, warnings
+
+
+def nowcast_spells(warehouse: Path) -> pd.DataFrame:
+    """Spells for the bed nowcast, one row each, pseudonymised and grouped, no person id: site, admission and
+    discharge day (integers, days since 1970-01-01; discharge -1 = not yet), and a group label of age band
+    at admission, emergency or not, and diagnosis group (the spells carry no specialty; the ICD-10 chapter
+    of the primary diagnosis stands in for it)."""
+    if not warehouse.exists():
+        raise SeriesSourceError(f"{warehouse}: no warehouse; run `phm data load` first")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        frame = con.execute("""
+            SELECT s.site_code AS site,
+                   CAST(date_diff('day', DATE '1970-01-01', s.admission_date) AS BIGINT) AS adm,
+                   CAST(coalesce(date_diff('day', DATE '1970-01-01', s.discharge_date), -1) AS BIGINT) AS dis,
+                   CASE WHEN p.year_of_birth IS NULL THEN 'age?'
+                        WHEN year(s.admission_date) - p.year_of_birth < 18 THEN '0-17'
+                        WHEN year(s.admission_date) - p.year_of_birth < 65 THEN '18-64'
+                        WHEN year(s.admission_date) - p.year_of_birth < 80 THEN '65-79' ELSE '80+' END
+                   || '|' || CASE WHEN s.admission_method LIKE '2%' THEN 'emergency' ELSE 'other' END
+                   || '|' || CASE WHEN left(s.primary_diagnosis, 1) IN ('I', 'J', 'S', 'T', 'C', 'N', 'K', 'R')
+                                  THEN left(s.primary_diagnosis, 1) ELSE 'other' END AS "group"
+            FROM apc_spells s LEFT JOIN patients p USING (person_id)""").df()
+    finally:
+        con.close()
+    return frame
 
 
 def data_end(warehouse: Path) -> date:

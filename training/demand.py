@@ -1,11 +1,8 @@
 """The demand forecasting job: back-test every forecaster on every series by rolling origin, choose
-one per series, fit it on the whole history and forecast with calibrated intervals and the chance of
-exceeding capacity. Series run in parallel processes (one per core).
-
-Back-test: origins every `origin_spacing_days` ending `max_horizon` days before the last observed day;
-at each origin every model is fitted on the history before it and forecasts `max_horizon` days.
-"Horizon h" figures pool lead times 1..h over all origins. Interval coverage and pinball loss are
-computed leave-one-origin-out: the intervals for one origin are calibrated on the others' residuals.
+one per series (the ensemble unless one model is clearly better on enough evidence), fit it on the whole
+history and forecast with conformal intervals, the coverage they achieved in the back-test, and the chance
+of exceeding capacity. Series run in parallel processes (one per core). A series too short or mostly zeros
+is refused with the reason, and the others go on. See `demand_backtest.py` for the method.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,28 +23,50 @@ from pydantic import Field, field_validator, model_validator
 
 from phm.core.config import Document
 
-from models.forecasting import accuracy
-from models.forecasting.forecasters import FORECASTERS, Ensemble
-from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals
+from models.forecasting.calendar import DEFAULT_CALENDAR, check_calendar
+from models.forecasting.intervals import ResidualModel
+from models.forecasting.pool import FORECASTERS
+from training.demand_backtest import (QCOLS, SeriesRefused, calibration, check_series, choose, final_forecast,
+                                      report_rows, run_backtest)
 
 Progress = Callable[[str], None]
-QCOLS = {0.025: "q025", 0.1: "q10", 0.5: "q50", 0.9: "q90", 0.975: "q975"}
+__all__ = ["QCOLS", "ForecastConfig", "SeriesInput", "SeriesResult", "backtest_series", "fit_series"]
+DEFAULT_MODELS = ["seasonal_naive", "harmonic_ar", "auto_ets", "auto_theta", "mstl", "ensemble"]
 
 
 class ForecastConfig(Document):
     """How series are back-tested, selected and forecast."""
 
-    models: list[str] = Field(["seasonal_naive", "harmonic_ar", "prophet", "ensemble"])
+    models: list[str] = Field(DEFAULT_MODELS, description="Forecasters back-tested on every series "
+                              "(also: auto_arima, prophet - slower).")
+    ensemble_members: list[str] = Field([], description="Models the ensemble combines (empty: every model in "
+                                        "`models` but the seasonal naive).")
+    ensemble_method: Literal["weighted", "median", "mean"] = Field(
+        "weighted", description="weighted: members weighted by 1/MASE^2 in the series' back-test, those worse than "
+        "the seasonal naive left out; median or mean: unweighted.")
     horizons: list[int] = Field([1, 7, 28, 90], description="Back-test report horizons (days ahead, pooled 1..h).")
     max_horizon: int = Field(90, ge=1, le=365, description="Longest forecast a planner can request.")
-    origins: int = Field(6, ge=2, le=52, description="Rolling back-test origins.")
-    origin_spacing_days: int = Field(28, ge=1)
-    selection_horizons: list[int] = Field([7, 28], description="Horizons whose mean MASE chooses the model.")
+    origins: int = Field(12, ge=2, le=104, description="Rolling back-test origins at most (fewer on short histories).")
+    origin_spacing_days: int = Field(14, ge=1)
+    calibration_origins: int = Field(8, ge=2, description="Intervals are calibrated on the errors of this many "
+                                     "latest origins (a rolling window, so a level shift widens them).")
+    selection_horizons: list[int] = Field([7, 28], description="Horizons whose back-test MASE chooses the model.")
+    selection_margin: float = Field(0.1, ge=0, lt=1, description="A single model replaces the ensemble only if its "
+                                    "back-test MASE is lower by this share...")
+    min_selection_origins: int = Field(4, ge=1, description="...over at least this many non-overlapping windows.")
     threshold_share: float = Field(0.92, gt=0, le=2, description="Occupancy threshold as a share of beds.")
-    min_history_days: int = Field(365, ge=56, description="History needed before the first back-test origin.")
+    min_history_days: int = Field(112, ge=56, description="History needed before the first back-test origin.")
+    max_zero_share: float = Field(0.5, gt=0, le=1, description="Refuse a series with more zero days than this "
+                                  "share in its last year.")
+    holidays: str = Field(DEFAULT_CALENDAR, description="Holiday calendar: england, none, or a python-holidays "
+                          "country code (e.g. US, GB-SCT).")
+    reconcile: bool = Field(True, description="Make the site forecasts add up to the ICS forecast (MinTrace, "
+                            "WLS by back-test error variance) when the ICS and its sites are forecast together.")
+    coverage_tolerance: float = Field(0.1, gt=0, lt=0.5, description="Warn when back-test 80% coverage is off by "
+                                      "more than this.")
     workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
 
-    @field_validator("models")
+    @field_validator("models", "ensemble_members")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
         unknown = sorted(set(value) - set(FORECASTERS))
@@ -54,10 +74,19 @@ class ForecastConfig(Document):
             raise ValueError(f"unknown forecaster(s) {unknown}; choose from {sorted(FORECASTERS)}")
         return value
 
+    @field_validator("holidays")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        return check_calendar(value)
+
     @model_validator(mode="after")
     def _horizons(self) -> ForecastConfig:
         if any(h < 1 or h > self.max_horizon for h in self.horizons + self.selection_horizons):
             raise ValueError(f"horizons must lie between 1 and max_horizon ({self.max_horizon})")
+        if "ensemble" in self.ensemble_members:
+            raise ValueError("ensemble_members cannot include the ensemble itself")
+        if "ensemble" in self.models and not (self.ensemble_members or set(self.models) - {"seasonal_naive", "ensemble"}):
+            raise ValueError("the ensemble needs members: add models or ensemble_members")
         return self
 
 
@@ -77,110 +106,84 @@ class SeriesResult:
     backtest: list[dict]
     forecast: pd.DataFrame
     errors: dict[str, list[list[float]]] = field(default_factory=dict)
-
-
-def origins_for(n: int, cfg: ForecastConfig) -> list[int]:
-    last = n - cfg.max_horizon
-    return [o for o in (last - k * cfg.origin_spacing_days for k in reversed(range(cfg.origins)))
-            if o >= cfg.min_history_days]
-
-
-def _point_forecasts(history: pd.Series, capacity: float | None, horizon: int, models: list[str]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name in models:
-        if name == "ensemble":
-            continue
-        out[name] = FORECASTERS[name]().fit(history, capacity).predict(horizon)
-    if "ensemble" in models:
-        for member in ("harmonic_ar", "prophet"):
-            if member not in out:
-                out[member] = FORECASTERS[member]().fit(history, capacity).predict(horizon)
-        out["ensemble"] = (out["harmonic_ar"] + out["prophet"]) / 2
-    return {k: v for k, v in out.items() if k in models}
+    reason: str = ""
+    coverage: dict = field(default_factory=dict)  # achieved back-test coverage of the chosen model
+    warnings: list[str] = field(default_factory=list)
+    residuals: ResidualModel | None = None
 
 
 def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
+    label = f"{series.site}/{series.metric}"
     y = series.values.astype(float)
-    H = cfg.max_horizon
-    origins = origins_for(len(y), cfg)
-    if len(origins) < 2:
-        raise ValueError(f"{series.site}/{series.metric}: {len(y)} days of history; back-testing {cfg.origins} origins "
-                         f"of {H} days needs at least {cfg.min_history_days + H + cfg.origin_spacing_days} days")
-    preds = {m: np.full((len(origins), H), np.nan) for m in cfg.models}
-    actual = np.full((len(origins), H), np.nan)
-    scales = np.zeros(len(origins))
-    for k, o in enumerate(origins):
-        history = y.iloc[:o]
-        for name, point in _point_forecasts(history, series.capacity, H, cfg.models).items():
-            preds[name][k] = point
-        actual[k] = y.to_numpy()[o:o + H]
-        scales[k] = accuracy.seasonal_naive_scale(history.to_numpy())
-    errors = {m: actual - p for m, p in preds.items()}
-    rows = []
-    for name in cfg.models:
-        loo = []
-        for k in range(len(origins)):
-            rm = fit_residuals(np.delete(errors[name], k, axis=0))
-            loo.append(rm.quantiles(preds[name][k]))
-        for h in cfg.horizons:
-            a, p = actual[:, :h], preds[name][:, :h]
-            q = {qq: np.vstack([loo[k][qq][:h] for k in range(len(origins))]) for qq in QUANTILES}
-            rows.append({
-                "site": series.site, "metric": series.metric, "model": name, "horizon": h,
-                "mase": float(np.mean([accuracy.mase(a[k], p[k], scales[k]) for k in range(len(origins))])),
-                "mape": accuracy.mape(a.ravel(), p.ravel()), "mae": float(np.mean(np.abs(a - p))),
-                "coverage_80": accuracy.coverage(a, q[0.1], q[0.9]),
-                "coverage_95": accuracy.coverage(a, q[0.025], q[0.975]),
-                "pinball": accuracy.pinball(a.ravel(), {qq: v.ravel() for qq, v in q.items()}),
-                "origins": len(origins)})
-    table = pd.DataFrame(rows)
-    chosen = table[table.horizon.isin(cfg.selection_horizons)].groupby("model")
-    score = chosen.mase.mean()
-    if score.isna().all():  # a flat history (e.g. no critical care recorded) has no MASE scale: use MAE
-        score = chosen.mae.mean()
-    selected = str(score.idxmin())
-    forecast = final_forecast(series, selected, fit_residuals(errors[selected]), cfg)
+    check_series(label, y.to_numpy(), cfg)
+    bt = run_backtest(y, series.capacity, cfg)
+    rows, per_origin, _ = report_rows(bt, series.site, series.metric, cfg)
+    complete = [o for k, o in enumerate(bt["origins"]) if np.isfinite(bt["actual"][k, max(cfg.selection_horizons) - 1])]
+    selected, reason = choose(per_origin, complete, cfg)
+    h = min(28, cfg.max_horizon)
+    mine = min((r for r in rows if r["model"] == selected), key=lambda r: (abs(r["horizon"] - h), r["horizon"]))
+    coverage = {"horizon": mine["horizon"], "coverage_80": mine["coverage_80"], "coverage_95": mine["coverage_95"],
+                "origins": mine["coverage_origins"], "backtest_origins": len(bt["origins"])}
+    warnings = coverage_warnings(label, coverage, cfg)
+    residuals = calibration(bt["errors"][selected], cfg.calibration_origins)
+    forecast = final_forecast(series, selected, residuals, cfg, bt["weights"])
+    forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = coverage["coverage_80"], coverage["coverage_95"]
+    forecast["backtest_origins"] = coverage["origins"]
     return SeriesResult(series.site, series.metric, selected, rows, forecast,
-                        {m: e.tolist() for m, e in errors.items()})
+                        {m: e.tolist() for m, e in bt["errors"].items()}, reason, coverage, warnings, residuals)
 
 
-def final_forecast(series: SeriesInput, model: str, residuals: ResidualModel, cfg: ForecastConfig) -> pd.DataFrame:
-    y = series.values.astype(float)
-    fitted = (Ensemble() if model == "ensemble" else FORECASTERS[model]()).fit(y, series.capacity)
-    point = fitted.predict(cfg.max_horizon)
-    qs = residuals.quantiles(point)
-    out = pd.DataFrame({"site": series.site, "metric": series.metric, "date": fitted.future_index(cfg.max_horizon),
-                        "model": model, "mean": point, **{QCOLS[q]: v for q, v in qs.items()}})
-    out["capacity"] = series.capacity if series.capacity else np.nan
-    if series.capacity:
-        threshold = cfg.threshold_share * series.capacity
-        out["threshold"] = threshold
-        out["p_exceed"] = residuals.exceed_probability(point, threshold)
-    else:
-        out["threshold"], out["p_exceed"] = np.nan, np.nan
-    out["sigma_a"], out["sigma_b"] = residuals.a, residuals.b
+def coverage_warnings(label: str, cov: dict, cfg: ForecastConfig) -> list[str]:
+    """Warnings when the chosen model's intervals missed their promise in the back-test, or rest on little."""
+    out = []
+    c80, c95, n = cov["coverage_80"], cov["coverage_95"], cov["origins"]
+    if not np.isfinite(c80):
+        return [f"{label}: interval coverage could not be checked (too few back-test origins)"]
+    if abs(c80 - 0.8) > cfg.coverage_tolerance or c95 < 0.95 - cfg.coverage_tolerance / 2:
+        out.append(f"{label}: back-test intervals off target: 80% held {c80:.0%}, 95% held {c95:.0%} of days "
+                   f"1-{cov['horizon']} over {n} origin(s); treat the intervals with caution")
+    if n < 4:
+        out.append(f"{label}: coverage rests on only {n} back-test origin(s) (short history)")
     return out
 
 
-def _run_one(args: tuple[SeriesInput, ForecastConfig]) -> SeriesResult:
-    return backtest_series(*args)
+def _run_one(args: tuple[SeriesInput, ForecastConfig]) -> SeriesResult | str:
+    try:
+        return backtest_series(*args)
+    except SeriesRefused as exc:
+        return str(exc)
 
 
-def fit_series(inputs: list[SeriesInput], cfg: ForecastConfig, progress: Progress | None = None) -> list[SeriesResult]:
-    """Back-test, select and forecast every series, in parallel processes when there are several."""
+def fit_series(inputs: list[SeriesInput], cfg: ForecastConfig, progress: Progress | None = None,
+               refused: list[str] | None = None) -> list[SeriesResult]:
+    """Back-test, select and forecast every series, in parallel processes when there are several. Refused
+    series (too short, mostly zeros) are skipped and their reasons appended to `refused`; if every series is
+    refused that is an error."""
     say = progress or (lambda _m: None)
+    jobs = [(s, cfg) for s in inputs]
     if cfg.workers <= 1 or len(inputs) == 1:
-        results = []
-        for s in inputs:
-            results.append(backtest_series(s, cfg))
-            say(f"{s.site} {s.metric}: {results[-1].selected}")
-        return results
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
-        results = []
-        for r in pool.map(_run_one, [(s, cfg) for s in inputs]):
+        outcomes = map(_run_one, jobs)
+        results, reasons = _collect(outcomes, say)
+    else:
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+            results, reasons = _collect(pool.map(_run_one, jobs), say)
+    if refused is not None:
+        refused.extend(reasons)
+    if not results:
+        raise SeriesRefused("no series could be forecast: " + "; ".join(reasons))
+    return results
+
+
+def _collect(outcomes, say: Progress) -> tuple[list[SeriesResult], list[str]]:
+    results, reasons = [], []
+    for r in outcomes:
+        if isinstance(r, str):
+            reasons.append(r)
+            say(f"refused {r}")
+        else:
             results.append(r)
             say(f"{r.site} {r.metric}: {r.selected}")
-    return results
+    return results, reasons
 
 
 def inputs_from_frame(frame: pd.DataFrame, sites: list[str] | None = None, metrics: list[str] | None = None
@@ -207,7 +210,8 @@ class FitOutput:
     meta: dict
 
 
-def save(results: list[SeriesResult], frame: pd.DataFrame, cfg: ForecastConfig, folder: Path, source: str) -> FitOutput:
+def save(results: list[SeriesResult], frame: pd.DataFrame, cfg: ForecastConfig, folder: Path, source: str,
+         refused: list[str] | None = None) -> FitOutput:
     """Write the forecasts, back-test table, recent history and a description of the fit."""
     folder.mkdir(parents=True, exist_ok=True)
     backtest = pd.DataFrame([r for res in results for r in res.backtest])
@@ -220,6 +224,9 @@ def save(results: list[SeriesResult], frame: pd.DataFrame, cfg: ForecastConfig, 
     meta = {"fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_end": str(last.date()),
             "source": source, "config": json.loads(cfg.model_dump_json()),
             "selected": {f"{r.site}/{r.metric}": r.selected for r in results},
+            "reasons": {f"{r.site}/{r.metric}": r.reason for r in results},
+            "coverage": {f"{r.site}/{r.metric}": r.coverage for r in results},
+            "warnings": [w for r in results for w in r.warnings], "refused": list(refused or []),
             "series": [{"site": r.site, "metric": r.metric} for r in results]}
     (folder / "fit.json").write_text(json.dumps(meta, indent=1))
     return FitOutput(folder, results, backtest, forecasts, meta)

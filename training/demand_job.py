@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from features.series import METRICS, daily_series, read_series_csv  # noqa: E402
 from phm.core.settings import Settings  # noqa: E402
 from training import tracking  # noqa: E402
+from training.demand_reconcile import reconcile_results  # noqa: E402
 from training.demand import FitOutput, ForecastConfig, Progress, fit_series, inputs_from_frame, save  # noqa: E402
 
 EXPERIMENT = "phm-demand"
@@ -28,9 +29,10 @@ def forecasts_dir(settings: Settings) -> Path:
     return settings.home / "forecasts" / "latest"
 
 
-def load_frame(settings: Settings, csv: Path | None) -> tuple[pd.DataFrame, list[str], str]:
+def load_frame(settings: Settings, csv: Path | None, dayfirst: bool = False, columns: dict[str, str] | None = None
+               ) -> tuple[pd.DataFrame, list[str], str]:
     if csv is not None:
-        frame, warnings = read_series_csv(csv)
+        frame, warnings = read_series_csv(csv, dayfirst=dayfirst, columns=columns)
         return frame, warnings, f"CSV {csv}"
     return daily_series(settings.warehouse_path), [], f"warehouse {settings.warehouse_path}"
 
@@ -53,20 +55,25 @@ def chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str):
 
 
 def run_fit(settings: Settings, cfg: ForecastConfig, csv: Path | None = None, sites: list[str] | None = None,
-            metrics: list[str] | None = None, progress: Progress | None = None) -> tuple[FitOutput, list[str], str]:
+            metrics: list[str] | None = None, progress: Progress | None = None, dayfirst: bool = False,
+            columns: dict[str, str] | None = None) -> tuple[FitOutput, list[str], str]:
     say = progress or (lambda _m: None)
-    frame, warnings, source = load_frame(settings, csv)
+    frame, warnings, source = load_frame(settings, csv, dayfirst, columns)
     inputs = inputs_from_frame(frame, sites, metrics)
     if not inputs:
         known = sorted(frame.site.unique())
         raise ValueError(f"no series match sites {sites} and metrics {metrics}; sites: {known}, "
                          f"metrics: {sorted(frame.metric.unique())}")
     say(f"back-testing {len(inputs)} series x {len(cfg.models)} models on {cfg.workers} process(es)")
-    results = fit_series(inputs, cfg, progress=say)
+    refused: list[str] = []
+    results = fit_series(inputs, cfg, progress=say, refused=refused)
+    warnings = warnings + [f"refused {r}" for r in refused] + [w for r in results for w in r.warnings]
+    notes = reconcile_results(results, {(s.site, s.metric): s.values for s in inputs}) if cfg.reconcile else []
     target = forecasts_dir(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=target.parent))
-    output = save(results, frame, cfg, staging, source)
+    output = save(results, frame, cfg, staging, source, refused)
+    output.meta["reconciliation"] = notes
     scenario_files = [p for p in target.glob("*") if p.name.startswith(("risk_scores", "emergency_stays", "scenario_"))]
     for p in scenario_files:  # keep scenario inputs until they are prepared again
         shutil.copy2(p, staging / p.name)

@@ -1,4 +1,5 @@
-"""England bank holidays for the forecasters (python-holidays, offline)."""
+"""Holiday calendars for the forecasters (python-holidays, offline): `england` (bank holidays in England,
+the default), `none`, or any country code python-holidays knows (e.g. `US`, `SCT` is not one: use `GB-SCT`)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,41 @@ from functools import lru_cache
 import holidays
 import pandas as pd
 
+DEFAULT_CALENDAR = "england"
 
-@lru_cache(maxsize=8)
-def england_bank_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
-    days = holidays.country_holidays("GB", subdiv="ENG", years=range(first_year, last_year + 1))
+
+def check_calendar(calendar: str) -> str:
+    """The calendar name if it is usable, else a ValueError naming the choices."""
+    if calendar in ("england", "none"):
+        return calendar
+    country, _, subdiv = calendar.partition("-")
+    if country.upper() not in holidays.list_supported_countries():
+        raise ValueError(f"unknown holiday calendar {calendar!r}: use 'england', 'none' or a country code "
+                         f"python-holidays knows (e.g. 'US', 'FR', 'GB-SCT')")
+    return calendar
+
+
+@lru_cache(maxsize=32)
+def holiday_days(calendar: str, first_year: int, last_year: int) -> pd.DatetimeIndex:
+    """The public holidays of `calendar` between two years (empty for `none`)."""
+    if calendar == "none":
+        return pd.DatetimeIndex([])
+    if calendar == "england":
+        country, subdiv = "GB", "ENG"
+    else:
+        country, _, sub = check_calendar(calendar).partition("-")
+        subdiv = sub or None
+    days = holidays.country_holidays(country.upper(), subdiv=subdiv, years=range(first_year, last_year + 1))
     return pd.DatetimeIndex(sorted(days))
 
 
-def prophet_holidays(first_year: int, last_year: int) -> pd.DataFrame:
-    """Prophet's holidays frame: each bank holiday and the working day after (the rebound)."""
-    days = england_bank_holidays(first_year, last_year)
-    return pd.concat([pd.DataFrame({"holiday": "bank_holiday", "ds": days, "lower_window": 0, "upper_window": 1})],
-                     ignore_index=True)
+def england_bank_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
+    return holiday_days("england", first_year, last_year)
+
+
+def prophet_holidays(first_year: int, last_year: int, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame | None:
+    """Prophet's holidays frame: each holiday and the working day after (the rebound); None for no calendar."""
+    days = holiday_days(calendar, first_year, last_year)
+    if len(days) == 0:
+        return None
+    return pd.DataFrame({"holiday": "holiday", "ds": days, "lower_window": 0, "upper_window": 1})

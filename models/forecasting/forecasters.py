@@ -13,16 +13,17 @@ from abc import ABC, abstractmethod
 import numpy as np
 import pandas as pd
 
-from models.forecasting.calendar import england_bank_holidays, prophet_holidays
+from models.forecasting.calendar import DEFAULT_CALENDAR, holiday_days, prophet_holidays
 
 
 class Forecaster(ABC):
     name: str
     description: str
 
-    def __init__(self) -> None:
+    def __init__(self, calendar: str = DEFAULT_CALENDAR) -> None:
         self.history: pd.Series | None = None
         self.capacity: float | None = None
+        self.calendar = calendar
 
     def fit(self, history: pd.Series, capacity: float | None = None) -> Forecaster:
         if len(history) < 28:
@@ -65,9 +66,10 @@ class SeasonalNaive(Forecaster):
 
 
 def _design(index: pd.DatetimeIndex, origin: pd.Timestamp, holidays_idx: pd.DatetimeIndex, k: int = 4) -> np.ndarray:
+    """Intercept, trend, weekdays, `k` yearly harmonic pairs and holiday/day-after indicators."""
     t = (index - origin).days.to_numpy(dtype=float) / 365.25
     doy = 2 * np.pi * index.day_of_year.to_numpy() / 365.25
-    cols = [np.ones(len(index)), t]
+    cols = [np.ones(len(index))] + ([t] if k else [])
     cols += [(index.day_of_week == d).astype(float) for d in range(1, 7)]
     for j in range(1, k + 1):
         cols += [np.sin(j * doy), np.cos(j * doy)]
@@ -78,8 +80,10 @@ def _design(index: pd.DatetimeIndex, origin: pd.Timestamp, holidays_idx: pd.Date
 
 
 class HarmonicAR(Forecaster):
-    """Linear trend, weekday effects, yearly harmonics and bank holidays (least squares on the last
-    two years), with the residual's persistence (AR(1)) carrying today's level forward."""
+    """Linear trend, weekday effects, yearly harmonics and holidays (least squares on the last two
+    years), with the residual's persistence (AR(1)) carrying today's level forward. The yearly cycle and
+    the trend need history to rest on: below two years neither is fitted (a trend through part of a
+    year's cycle extrapolates the season), leaving level, weekdays, holidays and the AR(1)."""
 
     name, description = "harmonic_ar", "weekday + yearly harmonics + bank holidays, AR(1) residual"
     window_days = 730
@@ -88,8 +92,9 @@ class HarmonicAR(Forecaster):
         y = self.history.iloc[-self.window_days:]
         self._origin = y.index[0]
         years = (y.index[0].year, y.index[-1].year + 2)
-        self._hol = england_bank_holidays(*years)
-        X = _design(y.index, self._origin, self._hol)
+        self._hol = holiday_days(self.calendar, *years)
+        self._k = 4 if len(y) >= 700 else 0
+        X = _design(y.index, self._origin, self._hol, self._k)
         self._beta, *_ = np.linalg.lstsq(X, y.to_numpy(), rcond=None)
         resid = y.to_numpy() - X @ self._beta
         a, b = resid[:-1], resid[1:]
@@ -99,7 +104,7 @@ class HarmonicAR(Forecaster):
 
     def _predict(self, horizon: int) -> np.ndarray:
         idx = self.future_index(horizon)
-        X = _design(idx, self._origin, self._hol)
+        X = _design(idx, self._origin, self._hol, self._k)
         return X @ self._beta + self._last_resid * self._phi ** np.arange(1, horizon + 1)
 
 
@@ -133,7 +138,7 @@ class ProphetForecaster(Forecaster):
             df["cap"], df["floor"] = self._cap, 0.0
         self._model = Prophet(growth="logistic" if logistic else "linear", yearly_seasonality=True,
                               weekly_seasonality=True, daily_seasonality=False,
-                              holidays=prophet_holidays(*years), uncertainty_samples=0)
+                              holidays=prophet_holidays(*years, self.calendar), uncertainty_samples=0)
         self._model.fit(df, algorithm="LBFGS")
 
     def _predict(self, horizon: int) -> np.ndarray:
@@ -141,19 +146,3 @@ class ProphetForecaster(Forecaster):
         if self._cap is not None:
             future["cap"], future["floor"] = self._cap, 0.0
         return self._model.predict(future)["yhat"].to_numpy()
-
-
-class Ensemble(Forecaster):
-    """The mean of the statistical model and Prophet."""
-
-    name, description = "ensemble", "mean of harmonic_ar and prophet"
-
-    def _fit(self) -> None:
-        self._members = [HarmonicAR().fit(self.history, self.capacity),
-                         ProphetForecaster().fit(self.history, self.capacity)]
-
-    def _predict(self, horizon: int) -> np.ndarray:
-        return np.mean([m.predict(horizon) for m in self._members], axis=0)
-
-
-FORECASTERS: dict[str, type[Forecaster]] = {c.name: c for c in (SeasonalNaive, HarmonicAR, ProphetForecaster, Ensemble)}

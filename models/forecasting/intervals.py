@@ -9,6 +9,7 @@ distribution.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,8 @@ def fit_residuals(errors: np.ndarray) -> ResidualModel:
     """`errors`: origins x leads array of actual - forecast (NaN where unknown)."""
     errors = np.atleast_2d(np.asarray(errors, dtype=float))
     h = np.arange(1, errors.shape[1] + 1, dtype=float)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # leads no origin has reached yet: NaN, skipped below
         msq = np.nanmean(errors ** 2, axis=0)
     ok = np.isfinite(msq)
     if ok.sum() == 0:

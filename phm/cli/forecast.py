@@ -16,19 +16,22 @@ app = typer.Typer(help="Bed and critical care demand: fit, back-test, predict, s
 
 
 def fit_forecasts(s: Settings, cfg, csv: Optional[Path] = None, sites: Optional[list[str]] = None,
-                  metrics: Optional[list[str]] = None) -> None:
+                  metrics: Optional[list[str]] = None, dayfirst: bool = False, columns: Optional[str] = None) -> None:
     """Back-test, select and forecast every series; prepare scenario inputs when the series are the warehouse's."""
-    from features.series import SeriesFileError, SeriesSourceError
+    from features.series import SeriesFileError, SeriesSourceError, parse_columns
     from training.demand_job import run_fit
 
     try:
+        mapping = parse_columns(columns)
         with stages("Forecasting", 3) as advance:
-            out, warnings, run_id = run_fit(s, cfg, csv, sites, metrics, progress=advance)
+            out, warnings, run_id = run_fit(s, cfg, csv, sites, metrics, progress=advance, dayfirst=dayfirst,
+                                            columns=mapping)
     except (SeriesFileError, SeriesSourceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for w in warnings:
         err.print(f"[yellow]Warning:[/] {w}")
     render.backtest(out.backtest, out.meta["selected"])
+    render.coverage(out.meta)
     if csv is None:
         from training.scenarios import ScenarioError, prepare_inputs
 
@@ -67,6 +70,10 @@ def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Option
     render.forecast(site, metric, part, meta)
     if out:
         export_frame(part.drop(columns=["sigma_a", "sigma_b"]), out)
+    key = f"{site}/{metric}"
+    for w in meta.get("warnings", []):
+        if w.startswith(key + ":"):
+            err.print(f"[yellow]Warning:[/] {w}")
 
 
 def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top_share: float, prevented: float,
@@ -92,10 +99,10 @@ def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top
 
 
 def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_horizon: Optional[int] = None,
-                    workers: Optional[int] = None):
+                    workers: Optional[int] = None, holidays: Optional[str] = None):
     from training.demand import ForecastConfig
 
-    over = {"origins": origins, "max_horizon": max_horizon, "workers": workers}
+    over = {"origins": origins, "max_horizon": max_horizon, "workers": workers, "holidays": holidays}
     if max_horizon:  # report horizons beyond a shorter maximum are dropped, and the maximum itself added
         defaults = ForecastConfig()
         over["horizons"] = sorted({h for h in defaults.horizons if h < max_horizon} | {max_horizon})
@@ -106,15 +113,19 @@ def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_h
 @app.command("fit")
 def fit_cmd(
     csv: Annotated[Optional[Path], typer.Option(help="Your own daily series: CSV with date, site, metric, value[, capacity].")] = None,
+    dayfirst: Annotated[bool, typer.Option("--dayfirst", help="CSV dates are UK dd/mm/yyyy (default: ISO yyyy-mm-dd).")] = False,
+    columns: Annotated[Optional[str], typer.Option(help="Map the CSV's column names, e.g. date=Date,value=Occupied.")] = None,
+    holidays: Annotated[Optional[str], typer.Option(help="Holiday calendar: england (default), none, or a country code (US, GB-SCT).")] = None,
     site: Annotated[Optional[list[str]], typer.Option(help="Only these sites (repeatable; ICS = the whole system).")] = None,
     metric: Annotated[Optional[list[str]], typer.Option(help="Only these metrics (repeatable).")] = None,
-    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins (default 6).")] = None,
+    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins at most (default 12, every 14 days).")] = None,
     max_horizon: Annotated[Optional[int], typer.Option(help="Longest forecast, days (default 90).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: up to 2).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")] = None,
 ) -> None:
-    """Back-test Prophet and baselines on every series, choose per series, forecast with intervals, log to MLflow."""
-    fit_forecasts(settings(), forecast_config(config, origins, max_horizon, workers), csv, site, metric)
+    """Back-test the model pool on every series, choose per series, forecast with conformal intervals, log to MLflow."""
+    fit_forecasts(settings(), forecast_config(config, origins, max_horizon, workers, holidays), csv, site, metric,
+                  dayfirst, columns)
 
 
 @app.command("predict")
@@ -139,3 +150,36 @@ def scenario_cmd(
 ) -> None:
     """What if coordinators reach the top k% by risk and prevent p% of their admissions?"""
     run_planning_scenario(settings(), site, metric, horizon, top_share, prevented, out)
+
+
+@app.command("nowcast")
+def nowcast_cmd(
+    site: Annotated[Optional[str], typer.Option(help="Only this site (or ICS); default every site and the ICS.")] = None,
+    nights: Annotated[int, typer.Option(help="Nights ahead (1-7).")] = 3,
+    out: Annotated[Optional[Path], typer.Option(help="Export to .csv or .json.")] = None,
+) -> None:
+    """Beds occupied in the next nights from the patients in beds now (length-of-stay survival) plus expected admissions."""
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from features.series import SeriesSourceError, data_end
+    from training.nowcast import NowcastConfig, current
+
+    s = settings()
+    try:
+        cfg = NowcastConfig(horizon=nights)
+        end = pd.Timestamp(data_end(s.warehouse_path)) if s.warehouse_path.exists() else None
+        if end is None:
+            raise SeriesSourceError(f"{s.warehouse_path}: no warehouse; run `phm data load` first")
+        frame = current(s.warehouse_path, cfg, end)
+    except ValidationError as exc:
+        raise fail(validation_message(exc)) from exc
+    except (SeriesSourceError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    if site:
+        if site not in set(frame.site):
+            raise fail(f"unknown site {site!r}; sites: {', '.join(sorted(frame.site.unique()))}")
+        frame = frame[frame.site == site]
+    render.nowcast(frame, end)
+    if out:
+        export_frame(frame, out)

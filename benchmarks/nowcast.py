@@ -1,0 +1,73 @@
+"""Benchmark: the bed nowcast against the midnight census and the time-series forecast at days 1-3.
+
+On the synthetic ICS (20,000 people unless `--warehouse` names another warehouse), origins every 3 days over
+the last 120 days of data: at each origin, every site's nowcast of the next 3 nights from the spells in
+beds that night (hazards estimated from the year before the origin only) beside the product's time-series
+forecast (the default median ensemble of harmonic-AR/AutoETS/AutoTheta/MSTL fitted on the census up to the
+origin) and tonight's census carried forward. Target: the nowcast's day-1 MAE at most 0.7 of the
+time-series forecast's. Results with the machine's facts to `benchmarks/results/nowcast.json`.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.nowcast [--warehouse PATH] [--persons 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "nowcast.json"
+TARGET = 0.7
+
+
+def ensemble_forecast(history, horizon: int) -> np.ndarray:
+    from models.forecasting.pool import Ensemble
+
+    return Ensemble().fit(history).predict(horizon)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks.measure import cached_warehouse, machine
+    from features.series import nowcast_spells
+    from training.nowcast import NowcastConfig, backtest
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.nowcast", description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", type=Path)
+    parser.add_argument("--persons", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    warehouse = cached_warehouse(args.persons, args.warehouse)
+    spells = nowcast_spells(warehouse)
+    t0 = time.perf_counter()
+    table = backtest(spells, NowcastConfig(), ensemble_forecast)
+    seconds = time.perf_counter() - t0
+    mae = {}
+    for name in ("nowcast", "time_series", "persistence"):
+        err = (table[name] - table.census).abs()
+        mae[name] = {f"day_{k}": float(err[table.ahead == k].mean()) for k in (1, 2, 3)}
+        mae[name]["by_site_day_1"] = {s: float(e) for s, e in err[table.ahead == 1].groupby(table.site[table.ahead == 1]).mean().items()}
+    ratio = mae["nowcast"]["day_1"] / mae["time_series"]["day_1"]
+    outcome = "PASS" if ratio <= TARGET else "MISS"
+    census = float(table.census.mean())
+    print(f"\nBed nowcast back-test: {table.site.nunique()} sites x {table.origin.nunique()} origins | {machine()} | {seconds:.0f} s")
+    print(f"mean census {census:.1f} beds; MAE by nights ahead:")
+    for name, v in mae.items():
+        print(f"  {name:12s} " + "  ".join(f"day {k}: {v[f'day_{k}']:.2f}" for k in (1, 2, 3)))
+    print(f"{outcome}: nowcast day-1 MAE / time-series day-1 MAE = {ratio:.3f} (target <= {TARGET})")
+    facts = {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+             "warehouse": str(warehouse), "sites": int(table.site.nunique()), "origins": int(table.origin.nunique()),
+             "seconds": round(seconds, 1), "mean_census": round(census, 1)}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"benchmark": "nowcast", "facts": facts, "mae": mae, "ratio_day_1": ratio,
+                                   "target": TARGET, "outcome": outcome}, indent=1) + "\n")
+    print(f"results: {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

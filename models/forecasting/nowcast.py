@@ -1,0 +1,116 @@
+"""A bed nowcast for the next few days from the patients in beds now.
+
+Each spell in a bed at tonight's midnight census has been in for `e` nights; the chance it is still in a bed
+k nights later is the product of (1 - discharge hazard) over the nights between, the hazard by nights
+elapsed estimated from recent spells (right-censored at the nowcast date) in the spell's group (age band x
+emergency or not x diagnosis group), shrunk towards the hazard of all spells, and scaled by the weekday of
+the discharge (fewer at weekends). Expected admissions (the same weekday's mean over recent weeks) add
+their chance of staying each night. Midnight census as in `features/series.py`: a spell is in a bed on
+night d when admitted on or before d and discharged after d. Days are integers (days since 1970-01-01).
+
+The input is a frame of spells with integer columns `adm`, `dis` (-1 = not discharged) and a `group` label;
+only aggregates leave this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+OPEN = -1
+
+
+@dataclass
+class DischargeModel:
+    hazards: dict[str, np.ndarray]  # group -> P(leave after night e | in bed night e), e = 0..max_elapsed (last = tail)
+    overall: np.ndarray
+    weekday: np.ndarray  # discharge-day multipliers, Monday..Sunday
+    stay_first_night: float  # P(an admission is in a bed on its first night)
+
+    def hazard(self, group: str, elapsed: np.ndarray, discharge_day: np.ndarray) -> np.ndarray:
+        base = self.hazards.get(group, self.overall)
+        h = base[np.minimum(elapsed, base.size - 1)] * self.weekday[(discharge_day + 3) % 7]  # 1970-01-01 a Thursday
+        return np.clip(h, 0.0, 1.0)
+
+
+def _transitions(spells: pd.DataFrame, t: int) -> pd.DataFrame:
+    """One row per observed night-to-next-night transition before day t: spell group, nights elapsed, the
+    calendar day of the possible discharge, and whether it happened."""
+    dis = spells["dis"].to_numpy()
+    adm = spells["adm"].to_numpy()
+    known = (dis != OPEN) & (dis <= t)
+    n = np.where(known, dis - adm, t - adm)  # at-risk nights (events: the last one is the discharge)
+    keep = n >= 1
+    adm, n, known, groups = adm[keep], n[keep], known[keep], spells["group"].to_numpy()[keep]
+    rows = np.repeat(np.arange(n.size), n)
+    elapsed = np.arange(rows.size) - np.repeat(np.cumsum(n) - n, n)
+    event = known[rows] & (elapsed == n[rows] - 1)
+    return pd.DataFrame({"group": groups[rows], "elapsed": elapsed, "day": adm[rows] + elapsed + 1, "event": event})
+
+
+def fit_discharges(spells: pd.DataFrame, t: int, lookback_days: int = 365, max_elapsed: int = 30,
+                   shrink: float = 20.0) -> DischargeModel:
+    """Discharge hazards from spells admitted in the `lookback_days` before day t, as known on day t."""
+    recent = spells[(spells.adm >= t - lookback_days) & (spells.adm < t)]
+    tr = _transitions(recent, t)
+    if tr.empty:
+        raise ValueError("no spells in the look-back window to estimate lengths of stay from")
+    tr["e"] = np.minimum(tr.elapsed.to_numpy(), max_elapsed)
+    grid = np.arange(max_elapsed + 1)
+    tot = tr.groupby("e").event.agg(["sum", "count"]).reindex(grid, fill_value=0)
+    seen = tot["count"].to_numpy() > 0
+    raw = np.where(seen, tot["sum"].to_numpy() / np.maximum(tot["count"].to_numpy(), 1), np.nan)
+    overall = pd.Series(raw).ffill().fillna(0.5).to_numpy()  # nights never reached: the last hazard seen
+    hazards = {}
+    for g, part in tr.groupby("group"):
+        c = part.groupby("e").event.agg(["sum", "count"]).reindex(grid, fill_value=0)
+        n = c["count"].to_numpy() + shrink
+        hazards[str(g)] = np.where(n > 0, (c["sum"].to_numpy() + shrink * overall) / np.maximum(n, 1e-12), overall)
+    exp = tr.assign(h=[hazards[str(g)][e] for g, e in zip(tr.group.to_numpy(), tr.e.to_numpy())])
+    wd = (exp.day.to_numpy() + 3) % 7
+    obs = np.bincount(wd, weights=exp.event.to_numpy(float), minlength=7)
+    pred = np.bincount(wd, weights=exp.h.to_numpy(), minlength=7)
+    weekday = np.where(pred > 0, (obs + 1) / (pred + 1), 1.0)
+    adm_recent = recent[recent.adm <= t - 1]
+    first = float(np.mean((adm_recent.dis == OPEN) | (adm_recent.dis > adm_recent.adm))) if len(adm_recent) else 1.0
+    return DischargeModel(hazards, overall, weekday, first)
+
+
+def census(spells: pd.DataFrame, days: np.ndarray) -> np.ndarray:
+    """Midnight census on each day: spells with adm <= d < dis (or not discharged)."""
+    adm = np.sort(spells["adm"].to_numpy())
+    dis = spells["dis"].to_numpy()
+    dis = np.sort(np.where(dis == OPEN, np.iinfo(np.int64).max, dis))
+    return np.searchsorted(adm, days, side="right") - np.searchsorted(dis, days, side="right")
+
+
+def nowcast(spells: pd.DataFrame, t: int, model: DischargeModel, admissions: np.ndarray) -> np.ndarray:
+    """Expected midnight census on nights t+1..t+H (H = len(admissions), the expected admissions per day)."""
+    H = len(admissions)
+    dis = spells["dis"].to_numpy()
+    inbed = spells[(spells.adm.to_numpy() <= t) & ((dis == OPEN) | (dis > t))]
+    out = np.zeros(H)
+    for g, part in inbed.groupby("group"):
+        elapsed = t - part.adm.to_numpy()
+        alive = np.ones(elapsed.size)
+        for k in range(H):  # leave after night t+k (discharged on day t+k+1)
+            alive = alive * (1 - model.hazard(str(g), elapsed + k, np.full(elapsed.size, t + k + 1)))
+            out[k] += alive.sum()
+    # new admissions on day t+j are in a bed on night t+k (k >= j) with P(stay first night) * survival
+    for j in range(1, H + 1):
+        alive = admissions[j - 1] * model.stay_first_night
+        for k in range(j, H + 1):
+            if k > j:
+                alive = alive * (1 - model.hazard("", np.array([k - j - 1]), np.array([t + k]))[0])
+            out[k - 1] += alive
+    return out
+
+
+def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8) -> np.ndarray:
+    """Admissions per day for days t+1..t+horizon: the mean on the same weekday over the last `weeks` weeks."""
+    counts = np.bincount(spells.adm.to_numpy()[(spells.adm >= t - 7 * weeks + 1) & (spells.adm <= t)] - (t - 7 * weeks + 1),
+                         minlength=7 * weeks)
+    by_day = counts.reshape(weeks, 7).mean(axis=0)  # position p: day t - 7*weeks + 1 + p (mod 7)
+    return np.array([by_day[(t + j - (t - 7 * weeks + 1)) % 7] for j in range(1, horizon + 1)])

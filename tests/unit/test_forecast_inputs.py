@@ -1,0 +1,134 @@
+"""The planner's CSV options and refusals, the forecast configuration's calendar, and the model-choice rule
+(pure functions, small files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from features.series import SeriesFileError, parse_columns, read_series_csv
+from models.forecasting.calendar import holiday_days
+from training.demand import ForecastConfig
+from training.demand_backtest import SeriesRefused, check_series, choose, independent_windows
+
+
+def planner_rows(days: int = 30, start: str = "2023-03-01") -> pd.DataFrame:
+    idx = pd.date_range(start, periods=days, freq="D")
+    return pd.DataFrame({"date": idx.strftime("%Y-%m-%d"), "site": "RXX01", "metric": "beds",
+                         "value": 44000.0 + np.arange(days) * 7, "capacity": 48000})
+
+
+def write(tmp_path: Path, table: pd.DataFrame) -> Path:
+    path = tmp_path / "series.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_uk_dates_need_dayfirst_and_are_read_right_with_it(tmp_path: Path) -> None:
+    rows = planner_rows()
+    uk = rows.assign(date=pd.to_datetime(rows.date).dt.strftime("%d/%m/%Y"))
+    path = write(tmp_path, uk)
+    with pytest.raises(SeriesFileError, match=r"series.csv: field date: missing or not a date .*--dayfirst.*line\(s\) \[2, 3"):
+        read_series_csv(path)  # ISO by default: 01/03/2023 is not guessed
+    frame, _ = read_series_csv(path, dayfirst=True)
+    assert frame.date.iloc[0] == pd.Timestamp("2023-03-01") and frame.date.iloc[-1] == pd.Timestamp("2023-03-30")
+    bad = uk.copy()
+    bad.loc[3, "date"] = "31/02/2023"
+    with pytest.raises(SeriesFileError, match=r"field date: .*dd/mm/yyyy expected with --dayfirst.* line\(s\) \[5\]"):
+        read_series_csv(write(tmp_path, bad), dayfirst=True)
+
+
+def test_thousands_separators_in_values_and_capacity(tmp_path: Path) -> None:
+    rows = planner_rows().assign(value=lambda t: t.value.map(lambda v: f"{v:,.0f}"), capacity="48,000")
+    frame, _ = read_series_csv(write(tmp_path, rows))
+    assert frame.value.iloc[0] == 44000.0 and frame.value.iloc[1] == 44007.0 and (frame.capacity == 48000).all()
+    wrong = rows.copy()
+    wrong.loc[6, "value"] = "44,59"  # not a thousands grouping
+    with pytest.raises(SeriesFileError, match=r"field value: missing or not a number on line\(s\) \[8\]"):
+        read_series_csv(write(tmp_path, wrong))
+    wrong = rows.copy()
+    wrong.loc[2, "capacity"] = "-1,000"
+    with pytest.raises(SeriesFileError, match=r"field capacity: not a positive number on line\(s\) \[4\]"):
+        read_series_csv(write(tmp_path, wrong))
+
+
+def test_column_mapping_and_optional_capacity(tmp_path: Path) -> None:
+    rows = planner_rows().drop(columns="capacity").rename(columns={"date": "Day", "value": "Occupied"})
+    path = write(tmp_path, rows)
+    with pytest.raises(SeriesFileError, match=r"missing column\(s\) \['date', 'value'\].*--columns"):
+        read_series_csv(path)
+    frame, _ = read_series_csv(path, columns=parse_columns("date=Day, value=Occupied"))
+    assert len(frame) == 30 and frame.value.iloc[0] == 44000.0 and frame.capacity.isna().all()
+    with pytest.raises(SeriesFileError, match=r"--columns names column\(s\) not in the file: 'Beds' \(for value\)"):
+        read_series_csv(path, columns={"date": "Day", "value": "Beds"})
+    with pytest.raises(SeriesFileError, match="unknown field 'when'"):
+        parse_columns("when=Date")
+    with pytest.raises(SeriesFileError, match="is not field=Column"):
+        parse_columns("date")
+
+
+def test_holiday_calendar_setting() -> None:
+    assert ForecastConfig().holidays == "england"
+    assert pd.Timestamp("2024-08-26") in holiday_days("england", 2024, 2024)  # English summer bank holiday
+    assert pd.Timestamp("2024-07-04") in holiday_days("US", 2024, 2024)
+    assert pd.Timestamp("2024-08-05") in holiday_days("GB-SCT", 2024, 2024)  # Scotland's, not England's
+    assert len(holiday_days("none", 2020, 2025)) == 0
+    assert ForecastConfig(holidays="none").holidays == "none"
+    with pytest.raises(ValidationError, match="unknown holiday calendar 'XX'"):
+        ForecastConfig(holidays="XX")
+
+
+def test_short_and_mostly_zero_series_are_refused_with_the_reason() -> None:
+    cfg = ForecastConfig()
+    with pytest.raises(SeriesRefused, match=r"A/x: 100 days of history; at least 140 are needed"):
+        check_series("A/x", np.ones(100), cfg)
+    sparse = np.zeros(400)
+    sparse[::5] = 1.0
+    with pytest.raises(SeriesRefused, match=r"B/x: 80% of the last 365 days are zero"):
+        check_series("B/x", sparse, cfg)
+    check_series("C/x", np.ones(140), cfg)  # enough: one origin with four weeks of outcomes
+
+
+def test_a_single_model_is_chosen_only_on_clear_and_sufficient_evidence() -> None:
+    cfg = ForecastConfig()
+    origins = list(range(100, 100 + 14 * 10, 14))  # ten origins 14 days apart: 5 non-overlapping 28-day windows
+    assert independent_windows(origins, 28) == 5 and independent_windows(origins[:4], 28) == 2
+    base = np.linspace(1.0, 1.2, 10)
+    clear = {"ensemble": base, "auto_ets": base * 0.8, "seasonal_naive": base * 1.1}
+    assert choose(clear, origins, cfg)[0] == "auto_ets"
+    assert choose({**clear, "auto_ets": base * 0.95}, origins, cfg)[0] == "ensemble"  # within the margin
+    thin = choose(clear, origins[:4], cfg)
+    assert thin[0] == "ensemble" and "too thin" in thin[1]
+    lucky = base * 0.8
+    lucky[:5] = base[:5] * 1.05  # lower on average but worse on half the origins
+    assert choose({**clear, "auto_ets": lucky * 0.5 ** (np.arange(10) >= 5)}, origins, cfg)[0] == "ensemble"
+    no_ensemble = ForecastConfig(models=["seasonal_naive", "auto_ets"])
+    assert choose({"seasonal_naive": base, "auto_ets": base * 0.8}, origins[:4], no_ensemble)[0] == "seasonal_naive"
+
+
+def test_mintrace_makes_sites_add_up_and_moves_the_least_accurate_most() -> None:
+    from models.forecasting.reconcile import mintrace_wls
+
+    sites = np.array([[100.0, 101, 102], [50, 51, 52]])
+    total, out = mintrace_wls(np.array([165.0, 160, 150]), sites, np.full(3, 4.0), np.array([[1.0] * 3, [16.0] * 3]))
+    np.testing.assert_array_equal(total, out.sum(axis=0))
+    assert (out.sum(axis=0) != sites.sum(axis=0)).all()  # the incoherent base forecasts were changed
+    moved = np.abs(out - sites)
+    assert (moved[1] > moved[0]).all()  # the noisier site absorbs more of the disagreement
+    coherent_total, same = mintrace_wls(sites.sum(axis=0), sites, np.ones(3), np.ones((2, 3)))
+    np.testing.assert_allclose(same, sites, rtol=1e-12)  # already coherent: unchanged
+
+
+def test_ensemble_weights_favour_the_accurate_members_and_drop_those_worse_than_naive() -> None:
+    from training.demand_backtest import ensemble_weights
+
+    actual = np.full((6, 28), 100.0)
+    off = {"harmonic_ar": 2.0, "auto_ets": 1.0, "auto_theta": 8.0, "mstl": 4.0, "seasonal_naive": 5.0}
+    bt = {"actual": actual, "scales": np.full(6, 1.0), "member_preds": {m: actual + e for m, e in off.items()}}
+    weights = dict(zip(["harmonic_ar", "auto_ets", "auto_theta", "mstl"], ensemble_weights(bt, ForecastConfig())))
+    assert weights["auto_theta"] == 0  # worse than the seasonal naive
+    assert weights["auto_ets"] == pytest.approx(4 * weights["harmonic_ar"]) == pytest.approx(16 * weights["mstl"])

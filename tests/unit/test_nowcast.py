@@ -1,0 +1,56 @@
+"""The bed nowcast's parts on spells with known lengths of stay: hazards recovered despite right-censoring,
+the midnight census, expected admissions by weekday, and the nowcast itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.forecasting import nowcast as nc
+
+
+def geometric_spells(n: int = 20_000, hazard: float = 0.25, days: int = 400, seed: int = 5, group: str = "g") -> pd.DataFrame:
+    """Admissions spread over `days`; each stays 1 + Geometric(hazard) - 1 nights (leaves after each night w.p. hazard)."""
+    rng = np.random.default_rng(seed)
+    adm = rng.integers(0, days, n)
+    nights = rng.geometric(hazard, n)  # >= 1 night
+    return pd.DataFrame({"adm": adm, "dis": adm + nights, "group": group})
+
+
+def test_hazards_are_recovered_from_right_censored_spells() -> None:
+    spells = geometric_spells()
+    t = 300  # spells discharged after day 300 are still in a bed (censored) as far as day 300 knows
+    censored = spells.assign(dis=np.where(spells.dis > t, nc.OPEN, spells.dis))
+    model = nc.fit_discharges(censored, t, lookback_days=300, max_elapsed=10, shrink=0)
+    assert model.overall[:6] == pytest.approx(np.full(6, 0.25), abs=0.02)
+    assert model.weekday == pytest.approx(np.ones(7), abs=0.08)  # no weekday pattern in these discharges
+    assert model.stay_first_night == 1.0
+    recent = nc.fit_discharges(censored, t, lookback_days=30, max_elapsed=10, shrink=0)  # a third still in beds
+    assert recent.overall[:4] == pytest.approx(np.full(4, 0.25), abs=0.03)
+    naive = spells[(spells.adm >= t - 30) & (spells.adm < t) & (spells.dis <= t)]  # dropping the censored...
+    assert (naive.dis - naive.adm).mean() < 0.9 / 0.25  # ...would make stays look at least 10% shorter
+
+
+def test_census_and_expected_admissions() -> None:
+    spells = pd.DataFrame({"adm": [10, 10, 11, 12], "dis": [10, 12, nc.OPEN, 13], "group": "g"})
+    # night 10: the second spell (the first left the same day); 11: 2nd, 3rd; 12: 3rd, 4th; 13: 3rd
+    assert nc.census(spells, np.array([9, 10, 11, 12, 13])).tolist() == [0, 1, 2, 2, 1]
+    days = np.arange(0, 56)
+    weekly = np.repeat(days, np.where(days % 7 == 0, 5, 1))  # five admissions every 7th day, one otherwise
+    spells = pd.DataFrame({"adm": weekly, "dis": weekly + 1, "group": "g"})
+    assert nc.expected_admissions(spells, 55, 7, weeks=8).tolist() == [5, 1, 1, 1, 1, 1, 1]  # day 56 = 0 mod 7
+
+
+def test_nowcast_of_known_stays() -> None:
+    rng = np.random.default_rng(2)
+    adm = np.repeat(np.arange(0, 200), 10)
+    nights = np.where(rng.random(adm.size) < 0.5, 1, 3)  # half stay one night, half three
+    spells = pd.DataFrame({"adm": adm, "dis": adm + nights, "group": np.where(nights == 1, "short", "long")})
+    t = 150
+    known = spells[spells.adm <= t].assign(dis=lambda s: np.where(s.dis > t, nc.OPEN, s.dis))
+    model = nc.fit_discharges(known, t, lookback_days=140, max_elapsed=5, shrink=0)
+    pred = nc.nowcast(known, t, model, np.full(3, 10.0))
+    actual = nc.census(spells, np.arange(t + 1, t + 4))
+    assert pred == pytest.approx(actual.astype(float), abs=1.5)  # 10 admissions/day, half for 3 nights: ~20 beds
+    assert model.hazards["short"][0] == pytest.approx(1.0, abs=0.01) and model.hazards["long"][0] == pytest.approx(0.0, abs=0.01)

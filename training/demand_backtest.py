@@ -1,0 +1,229 @@
+"""Rolling-origin back-test of every forecaster on one series, the choice of model, and the final
+forecast with conformal intervals.
+
+* Origins every `origin_spacing_days`, the latest a week before the data ends, the earliest after
+  `min_history_days`; at most `origins` of them. Each forecasts `max_horizon` days from the history
+  before it; leads that run past the data are unknown (NaN), so recent origins still count at short leads.
+* Intervals are split-conformal per lead: sigma(h) scales the errors and the standardised errors are
+  pooled (`intervals.py`), calibrated on a rolling window of the most recent `calibration_origins` origins
+  only, so a level shift widens them as soon as its errors are known.
+* The coverage reported is honest (sequential): each origin's intervals are calibrated only on errors whose
+  days had passed by that origin, as a planner would have had them, and checked on every day of that
+  origin's window known so far (so the latest weeks count). MASE uses complete windows only.
+* Choice: the ensemble (the statistical models' forecasts weighted by 1/MASE^2 in this back-test, those
+  worse than the seasonal naive left out; or their median or mean) unless a single model beats it by
+  `selection_margin` on the back-test over at least `min_selection_origins` non-overlapping windows and on
+  most origins; without an ensemble in the pool, the seasonal naive is the fallback on thin evidence.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from models.forecasting import accuracy
+from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals
+from models.forecasting.pool import FORECASTERS, Ensemble, combine
+
+QCOLS = {0.025: "q025", 0.1: "q10", 0.5: "q50", 0.9: "q90", 0.975: "q975"}
+MIN_OUTCOME_DAYS = 28  # the shortest back-test window that can say anything about a forecast
+
+
+class SeriesRefused(ValueError):
+    """A series too short or too sparse to forecast (the message says why)."""
+
+
+def check_series(label: str, y: np.ndarray, cfg) -> None:
+    """Refuse a series that is too short for one back-test origin, or mostly zeros."""
+    need = cfg.min_history_days + MIN_OUTCOME_DAYS
+    if y.size < need:
+        raise SeriesRefused(f"{label}: {y.size} days of history; at least {need} are needed "
+                            f"({cfg.min_history_days} before the first back-test origin + {MIN_OUTCOME_DAYS} of outcomes)")
+    recent = y[-365:]
+    zeros = float(np.mean(recent == 0))
+    if zeros > cfg.max_zero_share:
+        raise SeriesRefused(f"{label}: {zeros:.0%} of the last {recent.size} days are zero (more than "
+                            f"{cfg.max_zero_share:.0%}); too little signal to forecast daily")
+
+
+def origins_for(n: int, cfg) -> list[int]:
+    last = n - 7
+    found = [last - k * cfg.origin_spacing_days for k in range(cfg.origins)]
+    return sorted(o for o in found if o >= cfg.min_history_days)
+
+
+def member_names(cfg) -> list[str]:
+    return cfg.ensemble_members or [m for m in cfg.models if m not in ("seasonal_naive", "ensemble")]
+
+
+def point_forecasts(history: pd.Series, capacity: float | None, horizon: int, cfg, keep_members: bool = False
+                    ) -> dict[str, np.ndarray]:
+    """Every model's forecast from one history (the ensemble from its members' forecasts)."""
+    needed = [m for m in cfg.models if m != "ensemble"]
+    if "ensemble" in cfg.models:
+        needed += [m for m in member_names(cfg) if m not in needed]
+    out = {m: FORECASTERS[m](cfg.holidays).fit(history, capacity).predict(horizon) for m in needed}
+    if "ensemble" in cfg.models:  # a weighted ensemble is re-weighted from the whole back-test (run_backtest)
+        out["ensemble"] = np.clip(combine([out[m] for m in member_names(cfg)], cfg.ensemble_method), 0, None)
+    return out if keep_members else {k: v for k, v in out.items() if k in cfg.models}
+
+
+def ensemble_weights(bt: dict, cfg) -> list[float] | None:
+    """Back-test weights of the ensemble's members: 1 / MASE^2 at days 1-max(selection horizons) over complete
+    windows, for the members no worse than the seasonal naive (all members if none is); None if unscored."""
+    span = max(cfg.selection_horizons)
+    full = np.isfinite(bt["actual"][:, span - 1])
+    if not full.any():
+        return None
+    scale = np.where(bt["scales"][full] > 0, bt["scales"][full], np.nan)
+
+    def score(pred: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            return float(np.nanmean(np.mean(np.abs(bt["actual"][full, :span] - pred[full, :span]), axis=1) / scale))
+
+    members = member_names(cfg)
+    scores = np.array([score(bt["member_preds"][m]) for m in members])
+    if not np.isfinite(scores).all() or (scores <= 0).any():
+        return None
+    naive = score(bt["member_preds"]["seasonal_naive"]) if "seasonal_naive" in bt["member_preds"] else np.inf
+    keep = scores <= naive if (scores <= naive).any() else np.ones(scores.size, bool)
+    return [float(k / s ** 2) for k, s in zip(keep, scores)]
+
+
+def known_mask(origins: list[int], k: int, horizon: int) -> np.ndarray:
+    """Which back-test errors (origin j, lead l) were known on the day of origin k (their day had passed)."""
+    o = np.asarray(origins)[:, None]
+    return (o + np.arange(horizon)[None, :]) < origins[k]
+
+
+def sequential_intervals(errors: np.ndarray, preds: np.ndarray, origins: list[int], window: int
+                         ) -> list[dict[float, np.ndarray] | None]:
+    """Each origin's intervals calibrated only on errors known by then, from the `window` latest origins."""
+    out: list[dict[float, np.ndarray] | None] = []
+    for k in range(len(origins)):
+        known = np.where(known_mask(origins, k, errors.shape[1]), errors, np.nan)[max(0, k - window):k]
+        usable = np.isfinite(known).any(axis=1).sum() if known.size else 0
+        out.append(fit_residuals(known).quantiles(preds[k]) if usable >= 2 else None)
+    return out
+
+
+def independent_windows(origins: list[int], span: int) -> int:
+    """How many of the origins' windows of `span` days do not overlap (greedy from the latest)."""
+    count, edge = 0, None
+    for o in sorted(origins, reverse=True):
+        if edge is None or o + span <= edge:
+            count, edge = count + 1, o
+    return count
+
+
+def choose(per_origin: dict[str, np.ndarray], complete: list[int], cfg) -> tuple[str, str]:
+    """The model to forecast with, and why (see the module docstring)."""
+    span = max(cfg.selection_horizons)
+    n_indep = independent_windows(complete, span)
+    scores = {m: float(np.nanmean(v)) for m, v in per_origin.items() if np.isfinite(v).any()}
+    fallback = "ensemble" if "ensemble" in cfg.models else "seasonal_naive" if "seasonal_naive" in cfg.models else None
+    if not scores:
+        return fallback or cfg.models[0], "no back-test window complete: fallback"
+    singles = {m: s for m, s in scores.items() if m != fallback}
+    if fallback is None or fallback not in scores:
+        best = min(scores, key=scores.get)
+        return best, f"lowest back-test MASE {scores[best]:.3f}"
+    if not singles:
+        return fallback, "only model"
+    best = min(singles, key=singles.get)
+    wins = float(np.nanmean(per_origin[best] < per_origin[fallback]))
+    if n_indep < cfg.min_selection_origins:
+        return fallback, f"{n_indep} non-overlapping {span}-day back-test window(s) < {cfg.min_selection_origins}: too thin to choose"
+    if singles[best] <= (1 - cfg.selection_margin) * scores[fallback] and wins >= 2 / 3:
+        return best, (f"MASE {singles[best]:.3f} vs {fallback} {scores[fallback]:.3f} over {n_indep} windows, "
+                      f"better on {wins:.0%} of origins")
+    return fallback, (f"no single model beat {fallback} ({scores[fallback]:.3f}) by {cfg.selection_margin:.0%} "
+                      f"(best {best} {singles[best]:.3f})")
+
+
+def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
+    """Forecasts, actuals and errors of every model at every origin."""
+    H, values = cfg.max_horizon, y.to_numpy(dtype=float)
+    origins = origins_for(len(values), cfg)
+    preds: dict[str, np.ndarray] = {}
+    actual = np.full((len(origins), H), np.nan)
+    scales = np.zeros(len(origins))
+    for k, o in enumerate(origins):
+        for name, point in point_forecasts(y.iloc[:o], capacity, H, cfg, keep_members=True).items():
+            preds.setdefault(name, np.full((len(origins), H), np.nan))[k] = point
+        seen = values[o:o + H]
+        actual[k, :seen.size] = seen
+        scales[k] = accuracy.seasonal_naive_scale(values[:o])
+    bt = {"origins": origins, "member_preds": preds, "actual": actual, "scales": scales, "weights": None}
+    if "ensemble" in cfg.models and cfg.ensemble_method == "weighted":
+        bt["weights"] = ensemble_weights(bt, cfg)
+        if bt["weights"] is not None:
+            stack = np.stack([preds[m] for m in member_names(cfg)])
+            w = np.asarray(bt["weights"]) / np.sum(bt["weights"])
+            preds = {**preds, "ensemble": np.clip(np.tensordot(w, stack, axes=1), 0, None)}
+    bt["preds"] = {m: preds[m] for m in cfg.models}
+    bt["errors"] = {m: actual - p for m, p in bt["preds"].items()}
+    return bt
+
+
+def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict[str, np.ndarray], dict]:
+    """The back-test table (per model and horizon), per-origin selection MASE, and each model's intervals."""
+    origins, actual, scales, n = bt["origins"], bt["actual"], bt["scales"], len(bt["origins"])
+    span = max(cfg.selection_horizons)
+    rows, per_origin, seq = [], {}, {}
+    for name in cfg.models:
+        pred, err = bt["preds"][name], bt["errors"][name]
+        seq[name] = sequential_intervals(err, pred, origins, cfg.calibration_origins)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # origins with no outcome yet: NaN
+            mae = np.nanmean(np.abs(err[:, :span]), axis=1)
+        full = np.isfinite(actual[:, span - 1])
+        per_origin[name] = np.where(full, mae / np.where(scales > 0, scales, np.nan), np.nan)
+        if np.isnan(per_origin[name][full]).all():  # flat history: no MASE scale, choose by MAE
+            per_origin[name] = np.where(full, mae, np.nan)
+        for h in cfg.horizons:
+            done = [k for k in range(n) if np.isfinite(actual[k, h - 1])]
+            checked = [k for k in range(n) if seq[name][k] is not None]  # every day known so far counts
+            a = actual[checked, :h]
+            q = {qq: np.vstack([seq[name][k][qq][:h] for k in checked]) for qq in QUANTILES} if checked else None
+            seen = np.isfinite(a)
+            rows.append({
+                "site": site, "metric": metric, "model": name, "horizon": h,
+                "mase": float(np.mean([accuracy.mase(actual[k, :h], pred[k, :h], scales[k]) for k in done]))
+                if done else float("nan"),
+                "mape": accuracy.mape(actual[done, :h].ravel(), pred[done, :h].ravel()) if done else float("nan"),
+                "mae": float(np.mean(np.abs(err[done, :h]))) if done else float("nan"),
+                "coverage_80": accuracy.coverage(a[seen], q[0.1][seen], q[0.9][seen]) if q else float("nan"),
+                "coverage_95": accuracy.coverage(a[seen], q[0.025][seen], q[0.975][seen]) if q else float("nan"),
+                "pinball": accuracy.pinball(a[seen], {qq: v[seen] for qq, v in q.items()}) if q else float("nan"),
+                "origins": len(done), "coverage_origins": len(checked)})
+    return rows, per_origin, seq
+
+
+def calibration(errors: np.ndarray, window: int) -> ResidualModel:
+    """The final intervals' residual model: the latest `window` origins' known errors."""
+    return fit_residuals(errors[-window:])
+
+
+def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: list[float] | None = None) -> pd.DataFrame:
+    y = series.values.astype(float)
+    if model == "ensemble":
+        fitted = Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method, weights).fit(y, series.capacity)
+    else:
+        fitted = FORECASTERS[model](cfg.holidays).fit(y, series.capacity)
+    point = fitted.predict(cfg.max_horizon)
+    qs = residuals.quantiles(point)
+    out = pd.DataFrame({"site": series.site, "metric": series.metric, "date": fitted.future_index(cfg.max_horizon),
+                        "model": model, "mean": point, **{QCOLS[q]: v for q, v in qs.items()}})
+    out["capacity"] = series.capacity if series.capacity else np.nan
+    if series.capacity:
+        threshold = cfg.threshold_share * series.capacity
+        out["threshold"] = threshold
+        out["p_exceed"] = residuals.exceed_probability(point, threshold)
+    else:
+        out["threshold"], out["p_exceed"] = np.nan, np.nan
+    out["sigma_a"], out["sigma_b"] = residuals.a, residuals.b
+    out["reconciled"] = False
+    return out
