@@ -22,15 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.measure import child_report, gib, machine, run_child, say
+from benchmarks.measure import GIB, Figure, Run, Target, add_trial, child_report, gib, machine, run_child, say
 
 TARGET_S = 120.0
-RESULTS = Path(__file__).resolve().parent / "results" / "forecast.json"
+CHOSEN = Path(__file__).resolve().parent / ".cache" / "forecast.chosen.tmp"
 
 
 def make_series(count: int, days: int):
@@ -94,10 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.forecast", description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=50)
     parser.add_argument("--days", type=int, default=1095)
+    add_trial(parser)
     args = parser.parse_args(argv)
-    chosen_file = RESULTS.with_suffix(".chosen.tmp")
+    record = Run("forecast", args, parser)
+    chosen_file = CHOSEN
     env = {**os.environ, "PHM_BENCH_CHOSEN": str(chosen_file)}
-    load_before = os.getloadavg()
     res = {s: run_child("benchmarks.forecast", s, [str(args.series), str(args.days)], env) for s in STEPS}
     f, one = res["fit"], res["single"]
     per = f["seconds"] / f["rows"]
@@ -111,16 +111,16 @@ def main(argv: list[str] | None = None) -> None:
                                            " (the target is for 50 series x 3 years)"))
     chosen = json.loads(chosen_file.read_text()) if chosen_file.exists() else {}
     chosen_file.unlink(missing_ok=True)
-    facts = {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-             "load_average_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "forecast", "facts": facts, "series": f["rows"], "days": args.days,
-        "fit_seconds": round(f["seconds"], 1), "per_series_seconds": round(per, 2),
-        "single_prophet_seconds": round(one["seconds"], 2), "chosen": chosen, "target_seconds": TARGET_S,
-        "outcome": "PASS" if ok else "MISS"}, indent=1) + "\n")
-    print(f"results: {RESULTS}")
+    record.write_results({"series": f["rows"], "days": args.days, "fit_seconds": round(f["seconds"], 1),
+                          "per_series_seconds": round(per, 2), "single_prophet_seconds": round(one["seconds"], 2),
+                          "chosen": chosen}, *judged(f["rows"], f["seconds"], one["seconds"], f["peak_bytes"]))
 
+
+def judged(series: int, seconds: float, prophet: float, peak: float) -> tuple[list[Target], list[Figure]]:
+    """The issue's target (50 series fitted and back-tested in under 2 minutes) and the figures beside it."""
+    return ([Target(f"{series} series fitted and back-tested", seconds, TARGET_S, "s")],
+            [Figure("per series (default pool x 12 origins + final fit)", seconds / series, "s"),
+             Figure("one Prophet fit", prophet, "s"), Figure("peak memory (parent)", peak / GIB, "GiB")])
 
 if __name__ == "__main__":
     main()

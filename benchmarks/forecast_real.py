@@ -20,9 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -30,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.measure import Figure, Run, Target, add_trial
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "us_inpatient_beds_by_state_2020-08_2021-07.csv"
-RESULTS = Path(__file__).resolve().parent / "results" / "forecast_real.json"
 LOOKBACK, SPACING, HORIZON = 120, 14, 28
 TARGET_RATIO, COVER80, COVER95 = 0.85, (0.75, 0.85), (0.90, 0.98)
 WINDOWS = {"1-7": 7, "1-28": 28}
@@ -110,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--arima", action="store_true", help="Add AutoARIMA to the pool (slow).")
     parser.add_argument("--data", type=Path, default=DATA)
+    add_trial(parser)
     args = parser.parse_args(argv)
+    record = Run("forecast_real", args, parser, neutral=("workers", "data"))
     frame, _ = read_series_csv(args.data)
     inputs = inputs_from_frame(frame)[: args.series]
     jobs = [(s.site, s.values, s.capacity, args.arima) for s in inputs]
@@ -130,13 +131,28 @@ def main(argv: list[str] | None = None) -> None:
     print(f"models chosen: {s['chosen']}")
     for target, outcome in s["targets"].items():
         print(f"{outcome}: {target}")
-    facts = {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(), "workers": args.workers,
-             "seconds": round(seconds, 1), "series": len(inputs), "origins_per_series": len(rows) // len(inputs),
-             "data": args.data.name, "lookback_days": LOOKBACK, "spacing_days": SPACING, "horizon_days": HORIZON}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"benchmark": "forecast_real", "facts": facts, **s, "rows": rows}, indent=1) + "\n")
-    print(f"results: {RESULTS}")
+    record.write_results({"seconds": round(seconds, 1), "series": len(inputs),
+                          "origins_per_series": len(rows) // len(inputs), "data": args.data.name,
+                          "lookback_days": LOOKBACK, "spacing_days": SPACING, "horizon_days": HORIZON,
+                          **{k: v for k, v in s.items() if k != "targets"}, "rows": rows}, *judged(s))
 
+
+def judged(s: dict) -> tuple[list[Target], list[Figure]]:
+    """The issue's targets (accuracy against the weekly seasonal naive of the same run; interval coverage) and the
+    figures behind them."""
+    ratio, c80, c95 = s["ratio_to_naive"]["product"], s["coverage_80"], s["coverage_95"]
+    targets = []
+    for w in WINDOWS:
+        targets.append(Target(f"median MASE, days {w}, as a share of the weekly seasonal naive's", ratio[w], TARGET_RATIO,
+                              "", "<="))
+    for w in WINDOWS:
+        targets += [Target(f"80% intervals: share of days held, days {w} (at least)", c80[w], COVER80[0], "", ">="),
+                    Target(f"80% intervals: share of days held, days {w} (at most)", c80[w], COVER80[1], "", "<="),
+                    Target(f"95% intervals: share of days held, days {w} (at least)", c95[w], COVER95[0], "", ">="),
+                    Target(f"95% intervals: share of days held, days {w} (at most)", c95[w], COVER95[1], "", "<=")]
+    figures = [Figure(f"median MASE, days {w}: {m.removeprefix('pool:').replace('_', ' ')}", v[w])
+               for m, v in sorted(s["median_mase"].items(), key=lambda kv: kv[1]["1-28"]) for w in WINDOWS]
+    return targets, figures
 
 if __name__ == "__main__":
     main()

@@ -15,15 +15,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "nowcast.json"
+from benchmarks.measure import Figure, Run, Target, add_trial
+
 TARGET = 0.7
 
 
@@ -41,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.nowcast", description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", type=Path)
     parser.add_argument("--persons", type=int, default=20_000)
+    add_trial(parser)
     args = parser.parse_args(argv)
+    record = Run("nowcast", args, parser, neutral=("warehouse",))
     warehouse = cached_warehouse(args.persons, args.warehouse)
     spells = nowcast_spells(warehouse)
     t0 = time.perf_counter()
@@ -60,13 +60,17 @@ def main(argv: list[str] | None = None) -> None:
     for name, v in mae.items():
         print(f"  {name:12s} " + "  ".join(f"day {k}: {v[f'day_{k}']:.2f}" for k in (1, 2, 3)))
     print(f"{outcome}: nowcast day-1 MAE / time-series day-1 MAE = {ratio:.3f} (target <= {TARGET})")
-    facts = {"machine": machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-             "warehouse": str(warehouse), "sites": int(table.site.nunique()), "origins": int(table.origin.nunique()),
-             "seconds": round(seconds, 1), "mean_census": round(census, 1)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"benchmark": "nowcast", "facts": facts, "mae": mae, "ratio_day_1": ratio,
-                                   "target": TARGET, "outcome": outcome}, indent=1) + "\n")
-    print(f"results: {RESULTS}")
+    record.write_results({"sites": int(table.site.nunique()), "origins": int(table.origin.nunique()),
+                          "seconds": round(seconds, 1), "mean_census": round(census, 1), "mae": mae}, *judged(mae, census))
+
+
+def judged(mae: dict, census: float) -> tuple[list[Target], list[Figure]]:
+    """The issue's target (nowcast day-1 MAE at most 0.7 of the time series') and the figures beside it."""
+    return ([Target("nowcast day-1 MAE as a share of the time-series forecast's", mae["nowcast"]["day_1"]
+                     / mae["time_series"]["day_1"], TARGET, "", "<=")],
+            [*(Figure(f"day-{k} MAE: {name.replace('_', ' ')}", mae[name][f"day_{k}"], "beds")
+               for name in ("nowcast", "time_series", "persistence") for k in (1, 2, 3)),
+             Figure("mean midnight census per site", census, "beds")])
 
 
 if __name__ == "__main__":
