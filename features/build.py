@@ -23,7 +23,7 @@ from features.definitions.model import AttributeFeature, EventFeature, FeatureSe
 from features.engine.base import Engine
 from features.engine.compiler import FeatureCompiler
 from features.engine.duckdb_engine import DuckDBEngine
-from features.sources.loader import source_description
+from features.sources.extracts import source_description
 
 _SQL_WORDS = {"substr", "cast", "as", "double", "integer", "varchar", "coalesce"}
 

@@ -19,7 +19,6 @@ leaves the previous warehouse intact and loading the same extract twice gives th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from features.sources.checks import SQL_TYPES, checks, nhs_key, typed
 from features.sources.checks import lit as _lit
 from features.sources.checks import q as _q
 from features.sources.contracts import CONTRACTS, TableContract
+from features.sources.extracts import ContractError, find_extract, sha256_file
 from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_FILE, SOURCE_NOTE, SOURCE_ROW
 from features.sources.load_report import LoadReport, TableReport
 from features.sources.opt_outs import NOT_OPTED_OUT, OPT_OUTS, OptOutError, register, remove
@@ -50,48 +50,7 @@ SYNTHETIC_MARKER = "_synthetic.json"
 TRUTH_TABLES = {"emergency_admission_12m", "flare_up_14d", "persons", "defects"}
 
 
-SOURCE_WORDS = {"synthea": "Synthea export (synthetic patients)", "omop": "OMOP CDM v5.4 extract"}
-
-
-def source_description(source_format: str | None, synthetic: bool) -> str:
-    """Where a warehouse's data came from, in words for model cards and bias reports."""
-    if source_format in SOURCE_WORDS:
-        return SOURCE_WORDS[source_format]
-    return "synthetic ICS" if synthetic else "linked ICS warehouse"
-
-
-def warehouse_source(con: duckdb.DuckDBPyConnection, schema: str = "main") -> str:
-    """`source_description` of an open warehouse (older warehouses lack `source_format`)."""
-    try:
-        row = con.execute(f"SELECT * FROM {schema}.load_info").fetchdf().iloc[0]
-    except (duckdb.Error, IndexError):
-        return "linked ICS warehouse"
-    return source_description(row.get("source_format"), bool(row.get("synthetic")))
-
-
-class ContractError(ValueError):
-    """An extract cannot be loaded at all (missing or unreadable file, missing column, or a load the shrink guard
-    refused); names the file and column, never a value."""
-
-
-
 Progress = Callable[[str], None]
-
-
-def find_extract(src: Path, name: str) -> Path | None:
-    for suffix in (".parquet", ".csv", ".csv.gz"):
-        path = src / f"{name}{suffix}"
-        if path.exists():
-            return path
-    return None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Loader:
@@ -240,7 +199,7 @@ class Loader:
             con.execute(f"CREATE TABLE {_q(contract.name)} ({', '.join(f'{_q(n)} {t}' for n, t in schema)})")
             log.info("table %s: no extract supplied", contract.name)
             return rep
-        rep.sha256 = _sha256(path)
+        rep.sha256 = sha256_file(path)
         self._read(con, path)
         cols = self._resolve_columns(con, contract, path, rep)
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
@@ -346,7 +305,7 @@ class Loader:
         finally:
             self._drop_raw(con)
         self.opting_out = True
-        return {**found, "sha256": _sha256(path)}
+        return {**found, "sha256": sha256_file(path)}
 
     def _remove_opted_out(self, con: duckdb.DuckDBPyConnection, table: str, patients: bool = False) -> int:
         rows, people = remove(con, table)

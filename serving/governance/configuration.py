@@ -52,7 +52,7 @@ def data_source(settings: Settings) -> str:
     """Where the warehouse's data came from, as the loader recorded it ("synthetic ICS", "Synthea export ...")."""
     import duckdb
 
-    from features.sources.loader import warehouse_source
+    from features.sources.extracts import warehouse_source
 
     if not settings.warehouse_path.exists():
         return "no warehouse"

@@ -160,7 +160,7 @@ def _source(settings: Settings) -> str:
     """Where the warehouse's data came from (recorded by the loader)."""
     import duckdb
 
-    from features.sources.loader import warehouse_source
+    from features.sources.extracts import warehouse_source
 
     if not settings.warehouse_path.exists():
         return "linked ICS warehouse"
