@@ -113,7 +113,7 @@ class Summary(BaseModel):
     by: str
     unit: str = Field(description="Whose people: the ICS, a PCN, a practice, or a coordinator's practices.")
     people: int | None = Field(description="The unit's people (rounded; None when hidden).")
-    policy: dict = Field(description="The disclosure-control rules applied (see the README).")
+    policy: dict = Field(description="The disclosure-control rules applied (see docs/information-governance.md).")
     rows: list[SummaryRow]
 
 

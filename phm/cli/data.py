@@ -133,7 +133,7 @@ def load_cmd(
                                                "or a source shrinks sharply (setting load_shrink).")] = False,
 ) -> None:
     """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows. Synthea exports
-    and OMOP CDM extracts are first mapped onto the linked data model (see the README's mapping tables). A load
+    and OMOP CDM extracts are first mapped onto the linked data model (see the mapping tables in docs/data-scientist.md). A load
     with no patient, or one that would shrink the current warehouse sharply (an empty or truncated extract), is
     refused and the warehouse left as it was, unless --allow-shrink."""
     load_extracts(settings(), src, as_of.date() if as_of else None, warehouse, source_format, allow_shrink)
