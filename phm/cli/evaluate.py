@@ -15,7 +15,10 @@ app = typer.Typer(help="Evaluate care programmes against matched comparison grou
 @app.command("programme")
 def programme_cmd(
     enrolment: Annotated[Optional[Path], typer.Option(help="CSV of enrolments: person_id (warehouse pseudonym), "
-                                                      "enrol_date (YYYY-MM-DD).")] = None,
+                                                      "enrol_date (YYYY-MM-DD); or the enrolments.csv `phm worklist "
+                                                      "export-outcomes` writes.")] = None,
+    from_outcomes: Annotated[bool, typer.Option("--from-outcomes", help="Read enrolments from the `enrolled` "
+                                                "outcomes coordinators recorded (operational database).")] = False,
     synthetic: Annotated[Optional[Path], typer.Option(help="Synthetic ICS folder whose programme's enrolments "
                                                       "(truth/) to evaluate instead of a CSV.")] = None,
     name: Annotated[str, typer.Option(help="Programme name for the report and the MLflow run.")] = "programme",
@@ -26,22 +29,29 @@ def programme_cmd(
 ) -> None:
     """Effect of enrolment on emergency admissions, bed-days and A&E attendances: naive before-after beside the
     matched difference-in-differences, a balance table, and the effect by ethnicity and deprivation. Writes an
-    HTML and JSON report (aggregates only, disclosure-controlled) and logs it to MLflow. Enrolments from the
-    coordinators' recorded outcomes are not read yet: export them to the CSV form."""
-    from evaluation.programme.enrolment import EnrolmentFileError, read_enrolment, synthetic_enrolment
+    HTML and JSON report (aggregates only, disclosure-controlled) and logs it to MLflow. Enrolments come from the
+    coordinators' recorded outcomes, a CSV, or a synthetic ICS's truth; a person enrolled twice counts from their
+    first enrolment."""
+    from evaluation.programme.enrolment import (EnrolmentFileError, outcome_enrolment, read_enrolment,
+                                                synthetic_enrolment)
     from evaluation.programme.matching import CalibrationError
     from evaluation.programme.panel import EnrolmentError
+    from phm.operational.database import DatabaseError, upgrade
     from training.programme_job import run_programme_evaluation
 
-    if (enrolment is None) == (synthetic is None):
-        raise fail("give exactly one of --enrolment FILE.csv or --synthetic FOLDER")
+    if (enrolment is not None) + (synthetic is not None) + from_outcomes != 1:
+        raise fail("give exactly one of --enrolment FILE.csv, --from-outcomes or --synthetic FOLDER")
     s = settings()
     try:
-        frame = read_enrolment(enrolment) if enrolment is not None else synthetic_enrolment(s, synthetic)
+        if from_outcomes:
+            upgrade(s)
+            frame = outcome_enrolment(s)
+        else:
+            frame = read_enrolment(enrolment) if enrolment is not None else synthetic_enrolment(s, synthetic)
         with console.status(f"Evaluating {name}"):
             result = run_programme_evaluation(s, frame, name=name, draws=draws, seed=seed, warehouse=warehouse,
                                               out_dir=out)
-    except (EnrolmentFileError, EnrolmentError, CalibrationError, FileNotFoundError, ValueError) as exc:
+    except (EnrolmentFileError, EnrolmentError, CalibrationError, DatabaseError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
     r = result.released
     counts = r["counts"]
