@@ -139,3 +139,25 @@ def regression_discontinuity(x: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
                          outcome_jump=jump, outcome_jump_ci=ci(jumps), enrolled_jump=d_jump,
                          effect=jump / d_jump if d_jump != 0 else float("nan"), effect_ci=ci(effects),
                          outcome_below=base)
+
+
+def panel_discontinuity(panel, scores, cutoff: float, month, outcomes: tuple[str, ...], *, draws: int = 200,
+                        seed: int = 0, share: float | None = None) -> dict:
+    """Per outcome, the discontinuity at `cutoff` among the panel's people at enrolment month `month`, whose
+    score (`scores`: person_id, score) the rule used. The outcome is each person's rate per person-year in the
+    12 months from `month`; enrolment is being enrolled that month. A failed estimate gives its reason."""
+    import pandas as pd
+
+    rows = panel[pd.to_datetime(panel["cohort"]) == pd.Timestamp(month)]
+    rows = rows.merge(scores[["person_id", "score"]], on="person_id", how="inner")
+    rows = rows[rows["post_years"] > 0]
+    out: dict = {"cutoff": float(cutoff), "month": str(pd.Timestamp(month).date()), "people_scored": int(len(rows))}
+    for outcome in outcomes:
+        try:
+            rd = regression_discontinuity(rows["score"].to_numpy(float),
+                                          (rows[f"post_{outcome}"] / rows["post_years"]).to_numpy(float),
+                                          rows["treated"].to_numpy(float), cutoff, draws=draws, seed=seed, share=share)
+            out[outcome] = rd.as_dict()
+        except DiscontinuityError as exc:
+            out[outcome] = {"error": str(exc)}
+    return out

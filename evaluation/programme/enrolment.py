@@ -84,3 +84,48 @@ def synthetic_enrolment(settings: Settings, folder: Path) -> pd.DataFrame:
     key, _demo = resolve_key(settings, synthetic=json.loads((folder / MARKER).read_text()) is not None)
     ids = Pseudonymiser(key).mapping(offers["nhs_number"]).column("person_id").to_numpy()
     return pd.DataFrame({"person_id": ids.astype("int64"), "enrol_date": pd.to_datetime(offers["enrol_date"]).to_numpy()})
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    """Columns person_id (warehouse pseudonym) and score: each person's score when the enrolment rule was applied
+    (everyone the rule looked at, enrolled or not). Errors name the file, row and field."""
+    if not path.is_file():
+        raise EnrolmentFileError(f"{path}: no such scores file")
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise EnrolmentFileError(f"{path}: not a readable CSV ({type(exc).__name__})") from None
+    missing = {"person_id", "score"} - set(frame.columns)
+    if missing:
+        raise EnrolmentFileError(f"{path}: missing column(s) {sorted(missing)} (need person_id, score)")
+    ids, scores = pd.to_numeric(frame["person_id"], errors="coerce"), pd.to_numeric(frame["score"], errors="coerce")
+    for field, bad in (("person_id", ids.isna() | (ids % 1 != 0)), ("score", scores.isna())):
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0]) + 2
+            raise EnrolmentFileError(f"{path}: row {row}, field {field}: not a "
+                                     + ("whole-number pseudonym" if field == "person_id" else "number"))
+    if ids.duplicated().any():
+        row = int(ids.duplicated().to_numpy().nonzero()[0][0]) + 2
+        raise EnrolmentFileError(f"{path}: row {row}, field person_id: the person is scored twice")
+    return pd.DataFrame({"person_id": ids.astype("int64"), "score": scores.astype(float)})
+
+
+def synthetic_cutoff(settings: Settings, folder: Path) -> tuple[pd.DataFrame, float, pd.Timestamp] | None:
+    """The synthetic programme's cut-off rule in its first month, when the generator kept that month's scores
+    (truth/programme_scores): everyone scoring at least the lowest score offered that month was offered (offers
+    go highest first), so that score is the cut-off. Returns (scores as pseudonyms, cut-off, month) or None."""
+    path = folder / "truth" / "programme_scores.parquet"
+    if not (folder / MARKER).is_file() or not path.is_file():
+        return None
+    scores = pq.read_table(path).to_pandas()
+    offers = pq.read_table(folder / "truth" / "programme_offers.parquet", columns=["offer_date", "score"]).to_pandas()
+    if scores.empty or offers.empty:
+        return None
+    month = pd.Timestamp(scores["month"].iloc[0])
+    first = offers[pd.to_datetime(offers["offer_date"]) == month]
+    if first.empty:
+        return None
+    key, _demo = resolve_key(settings, synthetic=json.loads((folder / MARKER).read_text()) is not None)
+    ids = Pseudonymiser(key).mapping(scores["nhs_number"]).column("person_id").to_numpy()
+    return (pd.DataFrame({"person_id": ids.astype("int64"), "score": scores["score"].to_numpy(float)}),
+            float(first["score"].min()), month)

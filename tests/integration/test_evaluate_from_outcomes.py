@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from evaluation.programme.enrolment import outcome_enrolment, read_enrolment, synthetic_enrolment
+from evaluation.programme.enrolment import outcome_enrolment, read_enrolment, synthetic_cutoff, synthetic_enrolment
 from features.sources.loader import load
 from features.synthetic.config import GeneratorConfig, ProgrammeConfig
 from features.synthetic.generator import generate
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ics(tmp_path_factory) -> tuple[Settings, pd.DataFrame]:
+def ics(tmp_path_factory) -> tuple[Settings, pd.DataFrame, object]:
     root = tmp_path_factory.mktemp("from_outcomes")
     settings = Settings(home=root / "home")
     cfg = GeneratorConfig(persons=3_000, seed=23, programme=ProgrammeConfig(
@@ -30,11 +30,11 @@ def ics(tmp_path_factory) -> tuple[Settings, pd.DataFrame]:
     out = generate(cfg, root / "ics").out_dir
     load(settings, out)
     database.upgrade(settings)
-    return settings, synthetic_enrolment(settings, out)
+    return settings, synthetic_enrolment(settings, out), out
 
 
 def test_outcomes_give_the_same_report_as_the_equivalent_csv(ics, tmp_path) -> None:
-    settings, truth = ics
+    settings, truth, _out = ics
     assert len(truth) >= 20
     practice = "P0001"
     # each enrolled person is contacted first, enrolled during their enrolment month (at a working-day hour), then
@@ -83,3 +83,24 @@ def test_the_export_form_is_read_and_bad_rows_are_named(tmp_path) -> None:
                    "12,A1,last tuesday,,\n")
     with pytest.raises(ValueError, match="bad.csv: row 3, field enrolled_at"):
         read_enrolment(bad)
+
+
+def test_the_synthetic_cut_off_rule_is_found_and_a_discontinuity_reported(ics, tmp_path) -> None:
+    settings, truth, out = ics
+    scores, cutoff, month = synthetic_cutoff(settings, out)
+    assert month == pd.Timestamp("2023-04-01")
+    # the rule: everyone scoring at least the cut-off that month was offered, and nobody below it
+    offers = pd.read_parquet(out / "truth" / "programme_offers.parquet")
+    first = offers[pd.to_datetime(offers["offer_date"]) == month]
+    above = (scores["score"] >= cutoff).sum()
+    assert above == len(first) and (first["score"] >= cutoff).all()
+    released = run_programme_evaluation(settings, truth, draws=30, seed=3, out_dir=tmp_path, log=False,
+                                        cutoff=(scores, cutoff, month)).released
+    rd = released["discontinuity"]
+    assert rd["cutoff"] == cutoff and rd["month"] == "2023-04-01"
+    for outcome in ("admissions", "bed_days", "ae"):
+        e = rd[outcome]
+        # either an estimate with people each side (rounded counts) or a stated reason it cannot be made/shown
+        assert ("error" in e) or (e["above"] is not None and e["effect_ci"][0] <= e["effect"] <= e["effect_ci"][1])
+    html = (tmp_path / "programme_evaluation.html").read_text()
+    assert "Regression discontinuity at the score cut-off" in html

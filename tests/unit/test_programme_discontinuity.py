@@ -84,3 +84,29 @@ def test_too_few_people_at_the_cut_off_is_an_error() -> None:
         local_linear_jump(x, x, 0.0, 1.0)
     with pytest.raises(DiscontinuityError, match="fewer than 10"):
         ik_bandwidth(x, x, 0.0)
+
+
+def test_panel_discontinuity_uses_the_scored_month_and_release_hides_small_sides() -> None:
+    import pandas as pd
+
+    from evaluation.disclosure import Policy
+    from evaluation.programme.discontinuity import panel_discontinuity
+    from evaluation.programme.report import _release_discontinuity
+
+    rng = np.random.default_rng(11)
+    n = 4000
+    score = rng.uniform(0, 10, n)
+    treated = (score >= 7).astype(int)
+    rate = 0.5 + 0.1 * score - 0.4 * treated
+    panel = pd.DataFrame({"cohort": pd.Timestamp("2024-01-01"), "person_id": np.arange(n), "treated": treated,
+                          "post_years": 1.0, "post_admissions": rate + rng.normal(0, 0.2, n)})
+    other = panel.assign(cohort=pd.Timestamp("2024-02-01"), post_admissions=99.0)  # another month: ignored
+    scores = pd.DataFrame({"person_id": np.arange(n), "score": score})
+    found = panel_discontinuity(pd.concat([panel, other]), scores, 7.0, "2024-01-01", ("admissions",), draws=100)
+    assert found["people_scored"] == n
+    e = found["admissions"]
+    assert e["effect_ci"][0] < -0.4 < e["effect_ci"][1] and e["effect_ci"][1] < -0.2
+    released = _release_discontinuity(found, Policy(), lambda v: round(v, 4))
+    assert released["admissions"]["above"] % 5 == 0 and released["admissions"]["effect"] == round(e["effect"], 4)
+    small = dict(found, admissions=dict(e, above=3))
+    assert "error" in _release_discontinuity(small, Policy(), lambda v: round(v, 4))["admissions"]
