@@ -4,6 +4,7 @@ disclosure policy, write it under reports/programme and log it to MLflow (experi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -27,14 +28,15 @@ class ProgrammeRun:
 
 def run_programme_evaluation(settings: Settings, enrolment: pd.DataFrame, *, name: str = "programme",
                              draws: int = 200, seed: int = 0, warehouse: Path | None = None,
-                             out_dir: Path | None = None, log: bool = True) -> ProgrammeRun:
+                             out_dir: Path | None = None, log: bool = True,
+                             cutoff: tuple[pd.DataFrame, float, date] | None = None) -> ProgrammeRun:
     """Evaluate, release, write and (if `log`) log to MLflow; only the released aggregates leave this function."""
     source = warehouse or settings.warehouse_path
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no warehouse. Load extracts with `phm data load` first.")
     con = duckdb.connect(str(source), read_only=True)
     try:
-        result = evaluate_programme(con, enrolment, draws=draws, seed=seed)
+        result = evaluate_programme(con, enrolment, draws=draws, seed=seed, cutoff=cutoff)
     finally:
         con.close()
     released = release(result, Policy.from_settings(settings))
@@ -55,6 +57,9 @@ def run_programme_evaluation(settings: Settings, enrolment: pd.DataFrame, *, nam
                 for method in ("before_after", "difference_in_differences"):
                     if o[method]["relative"] is not None:
                         metrics[f"{outcome}_{method}_relative"] = o[method]["relative"]
+            rd = released.get("discontinuity", {}).get("admissions", {})
+            if rd.get("effect") is not None:
+                metrics["admissions_discontinuity_effect"] = rd["effect"]
             mlflow.log_metrics(metrics)
             mlflow.log_artifact(str(html), "programme_evaluation")
             mlflow.log_artifact(str(js), "programme_evaluation")

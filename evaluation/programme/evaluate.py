@@ -7,6 +7,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
+from evaluation.programme.discontinuity import panel_discontinuity
 from evaluation.programme.estimators import before_after, by_group, difference_in_differences, standardised_differences
 from evaluation.programme.matching import CalibrationError, calibrate, match
 from evaluation.programme.panel import COVARIATES, OUTCOMES, PROPENSITY_TERMS, build_panel
@@ -17,12 +18,13 @@ GROUPS = {"ethnic_group": "ethnicity (broad group)", "deprivation_quintile": "de
 
 def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, *, draws: int = 200, k: int = 5,
                        caliper: float = 0.2, seed: int = 0, end: date | None = None,
-                       keep_matched: bool = False) -> dict:
+                       keep_matched: bool = False, cutoff: tuple[pd.DataFrame, float, date] | None = None) -> dict:
     """Every estimate of the programme's effect, as plain numbers (no person-level rows): enrolled, matched and
     unmatched counts, the balance table before and after matching, and per outcome the naive before-after and
     the matched difference-in-differences (with bootstrap intervals), overall and by ethnicity and deprivation.
     `keep_matched` adds `matched_enrolled` (pseudonym and enrolment month of each matched enrolled person) for
-    checks against ground truth; it is never released (`report.release` drops it)."""
+    checks against ground truth; it is never released (`report.release` drops it). `cutoff` (scores with columns
+    person_id and score, the cut-off, the month the rule was applied) adds a regression-discontinuity estimate."""
     panel = build_panel(con, enrolment, end)
     if not (panel["treated"] == 1).any():
         raise ValueError("no enrolled person has 12 months of follow-up within the data yet")
@@ -72,6 +74,9 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
     # the matched enrolled people's groups, one row a person: released only through the disclosure policy's
     # linked-table protection (report.release), never as rows
     result["enrolled_groups"] = treated[list(GROUPS)].astype(str).reset_index(drop=True)
+    if cutoff is not None:
+        scores, value, month = cutoff
+        result["discontinuity"] = panel_discontinuity(panel, scores, value, month, OUTCOMES, draws=draws, seed=seed)
     if keep_matched:
         result["matched_enrolled"] = treated[["person_id", "cohort"]].reset_index(drop=True)
     return result

@@ -18,7 +18,8 @@ def release(result: dict, policy: Policy) -> dict:
     """`result` of `evaluate_programme` made releasable: people counts via `policy.count`, rates and effects
     rounded, a group's estimate withheld when its enrolled count would be hidden."""
     out = {k: v for k, v in result.items()
-           if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups")}
+           if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups",
+                        "discontinuity")}
     out["counts"] = {k: policy.count(int(result[k])) for k in COUNTS}
     shown: dict[str, dict[str, int | None]] = {}
     if "enrolled_groups" in result:
@@ -50,6 +51,27 @@ def release(result: dict, policy: Policy) -> dict:
                                                     "relative_ci": [None, None]}
             rows.append({"group": row["group"], "enrolled": n, **e})
         out["groups"][col] = {"label": g["label"], "outcome": g["outcome"], "rows": rows}
+    if "discontinuity" in result:
+        out["discontinuity"] = _release_discontinuity(result["discontinuity"], policy, r)
+    return out
+
+
+def _release_discontinuity(rd: dict, policy: Policy, r) -> dict:
+    """People counts through the policy; an estimate whose side of the cut-off would be hidden is withheld."""
+    out = {"cutoff": rd["cutoff"], "month": rd["month"], "people_scored": policy.count(rd["people_scored"])}
+    for name in OUTCOME_LABELS:
+        e = rd.get(name)
+        if e is None:
+            continue
+        if "error" in e:
+            out[name] = {"error": e["error"]}
+            continue
+        below, above = policy.count(e["below"]), policy.count(e["above"])
+        if below is None or above is None:
+            out[name] = {"error": "too few people on a side of the cut-off to show under the disclosure policy"}
+            continue
+        out[name] = {k: ([r(x) for x in v] if isinstance(v, list) else r(v) if isinstance(v, float) else v)
+                     for k, v in e.items()} | {"below": below, "above": above}
     return out
 
 
@@ -59,6 +81,27 @@ def _pct(v: float | None) -> str:
 
 def _ci(pair: list) -> str:
     return "*" if None in pair else f"{100 * pair[0]:+.1f}% to {100 * pair[1]:+.1f}%"
+
+
+def _discontinuity_rows(released: dict) -> list[dict]:
+    rd = released.get("discontinuity")
+    if not rd:
+        return []
+    rows = []
+    for name, label in OUTCOME_LABELS.items():
+        e = rd.get(name, {"error": "not estimated"})
+        if "error" in e:
+            rows.append({"outcome": label, "jump per person-year": "*", "95% interval": "*", "enrolment jump": "*",
+                         "effect of enrolment": "*", "95% interval (effect)": "*", "people below / above": "*",
+                         "bandwidth": e["error"]})
+            continue
+        pair = lambda v: "*" if None in v else f"{v[0]:+.3f} to {v[1]:+.3f}"  # noqa: E731
+        rows.append({"outcome": label, "jump per person-year": f"{e['outcome_jump']:+.3f}",
+                     "95% interval": pair(e["outcome_jump_ci"]), "enrolment jump": f"{e['enrolled_jump']:+.3f}",
+                     "effect of enrolment": "*" if e["effect"] is None else f"{e['effect']:+.3f}",
+                     "95% interval (effect)": pair(e["effect_ci"]), "people below / above": f"{e['below']} / {e['above']}",
+                     "bandwidth": f"{e['bandwidth']:.4g} ({e['bandwidth_rule']})"})
+    return rows
 
 
 def write(released: dict, folder: Path, title: str = "Programme evaluation") -> tuple[Path, Path]:
@@ -79,7 +122,7 @@ def write(released: dict, folder: Path, title: str = "Programme evaluation") -> 
         for g in released["groups"].values()]
     counts = [{"people": k.replace("_", " "), "count": "*" if v is None else v} for k, v in released["counts"].items()]
     page = render("programme.html.j2", title=title, released=released, counts=counts, effects=effects,
-                  balance=released["balance"], groups=groups)
+                  balance=released["balance"], groups=groups, discontinuity=_discontinuity_rows(released))
     html_path, json_path = folder / "programme_evaluation.html", folder / "programme_evaluation.json"
     html_path.write_text(page, encoding="utf-8")
     json_path.write_text(json.dumps(released, indent=2, default=str))

@@ -40,6 +40,10 @@ class Programme:
     offer_score: np.ndarray = field(default_factory=lambda: np.empty(0))
     cf_excite: np.ndarray = field(default_factory=lambda: np.empty(0))
     rows: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # the first month's scores of everyone the rule looked at (for a regression discontinuity at its cut-off)
+    first_month: int = NOT_YET
+    first_people: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    first_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @classmethod
     def build(cls, cfg: ProgrammeConfig, practice_code: np.ndarray, person_practice: np.ndarray,
@@ -87,6 +91,8 @@ class Programme:
         here = self.in_practice[idx]
         if not here.any():
             return
+        if self.first_month == NOT_YET:
+            self.first_month, self.first_people, self.first_scores = m, idx[here].copy(), score[here].copy()
         threshold = np.quantile(score[here], 1 - self.cfg.top_share)
         cand = np.flatnonzero(here & (score >= threshold) & (self.offer_month[idx] == NOT_YET))
         cand = cand[np.argsort(-score[cand], kind="stable")]

@@ -11,7 +11,8 @@ from features.synthetic.intervention import NOT_YET, Programme
 
 
 def programme_truth(programme: Programme, people, resp, cal: Calendar) -> dict[str, pa.Table]:
-    """Tables `programme_offers`, `programme_outcomes` and `programme_effect` for `truth/`.
+    """Tables `programme_offers`, `programme_outcomes`, `programme_effect` and `programme_scores` (the first
+    offer month's score of everyone in the taking-part practices) for `truth/`.
 
     Severe respiratory exacerbations (simulated apart, untouched by the programme) are emergency admissions
     too: they are added to both the factual and the counterfactual count of the month they fall in."""
@@ -56,4 +57,11 @@ def programme_truth(programme: Programme, people, resp, cal: Calendar) -> dict[s
         "counterfactual_rate_per_person_year": [cf / person_years if person_years else float("nan")],
         "relative_effect": [f / cf - 1 if cf else float("nan")],
     })
-    return {"programme_offers": offers, "programme_outcomes": outcomes, "programme_effect": effect}
+    first = max(programme.first_month, 0)
+    scores = pa.table({
+        "nhs_number": people.nhs_number[programme.first_people],
+        "month": pa.array(np.full(programme.first_people.size, month_day[first]), pa.date32()),
+        "score": programme.first_scores,
+    })
+    return {"programme_offers": offers, "programme_outcomes": outcomes, "programme_effect": effect,
+            "programme_scores": scores}

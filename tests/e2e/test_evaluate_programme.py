@@ -31,6 +31,7 @@ def test_evaluates_the_synthetic_programme_and_releases_aggregates_only(programm
     out = run("evaluate", "programme", "--synthetic", str(data), "--draws", "50", "--name", "test", home=home)
     assert out.returncode == 0, out.stderr + out.stdout
     assert "matched DiD" in out.stdout and "naive before-after" in out.stdout
+    assert "Regression discontinuity (admissions):" in out.stdout  # the synthetic programme's cut-off is detected
     report = json.loads((home / "reports" / "programme" / "programme_evaluation.json").read_text())
     counts = report["counts"]
     assert all(v is None or v % 5 == 0 for v in counts.values())  # rounded to 5 (or hidden)
@@ -61,3 +62,27 @@ def test_enrolment_csv_errors_name_the_file_row_and_field(programme_home, tmp_pa
     unknown.write_text("person_id,enrol_date\n123,2023-04-01\n")
     out = run("evaluate", "programme", "--enrolment", str(unknown), home=home)
     assert out.returncode != 0 and "not in the warehouse" in (out.stdout + out.stderr)
+
+
+def test_evaluates_from_the_outcomes_coordinators_recorded(programme_home, tmp_path) -> None:
+    from datetime import timedelta
+
+    from evaluation.programme.enrolment import synthetic_enrolment
+    from phm.core.settings import Settings
+    from phm.operational import database, outcomes
+
+    home, data = programme_home
+    s = Settings(home=home)
+    database.upgrade(s)
+    truth = synthetic_enrolment(s, data)
+    for row in truth.itertuples():
+        outcomes.record(s, row.person_id, "P0001", "enrolled", "ann", now=row.enrol_date.to_pydatetime()
+                        + timedelta(days=3, hours=10))
+    csv = tmp_path / "enrolment.csv"
+    truth.assign(enrol_date=truth["enrol_date"].dt.strftime("%Y-%m-%d")).to_csv(csv, index=False)
+    reports = []
+    for source in (["--from-outcomes"], ["--enrolment", str(csv)]):
+        out = run("evaluate", "programme", *source, "--draws", "30", "--out", str(tmp_path / source[0]), home=home)
+        assert out.returncode == 0, out.stderr + out.stdout
+        reports.append(json.loads((tmp_path / source[0] / "programme_evaluation.json").read_text()))
+    assert reports[0]["counts"]["matched"] and reports[0]["outcomes"] == reports[1]["outcomes"]
