@@ -235,7 +235,8 @@ def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_day
         raise QueryError(404, f"unknown site {site!r}; sites: {sorted(frame.site.unique())}")
     part = frame[(frame.site == site) & (frame.metric == metric)].sort_values("date")
     if part.empty:
-        raise QueryError(404, f"no {metric} forecast for {site}")
+        why = next((r.split(": ", 1)[1] for r in _refused(folder) if r.startswith(f"{site}/{metric}: ")), None)
+        raise QueryError(404, f"no {metric} forecast for {site}" + (f": refused when fitted ({why})" if why else ""))
     if horizon > len(part):
         raise QueryError(422, f"horizon must be at most {len(part)} days")
     part = part.head(horizon)
@@ -262,6 +263,14 @@ def bias_report(st: ServiceState, name: str, version: int) -> dict:
     if report is None:
         raise QueryError(404, f"{name} version {version} has not been audited")
     return report
+
+
+def _refused(folder: Path) -> list[str]:
+    """The series the last fit refused, as "site/metric: reason"."""
+    try:
+        return [str(r) for r in json.loads((folder / "fit.json").read_text()).get("refused", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def forecast_sites(st: ServiceState) -> list[str]:

@@ -259,11 +259,17 @@ def create_pages() -> FastAPI:
             if u.role not in (Role.planner, Role.data_scientist):
                 raise HTTPException(403, "Scenarios are for planners and data scientists.")
             scenario = {"top_share": top_percent / 100, "prevented_share": prevented_percent / 100}
-        charts = [views.capacity_chart(st, site, metric, horizon, scenario, i)
-                  for i, (metric, _, _) in enumerate(views.METRICS)]
+        charts, missing = [], []
+        for i, (metric, words, _) in enumerate(views.METRICS):
+            try:
+                charts.append(views.capacity_chart(st, site, metric, horizon, scenario, i))
+            except QueryError as exc:  # a series the fit refused (too short, mostly zeros): say so, show the rest
+                if exc.status != 404:
+                    raise
+                missing.append({"title": words, "why": exc.message})
         summary = queries.cohort_summary(st, u, "band")
         return render(request, "capacity.html", user=u, title="Capacity", site=site, sites=sites, horizon=horizon,
-                      charts=charts, scenario=scenario, top_percent=top_percent or 5, can_plan=u.role != Role.safety_officer,
+                      charts=charts, missing=missing, scenario=scenario, top_percent=top_percent or 5, can_plan=u.role != Role.safety_officer,
                       prevented_percent=20 if prevented_percent is None else prevented_percent, summary=summary,
                       by_pcn=queries.cohort_summary(st, u, "pcn"), policy_words=st.policy.words())
 

@@ -131,7 +131,12 @@ def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> N
     mase = backtest.pivot_table(index=["metric", "horizon"], columns="model", values="mase")
     wins = [mase.loc[(m, h), "ensemble"] < mase.loc[(m, h), "seasonal_naive"] for m in METRICS for h in (7, 28)]
     assert sum(wins) >= 4, mase  # the ensemble beats the seasonal naive on most series and horizons
-    assert backtest.coverage_80.between(0.5, 1.0).all() and backtest.coverage_95.min() >= backtest.coverage_80.min()
+    cols = ["metric", "model", "horizon", "coverage_80", "coverage_95", "origins", "coverage_origins"]
+    assert (backtest.coverage_95 >= backtest.coverage_80).all(), backtest[cols].to_string()  # nested intervals
+    # the served (ensemble) intervals hold within the product's own warning band (80% within 10 points; 95% >= 90%),
+    # averaged over the three series at 7 and 28 days (2 coverage origins each: single rows are too noisy to judge)
+    served = backtest[(backtest.model == "ensemble") & backtest.horizon.isin([7, 28])]
+    assert abs(served.coverage_80.mean() - 0.8) <= 0.1 and served.coverage_95.mean() >= 0.9, served[cols].to_string()
     meta = json.loads((folder / "fit.json").read_text())
     assert set(meta["selected"].values()) == {"ensemble"}  # 4 origins: too thin to prefer a single model
     assert all(c["backtest_origins"] == 4 for c in meta["coverage"].values()) and "back-test intervals held" in fit.stdout

@@ -224,7 +224,7 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
     groups = {g["group"] for grouping in report["groupings"] if grouping["name"] == "ethnicity_broad"
               for g in grouping["groups"]}
     assert {"White", "Asian", "Black"} <= groups
-    # downstream: promotion, demand forecasts (no critical care in Synthea: a flat series) and daily scores
+    # downstream: promotion, demand forecasts and daily scores
     for name, role in (("Dr Test", "safety_officer"), ("tests", "data_scientist")):
         assert phm("users", "add", name, "--role", role, home=home).returncode == 0
     approve = phm("audit", "approve", "--model", "emergency_admission", "--version", "1", "--by", "Dr Test",
@@ -234,7 +234,10 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
                home=home).returncode == 0
     forecast = phm("forecast", "fit", "--site", "ICS", "--origins", "2", home=home)
     assert forecast.returncode == 0, forecast.stderr[-2000:]
-    assert "critical_care_beds_occupied" in forecast.stdout
+    # no critical care in Synthea: the all-zero series is refused with its reason, the others are forecast
+    stderr = " ".join(forecast.stderr.split())
+    assert "refused ICS/critical_care_beds_occupied" in stderr and "are zero" in stderr, forecast.stderr
+    assert "ga_beds_occupied" in forecast.stdout and "critical_care_beds_occupied" not in forecast.stdout
     daily = phm("score", "daily", home=home)
     assert daily.returncode == 0 and "people scored by emergency_admission version 1" in daily.stdout
 

@@ -166,7 +166,7 @@ def _peak_census(spells: pd.DataFrame) -> int:
 
 
 def _deprivation(patients: pd.DataFrame, report: ConversionReport) -> tuple[pd.DataFrame | None, pd.Series]:
-    income = pd.to_numeric(column(patients, "INCOME"), errors="coerce")
+    income = pd.to_numeric(column(patients, "INCOME"), errors="coerce").astype("float64")  # NaN, not NA: ranks skip it
     if not income.notna().any():
         report.notes.append("No INCOME in patients.csv: deprivation (IMD) is unknown for everyone.")
         return None, pd.Series(None, index=patients.index, dtype="string")

@@ -6,7 +6,18 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
+
 from features.sources import codes
+
+
+def _text(value: object) -> str | None:
+    """A source value as trimmed text; None for a missing one (None, pandas NA, NaN) or blank text. Mapped
+    columns are pandas strings, whose missing value is NA in pandas 2 (NA has no truth value) and NaN in 3."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
 
 CONDITION_SNOMED = {c.key: c.snomed for c in codes.CONDITIONS}  # the code the features look for
 
@@ -26,14 +37,16 @@ SNOMED_TO_CONDITION: dict[str, str] = {
 
 
 def condition_for_snomed(code: str | None) -> str | None:
-    return SNOMED_TO_CONDITION.get(str(code).strip()) if code else None
+    text = _text(code)
+    return SNOMED_TO_CONDITION.get(text) if text else None
 
 
 def condition_for_icd10(code: str | None) -> str | None:
     """The condition whose ICD-10 stems include the code's first three characters."""
-    if not code:
+    text = _text(code)
+    if not text:
         return None
-    stem = re.sub(r"[^A-Z0-9]", "", str(code).upper())[:3]
+    stem = re.sub(r"[^A-Z0-9]", "", text.upper())[:3]
     return next((c.key for c in codes.CONDITIONS if stem in c.icd10), None)
 
 
@@ -56,9 +69,10 @@ BNF_BY_NAME: list[tuple[str, str]] = [
 
 def bnf_for_name(name: str | None) -> str | None:
     """The BNF substance for a medicine's name or description, when one of the mapped names appears."""
-    if not name:
+    text = _text(name)
+    if not text:
         return None
-    text = str(name).lower()
+    text = text.lower()
     return next((bnf for word, bnf in BNF_BY_NAME if re.search(rf"\b{re.escape(word)}", text)), None)
 
 
@@ -73,9 +87,11 @@ NHS_CATEGORY = re.compile(r"^([A-HJ-NPRSZ]|99)$")
 
 def ethnic_category(race: str | None, source_value: str | None = None) -> str:
     """An NHS ethnic category: an NHS code given as the source value wins; else the race mapping; else Z."""
-    if source_value and NHS_CATEGORY.match(str(source_value).strip().upper()):
-        return str(source_value).strip().upper()
-    if race is None:
+    source = _text(source_value)
+    if source and NHS_CATEGORY.match(source.upper()):
+        return source.upper()
+    race_text = _text(race)
+    if race_text is None:
         return "Z"
-    key = str(race).strip().lower()
+    key = race_text.lower()
     return RACE_TO_ETHNIC.get(key) or OMOP_RACE_CONCEPTS.get(key) or "Z"
