@@ -12,11 +12,10 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from features.sources.nhs_number import is_valid, normalise
-from features.sources.pseudonymise import MissingKeyError, Pseudonymiser, resolve_key
+from features.sources.pseudonymise import MissingKeyError, Pseudonymiser, installation_key
 from phm.core.settings import Settings
 from phm.operational import outcomes
 from phm.operational.database import DatabaseError
@@ -104,20 +103,10 @@ def shown(r: Recorded) -> dict:
 # ---- caseloads -------------------------------------------------------------------------------------------
 def pseudonymiser(settings: Settings) -> Pseudonymiser:
     """The ICS pseudonymiser (the demo key only for a synthetic warehouse, as the loader decides)."""
-    synthetic = False
-    if settings.warehouse_path.exists():
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-        try:
-            synthetic = bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
-        except (duckdb.Error, TypeError):
-            synthetic = False
-        finally:
-            con.close()
     try:
-        key, _ = resolve_key(settings, synthetic)
+        return Pseudonymiser(installation_key(settings))
     except MissingKeyError as exc:
         raise QueryError(409, str(exc)) from exc
-    return Pseudonymiser(key)
 
 
 def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str], list[int], int]:

@@ -30,7 +30,7 @@ from features.events.fhir import parse_fhir
 from features.events.fold import FIELDS, fold
 from features.events.hl7v2 import looks_like_hl7, parse_hl7
 from features.events.model import Event, MessageError, Parsed
-from features.sources.pseudonymise import Pseudonymiser, resolve_key
+from features.sources.pseudonymise import Pseudonymiser, installation_key
 from phm.core.settings import Settings
 
 EVENT_SCHEMA = pa.schema([
@@ -130,16 +130,7 @@ def known_in(warehouse: Path) -> Known:
 
 def pseudonymiser_for(settings: Settings) -> Pseudonymiser:
     """The warehouse's key: the same pseudonyms as its extracts (the demo key only for a synthetic warehouse)."""
-    synthetic = False
-    if settings.warehouse_path.exists():
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-        try:
-            synthetic = bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
-        except duckdb.Error:
-            synthetic = False
-        finally:
-            con.close()
-    return Pseudonymiser(resolve_key(settings, synthetic)[0])
+    return Pseudonymiser(installation_key(settings))
 
 
 def parse(text: str) -> list[Parsed | MessageError]:

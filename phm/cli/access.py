@@ -35,25 +35,15 @@ def verify_cmd() -> None:
 
 def person_id_for(s: Settings, nhs_number: str) -> str:
     """The pseudonymised person id of an NHS number, with the installation's key (the number is not kept)."""
-    import duckdb
 
     from features.sources.nhs_number import is_valid
-    from features.sources.pseudonymise import MissingKeyError, Pseudonymiser, resolve_key
+    from features.sources.pseudonymise import MissingKeyError, Pseudonymiser, installation_key
 
     number = re.sub(r"[ \-]", "", nhs_number)
     if not (re.fullmatch(r"[0-9]{10}", number) and len(set(number)) > 1 and is_valid(number)):
         raise fail("that is not a valid NHS number (ten digits with a correct check digit); it was not recorded")
-    synthetic = False
-    if s.warehouse_path.exists():
-        con = duckdb.connect(str(s.warehouse_path), read_only=True)
-        try:
-            synthetic = bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
-        except duckdb.Error:
-            synthetic = False
-        finally:
-            con.close()
     try:
-        key, _ = resolve_key(s, synthetic)
+        key = installation_key(s)
     except MissingKeyError as exc:
         raise fail(str(exc)) from exc
     return str(Pseudonymiser(key).person_id(number))
