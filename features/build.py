@@ -8,7 +8,6 @@ into place, so a failed build leaves no partial file.
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import date
 from pathlib import Path
@@ -24,8 +23,6 @@ from features.engine.base import Engine
 from features.engine.compiler import FeatureCompiler
 from features.engine.duckdb_engine import DuckDBEngine
 from features.sources.extracts import source_description
-
-_SQL_WORDS = {"substr", "cast", "as", "double", "integer", "varchar", "coalesce"}
 
 
 class FeatureSourceError(ValueError):
@@ -68,9 +65,8 @@ def required_columns(fs: FeatureSet) -> dict[str, set[str]]:
             cols.add(f.date)
             cols.update(w.column for w in f.where)
             cols.update(c for c in (f.end,) if c)
-            if f.value:
-                cols.update(t for t in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", f.value)
-                            if t.lower() not in _SQL_WORDS)
+            if f.value is not None:
+                cols.update(f.value.columns())
     return need
 
 

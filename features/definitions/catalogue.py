@@ -12,6 +12,7 @@ from features.sources.codes import (
     FRAILTY_DEFICITS,
     RESCUE_PACK,
 )
+from features.definitions.expressions import add, case, col, const, greatest, substr
 from features.definitions.model import (
     AttributeFeature,
     DerivedFeature,
@@ -23,6 +24,7 @@ from features.definitions.model import (
 EMERGENCY = Filter(column="admission_method", op="in", values=list(EMERGENCY_ADMISSION_METHODS))
 RESPIRATORY_ICD10 = ["J40", "J41", "J42", "J43", "J44", "J45", "J46"]
 PREDNISOLONE = RESCUE_PACK[0]
+AGE_BANDS = [(18, "0-17"), (40, "18-39"), (55, "40-54"), (65, "55-64"), (75, "65-74"), (85, "75-84")]  # (below, band)
 MONITORING_MEASURES = {
     "spo2": "oxygen saturation (%)",
     "fev1_pct_predicted": "FEV1 (% predicted)",
@@ -38,18 +40,16 @@ def demographics() -> list[Feature]:
         AttributeFeature(name="age", family="demography", attribute="age", description="Age in whole years at the index date"),
         DerivedFeature(name="age_band", family="demography", categorical=True, depends_on=["age"],
                        description="Age band (18-39, 40-54, 55-64, 65-74, 75-84, 85+; 0-17 for children)",
-                       expression="CASE WHEN age < 18 THEN '0-17' WHEN age < 40 THEN '18-39' WHEN age < 55 THEN '40-54' "
-                                  "WHEN age < 65 THEN '55-64' WHEN age < 75 THEN '65-74' WHEN age < 85 THEN '75-84' "
-                                  "ELSE '85+' END"),
+                       expression=case(*((col("age").lt(upper), band) for upper, band in AGE_BANDS), otherwise="85+")),
         AttributeFeature(name="sex", family="demography", attribute="sex", categorical=True,
                          description="Sex as recorded (M, F, I, U)"),
         DerivedFeature(name="female", family="demography", depends_on=["sex"], description="1 if recorded female",
-                       expression="CASE WHEN sex = 'F' THEN 1 ELSE 0 END"),
+                       expression=case((col("sex").eq("F"), 1), otherwise=0)),
         AttributeFeature(name="imd_decile", family="deprivation", attribute="imd_decile",
                          description="IMD 2019 decile of the home LSOA (1 = most deprived; empty if unknown)"),
         DerivedFeature(name="core20", family="deprivation", depends_on=["imd_decile"],
                        description="1 if living in the most deprived 20% of areas nationally (IMD deciles 1-2)",
-                       expression="CASE WHEN imd_decile <= 2 THEN 1 ELSE 0 END"),
+                       expression=case((col("imd_decile").le(2), 1), otherwise=0)),
         AttributeFeature(name="ethnic_category", family="demography", attribute="ethnic_category", categorical=True,
                          description="Ethnic category as recorded (NHS Data Dictionary; carried for the fairness audit)"),
         AttributeFeature(name="practice_code", family="organisation", attribute="practice_code", categorical=True,
@@ -73,11 +73,11 @@ def conditions() -> list[Feature]:
         feats.append(DerivedFeature(
             name=f"ltc_{c.key}", family="long-term conditions", depends_on=[f"ltc_{c.key}_gp", f"ltc_{c.key}_hosp"],
             description=f"{c.label} recorded in GP or hospital data before the index date",
-            expression=f"GREATEST(ltc_{c.key}_gp, ltc_{c.key}_hosp)"))
+            expression=greatest(col(f"ltc_{c.key}_gp"), col(f"ltc_{c.key}_hosp"))))
     keys = [f"ltc_{c.key}" for c in CONDITIONS]
     feats.append(DerivedFeature(name="ltc_count", family="long-term conditions", depends_on=keys,
                                 description="Number of the long-term conditions above",
-                                expression=" + ".join(keys)))
+                                expression=add(*map(col, keys))))
     feats.append(EventFeature(
         name="frailty_deficits", family="frailty", source="gp_events", date="event_date",
         where=[Filter(column="code", values=list(FRAILTY_DEFICITS))], aggregation="count_distinct", value="code",
@@ -120,7 +120,7 @@ def utilisation() -> list[Feature]:
                      window_days=365, where=[Filter(column="attendance_status", values=["DNA"])],
                      description="Outpatient appointments missed (did not attend) in the year before the index date"),
         EventFeature(name="medicine_classes_12m", family="medicines", source="prescriptions", date="issue_date",
-                     window_days=365, aggregation="count_distinct", value="substr(bnf_code, 1, 4)",
+                     window_days=365, aggregation="count_distinct", value=substr(col("bnf_code"), 1, 4),
                      description="Distinct medicine classes (BNF sections) issued in the year before the index date"),
         EventFeature(name="community_contacts_12m", family="community and mental health", source="community_contacts",
                      date="contact_date", window_days=365,
@@ -165,21 +165,23 @@ def segment() -> list[Feature]:
                     "ltc_count"],
         description="Bridges to Health-style segment: end of life, frailty and dementia, organ failure "
                     "(heart failure or COPD), complex multimorbidity (3+ conditions), long-term conditions, healthy",
-        expression="CASE WHEN palliative_care_12m = 1 THEN 'end_of_life' "
-                   "WHEN frailty_deficits >= 4 OR ltc_dementia = 1 THEN 'frailty_dementia' "
-                   "WHEN ltc_heart_failure = 1 OR ltc_copd = 1 THEN 'organ_failure' "
-                   "WHEN ltc_count >= 3 THEN 'complex_multimorbidity' "
-                   "WHEN ltc_count >= 1 THEN 'long_term_conditions' ELSE 'healthy' END")]
+        expression=case(
+            (col("palliative_care_12m").eq(1), "end_of_life"),
+            (col("frailty_deficits").ge(4) | col("ltc_dementia").eq(1), "frailty_dementia"),
+            (col("ltc_heart_failure").eq(1) | col("ltc_copd").eq(1), "organ_failure"),
+            (col("ltc_count").ge(3), "complex_multimorbidity"),
+            (col("ltc_count").ge(1), "long_term_conditions"),
+            otherwise="healthy"))]
 
 
 def monitoring() -> list[Feature]:
     feats: list[Feature] = []
     for days in (7, 14):
-        for col, label in MONITORING_MEASURES.items():
+        for measure, label in MONITORING_MEASURES.items():
             for agg in ("mean", "std", "slope"):
                 feats.append(EventFeature(
-                    name=f"hm_{col}_{agg}_{days}d", family="home monitoring", source="home_monitoring",
-                    date="reading_date", window_days=days, aggregation=agg, value=col, default=None,
+                    name=f"hm_{measure}_{agg}_{days}d", family="home monitoring", source="home_monitoring",
+                    date="reading_date", window_days=days, aggregation=agg, value=col(measure), default=None,
                     description=f"{ {'mean': 'Mean', 'std': 'Variability (SD) of', 'slope': 'Daily trend of'}[agg]} "
                                 f"{label} over the {days} days before the index date"))
         feats.append(EventFeature(
@@ -188,11 +190,11 @@ def monitoring() -> list[Feature]:
             description=f"Days with a home reading in the {days} days before the index date"))
         feats.append(DerivedFeature(
             name=f"hm_missing_days_{days}d", family="home monitoring", depends_on=[f"hm_reading_days_{days}d"],
-            expression=f"{days} - hm_reading_days_{days}d",
+            expression=const(days) - col(f"hm_reading_days_{days}d"),
             description=f"Days without a home reading in the {days} days before the index date"))
-    for col, label in MONITORING_MEASURES.items():
+    for measure, label in MONITORING_MEASURES.items():
         feats.append(EventFeature(
-            name=f"hm_{col}_last", family="home monitoring", source="home_monitoring", date="reading_date",
-            window_days=14, aggregation="last", value=col, default=None,
+            name=f"hm_{measure}_last", family="home monitoring", source="home_monitoring", date="reading_date",
+            window_days=14, aggregation="last", value=col(measure), default=None,
             description=f"Latest {label} in the 14 days before the index date"))
     return feats

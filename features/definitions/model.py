@@ -2,7 +2,9 @@
 
 In the spirit of OpenSAFELY's ehrQL, a feature says *what* to compute (source table, filter,
 window relative to the index date, aggregation, default when absent) and never *how*: the
-compiler in `features.engine` turns definitions into SQL for an engine's dialect.
+compiler in `features.engine` turns definitions into SQL for an engine's dialect, and the reference engine
+(`features.reference`) evaluates them on pandas. Computed values are typed expressions
+(`features.definitions.expressions`), never SQL text.
 
 Window semantics (pinned by spec tests): a window of N days holds events dated
 `index_date - N <= date < index_date`. An event on the index date belongs to the outcome
@@ -15,7 +17,9 @@ import hashlib
 import json
 from typing import Literal, Union
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
+
+from features.definitions.expressions import IDENTIFIER, Col, Expr, Node, formula
 
 Aggregation = Literal[
     "count",  # number of matching events
@@ -29,6 +33,7 @@ Aggregation = Literal[
     "bed_days",  # days in hospital inside the window (spell clipped to the window and the index date)
     "active_at_index",  # 1 if an interval (start, end) covers the index date
 ]
+COUNTS = ("count", "exists", "count_distinct", "distinct_days", "active_at_index")  # no matching event: 0
 
 
 class Filter(BaseModel):
@@ -61,12 +66,32 @@ class EventFeature(FeatureBase):
     where: list[Filter] = Field(default_factory=list)
     window_days: int | None = None  # None: all history before the index date
     aggregation: Aggregation = "count"
-    value: str | None = None  # column aggregated (for value aggregations)
+    value: Expr | None = None  # what is aggregated (for value aggregations): a column name or an expression
     end: str | None = None  # interval end column (bed_days, active_at_index)
     default: float | None = 0.0
 
+    @field_validator("value", mode="before")
+    @classmethod
+    def _column_name(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not IDENTIFIER.fullmatch(value):
+                raise ValueError(f"value {value!r}: give a column name or a typed expression (no SQL text)")
+            return Col(name=value)
+        return value
+
+    @field_serializer("value")
+    def _dump_value(self, value: Node | None) -> object:
+        return value.name if isinstance(value, Col) else value  # a plain column stays a name
+
+    @property
+    def value_text(self) -> str | None:
+        return None if self.value is None else formula(self.value)
+
     @model_validator(mode="after")
     def _needs_value(self) -> "EventFeature":
+        if self.aggregation in COUNTS and self.default != 0:
+            raise ValueError(f"feature {self.name}: a {self.aggregation} of no matching events is 0, so its default "
+                             f"must be 0 (not {self.default})")
         if self.aggregation in ("count_distinct", "sum", "mean", "std", "min", "max", "slope", "last") and not self.value:
             raise ValueError(f"feature {self.name}: aggregation {self.aggregation} needs a value column")
         if self.aggregation in ("bed_days", "active_at_index") and not self.end:
@@ -76,23 +101,31 @@ class EventFeature(FeatureBase):
     def describe(self) -> str:
         window = "ever before the index date" if self.window_days is None else \
             f"in the {self.window_days} days before the index date"
-        what = {"count": "number of", "exists": "any", "count_distinct": f"distinct {self.value} among",
-                "distinct_days": "days with", "sum": f"total {self.value} of", "mean": f"mean {self.value} of",
-                "std": f"variability (SD) of {self.value} in", "min": f"lowest {self.value} in",
-                "max": f"highest {self.value} in", "slope": f"daily trend of {self.value} in",
-                "last": f"latest {self.value} of", "days_since_last": "days since the latest of",
+        v = self.value_text
+        what = {"count": "number of", "exists": "any", "count_distinct": f"distinct {v} among",
+                "distinct_days": "days with", "sum": f"total {v} of", "mean": f"mean {v} of",
+                "std": f"variability (SD) of {v} in", "min": f"lowest {v} in",
+                "max": f"highest {v} in", "slope": f"daily trend of {v} in",
+                "last": f"latest {v} of", "days_since_last": "days since the latest of",
                 "bed_days": "bed-days in", "active_at_index": "any active at the index date:"}[self.aggregation]
         cond = f" where {' and '.join(f.describe() for f in self.where)}" if self.where else ""
         return f"{what} {self.source}{cond}, {window}"
 
 
 class DerivedFeature(FeatureBase):
-    """A feature computed from other features (or person attributes) by a portable SQL expression."""
+    """A feature computed from earlier features (or person attributes) by a typed expression."""
 
     kind: Literal["derived"] = "derived"
-    expression: str  # plain SQL (CASE, arithmetic, GREATEST/LEAST, COALESCE) over earlier names
+    expression: Expr  # over earlier feature names only
     depends_on: list[str] = Field(default_factory=list)
     categorical: bool = False
+
+    @model_validator(mode="after")
+    def _reads_what_it_declares(self) -> "DerivedFeature":
+        undeclared = sorted(self.expression.columns() - set(self.depends_on))
+        if undeclared:
+            raise ValueError(f"feature {self.name}: its expression reads {undeclared}, not in depends_on")
+        return self
 
 
 class AttributeFeature(FeatureBase):
@@ -118,8 +151,7 @@ class FeatureSet(BaseModel):
         """Stable hash of what the features compute (names, sources, filters, windows, aggregations, expressions,
         defaults, in order): a model names exactly which features it was trained on. Descriptions and families are
         words for people, not computation, so rewording them does not change the hash."""
-        payload = json.dumps([f.model_dump(mode="json", exclude={"description", "family"}) for f in self.features],
-                             sort_keys=True)
+        payload = json.dumps([_computation(f) for f in self.features], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @property
@@ -138,3 +170,14 @@ class FeatureSet(BaseModel):
                     raise ValueError(f"feature {f.name} depends on {missing}, which must be declared before it")
             seen.add(f.name)
         return self
+
+
+def _computation(f: Feature) -> dict:
+    """What a feature computes, for the hash: expressions as their canonical text (so the hash of a definition
+    does not depend on how its expression is stored)."""
+    out = f.model_dump(mode="json", exclude={"description", "family"})
+    if isinstance(f, DerivedFeature):
+        out["expression"] = formula(f.expression)
+    elif isinstance(f, EventFeature):
+        out["value"] = f.value_text
+    return out

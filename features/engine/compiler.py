@@ -15,6 +15,7 @@ from datetime import date
 
 from features.definitions.model import AttributeFeature, DerivedFeature, EventFeature, FeatureSet, Filter
 from features.engine.dialect import Dialect
+from features.engine.expressions import to_sql
 from phm.core.sql import literal
 
 TableRef = Callable[[str], str]
@@ -75,7 +76,7 @@ class FeatureCompiler:
         day = d.as_date(f.date)
         conds, end, start = self.conditions(f)
         cond = " AND ".join(conds) if conds else "TRUE"
-        v = f.value
+        v = None if f.value is None else to_sql(f.value, d)
 
         def when(expr: str) -> str:
             return f"CASE WHEN {cond} THEN {expr} END"
@@ -169,7 +170,7 @@ class FeatureCompiler:
             layer = [f for f in remaining if all(dep in done for dep in f.depends_on)]
             if not layer:
                 raise ValueError(f"unresolvable derived features: {[f.name for f in remaining]}")
-            sql = "SELECT *" + "".join(f", {f.expression} AS {f.name}" for f in layer) + f"\nFROM (\n{sql}\n) t"
+            sql = "SELECT *" + "".join(f", {to_sql(f.expression, self.d)} AS {f.name}" for f in layer) + f"\nFROM (\n{sql}\n) t"
             done |= {f.name for f in layer}
             remaining = [f for f in remaining if f not in layer]
         order = ", ".join(f.name for f in fs.features)
