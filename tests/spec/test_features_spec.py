@@ -1,5 +1,8 @@
 """Spec tests: tiny hand-written tables pin every feature family and label rule, with their edges.
 
+Each runs on every engine (`engine`: the pandas reference engine, DuckDB, Spark), and the reference engine's
+features must agree with the SQL engine's on every table (tests/support/engines.py).
+
 Index date 2024-04-01. A 12-month window holds 2023-04-02 .. 2024-03-31 (365 days back, 2024 is a
 leap year); a 3-month window holds 2024-01-02 .. 2024-03-31 (90 days back). Events on the index
 date belong to the outcome, never to a predictor.
@@ -12,18 +15,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.engines import run
 from support.feature_tables import IDX, spec_rows, tiny_warehouse
 
 from models import specs
 
-from features.build import EmptyCohortError, build
+from features.build import EmptyCohortError
 from features.cohorts import CohortConfig, LabelConfig
 
 @pytest.fixture
-def spec(tmp_path: Path) -> tuple[pd.DataFrame, dict]:
+def spec(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> tuple[pd.DataFrame, dict]:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    manifest = build(wh, specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30)), tmp_path / "f.parquet")
-    return pd.read_parquet(tmp_path / "f.parquet").set_index("person_id"), manifest
+    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30))
+    table, manifest = run(engine, wh, cfg, tmp_path / "f.parquet", request)
+    return table.set_index("person_id"), manifest
 
 
 def test_cohort_rules(spec) -> None:
@@ -93,29 +98,27 @@ def test_labels_and_censoring(spec) -> None:
     assert manifest["label"]["censored_by_reason"] == {"moved away": 1}
 
 
-def test_death_as_outcome_and_data_end(tmp_path: Path) -> None:
+def test_death_as_outcome_and_data_end(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
     cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30),
                       label=LabelConfig(include_death=True))
-    build(wh, cfg, tmp_path / "d.parquet")
-    df = pd.read_parquet(tmp_path / "d.parquet").set_index("person_id")
+    df = run(engine, wh, cfg, tmp_path / "d.parquet", request)[0].set_index("person_id")
     assert df.loc[2, "label_emergency_12m_or_death"] == 1
     short = specs.get("emergency_admission").build_config([IDX], data_end=date(2024, 12, 31))
-    m = build(wh, short, tmp_path / "s.parquet")
-    df = pd.read_parquet(tmp_path / "s.parquet").set_index("person_id")
+    df, m = run(engine, wh, short, tmp_path / "s.parquet", request)
+    df = df.set_index("person_id")
     assert df.loc[1, "label_emergency_12m"] == 1  # an outcome seen is an outcome
     assert pd.isna(df.loc[11, "label_emergency_12m"])
     assert m["label"]["censored_by_reason"]["follow-up beyond data"] >= 6
 
 
-def test_min_age_and_registration_options(tmp_path: Path) -> None:
+def test_min_age_and_registration_options(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
     cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30), cohort=CohortConfig(min_age=16))
-    build(wh, cfg, tmp_path / "a.parquet")
-    assert 5 in set(pd.read_parquet(tmp_path / "a.parquet").person_id)
+    assert 5 in set(run(engine, wh, cfg, tmp_path / "a.parquet", request)[0].person_id)
 
 
-def test_home_monitoring_features_and_flare_label(tmp_path: Path) -> None:
+def test_home_monitoring_features_and_flare_label(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     rows = spec_rows()
     # readings 1..8 days before the index date: SpO2 90 + k (falling towards the index date)
     rows["home_monitoring"] = [{"person_id": 1, "reading_date": f"2024-03-{31 - k + 1:02d}", "spo2": 90 + k,
@@ -124,9 +127,9 @@ def test_home_monitoring_features_and_flare_label(tmp_path: Path) -> None:
     rows["prescriptions"].append({"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14",
                                   "bnf_code": "0603020T0"})  # day 13 of the 14-day outcome window
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
-    m = build(wh, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)),
-              tmp_path / "fu.parquet")
-    df = pd.read_parquet(tmp_path / "fu.parquet").set_index("person_id")
+    df, m = run(engine, wh, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)),
+                tmp_path / "fu.parquet", request)
+    df = df.set_index("person_id")
     assert list(df.index) == [1]  # only the monitored COPD patient
     p = df.loc[1]
     seven = [90 + k for k in (1, 2, 3, 5, 6, 7)]
@@ -140,14 +143,15 @@ def test_home_monitoring_features_and_flare_label(tmp_path: Path) -> None:
     assert p.label_exacerbation_14d == 1 and m["label"]["positives"] == 1
     rows["prescriptions"][-1]["issue_date"] = "2024-04-15"  # day 14: outside
     wh2 = tiny_warehouse(tmp_path / "tiny2.duckdb", rows)
-    build(wh2, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)), tmp_path / "f2.parquet")
-    assert pd.read_parquet(tmp_path / "f2.parquet").label_exacerbation_14d.tolist() == [0]
+    f2 = run(engine, wh2, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)), tmp_path / "f2.parquet",
+             request)[0]
+    assert f2.label_exacerbation_14d.tolist() == [0]
 
 
-def test_several_index_dates_in_one_build(tmp_path: Path) -> None:
+def test_several_index_dates_in_one_build(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    m = build(wh, specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2025, 6, 30)), tmp_path / "x.parquet")
-    df = pd.read_parquet(tmp_path / "x.parquet")
+    df, m = run(engine, wh, specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2025, 6, 30)),
+                tmp_path / "x.parquet", request)
     assert set(m["cohort"]["eligible_by_index_date"]) == {"2023-04-01", "2024-04-01"}
     p1 = df[df.person_id == 1].set_index(pd.to_datetime(df[df.person_id == 1].index_date).dt.date)
     assert p1.loc[IDX, "emergency_admissions_12m"] == 3
@@ -156,7 +160,8 @@ def test_several_index_dates_in_one_build(tmp_path: Path) -> None:
     assert p1.loc[date(2023, 4, 1), "ltc_copd_hosp"] == 1
 
 
-def test_empty_cohort_is_a_clear_message(tmp_path: Path) -> None:
+def test_empty_cohort_is_a_clear_message(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
     with pytest.raises(EmptyCohortError, match="no one is eligible .* at 1990-01-01 .*not yet registered"):
-        build(wh, specs.get("emergency_admission").build_config([date(1990, 1, 1)], data_end=date(2025, 6, 30)), tmp_path / "e.parquet")
+        run(engine, wh, specs.get("emergency_admission").build_config([date(1990, 1, 1)], data_end=date(2025, 6, 30)),
+            tmp_path / "e.parquet", request)
