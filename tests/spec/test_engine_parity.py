@@ -2,7 +2,8 @@
 local Spark session (local[2]) from the same linked tables — the spec tests' hand-written tables (window
 edges, events on the index date, deaths, late registration, missing readings) and a 20,000-person
 synthetic ICS. Integers, dates and text must be identical; means, standard deviations and slopes of
-home readings equal to floating-point summation order (rtol 1e-9, atol 1e-12)."""
+home readings equal to floating-point summation order (rtol 1e-9, atol 1e-12). On the spec-table cases the
+pandas reference engine must agree with both."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.engines import assert_agree
 from support.feature_tables import spell, tiny_warehouse
 from support.feature_tables import IDX, spec_rows
 
@@ -21,6 +23,7 @@ from features.build import build
 from features.sources.codes import CONDITIONS
 from features.cohorts import CohortConfig, LabelConfig
 from features.engine.spark_engine import SparkEngine
+from features.reference import reference_features
 from phm.core.settings import Settings
 
 pytestmark = pytest.mark.spark
@@ -76,6 +79,9 @@ def test_spec_tables_give_the_same_features_on_both_engines(case: str, spark, tm
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
     duck, spark_frame, m_duck, m_spark = both(wh, spark, cfg, tmp_path)
     assert_same(duck, spark_frame, m_duck, m_spark)
+    ref = reference_features(wh, cfg.features, duck[["person_id", "index_date"]])
+    assert_agree(ref, duck, cfg.features)
+    assert_agree(ref, spark_frame, cfg.features)
     if case == "one_date":
         person = duck.set_index("person_id").loc[11]
         assert all(person[f"ltc_{c.key}_hosp"] == 1 for c in CONDITIONS) and person.emergency_admissions_12m == 0
