@@ -81,7 +81,8 @@ def truth(hazards, dep_all: np.ndarray, cal, m: int, excite: np.ndarray, mw_em: 
     Within a month the ACSC and other admissions are independent Poisson counts (a thinning of the person's
     emergency hazard by `share`); deaths compete as in the all-cause truth. Other admissions raise later months'
     hazard (self-excitation), so the probability is averaged over TRUTH_DRAWS simulated paths of them, each path's
-    ACSC probability computed exactly (Rao-Blackwellised: the estimate's spread is far below the probability's).
+    ACSC probability computed exactly (Rao-Blackwellised: on 20,000 people two independent sets of paths gave
+    probabilities correlating 0.9988, a typical person's differing by 0.1% of it; tests/integration/test_generator).
     `excitation(recent, age)` and `decay` are the simulation's self-excitation."""
     people = hazards.people
     out = np.empty(persons.size)
