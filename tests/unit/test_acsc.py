@@ -103,3 +103,10 @@ def test_diagnoses_narrow_emergency_admissions_only() -> None:
     assert LabelConfig(diagnoses=["N39"], name="uti").column == "label_uti_12m"
     with pytest.raises(ValueError, match="emergency admissions only"):
         LabelConfig(outcome="exacerbation", horizon_months=None, horizon_days=14, diagnoses=["J44"])
+
+
+def test_reasons_in_plain_words() -> None:
+    from models.explain import phrase
+
+    assert phrase("acsc_admissions_12m", 2.0).startswith("2 emergency admission(s) for a condition usually managed")
+    assert phrase("days_since_acsc_admission", 40.0).endswith("40 days ago")
