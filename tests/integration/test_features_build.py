@@ -141,9 +141,9 @@ def test_no_warehouse_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_unknown_model(tmp_path: Path) -> None:
-    with pytest.raises(specs.UnknownModelError, match="unknown model 'nonsense'; choose from emergency_admission, flare_up"):
+    with pytest.raises(specs.UnknownModelError, match="unknown model 'nonsense'; choose from emergency_admission, flare_up, acsc_admission"):
         specs.get("nonsense")
-    assert set(specs.SPECS) == {"emergency_admission", "flare_up"}
+    assert set(specs.SPECS) == {"emergency_admission", "flare_up", "acsc_admission"}
     assert specs.get("flare-up") is specs.SPECS["flare_up"]
 
 
