@@ -54,6 +54,15 @@ class LabelConfig(Strict):
             raise ValueError("diagnoses narrow emergency admissions only (outcome 'emergency')")
         return self
 
+    def rules(self) -> dict:
+        """The label's rules as data (a build's manifest, what a safety officer's approval covers). The narrowing
+        fields appear only when set, so an outcome that does not use them reads exactly as before they existed."""
+        out = self.model_dump(mode="json")
+        for key in ("diagnoses", "name"):
+            if not out[key]:
+                del out[key]
+        return out
+
     @property
     def column(self) -> str:
         span = f"{self.horizon_months}m" if self.horizon_months else f"{self.horizon_days}d"

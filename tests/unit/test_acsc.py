@@ -110,3 +110,10 @@ def test_reasons_in_plain_words() -> None:
 
     assert phrase("acsc_admissions_12m", 2.0).startswith("2 emergency admission(s) for a condition usually managed")
     assert phrase("days_since_acsc_admission", 40.0).endswith("40 days ago")
+
+
+def test_existing_outcomes_read_as_before_the_narrowing_fields() -> None:
+    """An approval covers the label's rules: the emergency-admission model's must not change (no re-approval)."""
+    assert specs.get("emergency_admission").label.rules() == {"outcome": "emergency", "horizon_months": 12,
+                                                               "horizon_days": None, "include_death": False}
+    assert specs.get("acsc_admission").label.rules()["diagnoses"] == list(ACSC_ICD10)
