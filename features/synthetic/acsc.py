@@ -83,7 +83,8 @@ def truth(hazards, dep_all: np.ndarray, cal, m: int, excite: np.ndarray, mw_em: 
     hazard (self-excitation), so the probability is averaged over TRUTH_DRAWS simulated paths of them, each path's
     ACSC probability computed exactly (Rao-Blackwellised: on 20,000 people two independent sets of paths gave
     probabilities correlating 0.9988, a typical person's differing by 0.1% of it; tests/integration/test_generator).
-    `excitation(recent, age)` and `decay` are the simulation's self-excitation."""
+    Conditions are those held on the first day of each month (the extract codes by the admission day: an onset
+    within a month is rounded). `excitation(recent, age)` and `decay` are the simulation's self-excitation."""
     people = hazards.people
     out = np.empty(persons.size)
     for lo in range(0, persons.size, _CHUNK):
