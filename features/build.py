@@ -175,7 +175,7 @@ def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: Coho
         "data_source": source_description(info.get("source_format"), bool(info.get("synthetic"))),
         "data_end": str(data_end),
         "cohort": {"rules": cohort_cfg.model_dump(), "eligible_by_index_date": eligible, "excluded_by_reason": excluded},
-        "label": {"column": col, "rules": label_cfg.model_dump(), "positives": int(positives or 0),
+        "label": {"column": col, "rules": label_cfg.rules(), "positives": int(positives or 0),
                   "negatives": int(negatives or 0), "censored": int(censored or 0), "censored_by_reason": censor},
         "rows": int((positives or 0) + (negatives or 0) + (censored or 0)),
         "segments": segments,

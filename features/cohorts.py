@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from phm.core.config import Strict
 
@@ -43,11 +43,30 @@ class LabelConfig(Strict):
     horizon_months: int | None = 12
     horizon_days: int | None = None
     include_death: bool = False
+    diagnoses: list[str] = Field(default_factory=list, description="emergency only: count only admissions whose primary "
+                                 "diagnosis starts with one of these ICD-10 stems (empty: any)")
+    name: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$",
+                             description="The outcome's name in the label column (default: `outcome`)")
+
+    @model_validator(mode="after")
+    def _diagnoses_of_admissions(self) -> "LabelConfig":
+        if self.diagnoses and self.outcome != "emergency":
+            raise ValueError("diagnoses narrow emergency admissions only (outcome 'emergency')")
+        return self
+
+    def rules(self) -> dict:
+        """The label's rules as data (a build's manifest, what a safety officer's approval covers). The narrowing
+        fields appear only when set, so an outcome that does not use them reads exactly as before they existed."""
+        out = self.model_dump(mode="json")
+        for key in ("diagnoses", "name"):
+            if not out[key]:
+                del out[key]
+        return out
 
     @property
     def column(self) -> str:
         span = f"{self.horizon_months}m" if self.horizon_months else f"{self.horizon_days}d"
-        return f"label_{self.outcome}_{span}" + ("_or_death" if self.include_death else "")
+        return f"label_{self.name or self.outcome}_{span}" + ("_or_death" if self.include_death else "")
 
 
 def _dates(index_dates: list[date], d: Dialect) -> str:
@@ -106,7 +125,13 @@ def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> 
                 f"    WHERE {condition} AND e.{date_col} >= o._idx AND e.{date_col} < {horizon('o._idx')}")
 
     if cfg.outcome == "emergency":
-        events = outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods})")
+        which, by_length = "", {}
+        for code in cfg.diagnoses:
+            by_length.setdefault(len(code), []).append(sql_literal(code))
+        if by_length:  # one IN list per stem length, not an OR per stem
+            which = " AND (" + " OR ".join(f"substr(e.primary_diagnosis, 1, {n}) IN ({', '.join(codes)})"
+                                           for n, codes in sorted(by_length.items())) + ")"
+        events = outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods}){which}")
     else:
         resp = " OR ".join(d.starts_with("e.primary_diagnosis", code) for code in RESPIRATORY_ICD10)
         events = (outcomes("prescriptions", "issue_date", f"e.bnf_code = {sql_literal(RESCUE_PACK[0])}")

@@ -24,6 +24,10 @@ TEMPLATES = {
     "emergency_bed_days_12m": "{v:.0f} day(s) in hospital after emergencies in the last year",
     "emergency_bed_days_3m": "{v:.0f} day(s) in hospital after emergencies in the last 3 months",
     "days_since_emergency_admission": "last emergency admission {v:.0f} days ago",
+    "acsc_admissions_12m": "{v:.0f} emergency admission(s) for a condition usually managed outside hospital in the "
+                           "last year",
+    "days_since_acsc_admission": "last emergency admission for a condition usually managed outside hospital "
+                                 "{v:.0f} days ago",
     "elective_admissions_12m": "{v:.0f} planned admission(s) in the last year",
     "critical_care_days_12m": "{v:.0f} day(s) in critical care in the last year",
     "ae_attendances_12m": "{v:.0f} A&E visit(s) in the last year",

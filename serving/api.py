@@ -26,7 +26,7 @@ from serving.api_fhir import fhir_router
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError, parse_reasons
 from serving.schemas import (MAX_ON_DEMAND_REASONS, Band, ChangeReview, Decision, Metric, Reason, ScoredPerson,
-                             ScoreRequest, ScoreResponse, Summary, Worklist, WorklistQuery)
+                             ScoreRequest, ScoreResponse, Sort, Summary, Worklist, WorklistQuery)
 from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
 
@@ -157,7 +157,7 @@ def create_app() -> FastAPI:
                  condition: Annotated[str | None, Query(max_length=40)] = None,
                  min_band: Band = Band.raised,
                  top: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                 sort: Literal["risk", "practice", "age_band", "change"] = "risk",
+                 sort: Sort = "risk",
                  new_within_days: Annotated[int | None, Query(ge=1, le=366)] = None,
                  format: Literal["json", "csv"] = "json"):
         """Today's highest-risk people in the coordinator's practices, filtered and sorted; CSV on request."""

@@ -19,7 +19,7 @@ from phm.operational import outcomes
 from phm.operational.database import DatabaseError
 from models.explain import reasons_from_values
 from models import specs
-from serving.schemas import (MAX_ON_DEMAND_REASONS, Reason, Summary, SummaryRow, Worklist, WorklistQuery,
+from serving.schemas import (BESIDE, MAX_ON_DEMAND_REASONS, Reason, Summary, SummaryRow, Worklist, WorklistQuery,
                              WorklistRow)
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import worklist_version
@@ -115,6 +115,8 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
     total = len(rows)
     if q.sort == "risk":
         rows = rows.sort_values("risk", ascending=False)
+    elif q.sort in BESIDE:  # a risk shown beside the worklist's, highest first (people it did not score last)
+        rows = rows.sort_values([q.sort, "risk"], ascending=False, na_position="last")
     elif q.sort == "change":  # biggest rise first; without earlier scores, highest risk first
         rise = rows.risk - rows.previous_risk.fillna(rows.risk) if "previous_risk" in rows else rows.risk * 0
         rows = rows.assign(_d=rise).sort_values(["_d", "risk"], ascending=False)
@@ -131,7 +133,7 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
                        age_band=r.age_band, sex=r.sex, segment=r.segment,
                        conditions=[c for c in r.conditions.split(",") if c], risk=float(r.risk), rank=int(r.rank),
                        band=r.band, previous_risk=_num(getattr(r, "previous_risk", None)),
-                       flare_risk=_num(getattr(r, "flare_risk", None)),
+                       beside={c: _num(getattr(r, c, None)) for c in BESIDE},
                        event_flag=_flag(getattr(r, "event_flag", None)),
                        reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []),
                        caseload=teams.get(int(r.person_id), []), **_run(since, int(r.person_id), day))
@@ -156,10 +158,12 @@ def _flag(value) -> str | None:
 def worklist_csv(result: Worklist) -> str:
     """The worklist as CSV: one row a person, conditions and reasons as readable text; a text cell that a
     spreadsheet would run as a formula is prefixed with an apostrophe."""
-    table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions", "caseload"}), "band": r.band.value,
-                           "conditions": ";".join(r.conditions), "caseload": ";".join(r.caseload),
+    fields = [f for f in WorklistRow.model_fields if f != "beside"]
+    table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions", "caseload", "beside"}), **r.beside,
+                           "band": r.band.value, "conditions": ";".join(r.conditions), "caseload": ";".join(r.caseload),
                            "reasons": "; ".join(x.words for x in r.reasons)} for r in result.rows],
-                         columns=[*WorklistRow.model_fields.keys()])
+                         columns=[*fields[:fields.index("previous_risk") + 1], *BESIDE,
+                                  *fields[fields.index("previous_risk") + 1:]])
     for col in table.columns:
         if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):
             table[col] = table[col].map(safe_cell)

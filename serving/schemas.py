@@ -13,6 +13,10 @@ MAX_PERSONS = 1_000
 MAX_ON_DEMAND_REASONS = 100  # explanations cost ~5 ms a person: beyond the bands, explain at most this many per request
 Metric = Literal["emergency_admissions", "ga_beds_occupied", "critical_care_beds_occupied"]
 ModelName = Literal[specs.NAMES]  # type: ignore[valid-type]  # every specified model
+BESIDE = tuple(s.daily.column for s in specs.columns())  # risks of the models shown beside the worklist's
+# the worklist's orders: its own risk, the change, practice, age band, or a risk shown beside it (highest first)
+SORTS = ("risk", "change", "practice", "age_band", *BESIDE)
+Sort = Literal[SORTS]  # type: ignore[valid-type]
 
 
 class Band(str, Enum):
@@ -77,7 +81,8 @@ class WorklistRow(BaseModel):
     rank: int
     band: Band
     previous_risk: float | None = None
-    flare_risk: float | None = None
+    beside: dict[str, float | None] = Field(default_factory=dict, description="Risks of the models shown beside the "
+                                            "worklist's, by column (e.g. a flare-up warning, a preventable admission)")
     event_flag: str | None = Field(None, description="Hospital events since the snapshot, e.g. 'discharged today "
                                    "after an emergency admission' (serving.batch.delta)")
     reasons: list[Reason]
@@ -150,7 +155,7 @@ class WorklistQuery(BaseModel):
     condition: str | None = None
     min_band: Band = Band.raised
     top: int = Field(100, ge=1, le=10_000)
-    sort: Literal["risk", "practice", "age_band", "change"] = "risk"
+    sort: Sort = "risk"
     new_within_days: int | None = Field(None, ge=1, le=366, description="Only people who entered a worklist band "
                                                                         "less than this many days before the snapshot "
                                                                         "(7: new since last week's scores).")

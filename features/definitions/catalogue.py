@@ -7,6 +7,7 @@ Every definition here is data; `phm features list` prints them for clinicians.
 from __future__ import annotations
 
 from features.sources.codes import (
+    ACSC_ICD10,
     CONDITIONS,
     EMERGENCY_ADMISSION_METHODS,
     FRAILTY_DEFICITS,
@@ -155,6 +156,21 @@ def exacerbations(prefix: str = "") -> list[Feature]:
                      date="issue_date", aggregation="days_since_last", default=3650,
                      where=[Filter(column="bnf_code", values=[PREDNISOLONE])],
                      description="Days since the latest rescue course (3650 when none)"),
+    ]
+
+
+def ambulatory_care() -> list[Feature]:
+    """Emergency admissions for ambulatory care sensitive conditions (NHS Outcomes Framework 2.3i and 3a)."""
+    acsc = [EMERGENCY, Filter(column="primary_diagnosis", op="prefix", values=list(ACSC_ICD10))]
+    return [
+        EventFeature(name="acsc_admissions_12m", family="hospital use", source="apc_spells", date="admission_date",
+                     window_days=365, where=acsc,
+                     description="Emergency admissions for an ambulatory care sensitive condition (NHS Outcomes "
+                                 "Framework 2.3i chronic, 3a acute) in the year before the index date"),
+        EventFeature(name="days_since_acsc_admission", family="hospital use", source="apc_spells", date="admission_date",
+                     where=acsc, aggregation="days_since_last", default=3650,
+                     description="Days since the latest emergency admission for an ambulatory care sensitive "
+                                 "condition (3650 when none)"),
     ]
 
 

@@ -47,7 +47,6 @@ from phm.core.settings import Settings
 log = logging.getLogger("phm.load")
 
 SYNTHETIC_MARKER = "_synthetic.json"
-TRUTH_TABLES = {"emergency_admission_12m", "flare_up_14d", "persons", "defects"}
 
 
 Progress = Callable[[str], None]
@@ -356,14 +355,17 @@ class Loader:
         con.execute("DROP TABLE dups")
 
     def _load_truth(self, con: duckdb.DuckDBPyConnection) -> list[str]:
-        """Ground truth shipped with synthetic data, keyed by pseudonym like everything else."""
+        """Ground truth shipped with synthetic data, keyed by pseudonym like everything else: the tables the folder's
+        marker lists under `warehouse_truth` (every table of `truth/` when it lists none)."""
         folder = self.src / "truth"
         if not (self.synthetic and folder.is_dir()):
             return []
+        marker = json.loads((self.src / SYNTHETIC_MARKER).read_text() or "{}")
+        wanted = marker.get("warehouse_truth") if isinstance(marker, dict) else None
         loaded = []
         for path in sorted(folder.glob("*.parquet")):
             name = path.stem
-            if name not in TRUTH_TABLES:
+            if wanted is not None and name not in wanted:
                 continue
             con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_parquet({_lit(str(path))})")
             has_nhs = "nhs_number" in [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall()]

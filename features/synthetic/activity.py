@@ -9,11 +9,12 @@ after an index date is computed exactly for the same discrete process (deaths co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from features.sources.codes import CONDITIONS
+from features.synthetic import acsc
 from features.synthetic.calendar import Calendar
 from features.synthetic.population import NEVER, Geography, People, deprivation
 
@@ -52,6 +53,8 @@ class Activity:
     mh_day: np.ndarray
     death_day: np.ndarray  # day index or -1
     truth_emergency: dict[int, tuple[np.ndarray, np.ndarray]]  # index day -> (persons, p_true)
+    # index day -> (persons, P(an ACSC emergency admission in 12 months), exacerbations aside)
+    truth_acsc: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def excitation(recent: np.ndarray, age: np.ndarray) -> np.ndarray:
@@ -142,12 +145,13 @@ class HazardModel:
 
 def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
                       index_days: list[int], shift: tuple[int, np.ndarray, float] | None = None,
-                      use: np.ndarray | None = None, programme=None) -> Activity:
+                      use: np.ndarray | None = None, programme=None, truth_seed: int = 0) -> Activity:
     """Run the monthly simulation; fills `people.death` and `people.exit` and returns events. `shift`
     (first day, who, factor) changes some people's emergency hazard from a day on; `use` (per person, 1 = none)
     scales hospital use (emergency admissions and A&E through the hazard, outpatient and elective activity
     directly) for the same need: an access barrier. Deaths and conditions are unchanged. `programme`
-    (features.synthetic.intervention.Programme) enrols people and draws their admissions with a counterfactual."""
+    (features.synthetic.intervention.Programme) enrols people and draws their admissions with a counterfactual.
+    `truth_seed` seeds the ACSC truth's own draws (the simulation's stream is untouched)."""
     n = people.n
     hazards = HazardModel(people, geo, cal)
     if shift is not None:
@@ -170,6 +174,7 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
     out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in
                                                            ("emergency", "elective", "ae", "op", "community", "mh")}
     truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    truth_acsc: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     frail2 = people.frailty >= 2
     cond_keys = [c.key for c in CONDITIONS]
     dep_idx, dem_idx = cond_keys.index("depression"), cond_keys.index("dementia")
@@ -180,6 +185,9 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
         day = int(cal.days[lo])
         if day in index_days:
             truth[day] = _truth_emergency(hazards, cal, m, excite, mw_em, mw_days, first, move, death, lo)
+            truth_acsc[day] = (truth[day][0], acsc.truth(
+                hazards, dep, cal, m, excite, mw_em, mw_days, truth[day][0], np.random.default_rng([truth_seed, 23, day]),
+                MAX_MONTHLY_RATE, excitation, EXCITE_DECAY))
         alive = (death < 0) | (death >= lo)
         exposed = (first <= hi) & (move > lo) & alive & (people.birth <= int(cal.days[hi]))
         idx = np.flatnonzero(exposed)
@@ -238,7 +246,7 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
     people.exit = np.minimum(people.death, people.exit_move)
     (ep, ed), (lp, ld), (ap, ad), (op, od), (cp, cd), (mp, md) = map(
         cat, ("emergency", "elective", "ae", "op", "community", "mh"))
-    return Activity(ep, ed, lp, ld, ap, ad, op, od, cp, cd, mp, md, death.astype(np.int32), truth)
+    return Activity(ep, ed, lp, ld, ap, ad, op, od, cp, cd, mp, md, death.astype(np.int32), truth, truth_acsc)
 
 
 def recorded_score(hazards: HazardModel, idx: np.ndarray, log_em: np.ndarray, excite: np.ndarray,

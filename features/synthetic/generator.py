@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from features.synthetic.intervention import Programme
 from features.synthetic.programme_truth import programme_truth
 from features.synthetic.population import NEVER, build_geography, build_people
 from features.synthetic.respiratory import simulate_respiratory
-from phm.core.stats import auroc
+from features.synthetic.truth import WAREHOUSE, outcome_summary, truth_tables
 
 SOURCE_TABLES = ["patients", "practices", "imd", "sites", "gp_events", "prescriptions", "ae_attendances",
                  "apc_spells", "op_appointments", "community_contacts", "mh_contacts", "social_care",
@@ -73,7 +72,7 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     programme = None
     if cfg.programme is not None:
         programme = Programme.build(cfg.programme, geo.practice_code, people.practice, cfg.seed)
-    act = simulate_activity(people, geo, cal, rng, index_days, shift, use, programme)
+    act = simulate_activity(people, geo, cal, rng, index_days, shift, use, programme, truth_seed=cfg.seed)
     say("COPD and asthma exacerbations, home monitoring")
     resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
 
@@ -121,7 +120,7 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
             out[name], rec = inject(name, out[name], cfg.defects.malformed_share, bad_rng)
             defects += rec
 
-    truth = _truth_tables(cfg, people, act, resp, cal, hidden, all_nhs, defects)
+    truth = truth_tables(people, act, resp, cal, hidden, defects)
     if programme is not None:
         truth.update(programme_truth(programme, people, resp, cal))
     summary = _summary(cfg, people, geo, act, resp, cal, spell_cols, occupancy, beds, cc_beds, index_days)
@@ -135,8 +134,8 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     for name, table in truth.items():
         pq.write_table(table, out_dir / "truth" / f"{name}.parquet", compression="zstd")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    (out_dir / MARKER).write_text(json.dumps({"generator": "phm synthetic ICS", "config": cfg.model_dump(mode="json")},
-                                             indent=2, sort_keys=True))
+    (out_dir / MARKER).write_text(json.dumps({"generator": "phm synthetic ICS", "config": cfg.model_dump(mode="json"),
+                                              "warehouse_truth": list(WAREHOUSE)}, indent=2, sort_keys=True))
     return GenerationResult(out_dir, {k: v.num_rows for k, v in out.items()}, summary)
 
 
@@ -168,46 +167,6 @@ def _size_sites(spells: dict[str, np.ndarray], n_sites: int, cal: Calendar) -> t
     return beds, cc_beds, {"ga": ga_occ, "cc": cc_occ}
 
 
-def _truth_tables(cfg: GeneratorConfig, people, act, resp, cal: Calendar, hidden: np.ndarray, all_nhs: np.ndarray,
-                  defects: list[dict]) -> dict[str, pa.Table]:
-    nhs, idx_d, p_true = [], [], []
-    for day, (persons, p_gen) in sorted(act.truth_emergency.items()):
-        p = p_gen.copy()
-        r_persons, p_resp = resp.truth_admission.get(day, (np.empty(0, np.int32), np.empty(0)))
-        pos = np.searchsorted(persons, r_persons)
-        ok = (pos < persons.size) & (persons[np.minimum(pos, persons.size - 1)] == r_persons)
-        p[pos[ok]] = 1 - (1 - p[pos[ok]]) * (1 - p_resp[ok])
-        nhs.append(people.nhs_number[persons])
-        idx_d.append(np.full(persons.size, day, dtype=np.int32))
-        p_true.append(p)
-    emergency = pa.table({"nhs_number": np.concatenate(nhs), "index_date": pa.array(np.concatenate(idx_d), pa.date32()),
-                          "p_true": np.concatenate(p_true)})
-    tf = resp.truth_flare
-    flare = pa.table({"nhs_number": people.nhs_number[tf["person"].astype(np.int64)],
-                      "date": pa.array((tf["day"].astype(np.int64) + int(cal.days[0])).astype(np.int32), pa.date32()),
-                      "p_true": tf["p"].astype(np.float32)})
-    persons = pa.table({
-        "nhs_number": people.nhs_number,
-        "true_ethnic_category": people.ethnicity,
-        "latent_health": people.latent,
-        "frailty_deficits": people.frailty.astype(np.int16),
-        "smoker": people.smoker,
-        **{f"onset_{k}": pa.array(people.onset[:, j], pa.date32(), mask=people.onset[:, j] == NEVER)
-           for j, k in enumerate(CONDITION_KEYS)},
-        **{f"uncoded_{k}": hidden[:, j] for j, k in enumerate(CONDITION_KEYS)},
-        "home_monitored": np.isin(np.arange(people.n), resp.monitored_person),
-    })
-    out = {"emergency_admission_12m": emergency, "flare_up_14d": flare, "persons": persons}
-    out["defects"] = pa.Table.from_pylist(defects, schema=pa.schema(
-        [("table", pa.string()), ("row_number", pa.int64()), ("rule", pa.string()), ("column", pa.string())]))
-    return out
-
-
-def _one_year_after(day: int) -> int:
-    d = date(1970, 1, 1) + timedelta(days=day)
-    return to_days(date(d.year + 1, d.month, d.day))
-
-
 def _share(values: np.ndarray, labels: list) -> dict:
     total = max(values.size, 1)
     return {str(k): round(float((values == k).sum()) / total, 4) for k in labels}
@@ -223,40 +182,6 @@ def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_b
                                   - np.maximum(people.reg_start, day0)) / 365.25, 0, None).sum())
     em = spells["emergency"] & (spells["person"] < people.n)
     los = (np.where(spells["ongoing"], np.nan, spells["discharge"] - spells["admit"]))[em]
-    outcome = {}
-    for day, (persons, _p) in act.truth_emergency.items():
-        # realised: any emergency admission (general or respiratory) in the 12 months
-        window_end = _one_year_after(day)
-        sel = (spells["admit"] >= day) & (spells["admit"] < window_end) & em
-        had = np.isin(persons, spells["person"][sel])
-        outcome[day] = had
-    em_truth = {}
-    for day, (persons, p_gen) in sorted(act.truth_emergency.items()):
-        had = outcome[day]
-        r_persons, p_resp = resp.truth_admission.get(day, (np.empty(0, np.int32), np.empty(0)))
-        p = p_gen.copy()
-        pos = np.searchsorted(persons, r_persons)
-        ok = (pos < persons.size) & (persons[np.minimum(pos, persons.size - 1)] == r_persons)
-        p[pos[ok]] = 1 - (1 - p[pos[ok]]) * (1 - p_resp[ok])
-        # people who move away are censored: compare only those followed for 12 months or to death
-        followed = people.exit_move[persons] >= _one_year_after(day)
-        em_truth[str(np.datetime64(day, "D"))] = {
-            "persons": int(persons.size),
-            "observed_rate": round(float(had[followed].mean()), 4),
-            "mean_true_probability": round(float(p[followed].mean()), 4),
-            "oracle_auroc": round(auroc(had[followed], p[followed]), 4),
-        }
-    tf = resp.truth_flare
-    flare = {}
-    if tf["p"].size:
-        # realised flare within (d, d+14]: the next exacerbation of the same person within 14 days
-        key = np.sort(resp.exac_person.astype(np.int64) * 100_000 + resp.exac_day)
-        day_key = tf["person"].astype(np.int64) * 100_000 + tf["day"]
-        nxt = np.searchsorted(key, day_key + 1)
-        hits = (nxt < key.size) & (key[np.minimum(nxt, key.size - 1)] <= day_key + 14)
-        flare = {"person_days": int(tf["p"].size), "observed_rate_14d": round(float(hits.mean()), 4),
-                 "mean_true_probability": round(float(tf["p"].mean()), 4),
-                 "oracle_auroc": round(auroc(hits, tf["p"]), 4)}
     copd = people.onset[:, CONDITION_KEYS.index("copd")] < NEVER
     copd_years = float(np.clip((np.minimum(people.exit, int(cal.days[-1])) - np.maximum(
         np.maximum(people.onset[:, CONDITION_KEYS.index("copd")], people.reg_start), day0)) / 365.25, 0, None)[copd].sum())
@@ -293,9 +218,8 @@ def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_b
         "emergency_los_mean_days": round(float(np.nanmean(los)), 2),
         "emergency_los_median_days": float(np.nanmedian(los)),
         "emergency_zero_day_share": round(float(np.nanmean(los == 0)), 3),
-        "emergency_admission_12m": em_truth,
+        **outcome_summary(people, act, resp, spells),
         "copd_exacerbations_per_patient_year": round(copd_exac / max(copd_years, 1e-9), 3),
-        "flare_up_14d": flare,
         "condition_prevalence": {k: round(float((people.onset[resident, j] <= last_index).mean()), 4)
                                  for j, k in enumerate(CONDITION_KEYS)},
         "sites": sites,

@@ -19,7 +19,9 @@ from features.sources.codes import (
     EXACERBATION_ICD10,
     MH_SERVICES,
     TREATMENT_FUNCTIONS,
+    is_acsc,
 )
+from features.synthetic import acsc
 from features.synthetic.activity import Activity
 from features.synthetic.calendar import Calendar
 from features.synthetic.config import GeneratorConfig
@@ -133,12 +135,18 @@ class HospitalBuilder:
                         rng.choice(np.array(ELECTIVE_DIAGNOSES), n))
         resident = person < p.n
         safe = np.minimum(person, p.n - 1)
+        general = emergency.copy()
         for key, code in CONDITION_ADMISSION_ICD10.items():
             j = [c.key for c in CONDITIONS].index(key)
-            has = resident & emergency & (p.onset[safe, j] <= day + self.day0) & (rng.random(n) < 0.12)
+            has = resident & emergency & (p.onset[safe, j] <= day + self.day0) & (rng.random(n) < acsc.CONDITION_CODED)
             diag = np.where(has, code, diag)
+            general &= ~has
         lo, hi = act.emergency_person.size, act.emergency_person.size + int(resp_sev.sum())
         diag[lo:hi] = np.vectorize(EXACERBATION_ICD10.get)(resp.exac_condition[resp_sev])
+        general[lo:hi] = False
+        # general emergency admissions: an acute ACSC or another reason, from a stream of their own
+        dep = np.where(resident, deprivation(self.geo.imd_decile[p.lsoa[safe]]), 0.5)
+        diag = acsc.recode(diag, general, dep, age, np.random.default_rng([self.cfg.seed, 101, *b"acsc"]))
         # length of stay: emergency stays lengthen with age and frailty; most electives are day cases
         frail = np.where(resident, p.frailty[safe], 0)
         mu = -0.1 + 0.024 * np.maximum(age - 30, 0) + 0.1 * np.log1p(frail)
@@ -158,7 +166,7 @@ class HospitalBuilder:
         cols = {
             "person": person[order], "admit": admit[order], "discharge": discharge[order],
             "ongoing": ongoing[order], "cc": cc[order], "site": site[order], "method": method[order],
-            "emergency": emergency[order],
+            "emergency": emergency[order], "acsc": emergency[order] & _acsc(diag[order]),
         }
         table = pa.table({
             "spell_id": id_array("SP", n),
@@ -207,6 +215,11 @@ class HospitalBuilder:
             "diagnosis_snomed": rng.choice(codes, n)[order],
             "discharge_destination": destination[order],
         })
+
+
+def _acsc(diag: np.ndarray) -> np.ndarray:
+    codes, at = np.unique(diag, return_inverse=True)
+    return np.array([is_acsc(c) for c in codes], dtype=bool)[at]
 
 
 def _arrival_hours() -> np.ndarray:

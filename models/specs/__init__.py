@@ -3,10 +3,10 @@ it from here: `get(name)`, `SPECS`, the daily job's `worklist()` model and its `
 
 from __future__ import annotations
 
-from models.specs import emergency_admission, flare_up
+from models.specs import acsc_admission, emergency_admission, flare_up
 from models.specs.base import ModelSpec
 
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (emergency_admission.SPEC, flare_up.SPEC)}
+SPECS: dict[str, ModelSpec] = {s.name: s for s in (emergency_admission.SPEC, flare_up.SPEC, acsc_admission.SPEC)}
 NAMES: tuple[str, ...] = tuple(SPECS)
 
 

@@ -67,6 +67,7 @@ class DailyUse:
     bands: tuple[tuple[str, float], ...] = ()
     column: str | None = None
     title: str = ""
+    rank_title: str = ""  # a column model: the worklist's order by it, e.g. "most likely to flare up first"
     top_share: float | None = None  # the share acted on; a worklist model's default is its last band's cut-off
 
 

@@ -31,7 +31,7 @@ SPEC = ModelSpec(
     label=LabelConfig(outcome="emergency", horizon_months=12),
     horizon_days=365,
     baseline=BaselineRule("prior emergency admissions (12 months)", _prior_admissions),
-    truth=Truth("truth_emergency_admission_12m"),
+    truth=Truth("truth_emergency_12m"),
     intended_use=(
         "Rank adults registered with ICS practices by their risk of an emergency hospital admission in the next "
         "12 months, so care coordinators can offer proactive support (case management, medication review, "

@@ -90,7 +90,7 @@ SPEC = ModelSpec(
     label=LabelConfig(outcome="exacerbation", horizon_months=None, horizon_days=14),
     horizon_days=14,
     baseline=BaselineRule(f"symptom score >= {SYMPTOM_RULE:g} (7-day mean)", _symptom_rule),
-    truth=Truth("truth_flare_up_14d", date_column="date", day_offset=1),
+    truth=Truth("truth_exacerbation_14d", date_column="date", day_offset=1),
     intended_use=(
         "Warn care teams, from home-monitoring readings, that a person with COPD or asthma is at raised risk of "
         "an exacerbation in the next 14 days, so they can be contacted early. Not an alarm for emergencies: "
@@ -99,6 +99,7 @@ SPEC = ModelSpec(
                               validation_dates=_weekly(date(2024, 7, 1), date(2025, 3, 17), step_days=1),
                               num_leaves=(7, 15), min_child_samples=(50, 100), step="week"),
     daily=DailyUse(kind="column", column="flare_risk", title="chance of a COPD or asthma flare-up in the next 14 days",
+                   rank_title="most likely to flare up in 14 days first",
                    top_share=ALERT_SHARE),
     validation_extras=warnings,
 )

@@ -22,7 +22,7 @@ def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic 
                                                        "(Ctrl-C stops it).")] = True,
              port: Annotated[int, typer.Option(help="Port for the service.")] = 3000) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
-    train and register both risk models, audit them for fairness, sign off as a demo safety officer, promote,
+    train and register every risk model, audit them for fairness, sign off as a demo safety officer, promote,
     write each model's CSO pack (deployment record, TRIPOD+AI checklist, publishable bias report),
     back-test and forecast bed and critical care demand, run a planning scenario, score today (and a week
     before, for the trend), create a demo user for each role, and start the service with its web pages."""

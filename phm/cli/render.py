@@ -63,14 +63,19 @@ def realism(summary: dict) -> None:
     rows.append(["ethnicity recorded", f"{summary['ethnicity_recorded_known']:.1%}", "~90%"])
     rows.append(["IMD decile shares (1..10)", " ".join(f"{v:.0%}" for v in summary["imd_decile_shares"].values()),
                  ENGLAND["imd"]])
-    for day, fig in summary["emergency_admission_12m"].items():
-        rows.append([f"emergency admission in 12m from {day}", f"{fig['observed_rate']:.1%} (truth "
-                     f"{fig['mean_true_probability']:.1%}, oracle AUROC {fig['oracle_auroc']:.3f})", "~5-8%"])
+    for key, what, england in (("emergency_12m", "emergency admission", "~5-8%"),
+                               ("acsc_12m", "ACSC emergency admission", "~2%")):
+        for day, fig in summary.get(key, {}).items():
+            rows.append([f"{what} in 12m from {day}", f"{fig['observed_rate']:.1%} (truth "
+                         f"{fig['mean_true_probability']:.1%}, oracle AUROC {fig['oracle_auroc']:.3f})", england])
+    if "acsc_share_of_emergency_admissions" in summary:
+        rows.append(["ACSC share of emergency admissions", f"{summary['acsc_share_of_emergency_admissions']:.1%}",
+                     "~1 in 5"])
     for site in summary["sites"]:
         rows.append([f"{site['site_code']} G&A occupancy (beds {site['ga_beds']})",
                      f"mean {site['ga_occupancy_mean']:.0%}, winter {site['ga_occupancy_winter']:.0%}", "~90%, >92% winter"])
-    if summary.get("flare_up_14d"):
-        f = summary["flare_up_14d"]
+    if summary.get("exacerbation_14d"):
+        f = summary["exacerbation_14d"]
         rows.append(["COPD exacerbations per patient-year", summary["copd_exacerbations_per_patient_year"], "~1-2"])
         rows.append(["flare-up within 14 days (monitored)",
                      f"{f['observed_rate_14d']:.1%} (oracle AUROC {f['oracle_auroc']:.3f})", ""])

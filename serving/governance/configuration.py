@@ -74,7 +74,7 @@ def current(settings: Settings, name: str, version: int, trained_feature_hash: s
     return Configuration(model=spec.name, version=int(version), feature_hash=spec.features.definition_hash(),
                          features=feature_hashes(spec.features), trained_feature_hash=trained_feature_hash,
                          top_share=pol.top_share, bands=dict(pol.bands) if pol.bands else None,
-                         cohort=spec.cohort.model_dump(mode="json"), outcome=spec.label.model_dump(mode="json"),
+                         cohort=spec.cohort.model_dump(mode="json"), outcome=spec.label.rules(),
                          data_source=source if source is not None else data_source(settings))
 
 

@@ -23,7 +23,7 @@ from serving import queries, sessions
 from serving.access import AccessLog, record
 from serving.asgi import BodyLimit, Guard
 from serving.queries import QueryError
-from serving.schemas import Band, ModelName, WorklistQuery
+from serving.schemas import Band, ModelName, Sort, WorklistQuery
 from serving.sessions import Session
 from serving.state import ServiceState, UsersUnavailable
 from serving.users import Role, User, authenticate
@@ -209,7 +209,7 @@ def create_pages() -> FastAPI:
     # ---- worklist ----------------------------------------------------------------------------------
     def filters(practice: Annotated[str, Query(max_length=20)] = "", segment: Annotated[str, Query(max_length=40)] = "",
                 condition: Annotated[str, Query(max_length=40)] = "", band: Band = Band.raised,
-                sort: Literal["risk", "change", "practice", "age_band"] = "risk",
+                sort: Sort = "risk",
                 top: Annotated[int, Query(ge=1, le=500)] = 100, new: Literal["", "week"] = "") -> dict:
         """The Worklist form's choices (the page and its CSV link take the same ones)."""
         return {"practice": practice, "segment": segment, "condition": condition, "band": band.value, "sort": sort,

@@ -50,14 +50,16 @@ def worklist_view(result: Worklist, mine: pd.DataFrame, meta: dict) -> dict:
     counts = mine.band.value_counts()
     bands = [{"band": b, "people": int(counts.get(b, 0))} for b in sorted(BAND_ORDER, key=BAND_ORDER.get, reverse=True)]
     return {"rows": rows, "bands": bands, "registered": len(mine), "previous": meta.get("previous"),
-            "flare": any(r.flare_risk is not None for r in result.rows)}
+            "beside": [{"column": s.daily.column, "title": s.daily.title} for s in specs.columns()
+                       if any(r.beside.get(s.daily.column) is not None for r in result.rows)]}
 
 
 def worklist_options(mine: pd.DataFrame, practices: list[str], pcns: dict[str, str]) -> dict:
     segments = sorted(set(mine.segment), key=lambda s: (SEGMENT_ORDER.index(s) if s in SEGMENT_ORDER else 99, s))
     present = {c for cs in mine.conditions for c in cs.split(",") if c}
     return {"practices": [{"code": p, "pcn": pcns.get(p, "")} for p in practices], "segments": segments,
-            "conditions": [c for c in CONDITION_KEYS if c in present], "bands": ["raised", "high", "very high", "routine"]}
+            "conditions": [c for c in CONDITION_KEYS if c in present], "bands": ["raised", "high", "very high", "routine"],
+            "sorts": [(s.daily.column, s.daily.rank_title or f"highest {s.daily.title} first") for s in specs.columns()]}
 
 
 # ---- capacity ----------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from support.cli import PHM, run
 
+from models import specs
+
 
 def test_generate_load_report(tmp_path: Path) -> None:
     home = tmp_path / "home"
@@ -158,14 +160,13 @@ def test_demo_runs_end_to_end_and_serves_the_pages(tmp_path: Path) -> None:
     out = log_path.read_text()
     for name in ("load_report.json", "data_quality.html"):
         assert (home / "reports" / name).exists()
-    assert (home / "features" / "emergency_admission_2024-04-01.parquet").exists()
-    assert (home / "features" / "flare_up_2024-04-01.parquet").exists()
-    for model in ("emergency_admission", "flare_up"):  # audited, signed off by the demo CSO, promoted
+    for model in specs.NAMES:  # every specified model: built, trained, audited, signed off by the demo CSO, promoted
+        assert (home / "features" / f"{model}_2024-04-01.parquet").exists()
         report = json.loads((home / "reports" / "audits" / f"{model}_v1" / "bias_report.json").read_text())
         assert report["subject"]["model"] == model and len(report["groupings"]) == 7
         assert f"{model} version 1 approved by Demo Safety Officer and promoted to champion" in out
     listed = run("models", "list", home=home)
-    assert listed.stdout.count("champion") == 2 and listed.stdout.count("approved") == 2
+    assert listed.stdout.count("champion") == len(specs.NAMES) and listed.stdout.count("approved") == len(specs.NAMES)
     log = run("audit", "log", "--verify", home=home)
     assert log.returncode == 0 and "Hazard log intact" in log.stdout
     assert (home / "forecasts" / "latest" / "forecasts.parquet").exists() and "bed days saved" in out

@@ -52,7 +52,7 @@ def test_manifest_names_what_was_built(built) -> None:
 def test_features_track_the_true_risk(built) -> None:
     df, _, warehouse = built
     con = duckdb.connect(str(warehouse), read_only=True)
-    truth = con.execute("SELECT person_id, p_true FROM truth_emergency_admission_12m WHERE index_date = ?",
+    truth = con.execute("SELECT person_id, p_true FROM truth_emergency_12m WHERE index_date = ?",
                         [IDX]).df()
     joined = df.merge(truth, on="person_id")
     assert len(joined) > 0.95 * len(df)
@@ -84,7 +84,7 @@ def test_flare_features_track_the_true_risk(ics20k_loaded, tmp_path: Path) -> No
     df = pd.read_parquet(out)
     df["truth_day"] = pd.to_datetime(df.index_date) - pd.Timedelta(days=1)  # truth at the end of the day before
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    truth = con.execute("SELECT person_id, CAST(date AS TIMESTAMP) AS truth_day, p_true FROM truth_flare_up_14d").df()
+    truth = con.execute("SELECT person_id, CAST(date AS TIMESTAMP) AS truth_day, p_true FROM truth_exacerbation_14d").df()
     joined = df.merge(truth, on=["person_id", "truth_day"])
     assert len(joined) > 0.9 * len(df) > 100
     assert spearmanr(joined.hm_symptom_score_mean_7d, joined.p_true, nan_policy="omit").statistic > 0.2
@@ -141,9 +141,9 @@ def test_no_warehouse_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_unknown_model(tmp_path: Path) -> None:
-    with pytest.raises(specs.UnknownModelError, match="unknown model 'nonsense'; choose from emergency_admission, flare_up"):
+    with pytest.raises(specs.UnknownModelError, match="unknown model 'nonsense'; choose from emergency_admission, flare_up, acsc_admission"):
         specs.get("nonsense")
-    assert set(specs.SPECS) == {"emergency_admission", "flare_up"}
+    assert set(specs.SPECS) == {"emergency_admission", "flare_up", "acsc_admission"}
     assert specs.get("flare-up") is specs.SPECS["flare_up"]
 
 

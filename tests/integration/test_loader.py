@@ -114,9 +114,9 @@ def test_warehouse_is_pseudonymised_and_linked(ics20k, ics20k_loaded) -> None:
     assert unlinked == 0
     # all 20,000 patients loaded when nothing was injected; truth tables keyed by the same pseudonym
     assert report.tables["patients"].rows_loaded == 20_000
-    truth_linked = con.execute("""SELECT count(*) FROM truth_emergency_admission_12m t
+    truth_linked = con.execute("""SELECT count(*) FROM truth_emergency_12m t
                                   JOIN patients p USING (person_id)""").fetchone()[0]
-    assert truth_linked == con.execute("SELECT count(*) FROM truth_emergency_admission_12m").fetchone()[0]
+    assert truth_linked == con.execute("SELECT count(*) FROM truth_emergency_12m").fetchone()[0]
 
 
 def test_same_extract_twice_gives_the_same_warehouse(ics_defects, tmp_path: Path) -> None:

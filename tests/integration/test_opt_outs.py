@@ -55,7 +55,7 @@ def test_opted_out_people_are_in_no_table(opted) -> None:
     tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.columns "
                                         "WHERE column_name = 'person_id' AND table_schema = 'main' "
                                         "AND table_name <> 'ids'").fetchall()]
-    assert {"patients", "apc_spells", "quarantine", "truth_persons", "truth_emergency_admission_12m"} <= set(tables)
+    assert {"patients", "apc_spells", "quarantine", "truth_persons", "truth_emergency_12m"} <= set(tables)
     for table in tables:
         assert con.execute(f"SELECT count(*) FROM {table} JOIN ids USING (person_id)").fetchone()[0] == 0, table
     assert con.execute("SELECT count(*) FROM patients").fetchone()[0] == 3_000 - 120

@@ -35,6 +35,11 @@ def flare(home):
     return run(default_config("flare_up"), home)
 
 
+@pytest.fixture(scope="module")
+def acsc(home):
+    return run(default_config("acsc_admission"), home)
+
+
 def test_emergency_model_beats_baselines_and_approaches_the_oracle(emergency) -> None:
     m = emergency.metrics
     assert m["val_auroc"] > m["baseline_auroc"] > m["rule_auroc"]
@@ -52,6 +57,18 @@ def test_flare_model_beats_the_symptom_rule_and_warns_ahead(flare) -> None:
     assert warnings["events"] > 20 and warnings["share_warned"] > 0.5
     assert 1 <= m["warn_median_lead_days"] <= 14
     assert m["warn_share"] > m["rule_warn_share"]
+
+
+def test_acsc_model_approaches_its_oracle(acsc) -> None:
+    """The third model, added as one specification module: its oracle is the generator's true probability of an
+    emergency admission for an ambulatory care sensitive condition (truth/acsc_12m)."""
+    m, oracle = acsc.metrics, acsc.card["oracle"]
+    assert oracle["rows_with_truth"] == m["val_n"]  # every validation person has a true probability
+    assert 0.85 < m["oracle_auroc"] < 0.98
+    assert m["model_oracle_ratio"] > 0.96  # 0.989 on 50,000 people (the report of issue 23)
+    assert m["val_auroc"] > m["rule_auroc"] + 0.1  # far better than counting last year's ACSC admissions
+    assert 0.8 < m["val_calibration_slope"] < 1.2
+    assert 0.01 < m["val_event_rate"] < 0.03  # ~2% of adults a year (one in five emergency admissions)
 
 
 def test_registered_with_alias_and_loadable_by_alias(home, emergency) -> None:

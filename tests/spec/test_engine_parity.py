@@ -27,7 +27,7 @@ from features.reference import reference_features
 from phm.core.settings import Settings
 
 pytestmark = pytest.mark.spark
-VARIES = {"emergency_admission", "flare_up"}  # feature sets whose every column must vary in the ICS case
+VARIES = {"emergency_admission", "flare_up", "acsc_admission"}  # feature sets whose every column must vary in the ICS case
 MANIFEST_SAME = ("feature_set", "definition_hash", "index_dates", "warehouse_as_of", "data_source", "data_end", "cohort",
                  "label", "rows", "segments", "predictors", "carried", "null_rates")
 
@@ -90,6 +90,7 @@ def test_spec_tables_give_the_same_features_on_both_engines(case: str, spark, tm
 @pytest.mark.parametrize("feature_set,dates", [
     ("emergency_admission", [date(2023, 4, 1), date(2024, 4, 1)]),
     ("flare_up", [date(2024, 7, 1), date(2024, 7, 2), date(2024, 9, 9)]),
+    ("acsc_admission", [date(2024, 4, 1)]),  # the label narrowed to ACSC diagnoses, the two ACSC predictors
 ])
 def test_a_synthetic_ics_gives_the_same_features_on_both_engines(feature_set, dates, spark, ics20k_loaded,
                                                                  tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from support.engines import run
-from support.feature_tables import IDX, spec_rows, tiny_warehouse
+from support.feature_tables import IDX, spec_rows, spell, tiny_warehouse
 
 from models import specs
 
@@ -165,3 +165,30 @@ def test_empty_cohort_is_a_clear_message(tmp_path: Path, engine: str, request: p
     with pytest.raises(EmptyCohortError, match="no one is eligible .* at 1990-01-01 .*not yet registered"):
         run(engine, wh, specs.get("emergency_admission").build_config([date(1990, 1, 1)], data_end=date(2025, 6, 30)),
             tmp_path / "e.parquet", request)
+
+
+def test_ambulatory_care_sensitive_admissions_and_label(tmp_path: Path, engine: str,
+                                                       request: pytest.FixtureRequest) -> None:
+    rows = spec_rows()
+    rows["apc_spells"] += [
+        spell(8, "2023-09-01", "2023-09-04", diagnosis="I500"),  # heart failure: an ACSC, in the window
+        spell(8, "2024-02-01", diagnosis="R074"),  # chest pain: not an ACSC
+        spell(8, "2024-03-01", method="11", diagnosis="N390"),  # elective: never counted
+        spell(10, "2024-06-01", diagnosis="N390"),  # urinary infection in the outcome window
+        spell(11, "2024-05-01", method="12", diagnosis="L039"),  # elective ACSC in the window: not the outcome
+        spell(12, "2024-05-01", diagnosis="E119"),  # diabetes without complication: not on the list
+        spell(12, "2025-03-31", diagnosis="E111"),  # diabetes complication, last day of the window
+    ]
+    wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
+    table, m = run(engine, wh, specs.get("acsc_admission").build_config([IDX], data_end=date(2025, 6, 30)),
+                   tmp_path / "a.parquet", request)
+    df = table.set_index("person_id")
+    assert df.loc[8].acsc_admissions_12m == 1 and df.loc[8].emergency_admissions_12m == 2
+    assert df.loc[8].days_since_acsc_admission == (IDX - date(2023, 9, 1)).days
+    assert df.loc[1].acsc_admissions_12m == 0  # J441 (COPD) was in 2022: outside the year, not outside all time
+    assert df.loc[1].days_since_acsc_admission == (IDX - date(2022, 1, 1)).days
+    assert df.loc[11].days_since_acsc_admission == 3650  # none: the declared default
+    label = df["label_acsc_12m"]
+    assert label.loc[10] == 1 and label.loc[12] == 1  # N390; E111 on the window's last day
+    assert label.loc[1] == 0 and label.loc[11] == 0  # an emergency admission that is not an ACSC; an elective ACSC
+    assert pd.isna(label.loc[6]) and m["label"]["positives"] == 2
