@@ -210,12 +210,13 @@ def test_a_prune_waits_for_a_reader_and_absorbed_ids_stay_duplicates(home) -> No
 
     store = EventStore(events_root(home))
     run(home, admit())
-    run(home, discharge())
+    run(home, discharge(), now=NOW + timedelta(minutes=1))
     files = store.batches()
     events = store.events()
+    kept = events.message_id == "M2"
     done = threading.Event()
     with store.locked(shared=True):  # a reader part-way through: the prune must wait for it
-        worker = threading.Thread(target=lambda: (store.prune(files, events.iloc[1:], events.message_id.iloc[:1]),
+        worker = threading.Thread(target=lambda: (store.prune(files, events[kept], events.message_id[~kept]),
                                                   done.set()))
         worker.start()
         assert not done.wait(0.5) and store.batches() == files
