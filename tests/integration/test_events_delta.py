@@ -306,3 +306,16 @@ def test_the_worklist_says_its_scores_are_as_at_the_later_date(next_day) -> None
     assert result.events_to == next_day["delta"]["last_event_received"]
     row = next(r for r in result.rows if int(r.person_id) == person)
     assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
+
+
+def test_risk_assessments_are_dated_as_at_the_deltas_index_date(next_day) -> None:
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    from serving.fhir_risk import risk_assessment
+
+    person = sorted(next_day["people"] & set(next_day["live"].index))[0]
+    frame = next_day["live"].reset_index()
+    row = next(frame[frame.person_id == person].itertuples(index=False))
+    ra = RiskAssessment.model_validate(risk_assessment(row, next_day["meta"]))
+    assert str(ra.occurrenceDateTime) == next_day["delta"]["index_date"]
+    assert float(ra.prediction[0].probabilityDecimal) == float(row.risk)
