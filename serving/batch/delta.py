@@ -1,7 +1,7 @@
 """The incremental refresh: after events arrive, the features and scores of only the people they concern are
 recomputed by the same feature definitions and approved champion as the daily job, at the delta's index date (the
 day after the latest event's admission, discharge or arrival date, never before the snapshot's:
-`serving.batch.roll`), and published as a small delta beside the snapshot.
+`features.events.fold.index_date`), and published as a small delta beside the snapshot.
 
 The delta holds the changed people's score rows (risk, conditions, segment, other models' risks, reasons, a flag
 such as "discharged today after an emergency admission") and their features; readers lay it over the snapshot
