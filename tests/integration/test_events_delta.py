@@ -301,8 +301,14 @@ def test_the_worklist_says_its_scores_are_as_at_the_later_date(next_day) -> None
     person = sorted(next_day["people"] & set(live.index))[0]
     practice = live.loc[person, "practice_code"]
     user, _token = add_user(home.home, "coordinator_next", Role.coordinator, [practice], {practice})
-    result = queries.worklist(ServiceState(home), user, WorklistQuery(min_band=Band.routine, top=10_000))
+    st = ServiceState(home)
+    result = queries.worklist(st, user, WorklistQuery(min_band=Band.routine, top=10_000))
     assert result.snapshot_date == str(next_day["day"]) and result.index_date == next_day["delta"]["index_date"]
+    # reasons on demand read the predictors the delta computed for this person, at its index date
+    snapshot = snapshots_root(home) / next_day["meta"]["snapshot_folder"]
+    newer = pd.read_parquet(snapshot / "deltas" / next_day["delta"]["delta"] / "features.parquet").set_index("person_id")
+    found, values = st.features_for([person])
+    assert found == [person] and np.array_equal(values[0], newer.loc[person].to_numpy(dtype="float64"))
     assert result.events_to == next_day["delta"]["last_event_received"]
     row = next(r for r in result.rows if int(r.person_id) == person)
     assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
