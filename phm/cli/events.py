@@ -95,13 +95,22 @@ def _refresh(s) -> None:
 
 
 def _prepare(s) -> None:
+    """The next day's base of the live snapshot (tried once per snapshot by this process)."""
     from serving.batch.common import SnapshotError
     from serving.batch.roll import prepare_next
+    from serving.batch.store import current_folder
 
+    live = str(current_folder(s))
+    if _tried.get("prepared") == live:
+        return
+    _tried["prepared"] = live
     try:
         prepare_next(s, progress=lambda m: console.print(f"[dim]{m}[/]"))
     except SnapshotError as exc:
         console.print(f"[yellow]Not preparing the next day's base: {exc}[/]")
+
+
+_tried: dict[str, str] = {}
 
 
 @app.command("refresh")
