@@ -1,7 +1,8 @@
 """`POST /api/events`: a hospital feed posts HL7 v2 ADT messages (one or more, `MSH|` first) or FHIR R4 JSON (an
 Encounter or a Bundle of them). Only the `data_feed` role may post, and that role reads nothing else (the API's
 `user` dependency refuses it everywhere but here). The answer counts what was stored, skipped as a duplicate
-and quarantined (by reason); 422 when nothing in the body could be stored, so the sender's engine alerts."""
+and quarantined (by reason); 422 when nothing in the body could be stored, so the sender's engine alerts; 503 when
+the event store cannot be written (nothing of the post stored: the sender resends)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from features.events.checks import Known
 from features.events.drop import messages_in
-from features.events.store import ingest, known_in, pseudonymiser_for
+from features.events.store import StoreFullError, ingest, known_in, pseudonymiser_for
 from serving.access import record
 from serving.state import ServiceState
 from serving.users import Role, User
@@ -56,8 +57,12 @@ def events_router(state: Callable, bearer: Callable) -> APIRouter:
             raise HTTPException(422, "the body holds no message (HL7 v2 starting with MSH, or FHIR JSON)")
         from starlette.concurrency import run_in_threadpool
 
-        report = await run_in_threadpool(ingest, st.settings, messages, warehouse_known(st),
-                                         pseudonymiser_for(st.settings))
+        try:
+            report = await run_in_threadpool(ingest, st.settings, messages, warehouse_known(st),
+                                             pseudonymiser_for(st.settings))
+        except StoreFullError as exc:  # fail closed: the sender's engine keeps the messages and resends
+            raise HTTPException(503, "the event store cannot be written (is the disk full?): nothing in this post "
+                                     "was stored; send it again later", headers={"Retry-After": "60"}) from exc
         answer = report.to_json()  # the worklist follows at the next `phm events refresh` (or `ingest --refresh`)
         status = 422 if report.accepted == 0 and report.duplicates == 0 else 200
         return JSONResponse(answer, status_code=status)

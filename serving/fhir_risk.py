@@ -1,7 +1,8 @@
 """Scores as FHIR R4 `RiskAssessment` resources, for a GP system or shared care record: the person by pseudonym,
 the model and version (`method`), the probability and band (`prediction`), the reasons (`basis`, as displays,
-and `prediction.rationale`), the snapshot's date and the horizon. Plain dicts shaped to the R4 specification
-(the tests validate them with `fhir.resources`); the pseudonym system names this installation's keyed ids."""
+and `prediction.rationale`), the date the score is as at (the snapshot's, or its delta's later index date) and
+the horizon. Plain dicts shaped to the R4 specification (the tests validate them with `fhir.resources`); the
+pseudonym system names this installation's keyed ids."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def risk_assessment(row, meta: dict) -> dict:
     """One score row (a namedtuple or Series of the snapshot's scores) -> a RiskAssessment resource."""
     spec = specs.get(meta["worklist_model"])
     version = worklist_version(meta)
-    day = date.fromisoformat(meta["date"])
+    day = date.fromisoformat(meta.get("index_date") or meta["date"])  # the date the score is as at (a delta's)
     person = str(int(row.person_id))
     words = [r.words for r in parse_reasons(row.reasons)] if isinstance(row.reasons, str) else []
     prediction = {"outcome": {"text": spec.outcome}, "probabilityDecimal": float(row.risk),

@@ -138,7 +138,8 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
                        reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []),
                        caseload=teams.get(int(r.person_id), []), **_run(since, int(r.person_id), day))
            for r in rows.itertuples()]
-    return Worklist(snapshot_date=meta["date"], model_version=worklist_version(meta),
+    return Worklist(snapshot_date=meta["date"], index_date=meta.get("index_date", meta["date"]),
+                    events_to=(meta.get("delta") or {}).get("last_event_received"), model_version=worklist_version(meta),
                     practices=wanted, total_matching=total, rows=out, hidden=hidden_count,
                     history_from=st.bundle.history_from, reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
 

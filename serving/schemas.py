@@ -94,6 +94,9 @@ class WorklistRow(BaseModel):
 
 class Worklist(BaseModel):
     snapshot_date: str
+    index_date: str | None = Field(None, description="The date everyone's score is as at (data before it): the "
+                                   "snapshot's, or later when hospital events on or after it were applied.")
+    events_to: str | None = Field(None, description="When the latest hospital event applied arrived (None: none).")
     model_version: str
     practices: list[str]
     total_matching: int

@@ -30,6 +30,7 @@ from models import specs
 from phm.core.settings import Settings
 from phm.operational.database import DatabaseError, upgrade
 from serving.batch.common import approved_champion
+from serving.batch.delta_apply import DELTAS, base_folder
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import current, snapshots_root
@@ -292,11 +293,17 @@ class ServiceState:
         champ = champions.get(specs.worklist().name)
         if meta is None or scores is None or champ is None:
             return None
-        path = snapshots_root(self.settings) / meta["snapshot_folder"] / "features.parquet"
+        snapshot = snapshots_root(self.settings) / meta["snapshot_folder"]
+        path = base_folder(snapshot, meta.get("delta") or {}) / "features.parquet"
         names = list(champ.model.feature_names_in_)
         if not path.exists() or not set(names) <= set(pq.read_schema(path).names):
             return None
         frame = pd.read_parquet(path, columns=["person_id", *names])
+        if meta.get("delta_folder"):  # the recomputed people's predictors, at the delta's index date
+            newer = pd.read_parquet(snapshot / DELTAS / meta["delta_folder"] / "features.parquet")
+            if len(newer) and set(names) <= set(newer.columns):
+                at = pd.Index(frame.person_id).get_indexer(newer.person_id)
+                frame.loc[frame.index[at[at >= 0]], names] = newer[names].to_numpy()[at >= 0]
         ids = frame.person_id.to_numpy()
         same = len(ids) == len(scores) and np.array_equal(ids, scores.person_id.to_numpy())
         where = position if same else dict(zip(ids.tolist(), range(len(ids))))

@@ -5,9 +5,13 @@ they happened at the source (`occurred`, then arrival), so a discharge delivered
 cancellation before what it cancels, gives the same rows as the right order. Per encounter: admit/attend
 opens it with its fields; discharge records the end (and opens it, if its start is known, for a feed joined
 mid-stay); update changes the fields it carries; cancel_admit removes the encounter and all it held (a later
-admit re-opens it); cancel_discharge clears the end and the discharge method."""
+admit re-opens it); cancel_discharge clears the end and the discharge method. An encounter the events never
+open nor cancel (an update or a cancelled discharge alone, of an encounter held only by the warehouse or whose
+earlier events were absorbed and pruned) changes nothing: the warehouse's row stands."""
 
 from __future__ import annotations
+
+from datetime import date, timedelta
 
 import pandas as pd
 
@@ -29,11 +33,11 @@ def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ordered = events.sort_values(["occurred", "received", "seq"], kind="stable") if len(events) else events
     for e in ordered.itertuples(index=False):
         key = (e.setting, e.encounter_id)
-        s = state.setdefault(key, {"open": False, **{f: None for f in FIELDS}})
+        s = state.setdefault(key, {"open": False, "cancelled": False, **{f: None for f in FIELDS}})
         s["person_id"] = e.person_id
         given = {f: getattr(e, f) for f in FIELDS if not _missing(getattr(e, f))}
         if e.trigger == "cancel_admit":
-            state[key] = {"open": False, "person_id": e.person_id, **{f: None for f in FIELDS}}
+            state[key] = {"open": False, "cancelled": True, "person_id": e.person_id, **{f: None for f in FIELDS}}
             continue
         if e.trigger == "cancel_discharge":
             s["end"] = s["discharge_method"] = None
@@ -46,7 +50,7 @@ def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for (setting, encounter), s in sorted(state.items()):
         if s["open"] and s["start"] is not None:
             rows[setting].append((encounter, s))
-        elif not s["open"]:
+        elif s["cancelled"] and not s["open"]:  # never opened by the events (a lone update, say): left alone
             removed[setting].append((encounter, s["person_id"]))
     apc = pd.DataFrame([{"person_id": s["person_id"], "spell_id": enc, "admission_date": s["start"].date(),
                          "discharge_date": s["end"].date() if s["end"] is not None else None,
@@ -63,3 +67,19 @@ def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _missing(value) -> bool:
     return value is None or (not isinstance(value, str) and pd.isna(value))
+
+
+DATED = {"apc_spells": ("admission_date", "discharge_date"), "ae_attendances": ("arrival_time",)}
+
+
+def index_date(rows: dict[str, pd.DataFrame], snapshot_day: date) -> date:
+    """The day after the latest admission, discharge or A&E arrival date the folded event rows hold (the dates
+    features read), or the snapshot's day when that is later."""
+    latest = snapshot_day - timedelta(days=1)
+    for table, columns in DATED.items():
+        frame = rows[table]
+        for column in columns:
+            values = pd.to_datetime(frame[column], errors="coerce").dropna() if len(frame) else []
+            if len(values):
+                latest = max(latest, values.max().date())
+    return max(snapshot_day, latest + timedelta(days=1))

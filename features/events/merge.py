@@ -5,6 +5,7 @@ warehouse row with the same key; a cancelled one is removed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _merge(con: duckdb.DuckDBPyConnection, rows: dict[str, pd.DataFrame], people
 
 
 def absorb(warehouse: Path, rows: dict[str, pd.DataFrame], out: Path) -> Path:
-    """A copy of `warehouse` at `out` with the events' rows laid over it."""
+    """A copy of `warehouse` at `out` (which may be `warehouse` itself) with the events' rows laid over it."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.copy(warehouse, tmp)
     con = duckdb.connect(str(tmp))
@@ -40,7 +41,9 @@ def absorb(warehouse: Path, rows: dict[str, pd.DataFrame], out: Path) -> Path:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    tmp.replace(out)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(out)  # one rename: a reader opens the old file or the new one, never a half-written one
     return out
 
 

@@ -66,15 +66,23 @@ class IngestReport:
 
 
 class EventStore:
-    """The events folder: `accepted/` and `quarantine/` batches and the ingest lock."""
+    """The events folder: `accepted/` and `quarantine/` batches, `absorbed/` (ids of messages the warehouse has
+    absorbed) and the lock."""
 
     def __init__(self, root: Path):
         self.root = root
-        self.accepted, self.quarantine = root / "accepted", root / "quarantine"
+        self.accepted, self.quarantine, self.absorbed = root / "accepted", root / "quarantine", root / "absorbed"
 
     def events(self) -> pd.DataFrame:
         """Every accepted event (first copy of each message id), in arrival order."""
-        files = sorted(self.accepted.glob("*.parquet")) if self.accepted.exists() else []
+        with self.locked(shared=True):
+            return self.events_in(self.batches())
+
+    def batches(self) -> list[Path]:
+        return sorted(self.accepted.glob("*.parquet")) if self.accepted.exists() else []
+
+    def events_in(self, files: list[Path]) -> pd.DataFrame:
+        """The events of these batch files (read under the lock: see `locked`)."""
         if not files:
             return EVENT_SCHEMA.empty_table().to_pandas()
         frame = pa.concat_tables([pq.read_table(f, schema=EVENT_SCHEMA) for f in files]).to_pandas()
@@ -82,13 +90,16 @@ class EventStore:
         return frame.drop_duplicates("message_id", keep="first").reset_index(drop=True)
 
     def quarantined(self) -> pd.DataFrame:
-        files = sorted(self.quarantine.glob("*.parquet")) if self.quarantine.exists() else []
-        if not files:
-            return QUARANTINE_SCHEMA.empty_table().to_pandas()
-        return pa.concat_tables([pq.read_table(f, schema=QUARANTINE_SCHEMA) for f in files]).to_pandas()
+        with self.locked(shared=True):
+            files = sorted(self.quarantine.glob("*.parquet")) if self.quarantine.exists() else []
+            if not files:
+                return QUARANTINE_SCHEMA.empty_table().to_pandas()
+            return pa.concat_tables([pq.read_table(f, schema=QUARANTINE_SCHEMA) for f in files]).to_pandas()
 
     def message_ids(self) -> set[str]:
-        files = sorted(self.accepted.glob("*.parquet")) if self.accepted.exists() else []
+        """Ids of the stored messages and of those already absorbed into the warehouse and pruned (a resent
+        message stays a duplicate after its first copy was absorbed). Read under the lock."""
+        files = self.batches() + (sorted(self.absorbed.glob("*.parquet")) if self.absorbed.exists() else [])
         return set() if not files else set(pa.concat_tables(
             [pq.read_table(f, columns=["message_id"]) for f in files]).column(0).to_pylist())
 
@@ -97,22 +108,50 @@ class EventStore:
         return fold(self.events())
 
     @contextmanager
-    def locked(self):
+    def locked(self, shared: bool = False):
+        """The store's lock: exclusive for a writer (an ingest, a prune), shared for a reader, so no reader ever
+        sees a prune half done (a batch gone between listing and reading it). Not re-entrant."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / ".ingest.lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
 
     def write(self, folder: Path, table: pa.Table, stamp: str) -> None:
+        """One batch file, written aside, flushed to disk and renamed into place: all of it or none. A write that
+        fails (a full disk, say) removes its part-file and raises `StoreFullError`, naming the folder."""
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{stamp}.parquet.tmp"
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / f"{stamp}.parquet")
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, folder / f"{stamp}.parquet")
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreFullError(f"{folder}: the event store could not be written ({exc.strerror or exc}); "
+                                 "nothing of this batch was stored, and nothing stored before was changed") from exc
+
+    def prune(self, files: list[Path], keep: pd.DataFrame, absorbed: pd.Series) -> None:
+        """After the warehouse absorbed the events of `files`: remember their message ids (`absorbed/`), write
+        `keep` (those events still needed: see `serving.batch.absorb`) as one batch, then remove `files`; under
+        the exclusive lock, each step atomic, so a crash part-way leaves copies (deduplicated by message id),
+        never a gap."""
+        stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}_{uuid.uuid4().hex[:12]}"
+        with self.locked():
+            if len(absorbed):
+                self.write(self.absorbed, pa.table({"message_id": pa.array(absorbed.astype(str).tolist())}), stamp)
+            if len(keep):
+                self.write(self.accepted, pa.Table.from_pandas(keep[EVENT_COLUMNS], schema=EVENT_SCHEMA,
+                                                               preserve_index=False), stamp)
+            for f in files:
+                f.unlink(missing_ok=True)
+
+
+class StoreFullError(OSError):
+    """The event store could not be written (disk full, quota, read-only): the batch was not stored."""
 
 
 def known_in(warehouse: Path) -> Known:

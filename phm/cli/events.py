@@ -11,7 +11,8 @@ import typer
 
 from phm.cli.common import console, fail, settings
 
-app = typer.Typer(help="Near real time events: ingest a drop folder, show the event store.", no_args_is_help=True)
+app = typer.Typer(help="Near real time events: ingest a drop folder, refresh the worklist, absorb into the "
+                  "warehouse, show the event store.", no_args_is_help=True)
 
 
 @app.command("ingest")
@@ -26,7 +27,7 @@ def ingest_cmd(
     """Store the folder's messages: accepted (pseudonymised), duplicates skipped, the rest quarantined with a
     reason. Exit code 1 if any message was quarantined (in a single pass)."""
     from features.events import drop
-    from features.events.store import ingest, known_in, pseudonymiser_for
+    from features.events.store import StoreFullError, ingest, known_in, pseudonymiser_for
     from features.sources.pseudonymise import MissingKeyError
 
     s = settings()
@@ -43,7 +44,10 @@ def ingest_cmd(
     while True:
         files = drop.pending(folder)
         if files:
-            report = ingest(s, drop.read(files), known=known, pseudonymiser=pseudo)
+            try:
+                report = ingest(s, drop.read(files), known=known, pseudonymiser=pseudo)
+            except StoreFullError as exc:  # the files stay in the drop folder for the next pass
+                raise fail(str(exc)) from exc
             if not keep:
                 drop.mark_done(folder, files)
             quarantined += sum(report.quarantined.values())
@@ -55,6 +59,8 @@ def ingest_cmd(
             console.print("Nothing to read.")
         if refresh and _new_events(s):
             _refresh(s)
+        elif refresh and watch:  # idle: have tomorrow's base ready before today's first event needs it
+            _prepare(s)
         if not watch:
             break
         time.sleep(every)
@@ -85,14 +91,63 @@ def _refresh(s) -> None:
     except SnapshotError as exc:
         raise fail(str(exc)) from exc
     console.print(f"Worklist delta {out['delta']} over {out['snapshot']}: {out['people']:,} people recomputed "
-                  f"from {out['events']:,} events in {out['seconds']} s.")
+                  f"from {out['events']:,} events, scores as at {out['index_date']}, in {out['seconds']} s.")
+
+
+def _prepare(s) -> None:
+    """The next day's base of the live snapshot (tried once per snapshot by this process)."""
+    from serving.batch.common import SnapshotError
+    from serving.batch.roll import prepare_next
+    from serving.batch.store import current_folder
+
+    live = str(current_folder(s))
+    if _tried.get("prepared") == live:
+        return
+    _tried["prepared"] = live
+    try:
+        prepare_next(s, progress=lambda m: console.print(f"[dim]{m}[/]"))
+    except SnapshotError as exc:
+        console.print(f"[yellow]Not preparing the next day's base: {exc}[/]")
+
+
+_tried: dict[str, str] = {}
 
 
 @app.command("refresh")
-def refresh_cmd() -> None:
+def refresh_cmd(
+    ahead: Annotated[bool, typer.Option(help="Also re-score everyone at the day after the snapshot's, ahead of the "
+                                             "first event dated on the snapshot's day (which needs that base).")] = False,
+) -> None:
     """Recompute the people the stored events concern and publish the delta over the live snapshot (the service
-    picks it up at once). Run it after `phm score daily` too: a new snapshot starts without a delta."""
-    _refresh(settings())
+    picks it up at once). Run it after `phm score daily` too: a new snapshot starts without a delta. The delta is
+    as at the day after its latest event (never before the snapshot's day); when that is later than the snapshot's
+    day, everyone is re-scored at it once (kept with the snapshot), so the worklist ranks scores of one date."""
+    s = settings()
+    if ahead:
+        _prepare(s)
+    _refresh(s)
+
+
+@app.command("absorb")
+def absorb_cmd() -> None:
+    """Absorb the stored events into the warehouse (as the next full load would), score it with the daily job at
+    the events' index date, publish that snapshot, then prune the absorbed events from the store (keeping those of
+    encounters still open or touched on the snapshot's last day) and lay what is left over the new snapshot."""
+    from serving.batch.absorb import absorb_events
+    from serving.batch.common import SnapshotError
+
+    try:
+        out = absorb_events(settings(), progress=lambda m: console.print(f"[dim]{m}[/]"))
+    except SnapshotError as exc:
+        raise fail(str(exc)) from exc
+    if not out["events"]:
+        console.print("No stored events to absorb.")
+        return
+    console.print(f"Absorbed {out['events']:,} events; snapshot of {out['snapshot']} "
+                  f"{'published' if out['published'] else 'written (not published)'}; pruned {out['pruned']:,}, "
+                  f"kept {out['kept']:,} (encounters still open or touched on its last day) in {out['seconds']} s.")
+    if out.get("delta_refused"):
+        console.print(f"[yellow]The kept events are not on the worklist yet: {out['delta_refused']}[/]")
 
 
 @app.command("synth")

@@ -1,6 +1,7 @@
 """The incremental refresh: after events arrive, the features and scores of only the people they concern are
-recomputed, at the live snapshot's index date, by the same feature definitions and approved champion as the
-daily job, and published as a small delta beside the snapshot.
+recomputed by the same feature definitions and approved champion as the daily job, at the delta's index date (the
+day after the latest event's admission, discharge or arrival date, never before the snapshot's:
+`features.events.fold.index_date`), and published as a small delta beside the snapshot.
 
 The delta holds the changed people's score rows (risk, conditions, segment, other models' risks, reasons, a flag
 such as "discharged today after an emergency admission") and their features; readers lay it over the snapshot
@@ -11,9 +12,11 @@ snapshot's stored features); people moved out of the bands lose theirs, as in th
 Deltas are cumulative (each covers every stored event for people in the snapshot), written aside and renamed,
 then named by the pointer with one atomic replace: readers see the snapshot with the previous delta or the new
 one, never part of one. The warehouse is never written: the affected people's rows are copied into a small
-DuckDB file with the events' rows laid over them (`features.events.merge`). Events dated on or after the
-snapshot's index date count from the next daily refresh (features use data strictly before the index date); the
-flag shows them at once. A daily refresh publishes a pointer without a delta: run `phm events refresh` after it."""
+DuckDB file with the events' rows laid over them (`features.events.merge`). When the index date is after the
+snapshot's (an event on or after the snapshot's day), the delta is laid over the snapshot's *rolled base*:
+everyone re-scored at that date (`serving.batch.roll`), so every rank compares scores of one index date and the
+result equals a full daily refresh at that date. A daily refresh publishes a pointer without a delta: run
+`phm events refresh` after it."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import build
-from features.events.fold import fold
+from features.events.fold import fold, index_date
 from features.events.merge import slice_for
 from features.events.store import EventStore, events_root
 from features.series import practice_pcns
@@ -39,6 +42,7 @@ from phm.core.timing import Stages
 from serving.batch.common import SnapshotError, approved_champion, check_features, require_champion
 from serving.batch.delta_apply import DELTAS, FLAG, band_cutoffs, lay_over
 from serving.batch.ranking import condition_lists
+from serving.batch.roll import ensure_rolled
 from serving.batch.store import POINTER, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
 from training import tracking
@@ -89,16 +93,19 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     if str(champion.version) != str(worklist_version(meta)):
         raise SnapshotError(f"the champion is version {champion.version} but the snapshot was scored by version "
                             f"{worklist_version(meta)}: run the daily job first")
-    day = date.fromisoformat(meta["date"])
     today = today or datetime.now(timezone.utc).date()
     events = EventStore(events_root(settings)).events()
     rows = fold(events)
-    base = pd.read_parquet(folder / "scores.parquet")
+    stages.done("events")
+    day = index_date(rows, date.fromisoformat(meta["date"]))
+    based = ensure_rolled(settings, folder, meta, day, say) if str(day) != meta["date"] else folder
+    stages.done("base")
+    base = pd.read_parquet(based / "scores.parquet")
     if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
         base["practice_code"] = base["practice_code"].astype(str)
-    people = set(events.person_id.tolist()) & set(base.person_id.tolist())
-    stages.done("events")
-    say(f"recomputing {len(people):,} people from {len(events):,} events")
+    ids = events.person_id.unique()
+    people = set(ids[np.isin(ids, base.person_id.to_numpy())].tolist())
+    say(f"recomputing {len(people):,} people from {len(events):,} events, as at {day}")
     work = settings.features_dir / "delta"
     work.mkdir(parents=True, exist_ok=True)
     predictors = list(champion.model.feature_names_in_)
@@ -133,14 +140,17 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     merged.loc[(now_band == "routine").to_numpy() & (touched | moved), "reasons"] = None
     if explain.any():
         ids = merged.person_id.to_numpy()[explain]
-        stored = pd.read_parquet(folder / "features.parquet", columns=["person_id", *predictors])
+        stored = pd.read_parquet(based / "features.parquet", columns=["person_id", *predictors],
+                                 filters=[("person_id", "in", [int(i) for i in ids])])
         values = pd.concat([stored[~stored.person_id.isin(new_X.person_id)], new_X]).set_index("person_id")
         merged.loc[explain, "reasons"] = [json.dumps(r) for r in reasons(champion.model, values.loc[ids, predictors])]
     stages.done("reasons")
     flag = flags(rows, today)
     merged[FLAG] = merged.person_id.map(flag).where(merged.person_id.isin(flag.index), None) if len(flag) else None
     out = merged[touched | moved | explain].drop(columns=["rank", "band"])
-    info = {"snapshot": folder.name, "date": str(day), "created": datetime.now(timezone.utc).isoformat(),
+    info = {"snapshot": folder.name, "date": meta["date"], "index_date": str(day),
+            "base": str(based.relative_to(folder)) if based != folder else None,
+            "created": datetime.now(timezone.utc).isoformat(),
             "events": int(len(events)), "people": int(len(people)), "rows": int(len(out)),
             "last_event_received": str(events.received.max()) if len(events) else None}
     name = _publish(root, folder, pointer, out, new_X, info)

@@ -1,6 +1,7 @@
-"""Reading a snapshot with its latest delta: the delta's rows replace the snapshot's for the same people, then
+"""Reading a snapshot with its latest delta: the delta's rows replace those of its base (the snapshot, or the
+snapshot's rolled base when the delta's index date is later: `serving.batch.roll`) for the same people, then
 ranks and bands are recomputed over everyone's risks with the snapshot's band cut-offs (the same function as
-the daily job, so the ranks are those a full refresh would give)."""
+the daily job, so the ranks are those a full refresh at the delta's index date would give)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,24 @@ DELTAS = "deltas"
 FLAG = "event_flag"  # e.g. "discharged today after an emergency admission" (only in deltas)
 
 
+def delta_manifest(snapshot: Path, delta: str) -> dict:
+    return json.loads((snapshot / DELTAS / delta / "manifest.json").read_text())
+
+
+def base_folder(snapshot: Path, manifest: dict) -> Path:
+    """What a delta is laid over: the snapshot itself, or its rolled base at the delta's later index date."""
+    return snapshot / manifest["base"] if manifest.get("base") else snapshot
+
+
 def apply_delta(scores: pd.DataFrame, snapshot: Path, delta: str, meta: dict) -> pd.DataFrame:
-    """`scores` of the snapshot with the delta's rows laid over them, re-ranked; `meta` gains `delta`."""
+    """`scores` of the delta's base (see `base_folder`) with the delta's rows laid over them, re-ranked; `meta`
+    gains `delta` (its manifest), `delta_folder` and `index_date`."""
     folder = snapshot / DELTAS / delta
     changed = pd.read_parquet(folder / "scores.parquet")
     merged = lay_over(scores, changed, band_cutoffs(meta))
-    meta["delta"] = json.loads((folder / "manifest.json").read_text())
+    meta["delta"] = delta_manifest(snapshot, delta)
+    meta["delta_folder"] = delta
+    meta["index_date"] = meta["delta"].get("index_date", meta["date"])
     return merged
 
 

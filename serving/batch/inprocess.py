@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,14 +40,27 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     say = progress or (lambda _m: None)
     if not settings.warehouse_path.exists():
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
+    started = time.perf_counter()
+    day = day or default_date(settings.warehouse_path)
+    scores, X, meta, stages = score_population(settings, day, say, settings.features_dir / "daily")
+    say("writing the snapshot")
+    folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
+    stages.done("write")
+    meta["folder"] = str(folder)
+    meta["seconds"] = round(time.perf_counter() - started, 1)
+    meta["stages"] = stages.rows
+    return meta
+
+
+def score_population(settings: Settings, day: date, say, work: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict,
+                                                                             Stages]:
+    """Everyone eligible on `day`, scored as the daily job scores them: (scores, predictors, manifest, stages).
+    Also the whole-population base of an incremental refresh at a later index date (`serving.batch.roll`)."""
     tracking.configure(settings)
     spec = specs.worklist()
     source = data_source(settings)
     champion, approved = require_champion(settings, spec, source)
-    day = day or default_date(settings.warehouse_path)
-    started = time.perf_counter()
     stages = Stages()
-    work = settings.features_dir / "daily"
     say(f"building features as at {day}")
     feat_path = work / f"{spec.name}_{day}.parquet"
     manifest = build(settings.warehouse_path, spec.build_config([day]), feat_path)
@@ -101,10 +115,4 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb",
                          approval_record(approved), approved.current.bands, refused)
-    say("writing the snapshot")
-    folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
-    stages.done("write")
-    meta["folder"] = str(folder)
-    meta["seconds"] = round(time.perf_counter() - started, 1)
-    meta["stages"] = stages.rows
-    return meta
+    return scores, X, meta, stages

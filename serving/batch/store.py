@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from phm.core.settings import Settings
-from serving.batch.delta_apply import apply_delta
+from serving.batch.delta_apply import apply_delta, base_folder, delta_manifest
 from serving.batch.ranking import BANDS
 from training.registry import Champion
 
@@ -271,7 +271,8 @@ def current_folder(settings: Settings) -> Path | None:
 def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
     """The snapshot the pointer names: (manifest, scores), or None when there is none yet. A snapshot written
     by Spark is a folder partitioned by practice: read the same way, with practice codes as text. When the
-    pointer also names a delta (events since the snapshot, `serving.batch.delta`), its rows are laid over."""
+    pointer also names a delta (events since the snapshot, `serving.batch.delta`), its rows are laid over its base
+    (the snapshot, or the snapshot re-scored at the delta's later index date); `index_date` says which date."""
     root = snapshots_root(settings)
     try:
         pointer = json.loads((root / POINTER).read_text())
@@ -280,7 +281,9 @@ def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
     folder = root / pointer["folder"]
     meta = json.loads((folder / "manifest.json").read_text())
     meta["snapshot_folder"] = folder.name
-    scores = pd.read_parquet(folder / "scores.parquet")
+    meta["index_date"] = meta["date"]
+    based = base_folder(folder, delta_manifest(folder, pointer["delta"])) if pointer.get("delta") else folder
+    scores = pd.read_parquet(based / "scores.parquet")
     if isinstance(scores["practice_code"].dtype, pd.CategoricalDtype):
         scores["practice_code"] = scores["practice_code"].astype(str)
     if pointer.get("delta"):

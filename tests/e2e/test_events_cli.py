@@ -3,7 +3,7 @@ messages; the bad one quarantined (exit code 1), files moved to done/, nothing i
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from support.cli import run
 
@@ -33,3 +33,39 @@ def test_ingest_a_drop_folder_then_show_the_store(tmp_path) -> None:
         assert NHS not in text and BAD not in text
     again = run("events", "ingest", str(drop), home=tmp_path / "home", env=env)
     assert again.returncode == 0 and "Nothing to read." in again.stdout
+
+
+def test_absorb_lays_the_events_into_the_warehouse_and_prunes_the_store(served_home, ics20k, tmp_path) -> None:
+    import duckdb
+    import pandas as pd
+    from support.homes import registry_copy
+
+    from features.sources.pseudonymise import Pseudonymiser
+    from phm.core.settings import DEMO_PSEUDONYM_KEY
+    from serving.batch.store import current
+
+    home = registry_copy(served_home, tmp_path / "home", snapshots=True)
+    meta, _scores = current(home)
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    person, site = con.execute("SELECT p.person_id, (SELECT min(site_code) FROM sites) FROM patients p "
+                               "ORDER BY p.person_id LIMIT 1").fetchone()
+    con.close()
+    nhs = next(n for n in pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"]).nhs_number
+               if Pseudonymiser(DEMO_PSEUDONYM_KEY.encode()).person_id(n) == person)
+    old = datetime.fromisoformat(meta["date"]) - timedelta(days=5)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.hl7").write_text("\r\n".join([
+        hl7_adt("CLI1", "admit", nhs, "CLIV1", old, start=old, admission_method="21", site_code=site),
+        hl7_adt("CLI2", "discharge", nhs, "CLIV1", old + timedelta(hours=8), start=old, end=old,
+                admission_method="21", site_code=site, discharge_method="1")]))
+    assert run("events", "ingest", str(drop), home=home.home).returncode == 0
+    out = run("events", "absorb", home=home.home)
+    assert out.returncode == 0, out.stderr
+    assert "Absorbed 2 events; snapshot of" in out.stdout and "pruned 2, kept 0" in out.stdout
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM apc_spells WHERE spell_id = 'CLIV1'").fetchone()[0] == 1
+    con.close()
+    status = run("events", "status", home=home.home)
+    assert "0 event(s)" in status.stdout and nhs not in out.stdout + out.stderr + status.stdout
+    assert "No stored events to absorb." in run("events", "absorb", home=home.home).stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from datetime import datetime, time, timedelta
 
 import duckdb
@@ -23,7 +24,7 @@ from phm.core.settings import DEMO_PSEUDONYM_KEY
 from serving.batch.common import default_date
 from serving.batch.daily import score_daily
 from serving.batch.delta import refresh_delta
-from serving.batch.store import current
+from serving.batch.store import current, snapshots_root
 from training import tracking
 
 
@@ -131,6 +132,9 @@ def test_the_worklist_shows_who_was_discharged_after_an_emergency_admission(repl
     flagged = live[live.event_flag == "discharged today after an emergency admission"]
     assert len(flagged) > 0
     assert replay["meta"]["delta"]["people"] == replay["delta"]["people"]
+    # the replayed day is the one before the snapshot's: its index date holds them, no rolled base is needed
+    assert replay["delta"]["index_date"] == replay["meta"]["date"] == replay["meta"]["index_date"]
+    assert replay["delta"]["base"] is None
 
 
 def test_the_coordinators_worklist_carries_the_flag_and_the_new_score(replay, tmp_path) -> None:
@@ -194,3 +198,130 @@ def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay)
         resources = [RiskAssessment.model_validate_json(line) for line in lines]
         assert {x.subject.identifier.value for x in resources} == {str(p) for p in live.index[live.practice_code == practice]}
         assert get(f"/fhir/RiskAssessment/$export?practice={other}", "fhir_in").status_code == 403
+
+
+# --- events on the snapshot's own day: the delta moves to a later index date --------------------------------------
+# (runs after the tests above, which read the home as the first replay left it)
+
+def _events_on(home, numbers: dict[int, str], day) -> tuple[list[str], set[int]]:
+    """Messages dated `day` (the snapshot's index date): discharges of spells open in the warehouse, emergency
+    admissions discharged the same day, and A&E attendances; and the people they concern."""
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    open_spells = con.execute("SELECT * FROM apc_spells WHERE discharge_date IS NULL ORDER BY spell_id LIMIT 25").fetchdf()
+    known = con.execute("SELECT * FROM apc_spells WHERE discharge_method IS NOT NULL AND admission_method = '21' "
+                        "ORDER BY spell_id LIMIT 1").fetchdf().iloc[0]
+    others = con.execute("SELECT person_id FROM patients WHERE person_id NOT IN (SELECT person_id FROM apc_spells "
+                         "WHERE discharge_date IS NULL) ORDER BY person_id LIMIT 60").fetchnumpy()["person_id"]
+    con.close()
+    at = lambda h: datetime.combine(day, time(h))  # noqa: E731
+    out, people = [], set()
+    for r in open_spells.itertuples():
+        out.append(hl7_adt(f"N{r.spell_id}", "discharge", numbers[r.person_id], r.spell_id, at(10),
+                           start=datetime.combine(r.admission_date, time(0)), end=at(0),
+                           admission_method=r.admission_method, site_code=r.site_code, diagnosis=r.primary_diagnosis,
+                           discharge_method=known.discharge_method))
+        people.add(int(r.person_id))
+    for i, person in enumerate(int(p) for p in others[:30]):
+        spell, nhs = f"TODAY{i}", numbers[person]
+        out.append(hl7_adt(f"M{i}", "admit", nhs, spell, at(1), start=at(0), admission_method="21",
+                           site_code=known.site_code, diagnosis=known.primary_diagnosis))
+        out.append(hl7_adt(f"K{i}", "discharge", nhs, spell, at(11), start=at(0), end=at(0), admission_method="21",
+                           site_code=known.site_code, diagnosis=known.primary_diagnosis,
+                           discharge_method=known.discharge_method))
+        people.add(person)
+    for i, person in enumerate(int(p) for p in others[30:]):
+        out.append(json.dumps(fhir_encounter(f"AE{i}", 1, "finished", numbers[person], f"AETODAY{i}", at(9),
+                                             emergency=True, start=at(8), end=at(9), site_code=known.site_code)))
+        people.add(person)
+    return out, people
+
+
+@pytest.fixture(scope="module")
+def next_day(replay, served_home, ics20k, tmp_path_factory):
+    home, day = replay["home"], replay["meta"]["date"]
+    day = datetime.fromisoformat(day).date()
+    patients = pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"])
+    pseudo = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
+    numbers = {pseudo.person_id(n): n for n in patients.nhs_number}
+    messages, people = _events_on(home, numbers, day)
+    tracking.configure(home)
+    report = ingest(home, [("test", m) for m in messages], now=datetime.combine(day, time(23)))
+    delta = refresh_delta(home, today=day)
+    meta, live = current(home)
+    snapshot = snapshots_root(home) / meta["snapshot_folder"]
+    rolled = pd.read_parquet(snapshot / "rolled" / delta["index_date"] / "scores.parquet").set_index("person_id")
+    # the full refresh at the delta's index date, on the same data and the same earlier snapshots (for the trend)
+    full_home = registry_copy(served_home, tmp_path_factory.mktemp("events_full_next"))
+    shutil.copytree(snapshot, snapshots_root(full_home) / snapshot.name, ignore=shutil.ignore_patterns("deltas", "rolled"))
+    absorb(home.warehouse_path, EventStore(events_root(home)).rows(), full_home.warehouse_path)
+    tracking.configure(full_home)
+    full_meta = score_daily(full_home, datetime.fromisoformat(delta["index_date"]).date())
+    full = pd.read_parquet(f"{full_meta['folder']}/scores.parquet").set_index("person_id")
+    tracking.configure(home)
+    return {"home": home, "day": day, "report": report, "people": people, "delta": delta, "meta": meta,
+            "live": live.set_index("person_id"), "rolled": rolled, "full": full, "full_meta": full_meta}
+
+
+def test_events_on_the_snapshot_day_move_the_delta_to_the_next_index_date(next_day) -> None:
+    day, delta = next_day["day"], next_day["delta"]
+    assert next_day["report"].accepted == len(next_day["report"].people) + 30 > 60
+    assert delta["index_date"] == str(day + timedelta(days=1)) == next_day["meta"]["index_date"]
+    assert delta["base"] == f"rolled/{delta['index_date']}" and next_day["full_meta"]["date"] == delta["index_date"]
+
+
+def test_the_events_of_the_morning_change_those_peoples_scores_at_once(next_day) -> None:
+    live, rolled, people = next_day["live"], next_day["rolled"], sorted(next_day["people"] & set(next_day["live"].index))
+    changed = live.loc[people, "risk"] != rolled.loc[people, "risk"]
+    assert changed.sum() > len(people) // 2
+    with_events = set(EventStore(events_root(next_day["home"])).events().person_id.tolist())
+    others = live.index.difference(sorted(with_events))
+    assert np.array_equal(live.loc[others, "risk"].to_numpy(), rolled.loc[others, "risk"].to_numpy())
+
+
+def test_next_day_delta_equals_the_full_refresh_at_its_index_date_bit_for_bit(next_day) -> None:
+    live, full = next_day["live"], next_day["full"]
+    assert len(live) == len(full) > 10_000 and set(live.index) == set(full.index)
+    live = live.loc[full.index]
+    assert np.array_equal(live.risk.to_numpy(), full.risk.to_numpy())
+    for column in ("rank", "band", "practice_code", "pcn_code", "segment", "conditions", "age_band", "sex"):
+        assert live[column].tolist() == full[column].tolist(), column
+    assert live.reasons.tolist() == full.reasons.tolist()
+    assert np.array_equal(live.previous_risk.to_numpy(), full.previous_risk.to_numpy(), equal_nan=True)
+    flagged = live.loc[sorted(next_day["people"] & set(live.index))].event_flag
+    assert (flagged == "discharged today after an emergency admission").sum() >= 20
+
+
+def test_the_worklist_says_its_scores_are_as_at_the_later_date(next_day) -> None:
+    from serving import queries
+    from serving.schemas import Band, WorklistQuery
+    from serving.state import ServiceState
+    from serving.users import Role, add_user
+
+    home, live = next_day["home"], next_day["live"]
+    person = sorted(next_day["people"] & set(live.index))[0]
+    practice = live.loc[person, "practice_code"]
+    user, _token = add_user(home.home, "coordinator_next", Role.coordinator, [practice], {practice})
+    st = ServiceState(home)
+    result = queries.worklist(st, user, WorklistQuery(min_band=Band.routine, top=10_000))
+    assert result.snapshot_date == str(next_day["day"]) and result.index_date == next_day["delta"]["index_date"]
+    # reasons on demand read the predictors the delta computed for this person, at its index date
+    snapshot = snapshots_root(home) / next_day["meta"]["snapshot_folder"]
+    newer = pd.read_parquet(snapshot / "deltas" / next_day["delta"]["delta"] / "features.parquet").set_index("person_id")
+    found, values = st.features_for([person])
+    assert found == [person] and np.array_equal(values[0], newer.loc[person].to_numpy(dtype="float64"))
+    assert result.events_to == next_day["delta"]["last_event_received"]
+    row = next(r for r in result.rows if int(r.person_id) == person)
+    assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
+
+
+def test_risk_assessments_are_dated_as_at_the_deltas_index_date(next_day) -> None:
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    from serving.fhir_risk import risk_assessment
+
+    person = sorted(next_day["people"] & set(next_day["live"].index))[0]
+    frame = next_day["live"].reset_index()
+    row = next(frame[frame.person_id == person].itertuples(index=False))
+    ra = RiskAssessment.model_validate(risk_assessment(row, next_day["meta"]))
+    assert str(ra.occurrenceDateTime) == next_day["delta"]["index_date"]
+    assert float(ra.prediction[0].probabilityDecimal) == float(row.risk)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,49 @@ def test_quarantine_keeps_no_identifier_a_sender_put_in_a_reported_field(home) -
     assert dict(report.quarantined) == {"unsupported_message": 2}
     written = b"".join(p.read_bytes() for p in EventStore(events_root(home)).root.rglob("*") if p.is_file())
     assert NHS.encode() not in written
+
+
+def test_an_update_alone_of_an_encounter_the_events_never_opened_leaves_the_warehouse_row_alone(home) -> None:
+    run(home, hl7_adt("U1", "update", NHS, "OLD1", T0, diagnosis="J44.1"),
+        hl7_adt("U2", "cancel_discharge", NHS, "OLD2", T0))
+    out = rows(home)
+    assert len(out["apc_spells"]) == 0 and len(out["apc_spells_removed"]) == 0
+
+
+def test_a_prune_waits_for_a_reader_and_absorbed_ids_stay_duplicates(home) -> None:
+    import threading
+
+    store = EventStore(events_root(home))
+    run(home, admit())
+    run(home, discharge(), now=NOW + timedelta(minutes=1))
+    files = store.batches()
+    events = store.events()
+    kept = events.message_id == "M2"
+    done = threading.Event()
+    with store.locked(shared=True):  # a reader part-way through: the prune must wait for it
+        worker = threading.Thread(target=lambda: (store.prune(files, events[kept], events.message_id[~kept]),
+                                                  done.set()))
+        worker.start()
+        assert not done.wait(0.5) and store.batches() == files
+    worker.join(10)
+    assert done.is_set() and len(store.batches()) == 1 and store.events().message_id.tolist() == ["M2"]
+    again = run(home, admit(), discharge())
+    assert (again.accepted, again.duplicates) == (0, 2)
+
+
+def test_the_index_date_follows_the_latest_admission_discharge_or_arrival() -> None:
+    from datetime import date
+
+    import pandas as pd
+
+    from features.events.fold import fold
+    from features.events.fold import index_date
+
+    empty = fold(pd.DataFrame(columns=EventStore(Path("/nonexistent")).events().columns))
+    day = date(2026, 12, 1)
+    assert index_date(empty, day) == day
+    apc = pd.DataFrame({"admission_date": [date(2026, 11, 28)], "discharge_date": [date(2026, 12, 1)]})
+    ae = pd.DataFrame({"arrival_time": [pd.Timestamp("2026-12-02 23:50")]})
+    assert index_date({"apc_spells": apc, "ae_attendances": ae.iloc[0:0]}, day) == date(2026, 12, 2)
+    assert index_date({"apc_spells": apc, "ae_attendances": ae}, day) == date(2026, 12, 3)
+    assert index_date({"apc_spells": apc.iloc[0:0], "ae_attendances": ae.iloc[0:0]}, date(2026, 12, 5)) == date(2026, 12, 5)
