@@ -51,7 +51,8 @@ class ProgrammeConfig(Strict):
     """A care-coordination programme (for evaluation with a known answer): from `start`, each month the chosen
     practices (or all) offer enrolment to people in the top `top_share` by a risk score, highest first, until
     `capacity` people a month have enrolled; each offer is taken up with probability `uptake`. Enrolment (for
-    the rest of the history) multiplies the person's emergency-admission hazard by `factor`."""
+    the rest of the history) multiplies the person's emergency-admission hazard by `factor`. A random `holdout`
+    share of the people the rule picks are never offered (Liley et al.'s safe-learning holdout), recorded in truth."""
 
     start: date
     practices: list[str] | None = Field(None, description="Practice codes taking part (None: every practice).")
@@ -59,6 +60,8 @@ class ProgrammeConfig(Strict):
     capacity: int = Field(100, ge=1, description="Most new enrolments a month (whole ICS).")
     uptake: float = Field(0.7, gt=0.0, le=1.0, description="Probability an offer is accepted.")
     factor: float = Field(0.75, gt=0.0, le=5.0, description="True multiplier of the enrolled's emergency hazard.")
+    holdout: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the people the rule picks that are held out "
+                           "at random: never offered, kept as an untreated comparison for safe retraining.")
 
 
 class AccessBarrierConfig(Strict):

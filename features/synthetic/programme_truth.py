@@ -11,8 +11,9 @@ from features.synthetic.intervention import NOT_YET, Programme
 
 
 def programme_truth(programme: Programme, people, resp, cal: Calendar) -> dict[str, pa.Table]:
-    """Tables `programme_offers`, `programme_outcomes`, `programme_effect` and `programme_scores` (the first
-    offer month's score of everyone in the taking-part practices) for `truth/`.
+    """Tables `programme_offers`, `programme_outcomes`, `programme_effect`, `programme_scores` (the first
+    offer month's score of everyone in the taking-part practices) and, with a holdout, `programme_holdout` (who
+    the rule picked but held out, when, and their score) for `truth/`.
 
     Severe respiratory exacerbations (simulated apart, untouched by the programme) are emergency admissions
     too: they are added to both the factual and the counterfactual count of the month they fall in."""
@@ -63,5 +64,12 @@ def programme_truth(programme: Programme, people, resp, cal: Calendar) -> dict[s
         "month": pa.array(np.full(programme.first_people.size, month_day[first]), pa.date32()),
         "score": programme.first_scores,
     })
-    return {"programme_offers": offers, "programme_outcomes": outcomes, "programme_effect": effect,
-            "programme_scores": scores}
+    tables = {"programme_offers": offers, "programme_outcomes": outcomes, "programme_effect": effect,
+              "programme_scores": scores}
+    if programme.cfg.holdout > 0:
+        held = np.flatnonzero(programme.held_month != NOT_YET)
+        tables["programme_holdout"] = pa.table({
+            "nhs_number": people.nhs_number[held],
+            "held_date": pa.array(month_day[programme.held_month[held]], pa.date32()),
+            "score": programme.offer_score[held]})
+    return tables

@@ -7,7 +7,9 @@ part comes from their specifications (`models.specs`).
 A champion scores only under the configuration a safety officer approved (`serving.batch.common`): the worklist
 model's refusal stops the job (yesterday's snapshot stays), another model's leaves its column empty and is
 recorded in the manifest; the features built are checked against the approved feature hash before scoring, and
-the bands are the approved cut-offs."""
+the bands are the approved cut-offs. The approved random holdout (`holdout_share`) moves people the model would
+list to `routine` (never listed, explained or exported) and every day's listed and held-out people are kept in the
+listing record (`evaluation.programme.listing`) for monitoring and safe retraining."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from evaluation.programme import listing
 from features.build import build
 from features.series import practice_pcns
 from features.sources.codes import CONDITION_KEYS
@@ -27,7 +30,7 @@ from phm.core.settings import Settings
 from phm.core.timing import Stages
 from serving.batch.common import (SnapshotError, approval_record, approved_champion, check_features, default_date,
                                   require_champion)
-from serving.batch.ranking import bands, condition_lists
+from serving.batch.ranking import bands, condition_lists, hold_out
 from serving.batch.store import earlier, snapshot_meta, write_snapshot
 from serving.governance.configuration import data_source
 from training import tracking
@@ -59,6 +62,7 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     risk = champion.model.risk_from_values(X.to_numpy())
     stages.done("scoring")
     rank, band = bands(risk, list(approved.current.bands.items()))
+    listed, held = hold_out(settings, spec.name, features["person_id"].to_numpy(), band, approved.current.holdout_share)
     practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
     scores = pd.DataFrame({
@@ -101,9 +105,13 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb",
                          approval_record(approved), approved.current.bands, refused)
+    if approved.current.holdout_share:
+        meta["holdout"] = {"share": approved.current.holdout_share, "held_out": int(held.sum())}
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
     stages.done("write")
+    listing.record(settings, spec.name, day, scores.person_id.to_numpy()[listed], held[listed],
+                   approved.current.holdout_share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     meta["stages"] = stages.rows
