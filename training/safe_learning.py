@@ -24,6 +24,7 @@ from evaluation.programme.enrolment import EnrolmentFileError, outcome_enrolment
 from evaluation.programme.holdout import enrolment_weights
 from models.specs.base import ModelSpec
 from phm.core.settings import Settings
+from phm.operational.database import DatabaseError
 
 Mode = Literal["off", "holdout", "enrolment"]
 
@@ -52,7 +53,7 @@ def weights(settings: Settings, spec: ModelSpec, frame: pd.DataFrame, mode: Mode
             raise SafeLearningError(f"{listing.record_path(settings, spec.name)}: no one has been held out yet; safe "
                                     f"retraining needs an approved holdout (`[policy.{spec.name}] holdout_share`) and "
                                     "daily runs that kept it (or use --safe-learning enrolment)")
-        held = listed & frame.person_id.map(record.held_out).fillna(False).to_numpy(bool)
+        held = listed & frame.person_id.map(record.held_out).eq(True).to_numpy()
         share = frame.person_id.map(record.share).to_numpy("float64")
         out = np.ones(len(frame))
         out[listed & ~held] = 0.0
@@ -60,7 +61,7 @@ def weights(settings: Settings, spec: ModelSpec, frame: pd.DataFrame, mode: Mode
         return out
     try:
         enrolled = outcome_enrolment(settings)
-    except EnrolmentFileError as exc:
+    except (EnrolmentFileError, DatabaseError) as exc:
         raise SafeLearningError(f"safe retraining by enrolment: {exc}") from None
     since = frame.person_id.map(enrolled.set_index("person_id").enrol_date)
     was = (since.notna() & (since < end)).to_numpy()

@@ -58,7 +58,7 @@ def record(settings: Settings, model: str, day: date, person_id: np.ndarray, hel
     now = pd.DataFrame({"person_id": np.asarray(person_id, "int64"), "first_listed": pd.Timestamp(day),
                         "held_out": np.asarray(held, bool), "share": float(share)})
     before = read(settings, model)
-    both = pd.concat([before, now], ignore_index=True).sort_values(["person_id", "first_listed"], kind="stable")
+    both = (pd.concat([before, now], ignore_index=True) if len(before) else now).sort_values(["person_id", "first_listed"], kind="stable")
     merged = both.drop_duplicates("person_id", keep="first").reset_index(drop=True)
     path = record_path(settings, model)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -113,11 +113,14 @@ def generate_cmd(
     programme_uptake: Annotated[float, typer.Option(help="Probability an offer is accepted.")] = 0.7,
     programme_factor: Annotated[float, typer.Option(help="True multiplier of the enrolled's emergency-admission "
                                                   "hazard (1.0: no effect).")] = 0.75,
+    programme_holdout: Annotated[float, typer.Option(help="Share of the people the rule picks held out at random, "
+                                                   "never offered (truth/programme_holdout).")] = 0.0,
 ) -> None:
     """Generate a synthetic ICS: every source extract, ground-truth risks and a realism summary."""
     programme = None if programme_start is None else {
         "start": programme_start.date(), "practices": programme_practice or None, "top_share": programme_top_share,
-        "capacity": programme_capacity, "uptake": programme_uptake, "factor": programme_factor}
+        "capacity": programme_capacity, "uptake": programme_uptake, "factor": programme_factor,
+        "holdout": programme_holdout}
     generate_ics(settings(), persons, seed, out, file_format, malformed_share, under_record_group, under_record_share,
                  access_barrier_group, access_barrier_factor, programme)
 

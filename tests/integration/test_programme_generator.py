@@ -61,3 +61,22 @@ def test_extracts_hold_the_factual_admissions_and_no_effect_means_equal_paths(tm
         else:
             assert counterfactual > factual
             assert -0.7 < effect["relative_effect"] < -0.3  # factor 0.5 on all but respiratory admissions
+
+
+def test_a_holdout_is_a_random_share_of_the_picked_never_offered(tmp_path) -> None:
+    cfg = GeneratorConfig(persons=3_000, seed=11, programme=ProgrammeConfig(
+        start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=0.5, holdout=0.3))
+    out = generate(cfg, tmp_path / "held").out_dir
+    held = pq.read_table(out / "truth/programme_holdout.parquet").to_pandas()
+    offers = pq.read_table(out / "truth/programme_offers.parquet").to_pandas()
+    outcomes = pq.read_table(out / "truth/programme_outcomes.parquet").to_pandas()
+    assert len(held) > 0 and held.nhs_number.is_unique
+    assert not set(held.nhs_number) & set(offers.nhs_number) and not set(held.nhs_number) & set(outcomes.nhs_number)
+    assert (held.held_date >= date(2023, 4, 1)).all()
+    # people drawn once, when first picked: held out with probability 0.3 (held / (held + offered), up to those
+    # picked but still waiting for capacity at the end, who were drawn too)
+    share = len(held) / (len(held) + len(offers))
+    assert 0.2 < share < 0.45
+    # the same programme without a holdout writes no holdout table
+    plain = _programme(tmp_path, 0.5).out_dir
+    assert not (plain / "truth/programme_holdout.parquet").exists()
