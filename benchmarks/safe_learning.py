@@ -31,7 +31,7 @@ Printed and saved (benchmarks/results/safe_learning.json) with PASS or MISS, poo
 
 Usage::
 
-    .venv/bin/python -m benchmarks.safe_learning [--runs 3] [--persons 30000] [--factor 0.5] [--holdout 0.2]
+    .venv/bin/python -m benchmarks.safe_learning [--runs 3] [--persons 50000] [--factor 0.5] [--holdout 0.2]
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def one_run(seed: int, persons: int, factor: float, holdout: float, work: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="Synthetic ICSs (distinct seeds).")
-    parser.add_argument("--persons", type=int, default=30_000, help="People per ICS.")
+    parser.add_argument("--persons", type=int, default=50_000, help="People per ICS.")
     parser.add_argument("--factor", type=float, default=0.5, help="True hazard factor of enrolment.")
     parser.add_argument("--holdout", type=float, default=0.2, help="Share of picked people held out.")
     parser.add_argument("--first-seed", type=int, default=301)

@@ -8,8 +8,9 @@ import duckdb
 import pandas as pd
 
 from evaluation.programme.discontinuity import panel_discontinuity
-from evaluation.programme.estimators import before_after, by_group, difference_in_differences, standardised_differences
-from evaluation.programme.matching import CalibrationError, calibrate, match
+from evaluation.programme.estimators import (before_after, bootstrap_sums, by_group, difference_in_differences,
+                                             standardised_differences)
+from evaluation.programme.matching import CalibrationError, Reweigh, calibrate, match
 from evaluation.programme.panel import COVARIATES, OUTCOMES, PROPENSITY_TERMS, build_panel
 
 EXACT = ["male"]
@@ -57,13 +58,20 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
         "outcomes": {},
         "groups": {},
     }
+    # the interval re-does the entropy balancing in every resample (the weights are estimated too)
+    reweigh = Reweigh(mp, matched.panel["weight"].to_numpy(float), COVARIATES, calibrated)
+    sums = bootstrap_sums(mp, OUTCOMES, reweigh, draws, seed) if draws > 0 else {}
+    result["method"]["bootstrap"] = ("Poisson bootstrap over people, the entropy balancing re-done in each resample"
+                                     + (f" ({reweigh.failed} of {draws} resamples could not be balanced and were "
+                                        "left out)" if reweigh.failed else ""))
     for outcome in OUTCOMES:
         t = treated
         result["outcomes"][outcome] = {
             "enrolled_rate_before": float(t[f"pre_{outcome}"].sum() / t["pre_years"].sum()),
             "enrolled_rate_after": float(t[f"post_{outcome}"].sum() / t["post_years"].sum()),
             "before_after": before_after(mp, outcome, draws, seed).as_dict(),
-            "difference_in_differences": difference_in_differences(mp, outcome, draws, seed).as_dict(),
+            "difference_in_differences": difference_in_differences(mp, outcome, draws, seed,
+                                                                   sums.get(outcome)).as_dict(),
             "difference_in_differences_matched_only": difference_in_differences(matched.panel, outcome, draws,
                                                                                 seed).as_dict(),
         }

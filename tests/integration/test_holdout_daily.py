@@ -1,6 +1,7 @@
 """An approved random holdout in the daily job: the changed policy stops the job until a safety officer reviews
 it (recorded in the hazard log, naming the holdout); then the held-out people are never listed or explained, and
-every listed and held-out person is kept in the listing record for monitoring and safe retraining."""
+every listed and held-out person is kept in the listing record for monitoring and safe retraining (which
+tests/e2e/test_monitoring.py exercises)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,4 @@ def test_an_approved_holdout_is_never_listed_and_is_recorded(served_home, tmp_pa
     assert (scores.loc[held, "band"] == "routine").all() and scores.loc[held, "reasons"].isna().all()
     assert set(scores.index[scores.band != "routine"]) == set(record.index[~record.held_out])
     assert (record.first_listed.dt.date == day).all()
+
