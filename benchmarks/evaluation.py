@@ -12,6 +12,9 @@ Printed and saved (benchmarks/results/evaluation.json, with the machine's facts)
 - with no effect, the interval including zero in at least 90% of runs (18 of 20);
 - every standardised mean difference under 0.1 (after the final weighting; after matching alone printed beside);
 - the naive before-after estimate and its bias printed beside, as the floor a naive analysis would give;
+- bed-days: the DiD estimate against the true relative effect on bed-days (the stays of prevented admissions
+  drawn from the generator's length-of-stay model), and by broad ethnic group the mean estimate beside the mean
+  truth (`--group-factor core20=1.0` gives a group its own true factor, so the programme can widen a gap);
 - the regression-discontinuity estimate where enrolment followed the programme's first-month score cut-off
   (relative: the fuzzy effect over the untreated level at the cut-off; its interval is the effect's bootstrap
   interval over that level), its mean error against the truth and how often its interval covers it (figures: the
@@ -42,8 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "evaluation.json"
 
 
-def truth_for(folder: Path, matched: pd.DataFrame, key: bytes) -> float:
-    """True relative effect on the matched enrolled over their 12 months from enrolment."""
+def truth_for(folder: Path, matched: pd.DataFrame, key: bytes) -> dict:
+    """True relative effects on the matched enrolled over their 12 months from enrolment: admissions, bed-days and
+    admissions by broad ethnic group."""
     from features.sources.pseudonymise import Pseudonymiser
 
     out = pq.read_table(folder / "truth" / "programme_outcomes.parquet").to_pandas()
@@ -51,10 +55,14 @@ def truth_for(folder: Path, matched: pd.DataFrame, key: bytes) -> float:
     j = out.drop(columns="nhs_number").merge(matched, on="person_id")
     month = pd.to_datetime(j["month"])
     j = j[(month >= j["cohort"]) & (month < j["cohort"] + pd.DateOffset(months=12))]
-    return float(j["admissions"].sum() / j["admissions_counterfactual"].sum() - 1)
+    rel = lambda f: float(f["admissions"].sum() / f["admissions_counterfactual"].sum() - 1)  # noqa: E731
+    return {"admissions": rel(j),
+            "bed_days": float(j["bed_days"].sum() / j["bed_days_counterfactual"].sum() - 1),
+            "by_ethnic_group": {g: rel(f) for g, f in j.groupby("ethnic_group") if f["admissions_counterfactual"].sum()}}
 
 
-def one_run(seed: int, persons: int, factor: float, draws: int, work: Path) -> dict:
+def one_run(seed: int, persons: int, factor: float, draws: int, work: Path,
+            group_factors: dict[str, float] | None = None) -> dict:
     from evaluation.programme.enrolment import synthetic_cutoff, synthetic_enrolment
     from evaluation.programme.evaluate import evaluate_programme
     from features.sources.loader import load
@@ -70,7 +78,8 @@ def one_run(seed: int, persons: int, factor: float, draws: int, work: Path) -> d
     for p in (folder, home):
         shutil.rmtree(p, ignore_errors=True)
     cfg = GeneratorConfig(persons=persons, seed=seed, programme=ProgrammeConfig(
-        start=date(2023, 4, 1), capacity=max(5, persons // 800), uptake=0.7, top_share=0.05, factor=factor))
+        start=date(2023, 4, 1), capacity=max(5, persons // 800), uptake=0.7, top_share=0.05, factor=factor,
+        group_factors=group_factors if factor != 1.0 and group_factors else {}))
     generate(cfg, folder)
     settings = Settings(home=home)
     load(settings, folder)
@@ -81,14 +90,20 @@ def one_run(seed: int, persons: int, factor: float, draws: int, work: Path) -> d
                                 cutoff=synthetic_cutoff(settings, folder))
     con.close()
     t2 = time.perf_counter()
-    truth = truth_for(folder, result["matched_enrolled"], resolve_key(settings, synthetic=True)[0])
+    truths = truth_for(folder, result["matched_enrolled"], resolve_key(settings, synthetic=True)[0])
+    truth = truths["admissions"]
+    bed = result["outcomes"]["bed_days"]["difference_in_differences"]
+    groups = {r["group"]: {"did": r["relative"], "did_ci": r["relative_ci"], "enrolled": r["enrolled"],
+                           "truth": truths["by_ethnic_group"].get(r["group"])}
+              for r in result["groups"]["ethnic_group"]["rows"]}
     adm = result["outcomes"]["admissions"]
     did, naive = adm["difference_in_differences"], adm["before_after"]
     rd = result.get("discontinuity", {}).get("admissions", {})
     base = rd.get("outcome_below")
     rd_rel = rd["effect"] / base if rd.get("effect") is not None and base else None
     rd_ci = [v / base for v in rd["effect_ci"]] if rd_rel is not None else None
-    return {"rd_relative": rd_rel, "rd_relative_ci": rd_ci, "rd_error": rd.get("error"),
+    return {"bed_days_truth": truths["bed_days"], "bed_days_did": bed["relative"], "bed_days_did_ci": bed["relative_ci"],
+            "by_ethnic_group": groups, "rd_relative": rd_rel, "rd_relative_ci": rd_ci, "rd_error": rd.get("error"),
             "rd_people": result.get("discontinuity", {}).get("people_scored"),
             "seed": seed, "factor": factor, "truth": truth, "enrolled": result["enrolled_with_follow_up"],
             "matched": result["matched"], "did": did["relative"], "did_ci": did["relative_ci"],
@@ -105,6 +120,8 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=0.75, help="True hazard factor of the effect arm.")
     parser.add_argument("--draws", type=int, default=200, help="Bootstrap draws per evaluation.")
     parser.add_argument("--first-seed", type=int, default=101)
+    parser.add_argument("--group-factor", action="append", default=[], metavar="GROUP=F",
+                        help="A different true factor for a group of the effect arm (repeat), e.g. core20=1.0.")
     parser.add_argument("--out", type=Path, default=None, help="Results file (default: the shared writer's).")
     add_trial(parser)
     args = parser.parse_args()
@@ -115,7 +132,8 @@ def main() -> None:
         for factor in (args.factor, 1.0):
             seed = args.first_seed + i
             say(f"seed {seed}, factor {factor}")
-            r = one_run(seed, args.persons, factor, args.draws, work)
+            r = one_run(seed, args.persons, factor, args.draws, work,
+                        {g: float(f) for g, f in (x.split("=", 1) for x in args.group_factor)})
             say(f"  truth {r['truth']:+.3f}  DiD {r['did']:+.3f} ({r['did_ci'][0]:+.3f}, {r['did_ci'][1]:+.3f})  "
                 f"naive {r['naive']:+.3f}  RD {r['rd_relative'] if r['rd_relative'] is not None else float('nan'):+.3f}  max|SMD| {r['max_smd_matched']:.3f} matched, {r['max_smd_after']:.3f} after")
             runs.append(r)
@@ -143,13 +161,27 @@ def judged(runs: list[dict], eff: list[dict], null: list[dict], err: np.ndarray,
                Target("share of effect runs whose 95% interval covers the truth", covered / len(eff), 0.85, "", ">="),
                Target("share of no-effect runs whose 95% interval includes zero", zero_in / len(null), 0.9, "", ">="),
                Target("largest standardised mean difference after matching and weighting", worst_smd, 0.1)]
+    bed_err = [r["bed_days_did"] - r["bed_days_truth"] for r in eff]
+    bed_cov = sum(r["bed_days_did_ci"][0] <= r["bed_days_truth"] <= r["bed_days_did_ci"][1] for r in eff)
+    group_figures = [Figure("bed-days: mean DiD error against the true relative effect (effect runs)",
+                            float(np.mean(bed_err))),
+                     Figure("bed-days: effect runs whose DiD interval covers the truth", bed_cov)]
+    for g in sorted({g for r in eff for g in r["by_ethnic_group"]}):
+        got = [r["by_ethnic_group"][g] for r in eff if g in r["by_ethnic_group"]
+               and r["by_ethnic_group"][g]["truth"] is not None and np.isfinite(r["by_ethnic_group"][g]["did"])]
+        if got:
+            group_figures.append(Figure(
+                f"{g}: mean DiD estimate over {len(got)} effect runs "
+                f"({sum(x['enrolled'] for x in got) / len(got):.0f} matched enrolled a run)",
+                float(np.mean([x["did"] for x in got]))))
+            group_figures.append(Figure(f"{g}: mean true relative effect", float(np.mean([x["truth"] for x in got]))))
     rd = [r for r in eff if r.get("rd_relative") is not None]
     rd_figures = [Figure(f"regression discontinuity at the first month's cut-off: mean error against the truth "
                          f"({len(rd)} of {len(eff)} effect runs estimable)",
                          float(np.mean([r["rd_relative"] - r["truth"] for r in rd]))),
                   Figure("regression discontinuity: effect runs whose interval covers the truth",
                          sum(r["rd_relative_ci"][0] <= r["truth"] <= r["rd_relative_ci"][1] for r in rd))] if rd else []
-    figures = [*rd_figures, Figure("mean absolute DiD error", float(np.abs(err).mean())),
+    figures = [*rd_figures, *group_figures, Figure("mean absolute DiD error", float(np.abs(err).mean())),
                Figure("naive before-after mean bias", float(naive_bias.mean())),
                Figure("largest SMD after matching alone", max(r["max_smd_matched"] for r in runs))]
     return targets, figures

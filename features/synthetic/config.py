@@ -62,6 +62,19 @@ class ProgrammeConfig(Strict):
     factor: float = Field(0.75, gt=0.0, le=5.0, description="True multiplier of the enrolled's emergency hazard.")
     holdout: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the people the rule picks that are held out "
                            "at random: never offered, kept as an untreated comparison for safe retraining.")
+    group_factors: dict[str, float] = Field(
+        default_factory=dict, description=f"True factor for the enrolled of a group instead of `factor` (a group "
+        f"of {UNDER_RECORD_GROUPS}); a person in more than one takes the first listed.")
+
+    @field_validator("group_factors")
+    @classmethod
+    def _known_groups(cls, value: dict[str, float]) -> dict[str, float]:
+        for group, factor in value.items():
+            if group not in UNDER_RECORD_GROUPS:
+                raise ValueError(f"programme group must be one of {UNDER_RECORD_GROUPS}, not {group!r}")
+            if not 0 < factor <= 5:
+                raise ValueError(f"programme factor of {group} must be in (0, 5], not {factor!r}")
+        return value
 
 
 class AccessBarrierConfig(Strict):
