@@ -2,7 +2,8 @@
 bed-days with and without the programme month by month (with their broad ethnic group and whether they live in
 a Core20 area), and the true effect on the enrolled, overall and by group.
 
-Bed-days are counted as the panel counts them: each emergency admission's stay, by the month of admission. The
+Bed-days are counted as the panel counts them: each emergency admission's stay, by the month of admission, a stay
+still going at the end of the data counted to its last day. The
 programme changes how often people are admitted, not how long they stay, so the stays of the admissions it
 prevented (or added) are drawn from the extract's own length-of-stay model for the person's age and frailty
 that month (`tables.emergency_stays`, a seeded stream of its own); a death in hospital does not shorten them."""
@@ -27,7 +28,8 @@ def _bed_days(pm: dict, people, spells: dict | None, cal: Calendar, seed: int) -
         em = spells["emergency"] & (spells["person"] < people.n)
         month = cal.month_of_day(spells["admit"][em] - int(cal.days[0]))
         skey = spells["person"][em].astype(np.int64) * cal.n_months + month
-        stay = (spells["discharge"] - spells["admit"])[em]
+        last = int(cal.days[-1])  # a stay still going at the end of the data counts to its last day (as the panel)
+        stay = (np.minimum(spells["discharge"], last) - spells["admit"])[em]
         order = np.argsort(key)
         pos = np.minimum(np.searchsorted(key[order], skey), key.size - 1)
         hit = key[order][pos] == skey
@@ -37,7 +39,8 @@ def _bed_days(pm: dict, people, spells: dict | None, cal: Calendar, seed: int) -
     day = cal.days[cal.month_start[pm["month"][who]]]
     person = pm["person"][who]
     age = (day - people.birth[person]) / 365.25
-    stays = emergency_stays(np.random.default_rng([seed, 23, 5]), age, people.frailty[person])
+    stays = np.minimum(emergency_stays(np.random.default_rng([seed, 23, 5]), age, people.frailty[person]),
+                       int(cal.days[-1]) - day)
     change = np.zeros(key.size, np.int64)
     np.add.at(change, who, np.sign(extra[who]) * stays)
     return factual, np.maximum(factual + change, 0)
