@@ -5,14 +5,15 @@ For each of `--runs` seeds, a synthetic ICS of `--persons` people runs a care-co
 hazard by `--factor` (0.5: a strong programme, so the harm is plain), with a random `--holdout` share of the people
 the rule picks never offered. It is loaded through the real loader; the emergency-admission model's features and
 label are built as at 2024-01-01 by the product's feature build, and the model is retrained
-(`models.risk.GradientBoostedRisk`, default parameters, fit / early-stopping / calibration parts by person) three
-ways:
+(`models.risk.GradientBoostedRisk`, default parameters, early stopping and calibration on a held-apart fold,
+every part weighted) three ways, beside a reference:
 
 - naive: on everyone, as if the programme had not happened;
 - enrolment-weighted: the enrolled dropped and the other picked people up-weighted (no holdout needed, but valid
   only when who accepts is unrelated to risk);
 - safe (holdout): the offered dropped and the held-out weighted by 1 / holdout share
-  (`evaluation.programme.holdout.safe_weights`).
+  (`evaluation.programme.holdout.safe_weights`);
+- reference: on everyone with the generator's outcomes without the programme (what no deployment can see).
 
 Every person is scored by a model that never saw them (5-fold cross-fitting by pseudonym). Two groups matter:
 - the held-out people picked before the index date: never treated, so their outcome is the truth, and picked by
