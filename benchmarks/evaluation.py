@@ -13,7 +13,7 @@ Printed and saved (benchmarks/results/evaluation.json, with the machine's facts)
 - every standardised mean difference under 0.1 (after the final weighting; after matching alone printed beside);
 - the naive before-after estimate and its bias printed beside, as the floor a naive analysis would give;
 - bed-days: the DiD estimate against the true relative effect on bed-days (the stays of prevented admissions
-  drawn from the generator's length-of-stay model), and by broad ethnic group the mean estimate beside the mean
+  drawn from the generator's length-of-stay model), and by broad ethnic group and for Core20 areas (deprivation quintile 1) the mean estimate beside the mean
   truth (`--group-factor core20=1.0` gives a group its own true factor, so the programme can widen a gap);
 - the regression-discontinuity estimate where enrolment followed the programme's first-month score cut-off
   (relative: the fuzzy effect over the untreated level at the cut-off; its interval is the effect's bootstrap
@@ -58,7 +58,9 @@ def truth_for(folder: Path, matched: pd.DataFrame, key: bytes) -> dict:
     rel = lambda f: float(f["admissions"].sum() / f["admissions_counterfactual"].sum() - 1)  # noqa: E731
     return {"admissions": rel(j),
             "bed_days": float(j["bed_days"].sum() / j["bed_days_counterfactual"].sum() - 1),
-            "by_ethnic_group": {g: rel(f) for g, f in j.groupby("ethnic_group") if f["admissions_counterfactual"].sum()}}
+            "by_ethnic_group": {g: rel(f) for g, f in j.groupby("ethnic_group") if f["admissions_counterfactual"].sum()},
+            "core20": {("Core20" if c else "not Core20"): rel(f) for c, f in j.groupby("core20")
+                       if f["admissions_counterfactual"].sum()}}
 
 
 def one_run(seed: int, persons: int, factor: float, draws: int, work: Path,
@@ -96,6 +98,12 @@ def one_run(seed: int, persons: int, factor: float, draws: int, work: Path,
     groups = {r["group"]: {"did": r["relative"], "did_ci": r["relative_ci"], "enrolled": r["enrolled"],
                            "truth": truths["by_ethnic_group"].get(r["group"])}
               for r in result["groups"]["ethnic_group"]["rows"]}
+    # deprivation quintile 1 is IMD deciles 1-2: the Core20 areas the truth names
+    quintiles = result["groups"]["deprivation_quintile"]["rows"]
+    core = [r for r in quintiles if str(r["group"]) == "1"]
+    if core:
+        groups["Core20"] = {"did": core[0]["relative"], "did_ci": core[0]["relative_ci"], "enrolled": core[0]["enrolled"],
+                            "truth": truths["core20"].get("Core20")}
     adm = result["outcomes"]["admissions"]
     did, naive = adm["difference_in_differences"], adm["before_after"]
     rd = result.get("discontinuity", {}).get("admissions", {})
@@ -103,7 +111,7 @@ def one_run(seed: int, persons: int, factor: float, draws: int, work: Path,
     rd_rel = rd["effect"] / base if rd.get("effect") is not None and base else None
     rd_ci = [v / base for v in rd["effect_ci"]] if rd_rel is not None else None
     return {"bed_days_truth": truths["bed_days"], "bed_days_did": bed["relative"], "bed_days_did_ci": bed["relative_ci"],
-            "by_ethnic_group": groups, "rd_relative": rd_rel, "rd_relative_ci": rd_ci, "rd_error": rd.get("error"),
+            "by_group": groups, "rd_relative": rd_rel, "rd_relative_ci": rd_ci, "rd_error": rd.get("error"),
             "rd_people": result.get("discontinuity", {}).get("people_scored"),
             "seed": seed, "factor": factor, "truth": truth, "enrolled": result["enrolled_with_follow_up"],
             "matched": result["matched"], "did": did["relative"], "did_ci": did["relative_ci"],
@@ -166,9 +174,9 @@ def judged(runs: list[dict], eff: list[dict], null: list[dict], err: np.ndarray,
     group_figures = [Figure("bed-days: mean DiD error against the true relative effect (effect runs)",
                             float(np.mean(bed_err))),
                      Figure("bed-days: effect runs whose DiD interval covers the truth", bed_cov)]
-    for g in sorted({g for r in eff for g in r["by_ethnic_group"]}):
-        got = [r["by_ethnic_group"][g] for r in eff if g in r["by_ethnic_group"]
-               and r["by_ethnic_group"][g]["truth"] is not None and np.isfinite(r["by_ethnic_group"][g]["did"])]
+    for g in sorted({g for r in eff for g in r["by_group"]}):
+        got = [r["by_group"][g] for r in eff if g in r["by_group"]
+               and r["by_group"][g]["truth"] is not None and np.isfinite(r["by_group"][g]["did"])]
         if got:
             group_figures.append(Figure(
                 f"{g}: mean DiD estimate over {len(got)} effect runs "
