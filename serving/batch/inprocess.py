@@ -62,7 +62,8 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
     risk = champion.model.risk_from_values(X.to_numpy())
     stages.done("scoring")
     rank, band = bands(risk, list(approved.current.bands.items()))
-    listed, held = hold_out(settings, spec.name, features["person_id"].to_numpy(), band, approved.current.holdout_share)
+    listed, held = hold_out(settings, spec.name, features["person_id"].to_numpy(), band, approved.current.holdout_share,
+                            rank)
     practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
     scores = pd.DataFrame({

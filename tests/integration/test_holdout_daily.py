@@ -50,4 +50,8 @@ def test_an_approved_holdout_is_never_listed_and_is_recorded(served_home, tmp_pa
     assert (scores.loc[held, "band"] == "routine").all() and scores.loc[held, "reasons"].isna().all()
     assert set(scores.index[scores.band != "routine"]) == set(record.index[~record.held_out])
     assert (record.first_listed.dt.date == day).all()
+    # the shown keep ranks 1..S with no gap; the held-out follow them
+    shown = scores.band != "routine"
+    assert sorted(scores.loc[shown, "rank"]) == list(range(1, int(shown.sum()) + 1))
+    assert sorted(scores.loc[held, "rank"]) == list(range(int(shown.sum()) + 1, len(record) + 1))
 

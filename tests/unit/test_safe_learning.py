@@ -84,10 +84,14 @@ def test_the_daily_hold_out_hides_the_held_out_but_never_someone_already_shown(t
     expected = held_out(ids[:1000], MODEL, 0.2)
     listed, held = hold_out(s, MODEL, ids, band.copy(), 0.0)
     assert listed.sum() == 1000 and not held.any()
-    b = band.copy()
-    listed, held = hold_out(s, MODEL, ids, b, 0.2)
+    b, rank = band.copy(), ids.copy()  # rank = id here
+    listed, held = hold_out(s, MODEL, ids, b, 0.2, rank)
     assert np.array_equal(held[:1000], expected) and not held[1000:].any() and 150 < held.sum() < 250
     assert (b[held] == "routine").all() and (b[listed & ~held] == "raised").all()
+    # the shown keep their order at ranks 1..S, the held-out follow them, everyone else keeps their rank
+    shown = int((listed & ~held).sum())
+    assert np.array_equal(rank[listed & ~held], np.arange(1, shown + 1))
+    assert np.array_equal(rank[held], np.arange(shown + 1, 1001)) and np.array_equal(rank[1000:], ids[1000:])
     # someone shown yesterday (recorded as not held out) stays listed even if the holdout now covers them
     first = ids[:1000][expected][0]
     listing.record(s, MODEL, date(2025, 1, 1), np.array([first]), np.array([False]), 0.0)
