@@ -31,14 +31,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _newton_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Unpenalised logistic regression by Newton-Raphson (small designs: 1-2 columns)."""
+def _newton_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: int = 50,
+                     weight: np.ndarray | None = None) -> np.ndarray:
+    """Unpenalised logistic regression by Newton-Raphson (small designs: 1-2 columns), rows optionally weighted."""
     beta = np.zeros(X.shape[1])
+    rw = np.ones(y.size) if weight is None else np.asarray(weight, float)
     for _ in range(iters):
         eta = np.clip(X @ beta + offset, -30, 30)
         mu = 1 / (1 + np.exp(-eta))
-        w = mu * (1 - mu)
-        grad = X.T @ (y - mu)
+        w = rw * mu * (1 - mu)
+        grad = X.T @ (rw * (y - mu))
         hess = (X * w[:, None]).T @ X + 1e-9 * np.eye(X.shape[1])
         step = np.linalg.solve(hess, grad)
         beta += step
@@ -47,15 +49,16 @@ def _newton_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: in
     return beta
 
 
-def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray,
+                                weight: np.ndarray | None = None) -> tuple[float, float]:
     """Calibration slope (logistic regression of y on logit p) and calibration-in-the-large intercept
-    (intercept with logit p as offset). Perfect calibration: slope 1, intercept 0."""
+    (intercept with logit p as offset), rows optionally weighted. Perfect calibration: slope 1, intercept 0."""
     y = np.asarray(y, dtype=float)
     lp = _logit(p)
     if y.sum() == 0 or y.sum() == y.size:
         return float("nan"), float("nan")
-    slope = _newton_logistic(np.column_stack([np.ones_like(lp), lp]), y, np.zeros_like(lp))[1]
-    intercept = _newton_logistic(np.ones((lp.size, 1)), y, lp)[0]
+    slope = _newton_logistic(np.column_stack([np.ones_like(lp), lp]), y, np.zeros_like(lp), weight=weight)[1]
+    intercept = _newton_logistic(np.ones((lp.size, 1)), y, lp, weight=weight)[0]
     return float(slope), float(intercept)
 
 

@@ -71,22 +71,28 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, X_cal: pd.DataFrame, y_cal: np.ndarray,
-            X_stop: pd.DataFrame | None = None, y_stop: np.ndarray | None = None) -> "GradientBoostedRisk":
-        """Fit trees on (X, y), stopping early on (X_stop, y_stop) if given, then calibrate on (X_cal, y_cal)."""
+            X_stop: pd.DataFrame | None = None, y_stop: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
+            cal_weight: np.ndarray | None = None, stop_weight: np.ndarray | None = None) -> "GradientBoostedRisk":
+        """Fit trees on (X, y), stopping early on (X_stop, y_stop) if given, then calibrate on (X_cal, y_cal); each
+        part optionally weighted per row (e.g. `evaluation.programme.holdout.safe_weights`)."""
         params = self.params or BoostingParams()
         self.booster_ = params.lgbm(list(X.columns))
         fit_args: dict = {}
         if X_stop is not None:
             fit_args = {"eval_X": (X_stop,), "eval_y": (y_stop,), "eval_metric": "binary_logloss",
                         "callbacks": [lgb.early_stopping(50, verbose=False)]}
-        self.booster_.fit(X, y, **fit_args)
+            if stop_weight is not None:
+                fit_args["eval_sample_weight"] = [stop_weight]
+        self.booster_.fit(X, y, sample_weight=sample_weight, **fit_args)
         self.feature_names_in_ = np.asarray(X.columns)
         self.classes_ = np.array([0, 1])
         raw = self.raw_proba(X_cal)
         if self.calibration == "isotonic":
-            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(raw, y_cal)
+            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(
+                raw, y_cal, sample_weight=cal_weight)
         else:
-            self.calibrator_ = LogisticRegression(C=1e6, max_iter=1000).fit(logit(raw)[:, None], y_cal)
+            self.calibrator_ = LogisticRegression(C=1e6, max_iter=1000).fit(logit(raw)[:, None], y_cal,
+                                                                            sample_weight=cal_weight)
         return self
 
     def use_threads(self, threads: int | None) -> "GradientBoostedRisk":
@@ -145,10 +151,10 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
         self.C = C
         self.seed = seed
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> "LogisticBaseline":
+    def fit(self, X: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "LogisticBaseline":
         self.pipeline_ = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
                                        LogisticRegression(C=self.C, max_iter=3000, random_state=self.seed))
-        self.pipeline_.fit(X, y)
+        self.pipeline_.fit(X, y, logisticregression__sample_weight=sample_weight)
         self.feature_names_in_ = np.asarray(X.columns)
         self.classes_ = np.array([0, 1])
         return self

@@ -39,6 +39,11 @@ class TrainConfig(Document):
     max_tuning_rows: int = Field(250_000, ge=1_000, description="Tune on at most this many fit rows")
     refit_below_rows: int = Field(500_000, description="Refit on fit + stopping rows when there are fewer fit rows")
     experiment: str | None = None
+    safe_learning: Literal["off", "holdout", "enrolment"] = Field(
+        "off", description="Learning safely when the model changes care (training.safe_learning): 'holdout' drops "
+        "the listed people the programme may have treated and up-weights the random holdout; 'enrolment' drops the "
+        "enrolled and up-weights the other listed; 'off' trains on everyone (learns the programme's success as "
+        "lower risk).")
 
     @field_validator("model_name")
     @classmethod

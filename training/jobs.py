@@ -22,6 +22,7 @@ from features.engine import open_engine
 from models.risk import BoostingParams, GradientBoostedRisk, LogisticBaseline
 from phm.core.settings import Settings
 from phm.core.stats import auroc
+from training.safe_learning import weights as safe_weights
 from training.config import TrainConfig
 from training.dates import DataSpan, TrainingDatesError, check_dates, dates_for_data
 
@@ -100,6 +101,11 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     cfg, train, validation, manifests, span, note = build_frames(cfg, settings, say, engine)
     if cfg.max_train_rows and len(train) > cfg.max_train_rows:
         train = train.sample(cfg.max_train_rows, random_state=cfg.seed).sort_index().reset_index(drop=True)
+    w = safe_weights(settings, cfg.spec, train, cfg.safe_learning)
+    if cfg.safe_learning != "off":
+        say(f"safe learning ({cfg.safe_learning}): {int((w == 0).sum()):,} rows the programme may have changed left "
+            f"out, {int((w > 1).sum()):,} up-weighted")
+        train, w = train[w > 0].reset_index(drop=True), w[w > 0]
     predictors = [p for p in manifests["train"]["predictors"] if pd.api.types.is_numeric_dtype(train[p])]
     y = train[cfg.label].astype(int).to_numpy()
     if y.sum() < 10 or (validation[cfg.label] == 1).sum() < 5:
@@ -119,7 +125,8 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     for leaves, child in itertools.product(cfg.grid.num_leaves, cfg.grid.min_child_samples):
         params = cfg.base.model_copy(update={"num_leaves": leaves, "min_child_samples": child, "seed": cfg.seed})
         trial = GradientBoostedRisk(params, cfg.calibration).fit(X[tune_fit], y[tune_fit], X[cal], y[cal],
-                                                                 X[tune_stop], y[tune_stop])
+                                                                 X[tune_stop], y[tune_stop], **parts(w, tune_fit, cal,
+                                                                                                     tune_stop))
         tuning.append({"num_leaves": leaves, "min_child_samples": child, "best_iteration": trial.best_iteration_,
                        "stop_auroc": auroc(y[tune_stop], trial.raw_proba(X[tune_stop]))})
     best = max(tuning, key=lambda t: (t["stop_auroc"], -t["num_leaves"]))
@@ -129,15 +136,25 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
         "and the logistic baseline")
     # find the number of trees by early stopping; on smaller populations refit on fit + stopping
     # people with that many trees (the extra 20% of data matters there, not at a million)
-    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop])
+    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop],
+                                                             **parts(w, fit_, cal, stop))
     if fit_.sum() < cfg.refit_below_rows:
         chosen = chosen.model_copy(update={"n_estimators": max(20, int(round(model.best_iteration_ * 1.1)))})
-        model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_ | stop], y[fit_ | stop], X[cal], y[cal])
-    baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop])
+        model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_ | stop], y[fit_ | stop], X[cal], y[cal],
+                                                                 **parts(w, fit_ | stop, cal, None))
+    baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop],
+                                                   None if cfg.safe_learning == "off" else w[fit_ | stop])
     return FittedJob(cfg=cfg, model=model, baseline=baseline, predictors=predictors, train=train,
                      validation=validation, manifests=manifests, tuning=tuning, chosen=chosen,
                      parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())},
                      span=span, dates_note=note)
+
+
+def parts(w: np.ndarray, fit_: np.ndarray, cal: np.ndarray, stop: np.ndarray | None) -> dict:
+    """Per-part row weights for `GradientBoostedRisk.fit` (none when every weight is 1: the unweighted fit)."""
+    if (w == 1).all():
+        return {}
+    return {"sample_weight": w[fit_], "cal_weight": w[cal], **({"stop_weight": w[stop]} if stop is not None else {})}
 
 
 def _dates(days) -> str:

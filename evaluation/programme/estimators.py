@@ -84,14 +84,42 @@ def _estimate(fn, panel: pd.DataFrame, outcome: str, draws: int, seed: int) -> E
     return Estimate(float(diff), float(rel), ci(d), ci(r))
 
 
+def bootstrap_sums(panel: pd.DataFrame, outcomes, weigh, draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Per outcome, the pooled sums (draws, 8) of the same Poisson person bootstrap as `_estimate` (same seed, same
+    draws), but with every row's weight re-derived from the resample by `weigh(multiplicity per row)` (e.g.
+    `matching.Reweigh`: the entropy balancing done again), so the interval carries the weights' uncertainty."""
+    units = _units(panel)
+    n_units = int(units.max()) + 1 if units.size else 0
+    counts = np.random.default_rng(seed).poisson(1.0, size=(draws, n_units))
+    base = {o: row_values(panel.assign(weight=1.0), o) for o in outcomes}
+    out = {o: np.empty((draws, 8)) for o in outcomes}
+    for b in range(draws):
+        w = weigh(counts[b][units])
+        for o in outcomes:
+            out[o][b] = w @ base[o]
+    return out
+
+
+def from_sums(fn, panel: pd.DataFrame, outcome: str, sums: np.ndarray) -> Estimate:
+    """The point estimate of `panel` with 95% percentile intervals from bootstrap `sums` (`bootstrap_sums`)."""
+    diff, rel = fn(row_values(panel, outcome).sum(axis=0))
+    d, r = fn(sums)
+    ci = lambda x: (float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5)))  # noqa: E731
+    return Estimate(float(diff), float(rel), ci(d), ci(r))
+
+
 def before_after(panel: pd.DataFrame, outcome: str, draws: int = 0, seed: int = 0) -> Estimate:
     """Naive before-after on the enrolled alone: post rate minus pre rate (biased by regression to the mean
     when people are enrolled because of recent use)."""
     return _estimate(_before_after, panel, outcome, draws, seed)
 
 
-def difference_in_differences(panel: pd.DataFrame, outcome: str, draws: int = 0, seed: int = 0) -> Estimate:
-    """Change in the enrolled group's rate minus the change in the matched comparison group's rate."""
+def difference_in_differences(panel: pd.DataFrame, outcome: str, draws: int = 0, seed: int = 0,
+                              sums: np.ndarray | None = None) -> Estimate:
+    """Change in the enrolled group's rate minus the change in the matched comparison group's rate (intervals
+    from `sums` of `bootstrap_sums` when given, which re-derives the weights in each resample)."""
+    if sums is not None:
+        return from_sums(_did, panel, outcome, sums)
     return _estimate(_did, panel, outcome, draws, seed)
 
 

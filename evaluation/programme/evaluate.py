@@ -8,9 +8,11 @@ import duckdb
 import pandas as pd
 
 from evaluation.programme.discontinuity import panel_discontinuity
-from evaluation.programme.estimators import before_after, by_group, difference_in_differences, standardised_differences
-from evaluation.programme.matching import CalibrationError, calibrate, match
+from evaluation.programme.estimators import (before_after, bootstrap_sums, by_group, difference_in_differences,
+                                             standardised_differences)
+from evaluation.programme.matching import CalibrationError, Reweigh, calibrate, match
 from evaluation.programme.panel import COVARIATES, OUTCOMES, PROPENSITY_TERMS, build_panel
+from phm.core.timing import Stages
 
 EXACT = ["male"]
 GROUPS = {"ethnic_group": "ethnicity (broad group)", "deprivation_quintile": "deprivation (IMD quintile, 1 most deprived)"}
@@ -18,21 +20,27 @@ GROUPS = {"ethnic_group": "ethnicity (broad group)", "deprivation_quintile": "de
 
 def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, *, draws: int = 200, k: int = 5,
                        caliper: float = 0.2, seed: int = 0, end: date | None = None,
-                       keep_matched: bool = False, cutoff: tuple[pd.DataFrame, float, date] | None = None) -> dict:
+                       keep_matched: bool = False, cutoff: tuple[pd.DataFrame, float, date] | None = None,
+                       stages: Stages | None = None) -> dict:
     """Every estimate of the programme's effect, as plain numbers (no person-level rows): enrolled, matched and
     unmatched counts, the balance table before and after matching, and per outcome the naive before-after and
     the matched difference-in-differences (with bootstrap intervals), overall and by ethnicity and deprivation.
     `keep_matched` adds `matched_enrolled` (pseudonym and enrolment month of each matched enrolled person) for
     checks against ground truth; it is never released (`report.release` drops it). `cutoff` (scores with columns
-    person_id and score, the cut-off, the month the rule was applied) adds a regression-discontinuity estimate."""
+    person_id and score, the cut-off, the month the rule was applied) adds a regression-discontinuity estimate.
+    `stages` (if given) records each stage's time (panel, matching, balancing, estimates, discontinuity)."""
+    stages = stages or Stages()
     panel = build_panel(con, enrolment, end)
+    stages.done("panel")
     if not (panel["treated"] == 1).any():
         raise ValueError("no enrolled person has 12 months of follow-up within the data yet")
     matched = match(panel, PROPENSITY_TERMS, EXACT, k=k, caliper=caliper, seed=seed)
+    stages.done("matching")
     try:
         final, calibrated = calibrate(matched, COVARIATES), True
     except CalibrationError:
         final, calibrated = matched, False
+    stages.done("balancing")
     mp = final.panel
     before = standardised_differences(panel, COVARIATES)
     only = standardised_differences(matched.panel, COVARIATES, weight="weight", reference=panel)
@@ -57,13 +65,20 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
         "outcomes": {},
         "groups": {},
     }
+    # the interval re-does the entropy balancing in every resample (the weights are estimated too)
+    reweigh = Reweigh(mp, matched.panel["weight"].to_numpy(float), COVARIATES, calibrated)
+    sums = bootstrap_sums(mp, OUTCOMES, reweigh, draws, seed) if draws > 0 else {}
+    result["method"]["bootstrap"] = ("Poisson bootstrap over people, the entropy balancing re-done in each resample"
+                                     + (f" ({reweigh.failed} of {draws} resamples could not be balanced and were "
+                                        "left out)" if reweigh.failed else ""))
     for outcome in OUTCOMES:
         t = treated
         result["outcomes"][outcome] = {
             "enrolled_rate_before": float(t[f"pre_{outcome}"].sum() / t["pre_years"].sum()),
             "enrolled_rate_after": float(t[f"post_{outcome}"].sum() / t["post_years"].sum()),
             "before_after": before_after(mp, outcome, draws, seed).as_dict(),
-            "difference_in_differences": difference_in_differences(mp, outcome, draws, seed).as_dict(),
+            "difference_in_differences": difference_in_differences(mp, outcome, draws, seed,
+                                                                   sums.get(outcome)).as_dict(),
             "difference_in_differences_matched_only": difference_in_differences(matched.panel, outcome, draws,
                                                                                 seed).as_dict(),
         }
@@ -74,9 +89,11 @@ def evaluate_programme(con: duckdb.DuckDBPyConnection, enrolment: pd.DataFrame, 
     # the matched enrolled people's groups, one row a person: released only through the disclosure policy's
     # linked-table protection (report.release), never as rows
     result["enrolled_groups"] = treated[list(GROUPS)].astype(str).reset_index(drop=True)
+    stages.done("estimates")
     if cutoff is not None:
         scores, value, month = cutoff
         result["discontinuity"] = panel_discontinuity(panel, scores, value, month, OUTCOMES, draws=draws, seed=seed)
+        stages.done("discontinuity")
     if keep_matched:
         result["matched_enrolled"] = treated[["person_id", "cohort"]].reset_index(drop=True)
     return result

@@ -85,37 +85,75 @@ def match(frame: pd.DataFrame, covariates: list[str], exact: list[str], k: int =
     return Matched(panel, int((frame["treated"] == 1).sum()), unmatched, width)
 
 
-def calibrate(matched: Matched, covariates: list[str]) -> Matched:
-    """Entropy balancing after matching: the comparison rows' weights are moved as little as possible (least
-    Kullback-Leibler divergence from the matching weights) so that their weighted means equal the enrolled
-    group's on every covariate; each set keeps its enrolled person. Balance then holds by construction, so the
-    balance table reports matching alone as well."""
+def _balance(x: np.ndarray, target: np.ndarray, w0: np.ndarray) -> np.ndarray | None:
+    """Weights closest to `w0` (least Kullback-Leibler divergence) whose weighted means of `x` equal `target`,
+    summing to `w0`'s total; None when there are none (no overlap)."""
     from scipy.optimize import minimize
 
-    panel = matched.panel
-    control = (panel["treated"] == 0).to_numpy()
-    x = panel.loc[control, covariates].to_numpy(float)
-    target = panel.loc[~control, covariates].to_numpy(float).mean(axis=0)
     sd = x.std(axis=0)
     keep = sd > 0
     z = (x[:, keep] - target[keep]) / sd[keep]
-    w0 = panel.loc[control, "weight"].to_numpy(float)
-    w0 = w0 / w0.sum()
+    total = w0.sum()
+    base = w0 / total
 
     def dual(lam: np.ndarray) -> tuple[float, np.ndarray]:
         a = z @ lam
         m = a.max()
-        e = w0 * np.exp(a - m)
+        e = base * np.exp(a - m)
         s = e.sum()
         return float(np.log(s) + m), (e / s) @ z
 
     with np.errstate(over="ignore", invalid="ignore"):
         res = minimize(dual, np.zeros(z.shape[1]), jac=True, method="BFGS", options={"maxiter": 500, "gtol": 1e-8})
     if not np.all(np.isfinite(res.x)) or np.abs(dual(res.x)[1]).max() > 1e-3:
-        raise CalibrationError("the comparison group cannot be weighted to the enrolled group's means (no overlap)")
+        return None
     a = z @ res.x
-    w = w0 * np.exp(a - a.max())
-    w = w / w.sum() * panel.loc[control, "weight"].sum()
+    w = base * np.exp(a - a.max())
+    return w / w.sum() * total
+
+
+def calibrate(matched: Matched, covariates: list[str]) -> Matched:
+    """Entropy balancing after matching: the comparison rows' weights are moved as little as possible (least
+    Kullback-Leibler divergence from the matching weights) so that their weighted means equal the enrolled
+    group's on every covariate; each set keeps its enrolled person. Balance then holds by construction, so the
+    balance table reports matching alone as well."""
+    panel = matched.panel
+    control = (panel["treated"] == 0).to_numpy()
+    x = panel.loc[control, covariates].to_numpy(float)
+    target = panel.loc[~control, covariates].to_numpy(float).mean(axis=0)
+    w = _balance(x, target, panel.loc[control, "weight"].to_numpy(float))
+    if w is None:
+        raise CalibrationError("the comparison group cannot be weighted to the enrolled group's means (no overlap)")
     out = panel.copy()
     out.loc[control, "weight"] = w
     return Matched(out, matched.enrolled, matched.unmatched, matched.caliper)
+
+
+class Reweigh:
+    """For a person bootstrap of a matched panel (`estimators.bootstrap_sums`): each row's weight in a resample,
+    with the entropy balancing done again on the resample (`calibrated`), so that the interval carries the
+    uncertainty of the balancing weights, not only of the outcomes. `matching` holds the matching weights (before
+    balancing). A resample that cannot be balanced gives NaN weights (the draw is left out)."""
+
+    def __init__(self, panel: pd.DataFrame, matching: np.ndarray, covariates: list[str], calibrated: bool):
+        self.treated = (panel["treated"] == 1).to_numpy()
+        self.x = panel[covariates].to_numpy(float)
+        self.matching = np.asarray(matching, float)
+        self.calibrated = calibrated
+        self.failed = 0
+
+    def __call__(self, multiplicity: np.ndarray) -> np.ndarray:
+        m = np.asarray(multiplicity, float)
+        w = self.matching * m
+        if not self.calibrated:
+            return w
+        c, t = ~self.treated & (w > 0), self.treated & (m > 0)
+        if not t.any() or not c.any():
+            return np.full(m.size, np.nan)
+        target = np.average(self.x[t], axis=0, weights=m[t])
+        balanced = _balance(self.x[c], target, w[c])
+        if balanced is None:
+            self.failed += 1
+            return np.full(m.size, np.nan)
+        w[c] = balanced
+        return w

@@ -51,7 +51,8 @@ class ProgrammeConfig(Strict):
     """A care-coordination programme (for evaluation with a known answer): from `start`, each month the chosen
     practices (or all) offer enrolment to people in the top `top_share` by a risk score, highest first, until
     `capacity` people a month have enrolled; each offer is taken up with probability `uptake`. Enrolment (for
-    the rest of the history) multiplies the person's emergency-admission hazard by `factor`."""
+    the rest of the history) multiplies the person's emergency-admission hazard by `factor`. A random `holdout`
+    share of the people the rule picks are never offered (Liley et al.'s safe-learning holdout), recorded in truth."""
 
     start: date
     practices: list[str] | None = Field(None, description="Practice codes taking part (None: every practice).")
@@ -59,6 +60,21 @@ class ProgrammeConfig(Strict):
     capacity: int = Field(100, ge=1, description="Most new enrolments a month (whole ICS).")
     uptake: float = Field(0.7, gt=0.0, le=1.0, description="Probability an offer is accepted.")
     factor: float = Field(0.75, gt=0.0, le=5.0, description="True multiplier of the enrolled's emergency hazard.")
+    holdout: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the people the rule picks that are held out "
+                           "at random: never offered, kept as an untreated comparison for safe retraining.")
+    group_factors: dict[str, float] = Field(
+        default_factory=dict, description=f"True factor for the enrolled of a group instead of `factor` (a group "
+        f"of {UNDER_RECORD_GROUPS}); a person in more than one takes the first listed.")
+
+    @field_validator("group_factors")
+    @classmethod
+    def _known_groups(cls, value: dict[str, float]) -> dict[str, float]:
+        for group, factor in value.items():
+            if group not in UNDER_RECORD_GROUPS:
+                raise ValueError(f"programme group must be one of {UNDER_RECORD_GROUPS}, not {group!r}")
+            if not 0 < factor <= 5:
+                raise ValueError(f"programme factor of {group} must be in (0, 5], not {factor!r}")
+        return value
 
 
 class AccessBarrierConfig(Strict):

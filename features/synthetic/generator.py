@@ -71,7 +71,8 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         use = np.where(tables.in_group(cfg.access_barrier.group, people, geo), cfg.access_barrier.factor, 1.0)
     programme = None
     if cfg.programme is not None:
-        programme = Programme.build(cfg.programme, geo.practice_code, people.practice, cfg.seed)
+        programme = Programme.build(cfg.programme, geo.practice_code, people.practice, cfg.seed,
+                                    {g: tables.in_group(g, people, geo) for g in cfg.programme.group_factors})
     act = simulate_activity(people, geo, cal, rng, index_days, shift, use, programme, truth_seed=cfg.seed)
     say("COPD and asthma exacerbations, home monitoring")
     resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
@@ -122,7 +123,7 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
 
     truth = truth_tables(people, act, resp, cal, hidden, defects)
     if programme is not None:
-        truth.update(programme_truth(programme, people, resp, cal))
+        truth.update(programme_truth(programme, people, geo, resp, cal, spell_cols, cfg.seed))
     summary = _summary(cfg, people, geo, act, resp, cal, spell_cols, occupancy, beds, cc_beds, index_days)
 
     say("writing files")

@@ -149,11 +149,10 @@ class HospitalBuilder:
         diag = acsc.recode(diag, general, dep, age, np.random.default_rng([self.cfg.seed, 101, *b"acsc"]))
         # length of stay: emergency stays lengthen with age and frailty; most electives are day cases
         frail = np.where(resident, p.frailty[safe], 0)
-        mu = -0.1 + 0.024 * np.maximum(age - 30, 0) + 0.1 * np.log1p(frail)
-        los_em = np.floor(np.exp(rng.normal(mu, 1.0))).clip(0, 150)
+        los_em = np.floor(np.exp(rng.normal(emergency_log_stay(age, frail), 1.0))).clip(0, 150)
         los_el = np.where(rng.random(n) < 0.65, 0, rng.geometric(0.35, n))
         los = np.where(emergency, los_em, los_el).astype(np.int64)
-        cc_p = np.where(emergency, 0.03 * np.where((age > 45) & (age < 85), 1.5, 1.0), 0.006)
+        cc_p = np.where(emergency, emergency_critical_care_share(age), 0.006)
         cc = np.where(rng.random(n) < cc_p, rng.geometric(0.33, n), 0)
         los = np.maximum(los, np.where(cc > 0, cc + 1, 0))
         admit = day.astype(np.int64) + self.day0
@@ -276,6 +275,23 @@ def community(act: Activity, people: People, cal: Calendar, rng: np.random.Gener
 def mental_health(act: Activity, cal: Calendar, rng: np.random.Generator, nhs: pa.Array) -> pa.Table:
     service = rng.integers(0, len(MH_SERVICES), act.mh_person.size)
     return contacts(act.mh_person, act.mh_day, MH_SERVICES, "MH", cal, service, nhs)
+
+
+def emergency_log_stay(age: np.ndarray, frailty: np.ndarray) -> np.ndarray:
+    """Mean of the log length of an emergency stay (days; sd 1): longer with age and frailty."""
+    return -0.1 + 0.024 * np.maximum(age - 30, 0) + 0.1 * np.log1p(frailty)
+
+
+def emergency_critical_care_share(age: np.ndarray) -> np.ndarray:
+    """Chance an emergency stay includes critical care (then at least its days plus one)."""
+    return 0.03 * np.where((age > 45) & (age < 85), 1.5, 1.0)
+
+
+def emergency_stays(rng: np.random.Generator, age: np.ndarray, frailty: np.ndarray) -> np.ndarray:
+    """Lengths of emergency stays (whole days) drawn as the hospital extract draws them."""
+    los = np.floor(np.exp(rng.normal(emergency_log_stay(age, frailty), 1.0))).clip(0, 150)
+    cc = np.where(rng.random(age.size) < emergency_critical_care_share(age), rng.geometric(0.33, age.size), 0)
+    return np.maximum(los, np.where(cc > 0, cc + 1, 0)).astype(np.int64)
 
 
 def in_group(group: str, people: People, geo: Geography) -> np.ndarray:

@@ -16,6 +16,18 @@ app = typer.Typer(help="Generate, load and check linked source data.", no_args_i
 FORMATS = ("auto", "phm", "synthea", "omop")
 
 
+def _group_factors(given: list[str]) -> dict[str, float]:
+    """`GROUP=F` options as a mapping (a malformed one is a clear error)."""
+    out = {}
+    for item in given:
+        group, _, factor = item.partition("=")
+        try:
+            out[group.strip()] = float(factor)
+        except ValueError:
+            raise fail(f"--programme-group-factor {item!r}: write GROUP=F, e.g. core20=1.0") from None
+    return out
+
+
 def generate_ics(s: Settings, persons: int, seed: int, out: Optional[Path] = None, file_format: str = "parquet",
                  malformed_share: float = 0.0, under_record_group: Optional[str] = None,
                  under_record_share: float = 0.0, access_barrier_group: Optional[str] = None,
@@ -113,11 +125,16 @@ def generate_cmd(
     programme_uptake: Annotated[float, typer.Option(help="Probability an offer is accepted.")] = 0.7,
     programme_factor: Annotated[float, typer.Option(help="True multiplier of the enrolled's emergency-admission "
                                                   "hazard (1.0: no effect).")] = 0.75,
+    programme_holdout: Annotated[float, typer.Option(help="Share of the people the rule picks held out at random, "
+                                                   "never offered (truth/programme_holdout).")] = 0.0,
+    programme_group_factor: Annotated[Optional[list[str]], typer.Option(
+        help="GROUP=F: a true factor of its own for a group (a broad ethnic group, or core20); repeat.")] = None,
 ) -> None:
     """Generate a synthetic ICS: every source extract, ground-truth risks and a realism summary."""
     programme = None if programme_start is None else {
         "start": programme_start.date(), "practices": programme_practice or None, "top_share": programme_top_share,
-        "capacity": programme_capacity, "uptake": programme_uptake, "factor": programme_factor}
+        "capacity": programme_capacity, "uptake": programme_uptake, "factor": programme_factor,
+        "holdout": programme_holdout, "group_factors": _group_factors(programme_group_factor or [])}
     generate_ics(settings(), persons, seed, out, file_format, malformed_share, under_record_group, under_record_share,
                  access_barrier_group, access_barrier_factor, programme)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,11 +15,17 @@ from models import specs
 from models.specs.base import ModelSpec
 from phm.core.settings import Settings
 
+class SafeLearning(str, Enum):
+    off = "off"
+    holdout = "holdout"
+    enrolment = "enrolment"
+
+
 app = typer.Typer(help="Train risk models (tracked in MLflow, registered as candidate).", no_args_is_help=True)
 
 
 def train_model(s: Settings, name: str, seed: int = 1, config: Optional[Path] = None,
-                max_train_rows: Optional[int] = None, engine: Optional[str] = None):
+                max_train_rows: Optional[int] = None, engine: Optional[str] = None, safe_learning: Optional[str] = None):
     """Train, validate and register `name` (alias candidate); print the validation table; return the run."""
     from features.engine import EngineError
     from training.config import TrainConfig, default_config
@@ -38,6 +45,8 @@ def train_model(s: Settings, name: str, seed: int = 1, config: Optional[Path] = 
         raise fail(f"{config} configures {cfg.model_name}, not {name}")
     if max_train_rows:
         cfg = cfg.model_copy(update={"max_train_rows": max_train_rows})
+    if safe_learning:
+        cfg = cfg.model_copy(update={"safe_learning": safe_learning})
     with stages(f"Training {name}", 8) as advance:
         try:
             result = run(cfg, s, progress=advance, engine=engine_choice(engine))
@@ -78,6 +87,10 @@ def retrain_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     config: Annotated[Optional[Path], typer.Option(help="A train_config.json recorded by MLflow.")] = None,
     draws: Annotated[int, typer.Option(help="Bootstrap draws of the audit.")] = 1000,
+    safe_learning: Annotated[SafeLearning, typer.Option(
+        help="holdout: leave out the listed people the programme may have treated and up-weight the random holdout "
+             "(needs an approved holdout); enrolment: leave out the enrolled, up-weight the other listed; off: train on "
+             "everyone (learns the programme's success as lower risk).")] = SafeLearning.off,
 ) -> None:
     """Train a new version and audit it; it stays `candidate` until a safety officer approves and it is promoted."""
     from mlflow import MlflowClient
@@ -89,7 +102,7 @@ def retrain_cmd(
 
     name = model_name(model)
     s = settings()
-    train_model(s, name, seed, config)
+    train_model(s, name, seed, config, safe_learning=None if safe_learning is SafeLearning.off else safe_learning.value)
     out = audit_version(s, name, None, AuditConfig(bootstrap_draws=draws, top_share=resolve(s, name).top_share))
     MlflowClient().set_model_version_tag(name, str(out.result.subject["version"]), "retrained", "true")
     console.print(f"{name} version {out.result.subject['version']} is the [bold]candidate[/], awaiting a clinical "

@@ -119,6 +119,11 @@ class OperatingPolicy(Strict):
         None, description="Worklist band cut-offs of the worklist model, highest band first: band name -> the top "
         "share of people in that band or a higher one (default: the model specification's, e.g. very high 0.005, "
         "high 0.02, raised 0.05). The names are the specification's.")
+    holdout_share: float | None = Field(
+        None, ge=0, lt=0.5, description="Random holdout of the worklist model (Liley et al.): the share of the people "
+        "it would list who are held out at random and never listed, so that monitoring and safe retraining can see "
+        "outcomes without the programme (0.05 = one in twenty). A clinical safety officer's decision: part of the "
+        "approved configuration, recorded in the hazard log. Default none (0).")
 
     @field_validator("bands")
     @classmethod
@@ -181,7 +186,7 @@ class Settings(BaseSettings):
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
     policy: dict[str, OperatingPolicy] = Field(
         default_factory=dict, description="Operating policy per model (`[policy.<model>]` in phm.toml): "
-        "band cut-offs and the share acted on. Part of the configuration a safety officer approves.")
+        "band cut-offs, the share acted on and the random holdout. Part of the configuration a safety officer approves.")
 
     @field_validator("schema_version")
     @classmethod

@@ -7,7 +7,9 @@ part comes from their specifications (`models.specs`).
 A champion scores only under the configuration a safety officer approved (`serving.batch.common`): the worklist
 model's refusal stops the job (yesterday's snapshot stays), another model's leaves its column empty and is
 recorded in the manifest; the features built are checked against the approved feature hash before scoring, and
-the bands are the approved cut-offs."""
+the bands are the approved cut-offs. The approved random holdout (`holdout_share`) moves people the model would
+list to `routine` (never listed, explained or exported) and every day's listed and held-out people are kept in the
+listing record (`evaluation.programme.listing`) for monitoring and safe retraining."""
 
 from __future__ import annotations
 
@@ -15,10 +17,12 @@ import json
 import time
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from evaluation.programme import listing
 from features.build import build
 from features.series import practice_pcns
 from features.sources.codes import CONDITION_KEYS
@@ -28,7 +32,7 @@ from phm.core.settings import Settings
 from phm.core.timing import Stages
 from serving.batch.common import (SnapshotError, approval_record, approved_champion, check_features, default_date,
                                   require_champion)
-from serving.batch.ranking import bands, condition_lists
+from serving.batch.ranking import bands, condition_lists, hold_out
 from serving.batch.store import earlier, snapshot_meta, write_snapshot
 from serving.governance.configuration import data_source
 from training import tracking
@@ -42,19 +46,30 @@ def score_daily_inprocess(settings: Settings, day: date | None = None, progress=
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
     started = time.perf_counter()
     day = day or default_date(settings.warehouse_path)
-    scores, X, meta, stages = score_population(settings, day, say, settings.features_dir / "daily")
+    scores, X, meta, stages, today = score_population(settings, day, say, settings.features_dir / "daily")
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
     stages.done("write")
+    listing.record(settings, today.model, day, today.person_id, today.held, today.share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     meta["stages"] = stages.rows
     return meta
 
 
-def score_population(settings: Settings, day: date, say, work: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict,
-                                                                             Stages]:
-    """Everyone eligible on `day`, scored as the daily job scores them: (scores, predictors, manifest, stages).
+class Listed(NamedTuple):
+    """Who the worklist model listed on a day and which of them the approved holdout kept back."""
+
+    model: str
+    person_id: np.ndarray
+    held: np.ndarray
+    share: float
+
+
+def score_population(settings: Settings, day: date, say, work: Path
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict, Stages, Listed]:
+    """Everyone eligible on `day`, scored as the daily job scores them: (scores, predictors, manifest, stages, who
+    was listed and held out; the daily job adds that to the listing record once its snapshot is published).
     Also the whole-population base of an incremental refresh at a later index date (`serving.batch.roll`)."""
     tracking.configure(settings)
     spec = specs.worklist()
@@ -73,6 +88,8 @@ def score_population(settings: Settings, day: date, say, work: Path) -> tuple[pd
     risk = champion.model.risk_from_values(X.to_numpy())
     stages.done("scoring")
     rank, band = bands(risk, list(approved.current.bands.items()))
+    listed, held = hold_out(settings, spec.name, features["person_id"].to_numpy(), band, approved.current.holdout_share,
+                            rank)
     practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
     scores = pd.DataFrame({
@@ -115,4 +132,7 @@ def score_population(settings: Settings, day: date, say, work: Path) -> tuple[pd
     meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
                          scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb",
                          approval_record(approved), approved.current.bands, refused)
-    return scores, X, meta, stages
+    if approved.current.holdout_share:
+        meta["holdout"] = {"share": approved.current.holdout_share, "held_out": int(held.sum())}
+    today = Listed(spec.name, scores.person_id.to_numpy()[listed], held[listed], approved.current.holdout_share)
+    return scores, X, meta, stages, today

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from evaluation.programme import listing
+from evaluation.programme.holdout import held_out
 from models import specs
 
 BANDS = list(specs.worklist().daily.bands)  # (name, default top share), highest first: the worklist model's bands
@@ -29,6 +31,25 @@ def bands(risk: np.ndarray, cutoffs: Cutoffs = tuple(BANDS)) -> tuple[np.ndarray
     for name, last in reversed(band_limits(cutoffs, risk.size)):
         band[rank <= last] = name
     return rank, band
+
+
+def hold_out(settings, model: str, person_id: np.ndarray, band: np.ndarray, share: float,
+             rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Who the model lists today (in a worklist band) and who of them is held out at random: in `model`'s holdout at
+    the approved `share` and never listed and shown before (`evaluation.programme.listing.shown`). The held-out
+    are moved to `routine` in `band` and, in `rank`, just below the people listed (both in place): the listed keep
+    their order with no gaps, and a held-out person's rank does not betray a band. Returns (listed, held) masks."""
+    listed = band != "routine"
+    held = np.zeros(band.size, bool)
+    if share:
+        cand = np.flatnonzero(listed)
+        ids = person_id[cand]
+        held[cand[held_out(ids, model, share) & ~np.isin(ids, listing.shown(settings, model))]] = True
+        band[held] = "routine"
+        if rank is not None and held.any():
+            order = cand[np.lexsort((rank[cand], held[cand]))]  # shown first, then held-out, each by rank
+            rank[order] = np.sort(rank[cand])
+    return listed, held
 
 
 def condition_lists(features: pd.DataFrame, columns: list[str]) -> np.ndarray:

@@ -39,7 +39,7 @@ def ensure_rolled(settings: Settings, snapshot: Path, meta: dict, day: date, pro
         return out
     say = progress or (lambda _m: None)
     say(f"re-scoring everyone at {day}: the events reach past the snapshot's index date {meta['date']}")
-    scores, X, rolled, _stages = score_population(settings, day, say, settings.features_dir / "rolled")
+    scores, X, rolled, _stages, _listed = score_population(settings, day, say, settings.features_dir / "rolled")
     if str(worklist_version(rolled)) != str(worklist_version(meta)):
         raise SnapshotError(f"the champion is version {worklist_version(rolled)} but the snapshot was scored by "
                             f"version {worklist_version(meta)}: run the daily job first")

@@ -25,7 +25,8 @@ from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
-from serving.batch.common import approval_record, approved_champion, check_features, require_champion
+from serving.batch.common import (SnapshotError, approval_record, approved_champion, check_features,
+                                  require_champion)
 from serving.batch.ranking import Cutoffs, band_limits
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
 from serving.governance.configuration import data_source
@@ -50,6 +51,9 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
     source = data_source(settings)
     champion, approved = require_champion(settings, spec, source)
     cutoffs = list(approved.current.bands.items())
+    if approved.current.holdout_share:  # fail closed rather than list people the approved holdout would hide
+        raise SnapshotError(f"the approved configuration holds out {approved.current.holdout_share:g} of the people "
+                            "listed; the Spark job cannot apply a holdout yet: score on DuckDB (--engine duckdb)")
     started = time.perf_counter()
     with SparkEngine(settings) as engine:
         spark = engine.spark

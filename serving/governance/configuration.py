@@ -2,7 +2,8 @@
 
 A deployed model behaves as its *configuration* says: the model version, what its features compute (the
 feature definition hash, computation only), the band cut-offs and the share acted on (the operating policy,
-`models.specs.policy`), the population it scores (cohort) and the outcome it predicts, and the data source.
+`models.specs.policy`), the random holdout among the people it would list (`holdout_share`, its size a safety
+officer's decision; `evaluation.programme.holdout`), the population it scores (cohort) and the outcome it predicts, and the data source.
 An approval covers one configuration (`Configuration.fingerprint`); the daily job and the service compare the
 current configuration with the approved one and name every difference (`differences`).
 """
@@ -32,13 +33,17 @@ class Configuration(Document):
     trained_feature_hash: str | None = Field(description="The feature hash the version was trained on (registry).")
     top_share: float = Field(gt=0, lt=1, description="Operating policy: the share of people acted on.")
     bands: dict[str, float] | None = Field(description="Worklist band cut-offs (the worklist model only).")
+    holdout_share: float = Field(0.0, ge=0, lt=0.5, description="Share of the people the worklist model would list "
+                                 "that are held out at random, never listed (the worklist model only).")
     cohort: dict[str, Any] = Field(description="Who is scored (the population's rules).")
     outcome: dict[str, Any] = Field(description="What is predicted (the label's rules).")
     data_source: str = Field(description="Where the warehouse's data came from.")
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON: what an approval, a snapshot and a change review refer to."""
-        body = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # without a holdout the fingerprint is what it was before holdouts existed (approvals and snapshots keep matching)
+        body = json.dumps(self.model_dump(mode="json", exclude={"holdout_share"} if not self.holdout_share else None),
+                          sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -66,6 +71,17 @@ def data_source(settings: Settings) -> str:
         con.close()
 
 
+def holdout_share(settings: Settings, spec) -> float:
+    """The approved-to-be holdout share of `spec` in this installation (`[policy.<model>] holdout_share`; 0 by
+    default); only the worklist model lists people, so only it can hold people out."""
+    given = next((p for k, p in settings.policy.items() if k.replace("-", "_") == spec.name), None)
+    share = given.holdout_share if given is not None and given.holdout_share is not None else 0.0
+    if share and spec.daily.kind != "worklist":
+        raise policy.PolicyError(f"policy.{spec.name}.holdout_share: {spec.name} lists nobody (it is shown beside "
+                                 "the worklist), so it has no holdout")
+    return float(share)
+
+
 def current(settings: Settings, name: str, version: int, trained_feature_hash: str | None,
             source: str | None = None) -> Configuration:
     """The configuration `name` version `version` would run under now, in this installation."""
@@ -74,6 +90,7 @@ def current(settings: Settings, name: str, version: int, trained_feature_hash: s
     return Configuration(model=spec.name, version=int(version), feature_hash=spec.features.definition_hash(),
                          features=feature_hashes(spec.features), trained_feature_hash=trained_feature_hash,
                          top_share=pol.top_share, bands=dict(pol.bands) if pol.bands else None,
+                         holdout_share=holdout_share(settings, spec),
                          cohort=spec.cohort.model_dump(mode="json"), outcome=spec.label.rules(),
                          data_source=source if source is not None else data_source(settings))
 
@@ -98,6 +115,9 @@ def differences(approved: Configuration, now: Configuration) -> list[str]:
         out.append("band cut-offs: " + "; ".join(moved))
     if approved.top_share != now.top_share:
         out.append(f"operating policy: acts on the top {_pct(approved.top_share)} → the top {_pct(now.top_share)}")
+    if approved.holdout_share != now.holdout_share:
+        out.append(f"random holdout: {_pct(approved.holdout_share or None)} → {_pct(now.holdout_share or None)} of "
+                   "the people the model would list")
     if approved.feature_hash != now.feature_hash or approved.features != now.features:
         a, b = approved.features, now.features
         parts = [f"{verb} {', '.join(names)}" for verb, names in (

@@ -29,12 +29,14 @@ from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import STANDARD_GROUPINGS, audit_frame, standard_labels
 from serving.governance.model_audit import hazard_log_path, latest_report, load_scores
 from evaluation.metrics import calibration_slope_intercept
+from evaluation.programme import listing
 from features.build import build
 from features.sources.codes import BROAD_ETHNIC_GROUP
 from features.series import data_end
 from models import specs
 from phm.core.settings import Settings
 from training import tracking
+from training.safe_learning import weights as safe_weights, window_end
 
 EXPERIMENT = "phm-monitoring"
 Kind = Literal["performance", "calibration", "fairness", "drift", "age"]
@@ -89,6 +91,31 @@ class MonitorResult(BaseModel):
     alerts: list[Alert]
     retrain_due: bool
     retrain_reasons: list[str]
+    programme: dict = {}  # realised observed/expected by listing status (`programme_view`), when anyone was listed
+
+
+def programme_view(settings: Settings, name: str, known: pd.DataFrame, y: np.ndarray, p: np.ndarray
+                   ) -> tuple[dict, np.ndarray | None]:
+    """Observed/expected among the people listed and shown, the held-out and the never listed before the end of
+    their outcome window (`evaluation.programme.listing`), and the weights that judge the model without the
+    people the programme may have treated (`training.safe_learning`, holdout mode; None without a holdout: the
+    listed cannot then be stood for, and the figures say so)."""
+    record = listing.read(settings, name)
+    if record.empty:
+        return {}, None
+    spec = specs.get(name)
+    first = known.person_id.map(record.set_index("person_id").first_listed)
+    listed = (first.notna() & (first < window_end(known, spec))).to_numpy()
+    held = listed & known.person_id.map(record.set_index("person_id").held_out).eq(True).to_numpy()
+    view = {}
+    for group, mask in (("listed_and_shown", listed & ~held), ("held_out", held), ("never_listed", ~listed)):
+        view[group] = {"people": int(mask.sum()), "observed": int(y[mask].sum()), "expected": float(p[mask].sum()),
+                       "observed_to_expected": float(y[mask].sum() / p[mask].sum()) if mask.any() else None}
+    weights = safe_weights(settings, spec, known, "holdout") if held.any() else None
+    view["performance_judged_on"] = ("the never listed and the held-out (weighted for the listed)" if held.any() else
+                                     "everyone, the listed included: with no holdout their outcomes may show the "
+                                     "programme's success as the model over-predicting")
+    return view, weights
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
@@ -142,6 +169,7 @@ def run_monitor(settings: Settings, name: str, as_of: date | None = None,
         matured, manifest = _features(settings, name, outcome_day, folder) if outcome_day >= reference_day else (None, None)
 
     # ---- realised performance, calibration and fairness (outcomes matured) ----
+    programme: dict = {}
     performance: dict[str, float | None] = {}
     by_band: list[dict] = []
     flags: list[dict] = []
@@ -151,10 +179,15 @@ def run_monitor(settings: Settings, name: str, as_of: date | None = None,
         known = matured[matured[label].notna()]
         y = known[label].to_numpy(dtype=int)
         p = model.predict_proba(known[predictors].astype("float64"))[:, 1]
-        slope, intercept = calibration_slope_intercept(y, p)
-        performance = {"auroc": float(roc_auc_score(y, p)) if 0 < y.sum() < y.size else None,
+        programme, w = programme_view(settings, name, known, y, p)
+        if w is not None:  # judged without the people the programme may have treated, the holdout standing for them
+            keep = w > 0
+            known, y, p, w = known[keep], y[keep], p[keep], w[keep]
+        slope, intercept = calibration_slope_intercept(y, p, w)
+        performance = {"auroc": float(roc_auc_score(y, p, sample_weight=w)) if 0 < y.sum() < y.size else None,
                        "calibration_slope": slope, "calibration_intercept": intercept,
-                       "observed_to_expected": float(y.sum() / p.sum()), "people": float(y.size)}
+                       "observed_to_expected": float(np.average(y, weights=w) / np.average(p, weights=w)),
+                       "people": float(y.size)}
         order = np.argsort(-p, kind="stable")
         for band, lo, hi in (("very high", 0, 0.005), ("high", 0.005, 0.02), ("raised", 0.02, 0.05), ("routine", 0.05, 1)):
             idx = order[int(lo * y.size):int(np.ceil(hi * y.size))]
@@ -254,7 +287,7 @@ def run_monitor(settings: Settings, name: str, as_of: date | None = None,
                          outcome_index_date=str(outcome_day) if matured is not None else None,
                          reference_index_date=str(reference_day), performance=performance, signoff=signoff,
                          by_band=by_band, fairness_flags=flags, drift=drift, group_drift=group_drift, mix=mix,
-                         alerts=alerts, retrain_due=bool(alerts), retrain_reasons=reasons)
+                         alerts=alerts, retrain_due=bool(alerts), retrain_reasons=reasons, programme=programme)
 
 
 def record(settings: Settings, result: MonitorResult) -> Path:

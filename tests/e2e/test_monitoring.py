@@ -1,7 +1,8 @@
 """Monitoring deployed models: a synthetic ICS where Black people's emergency admissions become four times as
 likely from April 2024 raises the expected alerts (fairness by ethnicity, drift of named predictors within the
 group), logs them to MLflow and the hazard log, and makes retraining due; the same ICS without the shift
-raises none. `phm retrain` leaves an audited candidate that cannot be promoted without approval; the API
+raises none. With a listing record holding a random holdout, monitoring and safe retraining leave out the listed
+people the programme may have treated. `phm retrain` leaves an audited candidate that cannot be promoted without approval; the API
 serves the latest monitoring."""
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from pathlib import Path
 
 import httpx
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 
 from evaluation.fairness.config import AuditConfig
 from serving.governance.model_audit import audit_model
 from serving.governance.signoff import SignoffError, decide, promote
 from serving.governance.monitoring import MonitorConfig, psi, run_monitor
+from training.jobs import fit
+from training.registry import load_champion
 from training.train_validate import run
+from features.build import build
+from models import specs
 from features.sources.loader import load
 from features.synthetic.config import GeneratorConfig, ShiftConfig
 from features.synthetic.generator import generate
@@ -122,3 +129,40 @@ def test_the_api_serves_the_latest_monitoring(served_url, served_tokens, served_
     assert body["emergency_admission"]["version"] == "1" and "alerts" in body["emergency_admission"]
     assert httpx.get(served_url + "/api/monitoring", timeout=60,
                      headers={"Authorization": f"Bearer {served_tokens['coord']}"}).status_code == 403
+
+
+@pytest.mark.slow
+def test_monitoring_and_retraining_leave_out_the_listed_the_programme_may_have_treated(shifted: Settings,
+                                                                                       tmp_path: Path) -> None:
+    from support.homes import registry_copy
+
+    from evaluation.programme import listing
+    from evaluation.programme.holdout import held_out
+
+    s = registry_copy(shifted, tmp_path / "home")
+    tracking.configure(s)
+    before = run_monitor(s, "emergency_admission", None, MonitorConfig())
+    assert before.programme == {} and before.outcome_index_date
+    # the 600 highest-risk people listed on the first day of the matured outcome window, a fifth held out
+    day = date.fromisoformat(before.outcome_index_date)
+    spec = specs.get("emergency_admission")
+    build(s.warehouse_path, spec.build_config([day]), tmp_path / "f.parquet")
+    frame = pd.read_parquet(tmp_path / "f.parquet")
+    model = load_champion("emergency_admission").model
+    risk = model.predict_proba(frame[list(model.feature_names_in_)].astype("float64"))[:, 1]
+    ids = frame.person_id.to_numpy()[np.argsort(-risk)[:600]]
+    listing.record(s, "emergency_admission", day, ids, held_out(ids, "emergency_admission", 0.2), 0.2)
+    after = run_monitor(s, "emergency_admission", None, MonitorConfig())
+    view = after.programme
+    assert sum(view[g]["people"] for g in ("listed_and_shown", "held_out", "never_listed")) == before.performance["people"]
+    assert view["held_out"]["people"] > 60 and view["listed_and_shown"]["people"] > 360
+    assert after.performance["people"] == view["never_listed"]["people"] + view["held_out"]["people"]
+    assert "held-out" in view["performance_judged_on"]
+    # safe retraining on the same record: the listed and shown are left out of training, the held-out kept
+    cfg = QUICK.model_copy(update={"train_dates": [date(2023, 4, 1)], "validation_dates": [date(2024, 3, 1)],
+                                   "safe_learning": "holdout"})
+    job = fit(cfg, s)
+    record = listing.read(s, "emergency_admission")
+    shown, held = set(record.person_id[~record.held_out]), set(record.person_id[record.held_out])
+    trained = set(job.train.person_id)
+    assert not shown & trained and len(held & trained) >= 0.9 * len(held)

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from evaluation.disclosure import Policy
-from evaluation.programme.estimators import before_after, by_group, difference_in_differences, standardised_differences
-from evaluation.programme.matching import calibrate, match
+from evaluation.programme.estimators import (before_after, bootstrap_sums, by_group, difference_in_differences,
+                                             standardised_differences)
+from evaluation.programme.matching import Reweigh, calibrate, match
 from evaluation.programme.report import release
 
 
@@ -160,3 +161,36 @@ def test_release_protects_groups_and_total_together() -> None:
     # with the total shown, one hidden group would be the total minus the others: a second cell is hidden too
     assert out["counts"]["matched"] is None or sum(v is None for v in shown.values()) >= 2
     assert "enrolled_groups" not in out
+
+
+def test_the_bootstrap_redoes_the_balancing_in_each_resample() -> None:
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame({"cohort": 1, "person_id": range(60), "treated": 1, "x": rng.normal(1.0, 1, 60)})
+    c = pd.DataFrame({"cohort": 1, "person_id": range(100, 400), "treated": 0, "x": rng.normal(0.6, 1, 300)})
+    frame = pd.concat([t, c], ignore_index=True)
+    frame["male"] = 0
+    frame["pre_admissions"] = rng.poisson(2 + frame["x"].clip(0))
+    frame["post_admissions"] = rng.poisson(2 + frame["x"].clip(0))
+    frame["pre_years"] = frame["post_years"] = 1.0
+    m = match(frame, ["x"], exact=[], k=5, caliper=5.0)
+    cal = calibrate(m, ["x"])
+    matching = m.panel["weight"].to_numpy(float)
+    # without balancing, the re-derived weights are the fixed ones: the very draws of the plain bootstrap
+    fixed = bootstrap_sums(m.panel, ["admissions"], Reweigh(m.panel, matching, ["x"], calibrated=False), 50, 7)
+    a = difference_in_differences(m.panel, "admissions", sums=fixed["admissions"])
+    b = difference_in_differences(m.panel, "admissions", draws=50, seed=7)
+    assert a.difference == b.difference and a.difference_ci == pytest.approx(b.difference_ci, rel=1e-12)
+    assert a.relative_ci == pytest.approx(b.relative_ci, rel=1e-12)
+    # with balancing, every resample's comparison weights meet that resample's enrolled mean of x
+    weigh = Reweigh(cal.panel, matching, ["x"], calibrated=True)
+    units = pd.factorize(cal.panel["person_id"])[0]
+    counts = np.random.default_rng(7).poisson(1.0, size=(5, units.max() + 1))
+    x, treated = cal.panel["x"].to_numpy(), cal.panel["treated"].to_numpy() == 1
+    for row in counts:
+        mult = row[units].astype(float)
+        w = weigh(mult)
+        assert np.average(x[~treated], weights=w[~treated]) == pytest.approx(
+            np.average(x[treated], weights=mult[treated]), abs=1e-3)
+    e = difference_in_differences(cal.panel, "admissions", sums=bootstrap_sums(cal.panel, ["admissions"], weigh, 200,
+                                                                                 7)["admissions"])
+    assert e.difference_ci[0] < e.difference < e.difference_ci[1] and weigh.failed == 0
