@@ -5,7 +5,8 @@ dips, Poisson noise) at sizes from a small site to a large ICS, so the benchmark
 Steps, each in its own child process (time and own peak memory):
 
 * fit: every series back-tested by rolling origin as `phm forecast fit` does by default (seasonal naive,
-  harmonic-AR, AutoETS, AutoTheta, MSTL and their median ensemble; 12 origins 14 days apart; 90 days),
+  harmonic-AR, AutoETS, MSTL, the weekly profile + smoothed level and their back-test-weighted ensemble;
+  12 origins 14 days apart; 90 days),
   the model chosen per series and refitted, forecasts with conformal intervals; processes = cores;
 * single: one Prophet fit and 90-day forecast of one series in-process (the unit of work).
 
