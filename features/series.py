@@ -241,8 +241,10 @@ def nowcast_spells(warehouse: Path) -> pd.DataFrame:
                    CAST(coalesce(date_diff('day', DATE '1970-01-01', s.discharge_date), -1) AS BIGINT) AS dis,
                    CASE WHEN p.year_of_birth IS NULL THEN 'age?'
                         WHEN year(s.admission_date) - p.year_of_birth < 18 THEN '0-17'
-                        WHEN year(s.admission_date) - p.year_of_birth < 65 THEN '18-64'
-                        WHEN year(s.admission_date) - p.year_of_birth < 80 THEN '65-79' ELSE '80+' END
+                        WHEN year(s.admission_date) - p.year_of_birth < 45 THEN '18-44'
+                        WHEN year(s.admission_date) - p.year_of_birth < 65 THEN '45-64'
+                        WHEN year(s.admission_date) - p.year_of_birth < 75 THEN '65-74'
+                        WHEN year(s.admission_date) - p.year_of_birth < 85 THEN '75-84' ELSE '85+' END
                    || '|' || CASE WHEN s.admission_method LIKE '2%' THEN 'emergency' ELSE 'other' END
                    || '|' || CASE WHEN left(s.primary_diagnosis, 1) IN ('I', 'J', 'S', 'T', 'C', 'N', 'K', 'R')
                                   THEN left(s.primary_diagnosis, 1) ELSE 'other' END AS "group"

@@ -4,7 +4,8 @@ Each spell in a bed at tonight's midnight census has been in for `e` nights; the
 k nights later is the product of (1 - discharge hazard) over the nights between, the hazard by nights
 elapsed estimated from recent spells (right-censored at the nowcast date) in the spell's group (age band x
 emergency or not x diagnosis group), shrunk towards the hazard of all spells, and scaled by the weekday of
-the discharge (fewer at weekends). Expected admissions (the same weekday's mean over recent weeks) add
+the discharge (fewer at weekends). Expected admissions (the same weekday's mean over recent weeks, scaled to
+the last fortnight's level) add
 their chance of staying each night. Midnight census as in `features/series.py`: a spell is in a bed on
 night d when admitted on or before d and discharged after d. Days are integers (days since 1970-01-01).
 
@@ -108,9 +109,11 @@ def nowcast(spells: pd.DataFrame, t: int, model: DischargeModel, admissions: np.
     return out
 
 
-def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8) -> np.ndarray:
-    """Admissions per day for days t+1..t+horizon: the mean on the same weekday over the last `weeks` weeks."""
-    counts = np.bincount(spells.adm.to_numpy()[(spells.adm >= t - 7 * weeks + 1) & (spells.adm <= t)] - (t - 7 * weeks + 1),
-                         minlength=7 * weeks)
-    by_day = counts.reshape(weeks, 7).mean(axis=0)  # position p: day t - 7*weeks + 1 + p (mod 7)
-    return np.array([by_day[(t + j - (t - 7 * weeks + 1)) % 7] for j in range(1, horizon + 1)])
+def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8, level_days: int = 14) -> np.ndarray:
+    """Admissions per day for days t+1..t+horizon: the same weekday's mean over the last `weeks` weeks, scaled
+    to the level of the last `level_days` days (so a rise or fall in the past fortnight carries forward)."""
+    start = t - 7 * weeks + 1
+    counts = np.bincount(spells.adm.to_numpy()[(spells.adm >= start) & (spells.adm <= t)] - start, minlength=7 * weeks)
+    by_day = counts.reshape(weeks, 7).mean(axis=0)  # position p: day start + p (mod 7)
+    level = counts[-level_days:].mean() / counts.mean() if counts.mean() > 0 and level_days % 7 == 0 else 1.0
+    return np.array([by_day[(t + j - start) % 7] * level for j in range(1, horizon + 1)])
