@@ -68,7 +68,9 @@ def step_fit(count: str, days: str) -> tuple[float, int]:
     t0, c0 = time.perf_counter(), cpu_seconds()
     results = fit_series(inputs, ForecastConfig())
     seconds = time.perf_counter() - t0
-    Path(os.environ["PHM_BENCH_CHOSEN"] + ".cpu").write_text(str(cpu_seconds() - c0))
+    cpu = cpu_seconds() - c0
+    Path(os.environ["PHM_BENCH_CHOSEN"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(os.environ["PHM_BENCH_CHOSEN"] + ".cpu").write_text(str(cpu))
     chosen = {}
     for r in results:
         chosen[r.selected] = chosen.get(r.selected, 0) + 1
