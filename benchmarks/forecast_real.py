@@ -14,7 +14,7 @@ to `benchmarks/results/forecast_real.json`.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.forecast_real [--series 40] [--workers 2] [--arima]
+    .venv/bin/python -m benchmarks.forecast_real [--series 40] [--workers 2] [--arima] [--until 2021-04-17]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmarks.measure import Figure, Run, Target, add_trial
 
@@ -109,10 +110,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--arima", action="store_true", help="Add AutoARIMA to the pool (slow).")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--until", help="Use the data up to this date only (yyyy-mm-dd): the same protocol on an "
+                        "earlier period, to check that methods chosen on the default one hold elsewhere.")
     add_trial(parser)
     args = parser.parse_args(argv)
     record = Run("forecast_real", args, parser, neutral=("workers", "data"))
     frame, _ = read_series_csv(args.data)
+    if args.until:
+        frame = frame[frame.date <= pd.Timestamp(args.until)]
     inputs = inputs_from_frame(frame)[: args.series]
     jobs = [(s.site, s.values, s.capacity, args.arima) for s in inputs]
     t0 = time.perf_counter()

@@ -42,13 +42,12 @@ def daily_series(warehouse: Path, start: date | None = None, end: date | None = 
         missing = {"apc_spells", "sites"} - tables
         if missing:
             raise SeriesSourceError(f"{warehouse}: missing table(s) {sorted(missing)} needed for demand series")
-        as_of = con.execute("SELECT as_of FROM load_info").fetchone()[0] if "load_info" in tables else None
         bounds = con.execute("SELECT min(admission_date), max(admission_date) FROM apc_spells").fetchone()
         if bounds[0] is None:
             raise SeriesSourceError(f"{warehouse}: apc_spells is empty")
         # spells admitted before the extract starts are missing, so the census needs a warm-up period
         first = start or bounds[0] + timedelta(days=WARM_UP_DAYS)
-        last = end or min(as_of or bounds[1], bounds[1])
+        last = end or _data_end(con, tables)
         params = {"first": first, "last": last}
         frame = con.execute("""
             WITH spells AS (
@@ -242,8 +241,10 @@ def nowcast_spells(warehouse: Path) -> pd.DataFrame:
                    CAST(coalesce(date_diff('day', DATE '1970-01-01', s.discharge_date), -1) AS BIGINT) AS dis,
                    CASE WHEN p.year_of_birth IS NULL THEN 'age?'
                         WHEN year(s.admission_date) - p.year_of_birth < 18 THEN '0-17'
-                        WHEN year(s.admission_date) - p.year_of_birth < 65 THEN '18-64'
-                        WHEN year(s.admission_date) - p.year_of_birth < 80 THEN '65-79' ELSE '80+' END
+                        WHEN year(s.admission_date) - p.year_of_birth < 45 THEN '18-44'
+                        WHEN year(s.admission_date) - p.year_of_birth < 65 THEN '45-64'
+                        WHEN year(s.admission_date) - p.year_of_birth < 75 THEN '65-74'
+                        WHEN year(s.admission_date) - p.year_of_birth < 85 THEN '75-84' ELSE '85+' END
                    || '|' || CASE WHEN s.admission_method LIKE '2%' THEN 'emergency' ELSE 'other' END
                    || '|' || CASE WHEN left(s.primary_diagnosis, 1) IN ('I', 'J', 'S', 'T', 'C', 'N', 'K', 'R')
                                   THEN left(s.primary_diagnosis, 1) ELSE 'other' END AS "group"
@@ -253,14 +254,32 @@ def nowcast_spells(warehouse: Path) -> pd.DataFrame:
     return frame
 
 
+# (table, column) of the days each extract records activity on: the extracts cover up to the latest of them
+ACTIVITY_DAYS = (("apc_spells", "admission_date"), ("apc_spells", "discharge_date"),
+                 ("ae_attendances", "arrival_time"), ("prescriptions", "issue_date"))
+
+
 def data_end(warehouse: Path) -> date:
-    """The last day the activity data covers: the load date, or the last admission if earlier
-    (the synthetic ICS's extracts stop before the day they are loaded)."""
+    """The last day the extracts cover (see `_data_end`)."""
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        return con.execute("SELECT least((SELECT as_of FROM load_info), max(admission_date)) FROM apc_spells").fetchone()[0]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        return _data_end(con, tables)
     finally:
         con.close()
+
+
+def _data_end(con, tables: set[str]) -> date:
+    """The end of the data: the latest day any extract records activity on (an admission, a discharge, an A&E
+    arrival, a prescription), at most the load date. Not the last admission: a small
+    site may admit nobody for days before the extract ends, and its beds are still counted on those days (the
+    synthetic ICS's extracts stop before the day they are loaded, so the load date alone would overshoot)."""
+    columns = {tuple(r) for r in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()}
+    parts = [f"SELECT CAST(max({c}) AS DATE) AS d FROM {t}" for t, c in ACTIVITY_DAYS if (t, c) in columns]
+    latest = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
+    as_of = con.execute("SELECT as_of FROM load_info").fetchone()[0] if "load_info" in tables else None
+    as_of = as_of.date() if hasattr(as_of, "date") and callable(as_of.date) else as_of
+    return min(latest, as_of) if as_of is not None else latest
 
 
 def practice_pcns(warehouse: Path) -> dict[str, str]:

@@ -31,14 +31,14 @@ from training.demand_backtest import (QCOLS, SeriesRefused, calibration, check_s
 
 Progress = Callable[[str], None]
 __all__ = ["QCOLS", "ForecastConfig", "SeriesInput", "SeriesResult", "backtest_series", "fit_series"]
-DEFAULT_MODELS = ["seasonal_naive", "harmonic_ar", "auto_ets", "auto_theta", "mstl", "ensemble"]
+DEFAULT_MODELS = ["seasonal_naive", "harmonic_ar", "auto_ets", "mstl", "weekly_level", "ensemble"]
 
 
 class ForecastConfig(Document):
     """How series are back-tested, selected and forecast."""
 
     models: list[str] = Field(DEFAULT_MODELS, description="Forecasters back-tested on every series "
-                              "(also: auto_arima, prophet - slower).")
+                              "(also: auto_theta, auto_arima, prophet - slower).")
     ensemble_members: list[str] = Field([], description="Models the ensemble combines (empty: every model in "
                                         "`models` but the seasonal naive).")
     ensemble_method: Literal["weighted", "median", "mean"] = Field(

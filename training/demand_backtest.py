@@ -10,8 +10,9 @@ forecast with conformal intervals.
 * The coverage reported is honest (sequential): each origin's intervals are calibrated only on errors whose
   days had passed by that origin, as a planner would have had them, and checked on every day of that
   origin's window known so far (so the latest weeks count). MASE uses complete windows only.
-* Choice: the ensemble (the statistical models' forecasts weighted by 1/MASE^2 in this back-test, those
-  worse than the seasonal naive left out; or their median or mean) unless a single model beats it by
+* Choice: the ensemble (the statistical models' forecasts weighted by 1/MASE^2 in this back-test, by band of
+  lead times - days 1-7 and 8-28 by default - those worse than the seasonal naive over the band left out;
+  or their median or mean) unless a single model beats it by
   `selection_margin` on the back-test over at least `min_selection_origins` non-overlapping windows and on
   most origins; without an ensemble in the pool, the seasonal naive is the fallback on thin evidence.
 """
@@ -70,26 +71,34 @@ def point_forecasts(history: pd.Series, capacity: float | None, horizon: int, cf
     return out if keep_members else {k: v for k, v in out.items() if k in cfg.models}
 
 
-def ensemble_weights(bt: dict, cfg) -> list[float] | None:
-    """Back-test weights of the ensemble's members: 1 / MASE^2 at days 1-max(selection horizons) over complete
-    windows, for the members no worse than the seasonal naive (all members if none is); None if unscored."""
-    span = max(cfg.selection_horizons)
-    full = np.isfinite(bt["actual"][:, span - 1])
+def ensemble_weights(bt: dict, cfg) -> np.ndarray | None:
+    """Back-test weights of the ensemble's members by lead time (members x leads): for each band of leads up to
+    a selection horizon (days 1-7 and 8-28 by default; later leads take the last band's), 1 / MASE^2 over the
+    band in complete windows, for the members no worse than the seasonal naive over it (all members if none
+    is); None if unscored. A member good at next week and one good at next month each lead where it is good."""
+    bands = sorted(set(cfg.selection_horizons))
+    full = np.isfinite(bt["actual"][:, bands[-1] - 1])
     if not full.any():
         return None
     scale = np.where(bt["scales"][full] > 0, bt["scales"][full], np.nan)
 
-    def score(pred: np.ndarray) -> float:
+    def score(pred: np.ndarray, lo: int, hi: int) -> float:
         with np.errstate(all="ignore"):
-            return float(np.nanmean(np.mean(np.abs(bt["actual"][full, :span] - pred[full, :span]), axis=1) / scale))
+            return float(np.nanmean(np.mean(np.abs(bt["actual"][full, lo:hi] - pred[full, lo:hi]), axis=1) / scale))
 
     members = member_names(cfg)
-    scores = np.array([score(bt["member_preds"][m]) for m in members])
-    if not np.isfinite(scores).all() or (scores <= 0).any():
-        return None
-    naive = score(bt["member_preds"]["seasonal_naive"]) if "seasonal_naive" in bt["member_preds"] else np.inf
-    keep = scores <= naive if (scores <= naive).any() else np.ones(scores.size, bool)
-    return [float(k / s ** 2) for k, s in zip(keep, scores)]
+    out = np.zeros((len(members), bt["actual"].shape[1]))
+    lo = 0
+    for hi in bands:
+        scores = np.array([score(bt["member_preds"][m], lo, hi) for m in members])
+        if not np.isfinite(scores).all() or (scores <= 0).any():
+            return None
+        naive = score(bt["member_preds"]["seasonal_naive"], lo, hi) if "seasonal_naive" in bt["member_preds"] else np.inf
+        keep = scores <= naive if (scores <= naive).any() else np.ones(scores.size, bool)
+        out[:, lo:hi] = (keep / scores ** 2)[:, None]
+        lo = hi
+    out[:, lo:] = out[:, lo - 1:lo]
+    return out
 
 
 def known_mask(origins: list[int], k: int, horizon: int) -> np.ndarray:
@@ -160,9 +169,9 @@ def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
     if "ensemble" in cfg.models and cfg.ensemble_method == "weighted":
         bt["weights"] = ensemble_weights(bt, cfg)
         if bt["weights"] is not None:
-            stack = np.stack([preds[m] for m in member_names(cfg)])
-            w = np.asarray(bt["weights"]) / np.sum(bt["weights"])
-            preds = {**preds, "ensemble": np.clip(np.tensordot(w, stack, axes=1), 0, None)}
+            stack = np.stack([preds[m] for m in member_names(cfg)])  # members x origins x leads
+            w = bt["weights"] / bt["weights"].sum(axis=0, keepdims=True)
+            preds = {**preds, "ensemble": np.clip(np.einsum("ml,mol->ol", w, stack), 0, None)}
     bt["preds"] = {m: preds[m] for m in cfg.models}
     bt["errors"] = {m: actual - p for m, p in bt["preds"].items()}
     return bt
@@ -207,7 +216,7 @@ def calibration(errors: np.ndarray, window: int) -> ResidualModel:
     return fit_residuals(errors[-window:])
 
 
-def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: list[float] | None = None) -> pd.DataFrame:
+def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: np.ndarray | None = None) -> pd.DataFrame:
     y = series.values.astype(float)
     if model == "ensemble":
         fitted = Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method, weights).fit(y, series.capacity)

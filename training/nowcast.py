@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from phm.core.config import Strict
 
 from features.series import nowcast_spells
 from models.forecasting import nowcast as nc
+from models.forecasting.calendar import DEFAULT_CALENDAR, check_calendar, holiday_days
 
 EPOCH = pd.Timestamp("1970-01-01")
 
@@ -28,17 +29,28 @@ class NowcastConfig(Strict):
     admission_weeks: int = Field(8, ge=1, description="Weeks whose same-weekday mean gives expected admissions.")
     backtest_days: int = Field(120, ge=7, description="Back-test origins over this many final days...")
     backtest_every: int = Field(3, ge=1, description="...every this many days.")
+    holidays: str = Field(DEFAULT_CALENDAR, description="Holiday calendar (admitted like a Sunday): england, none, or a "
+                          "python-holidays country code.")
+
+    @field_validator("holidays")
+    @classmethod
+    def _calendar(cls, value: str) -> str:
+        return check_calendar(value)
 
 
 def day_number(when: pd.Timestamp) -> int:
     return int((pd.Timestamp(when) - EPOCH).days)
 
 
-def site_nowcast(spells: pd.DataFrame, site: str, t: int, cfg: NowcastConfig, model: nc.DischargeModel | None = None
-                 ) -> np.ndarray:
+def site_nowcast(spells: pd.DataFrame, site: str, t: int, cfg: NowcastConfig, model: nc.DischargeModel | None = None,
+                 with_sd: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     model = model or nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
     part = spells[spells.site == site]
-    return nc.nowcast(part, t, model, nc.expected_admissions(part, t, cfg.horizon, cfg.admission_weeks))
+    when = EPOCH + pd.Timedelta(days=t)
+    days = holiday_days(cfg.holidays, when.year - 1, when.year + 1)
+    holidays = (days - EPOCH).days.to_numpy()
+    admissions = nc.expected_admissions_by_kind(part, t, cfg.horizon, cfg.admission_weeks, holidays)
+    return nc.nowcast(part, t, model, admissions, with_sd)
 
 
 def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> pd.DataFrame:
@@ -71,9 +83,10 @@ def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.Da
             days = np.arange(first, t + cfg.horizon + 1)
             series = nc.census(part, days)
             hist = pd.Series(series[: t - first + 1].astype(float), index=EPOCH + pd.to_timedelta(days[: t - first + 1], "D"))
-            pred = site_nowcast(spells, site, t, cfg, model)
+            pred, sd = site_nowcast(spells, site, t, cfg, model, with_sd=True)
             ts = forecaster(hist, cfg.horizon) if forecaster else np.full(cfg.horizon, np.nan)
             for k in range(cfg.horizon):
                 rows.append({"site": site, "origin": t, "ahead": k + 1, "census": float(series[t - first + 1 + k]),
-                             "nowcast": pred[k], "time_series": ts[k], "persistence": float(series[t - first])})
+                             "nowcast": pred[k], "nowcast_sd": sd[k], "time_series": ts[k],
+                             "persistence": float(series[t - first])})
     return pd.DataFrame(rows)

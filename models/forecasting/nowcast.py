@@ -4,7 +4,8 @@ Each spell in a bed at tonight's midnight census has been in for `e` nights; the
 k nights later is the product of (1 - discharge hazard) over the nights between, the hazard by nights
 elapsed estimated from recent spells (right-censored at the nowcast date) in the spell's group (age band x
 emergency or not x diagnosis group), shrunk towards the hazard of all spells, and scaled by the weekday of
-the discharge (fewer at weekends). Expected admissions (the same weekday's mean over recent weeks) add
+the discharge (fewer at weekends). Expected admissions of each kind (emergency or planned: the same weekday's
+mean over recent weeks, a public holiday as a Sunday, scaled to the last fortnight's level) add
 their chance of staying each night. Midnight census as in `features/series.py`: a spell is in a bed on
 night d when admitted on or before d and discharged after d. Days are integers (days since 1970-01-01).
 
@@ -14,7 +15,7 @@ only aggregates leave this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ class DischargeModel:
     overall: np.ndarray
     weekday: np.ndarray  # discharge-day multipliers, Monday..Sunday
     stay_first_night: float  # P(an admission is in a bed on its first night)
+    first_night: dict[str, float] = field(default_factory=dict)  # the same by kind of admission (see `kind_of`)
 
     def hazard(self, group: str, elapsed: np.ndarray, discharge_day: np.ndarray) -> np.ndarray:
         base = self.hazards.get(group, self.overall)
@@ -74,8 +76,19 @@ def fit_discharges(spells: pd.DataFrame, t: int, lookback_days: int = 365, max_e
     pred = np.bincount(wd, weights=exp.h.to_numpy(), minlength=7)
     weekday = np.where(pred > 0, (obs + 1) / (pred + 1), 1.0)
     adm_recent = recent[recent.adm <= t - 1]
-    first = float(np.mean((adm_recent.dis == OPEN) | (adm_recent.dis > adm_recent.adm))) if len(adm_recent) else 1.0
-    return DischargeModel(hazards, overall, weekday, first)
+    stays = ((adm_recent.dis == OPEN) | (adm_recent.dis > adm_recent.adm)).to_numpy()
+    first = float(np.mean(stays)) if len(adm_recent) else 1.0
+    kinds = kind_of(adm_recent["group"].to_numpy())
+    by_kind = {str(k): float(np.mean(stays[kinds == k])) for k in np.unique(kinds)}
+    return DischargeModel(hazards, overall, weekday, first, by_kind)
+
+
+def kind_of(groups: np.ndarray) -> np.ndarray:
+    """The kind of admission from a group label `age|kind|diagnosis` (emergency or other; `all` for labels
+    without one). Day cases are planned, so the share of admissions staying the first night differs by kind
+    more than by anything else, and the mix changes by weekday."""
+    parts = pd.Series(groups, dtype=object).str.split("|")
+    return np.where(parts.str.len() == 3, parts.str[1], "all").astype(str)
 
 
 def census(spells: pd.DataFrame, days: np.ndarray) -> np.ndarray:
@@ -86,31 +99,61 @@ def census(spells: pd.DataFrame, days: np.ndarray) -> np.ndarray:
     return np.searchsorted(adm, days, side="right") - np.searchsorted(dis, days, side="right")
 
 
-def nowcast(spells: pd.DataFrame, t: int, model: DischargeModel, admissions: np.ndarray) -> np.ndarray:
-    """Expected midnight census on nights t+1..t+H (H = len(admissions), the expected admissions per day)."""
-    H = len(admissions)
+def nowcast(spells: pd.DataFrame, t: int, model: DischargeModel, admissions: np.ndarray | dict[str, np.ndarray],
+            with_sd: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Expected midnight census on nights t+1..t+H: the patients in beds tonight who stay, and the expected
+    admissions per day (one array, or one per kind of admission) who are in a bed each night. With `with_sd`
+    also its standard deviation were the model exact (each stay a coin with its own chance, admissions
+    Poisson): the error no method could avoid."""
+    by_kind = admissions if isinstance(admissions, dict) else {"": np.asarray(admissions, dtype=float)}
+    H = len(next(iter(by_kind.values())))
     dis = spells["dis"].to_numpy()
     inbed = spells[(spells.adm.to_numpy() <= t) & ((dis == OPEN) | (dis > t))]
-    out = np.zeros(H)
+    out, var = np.zeros(H), np.zeros(H)
     for g, part in inbed.groupby("group"):
         elapsed = t - part.adm.to_numpy()
         alive = np.ones(elapsed.size)
         for k in range(H):  # leave after night t+k (discharged on day t+k+1)
             alive = alive * (1 - model.hazard(str(g), elapsed + k, np.full(elapsed.size, t + k + 1)))
             out[k] += alive.sum()
+            var[k] += (alive * (1 - alive)).sum()
     # new admissions on day t+j are in a bed on night t+k (k >= j) with P(stay first night) * survival
-    for j in range(1, H + 1):
-        alive = admissions[j - 1] * model.stay_first_night
-        for k in range(j, H + 1):
-            if k > j:
-                alive = alive * (1 - model.hazard("", np.array([k - j - 1]), np.array([t + k]))[0])
-            out[k - 1] += alive
-    return out
+    for kind, expected in by_kind.items():
+        stay = model.first_night.get(kind, model.stay_first_night)
+        for j in range(1, H + 1):
+            alive = expected[j - 1] * stay
+            for k in range(j, H + 1):
+                if k > j:
+                    alive = alive * (1 - model.hazard("", np.array([k - j - 1]), np.array([t + k]))[0])
+                out[k - 1] += alive
+                var[k - 1] += alive  # a thinned Poisson count
+    return (out, np.sqrt(var)) if with_sd else out
 
 
-def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8) -> np.ndarray:
-    """Admissions per day for days t+1..t+horizon: the mean on the same weekday over the last `weeks` weeks."""
-    counts = np.bincount(spells.adm.to_numpy()[(spells.adm >= t - 7 * weeks + 1) & (spells.adm <= t)] - (t - 7 * weeks + 1),
-                         minlength=7 * weeks)
-    by_day = counts.reshape(weeks, 7).mean(axis=0)  # position p: day t - 7*weeks + 1 + p (mod 7)
-    return np.array([by_day[(t + j - (t - 7 * weeks + 1)) % 7] for j in range(1, horizon + 1)])
+def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8, level_days: int = 14,
+                        holidays: np.ndarray | None = None) -> np.ndarray:
+    """Admissions per day for days t+1..t+horizon: the mean on the same weekday over the last `weeks` weeks
+    (a public holiday counts as a Sunday, past and future), scaled to the level of the last `level_days` days
+    against what that mean expected of them (so a rise or fall in the past fortnight carries forward)."""
+    holidays = np.asarray(holidays if holidays is not None else [], dtype=np.int64)
+    start = t - 7 * weeks + 1
+    adm = spells.adm.to_numpy()
+    counts = np.bincount(adm[(adm >= start) & (adm <= t)] - start, minlength=7 * weeks).astype(float)
+    kind = _day_kinds(np.arange(start, t + 1), holidays)
+    mean = np.array([counts[kind == k].mean() if (kind == k).any() else counts.mean() for k in range(7)])
+    expected = mean[kind[-level_days:]].sum()
+    level = counts[-level_days:].sum() / expected if expected > 0 else 1.0
+    return mean[_day_kinds(np.arange(t + 1, t + horizon + 1), holidays)] * level
+
+
+def expected_admissions_by_kind(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8,
+                                holidays: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """`expected_admissions` for each kind of admission (`kind_of`) separately."""
+    kinds = kind_of(spells["group"].to_numpy())
+    return {str(k): expected_admissions(spells[kinds == k], t, horizon, weeks, holidays=holidays)
+            for k in np.unique(kinds)}
+
+
+def _day_kinds(days: np.ndarray, holidays: np.ndarray) -> np.ndarray:
+    """Weekday (Monday 0 .. Sunday 6) of each day number (1970-01-01 a Thursday), a holiday as a Sunday."""
+    return np.where(np.isin(days, holidays), 6, (days + 3) % 7)

@@ -91,3 +91,38 @@ def test_site_forecasts_reconciled_to_the_ics_forecast_intervals_included() -> N
         assert (f.q025 <= f.q10).all() and (f.q10 <= f.q90).all() and f.reconciled.all()
     broken = {**{(s, "beds"): y for s, y in parts.items()}, ("ICS", "beds"): parts["ICS"] + 5}
     assert "not reconciled" in reconcile_results(results, broken)[0]
+
+
+def test_warehouse_forecasts_start_from_the_end_of_the_data(tmp_path: Path) -> None:
+    """The last admissions are 2 (site A) and 9 (site B) days before the extract ends, while patients go home up to
+    its last day: every series, and so every forecast, runs from the end of the data, not from the last admission."""
+    import duckdb
+
+    from features.series import daily_series, data_end
+
+    rng = np.random.default_rng(5)
+    first, end = pd.Timestamp("2024-01-01"), pd.Timestamp("2024-08-31")
+    rows = []
+    for site, stop in (("A", end - pd.Timedelta(days=2)), ("B", end - pd.Timedelta(days=9))):
+        for day in pd.date_range(first, stop):
+            for _ in range(rng.poisson(6)):
+                stay = int(rng.integers(1, 8))
+                out = day + pd.Timedelta(days=stay)
+                rows.append((site, day.date(), out.date() if out <= end else None, 0, "21"))
+    rows.append(("B", (end - pd.Timedelta(days=9)).date(), end.date(), 0, "21"))
+    path = tmp_path / "phm.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE apc_spells (site_code VARCHAR, admission_date DATE, discharge_date DATE, "
+                "critical_care_days INTEGER, admission_method VARCHAR)")
+    con.executemany("INSERT INTO apc_spells VALUES (?, ?, ?, ?, ?)", rows)
+    con.execute("CREATE TABLE sites AS SELECT * FROM (VALUES ('A', 60, 4), ('B', 60, 4)) s(site_code, ga_beds, critical_care_beds)")
+    con.execute("CREATE TABLE load_info AS SELECT DATE '2026-12-03' AS as_of")  # loaded long after the extract ended
+    con.close()
+    assert data_end(path) == end.date()
+    frame = daily_series(path)
+    assert (frame.groupby(["site", "metric"]).date.max() == end).all()
+    cfg = ForecastConfig(models=["seasonal_naive", "harmonic_ar"], max_horizon=14, horizons=[7, 14],
+                         selection_horizons=[7, 14], min_history_days=56, workers=1)
+    part = frame[(frame.site == "B") & (frame.metric == "ga_beds_occupied")]
+    result = backtest_series(SeriesInput("B", "ga_beds_occupied", part.set_index("date").value), cfg)
+    assert result.forecast.date.iloc[0] == end + pd.Timedelta(days=1)

@@ -124,11 +124,22 @@ def test_mintrace_makes_sites_add_up_and_moves_the_least_accurate_most() -> None
 
 
 def test_ensemble_weights_favour_the_accurate_members_and_drop_those_worse_than_naive() -> None:
+    from models.forecasting.pool import combine
     from training.demand_backtest import ensemble_weights
 
-    actual = np.full((6, 28), 100.0)
-    off = {"harmonic_ar": 2.0, "auto_ets": 1.0, "auto_theta": 8.0, "mstl": 4.0, "seasonal_naive": 5.0}
-    bt = {"actual": actual, "scales": np.full(6, 1.0), "member_preds": {m: actual + e for m, e in off.items()}}
-    weights = dict(zip(["harmonic_ar", "auto_ets", "auto_theta", "mstl"], ensemble_weights(bt, ForecastConfig())))
-    assert weights["auto_theta"] == 0  # worse than the seasonal naive
-    assert weights["auto_ets"] == pytest.approx(4 * weights["harmonic_ar"]) == pytest.approx(16 * weights["mstl"])
+    actual = np.full((6, 90), 100.0)
+    off = {"harmonic_ar": 2.0, "auto_ets": 1.0, "weekly_level": 8.0, "mstl": 4.0, "seasonal_naive": 5.0}
+    preds = {m: actual + e for m, e in off.items()}
+    preds["weekly_level"][:, 7:] = 100.5  # poor at days 1-7, the best at days 8-28
+    bt = {"actual": actual, "scales": np.full(6, 1.0), "member_preds": preds}
+    members = ["harmonic_ar", "auto_ets", "mstl", "weekly_level"]
+    w = ensemble_weights(bt, ForecastConfig())
+    assert w.shape == (4, 90)
+    week, month = dict(zip(members, w[:, 0])), dict(zip(members, w[:, 27]))
+    assert week["weekly_level"] == 0  # worse than the seasonal naive at days 1-7
+    assert week["auto_ets"] == pytest.approx(4 * week["harmonic_ar"]) == pytest.approx(16 * week["mstl"])
+    assert month["weekly_level"] == pytest.approx(4 * month["auto_ets"])  # the best at days 8-28
+    assert (w[:, 1:7] == w[:, :1]).all() and (w[:, 28:] == w[:, 27:28]).all()  # bands 1-7, 8-28; later leads as 28
+    points = [np.full(90, 10.0 * k) for k in range(4)]
+    combined = combine(points, "weighted", w)
+    assert combined[0] == pytest.approx(np.dot(w[:, 0], [0, 10, 20, 30]) / w[:, 0].sum())

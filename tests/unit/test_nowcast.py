@@ -54,3 +54,24 @@ def test_nowcast_of_known_stays() -> None:
     actual = nc.census(spells, np.arange(t + 1, t + 4))
     assert pred == pytest.approx(actual.astype(float), abs=1.5)  # 10 admissions/day, half for 3 nights: ~20 beds
     assert model.hazards["short"][0] == pytest.approx(1.0, abs=0.01) and model.hazards["long"][0] == pytest.approx(0.0, abs=0.01)
+
+
+def test_admissions_by_kind_weekday_holidays_and_recent_level() -> None:
+    days = np.arange(0, 70)  # day 0 = 1970-01-01, a Thursday; days 70-76 are Thursday .. Wednesday
+    weekday = (days + 3) % 7
+    planned = np.repeat(days, np.where(weekday < 5, 6, 0))  # day cases on weekdays only
+    emergency = np.repeat(days, np.where(days >= 56, 12, 10))  # ten a day, twelve in the last fortnight
+    spells = pd.concat([pd.DataFrame({"adm": planned, "dis": planned, "group": "18-44|other|K"}),  # home the same day
+                        pd.DataFrame({"adm": emergency, "dis": emergency + 3, "group": "85+|emergency|J"})])
+    holiday = np.array([74])  # day 74 (a Monday) is a public holiday
+    got = nc.expected_admissions_by_kind(spells, 69, 7, weeks=8, holidays=holiday)
+    assert set(got) == {"other", "emergency"}
+    # days 70-76 are Sunday .. Saturday; planned: none at weekends nor on the holiday (a Sunday), six otherwise
+    assert got["other"].tolist() == [6, 6, 0, 0, 0, 6, 6]  # none at the weekend nor on the holiday (a Sunday)
+    level = 12 / ((6 * 10 + 2 * 12) / 8)  # the last fortnight against the 8-week mean
+    assert got["emergency"] == pytest.approx(np.full(7, 10.5 * level))
+    model = nc.fit_discharges(spells, 69, lookback_days=60, max_elapsed=5, shrink=0)
+    assert model.first_night == {"emergency": 1.0, "other": 0.0} and 0 < model.stay_first_night < 1
+    pred, sd = nc.nowcast(spells[spells.adm <= 69], 69, model, got, with_sd=True)
+    assert pred[0] == pytest.approx(24 + got["emergency"][0], abs=1e-9)  # 3-night stays admitted on days 68-69 stay
+    assert sd[0] == pytest.approx(np.sqrt(got["emergency"][0]))  # the stays are certain; admissions Poisson
