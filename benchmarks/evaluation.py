@@ -20,6 +20,11 @@ Printed and saved (benchmarks/results/evaluation.json, with the machine's facts)
   interval over that level), its mean error against the truth and how often its interval covers it (figures: the
   issue sets no target for it, and few people lie near one month's cut-off).
 
+- calibration: per arm, the sd of the DiD error over the runs beside the mean sd its intervals imply, and the
+  no-effect arm's mean estimate with its standard error, so that a coverage count just under its target can be
+  told apart from chance (a well-calibrated 95% interval includes zero in 18 or more of 20 runs only ~92% of
+  the time).
+
 The issue asks for 20 + 20 ICSs of 50,000 people; `--runs` and `--persons` scale it down on a busy machine.
 
 Usage::
@@ -162,6 +167,27 @@ def main() -> None:
                           "runs": runs}, targets, figures, note="The issue asks 20 + 20 runs of 50,000 people.")
 
 
+def calibration(eff: list[dict], null: list[dict]) -> list[Figure]:
+    """Whether the intervals are as wide as the estimates scatter: per arm, the spread (sd) of the DiD error over
+    the runs beside the mean spread its intervals imply (width / 3.92), and the no-effect arm's mean estimate with
+    its standard error over the runs. A count like 17 of 20 is noisy (a well-calibrated 95% interval includes zero
+    in at least 18 of 20 runs only about 92% of the time); these say whether a miss is chance or the estimator."""
+    out = []
+    for name, arm in (("effect", eff), ("no-effect", null)):
+        if len(arm) < 2:
+            continue
+        err = np.array([r["did"] - r["truth"] for r in arm])
+        implied = np.array([(r["did_ci"][1] - r["did_ci"][0]) / 3.92 for r in arm])
+        out.append(Figure(f"{name} runs: sd of the DiD error over the runs", float(err.std(ddof=1))))
+        out.append(Figure(f"{name} runs: mean sd implied by the DiD 95% intervals", float(np.nanmean(implied))))
+    if len(null) >= 2:
+        est = np.array([r["did"] for r in null])
+        out.append(Figure("no-effect runs: mean DiD estimate (truth 0)", float(est.mean())))
+        out.append(Figure("no-effect runs: standard error of that mean over the runs",
+                          float(est.std(ddof=1) / np.sqrt(est.size))))
+    return out
+
+
 def judged(runs: list[dict], eff: list[dict], null: list[dict], err: np.ndarray, naive_bias: np.ndarray, covered: int,
            zero_in: int, worst_smd: float) -> tuple[list[Target], list[Figure]]:
     """The issue's targets and the figures printed beside them."""
@@ -189,7 +215,7 @@ def judged(runs: list[dict], eff: list[dict], null: list[dict], err: np.ndarray,
                          float(np.mean([r["rd_relative"] - r["truth"] for r in rd]))),
                   Figure("regression discontinuity: effect runs whose interval covers the truth",
                          sum(r["rd_relative_ci"][0] <= r["truth"] <= r["rd_relative_ci"][1] for r in rd))] if rd else []
-    figures = [*rd_figures, *group_figures, Figure("mean absolute DiD error", float(np.abs(err).mean())),
+    figures = [*rd_figures, *group_figures, *calibration(eff, null), Figure("mean absolute DiD error", float(np.abs(err).mean())),
                Figure("naive before-after mean bias", float(naive_bias.mean())),
                Figure("largest SMD after matching alone", max(r["max_smd_matched"] for r in runs))]
     return targets, figures
