@@ -24,7 +24,7 @@ from pathlib import Path
 from phm.core.settings import Settings
 from serving.batch.common import SnapshotError
 from serving.batch.inprocess import score_population
-from serving.batch.store import POINTER, snapshots_root, worklist_version
+from serving.batch.store import current_folder, worklist_version
 
 ROLLED = "rolled"
 def rolled_folder(snapshot: Path, day: date) -> Path:
@@ -66,12 +66,9 @@ def ensure_rolled(settings: Settings, snapshot: Path, meta: dict, day: date, pro
 def prepare_next(settings: Settings, progress=None) -> Path | None:
     """Compute ahead the base for the day after the live snapshot's (where the first event dated on the snapshot's
     day will take the delta), so that event does not wait for it; None when there is no in-process snapshot."""
-    root = snapshots_root(settings)
-    try:
-        pointer = json.loads((root / POINTER).read_text())
-    except FileNotFoundError:
+    folder = current_folder(settings)
+    if folder is None:
         return None
-    folder = root / pointer["folder"]
     meta = json.loads((folder / "manifest.json").read_text())
     if meta.get("engine") != "duckdb":
         return None
