@@ -79,9 +79,16 @@ def labelled(seed: int, persons: int, factor: float, holdout: float, work: Path)
     folder, home = work / "data", work / "home"
     for p in (folder, home):
         shutil.rmtree(p, ignore_errors=True)
-    generate(GeneratorConfig(persons=persons, seed=seed, programme=ProgrammeConfig(
-        start=START, capacity=max(5, persons // 60), uptake=0.7, top_share=0.05, factor=factor, holdout=holdout)),
-        folder)
+    generate(
+        GeneratorConfig(
+            persons=persons,
+            seed=seed,
+            programme=ProgrammeConfig(
+                start=START, capacity=max(5, persons // 60), uptake=0.7, top_share=0.05, factor=factor, holdout=holdout
+            ),
+        ),
+        folder,
+    )
     settings = Settings(home=home)
     load(settings, folder)
     spec = specs.get("emergency_admission")
@@ -118,37 +125,61 @@ def one_run(seed: int, persons: int, factor: float, holdout: float, work: Path) 
     frame = labelled(seed, persons, factor, holdout, work)
     t1 = time.perf_counter()
     predictors = frame.attrs["predictors"]
-    fold = (pd.util.hash_pandas_object(frame.person_id.astype("int64") ^ np.int64(seed), index=False)
-            .to_numpy() % np.uint64(FOLDS)).astype(int)
+    fold = (
+        pd.util.hash_pandas_object(frame.person_id.astype("int64") ^ np.int64(seed), index=False).to_numpy()
+        % np.uint64(FOLDS)
+    ).astype(int)
     X, y = frame[predictors].astype("float64"), frame.y.to_numpy()
-    weights = {"naive": np.ones(len(frame)),
-               "enrolment_weighted": enrolment_weights(frame.enrolled_in_window.to_numpy(), frame.picked.to_numpy()),
-               "safe_holdout": safe_weights(frame.treated.to_numpy(), frame.held.to_numpy(), holdout),
-               "reference": np.ones(len(frame))}  # trained on the outcomes without the programme (truth)
+    weights = {
+        "naive": np.ones(len(frame)),
+        "enrolment_weighted": enrolment_weights(frame.enrolled_in_window.to_numpy(), frame.picked.to_numpy()),
+        "safe_holdout": safe_weights(frame.treated.to_numpy(), frame.held.to_numpy(), holdout),
+        "reference": np.ones(len(frame)),
+    }  # trained on the outcomes without the programme (truth)
     group = frame.enrolled_before.to_numpy()
     kept = frame.held_before.to_numpy()  # picked before the index date like the enrolled, but held out at random
     rest = ~frame.picked.to_numpy()
     observed, counterfactual = float(y[group].mean()), float(frame.y_cf.to_numpy()[group].mean())
-    out = {"seed": seed, "persons": int(len(frame)), "enrolled_before_index": int(frame.enrolled_before.sum()),
-           "enrolled_by_window_end": int(frame.enrolled_in_window.sum()),
-           "held_out": int(frame.held.sum()), "treated": int(frame.treated.sum()), "test_enrolled": int(group.sum()),
-           "held_before_index": int(kept.sum()), "held_observed_rate": float(y[kept].mean()),
-           "enrolled_observed_rate": observed, "enrolled_counterfactual_rate": counterfactual,
-           "seconds_data": round(t1 - t0, 1)}
+    out = {
+        "seed": seed,
+        "persons": int(len(frame)),
+        "enrolled_before_index": int(frame.enrolled_before.sum()),
+        "enrolled_by_window_end": int(frame.enrolled_in_window.sum()),
+        "held_out": int(frame.held.sum()),
+        "treated": int(frame.treated.sum()),
+        "test_enrolled": int(group.sum()),
+        "held_before_index": int(kept.sum()),
+        "held_observed_rate": float(y[kept].mean()),
+        "enrolled_observed_rate": observed,
+        "enrolled_counterfactual_rate": counterfactual,
+        "seconds_data": round(t1 - t0, 1),
+    }
     for name, w in weights.items():
         label = frame.y_cf.to_numpy() if name == "reference" else y
         p = np.empty(len(frame))
         for k in range(FOLDS):  # cross-fitted: each person scored by a model that never saw them
             test, cal = fold == k, fold == (k + 1) % FOLDS
             fit_ = ~test & ~cal & (w > 0)
-            model = GradientBoostedRisk().fit(X[fit_], label[fit_], X[cal], label[cal], X[cal], label[cal],
-                                              sample_weight=w[fit_], cal_weight=w[cal], stop_weight=w[cal])
+            model = GradientBoostedRisk().fit(
+                X[fit_],
+                label[fit_],
+                X[cal],
+                label[cal],
+                X[cal],
+                label[cal],
+                sample_weight=w[fit_],
+                cal_weight=w[cal],
+                stop_weight=w[cal],
+            )
             p[test] = model.predict_proba(X[test])[:, 1]
-        out[name] = {"enrolled_mean_risk": float(p[group].mean()),
-                     "enrolled_e_over_o_counterfactual": float(p[group].mean() / counterfactual),
-                     "enrolled_e_over_o_observed": float(p[group].mean() / observed),
-                     "auroc_not_picked": float(auroc(y[rest], p[rest])),
-                     "held_mean_risk": float(p[kept].mean()), "held_e_over_o": float(p[kept].mean() / y[kept].mean())}
+        out[name] = {
+            "enrolled_mean_risk": float(p[group].mean()),
+            "enrolled_e_over_o_counterfactual": float(p[group].mean() / counterfactual),
+            "enrolled_e_over_o_observed": float(p[group].mean() / observed),
+            "auroc_not_picked": float(auroc(y[rest], p[rest])),
+            "held_mean_risk": float(p[kept].mean()),
+            "held_e_over_o": float(p[kept].mean() / y[kept].mean()),
+        }
     out["seconds_total"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -169,16 +200,23 @@ def main() -> None:
     for i in range(args.runs):
         say(f"seed {args.first_seed + i}")
         r = one_run(args.first_seed + i, args.persons, args.factor, args.holdout, work)
-        say(f"  held-out picked {r['held_before_index']}: E/O " + ", ".join(
-            f"{k} {r[k]['held_e_over_o']:.3f}" for k in PATHS) + f"; enrolled {r['test_enrolled']}: E/O(cf) " + ", ".join(
-            f"{k} {r[k]['enrolled_e_over_o_counterfactual']:.3f}" for k in PATHS))
+        say(
+            f"  held-out picked {r['held_before_index']}: E/O "
+            + ", ".join(f"{k} {r[k]['held_e_over_o']:.3f}" for k in PATHS)
+            + f"; enrolled {r['test_enrolled']}: E/O(cf) "
+            + ", ".join(f"{k} {r[k]['enrolled_e_over_o_counterfactual']:.3f}" for k in PATHS)
+        )
         runs.append(r)
     shutil.rmtree(work, ignore_errors=True)
     targets, figures, summary = judged(runs)
     print(f"{args.runs} synthetic ICSs of {args.persons:,} people; true factor {args.factor}, holdout {args.holdout}")
-    record.write_results({"summary": summary, "runs": runs}, targets, figures,
-                         note="Pooled over runs; expected = mean cross-fitted predicted risk. Held-out picked: "
-                              "against what happened (untreated). Enrolled: against the generator's counterfactual.")
+    record.write_results(
+        {"summary": summary, "runs": runs},
+        targets,
+        figures,
+        note="Pooled over runs; expected = mean cross-fitted predicted risk. Held-out picked: "
+        "against what happened (untreated). Enrolled: against the generator's counterfactual.",
+    )
 
 
 def pooled(runs: list[dict], name: str, group: str = "held") -> float:
@@ -203,24 +241,33 @@ def judged(runs: list[dict]) -> tuple[list[Target], list[Figure], dict]:
     enrolled = {k: pooled(runs, k, "enrolled") for k in PATHS}
     auc_drop = float(np.mean([r["naive"]["auroc_not_picked"] - r["safe_holdout"]["auroc_not_picked"] for r in runs]))
     what = "expected/observed in the held-out picked (untreated, picked like the enrolled)"
-    targets = [Target(f"naive retraining: {what} (shows the harm)", held["naive"], 0.9),
-               Target(f"safe (holdout) retraining: {what}, at least", held["safe_holdout"], 0.9, "", ">="),
-               Target(f"safe (holdout) retraining: {what}, at most", held["safe_holdout"], 1.1, "", "<="),
-               Target("AUROC lost by the safe path on people never picked", auc_drop, 0.02, "", "<=")]
+    targets = [
+        Target(f"naive retraining: {what} (shows the harm)", held["naive"], 0.9),
+        Target(f"safe (holdout) retraining: {what}, at least", held["safe_holdout"], 0.9, "", ">="),
+        Target(f"safe (holdout) retraining: {what}, at most", held["safe_holdout"], 1.1, "", "<="),
+        Target("AUROC lost by the safe path on people never picked", auc_drop, 0.02, "", "<="),
+    ]
     n = sum(r["test_enrolled"] for r in runs)
     obs = sum(r["test_enrolled"] * r["enrolled_observed_rate"] for r in runs) / n
     cf = sum(r["test_enrolled"] * r["enrolled_counterfactual_rate"] for r in runs) / n
-    figures = [Figure(f"enrolment-weighted retraining: {what}", held["enrolment_weighted"]),
-               Figure(f"reference (trained on outcomes without the programme): {what}", held["reference"]),
-               *[Figure(f"{k.replace('_', ' ')}: enrolled's expected/observed without the programme", enrolled[k])
-                 for k in PATHS],
-               Figure("enrolled's observed admission rate (with the programme)", obs),
-               Figure("enrolled's admission rate without the programme (truth)", cf),
-               Figure("enrolled people judged", n),
-               Figure("held-out picked people judged", sum(r["held_before_index"] for r in runs))]
-    summary = {"held_e_over_o": {k: round(v, 4) for k, v in held.items()},
-               "enrolled_e_over_o_counterfactual": {k: round(v, 4) for k, v in enrolled.items()},
-               "auroc_drop_safe_vs_naive": round(auc_drop, 4), "enrolled_judged": n}
+    figures = [
+        Figure(f"enrolment-weighted retraining: {what}", held["enrolment_weighted"]),
+        Figure(f"reference (trained on outcomes without the programme): {what}", held["reference"]),
+        *[
+            Figure(f"{k.replace('_', ' ')}: enrolled's expected/observed without the programme", enrolled[k])
+            for k in PATHS
+        ],
+        Figure("enrolled's observed admission rate (with the programme)", obs),
+        Figure("enrolled's admission rate without the programme (truth)", cf),
+        Figure("enrolled people judged", n),
+        Figure("held-out picked people judged", sum(r["held_before_index"] for r in runs)),
+    ]
+    summary = {
+        "held_e_over_o": {k: round(v, 4) for k, v in held.items()},
+        "enrolled_e_over_o_counterfactual": {k: round(v, 4) for k, v in enrolled.items()},
+        "auroc_drop_safe_vs_naive": round(auc_drop, 4),
+        "enrolled_judged": n,
+    }
     return targets, figures, summary
 
 

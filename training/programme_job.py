@@ -26,10 +26,18 @@ class ProgrammeRun:
     run_id: str | None
 
 
-def run_programme_evaluation(settings: Settings, enrolment: pd.DataFrame, *, name: str = "programme",
-                             draws: int = 200, seed: int = 0, warehouse: Path | None = None,
-                             out_dir: Path | None = None, log: bool = True,
-                             cutoff: tuple[pd.DataFrame, float, date] | None = None) -> ProgrammeRun:
+def run_programme_evaluation(
+    settings: Settings,
+    enrolment: pd.DataFrame,
+    *,
+    name: str = "programme",
+    draws: int = 200,
+    seed: int = 0,
+    warehouse: Path | None = None,
+    out_dir: Path | None = None,
+    log: bool = True,
+    cutoff: tuple[pd.DataFrame, float, date] | None = None,
+) -> ProgrammeRun:
     """Evaluate, release, write and (if `log`) log to MLflow; only the released aggregates leave this function."""
     source = warehouse or settings.warehouse_path
     if not source.is_file():
@@ -49,10 +57,19 @@ def run_programme_evaluation(settings: Settings, enrolment: pd.DataFrame, *, nam
 
         configure(settings)
         with mlflow.start_run(experiment_id=experiment_id(settings, EXPERIMENT), run_name=name) as active:
-            mlflow.log_params({"programme": name, "bootstrap_draws": draws, "seed": seed,
-                               "matching_k": released["method"]["k"], "caliper_sd": released["method"]["caliper_sd"]})
-            metrics = {"max_abs_smd_after": released["max_abs_smd_after"],
-                       "max_abs_smd_matched": released["max_abs_smd_matched"]}
+            mlflow.log_params(
+                {
+                    "programme": name,
+                    "bootstrap_draws": draws,
+                    "seed": seed,
+                    "matching_k": released["method"]["k"],
+                    "caliper_sd": released["method"]["caliper_sd"],
+                }
+            )
+            metrics = {
+                "max_abs_smd_after": released["max_abs_smd_after"],
+                "max_abs_smd_matched": released["max_abs_smd_matched"],
+            }
             for outcome, o in released["outcomes"].items():
                 for method in ("before_after", "difference_in_differences"):
                     if o[method]["relative"] is not None:

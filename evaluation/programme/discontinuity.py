@@ -62,8 +62,10 @@ def local_linear_jump(x: np.ndarray, y: np.ndarray, cutoff: float, h: float, min
     w = triangular(x, 0.0, h)
     below, above = (x < 0) & (w > 0), (x >= 0) & (w > 0)
     if below.sum() < min_side or above.sum() < min_side:
-        raise DiscontinuityError(f"within the bandwidth {h:.4g} of the cut-off there are {int(below.sum())} people "
-                                 f"below and {int(above.sum())} above (need {min_side} each side)")
+        raise DiscontinuityError(
+            f"within the bandwidth {h:.4g} of the cut-off there are {int(below.sum())} people "
+            f"below and {int(above.sum())} above (need {min_side} each side)"
+        )
     lo = _side_fit(x[below], y[below], w[below])[0]
     hi = _side_fit(x[above], y[above], w[above])[0]
     return float(hi - lo), float(lo)
@@ -88,7 +90,7 @@ def ik_bandwidth(x: np.ndarray, y: np.ndarray, cutoff: float) -> float:
     mid = (x >= np.median(x[left])) & (x <= np.median(x[right]))
     design = np.column_stack([np.ones(mid.sum()), (x[mid] >= 0), x[mid], x[mid] ** 2, x[mid] ** 3])
     m3 = 6 * np.linalg.lstsq(design, y[mid], rcond=None)[0][4]
-    curv = max(m3 ** 2, 0.01)
+    curv = max(m3**2, 0.01)
     h2_l = 3.56 * (var_l / (density * curv)) ** (1 / 7) * left.sum() ** (-1 / 7)
     h2_r = 3.56 * (var_r / (density * curv)) ** (1 / 7) * right.sum() ** (-1 / 7)
     ql, qr = left & (x >= -h2_l), right & (x <= h2_r)
@@ -97,13 +99,21 @@ def ik_bandwidth(x: np.ndarray, y: np.ndarray, cutoff: float) -> float:
     m2_l = 2 * _side_fit(x[ql], y[ql], np.ones(ql.sum()), 2)[2]
     m2_r = 2 * _side_fit(x[qr], y[qr], np.ones(qr.sum()), 2)[2]
     # step 3: regularised MSE-optimal bandwidth
-    reg = 2160 * var_l / (ql.sum() * h2_l ** 4) + 2160 * var_r / (qr.sum() * h2_r ** 4)
+    reg = 2160 * var_l / (ql.sum() * h2_l**4) + 2160 * var_r / (qr.sum() * h2_r**4)
     return float(CK_TRIANGULAR * ((var_l + var_r) / (density * ((m2_r - m2_l) ** 2 + reg))) ** (1 / 5) * n ** (-1 / 5))
 
 
-def regression_discontinuity(x: np.ndarray, y: np.ndarray, enrolled: np.ndarray, cutoff: float, *,
-                             bandwidth: float | None = None, share: float | None = None, draws: int = 200,
-                             seed: int = 0) -> Discontinuity:
+def regression_discontinuity(
+    x: np.ndarray,
+    y: np.ndarray,
+    enrolled: np.ndarray,
+    cutoff: float,
+    *,
+    bandwidth: float | None = None,
+    share: float | None = None,
+    draws: int = 200,
+    seed: int = 0,
+) -> Discontinuity:
     """The jump in `y` and in `enrolled` (0/1) at `cutoff` on score `x`, and their ratio, with bootstrap intervals.
 
     Bandwidth: `bandwidth` if given, else `share` times the score's range, else the IK rule on `y`."""
@@ -134,15 +144,32 @@ def regression_discontinuity(x: np.ndarray, y: np.ndarray, enrolled: np.ndarray,
         effects.append(j / dj if dj != 0 else np.nan)
     ci = lambda v: tuple(float(q) for q in np.nanpercentile(v, [2.5, 97.5])) if len(v) else (np.nan, np.nan)  # noqa: E731
     rel = x - cutoff
-    return Discontinuity(cutoff=float(cutoff), bandwidth=h, bandwidth_rule=rule,
-                         below=int(((rel < 0) & (rel > -h)).sum()), above=int(((rel >= 0) & (rel < h)).sum()),
-                         outcome_jump=jump, outcome_jump_ci=ci(jumps), enrolled_jump=d_jump,
-                         effect=jump / d_jump if d_jump != 0 else float("nan"), effect_ci=ci(effects),
-                         outcome_below=base)
+    return Discontinuity(
+        cutoff=float(cutoff),
+        bandwidth=h,
+        bandwidth_rule=rule,
+        below=int(((rel < 0) & (rel > -h)).sum()),
+        above=int(((rel >= 0) & (rel < h)).sum()),
+        outcome_jump=jump,
+        outcome_jump_ci=ci(jumps),
+        enrolled_jump=d_jump,
+        effect=jump / d_jump if d_jump != 0 else float("nan"),
+        effect_ci=ci(effects),
+        outcome_below=base,
+    )
 
 
-def panel_discontinuity(panel, scores, cutoff: float, month, outcomes: tuple[str, ...], *, draws: int = 200,
-                        seed: int = 0, share: float | None = None) -> dict:
+def panel_discontinuity(
+    panel,
+    scores,
+    cutoff: float,
+    month,
+    outcomes: tuple[str, ...],
+    *,
+    draws: int = 200,
+    seed: int = 0,
+    share: float | None = None,
+) -> dict:
     """Per outcome, the discontinuity at `cutoff` among the panel's people at enrolment month `month`, whose
     score (`scores`: person_id, score) the rule used. The outcome is each person's rate per person-year in the
     12 months from `month`; enrolment is being enrolled that month. A failed estimate gives its reason."""
@@ -154,9 +181,15 @@ def panel_discontinuity(panel, scores, cutoff: float, month, outcomes: tuple[str
     out: dict = {"cutoff": float(cutoff), "month": str(pd.Timestamp(month).date()), "people_scored": int(len(rows))}
     for outcome in outcomes:
         try:
-            rd = regression_discontinuity(rows["score"].to_numpy(float),
-                                          (rows[f"post_{outcome}"] / rows["post_years"]).to_numpy(float),
-                                          rows["treated"].to_numpy(float), cutoff, draws=draws, seed=seed, share=share)
+            rd = regression_discontinuity(
+                rows["score"].to_numpy(float),
+                (rows[f"post_{outcome}"] / rows["post_years"]).to_numpy(float),
+                rows["treated"].to_numpy(float),
+                cutoff,
+                draws=draws,
+                seed=seed,
+                share=share,
+            )
             out[outcome] = rd.as_dict()
         except DiscontinuityError as exc:
             out[outcome] = {"error": str(exc)}

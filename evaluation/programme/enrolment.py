@@ -36,8 +36,10 @@ def read_enrolment(path: Path) -> pd.DataFrame:
     date_col = "enrolled_at" if exported else "enrol_date"
     missing = {"person_id", date_col} - set(frame.columns)
     if missing:
-        raise EnrolmentFileError(f"{path}: missing column(s) {sorted(missing)} (need person_id, enrol_date; or "
-                                 "person_id, enrolled_at as `phm worklist export-outcomes` writes)")
+        raise EnrolmentFileError(
+            f"{path}: missing column(s) {sorted(missing)} (need person_id, enrol_date; or "
+            "person_id, enrolled_at as `phm worklist export-outcomes` writes)"
+        )
     ids = pd.to_numeric(frame["person_id"], errors="coerce")
     if exported:
         dates = pd.to_datetime(frame[date_col], format="ISO8601", errors="coerce")
@@ -48,8 +50,10 @@ def read_enrolment(path: Path) -> pd.DataFrame:
     for field, bad in (("person_id", ids.isna() | (ids % 1 != 0)), (date_col, dates.isna())):
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0]) + 2  # header is row 1
-            raise EnrolmentFileError(f"{path}: row {row}, field {field}: "
-                                     + ("not a whole-number pseudonym" if field == "person_id" else wanted))
+            raise EnrolmentFileError(
+                f"{path}: row {row}, field {field}: "
+                + ("not a whole-number pseudonym" if field == "person_id" else wanted)
+            )
     found = pd.DataFrame({"person_id": ids.astype("int64"), "enrol_date": dates.dt.normalize()})
     return _first_per_person(found) if exported else found
 
@@ -60,15 +64,22 @@ def outcome_enrolment(settings: Settings) -> pd.DataFrame:
     periods = outcomes.enrolments(outcomes.history(settings))
     if not periods:
         raise EnrolmentFileError("no `enrolled` outcome is recorded in the operational database yet")
-    found = pd.DataFrame({"person_id": [int(p["person_id"]) for p in periods],
-                          "enrol_date": pd.to_datetime([p["enrolled_at"] for p in periods]).normalize()})
+    found = pd.DataFrame(
+        {
+            "person_id": [int(p["person_id"]) for p in periods],
+            "enrol_date": pd.to_datetime([p["enrolled_at"] for p in periods]).normalize(),
+        }
+    )
     return _first_per_person(found)
 
 
 def _first_per_person(frame: pd.DataFrame) -> pd.DataFrame:
     """Each person's earliest enrolment (a later re-enrolment is not a new person entering the programme)."""
-    return (frame.sort_values(["enrol_date", "person_id"], kind="stable").drop_duplicates("person_id")
-            .reset_index(drop=True))
+    return (
+        frame.sort_values(["enrol_date", "person_id"], kind="stable")
+        .drop_duplicates("person_id")
+        .reset_index(drop=True)
+    )
 
 
 def synthetic_enrolment(settings: Settings, folder: Path) -> pd.DataFrame:
@@ -83,7 +94,9 @@ def synthetic_enrolment(settings: Settings, folder: Path) -> pd.DataFrame:
     offers = offers[offers["enrolled"]]
     key, _demo = resolve_key(settings, synthetic=json.loads((folder / MARKER).read_text()) is not None)
     ids = Pseudonymiser(key).mapping(offers["nhs_number"]).column("person_id").to_numpy()
-    return pd.DataFrame({"person_id": ids.astype("int64"), "enrol_date": pd.to_datetime(offers["enrol_date"]).to_numpy()})
+    return pd.DataFrame(
+        {"person_id": ids.astype("int64"), "enrol_date": pd.to_datetime(offers["enrol_date"]).to_numpy()}
+    )
 
 
 def read_scores(path: Path) -> pd.DataFrame:
@@ -102,8 +115,10 @@ def read_scores(path: Path) -> pd.DataFrame:
     for field, bad in (("person_id", ids.isna() | (ids % 1 != 0)), ("score", scores.isna())):
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0]) + 2
-            raise EnrolmentFileError(f"{path}: row {row}, field {field}: not a "
-                                     + ("whole-number pseudonym" if field == "person_id" else "number"))
+            raise EnrolmentFileError(
+                f"{path}: row {row}, field {field}: not a "
+                + ("whole-number pseudonym" if field == "person_id" else "number")
+            )
     if ids.duplicated().any():
         row = int(ids.duplicated().to_numpy().nonzero()[0][0]) + 2
         raise EnrolmentFileError(f"{path}: row {row}, field person_id: the person is scored twice")
@@ -127,5 +142,8 @@ def synthetic_cutoff(settings: Settings, folder: Path) -> tuple[pd.DataFrame, fl
         return None
     key, _demo = resolve_key(settings, synthetic=json.loads((folder / MARKER).read_text()) is not None)
     ids = Pseudonymiser(key).mapping(scores["nhs_number"]).column("person_id").to_numpy()
-    return (pd.DataFrame({"person_id": ids.astype("int64"), "score": scores["score"].to_numpy(float)}),
-            float(first["score"].min()), month)
+    return (
+        pd.DataFrame({"person_id": ids.astype("int64"), "score": scores["score"].to_numpy(float)}),
+        float(first["score"].min()),
+        month,
+    )

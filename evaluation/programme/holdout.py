@@ -25,8 +25,11 @@ SALT = "phm-holdout-v1"
 def draws(person_ids, model: str) -> np.ndarray:
     """A uniform number in [0, 1) per person: the first 52 bits of SHA-256 of `SALT:model:person_id`."""
     prefix = f"{SALT}:{model}:".encode()
-    return np.fromiter((int.from_bytes(hashlib.sha256(prefix + str(p).encode()).digest()[:7], "big") >> 4
-                        for p in person_ids), dtype=np.float64, count=len(person_ids)) / float(1 << 52)
+    return np.fromiter(
+        (int.from_bytes(hashlib.sha256(prefix + str(p).encode()).digest()[:7], "big") >> 4 for p in person_ids),
+        dtype=np.float64,
+        count=len(person_ids),
+    ) / float(1 << 52)
 
 
 def held_out(person_ids, model: str, share: float) -> np.ndarray:

@@ -32,8 +32,14 @@ def read(settings: Settings, model: str) -> pd.DataFrame:
     """The record (empty with its columns when none has been kept yet)."""
     path = record_path(settings, model)
     if not path.exists():
-        return pd.DataFrame({"person_id": pd.Series(dtype="int64"), "first_listed": pd.Series(dtype="datetime64[ns]"),
-                             "held_out": pd.Series(dtype=bool), "share": pd.Series(dtype="float64")})
+        return pd.DataFrame(
+            {
+                "person_id": pd.Series(dtype="int64"),
+                "first_listed": pd.Series(dtype="datetime64[ns]"),
+                "held_out": pd.Series(dtype=bool),
+                "share": pd.Series(dtype="float64"),
+            }
+        )
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
@@ -55,10 +61,18 @@ def shown(settings: Settings, model: str) -> np.ndarray:
 def record(settings: Settings, model: str, day: date, person_id: np.ndarray, held: np.ndarray, share: float) -> int:
     """Add the people listed (or held out) on `day` to the record; a person keeps their earliest day and whether
     they were held out then. Returns how many people are new to the record."""
-    now = pd.DataFrame({"person_id": np.asarray(person_id, "int64"), "first_listed": pd.Timestamp(day),
-                        "held_out": np.asarray(held, bool), "share": float(share)})
+    now = pd.DataFrame(
+        {
+            "person_id": np.asarray(person_id, "int64"),
+            "first_listed": pd.Timestamp(day),
+            "held_out": np.asarray(held, bool),
+            "share": float(share),
+        }
+    )
     before = read(settings, model)
-    both = (pd.concat([before, now], ignore_index=True) if len(before) else now).sort_values(["person_id", "first_listed"], kind="stable")
+    both = (pd.concat([before, now], ignore_index=True) if len(before) else now).sort_values(
+        ["person_id", "first_listed"], kind="stable"
+    )
     merged = both.drop_duplicates("person_id", keep="first").reset_index(drop=True)
     path = record_path(settings, model)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,11 @@ OUTCOME_LABELS = {"admissions": "Emergency admissions", "bed_days": "Emergency b
 def release(result: dict, policy: Policy) -> dict:
     """`result` of `evaluate_programme` made releasable: people counts via `policy.count`, rates and effects
     rounded, a group's estimate withheld when its enrolled count would be hidden."""
-    out = {k: v for k, v in result.items()
-           if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups",
-                        "discontinuity")}
+    out = {
+        k: v
+        for k, v in result.items()
+        if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups", "discontinuity")
+    }
     out["counts"] = {k: policy.count(int(result[k])) for k in COUNTS}
     shown: dict[str, dict[str, int | None]] = {}
     if "enrolled_groups" in result:
@@ -37,18 +39,27 @@ def release(result: dict, policy: Policy) -> dict:
     out["max_abs_smd_after"] = r(result["max_abs_smd_after"])
 
     def est(e: dict) -> dict:
-        return {"difference": r(e["difference"]), "relative": r(e["relative"]),
-                "difference_ci": [r(x) for x in e["difference_ci"]], "relative_ci": [r(x) for x in e["relative_ci"]]}
+        return {
+            "difference": r(e["difference"]),
+            "relative": r(e["relative"]),
+            "difference_ci": [r(x) for x in e["difference_ci"]],
+            "relative_ci": [r(x) for x in e["relative_ci"]],
+        }
 
-    out["outcomes"] = {name: {k: (est(v) if isinstance(v, dict) else r(v)) for k, v in o.items()}
-                       for name, o in result["outcomes"].items()}
+    out["outcomes"] = {
+        name: {k: (est(v) if isinstance(v, dict) else r(v)) for k, v in o.items()}
+        for name, o in result["outcomes"].items()
+    }
     out["groups"] = {}
     for col, g in result["groups"].items():
         rows = []
         for row in g["rows"]:
             n = shown[col].get(row["group"]) if col in shown else policy.count(row["enrolled"])
-            e = est(row) if n is not None else {"difference": None, "relative": None, "difference_ci": [None, None],
-                                                    "relative_ci": [None, None]}
+            e = (
+                est(row)
+                if n is not None
+                else {"difference": None, "relative": None, "difference_ci": [None, None], "relative_ci": [None, None]}
+            )
             rows.append({"group": row["group"], "enrolled": n, **e})
         out["groups"][col] = {"label": g["label"], "outcome": g["outcome"], "rows": rows}
     if "discontinuity" in result:
@@ -70,8 +81,9 @@ def _release_discontinuity(rd: dict, policy: Policy, r) -> dict:
         if below is None or above is None:
             out[name] = {"error": "too few people on a side of the cut-off to show under the disclosure policy"}
             continue
-        out[name] = {k: ([r(x) for x in v] if isinstance(v, list) else r(v) if isinstance(v, float) else v)
-                     for k, v in e.items()} | {"below": below, "above": above}
+        out[name] = {
+            k: ([r(x) for x in v] if isinstance(v, list) else r(v) if isinstance(v, float) else v) for k, v in e.items()
+        } | {"below": below, "above": above}
     return out
 
 
@@ -91,16 +103,32 @@ def _discontinuity_rows(released: dict) -> list[dict]:
     for name, label in OUTCOME_LABELS.items():
         e = rd.get(name, {"error": "not estimated"})
         if "error" in e:
-            rows.append({"outcome": label, "jump per person-year": "*", "95% interval": "*", "enrolment jump": "*",
-                         "effect of enrolment": "*", "95% interval (effect)": "*", "people below / above": "*",
-                         "bandwidth": e["error"]})
+            rows.append(
+                {
+                    "outcome": label,
+                    "jump per person-year": "*",
+                    "95% interval": "*",
+                    "enrolment jump": "*",
+                    "effect of enrolment": "*",
+                    "95% interval (effect)": "*",
+                    "people below / above": "*",
+                    "bandwidth": e["error"],
+                }
+            )
             continue
         pair = lambda v: "*" if None in v else f"{v[0]:+.3f} to {v[1]:+.3f}"  # noqa: E731
-        rows.append({"outcome": label, "jump per person-year": f"{e['outcome_jump']:+.3f}",
-                     "95% interval": pair(e["outcome_jump_ci"]), "enrolment jump": f"{e['enrolled_jump']:+.3f}",
-                     "effect of enrolment": "*" if e["effect"] is None else f"{e['effect']:+.3f}",
-                     "95% interval (effect)": pair(e["effect_ci"]), "people below / above": f"{e['below']} / {e['above']}",
-                     "bandwidth": f"{e['bandwidth']:.4g} ({e['bandwidth_rule']})"})
+        rows.append(
+            {
+                "outcome": label,
+                "jump per person-year": f"{e['outcome_jump']:+.3f}",
+                "95% interval": pair(e["outcome_jump_ci"]),
+                "enrolment jump": f"{e['enrolled_jump']:+.3f}",
+                "effect of enrolment": "*" if e["effect"] is None else f"{e['effect']:+.3f}",
+                "95% interval (effect)": pair(e["effect_ci"]),
+                "people below / above": f"{e['below']} / {e['above']}",
+                "bandwidth": f"{e['bandwidth']:.4g} ({e['bandwidth_rule']})",
+            }
+        )
     return rows
 
 
@@ -109,20 +137,53 @@ def write(released: dict, folder: Path, title: str = "Programme evaluation") -> 
     folder.mkdir(parents=True, exist_ok=True)
     effects = []
     for name, o in released["outcomes"].items():
-        for method, key in (("naive before-after (enrolled only)", "before_after"),
-                            ("matched difference-in-differences", "difference_in_differences"),
-                            ("matched difference-in-differences, matching only", "difference_in_differences_matched_only")):
-            e = o[key]
-            effects.append({"outcome": OUTCOME_LABELS[name], "method": method,
-                            "change per person-year": e["difference"], "relative change": _pct(e["relative"]),
-                            "95% interval": _ci(e["relative_ci"])})
-    groups = [{"title": f"Emergency admissions by {g['label']}", "rows": [
-        {"group": row["group"], "enrolled": "*" if row["enrolled"] is None else row["enrolled"],
-         "relative change": _pct(row["relative"]), "95% interval": _ci(row["relative_ci"])} for row in g["rows"]]}
-        for g in released["groups"].values()]
+        for method, key in (
+            ("naive before-after (enrolled only)", "before_after"),
+            ("matched difference-in-differences", "difference_in_differences"),
+            ("matched difference-in-differences, matching only", "difference_in_differences_matched_only"),
+            (
+                "matched difference-in-differences, enrol now against not now (comparisons enrolled later as seen)",
+                "difference_in_differences_not_now",
+            ),
+        ):
+            e = o.get(key)
+            if e is None:  # a report released before this estimate existed
+                continue
+            effects.append(
+                {
+                    "outcome": OUTCOME_LABELS[name],
+                    "method": method,
+                    "change per person-year": e["difference"],
+                    "relative change": _pct(e["relative"]),
+                    "95% interval": _ci(e["relative_ci"]),
+                }
+            )
+    groups = [
+        {
+            "title": f"Emergency admissions by {g['label']}",
+            "rows": [
+                {
+                    "group": row["group"],
+                    "enrolled": "*" if row["enrolled"] is None else row["enrolled"],
+                    "relative change": _pct(row["relative"]),
+                    "95% interval": _ci(row["relative_ci"]),
+                }
+                for row in g["rows"]
+            ],
+        }
+        for g in released["groups"].values()
+    ]
     counts = [{"people": k.replace("_", " "), "count": "*" if v is None else v} for k, v in released["counts"].items()]
-    page = render("programme.html.j2", title=title, released=released, counts=counts, effects=effects,
-                  balance=released["balance"], groups=groups, discontinuity=_discontinuity_rows(released))
+    page = render(
+        "programme.html.j2",
+        title=title,
+        released=released,
+        counts=counts,
+        effects=effects,
+        balance=released["balance"],
+        groups=groups,
+        discontinuity=_discontinuity_rows(released),
+    )
     html_path, json_path = folder / "programme_evaluation.html", folder / "programme_evaluation.json"
     html_path.write_text(page, encoding="utf-8")
     json_path.write_text(json.dumps(released, indent=2, default=str))

@@ -18,8 +18,23 @@ pytestmark = pytest.mark.slow
 def programme_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("programme_home")
     data = home / "data" / "synthetic"
-    gen = run("data", "generate", "--persons", "5000", "--seed", "21", "--out", str(data), "--programme-start",
-              "2023-04-01", "--programme-capacity", "12", "--programme-factor", "0.5", home=home)
+    gen = run(
+        "data",
+        "generate",
+        "--persons",
+        "5000",
+        "--seed",
+        "21",
+        "--out",
+        str(data),
+        "--programme-start",
+        "2023-04-01",
+        "--programme-capacity",
+        "12",
+        "--programme-factor",
+        "0.5",
+        home=home,
+    )
     assert gen.returncode == 0, gen.stderr
     load = run("data", "load", str(data), home=home)
     assert load.returncode == 0, load.stderr
@@ -42,8 +57,12 @@ def test_evaluates_the_synthetic_programme_and_releases_aggregates_only(programm
     assert report["max_abs_smd_after"] < 0.1
     text = (home / "reports" / "programme" / "programme_evaluation.json").read_text()
     html = (home / "reports" / "programme" / "programme_evaluation.html").read_text()
-    ids = [str(r[0]) for r in duckdb.connect(str(home / "warehouse" / "phm.duckdb"), read_only=True)
-           .execute("SELECT person_id FROM patients").fetchall()]
+    ids = [
+        str(r[0])
+        for r in duckdb.connect(str(home / "warehouse" / "phm.duckdb"), read_only=True)
+        .execute("SELECT person_id FROM patients")
+        .fetchall()
+    ]
     found = set(re.findall(r"\d{9,}", text + html))
     assert not found & set(ids)  # no pseudonym reaches the report
     assert "Balance (standardised mean differences)" in html
@@ -76,8 +95,14 @@ def test_evaluates_from_the_outcomes_coordinators_recorded(programme_home, tmp_p
     database.upgrade(s)
     truth = synthetic_enrolment(s, data)
     for row in truth.itertuples():
-        outcomes.record(s, row.person_id, "P0001", "enrolled", "ann", now=row.enrol_date.to_pydatetime()
-                        + timedelta(days=3, hours=10))
+        outcomes.record(
+            s,
+            row.person_id,
+            "P0001",
+            "enrolled",
+            "ann",
+            now=row.enrol_date.to_pydatetime() + timedelta(days=3, hours=10),
+        )
     csv = tmp_path / "enrolment.csv"
     truth.assign(enrol_date=truth["enrol_date"].dt.strftime("%Y-%m-%d")).to_csv(csv, index=False)
     reports = []

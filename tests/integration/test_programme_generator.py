@@ -15,8 +15,13 @@ from features.synthetic.generator import generate
 
 
 def _programme(tmp_path, factor: float, practices=None):
-    cfg = GeneratorConfig(persons=3_000, seed=11, programme=ProgrammeConfig(
-        start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=factor, practices=practices))
+    cfg = GeneratorConfig(
+        persons=3_000,
+        seed=11,
+        programme=ProgrammeConfig(
+            start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=factor, practices=practices
+        ),
+    )
     return generate(cfg, tmp_path / f"ics_{factor}")
 
 
@@ -27,12 +32,20 @@ def test_offers_respect_start_capacity_and_practices(tmp_path) -> None:
     con = duckdb.connect()
     offers = f"read_parquet('{out / 'truth/programme_offers.parquet'}')"
     patients = f"read_parquet('{out / 'patients.parquet'}')"
-    assert con.execute(f"SELECT min(offer_date) >= DATE '2023-04-01', count(*) > 0 FROM {offers}").fetchone() == (True, True)
-    assert con.execute(f"SELECT max(n) FROM (SELECT count(*) n FROM {offers} WHERE enrolled GROUP BY enrol_date)"
-                       ).fetchone()[0] <= 8
+    assert con.execute(f"SELECT min(offer_date) >= DATE '2023-04-01', count(*) > 0 FROM {offers}").fetchone() == (
+        True,
+        True,
+    )
+    assert (
+        con.execute(
+            f"SELECT max(n) FROM (SELECT count(*) n FROM {offers} WHERE enrolled GROUP BY enrol_date)"
+        ).fetchone()[0]
+        <= 8
+    )
     # only the chosen practice's patients are offered (registration as recorded at the end of the history)
-    practices = con.execute(f"SELECT DISTINCT p.practice_code FROM {offers} o JOIN {patients} p USING (nhs_number)"
-                            ).fetchall()
+    practices = con.execute(
+        f"SELECT DISTINCT p.practice_code FROM {offers} o JOIN {patients} p USING (nhs_number)"
+    ).fetchall()
     assert practices == [(practice,)]
     declined = con.execute(f"SELECT avg(CASE WHEN enrolled THEN 0 ELSE 1 END) FROM {offers}").fetchone()[0]
     assert 0.2 < declined < 0.6  # uptake 0.6
@@ -46,11 +59,11 @@ def test_extracts_hold_the_factual_admissions_and_no_effect_means_equal_paths(tm
         methods = ", ".join(f"'{m}'" for m in EMERGENCY_ADMISSION_METHODS)
         rows = con.execute(f"""
             WITH spells AS (SELECT nhs_number, date_trunc('month', admission_date)::DATE AS month, count(*) AS n
-                            FROM read_parquet('{out / 'apc_spells.parquet'}')
+                            FROM read_parquet('{out / "apc_spells.parquet"}')
                             WHERE admission_method IN ({methods}) GROUP BY ALL)
             SELECT sum(o.admissions), sum(coalesce(s.n, 0)), sum(o.admissions_counterfactual),
                    count(*) FILTER (WHERE o.admissions <> coalesce(s.n, 0))
-            FROM read_parquet('{out / 'truth/programme_outcomes.parquet'}') o
+            FROM read_parquet('{out / "truth/programme_outcomes.parquet"}') o
             LEFT JOIN spells s USING (nhs_number, month)""").fetchone()
         factual, in_extract, counterfactual, mismatched = rows
         assert factual > 0 and mismatched == 0 and factual == in_extract
@@ -64,8 +77,13 @@ def test_extracts_hold_the_factual_admissions_and_no_effect_means_equal_paths(tm
 
 
 def test_a_holdout_is_a_random_share_of_the_picked_never_offered(tmp_path) -> None:
-    cfg = GeneratorConfig(persons=3_000, seed=11, programme=ProgrammeConfig(
-        start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=0.5, holdout=0.3))
+    cfg = GeneratorConfig(
+        persons=3_000,
+        seed=11,
+        programme=ProgrammeConfig(
+            start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=0.5, holdout=0.3
+        ),
+    )
     out = generate(cfg, tmp_path / "held").out_dir
     held = pq.read_table(out / "truth/programme_holdout.parquet").to_pandas()
     offers = pq.read_table(out / "truth/programme_offers.parquet").to_pandas()
@@ -83,8 +101,13 @@ def test_a_holdout_is_a_random_share_of_the_picked_never_offered(tmp_path) -> No
 
 
 def test_bed_days_and_a_group_with_its_own_factor(tmp_path) -> None:
-    cfg = GeneratorConfig(persons=3_000, seed=11, programme=ProgrammeConfig(
-        start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=0.5, group_factors={"core20": 1.0}))
+    cfg = GeneratorConfig(
+        persons=3_000,
+        seed=11,
+        programme=ProgrammeConfig(
+            start=date(2023, 4, 1), capacity=8, uptake=0.6, top_share=0.05, factor=0.5, group_factors={"core20": 1.0}
+        ),
+    )
     out = generate(cfg, tmp_path / "groups").out_dir
     con = duckdb.connect()
     methods = ", ".join(f"'{m}'" for m in EMERGENCY_ADMISSION_METHODS)
@@ -92,10 +115,10 @@ def test_bed_days_and_a_group_with_its_own_factor(tmp_path) -> None:
     factual, in_extract, mismatched = con.execute(f"""
         WITH stays AS (SELECT nhs_number, date_trunc('month', admission_date)::DATE AS month,
                               sum(date_diff('day', admission_date, coalesce(discharge_date, DATE '2025-03-31'))) AS d
-                       FROM read_parquet('{out / 'apc_spells.parquet'}')
+                       FROM read_parquet('{out / "apc_spells.parquet"}')
                        WHERE admission_method IN ({methods}) GROUP BY ALL)
         SELECT sum(o.bed_days), sum(coalesce(s.d, 0)), count(*) FILTER (WHERE o.bed_days <> coalesce(s.d, 0))
-        FROM read_parquet('{out / 'truth/programme_outcomes.parquet'}') o
+        FROM read_parquet('{out / "truth/programme_outcomes.parquet"}') o
         LEFT JOIN stays s USING (nhs_number, month)""").fetchone()
     assert factual > 0 and mismatched == 0 and factual == in_extract
     outcomes = pq.read_table(out / "truth/programme_outcomes.parquet").to_pandas()
@@ -103,10 +126,14 @@ def test_bed_days_and_a_group_with_its_own_factor(tmp_path) -> None:
     assert len(core) > 0 and len(rest) > 0
     assert (core.factor == 1.0).all() and (rest.factor == 0.5).all()
     # no effect in the Core20 group: both paths the same; elsewhere fewer admissions and bed-days
-    assert (core.admissions == core.admissions_counterfactual).all() and (core.bed_days == core.bed_days_counterfactual).all()
+    assert (core.admissions == core.admissions_counterfactual).all() and (
+        core.bed_days == core.bed_days_counterfactual
+    ).all()
     assert rest.admissions_counterfactual.sum() > rest.admissions.sum()
     assert rest.bed_days_counterfactual.sum() > rest.bed_days.sum()
-    by_group = pq.read_table(out / "truth/programme_effect_by_group.parquet").to_pandas().set_index(["grouping", "group"])
+    by_group = (
+        pq.read_table(out / "truth/programme_effect_by_group.parquet").to_pandas().set_index(["grouping", "group"])
+    )
     assert by_group.loc[("core20", "core20"), "relative_effect"] == 0.0
     assert by_group.loc[("core20", "core20"), "bed_days_relative_effect"] == 0.0
     assert by_group.loc[("core20", "rest"), "relative_effect"] < -0.2

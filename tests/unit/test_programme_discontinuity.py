@@ -6,8 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.programme.discontinuity import (DiscontinuityError, ik_bandwidth, local_linear_jump,
-                                                regression_discontinuity, triangular)
+from evaluation.programme.discontinuity import (
+    DiscontinuityError,
+    ik_bandwidth,
+    local_linear_jump,
+    regression_discontinuity,
+    triangular,
+)
 
 
 def test_triangular_kernel() -> None:
@@ -26,7 +31,7 @@ def test_noise_free_lines_give_the_exact_jump() -> None:
 def _noisy(jump: float, n: int = 6000, seed: int = 4):
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, n)
-    y = 1 + 0.8 * x + 0.6 * x ** 2 + jump * (x >= 0) + rng.normal(0, 0.5, n)
+    y = 1 + 0.8 * x + 0.6 * x**2 + jump * (x >= 0) + rng.normal(0, 0.5, n)
     return x, y
 
 
@@ -69,12 +74,12 @@ def test_fuzzy_design_recovers_the_effect_of_enrolment() -> None:
 def test_ik_bandwidth_scales_with_the_score_and_ignores_the_outcome_scale() -> None:
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, 5000)
-    y = 1 + x + 1.5 * x ** 2 + 2 * x ** 3 + 0.4 * (x >= 0) + rng.normal(0, 0.3, x.size)
+    y = 1 + x + 1.5 * x**2 + 2 * x**3 + 0.4 * (x >= 0) + rng.normal(0, 0.3, x.size)
     h = ik_bandwidth(x, y, 0.0)
     assert ik_bandwidth(0.1 * x + 5, y, 5.0) == pytest.approx(0.1 * h, rel=1e-9)
     assert ik_bandwidth(x, 3 * y - 7, 0.0) == pytest.approx(h, rel=1e-9)
     # more curvature at the cut-off (differing either side) means a narrower bandwidth
-    bent = y + 3 * x ** 2 * (x >= 0)
+    bent = y + 3 * x**2 * (x >= 0)
     assert ik_bandwidth(x, bent, 0.0) < h
 
 
@@ -98,8 +103,15 @@ def test_panel_discontinuity_uses_the_scored_month_and_release_hides_small_sides
     score = rng.uniform(0, 10, n)
     treated = (score >= 7).astype(int)
     rate = 0.5 + 0.1 * score - 0.4 * treated
-    panel = pd.DataFrame({"cohort": pd.Timestamp("2024-01-01"), "person_id": np.arange(n), "treated": treated,
-                          "post_years": 1.0, "post_admissions": rate + rng.normal(0, 0.2, n)})
+    panel = pd.DataFrame(
+        {
+            "cohort": pd.Timestamp("2024-01-01"),
+            "person_id": np.arange(n),
+            "treated": treated,
+            "post_years": 1.0,
+            "post_admissions": rate + rng.normal(0, 0.2, n),
+        }
+    )
     other = panel.assign(cohort=pd.Timestamp("2024-02-01"), post_admissions=99.0)  # another month: ignored
     scores = pd.DataFrame({"person_id": np.arange(n), "score": score})
     found = panel_discontinuity(pd.concat([panel, other]), scores, 7.0, "2024-01-01", ("admissions",), draws=100)

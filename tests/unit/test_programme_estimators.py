@@ -7,23 +7,42 @@ import pandas as pd
 import pytest
 
 from evaluation.disclosure import Policy
-from evaluation.programme.estimators import (before_after, bootstrap_sums, by_group, difference_in_differences,
-                                             standardised_differences)
+from evaluation.programme.estimators import (
+    before_after,
+    bootstrap_sums,
+    by_group,
+    difference_in_differences,
+    standardised_differences,
+)
 from evaluation.programme.matching import Reweigh, calibrate, match
 from evaluation.programme.report import release
 
 
 def _row(set_id, treated, weight, pre, post, pre_years=1.0, post_years=1.0, **extra):
-    return {"set_id": set_id, "treated": treated, "weight": weight, "pre_admissions": pre, "post_admissions": post,
-            "pre_years": pre_years, "post_years": post_years, **extra}
+    return {
+        "set_id": set_id,
+        "treated": treated,
+        "weight": weight,
+        "pre_admissions": pre,
+        "post_admissions": post,
+        "pre_years": pre_years,
+        "post_years": post_years,
+        **extra,
+    }
 
 
 # two match sets; the enrolled go from 4 admissions in 2 person-years to 2 (rate 2 -> 1); their comparisons
 # (weights 1/2 each) from 2 in 1 weighted person-year to 1.5 (rate 2 -> 1.5)
-PANEL = pd.DataFrame([
-    _row(1, 1, 1.0, 3, 1), _row(1, 0, 0.5, 3, 2), _row(1, 0, 0.5, 1, 1),
-    _row(2, 1, 1.0, 1, 1), _row(2, 0, 0.5, 2, 2), _row(2, 0, 0.5, 2, 1),
-])
+PANEL = pd.DataFrame(
+    [
+        _row(1, 1, 1.0, 3, 1),
+        _row(1, 0, 0.5, 3, 2),
+        _row(1, 0, 0.5, 1, 1),
+        _row(2, 1, 1.0, 1, 1),
+        _row(2, 0, 0.5, 2, 2),
+        _row(2, 0, 0.5, 2, 1),
+    ]
+)
 
 
 def test_naive_before_after_uses_the_enrolled_alone() -> None:
@@ -51,7 +70,10 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_reproducible() -> None
     rows = []
     for s in range(200):
         pre = rng.poisson(2)
-        rows += [_row(s, 1, 1.0, pre, rng.poisson(1.5), person_id=s), _row(s, 0, 1.0, pre, rng.poisson(2.0), person_id=1000 + s)]
+        rows += [
+            _row(s, 1, 1.0, pre, rng.poisson(1.5), person_id=s),
+            _row(s, 0, 1.0, pre, rng.poisson(2.0), person_id=1000 + s),
+        ]
     panel = pd.DataFrame(rows)
     a = difference_in_differences(panel, "admissions", draws=300, seed=1)
     b = difference_in_differences(panel, "admissions", draws=300, seed=1)
@@ -83,8 +105,10 @@ def test_standardised_mean_difference_by_hand() -> None:
 def _matching_frame() -> pd.DataFrame:
     # one enrolment month; x drives enrolment. Enrolled at x = 0 and x = 1 (and a third at x = 9, far from anyone)
     rows = [{"cohort": 1, "person_id": i, "treated": 1, "x": x, "male": 0} for i, x in enumerate([0.0, 1.0, 9.0])]
-    rows += [{"cohort": 1, "person_id": 10 + i, "treated": 0, "x": x, "male": 0}
-             for i, x in enumerate([0.02, 0.98, -3.0, -2.5, -2.0, -1.5, -3.5, -4.0])]
+    rows += [
+        {"cohort": 1, "person_id": 10 + i, "treated": 0, "x": x, "male": 0}
+        for i, x in enumerate([0.02, 0.98, -3.0, -2.5, -2.0, -1.5, -3.5, -4.0])
+    ]
     frame = pd.DataFrame(rows)
     for col in ("pre_admissions", "post_admissions"):
         frame[col] = 1
@@ -110,10 +134,18 @@ def test_matching_is_exact_on_the_strata() -> None:
 
 def test_calibration_equalises_means_and_keeps_the_total_weight() -> None:
     rng = np.random.default_rng(0)
-    t = pd.DataFrame({"cohort": 1, "person_id": range(50), "treated": 1, "x": rng.normal(1.0, 1, 50),
-                      "male": rng.integers(0, 2, 50)})
-    c = pd.DataFrame({"cohort": 1, "person_id": range(100, 400), "treated": 0, "x": rng.normal(0.6, 1, 300),
-                      "male": rng.integers(0, 2, 300)})
+    t = pd.DataFrame(
+        {"cohort": 1, "person_id": range(50), "treated": 1, "x": rng.normal(1.0, 1, 50), "male": rng.integers(0, 2, 50)}
+    )
+    c = pd.DataFrame(
+        {
+            "cohort": 1,
+            "person_id": range(100, 400),
+            "treated": 0,
+            "x": rng.normal(0.6, 1, 300),
+            "male": rng.integers(0, 2, 300),
+        }
+    )
     frame = pd.concat([t, c], ignore_index=True)
     frame["pre_admissions"] = frame["post_admissions"] = 0
     frame["pre_years"] = frame["post_years"] = 1.0
@@ -127,17 +159,35 @@ def test_calibration_equalises_means_and_keeps_the_total_weight() -> None:
 
 def test_release_hides_small_groups_and_rounds_counts() -> None:
     est = {"difference": -0.5, "relative": -0.25, "difference_ci": [-0.9, -0.1], "relative_ci": [-0.4, -0.05]}
-    result = {"enrolled_in_data": 103, "enrolled_with_follow_up": 98, "matched": 96, "unmatched": 2,
-              "comparison_people": 301, "cohorts": ["2023-04-01"], "method": {}, "balance": [],
-              "max_abs_smd_matched": 0.12, "max_abs_smd_after": 0.0,
-              "outcomes": {"admissions": {"enrolled_rate_before": 2.0, "before_after": est}},
-              "groups": {"ethnic_group": {"label": "ethnicity", "outcome": "admissions",
-                                          "rows": [{"group": "Black", "enrolled": 5, **est},
-                                                   {"group": "White", "enrolled": 80, **est}]}},
-              "matched_enrolled": pd.DataFrame({"person_id": [1]})}
+    result = {
+        "enrolled_in_data": 103,
+        "enrolled_with_follow_up": 98,
+        "matched": 96,
+        "unmatched": 2,
+        "comparison_people": 301,
+        "cohorts": ["2023-04-01"],
+        "method": {},
+        "balance": [],
+        "max_abs_smd_matched": 0.12,
+        "max_abs_smd_after": 0.0,
+        "outcomes": {"admissions": {"enrolled_rate_before": 2.0, "before_after": est}},
+        "groups": {
+            "ethnic_group": {
+                "label": "ethnicity",
+                "outcome": "admissions",
+                "rows": [{"group": "Black", "enrolled": 5, **est}, {"group": "White", "enrolled": 80, **est}],
+            }
+        },
+        "matched_enrolled": pd.DataFrame({"person_id": [1]}),
+    }
     out = release(result, Policy())
-    assert out["counts"] == {"enrolled_in_data": 105, "enrolled_with_follow_up": 100, "matched": 95, "unmatched": None,
-                             "comparison_people": 300}
+    assert out["counts"] == {
+        "enrolled_in_data": 105,
+        "enrolled_with_follow_up": 100,
+        "matched": 95,
+        "unmatched": None,
+        "comparison_people": 300,
+    }
     rows = {r["group"]: r for r in out["groups"]["ethnic_group"]["rows"]}
     assert rows["Black"]["enrolled"] is None and rows["Black"]["relative"] is None
     assert rows["White"]["enrolled"] == 80 and rows["White"]["relative"] == -0.25
@@ -146,15 +196,31 @@ def test_release_hides_small_groups_and_rounds_counts() -> None:
 
 def test_release_protects_groups_and_total_together() -> None:
     est = {"difference": -0.5, "relative": -0.25, "difference_ci": [-0.9, -0.1], "relative_ci": [-0.4, -0.05]}
-    groups = pd.DataFrame({"ethnic_group": ["White"] * 80 + ["Asian"] * 20 + ["Black"] * 5,
-                           "deprivation_quintile": ["1"] * 50 + ["2"] * 55})
+    groups = pd.DataFrame(
+        {
+            "ethnic_group": ["White"] * 80 + ["Asian"] * 20 + ["Black"] * 5,
+            "deprivation_quintile": ["1"] * 50 + ["2"] * 55,
+        }
+    )
     rows = [{"group": g, "enrolled": n, **est} for g, n in (("Asian", 20), ("Black", 5), ("White", 80))]
-    result = {"enrolled_in_data": 105, "enrolled_with_follow_up": 105, "matched": 105, "unmatched": 0,
-              "comparison_people": 300, "cohorts": [], "method": {}, "balance": [], "max_abs_smd_matched": 0.1,
-              "max_abs_smd_after": 0.0, "outcomes": {},
-              "groups": {"ethnic_group": {"label": "ethnicity", "outcome": "admissions", "rows": rows},
-                         "deprivation_quintile": {"label": "deprivation", "outcome": "admissions", "rows": []}},
-              "enrolled_groups": groups}
+    result = {
+        "enrolled_in_data": 105,
+        "enrolled_with_follow_up": 105,
+        "matched": 105,
+        "unmatched": 0,
+        "comparison_people": 300,
+        "cohorts": [],
+        "method": {},
+        "balance": [],
+        "max_abs_smd_matched": 0.1,
+        "max_abs_smd_after": 0.0,
+        "outcomes": {},
+        "groups": {
+            "ethnic_group": {"label": "ethnicity", "outcome": "admissions", "rows": rows},
+            "deprivation_quintile": {"label": "deprivation", "outcome": "admissions", "rows": []},
+        },
+        "enrolled_groups": groups,
+    }
     out = release(result, Policy())
     shown = {r["group"]: r["enrolled"] for r in out["groups"]["ethnic_group"]["rows"]}
     assert shown["Black"] is None
@@ -190,7 +256,9 @@ def test_the_bootstrap_redoes_the_balancing_in_each_resample() -> None:
         mult = row[units].astype(float)
         w = weigh(mult)
         assert np.average(x[~treated], weights=w[~treated]) == pytest.approx(
-            np.average(x[treated], weights=mult[treated]), abs=1e-3)
-    e = difference_in_differences(cal.panel, "admissions", sums=bootstrap_sums(cal.panel, ["admissions"], weigh, 200,
-                                                                                 7)["admissions"])
+            np.average(x[treated], weights=mult[treated]), abs=1e-3
+        )
+    e = difference_in_differences(
+        cal.panel, "admissions", sums=bootstrap_sums(cal.panel, ["admissions"], weigh, 200, 7)["admissions"]
+    )
     assert e.difference_ci[0] < e.difference < e.difference_ci[1] and weigh.failed == 0

@@ -1,0 +1,36 @@
+"""Who the service treats as held out for the programme's evaluation: read from the real listing record, re-read
+when it changes, and unknown (fail closed) when it cannot be read."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.programme import listing
+from phm.core.settings import Settings
+from serving.holdout_view import HeldOut, HoldoutUnknown
+
+MODEL = "emergency_admission"
+
+
+def test_the_held_out_are_the_records_held_out_and_follow_its_changes(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path)
+    view = HeldOut(s, MODEL)
+    assert view.ids() == frozenset()  # no record yet: nobody held out
+    listing.record(s, MODEL, date(2025, 1, 1), np.array([1, 2, 3]), np.array([False, True, False]), 0.1)
+    assert view.ids() == {2}
+    listing.record(s, MODEL, date(2025, 1, 2), np.array([3, 4]), np.array([True, True]), 0.1)
+    assert view.ids() == {2, 4}  # 3 was listed and shown first, so stays shown
+
+
+def test_an_unreadable_record_makes_the_holdout_unknown(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path)
+    view = HeldOut(s, MODEL)
+    listing.record(s, MODEL, date(2025, 1, 1), np.array([5]), np.array([True]), 0.1)
+    assert view.ids() == {5}
+    listing.record_path(s, MODEL).write_bytes(b"not parquet at all")
+    with pytest.raises(HoldoutUnknown, match="person-level lookups are refused"):
+        view.ids()
