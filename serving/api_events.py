@@ -41,8 +41,11 @@ def events_router(state: Callable, bearer: Callable) -> APIRouter:
     async def feed(request: Request, st: ServiceState = Depends(state)) -> User:
         found = bearer(request, st)
         if found is None:
-            raise HTTPException(401, "a valid bearer token is needed (create one with `phm users add --role data_feed`)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "a valid bearer token is needed (create one with `phm users add --role data_feed`)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         record(request, user=found)
         if found.role != Role.data_feed:
             raise HTTPException(403, f"the {found.role.value} role cannot post events")
@@ -58,11 +61,16 @@ def events_router(state: Callable, bearer: Callable) -> APIRouter:
         from starlette.concurrency import run_in_threadpool
 
         try:
-            report = await run_in_threadpool(ingest, st.settings, messages, warehouse_known(st),
-                                             pseudonymiser_for(st.settings))
+            report = await run_in_threadpool(
+                ingest, st.settings, messages, warehouse_known(st), pseudonymiser_for(st.settings)
+            )
         except StoreFullError as exc:  # fail closed: the sender's engine keeps the messages and resends
-            raise HTTPException(503, "the event store cannot be written (is the disk full?): nothing in this post "
-                                     "was stored; send it again later", headers={"Retry-After": "60"}) from exc
+            raise HTTPException(
+                503,
+                "the event store cannot be written (is the disk full?): nothing in this post "
+                "was stored; send it again later",
+                headers={"Retry-After": "60"},
+            ) from exc
         answer = report.to_json()  # the worklist follows at the next `phm events refresh` (or `ingest --refresh`)
         status = 422 if report.accepted == 0 and report.duplicates == 0 else 200
         return JSONResponse(answer, status_code=status)

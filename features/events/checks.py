@@ -16,12 +16,18 @@ from features.sources.pseudonymise import Pseudonymiser
 CLOCK_SKEW = timedelta(minutes=5)  # a sender's clock may run this far ahead of ours
 TABLE = {"inpatient": "apc_spells", "emergency": "ae_attendances"}
 # Fields -> contract column, per setting
-COLUMNS = {"inpatient": {"start": "admission_date", "end": "discharge_date", "admission_method": "admission_method",
-                         "primary_diagnosis": "primary_diagnosis", "site_code": "site_code",
-                         "discharge_method": "discharge_method"},
-           "emergency": {"start": "arrival_time", "end": "departure_time", "site_code": "site_code"}}
-NEEDS = {"admit": ("start", "admission_method", "site_code"), "attend": ("start", "site_code"),
-         "discharge": ("end",)}
+COLUMNS = {
+    "inpatient": {
+        "start": "admission_date",
+        "end": "discharge_date",
+        "admission_method": "admission_method",
+        "primary_diagnosis": "primary_diagnosis",
+        "site_code": "site_code",
+        "discharge_method": "discharge_method",
+    },
+    "emergency": {"start": "arrival_time", "end": "departure_time", "site_code": "site_code"},
+}
+NEEDS = {"admit": ("start", "admission_method", "site_code"), "attend": ("start", "site_code"), "discharge": ("end",)}
 
 
 @dataclass
@@ -67,5 +73,13 @@ def accept(parsed: Parsed, pseudonymiser: Pseudonymiser, received: datetime, kno
     person = pseudonymiser.person_id(number)
     if known.people is not None and person not in known.people:
         raise MessageError("unlinked", "nhs_number", message_id=mid)
-    return Event(message_id=mid, format=parsed.format, trigger=parsed.trigger, setting=parsed.setting,
-                 occurred=parsed.occurred, person_id=person, encounter_id=parsed.encounter_id, fields=parsed.fields)
+    return Event(
+        message_id=mid,
+        format=parsed.format,
+        trigger=parsed.trigger,
+        setting=parsed.setting,
+        occurred=parsed.occurred,
+        person_id=person,
+        encounter_id=parsed.encounter_id,
+        fields=parsed.fields,
+    )

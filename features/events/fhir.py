@@ -40,9 +40,12 @@ def parse_fhir(text: str) -> list[Parsed | MessageError]:
             bundle = Bundle.model_validate(data)
         except ValidationError as exc:
             return [MessageError("invalid_resource", "Bundle", _first_error(exc), data.get("id"))]
-        return [_one(e.resource, Encounter) if e.resource is not None and e.resource.get_resource_type() == "Encounter"
-                else MessageError("unsupported_message", "entry.resource", "not an Encounter", _id(e.resource))
-                for e in bundle.entry or []]
+        return [
+            _one(e.resource, Encounter)
+            if e.resource is not None and e.resource.get_resource_type() == "Encounter"
+            else MessageError("unsupported_message", "entry.resource", "not an Encounter", _id(e.resource))
+            for e in bundle.entry or []
+        ]
     if kind != "Encounter":
         return [MessageError("unsupported_message", "resourceType", str(kind)[:40])]
     try:
@@ -87,21 +90,40 @@ def _one(enc, _cls) -> Parsed | MessageError:
         trigger = "attend" if setting == "emergency" else "admit"
     else:
         return MessageError("unsupported_message", "Encounter.status", str(status), message_id)
-    nhs = next((i.value for i in ((enc.subject.identifier,) if enc.subject and enc.subject.identifier else ())
-                if i.system == NHS_SYSTEM and i.value), None)
+    nhs = next(
+        (
+            i.value
+            for i in ((enc.subject.identifier,) if enc.subject and enc.subject.identifier else ())
+            if i.system == NHS_SYSTEM and i.value
+        ),
+        None,
+    )
     if not nhs:
         return MessageError("missing_value", "Encounter.subject.identifier", "no NHS number", message_id)
-    encounter = (enc.identifier[0].value if enc.identifier and enc.identifier[0].value else enc.id)
+    encounter = enc.identifier[0].value if enc.identifier and enc.identifier[0].value else enc.id
     period = enc.period
     provider = enc.serviceProvider.identifier.value if enc.serviceProvider and enc.serviceProvider.identifier else None
-    diagnosis = next((c.code for r in enc.reasonCode or [] for c in r.coding or []
-                      if c.system in ICD10_SYSTEMS and c.code), None)
-    fields = Fields(start=_naive(period.start) if period else None, end=_naive(period.end) if period else None,
-                    admission_method=_extension(enc, ADMISSION_METHOD), site_code=provider,
-                    primary_diagnosis=diagnosis.replace(".", "").upper() if diagnosis else None,
-                    discharge_method=_extension(enc, DISCHARGE_METHOD))
-    return Parsed(message_id=message_id, format="fhir", trigger=trigger, setting=setting,
-                  occurred=_naive(enc.meta.lastUpdated), nhs_number=nhs, encounter_id=str(encounter), fields=fields)
+    diagnosis = next(
+        (c.code for r in enc.reasonCode or [] for c in r.coding or [] if c.system in ICD10_SYSTEMS and c.code), None
+    )
+    fields = Fields(
+        start=_naive(period.start) if period else None,
+        end=_naive(period.end) if period else None,
+        admission_method=_extension(enc, ADMISSION_METHOD),
+        site_code=provider,
+        primary_diagnosis=diagnosis.replace(".", "").upper() if diagnosis else None,
+        discharge_method=_extension(enc, DISCHARGE_METHOD),
+    )
+    return Parsed(
+        message_id=message_id,
+        format="fhir",
+        trigger=trigger,
+        setting=setting,
+        occurred=_naive(enc.meta.lastUpdated),
+        nhs_number=nhs,
+        encounter_id=str(encounter),
+        fields=fields,
+    )
 
 
 def _extension(enc, name: str) -> str | None:

@@ -16,10 +16,27 @@ from datetime import date, timedelta
 import pandas as pd
 
 FIELDS = ["start", "end", "admission_method", "primary_diagnosis", "site_code", "discharge_method"]
-APC = ["person_id", "spell_id", "admission_date", "discharge_date", "admission_method", "primary_diagnosis",
-       "site_code", "critical_care_days", "discharge_method"]
-AE = ["person_id", "attendance_id", "arrival_time", "departure_time", "site_code", "acuity", "diagnosis_snomed",
-      "discharge_destination"]
+APC = [
+    "person_id",
+    "spell_id",
+    "admission_date",
+    "discharge_date",
+    "admission_method",
+    "primary_diagnosis",
+    "site_code",
+    "critical_care_days",
+    "discharge_method",
+]
+AE = [
+    "person_id",
+    "attendance_id",
+    "arrival_time",
+    "departure_time",
+    "site_code",
+    "acuity",
+    "diagnosis_snomed",
+    "discharge_destination",
+]
 
 
 TABLES = {"inpatient": "apc_spells", "emergency": "ae_attendances"}
@@ -52,15 +69,39 @@ def fold(events: pd.DataFrame) -> dict[str, pd.DataFrame]:
             rows[setting].append((encounter, s))
         elif s["cancelled"] and not s["open"]:  # never opened by the events (a lone update, say): left alone
             removed[setting].append((encounter, s["person_id"]))
-    apc = pd.DataFrame([{"person_id": s["person_id"], "spell_id": enc, "admission_date": s["start"].date(),
-                         "discharge_date": s["end"].date() if s["end"] is not None else None,
-                         "admission_method": s["admission_method"], "primary_diagnosis": s["primary_diagnosis"],
-                         "site_code": s["site_code"], "critical_care_days": None,
-                         "discharge_method": s["discharge_method"]} for enc, s in rows["inpatient"]], columns=APC)
-    ae = pd.DataFrame([{"person_id": s["person_id"], "attendance_id": enc, "arrival_time": s["start"],
-                        "departure_time": s["end"], "site_code": s["site_code"], "acuity": None,
-                        "diagnosis_snomed": None, "discharge_destination": None} for enc, s in rows["emergency"]],
-                      columns=AE)
+    apc = pd.DataFrame(
+        [
+            {
+                "person_id": s["person_id"],
+                "spell_id": enc,
+                "admission_date": s["start"].date(),
+                "discharge_date": s["end"].date() if s["end"] is not None else None,
+                "admission_method": s["admission_method"],
+                "primary_diagnosis": s["primary_diagnosis"],
+                "site_code": s["site_code"],
+                "critical_care_days": None,
+                "discharge_method": s["discharge_method"],
+            }
+            for enc, s in rows["inpatient"]
+        ],
+        columns=APC,
+    )
+    ae = pd.DataFrame(
+        [
+            {
+                "person_id": s["person_id"],
+                "attendance_id": enc,
+                "arrival_time": s["start"],
+                "departure_time": s["end"],
+                "site_code": s["site_code"],
+                "acuity": None,
+                "diagnosis_snomed": None,
+                "discharge_destination": None,
+            }
+            for enc, s in rows["emergency"]
+        ],
+        columns=AE,
+    )
     gone = {f"{TABLES[k]}_removed": pd.DataFrame(v, columns=[KEYS[TABLES[k]], "person_id"]) for k, v in removed.items()}
     return {"apc_spells": apc, "ae_attendances": ae, **gone}
 

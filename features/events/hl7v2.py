@@ -15,8 +15,14 @@ import hl7
 
 from features.events.model import Fields, MessageError, Parsed
 
-TRIGGERS = {"A01": "admit", "A04": "attend", "A03": "discharge", "A08": "update", "A11": "cancel_admit",
-            "A13": "cancel_discharge"}
+TRIGGERS = {
+    "A01": "admit",
+    "A04": "attend",
+    "A03": "discharge",
+    "A08": "update",
+    "A11": "cancel_admit",
+    "A13": "cancel_discharge",
+}
 
 
 def looks_like_hl7(text: str) -> bool:
@@ -48,15 +54,24 @@ def parse_hl7(text: str) -> Parsed:
     if not encounter:
         raise MessageError("missing_value", "PV1-19", "visit number", message_id)
     diagnosis = _get(msg, "DG1.F3.R1.C1") if _has(msg, "DG1") else ""
-    fields = Fields(start=_time(msg, "PV1.F44", message_id, required=False),
-                    end=_time(msg, "PV1.F45", message_id, required=False),
-                    admission_method=_get(msg, "PV1.F4") or None,
-                    primary_diagnosis=diagnosis.replace(".", "").upper() or None,
-                    site_code=_get(msg, "PV1.F3.R1.C4") or None,
-                    discharge_method=_get(msg, "PV1.F36") or None)
-    return Parsed(message_id=message_id, format="hl7v2", trigger=TRIGGERS[event],
-                  setting="emergency" if _get(msg, "PV1.F2") == "E" else "inpatient", occurred=occurred,
-                  nhs_number=_nhs_number(msg, message_id), encounter_id=encounter, fields=fields)
+    fields = Fields(
+        start=_time(msg, "PV1.F44", message_id, required=False),
+        end=_time(msg, "PV1.F45", message_id, required=False),
+        admission_method=_get(msg, "PV1.F4") or None,
+        primary_diagnosis=diagnosis.replace(".", "").upper() or None,
+        site_code=_get(msg, "PV1.F3.R1.C4") or None,
+        discharge_method=_get(msg, "PV1.F36") or None,
+    )
+    return Parsed(
+        message_id=message_id,
+        format="hl7v2",
+        trigger=TRIGGERS[event],
+        setting="emergency" if _get(msg, "PV1.F2") == "E" else "inpatient",
+        occurred=occurred,
+        nhs_number=_nhs_number(msg, message_id),
+        encounter_id=encounter,
+        fields=fields,
+    )
 
 
 def _has(msg: hl7.Message, segment: str) -> bool:

@@ -25,7 +25,7 @@ def _merge(con: duckdb.DuckDBPyConnection, rows: dict[str, pd.DataFrame], people
         con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM _drop)")
         con.unregister("_drop")
         if len(new):
-            columns = [c for c, in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
+            columns = [c for (c,) in con.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
             con.register("_new", new)
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM _new")
             con.unregister("_new")
@@ -47,21 +47,39 @@ def absorb(warehouse: Path, rows: dict[str, pd.DataFrame], out: Path) -> Path:
     return out
 
 
+def not_read_by_features(table: str) -> bool:
+    """The loader's ground truth (`truth_*`, synthetic data only) and its quarantine: no feature definition reads
+    them, so an incremental refresh's slice holds them empty (same columns) instead of scanning them."""
+    return table.startswith("truth_") or table == "quarantine"
+
+
 def slice_for(warehouse: Path, people: set[int], rows: dict[str, pd.DataFrame], out: Path) -> Path:
     """A small warehouse at `out`: every table without a person (practices, sites, load facts...) whole, the
-    person tables only for `people`, with the events' rows laid over them."""
+    person tables only for `people` (in the warehouse's row order; `not_read_by_features` ones empty), with the
+    events' rows laid over them."""
     out.unlink(missing_ok=True)
     con = duckdb.connect(str(out))
     try:
         con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
         con.register("_people", pd.DataFrame({"person_id": sorted(people)}, dtype="int64"))
-        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh' "
-                             "AND schema_name = 'main'").fetchall()
+        tables = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = 'main'"
+        ).fetchall()
         for (table,) in tables:
-            has_person = con.execute("SELECT count(*) FROM duckdb_columns() WHERE database_name = 'wh' AND "
-                                     "table_name = ? AND column_name = 'person_id'", [table]).fetchone()[0]
-            where = " WHERE person_id IN (SELECT person_id FROM _people)" if has_person else ""
-            con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM wh."{table}"{where}')
+            has_person = con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'wh' AND "
+                "table_name = ? AND column_name = 'person_id'",
+                [table],
+            ).fetchone()[0]
+            if not has_person:
+                con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM wh."{table}"')
+            elif not_read_by_features(table):
+                con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM wh."{table}" LIMIT 0')
+            else:  # an inner join lets DuckDB filter the scan by the people's ids; rowid keeps the warehouse's order
+                con.execute(
+                    f'CREATE TABLE "{table}" AS SELECT w.* FROM wh."{table}" w '
+                    "JOIN _people p ON w.person_id = p.person_id ORDER BY w.rowid"
+                )
         con.execute("DETACH wh")
         _merge(con, rows, people)
         con.execute("CHECKPOINT")

@@ -85,7 +85,7 @@ def _safe(text: str | None) -> str:
     if not text or not re.fullmatch(r"[A-Za-z0-9_.:/^~ -]{1,80}", text):
         return ""
     digits = re.sub(r"[ -]", "", text)
-    if any(is_valid(digits[i:i + 10]) for i in range(len(digits) - 9)):
+    if any(is_valid(digits[i : i + 10]) for i in range(len(digits) - 9)):
         return ""
     return text
 

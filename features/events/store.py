@@ -33,15 +33,37 @@ from features.events.model import Event, MessageError, Parsed
 from features.sources.pseudonymise import Pseudonymiser, installation_key
 from phm.core.settings import Settings
 
-EVENT_SCHEMA = pa.schema([
-    ("message_id", pa.string()), ("received", pa.timestamp("us")), ("seq", pa.int64()), ("origin", pa.string()),
-    ("format", pa.string()), ("trigger", pa.string()), ("setting", pa.string()), ("occurred", pa.timestamp("us")),
-    ("person_id", pa.int64()), ("encounter_id", pa.string()), ("start", pa.timestamp("us")),
-    ("end", pa.timestamp("us")), ("admission_method", pa.string()), ("primary_diagnosis", pa.string()),
-    ("site_code", pa.string()), ("discharge_method", pa.string())])
-QUARANTINE_SCHEMA = pa.schema([
-    ("message_id", pa.string()), ("received", pa.timestamp("us")), ("origin", pa.string()), ("reason", pa.string()),
-    ("field", pa.string()), ("detail", pa.string()), ("sha256", pa.string())])
+EVENT_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("received", pa.timestamp("us")),
+        ("seq", pa.int64()),
+        ("origin", pa.string()),
+        ("format", pa.string()),
+        ("trigger", pa.string()),
+        ("setting", pa.string()),
+        ("occurred", pa.timestamp("us")),
+        ("person_id", pa.int64()),
+        ("encounter_id", pa.string()),
+        ("start", pa.timestamp("us")),
+        ("end", pa.timestamp("us")),
+        ("admission_method", pa.string()),
+        ("primary_diagnosis", pa.string()),
+        ("site_code", pa.string()),
+        ("discharge_method", pa.string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("received", pa.timestamp("us")),
+        ("origin", pa.string()),
+        ("reason", pa.string()),
+        ("field", pa.string()),
+        ("detail", pa.string()),
+        ("sha256", pa.string()),
+    ]
+)
 EVENT_COLUMNS = EVENT_SCHEMA.names
 
 
@@ -61,8 +83,13 @@ class IngestReport:
     arrived: datetime | None = None
 
     def to_json(self) -> dict:
-        return {"received": self.received, "accepted": self.accepted, "duplicates": self.duplicates,
-                "quarantined": dict(sorted(self.quarantined.items())), "people_affected": len(self.people)}
+        return {
+            "received": self.received,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "quarantined": dict(sorted(self.quarantined.items())),
+            "people_affected": len(self.people),
+        }
 
 
 class EventStore:
@@ -100,8 +127,11 @@ class EventStore:
         """Ids of the stored messages and of those already absorbed into the warehouse and pruned (a resent
         message stays a duplicate after its first copy was absorbed). Read under the lock."""
         files = self.batches() + (sorted(self.absorbed.glob("*.parquet")) if self.absorbed.exists() else [])
-        return set() if not files else set(pa.concat_tables(
-            [pq.read_table(f, columns=["message_id"]) for f in files]).column(0).to_pylist())
+        return (
+            set()
+            if not files
+            else set(pa.concat_tables([pq.read_table(f, columns=["message_id"]) for f in files]).column(0).to_pylist())
+        )
 
     def rows(self) -> dict[str, pd.DataFrame]:
         """The encounters the stored events describe, as warehouse rows (see `fold`)."""
@@ -131,8 +161,10 @@ class EventStore:
             os.replace(tmp, folder / f"{stamp}.parquet")
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise StoreFullError(f"{folder}: the event store could not be written ({exc.strerror or exc}); "
-                                 "nothing of this batch was stored, and nothing stored before was changed") from exc
+            raise StoreFullError(
+                f"{folder}: the event store could not be written ({exc.strerror or exc}); "
+                "nothing of this batch was stored, and nothing stored before was changed"
+            ) from exc
 
     def prune(self, files: list[Path], keep: pd.DataFrame, absorbed: pd.Series) -> None:
         """After the warehouse absorbed the events of `files`: remember their message ids (`absorbed/`), write
@@ -144,8 +176,11 @@ class EventStore:
             if len(absorbed):
                 self.write(self.absorbed, pa.table({"message_id": pa.array(absorbed.astype(str).tolist())}), stamp)
             if len(keep):
-                self.write(self.accepted, pa.Table.from_pandas(keep[EVENT_COLUMNS], schema=EVENT_SCHEMA,
-                                                               preserve_index=False), stamp)
+                self.write(
+                    self.accepted,
+                    pa.Table.from_pandas(keep[EVENT_COLUMNS], schema=EVENT_SCHEMA, preserve_index=False),
+                    stamp,
+                )
             for f in files:
                 f.unlink(missing_ok=True)
 
@@ -184,8 +219,13 @@ def parse(text: str) -> list[Parsed | MessageError]:
     return [MessageError("unparseable", detail="neither HL7 v2 (MSH) nor FHIR JSON")]
 
 
-def ingest(settings: Settings, messages: Iterable[tuple[str, str]], known: Known | None = None,
-           pseudonymiser: Pseudonymiser | None = None, now: datetime | None = None) -> IngestReport:
+def ingest(
+    settings: Settings,
+    messages: Iterable[tuple[str, str]],
+    known: Known | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
+    now: datetime | None = None,
+) -> IngestReport:
     """Store `(origin, text)` messages: accepted events, duplicates skipped, the rest quarantined with a reason."""
     store = EventStore(events_root(settings))
     pseudo = pseudonymiser or pseudonymiser_for(settings)
@@ -210,9 +250,17 @@ def ingest(settings: Settings, messages: Iterable[tuple[str, str]], known: Known
                     event = accept(result, pseudo, received, known)
                 except MessageError as exc:
                     report.quarantined[exc.reason] += 1
-                    rejected.append({"message_id": exc.message_id, "received": received, "origin": origin,
-                                     "reason": exc.reason, "field": exc.field, "detail": exc.detail,
-                                     "sha256": digest})
+                    rejected.append(
+                        {
+                            "message_id": exc.message_id,
+                            "received": received,
+                            "origin": origin,
+                            "reason": exc.reason,
+                            "field": exc.field,
+                            "detail": exc.detail,
+                            "sha256": digest,
+                        }
+                    )
                     continue
                 seen.add(event.message_id)
                 kept.append((origin, event))
@@ -220,15 +268,29 @@ def ingest(settings: Settings, messages: Iterable[tuple[str, str]], known: Known
         report.accepted = len(kept)
         stamp = f"{received:%Y%m%dT%H%M%S%f}_{uuid.uuid4().hex[:12]}"  # unique, in arrival order
         if kept:
-            store.write(store.accepted, pa.Table.from_pylist([_row(e, origin, received, i)
-                                                              for i, (origin, e) in enumerate(kept)],
-                                                             schema=EVENT_SCHEMA), stamp)
+            store.write(
+                store.accepted,
+                pa.Table.from_pylist(
+                    [_row(e, origin, received, i) for i, (origin, e) in enumerate(kept)], schema=EVENT_SCHEMA
+                ),
+                stamp,
+            )
         if rejected:
             store.write(store.quarantine, pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA), stamp)
     return report
 
 
 def _row(e: Event, origin: str, received: datetime, seq: int) -> dict:
-    return {"message_id": e.message_id, "received": received, "seq": seq, "origin": origin, "format": e.format,
-            "trigger": e.trigger, "setting": e.setting, "occurred": e.occurred, "person_id": e.person_id,
-            "encounter_id": e.encounter_id, **{f: getattr(e.fields, f) for f in FIELDS}}
+    return {
+        "message_id": e.message_id,
+        "received": received,
+        "seq": seq,
+        "origin": origin,
+        "format": e.format,
+        "trigger": e.trigger,
+        "setting": e.setting,
+        "occurred": e.occurred,
+        "person_id": e.person_id,
+        "encounter_id": e.encounter_id,
+        **{f: getattr(e.fields, f) for f in FIELDS},
+    }

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.events.emit import fhir_encounter, hl7_adt
-from features.sources.loader import find_extract
+from features.sources.extracts import find_extract
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,15 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
 
 
-def event_stream(extracts: Path, after: date, seed: int = 0, duplicates: float = 0.02, cancellations: float = 0.01,
-                 late: float = 0.05, malformed: float = 0.005) -> list[StreamMessage]:
+def event_stream(
+    extracts: Path,
+    after: date,
+    seed: int = 0,
+    duplicates: float = 0.02,
+    cancellations: float = 0.01,
+    late: float = 0.05,
+    malformed: float = 0.005,
+) -> list[StreamMessage]:
     """The activity of `extracts` (a generated ICS folder) on and after `after`, in the order it is sent."""
     rng = np.random.default_rng(seed)
     apc, ae = _read(extracts, "apc_spells"), _read(extracts, "ae_attendances")
@@ -47,48 +54,121 @@ def event_stream(extracts: Path, after: date, seed: int = 0, duplicates: float =
     apc = apc[pd.to_datetime(apc.admission_date) >= start]
     for r in apc.itertuples(index=False):
         admitted = datetime.combine(pd.Timestamp(r.admission_date).date(), time()) + timedelta(
-            minutes=int(rng.integers(0, 22 * 60)))  # by 22:00, so a same-day discharge stays on its day
-        info = dict(start=admitted, admission_method=r.admission_method, site_code=r.site_code,
-                    diagnosis=r.primary_diagnosis if isinstance(r.primary_diagnosis, str) else None)
+            minutes=int(rng.integers(0, 22 * 60))
+        )  # by 22:00, so a same-day discharge stays on its day
+        info = dict(
+            start=admitted,
+            admission_method=r.admission_method,
+            site_code=r.site_code,
+            diagnosis=r.primary_diagnosis if isinstance(r.primary_diagnosis, str) else None,
+        )
         add(admitted, hl7_adt(f"A-{r.spell_id}", "admit", r.nhs_number, r.spell_id, admitted, **info))
         if isinstance(r.discharge_date, date) or (r.discharge_date is not None and not pd.isna(r.discharge_date)):
             day_start = datetime.combine(pd.Timestamp(r.discharge_date).date(), time())
             earliest = max(day_start, admitted + timedelta(hours=1))
-            left = earliest + timedelta(minutes=int(rng.integers(0, max(1, (day_start + timedelta(hours=23, minutes=59)
-                                                                                - earliest).seconds // 60))))
+            left = earliest + timedelta(
+                minutes=int(
+                    rng.integers(0, max(1, (day_start + timedelta(hours=23, minutes=59) - earliest).seconds // 60))
+                )
+            )
             if rng.random() < cancellations:
-                add(left - timedelta(minutes=30), hl7_adt(f"W-{r.spell_id}", "discharge", r.nhs_number, r.spell_id,
-                                                          left - timedelta(minutes=30), end=left - timedelta(minutes=30),
-                                                          discharge_method="4", **info), "cancellation")
-                add(left - timedelta(minutes=20), hl7_adt(f"C-{r.spell_id}", "cancel_discharge", r.nhs_number,
-                                                          r.spell_id, left - timedelta(minutes=20)), "cancellation")
-            add(left, hl7_adt(f"D-{r.spell_id}", "discharge", r.nhs_number, r.spell_id, left, end=left,
-                              discharge_method=r.discharge_method, **info))
+                add(
+                    left - timedelta(minutes=30),
+                    hl7_adt(
+                        f"W-{r.spell_id}",
+                        "discharge",
+                        r.nhs_number,
+                        r.spell_id,
+                        left - timedelta(minutes=30),
+                        end=left - timedelta(minutes=30),
+                        discharge_method="4",
+                        **info,
+                    ),
+                    "cancellation",
+                )
+                add(
+                    left - timedelta(minutes=20),
+                    hl7_adt(
+                        f"C-{r.spell_id}", "cancel_discharge", r.nhs_number, r.spell_id, left - timedelta(minutes=20)
+                    ),
+                    "cancellation",
+                )
+            add(
+                left,
+                hl7_adt(
+                    f"D-{r.spell_id}",
+                    "discharge",
+                    r.nhs_number,
+                    r.spell_id,
+                    left,
+                    end=left,
+                    discharge_method=r.discharge_method,
+                    **info,
+                ),
+            )
         if rng.random() < cancellations:  # a mistaken admission of the same person, cancelled
-            add(admitted, hl7_adt(f"X-{r.spell_id}", "admit", r.nhs_number, f"X{r.spell_id}", admitted, **info),
-                "cancellation")
-            add(admitted + timedelta(minutes=15), hl7_adt(f"XC-{r.spell_id}", "cancel_admit", r.nhs_number,
-                                                          f"X{r.spell_id}", admitted + timedelta(minutes=15)),
-                "cancellation")
+            add(
+                admitted,
+                hl7_adt(f"X-{r.spell_id}", "admit", r.nhs_number, f"X{r.spell_id}", admitted, **info),
+                "cancellation",
+            )
+            add(
+                admitted + timedelta(minutes=15),
+                hl7_adt(
+                    f"XC-{r.spell_id}", "cancel_admit", r.nhs_number, f"X{r.spell_id}", admitted + timedelta(minutes=15)
+                ),
+                "cancellation",
+            )
     ae = ae[pd.to_datetime(ae.arrival_time) >= start]
     for r in ae.itertuples(index=False):
         arrived = pd.Timestamp(r.arrival_time).to_pydatetime()
-        add(arrived, json.dumps(fhir_encounter(r.attendance_id, 1, "arrived", r.nhs_number, r.attendance_id, arrived,
-                                               emergency=True, start=arrived, site_code=r.site_code)))
+        add(
+            arrived,
+            json.dumps(
+                fhir_encounter(
+                    r.attendance_id,
+                    1,
+                    "arrived",
+                    r.nhs_number,
+                    r.attendance_id,
+                    arrived,
+                    emergency=True,
+                    start=arrived,
+                    site_code=r.site_code,
+                )
+            ),
+        )
         if not pd.isna(r.departure_time):
             left = pd.Timestamp(r.departure_time).to_pydatetime()
-            add(left, json.dumps(fhir_encounter(r.attendance_id, 2, "finished", r.nhs_number, r.attendance_id, left,
-                                                emergency=True, start=arrived, end=left, site_code=r.site_code)))
+            add(
+                left,
+                json.dumps(
+                    fhir_encounter(
+                        r.attendance_id,
+                        2,
+                        "finished",
+                        r.nhs_number,
+                        r.attendance_id,
+                        left,
+                        emergency=True,
+                        start=arrived,
+                        end=left,
+                        site_code=r.site_code,
+                    )
+                ),
+            )
     originals = list(out)
     for m in originals:
         u = rng.random()
         if u < duplicates:
-            out.append(StreamMessage(m.sent + timedelta(minutes=float(rng.integers(1, 30))), m.happened, "duplicate",
-                                     m.text))
+            out.append(
+                StreamMessage(m.sent + timedelta(minutes=float(rng.integers(1, 30))), m.happened, "duplicate", m.text)
+            )
         elif u < duplicates + late:  # delivered late: after messages of events that happened later
             out.remove(m)
-            out.append(StreamMessage(m.sent + timedelta(minutes=float(rng.integers(10, 120))), m.happened, "late",
-                                     m.text))
+            out.append(
+                StreamMessage(m.sent + timedelta(minutes=float(rng.integers(10, 120))), m.happened, "late", m.text)
+            )
     for m in [originals[i] for i in rng.choice(len(originals), int(len(originals) * malformed), replace=False)]:
         if m.text.startswith("{"):
             broken = m.text[: len(m.text) // 3]  # cut short: not JSON

@@ -69,8 +69,7 @@ def feature_values(f: EventFeature, events: pd.DataFrame, rows: int) -> pd.Serie
     kept = events.loc[keep]
     groups = kept["_row"].to_numpy()
     value = None if f.value is None else evaluate(f.value, kept)
-    result = _aggregate(f, kept, groups, value, day[keep], idx[keep],
-                        None if spell_days is None else spell_days[keep])
+    result = _aggregate(f, kept, groups, value, day[keep], idx[keep], None if spell_days is None else spell_days[keep])
     result = result.reindex(range(rows))
     if f.default is not None:
         result = result.fillna(f.default)
@@ -81,8 +80,15 @@ def _numeric(value: pd.Series) -> pd.Series:
     return pd.to_numeric(value, errors="raise").astype("float64")
 
 
-def _aggregate(f: EventFeature, kept: pd.DataFrame, groups: np.ndarray, value: pd.Series | None, day: pd.Series,
-               idx: pd.Series, spell_days: pd.Series | None) -> pd.Series:
+def _aggregate(
+    f: EventFeature,
+    kept: pd.DataFrame,
+    groups: np.ndarray,
+    value: pd.Series | None,
+    day: pd.Series,
+    idx: pd.Series,
+    spell_days: pd.Series | None,
+) -> pd.Series:
     by = pd.Series(groups, index=kept.index)
     match f.aggregation:
         case "count":

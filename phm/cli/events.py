@@ -11,8 +11,11 @@ import typer
 
 from phm.cli.common import console, fail, settings
 
-app = typer.Typer(help="Near real time events: ingest a drop folder, refresh the worklist, absorb into the "
-                  "warehouse, show the event store.", no_args_is_help=True)
+app = typer.Typer(
+    help="Near real time events: ingest a drop folder, refresh the worklist, absorb into the "
+    "warehouse, show the event store.",
+    no_args_is_help=True,
+)
 
 
 @app.command("ingest")
@@ -21,8 +24,13 @@ def ingest_cmd(
     watch: Annotated[bool, typer.Option(help="Keep watching the folder (Ctrl-C stops).")] = False,
     every: Annotated[float, typer.Option(help="Seconds between looks when watching.", min=0.1)] = 2.0,
     keep: Annotated[bool, typer.Option(help="Leave read files in place (default: move them to done/).")] = False,
-    refresh: Annotated[bool, typer.Option(help="After each pass that stored events (and, when watching, after "
-                                                 "events posted to the API), publish the worklist delta.")] = False,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            help="After each pass that stored events (and, when watching, after "
+            "events posted to the API), publish the worklist delta."
+        ),
+    ] = False,
 ) -> None:
     """Store the folder's messages: accepted (pseudonymised), duplicates skipped, the rest quarantined with a
     reason. Exit code 1 if any message was quarantined (in a single pass)."""
@@ -52,9 +60,11 @@ def ingest_cmd(
                 drop.mark_done(folder, files)
             quarantined += sum(report.quarantined.values())
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.quarantined.items())) or "none"
-            console.print(f"{len(files)} file(s), {report.received} message(s): {report.accepted} stored, "
-                          f"{report.duplicates} duplicate(s), quarantined: {reasons}; "
-                          f"{len(report.people)} people affected.")
+            console.print(
+                f"{len(files)} file(s), {report.received} message(s): {report.accepted} stored, "
+                f"{report.duplicates} duplicate(s), quarantined: {reasons}; "
+                f"{len(report.people)} people affected."
+            )
         elif not watch:
             console.print("Nothing to read.")
         if refresh and _new_events(s):
@@ -90,8 +100,10 @@ def _refresh(s) -> None:
         out = refresh_delta(s)
     except SnapshotError as exc:
         raise fail(str(exc)) from exc
-    console.print(f"Worklist delta {out['delta']} over {out['snapshot']}: {out['people']:,} people recomputed "
-                  f"from {out['events']:,} events, scores as at {out['index_date']}, in {out['seconds']} s.")
+    console.print(
+        f"Worklist delta {out['delta']} over {out['snapshot']}: {out['people']:,} people recomputed "
+        f"from {out['events']:,} events, scores as at {out['index_date']}, in {out['seconds']} s."
+    )
 
 
 def _prepare(s) -> None:
@@ -115,8 +127,13 @@ _tried: dict[str, str] = {}
 
 @app.command("refresh")
 def refresh_cmd(
-    ahead: Annotated[bool, typer.Option(help="Also re-score everyone at the day after the snapshot's, ahead of the "
-                                             "first event dated on the snapshot's day (which needs that base).")] = False,
+    ahead: Annotated[
+        bool,
+        typer.Option(
+            help="Also re-score everyone at the day after the snapshot's, ahead of the "
+            "first event dated on the snapshot's day (which needs that base)."
+        ),
+    ] = False,
 ) -> None:
     """Recompute the people the stored events concern and publish the delta over the live snapshot (the service
     picks it up at once). Run it after `phm score daily` too: a new snapshot starts without a delta. The delta is
@@ -143,9 +160,11 @@ def absorb_cmd() -> None:
     if not out["events"]:
         console.print("No stored events to absorb.")
         return
-    console.print(f"Absorbed {out['events']:,} events; snapshot of {out['snapshot']} "
-                  f"{'published' if out['published'] else 'written (not published)'}; pruned {out['pruned']:,}, "
-                  f"kept {out['kept']:,} (encounters still open or touched on its last day) in {out['seconds']} s.")
+    console.print(
+        f"Absorbed {out['events']:,} events; snapshot of {out['snapshot']} "
+        f"{'published' if out['published'] else 'written (not published)'}; pruned {out['pruned']:,}, "
+        f"kept {out['kept']:,} (encounters still open or touched on its last day) in {out['seconds']} s."
+    )
     if out.get("delta_refused"):
         console.print(f"[yellow]The kept events are not on the worklist yet: {out['delta_refused']}[/]")
 
@@ -184,8 +203,9 @@ def status_cmd() -> None:
     store = EventStore(events_root(settings()))
     events, quarantine = store.events(), store.quarantined()
     kinds = events.groupby(["setting", "trigger"]).size().to_dict() if len(events) else {}
-    console.print(f"{len(events)} event(s) for {events.person_id.nunique() if len(events) else 0} people in "
-                  f"{store.root}")
+    console.print(
+        f"{len(events)} event(s) for {events.person_id.nunique() if len(events) else 0} people in {store.root}"
+    )
     for (setting, trigger), n in sorted(kinds.items()):
         console.print(f"  {setting} {trigger}: {n}")
     console.print(f"{len(quarantine)} quarantined")

@@ -40,8 +40,9 @@ from models.explain import reasons
 from phm.core.settings import Settings
 from phm.core.timing import Stages
 from serving.batch.common import SnapshotError, approved_champion, check_features, require_champion
-from serving.batch.delta_apply import DELTAS, FLAG, band_cutoffs, lay_over
-from serving.batch.ranking import condition_lists
+from serving.batch.delta_apply import DELTAS, FLAG, band_cutoffs, overlay
+from serving.batch.delta_base import feature_rows, read_base
+from serving.batch.ranking import band_codes, band_names, condition_lists
 from serving.batch.roll import ensure_rolled
 from serving.batch.store import POINTER, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
@@ -64,8 +65,11 @@ def flags(rows: dict[str, pd.DataFrame], today: date) -> pd.Series:
         emergency = r.admission_method in EMERGENCY_ADMISSION_METHODS
         if r.discharge_date is not None and not pd.isna(r.discharge_date):
             if r.discharge_date == today:
-                note(r.person_id, 4 if emergency else 3,
-                     "discharged today after an emergency admission" if emergency else "discharged today")
+                note(
+                    r.person_id,
+                    4 if emergency else 3,
+                    "discharged today after an emergency admission" if emergency else "discharged today",
+                )
         elif emergency:
             note(r.person_id, 2, "in hospital after an emergency admission")
     for r in ae.itertuples(index=False):
@@ -90,9 +94,16 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     tracking.configure(settings)
     spec, source = specs.worklist(), data_source(settings)
     champion, approved = require_champion(settings, spec, source)
+    if approved.current.holdout_share:  # fail closed rather than list people the approved holdout would hide
+        raise SnapshotError(
+            f"the approved configuration holds out {approved.current.holdout_share:g} of the people listed; event "
+            "deltas cannot apply a holdout yet: the daily job (`phm score daily`) applies it"
+        )
     if str(champion.version) != str(worklist_version(meta)):
-        raise SnapshotError(f"the champion is version {champion.version} but the snapshot was scored by version "
-                            f"{worklist_version(meta)}: run the daily job first")
+        raise SnapshotError(
+            f"the champion is version {champion.version} but the snapshot was scored by version "
+            f"{worklist_version(meta)}: run the daily job first"
+        )
     today = today or datetime.now(timezone.utc).date()
     events = EventStore(events_root(settings)).events()
     rows = fold(events)
@@ -100,16 +111,14 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     day = index_date(rows, date.fromisoformat(meta["date"]))
     based = ensure_rolled(settings, folder, meta, day, say) if str(day) != meta["date"] else folder
     stages.done("base")
-    base = pd.read_parquet(based / "scores.parquet")
-    if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
-        base["practice_code"] = base["practice_code"].astype(str)
+    base = read_base(based)
     ids = events.person_id.unique()
-    people = set(ids[np.isin(ids, base.person_id.to_numpy())].tolist())
+    people = set(ids[base.rows_of(ids) >= 0].tolist())
     say(f"recomputing {len(people):,} people from {len(events):,} events, as at {day}")
     work = settings.features_dir / "delta"
     work.mkdir(parents=True, exist_ok=True)
     predictors = list(champion.model.feature_names_in_)
-    changed = base.iloc[0:0].drop(columns=["rank", "band"])
+    changed = base.scores.iloc[0:0].drop(columns=["rank", "band"])
     new_X = pd.DataFrame(columns=["person_id", *predictors])
     if people:
         small = slice_for(settings.warehouse_path, people, rows, work / "slice.duckdb")
@@ -120,39 +129,59 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
         X = f[predictors].astype("float64")
         conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in f]
         practices = practice_pcns(small)
-        changed = pd.DataFrame({
-            "person_id": f["person_id"].to_numpy(), "practice_code": f["practice_code"].astype(str).to_numpy(),
-            "age_band": f["age_band"].astype(str).to_numpy(), "sex": f["sex"].astype(str).to_numpy(),
-            "segment": f["segment"].astype(str).to_numpy(), "conditions": condition_lists(f, conditions),
-            "risk": champion.model.risk_from_values(X.to_numpy())})
+        changed = pd.DataFrame(
+            {
+                "person_id": f["person_id"].to_numpy(),
+                "practice_code": f["practice_code"].astype(str).to_numpy(),
+                "age_band": f["age_band"].astype(str).to_numpy(),
+                "sex": f["sex"].astype(str).to_numpy(),
+                "segment": f["segment"].astype(str).to_numpy(),
+                "conditions": condition_lists(f, conditions),
+                "risk": champion.model.risk_from_values(X.to_numpy()),
+            }
+        )
         changed["pcn_code"] = changed.practice_code.map(practices).fillna("")
         _other_columns(settings, source, small, day, work, changed, meta)
         new_X = X.assign(person_id=changed.person_id.to_numpy())
         stages.done("scoring")
+    # the re-ranking over everyone, on the kept base's arrays; only the rows the delta holds become a frame
     cutoffs = band_cutoffs(meta)
-    merged = lay_over(base, changed, cutoffs)
-    was = pd.Series(base.band.to_numpy(), index=base.person_id.to_numpy())
-    now_band = pd.Series(merged.band.to_numpy(), index=merged.person_id.to_numpy())
-    touched = now_band.index.isin(list(people))
-    moved = (now_band != was).to_numpy()
-    explain = (now_band != "routine").to_numpy() & (touched | (was == "routine").to_numpy())
+    at = base.rows_of(changed.person_id.to_numpy())
+    risk = base.risk.copy()
+    risk[at[at >= 0]] = changed.risk.to_numpy(dtype="float64")[at >= 0]
+    _rank, code = band_codes(risk, cutoffs)
+    names = band_names(cutoffs)
+    routine = code == len(names) - 1
+    touched = np.zeros(risk.size, dtype=bool)
+    touched[base.rows_of(np.fromiter(people, dtype=np.int64, count=len(people)))] = True  # even if not rebuilt
+    moved = code != base.band_code(names)
+    explain = ~routine & (touched | base.routine)
+    held = np.flatnonzero(touched | moved | explain)
+    merged = overlay(base.scores.iloc[held].reset_index(drop=True), changed)
+    touched, moved, explain, routine = touched[held], moved[held], explain[held], routine[held]
     merged["reasons"] = merged["reasons"].astype(object)
-    merged.loc[(now_band == "routine").to_numpy() & (touched | moved), "reasons"] = None
+    merged.loc[routine & (touched | moved), "reasons"] = None
     if explain.any():
         ids = merged.person_id.to_numpy()[explain]
-        stored = pd.read_parquet(based / "features.parquet", columns=["person_id", *predictors],
-                                 filters=[("person_id", "in", [int(i) for i in ids])])
-        values = pd.concat([stored[~stored.person_id.isin(new_X.person_id)], new_X]).set_index("person_id")
+        stored = feature_rows(base, ids[~np.isin(ids, new_X.person_id.to_numpy(dtype=np.int64))], predictors)
+        values = pd.concat([stored, new_X]) if len(stored) and len(new_X) else stored if len(stored) else new_X
+        values = values.set_index("person_id")
         merged.loc[explain, "reasons"] = [json.dumps(r) for r in reasons(champion.model, values.loc[ids, predictors])]
     stages.done("reasons")
     flag = flags(rows, today)
     merged[FLAG] = merged.person_id.map(flag).where(merged.person_id.isin(flag.index), None) if len(flag) else None
-    out = merged[touched | moved | explain].drop(columns=["rank", "band"])
-    info = {"snapshot": folder.name, "date": meta["date"], "index_date": str(day),
-            "base": str(based.relative_to(folder)) if based != folder else None,
-            "created": datetime.now(timezone.utc).isoformat(),
-            "events": int(len(events)), "people": int(len(people)), "rows": int(len(out)),
-            "last_event_received": str(events.received.max()) if len(events) else None}
+    out = merged.drop(columns=["rank", "band"])
+    info = {
+        "snapshot": folder.name,
+        "date": meta["date"],
+        "index_date": str(day),
+        "base": str(based.relative_to(folder)) if based != folder else None,
+        "created": datetime.now(timezone.utc).isoformat(),
+        "events": int(len(events)),
+        "people": int(len(people)),
+        "rows": int(len(out)),
+        "last_event_received": str(events.received.max()) if len(events) else None,
+    }
     name = _publish(root, folder, pointer, out, new_X, info)
     stages.done("write")
     (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)

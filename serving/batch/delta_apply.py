@@ -39,7 +39,14 @@ def apply_delta(scores: pd.DataFrame, snapshot: Path, delta: str, meta: dict) ->
 
 def lay_over(scores: pd.DataFrame, changed: pd.DataFrame, cutoffs: list[tuple[str, float]]) -> pd.DataFrame:
     """`scores` (in their order) with `changed` rows replacing theirs, and fresh ranks and bands."""
-    out = scores.copy()
+    out = overlay(scores, changed)
+    out["rank"], out["band"] = bands(out.risk.to_numpy(dtype="float64"), cutoffs)
+    return out
+
+
+def overlay(scores: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `scores` (in their order, ranks and bands untouched) with `changed` rows replacing theirs."""
+    out = scores.copy(deep=False)  # every column replaced below is a new array: `scores` stays as it was
     if FLAG not in out:
         out[FLAG] = None
     at = pd.Index(out.person_id).get_indexer(changed.person_id)
@@ -54,10 +61,8 @@ def lay_over(scores: pd.DataFrame, changed: pd.DataFrame, cutoffs: list[tuple[st
             values = values.astype(object)
         values[at[keep]] = changed[column].to_numpy()[keep]
         out[column] = values
-    out["rank"], out["band"] = bands(out.risk.to_numpy(dtype="float64"), cutoffs)
     return out
 
 
 def band_cutoffs(meta: dict) -> list[tuple[str, float]]:
     return [(name, float(share)) for name, share in meta["bands"].items()]
-

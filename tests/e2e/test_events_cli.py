@@ -17,8 +17,9 @@ def test_ingest_a_drop_folder_then_show_the_store(tmp_path) -> None:
     drop.mkdir()
     t = datetime(2026, 1, 5, 9)
     good = hl7_adt("M1", "admit", NHS, "V1", t, start=t, admission_method="21", site_code="RXX01")
-    (drop / "a.hl7").write_text(good + "\r\n" + hl7_adt("M2", "admit", BAD, "V2", t, start=t, admission_method="21",
-                                                        site_code="RXX01"))
+    (drop / "a.hl7").write_text(
+        good + "\r\n" + hl7_adt("M2", "admit", BAD, "V2", t, start=t, admission_method="21", site_code="RXX01")
+    )
     (drop / "b.hl7").write_text(good)
     env = {"PHM_PSEUDONYM_KEY": "s" * 32}
     out = run("events", "ingest", str(drop), home=tmp_path / "home", env=env)
@@ -47,18 +48,37 @@ def test_absorb_lays_the_events_into_the_warehouse_and_prunes_the_store(served_h
     home = registry_copy(served_home, tmp_path / "home", snapshots=True)
     meta, _scores = current(home)
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
-    person, site = con.execute("SELECT p.person_id, (SELECT min(site_code) FROM sites) FROM patients p "
-                               "ORDER BY p.person_id LIMIT 1").fetchone()
+    person, site = con.execute(
+        "SELECT p.person_id, (SELECT min(site_code) FROM sites) FROM patients p ORDER BY p.person_id LIMIT 1"
+    ).fetchone()
     con.close()
-    nhs = next(n for n in pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"]).nhs_number
-               if Pseudonymiser(DEMO_PSEUDONYM_KEY.encode()).person_id(n) == person)
+    nhs = next(
+        n
+        for n in pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"]).nhs_number
+        if Pseudonymiser(DEMO_PSEUDONYM_KEY.encode()).person_id(n) == person
+    )
     old = datetime.fromisoformat(meta["date"]) - timedelta(days=5)
     drop = tmp_path / "drop"
     drop.mkdir()
-    (drop / "a.hl7").write_text("\r\n".join([
-        hl7_adt("CLI1", "admit", nhs, "CLIV1", old, start=old, admission_method="21", site_code=site),
-        hl7_adt("CLI2", "discharge", nhs, "CLIV1", old + timedelta(hours=8), start=old, end=old,
-                admission_method="21", site_code=site, discharge_method="1")]))
+    (drop / "a.hl7").write_text(
+        "\r\n".join(
+            [
+                hl7_adt("CLI1", "admit", nhs, "CLIV1", old, start=old, admission_method="21", site_code=site),
+                hl7_adt(
+                    "CLI2",
+                    "discharge",
+                    nhs,
+                    "CLIV1",
+                    old + timedelta(hours=8),
+                    start=old,
+                    end=old,
+                    admission_method="21",
+                    site_code=site,
+                    discharge_method="1",
+                ),
+            ]
+        )
+    )
     assert run("events", "ingest", str(drop), home=home.home).returncode == 0
     out = run("events", "absorb", home=home.home)
     assert out.returncode == 0, out.stderr

@@ -28,7 +28,9 @@ FLAG = "Discharged today after an emergency admission"
 
 
 def _row(page, person: int) -> list[str] | None:
-    rows = page.eval_on_selector_all("#worklist tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+    rows = page.eval_on_selector_all(
+        "#worklist tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
     return next((r for r in rows if r[1] == str(person)), None)
 
 
@@ -40,19 +42,47 @@ def test_a_posted_discharge_shows_on_the_worklist_page_with_its_new_risk(served_
     day = datetime.fromisoformat(meta["date"]).date()
     practice = scores.practice_code.value_counts().index[0]
     person = int(scores[scores.practice_code == practice].sort_values("risk").person_id.iloc[-1])
-    numbers = {Pseudonymiser(DEMO_PSEUDONYM_KEY.encode()).person_id(n): n
-               for n in pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"]).nhs_number}
+    numbers = {
+        Pseudonymiser(DEMO_PSEUDONYM_KEY.encode()).person_id(n): n
+        for n in pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"]).nhs_number
+    }
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
-    site, dm = con.execute("SELECT site_code, discharge_method FROM apc_spells WHERE discharge_method IS NOT NULL "
-                           "ORDER BY spell_id LIMIT 1").fetchone()
+    site, dm = con.execute(
+        "SELECT site_code, discharge_method FROM apc_spells WHERE discharge_method IS NOT NULL "
+        "ORDER BY spell_id LIMIT 1"
+    ).fetchone()
     con.close()
     _u, coord = add_user(home.home, "coord_events", Role.coordinator, [practice])
     _u, feed = add_user(home.home, "feed_events", Role.data_feed, [])
     at = lambda h: datetime.combine(day, time(h))  # noqa: E731
-    body = "\r\n".join([hl7_adt("PAGE1", "admit", numbers[person], "PAGEV1", at(2), start=at(1), admission_method="21",
-                                site_code=site, diagnosis="J440"),
-                        hl7_adt("PAGE2", "discharge", numbers[person], "PAGEV1", at(10), start=at(1), end=at(9),
-                                admission_method="21", site_code=site, diagnosis="J440", discharge_method=dm)])
+    body = "\r\n".join(
+        [
+            hl7_adt(
+                "PAGE1",
+                "admit",
+                numbers[person],
+                "PAGEV1",
+                at(2),
+                start=at(1),
+                admission_method="21",
+                site_code=site,
+                diagnosis="J440",
+            ),
+            hl7_adt(
+                "PAGE2",
+                "discharge",
+                numbers[person],
+                "PAGEV1",
+                at(10),
+                start=at(1),
+                end=at(9),
+                admission_method="21",
+                site_code=site,
+                diagnosis="J440",
+                discharge_method=dm,
+            ),
+        ]
+    )
     server = Server(home, tmp_path_factory.mktemp("events_page_log"))
     url = server.start()
     filters = f"/ui/worklist?practice={practice}&band=routine&sort=risk&top=500"
@@ -65,8 +95,9 @@ def test_a_posted_discharge_shows_on_the_worklist_page_with_its_new_risk(served_
                 s.goto(filters)
                 before = _row(s.page, person)
                 assert before is not None and FLAG not in before[4]
-                posted = httpx.post(url + "/api/events", content=body, headers={"Authorization": f"Bearer {feed}"},
-                                    timeout=30)
+                posted = httpx.post(
+                    url + "/api/events", content=body, headers={"Authorization": f"Bearer {feed}"}, timeout=30
+                )
                 assert posted.status_code == 200 and posted.json()["accepted"] == 2, posted.text
                 delta = refresh_delta(home, today=day)  # what `phm events refresh` (or `ingest --watch --refresh`) runs
                 assert delta["index_date"] == str(day + timedelta(days=1))

@@ -30,8 +30,14 @@ def absorbed(served_home, ics20k, tmp_path_factory):
     day = default_date(home.warehouse_path)
     score_daily(home, day)
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
-    known = con.execute("SELECT * FROM apc_spells WHERE discharge_method IS NOT NULL AND admission_method = '21' "
-                        "ORDER BY spell_id LIMIT 1").fetchdf().iloc[0]
+    known = (
+        con.execute(
+            "SELECT * FROM apc_spells WHERE discharge_method IS NOT NULL AND admission_method = '21' "
+            "ORDER BY spell_id LIMIT 1"
+        )
+        .fetchdf()
+        .iloc[0]
+    )
     people = con.execute("SELECT person_id FROM patients ORDER BY person_id LIMIT 3").fetchnumpy()["person_id"]
     spells_before = con.execute("SELECT count(*) FROM apc_spells").fetchone()[0]
     con.close()
@@ -43,23 +49,45 @@ def absorbed(served_home, ics20k, tmp_path_factory):
     fields = dict(admission_method="21", site_code=known.site_code, diagnosis=known.primary_diagnosis)
     messages = {
         "open": [hl7_adt("OPEN1", "admit", a, "ABS_OPEN", today, start=today, **fields)],
-        "closed": [hl7_adt("CLOSED1", "admit", b, "ABS_CLOSED", old, start=old, **fields),
-                   hl7_adt("CLOSED2", "discharge", b, "ABS_CLOSED", old + timedelta(hours=6), start=old, end=old,
-                           discharge_method=known.discharge_method, **fields)],
-        "cancelled": [hl7_adt("GONE1", "admit", c, "ABS_GONE", old, start=old, **fields),
-                      hl7_adt("GONE2", "cancel_admit", c, "ABS_GONE", old + timedelta(hours=1))]}
+        "closed": [
+            hl7_adt("CLOSED1", "admit", b, "ABS_CLOSED", old, start=old, **fields),
+            hl7_adt(
+                "CLOSED2",
+                "discharge",
+                b,
+                "ABS_CLOSED",
+                old + timedelta(hours=6),
+                start=old,
+                end=old,
+                discharge_method=known.discharge_method,
+                **fields,
+            ),
+        ],
+        "cancelled": [
+            hl7_adt("GONE1", "admit", c, "ABS_GONE", old, start=old, **fields),
+            hl7_adt("GONE2", "cancel_admit", c, "ABS_GONE", old + timedelta(hours=1)),
+        ],
+    }
     now = datetime.combine(day, time(12))
     ingest(home, [("test", m) for m in messages["open"] + messages["closed"]], now=now)
     ingest(home, [("test", m) for m in messages["cancelled"]], now=now)
     out = absorb_events(home)
-    return {"home": home, "day": day, "out": out, "messages": messages, "now": now, "spells_before": spells_before,
-            "people": [int(p) for p in people]}
+    return {
+        "home": home,
+        "day": day,
+        "out": out,
+        "messages": messages,
+        "now": now,
+        "spells_before": spells_before,
+        "people": [int(p) for p in people],
+    }
 
 
 def test_the_warehouse_holds_the_events_rows(absorbed) -> None:
     con = duckdb.connect(str(absorbed["home"].warehouse_path), read_only=True)
-    spells = con.execute("SELECT spell_id, discharge_date FROM apc_spells WHERE spell_id LIKE 'ABS_%' "
-                         "ORDER BY spell_id").fetchall()
+    spells = con.execute(
+        "SELECT spell_id, discharge_date FROM apc_spells WHERE spell_id LIKE 'ABS_%' ORDER BY spell_id"
+    ).fetchall()
     total = con.execute("SELECT count(*) FROM apc_spells").fetchone()[0]
     con.close()
     old = absorbed["day"] - timedelta(days=4)
@@ -80,6 +108,7 @@ def test_only_events_still_needed_are_kept_and_absorbed_ones_stay_duplicates(abs
     store = EventStore(events_root(absorbed["home"]))
     assert (absorbed["out"]["pruned"], absorbed["out"]["kept"]) == (4, 1)
     assert store.events().message_id.tolist() == ["OPEN1"] and len(store.batches()) == 1
-    again = ingest(absorbed["home"], [("test", m) for ms in absorbed["messages"].values() for m in ms],
-                   now=absorbed["now"])
+    again = ingest(
+        absorbed["home"], [("test", m) for ms in absorbed["messages"].values() for m in ms], now=absorbed["now"]
+    )
     assert (again.accepted, again.duplicates) == (0, 5)

@@ -23,8 +23,10 @@ def client(tmp_path):
 
     home = Settings(home=tmp_path / "home", pseudonym_key="s" * 32)
     home.home.mkdir(parents=True)
-    tokens = {role: add_user(home.home, role.value, role, ["A81001"] if role == Role.coordinator else [])[1]
-              for role in (Role.data_feed, Role.coordinator, Role.data_scientist)}
+    tokens = {
+        role: add_user(home.home, role.value, role, ["A81001"] if role == Role.coordinator else [])[1]
+        for role in (Role.data_feed, Role.coordinator, Role.data_scientist)
+    }
     app = create_app()
     app.state.phm = ServiceState(home)
     with TestClient(app) as c:
@@ -38,16 +40,25 @@ def auth(token: str) -> dict:
 def test_a_feed_posts_hl7_and_fhir_events_idempotently(client) -> None:
     c, home, tokens = client
     now = datetime.utcnow().replace(microsecond=0) - timedelta(hours=2)
-    body = "\r\n".join([hl7_adt("H1", "admit", NHS, "V1", now, start=now, admission_method="21", site_code="RXX01"),
-                        hl7_adt("H2", "discharge", NHS, "V1", now + timedelta(hours=1), end=now + timedelta(hours=1))])
-    r = c.post("/events", content=body, headers={**auth(tokens[Role.data_feed]), "content-type": "x-application/hl7-v2+er7"})
+    body = "\r\n".join(
+        [
+            hl7_adt("H1", "admit", NHS, "V1", now, start=now, admission_method="21", site_code="RXX01"),
+            hl7_adt("H2", "discharge", NHS, "V1", now + timedelta(hours=1), end=now + timedelta(hours=1)),
+        ]
+    )
+    r = c.post(
+        "/events", content=body, headers={**auth(tokens[Role.data_feed]), "content-type": "x-application/hl7-v2+er7"}
+    )
     assert r.status_code == 200, r.text
     assert r.json() == {"received": 2, "accepted": 2, "duplicates": 0, "quarantined": {}, "people_affected": 1}
     again = c.post("/events", content=body, headers=auth(tokens[Role.data_feed]))
     assert (again.status_code, again.json()["duplicates"], again.json()["accepted"]) == (200, 2, 0)
-    bundle = fhir_bundle("b", [fhir_encounter("e1", 1, "arrived", NHS, "A1", now, emergency=True, start=now,
-                                              site_code="RXX02")])
-    r = c.post("/events", content=bundle, headers={**auth(tokens[Role.data_feed]), "content-type": "application/fhir+json"})
+    bundle = fhir_bundle(
+        "b", [fhir_encounter("e1", 1, "arrived", NHS, "A1", now, emergency=True, start=now, site_code="RXX02")]
+    )
+    r = c.post(
+        "/events", content=bundle, headers={**auth(tokens[Role.data_feed]), "content-type": "application/fhir+json"}
+    )
     assert r.status_code == 200 and r.json()["accepted"] == 1
     rows = EventStore(events_root(home)).rows()
     assert (len(rows["apc_spells"]), len(rows["ae_attendances"])) == (1, 1)
@@ -68,8 +79,16 @@ def test_the_feed_token_reads_nothing(client, path) -> None:
 
 def test_other_roles_and_no_token_cannot_post(client) -> None:
     c, _home, tokens = client
-    body = hl7_adt("H9", "admit", NHS, "V9", datetime(2026, 1, 1), start=datetime(2026, 1, 1),
-                   admission_method="21", site_code="RXX01")
+    body = hl7_adt(
+        "H9",
+        "admit",
+        NHS,
+        "V9",
+        datetime(2026, 1, 1),
+        start=datetime(2026, 1, 1),
+        admission_method="21",
+        site_code="RXX01",
+    )
     assert c.post("/events", content=body).status_code == 401
     for role in (Role.coordinator, Role.data_scientist):
         assert c.post("/events", content=body, headers=auth(tokens[role])).status_code == 403

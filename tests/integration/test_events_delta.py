@@ -1,79 +1,30 @@
 """Equivalence of the incremental refresh: the last day of hospital activity is taken out of a 20,000-person
 warehouse and replayed as an ADT/FHIR event stream (shuffled, with duplicates, a cancelled admission, a
 cancelled-then-repeated discharge and malformed messages); the snapshot with its delta then equals, person by
-person and bit for bit, a full daily refresh on the warehouse that absorbed the same events."""
+person and bit for bit, a full daily refresh on the warehouse that absorbed the same events.
+
+The messages are built by `support.event_replay`."""
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from datetime import datetime, time, timedelta
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from support.event_replay import day_as_events, events_on
 from support.homes import registry_copy
 
-from features.events.emit import fhir_encounter, hl7_adt
 from features.events.merge import absorb
 from features.events.store import EventStore, events_root, ingest
 from features.sources.pseudonymise import Pseudonymiser
 from phm.core.settings import DEMO_PSEUDONYM_KEY
-from serving.batch.common import default_date
 from serving.batch.daily import score_daily
 from serving.batch.delta import refresh_delta
 from serving.batch.store import current, snapshots_root
 from training import tracking
-
-
-def _day_as_events(home, numbers: dict[int, str]) -> tuple[list[str], object, object]:
-    """Remove the last day's admissions and A&E arrivals (and discharges) from the warehouse; their messages."""
-    day = default_date(home.warehouse_path)
-    end = day - timedelta(days=1)
-    con = duckdb.connect(str(home.warehouse_path))
-    admitted = con.execute("SELECT * FROM apc_spells WHERE admission_date = ?", [end]).fetchdf()
-    leaving = con.execute("SELECT * FROM apc_spells WHERE admission_date < ? AND discharge_date = ?", [end, end]).fetchdf()
-    arrived = con.execute("SELECT * FROM ae_attendances WHERE CAST(arrival_time AS DATE) = ?", [end]).fetchdf()
-    con.execute("DELETE FROM apc_spells WHERE admission_date = ?", [end])
-    con.execute("UPDATE apc_spells SET discharge_date = NULL, discharge_method = NULL "
-                "WHERE admission_date < ? AND discharge_date = ?", [end, end])
-    con.execute("DELETE FROM ae_attendances WHERE CAST(arrival_time AS DATE) = ?", [end])
-    con.close()
-    at = lambda d, h: datetime.combine(d, time(h))  # noqa: E731
-    out: list[str] = []
-    for r in admitted.itertuples():
-        nhs = numbers[r.person_id]
-        out.append(hl7_adt(f"A{r.spell_id}", "admit", nhs, r.spell_id, at(end, 9), start=at(end, 0),
-                           admission_method=r.admission_method, site_code=r.site_code,
-                           diagnosis=r.primary_diagnosis))
-        if r.discharge_date is not None and not pd.isna(r.discharge_date):
-            out.append(hl7_adt(f"D{r.spell_id}", "discharge", nhs, r.spell_id, at(r.discharge_date, 20),
-                               end=at(r.discharge_date, 0), discharge_method=r.discharge_method))
-    for i, r in enumerate(leaving.itertuples()):
-        nhs = numbers[r.person_id]
-        args = dict(start=at(r.admission_date, 0), admission_method=r.admission_method, site_code=r.site_code,
-                    diagnosis=r.primary_diagnosis)
-        if i % 5 == 0:  # a wrong discharge, cancelled (A13), then the right one
-            out.append(hl7_adt(f"W{r.spell_id}", "discharge", nhs, r.spell_id, at(end, 10), end=at(end, 0),
-                               discharge_method="4", **args))
-            out.append(hl7_adt(f"C{r.spell_id}", "cancel_discharge", nhs, r.spell_id, at(end, 11)))
-        out.append(hl7_adt(f"L{r.spell_id}", "discharge", nhs, r.spell_id, at(end, 12), end=at(end, 0),
-                           discharge_method=r.discharge_method, **args))
-    for r in arrived.itertuples():  # A&E as FHIR Encounters: arrival, then the finished version
-        nhs = numbers[r.person_id]
-        out.append(json.dumps(fhir_encounter(r.attendance_id, 1, "arrived", nhs, r.attendance_id, r.arrival_time,
-                                             emergency=True, start=r.arrival_time, site_code=r.site_code)))
-        if r.departure_time is not None and not pd.isna(r.departure_time):
-            out.append(json.dumps(fhir_encounter(r.attendance_id, 2, "finished", nhs, r.attendance_id,
-                                                 r.departure_time, emergency=True, start=r.arrival_time,
-                                                 end=r.departure_time, site_code=r.site_code)))
-    someone = numbers[admitted.person_id.iloc[0]]
-    out.append(hl7_adt("X1", "admit", someone, "CANCELLED1", at(end, 13), start=at(end, 13), admission_method="21",
-                       site_code=admitted.site_code.iloc[0]))
-    out.append(hl7_adt("X2", "cancel_admit", someone, "CANCELLED1", at(end, 14)))
-    return out, day, end
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +34,14 @@ def replay(served_home, ics20k, tmp_path_factory):
     patients = pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"])
     pseudo = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
     numbers = {pseudo.person_id(n): n for n in patients.nhs_number}
-    messages, day, end = _day_as_events(home, numbers)
+    messages, day, end = day_as_events(home, numbers)
     base_meta = score_daily(home, day)
     base = pd.read_parquet(f"{base_meta['folder']}/scores.parquet").set_index("person_id")
     rng = random.Random(24)
     stream = messages + rng.sample(messages, len(messages) // 10) + ["MSH|^~\\&|broken", "{}"]
     rng.shuffle(stream)
     received = datetime.combine(day, time(6))
-    reports = [ingest(home, [("test", m) for m in stream[i:i + 50]], now=received)
-               for i in range(0, len(stream), 50)]
+    reports = [ingest(home, [("test", m) for m in stream[i : i + 50]], now=received) for i in range(0, len(stream), 50)]
     delta = refresh_delta(home, today=end)
     meta, live = current(home)
     # the full refresh: a second home whose warehouse absorbed the same events
@@ -101,8 +51,17 @@ def replay(served_home, ics20k, tmp_path_factory):
     full_meta = score_daily(full_home, day)
     full = pd.read_parquet(f"{full_meta['folder']}/scores.parquet").set_index("person_id")
     tracking.configure(home)
-    return {"home": home, "messages": messages, "reports": reports, "delta": delta, "meta": meta, "live": live.set_index("person_id"),
-            "full": full, "base": base, "end": end}
+    return {
+        "home": home,
+        "messages": messages,
+        "reports": reports,
+        "delta": delta,
+        "meta": meta,
+        "live": live.set_index("person_id"),
+        "full": full,
+        "base": base,
+        "end": end,
+    }
 
 
 def test_the_replayed_day_changes_scores(replay) -> None:
@@ -168,12 +127,18 @@ def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay)
     person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
     practice = live.loc[person, "practice_code"]
     other = sorted(set(live.practice_code) - {practice})[0]
-    tokens = {name: add_user(home.home, name, role, practices, {practice, other})[1] for name, role, practices in
-              (("fhir_in", Role.coordinator, [practice]), ("fhir_out", Role.coordinator, [other]),
-               ("fhir_ds", Role.data_scientist, []))}
+    tokens = {
+        name: add_user(home.home, name, role, practices, {practice, other})[1]
+        for name, role, practices in (
+            ("fhir_in", Role.coordinator, [practice]),
+            ("fhir_out", Role.coordinator, [other]),
+            ("fhir_ds", Role.data_scientist, []),
+        )
+    }
     app = create_app()
     app.state.phm = ServiceState(home)
     with TestClient(app) as c:
+
         def get(path, who):
             return c.get(path, headers={"Authorization": f"Bearer {tokens[who]}"})
 
@@ -196,46 +161,14 @@ def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay)
         lines = [line for line in r.text.splitlines() if line]
         assert r.status_code == 200 and len(lines) == int((live.practice_code == practice).sum())
         resources = [RiskAssessment.model_validate_json(line) for line in lines]
-        assert {x.subject.identifier.value for x in resources} == {str(p) for p in live.index[live.practice_code == practice]}
+        assert {x.subject.identifier.value for x in resources} == {
+            str(p) for p in live.index[live.practice_code == practice]
+        }
         assert get(f"/fhir/RiskAssessment/$export?practice={other}", "fhir_in").status_code == 403
 
 
 # --- events on the snapshot's own day: the delta moves to a later index date --------------------------------------
 # (runs after the tests above, which read the home as the first replay left it)
-
-def _events_on(home, numbers: dict[int, str], day) -> tuple[list[str], set[int]]:
-    """Messages dated `day` (the snapshot's index date): discharges of spells open in the warehouse, emergency
-    admissions discharged the same day, and A&E attendances; and the people they concern."""
-    con = duckdb.connect(str(home.warehouse_path), read_only=True)
-    open_spells = con.execute("SELECT * FROM apc_spells WHERE discharge_date IS NULL ORDER BY spell_id LIMIT 25").fetchdf()
-    known = con.execute("SELECT * FROM apc_spells WHERE discharge_method IS NOT NULL AND admission_method = '21' "
-                        "ORDER BY spell_id LIMIT 1").fetchdf().iloc[0]
-    others = con.execute("SELECT person_id FROM patients WHERE person_id NOT IN (SELECT person_id FROM apc_spells "
-                         "WHERE discharge_date IS NULL) ORDER BY person_id LIMIT 60").fetchnumpy()["person_id"]
-    con.close()
-    at = lambda h: datetime.combine(day, time(h))  # noqa: E731
-    out, people = [], set()
-    for r in open_spells.itertuples():
-        out.append(hl7_adt(f"N{r.spell_id}", "discharge", numbers[r.person_id], r.spell_id, at(10),
-                           start=datetime.combine(r.admission_date, time(0)), end=at(0),
-                           admission_method=r.admission_method, site_code=r.site_code, diagnosis=r.primary_diagnosis,
-                           discharge_method=known.discharge_method))
-        people.add(int(r.person_id))
-    for i, person in enumerate(int(p) for p in others[:30]):
-        spell, nhs = f"TODAY{i}", numbers[person]
-        out.append(hl7_adt(f"M{i}", "admit", nhs, spell, at(1), start=at(0), admission_method="21",
-                           site_code=known.site_code, diagnosis=known.primary_diagnosis))
-        out.append(hl7_adt(f"K{i}", "discharge", nhs, spell, at(11), start=at(0), end=at(0), admission_method="21",
-                           site_code=known.site_code, diagnosis=known.primary_diagnosis,
-                           discharge_method=known.discharge_method))
-        people.add(person)
-    for i, person in enumerate(int(p) for p in others[30:]):
-        out.append(json.dumps(fhir_encounter(f"AE{i}", 1, "finished", numbers[person], f"AETODAY{i}", at(9),
-                                             emergency=True, start=at(8), end=at(9), site_code=known.site_code)))
-        people.add(person)
-    return out, people
-
-
 @pytest.fixture(scope="module")
 def next_day(replay, served_home, ics20k, tmp_path_factory):
     home, day = replay["home"], replay["meta"]["date"]
@@ -243,7 +176,7 @@ def next_day(replay, served_home, ics20k, tmp_path_factory):
     patients = pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"])
     pseudo = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
     numbers = {pseudo.person_id(n): n for n in patients.nhs_number}
-    messages, people = _events_on(home, numbers, day)
+    messages, people = events_on(home, numbers, day)
     tracking.configure(home)
     report = ingest(home, [("test", m) for m in messages], now=datetime.combine(day, time(23)))
     delta = refresh_delta(home, today=day)
@@ -252,14 +185,26 @@ def next_day(replay, served_home, ics20k, tmp_path_factory):
     rolled = pd.read_parquet(snapshot / "rolled" / delta["index_date"] / "scores.parquet").set_index("person_id")
     # the full refresh at the delta's index date, on the same data and the same earlier snapshots (for the trend)
     full_home = registry_copy(served_home, tmp_path_factory.mktemp("events_full_next"))
-    shutil.copytree(snapshot, snapshots_root(full_home) / snapshot.name, ignore=shutil.ignore_patterns("deltas", "rolled"))
+    shutil.copytree(
+        snapshot, snapshots_root(full_home) / snapshot.name, ignore=shutil.ignore_patterns("deltas", "rolled")
+    )
     absorb(home.warehouse_path, EventStore(events_root(home)).rows(), full_home.warehouse_path)
     tracking.configure(full_home)
     full_meta = score_daily(full_home, datetime.fromisoformat(delta["index_date"]).date())
     full = pd.read_parquet(f"{full_meta['folder']}/scores.parquet").set_index("person_id")
     tracking.configure(home)
-    return {"home": home, "day": day, "report": report, "people": people, "delta": delta, "meta": meta,
-            "live": live.set_index("person_id"), "rolled": rolled, "full": full, "full_meta": full_meta}
+    return {
+        "home": home,
+        "day": day,
+        "report": report,
+        "people": people,
+        "delta": delta,
+        "meta": meta,
+        "live": live.set_index("person_id"),
+        "rolled": rolled,
+        "full": full,
+        "full_meta": full_meta,
+    }
 
 
 def test_events_on_the_snapshot_day_move_the_delta_to_the_next_index_date(next_day) -> None:
@@ -270,7 +215,11 @@ def test_events_on_the_snapshot_day_move_the_delta_to_the_next_index_date(next_d
 
 
 def test_the_events_of_the_morning_change_those_peoples_scores_at_once(next_day) -> None:
-    live, rolled, people = next_day["live"], next_day["rolled"], sorted(next_day["people"] & set(next_day["live"].index))
+    live, rolled, people = (
+        next_day["live"],
+        next_day["rolled"],
+        sorted(next_day["people"] & set(next_day["live"].index)),
+    )
     changed = live.loc[people, "risk"] != rolled.loc[people, "risk"]
     assert changed.sum() > len(people) // 2
     with_events = set(EventStore(events_root(next_day["home"])).events().person_id.tolist())
@@ -306,7 +255,9 @@ def test_the_worklist_says_its_scores_are_as_at_the_later_date(next_day) -> None
     assert result.snapshot_date == str(next_day["day"]) and result.index_date == next_day["delta"]["index_date"]
     # reasons on demand read the predictors the delta computed for this person, at its index date
     snapshot = snapshots_root(home) / next_day["meta"]["snapshot_folder"]
-    newer = pd.read_parquet(snapshot / "deltas" / next_day["delta"]["delta"] / "features.parquet").set_index("person_id")
+    newer = pd.read_parquet(snapshot / "deltas" / next_day["delta"]["delta"] / "features.parquet").set_index(
+        "person_id"
+    )
     found, values = st.features_for([person])
     assert found == [person] and np.array_equal(values[0], newer.loc[person].to_numpy(dtype="float64"))
     assert result.events_to == next_day["delta"]["last_event_received"]
@@ -325,3 +276,32 @@ def test_risk_assessments_are_dated_as_at_the_deltas_index_date(next_day) -> Non
     ra = RiskAssessment.model_validate(risk_assessment(row, next_day["meta"]))
     assert str(ra.occurrenceDateTime) == next_day["delta"]["index_date"]
     assert float(ra.prediction[0].probabilityDecimal) == float(row.risk)
+
+
+def test_a_worker_takes_a_new_delta_over_the_same_base_without_re_reading_it(next_day) -> None:
+    """(Last: it publishes another delta.) A worker serving a delta picks up the next one over the same rolled base
+    by reading only the delta, and then serves exactly what a freshly started worker serves."""
+    from serving.state import ServiceState
+
+    home = next_day["home"]
+    st = ServiceState(home)
+    held = st.bundle.held
+    assert held is not None and held.folder.name == next_day["delta"]["index_date"]
+    tracking.configure(home)
+    again = refresh_delta(home, today=next_day["day"])
+    st.maybe_refresh()
+    assert st.bundle.held is held and st.bundle.meta["delta_folder"] == again["delta"]
+    # the held base is as read from disk: laying deltas over it changed nothing in it
+    pd.testing.assert_frame_equal(held.scores, pd.read_parquet(held.folder / "scores.parquet"))
+    fresh = ServiceState(home)
+    assert fresh.bundle.held is not held and fresh.bundle.meta["delta_folder"] == again["delta"]
+    pd.testing.assert_frame_equal(st.bundle.scores, fresh.bundle.scores)
+    assert st.bundle.position == fresh.bundle.position
+    assert st.bundle.columns.keys() == fresh.bundle.columns.keys() and len(st.bundle.columns) == 6
+    for name, values in fresh.bundle.columns.items():
+        assert np.array_equal(st.bundle.columns[name], values), name
+    people = sorted(next_day["people"] & set(next_day["live"].index)) + list(next_day["live"].index[:50])
+    found, values = st.features_for(people)
+    found_fresh, values_fresh = fresh.features_for(people)
+    assert found == found_fresh and np.array_equal(values, values_fresh)
+    assert st.bundle.release.cells == fresh.bundle.release.cells

@@ -26,8 +26,23 @@ T0 = datetime(2026, 12, 1, 8)
 
 
 def _messages(prefix: str, n: int) -> list[tuple[str, str]]:
-    return [("test", hl7_adt(f"{prefix}{i}", "admit", NHS, f"{prefix}V{i}", T0, start=T0, admission_method="21",
-                             site_code="RXX01", diagnosis="S72.0")) for i in range(n)]
+    return [
+        (
+            "test",
+            hl7_adt(
+                f"{prefix}{i}",
+                "admit",
+                NHS,
+                f"{prefix}V{i}",
+                T0,
+                start=T0,
+                admission_method="21",
+                site_code="RXX01",
+                diagnosis="S72.0",
+            ),
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.fixture()
@@ -35,8 +50,14 @@ def store_home(tmp_path):
     home = Settings(home=tmp_path, pseudonym_key="s" * 32)
     root = events_root(home)
     root.mkdir(parents=True)
-    tmpfs = (os.geteuid() == 0 and os.environ.get("PHM_TEST_DISK_FULL") != "rlimit" and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(root)], capture_output=True).returncode == 0)
+    tmpfs = (
+        os.geteuid() == 0
+        and os.environ.get("PHM_TEST_DISK_FULL") != "rlimit"
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(root)], capture_output=True
+        ).returncode
+        == 0
+    )
     yield home, tmpfs
     if tmpfs:
         subprocess.run(["umount", "-l", str(root)], check=False)
@@ -99,8 +120,11 @@ def test_the_feed_endpoint_fails_closed_with_a_503_and_stores_the_post_once_spac
     store = EventStore(events_root(home))
     body = "\r\n".join(m for _o, m in _messages("C", 30))
     with TestClient(app) as c:
-        ok = c.post("/events", content=hl7_adt("D0", "admit", NHS, "DV0", T0, start=T0, admission_method="21",
-                                               site_code="RXX01"), headers={"Authorization": f"Bearer {token}"})
+        ok = c.post(
+            "/events",
+            content=hl7_adt("D0", "admit", NHS, "DV0", T0, start=T0, admission_method="21", site_code="RXX01"),
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert ok.status_code == 200 and ok.json()["accepted"] == 1
         with _full(store.root, tmpfs):
             r = c.post("/events", content=body, headers={"Authorization": f"Bearer {token}"})

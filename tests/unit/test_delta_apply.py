@@ -16,10 +16,25 @@ def test_a_delta_re_ranks_everyone_as_a_fresh_ranking_would() -> None:
     rng = np.random.default_rng(0)
     risk = rng.random(50)
     rank, band = bands(risk, CUTS)
-    base = pd.DataFrame({"person_id": np.arange(100, 150), "risk": risk, "rank": rank, "band": band,
-                         "reasons": [None] * 50, "segment": ["a"] * 50})
-    changed = pd.DataFrame({"person_id": [101, 140], "risk": [0.999, 0.0001], "reasons": ['[{"x": 1}]', None],
-                            "segment": ["b", "c"], FLAG: ["discharged today", None]})
+    base = pd.DataFrame(
+        {
+            "person_id": np.arange(100, 150),
+            "risk": risk,
+            "rank": rank,
+            "band": band,
+            "reasons": [None] * 50,
+            "segment": ["a"] * 50,
+        }
+    )
+    changed = pd.DataFrame(
+        {
+            "person_id": [101, 140],
+            "risk": [0.999, 0.0001],
+            "reasons": ['[{"x": 1}]', None],
+            "segment": ["b", "c"],
+            FLAG: ["discharged today", None],
+        }
+    )
     out = lay_over(base, changed, CUTS)
     want = risk.copy()
     want[[1, 40]] = [0.999, 0.0001]

@@ -28,8 +28,7 @@ def home(tmp_path) -> Settings:
 
 
 def run(home: Settings, *texts: str, known: Known | None = None, now: datetime = NOW):
-    return ingest(home, [("test", t) for t in texts], known=known or Known(), pseudonymiser=Pseudonymiser(KEY),
-                  now=now)
+    return ingest(home, [("test", t) for t in texts], known=known or Known(), pseudonymiser=Pseudonymiser(KEY), now=now)
 
 
 def admit(mid="M1", enc="V1", at=T0, **kw) -> str:
@@ -52,8 +51,14 @@ def test_a01_admission_becomes_an_open_spell_under_the_pseudonym(home) -> None:
     assert len(apc) == 1
     spell = apc.iloc[0]
     assert spell.person_id == Pseudonymiser(KEY).person_id(NHS)
-    assert (spell.spell_id, str(spell.admission_date), spell.discharge_date, spell.admission_method,
-            spell.primary_diagnosis, spell.site_code) == ("V1", "2026-12-01", None, "21", "S720", "RXX01")
+    assert (
+        spell.spell_id,
+        str(spell.admission_date),
+        spell.discharge_date,
+        spell.admission_method,
+        spell.primary_diagnosis,
+        spell.site_code,
+    ) == ("V1", "2026-12-01", None, "21", "S720", "RXX01")
     stored = EventStore(events_root(home)).root
     assert NHS.encode() not in b"".join(p.read_bytes() for p in stored.rglob("*") if p.is_file())
 
@@ -66,14 +71,17 @@ def test_a03_discharge_closes_the_spell(home) -> None:
 
 def test_a04_registers_an_ae_attendance_and_a03_records_its_departure(home) -> None:
     arrive = hl7_adt("E1", "attend", NHS, "AE9", T0, emergency=True, start=T0, site_code="RXX02")
-    leave = hl7_adt("E2", "discharge", NHS, "AE9", T0 + timedelta(hours=3), emergency=True,
-                    end=T0 + timedelta(hours=3))
+    leave = hl7_adt("E2", "discharge", NHS, "AE9", T0 + timedelta(hours=3), emergency=True, end=T0 + timedelta(hours=3))
     run(home, arrive, leave)
     out = rows(home)
     assert out["apc_spells"].empty
     ae = out["ae_attendances"].iloc[0]
     assert (ae.attendance_id, ae.arrival_time, ae.departure_time, ae.site_code) == (
-        "AE9", T0, T0 + timedelta(hours=3), "RXX02")
+        "AE9",
+        T0,
+        T0 + timedelta(hours=3),
+        "RXX02",
+    )
 
 
 def test_a08_update_changes_only_the_fields_it_carries(home) -> None:
@@ -107,11 +115,15 @@ def test_a_resent_message_changes_nothing(home) -> None:
 
 
 def test_the_rows_do_not_depend_on_the_order_of_arrival(tmp_path) -> None:
-    messages = [admit(), hl7_adt("M3", "update", NHS, "V1", T0 + timedelta(hours=1), diagnosis="J44.1"),
-                discharge(), hl7_adt("M4", "cancel_discharge", NHS, "V1", T0 + timedelta(hours=6)),
-                discharge(mid="M5", at=T0 + timedelta(hours=7)),
-                hl7_adt("M6", "admit", OTHER, "V2", T0, start=T0, admission_method="11", site_code="RXX01"),
-                hl7_adt("M7", "cancel_admit", OTHER, "V2", T0 + timedelta(hours=2))]
+    messages = [
+        admit(),
+        hl7_adt("M3", "update", NHS, "V1", T0 + timedelta(hours=1), diagnosis="J44.1"),
+        discharge(),
+        hl7_adt("M4", "cancel_discharge", NHS, "V1", T0 + timedelta(hours=6)),
+        discharge(mid="M5", at=T0 + timedelta(hours=7)),
+        hl7_adt("M6", "admit", OTHER, "V2", T0, start=T0, admission_method="11", site_code="RXX01"),
+        hl7_adt("M7", "cancel_admit", OTHER, "V2", T0 + timedelta(hours=2)),
+    ]
     seen = set()
     for i, order in enumerate(itertools.islice(itertools.permutations(messages), 0, 5040, 503)):
         home = Settings(home=tmp_path / str(i), pseudonym_key="s" * 32)
@@ -125,10 +137,12 @@ def test_the_rows_do_not_depend_on_the_order_of_arrival(tmp_path) -> None:
 
 
 def test_fhir_encounter_versions_admit_then_discharge(home) -> None:
-    first = fhir_encounter("enc1", 1, "in-progress", NHS, "F1", T0, start=T0, admission_method="21",
-                           site_code="RXX01", diagnosis="I21.9")
-    second = fhir_encounter("enc1", 2, "finished", NHS, "F1", T0 + timedelta(hours=9), start=T0,
-                            end=T0 + timedelta(hours=8))
+    first = fhir_encounter(
+        "enc1", 1, "in-progress", NHS, "F1", T0, start=T0, admission_method="21", site_code="RXX01", diagnosis="I21.9"
+    )
+    second = fhir_encounter(
+        "enc1", 2, "finished", NHS, "F1", T0 + timedelta(hours=9), start=T0, end=T0 + timedelta(hours=8)
+    )
     report = run(home, fhir_bundle("b1", [second, first]))
     assert report.accepted == 2
     spell = rows(home)["apc_spells"].iloc[0]
@@ -138,8 +152,7 @@ def test_fhir_encounter_versions_admit_then_discharge(home) -> None:
 
 
 def test_fhir_emergency_encounter_is_an_ae_attendance(home) -> None:
-    run(home, json.dumps(fhir_encounter("e", 1, "arrived", NHS, "A1", T0, emergency=True, start=T0,
-                                        site_code="RXX03")))
+    run(home, json.dumps(fhir_encounter("e", 1, "arrived", NHS, "A1", T0, emergency=True, start=T0, site_code="RXX03")))
     assert rows(home)["ae_attendances"].site_code.tolist() == ["RXX03"]
 
 
@@ -162,12 +175,24 @@ BAD = [
     ("end_before_start", "discharge_date", discharge(start=T0 + timedelta(hours=5, minutes=30))),
     ("unknown_reference", "site_code", admit(site_code="RZZ99")),
     ("unlinked", "nhs_number", admit().replace(NHS, OTHER)),
-    ("invalid_resource", "Encounter", json.dumps({**fhir_encounter("x", 1, "in-progress", NHS, "F", T0),
-                                                  "period": {"start": "not a date"}})),
+    (
+        "invalid_resource",
+        "Encounter",
+        json.dumps({**fhir_encounter("x", 1, "in-progress", NHS, "F", T0), "period": {"start": "not a date"}}),
+    ),
     ("unsupported_message", "resourceType", json.dumps({"resourceType": "Patient", "id": "p"})),
-    ("missing_value", "Encounter.subject.identifier",
-     json.dumps({**fhir_encounter("x", 1, "in-progress", NHS, "F", T0, start=T0, admission_method="21",
-                                  site_code="RXX01"), "subject": {"reference": "Patient/1"}})),
+    (
+        "missing_value",
+        "Encounter.subject.identifier",
+        json.dumps(
+            {
+                **fhir_encounter(
+                    "x", 1, "in-progress", NHS, "F", T0, start=T0, admission_method="21", site_code="RXX01"
+                ),
+                "subject": {"reference": "Patient/1"},
+            }
+        ),
+    ),
 ]
 
 
@@ -199,8 +224,11 @@ def test_quarantine_keeps_no_identifier_a_sender_put_in_a_reported_field(home) -
 
 
 def test_an_update_alone_of_an_encounter_the_events_never_opened_leaves_the_warehouse_row_alone(home) -> None:
-    run(home, hl7_adt("U1", "update", NHS, "OLD1", T0, diagnosis="J44.1"),
-        hl7_adt("U2", "cancel_discharge", NHS, "OLD2", T0))
+    run(
+        home,
+        hl7_adt("U1", "update", NHS, "OLD1", T0, diagnosis="J44.1"),
+        hl7_adt("U2", "cancel_discharge", NHS, "OLD2", T0),
+    )
     out = rows(home)
     assert len(out["apc_spells"]) == 0 and len(out["apc_spells_removed"]) == 0
 
@@ -216,8 +244,9 @@ def test_a_prune_waits_for_a_reader_and_absorbed_ids_stay_duplicates(home) -> No
     kept = events.message_id == "M2"
     done = threading.Event()
     with store.locked(shared=True):  # a reader part-way through: the prune must wait for it
-        worker = threading.Thread(target=lambda: (store.prune(files, events[kept], events.message_id[~kept]),
-                                                  done.set()))
+        worker = threading.Thread(
+            target=lambda: (store.prune(files, events[kept], events.message_id[~kept]), done.set())
+        )
         worker.start()
         assert not done.wait(0.5) and store.batches() == files
     worker.join(10)
@@ -241,4 +270,6 @@ def test_the_index_date_follows_the_latest_admission_discharge_or_arrival() -> N
     ae = pd.DataFrame({"arrival_time": [pd.Timestamp("2026-12-02 23:50")]})
     assert index_date({"apc_spells": apc, "ae_attendances": ae.iloc[0:0]}, day) == date(2026, 12, 2)
     assert index_date({"apc_spells": apc, "ae_attendances": ae}, day) == date(2026, 12, 3)
-    assert index_date({"apc_spells": apc.iloc[0:0], "ae_attendances": ae.iloc[0:0]}, date(2026, 12, 5)) == date(2026, 12, 5)
+    assert index_date({"apc_spells": apc.iloc[0:0], "ae_attendances": ae.iloc[0:0]}, date(2026, 12, 5)) == date(
+        2026, 12, 5
+    )
