@@ -41,8 +41,14 @@ def config(arima: bool):
     from training.demand import DEFAULT_MODELS, ForecastConfig
 
     models = DEFAULT_MODELS[:-1] + (["auto_arima"] if arima else []) + ["ensemble"]
-    return ForecastConfig(models=models, ensemble_members=[m for m in DEFAULT_MODELS if m not in ("seasonal_naive", "ensemble")],
-                          max_horizon=HORIZON, horizons=[1, 7, 28], holidays="US", workers=1)
+    return ForecastConfig(
+        models=models,
+        ensemble_members=[m for m in DEFAULT_MODELS if m not in ("seasonal_naive", "ensemble")],
+        max_horizon=HORIZON,
+        horizons=[1, 7, 28],
+        holidays="US",
+        workers=1,
+    )
 
 
 def outer_origins(n: int) -> list[int]:
@@ -50,7 +56,15 @@ def outer_origins(n: int) -> list[int]:
 
 
 def one_series(args: tuple) -> list[dict]:
-    """Every origin of one series: the product's forecast and every pool model's, scored."""
+    """Every origin of one series: the product's forecast and every pool model's, scored (BLAS on one thread, as
+    the product's job runs it: one process per core)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _one_series(args)
+
+
+def _one_series(args: tuple) -> list[dict]:
     from models.forecasting import accuracy
     from training.demand import SeriesInput, backtest_series
     from training.demand_backtest import point_forecasts
@@ -59,7 +73,7 @@ def one_series(args: tuple) -> list[dict]:
     cfg = config(arima)
     out = []
     for o in outer_origins(len(values)):
-        hist, actual = values.iloc[:o], values.to_numpy()[o:o + HORIZON]
+        hist, actual = values.iloc[:o], values.to_numpy()[o : o + HORIZON]
         scale = accuracy.seasonal_naive_scale(hist.to_numpy())
         t0 = time.perf_counter()
         res = backtest_series(SeriesInput(site, "beds_occupied", hist, capacity), cfg)
@@ -68,8 +82,13 @@ def one_series(args: tuple) -> list[dict]:
         assert f.date.iloc[0] == values.index[o], "forecasts must start the day after the data ends"
         points = {f"pool:{m}": p for m, p in point_forecasts(hist, capacity, HORIZON, cfg).items()}
         points["product"] = f["mean"].to_numpy()
-        row = {"site": site, "origin": str(values.index[o].date()), "selected": res.selected, "seconds": seconds,
-               "backtest_origins": res.coverage["backtest_origins"]}
+        row = {
+            "site": site,
+            "origin": str(values.index[o].date()),
+            "selected": res.selected,
+            "seconds": seconds,
+            "backtest_origins": res.coverage["backtest_origins"],
+        }
         for w, h in WINDOWS.items():
             for name, p in points.items():
                 row[f"mase_{w}:{name}"] = accuracy.mase(actual[:h], p[:h], scale)
@@ -85,14 +104,24 @@ def summarise(rows: list[dict]) -> dict:
     for m in methods:
         table[m] = {w: float(np.median([r[f"mase_{w}:{m}"] for r in rows])) for w in WINDOWS}
     naive = table["pool:seasonal_naive"]
-    summary = {"median_mase": table, "ratio_to_naive": {m: {w: v[w] / naive[w] for w in WINDOWS} for m, v in table.items()},
-               "coverage_80": {w: float(np.mean([r[f"cover80_{w}"] for r in rows])) for w in WINDOWS},
-               "coverage_95": {w: float(np.mean([r[f"cover95_{w}"] for r in rows])) for w in WINDOWS}}
+    summary = {
+        "median_mase": table,
+        "ratio_to_naive": {m: {w: v[w] / naive[w] for w in WINDOWS} for m, v in table.items()},
+        "coverage_80": {w: float(np.mean([r[f"cover80_{w}"] for r in rows])) for w in WINDOWS},
+        "coverage_95": {w: float(np.mean([r[f"cover95_{w}"] for r in rows])) for w in WINDOWS},
+    }
     ratio, c80, c95 = summary["ratio_to_naive"]["product"], summary["coverage_80"], summary["coverage_95"]
     summary["targets"] = {
         **{f"MASE ratio days {w} <= {TARGET_RATIO}": "PASS" if ratio[w] <= TARGET_RATIO else "MISS" for w in WINDOWS},
-        **{f"80% coverage days {w} in [75%, 85%]": "PASS" if COVER80[0] <= c80[w] <= COVER80[1] else "MISS" for w in WINDOWS},
-        **{f"95% coverage days {w} in [90%, 98%]": "PASS" if COVER95[0] <= c95[w] <= COVER95[1] else "MISS" for w in WINDOWS}}
+        **{
+            f"80% coverage days {w} in [75%, 85%]": "PASS" if COVER80[0] <= c80[w] <= COVER80[1] else "MISS"
+            for w in WINDOWS
+        },
+        **{
+            f"95% coverage days {w} in [90%, 98%]": "PASS" if COVER95[0] <= c95[w] <= COVER95[1] else "MISS"
+            for w in WINDOWS
+        },
+    }
     chosen: dict[str, int] = {}
     for r in rows:
         chosen[r["selected"]] = chosen.get(r["selected"], 0) + 1
@@ -110,8 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--arima", action="store_true", help="Add AutoARIMA to the pool (slow).")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--until", help="Use the data up to this date only (yyyy-mm-dd): the same protocol on an "
-                        "earlier period, to check that methods chosen on the default one hold elsewhere.")
+    parser.add_argument(
+        "--until",
+        help="Use the data up to this date only (yyyy-mm-dd): the same protocol on an "
+        "earlier period, to check that methods chosen on the default one hold elsewhere.",
+    )
     add_trial(parser)
     args = parser.parse_args(argv)
     record = Run("forecast_real", args, parser, neutral=("workers", "data"))
@@ -125,21 +157,37 @@ def main(argv: list[str] | None = None) -> None:
         rows = [r for part in pool.map(one_series, jobs) for r in part]
     seconds = time.perf_counter() - t0
     s = summarise(rows)
-    print(f"\nForecasts on real bed occupancy: {len(inputs)} series x {len(rows) // len(inputs)} origins, "
-          f"{HORIZON} days ahead | {machine()} | {seconds:.0f} s")
+    print(
+        f"\nForecasts on real bed occupancy: {len(inputs)} series x {len(rows) // len(inputs)} origins, "
+        f"{HORIZON} days ahead | {machine()} | {seconds:.0f} s"
+    )
     print(f"{'method':26s} {'MASE 1-7':>9s} {'MASE 1-28':>10s} {'ratio 1-7':>10s} {'ratio 1-28':>11s}")
     for m, v in sorted(s["median_mase"].items(), key=lambda kv: kv[1]["1-28"]):
         r = s["ratio_to_naive"][m]
         print(f"{m:26s} {v['1-7']:9.3f} {v['1-28']:10.3f} {r['1-7']:10.3f} {r['1-28']:11.3f}")
-    print("product intervals: 80% held " + ", ".join(f"{s['coverage_80'][w]:.1%} (days {w})" for w in WINDOWS)
-          + "; 95% held " + ", ".join(f"{s['coverage_95'][w]:.1%} (days {w})" for w in WINDOWS))
+    print(
+        "product intervals: 80% held "
+        + ", ".join(f"{s['coverage_80'][w]:.1%} (days {w})" for w in WINDOWS)
+        + "; 95% held "
+        + ", ".join(f"{s['coverage_95'][w]:.1%} (days {w})" for w in WINDOWS)
+    )
     print(f"models chosen: {s['chosen']}")
     for target, outcome in s["targets"].items():
         print(f"{outcome}: {target}")
-    record.write_results({"seconds": round(seconds, 1), "series": len(inputs),
-                          "origins_per_series": len(rows) // len(inputs), "data": args.data.name,
-                          "lookback_days": LOOKBACK, "spacing_days": SPACING, "horizon_days": HORIZON,
-                          **{k: v for k, v in s.items() if k != "targets"}, "rows": rows}, *judged(s))
+    record.write_results(
+        {
+            "seconds": round(seconds, 1),
+            "series": len(inputs),
+            "origins_per_series": len(rows) // len(inputs),
+            "data": args.data.name,
+            "lookback_days": LOOKBACK,
+            "spacing_days": SPACING,
+            "horizon_days": HORIZON,
+            **{k: v for k, v in s.items() if k != "targets"},
+            "rows": rows,
+        },
+        *judged(s),
+    )
 
 
 def judged(s: dict) -> tuple[list[Target], list[Figure]]:
@@ -148,16 +196,25 @@ def judged(s: dict) -> tuple[list[Target], list[Figure]]:
     ratio, c80, c95 = s["ratio_to_naive"]["product"], s["coverage_80"], s["coverage_95"]
     targets = []
     for w in WINDOWS:
-        targets.append(Target(f"median MASE, days {w}, as a share of the weekly seasonal naive's", ratio[w], TARGET_RATIO,
-                              "", "<="))
+        targets.append(
+            Target(
+                f"median MASE, days {w}, as a share of the weekly seasonal naive's", ratio[w], TARGET_RATIO, "", "<="
+            )
+        )
     for w in WINDOWS:
-        targets += [Target(f"80% intervals: share of days held, days {w} (at least)", c80[w], COVER80[0], "", ">="),
-                    Target(f"80% intervals: share of days held, days {w} (at most)", c80[w], COVER80[1], "", "<="),
-                    Target(f"95% intervals: share of days held, days {w} (at least)", c95[w], COVER95[0], "", ">="),
-                    Target(f"95% intervals: share of days held, days {w} (at most)", c95[w], COVER95[1], "", "<=")]
-    figures = [Figure(f"median MASE, days {w}: {m.removeprefix('pool:').replace('_', ' ')}", v[w])
-               for m, v in sorted(s["median_mase"].items(), key=lambda kv: kv[1]["1-28"]) for w in WINDOWS]
+        targets += [
+            Target(f"80% intervals: share of days held, days {w} (at least)", c80[w], COVER80[0], "", ">="),
+            Target(f"80% intervals: share of days held, days {w} (at most)", c80[w], COVER80[1], "", "<="),
+            Target(f"95% intervals: share of days held, days {w} (at least)", c95[w], COVER95[0], "", ">="),
+            Target(f"95% intervals: share of days held, days {w} (at most)", c95[w], COVER95[1], "", "<="),
+        ]
+    figures = [
+        Figure(f"median MASE, days {w}: {m.removeprefix('pool:').replace('_', ' ')}", v[w])
+        for m, v in sorted(s["median_mase"].items(), key=lambda kv: kv[1]["1-28"])
+        for w in WINDOWS
+    ]
     return targets, figures
+
 
 if __name__ == "__main__":
     main()

@@ -56,31 +56,61 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("nowcast", "time_series", "persistence"):
         err = (table[name] - table.census).abs()
         mae[name] = {f"day_{k}": float(err[table.ahead == k].mean()) for k in (1, 2, 3)}
-        mae[name]["by_site_day_1"] = {s: float(e) for s, e in err[table.ahead == 1].groupby(table.site[table.ahead == 1]).mean().items()}
+        mae[name]["by_site_day_1"] = {
+            s: float(e) for s, e in err[table.ahead == 1].groupby(table.site[table.ahead == 1]).mean().items()
+        }
     floor = {f"day_{k}": float(np.sqrt(2 / np.pi) * table.nowcast_sd[table.ahead == k].mean()) for k in (1, 2, 3)}
     mae["noise_floor"] = floor
     ratio = mae["nowcast"]["day_1"] / mae["time_series"]["day_1"]
     outcome = "PASS" if ratio <= TARGET else "MISS"
     census = float(table.census.mean())
-    print(f"\nBed nowcast back-test: {table.site.nunique()} sites x {table.origin.nunique()} origins | {machine()} | {seconds:.0f} s")
+    print(
+        f"\nBed nowcast back-test: {table.site.nunique()} sites x {table.origin.nunique()} origins | {machine()} | {seconds:.0f} s"
+    )
     print(f"mean census {census:.1f} beds; MAE by nights ahead:")
     for name, v in mae.items():
         print(f"  {name:12s} " + "  ".join(f"day {k}: {v[f'day_{k}']:.2f}" for k in (1, 2, 3)))
-    print(f"{outcome}: nowcast day-1 MAE / time-series day-1 MAE = {ratio:.3f} (target <= {TARGET}); the noise floor is "
-          f"{floor['day_1'] / mae['time_series']['day_1']:.3f} of the time series' day-1 MAE")
-    record.write_results({"sites": int(table.site.nunique()), "origins": int(table.origin.nunique()),
-                          "seconds": round(seconds, 1), "mean_census": round(census, 1), "mae": mae}, *judged(mae, census))
+    print(
+        f"{outcome}: nowcast day-1 MAE / time-series day-1 MAE = {ratio:.3f} (target <= {TARGET}); the noise floor is "
+        f"{floor['day_1'] / mae['time_series']['day_1']:.3f} of the time series' day-1 MAE"
+    )
+    record.write_results(
+        {
+            "sites": int(table.site.nunique()),
+            "origins": int(table.origin.nunique()),
+            "seconds": round(seconds, 1),
+            "mean_census": round(census, 1),
+            "mae": mae,
+        },
+        *judged(mae, census),
+    )
 
 
 def judged(mae: dict, census: float) -> tuple[list[Target], list[Figure]]:
     """The issue's target (nowcast day-1 MAE at most 0.7 of the time series') and the figures beside it."""
-    return ([Target("nowcast day-1 MAE as a share of the time-series forecast's", mae["nowcast"]["day_1"]
-                     / mae["time_series"]["day_1"], TARGET, "", "<=")],
-            [*(Figure(f"day-{k} MAE: {name.replace('_', ' ')}", mae[name][f"day_{k}"], "beds")
-               for name in ("nowcast", "time_series", "persistence", "noise_floor") for k in (1, 2, 3)),
-             Figure("day-1 noise floor as a share of the time-series forecast's MAE",
-                    mae["noise_floor"]["day_1"] / mae["time_series"]["day_1"]),
-             Figure("mean midnight census per site", census, "beds")])
+    return (
+        [
+            Target(
+                "nowcast day-1 MAE as a share of the time-series forecast's",
+                mae["nowcast"]["day_1"] / mae["time_series"]["day_1"],
+                TARGET,
+                "",
+                "<=",
+            )
+        ],
+        [
+            *(
+                Figure(f"day-{k} MAE: {name.replace('_', ' ')}", mae[name][f"day_{k}"], "beds")
+                for name in ("nowcast", "time_series", "persistence", "noise_floor")
+                for k in (1, 2, 3)
+            ),
+            Figure(
+                "day-1 noise floor as a share of the time-series forecast's MAE",
+                mae["noise_floor"]["day_1"] / mae["time_series"]["day_1"],
+            ),
+            Figure("mean midnight census per site", census, "beds"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def daily_series(warehouse: Path, start: date | None = None, end: date | None = 
         first = start or bounds[0] + timedelta(days=WARM_UP_DAYS)
         last = end or _data_end(con, tables)
         params = {"first": first, "last": last}
-        frame = con.execute("""
+        frame = con.execute(
+            """
             WITH spells AS (
                 SELECT site_code, admission_date AS adm,
                        coalesce(discharge_date, $last + 1) AS dis,
@@ -81,7 +82,9 @@ def daily_series(warehouse: Path, start: date | None = None, end: date | None = 
             SELECT c.d AS date, c.site_code AS site, c.metric, c.value + coalesce(b.opening, 0) AS value
             FROM census c LEFT JOIN before b USING (site_code, metric)
             UNION ALL SELECT d, site_code, metric, value FROM admissions
-            ORDER BY site, metric, date""", params).df()
+            ORDER BY site, metric, date""",
+            params,
+        ).df()
         sites = con.execute("SELECT site_code AS site, ga_beds, critical_care_beds FROM sites").df()
     finally:
         con.close()
@@ -142,8 +145,9 @@ def parse_dates(text: pd.Series, dayfirst: bool) -> pd.Series:
     return out
 
 
-def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] | None = None
-                    ) -> tuple[pd.DataFrame, list[str]]:
+def read_series_csv(
+    path: Path, dayfirst: bool = False, columns: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """A planner's own daily series: columns date, site, metric, value (and optionally capacity).
 
     Options: `dayfirst` reads UK dates (dd/mm/yyyy; the default is ISO yyyy-mm-dd, and anything else is
@@ -162,14 +166,17 @@ def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] 
     mapping = columns or {}
     absent = [f"{col!r} (for {key})" for key, col in mapping.items() if col not in raw.columns]
     if absent:
-        raise SeriesFileError(f"{path}: --columns names column(s) not in the file: {', '.join(absent)}; "
-                              f"the file has {list(raw.columns)}")
+        raise SeriesFileError(
+            f"{path}: --columns names column(s) not in the file: {', '.join(absent)}; the file has {list(raw.columns)}"
+        )
     raw = raw.rename(columns={col: key for key, col in mapping.items()})
     raw.columns = [c if c in mapping else c.strip().lower() for c in raw.columns]
     missing = [c for c in ("date", "site", "metric", "value") if c not in raw]
     if missing:
-        raise SeriesFileError(f"{path}: missing column(s) {missing}; expected date, site, metric, value[, capacity] "
-                              f"(map your own names with --columns, e.g. date=Date,value=Occupied)")
+        raise SeriesFileError(
+            f"{path}: missing column(s) {missing}; expected date, site, metric, value[, capacity] "
+            f"(map your own names with --columns, e.g. date=Date,value=Occupied)"
+        )
     line = pd.Series(range(2, len(raw) + 2), index=raw.index)  # file line numbers (header is line 1)
     dates = parse_dates(raw["date"], dayfirst)
     values = parse_numbers(raw["value"])
@@ -179,14 +186,28 @@ def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] 
             rows = line[mask].tolist()
             raise SeriesFileError(f"{path}: {what} on line(s) {rows[:10]}{' ...' if len(rows) > 10 else ''}")
 
-    refuse(dates.isna(), "field date: missing or not a date" + (" (dd/mm/yyyy expected with --dayfirst)" if dayfirst
-                                                                  else " (yyyy-mm-dd expected; use --dayfirst for dd/mm/yyyy)"))
+    refuse(
+        dates.isna(),
+        "field date: missing or not a date"
+        + (
+            " (dd/mm/yyyy expected with --dayfirst)"
+            if dayfirst
+            else " (yyyy-mm-dd expected; use --dayfirst for dd/mm/yyyy)"
+        ),
+    )
     refuse(raw["site"].str.strip() == "", "field site: empty")
     refuse(raw["metric"].str.strip() == "", "field metric: empty")
     refuse(values.isna(), "field value: missing or not a number")
     refuse(values < 0, "field value: negative (counts and beds cannot be)")
-    frame = pd.DataFrame({"date": dates.dt.normalize(), "site": raw["site"].str.strip(),
-                          "metric": raw["metric"].str.strip(), "value": values.astype(float), "line": line})
+    frame = pd.DataFrame(
+        {
+            "date": dates.dt.normalize(),
+            "site": raw["site"].str.strip(),
+            "metric": raw["metric"].str.strip(),
+            "value": values.astype(float),
+            "line": line,
+        }
+    )
     if "capacity" in raw:
         cap = parse_numbers(raw["capacity"])
         refuse(raw["capacity"].str.strip().ne("") & (cap.isna() | (cap <= 0)), "field capacity: not a positive number")
@@ -197,13 +218,17 @@ def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] 
     key = ["date", "site", "metric"]
     exact = frame.duplicated(key + ["value"], keep="first")
     if exact.any():
-        warnings.append(f"dropped {int(exact.sum())} exact duplicate row(s) (first on line {int(frame.line[exact].iloc[0])})")
+        warnings.append(
+            f"dropped {int(exact.sum())} exact duplicate row(s) (first on line {int(frame.line[exact].iloc[0])})"
+        )
         frame = frame[~exact]
     clash = frame.duplicated(key, keep=False)
     if clash.any():
         first = frame[clash].sort_values(key).head(2)
-        raise SeriesFileError(f"{path}: {first.site.iloc[0]}/{first.metric.iloc[0]} has different values for "
-                              f"{first.date.iloc[0].date()} on lines {first.line.tolist()}")
+        raise SeriesFileError(
+            f"{path}: {first.site.iloc[0]}/{first.metric.iloc[0]} has different values for "
+            f"{first.date.iloc[0].date()} on lines {first.line.tolist()}"
+        )
     out = []
     for (site, metric), part in frame.groupby(["site", "metric"], sort=True):
         part = part.set_index("date").sort_index()
@@ -213,11 +238,15 @@ def read_series_csv(path: Path, dayfirst: bool = False, columns: dict[str, str] 
             runs = (pd.Series(missing_days).diff().dt.days.ne(1)).cumsum()
             longest = int(pd.Series(missing_days).groupby(runs.to_numpy()).size().max())
             if longest > MAX_REPAIRED_GAP_DAYS:
-                raise SeriesFileError(f"{path}: {site}/{metric} has a gap of {longest} days (from "
-                                      f"{missing_days[0].date()}); fill it or split the series "
-                                      f"(gaps up to {MAX_REPAIRED_GAP_DAYS} days are interpolated)")
-            warnings.append(f"{site}/{metric}: filled {len(missing_days)} missing day(s) by linear interpolation "
-                            f"(first {missing_days[0].date()})")
+                raise SeriesFileError(
+                    f"{path}: {site}/{metric} has a gap of {longest} days (from "
+                    f"{missing_days[0].date()}); fill it or split the series "
+                    f"(gaps up to {MAX_REPAIRED_GAP_DAYS} days are interpolated)"
+                )
+            warnings.append(
+                f"{site}/{metric}: filled {len(missing_days)} missing day(s) by linear interpolation "
+                f"(first {missing_days[0].date()})"
+            )
         part = part.reindex(full)
         part["value"] = part["value"].interpolate(limit_direction="both")
         part["capacity"] = part["capacity"].ffill().bfill()
@@ -255,8 +284,12 @@ def nowcast_spells(warehouse: Path) -> pd.DataFrame:
 
 
 # (table, column) of the days each extract records activity on: the extracts cover up to the latest of them
-ACTIVITY_DAYS = (("apc_spells", "admission_date"), ("apc_spells", "discharge_date"),
-                 ("ae_attendances", "arrival_time"), ("prescriptions", "issue_date"))
+ACTIVITY_DAYS = (
+    ("apc_spells", "admission_date"),
+    ("apc_spells", "discharge_date"),
+    ("ae_attendances", "arrival_time"),
+    ("prescriptions", "issue_date"),
+)
 
 
 def data_end(warehouse: Path) -> date:
@@ -274,7 +307,9 @@ def _data_end(con, tables: set[str]) -> date:
     arrival, a prescription), at most the load date. Not the last admission: a small
     site may admit nobody for days before the extract ends, and its beds are still counted on those days (the
     synthetic ICS's extracts stop before the day they are loaded, so the load date alone would overshoot)."""
-    columns = {tuple(r) for r in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()}
+    columns = {
+        tuple(r) for r in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall()
+    }
     parts = [f"SELECT CAST(max({c}) AS DATE) AS d FROM {t}" for t, c in ACTIVITY_DAYS if (t, c) in columns]
     latest = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
     as_of = con.execute("SELECT as_of FROM load_info").fetchone()[0] if "load_info" in tables else None

@@ -29,8 +29,10 @@ class NowcastConfig(Strict):
     admission_weeks: int = Field(8, ge=1, description="Weeks whose same-weekday mean gives expected admissions.")
     backtest_days: int = Field(120, ge=7, description="Back-test origins over this many final days...")
     backtest_every: int = Field(3, ge=1, description="...every this many days.")
-    holidays: str = Field(DEFAULT_CALENDAR, description="Holiday calendar (admitted like a Sunday): england, none, or a "
-                          "python-holidays country code.")
+    holidays: str = Field(
+        DEFAULT_CALENDAR,
+        description="Holiday calendar (admitted like a Sunday): england, none, or a python-holidays country code.",
+    )
 
     @field_validator("holidays")
     @classmethod
@@ -42,8 +44,14 @@ def day_number(when: pd.Timestamp) -> int:
     return int((pd.Timestamp(when) - EPOCH).days)
 
 
-def site_nowcast(spells: pd.DataFrame, site: str, t: int, cfg: NowcastConfig, model: nc.DischargeModel | None = None,
-                 with_sd: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def site_nowcast(
+    spells: pd.DataFrame,
+    site: str,
+    t: int,
+    cfg: NowcastConfig,
+    model: nc.DischargeModel | None = None,
+    with_sd: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     model = model or nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
     part = spells[spells.site == site]
     when = EPOCH + pd.Timedelta(days=t)
@@ -62,8 +70,10 @@ def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> pd.D
     for site in sorted(spells.site.unique()):
         now = int(nc.census(spells[spells.site == site], np.array([t]))[0])
         pred = site_nowcast(spells, site, t, cfg, model)
-        rows += [{"site": site, "date": data_end + pd.Timedelta(days=k + 1), "in_beds_now": now, "nowcast": p}
-                 for k, p in enumerate(pred)]
+        rows += [
+            {"site": site, "date": data_end + pd.Timedelta(days=k + 1), "in_beds_now": now, "nowcast": p}
+            for k, p in enumerate(pred)
+        ]
     frame = pd.DataFrame(rows)
     ics = frame.groupby("date", as_index=False)[["in_beds_now", "nowcast"]].sum().assign(site="ICS")
     return pd.concat([frame, ics[frame.columns]], ignore_index=True)
@@ -82,11 +92,22 @@ def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.Da
             part = spells[spells.site == site]
             days = np.arange(first, t + cfg.horizon + 1)
             series = nc.census(part, days)
-            hist = pd.Series(series[: t - first + 1].astype(float), index=EPOCH + pd.to_timedelta(days[: t - first + 1], "D"))
+            hist = pd.Series(
+                series[: t - first + 1].astype(float), index=EPOCH + pd.to_timedelta(days[: t - first + 1], "D")
+            )
             pred, sd = site_nowcast(spells, site, t, cfg, model, with_sd=True)
             ts = forecaster(hist, cfg.horizon) if forecaster else np.full(cfg.horizon, np.nan)
             for k in range(cfg.horizon):
-                rows.append({"site": site, "origin": t, "ahead": k + 1, "census": float(series[t - first + 1 + k]),
-                             "nowcast": pred[k], "nowcast_sd": sd[k], "time_series": ts[k],
-                             "persistence": float(series[t - first])})
+                rows.append(
+                    {
+                        "site": site,
+                        "origin": t,
+                        "ahead": k + 1,
+                        "census": float(series[t - first + 1 + k]),
+                        "nowcast": pred[k],
+                        "nowcast_sd": sd[k],
+                        "time_series": ts[k],
+                        "persistence": float(series[t - first]),
+                    }
+                )
     return pd.DataFrame(rows)

@@ -17,8 +17,10 @@ def check_calendar(calendar: str) -> str:
         return calendar
     country, _, subdiv = calendar.partition("-")
     if country.upper() not in holidays.list_supported_countries():
-        raise ValueError(f"unknown holiday calendar {calendar!r}: use 'england', 'none' or a country code "
-                         f"python-holidays knows (e.g. 'US', 'FR', 'GB-SCT')")
+        raise ValueError(
+            f"unknown holiday calendar {calendar!r}: use 'england', 'none' or a country code "
+            f"python-holidays knows (e.g. 'US', 'FR', 'GB-SCT')"
+        )
     return calendar
 
 

@@ -89,7 +89,7 @@ class HarmonicAR(Forecaster):
     window_days = 730
 
     def _fit(self) -> None:
-        y = self.history.iloc[-self.window_days:]
+        y = self.history.iloc[-self.window_days :]
         self._origin = y.index[0]
         years = (y.index[0].year, y.index[-1].year + 2)
         self._hol = holiday_days(self.calendar, *years)
@@ -129,16 +129,21 @@ class ProphetForecaster(Forecaster):
 
         _quiet_stan()
 
-        y = self.history.iloc[-self.window_days:]
+        y = self.history.iloc[-self.window_days :]
         df = pd.DataFrame({"ds": y.index, "y": y.to_numpy()})
         years = (y.index[0].year, y.index[-1].year + 2)
         logistic = self.capacity is not None
         self._cap = max(1.1 * self.capacity, 1.05 * float(y.max())) if logistic else None
         if logistic:
             df["cap"], df["floor"] = self._cap, 0.0
-        self._model = Prophet(growth="logistic" if logistic else "linear", yearly_seasonality=True,
-                              weekly_seasonality=True, daily_seasonality=False,
-                              holidays=prophet_holidays(*years, self.calendar), uncertainty_samples=0)
+        self._model = Prophet(
+            growth="logistic" if logistic else "linear",
+            yearly_seasonality=True,
+            weekly_seasonality=True,
+            daily_seasonality=False,
+            holidays=prophet_holidays(*years, self.calendar),
+            uncertainty_samples=0,
+        )
         self._model.fit(df, algorithm="LBFGS")
 
     def _predict(self, horizon: int) -> np.ndarray:

@@ -44,7 +44,7 @@ def fit_residuals(errors: np.ndarray) -> ResidualModel:
     h = np.arange(1, errors.shape[1] + 1, dtype=float)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # leads no origin has reached yet: NaN, skipped below
-        msq = np.nanmean(errors ** 2, axis=0)
+        msq = np.nanmean(errors**2, axis=0)
     ok = np.isfinite(msq)
     if ok.sum() == 0:
         raise ValueError("no back-test errors to calibrate intervals")

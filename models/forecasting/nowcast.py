@@ -52,8 +52,9 @@ def _transitions(spells: pd.DataFrame, t: int) -> pd.DataFrame:
     return pd.DataFrame({"group": groups[rows], "elapsed": elapsed, "day": adm[rows] + elapsed + 1, "event": event})
 
 
-def fit_discharges(spells: pd.DataFrame, t: int, lookback_days: int = 365, max_elapsed: int = 30,
-                   shrink: float = 20.0) -> DischargeModel:
+def fit_discharges(
+    spells: pd.DataFrame, t: int, lookback_days: int = 365, max_elapsed: int = 30, shrink: float = 20.0
+) -> DischargeModel:
     """Discharge hazards from spells admitted in the `lookback_days` before day t, as known on day t."""
     recent = spells[(spells.adm >= t - lookback_days) & (spells.adm < t)]
     tr = _transitions(recent, t)
@@ -99,8 +100,13 @@ def census(spells: pd.DataFrame, days: np.ndarray) -> np.ndarray:
     return np.searchsorted(adm, days, side="right") - np.searchsorted(dis, days, side="right")
 
 
-def nowcast(spells: pd.DataFrame, t: int, model: DischargeModel, admissions: np.ndarray | dict[str, np.ndarray],
-            with_sd: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def nowcast(
+    spells: pd.DataFrame,
+    t: int,
+    model: DischargeModel,
+    admissions: np.ndarray | dict[str, np.ndarray],
+    with_sd: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Expected midnight census on nights t+1..t+H: the patients in beds tonight who stay, and the expected
     admissions per day (one array, or one per kind of admission) who are in a bed each night. With `with_sd`
     also its standard deviation were the model exact (each stay a coin with its own chance, admissions
@@ -130,8 +136,9 @@ def nowcast(spells: pd.DataFrame, t: int, model: DischargeModel, admissions: np.
     return (out, np.sqrt(var)) if with_sd else out
 
 
-def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8, level_days: int = 14,
-                        holidays: np.ndarray | None = None) -> np.ndarray:
+def expected_admissions(
+    spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8, level_days: int = 14, holidays: np.ndarray | None = None
+) -> np.ndarray:
     """Admissions per day for days t+1..t+horizon: the mean on the same weekday over the last `weeks` weeks
     (a public holiday counts as a Sunday, past and future), scaled to the level of the last `level_days` days
     against what that mean expected of them (so a rise or fall in the past fortnight carries forward)."""
@@ -146,12 +153,14 @@ def expected_admissions(spells: pd.DataFrame, t: int, horizon: int, weeks: int =
     return mean[_day_kinds(np.arange(t + 1, t + horizon + 1), holidays)] * level
 
 
-def expected_admissions_by_kind(spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8,
-                                holidays: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def expected_admissions_by_kind(
+    spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8, holidays: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """`expected_admissions` for each kind of admission (`kind_of`) separately."""
     kinds = kind_of(spells["group"].to_numpy())
-    return {str(k): expected_admissions(spells[kinds == k], t, horizon, weeks, holidays=holidays)
-            for k in np.unique(kinds)}
+    return {
+        str(k): expected_admissions(spells[kinds == k], t, horizon, weeks, holidays=holidays) for k in np.unique(kinds)
+    }
 
 
 def _day_kinds(days: np.ndarray, holidays: np.ndarray) -> np.ndarray:

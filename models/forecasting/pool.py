@@ -36,11 +36,15 @@ def combine(points: list[np.ndarray], method: str, weights=None) -> np.ndarray:
     if method == "weighted" and weights is not None:
         stack = np.asarray(points)
         w = np.asarray(weights, dtype=float)
-        w = np.broadcast_to(w[:, None], stack.shape) if w.ndim == 1 else \
-            w[:, np.minimum(np.arange(stack.shape[1]), w.shape[1] - 1)]
+        w = (
+            np.broadcast_to(w[:, None], stack.shape)
+            if w.ndim == 1
+            else w[:, np.minimum(np.arange(stack.shape[1]), w.shape[1] - 1)]
+        )
         return np.sum(w * stack, axis=0) / w.sum(axis=0)
     return np.mean(points, axis=0) if method == "mean" else np.median(points, axis=0)
 
 
 FORECASTERS: dict[str, type[Forecaster]] = {
-    c.name: c for c in (SeasonalNaive, HarmonicAR, ProphetForecaster, *STATISTICAL, WeeklyLevel, Ensemble)}
+    c.name: c for c in (SeasonalNaive, HarmonicAR, ProphetForecaster, *STATISTICAL, WeeklyLevel, Ensemble)
+}

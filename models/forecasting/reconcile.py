@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def mintrace_wls(total: np.ndarray, sites: np.ndarray, var_total: np.ndarray, var_sites: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def mintrace_wls(
+    total: np.ndarray, sites: np.ndarray, var_total: np.ndarray, var_sites: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Reconcile base forecasts. `total`: (h,), `sites`: (m, h), variances the same shapes (error variance
     of each series' forecast at each lead). Returns (total, sites) with total == sites.sum(axis=0) exactly
     and sites non-negative (a negative reconciled site is clipped and the total follows it)."""

@@ -20,7 +20,7 @@ class _StatsForecast(Forecaster):
         raise NotImplementedError
 
     def _fit(self) -> None:
-        recent = self.history.iloc[-self.window_days:]
+        recent = self.history.iloc[-self.window_days :]
         self._effects = holiday_effects.estimate(recent, self.calendar)
         self._y = self._effects.adjust(recent).to_numpy()
 

@@ -24,11 +24,11 @@ class WeeklyLevel(Forecaster):
     name, description = "weekly_level", "weekly profile + smoothed level (holiday-adjusted)"
 
     def _fit(self) -> None:
-        recent = self.history.iloc[-PROFILE_WEEKS * 7 * 2:]
+        recent = self.history.iloc[-PROFILE_WEEKS * 7 * 2 :]
         self._effects = holiday_effects.estimate(self.history.iloc[-365:], self.calendar)
         y = self._effects.adjust(recent).to_numpy()
         weeks = min(PROFILE_WEEKS, y.size // 7)
-        block = y[y.size - 7 * weeks:].reshape(weeks, 7)
+        block = y[y.size - 7 * weeks :].reshape(weeks, 7)
         self._profile = np.median(block - block.mean(axis=1, keepdims=True), axis=0)  # position p: day n - 7 + p
         flat = y - self._profile[(np.arange(y.size) - y.size) % 7]
         levels = [lfilter([a], [1, a - 1], flat, zi=[(1 - a) * flat[0]])[0][-1] for a in RATES]

@@ -8,15 +8,32 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
-from phm.cli.common import METRIC_HELP, console, err, export_frame, fail, settings, stages, typed_config, validation_message
+from phm.cli.render import forecasts
+from phm.cli.common import (
+    METRIC_HELP,
+    console,
+    err,
+    export_frame,
+    fail,
+    settings,
+    stages,
+    typed_config,
+    validation_message,
+)
 from phm.core.settings import Settings
 
 app = typer.Typer(help="Bed and critical care demand: fit, back-test, predict, scenarios.", no_args_is_help=True)
 
 
-def fit_forecasts(s: Settings, cfg, csv: Optional[Path] = None, sites: Optional[list[str]] = None,
-                  metrics: Optional[list[str]] = None, dayfirst: bool = False, columns: Optional[str] = None) -> None:
+def fit_forecasts(
+    s: Settings,
+    cfg,
+    csv: Optional[Path] = None,
+    sites: Optional[list[str]] = None,
+    metrics: Optional[list[str]] = None,
+    dayfirst: bool = False,
+    columns: Optional[str] = None,
+) -> None:
     """Back-test, select and forecast every series; prepare scenario inputs when the series are the warehouse's."""
     from features.series import SeriesFileError, SeriesSourceError, parse_columns
     from training.demand_job import run_fit
@@ -24,21 +41,24 @@ def fit_forecasts(s: Settings, cfg, csv: Optional[Path] = None, sites: Optional[
     try:
         mapping = parse_columns(columns)
         with stages("Forecasting", 3) as advance:
-            out, warnings, run_id = run_fit(s, cfg, csv, sites, metrics, progress=advance, dayfirst=dayfirst,
-                                            columns=mapping)
+            out, warnings, run_id = run_fit(
+                s, cfg, csv, sites, metrics, progress=advance, dayfirst=dayfirst, columns=mapping
+            )
     except (SeriesFileError, SeriesSourceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for w in warnings:
         err.print(f"[yellow]Warning:[/] {w}")
-    render.backtest(out.backtest, out.meta["selected"])
-    render.coverage(out.meta)
+    forecasts.backtest(out.backtest, out.meta["selected"])
+    forecasts.coverage(out.meta)
     if csv is None:
         from training.scenarios import ScenarioError, prepare_inputs
 
         try:
             info = prepare_inputs(s, out.folder)
-            console.print(f"Scenario inputs: {info['people']:,} people scored by {info['model']} "
-                          f"{info['alias']} (version {info['version']}) as at {info['index_date']}.")
+            console.print(
+                f"Scenario inputs: {info['people']:,} people scored by {info['model']} "
+                f"{info['alias']} (version {info['version']}) as at {info['index_date']}."
+            )
         except ScenarioError as exc:
             err.print(f"[yellow]Scenarios unavailable:[/] {exc}")
     console.print(f"Forecasts to {out.meta['config']['max_horizon']} days saved in {out.folder}; MLflow run {run_id}")
@@ -59,7 +79,9 @@ def forecast_table(s: Settings, site: str, metric: str, horizon: int):
         raise fail(f"unknown site {site!r}; forecasts exist for: {', '.join(sites)}")
     part = frame[(frame.site == site) & (frame.metric == metric)].sort_values("date")
     if part.empty:
-        raise fail(f"no {metric!r} forecast for {site}; metrics: {', '.join(sorted(frame[frame.site == site].metric.unique()))}")
+        raise fail(
+            f"no {metric!r} forecast for {site}; metrics: {', '.join(sorted(frame[frame.site == site].metric.unique()))}"
+        )
     if horizon < 1 or horizon > len(part):
         raise fail(f"horizon must be between 1 and {len(part)} days (the fitted maximum), not {horizon}")
     return part.head(horizon).reset_index(drop=True), json.loads((folder / "fit.json").read_text())
@@ -67,7 +89,7 @@ def forecast_table(s: Settings, site: str, metric: str, horizon: int):
 
 def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Optional[Path] = None) -> None:
     part, meta = forecast_table(s, site, metric, horizon)
-    render.forecast(site, metric, part, meta)
+    forecasts.forecast(site, metric, part, meta)
     if out:
         export_frame(part.drop(columns=["sigma_a", "sigma_b"]), out)
     key = f"{site}/{metric}"
@@ -76,8 +98,9 @@ def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Option
             err.print(f"[yellow]Warning:[/] {w}")
 
 
-def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top_share: float, prevented: float,
-                          out: Optional[Path] = None) -> None:
+def run_planning_scenario(
+    s: Settings, site: str, metric: str, horizon: int, top_share: float, prevented: float, out: Optional[Path] = None
+) -> None:
     from pydantic import ValidationError
 
     from training.demand_job import forecasts_dir
@@ -91,15 +114,20 @@ def run_planning_scenario(s: Settings, site: str, metric: str, horizon: int, top
         raise fail(validation_message(exc)) from exc
     except ScenarioError as exc:
         raise fail(str(exc)) from exc
-    render.scenario(result, site, metric, horizon, top_share, prevented)
+    forecasts.scenario(result, site, metric, horizon, top_share, prevented)
     if out:
         import pandas as pd
 
         export_frame(pd.DataFrame(result.daily), out)
 
 
-def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_horizon: Optional[int] = None,
-                    workers: Optional[int] = None, holidays: Optional[str] = None):
+def forecast_config(
+    config: Optional[Path],
+    origins: Optional[int] = None,
+    max_horizon: Optional[int] = None,
+    workers: Optional[int] = None,
+    holidays: Optional[str] = None,
+):
     from training.demand import ForecastConfig
 
     over = {"origins": origins, "max_horizon": max_horizon, "workers": workers, "holidays": holidays}
@@ -112,20 +140,41 @@ def forecast_config(config: Optional[Path], origins: Optional[int] = None, max_h
 
 @app.command("fit")
 def fit_cmd(
-    csv: Annotated[Optional[Path], typer.Option(help="Your own daily series: CSV with date, site, metric, value[, capacity].")] = None,
-    dayfirst: Annotated[bool, typer.Option("--dayfirst", help="CSV dates are UK dd/mm/yyyy (default: ISO yyyy-mm-dd).")] = False,
-    columns: Annotated[Optional[str], typer.Option(help="Map the CSV's column names, e.g. date=Date,value=Occupied.")] = None,
-    holidays: Annotated[Optional[str], typer.Option(help="Holiday calendar: england (default), none, or a country code (US, GB-SCT).")] = None,
-    site: Annotated[Optional[list[str]], typer.Option(help="Only these sites (repeatable; ICS = the whole system).")] = None,
+    csv: Annotated[
+        Optional[Path], typer.Option(help="Your own daily series: CSV with date, site, metric, value[, capacity].")
+    ] = None,
+    dayfirst: Annotated[
+        bool, typer.Option("--dayfirst", help="CSV dates are UK dd/mm/yyyy (default: ISO yyyy-mm-dd).")
+    ] = False,
+    columns: Annotated[
+        Optional[str], typer.Option(help="Map the CSV's column names, e.g. date=Date,value=Occupied.")
+    ] = None,
+    holidays: Annotated[
+        Optional[str], typer.Option(help="Holiday calendar: england (default), none, or a country code (US, GB-SCT).")
+    ] = None,
+    site: Annotated[
+        Optional[list[str]], typer.Option(help="Only these sites (repeatable; ICS = the whole system).")
+    ] = None,
     metric: Annotated[Optional[list[str]], typer.Option(help="Only these metrics (repeatable).")] = None,
-    origins: Annotated[Optional[int], typer.Option(help="Rolling back-test origins at most (default 12, every 14 days).")] = None,
+    origins: Annotated[
+        Optional[int], typer.Option(help="Rolling back-test origins at most (default 12, every 14 days).")
+    ] = None,
     max_horizon: Annotated[Optional[int], typer.Option(help="Longest forecast, days (default 90).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: up to 2).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")] = None,
+    config: Annotated[
+        Optional[Path], typer.Option(help="Forecast configuration (JSON, fields of ForecastConfig).")
+    ] = None,
 ) -> None:
     """Back-test the model pool on every series, choose per series, forecast with conformal intervals, log to MLflow."""
-    fit_forecasts(settings(), forecast_config(config, origins, max_horizon, workers, holidays), csv, site, metric,
-                  dayfirst, columns)
+    fit_forecasts(
+        settings(),
+        forecast_config(config, origins, max_horizon, workers, holidays),
+        csv,
+        site,
+        metric,
+        dayfirst,
+        columns,
+    )
 
 
 @app.command("predict")
@@ -154,7 +203,9 @@ def scenario_cmd(
 
 @app.command("nowcast")
 def nowcast_cmd(
-    site: Annotated[Optional[str], typer.Option(help="Only this site (or ICS); default every site and the ICS.")] = None,
+    site: Annotated[
+        Optional[str], typer.Option(help="Only this site (or ICS); default every site and the ICS.")
+    ] = None,
     nights: Annotated[int, typer.Option(help="Nights ahead (1-7).")] = 3,
     out: Annotated[Optional[Path], typer.Option(help="Export to .csv or .json.")] = None,
 ) -> None:
@@ -180,6 +231,6 @@ def nowcast_cmd(
         if site not in set(frame.site):
             raise fail(f"unknown site {site!r}; sites: {', '.join(sorted(frame.site.unique()))}")
         frame = frame[frame.site == site]
-    render.nowcast(frame, end)
+    forecasts.nowcast(frame, end)
     if out:
         export_frame(frame, out)

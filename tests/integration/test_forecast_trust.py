@@ -36,7 +36,9 @@ def test_coverage_warning_fires_after_a_level_shift_and_intervals_widen() -> Non
     assert steady.warnings == [] and 0.7 <= steady.coverage["coverage_80"] <= 0.9
     assert shifted.coverage["coverage_80"] < 0.7
     assert any("back-test intervals off target: 80% held" in w for w in shifted.warnings), shifted.warnings
-    width = {name: float((r.forecast.q90 - r.forecast.q10).iloc[0]) for name, r in (("steady", steady), ("shifted", shifted))}
+    width = {
+        name: float((r.forecast.q90 - r.forecast.q10).iloc[0]) for name, r in (("steady", steady), ("shifted", shifted))
+    }
     assert width["shifted"] > 1.2 * width["steady"], width  # the rolling calibration widens them
     assert shifted.forecast.backtest_coverage_80.iloc[0] == shifted.coverage["coverage_80"]
 
@@ -46,14 +48,33 @@ def test_one_year_of_real_history_uk_planner_file_through_phm(tmp_path: Path) ->
     real = pd.read_csv(REAL, parse_dates=["date"])
     one = real[real.site == "AL"]
     assert len(one) == 365
-    table = pd.DataFrame({"Day": one.date.dt.strftime("%d/%m/%Y"), "site": "AL", "metric": "beds_occupied",
-                          "Occupied": one.value.map(lambda v: f"{v:,}"), "capacity": one.capacity})
+    table = pd.DataFrame(
+        {
+            "Day": one.date.dt.strftime("%d/%m/%Y"),
+            "site": "AL",
+            "metric": "beds_occupied",
+            "Occupied": one.value.map(lambda v: f"{v:,}"),
+            "capacity": one.capacity,
+        }
+    )
     sparse = table.assign(site="ZZ", Occupied=np.where(np.arange(365) % 4 == 0, "3", "0"))
     path = tmp_path / "planner.csv"
     pd.concat([table, sparse]).to_csv(path, index=False)
     home = tmp_path / "home"
-    fit = phm("forecast", "fit", "--csv", str(path), "--dayfirst", "--columns", "date=Day,value=Occupied",
-              "--holidays", "US", "--workers", "1", home=home)
+    fit = phm(
+        "forecast",
+        "fit",
+        "--csv",
+        str(path),
+        "--dayfirst",
+        "--columns",
+        "date=Day,value=Occupied",
+        "--holidays",
+        "US",
+        "--workers",
+        "1",
+        home=home,
+    )
     assert fit.returncode == 0, fit.stderr[-3000:]
     assert "refused ZZ/beds_occupied: 75% of the last 365 days are zero" in fit.stderr
     assert "AL/beds_occupied:" in fit.stdout and "origin(s) of 12 back-tested" in fit.stdout
@@ -112,17 +133,27 @@ def test_warehouse_forecasts_start_from_the_end_of_the_data(tmp_path: Path) -> N
     rows.append(("B", (end - pd.Timedelta(days=9)).date(), end.date(), 0, "21"))
     path = tmp_path / "phm.duckdb"
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE apc_spells (site_code VARCHAR, admission_date DATE, discharge_date DATE, "
-                "critical_care_days INTEGER, admission_method VARCHAR)")
+    con.execute(
+        "CREATE TABLE apc_spells (site_code VARCHAR, admission_date DATE, discharge_date DATE, "
+        "critical_care_days INTEGER, admission_method VARCHAR)"
+    )
     con.executemany("INSERT INTO apc_spells VALUES (?, ?, ?, ?, ?)", rows)
-    con.execute("CREATE TABLE sites AS SELECT * FROM (VALUES ('A', 60, 4), ('B', 60, 4)) s(site_code, ga_beds, critical_care_beds)")
+    con.execute(
+        "CREATE TABLE sites AS SELECT * FROM (VALUES ('A', 60, 4), ('B', 60, 4)) s(site_code, ga_beds, critical_care_beds)"
+    )
     con.execute("CREATE TABLE load_info AS SELECT DATE '2026-12-03' AS as_of")  # loaded long after the extract ended
     con.close()
     assert data_end(path) == end.date()
     frame = daily_series(path)
     assert (frame.groupby(["site", "metric"]).date.max() == end).all()
-    cfg = ForecastConfig(models=["seasonal_naive", "harmonic_ar"], max_horizon=14, horizons=[7, 14],
-                         selection_horizons=[7, 14], min_history_days=56, workers=1)
+    cfg = ForecastConfig(
+        models=["seasonal_naive", "harmonic_ar"],
+        max_horizon=14,
+        horizons=[7, 14],
+        selection_horizons=[7, 14],
+        min_history_days=56,
+        workers=1,
+    )
     part = frame[(frame.site == "B") & (frame.metric == "ga_beds_occupied")]
     result = backtest_series(SeriesInput("B", "ga_beds_occupied", part.set_index("date").value), cfg)
     assert result.forecast.date.iloc[0] == end + pd.Timedelta(days=1)

@@ -67,8 +67,15 @@ def test_calibrated_intervals_cover_what_they_claim() -> None:
 
 def test_planner_csv_is_checked_and_small_gaps_repaired(tmp_path: Path) -> None:
     days = pd.date_range("2023-01-01", periods=60, freq="D")
-    rows = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "site": "RXX01", "metric": "beds",
-                         "value": np.arange(60) + 100.0, "capacity": 180})
+    rows = pd.DataFrame(
+        {
+            "date": days.strftime("%Y-%m-%d"),
+            "site": "RXX01",
+            "metric": "beds",
+            "value": np.arange(60) + 100.0,
+            "capacity": 180,
+        }
+    )
     good = rows.drop(index=[10, 11, 12])  # a three-day gap
     good = pd.concat([good, good.iloc[[5]]])  # an exact duplicate
     path = tmp_path / "series.csv"
@@ -139,39 +146,72 @@ def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> N
     assert abs(served.coverage_80.mean() - 0.8) <= 0.1 and served.coverage_95.mean() >= 0.9, served[cols].to_string()
     meta = json.loads((folder / "fit.json").read_text())
     assert set(meta["selected"].values()) == {"ensemble"}  # 4 origins: too thin to prefer a single model
-    assert all(c["backtest_origins"] == 4 for c in meta["coverage"].values()) and "back-test intervals held" in fit.stdout
+    assert (
+        all(c["backtest_origins"] == 4 for c in meta["coverage"].values()) and "back-test intervals held" in fit.stdout
+    )
     tracking.configure(home)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(meta["run_id"], "plots")}
     assert "plots/ICS_ga_beds_occupied.png" in artifacts
     # predictions and exports
     out = tmp_path / "ics_beds.json"
-    pred = phm("forecast", "predict", "--site", "ICS", "--metric", "ga_beds_occupied", "--horizon", "14",
-               "--out", str(out), home=home.home)
+    pred = phm(
+        "forecast",
+        "predict",
+        "--site",
+        "ICS",
+        "--metric",
+        "ga_beds_occupied",
+        "--horizon",
+        "14",
+        "--out",
+        str(out),
+        home=home.home,
+    )
     assert pred.returncode == 0, pred.stderr
     records = json.loads(out.read_text())
     assert len(records) == 14 and all(r["q025"] <= r["q10"] <= r["q90"] <= r["q975"] for r in records)
     assert all(0 <= r["p_exceed"] <= 1 for r in records) and records[0]["capacity"] > 0
     csv = tmp_path / "ics_beds.csv"
-    assert phm("forecast", "predict", "--site", "ICS", "--horizon", "7", "--out", str(csv), home=home.home).returncode == 0
+    assert (
+        phm("forecast", "predict", "--site", "ICS", "--horizon", "7", "--out", str(csv), home=home.home).returncode == 0
+    )
     assert len(pd.read_csv(csv)) == 7
-    for args, message in ((("--site", "NOPE"), "unknown site 'NOPE'"), (("--site", "ICS", "--horizon", "0"), "between 1"),
-                          (("--site", "ICS", "--horizon", "91"), "between 1 and 90")):
+    for args, message in (
+        (("--site", "NOPE"), "unknown site 'NOPE'"),
+        (("--site", "ICS", "--horizon", "0"), "between 1"),
+        (("--site", "ICS", "--horizon", "91"), "between 1 and 90"),
+    ):
         bad = phm("forecast", "predict", *args, home=home.home)
         assert bad.returncode == 2 and message in bad.stderr
     # scenarios: p = 0 is the baseline; a larger p never adds beds
     from training.scenarios import Scenario, run_scenario
 
     for metric in ("ga_beds_occupied", "critical_care_beds_occupied", "emergency_admissions"):
-        results = [run_scenario(folder, Scenario(site="ICS", metric=metric, horizon=28, prevented_share=p))
-                   for p in (0.0, 0.1, 0.3, 0.6)]
+        results = [
+            run_scenario(folder, Scenario(site="ICS", metric=metric, horizon=28, prevented_share=p))
+            for p in (0.0, 0.1, 0.3, 0.6)
+        ]
         base = pd.DataFrame(results[0].daily)
         assert np.allclose(base.scenario_mean, base.baseline_mean) and (base.change_mean == 0).all()
         for earlier, later in zip(results, results[1:]):
             a, b = pd.DataFrame(earlier.daily), pd.DataFrame(later.daily)
             assert (b.scenario_mean <= a.scenario_mean + 1e-9).all() and (b.change_q90 <= a.change_q90 + 1e-9).all()
         assert pd.DataFrame(results[-1].daily).change_mean.sum() < 0
-    cli = phm("forecast", "scenario", "--site", "ICS", "--metric", "ga_beds_occupied", "--top-share", "0.05",
-              "--prevented", "0.3", "--out", str(tmp_path / "scenario.csv"), home=home.home)
+    cli = phm(
+        "forecast",
+        "scenario",
+        "--site",
+        "ICS",
+        "--metric",
+        "ga_beds_occupied",
+        "--top-share",
+        "0.05",
+        "--prevented",
+        "0.3",
+        "--out",
+        str(tmp_path / "scenario.csv"),
+        home=home.home,
+    )
     assert cli.returncode == 0 and "bed days saved over horizon" in cli.stdout
     bad = phm("forecast", "scenario", "--site", "ICS", "--prevented", "1.5", home=home.home)
     assert bad.returncode == 2 and "prevented_share" in bad.stderr
@@ -179,8 +219,15 @@ def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> N
 
 def test_forecast_a_planners_csv(tmp_path: Path) -> None:
     y = seasonal_series(days=800, seed=4, level=40)
-    frame = pd.DataFrame({"date": y.index.strftime("%Y-%m-%d"), "site": "RXX01", "metric": "beds_occupied",
-                          "value": y.to_numpy(), "capacity": 60}).drop(index=[400, 401])
+    frame = pd.DataFrame(
+        {
+            "date": y.index.strftime("%Y-%m-%d"),
+            "site": "RXX01",
+            "metric": "beds_occupied",
+            "value": y.to_numpy(),
+            "capacity": 60,
+        }
+    ).drop(index=[400, 401])
     path = tmp_path / "my_series.csv"
     frame.to_csv(path, index=False)
     home = tmp_path / "home"

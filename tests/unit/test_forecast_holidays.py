@@ -12,8 +12,9 @@ from models.forecasting.weekly import WeeklyLevel
 WEEKLY = np.array([1.08, 1.04, 1.0, 0.99, 1.0, 0.95, 0.94])
 
 
-def occupancy(days: int, effects: dict[int, float] | None, calendar: str = "england", noise: float = 0.0,
-              seed: int = 1) -> pd.Series:
+def occupancy(
+    days: int, effects: dict[int, float] | None, calendar: str = "england", noise: float = 0.0, seed: int = 1
+) -> pd.Series:
     idx = pd.date_range("2022-01-03", periods=days, freq="D")
     y = 400 * WEEKLY[idx.day_of_week]
     if effects:

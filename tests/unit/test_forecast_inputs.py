@@ -18,8 +18,15 @@ from training.demand_backtest import SeriesRefused, check_series, choose, indepe
 
 def planner_rows(days: int = 30, start: str = "2023-03-01") -> pd.DataFrame:
     idx = pd.date_range(start, periods=days, freq="D")
-    return pd.DataFrame({"date": idx.strftime("%Y-%m-%d"), "site": "RXX01", "metric": "beds",
-                         "value": 44000.0 + np.arange(days) * 7, "capacity": 48000})
+    return pd.DataFrame(
+        {
+            "date": idx.strftime("%Y-%m-%d"),
+            "site": "RXX01",
+            "metric": "beds",
+            "value": 44000.0 + np.arange(days) * 7,
+            "capacity": 48000,
+        }
+    )
 
 
 def write(tmp_path: Path, table: pd.DataFrame) -> Path:
@@ -32,7 +39,9 @@ def test_uk_dates_need_dayfirst_and_are_read_right_with_it(tmp_path: Path) -> No
     rows = planner_rows()
     uk = rows.assign(date=pd.to_datetime(rows.date).dt.strftime("%d/%m/%Y"))
     path = write(tmp_path, uk)
-    with pytest.raises(SeriesFileError, match=r"series.csv: field date: missing or not a date .*--dayfirst.*line\(s\) \[2, 3"):
+    with pytest.raises(
+        SeriesFileError, match=r"series.csv: field date: missing or not a date .*--dayfirst.*line\(s\) \[2, 3"
+    ):
         read_series_csv(path)  # ISO by default: 01/03/2023 is not guessed
     frame, _ = read_series_csv(path, dayfirst=True)
     assert frame.date.iloc[0] == pd.Timestamp("2023-03-01") and frame.date.iloc[-1] == pd.Timestamp("2023-03-30")

@@ -10,7 +10,9 @@ import pytest
 from models.forecasting import nowcast as nc
 
 
-def geometric_spells(n: int = 20_000, hazard: float = 0.25, days: int = 400, seed: int = 5, group: str = "g") -> pd.DataFrame:
+def geometric_spells(
+    n: int = 20_000, hazard: float = 0.25, days: int = 400, seed: int = 5, group: str = "g"
+) -> pd.DataFrame:
     """Admissions spread over `days`; each stays 1 + Geometric(hazard) - 1 nights (leaves after each night w.p. hazard)."""
     rng = np.random.default_rng(seed)
     adm = rng.integers(0, days, n)
@@ -53,7 +55,9 @@ def test_nowcast_of_known_stays() -> None:
     pred = nc.nowcast(known, t, model, np.full(3, 10.0))
     actual = nc.census(spells, np.arange(t + 1, t + 4))
     assert pred == pytest.approx(actual.astype(float), abs=1.5)  # 10 admissions/day, half for 3 nights: ~20 beds
-    assert model.hazards["short"][0] == pytest.approx(1.0, abs=0.01) and model.hazards["long"][0] == pytest.approx(0.0, abs=0.01)
+    assert model.hazards["short"][0] == pytest.approx(1.0, abs=0.01) and model.hazards["long"][0] == pytest.approx(
+        0.0, abs=0.01
+    )
 
 
 def test_admissions_by_kind_weekday_holidays_and_recent_level() -> None:
@@ -61,8 +65,12 @@ def test_admissions_by_kind_weekday_holidays_and_recent_level() -> None:
     weekday = (days + 3) % 7
     planned = np.repeat(days, np.where(weekday < 5, 6, 0))  # day cases on weekdays only
     emergency = np.repeat(days, np.where(days >= 56, 12, 10))  # ten a day, twelve in the last fortnight
-    spells = pd.concat([pd.DataFrame({"adm": planned, "dis": planned, "group": "18-44|other|K"}),  # home the same day
-                        pd.DataFrame({"adm": emergency, "dis": emergency + 3, "group": "85+|emergency|J"})])
+    spells = pd.concat(
+        [
+            pd.DataFrame({"adm": planned, "dis": planned, "group": "18-44|other|K"}),  # home the same day
+            pd.DataFrame({"adm": emergency, "dis": emergency + 3, "group": "85+|emergency|J"}),
+        ]
+    )
     holiday = np.array([74])  # day 74 (a Monday) is a public holiday
     got = nc.expected_admissions_by_kind(spells, 69, 7, weeks=8, holidays=holiday)
     assert set(got) == {"other", "emergency"}
