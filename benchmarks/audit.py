@@ -71,9 +71,15 @@ def step_audit(path: str, draws: str) -> tuple[float, int]:
     frame = pd.read_parquet(path)
     t0 = time.perf_counter()
     labelled = standard_labels(frame)
-    result = run_audit(labelled, STANDARD_GROUPINGS, AuditConfig(bootstrap_draws=int(draws)), {"model": "benchmark"},
-                       coverage=STANDARD_COVERAGE, coverage_descriptions=coverage_descriptions(labelled, STANDARD_COVERAGE),
-                       progress=say)
+    result = run_audit(
+        labelled,
+        STANDARD_GROUPINGS,
+        AuditConfig(bootstrap_draws=int(draws)),
+        {"model": "benchmark"},
+        coverage=STANDARD_COVERAGE,
+        coverage_descriptions=coverage_descriptions(labelled, STANDARD_COVERAGE),
+        progress=say,
+    )
     write_report(result, Path(path).parent / "audit_report")
     seconds = time.perf_counter() - t0
     say(f"{len(result.flags)} flag(s), {len(result.uncertain)} uncertain")
@@ -89,8 +95,9 @@ def step_floor(path: str, _draws: str) -> tuple[float, int]:
     t0 = time.perf_counter()
     labelled = standard_labels(frame)
     for g in STANDARD_GROUPINGS:
-        labelled.groupby(g.column, observed=True).agg(n=("outcome", "size"), rate=("outcome", "mean"),
-                                                      risk=("risk", "mean"))
+        labelled.groupby(g.column, observed=True).agg(
+            n=("outcome", "size"), rate=("outcome", "mean"), risk=("risk", "mean")
+        )
     return time.perf_counter() - t0, len(frame)
 
 
@@ -107,9 +114,16 @@ def record(persons: int, draws: int, a: dict, f: dict) -> tuple[list[Target], li
     """The issue's target (the full audit of 1 M scored persons, 1,000 draws, under 2 minutes) and the audit beside
     its floor (one pandas group-by per grouping of the same rows: any per-group table costs that much)."""
     targets = [Target(f"full audit, {persons:,} persons, {draws:,} draws", a["seconds"], TARGET_S, "s")]
-    figures = [Figure("full audit (labels, metrics, bootstrap, report)", a["seconds"], "s", f["seconds"],
-                      "one pandas group-by per grouping"),
-               Figure("audit peak memory", a["peak_bytes"] / GIB, "GiB")]
+    figures = [
+        Figure(
+            "full audit (labels, metrics, bootstrap, report)",
+            a["seconds"],
+            "s",
+            f["seconds"],
+            "one pandas group-by per grouping",
+        ),
+        Figure("audit peak memory", a["peak_bytes"] / GIB, "GiB"),
+    ]
     return targets, figures
 
 
@@ -126,9 +140,13 @@ def main(argv: list[str] | None = None) -> None:
     a = run_child("benchmarks.audit", "audit", [str(scores), str(args.draws)], env)
     f = run_child("benchmarks.audit", "floor", [str(scores), str(args.draws)], env)
     targets, figures = record(args.persons, args.draws, a, f)
-    run.write_results({"persons": args.persons, "draws": args.draws, "steps": {"audit": a, "floor": f}}, targets,
-                      figures, note="Seven groupings; scores of the model trained by benchmarks.train_score, "
-                                    "resampled with replacement to the size named.")
+    run.write_results(
+        {"persons": args.persons, "draws": args.draws, "steps": {"audit": a, "floor": f}},
+        targets,
+        figures,
+        note="Seven groupings; scores of the model trained by benchmarks.train_score, "
+        "resampled with replacement to the size named.",
+    )
 
 
 if __name__ == "__main__":

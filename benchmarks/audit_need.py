@@ -59,18 +59,32 @@ def one_audit(root: Path, persons: int, seed: int, group: str | None, factor: fl
     need = [c for n in result.need for c in n.comparisons]
     judged = [c for c in need if c.status not in ("small group", "not estimable")]
     flags = [c for c in need if c.status == "flag"]
-    calibration = [c for g in result.groupings if g.name == "ethnicity_broad" for c in g.comparisons
-                   if c.metric == "predicted_to_observed" and c.group == group]
+    calibration = [
+        c
+        for g in result.groupings
+        if g.name == "ethnicity_broad"
+        for c in g.comparisons
+        if c.metric == "predicted_to_observed" and c.group == group
+    ]
     target = next((c for c in flags if c.grouping == "ethnicity_broad" and c.group == group), None)
-    best = max((c for c in need if c.grouping == "ethnicity_broad" and c.group == group),
-               key=lambda c: c.ratio or 0, default=None)
-    return {"seed": seed, "barrier": group, "people": result.population["people"], "need_judged": len(judged),
-            "need_flags": [f"{c.grouping}/{c.group}/{c.metric} {c.ratio:.2f}" for c in flags],
-            "barrier_group_flagged_by_need": target is not None,
-            "barrier_group_need_ratio": None if best is None else round(best.ratio, 3),
-            "barrier_group_calibration_flagged": any(c.status == "flag" for c in calibration),
-            "barrier_group_predicted_to_observed": round(calibration[0].ratio, 3) if calibration else None,
-            "build_seconds": round(built, 1), "audit_seconds": round(seconds, 1)}
+    best = max(
+        (c for c in need if c.grouping == "ethnicity_broad" and c.group == group),
+        key=lambda c: c.ratio or 0,
+        default=None,
+    )
+    return {
+        "seed": seed,
+        "barrier": group,
+        "people": result.population["people"],
+        "need_judged": len(judged),
+        "need_flags": [f"{c.grouping}/{c.group}/{c.metric} {c.ratio:.2f}" for c in flags],
+        "barrier_group_flagged_by_need": target is not None,
+        "barrier_group_need_ratio": None if best is None else round(best.ratio, 3),
+        "barrier_group_calibration_flagged": any(c.status == "flag" for c in calibration),
+        "barrier_group_predicted_to_observed": round(calibration[0].ratio, 3) if calibration else None,
+        "build_seconds": round(built, 1),
+        "audit_seconds": round(seconds, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,16 +115,24 @@ def main(argv: list[str] | None = None) -> None:
     judged = sum(r["need_judged"] for r in null)
     power = sum(r["barrier_group_flagged_by_need"] for r in alt) / len(alt)
     baseline = sum(r["barrier_group_calibration_flagged"] for r in alt) / len(alt)
-    targets = [Target("audits without a barrier that flag any group by need", false_audits, 0, "audits", "=="),
-               Target("share of barrier audits that flag the barrier group by need", power, TARGET_POWER, "", ">=")]
-    figures = [Figure("comparisons flagged by need without a barrier", false_comparisons, f"of {judged} judged"),
-               Figure("share of barrier audits where calibration by group flags the group", baseline)]
+    targets = [
+        Target("audits without a barrier that flag any group by need", false_audits, 0, "audits", "=="),
+        Target("share of barrier audits that flag the barrier group by need", power, TARGET_POWER, "", ">="),
+    ]
+    figures = [
+        Figure("comparisons flagged by need without a barrier", false_comparisons, f"of {judged} judged"),
+        Figure("share of barrier audits where calibration by group flags the group", baseline),
+    ]
     for r in runs:
-        print(f"seed {r['seed']} barrier {r['barrier'] or '-':<6} need flags {len(r['need_flags']):>2}  "
-              f"barrier group need ratio {r['barrier_group_need_ratio'] or '-'}  "
-              f"P/O {r['barrier_group_predicted_to_observed'] or '-'}  audit {r['audit_seconds']} s")
-    record.write_results({"score": "generator's true probability of an emergency admission in 12 months",
-                          "runs": runs}, targets, figures)
+        print(
+            f"seed {r['seed']} barrier {r['barrier'] or '-':<6} need flags {len(r['need_flags']):>2}  "
+            f"barrier group need ratio {r['barrier_group_need_ratio'] or '-'}  "
+            f"P/O {r['barrier_group_predicted_to_observed'] or '-'}  audit {r['audit_seconds']} s"
+        )
+    record.write_results(
+        {"score": "generator's true probability of an emergency admission in 12 months", "runs": runs}, targets, figures
+    )
+
 
 if __name__ == "__main__":
     main()

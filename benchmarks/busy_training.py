@@ -62,9 +62,19 @@ def child_main() -> None:
     seconds = time.perf_counter() - t0
     end = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (end.ru_utime - start.ru_utime) + (end.ru_stime - start.ru_stime)
-    print(TAG + json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rows": len(job.train),
-                            "threads": lightgbm_threads(), "wait_policy": os.environ.get("OMP_WAIT_POLICY")}),
-          flush=True)
+    print(
+        TAG
+        + json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "rows": len(job.train),
+                "threads": lightgbm_threads(),
+                "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            }
+        ),
+        flush=True,
+    )
 
 
 def _run(mode: str, busy: bool, home: Path, env: dict[str, str], cap: float) -> dict:
@@ -89,15 +99,22 @@ def _run(mode: str, busy: bool, home: Path, env: dict[str, str], cap: float) -> 
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
     if proc.returncode != 0 or not lines:
         sys.exit(f"{mode} training failed (exit code {proc.returncode}); see the traceback above")
-    out = json.loads(lines[-1][len(TAG):])
+    out = json.loads(lines[-1][len(TAG) :])
     say(f"  {out['seconds']:.1f} s, {out['cpu_seconds']:.1f} s CPU")
-    return {"mode": mode, "busy": busy, "timed_out": False, "wall": round(wall, 2), "load_avg_1m": round(load, 2),
-            **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}}
+    return {
+        "mode": mode,
+        "busy": busy,
+        "timed_out": False,
+        "wall": round(wall, 2),
+        "load_avg_1m": round(load, 2),
+        **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.busy_training",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.busy_training", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--persons", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3, help="idle/busy pairs of the product's defaults")
     parser.add_argument("--cap", type=float, default=300.0, help="stop the `before` busy run after this many seconds")
@@ -128,10 +145,14 @@ def main(argv: list[str] | None = None) -> None:
     ratio = round(busy / idle, 2)
     verdict = "PASS" if ratio <= RATIO_TARGET else "MISS"
     summary = {
-        "product_idle_seconds_median": idle, "product_busy_seconds_median": busy, "busy_to_idle_ratio": ratio,
+        "product_idle_seconds_median": idle,
+        "product_busy_seconds_median": busy,
+        "busy_to_idle_ratio": ratio,
         "product_idle_cpu_seconds_median": median("product", False, "cpu_seconds"),
         "product_busy_cpu_seconds_median": median("product", True, "cpu_seconds"),
-        "target": f"busy <= {RATIO_TARGET:g}x idle", "verdict": verdict}
+        "target": f"busy <= {RATIO_TARGET:g}x idle",
+        "verdict": verdict,
+    }
     before = {hog: next((r for r in runs if r["mode"] == "before" and r["busy"] == hog), None) for hog in (0, 1)}
     if before[1]:
         for hog, r in before.items():
@@ -147,31 +168,59 @@ def main(argv: list[str] | None = None) -> None:
         "runs of the product alternate within this run and the ratio compares their medians; load_avg_1m "
         "records the background at each run's start. 'before' = OpenMP default waiting and 2 threads "
         "(LightGBM loaded before phm, no OMP_WAIT_POLICY), as before issue 25; run once each, busy capped. "
-        "No real public data set fits this benchmark (the shared data are bed occupancy series).")
+        "No real public data set fits this benchmark (the shared data are bed occupancy series)."
+    )
     for r in runs:
-        took = "stopped after " + f"{r['wall']:.0f} s" if r["timed_out"] else f"{r['seconds']:6.1f} s ({r['cpu_seconds']:.1f} s CPU)"
+        took = (
+            "stopped after " + f"{r['wall']:.0f} s"
+            if r["timed_out"]
+            else f"{r['seconds']:6.1f} s ({r['cpu_seconds']:.1f} s CPU)"
+        )
         print(f"  {r['mode']:8s} {'busy' if r['busy'] else 'idle':5s} {took}   load average {r['load_avg_1m']:.1f}")
     targets, figures = record(args.persons, summary, args.cap)
-    run.write_results({"persons": args.persons, "summary": summary, "runs": runs, "method": method}, targets, figures,
-                      note="Idle and busy runs alternate on a shared machine; medians compared. 'Before issue 25': "
-                           "OpenMP's default spinning waits and 2 threads, run once each, stopped after the cap.")
+    run.write_results(
+        {"persons": args.persons, "summary": summary, "runs": runs, "method": method},
+        targets,
+        figures,
+        note="Idle and busy runs alternate on a shared machine; medians compared. 'Before issue 25': "
+        "OpenMP's default spinning waits and 2 threads, run once each, stopped after the cap.",
+    )
 
 
 def record(persons: int, summary: dict, cap: float) -> tuple[list[Target], list[Figure]]:
     """The target (training beside a CPU-bound process at most 3x its time without one) and the runs before issue
     25 (at least: a run stopped at the cap is recorded as taking the cap)."""
     idle = summary["product_idle_seconds_median"]
-    targets = [Target("training beside a spinning process / without (medians)", summary["busy_to_idle_ratio"],
-                      RATIO_TARGET, "x", "<=")]
-    figures = [Figure(f"training, {persons:,} persons, beside a spinning process (median)",
-                      summary["product_busy_seconds_median"], "s", idle, "the same training without it")]
+    targets = [
+        Target(
+            "training beside a spinning process / without (medians)",
+            summary["busy_to_idle_ratio"],
+            RATIO_TARGET,
+            "x",
+            "<=",
+        )
+    ]
+    figures = [
+        Figure(
+            f"training, {persons:,} persons, beside a spinning process (median)",
+            summary["product_busy_seconds_median"],
+            "s",
+            idle,
+            "the same training without it",
+        )
+    ]
     for name in ("idle", "busy"):
         if f"before_{name}_seconds_at_least" in summary:
             stopped = summary[f"before_{name}_seconds"] is None
-            figures.append(Figure(f"before issue 25, {name}" + (f" (stopped at the {cap:.0f} s cap: at least)"
-                                                                  if stopped else ""),
-                                  summary[f"before_{name}_seconds_at_least"], "s", idle,
-                                  "the product's idle median"))
+            figures.append(
+                Figure(
+                    f"before issue 25, {name}" + (f" (stopped at the {cap:.0f} s cap: at least)" if stopped else ""),
+                    summary[f"before_{name}_seconds_at_least"],
+                    "s",
+                    idle,
+                    "the product's idle median",
+                )
+            )
     return targets, figures
 
 

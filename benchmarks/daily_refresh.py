@@ -38,8 +38,18 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from benchmarks.measure import (CACHE, GIB, Figure, Run, Target, add_trial, child_report, run_child,
-                                safety_case_current, say)
+from benchmarks.measure import (
+    CACHE,
+    GIB,
+    Figure,
+    Run,
+    Target,
+    add_trial,
+    child_report,
+    run_child,
+    safety_case_current,
+    say,
+)
 from phm.core.sql import literal
 
 TARGET_SECONDS, TARGET_GIB = 600.0, 24.0
@@ -124,13 +134,26 @@ def _champions(settings) -> None:
         cfg = default_config(name).model_copy(update={"max_train_rows": rows, "bootstrap_draws": 20})
         if name == "flare_up":  # 3 M people's daily person-days for 9 months do not fit in memory: fortnightly
             d = specs.get(name).training  # the specification's dates (the synthetic ICS's data end there)
-            cfg = cfg.model_copy(update={"train_dates": list(d.train_dates[::2]),
-                                         "validation_dates": list(d.validation_dates[::14])})
+            cfg = cfg.model_copy(
+                update={"train_dates": list(d.train_dates[::2]), "validation_dates": list(d.validation_dates[::14])}
+            )
         result = run(cfg, settings, progress=say)
-        out = audit_model(settings, name, result.version,
-                          AuditConfig(bootstrap_draws=50, top_share=resolve(settings, name).top_share), progress=say)
-        decide(settings, name, result.version, "approved", "Benchmark", "benchmark model",
-               accept_flags=bool(out.result.flags))
+        out = audit_model(
+            settings,
+            name,
+            result.version,
+            AuditConfig(bootstrap_draws=50, top_share=resolve(settings, name).top_share),
+            progress=say,
+        )
+        decide(
+            settings,
+            name,
+            result.version,
+            "approved",
+            "Benchmark",
+            "benchmark model",
+            accept_flags=bool(out.result.flags),
+        )
         promote(settings, name, result.version, by="benchmark")
 
 
@@ -226,16 +249,23 @@ def step_spark(persons: int, registry: int) -> tuple[float, int]:
     from features.engine.export import ensure_exported
     from serving.batch.daily import score_daily
 
-    settings = _settings(persons, registry).model_copy(update={"spark_conf": {
-        "spark.driver.memory": "14g", "spark.sql.shuffle.partitions": "16"}})
+    settings = _settings(persons, registry).model_copy(
+        update={"spark_conf": {"spark.driver.memory": "14g", "spark.sql.shuffle.partitions": "16"}}
+    )
     ensure_exported(settings.warehouse_path, settings.warehouse_path.parent / "tables")
     t0 = time.perf_counter()
     meta = score_daily(settings, progress=say, engine="spark")
     return time.perf_counter() - t0, meta["people"]
 
 
-STEPS = {"refresh": step_refresh, "spark": step_spark, "scan": step_scan, "predict": step_predict, "explain": step_explain,
-         "write": step_write}
+STEPS = {
+    "refresh": step_refresh,
+    "spark": step_spark,
+    "scan": step_scan,
+    "predict": step_predict,
+    "explain": step_explain,
+    "write": step_write,
+}
 
 
 def child_main() -> None:
@@ -248,45 +278,74 @@ def child_main() -> None:
     child_report(seconds, rows)
 
 
-FLOORS = {"features": ("scan", "one DuckDB scan of every column the worklist model's features read"),
-          "scoring": ("predict", "raw booster prediction of the same people"),
-          "reasons": ("explain", "raw booster pred_contrib of the same banded people"),
-          "write": ("write", "plain Parquet write of the snapshot's tables")}
+FLOORS = {
+    "features": ("scan", "one DuckDB scan of every column the worklist model's features read"),
+    "scoring": ("predict", "raw booster prediction of the same people"),
+    "reasons": ("explain", "raw booster pred_contrib of the same banded people"),
+    "write": ("write", "plain Parquet write of the snapshot's tables"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.daily_refresh",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.daily_refresh", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--persons", type=int, default=3_000_000)
-    parser.add_argument("--scaling", type=int, nargs="*", default=[300_000, 1_000_000],
-                        help="smaller populations refreshed with the same champions (time per person)")
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        default=[300_000, 1_000_000],
+        help="smaller populations refreshed with the same champions (time per person)",
+    )
     parser.add_argument("--no-spark", action="store_true", help="skip the same refresh on local Spark")
     args = parser.parse_args(argv)
     run = Run("daily_refresh", args, parser)
     try:
         import pyspark  # noqa: F401
+
         spark = not args.no_spark
     except ImportError:
         spark = False
-    env = {**os.environ, "PHM_HOME": str(home_for(args.persons)),  # one deployment: one ledger key for every home
-           "PHM_LEDGER_KEY_FILE": str(home_for(args.persons) / "security" / "ledger.key")}
+    env = {
+        **os.environ,
+        "PHM_HOME": str(home_for(args.persons)),  # one deployment: one ledger key for every home
+        "PHM_LEDGER_KEY_FILE": str(home_for(args.persons) / "security" / "ledger.key"),
+    }
     for persons in [args.persons, *args.scaling]:
         if not (home_for(persons) / "ready").exists():
             run_child("benchmarks.daily_refresh", "prepare", [str(persons), str(args.persons)], env)
-    main_run = {s: run_child("benchmarks.daily_refresh", s, [str(args.persons), str(args.persons)], env)
-                for s in ("refresh", "scan", "predict", "explain", "write")}
-    scaling = {p: run_child("benchmarks.daily_refresh", "refresh", [str(p), str(args.persons)], env)
-               for p in args.scaling}
-    on_spark = run_child("benchmarks.daily_refresh", "spark", [str(args.persons), str(args.persons)], env) \
-        if spark else None
+    main_run = {
+        s: run_child("benchmarks.daily_refresh", s, [str(args.persons), str(args.persons)], env)
+        for s in ("refresh", "scan", "predict", "explain", "write")
+    }
+    scaling = {
+        p: run_child("benchmarks.daily_refresh", "refresh", [str(p), str(args.persons)], env) for p in args.scaling
+    }
+    on_spark = (
+        run_child("benchmarks.daily_refresh", "spark", [str(args.persons), str(args.persons)], env) if spark else None
+    )
     meta = _last(args.persons)
-    results = {"persons": args.persons, "date": meta["date"], "scored": meta["people"], "stages": meta["stages"],
-               "steps": main_run, "scaling": {str(p): r for p, r in scaling.items()}, "spark": on_spark}
+    results = {
+        "persons": args.persons,
+        "date": meta["date"],
+        "scored": meta["people"],
+        "stages": meta["stages"],
+        "steps": main_run,
+        "scaling": {str(p): r for p, r in scaling.items()},
+        "spark": on_spark,
+    }
     targets, figures = record(args.persons, results)
-    run.write_results(results, targets, figures, note=(
-        "Stages timed inside the job (meta['stages']); each floor in its own process in the same run. England is "
-        "extrapolated from the time per person, ICS by ICS on one such machine, or on a Spark cluster if the cost "
-        "per person stays linear and spreads evenly over the cores (plus about a minute of fixed cost)."))
+    run.write_results(
+        results,
+        targets,
+        figures,
+        note=(
+            "Stages timed inside the job (meta['stages']); each floor in its own process in the same run. England is "
+            "extrapolated from the time per person, ICS by ICS on one such machine, or on a Spark cluster if the cost "
+            "per person stays linear and spreads evenly over the cores (plus about a minute of fixed cost)."
+        ),
+    )
 
 
 def record(persons: int, results: dict) -> tuple[list[Target], list[Figure]]:
@@ -295,26 +354,30 @@ def record(persons: int, results: dict) -> tuple[list[Target], list[Figure]]:
     main_run, st = results["steps"], results["stages"]
     total, peak = main_run["refresh"]["seconds"], main_run["refresh"]["peak_bytes"]
     at = f"{persons:,} people ({results['scored']:,} scored)"
-    targets = [Target(f"daily refresh, {at}", total, TARGET_SECONDS, "s"),
-               Target("daily refresh peak memory", peak / GIB, TARGET_GIB, "GiB")]
+    targets = [
+        Target(f"daily refresh, {at}", total, TARGET_SECONDS, "s"),
+        Target("daily refresh peak memory", peak / GIB, TARGET_GIB, "GiB"),
+    ]
     figures = []
     for name, row in st.items():
         key, words = FLOORS.get(name, (None, ""))
-        figures.append(Figure(f"stage: {name}", row["seconds"], "s",
-                              main_run[key]["seconds"] if key else None, words))
+        figures.append(Figure(f"stage: {name}", row["seconds"], "s", main_run[key]["seconds"] if key else None, words))
     figures.append(Figure("people explained (worklist bands)", main_run["explain"]["rows"]))
     timing = {**{int(p): r["seconds"] for p, r in results["scaling"].items()}, persons: total}
     for p in sorted(timing):
         figures.append(Figure(f"time per person at {p:,} people", timing[p] / p * 1e6, "us"))
     per = total / persons
-    figures.append(Figure(f"England ({ENGLAND:,} people) ICS by ICS on one such machine (extrapolated)",
-                          per * ENGLAND / 60, "min"))
+    figures.append(
+        Figure(f"England ({ENGLAND:,} people) ICS by ICS on one such machine (extrapolated)", per * ENGLAND / 60, "min")
+    )
     if results["spark"]:
         spark_s = results["spark"]["seconds"]
         core_us = spark_s * 2 / persons * 1e6
-        figures += [Figure("the same refresh on local Spark (2 cores)", spark_s, "s"),
-                    Figure("Spark core time per person", core_us, "us"),
-                    Figure("England on a 64-core Spark cluster (extrapolated)", core_us * ENGLAND / 1e6 / 64 / 60, "min")]
+        figures += [
+            Figure("the same refresh on local Spark (2 cores)", spark_s, "s"),
+            Figure("Spark core time per person", core_us, "us"),
+            Figure("England on a 64-core Spark cluster (extrapolated)", core_us * ENGLAND / 1e6 / 64 / 60, "min"),
+        ]
     return targets, figures
 
 

@@ -108,8 +108,13 @@ def step_write(persons: int, warehouse: str) -> tuple[float, int]:
     return seconds, con.execute("SELECT count(*) FROM t").fetchone()[0]
 
 
-STEPS = {"prepare": step_prepare, "build": step_build, "floor": step_floor, "groupby": step_groupby,
-         "write": step_write}
+STEPS = {
+    "prepare": step_prepare,
+    "build": step_build,
+    "floor": step_floor,
+    "groupby": step_groupby,
+    "write": step_write,
+}
 
 
 REPEATS = 3  # this machine's speed varies from minute to minute: each step reports its best of three runs
@@ -128,32 +133,48 @@ def record(persons: int, res: dict) -> tuple[list[Target], list[Figure]]:
     scan alone is likely out of reach: the target is kept as the issue set it, and MISS says so."""
     b, f, g, w = res["build"], res["floor"], res["groupby"], res["write"]
     at = f"{persons:,} persons"
-    targets = [Target(f"feature build, {at}", b["seconds"], TARGET_SECONDS, "s"),
-               Target("feature build / scan floor", b["seconds"] / f["seconds"], TARGET_RATIO, "x")]
+    targets = [
+        Target(f"feature build, {at}", b["seconds"], TARGET_SECONDS, "s"),
+        Target("feature build / scan floor", b["seconds"] / f["seconds"], TARGET_RATIO, "x"),
+    ]
     least = g["seconds"] + w["seconds"]
-    figures = [Figure(f"feature build ({b['rows']:,} cohort rows)", b["seconds"], "s", f["seconds"],
-                      "one DuckDB scan of every column read"),
-               Figure("feature build", b["seconds"], "s", least, "group-by per table + Parquet write of the output"),
-               Figure("group-by per table", g["seconds"], "s", f["seconds"], "one DuckDB scan of every column read"),
-               Figure("Parquet write of the output", w["seconds"], "s"),
-               Figure("feature build peak memory", b["peak_bytes"] / GIB, "GiB")]
+    figures = [
+        Figure(
+            f"feature build ({b['rows']:,} cohort rows)",
+            b["seconds"],
+            "s",
+            f["seconds"],
+            "one DuckDB scan of every column read",
+        ),
+        Figure("feature build", b["seconds"], "s", least, "group-by per table + Parquet write of the output"),
+        Figure("group-by per table", g["seconds"], "s", f["seconds"], "one DuckDB scan of every column read"),
+        Figure("Parquet write of the output", w["seconds"], "s"),
+        Figure("feature build peak memory", b["peak_bytes"] / GIB, "GiB"),
+    ]
     return targets, figures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.features_build",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.features_build", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--warehouse", type=Path, default=None, help="an existing warehouse to build from")
     args = parser.parse_args(argv)
     run = Run("features_build", args, parser)
     warehouse = cached_warehouse(args.persons, args.warehouse)
     env = dict(os.environ)
-    res = {s: run_child("benchmarks.features_build", s, [str(args.persons), str(warehouse)], env)
-           for s in ("build", "floor", "groupby", "write")}
+    res = {
+        s: run_child("benchmarks.features_build", s, [str(args.persons), str(warehouse)], env)
+        for s in ("build", "floor", "groupby", "write")
+    }
     targets, figures = record(args.persons, res)
-    run.write_results({"persons": args.persons, "index_date": str(INDEX), "steps": res}, targets, figures,
-                      note=f"emergency_admission at {INDEX}; each step the best of {REPEATS} runs in its own process.")
+    run.write_results(
+        {"persons": args.persons, "index_date": str(INDEX), "steps": res},
+        targets,
+        figures,
+        note=f"emergency_admission at {INDEX}; each step the best of {REPEATS} runs in its own process.",
+    )
 
 
 if __name__ == "__main__":

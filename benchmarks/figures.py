@@ -39,7 +39,9 @@ def render(name: str, results: Path = RESULTS) -> str:
     """The markdown for one block (ending in a newline)."""
     path = results / f"{name}.json"
     if not path.exists():
-        return f"*Not yet recorded: run `python -m benchmarks.{name}` (results go to `benchmarks/results/{name}.json`).*\n"
+        return (
+            f"*Not yet recorded: run `python -m benchmarks.{name}` (results go to `benchmarks/results/{name}.json`).*\n"
+        )
     body = json.loads(path.read_text())
     if body.get("schema") != 1:
         raise SystemExit(f"{path}: not a results file of benchmarks.measure.Run (no 'schema': 1)")
@@ -56,10 +58,12 @@ def render(name: str, results: Path = RESULTS) -> str:
         lines.append(f"| {g['what']} | {_value(g['value'], g['unit'])} | {floor} | {ratio} | | |")
     f, load = body["facts"], body["load_average"]
     commit = (f.get("git_commit") or "unknown")[:7] + (" with local changes" if f.get("git_dirty") else "")
-    source = (f"From `benchmarks/results/{name}.json`: `{body['command']}`, {body['finished'][:10]}, {f['cores']} cores "
-              f"({f.get('cpu_model') or 'CPU model not recorded'}), {f['memory_gib']} GiB, load average "
-              f"{load['start'][0] if load.get('start') else '?'} at the start and "
-              f"{load['end'][0] if load.get('end') else '?'} at the end, commit {commit}.")
+    source = (
+        f"From `benchmarks/results/{name}.json`: `{body['command']}`, {body['finished'][:10]}, {f['cores']} cores "
+        f"({f.get('cpu_model') or 'CPU model not recorded'}), {f['memory_gib']} GiB, load average "
+        f"{load['start'][0] if load.get('start') else '?'} at the start and "
+        f"{load['end'][0] if load.get('end') else '?'} at the end, commit {commit}."
+    )
     note = f" {body['note']}" if body.get("note") else ""
     return "\n".join(lines) + f"\n\n*{source}{note}*\n"
 
@@ -80,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if new == text:
             continue
         if args.check:
-            names = [m.group("name") for m in BLOCK.finditer(text)
-                     if m.group("body") != render(m.group("name"))]
+            names = [m.group("name") for m in BLOCK.finditer(text) if m.group("body") != render(m.group("name"))]
             stale.append(f"{doc.relative_to(ROOT)}: {', '.join(names)}")
         else:
             doc.write_text(new)

@@ -98,8 +98,10 @@ def floor_load(persons: int, data: str) -> tuple[float, int]:
 
 
 STEPS: dict[str, Callable[[int, str], tuple[float, int]]] = {
-    "generate": stage_generate, "generate_floor": floor_generate,
-    "load": stage_load, "load_floor": floor_load,
+    "generate": stage_generate,
+    "generate_floor": floor_generate,
+    "load": stage_load,
+    "load_floor": floor_load,
 }
 
 
@@ -118,23 +120,32 @@ def record(persons: int, res: dict[str, Result]) -> tuple[list[Target], list[Fig
     total = res["generate"]["seconds"] + res["load"]["seconds"]
     peak = max(res["generate"]["peak_bytes"], res["load"]["peak_bytes"])
     at = f"{persons:,} persons"
-    targets = [Target(f"generate + load, {at}", total, TARGET_SECONDS, "s"),
-               Target(f"peak memory, {at}", peak / GIB, TARGET_GIB, "GiB")]
+    targets = [
+        Target(f"generate + load, {at}", total, TARGET_SECONDS, "s"),
+        Target(f"peak memory, {at}", peak / GIB, TARGET_GIB, "GiB"),
+    ]
     figures = []
     for stage, words in (("generate", "plain Parquet write"), ("load", "plain DuckDB copy")):
         s, f = res[stage], res[f"{stage}_floor"]
-        figures += [Figure(f"{stage} ({s['rows']:,} extract rows)", s["seconds"], "s", f["seconds"], words),
-                    Figure(f"{stage} peak memory", s["peak_bytes"] / GIB, "GiB", f["peak_bytes"] / GIB, words)]
+        figures += [
+            Figure(f"{stage} ({s['rows']:,} extract rows)", s["seconds"], "s", f["seconds"], words),
+            Figure(f"{stage} peak memory", s["peak_bytes"] / GIB, "GiB", f["peak_bytes"] / GIB, words),
+        ]
     return targets, figures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.generate_load",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.generate_load", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--persons", type=int, default=1_000_000, help="synthetic persons (default 1,000,000)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="write the generated extracts here and keep them (default: a folder under "
-                             "benchmarks/.cache/, deleted after the run)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="write the generated extracts here and keep them (default: a folder under "
+        "benchmarks/.cache/, deleted after the run)",
+    )
     args = parser.parse_args(argv)
     run = Run("generate_load", args, parser, neutral=("keep",))
     data = (args.keep or CACHE / "data").resolve()
@@ -149,8 +160,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.keep is None:
             shutil.rmtree(data, ignore_errors=True)
     targets, figures = record(args.persons, res)
-    run.write_results({"persons": args.persons, "steps": res}, targets, figures,
-                      note="Stage seconds exclude process start-up; each step's peak memory is its own process's.")
+    run.write_results(
+        {"persons": args.persons, "steps": res},
+        targets,
+        figures,
+        note="Stage seconds exclude process start-up; each step's peak memory is its own process's.",
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Timed, each the best of three rounds of `--appends` appends to a log under a fre
 - `before`: the ledger as it was before signed heads (hash chain only; it parsed the last line each time), kept
   here as a baseline;
 - `floor`: a plain locked append of the same line (open, flock, write, close): what any append costs.
-And `verify`: `phm.core.ledger.check` of a 20,000-entry log (entries per second).
+And `verify`: `phm.core.ledger_check.check` of a 20,000-entry log (entries per second).
 
 Results go to `benchmarks/results/ledger_append.json` with the machine's facts; the target is a typical append
 under 1 ms (a single-person score takes ~2 ms at p50) and within 0.25 ms of the previous ledger.
@@ -39,18 +39,33 @@ TARGET_MS, TARGET_OVER_BEFORE_MS = 1.0, 0.25
 
 
 def _typical() -> dict:
-    return {"user": "coord", "role": "coordinator", "endpoint": "score", "status": 200, "persons": 1,
-            "person_ids": ["6217356110349587301"], "practices": ["A81001"]}
+    return {
+        "user": "coord",
+        "role": "coordinator",
+        "endpoint": "score",
+        "status": 200,
+        "persons": 1,
+        "person_ids": ["6217356110349587301"],
+        "practices": ["A81001"],
+    }
 
 
 def _large() -> dict:
     ids = [str(7_000_000_000_000_000_000 + i * 7919) for i in range(10_000)]
-    return {"user": "coord", "role": "coordinator", "endpoint": "worklist", "status": 200, "persons": len(ids),
-            "person_ids": ids, "practices": ["A81001", "A81002"]}
+    return {
+        "user": "coord",
+        "role": "coordinator",
+        "endpoint": "worklist",
+        "status": 200,
+        "persons": len(ids),
+        "person_ids": ids,
+        "practices": ["A81001", "A81002"],
+    }
 
 
 def _before_append(path: Path, fields: dict) -> None:
     """The ledger before issue 18 (hash chain only, last line parsed on each append), as the baseline."""
+
     def digest(entry: dict) -> str:
         body = {k: v for k, v in entry.items() if k != "entry_sha256"}
         return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
@@ -76,8 +91,13 @@ def _before_append(path: Path, fields: dict) -> None:
         last = json.loads(line) if line else None
         if last is not None and last.get("entry_sha256") != digest(last):
             raise RuntimeError("altered")
-        entry = {"seq": (last["seq"] + 1) if last else 1, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "kind": "access", **fields, "prev_sha256": last["entry_sha256"] if last else "0" * 64}
+        entry = {
+            "seq": (last["seq"] + 1) if last else 1,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "kind": "access",
+            **fields,
+            "prev_sha256": last["entry_sha256"] if last else "0" * 64,
+        }
         entry["entry_sha256"] = digest(entry)
         fh.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
         fh.flush()
@@ -103,8 +123,11 @@ def _rounds(n: int, make, rounds: int = 3) -> dict:
             t0 = time.perf_counter()
             step()
             times.append(time.perf_counter() - t0)
-        summary = {"mean_us": statistics.fmean(times) * 1e6, "median_us": statistics.median(times) * 1e6,
-                   "p99_us": sorted(times)[int(0.99 * (n - 1))] * 1e6}
+        summary = {
+            "mean_us": statistics.fmean(times) * 1e6,
+            "median_us": statistics.median(times) * 1e6,
+            "p99_us": sorted(times)[int(0.99 * (n - 1))] * 1e6,
+        }
         if best is None or summary["median_us"] < best["median_us"]:
             best = summary
     return {k: round(v, 1) for k, v in best.items()}
@@ -116,21 +139,23 @@ def _fresh(parent: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.ledger_append",
-                                               description=__doc__.split("\n\n")[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.ledger_append", description=__doc__.split("\n\n")[0])
+    )
     parser.add_argument("--appends", type=int, default=2000)
     parser.add_argument("--verify-entries", type=int, default=20_000)
     args = parser.parse_args(argv)
     run = Run("ledger_append", args, parser)
-    from phm.core import ledger
+    from phm.core import ledger, ledger_check
 
     scratch = ROOT / "benchmarks" / ".cache" / "ledger"
     scratch.mkdir(parents=True, exist_ok=True)
     os.environ.pop("PHM_LEDGER_KEY", None)
     results: dict[str, dict] = {}
     for size, fields, n in (("typical", _typical(), args.appends), ("large", _large(), max(50, args.appends // 20))):
-        line = (json.dumps({"seq": 1, **fields, "prev_sha256": "0" * 64, "entry_sha256": "0" * 64,
-                            "mac": "0" * 64}) + "\n").encode()
+        line = (
+            json.dumps({"seq": 1, **fields, "prev_sha256": "0" * 64, "entry_sha256": "0" * 64, "mac": "0" * 64}) + "\n"
+        ).encode()
         say(f"{size} entry ({len(line):,} bytes): {n} appends per round")
 
         def ledger_step(fsync: bool):
@@ -138,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ["PHM_LEDGER_FSYNC"] = "true" if fsync else "false"
                 path = _fresh(scratch)
                 return lambda: ledger.append(path, "access", full_check=False, **fields)
+
             return make
 
         def before_step():
@@ -150,10 +176,14 @@ def main(argv: list[str] | None = None) -> None:
             path.parent.mkdir(parents=True)
             return lambda: _floor_append(path, line)
 
-        results[size] = {"entry_bytes": len(line), "appends": n,
-                         "floor": _rounds(n, floor_step), "before": _rounds(n, before_step),
-                         "ledger": _rounds(n, ledger_step(False)),
-                         "ledger_fsync": _rounds(max(50, n // 10), ledger_step(True))}
+        results[size] = {
+            "entry_bytes": len(line),
+            "appends": n,
+            "floor": _rounds(n, floor_step),
+            "before": _rounds(n, before_step),
+            "ledger": _rounds(n, ledger_step(False)),
+            "ledger_fsync": _rounds(max(50, n // 10), ledger_step(True)),
+        }
         os.environ["PHM_LEDGER_FSYNC"] = "false"
         r = results[size]
         for k in ("ledger", "ledger_fsync", "before"):
@@ -163,11 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.verify_entries):
         ledger.append(path, "access", full_check=False, **_typical())
     t0 = time.perf_counter()
-    found = ledger.check(path)
+    found = ledger_check.check(path)
     seconds = time.perf_counter() - t0
     assert found.intact and found.entries == args.verify_entries
-    results["verify"] = {"entries": args.verify_entries, "seconds": round(seconds, 3),
-                         "entries_per_s": round(args.verify_entries / seconds)}
+    results["verify"] = {
+        "entries": args.verify_entries,
+        "seconds": round(seconds, 3),
+        "entries_per_s": round(args.verify_entries / seconds),
+    }
     shutil.rmtree(scratch, ignore_errors=True)
     targets, figures = record(results)
     run.write_results(results, targets, figures, note="Medians, best of three rounds, on this machine's disk.")
@@ -178,18 +211,32 @@ def record(results: dict) -> tuple[list[Target], list[Figure]]:
     and each append beside the floor (a plain locked append of the same line)."""
     typical = results["typical"]
     over = (typical["ledger"]["median_us"] - typical["before"]["median_us"]) / 1000
-    targets = [Target("typical append (median)", typical["ledger"]["median_us"] / 1000, TARGET_MS, "ms"),
-               Target("typical append over the ledger before signed heads", over, TARGET_OVER_BEFORE_MS, "ms")]
+    targets = [
+        Target("typical append (median)", typical["ledger"]["median_us"] / 1000, TARGET_MS, "ms"),
+        Target("typical append over the ledger before signed heads", over, TARGET_OVER_BEFORE_MS, "ms"),
+    ]
     figures = []
     for size in ("typical", "large"):
         r = results[size]
         floor = r["floor"]["median_us"] / 1000
         words = f"{size} entry, {r['entry_bytes']:,} bytes"
-        figures += [Figure(f"append, {words}", r["ledger"]["median_us"] / 1000, "ms", floor, "plain locked append"),
-                    Figure(f"append before signed heads, {words}", r["before"]["median_us"] / 1000, "ms", floor,
-                           "plain locked append"),
-                    Figure(f"append with a disk flush, {words}", r["ledger_fsync"]["median_us"] / 1000, "ms", floor,
-                           "plain locked append")]
+        figures += [
+            Figure(f"append, {words}", r["ledger"]["median_us"] / 1000, "ms", floor, "plain locked append"),
+            Figure(
+                f"append before signed heads, {words}",
+                r["before"]["median_us"] / 1000,
+                "ms",
+                floor,
+                "plain locked append",
+            ),
+            Figure(
+                f"append with a disk flush, {words}",
+                r["ledger_fsync"]["median_us"] / 1000,
+                "ms",
+                floor,
+                "plain locked append",
+            ),
+        ]
     v = results["verify"]
     figures.append(Figure(f"verify a log of {v['entries']:,} entries", v["entries_per_s"], "entries/s"))
     return targets, figures

@@ -36,8 +36,9 @@ def say(msg: str) -> None:
 def child_report(seconds: float, rows: int, extra: dict | None = None) -> None:
     """Called at the end of a child: report seconds, rows, this process's peak RSS and any `extra` figures."""
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(TAG + json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak_kib * 1024, **(extra or {})}),
-          flush=True)
+    print(
+        TAG + json.dumps({"seconds": seconds, "rows": rows, "peak_bytes": peak_kib * 1024, **(extra or {})}), flush=True
+    )
 
 
 def run_child(module: str, step: str, args: list[str], env: dict[str, str]) -> Result:
@@ -50,7 +51,7 @@ def run_child(module: str, step: str, args: list[str], env: dict[str, str]) -> R
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
     if proc.returncode != 0 or not lines:
         sys.exit(f"{step} failed (exit code {proc.returncode}); see the traceback above")
-    return {**json.loads(lines[-1][len(TAG):]), "wall": wall}
+    return {**json.loads(lines[-1][len(TAG) :]), "wall": wall}
 
 
 def gib(n: float) -> str:
@@ -100,8 +101,19 @@ def safety_case_current(settings, by: str = "Benchmark") -> bool:
 
 # ---- recording a run --------------------------------------------------------------------------------------------
 RESULTS = ROOT / "benchmarks" / "results"
-PACKAGES = ("duckdb", "pandas", "numpy", "pyarrow", "lightgbm", "scikit-learn", "mlflow", "bentoml", "fastapi",
-            "pyspark", "prophet")
+PACKAGES = (
+    "duckdb",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "lightgbm",
+    "scikit-learn",
+    "mlflow",
+    "bentoml",
+    "fastapi",
+    "pyspark",
+    "prophet",
+)
 OPS = {"<": lambda v, t: v < t, "<=": lambda v, t: v <= t, "==": lambda v, t: v == t, ">=": lambda v, t: v >= t}
 
 
@@ -120,8 +132,15 @@ class Target:
         return "PASS" if OPS[self.op](self.value, self.limit) else "MISS"
 
     def record(self) -> dict:
-        return {"what": self.what, "value": _round(self.value), "target": f"{self.op} {_fmt(self.limit)} {self.unit}".strip(),
-                "limit": _round(self.limit), "op": self.op, "unit": self.unit, "verdict": self.verdict}
+        return {
+            "what": self.what,
+            "value": _round(self.value),
+            "target": f"{self.op} {_fmt(self.limit)} {self.unit}".strip(),
+            "limit": _round(self.limit),
+            "op": self.op,
+            "unit": self.unit,
+            "verdict": self.verdict,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,9 +157,12 @@ class Figure:
     def record(self) -> dict:
         out = {"what": self.what, "value": _round(self.value), "unit": self.unit}
         if self.floor is not None:
-            out.update(floor=_round(self.floor), floor_what=self.floor_what,
-                       ratio=round(self.value / self.floor, 2) if self.floor else None,
-                       floor_bounds=self.floor <= self.value)
+            out.update(
+                floor=_round(self.floor),
+                floor_what=self.floor_what,
+                ratio=round(self.value / self.floor, 2) if self.floor else None,
+                floor_bounds=self.floor <= self.value,
+            )
         return out
 
 
@@ -161,9 +183,12 @@ def _fmt(x: float) -> str:
 
 def add_trial(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The `--trial` flag every benchmark takes."""
-    parser.add_argument("--trial", action="store_true",
-                        help="a quick check: results go to benchmarks/results/trial/ (git-ignored), never over a "
-                             "recorded figure (any non-default size does the same)")
+    parser.add_argument(
+        "--trial",
+        action="store_true",
+        help="a quick check: results go to benchmarks/results/trial/ (git-ignored), never over a "
+        "recorded figure (any non-default size does the same)",
+    )
     return parser
 
 
@@ -173,17 +198,26 @@ def facts() -> dict:
     from importlib import metadata
 
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
-                  if ln.startswith("model name")), platform.processor() or None)
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines() if ln.startswith("model name")),
+        platform.processor() or None,
+    )
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"cores": os.cpu_count(), "cores_available": len(os.sched_getaffinity(0)),
-            "memory_gib": round(ram / GIB, 2), "cpu_model": model, "python": platform.python_version(),
-            "platform": platform.platform(), "packages": versions, **_git()}
+    return {
+        "cores": os.cpu_count(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "memory_gib": round(ram / GIB, 2),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        **_git(),
+    }
 
 
 def _read(path: str) -> str:
@@ -221,8 +255,16 @@ class Run:
     or any argument other than its default except those in `neutral`), so a quick check never overwrites a
     recorded full-size figure. `out` names the file outright."""
 
-    def __init__(self, name: str, args: argparse.Namespace, parser: argparse.ArgumentParser | None = None, *,
-                 neutral: tuple[str, ...] = (), out: Path | None = None, results_dir: Path = RESULTS):
+    def __init__(
+        self,
+        name: str,
+        args: argparse.Namespace,
+        parser: argparse.ArgumentParser | None = None,
+        *,
+        neutral: tuple[str, ...] = (),
+        out: Path | None = None,
+        results_dir: Path = RESULTS,
+    ):
         self.name = name
         self.args = {k: _jsonable(v) for k, v in vars(args).items()}
         defaults = {k: _jsonable(v) for k, v in vars(parser.parse_args([])).items()} if parser else dict(self.args)
@@ -235,16 +277,26 @@ class Run:
         self.started, self.load_start = _now(), [round(x, 2) for x in os.getloadavg()]
         self.facts = facts()
 
-    def write_results(self, results: dict, targets: list[Target] = (), figures: list[Figure] = (),
-                      note: str = "") -> dict:
+    def write_results(
+        self, results: dict, targets: list[Target] = (), figures: list[Figure] = (), note: str = ""
+    ) -> dict:
         """Print and write the run's record; returns it."""
-        body = {"benchmark": self.name, "schema": 1, "command": self.command, "trial": self.trial, "args": self.args,
-                "started": self.started, "finished": _now(),
-                "load_average": {"start": self.load_start, "end": [round(x, 2) for x in os.getloadavg()]},
-                "facts": self.facts, "targets": [t.record() for t in targets],
-                "figures": [f.record() for f in figures],
-                "verdict": ("PASS" if all(t.verdict == "PASS" for t in targets) else "MISS") if targets else None,
-                "note": note, "results": results}
+        body = {
+            "benchmark": self.name,
+            "schema": 1,
+            "command": self.command,
+            "trial": self.trial,
+            "args": self.args,
+            "started": self.started,
+            "finished": _now(),
+            "load_average": {"start": self.load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+            "facts": self.facts,
+            "targets": [t.record() for t in targets],
+            "figures": [f.record() for f in figures],
+            "verdict": ("PASS" if all(t.verdict == "PASS" for t in targets) else "MISS") if targets else None,
+            "note": note,
+            "results": results,
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(body, indent=1, default=str) + "\n")
         print_record(body)
@@ -271,8 +323,10 @@ def _shown(path: Path) -> str:
 def print_record(body: dict) -> None:
     """The targets (PASS/MISS) and figures (beside their floors) of a record, as text."""
     f = body["facts"]
-    print(f"\n{body['benchmark']} | {f['cores']} cores, {f['memory_gib']} GiB, {f['cpu_model']} | Python {f['python']} | "
-          f"load average {body['load_average']['start'][0]} -> {body['load_average']['end'][0]}")
+    print(
+        f"\n{body['benchmark']} | {f['cores']} cores, {f['memory_gib']} GiB, {f['cpu_model']} | Python {f['python']} | "
+        f"load average {body['load_average']['start'][0]} -> {body['load_average']['end'][0]}"
+    )
     for t in body["targets"]:
         print(f"  target  {t['what']}: {_fmt(t['value'])} {t['unit']} (target {t['target']}): {t['verdict']}")
     for g in body["figures"]:

@@ -59,12 +59,16 @@ def _snapshot(people: int, path) -> np.ndarray:
     band = np.full(people, "routine", dtype=object)
     for name, share in reversed(BANDS):
         band[rank <= int(share * people)] = name
-    reasons = np.where(band != "routine", json.dumps([{"feature": "age", "value": 80.0, "words": "aged 80",
-                                                       "log_odds": 0.4}] * 3), None)
+    reasons = np.where(
+        band != "routine",
+        json.dumps([{"feature": "age", "value": 80.0, "words": "aged 80", "log_odds": 0.4}] * 3),
+        None,
+    )
     n = max(8, people // PEOPLE_PER_PRACTICE)
     practice = np.array([f"P{i:05d}" for i in range(n)])[rng.integers(0, n, people)]
-    pd.DataFrame({"person_id": ids, "practice_code": practice, "risk": risk, "band": band, "rank": rank,
-                  "reasons": reasons}).to_parquet(path, index=False)
+    pd.DataFrame(
+        {"person_id": ids, "practice_code": practice, "risk": risk, "band": band, "rank": rank, "reasons": reasons}
+    ).to_parquet(path, index=False)
     return numbers
 
 
@@ -75,14 +79,21 @@ def _practice_list(numbers: np.ndarray, practice: np.ndarray, mine: list[str], r
     inside = np.flatnonzero(np.isin(practice, mine))
     outside = np.flatnonzero(~np.isin(practice, mine))
     n_other = rows // 10
-    chosen = np.concatenate([rng.choice(inside, rows - n_other, replace=False), rng.choice(outside, n_other, replace=False)])
+    chosen = np.concatenate(
+        [rng.choice(inside, rows - n_other, replace=False), rng.choice(outside, n_other, replace=False)]
+    )
     rng.shuffle(chosen)
     nums = numbers[chosen].copy()
     bad = rng.choice(rows, int(rows * 0.03), replace=False)
     nums[bad] = corrupt_check_digit(nums[bad])
-    table = pd.DataFrame({"NHS number": [f"{n[:3]} {n[3:6]} {n[6:]}" for n in nums],
-                          "Name": [f"Person {i}" for i in range(rows)], "Date of birth": "1950-01-01",
-                          "Phone": "07700 900000"})
+    table = pd.DataFrame(
+        {
+            "NHS number": [f"{n[:3]} {n[3:6]} {n[6:]}" for n in nums],
+            "Name": [f"Person {i}" for i in range(rows)],
+            "Date of birth": "1950-01-01",
+            "Phone": "07700 900000",
+        }
+    )
     return table.to_csv(index=False).encode()
 
 
@@ -104,8 +115,9 @@ def _median(step, rounds: int, cpu: list | None = None) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.reidentify",
-                                               description=__doc__.split("\n\n")[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.reidentify", description=__doc__.split("\n\n")[0])
+    )
     parser.add_argument("--people", type=int, default=3_000_000)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -133,46 +145,87 @@ def main() -> None:
     mine = [f"P{i:05d}" for i in range(4)]
     data = _practice_list(numbers, columns["practice_code"], mine, args.rows)
     del numbers
-    meta = {"date": "2025-03-31", "worklist_model": "emergency_admission",
-            "models": {"emergency_admission": {"version": "1"}}}
+    meta = {
+        "date": "2025-03-31",
+        "worklist_model": "emergency_admission",
+        "models": {"emergency_admission": {"version": "1"}},
+    }
     say(f"timing {args.rounds} rounds of each step on a {len(data):,}-byte list of {args.rows:,} rows")
     results = {}
     for band in (Band.routine, Band.raised):
         cpu: list[float] = []
-        seconds, out = _median(lambda b=band: answer(meta, position, columns, key, mine, data, b).to_json(),
-                               args.rounds, cpu)
+        seconds, out = _median(
+            lambda b=band: answer(meta, position, columns, key, mine, data, b).to_json(), args.rounds, cpu
+        )
         got = json.loads(out)
-        results[f"request_{band.value}"] = {"seconds": round(seconds, 4), "cpu_seconds": round(cpu[0], 4),
-                                            "matched": got["matched"],
-                                            "malformed": got["malformed"], "not_on_worklist": got["not_on_worklist"],
-                                            "response_bytes": len(out)}
+        results[f"request_{band.value}"] = {
+            "seconds": round(seconds, 4),
+            "cpu_seconds": round(cpu[0], 4),
+            "matched": got["matched"],
+            "malformed": got["malformed"],
+            "not_on_worklist": got["not_on_worklist"],
+            "response_bytes": len(out),
+        }
     parsed = parse(data)
     numbers_only = [e.nhs_number for e in parsed.entries]
-    results["floor_pseudonymise"] = {"seconds": round(_median(
-        lambda: _pseudonymise(Pseudonymiser(key), numbers_only), args.rounds)[0], 4), "numbers": len(numbers_only)}
+    results["floor_pseudonymise"] = {
+        "seconds": round(_median(lambda: _pseudonymise(Pseudonymiser(key), numbers_only), args.rounds)[0], 4),
+        "numbers": len(numbers_only),
+    }
     results["floor_parse"] = {"seconds": round(_median(lambda: parse(data), args.rounds)[0], 4)}
-    results["parse_and_pseudonymise"] = {"seconds": round(_median(lambda: pseudonymise(parse(data), key),
-                                                                  args.rounds)[0], 4)}
-    results.update(list_bytes=len(data), snapshot_build_seconds=round(build_s, 2),
-                   snapshot_load_seconds=round(load_s, 2),
-                   snapshot="synthetic snapshot-shaped scores.parquet (see the module docstring)")
+    results["parse_and_pseudonymise"] = {
+        "seconds": round(_median(lambda: pseudonymise(parse(data), key), args.rounds)[0], 4)
+    }
+    results.update(
+        list_bytes=len(data),
+        snapshot_build_seconds=round(build_s, 2),
+        snapshot_load_seconds=round(load_s, 2),
+        snapshot="synthetic snapshot-shaped scores.parquet (see the module docstring)",
+    )
     path.unlink(missing_ok=True)
     ro, ra = results["request_routine"], results["request_raised"]
-    targets = [Target(f"{args.rows:,}-row list, {args.people:,} people: worklist bands (raised and above)",
-                      ra["seconds"], TARGET_S, "s"),
-               Target(f"{args.rows:,}-row list, {args.people:,} people: every in-scope person", ro["seconds"],
-                      TARGET_S, "s")]
+    targets = [
+        Target(
+            f"{args.rows:,}-row list, {args.people:,} people: worklist bands (raised and above)",
+            ra["seconds"],
+            TARGET_S,
+            "s",
+        ),
+        Target(f"{args.rows:,}-row list, {args.people:,} people: every in-scope person", ro["seconds"], TARGET_S, "s"),
+    ]
     floor = results["floor_pseudonymise"]["seconds"]
-    figures = [Figure(f"request, worklist bands ({ra['matched']:,} people)", ra["seconds"], "s", floor,
-                      "pseudonymising the numbers alone"),
-               Figure(f"request, every in-scope person ({ro['matched']:,} people, {ro['response_bytes']:,} bytes)",
-                      ro["seconds"], "s", floor, "pseudonymising the numbers alone"),
-               Figure("CPU time, every in-scope person", ro["cpu_seconds"], "s"),
-               Figure("reading and checking the CSV", results["floor_parse"]["seconds"], "s", floor,
-                      "pseudonymising the numbers alone"),
-               Figure("loading the snapshot and its lookup tables (once per snapshot)", load_s, "s")]
-    run.write_results(results, targets, figures, note="Medians of the rounds, wall time; a synthetic snapshot-shaped "
-                      "scores file read as the service reads a snapshot.")
+    figures = [
+        Figure(
+            f"request, worklist bands ({ra['matched']:,} people)",
+            ra["seconds"],
+            "s",
+            floor,
+            "pseudonymising the numbers alone",
+        ),
+        Figure(
+            f"request, every in-scope person ({ro['matched']:,} people, {ro['response_bytes']:,} bytes)",
+            ro["seconds"],
+            "s",
+            floor,
+            "pseudonymising the numbers alone",
+        ),
+        Figure("CPU time, every in-scope person", ro["cpu_seconds"], "s"),
+        Figure(
+            "reading and checking the CSV",
+            results["floor_parse"]["seconds"],
+            "s",
+            floor,
+            "pseudonymising the numbers alone",
+        ),
+        Figure("loading the snapshot and its lookup tables (once per snapshot)", load_s, "s"),
+    ]
+    run.write_results(
+        results,
+        targets,
+        figures,
+        note="Medians of the rounds, wall time; a synthetic snapshot-shaped "
+        "scores file read as the service reads a snapshot.",
+    )
 
 
 if __name__ == "__main__":

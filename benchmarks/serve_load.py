@@ -57,11 +57,14 @@ def prepare(persons: int) -> None:
     say(f"preparing {HOME} ({persons:,} people; once)")
     generate(GeneratorConfig(persons=persons, seed=11), HOME / "ics")
     load(settings, HOME / "ics")
-    cfg = default_config("emergency_admission").model_copy(update={
-        "grid": TuningGrid(num_leaves=[31], min_child_samples=[100]), "bootstrap_draws": 20})
+    cfg = default_config("emergency_admission").model_copy(
+        update={"grid": TuningGrid(num_leaves=[31], min_child_samples=[100]), "bootstrap_draws": 20}
+    )
     train(cfg, settings)
     out = audit_model(settings, "emergency_admission", 1, AuditConfig(bootstrap_draws=50))
-    decide(settings, "emergency_admission", 1, "approved", "Benchmark", "benchmark", accept_flags=bool(out.result.flags))
+    decide(
+        settings, "emergency_admission", 1, "approved", "Benchmark", "benchmark", accept_flags=bool(out.result.flags)
+    )
     promote(settings, "emergency_admission", 1, by="benchmark")
     score_daily(settings)
     (HOME / "ready").write_text("ok")
@@ -127,11 +130,24 @@ def in_process(ids: list[str], headers: dict, cohort_params: dict, single: int, 
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def call(method: str, path: str, query: str = "", body: bytes = b"", keep: bool = False):
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-                 "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
-                 "root_path": "", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
-                 "headers": [*raw_headers, (b"content-type", b"application/json"),
-                             (b"content-length", str(len(body)).encode())]}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1),
+            "headers": [
+                *raw_headers,
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
         sent, status, chunks = False, [0], []
 
         async def receive():
@@ -161,8 +177,14 @@ def in_process(ids: list[str], headers: dict, cohort_params: dict, single: int, 
                 errors += 0 if await one() else 1
                 latencies.append(time.perf_counter() - t0)
             p50, p95, p99 = percentiles(latencies)
-            return {"n": n, "errors": errors, "p50": p50, "p95": p95, "p99": p99,
-                    "rps": n / (time.perf_counter() - started)}
+            return {
+                "n": n,
+                "errors": errors,
+                "p50": p50,
+                "p95": p95,
+                "p99": p99,
+                "rps": n / (time.perf_counter() - started),
+            }
 
         async def one() -> bool:
             body = _json.dumps({"person_ids": [ids[rng.integers(len(ids))]]}).encode()
@@ -189,8 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     import httpx
 
     global HOME
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.serve_load",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.serve_load", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--persons", type=int, default=60_000)
     parser.add_argument("--single", type=int, default=400, help="single-score requests per level")
     parser.add_argument("--cohort", type=int, default=20, help="10,000-person worklist requests per level")
@@ -223,9 +246,13 @@ def main(argv: list[str] | None = None) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bentoml_bin = str(Path(sys.executable).parent / "bentoml")
-    proc = subprocess.Popen([bentoml_bin, "serve", "serving.service:PHM", "--host", "127.0.0.1", "--port", str(port)],
-                            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [bentoml_bin, "serve", "serving.service:PHM", "--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(180):
@@ -237,48 +264,70 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         gc.collect()
         gc.freeze()  # the load generator's own heap (pandas, the app above) must not pause its clients
-        with httpx.Client(base_url=url, headers=headers, timeout=60,
-                          limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)) as client:
+        with httpx.Client(
+            base_url=url,
+            headers=headers,
+            timeout=60,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        ) as client:
             rng = np.random.default_rng(1)
             client.post("/api/score", json={"person_ids": ids[:1]})  # warm-up
             for clients in (1, 8, 32):
                 say(f"{clients} client(s)")
                 results[("single", clients)] = load(
                     lambda: client.post("/api/score", json={"person_ids": [ids[rng.integers(500)]]}).status_code == 200,
-                    args.single, clients)
+                    args.single,
+                    clients,
+                )
                 results[("cohort", clients)] = load(
-                    lambda: client.get("/api/worklist", params=cohort_params).status_code == 200, args.cohort, clients)
+                    lambda: client.get("/api/worklist", params=cohort_params).status_code == 200, args.cohort, clients
+                )
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
 
-    http = {f"{'score_one' if name == 'single' else 'worklist_10000'}@{clients}": r
-            for (name, clients), r in results.items()}
+    http = {
+        f"{'score_one' if name == 'single' else 'worklist_10000'}@{clients}": r
+        for (name, clients), r in results.items()
+    }
     floor = {"score_one": floor_single, "worklist_10000": floor_cohort}
     targets, figures = record(floor, http)
-    run.write_results({"people_in_snapshot": len(scores), "floor_in_process": floor, "http": http}, targets, figures,
-                      note="Latencies in ms; the client threads run on the same cores as the service. Floor: the "
-                           "API app called in-process as an ASGI application, one request at a time.")
+    run.write_results(
+        {"people_in_snapshot": len(scores), "floor_in_process": floor, "http": http},
+        targets,
+        figures,
+        note="Latencies in ms; the client threads run on the same cores as the service. Floor: the "
+        "API app called in-process as an ASGI application, one request at a time.",
+    )
 
 
 def record(floor: dict, http: dict) -> tuple[list[Target], list[Figure]]:
     """The targets (single score p99 under 50 ms at 8 clients; 10,000-person worklist under 1 s at 1 client; no
     errors) and each level beside the in-process floor."""
     errors = sum(r["errors"] for r in http.values())
-    targets = [Target("score one person, p99 at 8 clients", http["score_one@8"]["p99"], TARGET_P99_MS, "ms"),
-               Target("worklist of 10,000, p50 at 1 client", http["worklist_10000@1"]["p50"] / 1000, TARGET_COHORT_S,
-                      "s"),
-               Target("errors", errors, 0, "", "==")]
+    targets = [
+        Target("score one person, p99 at 8 clients", http["score_one@8"]["p99"], TARGET_P99_MS, "ms"),
+        Target("worklist of 10,000, p50 at 1 client", http["worklist_10000@1"]["p50"] / 1000, TARGET_COHORT_S, "s"),
+        Target("errors", errors, 0, "", "=="),
+    ]
     figures = []
     for kind, words in (("score_one", "score one person"), ("worklist_10000", "worklist of 10,000")):
         f = floor[kind]
         for clients in (1, 8, 32):
             r = http[f"{kind}@{clients}"]
-            figures.append(Figure(f"{words}, p50 at {clients} client{'s' if clients > 1 else ''}", r["p50"], "ms",
-                                  f["p50"], "in-process, 1 client"))
+            figures.append(
+                Figure(
+                    f"{words}, p50 at {clients} client{'s' if clients > 1 else ''}",
+                    r["p50"],
+                    "ms",
+                    f["p50"],
+                    "in-process, 1 client",
+                )
+            )
             figures.append(Figure(f"{words}, p99 at {clients} client{'s' if clients > 1 else ''}", r["p99"], "ms"))
-            figures.append(Figure(f"{words}, throughput at {clients} client{'s' if clients > 1 else ''}", r["rps"],
-                                  "requests/s"))
+            figures.append(
+                Figure(f"{words}, throughput at {clients} client{'s' if clients > 1 else ''}", r["rps"], "requests/s")
+            )
     return targets, figures
 
 

@@ -46,7 +46,11 @@ def replicated_warehouse(base: Path, persons: int, base_persons: int = 1_000_000
     copies = persons // base_persons
     if copies <= 1:
         return base
-    path = CACHE / (f"scale_{persons}" if base_persons == 1_000_000 else f"scale_{persons}_of_{base_persons}") / "phm.duckdb"
+    path = (
+        CACHE
+        / (f"scale_{persons}" if base_persons == 1_000_000 else f"scale_{persons}_of_{base_persons}")
+        / "phm.duckdb"
+    )
     if path.exists():
         return path
     import duckdb
@@ -59,16 +63,25 @@ def replicated_warehouse(base: Path, persons: int, base_persons: int = 1_000_000
     tmp.unlink(missing_ok=True)
     con = duckdb.connect(str(tmp))
     con.execute(f"ATTACH {literal(base)} AS base (READ_ONLY)")
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                         "WHERE table_catalog = 'base'").fetchall()}
+    present = {
+        r[0]
+        for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = 'base'").fetchall()
+    }
     for table in [t for t in TABLES if t in present]:
-        cols = [r[0] for r in con.execute(f"SELECT column_name FROM information_schema.columns WHERE "
-                                          f"table_catalog = 'base' AND table_name = '{table}'").fetchall()]
+        cols = [
+            r[0]
+            for r in con.execute(
+                f"SELECT column_name FROM information_schema.columns WHERE "
+                f"table_catalog = 'base' AND table_name = '{table}'"
+            ).fetchall()
+        ]
         if "person_id" not in cols:
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM base.{table}")
             continue
-        parts = " UNION ALL ".join(f"SELECT * REPLACE (xor(person_id, {k << COPIES_BIT}) AS person_id) "
-                                   f"FROM base.{table}" for k in range(copies))
+        parts = " UNION ALL ".join(
+            f"SELECT * REPLACE (xor(person_id, {k << COPIES_BIT}) AS person_id) FROM base.{table}"
+            for k in range(copies)
+        )
         con.execute(f"CREATE TABLE {table} AS {parts}")
     distinct = con.execute("SELECT count(DISTINCT person_id), count(*) FROM patients").fetchone()
     assert distinct[0] == distinct[1], "person ids collided across copies"
@@ -97,8 +110,9 @@ def train_model(warehouse: Path, base_persons: int = 1_000_000) -> None:
     link = home / "warehouse" / "phm.duckdb"
     if not link.exists():
         link.symlink_to(warehouse)
-    cfg = default_config("emergency_admission").model_copy(update={
-        "grid": TuningGrid(num_leaves=[31], min_child_samples=[100]), "max_train_rows": 200_000})
+    cfg = default_config("emergency_admission").model_copy(
+        update={"grid": TuningGrid(num_leaves=[31], min_child_samples=[100]), "max_train_rows": 200_000}
+    )
     job = fit(cfg, Settings(home=home), progress=say)
     MODEL.write_bytes(pickle.dumps(job.model))
 
@@ -148,8 +162,11 @@ def step_spark(warehouse: str, work: str, memory: str) -> tuple[float, int]:
     model = pickle.loads(MODEL.read_bytes())
     tables = Path(warehouse).parent / "tables"
     ensure_exported(Path(warehouse), tables)  # the copy Spark reads: made once, not timed
-    settings = Settings(home=Path(work) / "home", spark_tables=str(tables),
-                        spark_conf={"spark.driver.memory": memory, "spark.sql.shuffle.partitions": "16"})
+    settings = Settings(
+        home=Path(work) / "home",
+        spark_tables=str(tables),
+        spark_conf={"spark.driver.memory": memory, "spark.sql.shuffle.partitions": "16"},
+    )
     spark = spark_session(settings)
     out = Path(work) / "spark_features.parquet"
     t0 = time.perf_counter()
@@ -157,7 +174,9 @@ def step_spark(warehouse: str, work: str, memory: str) -> tuple[float, int]:
         build(engine, specs.get("emergency_admission").build_config([INDEX]), out)
     built = time.perf_counter()
     features = spark.read.parquet(str(out.resolve()))
-    score_spark(features, model, ["person_id"]).write.mode("overwrite").parquet(str((Path(work) / "spark_scores").resolve()))
+    score_spark(features, model, ["person_id"]).write.mode("overwrite").parquet(
+        str((Path(work) / "spark_scores").resolve())
+    )
     seconds = time.perf_counter() - t0
     rows = spark.read.parquet(str((Path(work) / "spark_scores").resolve())).count()
     say(f"spark: build {built - t0:.1f} s, scoring {seconds - (built - t0):.1f} s")
@@ -182,11 +201,16 @@ def child_main() -> None:
 def main(argv: list[str] | None = None) -> None:
     import subprocess
 
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.spark_scale",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.spark_scale", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
-    parser.add_argument("--base", type=int, default=1_000_000,
-                        help="persons in the generated ICS that larger sizes replicate (sizes are multiples of it)")
+    parser.add_argument(
+        "--base",
+        type=int,
+        default=1_000_000,
+        help="persons in the generated ICS that larger sizes replicate (sizes are multiples of it)",
+    )
     parser.add_argument("--driver-memory", default="14g", help="Spark driver (local executor) memory")
     args = parser.parse_args(argv)
     run = Run("spark_scale", args, parser)
@@ -198,21 +222,38 @@ def main(argv: list[str] | None = None) -> None:
         work = CACHE / f"spark_scale_work_{persons}"
         for step in ("duckdb", "spark"):
             extra = [args.driver_memory] if step == "spark" else []
-            cmd = [sys.executable, "-c", "from benchmarks.spark_scale import child_main; child_main()", step,
-                   str(warehouse), str(work), *extra, str(args.base)]
+            cmd = [
+                sys.executable,
+                "-c",
+                "from benchmarks.spark_scale import child_main; child_main()",
+                step,
+                str(warehouse),
+                str(work),
+                *extra,
+                str(args.base),
+            ]
             say(f"{step} at {persons:,} persons")
-            proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True,
-                                  env=dict(os.environ))
+            proc = subprocess.run(
+                cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+            )
             if proc.returncode != 0:
                 sys.exit(f"{step} at {persons:,} failed (exit {proc.returncode})")
             split = [ln.split()[1:] for ln in proc.stdout.splitlines() if ln.startswith("BENCH_SPLIT")][-1]
             result = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT")][-1]
             res = json.loads(result.split(" ", 1)[1])
-            rows[f"{persons}/{step}"] = {**res, "build": float(split[0]), "score": float(split[1]),
-                                         "peak": res["peak_bytes"] + int(split[2])}
-    run.write_results({"index_date": str(INDEX), "sizes": args.sizes, "steps": rows}, [], record(args.sizes, rows),
-                      note="Spark: local[2]; peak memory for Spark is the JVM's high-water mark plus Python's. No "
-                           "target: DuckDB is expected to win on one machine; the question is how Spark's cost grows.")
+            rows[f"{persons}/{step}"] = {
+                **res,
+                "build": float(split[0]),
+                "score": float(split[1]),
+                "peak": res["peak_bytes"] + int(split[2]),
+            }
+    run.write_results(
+        {"index_date": str(INDEX), "sizes": args.sizes, "steps": rows},
+        [],
+        record(args.sizes, rows),
+        note="Spark: local[2]; peak memory for Spark is the JVM's high-water mark plus Python's. No "
+        "target: DuckDB is expected to win on one machine; the question is how Spark's cost grows.",
+    )
 
 
 def record(sizes: list[int], rows: dict) -> list[Figure]:
@@ -224,19 +265,31 @@ def record(sizes: list[int], rows: dict) -> list[Figure]:
             r = rows[f"{persons}/{step}"]
             engine = "DuckDB" if step == "duckdb" else "Spark"
             at = f"{engine}, {persons:,} persons ({r['rows']:,} scored)"
-            figures += [Figure(f"{at}: build", r["build"], "s"), Figure(f"{at}: score", r["score"], "s"),
-                        Figure(f"{at}: total", r["seconds"], "s"), Figure(f"{at}: peak memory", r["peak"] / GIB, "GiB"),
-                        Figure(f"{at}: time per person", r["seconds"] / persons * 1e6, "us")]
-        figures.append(Figure(f"Spark / DuckDB time, {persons:,} persons",
-                              rows[f"{persons}/spark"]["seconds"] / rows[f"{persons}/duckdb"]["seconds"], "x"))
+            figures += [
+                Figure(f"{at}: build", r["build"], "s"),
+                Figure(f"{at}: score", r["score"], "s"),
+                Figure(f"{at}: total", r["seconds"], "s"),
+                Figure(f"{at}: peak memory", r["peak"] / GIB, "GiB"),
+                Figure(f"{at}: time per person", r["seconds"] / persons * 1e6, "us"),
+            ]
+        figures.append(
+            Figure(
+                f"Spark / DuckDB time, {persons:,} persons",
+                rows[f"{persons}/spark"]["seconds"] / rows[f"{persons}/duckdb"]["seconds"],
+                "x",
+            )
+        )
     if len(sizes) > 1:
         lo, hi = sizes[0], sizes[-1]
         for step in ("duckdb", "spark"):
             a, b = rows[f"{lo}/{step}"], rows[f"{hi}/{step}"]
             engine = "DuckDB" if step == "duckdb" else "Spark"
-            figures += [Figure(f"{engine}: time per person at {hi:,} / at {lo:,}",
-                               (b["seconds"] / hi) / (a["seconds"] / lo), "x"),
-                        Figure(f"{engine}: each further person", (b["seconds"] - a["seconds"]) / (hi - lo) * 1e6, "us")]
+            figures += [
+                Figure(
+                    f"{engine}: time per person at {hi:,} / at {lo:,}", (b["seconds"] / hi) / (a["seconds"] / lo), "x"
+                ),
+                Figure(f"{engine}: each further person", (b["seconds"] - a["seconds"]) / (hi - lo) * 1e6, "us"),
+            ]
     return figures
 
 

@@ -25,7 +25,18 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.measure import CACHE, GIB, Figure, Run, Target, add_trial, cached_warehouse, child_report, run_child, say
+from benchmarks.measure import (
+    CACHE,
+    GIB,
+    Figure,
+    Run,
+    Target,
+    add_trial,
+    cached_warehouse,
+    child_report,
+    run_child,
+    say,
+)
 
 TRAIN_TARGET_S, SCORE_RATIO_TARGET = 300.0, 2.0
 
@@ -44,10 +55,17 @@ def _validation(home: str):
     return settings, frame
 
 
-METRICS = {"val_auroc": "validation AUROC", "oracle_auroc": "oracle AUROC (the generator's true risk)",
-           "model_oracle_ratio": "model AUROC / oracle AUROC", "val_calibration_slope": "calibration slope",
-           "val_calibration_intercept": "calibration intercept", "val_brier": "Brier score", "val_auprc": "AUPRC",
-           "baseline_auroc": "logistic baseline AUROC", "rule_auroc": "simple rule (prior admissions) AUROC"}
+METRICS = {
+    "val_auroc": "validation AUROC",
+    "oracle_auroc": "oracle AUROC (the generator's true risk)",
+    "model_oracle_ratio": "model AUROC / oracle AUROC",
+    "val_calibration_slope": "calibration slope",
+    "val_calibration_intercept": "calibration intercept",
+    "val_brier": "Brier score",
+    "val_auprc": "AUPRC",
+    "baseline_auroc": "logistic baseline AUROC",
+    "rule_auroc": "simple rule (prior admissions) AUROC",
+}
 
 
 def step_train(home: str) -> tuple[float, int, dict]:
@@ -58,10 +76,12 @@ def step_train(home: str) -> tuple[float, int, dict]:
     result = run(default_config("emergency_admission"), _settings(home), progress=say)
     seconds = time.perf_counter() - t0
     m = result.metrics
-    say(f"AUROC {m['val_auroc']:.4f} (oracle {m.get('oracle_auroc', float('nan')):.4f}, ratio "
+    say(
+        f"AUROC {m['val_auroc']:.4f} (oracle {m.get('oracle_auroc', float('nan')):.4f}, ratio "
         f"{m.get('model_oracle_ratio', float('nan')):.4f}), calibration slope {m['val_calibration_slope']:.3f}, "
         f"intercept {m['val_calibration_intercept']:.3f}, baseline {m['baseline_auroc']:.4f}, rule {m['rule_auroc']:.4f}, "
-        f"Brier {m['val_brier']:.4f}, AUPRC {m['val_auprc']:.4f}")
+        f"Brier {m['val_brier']:.4f}, AUPRC {m['val_auprc']:.4f}"
+    )
     return seconds, int(m["val_n"]), {"metrics": {k: float(m[k]) for k in METRICS if k in m}}
 
 
@@ -108,23 +128,36 @@ def record(persons: int, res: dict) -> tuple[list[Target], list[Figure]]:
     is the floor: the same rows, the same trees, no schema check or calibration) and the validation figures."""
     t, m, r = res["train"], res["score_mlflow"], res["score_raw"]
     at = f"{persons:,} persons"
-    targets = [Target(f"train (whole job), {at}", t["seconds"], TRAIN_TARGET_S, "s"),
-               Target("scoring time through MLflow / raw booster", m["seconds"] / r["seconds"], SCORE_RATIO_TARGET,
-                      "x", "<=")]
-    figures = [Figure("training peak memory", t["peak_bytes"] / GIB, "GiB"),
-               Figure(f"score {m['rows']:,} validation persons through MLflow", m["seconds"], "s", r["seconds"],
-                      "raw LightGBM booster"),
-               Figure("scoring through MLflow", m["rows"] / m["seconds"], "persons/s"),
-               *(Figure(words, t["metrics"][k]) for k, words in METRICS.items() if k in t["metrics"])]
+    targets = [
+        Target(f"train (whole job), {at}", t["seconds"], TRAIN_TARGET_S, "s"),
+        Target("scoring time through MLflow / raw booster", m["seconds"] / r["seconds"], SCORE_RATIO_TARGET, "x", "<="),
+    ]
+    figures = [
+        Figure("training peak memory", t["peak_bytes"] / GIB, "GiB"),
+        Figure(
+            f"score {m['rows']:,} validation persons through MLflow",
+            m["seconds"],
+            "s",
+            r["seconds"],
+            "raw LightGBM booster",
+        ),
+        Figure("scoring through MLflow", m["rows"] / m["seconds"], "persons/s"),
+        *(Figure(words, t["metrics"][k]) for k, words in METRICS.items() if k in t["metrics"]),
+    ]
     return targets, figures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = add_trial(argparse.ArgumentParser(prog="python -m benchmarks.train_score",
-                                               description=__doc__.splitlines()[0]))
+    parser = add_trial(
+        argparse.ArgumentParser(prog="python -m benchmarks.train_score", description=__doc__.splitlines()[0])
+    )
     parser.add_argument("--persons", type=int, default=1_000_000)
-    parser.add_argument("--warehouse", type=Path, default=None, help="an existing warehouse (default: the cached one "
-                        "of benchmarks.features_build for --persons)")
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="an existing warehouse (default: the cached one of benchmarks.features_build for --persons)",
+    )
     args = parser.parse_args(argv)
     run = Run("train_score", args, parser)
     warehouse = cached_warehouse(args.persons, args.warehouse)
@@ -135,8 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     (home / "warehouse" / "phm.duckdb").symlink_to(warehouse)
     res = {s: run_child("benchmarks.train_score", s, [str(home)], env) for s in STEPS}
     targets, figures = record(args.persons, res)
-    run.write_results({"persons": args.persons, "steps": res}, targets, figures,
-                      note="emergency_admission; validation figures on the validation date's eligible persons.")
+    run.write_results(
+        {"persons": args.persons, "steps": res},
+        targets,
+        figures,
+        note="emergency_admission; validation figures on the validation date's eligible persons.",
+    )
 
 
 if __name__ == "__main__":

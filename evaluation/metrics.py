@@ -13,8 +13,19 @@ from sklearn.metrics import average_precision_score
 from phm.core.stats import auroc
 
 EPS = 1e-6
-__all__ = ["auroc", "auprc", "brier", "calibration_slope_intercept", "calibration_curve", "net_benefit", "top_k",
-           "bootstrap_ci", "bootstrap_discrimination", "evaluate", "Performance"]
+__all__ = [
+    "auroc",
+    "auprc",
+    "brier",
+    "calibration_slope_intercept",
+    "calibration_curve",
+    "net_benefit",
+    "top_k",
+    "bootstrap_ci",
+    "bootstrap_discrimination",
+    "evaluate",
+    "Performance",
+]
 
 
 def auprc(y: np.ndarray, p: np.ndarray) -> float:
@@ -31,8 +42,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _newton_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: int = 50,
-                     weight: np.ndarray | None = None) -> np.ndarray:
+def _newton_logistic(
+    X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: int = 50, weight: np.ndarray | None = None
+) -> np.ndarray:
     """Unpenalised logistic regression by Newton-Raphson (small designs: 1-2 columns), rows optionally weighted."""
     beta = np.zeros(X.shape[1])
     rw = np.ones(y.size) if weight is None else np.asarray(weight, float)
@@ -49,8 +61,7 @@ def _newton_logistic(X: np.ndarray, y: np.ndarray, offset: np.ndarray, iters: in
     return beta
 
 
-def calibration_slope_intercept(y: np.ndarray, p: np.ndarray,
-                                weight: np.ndarray | None = None) -> tuple[float, float]:
+def calibration_slope_intercept(y: np.ndarray, p: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
     """Calibration slope (logistic regression of y on logit p) and calibration-in-the-large intercept
     (intercept with logit p as offset), rows optionally weighted. Perfect calibration: slope 1, intercept 0."""
     y = np.asarray(y, dtype=float)
@@ -68,8 +79,9 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
     out = []
     for chunk in np.array_split(order, bins):
         if chunk.size:
-            out.append({"mean_predicted": float(np.mean(p[chunk])), "observed": float(np.mean(y[chunk])),
-                        "n": int(chunk.size)})
+            out.append(
+                {"mean_predicted": float(np.mean(p[chunk])), "observed": float(np.mean(y[chunk])), "n": int(chunk.size)}
+            )
     return out
 
 
@@ -82,8 +94,14 @@ def net_benefit(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray) -> list[di
         flag = p >= t
         tp, fp = np.sum(flag & y), np.sum(flag & ~y)
         w = t / (1 - t)
-        out.append({"threshold": float(t), "model": float(tp / n - fp / n * w),
-                    "treat_all": float(prev - (1 - prev) * w), "treat_none": 0.0})
+        out.append(
+            {
+                "threshold": float(t),
+                "model": float(tp / n - fp / n * w),
+                "treat_all": float(prev - (1 - prev) * w),
+                "treat_none": 0.0,
+            }
+        )
     return out
 
 
@@ -95,13 +113,21 @@ def top_k(y: np.ndarray, p: np.ndarray, shares: tuple[float, ...] = (0.01, 0.02,
     for share in shares:
         k = max(1, int(round(share * y.size)))
         hit = y[order[:k]].sum()
-        out.append({"share": share, "flagged": int(k), "ppv": float(hit / k),
-                    "sensitivity": float(hit / max(y.sum(), 1)), "threshold": float(p[order[k - 1]])})
+        out.append(
+            {
+                "share": share,
+                "flagged": int(k),
+                "ppv": float(hit / k),
+                "sensitivity": float(hit / max(y.sum(), 1)),
+                "threshold": float(p[order[k - 1]]),
+            }
+        )
     return out
 
 
-def bootstrap_ci(y: np.ndarray, p: np.ndarray, metric, draws: int = 200, seed: int = 1,
-                 level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, metric, draws: int = 200, seed: int = 1, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of `metric(y, p)` resampling people."""
     rng = np.random.default_rng(seed)
     stats = []
@@ -116,8 +142,9 @@ def bootstrap_ci(y: np.ndarray, p: np.ndarray, metric, draws: int = 200, seed: i
     return float(lo), float(hi)
 
 
-def bootstrap_discrimination(y: np.ndarray, p: np.ndarray, draws: int = 200, seed: int = 1,
-                             level: float = 0.95) -> tuple[tuple[float, float], tuple[float, float]]:
+def bootstrap_discrimination(
+    y: np.ndarray, p: np.ndarray, draws: int = 200, seed: int = 1, level: float = 0.95
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """Bootstrap intervals of AUROC and AUPRC in one pass per draw.
 
     People are resampled with Poisson(1) weights (the standard large-sample form of the bootstrap),
@@ -168,8 +195,19 @@ class Performance(BaseModel):
 
     def flat(self, prefix: str = "") -> dict[str, float]:
         """Scalar metrics for MLflow (`val_auroc`, `val_ppv_top_1pct`, ...)."""
-        out = {f"{prefix}{k}": float(getattr(self, k)) for k in
-               ("n", "events", "event_rate", "auroc", "auprc", "brier", "calibration_slope", "calibration_intercept")}
+        out = {
+            f"{prefix}{k}": float(getattr(self, k))
+            for k in (
+                "n",
+                "events",
+                "event_rate",
+                "auroc",
+                "auprc",
+                "brier",
+                "calibration_slope",
+                "calibration_intercept",
+            )
+        }
         out[f"{prefix}auroc_ci_low"], out[f"{prefix}auroc_ci_high"] = self.auroc_ci
         out[f"{prefix}auprc_ci_low"], out[f"{prefix}auprc_ci_high"] = self.auprc_ci
         for row in self.top_k:
@@ -187,9 +225,17 @@ def evaluate(y: np.ndarray, p: np.ndarray, draws: int = 200, seed: int = 1) -> P
     top = float(np.quantile(p, 0.99)) if p.size else 0.5
     thresholds = np.unique(np.round(np.linspace(0.01, max(0.05, min(0.9, top)), 30), 4))
     return Performance(
-        n=int(y.size), events=int(y.sum()), event_rate=float(y.mean()) if y.size else float("nan"),
-        auroc=auroc(y, p), auroc_ci=auroc_ci, auprc=auprc(y, p), auprc_ci=auprc_ci,
-        brier=brier(y, p), calibration_slope=slope, calibration_intercept=intercept,
-        calibration_curve=calibration_curve(y, p), decision_curve=net_benefit(y, p, thresholds),
+        n=int(y.size),
+        events=int(y.sum()),
+        event_rate=float(y.mean()) if y.size else float("nan"),
+        auroc=auroc(y, p),
+        auroc_ci=auroc_ci,
+        auprc=auprc(y, p),
+        auprc_ci=auprc_ci,
+        brier=brier(y, p),
+        calibration_slope=slope,
+        calibration_intercept=intercept,
+        calibration_curve=calibration_curve(y, p),
+        decision_curve=net_benefit(y, p, thresholds),
         top_k=top_k(y, p),
     )

@@ -7,12 +7,27 @@ import json
 from models.specs.base import ModelSpec
 from phm.core.reports import render
 
-USERS = "Care coordinators (PCN and practice teams); reviewed by clinical safety officers; maintained by data scientists."
+USERS = (
+    "Care coordinators (PCN and practice teams); reviewed by clinical safety officers; maintained by data scientists."
+)
 
 
-def build_card(*, spec: ModelSpec, version: int | None, run_id: str, cfg: dict, manifests: dict, predictors: list[str],
-               descriptions: dict[str, str], performance: dict, comparators: dict, oracle: dict | None,
-               subgroups: list[dict], importance: list[dict], extra: dict | None = None) -> dict:
+def build_card(
+    *,
+    spec: ModelSpec,
+    version: int | None,
+    run_id: str,
+    cfg: dict,
+    manifests: dict,
+    predictors: list[str],
+    descriptions: dict[str, str],
+    performance: dict,
+    comparators: dict,
+    oracle: dict | None,
+    subgroups: list[dict],
+    importance: list[dict],
+    extra: dict | None = None,
+) -> dict:
     """The card as a dictionary (the JSON twin)."""
     train, val = manifests["train"], manifests["validation"]
     return {
@@ -26,26 +41,38 @@ def build_card(*, spec: ModelSpec, version: int | None, run_id: str, cfg: dict, 
             "warehouse_as_of": train.get("warehouse_as_of"),
             "data_end": train.get("data_end"),
             "training_index_dates": train["index_dates"],
-            "validation_index_dates": [val["index_dates"][0], val["index_dates"][-1]] if len(val["index_dates"]) > 2
+            "validation_index_dates": [val["index_dates"][0], val["index_dates"][-1]]
+            if len(val["index_dates"]) > 2
             else val["index_dates"],
             "feature_set": train["feature_set"],
             "feature_definition_hash": train["definition_hash"],
         },
-        "population": {"rules": train["cohort"]["rules"], "training": train["cohort"]["eligible_by_index_date"],
-                       "excluded_at_training": train["cohort"]["excluded_by_reason"]},
-        "outcome": {"column": train["label"]["column"], "rules": train["label"]["rules"],
-                    "censoring": "people who moved away without an outcome, or whose follow-up ran past the data, "
-                                 "were excluded from training and validation (counted below)",
-                    "censored_training": train["label"]["censored_by_reason"],
-                    "censored_validation": val["label"]["censored_by_reason"]},
+        "population": {
+            "rules": train["cohort"]["rules"],
+            "training": train["cohort"]["eligible_by_index_date"],
+            "excluded_at_training": train["cohort"]["excluded_by_reason"],
+        },
+        "outcome": {
+            "column": train["label"]["column"],
+            "rules": train["label"]["rules"],
+            "censoring": "people who moved away without an outcome, or whose follow-up ran past the data, "
+            "were excluded from training and validation (counted below)",
+            "censored_training": train["label"]["censored_by_reason"],
+            "censored_validation": val["label"]["censored_by_reason"],
+        },
         "predictors": [{"name": p, "description": descriptions.get(p, "")} for p in predictors],
         "ethnicity_as_predictor": train["ethnicity_as_predictor"],
         "missing_data": "Event counts default to 0 when a person has no such events (declared per feature); "
-                        "home-monitoring summaries stay missing when there are no readings and LightGBM routes "
-                        "them natively; the logistic baseline imputes medians.",
-        "algorithm": {"type": "LightGBM gradient boosting with Platt calibration on held-out training people"
-                  if cfg.get("calibration") == "sigmoid" else "LightGBM with isotonic calibration",
-                  "hyperparameters": cfg.get("chosen"), "tuning": cfg.get("tuning"), "seed": cfg.get("seed")},
+        "home-monitoring summaries stay missing when there are no readings and LightGBM routes "
+        "them natively; the logistic baseline imputes medians.",
+        "algorithm": {
+            "type": "LightGBM gradient boosting with Platt calibration on held-out training people"
+            if cfg.get("calibration") == "sigmoid"
+            else "LightGBM with isotonic calibration",
+            "hyperparameters": cfg.get("chosen"),
+            "tuning": cfg.get("tuning"),
+            "seed": cfg.get("seed"),
+        },
         "performance_validation": performance,
         "comparators": comparators,
         "oracle": oracle,
@@ -64,9 +91,22 @@ def build_card(*, spec: ModelSpec, version: int | None, run_id: str, cfg: dict, 
 def render_html(card: dict) -> str:
     """The card as a self-contained HTML page (template `model_card.html.j2`)."""
     perf = card["performance_validation"]
-    headline = [{"measure": k, "value": perf[k]} for k in
-                ("n", "events", "event_rate", "auroc", "auroc_ci", "auprc", "auprc_ci", "brier", "calibration_slope",
-                 "calibration_intercept") if k in perf]
+    headline = [
+        {"measure": k, "value": perf[k]}
+        for k in (
+            "n",
+            "events",
+            "event_rate",
+            "auroc",
+            "auroc_ci",
+            "auprc",
+            "auprc_ci",
+            "brier",
+            "calibration_slope",
+            "calibration_intercept",
+        )
+        if k in perf
+    ]
     comparators = [{"score": k, **v} for k, v in card["comparators"].items()]
     data = [{"item": k, "value": json.dumps(v) if isinstance(v, (list, dict)) else v} for k, v in card["data"].items()]
     title = f"Model card: {card['model']}" + (f" version {card['version']}" if card["version"] else "")

@@ -52,8 +52,11 @@ def calibration(perf: Performance):
     top = max(max(pred), max(obs)) * 1.05
     ax.plot([0, top], [0, top], ls=":", color="black", lw=0.8)
     ax.plot(pred, obs, "o-", color=NHS_BLUE)
-    ax.set(xlabel="Mean predicted risk", ylabel="Observed rate",
-           title=f"Calibration: slope {perf.calibration_slope:.2f}, intercept {perf.calibration_intercept:.2f}")
+    ax.set(
+        xlabel="Mean predicted risk",
+        ylabel="Observed rate",
+        title=f"Calibration: slope {perf.calibration_slope:.2f}, intercept {perf.calibration_intercept:.2f}",
+    )
     return fig
 
 

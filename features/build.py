@@ -50,11 +50,21 @@ class BuildConfig(Document):
 
 def required_columns(fs: FeatureSet) -> dict[str, set[str]]:
     """Source table -> columns the feature set reads."""
-    need: dict[str, set[str]] = {"patients": {"person_id", "year_of_birth", "month_of_birth", "registration_start",
-                                              "registration_end", "date_of_death"}}
+    need: dict[str, set[str]] = {
+        "patients": {
+            "person_id",
+            "year_of_birth",
+            "month_of_birth",
+            "registration_start",
+            "registration_end",
+            "date_of_death",
+        }
+    }
     for f in fs.features:
         if isinstance(f, AttributeFeature):
-            col = {"imd_decile": None, "age": None, "registered_days": "registration_start"}.get(f.attribute, f.attribute)
+            col = {"imd_decile": None, "age": None, "registered_days": "registration_start"}.get(
+                f.attribute, f.attribute
+            )
             if f.attribute == "imd_decile":
                 need.setdefault("imd", set()).update({"lsoa11", "imd_decile"})
                 need["patients"].add("lsoa11")
@@ -72,16 +82,23 @@ def required_columns(fs: FeatureSet) -> dict[str, set[str]]:
 
 def check_sources(present: dict[str, set[str]], fs: FeatureSet) -> None:
     missing_tables = [t for t in required_columns(fs) if t not in present]
-    missing_cols = [f"{t}.{c}" for t, cols in required_columns(fs).items() if t in present
-                    for c in sorted(cols) if c not in present[t]]
+    missing_cols = [
+        f"{t}.{c}"
+        for t, cols in required_columns(fs).items()
+        if t in present
+        for c in sorted(cols)
+        if c not in present[t]
+    ]
     if missing_tables or missing_cols:
         parts = []
         if missing_tables:
             parts.append(f"missing source tables: {', '.join(sorted(missing_tables))}")
         if missing_cols:
             parts.append(f"missing columns: {', '.join(missing_cols)}")
-        raise FeatureSourceError(f"the {fs.name} feature set cannot be built: {'; '.join(parts)}. "
-                                 "Load extracts that provide them (`phm data load`).")
+        raise FeatureSourceError(
+            f"the {fs.name} feature set cannot be built: {'; '.join(parts)}. "
+            "Load extracts that provide them (`phm data load`)."
+        )
 
 
 def data_end_of(engine: Engine) -> date:
@@ -93,10 +110,10 @@ def data_span_of(engine: Engine) -> tuple[date, date]:
     """The first and last days of activity (admissions, prescriptions, A&E attendances)."""
     t = engine.table
     row = engine.rows(f"""SELECT min(lo), max(hi) FROM (
-                          SELECT min(admission_date) AS lo, max(admission_date) AS hi FROM {t('apc_spells')}
-                          UNION ALL SELECT min(issue_date), max(issue_date) FROM {t('prescriptions')}
+                          SELECT min(admission_date) AS lo, max(admission_date) AS hi FROM {t("apc_spells")}
+                          UNION ALL SELECT min(issue_date), max(issue_date) FROM {t("prescriptions")}
                           UNION ALL SELECT min(CAST(arrival_time AS DATE)), max(CAST(arrival_time AS DATE))
-                          FROM {t('ae_attendances')}) m""")
+                          FROM {t("ae_attendances")}) m""")
     if row[0][1] is None:
         raise EmptyCohortError("the warehouse holds no activity, so follow-up cannot be judged")
     lo, hi = row[0]
@@ -122,24 +139,36 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
         for name, sql in parts:
             engine.materialize(name, sql)
         engine.view("cohort_all", everyone)  # patients x dates rows: streamed twice, never stored
-        excluded = {r: n for r, n in engine.rows("SELECT _reason, count(*) AS n FROM cohort_all WHERE _reason IS NOT NULL "
-                                                 "GROUP BY _reason ORDER BY n DESC, _reason")}
+        excluded = {
+            r: n
+            for r, n in engine.rows(
+                "SELECT _reason, count(*) AS n FROM cohort_all WHERE _reason IS NOT NULL "
+                "GROUP BY _reason ORDER BY n DESC, _reason"
+            )
+        }
         engine.materialize("cohort", "SELECT person_id, _idx FROM cohort_all WHERE _reason IS NULL")
-        eligible = dict(engine.rows(f"SELECT {dialect.as_text('_idx')} AS d, count(*) AS n FROM cohort "
-                                    "GROUP BY _idx ORDER BY d"))
+        eligible = dict(
+            engine.rows(f"SELECT {dialect.as_text('_idx')} AS d, count(*) AS n FROM cohort GROUP BY _idx ORDER BY d")
+        )
         if not eligible:
             raise EmptyCohortError(
                 f"no one is eligible for {fs.name} at {', '.join(map(str, cfg.index_dates))}"
-                f" (excluded: {', '.join(f'{k} {v:,}' for k, v in excluded.items()) or 'no patients loaded'})")
+                f" (excluded: {', '.join(f'{k} {v:,}' for k, v in excluded.items()) or 'no patients loaded'})"
+            )
         single = cfg.index_dates[0] if len(cfg.index_dates) == 1 else None
         features_sql = FeatureCompiler(dialect, table, index_date=single).compile(fs)
         labels = label_sql(label_cfg, dialect, table, data_end)
-        engine.write_parquet(f"""SELECT f.*, l.{label_cfg.column}, l.censor_reason, l.died_in_follow_up
+        engine.write_parquet(
+            f"""SELECT f.*, l.{label_cfg.column}, l.censor_reason, l.died_in_follow_up
                                  FROM ({features_sql}) f JOIN ({labels}) l
-                                 ON l.person_id = f.person_id AND l._idx = f.index_date""", ["index_date", "person_id"], out)
+                                 ON l.person_id = f.person_id AND l._idx = f.index_date""",
+            ["index_date", "person_id"],
+            out,
+        )
         engine.read_parquet("result", out)  # the manifest describes the file as written
-        manifest = _manifest(engine, fs, cfg, cohort_cfg, label_cfg, data_end, excluded, eligible, out,
-                             "load_info" in present)
+        manifest = _manifest(
+            engine, fs, cfg, cohort_cfg, label_cfg, data_end, excluded, eligible, out, "load_info" in present
+        )
     finally:
         if engine is not source:
             engine.close()
@@ -148,20 +177,41 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
     return manifest
 
 
-def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: CohortConfig, label_cfg: LabelConfig,
-              data_end: date, excluded: dict, eligible: dict, out: Path, has_load_info: bool) -> dict:
+def _manifest(
+    engine: Engine,
+    fs: FeatureSet,
+    cfg: BuildConfig,
+    cohort_cfg: CohortConfig,
+    label_cfg: LabelConfig,
+    data_end: date,
+    excluded: dict,
+    eligible: dict,
+    out: Path,
+    has_load_info: bool,
+) -> dict:
     names = [f.name for f in fs.features]
-    nulls = engine.rows("SELECT " + ", ".join(f"avg(CASE WHEN {n} IS NULL THEN 1.0 ELSE 0.0 END) AS {n}"
-                                              for n in names) + " FROM result")[0]
+    nulls = engine.rows(
+        "SELECT "
+        + ", ".join(f"avg(CASE WHEN {n} IS NULL THEN 1.0 ELSE 0.0 END) AS {n}" for n in names)
+        + " FROM result"
+    )[0]
     col = label_cfg.column
     positives, negatives, censored = engine.rows(
         f"SELECT sum(CASE WHEN {col} = 1 THEN 1 ELSE 0 END) AS pos, sum(CASE WHEN {col} = 0 THEN 1 ELSE 0 END) AS neg, "
-        f"sum(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS cens FROM result")[0]
-    censor = dict(engine.rows("SELECT censor_reason, count(*) AS n FROM result WHERE censor_reason IS NOT NULL "
-                              "GROUP BY censor_reason ORDER BY censor_reason"))
+        f"sum(CASE WHEN {col} IS NULL THEN 1 ELSE 0 END) AS cens FROM result"
+    )[0]
+    censor = dict(
+        engine.rows(
+            "SELECT censor_reason, count(*) AS n FROM result WHERE censor_reason IS NOT NULL "
+            "GROUP BY censor_reason ORDER BY censor_reason"
+        )
+    )
     info = _load_info(engine) if has_load_info else {}
-    segments = dict(engine.rows("SELECT segment, count(*) AS n FROM result GROUP BY segment ORDER BY n DESC, segment")) \
-        if "segment" in names else {}
+    segments = (
+        dict(engine.rows("SELECT segment, count(*) AS n FROM result GROUP BY segment ORDER BY n DESC, segment"))
+        if "segment" in names
+        else {}
+    )
     carried = [c for c in fs.carried if not (c == "ethnic_category" and cfg.ethnicity_as_predictor)]
     predictors = [n for n in names if n not in carried]
     return {
@@ -174,9 +224,19 @@ def _manifest(engine: Engine, fs: FeatureSet, cfg: BuildConfig, cohort_cfg: Coho
         "warehouse_as_of": info.get("as_of"),
         "data_source": source_description(info.get("source_format"), bool(info.get("synthetic"))),
         "data_end": str(data_end),
-        "cohort": {"rules": cohort_cfg.model_dump(), "eligible_by_index_date": eligible, "excluded_by_reason": excluded},
-        "label": {"column": col, "rules": label_cfg.rules(), "positives": int(positives or 0),
-                  "negatives": int(negatives or 0), "censored": int(censored or 0), "censored_by_reason": censor},
+        "cohort": {
+            "rules": cohort_cfg.model_dump(),
+            "eligible_by_index_date": eligible,
+            "excluded_by_reason": excluded,
+        },
+        "label": {
+            "column": col,
+            "rules": label_cfg.rules(),
+            "positives": int(positives or 0),
+            "negatives": int(negatives or 0),
+            "censored": int(censored or 0),
+            "censored_by_reason": censor,
+        },
         "rows": int((positives or 0) + (negatives or 0) + (censored or 0)),
         "segments": segments,
         "ethnicity_as_predictor": cfg.ethnicity_as_predictor,

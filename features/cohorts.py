@@ -29,8 +29,9 @@ class CohortConfig(Strict):
     min_age: int = Field(18, ge=0, description="Youngest age in whole years (18 = adults)")
     max_age: int | None = None
     min_registration_days: int = Field(0, ge=0, description="Days registered before the index date")
-    conditions: list[str] = Field(default_factory=list,
-                                  description="Require any of these conditions coded before the index date")
+    conditions: list[str] = Field(
+        default_factory=list, description="Require any of these conditions coded before the index date"
+    )
     monitored_days: int | None = Field(None, description="Require a home-monitoring reading in this many days before")
 
 
@@ -38,15 +39,21 @@ class LabelConfig(Strict):
     """What counts as the outcome after an index date."""
 
     outcome: Literal["emergency", "exacerbation"] = Field(
-        "emergency", description="emergency: any emergency admission; exacerbation: a COPD/asthma rescue course "
-                                 "or emergency respiratory admission")
+        "emergency",
+        description="emergency: any emergency admission; exacerbation: a COPD/asthma rescue course "
+        "or emergency respiratory admission",
+    )
     horizon_months: int | None = 12
     horizon_days: int | None = None
     include_death: bool = False
-    diagnoses: list[str] = Field(default_factory=list, description="emergency only: count only admissions whose primary "
-                                 "diagnosis starts with one of these ICD-10 stems (empty: any)")
-    name: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*$",
-                             description="The outcome's name in the label column (default: `outcome`)")
+    diagnoses: list[str] = Field(
+        default_factory=list,
+        description="emergency only: count only admissions whose primary "
+        "diagnosis starts with one of these ICD-10 stems (empty: any)",
+    )
+    name: str | None = Field(
+        None, pattern=r"^[a-z][a-z0-9_]*$", description="The outcome's name in the label column (default: `outcome`)"
+    )
 
     @model_validator(mode="after")
     def _diagnoses_of_admissions(self) -> "LabelConfig":
@@ -73,8 +80,9 @@ def _dates(index_dates: list[date], d: Dialect) -> str:
     return " UNION ALL ".join(f"SELECT {d.date_literal(x)} AS _idx" for x in index_dates)
 
 
-def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect,
-               table: TableRef) -> tuple[list[tuple[str, str]], str]:
+def cohort_sql(
+    cfg: CohortConfig, index_dates: list[date], d: Dialect, table: TableRef
+) -> tuple[list[tuple[str, str]], str]:
     """The small aggregates to compute first, as (name, SQL), and the query of (person_id, _idx, _reason) for
     every patient and index date over them; `_reason` is NULL when eligible.
 
@@ -96,60 +104,84 @@ def cohort_sql(cfg: CohortConfig, index_dates: list[date], d: Dialect,
         checks.append(("above maximum age", f"{age} > {cfg.max_age}"))
     if cfg.conditions:
         codes = [c.snomed for c in CONDITIONS if c.key in cfg.conditions]
-        parts.append(("cohort_condition", f"""SELECT g.person_id, MIN(g.event_date) AS _first FROM {table('gp_events')} g
-    WHERE g.code IN ({', '.join(sql_literal(c) for c in codes)}) GROUP BY g.person_id"""))
+        parts.append(
+            (
+                "cohort_condition",
+                f"""SELECT g.person_id, MIN(g.event_date) AS _first FROM {table("gp_events")} g
+    WHERE g.code IN ({", ".join(sql_literal(c) for c in codes)}) GROUP BY g.person_id""",
+            )
+        )
         joins.append("LEFT JOIN cohort_condition cond ON cond.person_id = p.person_id")
         checks.append(("condition not recorded", "cond._first IS NULL OR cond._first >= x._idx"))
     if cfg.monitored_days:
-        parts.append(("cohort_monitoring", f"""SELECT h.person_id, w._idx FROM {table('home_monitoring')} h
-    JOIN ({dates}) w ON h.reading_date < w._idx AND h.reading_date >= {d.add_days('w._idx', -cfg.monitored_days)}
-    GROUP BY h.person_id, w._idx"""))
+        parts.append(
+            (
+                "cohort_monitoring",
+                f"""SELECT h.person_id, w._idx FROM {table("home_monitoring")} h
+    JOIN ({dates}) w ON h.reading_date < w._idx AND h.reading_date >= {d.add_days("w._idx", -cfg.monitored_days)}
+    GROUP BY h.person_id, w._idx""",
+            )
+        )
         joins.append("LEFT JOIN cohort_monitoring mon ON mon.person_id = p.person_id AND mon._idx = x._idx")
         checks.append(("no recent home monitoring", "mon.person_id IS NULL"))
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(name)}" for name, cond in checks) + " END"
-    return parts, (f"SELECT p.person_id, x._idx, {reason} AS _reason\n"
-                   f"FROM {table('patients')} p CROSS JOIN ({dates}) x\n" + "\n".join(joins))
+    return parts, (
+        f"SELECT p.person_id, x._idx, {reason} AS _reason\n"
+        f"FROM {table('patients')} p CROSS JOIN ({dates}) x\n" + "\n".join(joins)
+    )
 
 
 def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> str:
     """(person_id, _idx, label, censor_reason, died_in_follow_up) for the rows of table `cohort`. Deaths in the
     follow-up are a measure of need that does not depend on service use (the audit's need at equal score)."""
+
     def horizon(idx: str) -> str:
-        return (d.add_months(idx, cfg.horizon_months) if cfg.horizon_months
-                else d.add_days(idx, cfg.horizon_days or 0))
+        return d.add_months(idx, cfg.horizon_months) if cfg.horizon_months else d.add_days(idx, cfg.horizon_days or 0)
 
     methods = ", ".join(sql_literal(m) for m in EMERGENCY_ADMISSION_METHODS)
 
     def outcomes(source: str, date_col: str, condition: str) -> str:
-        return (f"SELECT o.person_id, o._idx FROM cohort o JOIN {table(source)} e ON e.person_id = o.person_id\n"
-                f"    WHERE {condition} AND e.{date_col} >= o._idx AND e.{date_col} < {horizon('o._idx')}")
+        return (
+            f"SELECT o.person_id, o._idx FROM cohort o JOIN {table(source)} e ON e.person_id = o.person_id\n"
+            f"    WHERE {condition} AND e.{date_col} >= o._idx AND e.{date_col} < {horizon('o._idx')}"
+        )
 
     if cfg.outcome == "emergency":
         which, by_length = "", {}
         for code in cfg.diagnoses:
             by_length.setdefault(len(code), []).append(sql_literal(code))
         if by_length:  # one IN list per stem length, not an OR per stem
-            which = " AND (" + " OR ".join(f"substr(e.primary_diagnosis, 1, {n}) IN ({', '.join(codes)})"
-                                           for n, codes in sorted(by_length.items())) + ")"
+            which = (
+                " AND ("
+                + " OR ".join(
+                    f"substr(e.primary_diagnosis, 1, {n}) IN ({', '.join(codes)})"
+                    for n, codes in sorted(by_length.items())
+                )
+                + ")"
+            )
         events = outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods}){which}")
     else:
         resp = " OR ".join(d.starts_with("e.primary_diagnosis", code) for code in RESPIRATORY_ICD10)
-        events = (outcomes("prescriptions", "issue_date", f"e.bnf_code = {sql_literal(RESCUE_PACK[0])}")
-                  + "\n    UNION ALL\n"
-                  + outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods}) AND ({resp})"))
+        events = (
+            outcomes("prescriptions", "issue_date", f"e.bnf_code = {sql_literal(RESCUE_PACK[0])}")
+            + "\n    UNION ALL\n"
+            + outcomes("apc_spells", "admission_date", f"e.admission_method IN ({methods}) AND ({resp})")
+        )
     event = "ev.person_id IS NOT NULL"
     end = horizon("c._idx")
     if cfg.include_death:
         event = f"({event} OR (p.date_of_death >= c._idx AND p.date_of_death < {end}))"
-    moved = (f"p.registration_end IS NOT NULL AND p.registration_end < {end} "
-             f"AND (p.date_of_death IS NULL OR p.date_of_death > p.registration_end)")
+    moved = (
+        f"p.registration_end IS NOT NULL AND p.registration_end < {end} "
+        f"AND (p.date_of_death IS NULL OR p.date_of_death > p.registration_end)"
+    )
     past_end = f"{end} > {d.add_days(d.date_literal(data_end), 1)}"
     return f"""SELECT c.person_id, c._idx,
        CASE WHEN {event} THEN 1 WHEN {moved} OR {past_end} THEN NULL ELSE 0 END AS {cfg.column},
        CASE WHEN {event} THEN NULL WHEN {moved} THEN 'moved away' WHEN {past_end} THEN 'follow-up beyond data'
             END AS censor_reason,
        CASE WHEN p.date_of_death >= c._idx AND p.date_of_death < {end} THEN 1 ELSE 0 END AS died_in_follow_up
-FROM cohort c JOIN {table('patients')} p ON p.person_id = c.person_id
+FROM cohort c JOIN {table("patients")} p ON p.person_id = c.person_id
 LEFT JOIN (SELECT person_id, _idx FROM (
     {events}
   ) hit GROUP BY person_id, _idx) ev ON ev.person_id = c.person_id AND ev._idx = c._idx"""

@@ -19,8 +19,14 @@ from models.explain import reasons
 from models.risk import GradientBoostedRisk
 
 
-def _per_row(frame: Any, model: GradientBoostedRisk, keep: list[str], column: str, spark_type: str,
-             compute: Callable[[GradientBoostedRisk, pd.DataFrame], list]) -> Any:
+def _per_row(
+    frame: Any,
+    model: GradientBoostedRisk,
+    keep: list[str],
+    column: str,
+    spark_type: str,
+    compute: Callable[[GradientBoostedRisk, pd.DataFrame], list],
+) -> Any:
     """`frame`'s `keep` columns plus `column`, `compute(model, predictors)` of each batch on the executors."""
     names = list(model.feature_names_in_)
     model = copy.copy(model).use_threads(1)
@@ -40,8 +46,8 @@ def score_spark(frame: Any, model: GradientBoostedRisk, keep: list[str], column:
     return _per_row(frame, model, keep, column, "double", lambda m, X: m.predict_proba(X)[:, 1])
 
 
-def explain_spark(frame: Any, model: GradientBoostedRisk, keep: list[str], top: int = 3,
-                  column: str = "reasons") -> Any:
+def explain_spark(
+    frame: Any, model: GradientBoostedRisk, keep: list[str], top: int = 3, column: str = "reasons"
+) -> Any:
     """`frame`'s `keep` columns plus each row's top reasons as JSON text (as `models.explain.reasons`)."""
-    return _per_row(frame, model, keep, column, "string",
-                    lambda m, X: [json.dumps(r) for r in reasons(m, X, top)])
+    return _per_row(frame, model, keep, column, "string", lambda m, X: [json.dumps(r) for r in reasons(m, X, top)])

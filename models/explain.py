@@ -15,8 +15,14 @@ from features.sources.codes import CONDITIONS
 from models.risk import GradientBoostedRisk
 
 _CONDITION_LABEL = {c.key: c.label for c in CONDITIONS}
-_MEASURE = {"spo2": "oxygen saturation", "fev1_pct_predicted": "FEV1", "peak_flow_pct_predicted": "peak flow",
-            "heart_rate": "heart rate", "symptom_score": "symptom score", "steps": "daily steps"}
+_MEASURE = {
+    "spo2": "oxygen saturation",
+    "fev1_pct_predicted": "FEV1",
+    "peak_flow_pct_predicted": "peak flow",
+    "heart_rate": "heart rate",
+    "symptom_score": "symptom score",
+    "steps": "daily steps",
+}
 TEMPLATES = {
     "age": "aged {v:.0f}",
     "emergency_admissions_12m": "{v:.0f} emergency admission(s) in the last year",
@@ -25,9 +31,9 @@ TEMPLATES = {
     "emergency_bed_days_3m": "{v:.0f} day(s) in hospital after emergencies in the last 3 months",
     "days_since_emergency_admission": "last emergency admission {v:.0f} days ago",
     "acsc_admissions_12m": "{v:.0f} emergency admission(s) for a condition usually managed outside hospital in the "
-                           "last year",
+    "last year",
     "days_since_acsc_admission": "last emergency admission for a condition usually managed outside hospital "
-                                 "{v:.0f} days ago",
+    "{v:.0f} days ago",
     "elective_admissions_12m": "{v:.0f} planned admission(s) in the last year",
     "critical_care_days_12m": "{v:.0f} day(s) in critical care in the last year",
     "ae_attendances_12m": "{v:.0f} A&E visit(s) in the last year",
@@ -102,7 +108,13 @@ def reasons_from_values(model: GradientBoostedRisk, values: np.ndarray, top: int
             if c <= 0:
                 break
             v = values[i, j]
-            row.append({"feature": names[j], "value": None if np.isnan(v) else float(v),
-                        "words": phrase(names[j], float(v)), "log_odds": round(float(c), 4)})
+            row.append(
+                {
+                    "feature": names[j],
+                    "value": None if np.isnan(v) else float(v),
+                    "words": phrase(names[j], float(v)),
+                    "log_odds": round(float(c), 4),
+                }
+            )
         out.append(row)
     return out

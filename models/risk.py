@@ -42,20 +42,38 @@ class BoostingParams(Strict):
     colsample_bytree: float = 0.8
     reg_lambda: float = 1.0
     seed: int = 1
-    threads: int | None = Field(None, ge=1, description="LightGBM threads (None: the threads setting, else the cores "
-                                                        "available); results do not depend on it")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="LightGBM threads (None: the threads setting, else the cores "
+        "available); results do not depend on it",
+    )
     monotone: dict[str, int] = Field(default_factory=dict, description="+1/-1: risk may only rise/fall with it")
 
     def lgbm(self, columns: list[str] | None = None) -> lgb.LGBMClassifier:
         extra = {}
         if self.monotone and columns is not None:
-            extra = {"monotone_constraints": [self.monotone.get(c, 0) for c in columns],
-                     "monotone_constraints_method": "intermediate"}
-        return lgb.LGBMClassifier(**extra,
-            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, learning_rate=self.learning_rate,
-            n_estimators=self.n_estimators, subsample=self.subsample, subsample_freq=1, max_bin=self.max_bin,
-            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, random_state=self.seed,
-            n_jobs=lightgbm_threads(self.threads), deterministic=True, force_col_wise=True, verbose=-1)
+            extra = {
+                "monotone_constraints": [self.monotone.get(c, 0) for c in columns],
+                "monotone_constraints_method": "intermediate",
+            }
+        return lgb.LGBMClassifier(
+            **extra,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            learning_rate=self.learning_rate,
+            n_estimators=self.n_estimators,
+            subsample=self.subsample,
+            subsample_freq=1,
+            max_bin=self.max_bin,
+            colsample_bytree=self.colsample_bytree,
+            reg_lambda=self.reg_lambda,
+            random_state=self.seed,
+            n_jobs=lightgbm_threads(self.threads),
+            deterministic=True,
+            force_col_wise=True,
+            verbose=-1,
+        )
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -70,17 +88,30 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
         self.params = params
         self.calibration = calibration
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, X_cal: pd.DataFrame, y_cal: np.ndarray,
-            X_stop: pd.DataFrame | None = None, y_stop: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
-            cal_weight: np.ndarray | None = None, stop_weight: np.ndarray | None = None) -> "GradientBoostedRisk":
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        X_cal: pd.DataFrame,
+        y_cal: np.ndarray,
+        X_stop: pd.DataFrame | None = None,
+        y_stop: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
+        cal_weight: np.ndarray | None = None,
+        stop_weight: np.ndarray | None = None,
+    ) -> "GradientBoostedRisk":
         """Fit trees on (X, y), stopping early on (X_stop, y_stop) if given, then calibrate on (X_cal, y_cal); each
         part optionally weighted per row (e.g. `evaluation.programme.holdout.safe_weights`)."""
         params = self.params or BoostingParams()
         self.booster_ = params.lgbm(list(X.columns))
         fit_args: dict = {}
         if X_stop is not None:
-            fit_args = {"eval_X": (X_stop,), "eval_y": (y_stop,), "eval_metric": "binary_logloss",
-                        "callbacks": [lgb.early_stopping(50, verbose=False)]}
+            fit_args = {
+                "eval_X": (X_stop,),
+                "eval_y": (y_stop,),
+                "eval_metric": "binary_logloss",
+                "callbacks": [lgb.early_stopping(50, verbose=False)],
+            }
             if stop_weight is not None:
                 fit_args["eval_sample_weight"] = [stop_weight]
         self.booster_.fit(X, y, sample_weight=sample_weight, **fit_args)
@@ -89,10 +120,12 @@ class GradientBoostedRisk(ClassifierMixin, BaseEstimator):
         raw = self.raw_proba(X_cal)
         if self.calibration == "isotonic":
             self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(
-                raw, y_cal, sample_weight=cal_weight)
+                raw, y_cal, sample_weight=cal_weight
+            )
         else:
-            self.calibrator_ = LogisticRegression(C=1e6, max_iter=1000).fit(logit(raw)[:, None], y_cal,
-                                                                            sample_weight=cal_weight)
+            self.calibrator_ = LogisticRegression(C=1e6, max_iter=1000).fit(
+                logit(raw)[:, None], y_cal, sample_weight=cal_weight
+            )
         return self
 
     def use_threads(self, threads: int | None) -> "GradientBoostedRisk":
@@ -152,8 +185,11 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
         self.seed = seed
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "LogisticBaseline":
-        self.pipeline_ = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                                       LogisticRegression(C=self.C, max_iter=3000, random_state=self.seed))
+        self.pipeline_ = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(C=self.C, max_iter=3000, random_state=self.seed),
+        )
         self.pipeline_.fit(X, y, logisticregression__sample_weight=sample_weight)
         self.feature_names_in_ = np.asarray(X.columns)
         self.classes_ = np.array([0, 1])

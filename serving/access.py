@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from phm.core import ledger
+from phm.core import ledger, ledger_head
 from serving.users import User
 
 _NHS_LIKE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
@@ -27,8 +27,14 @@ def log_path(home: Path) -> Path:
     return home / "security" / "access_log.jsonl"
 
 
-def record(request: Request, user: User | None = None, people: list | None = None, asked: list | None = None,
-           practices: list[str] | None = None, extra: dict | None = None) -> None:
+def record(
+    request: Request,
+    user: User | None = None,
+    people: list | None = None,
+    asked: list | None = None,
+    practices: list[str] | None = None,
+    extra: dict | None = None,
+) -> None:
     """Note on the request what its access-log entry says: the user, the people returned, the people asked for
     but refused, the practices read, and any other facts of the request (`extra`: small JSON values, never an
     identifier: e.g. the purpose of a re-identification and how many people it returned)."""
@@ -58,8 +64,14 @@ def _route(scope: dict) -> str:
 class AccessLog:
     """ASGI middleware writing the access-log entry of every protected request (see the module docstring)."""
 
-    def __init__(self, app, home: Callable[[], Path | None], protected: Callable[[str, str], bool],
-                 log: logging.Logger, html: bool = False) -> None:
+    def __init__(
+        self,
+        app,
+        home: Callable[[], Path | None],
+        protected: Callable[[str, str], bool],
+        log: logging.Logger,
+        html: bool = False,
+    ) -> None:
         self.app, self.home, self.protected, self.log, self.html = app, home, protected, log, html
 
     async def __call__(self, scope, receive, send):
@@ -84,10 +96,16 @@ class AccessLog:
     def _write(self, scope: dict, state: dict, status: int) -> bool:
         user: User | None = state.get("phm_user")
         client = scope.get("client") or ("", 0)
-        fields = {"user": user.name if user else "anonymous", "role": user.role.value if user else None,
-                  "method": scope["method"], "route": _route(scope), "status": status, "client": client[0],
-                  "people": state.get("phm_people", []) if status < 400 else [],
-                  "practices": state.get("phm_practices", []) if status < 400 else []}
+        fields = {
+            "user": user.name if user else "anonymous",
+            "role": user.role.value if user else None,
+            "method": scope["method"],
+            "route": _route(scope),
+            "status": status,
+            "client": client[0],
+            "people": state.get("phm_people", []) if status < 400 else [],
+            "practices": state.get("phm_practices", []) if status < 400 else [],
+        }
         if status < 400:
             fields.update({k: v for k, v in state.get("phm_extra", {}).items() if k not in fields})
         if state.get("phm_asked"):
@@ -99,18 +117,27 @@ class AccessLog:
         try:
             ledger.append(log_path(home), "access", full_check=False, **fields)
             return True
-        except (ledger.LedgerError, OSError, ValueError) as exc:
-            self.log.error("access log %s cannot be appended (%s: %s); %s %s answered %s",
-                           log_path(home), type(exc).__name__, str(exc)[:200], scope["method"], fields["route"],
-                           status if status >= 400 else "503 instead of " + str(status))
+        except (ledger_head.LedgerError, OSError, ValueError) as exc:
+            self.log.error(
+                "access log %s cannot be appended (%s: %s); %s %s answered %s",
+                log_path(home),
+                type(exc).__name__,
+                str(exc)[:200],
+                scope["method"],
+                fields["route"],
+                status if status >= 400 else "503 instead of " + str(status),
+            )
             return False
 
     async def _unavailable(self, scope, receive, send):
         if self.html:
-            response = HTMLResponse("<!DOCTYPE html><html lang=\"en-GB\"><head><meta charset=\"utf-8\"><title>Not available"
-                                    "</title></head><body><h1>Not available just now</h1><p>The access log cannot be "
-                                    "written, so no page is shown until it can. Tell your administrator.</p></body></html>",
-                                    status_code=503, headers={"Cache-Control": "no-store"})
+            response = HTMLResponse(
+                '<!DOCTYPE html><html lang="en-GB"><head><meta charset="utf-8"><title>Not available'
+                "</title></head><body><h1>Not available just now</h1><p>The access log cannot be "
+                "written, so no page is shown until it can. Tell your administrator.</p></body></html>",
+                status_code=503,
+                headers={"Cache-Control": "no-store"},
+            )
         else:
             response = JSONResponse({"detail": UNLOGGED}, status_code=503)
         await response(scope, receive, send)

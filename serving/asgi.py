@@ -27,7 +27,9 @@ class BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await JSONResponse({"detail": f"request body over {limit:,} bytes"}, status_code=413)(scope, receive, send)
+            return await JSONResponse({"detail": f"request body over {limit:,} bytes"}, status_code=413)(
+                scope, receive, send
+            )
         seen = 0
 
         async def limited():
@@ -65,11 +67,16 @@ class Guard:
             if started:
                 return
             if self.html:
-                response = HTMLResponse("<!DOCTYPE html><html lang=\"en-GB\"><head><meta charset=\"utf-8\"><title>Sorry"
-                                        "</title></head><body><h1>Sorry, something went wrong</h1><p>The service log "
-                                        "has the error type. Go back and try again.</p></body></html>", status_code=500)
+                response = HTMLResponse(
+                    '<!DOCTYPE html><html lang="en-GB"><head><meta charset="utf-8"><title>Sorry'
+                    "</title></head><body><h1>Sorry, something went wrong</h1><p>The service log "
+                    "has the error type. Go back and try again.</p></body></html>",
+                    status_code=500,
+                )
             else:
-                response = JSONResponse({"detail": "internal error; the service log has the error type"}, status_code=500)
+                response = JSONResponse(
+                    {"detail": "internal error; the service log has the error type"}, status_code=500
+                )
             await response(scope, receive, send)
 
 
@@ -109,8 +116,11 @@ class Surface:
         except Exception:  # noqa: BLE001 - an unreadable user list refuses, as everywhere
             return JSONResponse({"detail": "the user list cannot be read"}, status_code=503)
         if user is None:
-            return JSONResponse({"detail": "a data scientist's bearer token is needed"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "a data scientist's bearer token is needed"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if user.role.value != "data_scientist":
             return JSONResponse({"detail": f"the {user.role.value} role cannot read metrics"}, status_code=403)
         return None

@@ -28,21 +28,28 @@ def risk_assessment(row, meta: dict) -> dict:
     day = date.fromisoformat(meta.get("index_date") or meta["date"])  # the date the score is as at (a delta's)
     person = str(int(row.person_id))
     words = [r.words for r in parse_reasons(row.reasons)] if isinstance(row.reasons, str) else []
-    prediction = {"outcome": {"text": spec.outcome}, "probabilityDecimal": float(row.risk),
-                  "qualitativeRisk": {"coding": [{"system": BAND_SYSTEM, "code": str(row.band)}], "text": str(row.band)},
-                  "whenPeriod": {"start": day.isoformat(), "end": (day + timedelta(days=spec.horizon_days)).isoformat()}}
+    prediction = {
+        "outcome": {"text": spec.outcome},
+        "probabilityDecimal": float(row.risk),
+        "qualitativeRisk": {"coding": [{"system": BAND_SYSTEM, "code": str(row.band)}], "text": str(row.band)},
+        "whenPeriod": {"start": day.isoformat(), "end": (day + timedelta(days=spec.horizon_days)).isoformat()},
+    }
     if words:
         prediction["rationale"] = "; ".join(words)
     resource = {
-        "resourceType": "RiskAssessment", "id": f"{spec.name.replace('_', '-')}-{version}-{day:%Y%m%d}-{person}",
+        "resourceType": "RiskAssessment",
+        "id": f"{spec.name.replace('_', '-')}-{version}-{day:%Y%m%d}-{person}",
         "status": "final",
         "subject": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": person}},
         "occurrenceDateTime": day.isoformat(),
-        "method": {"coding": [{"system": MODEL_SYSTEM, "code": spec.name, "version": str(version),
-                               "display": spec.title}], "text": f"{spec.title}, model version {version}"},
+        "method": {
+            "coding": [{"system": MODEL_SYSTEM, "code": spec.name, "version": str(version), "display": spec.title}],
+            "text": f"{spec.title}, model version {version}",
+        },
         "prediction": [prediction],
-        "note": [{"text": f"Rank {int(row.rank)} in the ICS; scored by {spec.name} version {version} on "
-                          f"{day.isoformat()}."}],
+        "note": [
+            {"text": f"Rank {int(row.rank)} in the ICS; scored by {spec.name} version {version} on {day.isoformat()}."}
+        ],
     }
     if words:
         resource["basis"] = [{"display": w} for w in words]

@@ -23,8 +23,11 @@ class OutcomeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     person_id: str = Field(pattern=r"^[0-9]{1,19}$")
     outcome: Outcome
-    note: str | None = Field(None, max_length=1000, description="Optional short note, shown only within the practice "
-                                                                "scope (the configured limit applies).")
+    note: str | None = Field(
+        None,
+        max_length=1000,
+        description="Optional short note, shown only within the practice scope (the configured limit applies).",
+    )
 
 
 def router(state, coordinator) -> APIRouter:
@@ -32,12 +35,14 @@ def router(state, coordinator) -> APIRouter:
     api = APIRouter(tags=["outcomes"])
 
     @api.post("/worklist/outcomes", status_code=201)
-    def record_outcome(request: Request, body: OutcomeRequest, st: ServiceState = Depends(state),
-                       u: User = Depends(coordinator)) -> dict:
+    def record_outcome(
+        request: Request, body: OutcomeRequest, st: ServiceState = Depends(state), u: User = Depends(coordinator)
+    ) -> dict:
         """Record a contact outcome; it hides the person from the worklist for the configured period."""
         try:
-            done = outcomes.record(st.settings, outcomes.service_locator(st), u, body.person_id, body.outcome.value,
-                                   body.note)
+            done = outcomes.record(
+                st.settings, outcomes.service_locator(st), u, body.person_id, body.outcome.value, body.note
+            )
         except QueryError:
             record(request, asked=[body.person_id])
             raise
@@ -52,13 +57,18 @@ def router(state, coordinator) -> APIRouter:
         return {"count": len(rows), "rows": rows}
 
     @api.post("/worklist/caseload")
-    async def caseload(request: Request, team: Annotated[str, Query(min_length=1, max_length=80)],
-                       st: ServiceState = Depends(state), u: User = Depends(coordinator)) -> dict:
+    async def caseload(
+        request: Request,
+        team: Annotated[str, Query(min_length=1, max_length=80)],
+        st: ServiceState = Depends(state),
+        u: User = Depends(coordinator),
+    ) -> dict:
         """Replace a team's caseload from a CSV (request body) with an nhs_number column; numbers are pseudonymised
         on arrival and never stored or echoed."""
         body = await request.body()
-        answer, mine = await run_in_threadpool(outcomes.upload_caseload, st.settings, outcomes.service_locator(st),
-                                                u, team, body)
+        answer, mine = await run_in_threadpool(
+            outcomes.upload_caseload, st.settings, outcomes.service_locator(st), u, team, body
+        )
         record(request, people=mine, practices=u.practices)
         return answer
 

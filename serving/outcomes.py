@@ -40,6 +40,7 @@ def service_locator(st: ServiceState) -> Locate:
     def locate(pid: int) -> str | None:
         row = b.position.get(pid)
         return str(b.columns["practice_code"][row]) if row is not None else None
+
     return locate
 
 
@@ -65,8 +66,15 @@ def practice_of(locate: Locate, u: User, person_id: str | int) -> str:
     return practice
 
 
-def record(settings: Settings, locate: Locate, u: User, person_id: str | int, outcome: str, note: str | None,
-           now: datetime | None = None) -> Recorded:
+def record(
+    settings: Settings,
+    locate: Locate,
+    u: User,
+    person_id: str | int,
+    outcome: str,
+    note: str | None,
+    now: datetime | None = None,
+) -> Recorded:
     """Record an outcome for a person of the coordinator's practices."""
     try:
         code = Outcome(outcome)
@@ -94,9 +102,13 @@ def hidden(settings: Settings, u: User, now: datetime | None = None) -> list[dic
 
 def shown(r: Recorded) -> dict:
     out = asdict(r)
-    out.update(person_id=str(r.person_id), outcome=r.outcome.value, outcome_words=WORDS[r.outcome],
-               recorded_at=r.recorded_at.isoformat(timespec="seconds"),
-               hidden_until=r.hidden_until.date().isoformat() if r.hidden_until else None)
+    out.update(
+        person_id=str(r.person_id),
+        outcome=r.outcome.value,
+        outcome_words=WORDS[r.outcome],
+        recorded_at=r.recorded_at.isoformat(timespec="seconds"),
+        hidden_until=r.hidden_until.date().isoformat() if r.hidden_until else None,
+    )
     return out
 
 
@@ -143,8 +155,9 @@ def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str
     return good, bad, duplicates
 
 
-def upload_caseload(settings: Settings, locate: Locate, u: User, team: str, body: bytes,
-                    now: datetime | None = None) -> tuple[dict, list[int]]:
+def upload_caseload(
+    settings: Settings, locate: Locate, u: User, team: str, body: bytes, now: datetime | None = None
+) -> tuple[dict, list[int]]:
     """Replace a team's caseload from a CSV of NHS numbers; (the answer, the coordinator's people on it for the
     access log). The answer counts the people found in the coordinator's practices only."""
     numbers, bad, duplicates = read_numbers(body)
@@ -158,8 +171,14 @@ def upload_caseload(settings: Settings, locate: Locate, u: User, team: str, body
     except DatabaseError as exc:
         raise QueryError(503, "the caseload store cannot be reached; nothing was changed, try again shortly") from exc
     mine = [p for p in ids if locate(p) in u.practices]
-    return {"team": team.strip(), "stored": stored, "in_your_practices": len(mine), "malformed": len(bad),
-            "malformed_rows": bad[:1000], "duplicates": duplicates}, mine
+    return {
+        "team": team.strip(),
+        "stored": stored,
+        "in_your_practices": len(mine),
+        "malformed": len(bad),
+        "malformed_rows": bad[:1000],
+        "duplicates": duplicates,
+    }, mine
 
 
 # ---- evaluation export -------------------------------------------------------------------------------------
@@ -168,14 +187,31 @@ def export(settings: Settings, out: Path) -> dict[str, Path]:
     without notes or staff names, for evaluating the programme."""
     rows = outcomes.history(settings)
     out.mkdir(parents=True, exist_ok=True)
-    history = pd.DataFrame([{"person_id": str(r["person_id"]), "practice_code": r["practice_code"],
-                             "outcome": r["outcome"], "recorded_at": r["recorded_at"].isoformat(timespec="seconds")}
-                            for r in rows], columns=["person_id", "practice_code", "outcome", "recorded_at"])
-    periods = pd.DataFrame([{"person_id": str(p["person_id"]), "practice_code": p["practice_code"],
-                             "enrolled_at": p["enrolled_at"].isoformat(timespec="seconds"),
-                             "ended_at": p["ended_at"].isoformat(timespec="seconds") if p["ended_at"] else "",
-                             "ended_by": p["ended_by"] or ""} for p in outcomes.enrolments(rows)],
-                           columns=["person_id", "practice_code", "enrolled_at", "ended_at", "ended_by"])
+    history = pd.DataFrame(
+        [
+            {
+                "person_id": str(r["person_id"]),
+                "practice_code": r["practice_code"],
+                "outcome": r["outcome"],
+                "recorded_at": r["recorded_at"].isoformat(timespec="seconds"),
+            }
+            for r in rows
+        ],
+        columns=["person_id", "practice_code", "outcome", "recorded_at"],
+    )
+    periods = pd.DataFrame(
+        [
+            {
+                "person_id": str(p["person_id"]),
+                "practice_code": p["practice_code"],
+                "enrolled_at": p["enrolled_at"].isoformat(timespec="seconds"),
+                "ended_at": p["ended_at"].isoformat(timespec="seconds") if p["ended_at"] else "",
+                "ended_by": p["ended_by"] or "",
+            }
+            for p in outcomes.enrolments(rows)
+        ],
+        columns=["person_id", "practice_code", "enrolled_at", "ended_at", "ended_by"],
+    )
     paths = {"outcomes": out / "outcomes.csv", "enrolments": out / "enrolments.csv"}
     for frame, key in ((history, "outcomes"), (periods, "enrolments")):
         frame.map(safe_cell).to_csv(paths[key], index=False)

@@ -19,9 +19,18 @@ from phm.operational import outcomes
 from phm.operational.database import DatabaseError
 from models.explain import reasons_from_values
 from models import specs
-from serving.schemas import (BESIDE, MAX_ON_DEMAND_REASONS, Reason, Summary, SummaryRow, Worklist, WorklistQuery,
-                             WorklistRow)
+from serving.schemas import (
+    BESIDE,
+    MAX_ON_DEMAND_REASONS,
+    Reason,
+    Summary,
+    SummaryRow,
+    Worklist,
+    WorklistQuery,
+    WorklistRow,
+)
 from serving.batch.ranking import BAND_ORDER
+from serving.holdout_view import HoldoutUnknown
 from serving.batch.store import worklist_version
 from serving.state import ServiceState
 from serving.users import User
@@ -93,6 +102,12 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
         raise QueryError(403, f"practice(s) {outside} are outside your scope")
     rows = scores[scores.practice_code.isin(wanted)]
     rows = rows[rows.band.map(BAND_ORDER) >= BAND_ORDER[q.min_band.value]]
+    try:  # people held out for the programme's evaluation are not on the worklist at any band (nor their scores)
+        held = st.held_out.ids()
+    except HoldoutUnknown as exc:
+        raise QueryError(503, str(exc)) from None
+    if held:
+        rows = rows[~rows.person_id.isin(list(held))]
     if q.age_band:
         rows = rows[rows.age_band == q.age_band]
     if q.segment:
@@ -107,8 +122,11 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
     try:
         hide = {r.person_id for r in outcomes.in_force(st.settings, practices=wanted, now=now) if r.hidden}
     except DatabaseError as exc:
-        raise QueryError(503, "the outcome store cannot be reached, so the worklist cannot leave out people already "
-                              "dealt with; try again shortly") from exc
+        raise QueryError(
+            503,
+            "the outcome store cannot be reached, so the worklist cannot leave out people already "
+            "dealt with; try again shortly",
+        ) from exc
     shown = ~rows.person_id.isin(hide)
     hidden_count = int((~shown).sum())
     rows = rows[shown]
@@ -129,19 +147,39 @@ def worklist(st: ServiceState, u: User, q: WorklistQuery, now: datetime | None =
         raise QueryError(503, "the caseload store cannot be reached; try again shortly") from exc
     need = [int(p) for p, r in zip(rows.person_id, rows.reasons) if r is None or r != r]
     extra = explain(st, need[:MAX_ON_DEMAND_REASONS]) if need else {}
-    out = [WorklistRow(person_id=str(int(r.person_id)), practice_code=r.practice_code, pcn_code=r.pcn_code,
-                       age_band=r.age_band, sex=r.sex, segment=r.segment,
-                       conditions=[c for c in r.conditions.split(",") if c], risk=float(r.risk), rank=int(r.rank),
-                       band=r.band, previous_risk=_num(getattr(r, "previous_risk", None)),
-                       beside={c: _num(getattr(r, c, None)) for c in BESIDE},
-                       event_flag=_flag(getattr(r, "event_flag", None)),
-                       reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []),
-                       caseload=teams.get(int(r.person_id), []), **_run(since, int(r.person_id), day))
-           for r in rows.itertuples()]
-    return Worklist(snapshot_date=meta["date"], index_date=meta.get("index_date", meta["date"]),
-                    events_to=(meta.get("delta") or {}).get("last_event_received"), model_version=worklist_version(meta),
-                    practices=wanted, total_matching=total, rows=out, hidden=hidden_count,
-                    history_from=st.bundle.history_from, reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS))
+    out = [
+        WorklistRow(
+            person_id=str(int(r.person_id)),
+            practice_code=r.practice_code,
+            pcn_code=r.pcn_code,
+            age_band=r.age_band,
+            sex=r.sex,
+            segment=r.segment,
+            conditions=[c for c in r.conditions.split(",") if c],
+            risk=float(r.risk),
+            rank=int(r.rank),
+            band=r.band,
+            previous_risk=_num(getattr(r, "previous_risk", None)),
+            beside={c: _num(getattr(r, c, None)) for c in BESIDE},
+            event_flag=_flag(getattr(r, "event_flag", None)),
+            reasons=parse_reasons(r.reasons) or extra.get(int(r.person_id), []),
+            caseload=teams.get(int(r.person_id), []),
+            **_run(since, int(r.person_id), day),
+        )
+        for r in rows.itertuples()
+    ]
+    return Worklist(
+        snapshot_date=meta["date"],
+        index_date=meta.get("index_date", meta["date"]),
+        events_to=(meta.get("delta") or {}).get("last_event_received"),
+        model_version=worklist_version(meta),
+        practices=wanted,
+        total_matching=total,
+        rows=out,
+        hidden=hidden_count,
+        history_from=st.bundle.history_from,
+        reasons_omitted=max(0, len(need) - MAX_ON_DEMAND_REASONS),
+    )
 
 
 def _run(since: pd.Series | None, pid: int, day: np.datetime64) -> dict:
@@ -160,11 +198,20 @@ def worklist_csv(result: Worklist) -> str:
     """The worklist as CSV: one row a person, conditions and reasons as readable text; a text cell that a
     spreadsheet would run as a formula is prefixed with an apostrophe."""
     fields = [f for f in WorklistRow.model_fields if f != "beside"]
-    table = pd.DataFrame([{**r.model_dump(exclude={"reasons", "conditions", "caseload", "beside"}), **r.beside,
-                           "band": r.band.value, "conditions": ";".join(r.conditions), "caseload": ";".join(r.caseload),
-                           "reasons": "; ".join(x.words for x in r.reasons)} for r in result.rows],
-                         columns=[*fields[:fields.index("previous_risk") + 1], *BESIDE,
-                                  *fields[fields.index("previous_risk") + 1:]])
+    table = pd.DataFrame(
+        [
+            {
+                **r.model_dump(exclude={"reasons", "conditions", "caseload", "beside"}),
+                **r.beside,
+                "band": r.band.value,
+                "conditions": ";".join(r.conditions),
+                "caseload": ";".join(r.caseload),
+                "reasons": "; ".join(x.words for x in r.reasons),
+            }
+            for r in result.rows
+        ],
+        columns=[*fields[: fields.index("previous_risk") + 1], *BESIDE, *fields[fields.index("previous_risk") + 1 :]],
+    )
     for col in table.columns:
         if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):
             table[col] = table[col].map(safe_cell)
@@ -178,21 +225,32 @@ def safe_cell(value: Any) -> Any:
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
-ONE_UNIT = ("name one practice or one PCN: aggregates are released for the whole ICS, a PCN or one practice, so "
-            "that overlapping requests cannot reveal small numbers")
+ONE_UNIT = (
+    "name one practice or one PCN: aggregates are released for the whole ICS, a PCN or one practice, so "
+    "that overlapping requests cannot reveal small numbers"
+)
 
 
-def cohort_summary(st: ServiceState, u: User, by: str, practice: list[str] | None = None,
-                   pcn: str | None = None) -> Summary:
+def cohort_summary(
+    st: ServiceState, u: User, by: str, practice: list[str] | None = None, pcn: str | None = None
+) -> Summary:
     """People and mean risk by group, under the disclosure-control policy, for the ICS, a PCN or one practice
     (coordinators: their own practices, a PCN of theirs, or one of theirs)."""
     meta, _ = snapshot(st)
     release, unit, words = _unit(st, u, practice, pcn)
     rows = release.children(unit, by) if by in ("practice", "pcn") else release.breakdown(unit, by)
     total = release.total(unit)
-    return Summary(snapshot_date=meta["date"], by=by, unit=words, people=total.count, policy=st.policy.describe(),
-                   rows=[SummaryRow(group=str(g), people=c.count, people_display=display(c), mean_risk=c.mean,
-                                    suppressed=c.hidden) for g, c in rows])
+    return Summary(
+        snapshot_date=meta["date"],
+        by=by,
+        unit=words,
+        people=total.count,
+        policy=st.policy.describe(),
+        rows=[
+            SummaryRow(group=str(g), people=c.count, people_display=display(c), mean_risk=c.mean, suppressed=c.hidden)
+            for g, c in rows
+        ],
+    )
 
 
 def display(cell: Shown) -> str:
@@ -223,8 +281,13 @@ def _unit(st: ServiceState, u: User, practice: list[str] | None, pcn: str | None
         root = "ICS"
     if release is None:
         raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
-    unit, words = (("practice", codes[0]), f"practice {codes[0]}") if codes else \
-        (("pcn", pcn), f"PCN {pcn}") if pcn else (("root", root), root)
+    unit, words = (
+        (("practice", codes[0]), f"practice {codes[0]}")
+        if codes
+        else (("pcn", pcn), f"PCN {pcn}")
+        if pcn
+        else (("root", root), root)
+    )
     if not release.has(unit):
         raise QueryError(404, f"no one in {words} is in today's scores")
     return release, unit, words
@@ -248,9 +311,13 @@ def forecast(st: ServiceState, site: str, metric: str, horizon: int, history_day
     hist = _table(folder / "history.parquet")
     hist = hist[(hist.site == site) & (hist.metric == metric)].sort_values("date").tail(history_days)
     rows = part.drop(columns=["sigma_a", "sigma_b"]).assign(date=part.date.dt.strftime("%Y-%m-%d"))
-    return {"site": site, "metric": metric, "model": str(part.model.iloc[0]),
-            "forecast": json.loads(rows.to_json(orient="records")),
-            "history": [{"date": d.strftime("%Y-%m-%d"), "value": float(v)} for d, v in zip(hist.date, hist.value)]}
+    return {
+        "site": site,
+        "metric": metric,
+        "model": str(part.model.iloc[0]),
+        "forecast": json.loads(rows.to_json(orient="records")),
+        "history": [{"date": d.strftime("%Y-%m-%d"), "value": float(v)} for d, v in zip(hist.date, hist.value)],
+    }
 
 
 def bias_report(st: ServiceState, name: str, version: int) -> dict:

@@ -23,6 +23,7 @@ from features.sources.pseudonymise import MissingKeyError, installation_key
 from phm.core.settings import Settings
 from phm.operational import outcomes
 from phm.operational.database import DatabaseError
+from serving.holdout_view import HoldoutUnknown
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import worklist_version
 from serving.queries import QueryError, practices_asked, safe_cell, snapshot
@@ -93,8 +94,9 @@ def lookup_tables(scores: pd.DataFrame) -> tuple[dict[int, int], dict[str, np.nd
     return position, columns
 
 
-def match(entries: list[Entry], position: dict[int, int], columns: dict[str, np.ndarray], practices: set[str],
-          min_band: Band) -> tuple[list[Entry], np.ndarray]:
+def match(
+    entries: list[Entry], position: dict[int, int], columns: dict[str, np.ndarray], practices: set[str], min_band: Band
+) -> tuple[list[Entry], np.ndarray]:
     """The entries on the worklist of `practices` at `min_band` or above and their snapshot rows, highest risk
     first. Every other entry is dropped the same way, whoever it is."""
     found = [(e, position.get(e.person_id)) for e in entries]
@@ -126,8 +128,9 @@ def key_for(settings: Settings) -> bytes:
     return _KEYS[stamp]
 
 
-def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.raised,
-               practice: list[str] | None = None) -> Answer:
+def reidentify(
+    st: ServiceState, u: User, data: bytes, min_band: Band = Band.raised, practice: list[str] | None = None
+) -> Answer:
     """The coordinator's worklist people found in the uploaded practice list (see the module docstring)."""
     meta, _ = snapshot(st)
     asked = practices_asked(st, practice, None)
@@ -138,8 +141,15 @@ def reidentify(st: ServiceState, u: User, data: bytes, min_band: Band = Band.rai
     try:  # as on the worklist, people hidden by a recorded outcome are not on it
         hidden = {r.person_id for r in outcomes.in_force(st.settings, practices=wanted) if r.hidden}
     except DatabaseError as exc:
-        raise QueryError(503, "the outcome store cannot be reached, so the worklist cannot leave out people already "
-                              "dealt with; try again shortly") from exc
+        raise QueryError(
+            503,
+            "the outcome store cannot be reached, so the worklist cannot leave out people already "
+            "dealt with; try again shortly",
+        ) from exc
+    try:  # nor are the people held out for the programme's evaluation (their scores are never shown)
+        hidden |= st.held_out.ids()
+    except HoldoutUnknown as exc:
+        raise QueryError(503, str(exc)) from None
     b = st.bundle
     return answer(meta, b.position, b.columns, key_for(st.settings), wanted, data, min_band, hidden)
 
@@ -157,16 +167,32 @@ def _no_collection():
             gc.enable()
 
 
-def answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray], key: bytes, practices: list[str],
-           data: bytes, min_band: Band, hidden: set[int] = frozenset()) -> Answer:
+def answer(
+    meta: dict,
+    position: dict[int, int],
+    columns: dict[str, np.ndarray],
+    key: bytes,
+    practices: list[str],
+    data: bytes,
+    min_band: Band,
+    hidden: set[int] = frozenset(),
+) -> Answer:
     """Read and pseudonymise the list in memory and join it to the snapshot (its lookup tables) for `practices`,
     leaving out `hidden` people (hidden from the worklist by a recorded outcome)."""
     with _no_collection():
         return _answer(meta, position, columns, key, practices, data, min_band, hidden)
 
 
-def _answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray], key: bytes, practices: list[str],
-            data: bytes, min_band: Band, hidden: set[int]) -> Answer:
+def _answer(
+    meta: dict,
+    position: dict[int, int],
+    columns: dict[str, np.ndarray],
+    key: bytes,
+    practices: list[str],
+    data: bytes,
+    min_band: Band,
+    hidden: set[int],
+) -> Answer:
     try:
         found: PracticeList = parse(data)
     except PracticeListError as exc:
@@ -174,17 +200,43 @@ def _answer(meta: dict, position: dict[int, int], columns: dict[str, np.ndarray]
     pseudonymise(found, key)
     entries = [e for e in found.entries if e.person_id not in hidden] if hidden else found.entries
     hits, rows = match(entries, position, columns, set(practices), min_band)
-    values = zip(hits, columns["person_id"][rows].tolist(), columns["practice_code"][rows].tolist(),
-                 columns["risk"][rows].tolist(), columns["band"][rows].tolist(), columns["rank"][rows].tolist(),
-                 columns["reasons"][rows].tolist())
-    people = [{"row": e.row, "nhs_number": e.nhs_number, "name": e.name, "date_of_birth": e.date_of_birth,
-               "details": e.extra, "person_id": str(pid), "practice_code": str(code), "risk": float(risk),
-               "band": str(band), "rank": int(rank), "reasons": _words(why)}
-              for e, pid, code, risk, band, rank, why in values]
-    summary = Summary(snapshot_date=meta["date"], model_version=worklist_version(meta), practices=sorted(practices),
-                      min_band=min_band, rows_read=found.rows_read, malformed=len(found.malformed_rows),
-                      malformed_rows=found.malformed_rows[:MAX_ROWS_LISTED], matched=len(people),
-                      not_on_worklist=len(found.entries) - len(people), extra_columns=found.extra_columns)
+    values = zip(
+        hits,
+        columns["person_id"][rows].tolist(),
+        columns["practice_code"][rows].tolist(),
+        columns["risk"][rows].tolist(),
+        columns["band"][rows].tolist(),
+        columns["rank"][rows].tolist(),
+        columns["reasons"][rows].tolist(),
+    )
+    people = [
+        {
+            "row": e.row,
+            "nhs_number": e.nhs_number,
+            "name": e.name,
+            "date_of_birth": e.date_of_birth,
+            "details": e.extra,
+            "person_id": str(pid),
+            "practice_code": str(code),
+            "risk": float(risk),
+            "band": str(band),
+            "rank": int(rank),
+            "reasons": _words(why),
+        }
+        for e, pid, code, risk, band, rank, why in values
+    ]
+    summary = Summary(
+        snapshot_date=meta["date"],
+        model_version=worklist_version(meta),
+        practices=sorted(practices),
+        min_band=min_band,
+        rows_read=found.rows_read,
+        malformed=len(found.malformed_rows),
+        malformed_rows=found.malformed_rows[:MAX_ROWS_LISTED],
+        matched=len(people),
+        not_on_worklist=len(found.entries) - len(people),
+        extra_columns=found.extra_columns,
+    )
     return Answer(summary, people)
 
 
@@ -197,13 +249,35 @@ def _words(raw) -> list[str]:
 def as_csv(result: Answer) -> str:
     """The re-identified list as CSV (one row a person; a cell a spreadsheet would run as a formula is prefixed
     with an apostrophe)."""
-    rows = [{"nhs_number": p["nhs_number"], "name": p["name"], "date_of_birth": p["date_of_birth"],
-             **{f"list: {k}": v for k, v in p["details"].items()}, "practice_code": p["practice_code"],
-             "ics_rank": p["rank"], "risk_12m": round(p["risk"], 4), "band": p["band"],
-             "reasons": "; ".join(p["reasons"][:3]), "person_id": p["person_id"], "list_row": p["row"]}
-            for p in result.people]
-    columns = ["nhs_number", "name", "date_of_birth", *(f"list: {k}" for k in result.summary.extra_columns),
-               "practice_code", "ics_rank", "risk_12m", "band", "reasons", "person_id", "list_row"]
+    rows = [
+        {
+            "nhs_number": p["nhs_number"],
+            "name": p["name"],
+            "date_of_birth": p["date_of_birth"],
+            **{f"list: {k}": v for k, v in p["details"].items()},
+            "practice_code": p["practice_code"],
+            "ics_rank": p["rank"],
+            "risk_12m": round(p["risk"], 4),
+            "band": p["band"],
+            "reasons": "; ".join(p["reasons"][:3]),
+            "person_id": p["person_id"],
+            "list_row": p["row"],
+        }
+        for p in result.people
+    ]
+    columns = [
+        "nhs_number",
+        "name",
+        "date_of_birth",
+        *(f"list: {k}" for k in result.summary.extra_columns),
+        "practice_code",
+        "ics_rank",
+        "risk_12m",
+        "band",
+        "reasons",
+        "person_id",
+        "list_row",
+    ]
     table = pd.DataFrame(rows, columns=columns)
     for col in table.columns:
         if table[col].dtype == object or pd.api.types.is_string_dtype(table[col]):

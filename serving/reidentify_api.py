@@ -28,23 +28,49 @@ def router(state: Callable, coordinator: Callable) -> APIRouter:
     """The route, given the API's dependencies for the service state and a signed-in care coordinator."""
     api = APIRouter()
 
-    @api.post(ROUTE, tags=["risk"], response_model=Reidentified, openapi_extra={"requestBody": {"content": {
-        "text/csv": {"schema": {"type": "string"}},
-        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string",
-                                                                                      "format": "binary"}}}}}}})
-    async def reidentify_route(request: Request, st: ServiceState = Depends(state), u: User = Depends(coordinator),
-                               practice: Annotated[list[str] | None, Query(max_length=50)] = None,
-                               min_band: Band = Band.raised, format: Literal["json", "csv"] = "json"):
+    @api.post(
+        ROUTE,
+        tags=["risk"],
+        response_model=Reidentified,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "text/csv": {"schema": {"type": "string"}},
+                    "multipart/form-data": {
+                        "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+                    },
+                }
+            }
+        },
+    )
+    async def reidentify_route(
+        request: Request,
+        st: ServiceState = Depends(state),
+        u: User = Depends(coordinator),
+        practice: Annotated[list[str] | None, Query(max_length=50)] = None,
+        min_band: Band = Band.raised,
+        format: Literal["json", "csv"] = "json",
+    ):
         """Find the people of your worklist in your practice's registered list (CSV with columns NHS number, name,
         date of birth; other columns are kept for display) for direct care. Numbers of people outside your
         practices reveal nothing; malformed numbers are listed by row. Nothing is stored."""
         data, _ = await read_upload(request)
         result = reidentify(st, u, data, min_band, practice)
-        record(request, people=[p["person_id"] for p in result.people], practices=result.summary.practices,
-               extra=log_fields(result))
+        record(
+            request,
+            people=[p["person_id"] for p in result.people],
+            practices=result.summary.practices,
+            extra=log_fields(result),
+        )
         if format == "csv":
-            return Response(as_csv(result), media_type="text/csv", headers={
-                **NO_STORE, "Content-Disposition": f"attachment; filename=reidentified_{result.summary.snapshot_date}.csv"})
+            return Response(
+                as_csv(result),
+                media_type="text/csv",
+                headers={
+                    **NO_STORE,
+                    "Content-Disposition": f"attachment; filename=reidentified_{result.summary.snapshot_date}.csv",
+                },
+            )
         return Response(result.to_json(), media_type="application/json", headers=NO_STORE)
 
     return api

@@ -26,8 +26,14 @@ class Band(str, Enum):
     very_high = "very high"
 
 
-PersonId = Annotated[str, Field(pattern=r"^[0-9]{1,19}$", description="Pseudonymised person id (decimal "
-                                "digits; a string because it exceeds JavaScript's exact integers).")]
+PersonId = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]{1,19}$",
+        description="Pseudonymised person id (decimal "
+        "digits; a string because it exceeds JavaScript's exact integers).",
+    ),
+]
 
 
 class Reason(BaseModel):
@@ -42,8 +48,10 @@ class ScoreRequest(BaseModel):
 
     person_ids: list[PersonId] | None = Field(None, max_length=MAX_PERSONS, description="Pseudonymised person ids.")
     records: list[dict[str, Annotated[float, Field(allow_inf_nan=False)] | None]] | None = Field(
-        None, max_length=MAX_PERSONS, description="Feature records (predictor name -> value, finite numbers or "
-        "null for missing) to score directly.")
+        None,
+        max_length=MAX_PERSONS,
+        description="Feature records (predictor name -> value, finite numbers or null for missing) to score directly.",
+    )
     explain: bool = True
 
     @model_validator(mode="after")
@@ -55,11 +63,13 @@ class ScoreRequest(BaseModel):
 
 class ScoredPerson(BaseModel):
     person_id: PersonId | None = None
-    risk: float
+    risk: float | None = None  # withheld (None) for a person held out for the programme's evaluation
     band: Band | None = None
     rank: int | None = None
     practice_code: str | None = None
     reasons: list[Reason] = Field(default_factory=list)
+    held_out: bool = False  # in the evaluation's random holdout: score, band and rank withheld (`note` says why)
+    note: str | None = None
 
 
 class ScoreResponse(BaseModel):
@@ -81,30 +91,46 @@ class WorklistRow(BaseModel):
     rank: int
     band: Band
     previous_risk: float | None = None
-    beside: dict[str, float | None] = Field(default_factory=dict, description="Risks of the models shown beside the "
-                                            "worklist's, by column (e.g. a flare-up warning, a preventable admission)")
-    event_flag: str | None = Field(None, description="Hospital events since the snapshot, e.g. 'discharged today "
-                                   "after an emergency admission' (serving.batch.delta)")
+    beside: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Risks of the models shown beside the "
+        "worklist's, by column (e.g. a flare-up warning, a preventable admission)",
+    )
+    event_flag: str | None = Field(
+        None,
+        description="Hospital events since the snapshot, e.g. 'discharged today "
+        "after an emergency admission' (serving.batch.delta)",
+    )
     reasons: list[Reason]
-    in_band_since: str | None = Field(None, description="First day of the person's unbroken run in a worklist band "
-                                                        "over the kept snapshots (None outside the bands).")
+    in_band_since: str | None = Field(
+        None,
+        description="First day of the person's unbroken run in a worklist band "
+        "over the kept snapshots (None outside the bands).",
+    )
     days_in_band: int | None = Field(None, description="Days from in_band_since to the snapshot's day.")
     caseload: list[str] = Field(default_factory=list, description="Teams whose uploaded caseload holds the person.")
 
 
 class Worklist(BaseModel):
     snapshot_date: str
-    index_date: str | None = Field(None, description="The date everyone's score is as at (data before it): the "
-                                   "snapshot's, or later when hospital events on or after it were applied.")
+    index_date: str | None = Field(
+        None,
+        description="The date everyone's score is as at (data before it): the "
+        "snapshot's, or later when hospital events on or after it were applied.",
+    )
     events_to: str | None = Field(None, description="When the latest hospital event applied arrived (None: none).")
     model_version: str
     practices: list[str]
     total_matching: int
-    reasons_omitted: int = Field(0, description="Rows outside the worklist bands beyond the first "
-                                 f"{MAX_ON_DEMAND_REASONS} are returned without reasons.")
+    reasons_omitted: int = Field(
+        0,
+        description="Rows outside the worklist bands beyond the first "
+        f"{MAX_ON_DEMAND_REASONS} are returned without reasons.",
+    )
     rows: list[WorklistRow]
-    hidden: int = Field(0, description="People matching the filters but hidden by a recorded outcome (see "
-                                       "/api/worklist/hidden).")
+    hidden: int = Field(
+        0, description="People matching the filters but hidden by a recorded outcome (see /api/worklist/hidden)."
+    )
     history_from: str | None = Field(None, description="The oldest snapshot the in-band runs were read from.")
 
 
@@ -132,8 +158,12 @@ class Decision(BaseModel):
 
     decision: Literal["approved", "rejected"]
     reason: str = Field(min_length=3, max_length=2000)
-    report_sha256: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
-                               description="The report decided on (or the start of its SHA-256, 8 characters or more).")
+    report_sha256: str = Field(
+        min_length=8,
+        max_length=64,
+        pattern=r"^[0-9a-f]+$",
+        description="The report decided on (or the start of its SHA-256, 8 characters or more).",
+    )
     accept_flags: bool = False
 
 
@@ -144,8 +174,12 @@ class ChangeReview(BaseModel):
 
     decision: Literal["approved", "rejected"]
     reason: str = Field(min_length=3, max_length=2000)
-    configuration_sha256: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$",
-                                      description="The configuration reviewed (or the start of its fingerprint).")
+    configuration_sha256: str = Field(
+        min_length=8,
+        max_length=64,
+        pattern=r"^[0-9a-f]+$",
+        description="The configuration reviewed (or the start of its fingerprint).",
+    )
 
 
 class WorklistQuery(BaseModel):
@@ -159,6 +193,11 @@ class WorklistQuery(BaseModel):
     min_band: Band = Band.raised
     top: int = Field(100, ge=1, le=10_000)
     sort: Sort = "risk"
-    new_within_days: int | None = Field(None, ge=1, le=366, description="Only people who entered a worklist band "
-                                                                        "less than this many days before the snapshot "
-                                                                        "(7: new since last week's scores).")
+    new_within_days: int | None = Field(
+        None,
+        ge=1,
+        le=366,
+        description="Only people who entered a worklist band "
+        "less than this many days before the snapshot "
+        "(7: new since last week's scores).",
+    )

@@ -37,9 +37,13 @@ def _metrics_user(token):
     return None if st is None else authenticate(st.users.by_digest, token)
 
 
-@bentoml.service(name="phm", workers=int(os.environ.get("PHM_SERVICE_WORKERS", "2")), traffic={"timeout": 120},
-                  metrics={"enabled": SERVICE.metrics != "off"},
-                  logging={"access": {"enabled": False}})  # our access log records every protected request
+@bentoml.service(
+    name="phm",
+    workers=int(os.environ.get("PHM_SERVICE_WORKERS", "2")),
+    traffic={"timeout": 120},
+    metrics={"enabled": SERVICE.metrics != "off"},
+    logging={"access": {"enabled": False}},
+)  # our access log records every protected request
 @bentoml.asgi_app(api, path="/api")
 @bentoml.asgi_app(pages, path="/ui")
 class PHM:

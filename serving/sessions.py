@@ -73,11 +73,22 @@ class Sessions:
         now = _now()
         try:
             with self._engine.begin() as conn:
-                conn.execute(insert(table).values(
-                    id_sha256=_digest(token), user_name=user.name, token_fingerprint=_fingerprint(user),
-                    csrf=secrets.token_hex(16), created_at=now, last_seen_at=now, expires_at=now + self.lifetime))
-                conn.execute(delete(table).where(or_(table.c.expires_at < now - KEEP_ENDED,
-                                                     table.c.revoked_at < now - KEEP_ENDED)))
+                conn.execute(
+                    insert(table).values(
+                        id_sha256=_digest(token),
+                        user_name=user.name,
+                        token_fingerprint=_fingerprint(user),
+                        csrf=secrets.token_hex(16),
+                        created_at=now,
+                        last_seen_at=now,
+                        expires_at=now + self.lifetime,
+                    )
+                )
+                conn.execute(
+                    delete(table).where(
+                        or_(table.c.expires_at < now - KEEP_ENDED, table.c.revoked_at < now - KEEP_ENDED)
+                    )
+                )
         except SQLAlchemyError as exc:
             raise self._failed(exc) from exc
         return token
@@ -94,11 +105,19 @@ class Sessions:
                 if row is None or row["revoked_at"] is not None:
                     return None
                 user = users.get(row["user_name"])
-                reason = ("expired" if row["expires_at"] <= now else "idle" if row["last_seen_at"] + self.idle <= now
-                          else "user changed" if user is None or user.disabled or _fingerprint(user) != row["token_fingerprint"]
-                          else None)
+                reason = (
+                    "expired"
+                    if row["expires_at"] <= now
+                    else "idle"
+                    if row["last_seen_at"] + self.idle <= now
+                    else "user changed"
+                    if user is None or user.disabled or _fingerprint(user) != row["token_fingerprint"]
+                    else None
+                )
                 if reason is not None:
-                    conn.execute(update(table).where(table.c.id_sha256 == key).values(revoked_at=now, revoked_reason=reason))
+                    conn.execute(
+                        update(table).where(table.c.id_sha256 == key).values(revoked_at=now, revoked_reason=reason)
+                    )
                     return None
                 if now - row["last_seen_at"] >= TOUCH_EVERY:
                     conn.execute(update(table).where(table.c.id_sha256 == key).values(last_seen_at=now))
@@ -118,16 +137,20 @@ class Sessions:
     def _revoke(self, where, reason: str) -> int:
         try:
             with self._engine.begin() as conn:
-                return conn.execute(update(table).where(where, table.c.revoked_at.is_(None))
-                                    .values(revoked_at=_now(), revoked_reason=reason)).rowcount
+                return conn.execute(
+                    update(table)
+                    .where(where, table.c.revoked_at.is_(None))
+                    .values(revoked_at=_now(), revoked_reason=reason)
+                ).rowcount
         except SQLAlchemyError as exc:
             raise self._failed(exc) from exc
 
     def live(self, name: str | None = None) -> int:
         """How many sessions are live (optionally of one user)."""
         now = _now()
-        query = select(table.c.id_sha256).where(table.c.revoked_at.is_(None), table.c.expires_at > now,
-                                               table.c.last_seen_at > now - self.idle)
+        query = select(table.c.id_sha256).where(
+            table.c.revoked_at.is_(None), table.c.expires_at > now, table.c.last_seen_at > now - self.idle
+        )
         if name is not None:
             query = query.where(table.c.user_name == name)
         try:

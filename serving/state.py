@@ -18,7 +18,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -33,10 +32,12 @@ from serving.batch.common import approved_champion
 from serving.batch.delta_apply import DELTAS, base_folder
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
-from serving.batch.store import current, snapshots_root
+from serving.batch.store import current_over, snapshots_root
+from serving.bundle import Bundle, Held
 from serving.governance.configuration import data_source
 from serving.governance.model_audit import hazard_log_path
 from serving.governance.safety_case import Case, SafetyCaseError, case
+from serving.holdout_view import HeldOut
 from serving.sessions import Sessions
 from serving.users import User, UsersError, load_users, users_path
 from training import tracking
@@ -73,25 +74,6 @@ class Users:
         return cls({u.token_sha256: u for u in users}, {u.name: u for u in users})
 
 
-@dataclass
-class Bundle:
-    champions: dict[str, Champion]
-    meta: dict | None
-    scores: pd.DataFrame | None  # indexed by person_id
-    practices: dict[str, str]  # practice -> PCN
-    position: dict[int, int] = field(default_factory=dict)  # person_id -> row of `scores`
-    columns: dict[str, np.ndarray] = field(default_factory=dict)  # plain NumPy copies for fast lookups
-    features: tuple[dict[int, int], np.ndarray] | None = None  # today's predictors (on-demand reasons)
-    release: Release | None = None  # the protected aggregates of the whole ICS
-    scoped: dict[tuple[str, ...], Release] = field(default_factory=dict)  # ... of coordinators' practice lists
-    refusals: dict[str, str] = field(default_factory=dict)  # model -> why its champion is not used
-    snapshot_refusal: str | None = None  # why the current snapshot is not served (the worklist is paused)
-    cases: dict[str, dict] = field(default_factory=dict)  # model -> its champion's safety case (summary)
-    in_band_since: pd.Series | None = None  # person_id -> first day of their unbroken run in a worklist band
-    history_from: str | None = None  # the oldest snapshot that run was read from
-    loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-
 class ServiceState:
     """One per worker process. A reload in any worker touches a generation file that every worker
     checks on each request, so all workers swap to the new bundle; so does a change to the user list."""
@@ -113,18 +95,20 @@ class ServiceState:
         except DatabaseError:
             pass  # logged; pages answer 503 until the database can be reached
         self.bundle = self._load()
+        self.bundle.prepare_release()
+        self.held_out = HeldOut(settings, specs.worklist().name)
         _settle()
 
     def _check_logs(self) -> list[str]:
         """The hazard and access logs' ends against their signed heads, at start: a log cut short, emptied or
         deleted is reported here (and no fresh chain is ever started over it: appends refuse, so person-level
         answers fail closed until it is restored)."""
-        from phm.core import ledger
+        from phm.core import ledger_check
         from serving.access import log_path
 
         problems = []
         for path in (log_path(self.settings.home), self.settings.home / "safety" / "hazard_log.jsonl"):
-            for problem in ledger.head_problems(path):
+            for problem in ledger_check.head_problems(path):
                 logging.getLogger("phm.serving").error("at start: %s", problem)
                 problems.append(problem)
         return problems
@@ -180,6 +164,7 @@ class ServiceState:
                 return p.stat().st_mtime
             except OSError:
                 return 0.0
+
         return mtime(self.generation_file), mtime(hazard_log_path(self.settings))
 
     def maybe_refresh(self) -> None:
@@ -188,6 +173,7 @@ class ServiceState:
             with self._lock:
                 self._seen = stamp
                 self.bundle = self._load()
+                self.bundle.prepare_release()
                 _settle()
         if self.users_error is not None or self._users_stamp() != self._users_seen:
             with self._lock:
@@ -209,8 +195,15 @@ class ServiceState:
             elif found is not None:
                 found.model.use_threads(PREDICT_THREADS)
                 champions[name] = found
-        snap = current(self.settings)
-        meta, scores = snap if snap else (None, None)
+        previous = getattr(self, "bundle", None)
+        was = previous.held if previous is not None else None
+        snap = current_over(self.settings, (was.folder, was.scores) if was is not None else None)
+        meta, scores = snap[:2] if snap else (None, None)
+        held = None
+        if snap is not None:
+            held = was if was is not None and was.folder == snap[2] else Held(snap[2], snap[3])
+        if scores is not None and held is not None and scores is held.scores:
+            scores = scores.copy()  # columns may be blanked below: the held base stays as read
         snapshot_refusal = None
         if meta is not None:
             snapshot_refusal, blank = self._check_snapshot(meta, source)
@@ -220,17 +213,32 @@ class ServiceState:
                 scores[column] = np.nan
         practices = practice_pcns(self.settings.warehouse_path) if self.settings.warehouse_path.exists() else {}
         position, columns = {}, {}
-        if scores is not None:
+        if scores is not None and was is held and previous.position and len(previous.position) == len(scores):
+            position = previous.position  # a delta over the same base keeps everyone's row
+        elif scores is not None:
             position = dict(zip(scores.person_id.tolist(), range(len(scores))))
-            columns = {c: scores[c].to_numpy(dtype=object if scores[c].dtype.kind not in "iuf" else None)
-                       for c in ("person_id", "risk", "band", "rank", "reasons", "practice_code")}
+        if scores is not None:
+            columns = {
+                c: scores[c].to_numpy(dtype=object if scores[c].dtype.kind not in "iuf" else None)
+                for c in ("person_id", "risk", "band", "rank", "reasons", "practice_code")
+            }
         since, history_from = band_runs(self.settings, meta["date"], scores) if scores is not None else (None, None)
-        return Bundle(champions, meta, scores, practices, position=position, columns=columns,
-                      in_band_since=since.set_index("person_id").in_band_since if since is not None else None,
-                      history_from=history_from,
-                      features=self._features(meta, scores, position, champions),
-                      release=self._release(scores, practices) if scores is not None else None,
-                      refusals=refusals, snapshot_refusal=snapshot_refusal, cases=cases)
+        return Bundle(
+            champions,
+            meta,
+            scores,
+            practices,
+            position=position,
+            columns=columns,
+            in_band_since=since.set_index("person_id").in_band_since if since is not None else None,
+            history_from=history_from,
+            features=self._features(meta, scores, position, champions, held),
+            held=held,
+            make_release=(lambda: self._release(scores, practices)) if scores is not None else None,
+            refusals=refusals,
+            snapshot_refusal=snapshot_refusal,
+            cases=cases,
+        )
 
     def _check_snapshot(self, meta: dict, source: str) -> tuple[str | None, list[str]]:
         """Why the snapshot may not be served (None when it may), and the columns of models whose risk in it may
@@ -255,23 +263,30 @@ class ServiceState:
             return c.problem
         scored, approved = info.get("configuration_sha256"), c.current.fingerprint()
         if scored is None:
-            return (f"the scores of {day} record no approved configuration (scored before approvals covered one); "
-                    "run `phm score daily`")
+            return (
+                f"the scores of {day} record no approved configuration (scored before approvals covered one); "
+                "run `phm score daily`"
+            )
         if scored != approved:
-            return (f"the scores of {day} were computed under configuration {scored[:12]}, not the approved "
-                    f"configuration in force ({approved[:12]}); run `phm score daily` to score under it")
+            return (
+                f"the scores of {day} were computed under configuration {scored[:12]}, not the approved "
+                f"configuration in force ({approved[:12]}); run `phm score daily` to score under it"
+            )
         return None
 
-    def _release(self, scores: pd.DataFrame, practices: dict[str, str], scope: list[str] | None = None,
-                 root: str = "ICS") -> Release:
+    def _release(
+        self, scores: pd.DataFrame, practices: dict[str, str], scope: list[str] | None = None, root: str = "ICS"
+    ) -> Release:
         """The protected counts and mean risks of the snapshot (of `scope`'s practices only, if given)."""
         frame = scores[["practice_code", "risk", *DIMENSIONS]]
         if scope is not None:
             frame = frame[frame.practice_code.isin(scope)]
         frame = frame.assign(pcn_code=frame.practice_code.map(practices).fillna("unknown"))
-        levels = {"band": sorted(BAND_ORDER, key=BAND_ORDER.get),
-                  "segment": sorted(scores.segment.astype(str).unique()),
-                  "age_band": sorted(scores.age_band.astype(str).unique())}
+        levels = {
+            "band": sorted(BAND_ORDER, key=BAND_ORDER.get),
+            "segment": sorted(scores.segment.astype(str).unique()),
+            "age_band": sorted(scores.age_band.astype(str).unique()),
+        }
         return self.policy.release(frame, DIMENSIONS, levels=levels, root_label=root)
 
     def scoped_release(self, practices: list[str]) -> Release:
@@ -285,8 +300,14 @@ class ServiceState:
                 b.scoped[key] = found
         return found
 
-    def _features(self, meta: dict | None, scores: pd.DataFrame | None, position: dict[int, int],
-                  champions: dict[str, Champion]) -> tuple[dict[int, int], np.ndarray] | None:
+    def _features(
+        self,
+        meta: dict | None,
+        scores: pd.DataFrame | None,
+        position: dict[int, int],
+        champions: dict[str, Champion],
+        held: Held | None = None,
+    ) -> tuple[dict[int, int], np.ndarray, dict[int, np.ndarray]] | None:
         """Today's predictors in the champion's column order, read with the snapshot (not on a first request,
         which would stall it and every request queued behind it). None when the champion's predictors are
         not in the snapshot (a champion promoted after the scoring run): no on-demand reasons then."""
@@ -298,16 +319,23 @@ class ServiceState:
         names = list(champ.model.feature_names_in_)
         if not path.exists() or not set(names) <= set(pq.read_schema(path).names):
             return None
-        frame = pd.read_parquet(path, columns=["person_id", *names])
+        if held is not None and held.features is not None and held.feature_names == tuple(names):
+            where, values = held.features  # the base's predictors, read when the base was
+        else:
+            frame = pd.read_parquet(path, columns=["person_id", *names])
+            ids = frame.person_id.to_numpy()
+            same = len(ids) == len(scores) and np.array_equal(ids, scores.person_id.to_numpy())
+            where = position if same else dict(zip(ids.tolist(), range(len(ids))))
+            values = frame[names].to_numpy("float64")
+            if held is not None:
+                held.features, held.feature_names = (where, values), tuple(names)
+        newer: dict[int, np.ndarray] = {}
         if meta.get("delta_folder"):  # the recomputed people's predictors, at the delta's index date
-            newer = pd.read_parquet(snapshot / DELTAS / meta["delta_folder"] / "features.parquet")
-            if len(newer) and set(names) <= set(newer.columns):
-                at = pd.Index(frame.person_id).get_indexer(newer.person_id)
-                frame.loc[frame.index[at[at >= 0]], names] = newer[names].to_numpy()[at >= 0]
-        ids = frame.person_id.to_numpy()
-        same = len(ids) == len(scores) and np.array_equal(ids, scores.person_id.to_numpy())
-        where = position if same else dict(zip(ids.tolist(), range(len(ids))))
-        return where, frame[names].to_numpy("float64")
+            frame = pd.read_parquet(snapshot / DELTAS / meta["delta_folder"] / "features.parquet")
+            if len(frame) and set(names) <= set(frame.columns):
+                rows = frame[names].to_numpy("float64")
+                newer = {p: rows[i] for i, p in enumerate(frame.person_id.tolist()) if p in where}
+        return where, values, newer
 
     def reload(self) -> dict:
         """Reload here and signal every other worker to do the same."""
@@ -316,21 +344,29 @@ class ServiceState:
         with self._lock:
             self._seen = self._stamp()
             self.bundle = self._load()
+            self.bundle.prepare_release()
             self._read_users()
             _settle()
         return self.describe()
 
     def describe(self) -> dict:
         b = self.bundle
-        return {"loaded_at": b.loaded_at, "snapshot": b.meta["date"] if b.meta else None,
-                "models": {n: c.version for n, c in b.champions.items()},
-                "refused": sorted(b.refusals), "worklist": "paused" if b.snapshot_refusal else
-                ("ready" if b.meta else "no snapshot")}
+        return {
+            "loaded_at": b.loaded_at,
+            "snapshot": b.meta["date"] if b.meta else None,
+            "models": {n: c.version for n, c in b.champions.items()},
+            "refused": sorted(b.refusals),
+            "worklist": "paused" if b.snapshot_refusal else ("ready" if b.meta else "no snapshot"),
+        }
 
     def features_for(self, person_ids: list[int]) -> tuple[list[int], np.ndarray]:
         """Today's predictors (champion's column order) for those of these people in the snapshot."""
         if self.bundle.features is None:
             return [], np.empty((0, 0))
-        where, values = self.bundle.features
+        where, values, newer = self.bundle.features
         found = [p for p in person_ids if p in where]
-        return found, values[[where[p] for p in found]]
+        rows = values[[where[p] for p in found]]
+        for i, p in enumerate(found):
+            if p in newer:
+                rows[i] = newer[p]
+        return found, rows

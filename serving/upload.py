@@ -44,8 +44,16 @@ async def read_upload(request: Request, file_field: str = "file") -> tuple[bytes
     def data(chunk: bytes, start: int, end: int) -> None:
         parts[-1]["data"] += chunk[start:end]
 
-    parser = MultipartParser(boundary, {"on_part_begin": begin, "on_header_field": field, "on_header_value": value,
-                                        "on_header_end": header_end, "on_part_data": data})
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": begin,
+            "on_header_field": field,
+            "on_header_value": value,
+            "on_header_end": header_end,
+            "on_part_data": data,
+        },
+    )
     try:
         parser.write(body)
         parser.finalize()

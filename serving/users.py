@@ -145,8 +145,14 @@ def _new_token() -> str:
     return "phm_" + secrets.token_urlsafe(32)
 
 
-def add_user(home: Path, name: str, role: Role, practices: list[str] | None = None,
-             known_practices: set[str] | None = None, replace: bool = False) -> tuple[User, str]:
+def add_user(
+    home: Path,
+    name: str,
+    role: Role,
+    practices: list[str] | None = None,
+    known_practices: set[str] | None = None,
+    replace: bool = False,
+) -> tuple[User, str]:
     """Create a user and return it with its token (shown once; only the hash is kept). With
     `replace`, an existing user of that name is replaced (a new token; the old one stops working)."""
     practices = practices or []
@@ -203,7 +209,9 @@ def authenticate(users: list[User] | dict[str, User], token: str | None) -> User
     found = digest(token)
     if isinstance(users, dict):
         user = users.get(found)
-        return user if user is not None and not user.disabled and hmac.compare_digest(user.token_sha256, found) else None
+        return (
+            user if user is not None and not user.disabled and hmac.compare_digest(user.token_sha256, found) else None
+        )
     for u in users:
         if hmac.compare_digest(u.token_sha256, found) and not u.disabled:
             return u

@@ -26,10 +26,16 @@ class TrainConfig(Document):
     """One training job: which model, which periods, which settings."""
 
     model_name: str = Field(description="A model of `models.specs` (its registered name)")
-    train_dates: list[date] | None = Field(None, min_length=1, description="Index dates of the training period "
-                                           "(none: the specification's pattern, following the data)")
-    validation_dates: list[date] | None = Field(None, min_length=1, description="Later index dates (temporal "
-                                                "validation; none: the latest whose follow-up lies within the data)")
+    train_dates: list[date] | None = Field(
+        None,
+        min_length=1,
+        description="Index dates of the training period (none: the specification's pattern, following the data)",
+    )
+    validation_dates: list[date] | None = Field(
+        None,
+        min_length=1,
+        description="Later index dates (temporal validation; none: the latest whose follow-up lies within the data)",
+    )
     seed: int = 1
     base: BoostingParams = Field(default_factory=BoostingParams)
     grid: TuningGrid = Field(default_factory=TuningGrid)
@@ -40,10 +46,12 @@ class TrainConfig(Document):
     refit_below_rows: int = Field(500_000, description="Refit on fit + stopping rows when there are fewer fit rows")
     experiment: str | None = None
     safe_learning: Literal["off", "holdout", "enrolment"] = Field(
-        "off", description="Learning safely when the model changes care (training.safe_learning): 'holdout' drops "
+        "off",
+        description="Learning safely when the model changes care (training.safe_learning): 'holdout' drops "
         "the listed people the programme may have treated and up-weights the random holdout; 'enrolment' drops the "
         "enrolled and up-weights the other listed; 'off' trains on everyone (learns the programme's success as "
-        "lower risk).")
+        "lower risk).",
+    )
 
     @field_validator("model_name")
     @classmethod
@@ -70,8 +78,17 @@ class TrainConfig(Document):
         return self.spec.label_column
 
 
-RISING_FAMILIES = {"hospital use", "A&E", "long-term conditions", "frailty", "medicines", "community and mental health",
-                   "wider determinants", "respiratory", "outpatients"}
+RISING_FAMILIES = {
+    "hospital use",
+    "A&E",
+    "long-term conditions",
+    "frailty",
+    "medicines",
+    "community and mental health",
+    "wider determinants",
+    "respiratory",
+    "outpatients",
+}
 
 
 def monotone_directions(features: FeatureSet) -> dict[str, int]:
@@ -94,6 +111,9 @@ def default_config(model_name: str, seed: int = 1) -> TrainConfig:
     matured, when the job runs); temporal validation: train on earlier index dates, validate on later ones."""
     spec = specs.get(model_name)
     d = spec.training
-    return TrainConfig(model_name=spec.name, seed=seed,
-                       base=BoostingParams(monotone=monotone_directions(spec.features)) if d.monotone else BoostingParams(),
-                       grid=TuningGrid(num_leaves=list(d.num_leaves), min_child_samples=list(d.min_child_samples)))
+    return TrainConfig(
+        model_name=spec.name,
+        seed=seed,
+        base=BoostingParams(monotone=monotone_directions(spec.features)) if d.monotone else BoostingParams(),
+        grid=TuningGrid(num_leaves=list(d.num_leaves), min_child_samples=list(d.min_child_samples)),
+    )

@@ -72,8 +72,9 @@ def latest_matured(spec: ModelSpec, span: DataSpan) -> date:
 
 def lookback_days(spec: ModelSpec) -> int:
     """The longest window any of the model's features looks back over (features over all history excepted)."""
-    return max((f.window_days for f in spec.features.features if isinstance(f, EventFeature) and f.window_days),
-               default=0)
+    return max(
+        (f.window_days for f in spec.features.features if isinstance(f, EventFeature) and f.window_days), default=0
+    )
 
 
 def shifted(day: date, step: str, k: int) -> date:
@@ -104,16 +105,20 @@ def dates_for_data(spec: ModelSpec, span: DataSpan) -> tuple[list[date], list[da
             f"the data run from {span}: too short to validate {spec.name}. The latest validation date(s) whose "
             f"{horizon_words(spec)} follow-up lies within the data, {_fmt(validation)}, need {history} days of history "
             f"before them (from {earliest}). Load a longer extract, or name the dates in a training configuration "
-            "(--config).")
+            "(--config)."
+        )
     kept = [x for x in train if x >= earliest]
     if not kept:
         raise TrainingDatesError(
             f"the data run from {span}: too short to train {spec.name}. Validating on {_fmt(validation)} (the latest "
             f"whose {horizon_words(spec)} follow-up lies within the data), its training dates {_fmt(train)} would "
             f"need {history} days of history before them, but the data begin {span.start}. Load a longer extract, or "
-            "name the dates in a training configuration (--config).")
-    note = (f"dates follow the data ({span}): validation on {_fmt(validation)}, the latest whose "
-            f"{horizon_words(spec)} follow-up lies within the data; training on {_fmt(kept)}")
+            "name the dates in a training configuration (--config)."
+        )
+    note = (
+        f"dates follow the data ({span}): validation on {_fmt(validation)}, the latest whose "
+        f"{horizon_words(spec)} follow-up lies within the data; training on {_fmt(kept)}"
+    )
     if len(kept) < len(train):
         dropped = [x for x in train if x < earliest]
         note += f" ({_fmt(dropped)} dropped: less than {history} days of data before them)"
@@ -129,15 +134,19 @@ def check_dates(spec: ModelSpec, train: list[date], validation: list[date], span
                 raise TrainingDatesError(
                     f"{part} date {day} lies after the data end ({span.end}); the latest index date whose "
                     f"{horizon_words(spec)} follow-up lies within the data is {latest}. Use earlier dates, or leave "
-                    "the dates out of the configuration to have them follow the data.")
+                    "the dates out of the configuration to have them follow the data."
+                )
             if not matured(spec, day, span):
                 raise TrainingDatesError(
                     f"{part} date {day}: its {horizon_words(spec)} follow-up runs to "
                     f"{follow_up_end(spec, day) - timedelta(days=1)}, past the data end ({span.end}); the latest index "
                     f"date whose follow-up lies within the data is {latest}. Use earlier dates, or leave the dates out "
-                    "of the configuration to have them follow the data.")
+                    "of the configuration to have them follow the data."
+                )
             if day < span.start:
                 raise TrainingDatesError(f"{part} date {day} lies before the data begin ({span.start}).")
     if max(train) >= min(validation):
-        raise TrainingDatesError(f"training dates ({_fmt(train)}) must all lie before the validation dates "
-                                 f"({_fmt(validation)}): validation is on a later period.")
+        raise TrainingDatesError(
+            f"training dates ({_fmt(train)}) must all lie before the validation dates "
+            f"({_fmt(validation)}): validation is on a later period."
+        )

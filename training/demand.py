@@ -20,14 +20,23 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
+from threadpoolctl import threadpool_limits
 
 from phm.core.config import Document
 
 from models.forecasting.calendar import DEFAULT_CALENDAR, check_calendar
 from models.forecasting.intervals import ResidualModel
 from models.forecasting.pool import FORECASTERS
-from training.demand_backtest import (QCOLS, SeriesRefused, calibration, check_series, choose, final_forecast,
-                                      report_rows, run_backtest)
+from training.demand_backtest import (
+    QCOLS,
+    SeriesRefused,
+    calibration,
+    check_series,
+    choose,
+    final_forecast,
+    report_rows,
+    run_backtest,
+)
 
 Progress = Callable[[str], None]
 __all__ = ["QCOLS", "ForecastConfig", "SeriesInput", "SeriesResult", "backtest_series", "fit_series"]
@@ -37,33 +46,53 @@ DEFAULT_MODELS = ["seasonal_naive", "harmonic_ar", "auto_ets", "mstl", "weekly_l
 class ForecastConfig(Document):
     """How series are back-tested, selected and forecast."""
 
-    models: list[str] = Field(DEFAULT_MODELS, description="Forecasters back-tested on every series "
-                              "(also: auto_theta, auto_arima, prophet - slower).")
-    ensemble_members: list[str] = Field([], description="Models the ensemble combines (empty: every model in "
-                                        "`models` but the seasonal naive).")
+    models: list[str] = Field(
+        DEFAULT_MODELS,
+        description="Forecasters back-tested on every series (also: auto_theta, auto_arima, prophet - slower).",
+    )
+    ensemble_members: list[str] = Field(
+        [], description="Models the ensemble combines (empty: every model in `models` but the seasonal naive)."
+    )
     ensemble_method: Literal["weighted", "median", "mean"] = Field(
-        "weighted", description="weighted: members weighted by 1/MASE^2 in the series' back-test, those worse than "
-        "the seasonal naive left out; median or mean: unweighted.")
+        "weighted",
+        description="weighted: members weighted by 1/MASE^2 in the series' back-test, those worse than "
+        "the seasonal naive left out; median or mean: unweighted.",
+    )
     horizons: list[int] = Field([1, 7, 28, 90], description="Back-test report horizons (days ahead, pooled 1..h).")
     max_horizon: int = Field(90, ge=1, le=365, description="Longest forecast a planner can request.")
     origins: int = Field(12, ge=2, le=104, description="Rolling back-test origins at most (fewer on short histories).")
     origin_spacing_days: int = Field(14, ge=1)
-    calibration_origins: int = Field(8, ge=2, description="Intervals are calibrated on the errors of this many "
-                                     "latest origins (a rolling window, so a level shift widens them).")
+    calibration_origins: int = Field(
+        8,
+        ge=2,
+        description="Intervals are calibrated on the errors of this many "
+        "latest origins (a rolling window, so a level shift widens them).",
+    )
     selection_horizons: list[int] = Field([7, 28], description="Horizons whose back-test MASE chooses the model.")
-    selection_margin: float = Field(0.1, ge=0, lt=1, description="A single model replaces the ensemble only if its "
-                                    "back-test MASE is lower by this share...")
+    selection_margin: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="A single model replaces the ensemble only if its back-test MASE is lower by this share...",
+    )
     min_selection_origins: int = Field(4, ge=1, description="...over at least this many non-overlapping windows.")
     threshold_share: float = Field(0.92, gt=0, le=2, description="Occupancy threshold as a share of beds.")
     min_history_days: int = Field(112, ge=56, description="History needed before the first back-test origin.")
-    max_zero_share: float = Field(0.5, gt=0, le=1, description="Refuse a series with more zero days than this "
-                                  "share in its last year.")
-    holidays: str = Field(DEFAULT_CALENDAR, description="Holiday calendar: england, none, or a python-holidays "
-                          "country code (e.g. US, GB-SCT).")
-    reconcile: bool = Field(True, description="Make the site forecasts add up to the ICS forecast (MinTrace, "
-                            "WLS by back-test error variance) when the ICS and its sites are forecast together.")
-    coverage_tolerance: float = Field(0.1, gt=0, lt=0.5, description="Warn when back-test 80% coverage is off by "
-                                      "more than this.")
+    max_zero_share: float = Field(
+        0.5, gt=0, le=1, description="Refuse a series with more zero days than this share in its last year."
+    )
+    holidays: str = Field(
+        DEFAULT_CALENDAR,
+        description="Holiday calendar: england, none, or a python-holidays country code (e.g. US, GB-SCT).",
+    )
+    reconcile: bool = Field(
+        True,
+        description="Make the site forecasts add up to the ICS forecast (MinTrace, "
+        "WLS by back-test error variance) when the ICS and its sites are forecast together.",
+    )
+    coverage_tolerance: float = Field(
+        0.1, gt=0, lt=0.5, description="Warn when back-test 80% coverage is off by more than this."
+    )
     workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
 
     @field_validator("models", "ensemble_members")
@@ -85,7 +114,9 @@ class ForecastConfig(Document):
             raise ValueError(f"horizons must lie between 1 and max_horizon ({self.max_horizon})")
         if "ensemble" in self.ensemble_members:
             raise ValueError("ensemble_members cannot include the ensemble itself")
-        if "ensemble" in self.models and not (self.ensemble_members or set(self.models) - {"seasonal_naive", "ensemble"}):
+        if "ensemble" in self.models and not (
+            self.ensemble_members or set(self.models) - {"seasonal_naive", "ensemble"}
+        ):
             raise ValueError("the ensemble needs members: add models or ensemble_members")
         return self
 
@@ -113,6 +144,14 @@ class SeriesResult:
 
 
 def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
+    """Back-test, choose and forecast one series. BLAS runs on one thread here: the matrices are small, and a
+    BLAS thread per core in each of the worker processes (one per core) fight for the cores and more than
+    double the CPU time."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _backtest_series(series, cfg)
+
+
+def _backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
     label = f"{series.site}/{series.metric}"
     y = series.values.astype(float)
     check_series(label, y.to_numpy(), cfg)
@@ -122,15 +161,33 @@ def backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
     selected, reason = choose(per_origin, complete, cfg)
     h = min(28, cfg.max_horizon)
     mine = min((r for r in rows if r["model"] == selected), key=lambda r: (abs(r["horizon"] - h), r["horizon"]))
-    coverage = {"horizon": mine["horizon"], "coverage_80": mine["coverage_80"], "coverage_95": mine["coverage_95"],
-                "origins": mine["coverage_origins"], "backtest_origins": len(bt["origins"])}
+    coverage = {
+        "horizon": mine["horizon"],
+        "coverage_80": mine["coverage_80"],
+        "coverage_95": mine["coverage_95"],
+        "origins": mine["coverage_origins"],
+        "backtest_origins": len(bt["origins"]),
+    }
     warnings = coverage_warnings(label, coverage, cfg)
     residuals = calibration(bt["errors"][selected], cfg.calibration_origins)
     forecast = final_forecast(series, selected, residuals, cfg, bt["weights"])
-    forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = coverage["coverage_80"], coverage["coverage_95"]
+    forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = (
+        coverage["coverage_80"],
+        coverage["coverage_95"],
+    )
     forecast["backtest_origins"] = coverage["origins"]
-    return SeriesResult(series.site, series.metric, selected, rows, forecast,
-                        {m: e.tolist() for m, e in bt["errors"].items()}, reason, coverage, warnings, residuals)
+    return SeriesResult(
+        series.site,
+        series.metric,
+        selected,
+        rows,
+        forecast,
+        {m: e.tolist() for m, e in bt["errors"].items()},
+        reason,
+        coverage,
+        warnings,
+        residuals,
+    )
 
 
 def coverage_warnings(label: str, cov: dict, cfg: ForecastConfig) -> list[str]:
@@ -140,8 +197,10 @@ def coverage_warnings(label: str, cov: dict, cfg: ForecastConfig) -> list[str]:
     if not np.isfinite(c80):
         return [f"{label}: interval coverage could not be checked (too few back-test origins)"]
     if abs(c80 - 0.8) > cfg.coverage_tolerance or c95 < 0.95 - cfg.coverage_tolerance / 2:
-        out.append(f"{label}: back-test intervals off target: 80% held {c80:.0%}, 95% held {c95:.0%} of days "
-                   f"1-{cov['horizon']} over {n} origin(s); treat the intervals with caution")
+        out.append(
+            f"{label}: back-test intervals off target: 80% held {c80:.0%}, 95% held {c95:.0%} of days "
+            f"1-{cov['horizon']} over {n} origin(s); treat the intervals with caution"
+        )
     if n < 4:
         out.append(f"{label}: coverage rests on only {n} back-test origin(s) (short history)")
     return out
@@ -154,8 +213,9 @@ def _run_one(args: tuple[SeriesInput, ForecastConfig]) -> SeriesResult | str:
         return str(exc)
 
 
-def fit_series(inputs: list[SeriesInput], cfg: ForecastConfig, progress: Progress | None = None,
-               refused: list[str] | None = None) -> list[SeriesResult]:
+def fit_series(
+    inputs: list[SeriesInput], cfg: ForecastConfig, progress: Progress | None = None, refused: list[str] | None = None
+) -> list[SeriesResult]:
     """Back-test, select and forecast every series, in parallel processes when there are several. Refused
     series (too short, mostly zeros) are skipped and their reasons appended to `refused`; if every series is
     refused that is an error."""
@@ -186,8 +246,9 @@ def _collect(outcomes, say: Progress) -> tuple[list[SeriesResult], list[str]]:
     return results, reasons
 
 
-def inputs_from_frame(frame: pd.DataFrame, sites: list[str] | None = None, metrics: list[str] | None = None
-                      ) -> list[SeriesInput]:
+def inputs_from_frame(
+    frame: pd.DataFrame, sites: list[str] | None = None, metrics: list[str] | None = None
+) -> list[SeriesInput]:
     """Long table (date, site, metric, value[, capacity]) -> one input per site and metric."""
     out = []
     for (site, metric), part in frame.groupby(["site", "metric"], sort=True):
@@ -195,9 +256,14 @@ def inputs_from_frame(frame: pd.DataFrame, sites: list[str] | None = None, metri
             continue
         part = part.sort_values("date")
         cap = part["capacity"].dropna().iloc[-1] if "capacity" in part and part["capacity"].notna().any() else None
-        out.append(SeriesInput(str(site), str(metric), pd.Series(part["value"].to_numpy(float),
-                                                                index=pd.DatetimeIndex(part["date"])),
-                               float(cap) if cap is not None else None))
+        out.append(
+            SeriesInput(
+                str(site),
+                str(metric),
+                pd.Series(part["value"].to_numpy(float), index=pd.DatetimeIndex(part["date"])),
+                float(cap) if cap is not None else None,
+            )
+        )
     return out
 
 
@@ -210,8 +276,14 @@ class FitOutput:
     meta: dict
 
 
-def save(results: list[SeriesResult], frame: pd.DataFrame, cfg: ForecastConfig, folder: Path, source: str,
-         refused: list[str] | None = None) -> FitOutput:
+def save(
+    results: list[SeriesResult],
+    frame: pd.DataFrame,
+    cfg: ForecastConfig,
+    folder: Path,
+    source: str,
+    refused: list[str] | None = None,
+) -> FitOutput:
     """Write the forecasts, back-test table, recent history and a description of the fit."""
     folder.mkdir(parents=True, exist_ok=True)
     backtest = pd.DataFrame([r for res in results for r in res.backtest])
@@ -221,12 +293,17 @@ def save(results: list[SeriesResult], frame: pd.DataFrame, cfg: ForecastConfig, 
     backtest.to_parquet(folder / "backtest.parquet", index=False)
     forecasts.to_parquet(folder / "forecasts.parquet", index=False)
     history.to_parquet(folder / "history.parquet", index=False)
-    meta = {"fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "data_end": str(last.date()),
-            "source": source, "config": json.loads(cfg.model_dump_json()),
-            "selected": {f"{r.site}/{r.metric}": r.selected for r in results},
-            "reasons": {f"{r.site}/{r.metric}": r.reason for r in results},
-            "coverage": {f"{r.site}/{r.metric}": r.coverage for r in results},
-            "warnings": [w for r in results for w in r.warnings], "refused": list(refused or []),
-            "series": [{"site": r.site, "metric": r.metric} for r in results]}
+    meta = {
+        "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data_end": str(last.date()),
+        "source": source,
+        "config": json.loads(cfg.model_dump_json()),
+        "selected": {f"{r.site}/{r.metric}": r.selected for r in results},
+        "reasons": {f"{r.site}/{r.metric}": r.reason for r in results},
+        "coverage": {f"{r.site}/{r.metric}": r.coverage for r in results},
+        "warnings": [w for r in results for w in r.warnings],
+        "refused": list(refused or []),
+        "series": [{"site": r.site, "metric": r.metric} for r in results],
+    }
     (folder / "fit.json").write_text(json.dumps(meta, indent=1))
     return FitOutput(folder, results, backtest, forecasts, meta)

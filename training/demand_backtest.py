@@ -40,13 +40,17 @@ def check_series(label: str, y: np.ndarray, cfg) -> None:
     """Refuse a series that is too short for one back-test origin, or mostly zeros."""
     need = cfg.min_history_days + MIN_OUTCOME_DAYS
     if y.size < need:
-        raise SeriesRefused(f"{label}: {y.size} days of history; at least {need} are needed "
-                            f"({cfg.min_history_days} before the first back-test origin + {MIN_OUTCOME_DAYS} of outcomes)")
+        raise SeriesRefused(
+            f"{label}: {y.size} days of history; at least {need} are needed "
+            f"({cfg.min_history_days} before the first back-test origin + {MIN_OUTCOME_DAYS} of outcomes)"
+        )
     recent = y[-365:]
     zeros = float(np.mean(recent == 0))
     if zeros > cfg.max_zero_share:
-        raise SeriesRefused(f"{label}: {zeros:.0%} of the last {recent.size} days are zero (more than "
-                            f"{cfg.max_zero_share:.0%}); too little signal to forecast daily")
+        raise SeriesRefused(
+            f"{label}: {zeros:.0%} of the last {recent.size} days are zero (more than "
+            f"{cfg.max_zero_share:.0%}); too little signal to forecast daily"
+        )
 
 
 def origins_for(n: int, cfg) -> list[int]:
@@ -59,8 +63,9 @@ def member_names(cfg) -> list[str]:
     return cfg.ensemble_members or [m for m in cfg.models if m not in ("seasonal_naive", "ensemble")]
 
 
-def point_forecasts(history: pd.Series, capacity: float | None, horizon: int, cfg, keep_members: bool = False
-                    ) -> dict[str, np.ndarray]:
+def point_forecasts(
+    history: pd.Series, capacity: float | None, horizon: int, cfg, keep_members: bool = False
+) -> dict[str, np.ndarray]:
     """Every model's forecast from one history (the ensemble from its members' forecasts)."""
     needed = [m for m in cfg.models if m != "ensemble"]
     if "ensemble" in cfg.models:
@@ -93,11 +98,13 @@ def ensemble_weights(bt: dict, cfg) -> np.ndarray | None:
         scores = np.array([score(bt["member_preds"][m], lo, hi) for m in members])
         if not np.isfinite(scores).all() or (scores <= 0).any():
             return None
-        naive = score(bt["member_preds"]["seasonal_naive"], lo, hi) if "seasonal_naive" in bt["member_preds"] else np.inf
+        naive = (
+            score(bt["member_preds"]["seasonal_naive"], lo, hi) if "seasonal_naive" in bt["member_preds"] else np.inf
+        )
         keep = scores <= naive if (scores <= naive).any() else np.ones(scores.size, bool)
-        out[:, lo:hi] = (keep / scores ** 2)[:, None]
+        out[:, lo:hi] = (keep / scores**2)[:, None]
         lo = hi
-    out[:, lo:] = out[:, lo - 1:lo]
+    out[:, lo:] = out[:, lo - 1 : lo]
     return out
 
 
@@ -107,12 +114,13 @@ def known_mask(origins: list[int], k: int, horizon: int) -> np.ndarray:
     return (o + np.arange(horizon)[None, :]) < origins[k]
 
 
-def sequential_intervals(errors: np.ndarray, preds: np.ndarray, origins: list[int], window: int
-                         ) -> list[dict[float, np.ndarray] | None]:
+def sequential_intervals(
+    errors: np.ndarray, preds: np.ndarray, origins: list[int], window: int
+) -> list[dict[float, np.ndarray] | None]:
     """Each origin's intervals calibrated only on errors known by then, from the `window` latest origins."""
     out: list[dict[float, np.ndarray] | None] = []
     for k in range(len(origins)):
-        known = np.where(known_mask(origins, k, errors.shape[1]), errors, np.nan)[max(0, k - window):k]
+        known = np.where(known_mask(origins, k, errors.shape[1]), errors, np.nan)[max(0, k - window) : k]
         usable = np.isfinite(known).any(axis=1).sum() if known.size else 0
         out.append(fit_residuals(known).quantiles(preds[k]) if usable >= 2 else None)
     return out
@@ -144,12 +152,19 @@ def choose(per_origin: dict[str, np.ndarray], complete: list[int], cfg) -> tuple
     best = min(singles, key=singles.get)
     wins = float(np.nanmean(per_origin[best] < per_origin[fallback]))
     if n_indep < cfg.min_selection_origins:
-        return fallback, f"{n_indep} non-overlapping {span}-day back-test window(s) < {cfg.min_selection_origins}: too thin to choose"
+        return (
+            fallback,
+            f"{n_indep} non-overlapping {span}-day back-test window(s) < {cfg.min_selection_origins}: too thin to choose",
+        )
     if singles[best] <= (1 - cfg.selection_margin) * scores[fallback] and wins >= 2 / 3:
-        return best, (f"MASE {singles[best]:.3f} vs {fallback} {scores[fallback]:.3f} over {n_indep} windows, "
-                      f"better on {wins:.0%} of origins")
-    return fallback, (f"no single model beat {fallback} ({scores[fallback]:.3f}) by {cfg.selection_margin:.0%} "
-                      f"(best {best} {singles[best]:.3f})")
+        return best, (
+            f"MASE {singles[best]:.3f} vs {fallback} {scores[fallback]:.3f} over {n_indep} windows, "
+            f"better on {wins:.0%} of origins"
+        )
+    return fallback, (
+        f"no single model beat {fallback} ({scores[fallback]:.3f}) by {cfg.selection_margin:.0%} "
+        f"(best {best} {singles[best]:.3f})"
+    )
 
 
 def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
@@ -162,8 +177,8 @@ def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
     for k, o in enumerate(origins):
         for name, point in point_forecasts(y.iloc[:o], capacity, H, cfg, keep_members=True).items():
             preds.setdefault(name, np.full((len(origins), H), np.nan))[k] = point
-        seen = values[o:o + H]
-        actual[k, :seen.size] = seen
+        seen = values[o : o + H]
+        actual[k, : seen.size] = seen
         scales[k] = accuracy.seasonal_naive_scale(values[:o])
     bt = {"origins": origins, "member_preds": preds, "actual": actual, "scales": scales, "weights": None}
     if "ensemble" in cfg.models and cfg.ensemble_method == "weighted":
@@ -198,16 +213,24 @@ def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict
             a = actual[checked, :h]
             q = {qq: np.vstack([seq[name][k][qq][:h] for k in checked]) for qq in QUANTILES} if checked else None
             seen = np.isfinite(a)
-            rows.append({
-                "site": site, "metric": metric, "model": name, "horizon": h,
-                "mase": float(np.mean([accuracy.mase(actual[k, :h], pred[k, :h], scales[k]) for k in done]))
-                if done else float("nan"),
-                "mape": accuracy.mape(actual[done, :h].ravel(), pred[done, :h].ravel()) if done else float("nan"),
-                "mae": float(np.mean(np.abs(err[done, :h]))) if done else float("nan"),
-                "coverage_80": accuracy.coverage(a[seen], q[0.1][seen], q[0.9][seen]) if q else float("nan"),
-                "coverage_95": accuracy.coverage(a[seen], q[0.025][seen], q[0.975][seen]) if q else float("nan"),
-                "pinball": accuracy.pinball(a[seen], {qq: v[seen] for qq, v in q.items()}) if q else float("nan"),
-                "origins": len(done), "coverage_origins": len(checked)})
+            rows.append(
+                {
+                    "site": site,
+                    "metric": metric,
+                    "model": name,
+                    "horizon": h,
+                    "mase": float(np.mean([accuracy.mase(actual[k, :h], pred[k, :h], scales[k]) for k in done]))
+                    if done
+                    else float("nan"),
+                    "mape": accuracy.mape(actual[done, :h].ravel(), pred[done, :h].ravel()) if done else float("nan"),
+                    "mae": float(np.mean(np.abs(err[done, :h]))) if done else float("nan"),
+                    "coverage_80": accuracy.coverage(a[seen], q[0.1][seen], q[0.9][seen]) if q else float("nan"),
+                    "coverage_95": accuracy.coverage(a[seen], q[0.025][seen], q[0.975][seen]) if q else float("nan"),
+                    "pinball": accuracy.pinball(a[seen], {qq: v[seen] for qq, v in q.items()}) if q else float("nan"),
+                    "origins": len(done),
+                    "coverage_origins": len(checked),
+                }
+            )
     return rows, per_origin, seq
 
 
@@ -216,16 +239,28 @@ def calibration(errors: np.ndarray, window: int) -> ResidualModel:
     return fit_residuals(errors[-window:])
 
 
-def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: np.ndarray | None = None) -> pd.DataFrame:
+def final_forecast(
+    series, model: str, residuals: ResidualModel, cfg, weights: np.ndarray | None = None
+) -> pd.DataFrame:
     y = series.values.astype(float)
     if model == "ensemble":
-        fitted = Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method, weights).fit(y, series.capacity)
+        fitted = (
+            Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method, weights).fit(y, series.capacity)
+        )
     else:
         fitted = FORECASTERS[model](cfg.holidays).fit(y, series.capacity)
     point = fitted.predict(cfg.max_horizon)
     qs = residuals.quantiles(point)
-    out = pd.DataFrame({"site": series.site, "metric": series.metric, "date": fitted.future_index(cfg.max_horizon),
-                        "model": model, "mean": point, **{QCOLS[q]: v for q, v in qs.items()}})
+    out = pd.DataFrame(
+        {
+            "site": series.site,
+            "metric": series.metric,
+            "date": fitted.future_index(cfg.max_horizon),
+            "model": model,
+            "mean": point,
+            **{QCOLS[q]: v for q, v in qs.items()},
+        }
+    )
     out["capacity"] = series.capacity if series.capacity else np.nan
     if series.capacity:
         threshold = cfg.threshold_share * series.capacity

@@ -29,8 +29,9 @@ def forecasts_dir(settings: Settings) -> Path:
     return settings.home / "forecasts" / "latest"
 
 
-def load_frame(settings: Settings, csv: Path | None, dayfirst: bool = False, columns: dict[str, str] | None = None
-               ) -> tuple[pd.DataFrame, list[str], str]:
+def load_frame(
+    settings: Settings, csv: Path | None, dayfirst: bool = False, columns: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str], str]:
     if csv is not None:
         frame, warnings = read_series_csv(csv, dayfirst=dayfirst, columns=columns)
         return frame, warnings, f"CSV {csv}"
@@ -54,16 +55,25 @@ def chart(history: pd.DataFrame, forecast: pd.DataFrame, title: str):
     return fig
 
 
-def run_fit(settings: Settings, cfg: ForecastConfig, csv: Path | None = None, sites: list[str] | None = None,
-            metrics: list[str] | None = None, progress: Progress | None = None, dayfirst: bool = False,
-            columns: dict[str, str] | None = None) -> tuple[FitOutput, list[str], str]:
+def run_fit(
+    settings: Settings,
+    cfg: ForecastConfig,
+    csv: Path | None = None,
+    sites: list[str] | None = None,
+    metrics: list[str] | None = None,
+    progress: Progress | None = None,
+    dayfirst: bool = False,
+    columns: dict[str, str] | None = None,
+) -> tuple[FitOutput, list[str], str]:
     say = progress or (lambda _m: None)
     frame, warnings, source = load_frame(settings, csv, dayfirst, columns)
     inputs = inputs_from_frame(frame, sites, metrics)
     if not inputs:
         known = sorted(frame.site.unique())
-        raise ValueError(f"no series match sites {sites} and metrics {metrics}; sites: {known}, "
-                         f"metrics: {sorted(frame.metric.unique())}")
+        raise ValueError(
+            f"no series match sites {sites} and metrics {metrics}; sites: {known}, "
+            f"metrics: {sorted(frame.metric.unique())}"
+        )
     say(f"back-testing {len(inputs)} series x {len(cfg.models)} models on {cfg.workers} process(es)")
     refused: list[str] = []
     results = fit_series(inputs, cfg, progress=say, refused=refused)
@@ -95,9 +105,17 @@ def _log(settings: Settings, output: FitOutput, frame: pd.DataFrame, cfg: Foreca
     tracking.configure(settings)
     exp = tracking.experiment_id(settings, EXPERIMENT)
     with mlflow.start_run(experiment_id=exp, run_name="demand-forecasts") as run:
-        mlflow.log_params({"models": ",".join(cfg.models), "origins": cfg.origins, "max_horizon": cfg.max_horizon,
-                           "origin_spacing_days": cfg.origin_spacing_days, "source": output.meta["source"],
-                           "data_end": output.meta["data_end"], "series": len(output.results)})
+        mlflow.log_params(
+            {
+                "models": ",".join(cfg.models),
+                "origins": cfg.origins,
+                "max_horizon": cfg.max_horizon,
+                "origin_spacing_days": cfg.origin_spacing_days,
+                "source": output.meta["source"],
+                "data_end": output.meta["data_end"],
+                "series": len(output.results),
+            }
+        )
         metrics = {}
         for r in output.backtest.itertuples():
             base = f"{r.site}.{r.metric}.{r.model}"

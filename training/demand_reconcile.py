@@ -29,11 +29,16 @@ def reconcile_results(results: list, histories: dict[tuple[str, str], pd.Series]
             notes.append(f"{metric}: not reconciled (the ICS series is not the sum of the {len(sites)} sites forecast)")
             continue
         h = len(total.forecast)
+
         def var(r, h: int = h) -> np.ndarray:  # error variance at each lead
             return r.residuals.sigma(h) ** 2
 
-        new_total, new_sites = mintrace_wls(total.forecast["mean"].to_numpy(), np.vstack([r.forecast["mean"] for r in sites]),
-                                            var(total), np.vstack([var(r) for r in sites]))
+        new_total, new_sites = mintrace_wls(
+            total.forecast["mean"].to_numpy(),
+            np.vstack([r.forecast["mean"] for r in sites]),
+            var(total),
+            np.vstack([var(r) for r in sites]),
+        )
         for r, mean in zip([total, *sites], [new_total, *new_sites]):
             _move(r, mean)
         notes.append(f"{metric}: {len(sites)} site forecasts reconciled to add up to the ICS forecast (MinTrace WLS)")

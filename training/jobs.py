@@ -71,12 +71,16 @@ def resolve_dates(cfg: TrainConfig, span: DataSpan) -> tuple[TrainConfig, str]:
         train, validation, note = dates_for_data(spec, span)
         return cfg.model_copy(update={"train_dates": train, "validation_dates": validation}), note
     check_dates(spec, cfg.train_dates, cfg.validation_dates, span)
-    return cfg, f"configured dates (data {span}): training {cfg.train_dates[0]}..{cfg.train_dates[-1]}, " \
-                f"validation {cfg.validation_dates[0]}..{cfg.validation_dates[-1]}"
+    return (
+        cfg,
+        f"configured dates (data {span}): training {cfg.train_dates[0]}..{cfg.train_dates[-1]}, "
+        f"validation {cfg.validation_dates[0]}..{cfg.validation_dates[-1]}",
+    )
 
 
-def build_frames(cfg: TrainConfig, settings: Settings, say: Progress, engine: str | None = None
-                 ) -> tuple[TrainConfig, pd.DataFrame, pd.DataFrame, dict, DataSpan, str]:
+def build_frames(
+    cfg: TrainConfig, settings: Settings, say: Progress, engine: str | None = None
+) -> tuple[TrainConfig, pd.DataFrame, pd.DataFrame, dict, DataSpan, str]:
     """The configuration with its index dates resolved against the data, and the training and validation feature
     tables with known labels, built on `engine` (default: the setting); LightGBM then trains in this process on
     the rows built."""
@@ -103,8 +107,10 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
         train = train.sample(cfg.max_train_rows, random_state=cfg.seed).sort_index().reset_index(drop=True)
     w = safe_weights(settings, cfg.spec, train, cfg.safe_learning)
     if cfg.safe_learning != "off":
-        say(f"safe learning ({cfg.safe_learning}): {int((w == 0).sum()):,} rows the programme may have changed left "
-            f"out, {int((w > 1).sum()):,} up-weighted")
+        say(
+            f"safe learning ({cfg.safe_learning}): {int((w == 0).sum()):,} rows the programme may have changed left "
+            f"out, {int((w > 1).sum()):,} up-weighted"
+        )
         train, w = train[w > 0].reset_index(drop=True), w[w > 0]
     predictors = [p for p in manifests["train"]["predictors"] if pd.api.types.is_numeric_dtype(train[p])]
     y = train[cfg.label].astype(int).to_numpy()
@@ -113,7 +119,8 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
             f"too few outcomes to train {cfg.model_name}: {int(y.sum())} in training ({len(train):,} rows at "
             f"{_dates(cfg.train_dates)}), {int((validation[cfg.label] == 1).sum())} in validation ({len(validation):,} "
             f"rows at {_dates(cfg.validation_dates)}); data {span}. At least 10 and 5 are needed: load a larger "
-            "population or a longer extract, or configure other dates (--config)")
+            "population or a longer extract, or configure other dates (--config)"
+        )
     part = person_parts(train.person_id, cfg.seed)
     X = train[predictors].astype("float64")
     fit_, stop, cal = (part == 0), (part == 1), (part == 2)
@@ -124,30 +131,52 @@ def fit(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     tuning = []
     for leaves, child in itertools.product(cfg.grid.num_leaves, cfg.grid.min_child_samples):
         params = cfg.base.model_copy(update={"num_leaves": leaves, "min_child_samples": child, "seed": cfg.seed})
-        trial = GradientBoostedRisk(params, cfg.calibration).fit(X[tune_fit], y[tune_fit], X[cal], y[cal],
-                                                                 X[tune_stop], y[tune_stop], **parts(w, tune_fit, cal,
-                                                                                                     tune_stop))
-        tuning.append({"num_leaves": leaves, "min_child_samples": child, "best_iteration": trial.best_iteration_,
-                       "stop_auroc": auroc(y[tune_stop], trial.raw_proba(X[tune_stop]))})
+        trial = GradientBoostedRisk(params, cfg.calibration).fit(
+            X[tune_fit], y[tune_fit], X[cal], y[cal], X[tune_stop], y[tune_stop], **parts(w, tune_fit, cal, tune_stop)
+        )
+        tuning.append(
+            {
+                "num_leaves": leaves,
+                "min_child_samples": child,
+                "best_iteration": trial.best_iteration_,
+                "stop_auroc": auroc(y[tune_stop], trial.raw_proba(X[tune_stop])),
+            }
+        )
     best = max(tuning, key=lambda t: (t["stop_auroc"], -t["num_leaves"]))
-    chosen = cfg.base.model_copy(update={"num_leaves": best["num_leaves"], "min_child_samples": best["min_child_samples"],
-                                         "seed": cfg.seed})
-    say(f"fitting LightGBM (num_leaves={chosen.num_leaves}, min_child_samples={chosen.min_child_samples}) "
-        "and the logistic baseline")
+    chosen = cfg.base.model_copy(
+        update={"num_leaves": best["num_leaves"], "min_child_samples": best["min_child_samples"], "seed": cfg.seed}
+    )
+    say(
+        f"fitting LightGBM (num_leaves={chosen.num_leaves}, min_child_samples={chosen.min_child_samples}) "
+        "and the logistic baseline"
+    )
     # find the number of trees by early stopping; on smaller populations refit on fit + stopping
     # people with that many trees (the extra 20% of data matters there, not at a million)
-    model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop],
-                                                             **parts(w, fit_, cal, stop))
+    model = GradientBoostedRisk(chosen, cfg.calibration).fit(
+        X[fit_], y[fit_], X[cal], y[cal], X[stop], y[stop], **parts(w, fit_, cal, stop)
+    )
     if fit_.sum() < cfg.refit_below_rows:
         chosen = chosen.model_copy(update={"n_estimators": max(20, int(round(model.best_iteration_ * 1.1)))})
-        model = GradientBoostedRisk(chosen, cfg.calibration).fit(X[fit_ | stop], y[fit_ | stop], X[cal], y[cal],
-                                                                 **parts(w, fit_ | stop, cal, None))
-    baseline = LogisticBaseline(seed=cfg.seed).fit(X[fit_ | stop], y[fit_ | stop],
-                                                   None if cfg.safe_learning == "off" else w[fit_ | stop])
-    return FittedJob(cfg=cfg, model=model, baseline=baseline, predictors=predictors, train=train,
-                     validation=validation, manifests=manifests, tuning=tuning, chosen=chosen,
-                     parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())},
-                     span=span, dates_note=note)
+        model = GradientBoostedRisk(chosen, cfg.calibration).fit(
+            X[fit_ | stop], y[fit_ | stop], X[cal], y[cal], **parts(w, fit_ | stop, cal, None)
+        )
+    baseline = LogisticBaseline(seed=cfg.seed).fit(
+        X[fit_ | stop], y[fit_ | stop], None if cfg.safe_learning == "off" else w[fit_ | stop]
+    )
+    return FittedJob(
+        cfg=cfg,
+        model=model,
+        baseline=baseline,
+        predictors=predictors,
+        train=train,
+        validation=validation,
+        manifests=manifests,
+        tuning=tuning,
+        chosen=chosen,
+        parts={"fit": int(fit_.sum()), "early_stopping": int(stop.sum()), "calibration": int(cal.sum())},
+        span=span,
+        dates_note=note,
+    )
 
 
 def parts(w: np.ndarray, fit_: np.ndarray, cal: np.ndarray, stop: np.ndarray | None) -> dict:

@@ -36,9 +36,11 @@ def oracle_audit_frame(settings: Settings, model: str, index_date: date, out: Pa
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if spec.truth.table not in tables:
             raise NoGroundTruth(f"{settings.warehouse_path} has no table {spec.truth.table} (not synthetic data)")
-        truth = con.execute(f'SELECT person_id, CAST("{spec.truth.date_column}" AS TIMESTAMP) '
-                            f'+ INTERVAL {int(spec.truth.day_offset)} DAY AS index_date, p_true '
-                            f'FROM "{spec.truth.table}"').df()
+        truth = con.execute(
+            f'SELECT person_id, CAST("{spec.truth.date_column}" AS TIMESTAMP) '
+            f"+ INTERVAL {int(spec.truth.day_offset)} DAY AS index_date, p_true "
+            f'FROM "{spec.truth.table}"'
+        ).df()
     finally:
         con.close()
     keys = features[["person_id", "index_date"]].assign(index_date=lambda f: pd.to_datetime(f.index_date))

@@ -15,8 +15,15 @@ from mlflow.exceptions import MlflowException
 from models import specs
 
 MODEL_NAMES = specs.NAMES
-HEADLINE = ("val_auroc", "val_auprc", "val_brier", "val_calibration_slope", "model_oracle_ratio",
-            "baseline_auroc", "rule_auroc")
+HEADLINE = (
+    "val_auroc",
+    "val_auprc",
+    "val_brier",
+    "val_calibration_slope",
+    "model_oracle_ratio",
+    "baseline_auroc",
+    "rule_auroc",
+)
 
 
 @dataclass
@@ -46,10 +53,18 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
         for found_mv in sorted(found, key=lambda v: int(v.version)):
             mv = client.get_model_version(name, found_mv.version)  # search results omit aliases
             metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-            out.append(VersionInfo(name=name, version=int(mv.version), aliases=sorted(mv.aliases or []),
-                                   run_id=mv.run_id, created=int(mv.creation_timestamp or 0),
-                                   status=(mv.tags or {}).get("audit_status", "not audited"),
-                                   metrics={k: metrics[k] for k in HEADLINE if k in metrics}, tags=dict(mv.tags or {})))
+            out.append(
+                VersionInfo(
+                    name=name,
+                    version=int(mv.version),
+                    aliases=sorted(mv.aliases or []),
+                    run_id=mv.run_id,
+                    created=int(mv.creation_timestamp or 0),
+                    status=(mv.tags or {}).get("audit_status", "not audited"),
+                    metrics={k: metrics[k] for k in HEADLINE if k in metrics},
+                    tags=dict(mv.tags or {}),
+                )
+            )
     return out
 
 
@@ -76,5 +91,6 @@ def load_champion(name: str) -> Champion | None:
     except MlflowException:
         return None
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    return Champion(name, str(mv.version), pyfunc.unwrap_python_model().model, pyfunc,
-                    (mv.tags or {}).get("feature_hash"))
+    return Champion(
+        name, str(mv.version), pyfunc.unwrap_python_model().model, pyfunc, (mv.tags or {}).get("feature_hash")
+    )

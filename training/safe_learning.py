@@ -50,9 +50,11 @@ def weights(settings: Settings, spec: ModelSpec, frame: pd.DataFrame, mode: Mode
     listed = (first.notna() & (first < end)).to_numpy()
     if mode == "holdout":
         if not record.held_out.any():
-            raise SafeLearningError(f"{listing.record_path(settings, spec.name)}: no one has been held out yet; safe "
-                                    f"retraining needs an approved holdout (`[policy.{spec.name}] holdout_share`) and "
-                                    "daily runs that kept it (or use --safe-learning enrolment)")
+            raise SafeLearningError(
+                f"{listing.record_path(settings, spec.name)}: no one has been held out yet; safe "
+                f"retraining needs an approved holdout (`[policy.{spec.name}] holdout_share`) and "
+                "daily runs that kept it (or use --safe-learning enrolment)"
+            )
         held = listed & frame.person_id.map(record.held_out).eq(True).to_numpy()
         share = frame.person_id.map(record.share).to_numpy("float64")
         out = np.ones(len(frame))

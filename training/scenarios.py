@@ -92,13 +92,16 @@ def prepare_inputs(settings: Settings, folder: Path, model_name: str | None = No
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
         index_date = as_of + timedelta(days=1)
-        stays = con.execute("""
+        stays = con.execute(
+            """
             SELECT person_id, site_code, admission_date,
                    date_diff('day', admission_date, coalesce(discharge_date, $as_of + 1)) AS los,
                    least(coalesce(critical_care_days, 0),
                          date_diff('day', admission_date, coalesce(discharge_date, $as_of + 1))) AS cc
             FROM apc_spells WHERE admission_method LIKE '2%' AND admission_date > $as_of - INTERVAL 3 YEAR
-              AND admission_date <= $as_of""", {"as_of": as_of}).df()
+              AND admission_date <= $as_of""",
+            {"as_of": as_of},
+        ).df()
     finally:
         con.close()
     names = model.metadata.get_input_schema().input_names()
@@ -121,8 +124,13 @@ def prepare_inputs(settings: Settings, folder: Path, model_name: str | None = No
     past.to_parquet(folder / PAST, index=False)
     stays.to_parquet(folder / STAYS, index=False)
     version = mlflow.MlflowClient().get_model_version_by_alias(model_name, alias).version
-    info = {"model": model_name, "alias": alias, "version": str(version), "index_date": str(index_date),
-            "people": int(len(scores))}
+    info = {
+        "model": model_name,
+        "alias": alias,
+        "version": str(version),
+        "index_date": str(index_date),
+        "people": int(len(scores)),
+    }
     (folder / "scenario_inputs.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -142,8 +150,9 @@ def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None)
     if not (folder / "forecasts.parquet").exists():
         raise ScenarioError("no forecasts yet: run `phm forecast fit` first")
     if not (folder / SCORES).exists():
-        raise ScenarioError("no risk scores for scenarios: register an emergency-admission model, then run "
-                            "`phm forecast fit` again")
+        raise ScenarioError(
+            "no risk scores for scenarios: register an emergency-admission model, then run `phm forecast fit` again"
+        )
     forecasts = pd.read_parquet(folder / "forecasts.parquet")
     known = sorted(forecasts.site.unique())
     if scenario.site not in known:
@@ -186,7 +195,9 @@ def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None)
         sim, day = np.repeat(sim, reps), np.repeat(day, reps)
         pick = np.random.default_rng(scenario.seed + 1).integers(0, los.size, sim.size)
         stay, crit = los[pick], cc[pick]
-        start, stop = (day, day + crit) if scenario.metric == "critical_care_beds_occupied" else (day + crit, day + stay)
+        start, stop = (
+            (day, day + crit) if scenario.metric == "critical_care_beds_occupied" else (day + crit, day + stay)
+        )
         delta = np.zeros((S, H + 1))
         keep = start < stop
         np.add.at(delta, (sim[keep], np.minimum(start[keep], H)), 1)
@@ -208,33 +219,53 @@ def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None)
     daily = []
     for t in range(H):
         row = base.iloc[t]
-        daily.append({"date": str(row["date"].date()), "baseline_mean": float(row["mean"]),
-                      "baseline_q10": float(row["q10"]), "baseline_q90": float(row["q90"]),
-                      "baseline_q025": float(row["q025"]), "baseline_q975": float(row["q975"]),
-                      "change_mean": -float(mean_reduction[t]), "change_q10": -float(q[2, t]),
-                      "change_q90": -float(q[1, t]), "scenario_mean": float(max(row["mean"] - mean_reduction[t], 0)),
-                      "scenario_q10": float(max(row["q10"] - mean_reduction[t], 0)),
-                      "scenario_q90": float(max(row["q90"] - mean_reduction[t], 0)),
-                      "scenario_q025": float(max(row["q025"] - mean_reduction[t], 0)),
-                      "scenario_q975": float(max(row["q975"] - mean_reduction[t], 0))})
+        daily.append(
+            {
+                "date": str(row["date"].date()),
+                "baseline_mean": float(row["mean"]),
+                "baseline_q10": float(row["q10"]),
+                "baseline_q90": float(row["q90"]),
+                "baseline_q025": float(row["q025"]),
+                "baseline_q975": float(row["q975"]),
+                "change_mean": -float(mean_reduction[t]),
+                "change_q10": -float(q[2, t]),
+                "change_q90": -float(q[1, t]),
+                "scenario_mean": float(max(row["mean"] - mean_reduction[t], 0)),
+                "scenario_q10": float(max(row["q10"] - mean_reduction[t], 0)),
+                "scenario_q90": float(max(row["q90"] - mean_reduction[t], 0)),
+                "scenario_q025": float(max(row["q025"] - mean_reduction[t], 0)),
+                "scenario_q975": float(max(row["q975"] - mean_reduction[t], 0)),
+            }
+        )
     total = reduction.sum(1)
     admissions_total = counts.sum(1)
     summary = {
         "admissions_prevented_over_horizon": _interval(admissions_total, rate * H),
-        ("bed_days_saved_over_horizon" if scenario.metric != "emergency_admissions" else "admissions_saved_over_horizon"):
-            _interval(total, float(mean_reduction.sum())),
+        (
+            "bed_days_saved_over_horizon"
+            if scenario.metric != "emergency_admissions"
+            else "admissions_saved_over_horizon"
+        ): _interval(total, float(mean_reduction.sum())),
         "change_on_last_day": _interval(-reduction[:, -1], -float(mean_reduction[-1])),
     }
-    notes = [f"{k:,} people reached (top {scenario.top_share:.1%} of {policy.rounded(len(scores)):,} by current risk, "
-             f"rounded to a multiple of {policy.step} for disclosure control). The top "
-             f"{scenario.top_share:.1%} a year earlier went on to have {per_person_year:.2f} emergency admissions per "
-             "person in the following year (observed); that rate is assumed for today's top group.",
-             f"Lengths of stay from about {policy.rounded(len(pool)):,} recent emergency spells of "
-             + ("these people." if pool is theirs else "all patients (too few among these people)."),
-             "Intervals reflect arrivals and lengths of stay, not uncertainty in the risk model or in p."]
-    return ScenarioResult(scenario=scenario, people_reached=k,
-                          expected_admissions_in_group_per_day=expected, prevented_admissions_per_day=rate,
-                          summary=summary, daily=daily, notes=notes)
+    notes = [
+        f"{k:,} people reached (top {scenario.top_share:.1%} of {policy.rounded(len(scores)):,} by current risk, "
+        f"rounded to a multiple of {policy.step} for disclosure control). The top "
+        f"{scenario.top_share:.1%} a year earlier went on to have {per_person_year:.2f} emergency admissions per "
+        "person in the following year (observed); that rate is assumed for today's top group.",
+        f"Lengths of stay from about {policy.rounded(len(pool)):,} recent emergency spells of "
+        + ("these people." if pool is theirs else "all patients (too few among these people)."),
+        "Intervals reflect arrivals and lengths of stay, not uncertainty in the risk model or in p.",
+    ]
+    return ScenarioResult(
+        scenario=scenario,
+        people_reached=k,
+        expected_admissions_in_group_per_day=expected,
+        prevented_admissions_per_day=rate,
+        summary=summary,
+        daily=daily,
+        notes=notes,
+    )
 
 
 def _interval(draws: np.ndarray, mean: float) -> dict[str, float]:

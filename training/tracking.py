@@ -53,10 +53,15 @@ def log_risk_model(model: GradientBoostedRisk, example: pd.DataFrame, registered
         code = _owner_only_copy(MODELS_DIR, Path(tmp) / MODELS_DIR.name)  # MLflow copies files with their modes
         signature = infer_signature(example, pd.DataFrame({"risk": model.predict_proba(example)[:, 1]}))
         return mlflow.pyfunc.log_model(
-            name="model", python_model=str(code / "pyfunc_entry.py"), artifacts={"model": str(path)},
+            name="model",
+            python_model=str(code / "pyfunc_entry.py"),
+            artifacts={"model": str(path)},
             signature=signature,
-            input_example=example, pip_requirements=pip_requirements(), code_paths=[str(code)],
-            registered_model_name=registered_name)
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            code_paths=[str(code)],
+            registered_model_name=registered_name,
+        )
 
 
 def _owner_only_copy(src: Path, dst: Path) -> Path:

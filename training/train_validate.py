@@ -49,9 +49,11 @@ def oracle_probabilities(job: FittedJob, settings: Settings) -> pd.Series | None
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if truth_spec.table not in tables:
             return None
-        truth = con.execute(f'SELECT person_id, CAST("{truth_spec.date_column}" AS TIMESTAMP) '
-                            f'+ INTERVAL {int(truth_spec.day_offset)} DAY AS index_date, p_true '
-                            f'FROM "{truth_spec.table}"').df()
+        truth = con.execute(
+            f'SELECT person_id, CAST("{truth_spec.date_column}" AS TIMESTAMP) '
+            f"+ INTERVAL {int(truth_spec.day_offset)} DAY AS index_date, p_true "
+            f'FROM "{truth_spec.table}"'
+        ).df()
     finally:
         con.close()
     keys = job.validation[["person_id", "index_date"]].copy()
@@ -74,21 +76,35 @@ def subgroups(job: FittedJob, y: np.ndarray, p: np.ndarray) -> list[dict]:
     for grouping, labels in groups.items():
         for value in sorted(labels.unique()):
             m = (labels == value).to_numpy()
-            rows.append({"grouping": grouping, "group": value, "n": int(m.sum()), "events": int(y[m].sum()),
-                         "observed": float(y[m].mean()), "mean_predicted": float(p[m].mean()),
-                         "auroc": auroc(y[m], p[m]) if m.sum() >= 50 else float("nan")})
+            rows.append(
+                {
+                    "grouping": grouping,
+                    "group": value,
+                    "n": int(m.sum()),
+                    "events": int(y[m].sum()),
+                    "observed": float(y[m].mean()),
+                    "mean_predicted": float(p[m].mean()),
+                    "auroc": auroc(y[m], p[m]) if m.sum() >= 50 else float("nan"),
+                }
+            )
     return rows
 
 
 def _flat_params(cfg: TrainConfig, job: FittedJob) -> dict[str, str]:
     dates = lambda ds: ds[0].isoformat() if len(ds) == 1 else f"{ds[0]}..{ds[-1]} ({len(ds)} dates)"  # noqa: E731
     return {
-        "model_name": cfg.model_name, "feature_set": cfg.spec.features.name, "seed": str(cfg.seed),
-        "train_dates": dates(cfg.train_dates), "validation_dates": dates(cfg.validation_dates),
-        "calibration": cfg.calibration, "feature_definition_hash": job.manifests["train"]["definition_hash"],
+        "model_name": cfg.model_name,
+        "feature_set": cfg.spec.features.name,
+        "seed": str(cfg.seed),
+        "train_dates": dates(cfg.train_dates),
+        "validation_dates": dates(cfg.validation_dates),
+        "calibration": cfg.calibration,
+        "feature_definition_hash": job.manifests["train"]["definition_hash"],
         "warehouse_as_of": str(job.manifests["train"]["warehouse_as_of"]),
-        "data_end": job.manifests["train"]["data_end"], "n_predictors": str(len(job.predictors)),
-        "train_rows": str(len(job.train)), "validation_rows": str(len(job.validation)),
+        "data_end": job.manifests["train"]["data_end"],
+        "n_predictors": str(len(job.predictors)),
+        "train_rows": str(len(job.train)),
+        "validation_rows": str(len(job.validation)),
         **{f"lgbm_{k}": str(v) for k, v in job.chosen.model_dump().items()},
         "lgbm_best_iteration": str(job.model.best_iteration_),
         **{f"rows_{k}": str(v) for k, v in job.parts.items()},
@@ -110,20 +126,31 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     perf = evaluate(y, p_model, cfg.bootstrap_draws, cfg.seed)
     base_perf = evaluate(y, p_base, max(20, cfg.bootstrap_draws // 4), cfg.seed)
     rule_auc = auroc(y, p_rule)
-    metrics = {**perf.flat("val_"), "baseline_auroc": base_perf.auroc, "baseline_auprc": base_perf.auprc,
-               "baseline_brier": base_perf.brier, "baseline_calibration_slope": base_perf.calibration_slope,
-               "rule_auroc": rule_auc, "best_iteration": float(job.model.best_iteration_)}
-    comparators = {"LightGBM (this model)": {"auroc": perf.auroc, "auprc": perf.auprc, "brier": perf.brier},
-                   "logistic regression baseline": {"auroc": base_perf.auroc, "auprc": base_perf.auprc,
-                                                    "brier": base_perf.brier},
-                   rule_name: {"auroc": rule_auc, "auprc": float("nan"), "brier": float("nan")}}
+    metrics = {
+        **perf.flat("val_"),
+        "baseline_auroc": base_perf.auroc,
+        "baseline_auprc": base_perf.auprc,
+        "baseline_brier": base_perf.brier,
+        "baseline_calibration_slope": base_perf.calibration_slope,
+        "rule_auroc": rule_auc,
+        "best_iteration": float(job.model.best_iteration_),
+    }
+    comparators = {
+        "LightGBM (this model)": {"auroc": perf.auroc, "auprc": perf.auprc, "brier": perf.brier},
+        "logistic regression baseline": {"auroc": base_perf.auroc, "auprc": base_perf.auprc, "brier": base_perf.brier},
+        rule_name: {"auroc": rule_auc, "auprc": float("nan"), "brier": float("nan")},
+    }
     oracle = None
     truth = oracle_probabilities(job, settings)
     if truth is not None and truth.notna().sum() > 0:
         ok = truth.notna().to_numpy()
         o_auc, m_auc = auroc(y[ok], truth.to_numpy()[ok]), auroc(y[ok], p_model[ok])
-        oracle = {"rows_with_truth": int(ok.sum()), "oracle_auroc": o_auc, "model_auroc": m_auc,
-                  "model_oracle_ratio": m_auc / o_auc}
+        oracle = {
+            "rows_with_truth": int(ok.sum()),
+            "oracle_auroc": o_auc,
+            "model_auroc": m_auc,
+            "model_oracle_ratio": m_auc / o_auc,
+        }
         metrics.update({"oracle_auroc": o_auc, "model_oracle_ratio": m_auc / o_auc})
     extra = {}
     if spec.validation_extras is not None:
@@ -131,8 +158,10 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
         metrics.update(more)
     gain = job.model.importance()
     descriptions = {f.name: f.description for f in spec.features.features}
-    importance = [{"feature": k, "share_of_gain": float(g / max(gain.sum(), 1e-12)), "description": descriptions.get(k, "")}
-                  for k, g in gain.head(15).items()]
+    importance = [
+        {"feature": k, "share_of_gain": float(g / max(gain.sum(), 1e-12)), "description": descriptions.get(k, "")}
+        for k, g in gain.head(15).items()
+    ]
 
     tracking.configure(settings)
     exp = tracking.experiment_id(settings, cfg.experiment or f"phm-{cfg.model_name}")
@@ -146,12 +175,21 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
             mlflow.log_dict(manifest, f"features/{name}_manifest.json")
         mlflow.log_dict({"grid": job.tuning, "chosen": job.chosen.model_dump()}, "tuning.json")
         mlflow.log_dict(json.loads(perf.model_dump_json()), "validation/performance.json")
-        mlflow.set_tags({"phm.model": cfg.model_name, "phm.feature_hash": job.manifests["train"]["definition_hash"],
-                         "phm.reproduce": f"phm train {spec.cli_name} --config train_config.json"})
+        mlflow.set_tags(
+            {
+                "phm.model": cfg.model_name,
+                "phm.feature_hash": job.manifests["train"]["definition_hash"],
+                "phm.reproduce": f"phm train {spec.cli_name} --config train_config.json",
+            }
+        )
         scores = {"LightGBM": p_model, "Logistic baseline": p_base, "Rule": p_rule}
-        for name, fig in (("roc", plots.roc(y, scores)), ("precision_recall", plots.precision_recall(y, scores)),
-                          ("calibration", plots.calibration(perf)), ("decision_curve", plots.decision_curve(perf)),
-                          ("feature_importance", plots.importance(gain))):
+        for name, fig in (
+            ("roc", plots.roc(y, scores)),
+            ("precision_recall", plots.precision_recall(y, scores)),
+            ("calibration", plots.calibration(perf)),
+            ("decision_curve", plots.decision_curve(perf)),
+            ("feature_importance", plots.importance(gain)),
+        ):
             mlflow.log_figure(fig, f"plots/{name}.png")
             plots.close(fig)
         with tempfile.TemporaryDirectory() as tmp:  # what the fairness audit reads back
@@ -163,11 +201,25 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
         info = tracking.log_risk_model(job.model, example_rows, registered_name=cfg.model_name)
         version = int(info.registered_model_version)
         card = model_card.build_card(
-            spec=spec, version=version, run_id=run_id,
-            cfg={"calibration": cfg.calibration, "chosen": job.chosen.model_dump(), "tuning": job.tuning, "seed": cfg.seed},
-            manifests=job.manifests, predictors=job.predictors, descriptions=descriptions,
-            performance=json.loads(perf.model_dump_json()), comparators=comparators, oracle=oracle,
-            subgroups=subgroups(job, y, p_model), importance=importance, extra=extra)
+            spec=spec,
+            version=version,
+            run_id=run_id,
+            cfg={
+                "calibration": cfg.calibration,
+                "chosen": job.chosen.model_dump(),
+                "tuning": job.tuning,
+                "seed": cfg.seed,
+            },
+            manifests=job.manifests,
+            predictors=job.predictors,
+            descriptions=descriptions,
+            performance=json.loads(perf.model_dump_json()),
+            comparators=comparators,
+            oracle=oracle,
+            subgroups=subgroups(job, y, p_model),
+            importance=importance,
+            extra=extra,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
             (Path(tmp) / "model_card.html").write_text(model_card.render_html(card))
@@ -175,9 +227,14 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     registry.set_alias(cfg.model_name, version, "candidate")
     client = mlflow.MlflowClient()
     client.set_model_version_tag(cfg.model_name, str(version), "audit_status", "not audited")
-    client.set_model_version_tag(cfg.model_name, str(version), "feature_hash", job.manifests["train"]["definition_hash"])
-    client.update_model_version(cfg.model_name, str(version),
-                                description=f"AUROC {perf.auroc:.3f} on {cfg.validation_dates[0]}"
-                                + (f"..{cfg.validation_dates[-1]}" if len(cfg.validation_dates) > 1 else "")
-                                + f"; trained on {len(job.train):,} rows; run {run_id}")
+    client.set_model_version_tag(
+        cfg.model_name, str(version), "feature_hash", job.manifests["train"]["definition_hash"]
+    )
+    client.update_model_version(
+        cfg.model_name,
+        str(version),
+        description=f"AUROC {perf.auroc:.3f} on {cfg.validation_dates[0]}"
+        + (f"..{cfg.validation_dates[-1]}" if len(cfg.validation_dates) > 1 else "")
+        + f"; trained on {len(job.train):,} rows; run {run_id}",
+    )
     return RunResult(run_id=run_id, version=version, metrics=metrics, card=card, config=cfg, dates_note=job.dates_note)

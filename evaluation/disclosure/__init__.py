@@ -30,9 +30,11 @@ from evaluation.disclosure.tables import Release, Shown, protect
 
 __all__ = ["DisclosureError", "EXEMPT", "Policy", "Release", "Shown", "protect"]
 
-EXEMPT = ("Daily activity counts per site (emergency admissions, occupied beds) and the forecasts made from "
-          "them: system-level figures with no attribute of any person and no user-chosen filter, published as "
-          "NHS England publishes daily situation reports.")
+EXEMPT = (
+    "Daily activity counts per site (emergency admissions, occupied beds) and the forecasts made from "
+    "them: system-level figures with no attribute of any person and no user-chosen filter, published as "
+    "NHS England publishes daily situation reports."
+)
 
 
 class DisclosureError(ValueError):
@@ -76,21 +78,26 @@ class Policy(BaseModel):
     def group_size(self, raw: int, what: str = "group") -> int:
         """The size used for a group chosen by a share (at least the threshold, moved to a multiple of `step`)."""
         if raw < self.min_shown:
-            raise DisclosureError(f"the {what} would hold {'fewer than ' + str(self.min_shown) if raw else 'no'} "
-                                  f"people; groups under {self.min_shown} people are not released (disclosure "
-                                  "control): choose a larger share")
+            raise DisclosureError(
+                f"the {what} would hold {'fewer than ' + str(self.min_shown) if raw else 'no'} "
+                f"people; groups under {self.min_shown} people are not released (disclosure "
+                "control): choose a larger share"
+            )
         return max(self.step, self.step * round(raw / self.step))
 
     def words(self) -> str:
         """The policy in one sentence for pages and reports."""
-        return (f"Counts of 1 to {self.suppress_max} people are hidden (*), other counts are rounded to the nearest "
-                f"{self.round_to}, and further cells are hidden (*) where a small count could otherwise be worked "
-                "out from totals; averages are shown only for shown counts.")
+        return (
+            f"Counts of 1 to {self.suppress_max} people are hidden (*), other counts are rounded to the nearest "
+            f"{self.round_to}, and further cells are hidden (*) where a small count could otherwise be worked "
+            "out from totals; averages are shown only for shown counts."
+        )
 
     def describe(self) -> dict:
         return {"hidden_counts": f"1-{self.suppress_max}", "rounded_to": self.round_to, "group_step": self.step}
 
     def release(self, frame, dims: list[str], **kw) -> Release:
         """`protect` under this policy (see `evaluation.disclosure.tables`)."""
-        return protect(frame, dims, suppress_max=self.suppress_max, round_to=self.round_to,
-                       mean_decimals=self.mean_decimals, **kw)
+        return protect(
+            frame, dims, suppress_max=self.suppress_max, round_to=self.round_to, mean_decimals=self.mean_decimals, **kw
+        )

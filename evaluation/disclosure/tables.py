@@ -79,9 +79,19 @@ class Release:
         return False
 
 
-def protect(frame: pd.DataFrame, dims: list[str], *, suppress_max: int = 7, round_to: int = 5, mean_decimals: int = 3,
-            value: str = "risk", practice: str = "practice_code", pcn: str = "pcn_code", root_label: str = "ICS",
-            levels: dict[str, list[str]] | None = None) -> Release:
+def protect(
+    frame: pd.DataFrame,
+    dims: list[str],
+    *,
+    suppress_max: int = 7,
+    round_to: int = 5,
+    mean_decimals: int = 3,
+    value: str = "risk",
+    practice: str = "practice_code",
+    pcn: str = "pcn_code",
+    root_label: str = "ICS",
+    levels: dict[str, list[str]] | None = None,
+) -> Release:
     """Protect the counts of `frame` (one row a person) by unit and by each of `dims`, with the mean of `value`."""
     levels = {d: list(levels[d]) if levels and d in levels else sorted(frame[d].astype(str).unique()) for d in dims}
     practices = frame[[practice, pcn]].drop_duplicates().sort_values([pcn, practice])
@@ -113,12 +123,14 @@ def protect(frame: pd.DataFrame, dims: list[str], *, suppress_max: int = 7, roun
     order = sorted(range(len(units)), key=lambda i: -_depth(units[i], parent))  # leaves first
     prac_col = frame[practice].astype(str)
     by_practice = frame.groupby(prac_col, observed=True)[value].agg(["size", "sum"])
-    tables = {d: frame.groupby([prac_col, frame[d].astype(str)], observed=True)[value].agg(["size", "sum"]) for d in dims}
+    tables = {
+        d: frame.groupby([prac_col, frame[d].astype(str)], observed=True)[value].agg(["size", "sum"]) for d in dims
+    }
     agg: dict[tuple, tuple[int, float]] = {}
     for i in order:
         u = units[i]
         for dim in [None, *dims]:
-            for level in ([None] if dim is None else levels[dim]):
+            for level in [None] if dim is None else levels[dim]:
                 if u[0] == "practice":
                     src = by_practice if dim is None else tables[dim]
                     k = u[1] if dim is None else (u[1], level)
@@ -136,7 +148,7 @@ def protect(frame: pd.DataFrame, dims: list[str], *, suppress_max: int = 7, roun
             relations.append((cell_id[(None, u, None)], [cell_id[(dim, u, lv)] for lv in levels[dim]]))
         if children[i]:
             for dim in [None, *dims]:
-                for level in ([None] if dim is None else levels[dim]):
+                for level in [None] if dim is None else levels[dim]:
                     relations.append((cell_id[(dim, u, level)], [cell_id[(dim, units[c], level)] for c in children[i]]))
 
     count = np.array(counts, dtype=np.int64)
@@ -164,8 +176,14 @@ def protect(frame: pd.DataFrame, dims: list[str], *, suppress_max: int = 7, roun
         else:
             shown = int(round_to * math.floor(n / round_to + 0.5))
             cells[key] = Shown(shown, round(sums[cid] / n, mean_decimals) if n else None)
-    return Release(levels=levels, parent=parent, cells=cells, exact=dict(zip(keys, counts)),
-                   hidden_primary=int(primary.sum()), hidden_secondary=int(hidden.sum() - primary.sum()))
+    return Release(
+        levels=levels,
+        parent=parent,
+        cells=cells,
+        exact=dict(zip(keys, counts)),
+        hidden_primary=int(primary.sum()),
+        hidden_secondary=int(hidden.sum() - primary.sum()),
+    )
 
 
 def protection_width(suppress_max: int, round_to: int) -> int:
@@ -207,8 +225,9 @@ def _smallest_visible(members: list[int], count: np.ndarray, hidden: np.ndarray)
     return min(candidates, key=lambda m: (count[m], m)) if candidates else None
 
 
-def _neighbour(cell: int, count: np.ndarray, hidden: np.ndarray, relations: list[tuple[int, list[int]]],
-               unit_total: np.ndarray) -> int | None:
+def _neighbour(
+    cell: int, count: np.ndarray, hidden: np.ndarray, relations: list[tuple[int, list[int]]], unit_total: np.ndarray
+) -> int | None:
     """The smallest shown cell sharing a relation with `cell`: a member of one of its relations if any is shown
     (breaking a total hides more), else a total."""
     members, totals = [], []
@@ -221,13 +240,20 @@ def _neighbour(cell: int, count: np.ndarray, hidden: np.ndarray, relations: list
     pick = _smallest_visible(members, count, hidden)
     if pick is None:  # a unit's own total last: it is shared by every table of that unit
         shared = [t for t in totals if unit_total[t]]
-        pick = _smallest_visible([t for t in totals if not unit_total[t]], count, hidden) or \
-            _smallest_visible(shared, count, hidden)
+        pick = _smallest_visible([t for t in totals if not unit_total[t]], count, hidden) or _smallest_visible(
+            shared, count, hidden
+        )
     return pick
 
 
-def _audit(count: np.ndarray, hidden: np.ndarray, primary: np.ndarray, relations: list[tuple[int, list[int]]],
-           suppress_max: int, width: int) -> list[int]:
+def _audit(
+    count: np.ndarray,
+    hidden: np.ndarray,
+    primary: np.ndarray,
+    relations: list[tuple[int, list[int]]],
+    suppress_max: int,
+    width: int,
+) -> list[int]:
     """Small hidden cells an attacker who knows every shown cell exactly could narrow too far."""
     ids = np.flatnonzero(hidden)
     if ids.size == 0:
@@ -282,8 +308,9 @@ def _range(a: np.ndarray, b: np.ndarray, j: int, n: int) -> tuple[float, float]:
     c[j] = 1.0
     out = []
     for sign in (1.0, -1.0):
-        res = linprog(sign * c, A_eq=a if len(b) else None, b_eq=b if len(b) else None, bounds=[(1, None)] * n,
-                      method="highs")
+        res = linprog(
+            sign * c, A_eq=a if len(b) else None, b_eq=b if len(b) else None, bounds=[(1, None)] * n, method="highs"
+        )
         if res.status == 3:  # unbounded
             out.append(math.inf if sign < 0 else -math.inf)
         elif res.status != 0:  # infeasible cannot happen for true counts; treat as fully known

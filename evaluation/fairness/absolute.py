@@ -45,15 +45,19 @@ def _binned(n: np.ndarray, p_sum: np.ndarray, l_sum: np.ndarray) -> dict[str, fl
         below = np.cumsum(neg) - neg
         x = np.where(trials > 0, l_sum.sum(0) / trials, 0.0)
         slope = engine._binned_slope(x[None, :], pos[None, :], trials[None, :])[0]
-        return {"auroc": float((pos * (below + 0.5 * neg)).sum() / (P * N)),
-                "observed_to_expected": float(P / p_sum.sum()),
-                "calibration_slope": float(slope),
-                "calibration_in_the_large": _intercept(x, pos, trials),
-                "mean_predicted": float(p_sum.sum() / (P + N)), "event_rate": float(P / (P + N))}
+        return {
+            "auroc": float((pos * (below + 0.5 * neg)).sum() / (P * N)),
+            "observed_to_expected": float(P / p_sum.sum()),
+            "calibration_slope": float(slope),
+            "calibration_in_the_large": _intercept(x, pos, trials),
+            "mean_predicted": float(p_sum.sum() / (P + N)),
+            "event_rate": float(P / (P + N)),
+        }
 
 
-def absolute_performance(y: np.ndarray, p: np.ndarray, bins: np.ndarray, nbins: int, cfg: AuditConfig,
-                         seed: int, probabilities: bool = True) -> AbsoluteResult:
+def absolute_performance(
+    y: np.ndarray, p: np.ndarray, bins: np.ndarray, nbins: int, cfg: AuditConfig, seed: int, probabilities: bool = True
+) -> AbsoluteResult:
     """Overall performance of scores `p` against outcomes `y` (bins: each row's score bin). Scores that are not
     probabilities get discrimination only (AUROC); calibration needs probabilities."""
     lp = engine.logit(p)
@@ -62,13 +66,26 @@ def absolute_performance(y: np.ndarray, p: np.ndarray, bins: np.ndarray, nbins: 
     p_sum = np.bincount(key, weights=p, minlength=2 * nbins).reshape(2, nbins)
     l_sum = np.bincount(key, weights=lp, minlength=2 * nbins).reshape(2, nbins)
     slope, citl = calibration_slope_intercept(y, p)
-    exact = {"auroc": auroc(y, p), "observed_to_expected": float(y.sum() / p.sum()), "calibration_slope": slope,
-             "calibration_in_the_large": citl, "mean_predicted": float(p.mean()), "event_rate": float(y.mean())}
+    exact = {
+        "auroc": auroc(y, p),
+        "observed_to_expected": float(y.sum() / p.sum()),
+        "calibration_slope": slope,
+        "calibration_in_the_large": citl,
+        "mean_predicted": float(p.mean()),
+        "event_rate": float(y.mean()),
+    }
     return from_counts(n, p_sum, l_sum, cfg, seed, probabilities, exact)
 
 
-def from_counts(n: np.ndarray, p_sum: np.ndarray, l_sum: np.ndarray, cfg: AuditConfig, seed: int,
-                probabilities: bool, exact: dict[str, float] | None = None) -> AbsoluteResult:
+def from_counts(
+    n: np.ndarray,
+    p_sum: np.ndarray,
+    l_sum: np.ndarray,
+    cfg: AuditConfig,
+    seed: int,
+    probabilities: bool,
+    exact: dict[str, float] | None = None,
+) -> AbsoluteResult:
     """Overall performance from counts n[outcome, score bin] and sums of risk and logit risk per bin (as aggregated
     on Spark). Without `exact` point estimates, the binned ones are reported (AUROC ties within a bin count half)."""
     binned = _binned(n, p_sum, l_sum)
@@ -97,21 +114,42 @@ def from_counts(n: np.ndarray, p_sum: np.ndarray, l_sum: np.ndarray, cfg: AuditC
         intervals[k] = (_num(jl[0] + shift), _num(jh[0] + shift))
     if not probabilities:
         return AbsoluteResult(metrics={"auroc": metrics["auroc"]}, bands={})
-    bands = {"observed_to_expected": tuple(cfg.calibration_tolerance),
-             "calibration_slope": tuple(cfg.slope_tolerance)}
+    bands = {"observed_to_expected": tuple(cfg.calibration_tolerance), "calibration_slope": tuple(cfg.slope_tolerance)}
     flags = []
     for k, (lo_b, hi_b) in bands.items():
         value, (lo, hi) = exact[k], intervals[k]
         if not np.isfinite(value) or lo is None or hi is None or lo_b <= value <= hi_b or lo <= 1 <= hi:
             continue
         if k == "observed_to_expected":
-            flags.append(Comparison(grouping="overall", group="everyone", metric="observed_to_expected",
-                                    value=exact["event_rate"], reference_group="mean predicted risk",
-                                    reference_value=exact["mean_predicted"], ratio=value, ratio_ci=(lo, hi),
-                                    ratio_ci_level=judged, difference=exact["event_rate"] - exact["mean_predicted"],
-                                    status="flag"))
+            flags.append(
+                Comparison(
+                    grouping="overall",
+                    group="everyone",
+                    metric="observed_to_expected",
+                    value=exact["event_rate"],
+                    reference_group="mean predicted risk",
+                    reference_value=exact["mean_predicted"],
+                    ratio=value,
+                    ratio_ci=(lo, hi),
+                    ratio_ci_level=judged,
+                    difference=exact["event_rate"] - exact["mean_predicted"],
+                    status="flag",
+                )
+            )
         else:
-            flags.append(Comparison(grouping="overall", group="everyone", metric="overall_calibration_slope",
-                                    value=value, reference_group="ideal slope", reference_value=1.0, ratio=value,
-                                    ratio_ci=(lo, hi), ratio_ci_level=judged, difference=value - 1, status="flag"))
+            flags.append(
+                Comparison(
+                    grouping="overall",
+                    group="everyone",
+                    metric="overall_calibration_slope",
+                    value=value,
+                    reference_group="ideal slope",
+                    reference_value=1.0,
+                    ratio=value,
+                    ratio_ci=(lo, hi),
+                    ratio_ci_level=judged,
+                    difference=value - 1,
+                    status="flag",
+                )
+            )
     return AbsoluteResult(metrics=metrics, bands=bands, flags=flags)

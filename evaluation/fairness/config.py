@@ -26,26 +26,39 @@ DEFAULT_REFERENCES = {
 class AuditConfig(Document):
     """How a risk score is audited. Defaults follow DESIGN.md section 7 (Aequitas-style 0.8-1.25)."""
 
-    top_share: float = Field(0.05, gt=0, lt=1, description="Operating policy: the highest-risk share of "
-                             "people is flagged for proactive care (0.05 = top 5%).")
+    top_share: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Operating policy: the highest-risk share of people is flagged for proactive care (0.05 = top 5%).",
+    )
     threshold: float | None = Field(None, description="A fixed risk threshold instead of the top-share policy.")
-    tolerance: tuple[float, float] = Field((0.8, 1.25), description="Ratios to the reference group outside "
-                                           "this band are examined.")
+    tolerance: tuple[float, float] = Field(
+        (0.8, 1.25), description="Ratios to the reference group outside this band are examined."
+    )
     flag_metrics: list[str] = Field(
         ["tpr", "predicted_to_observed"],
         description="Metrics whose ratios can raise a flag. Proactive care is an assistive intervention, so the "
         "harms judged by default are missing people who go on to need care (true positive rate, as in the "
         "Aequitas fairness tree) and under- or over-estimating a group's risk (predicted / observed). FPR and "
-        "PPV are always shown and can be added here.")
+        "PPV are always shown and can be added here.",
+    )
     calibration_tolerance: tuple[float, float] = Field(
-        (0.8, 1.25), description="Observed / expected outcomes for everyone outside this band (with an interval "
-        "excluding 1) flags a score miscalibrated for everyone.")
+        (0.8, 1.25),
+        description="Observed / expected outcomes for everyone outside this band (with an interval "
+        "excluding 1) flags a score miscalibrated for everyone.",
+    )
     slope_tolerance: tuple[float, float] = Field(
-        (0.7, 1.43), description="A calibration slope for everyone outside this band (with an interval excluding 1) "
-        "flags risks that are too extreme (below) or too modest (above).")
-    simultaneous: bool = Field(True, description="Ratio intervals hold simultaneously for all judged comparisons "
-                               "of a grouping (Bonferroni), so chance alone flags a parity group in at most "
-                               "1 - level of audits.")
+        (0.7, 1.43),
+        description="A calibration slope for everyone outside this band (with an interval excluding 1) "
+        "flags risks that are too extreme (below) or too modest (above).",
+    )
+    simultaneous: bool = Field(
+        True,
+        description="Ratio intervals hold simultaneously for all judged comparisons "
+        "of a grouping (Bonferroni), so chance alone flags a parity group in at most "
+        "1 - level of audits.",
+    )
     min_group_size: int = Field(100, ge=1, description="Smaller groups are reported and marked, never judged.")
     min_group_events: int = Field(20, ge=1, description="Groups with fewer outcomes are marked small.")
     bootstrap_draws: int = Field(1000, ge=20, le=20_000)
@@ -54,13 +67,18 @@ class AuditConfig(Document):
     score_bins: int = Field(200, ge=50, le=5000, description="Quantile bins of the score used by the bootstrap.")
     curve_shares: list[float] = Field([0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
     references: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REFERENCES))
-    adjust_for_age_sex: bool = Field(True, description="Also compare with the reference group re-weighted to "
-                                     "each group's age and sex mix.")
-    need_at_equal_score: bool = Field(True, description="Compare groups on need that does not depend on service use "
-                                      "(GP-coded conditions, frailty, deaths) within each risk decile, and flag a group "
-                                      "sicker at the same score (needs one row per person and those columns).")
+    adjust_for_age_sex: bool = Field(
+        True, description="Also compare with the reference group re-weighted to each group's age and sex mix."
+    )
+    need_at_equal_score: bool = Field(
+        True,
+        description="Compare groups on need that does not depend on service use "
+        "(GP-coded conditions, frailty, deaths) within each risk decile, and flag a group "
+        "sicker at the same score (needs one row per person and those columns).",
+    )
     mitigation: Literal["none", "group_thresholds"] = Field(
-        "none", description="Optional post-processing shown side by side; never applied to the deployed model.")
+        "none", description="Optional post-processing shown side by side; never applied to the deployed model."
+    )
     mitigation_grouping: str = "ethnicity_broad"
 
     @model_validator(mode="after")

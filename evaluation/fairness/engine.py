@@ -11,7 +11,7 @@ cells, so one draw is one Poisson variate per non-empty cell, not one per person
 contributes several rows (flare-up person-days), weights are drawn per person and summed into the
 cells instead (exact; costs one pass over the rows per draw).
 
-Point estimates are computed exactly from the person rows (see `audit.py`, with fairlearn); the
+Point estimates are computed exactly from the person rows (see `exact.py`, with fairlearn); the
 binned AUROC and calibration slope of the bootstrap are shifted by their small binning error.
 """
 
@@ -61,19 +61,24 @@ class Cells:
         return self.n.shape
 
 
-def cell_keys(group: np.ndarray, stratum: np.ndarray, y: np.ndarray, bin_index: np.ndarray,
-              shape: tuple[int, int, int, int]) -> np.ndarray:
+def cell_keys(
+    group: np.ndarray, stratum: np.ndarray, y: np.ndarray, bin_index: np.ndarray, shape: tuple[int, int, int, int]
+) -> np.ndarray:
     G, S, Y, B = shape
     return ((group.astype(np.int64) * S + stratum) * Y + y) * B + bin_index
 
 
-def tabulate(keys: np.ndarray, p: np.ndarray, lp: np.ndarray, shape: tuple[int, int, int, int],
-             weights: np.ndarray | None = None) -> Cells:
+def tabulate(
+    keys: np.ndarray, p: np.ndarray, lp: np.ndarray, shape: tuple[int, int, int, int], weights: np.ndarray | None = None
+) -> Cells:
     size = int(np.prod(shape))
     w = np.ones(keys.size) if weights is None else weights
     n = np.bincount(keys, weights=w, minlength=size)
-    return Cells(n.reshape(shape), np.bincount(keys, weights=w * p, minlength=size).reshape(shape),
-                 np.bincount(keys, weights=w * lp, minlength=size).reshape(shape))
+    return Cells(
+        n.reshape(shape),
+        np.bincount(keys, weights=w * p, minlength=size).reshape(shape),
+        np.bincount(keys, weights=w * lp, minlength=size).reshape(shape),
+    )
 
 
 SLOPE_BINS = 25  # coarse bins of the score for the calibration slope inside the bootstrap
@@ -92,7 +97,7 @@ def _binned_slope(x: np.ndarray, events: np.ndarray, trials: np.ndarray, iters: 
             w = trials * mu * (1 - mu)
             g0, g1 = r.sum(1), (r * x).sum(1)
             h00, h01, h11 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
-            det = h00 * h11 - h01 ** 2
+            det = h00 * h11 - h01**2
             d0 = (h11 * g0 - h01 * g1) / det
             d1 = (h00 * g1 - h01 * g0) / det
             ok = np.isfinite(d0) & np.isfinite(d1)
@@ -124,9 +129,16 @@ def summarise(cells: Cells, sel_from: int, with_slope: bool = True) -> dict[str,
     below = np.cumsum(neg, -1) - neg
     with np.errstate(divide="ignore", invalid="ignore"):
         out = {
-            "n": total, "events": P, "event_rate": P / total, "mean_predicted": expected / total,
-            "predicted_to_observed": expected / P, "selection_rate": (tp + fp) / total,
-            "tpr": tp / P, "fnr": 1 - tp / P, "fpr": fp / N, "ppv": tp / (tp + fp),
+            "n": total,
+            "events": P,
+            "event_rate": P / total,
+            "mean_predicted": expected / total,
+            "predicted_to_observed": expected / P,
+            "selection_rate": (tp + fp) / total,
+            "tpr": tp / P,
+            "fnr": 1 - tp / P,
+            "fpr": fp / N,
+            "ppv": tp / (tp + fp),
             "auroc": (pos * (below + 0.5 * neg)).sum(-1) / (P * N),
         }
         if with_slope:
@@ -165,8 +177,15 @@ class Draws:
     adjusted_ratio: dict[str, np.ndarray]
 
 
-def bootstrap(cells: Cells, sel_from: int, ref: int, draws: int, rng: np.random.Generator,
-              adjust: bool, rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> Draws:
+def bootstrap(
+    cells: Cells,
+    sel_from: int,
+    ref: int,
+    draws: int,
+    rng: np.random.Generator,
+    adjust: bool,
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Draws:
     """Poisson bootstrap over people. `rows` = (cell keys, cluster index, p, logit p) when people
     have several rows; otherwise cells are resampled directly."""
     shape = cells.shape

@@ -14,8 +14,15 @@ from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import Grouping
 from evaluation.fairness.results import AuditResult
 
-AGE_BANDS = [(0, 17, "0-17"), (18, 39, "18-39"), (40, 54, "40-54"), (55, 64, "55-64"), (65, 74, "65-74"),
-             (75, 84, "75-84"), (85, 200, "85+")]
+AGE_BANDS = [
+    (0, 17, "0-17"),
+    (18, 39, "18-39"),
+    (40, 54, "40-54"),
+    (55, 64, "55-64"),
+    (65, 74, "65-74"),
+    (75, 84, "75-84"),
+    (85, 200, "85+"),
+]
 
 
 class ScoresTableError(ValueError):
@@ -58,10 +65,20 @@ def quarantine(frame: pd.DataFrame, score: str, outcome: str) -> tuple[pd.DataFr
     return rejected, frame.loc[~bad]
 
 
-def audit_table(path: Path, score: str, outcome: str, groups: list[str], references: dict[str, str] | None = None,
-                age: str | None = None, sex: str | None = None, person: str | None = None, name: str = "score",
-                cfg: AuditConfig | None = None, progress=None, disclosure: Policy | None = None
-                ) -> tuple[AuditResult, pd.DataFrame]:
+def audit_table(
+    path: Path,
+    score: str,
+    outcome: str,
+    groups: list[str],
+    references: dict[str, str] | None = None,
+    age: str | None = None,
+    sex: str | None = None,
+    person: str | None = None,
+    name: str = "score",
+    cfg: AuditConfig | None = None,
+    progress=None,
+    disclosure: Policy | None = None,
+) -> tuple[AuditResult, pd.DataFrame]:
     """Audit `score` against `outcome` by each of `groups`; returns the result and the quarantined rows
     (source_row = line number in a CSV file, counting the header)."""
     frame = read_table(path)
@@ -92,10 +109,29 @@ def audit_table(path: Path, score: str, outcome: str, groups: list[str], referen
             return "_age_band" if age else None
         return default
 
-    groupings = [Grouping(g, g.replace("_", " ").capitalize(), g, adjustable=stratum_for(g) is not None,
-                          stratum=stratum_for(g)) for g in groups]
-    subject = {"kind": "scores table", "name": name, "source": str(path), "score": score,
-               "outcome_column": outcome, "outcome": f"the outcome in column '{outcome}'", "rows_quarantined": int(len(rejected))}
-    result = run_audit(frame, groupings, cfg, subject, outcome=outcome, score=score,
-                       stratum=default, cluster=person, progress=progress, disclosure=disclosure)
+    groupings = [
+        Grouping(g, g.replace("_", " ").capitalize(), g, adjustable=stratum_for(g) is not None, stratum=stratum_for(g))
+        for g in groups
+    ]
+    subject = {
+        "kind": "scores table",
+        "name": name,
+        "source": str(path),
+        "score": score,
+        "outcome_column": outcome,
+        "outcome": f"the outcome in column '{outcome}'",
+        "rows_quarantined": int(len(rejected)),
+    }
+    result = run_audit(
+        frame,
+        groupings,
+        cfg,
+        subject,
+        outcome=outcome,
+        score=score,
+        stratum=default,
+        cluster=person,
+        progress=progress,
+        disclosure=disclosure,
+    )
     return result, rejected

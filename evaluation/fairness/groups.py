@@ -53,15 +53,28 @@ STANDARD_COVERAGE = [
     CoverageMeasure("ethnicity_recorded", "Share with ethnicity recorded (not Z/99)", "ethnicity_recorded"),
     CoverageMeasure("imd_linked", "Share linked to an IMD decile (postcode to LSOA)", "imd_linked"),
     CoverageMeasure("gp_coded_conditions", "Long-term conditions coded by the GP, per person", "gp_coded_conditions"),
-    CoverageMeasure("hospital_coded_conditions", "Long-term conditions recorded in hospital data, per person",
-                    "hospital_coded_conditions"),
-    CoverageMeasure("gp_coding_completeness", "Of conditions recorded in hospital, share also coded by the GP",
-                    "conditions_in_both/hospital_coded_conditions", kind="ratio"),
+    CoverageMeasure(
+        "hospital_coded_conditions",
+        "Long-term conditions recorded in hospital data, per person",
+        "hospital_coded_conditions",
+    ),
+    CoverageMeasure(
+        "gp_coding_completeness",
+        "Of conditions recorded in hospital, share also coded by the GP",
+        "conditions_in_both/hospital_coded_conditions",
+        kind="ratio",
+    ),
     CoverageMeasure("contacts_12m", "Hospital and community contacts recorded per person (12 months)", "contacts_12m"),
 ]
 
-CONTACT_COLUMNS = ("emergency_admissions_12m", "elective_admissions_12m", "ae_attendances_12m",
-                   "outpatient_attendances_12m", "community_contacts_12m", "mh_contacts_12m")
+CONTACT_COLUMNS = (
+    "emergency_admissions_12m",
+    "elective_admissions_12m",
+    "ae_attendances_12m",
+    "outpatient_attendances_12m",
+    "community_contacts_12m",
+    "mh_contacts_12m",
+)
 KEEP = ("person_id", "index_date", "practice_code", "ethnic_category", "imd_decile", "sex", "age", "age_band")
 # need that does not depend on service use (need at equal score), and GP prescribing (the thin-record grouping)
 NEED_COLUMNS = ("frailty_deficits", "died_in_follow_up", "medicine_classes_12m")
@@ -94,8 +107,9 @@ def standard_labels(scored: pd.DataFrame) -> pd.DataFrame:
     code = out["ethnic_category"].astype("string").fillna("99")
     broad = code.map(BROAD_ETHNIC_GROUP).fillna(UNKNOWN_ETHNICITY)
     out["ethnicity_broad"] = broad
-    out["ethnicity"] = np.where(broad == UNKNOWN_ETHNICITY, UNKNOWN_ETHNICITY,
-                                code + " " + code.map(ETHNIC_CATEGORIES).fillna("").astype(str))
+    out["ethnicity"] = np.where(
+        broad == UNKNOWN_ETHNICITY, UNKNOWN_ETHNICITY, code + " " + code.map(ETHNIC_CATEGORIES).fillna("").astype(str)
+    )
     decile = pd.to_numeric(out["imd_decile"], errors="coerce")
     quintile = np.ceil(decile / 2)
     names = {1: "Q1 (most deprived)", 2: "Q2", 3: "Q3", 4: "Q4", 5: "Q5 (least deprived)"}

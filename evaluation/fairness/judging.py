@@ -11,8 +11,15 @@ def _num(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def _status(judged: bool, lo_hi: tuple[float, float], small: bool, ratio: float | None, ci: tuple,
-            adj: float | None, adjustable: bool) -> str:
+def _status(
+    judged: bool,
+    lo_hi: tuple[float, float],
+    small: bool,
+    ratio: float | None,
+    ci: tuple,
+    adj: float | None,
+    adjustable: bool,
+) -> str:
     if not judged:
         return "shown only"
     if small:

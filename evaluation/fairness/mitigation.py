@@ -15,12 +15,23 @@ def _rates(y: np.ndarray, flag: np.ndarray) -> dict[str, float | None]:
         return float(a / b) if b else None
 
     pos, neg = y == 1, y == 0
-    return {"selection_rate": ratio(flag.sum(), y.size), "tpr": ratio((flag & pos).sum(), pos.sum()),
-            "fpr": ratio((flag & neg).sum(), neg.sum()), "ppv": ratio((flag & pos).sum(), flag.sum())}
+    return {
+        "selection_rate": ratio(flag.sum(), y.size),
+        "tpr": ratio((flag & pos).sum(), pos.sum()),
+        "fpr": ratio((flag & neg).sum(), neg.sum()),
+        "ppv": ratio((flag & pos).sum(), flag.sum()),
+    }
 
 
-def group_thresholds(labels: np.ndarray, y: np.ndarray, p: np.ndarray, threshold: float, cfg: AuditConfig,
-                     grouping: str, cluster: np.ndarray | None = None) -> Mitigation:
+def group_thresholds(
+    labels: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    cfg: AuditConfig,
+    grouping: str,
+    cluster: np.ndarray | None = None,
+) -> Mitigation:
     rng = np.random.default_rng(cfg.seed + 101)
     if cluster is not None:
         ids, inverse = np.unique(cluster, return_inverse=True)
@@ -39,16 +50,30 @@ def group_thresholds(labels: np.ndarray, y: np.ndarray, p: np.ndarray, threshold
             t_g = float(np.quantile(pos_fit, 1 - target, method="lower"))
         thresholds[in_g] = t_g
         e = in_g & held
-        rows.append(MitigationRow(group=str(g), n=int(e.sum()), threshold_before=threshold, threshold_after=t_g,
-                                  before=_rates(y[e], p[e] >= threshold), after=_rates(y[e], p[e] >= t_g)))
+        rows.append(
+            MitigationRow(
+                group=str(g),
+                n=int(e.sum()),
+                threshold_before=threshold,
+                threshold_after=t_g,
+                before=_rates(y[e], p[e] >= threshold),
+                after=_rates(y[e], p[e] >= t_g),
+            )
+        )
     return Mitigation(
-        method="group-specific thresholds (equal true positive rate)", grouping=grouping,
+        method="group-specific thresholds (equal true positive rate)",
+        grouping=grouping,
         target=f"true positive rate {target:.1%} in every group (the overall rate at the operating policy)",
-        fitted_on=f"{int(fit.sum()):,} rows (random half of people)", evaluated_on=f"{int(held.sum()):,} rows (the other half)",
-        rows=rows, overall_before=_rates(y[held], p[held] >= threshold),
+        fitted_on=f"{int(fit.sum()):,} rows (random half of people)",
+        evaluated_on=f"{int(held.sum()):,} rows (the other half)",
+        rows=rows,
+        overall_before=_rates(y[held], p[held] >= threshold),
         overall_after=_rates(y[held], p[held] >= thresholds[held]),
-        notes=["Shown for the safety officer's decision only: the deployed model and its worklists are unchanged.",
-               f"Using {grouping.replace('_', ' ')} to set thresholds means the group is used at the point of "
-               "decision; whether that is lawful and acceptable (Equality Act 2010, public sector equality duty) "
-               "is a decision for the ICS, not for this tool.",
-               "Groups too small to estimate a threshold keep the common threshold."])
+        notes=[
+            "Shown for the safety officer's decision only: the deployed model and its worklists are unchanged.",
+            f"Using {grouping.replace('_', ' ')} to set thresholds means the group is used at the point of "
+            "decision; whether that is lawful and acceptable (Equality Act 2010, public sector equality duty) "
+            "is a decision for the ICS, not for this tool.",
+            "Groups too small to estimate a threshold keep the common threshold.",
+        ],
+    )

@@ -57,8 +57,12 @@ NEED_GROUPINGS = [
     NeedGrouping("imd_quintile", "Deprivation (IMD quintile)", "imd_quintile"),
     NeedGrouping("ethnicity_x_deprivation", "Ethnicity x deprivation", "ethnicity_x_deprivation"),
     # a thin GP record codes fewer conditions and deficits by definition: judged on deaths only
-    NeedGrouping("thin_record", "Thin record (ethnicity not coded, or no GP prescribing in 12 months)", "thin_record",
-                 measures=("need_death",)),
+    NeedGrouping(
+        "thin_record",
+        "Thin record (ethnicity not coded, or no GP prescribing in 12 months)",
+        "thin_record",
+        measures=("need_death",),
+    ),
 ]
 
 
@@ -67,8 +71,9 @@ def thin_record(frame: pd.DataFrame) -> pd.Series | None:
     contact with the GP), since missing data hides need."""
     if "ethnicity_recorded" not in frame or "medicine_classes_12m" not in frame:
         return None
-    thin = (frame["ethnicity_recorded"] < 1) | (pd.to_numeric(frame["medicine_classes_12m"], errors="coerce")
-                                                 .fillna(0) <= 0)
+    thin = (frame["ethnicity_recorded"] < 1) | (
+        pd.to_numeric(frame["medicine_classes_12m"], errors="coerce").fillna(0) <= 0
+    )
     return pd.Series(np.where(thin, THIN, FULLER), index=frame.index)
 
 
@@ -113,8 +118,11 @@ def need_audit(frame: pd.DataFrame, p: np.ndarray, cfg: AuditConfig, seed: int) 
     if not measures or not groupings:
         return []
     decile = score_deciles(p)
-    strata, n_strata = (pd.factorize(frame["stratum"].astype("string").fillna("unknown"))[0], None) \
-        if "stratum" in frame else (np.zeros(len(frame), np.int64), None)
+    strata, n_strata = (
+        (pd.factorize(frame["stratum"].astype("string").fillna("unknown"))[0], None)
+        if "stratum" in frame
+        else (np.zeros(len(frame), np.int64), None)
+    )
     n_strata = int(strata.max()) + 1 if strata.size else 1
     rng = np.random.default_rng(seed)
     out: list[NeedGroupingResult] = []
@@ -131,7 +139,9 @@ def need_audit(frame: pd.DataFrame, p: np.ndarray, cfg: AuditConfig, seed: int) 
         for m in mine:
             value = np.clip(np.nan_to_num(pd.to_numeric(frame[m.column], errors="coerce").to_numpy(float)), 0, CAP)
             shape = (len(names), DECILES, n_strata, CAP + 1)
-            keys = ((codes.astype(np.int64) * DECILES + decile) * n_strata + strata) * (CAP + 1) + np.rint(value).astype(np.int64)
+            keys = ((codes.astype(np.int64) * DECILES + decile) * n_strata + strata) * (CAP + 1) + np.rint(
+                value
+            ).astype(np.int64)
             n = np.bincount(keys, minlength=int(np.prod(shape))).astype(float).reshape(shape)
             ratio, adjusted, _ = _ratios(n, ref)
             flat = n.ravel()
@@ -163,21 +173,45 @@ def need_audit(frame: pd.DataFrame, p: np.ndarray, cfg: AuditConfig, seed: int) 
                     status = "less need at equal score"  # over-served, not under-served: shown, not flagged
                 elif status == "uncertain" and r is not None and r < 1:
                     status = "within tolerance" if r >= cfg.tolerance[0] else "less need at equal score"
-                comparisons.append(Comparison(
-                    grouping=g.name, group=name, metric=m.name, value=_num(overall[i]), reference_group=names[ref],
-                    reference_value=_num(overall[i] / ratio[i]) if r else None, ratio=r, ratio_ci=ci,
-                    ratio_ci_level=level, difference=_num(overall[i] - overall[i] / ratio[i]) if r else None,
-                    adjusted_ratio=a, adjusted_ratio_ci=aci, status=status))
+                comparisons.append(
+                    Comparison(
+                        grouping=g.name,
+                        group=name,
+                        metric=m.name,
+                        value=_num(overall[i]),
+                        reference_group=names[ref],
+                        reference_value=_num(overall[i] / ratio[i]) if r else None,
+                        ratio=r,
+                        ratio_ci=ci,
+                        ratio_ci_level=level,
+                        difference=_num(overall[i] - overall[i] / ratio[i]) if r else None,
+                        adjusted_ratio=a,
+                        adjusted_ratio_ci=aci,
+                        status=status,
+                    )
+                )
             cells = []
             for i, name in enumerate(names):
                 for d in range(DECILES):
                     count = int(n[i, d].sum())
                     lo, hi = _percentiles(d_mean[:, i, d], cfg.level)
-                    cells.append(NeedCell(group=name, decile=d + 1, n=count,
-                                          mean=MetricValue(value=_num(mean_by[i, d]), ci=(lo, hi))))
-            out.append(NeedGroupingResult(name=g.name, title=g.title, reference=names[ref], measure=m.name,
-                                          measure_title=m.title, judged_level=level, comparisons=comparisons,
-                                          deciles=cells))
+                    cells.append(
+                        NeedCell(
+                            group=name, decile=d + 1, n=count, mean=MetricValue(value=_num(mean_by[i, d]), ci=(lo, hi))
+                        )
+                    )
+            out.append(
+                NeedGroupingResult(
+                    name=g.name,
+                    title=g.title,
+                    reference=names[ref],
+                    measure=m.name,
+                    measure_title=m.title,
+                    judged_level=level,
+                    comparisons=comparisons,
+                    deciles=cells,
+                )
+            )
     return out
 
 

@@ -30,10 +30,16 @@ def protected_counts(frame: pd.DataFrame, columns: dict[str, str], outcome: str,
     f["_practice"], f["_pcn"], f["_one"] = "all", "all", 1.0
     events = (pd.to_numeric(frame[outcome], errors="coerce") == 1).to_numpy()
     people = policy.release(f, list(cols), value="_one", practice="_practice", pcn="_pcn", root_label="all")
-    withy = policy.release(f[events], list(cols), value="_one", practice="_practice", pcn="_pcn", root_label="all",
-                           levels=people.levels)
-    return {name: {level: {"people": shown.count, "events": dict(withy.breakdown(ROOT, name))[level].count}
-                   for level, shown in people.breakdown(ROOT, name)} for name in cols}
+    withy = policy.release(
+        f[events], list(cols), value="_one", practice="_practice", pcn="_pcn", root_label="all", levels=people.levels
+    )
+    return {
+        name: {
+            level: {"people": shown.count, "events": dict(withy.breakdown(ROOT, name))[level].count}
+            for level, shown in people.breakdown(ROOT, name)
+        }
+        for name in cols
+    }
 
 
 def _implied(metric: str, v: float, n: float, e: float) -> list[float]:
@@ -69,22 +75,39 @@ def public_report(result: AuditResult, policy: Policy) -> dict:
             visible = c["people"] is not None and c["events"] is not None
             metrics = {}
             for m, mv in r.metrics.items():
-                ok = (visible and mv.value is not None and not r.small
-                      and _safe(_implied(m, mv.value, r.n, r.events), policy))
+                ok = (
+                    visible
+                    and mv.value is not None
+                    and not r.small
+                    and _safe(_implied(m, mv.value, r.n, r.events), policy)
+                )
                 metrics[m] = round(mv.value, RATE_DECIMALS + 1) if ok else None
             shown[r.group] = metrics
-            rows.append({"group": r.group, "people": c["people"], "with_outcome": c["events"], "metrics": metrics,
-                         "reference": r.is_reference})
+            rows.append(
+                {
+                    "group": r.group,
+                    "people": c["people"],
+                    "with_outcome": c["events"],
+                    "metrics": metrics,
+                    "reference": r.is_reference,
+                }
+            )
         comparisons = []
         for c in g.comparisons:
             a, b = shown.get(c.group, {}).get(c.metric), shown.get(c.reference_group, {}).get(c.metric)
             ok = a is not None and b is not None and c.ratio is not None
-            comparisons.append({"group": c.group, "metric": c.metric, "status": c.status if ok else "not published",
-                                "ratio": round(c.ratio, 2) if ok else None,
-                                "ratio_ci": [round(x, 2) for x in c.ratio_ci] if ok and c.ratio_ci[0] is not None
-                                else None})
-        groupings.append({"name": g.name, "title": g.title, "reference": g.reference, "groups": rows,
-                          "comparisons": comparisons})
+            comparisons.append(
+                {
+                    "group": c.group,
+                    "metric": c.metric,
+                    "status": c.status if ok else "not published",
+                    "ratio": round(c.ratio, 2) if ok else None,
+                    "ratio_ci": [round(x, 2) for x in c.ratio_ci] if ok and c.ratio_ci[0] is not None else None,
+                }
+            )
+        groupings.append(
+            {"name": g.name, "title": g.title, "reference": g.reference, "groups": rows, "comparisons": comparisons}
+        )
     need = []
     for n in result.need:
         cells = counts.get(n.name, {})
@@ -93,23 +116,46 @@ def public_report(result: AuditResult, policy: Policy) -> dict:
             people = cells.get(c.group, {}).get("people")
             ref_people = cells.get(n.reference, {}).get("people")
             implied = [c.value * people] if n.measure == "need_death" and people and c.value is not None else []
-            ok = people is not None and ref_people is not None and c.ratio is not None and _safe(implied, policy) \
+            ok = (
+                people is not None
+                and ref_people is not None
+                and c.ratio is not None
+                and _safe(implied, policy)
                 and c.status != "small group"
-            rows.append({"group": c.group, "people": people, "ratio": round(c.ratio, 2) if ok else None,
-                         "ratio_ci": [round(x, 2) for x in c.ratio_ci] if ok and c.ratio_ci[0] is not None else None,
-                         "status": c.status if ok else "not published"})
-        need.append({"grouping": n.name, "title": n.title, "measure": n.measure_title, "reference": n.reference,
-                     "rows": rows})
-    overall = {k: round(v.value, 3) for k, v in result.absolute.metrics.items() if v.value is not None} \
-        if result.absolute else {}
-    return {"subject": {k: v for k, v in result.subject.items() if k in ("kind", "model", "name", "version", "outcome")},
-            "created_at": result.created_at, "report_sha256": result.report_sha256,
-            "disclosure": {"policy": policy.describe(), "words": policy.words()},
-            "population": {"people": policy.count(result.population["people"]),
-                           "with_outcome": policy.count(result.population["events"])},
-            "overall": overall, "flags": len(result.flags), "summary_withheld": "The full report's plain-English "
-            "summary quotes exact figures; it is not part of the published version.",
-            "groupings": groupings, "need_at_equal_score": need}
+            )
+            rows.append(
+                {
+                    "group": c.group,
+                    "people": people,
+                    "ratio": round(c.ratio, 2) if ok else None,
+                    "ratio_ci": [round(x, 2) for x in c.ratio_ci] if ok and c.ratio_ci[0] is not None else None,
+                    "status": c.status if ok else "not published",
+                }
+            )
+        need.append(
+            {"grouping": n.name, "title": n.title, "measure": n.measure_title, "reference": n.reference, "rows": rows}
+        )
+    overall = (
+        {k: round(v.value, 3) for k, v in result.absolute.metrics.items() if v.value is not None}
+        if result.absolute
+        else {}
+    )
+    return {
+        "subject": {k: v for k, v in result.subject.items() if k in ("kind", "model", "name", "version", "outcome")},
+        "created_at": result.created_at,
+        "report_sha256": result.report_sha256,
+        "disclosure": {"policy": policy.describe(), "words": policy.words()},
+        "population": {
+            "people": policy.count(result.population["people"]),
+            "with_outcome": policy.count(result.population["events"]),
+        },
+        "overall": overall,
+        "flags": len(result.flags),
+        "summary_withheld": "The full report's plain-English "
+        "summary quotes exact figures; it is not part of the published version.",
+        "groupings": groupings,
+        "need_at_equal_score": need,
+    }
 
 
 def every_count(public: dict) -> list[int]:

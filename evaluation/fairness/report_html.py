@@ -18,8 +18,16 @@ from evaluation.fairness.narrative import METRIC_NAMES, SHORT  # noqa: E402
 from evaluation.fairness.results import AuditResult, GroupingResult  # noqa: E402
 
 COLOURS = ["#005EB8", "#D5281B", "#007F3B", "#FFB81C", "#330072", "#AE2573", "#00A499", "#425563"]
-STATUS_CLASS = {"flag": "bad", "uncertain": "warn", "small group": "muted", "explained by age and sex": "info",
-                "within tolerance": "ok", "reference": "muted", "not estimable": "muted", "shown only": "muted"}
+STATUS_CLASS = {
+    "flag": "bad",
+    "uncertain": "warn",
+    "small group": "muted",
+    "explained by age and sex": "info",
+    "within tolerance": "ok",
+    "reference": "muted",
+    "not estimable": "muted",
+    "shown only": "muted",
+}
 CSS = """
 body{font-family:Arial,Helvetica,sans-serif;color:#212B32;background:#fff;margin:0;line-height:1.5}
 main{max-width:1100px;margin:0 auto;padding:16px 24px 48px}
@@ -75,15 +83,16 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    return text[text.find("<svg") :]
 
 
 def _forest(g: GroupingResult, metrics: list[str], tolerance: tuple[float, float]) -> str:
     groups = [r.group for r in g.groups if not r.is_reference]
     if not groups or not metrics:
         return ""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics) + 1.5, 0.32 * len(groups) + 1.2),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(2.6 * len(metrics) + 1.5, 0.32 * len(groups) + 1.2), sharey=True, squeeze=False
+    )
     ys = np.arange(len(groups))[::-1]
     for ax, m in zip(axes[0], metrics):
         comp = {c.group: c for c in g.comparisons if c.metric == m}
@@ -160,20 +169,33 @@ def _group_table(g: GroupingResult, probabilities: bool, flag_metrics: list[str]
     for r in g.groups:
         m = r.metrics
         statuses = [c.status for c in g.comparisons if c.group == r.group and c.metric in flag_metrics]
-        status = "reference" if r.is_reference else next((s for s in worst_order if s in statuses),
-                                                          "small group" if r.small else "within tolerance")
+        status = (
+            "reference"
+            if r.is_reference
+            else next((s for s in worst_order if s in statuses), "small group" if r.small else "within tolerance")
+        )
         many = r.people is not None and r.people != r.n
-        cells = [f"{r.n:,}" + (f" <span class='small'>({r.people:,} people)</span>" if many else ""),
-                 f"{r.events:,}" + (f" <span class='small'>({r.people_with_events:,} people)</span>" if many else ""),
-                 _pct(m["event_rate"].value)]
+        cells = [
+            f"{r.n:,}" + (f" <span class='small'>({r.people:,} people)</span>" if many else ""),
+            f"{r.events:,}" + (f" <span class='small'>({r.people_with_events:,} people)</span>" if many else ""),
+            _pct(m["event_rate"].value),
+        ]
         if probabilities:
             cells += [_pct(m["mean_predicted"].value), _ci(m["predicted_to_observed"]), _ci(m["calibration_slope"])]
-        cells += [_ci(m["auroc"]), _pct(m["selection_rate"].value), _ci(m["tpr"], pct=True), _ci(m["fpr"], pct=True),
-                  _ci(m["ppv"], pct=True), _badge(status)]
+        cells += [
+            _ci(m["auroc"]),
+            _pct(m["selection_rate"].value),
+            _ci(m["tpr"], pct=True),
+            _ci(m["fpr"], pct=True),
+            _ci(m["ppv"], pct=True),
+            _badge(status),
+        ]
         label = _e(r.group) + (" <span class='small'>(reference)</span>" if r.is_reference else "")
         body.append(f"<tr><th scope='row' class='l'>{label}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (f"<table><caption>{_e(g.title)}: metrics by group with 95% intervals</caption>"
-            f"<thead><tr><th scope='col' class='l'>group</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return (
+        f"<table><caption>{_e(g.title)}: metrics by group with 95% intervals</caption>"
+        f"<thead><tr><th scope='col' class='l'>group</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _coverage(g: GroupingResult, descriptions: dict[str, str]) -> str:
@@ -188,9 +210,13 @@ def _coverage(g: GroupingResult, descriptions: dict[str, str]) -> str:
             v = row.get(k)
             share = k in ("ethnicity_recorded", "imd_linked", "gp_coding_completeness")
             cells.append("–" if v is None else (f"{v:.1%}" if share else f"{v:.2f}"))
-        rows.append(f"<tr><th scope='row' class='l'>{_e(row['group'])}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return (f"<table><caption>Data coverage by group</caption><thead><tr><th scope='col' class='l'>group</th>{head}"
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        rows.append(
+            f"<tr><th scope='row' class='l'>{_e(row['group'])}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        )
+    return (
+        f"<table><caption>Data coverage by group</caption><thead><tr><th scope='col' class='l'>group</th>{head}"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _comparison_rows(items, titles: dict[str, str]) -> str:
@@ -198,60 +224,115 @@ def _comparison_rows(items, titles: dict[str, str]) -> str:
     for c in items:
         adj = "–" if c.adjusted_ratio is None else f"{c.adjusted_ratio:.2f}"
         ci = "" if c.ratio_ci[0] is None else f" ({c.ratio_ci[0]:.2f}–{c.ratio_ci[1]:.2f})"
-        fmt = (lambda x: _pct(x)) if c.metric in ("tpr", "fpr", "ppv", "fnr", "selection_rate") else (lambda x: _f(x, ".2f"))  # noqa: E731
-        rows.append(f"<tr><td class='l'>{_e(titles.get(c.grouping, c.grouping))}</td><td class='l'>{_e(c.group)}</td>"
-                    f"<td class='l'>{_e(METRIC_NAMES.get(c.metric, c.metric))}</td><td>{fmt(c.value)}</td>"
-                    f"<td>{fmt(c.reference_value)} <span class='small'>{_e(c.reference_group)}</span></td>"
-                    f"<td>{_f(c.ratio, '.2f')}{ci}</td><td>{adj}</td><td>{_badge(c.status)}</td></tr>")
-    head = "".join(f"<th scope='col'>{h}</th>" for h in ("grouping", "group", "metric", "value", "reference",
-                                                         "ratio (95% CI)", "age-sex adjusted ratio", "status"))
+        fmt = (
+            (lambda x: _pct(x))
+            if c.metric in ("tpr", "fpr", "ppv", "fnr", "selection_rate")
+            else (lambda x: _f(x, ".2f"))
+        )  # noqa: E731
+        rows.append(
+            f"<tr><td class='l'>{_e(titles.get(c.grouping, c.grouping))}</td><td class='l'>{_e(c.group)}</td>"
+            f"<td class='l'>{_e(METRIC_NAMES.get(c.metric, c.metric))}</td><td>{fmt(c.value)}</td>"
+            f"<td>{fmt(c.reference_value)} <span class='small'>{_e(c.reference_group)}</span></td>"
+            f"<td>{_f(c.ratio, '.2f')}{ci}</td><td>{adj}</td><td>{_badge(c.status)}</td></tr>"
+        )
+    head = "".join(
+        f"<th scope='col'>{h}</th>"
+        for h in (
+            "grouping",
+            "group",
+            "metric",
+            "value",
+            "reference",
+            "ratio (95% CI)",
+            "age-sex adjusted ratio",
+            "status",
+        )
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def render(result: AuditResult) -> str:
     s, pop, cfg = result.subject, result.population, result.config
     titles = {g.name: g.title for g in result.groupings}
-    title = (f"Bias report: {s.get('model', s.get('name', 'risk score'))}"
-             + (f" version {s['version']}" if s.get("version") is not None else ""))
-    verdict = ("<div class='verdict pass' role='status'><strong>Passed.</strong> No group was flagged.</div>"
-               if result.passed else
-               f"<div class='verdict fail' role='alert'><strong>{len(result.flags)} flag(s) need a decision.</strong> "
-               + ("A clinical safety officer must accept them with controls, or reject this model, before it can "
-                  "be promoted.</div>" if s.get("kind") == "registered model" else
-                  "The deploying organisation's clinical safety officer should assess them before this tool's "
-                  "scores are relied on.</div>"))
-    parts = [f"<!DOCTYPE html><html lang='en-GB'><head><meta charset='utf-8'><meta name='viewport' "
-             f"content='width=device-width, initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head><body>",
-             f"<header class='banner'><h1>{_e(title)}</h1><p>Outcome: {_e(s.get('outcome', ''))}. "
-             f"Data: {_e(s.get('data', s.get('source', '')))}. Created {_e(result.created_at)}.</p></header><main>",
-             verdict, "<h2 id='summary'>Summary in plain English</h2>",
-             "".join(f"<p>{_bold(p)}</p>" for p in result.summary)]
+    title = f"Bias report: {s.get('model', s.get('name', 'risk score'))}" + (
+        f" version {s['version']}" if s.get("version") is not None else ""
+    )
+    verdict = (
+        "<div class='verdict pass' role='status'><strong>Passed.</strong> No group was flagged.</div>"
+        if result.passed
+        else f"<div class='verdict fail' role='alert'><strong>{len(result.flags)} flag(s) need a decision.</strong> "
+        + (
+            "A clinical safety officer must accept them with controls, or reject this model, before it can "
+            "be promoted.</div>"
+            if s.get("kind") == "registered model"
+            else "The deploying organisation's clinical safety officer should assess them before this tool's "
+            "scores are relied on.</div>"
+        )
+    )
+    parts = [
+        f"<!DOCTYPE html><html lang='en-GB'><head><meta charset='utf-8'><meta name='viewport' "
+        f"content='width=device-width, initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head><body>",
+        f"<header class='banner'><h1>{_e(title)}</h1><p>Outcome: {_e(s.get('outcome', ''))}. "
+        f"Data: {_e(s.get('data', s.get('source', '')))}. Created {_e(result.created_at)}.</p></header><main>",
+        verdict,
+        "<h2 id='summary'>Summary in plain English</h2>",
+        "".join(f"<p>{_bold(p)}</p>" for p in result.summary),
+    ]
     parts.append("<h2 id='flags'>Flagged findings</h2>")
     parts.append(_comparison_rows(result.flags, titles) if result.flags else "<p>None.</p>")
     if result.hazards:
-        rows = "".join(f"<tr><td class='l'>{_e(h.hazard_id)}</td><td class='l'>{_e(h.hazard)}</td><td class='l'>{_e(h.cause)}</td>"
-                       f"<td class='l'>{_e(h.effect)}</td><td class='l'>{_e(h.existing_controls)}</td><td class='l'>{_e(h.severity)}</td>"
-                       f"<td class='l'>{_e(h.likelihood)}</td><td>{h.risk_rating}</td><td class='l'>{_e(h.residual_risk)}</td></tr>"
-                       for h in result.hazards)
-        head = "".join(f"<th scope='col' class='l'>{h}</th>" for h in ("ID", "hazard", "cause", "effect", "existing controls",
-                                                                      "severity", "likelihood", "risk (1-5)", "residual risk"))
-        parts.append(f"<h2 id='hazards'>Hazards raised (DCB0129)</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        rows = "".join(
+            f"<tr><td class='l'>{_e(h.hazard_id)}</td><td class='l'>{_e(h.hazard)}</td><td class='l'>{_e(h.cause)}</td>"
+            f"<td class='l'>{_e(h.effect)}</td><td class='l'>{_e(h.existing_controls)}</td><td class='l'>{_e(h.severity)}</td>"
+            f"<td class='l'>{_e(h.likelihood)}</td><td>{h.risk_rating}</td><td class='l'>{_e(h.residual_risk)}</td></tr>"
+            for h in result.hazards
+        )
+        head = "".join(
+            f"<th scope='col' class='l'>{h}</th>"
+            for h in (
+                "ID",
+                "hazard",
+                "cause",
+                "effect",
+                "existing controls",
+                "severity",
+                "likelihood",
+                "risk (1-5)",
+                "residual risk",
+            )
+        )
+        parts.append(
+            f"<h2 id='hazards'>Hazards raised (DCB0129)</h2><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        )
     if result.mitigation:
         mit = result.mitigation
         rows = "".join(
             f"<tr><th scope='row' class='l'>{_e(r.group)}</th><td>{r.n:,}</td><td>{r.threshold_before:.4f}</td><td>{r.threshold_after:.4f}</td>"
-            + "".join(f"<td>{_pct(r.before[k])}</td><td>{_pct(r.after[k])}</td>" for k in ("selection_rate", "tpr", "fpr", "ppv"))
-            + "</tr>" for r in mit.rows)
-        head = ("<tr><th scope='col' class='l'>group</th><th scope='col'>people</th><th scope='col'>threshold before</th>"
-                "<th scope='col'>after</th>" + "".join(f"<th scope='col'>{k} before</th><th scope='col'>after</th>"
-                                                      for k in ("share flagged", "TPR", "FPR", "PPV")) + "</tr>")
+            + "".join(
+                f"<td>{_pct(r.before[k])}</td><td>{_pct(r.after[k])}</td>"
+                for k in ("selection_rate", "tpr", "fpr", "ppv")
+            )
+            + "</tr>"
+            for r in mit.rows
+        )
+        head = (
+            "<tr><th scope='col' class='l'>group</th><th scope='col'>people</th><th scope='col'>threshold before</th>"
+            "<th scope='col'>after</th>"
+            + "".join(
+                f"<th scope='col'>{k} before</th><th scope='col'>after</th>"
+                for k in ("share flagged", "TPR", "FPR", "PPV")
+            )
+            + "</tr>"
+        )
         ob, oa = mit.overall_before, mit.overall_after
-        parts.append(f"<h2 id='mitigation'>Mitigation tried (not applied): {_e(mit.method)}</h2>"
-                     f"<p>Target: {_e(mit.target)}. Fitted on {_e(mit.fitted_on)}; evaluated on {_e(mit.evaluated_on)}. "
-                     f"Overall TPR {_pct(ob['tpr'])} → {_pct(oa['tpr'])}, PPV {_pct(ob['ppv'])} → {_pct(oa['ppv'])}, "
-                     f"share flagged {_pct(ob['selection_rate'])} → {_pct(oa['selection_rate'])}.</p>"
-                     f"<table><caption>Before and after, by {_e(mit.grouping)}</caption><thead>{head}</thead><tbody>{rows}</tbody></table>"
-                     + "".join(f"<p class='small'>{_e(n)}</p>" for n in mit.notes))
+        parts.append(
+            f"<h2 id='mitigation'>Mitigation tried (not applied): {_e(mit.method)}</h2>"
+            f"<p>Target: {_e(mit.target)}. Fitted on {_e(mit.fitted_on)}; evaluated on {_e(mit.evaluated_on)}. "
+            f"Overall TPR {_pct(ob['tpr'])} → {_pct(oa['tpr'])}, PPV {_pct(ob['ppv'])} → {_pct(oa['ppv'])}, "
+            f"share flagged {_pct(ob['selection_rate'])} → {_pct(oa['selection_rate'])}.</p>"
+            f"<table><caption>Before and after, by {_e(mit.grouping)}</caption><thead>{head}</thead><tbody>{rows}</tbody></table>"
+            + "".join(f"<p class='small'>{_e(n)}</p>" for n in mit.notes)
+        )
     parts.append(report_sections.absolute(result.absolute, cfg.level))
     parts.append(report_sections.need(result.need, pop.get("need_note")))
     parts.append("<h2 id='groups'>Results by grouping</h2>")
@@ -259,27 +340,41 @@ def render(result: AuditResult) -> str:
     forest_metrics = [m for m in flag_metrics if pop["scores_are_probabilities"] or m != "predicted_to_observed"]
     descriptions = pop.get("coverage_descriptions", {})
     for g in result.groupings:
-        parts.append(f"<section aria-labelledby='g-{g.name}'><h3 id='g-{g.name}'>{_e(g.title)}</h3>"
-                     f"<p>Reference group: <strong>{_e(g.reference)}</strong>."
-                     + (" Ratios are also shown against the reference re-weighted to each group's age and sex mix."
-                        if g.adjusted else "") + "</p>")
+        parts.append(
+            f"<section aria-labelledby='g-{g.name}'><h3 id='g-{g.name}'>{_e(g.title)}</h3>"
+            f"<p>Reference group: <strong>{_e(g.reference)}</strong>."
+            + (
+                " Ratios are also shown against the reference re-weighted to each group's age and sex mix."
+                if g.adjusted
+                else ""
+            )
+            + "</p>"
+        )
         parts.append(_group_table(g, pop["scores_are_probabilities"], flag_metrics))
         forest = _forest(g, forest_metrics, cfg.tolerance)
         if forest:
-            parts.append(f"<figure>{forest}<figcaption>Ratios to {_e(g.reference)} with intervals for "
-                         f"{', '.join(SHORT[m] for m in forest_metrics)} (simultaneous {cfg.level:.0%} across the judged comparisons "
-                         "of this grouping); red = flagged, amber = uncertain.</figcaption></figure>")
+            parts.append(
+                f"<figure>{forest}<figcaption>Ratios to {_e(g.reference)} with intervals for "
+                f"{', '.join(SHORT[m] for m in forest_metrics)} (simultaneous {cfg.level:.0%} across the judged comparisons "
+                "of this grouping); red = flagged, amber = uncertain.</figcaption></figure>"
+            )
         if pop["scores_are_probabilities"]:
-            parts.append(f"<figure>{_calibration(g)}<figcaption>Calibration in the large: observed outcome rate against "
-                         "mean predicted risk in each group.</figcaption></figure>")
+            parts.append(
+                f"<figure>{_calibration(g)}<figcaption>Calibration in the large: observed outcome rate against "
+                "mean predicted risk in each group.</figcaption></figure>"
+            )
         curves = _curves(g)
         if curves:
-            parts.append(f"<figure>{curves}<figcaption>How true positive rate and positive predictive value change with "
-                         "the share of the population flagged (all thresholds).</figcaption></figure>")
+            parts.append(
+                f"<figure>{curves}<figcaption>How true positive rate and positive predictive value change with "
+                "the share of the population flagged (all thresholds).</figcaption></figure>"
+            )
         parts.append(_coverage(g, descriptions) + "</section>")
     if result.uncertain:
-        parts.append(f"<details><summary>{len(result.uncertain)} uncertain comparison(s): outside the band, but the "
-                     f"interval includes parity</summary>{_comparison_rows(result.uncertain, titles)}</details>")
+        parts.append(
+            f"<details><summary>{len(result.uncertain)} uncertain comparison(s): outside the band, but the "
+            f"interval includes parity</summary>{_comparison_rows(result.uncertain, titles)}</details>"
+        )
     lo, hi = cfg.tolerance
     parts.append(
         "<h2 id='how'>How to read this report</h2><ul>"
@@ -294,5 +389,6 @@ def render(result: AuditResult) -> str:
         "shown but not judged.</li>"
         f"<li>Intervals: {cfg.bootstrap_draws:,} bootstrap draws ({_e(pop['bootstrap'])}).</li></ul>"
         f"<p class='small'>Report SHA-256: <code>{_e(result.report_sha256)}</code>. Subject: "
-        f"{_e(', '.join(f'{k}={v}' for k, v in s.items()))}.</p></main></body></html>")
+        f"{_e(', '.join(f'{k}={v}' for k, v in s.items()))}.</p></main></body></html>"
+    )
     return "".join(parts)

@@ -11,8 +11,17 @@ from pydantic import BaseModel, Field
 
 from evaluation.fairness.config import AuditConfig
 
-Status = Literal["reference", "flag", "explained by age and sex", "uncertain", "small group", "within tolerance",
-                 "not estimable", "shown only", "less need at equal score"]
+Status = Literal[
+    "reference",
+    "flag",
+    "explained by age and sex",
+    "uncertain",
+    "small group",
+    "within tolerance",
+    "not estimable",
+    "shown only",
+    "less need at equal score",
+]
 
 
 class MetricValue(BaseModel):
@@ -29,8 +38,9 @@ class GroupRow(BaseModel):
     is_reference: bool = False
     small: bool = False
     metrics: dict[str, MetricValue]
-    share_outside_reference_strata: float = Field(0.0, description="Share of this group in age-sex strata the "
-                                                  "reference group lacks (not standardisable).")
+    share_outside_reference_strata: float = Field(
+        0.0, description="Share of this group in age-sex strata the reference group lacks (not standardisable)."
+    )
 
 
 class Comparison(BaseModel):
@@ -152,8 +162,10 @@ class AuditResult(BaseModel):
     need: list[NeedGroupingResult] = Field(default_factory=list, description="Need at equal score (risk models).")
     absolute: AbsoluteResult | None = None
     published_counts: dict[str, dict[str, dict[str, int | None]]] = Field(
-        default_factory=dict, description="People and people with the outcome per group under the disclosure "
-        "policy (None = hidden), for the publishable report.")
+        default_factory=dict,
+        description="People and people with the outcome per group under the disclosure "
+        "policy (None = hidden), for the publishable report.",
+    )
     report_sha256: str = ""
 
     @property

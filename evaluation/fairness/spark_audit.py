@@ -27,19 +27,38 @@ import pandas as pd
 
 from evaluation.fairness import engine
 from evaluation.fairness.absolute import from_counts
-from evaluation.fairness.audit import (AuditInputError, GroupTables, grouping_result, assemble, check_outcomes, judged_config,
-                                       order_positions, policy, population_summary, threshold_metrics, exact_table)
+from evaluation.fairness.audit import AuditInputError, assemble, check_outcomes, population_summary
+from evaluation.fairness.exact import exact_table, threshold_metrics
+from evaluation.fairness.grouping_audit import GroupTables, grouping_result
+from evaluation.fairness.policy import judged_config, order_positions, policy
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import KEEP, NEED_COLUMNS, CoverageMeasure, Grouping, audit_frame, standard_labels
 from evaluation.fairness.results import AuditResult
 
-COLLECTED = ("aggregates only: ~200 order statistics of the score, cell counts and sums per grouping, per-group "
-             "AUROC numerators, calibration-slope Newton sums and coverage means")
-LABELS = {"ethnicity_broad": "string", "ethnicity": "string", "imd_quintile": "string", "core20": "string",
-          "ethnicity_x_deprivation": "string", "sex_label": "string", "age_band": "string", "stratum": "string",
-          "ethnicity_recorded": "double", "imd_linked": "double"}
-COVERAGE_TYPES = {"outcome": "int", "risk": "double", "gp_coded_conditions": "int", "hospital_coded_conditions": "int",
-                  "conditions_in_both": "int", "contacts_12m": "double"}
+COLLECTED = (
+    "aggregates only: ~200 order statistics of the score, cell counts and sums per grouping, per-group "
+    "AUROC numerators, calibration-slope Newton sums and coverage means"
+)
+LABELS = {
+    "ethnicity_broad": "string",
+    "ethnicity": "string",
+    "imd_quintile": "string",
+    "core20": "string",
+    "ethnicity_x_deprivation": "string",
+    "sex_label": "string",
+    "age_band": "string",
+    "stratum": "string",
+    "ethnicity_recorded": "double",
+    "imd_linked": "double",
+}
+COVERAGE_TYPES = {
+    "outcome": "int",
+    "risk": "double",
+    "gp_coded_conditions": "int",
+    "hospital_coded_conditions": "int",
+    "conditions_in_both": "int",
+    "contacts_12m": "double",
+}
 
 
 def audit_rows_spark(scored: Any, label: str, risk: str = "risk") -> Any:
@@ -61,10 +80,19 @@ def audit_rows_spark(scored: Any, label: str, risk: str = "risk") -> Any:
     return scored.where(f"{label} IS NOT NULL").mapInPandas(run, schema)
 
 
-def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, subject: dict, outcome: str = "outcome",
-                    score: str = "risk", stratum: str | None = "stratum", cluster: str | None = None,
-                    coverage: list[CoverageMeasure] | None = None, coverage_descriptions: dict[str, str] | None = None,
-                    progress: Callable[[str], None] | None = None) -> AuditResult:
+def run_audit_spark(
+    frame: Any,
+    groupings: list[Grouping],
+    cfg: AuditConfig,
+    subject: dict,
+    outcome: str = "outcome",
+    score: str = "risk",
+    stratum: str | None = "stratum",
+    cluster: str | None = None,
+    coverage: list[CoverageMeasure] | None = None,
+    coverage_descriptions: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AuditResult:
     """`audit.run_audit` for a Spark DataFrame, from aggregates (see the module notes for what is collected)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -81,8 +109,12 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
     cover_cols = sorted({c for m in coverage for c in m.column.split("/")})
     strata = {g.name: (g.stratum or stratum) for g in groupings}
     strata = {k: (v if v and v in frame.columns else None) for k, v in strata.items()}
-    wanted = ({g.column for g in groupings} | {s for s in strata.values() if s} | set(cover_cols)
-              | ({cluster} if cluster and cluster in frame.columns else set()))
+    wanted = (
+        {g.column for g in groupings}
+        | {s for s in strata.values() if s}
+        | set(cover_cols)
+        | ({cluster} if cluster and cluster in frame.columns else set())
+    )
     every = frame.select(usable.alias("_ok"), y.alias("_yd"), p.alias("_p"), *sorted(wanted))
     spark = frame.sparkSession
     every = every.persist()  # the scored table is computed once, here
@@ -91,8 +123,9 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
     try:
         say("counting usable rows on Spark")
         total = every.count()
-        stats = rows.agg(F.count("*").alias("n"), F.sum("_y").alias("events"), F.min("_p").alias("lo"),
-                         F.max("_p").alias("hi")).collect()[0]
+        stats = rows.agg(
+            F.count("*").alias("n"), F.sum("_y").alias("events"), F.min("_p").alias("lo"), F.max("_p").alias("hi")
+        ).collect()[0]
         n, events = int(stats["n"]), int(stats["events"] or 0)
         check_outcomes(outcome, n, events)
         if cluster and cluster in frame.columns and rows.groupBy(cluster).count().where("count > 1").limit(1).count():
@@ -108,22 +141,43 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
         bin_expr = sum((F.when(F.col("_p") >= F.lit(float(e)), 1).otherwise(0) for e in edges), F.lit(0))
         clipped = F.least(F.greatest(F.col("_p"), F.lit(engine.EPS)), F.lit(1 - engine.EPS))
         lp = F.log(clipped / (1 - clipped)) if probabilities else F.col("_p")
-        entries = [F.struct(F.lit(i).alias("gi"), F.coalesce(F.col(g.column).cast("string"), F.lit("Unknown")).alias("label"),
-                            F.col(g.column).cast("string").alias("raw"),
-                            (F.coalesce(F.col(strata[g.name]).cast("string"), F.lit("unknown")) if strata[g.name]
-                             else F.lit("all")).alias("stratum")) for i, g in enumerate(groupings)]
-        long = (rows.select("_y", "_p", bin_expr.alias("_bin"), lp.alias("_lp"), *cover_cols,
-                            F.explode(F.array(*entries)).alias("x"))
-                .select("x.gi", "x.label", "x.raw", "x.stratum", "_y", "_p", "_bin", "_lp", *cover_cols))
+        entries = [
+            F.struct(
+                F.lit(i).alias("gi"),
+                F.coalesce(F.col(g.column).cast("string"), F.lit("Unknown")).alias("label"),
+                F.col(g.column).cast("string").alias("raw"),
+                (
+                    F.coalesce(F.col(strata[g.name]).cast("string"), F.lit("unknown"))
+                    if strata[g.name]
+                    else F.lit("all")
+                ).alias("stratum"),
+            )
+            for i, g in enumerate(groupings)
+        ]
+        long = rows.select(
+            "_y", "_p", bin_expr.alias("_bin"), lp.alias("_lp"), *cover_cols, F.explode(F.array(*entries)).alias("x")
+        ).select("x.gi", "x.label", "x.raw", "x.stratum", "_y", "_p", "_bin", "_lp", *cover_cols)
         say("aggregating cells, AUROC and coverage by group on Spark")
-        cells = long.groupBy("gi", "label", "stratum", "_y", "_bin").agg(
-            F.count("*").alias("n"), F.sum("_p").alias("p_sum"), F.sum("_lp").alias("logit_sum")).toPandas()
-        by_score = long.groupBy("gi", "label", "_p").agg(F.sum("_y").alias("pos"), (F.count("*") - F.sum("_y")).alias("neg"))
-        below = F.coalesce(F.sum("neg").over(Window.partitionBy("gi", "label").orderBy("_p")
-                                             .rowsBetween(Window.unboundedPreceding, -1)), F.lit(0))
-        auc = (by_score.withColumn("_u", F.col("pos") * (below + 0.5 * F.col("neg")))
-               .groupBy("gi", "label").agg(F.sum("_u").alias("u"), F.sum("pos").alias("P"), F.sum("neg").alias("N"))
-               .toPandas())
+        cells = (
+            long.groupBy("gi", "label", "stratum", "_y", "_bin")
+            .agg(F.count("*").alias("n"), F.sum("_p").alias("p_sum"), F.sum("_lp").alias("logit_sum"))
+            .toPandas()
+        )
+        by_score = long.groupBy("gi", "label", "_p").agg(
+            F.sum("_y").alias("pos"), (F.count("*") - F.sum("_y")).alias("neg")
+        )
+        below = F.coalesce(
+            F.sum("neg").over(
+                Window.partitionBy("gi", "label").orderBy("_p").rowsBetween(Window.unboundedPreceding, -1)
+            ),
+            F.lit(0),
+        )
+        auc = (
+            by_score.withColumn("_u", F.col("pos") * (below + 0.5 * F.col("neg")))
+            .groupBy("gi", "label")
+            .agg(F.sum("_u").alias("u"), F.sum("pos").alias("P"), F.sum("neg").alias("N"))
+            .toPandas()
+        )
         cover = _coverage(long, coverage, F) if coverage else pd.DataFrame()
         if probabilities:  # Newton steps re-read (grouping, group, outcome, logit) only: kept in memory
             long_narrow = long.select("gi", "label", "_y", "_lp").persist()
@@ -132,8 +186,11 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
         for i, g in enumerate(groupings):
             say(f"auditing {g.title.lower()}")
             tables = _tables(i, cells, auc, cover, slopes, coverage, pol, probabilities)
-            results.append(grouping_result(g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities,
-                                     cfg.seed + 7919 * i))
+            results.append(
+                grouping_result(
+                    g, tables, cfg, pol.binning, pol.threshold, pol.curve_thresholds, probabilities, cfg.seed + 7919 * i
+                )
+            )
         first = pol.binning.first_selected(pol.threshold)
         flagged = int(cells.loc[(cells.gi == 0) & (cells._bin >= first), "n"].sum())
     finally:
@@ -141,11 +198,25 @@ def run_audit_spark(frame: Any, groupings: list[Grouping], cfg: AuditConfig, sub
         if long_narrow is not None:
             long_narrow.unpersist()
     absolute = _absolute(cells, pol.binning.nbins, cfg, probabilities)
-    population = population_summary(cfg, pol.threshold, rows=n, excluded=total - n, people=n, events=events,
-                                    flagged=flagged, probabilities=probabilities, bootstrap="Poisson, by person",
-                                    coverage_descriptions=coverage_descriptions, engine="spark", collected=COLLECTED,
-                                    need_note=("Not compared on Spark (it needs the person rows): audit in-process "
-                                               "for need at equal score." if cfg.need_at_equal_score else None))
+    population = population_summary(
+        cfg,
+        pol.threshold,
+        rows=n,
+        excluded=total - n,
+        people=n,
+        events=events,
+        flagged=flagged,
+        probabilities=probabilities,
+        bootstrap="Poisson, by person",
+        coverage_descriptions=coverage_descriptions,
+        engine="spark",
+        collected=COLLECTED,
+        need_note=(
+            "Not compared on Spark (it needs the person rows): audit in-process for need at equal score."
+            if cfg.need_at_equal_score
+            else None
+        ),
+    )
     return assemble(subject, cfg, population, results, None, [], absolute)
 
 
@@ -157,8 +228,14 @@ def _absolute(cells: pd.DataFrame, nbins: int, cfg: AuditConfig, probabilities: 
     def total(w: np.ndarray) -> np.ndarray:
         return np.bincount(key, weights=w, minlength=2 * nbins).reshape(2, nbins)
 
-    return from_counts(total(part.n.to_numpy(dtype=float)), total(part.p_sum.to_numpy()),
-                       total(part.logit_sum.to_numpy()), cfg, cfg.seed + 15_485_863, probabilities)
+    return from_counts(
+        total(part.n.to_numpy(dtype=float)),
+        total(part.p_sum.to_numpy()),
+        total(part.logit_sum.to_numpy()),
+        cfg,
+        cfg.seed + 15_485_863,
+        probabilities,
+    )
 
 
 def _coverage(long: Any, coverage: list[CoverageMeasure], F) -> pd.DataFrame:
@@ -166,7 +243,10 @@ def _coverage(long: Any, coverage: list[CoverageMeasure], F) -> pd.DataFrame:
     for m in coverage:
         if m.kind == "ratio":
             num, den = m.column.split("/")
-            aggs += [F.sum(num).cast("double").alias(f"{m.name}__num"), F.sum(den).cast("double").alias(f"{m.name}__den")]
+            aggs += [
+                F.sum(num).cast("double").alias(f"{m.name}__num"),
+                F.sum(den).cast("double").alias(f"{m.name}__den"),
+            ]
         else:
             aggs.append(F.avg(F.col(m.column).cast("double")).alias(m.name))
     return long.where("raw IS NOT NULL").groupBy("gi", "raw").agg(*aggs).toPandas()
@@ -182,17 +262,32 @@ def _slopes(long: Any, spark: Any, F, say, iters: int = 50) -> dict[tuple[int, s
         if not active:
             break
         say(f"calibration slopes: Newton step {step_no + 1} ({len(active)} groups)")
-        coefs = spark.createDataFrame([(gi, label, float(b[0]), float(b[1])) for (gi, label), b in beta.items()
-                                       if (gi, label) in active], "gi int, label string, b0 double, b1 double")
+        coefs = spark.createDataFrame(
+            [(gi, label, float(b[0]), float(b[1])) for (gi, label), b in beta.items() if (gi, label) in active],
+            "gi int, label string, b0 double, b1 double",
+        )
         eta = F.least(F.greatest(F.col("b0") + F.col("b1") * F.col("_lp"), F.lit(-30.0)), F.lit(30.0))
         mu = 1 / (1 + F.exp(-eta))
-        sums = (long.join(F.broadcast(coefs), ["gi", "label"]).select("gi", "label", "_lp", mu.alias("mu"), "_y")
-                .select("gi", "label", "_lp", (F.col("mu") * (1 - F.col("mu"))).alias("w"),
-                        (F.col("_y") - F.col("mu")).alias("r"))
-                .groupBy("gi", "label").agg(F.sum("w").alias("w"), F.sum(F.col("w") * F.col("_lp")).alias("wx"),
-                                            F.sum(F.col("w") * F.col("_lp") * F.col("_lp")).alias("wxx"),
-                                            F.sum("r").alias("r"), F.sum(F.col("r") * F.col("_lp")).alias("rx"))
-                .collect())
+        sums = (
+            long.join(F.broadcast(coefs), ["gi", "label"])
+            .select("gi", "label", "_lp", mu.alias("mu"), "_y")
+            .select(
+                "gi",
+                "label",
+                "_lp",
+                (F.col("mu") * (1 - F.col("mu"))).alias("w"),
+                (F.col("_y") - F.col("mu")).alias("r"),
+            )
+            .groupBy("gi", "label")
+            .agg(
+                F.sum("w").alias("w"),
+                F.sum(F.col("w") * F.col("_lp")).alias("wx"),
+                F.sum(F.col("w") * F.col("_lp") * F.col("_lp")).alias("wxx"),
+                F.sum("r").alias("r"),
+                F.sum(F.col("r") * F.col("_lp")).alias("rx"),
+            )
+            .collect()
+        )
         for r in sums:
             key = (r["gi"], r["label"])
             hess = np.array([[r["w"], r["wx"]], [r["wx"], r["wxx"]]]) + 1e-9 * np.eye(2)
@@ -203,8 +298,16 @@ def _slopes(long: Any, spark: Any, F, say, iters: int = 50) -> dict[tuple[int, s
     return {k: float(b[1]) for k, b in beta.items()}
 
 
-def _tables(i: int, cells: pd.DataFrame, auc: pd.DataFrame, cover: pd.DataFrame, slopes: dict,
-            coverage: list[CoverageMeasure], pol, probabilities: bool) -> GroupTables:
+def _tables(
+    i: int,
+    cells: pd.DataFrame,
+    auc: pd.DataFrame,
+    cover: pd.DataFrame,
+    slopes: dict,
+    coverage: list[CoverageMeasure],
+    pol,
+    probabilities: bool,
+) -> GroupTables:
     part = cells[cells.gi == i]
     names = sorted(part.label.unique())
     strata = sorted(part.stratum.unique())
@@ -214,10 +317,13 @@ def _tables(i: int, cells: pd.DataFrame, auc: pd.DataFrame, cover: pd.DataFrame,
     keys = engine.cell_keys(g_code, s_code, part._y.to_numpy(), part._bin.to_numpy(), shape)
     size = int(np.prod(shape))
     n = np.bincount(keys, weights=part.n.to_numpy(dtype=float), minlength=size).reshape(shape)
-    cells_ = engine.Cells(n, np.bincount(keys, weights=part.p_sum.to_numpy(), minlength=size).reshape(shape),
-                          np.bincount(keys, weights=part.logit_sum.to_numpy(), minlength=size).reshape(shape))
+    cells_ = engine.Cells(
+        n,
+        np.bincount(keys, weights=part.p_sum.to_numpy(), minlength=size).reshape(shape),
+        np.bincount(keys, weights=part.logit_sum.to_numpy(), minlength=size).reshape(shape),
+    )
     sel_from = pol.binning.first_selected(pol.threshold)
-    counts = np.zeros(len(names) * 4)  # (group, outcome, flagged), as audit.threshold_counts
+    counts = np.zeros(len(names) * 4)  # (group, outcome, flagged), as exact.threshold_counts
     for y_ in (0, 1):
         counts[np.arange(len(names)) * 4 + y_ * 2] = n[:, :, y_, :sel_from].sum((1, 2))
         counts[np.arange(len(names)) * 4 + y_ * 2 + 1] = n[:, :, y_, sel_from:].sum((1, 2))
@@ -227,8 +333,9 @@ def _tables(i: int, cells: pd.DataFrame, auc: pd.DataFrame, cover: pd.DataFrame,
     with np.errstate(divide="ignore", invalid="ignore"):
         aurocs = np.where((a.P > 0) & (a.N > 0), a.u / (a.P * a.N), np.nan)
     slope = np.array([slopes.get((i, name), np.nan) for name in names]) if probabilities else None
-    exact = exact_table(out, groups_n, events, cells_.p_sum.sum((1, 2, 3)) if probabilities else None,
-                        aurocs.astype(float), slope)
+    exact = exact_table(
+        out, groups_n, events, cells_.p_sum.sum((1, 2, 3)) if probabilities else None, aurocs.astype(float), slope
+    )
     rows = []
     if not cover.empty:
         for _, r in cover[cover.gi == i].sort_values("raw").iterrows():

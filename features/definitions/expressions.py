@@ -200,8 +200,10 @@ def const(value: Scalar) -> Const:
 
 
 def case(*branches: tuple[Node, Node | Scalar], otherwise: Node | Scalar | None = None) -> Case:
-    return Case(whens=[When(condition=c, then=wrap(t)) for c, t in branches],
-                otherwise=None if otherwise is None else wrap(otherwise))
+    return Case(
+        whens=[When(condition=c, then=wrap(t)) for c, t in branches],
+        otherwise=None if otherwise is None else wrap(otherwise),
+    )
 
 
 def greatest(*args: Node | Scalar) -> Greatest:

@@ -26,7 +26,11 @@ Aggregation = Literal[
     "exists",  # 1 if any matching event, else 0
     "count_distinct",  # distinct values of `value`
     "distinct_days",  # distinct event dates
-    "sum", "mean", "std", "min", "max",  # of `value`
+    "sum",
+    "mean",
+    "std",
+    "min",
+    "max",  # of `value`
     "slope",  # least-squares slope of `value` per day
     "last",  # `value` of the latest matching event
     "days_since_last",  # days from the latest matching event to the index date
@@ -90,24 +94,42 @@ class EventFeature(FeatureBase):
     @model_validator(mode="after")
     def _needs_value(self) -> "EventFeature":
         if self.aggregation in COUNTS and self.default != 0:
-            raise ValueError(f"feature {self.name}: a {self.aggregation} of no matching events is 0, so its default "
-                             f"must be 0 (not {self.default})")
-        if self.aggregation in ("count_distinct", "sum", "mean", "std", "min", "max", "slope", "last") and not self.value:
+            raise ValueError(
+                f"feature {self.name}: a {self.aggregation} of no matching events is 0, so its default "
+                f"must be 0 (not {self.default})"
+            )
+        if (
+            self.aggregation in ("count_distinct", "sum", "mean", "std", "min", "max", "slope", "last")
+            and not self.value
+        ):
             raise ValueError(f"feature {self.name}: aggregation {self.aggregation} needs a value column")
         if self.aggregation in ("bed_days", "active_at_index") and not self.end:
             raise ValueError(f"feature {self.name}: aggregation {self.aggregation} needs an end column")
         return self
 
     def describe(self) -> str:
-        window = "ever before the index date" if self.window_days is None else \
-            f"in the {self.window_days} days before the index date"
+        window = (
+            "ever before the index date"
+            if self.window_days is None
+            else f"in the {self.window_days} days before the index date"
+        )
         v = self.value_text
-        what = {"count": "number of", "exists": "any", "count_distinct": f"distinct {v} among",
-                "distinct_days": "days with", "sum": f"total {v} of", "mean": f"mean {v} of",
-                "std": f"variability (SD) of {v} in", "min": f"lowest {v} in",
-                "max": f"highest {v} in", "slope": f"daily trend of {v} in",
-                "last": f"latest {v} of", "days_since_last": "days since the latest of",
-                "bed_days": "bed-days in", "active_at_index": "any active at the index date:"}[self.aggregation]
+        what = {
+            "count": "number of",
+            "exists": "any",
+            "count_distinct": f"distinct {v} among",
+            "distinct_days": "days with",
+            "sum": f"total {v} of",
+            "mean": f"mean {v} of",
+            "std": f"variability (SD) of {v} in",
+            "min": f"lowest {v} in",
+            "max": f"highest {v} in",
+            "slope": f"daily trend of {v} in",
+            "last": f"latest {v} of",
+            "days_since_last": "days since the latest of",
+            "bed_days": "bed-days in",
+            "active_at_index": "any active at the index date:",
+        }[self.aggregation]
         cond = f" where {' and '.join(f.describe() for f in self.where)}" if self.where else ""
         return f"{what} {self.source}{cond}, {window}"
 

@@ -120,12 +120,16 @@ class FeatureCompiler:
         prefilter = "" if "TRUE" in any_cond else "\n  AND (" + "\n    OR ".join(f"({c})" for c in any_cond) + ")"
         before = f"{self.d.as_date('e.' + date_column)} < {self.idx}"
         if self.idx != "c._idx":
-            return (f"SELECT e.person_id, {self.idx} AS _idx,\n       {cols}\n"
-                    f"FROM {self.table(source)} e\nWHERE {before}{prefilter}\nGROUP BY e.person_id")
-        return (f"SELECT c.person_id, c._idx,\n       {cols}\n"
-                f"FROM cohort c JOIN {self.table(source)} e ON e.person_id = c.person_id\n"
-                f"WHERE {before}{prefilter}\n"
-                f"GROUP BY c.person_id, c._idx")
+            return (
+                f"SELECT e.person_id, {self.idx} AS _idx,\n       {cols}\n"
+                f"FROM {self.table(source)} e\nWHERE {before}{prefilter}\nGROUP BY e.person_id"
+            )
+        return (
+            f"SELECT c.person_id, c._idx,\n       {cols}\n"
+            f"FROM cohort c JOIN {self.table(source)} e ON e.person_id = c.person_id\n"
+            f"WHERE {before}{prefilter}\n"
+            f"GROUP BY c.person_id, c._idx"
+        )
 
     # ---- attributes ---------------------------------------------------------------------------
     def attributes(self, attrs: list[AttributeFeature]) -> str:
@@ -140,9 +144,11 @@ class FeatureCompiler:
             "registered_days": f"CAST({d.days_between('p.registration_start', 'c._idx')} AS BIGINT)",
         }
         cols = "".join(f",\n       {exprs[a.attribute]} AS {a.name}" for a in attrs)
-        return (f"SELECT c.person_id, c._idx{cols}\n"
-                f"FROM cohort c JOIN {self.table('patients')} p ON p.person_id = c.person_id\n"
-                f"LEFT JOIN {self.table('imd')} i ON i.lsoa11 = p.lsoa11")
+        return (
+            f"SELECT c.person_id, c._idx{cols}\n"
+            f"FROM cohort c JOIN {self.table('patients')} p ON p.person_id = c.person_id\n"
+            f"LEFT JOIN {self.table('imd')} i ON i.lsoa11 = p.lsoa11"
+        )
 
     # ---- whole set ------------------------------------------------------------------------------
     def compile(self, fs: FeatureSet) -> str:
@@ -158,11 +164,18 @@ class FeatureCompiler:
             ctes.append(f"s{i} AS (\n{self.source_query(source, date_col, feats)}\n)")
             joins.append(f"LEFT JOIN s{i} ON s{i}.person_id = base.person_id AND s{i}._idx = base._idx")
             for f in feats:
-                selects.append(f"s{i}.{f.name}" if f.default is None else
-                               f"COALESCE(s{i}.{f.name}, {sql_literal(_number(f.default))}) AS {f.name}")
+                selects.append(
+                    f"s{i}.{f.name}"
+                    if f.default is None
+                    else f"COALESCE(s{i}.{f.name}, {sql_literal(_number(f.default))}) AS {f.name}"
+                )
         attr_cols = "".join(f", base.{a.name}" for a in attrs)
-        sql = (f"WITH {', '.join(ctes)}\nSELECT base.person_id, base._idx{attr_cols}"
-               + "".join(f",\n       {s}" for s in selects) + "\nFROM base\n" + "\n".join(joins))
+        sql = (
+            f"WITH {', '.join(ctes)}\nSELECT base.person_id, base._idx{attr_cols}"
+            + "".join(f",\n       {s}" for s in selects)
+            + "\nFROM base\n"
+            + "\n".join(joins)
+        )
         # derived features, one layer per dependency depth
         done = {a.name for a in attrs} | {f.name for f in events}
         remaining = list(derived)
@@ -170,7 +183,11 @@ class FeatureCompiler:
             layer = [f for f in remaining if all(dep in done for dep in f.depends_on)]
             if not layer:
                 raise ValueError(f"unresolvable derived features: {[f.name for f in remaining]}")
-            sql = "SELECT *" + "".join(f", {to_sql(f.expression, self.d)} AS {f.name}" for f in layer) + f"\nFROM (\n{sql}\n) t"
+            sql = (
+                "SELECT *"
+                + "".join(f", {to_sql(f.expression, self.d)} AS {f.name}" for f in layer)
+                + f"\nFROM (\n{sql}\n) t"
+            )
             done |= {f.name for f in layer}
             remaining = [f for f in remaining if f not in layer]
         order = ", ".join(f.name for f in fs.features)

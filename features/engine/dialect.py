@@ -39,8 +39,10 @@ class Dialect:
 
     def years_between(self, birth: str, day: str) -> str:
         """Completed years from a birth date to a day."""
-        return (f"(year({day}) - year({birth}) - CASE WHEN month({day}) < month({birth}) OR "
-                f"(month({day}) = month({birth}) AND day({day}) < day({birth})) THEN 1 ELSE 0 END)")
+        return (
+            f"(year({day}) - year({birth}) - CASE WHEN month({day}) < month({birth}) OR "
+            f"(month({day}) = month({birth}) AND day({day}) < day({birth})) THEN 1 ELSE 0 END)"
+        )
 
 
 class DuckDBDialect(Dialect):

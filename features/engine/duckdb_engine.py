@@ -18,7 +18,9 @@ class DuckDBEngine(Engine):
 
     def __init__(self, warehouse: Path) -> None:
         if not warehouse.exists():
-            raise FileNotFoundError(f"{warehouse}: no warehouse yet. Run `phm data load SRC_DIR` (or `phm demo`) first.")
+            raise FileNotFoundError(
+                f"{warehouse}: no warehouse yet. Run `phm data load SRC_DIR` (or `phm demo`) first."
+            )
         self.dialect = DuckDBDialect()
         self.location = str(warehouse)
         self.con = duckdb.connect()
@@ -32,8 +34,9 @@ class DuckDBEngine(Engine):
 
     def columns(self) -> dict[str, set[str]]:
         present: dict[str, set[str]] = {}
-        for table, column in self.con.execute("SELECT table_name, column_name FROM information_schema.columns "
-                                              "WHERE table_catalog = 'wh'").fetchall():
+        for table, column in self.con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = 'wh'"
+        ).fetchall():
             present.setdefault(table, set()).add(column)
         return present
 
@@ -53,8 +56,10 @@ class DuckDBEngine(Engine):
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
-            self.con.execute(f"COPY (SELECT * FROM ({sql}) q ORDER BY {', '.join(order_by)}) "
-                             f"TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+            self.con.execute(
+                f"COPY (SELECT * FROM ({sql}) q ORDER BY {', '.join(order_by)}) "
+                f"TO {literal(tmp)} (FORMAT parquet, COMPRESSION zstd)"
+            )
             replace_output(tmp, out)
         finally:
             remove_output(tmp)

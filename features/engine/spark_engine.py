@@ -42,8 +42,10 @@ class SparkEngine(Engine):
             ensure_exported(warehouse, self.folder)
         if self.folder is not None:
             if not self.folder.is_dir():
-                raise EngineError(f"{self.folder}: no folder of Parquet tables for Spark "
-                                  "(set spark_tables, or spark_database for tables by name)")
+                raise EngineError(
+                    f"{self.folder}: no folder of Parquet tables for Spark "
+                    "(set spark_tables, or spark_database for tables by name)"
+                )
             self.location = f"Parquet tables in {self.folder}"
         self._registered: set[str] = set()
 

@@ -40,8 +40,9 @@ def pyspark() -> Any:
         import pyspark  # noqa: F401
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise EngineError("the Spark engine needs PySpark: pip install 'phm-intelligence[spark]' "
-                          "(and Java 17 on the machine)") from exc
+        raise EngineError(
+            "the Spark engine needs PySpark: pip install 'phm-intelligence[spark]' (and Java 17 on the machine)"
+        ) from exc
     return SparkSession
 
 
@@ -61,9 +62,14 @@ def spark_session(settings: Settings) -> Any:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.master(settings.spark_master).appName("phm")
-    conf = {**LOCAL_DEFAULTS, **ALWAYS, "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),
-            f"spark.executorEnv.{WAIT_POLICY}": wait_policy(),  # LightGBM in the Python workers: idle threads sleep
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}", **settings.spark_conf}
+    conf = {
+        **LOCAL_DEFAULTS,
+        **ALWAYS,
+        "spark.sql.warehouse.dir": str(settings.home / "spark" / "warehouse"),
+        f"spark.executorEnv.{WAIT_POLICY}": wait_policy(),  # LightGBM in the Python workers: idle threads sleep
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}",
+        **settings.spark_conf,
+    }
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

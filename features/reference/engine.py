@@ -34,8 +34,9 @@ def source_tables(fs: FeatureSet) -> list[str]:
     return sorted(tables)
 
 
-def attribute_values(attrs: list[AttributeFeature], cohort: pd.DataFrame, patients: pd.DataFrame,
-                     imd: pd.DataFrame) -> pd.DataFrame:
+def attribute_values(
+    attrs: list[AttributeFeature], cohort: pd.DataFrame, patients: pd.DataFrame, imd: pd.DataFrame
+) -> pd.DataFrame:
     """Person attributes as at each cohort row's index date."""
     p = cohort[["person_id"]].merge(patients, on="person_id", how="left", validate="many_to_one")
     if len(p) != len(cohort) or p["year_of_birth"].isna().any():

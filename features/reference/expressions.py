@@ -26,8 +26,14 @@ from features.definitions.expressions import (
     Substr,
 )
 
-_COMPARE = {"<": operator.lt, "<=": operator.le, "=": operator.eq, "<>": operator.ne, ">=": operator.ge,
-            ">": operator.gt}
+_COMPARE = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    "<>": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
 
 
 def evaluate(node: Node, frame: pd.DataFrame) -> pd.Series:
@@ -94,8 +100,11 @@ def _compare(op: str, left: pd.Series, right: pd.Series) -> pd.Series:
 def _case(node: Case, frame: pd.DataFrame) -> pd.Series:
     conditions = [_truth(evaluate(w.condition, frame)).fillna(False).to_numpy(dtype=bool) for w in node.whens]
     values = [evaluate(w.then, frame) for w in node.whens]
-    otherwise = evaluate(node.otherwise, frame) if node.otherwise is not None else \
-        pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    otherwise = (
+        evaluate(node.otherwise, frame)
+        if node.otherwise is not None
+        else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    )
     result = otherwise.astype(object).to_numpy(copy=True)
     decided = np.zeros(len(frame), dtype=bool)
     for cond, value in zip(conditions, values):

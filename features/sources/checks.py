@@ -26,8 +26,10 @@ lit = literal
 def nhs_key(raw_text: str) -> str:
     """The NHS number as BIGINT when its text is ten ASCII digits and not one digit ten times, else NULL (the
     check digit is tested once per distinct number by the loader)."""
-    return (f"CASE WHEN length({raw_text}) = 10 AND ltrim({raw_text}, '0123456789') = '' "
-            f"AND {raw_text} NOT IN ({REPEATED}) THEN CAST({raw_text} AS BIGINT) END")
+    return (
+        f"CASE WHEN length({raw_text}) = 10 AND ltrim({raw_text}, '0123456789') = '' "
+        f"AND {raw_text} NOT IN ({REPEATED}) THEN CAST({raw_text} AS BIGINT) END"
+    )
 
 
 def typed(col: Column, source: str | None, native: bool) -> tuple[str | None, str]:
@@ -51,10 +53,15 @@ def typed(col: Column, source: str | None, native: bool) -> tuple[str | None, st
     if col.type in ("date", "timestamp"):
         return text, f"TRY_CAST({q(source)} AS {SQL_TYPES[col.type]})"
     pattern = INTEGER_TEXT if col.type == "integer" else FLOAT_TEXT
-    return text, f"CASE WHEN regexp_full_match({text}, {lit(pattern)}) THEN TRY_CAST({text} AS {SQL_TYPES[col.type]}) END"
+    return (
+        text,
+        f"CASE WHEN regexp_full_match({text}, {lit(pattern)}) THEN TRY_CAST({text} AS {SQL_TYPES[col.type]}) END",
+    )
 
-def checks(contract: TableContract, cols: dict[str, str | None], text: dict[str, str],
-           as_of: date) -> list[tuple[str, str, str]]:
+
+def checks(
+    contract: TableContract, cols: dict[str, str | None], text: dict[str, str], as_of: date
+) -> list[tuple[str, str, str]]:
     """(rule, column, SQL condition that is true when the row breaks it), in rule order."""
     out: list[tuple[str, str, str]] = []
     by_rule: dict[str, list[tuple[str, str, str]]] = {r: [] for r in RULES}
@@ -71,7 +78,8 @@ def checks(contract: TableContract, cols: dict[str, str | None], text: dict[str,
             by_rule["unknown_code"].append((col.name, col.name, f"{t} IS NOT NULL AND {t} NOT IN ({allowed})"))
         if col.pattern is not None:
             by_rule["unknown_code"].append(
-                (col.name, col.name, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(col.pattern.strip('^$'))})"))
+                (col.name, col.name, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(col.pattern.strip('^$'))})")
+            )
         if col.min is not None:
             by_rule["out_of_range"].append((col.name, col.name, f"{v} < {col.min}"))
         if col.max is not None:
@@ -81,15 +89,26 @@ def checks(contract: TableContract, cols: dict[str, str | None], text: dict[str,
             by_rule["date_out_of_range"].append((col.name, col.name, f"CAST({v} AS DATE) < DATE '1900-01-01'"))
         if col.references is not None:
             ref_table, ref_col = col.references
-            by_rule["unknown_reference"].append((col.name, col.name, f"""{t} IS NOT NULL AND {t} NOT IN
-                (SELECT {q(ref_col)} FROM {q(ref_table)})"""))
+            by_rule["unknown_reference"].append(
+                (
+                    col.name,
+                    col.name,
+                    f"""{t} IS NOT NULL AND {t} NOT IN
+                (SELECT {q(ref_col)} FROM {q(ref_table)})""",
+                )
+            )
     for start, end in contract.order:
         if cols[start] and cols[end]:
             by_rule["end_before_start"].append((end, end, f"v_{end} < v_{start}"))
     if contract.name == "patients":
-        by_rule["before_birth"].append(("registration_start", "registration_start",
-                                        "v_month_of_birth BETWEEN 1 AND 12 AND v_year_of_birth BETWEEN 1890 AND 2100 AND "
-                                        "v_registration_start < make_date(v_year_of_birth, v_month_of_birth, 1)"))
+        by_rule["before_birth"].append(
+            (
+                "registration_start",
+                "registration_start",
+                "v_month_of_birth BETWEEN 1 AND 12 AND v_year_of_birth BETWEEN 1890 AND 2100 AND "
+                "v_registration_start < make_date(v_year_of_birth, v_month_of_birth, 1)",
+            )
+        )
     for rule in RULES:
         out += [(rule, column, cond) for column, _c, cond in by_rule[rule]]
     return out

@@ -98,11 +98,17 @@ TREATMENT_FUNCTIONS = {
     "710": "Adult mental illness",
 }
 
-COMMUNITY_SERVICES = ["district_nursing", "physiotherapy", "community_matron", "podiatry",
-                      "speech_language", "rapid_response", "palliative_care"]
+COMMUNITY_SERVICES = [
+    "district_nursing",
+    "physiotherapy",
+    "community_matron",
+    "podiatry",
+    "speech_language",
+    "rapid_response",
+    "palliative_care",
+]
 MH_SERVICES = ["iapt", "cmht", "crisis", "memory_clinic", "perinatal", "camhs"]
-SOCIAL_CARE_SERVICES = ["home_care", "residential_care", "nursing_care", "reablement",
-                        "direct_payment", "day_care"]
+SOCIAL_CARE_SERVICES = ["home_care", "residential_care", "nursing_care", "reablement", "direct_payment", "day_care"]
 HOUSING_FLAGS = ["temporary_accommodation", "overcrowding", "homeless", "poor_condition"]
 
 
@@ -174,8 +180,23 @@ RESCUE_PACK = ("0603020T0", "0501013B0")  # prednisolone + amoxicillin (BNF 6.3.
 
 # ---- Hospital diagnoses (ICD-10, 4 characters as in HES DIAG_4_01) ---------------------------
 EMERGENCY_DIAGNOSES_GENERAL = (
-    "R074", "J189", "N390", "R55X", "A419", "R104", "K922", "S720", "R296", "L039",
-    "J22X", "E86X", "R060", "K590", "I219", "I639", "R410",
+    "R074",
+    "J189",
+    "N390",
+    "R55X",
+    "A419",
+    "R104",
+    "K922",
+    "S720",
+    "R296",
+    "L039",
+    "J22X",
+    "E86X",
+    "R060",
+    "K590",
+    "I219",
+    "I639",
+    "R410",
 )
 ELECTIVE_DIAGNOSES = ("H259", "M171", "K802", "C509", "N400", "K409", "M161", "C189", "Z511")
 EXACERBATION_ICD10 = {"copd": "J441", "asthma": "J459"}
@@ -223,29 +244,52 @@ ACSC_GROUPS: tuple[AcscGroup, ...] = (
     AcscGroup("heart_failure", "Congestive heart failure", "2.3i", _stems("I11.0", "I50", "J81")),
     AcscGroup("epilepsy", "Convulsions and epilepsy", "2.3i", _stems("G40", "G41", "R56", "O15")),
     AcscGroup("dementia", "Dementia", "2.3i", _stems("F00", "F01", "F02", "F03")),
-    AcscGroup("diabetes", "Diabetes complications", "2.3i",
-              tuple(f"E1{t}{k}" for t in "01234" for k in "012345678")),  # E10.0-E10.8 ... E14.0-E14.8
+    AcscGroup(
+        "diabetes", "Diabetes complications", "2.3i", tuple(f"E1{t}{k}" for t in "01234" for k in "012345678")
+    ),  # E10.0-E10.8 ... E14.0-E14.8
     AcscGroup("hypertension", "Hypertension", "2.3i", _stems("I10", "I11.9")),
     AcscGroup("iron_deficiency_anaemia", "Iron-deficiency anaemia", "2.3i", _stems("D50.1", "D50.8", "D50.9")),
     AcscGroup("hepatitis_b", "Chronic viral hepatitis B", "2.3i", _stems("B18.0", "B18.1")),
     # acute (NHS OF 3a)
     AcscGroup("cellulitis", "Cellulitis", "3a", _stems("L03", "L04", "L08.0", "L08.8", "L08.9", "L88", "L98.0")),
-    AcscGroup("dehydration", "Dehydration and gastroenteritis", "3a",
-              _stems("E86", "K52.2", "K52.8", "K52.9", "A02.0", "A04", "A05.9", "A07.2", "A08", "A09")),
-    AcscGroup("dental", "Dental conditions", "3a",
-              _stems("A69.0", "K02", "K03", "K04", "K05", "K06", "K08", "K09.8", "K09.9", "K12", "K13")),
-    AcscGroup("ent_infection", "Ear, nose and throat infections", "3a",
-              _stems("H66", "H67", "J02", "J03", "J06", "J31.2")),
+    AcscGroup(
+        "dehydration",
+        "Dehydration and gastroenteritis",
+        "3a",
+        _stems("E86", "K52.2", "K52.8", "K52.9", "A02.0", "A04", "A05.9", "A07.2", "A08", "A09"),
+    ),
+    AcscGroup(
+        "dental",
+        "Dental conditions",
+        "3a",
+        _stems("A69.0", "K02", "K03", "K04", "K05", "K06", "K08", "K09.8", "K09.9", "K12", "K13"),
+    ),
+    AcscGroup(
+        "ent_infection", "Ear, nose and throat infections", "3a", _stems("H66", "H67", "J02", "J03", "J06", "J31.2")
+    ),
     AcscGroup("gangrene", "Gangrene", "3a", _stems("R02")),
     AcscGroup("pelvic_inflammatory_disease", "Pelvic inflammatory disease", "3a", _stems("N70", "N73", "N74")),
-    AcscGroup("ulcer", "Perforated or bleeding ulcer", "3a",
-              tuple(f"K2{s}{k}" for s in "5678" for k in "012456")),  # K25-K28 .0-.2 and .4-.6
-    AcscGroup("urinary_infection", "Pyelonephritis and kidney or urinary tract infection", "3a",
-              _stems("N10", "N11", "N12", "N13.6", "N39.0")),
-    AcscGroup("influenza_pneumonia", "Influenza and pneumonia", "3a",
-              _stems("J10", "J11", "J13", "J14", "J15.3", "J15.4", "J15.7", "J15.9", "J16.8", "J18.1", "J18.8")),
-    AcscGroup("vaccine_preventable", "Other vaccine-preventable conditions", "3a",
-              _stems("A35", "A36", "A37", "A80", "B05", "B06", "B16.1", "B16.9", "B26", "G00.0", "M01.4")),
+    AcscGroup(
+        "ulcer", "Perforated or bleeding ulcer", "3a", tuple(f"K2{s}{k}" for s in "5678" for k in "012456")
+    ),  # K25-K28 .0-.2 and .4-.6
+    AcscGroup(
+        "urinary_infection",
+        "Pyelonephritis and kidney or urinary tract infection",
+        "3a",
+        _stems("N10", "N11", "N12", "N13.6", "N39.0"),
+    ),
+    AcscGroup(
+        "influenza_pneumonia",
+        "Influenza and pneumonia",
+        "3a",
+        _stems("J10", "J11", "J13", "J14", "J15.3", "J15.4", "J15.7", "J15.9", "J16.8", "J18.1", "J18.8"),
+    ),
+    AcscGroup(
+        "vaccine_preventable",
+        "Other vaccine-preventable conditions",
+        "3a",
+        _stems("A35", "A36", "A37", "A80", "B05", "B06", "B16.1", "B16.9", "B26", "G00.0", "M01.4"),
+    ),
 )
 ACSC_ICD10: tuple[str, ...] = tuple(stem for g in ACSC_GROUPS for stem in g.icd10)
 
@@ -257,8 +301,19 @@ def is_acsc(code: str) -> bool:
 
 
 # Acute ACSC primary diagnoses the synthetic ICS gives some general emergency admissions, with their weights.
-SYNTHETIC_ACSC_ACUTE = {"N390": 0.30, "N10X": 0.08, "L039": 0.20, "E86X": 0.12, "K529": 0.08, "J039": 0.05,
-                        "H669": 0.03, "J181": 0.08, "K047": 0.02, "K254": 0.02, "R02X": 0.02}
+SYNTHETIC_ACSC_ACUTE = {
+    "N390": 0.30,
+    "N10X": 0.08,
+    "L039": 0.20,
+    "E86X": 0.12,
+    "K529": 0.08,
+    "J039": 0.05,
+    "H669": 0.03,
+    "J181": 0.08,
+    "K047": 0.02,
+    "K254": 0.02,
+    "R02X": 0.02,
+}
 
 
 ICD10_PATTERN = r"^[A-Z][0-9]{2}[0-9X]?$"

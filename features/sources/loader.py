@@ -15,6 +15,9 @@ load report (per table, and the people removed).
 
 The warehouse is written to a temporary file and moved into place atomically, so a failed load
 leaves the previous warehouse intact and loading the same extract twice gives the same result.
+
+Reading a file (`raw_extract`), linking rows to people and judging them (`linkage`) and the synthetic ground truth
+(`ground_truth`) live in their own modules; the row rules in `checks`.
 """
 
 from __future__ import annotations
@@ -23,30 +26,29 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from features.sources.checks import SQL_TYPES, checks, nhs_key, typed
 from features.sources.checks import lit as _lit
 from features.sources.checks import q as _q
 from features.sources.contracts import CONTRACTS, TableContract
 from features.sources.extracts import ContractError, find_extract, sha256_file
-from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_FILE, SOURCE_NOTE, SOURCE_ROW
+from features.sources.formats.common import MAPPING_QUARANTINE, SOURCE_NOTE, SYNTHETIC_MARKER
+from features.sources.ground_truth import load_truth
+from features.sources.linkage import judge, register_numbers
 from features.sources.load_report import LoadReport, TableReport
-from features.sources.opt_outs import NOT_OPTED_OUT, OPT_OUTS, OptOutError, register, remove
+from features.sources.opt_outs import OPT_OUTS, OptOutError, register, remove
 from features.sources.pseudonymise import Pseudonymiser, resolve_key
-from features.sources.readable import check_parquet, csv_error, first_line
+from features.sources.raw_extract import drop_raw, provenance, read_raw, resolve_columns
+from features.sources.readable import first_line
 from features.sources.shrink import LoadRefused, check_load
 from phm.core.settings import Settings
 
 log = logging.getLogger("phm.load")
-
-SYNTHETIC_MARKER = "_synthetic.json"
 
 
 Progress = Callable[[str], None]
@@ -55,8 +57,14 @@ Progress = Callable[[str], None]
 class Loader:
     """One load of one source folder into a new warehouse file."""
 
-    def __init__(self, settings: Settings, src: Path, as_of: date | None = None, progress: Progress | None = None,
-                 allow_shrink: bool = False):
+    def __init__(
+        self,
+        settings: Settings,
+        src: Path,
+        as_of: date | None = None,
+        progress: Progress | None = None,
+        allow_shrink: bool = False,
+    ):
         self.settings = settings
         self.allow_shrink = allow_shrink
         self.src = src
@@ -95,9 +103,13 @@ class Loader:
     def _guard(self, report: LoadReport, warehouse: Path) -> list[str]:
         """Refuse a load with no patient, or one that shrinks the current warehouse sharply (see `shrink`)."""
         try:
-            shrunk = check_load(warehouse, {t: r.rows_loaded for t, r in report.tables.items()},
-                                {t: (r.file, r.rows_read) for t, r in report.tables.items()},
-                                self.settings.load_shrink, self.allow_shrink)
+            shrunk = check_load(
+                warehouse,
+                {t: r.rows_loaded for t, r in report.tables.items()},
+                {t: (r.file, r.rows_read) for t, r in report.tables.items()},
+                self.settings.load_shrink,
+                self.allow_shrink,
+            )
         except LoadRefused as exc:
             raise ContractError(str(exc)) from exc
         if shrunk:
@@ -120,15 +132,16 @@ class Loader:
             try:
                 reports[contract.name] = self._load_table(con, contract)
             except duckdb.Error as exc:  # e.g. a Parquet file with corrupt pages: one line, no values
-                raise ContractError(f"{find_extract(self.src, contract.name)}: cannot be loaded "
-                                    f"({first_line(exc)})") from exc
+                raise ContractError(
+                    f"{find_extract(self.src, contract.name)}: cannot be loaded ({first_line(exc)})"
+                ) from exc
             if contract.name == "patients":  # what linking needs, computed once
                 con.execute("""CREATE TEMP TABLE person_dates AS SELECT person_id, date_of_death,
                                make_date(year_of_birth, month_of_birth, 1) AS birth FROM patients""")
         ids, distinct = con.execute("SELECT count(person_id), count(DISTINCT person_id) FROM nhs_map").fetchone()
         if ids != distinct:
             raise RuntimeError("pseudonym collision: two NHS numbers map to one person id")
-        truth = self._load_truth(con)
+        truth = load_truth(con, self.src, self.synthetic, self.pseudo, self.opting_out)
         if opt_outs is not None:
             opt_outs["people_removed"] = self._opted_out_people
         self._write_manifest(con, reports)
@@ -137,56 +150,27 @@ class Loader:
         imd = con.execute("""SELECT avg(CASE WHEN i.lsoa11 IS NULL THEN 0 ELSE 1 END)
                              FROM patients p LEFT JOIN imd i USING (lsoa11)""").fetchone()[0]
         note = self.source_note
-        return LoadReport(source=str(self.src), warehouse=str(warehouse), as_of=self.as_of.isoformat(),
-                          synthetic=self.synthetic, demo_key=self.demo_key, tables=reports,
-                          ethnicity_known_share=round(float(ethnic or 0), 4),
-                          imd_linked_share=round(float(imd or 0), 4), truth_tables=truth,
-                          source_format=note.get("format", "phm"), source_notes=note.get("notes", []),
-                          mapping_rejected=note.get("rejected", {}), opt_outs=opt_outs)
+        return LoadReport(
+            source=str(self.src),
+            warehouse=str(warehouse),
+            as_of=self.as_of.isoformat(),
+            synthetic=self.synthetic,
+            demo_key=self.demo_key,
+            tables=reports,
+            ethnicity_known_share=round(float(ethnic or 0), 4),
+            imd_linked_share=round(float(imd or 0), 4),
+            truth_tables=truth,
+            source_format=note.get("format", "phm"),
+            source_notes=note.get("notes", []),
+            mapping_rejected=note.get("rejected", {}),
+            opt_outs=opt_outs,
+        )
 
     @cached_property
     def source_note(self) -> dict:
         """What a format mapping recorded about the staged folder (empty for PHM extracts)."""
         path = self.src / SOURCE_NOTE
         return json.loads(path.read_text()) if path.exists() else {}
-
-    def _read(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
-        """Expose the raw file as view `raw` with a 1-based `_row` in file order (no copy)."""
-        if path.suffix == ".parquet":
-            try:
-                check_parquet(path)
-            except ValueError as exc:
-                raise ContractError(str(exc)) from exc
-            con.execute(f"""CREATE OR REPLACE TEMP VIEW raw AS
-                            SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row
-                            FROM read_parquet({_lit(str(path))}, file_row_number = true)""")
-        else:
-            try:
-                names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
-                table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names}, strings_can_be_null=True))
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise ContractError(csv_error(path, exc)) from exc
-            table = table.append_column("_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
-            con.register("raw", table)
-
-    def _resolve_columns(self, con, contract: TableContract, path: Path, rep: TableReport) -> dict[str, str | None]:
-        present = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall()
-                   if r[0] not in ("_row", SOURCE_FILE, SOURCE_ROW)]
-        lower = {p.lower(): p for p in present}
-        found: dict[str, str | None] = {}
-        for col in contract.columns:
-            source = next((lower[n.lower()] for n in [col.name, *col.aliases] if n.lower() in lower), None)
-            if source is None and col.required:
-                raise ContractError(
-                    f"{path}: missing column '{col.name}' required by the {contract.name} contract"
-                    + (f" (also accepted: {', '.join(col.aliases)})" if col.aliases else ""))
-            if source is None:
-                rep.missing_optional_columns.append(col.name)
-            found[col.name] = source
-        used = {s for s in found.values() if s}
-        rep.ignored_columns = [p for p in present if p not in used]
-        return found
 
     def _load_table(self, con: duckdb.DuckDBPyConnection, contract: TableContract) -> TableReport:
         path = find_extract(self.src, contract.name)
@@ -199,10 +183,10 @@ class Loader:
             log.info("table %s: no extract supplied", contract.name)
             return rep
         rep.sha256 = sha256_file(path)
-        self._read(con, path)
-        cols = self._resolve_columns(con, contract, path, rep)
+        read_raw(con, path)
+        cols = resolve_columns(con, contract, path, rep)
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
-        select, text = ["_row", *self._provenance(path, types)], {}
+        select, text = ["_row", *provenance(path, types)], {}
         for col in contract.columns:
             source = cols[col.name]
             native = source is not None and types.get(source, "VARCHAR") != "VARCHAR"
@@ -216,14 +200,21 @@ class Loader:
             if col.nhs_number:
                 select.append(f"{nhs_key(raw_text)} AS nhs_key")
         rules = checks(contract, cols, text, self.as_of)
-        reason = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in rules) \
-            + " ELSE NULL END" if rules else "NULL"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _row_reason "
-                    f"FROM (SELECT {', '.join(select)} FROM raw) s")
-        self._drop_raw(con)
+        reason = (
+            "CASE "
+            + " ".join(f"WHEN {cond} THEN {_lit(rule + '|' + column)}" for rule, column, cond in rules)
+            + " ELSE NULL END"
+            if rules
+            else "NULL"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged AS SELECT *, {reason} AS _row_reason "
+            f"FROM (SELECT {', '.join(select)} FROM raw) s"
+        )
+        drop_raw(con)
         if pcol:
-            self._register_numbers(con, pcol)
-        self._judge(con, contract, cols, text)
+            register_numbers(con, self.pseudo)
+        judge(con, contract, cols, text)
         con.execute("DROP TABLE staged")
         rep.rows_read = con.execute("SELECT count(*) FROM judged").fetchone()[0]
         if self.opting_out and pcol:
@@ -231,15 +222,21 @@ class Loader:
         # loaded rows
         person = ["person_id"] if pcol else []
         values = [f"v_{c.name} AS {_q(c.name)}" for c in out_cols]
-        con.execute(f"CREATE TABLE {_q(contract.name)} AS SELECT {', '.join(person + values)} "
-                    f"FROM judged WHERE _reason IS NULL ORDER BY _row")
+        con.execute(
+            f"CREATE TABLE {_q(contract.name)} AS SELECT {', '.join(person + values)} "
+            f"FROM judged WHERE _reason IS NULL ORDER BY _row"
+        )
         # quarantined rows keep every field as text, except the NHS number (only its pseudonym, if valid)
         record = ", ".join(f"{_lit(c.name)}, {text[c.name]}" for c in out_cols)
         con.execute(f"""INSERT INTO quarantine SELECT {_lit(contract.name)}, _src_file, _src_row,
                         split_part(_reason, '|', 1), split_part(_reason, '|', 2), person_id,
                         json_object({record}) FROM judged WHERE _reason IS NOT NULL ORDER BY _row""")
-        counts = dict(con.execute("SELECT split_part(_reason, '|', 1), count(*) FROM judged "
-                                  "WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1").fetchall())
+        counts = dict(
+            con.execute(
+                "SELECT split_part(_reason, '|', 1), count(*) FROM judged "
+                "WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
         rep.rows_loaded = con.execute(f"SELECT count(*) FROM {_q(contract.name)}").fetchone()[0]
         rep.rows_quarantined = rep.rows_read - rep.rows_loaded - rep.rows_opted_out
         rep.quarantined_by_rule = counts
@@ -248,45 +245,20 @@ class Loader:
             linkable = rep.rows_loaded + sum(counts.get(r, 0) for r in ("unlinked", "after_death", "before_birth"))
             rep.linkage_rate = round((linkable - rep.rows_unlinked) / linkable, 4) if linkable else None
         if contract.event_date:
-            lo, hi = con.execute(f"SELECT min({_q(contract.event_date)}), max({_q(contract.event_date)}) "
-                                 f"FROM {_q(contract.name)}").fetchone()
+            lo, hi = con.execute(
+                f"SELECT min({_q(contract.event_date)}), max({_q(contract.event_date)}) FROM {_q(contract.name)}"
+            ).fetchone()
             rep.date_range = (str(lo)[:10], str(hi)[:10]) if lo is not None else None
         con.execute("DROP TABLE judged")
-        log.info("table %s: read %d, loaded %d, quarantined %d (unlinked %d)", contract.name, rep.rows_read,
-                 rep.rows_loaded, rep.rows_quarantined, rep.rows_unlinked)
+        log.info(
+            "table %s: read %d, loaded %d, quarantined %d (unlinked %d)",
+            contract.name,
+            rep.rows_read,
+            rep.rows_loaded,
+            rep.rows_quarantined,
+            rep.rows_unlinked,
+        )
         return rep
-
-    @staticmethod
-    def _provenance(path: Path, types: dict[str, str]) -> list[str]:
-        """Where each row came from: the source file and row a format mapping recorded, else this file and row."""
-        if SOURCE_FILE in types and SOURCE_ROW in types:
-            return [f"coalesce(CAST({_q(SOURCE_FILE)} AS VARCHAR), {_lit(path.name)}) AS _src_file",
-                    f"coalesce(TRY_CAST({_q(SOURCE_ROW)} AS BIGINT), _row) AS _src_row"]
-        return [f"{_lit(path.name)} AS _src_file", "_row AS _src_row"]
-
-    @staticmethod
-    def _drop_raw(con: duckdb.DuckDBPyConnection) -> None:
-        try:
-            con.execute("DROP VIEW IF EXISTS raw")
-        except duckdb.CatalogException:
-            con.unregister("raw")
-
-    def _register_numbers(self, con: duckdb.DuckDBPyConnection, pcol: str) -> None:
-        """Add 10-digit NHS numbers not seen before to `nhs_map` (number -> pseudonym; NULL when the
-        check digit is wrong). Validity is checked once per distinct number, in integer arithmetic."""
-        digit = lambda i: f"((k // {10 ** (10 - i)}) % 10)"  # noqa: E731  (digit i of 10, from the left)
-        weighted = " + ".join(f"{digit(i)} * {11 - i}" for i in range(1, 10))
-        rows = con.execute(f"""SELECT k, (11 - ({weighted}) % 11) % 11 = {digit(10)} FROM
-                               (SELECT DISTINCT nhs_key AS k FROM staged WHERE nhs_key IS NOT NULL) s
-                               WHERE NOT EXISTS (SELECT 1 FROM nhs_map m WHERE m.nhs_key = s.k) ORDER BY k""").fetchall()
-        good = [f"{k:010d}" for k, ok in rows if ok]
-        bad = [k for k, ok in rows if not ok]
-        mapping = self.pseudo.mapping(good)
-        keys = pa.array([int(n) for n in good] + bad, pa.int64())
-        ids = pa.concat_arrays([mapping.column("person_id").combine_chunks(), pa.nulls(len(bad), pa.int64())])
-        con.register("new_numbers", pa.table({"nhs_key": keys, "person_id": ids}))
-        con.execute("INSERT INTO nhs_map SELECT * FROM new_numbers")
-        con.unregister("new_numbers")
 
     opting_out = False
     _opted_out_people = 0
@@ -296,13 +268,13 @@ class Loader:
         path = find_extract(self.src, OPT_OUTS)
         if path is None:
             return None
-        self._read(con, path)
+        read_raw(con, path)
         try:
             found = register(con, path, self.pseudo)
         except OptOutError as exc:
             raise ContractError(str(exc)) from exc
         finally:
-            self._drop_raw(con)
+            drop_raw(con)
         self.opting_out = True
         return {**found, "sha256": sha256_file(path)}
 
@@ -312,79 +284,21 @@ class Loader:
             self._opted_out_people = people
         return rows
 
-    def _judge(self, con: duckdb.DuckDBPyConnection, contract: TableContract, cols: dict[str, str | None],
-               text: dict[str, str]) -> None:
-        """Table `judged`: every staged row with its person_id and the first rule it breaks (or NULL).
-
-        Order: invalid NHS number, row rules, duplicate key (first row in file order kept), then
-        for person-level sources: unlinked, before birth, after death.
-        """
-        pcol = contract.person_column
-        keys = [f"v_{k}" for k in contract.key] if contract.key and all(cols[k] for k in contract.key) else []
-        if not keys:  # no usable key: whole-row duplicates
-            keys = [text[c.name] if text[c.name].startswith("t_") else f"v_{c.name}"
-                    for c in contract.columns if cols[c.name]]
-            match = " AND ".join(f"d.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
-            not_null = "TRUE"
-        else:
-            match = " AND ".join(f"d.{k} = s.{k}" for k in keys)
-            not_null = " AND ".join(f"s.{k} IS NOT NULL" for k in keys)
-        valid_person = " JOIN nhs_map m ON m.nhs_key = s.nhs_key AND m.person_id IS NOT NULL" if pcol else ""
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE dups AS SELECT {', '.join(f's.{k}' for k in keys)},
-                        min(s._row) AS first_row FROM staged s{valid_person}
-                        WHERE s._row_reason IS NULL AND {not_null} GROUP BY ALL HAVING count(*) > 1""")
-        key_label = contract.key[0] if contract.key else "*"
-        whens = ["WHEN s._row_reason IS NOT NULL THEN s._row_reason",
-                 f"WHEN d.first_row IS NOT NULL THEN 'duplicate_key|{key_label}'"]
-        joins = [f"LEFT JOIN dups d ON {match} AND s._row > d.first_row"]
-        person = "NULL::BIGINT"
-        if pcol:
-            whens.insert(0, f"WHEN s.t_{pcol} IS NOT NULL AND m.person_id IS NULL THEN 'invalid_nhs_number|{pcol}'")
-            joins.insert(0, "LEFT JOIN nhs_map m ON m.nhs_key = s.nhs_key")
-            person = "m.person_id"
-            if contract.name != "patients":
-                joins.append("LEFT JOIN person_dates p ON p.person_id = m.person_id")
-                whens.append("WHEN p.person_id IS NULL THEN 'unlinked|nhs_number'")
-                if contract.event_date:
-                    day, col = f"CAST(s.v_{contract.event_date} AS DATE)", contract.event_date
-                    whens.append(f"WHEN {day} < p.birth THEN 'before_birth|{col}'")
-                    whens.append(f"WHEN {day} > p.date_of_death THEN 'after_death|{col}'")
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE judged AS
-                        SELECT s.*, {person} AS person_id, CASE {' '.join(whens)} END AS _reason
-                        FROM staged s {' '.join(joins)}""")
-        con.execute("DROP TABLE dups")
-
-    def _load_truth(self, con: duckdb.DuckDBPyConnection) -> list[str]:
-        """Ground truth shipped with synthetic data, keyed by pseudonym like everything else: the tables the folder's
-        marker lists under `warehouse_truth` (every table of `truth/` when it lists none)."""
-        folder = self.src / "truth"
-        if not (self.synthetic and folder.is_dir()):
-            return []
-        marker = json.loads((self.src / SYNTHETIC_MARKER).read_text() or "{}")
-        wanted = marker.get("warehouse_truth") if isinstance(marker, dict) else None
-        loaded = []
-        for path in sorted(folder.glob("*.parquet")):
-            name = path.stem
-            if wanted is not None and name not in wanted:
-                continue
-            con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_parquet({_lit(str(path))})")
-            has_nhs = "nhs_number" in [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall()]
-            if has_nhs:
-                nums = [r[0] for r in con.execute("SELECT DISTINCT nhs_number FROM raw ORDER BY 1").fetchall()]
-                con.register("pseudonyms", self.pseudo.mapping(nums))
-                kept = f"WHERE m.{NOT_OPTED_OUT}" if self.opting_out else ""
-                con.execute(f"""CREATE TABLE truth_{name} AS SELECT m.person_id, r.* EXCLUDE (nhs_number)
-                                FROM raw r JOIN pseudonyms m USING (nhs_number) {kept} ORDER BY ALL""")
-                con.unregister("pseudonyms")
-            else:
-                con.execute(f"CREATE TABLE truth_{name} AS SELECT * FROM raw")
-            con.execute("DROP TABLE raw")
-            loaded.append(f"truth_{name}")
-        return loaded
-
     def _write_manifest(self, con: duckdb.DuckDBPyConnection, reports: dict[str, TableReport]) -> None:
-        rows = [(r.table, r.file, r.sha256, r.rows_read, r.rows_loaded, r.rows_quarantined, r.rows_unlinked,
-                 r.linkage_rate, json.dumps(r.quarantined_by_rule, sort_keys=True)) for r in reports.values()]
+        rows = [
+            (
+                r.table,
+                r.file,
+                r.sha256,
+                r.rows_read,
+                r.rows_loaded,
+                r.rows_quarantined,
+                r.rows_unlinked,
+                r.linkage_rate,
+                json.dumps(r.quarantined_by_rule, sort_keys=True),
+            )
+            for r in reports.values()
+        ]
         con.execute("""CREATE TABLE load_manifest (source_table VARCHAR, source_file VARCHAR, sha256 VARCHAR,
                        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, rows_unlinked BIGINT,
                        linkage_rate DOUBLE, quarantined_by_rule JSON)""")
@@ -394,8 +308,14 @@ class Loader:
                         {self.synthetic} AS synthetic, {self.demo_key} AS demo_key, {_lit(fmt)} AS source_format""")
 
 
-def load(settings: Settings, src: Path, warehouse: Path | None = None, as_of: date | None = None,
-         progress: Progress | None = None, allow_shrink: bool = False) -> LoadReport:
+def load(
+    settings: Settings,
+    src: Path,
+    warehouse: Path | None = None,
+    as_of: date | None = None,
+    progress: Progress | None = None,
+    allow_shrink: bool = False,
+) -> LoadReport:
     """Load `src` into the warehouse (default: the one under PHM_HOME) and save the JSON report. A load with no
     patient, or one shrinking the current warehouse beyond `settings.load_shrink`, is refused (ContractError)
     unless `allow_shrink`; the current warehouse is then left untouched."""

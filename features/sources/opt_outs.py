@@ -30,8 +30,9 @@ def register(con: duckdb.DuckDBPyConnection, path: Path, pseudo: Pseudonymiser) 
     present = {r[0].lower(): r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE raw)").fetchall()}
     column = next((present[a.lower()] for a in COLUMNS if a.lower() in present), None)
     if column is None:
-        raise OptOutError(f"{path}: missing column 'nhs_number' of the opt_outs extract (also accepted: "
-                          f"{', '.join(COLUMNS[1:])})")
+        raise OptOutError(
+            f"{path}: missing column 'nhs_number' of the opt_outs extract (also accepted: {', '.join(COLUMNS[1:])})"
+        )
     values = con.execute(f"SELECT CAST({_q(column)} AS VARCHAR), _row FROM raw ORDER BY _row").fetchall()
     ids, bad = set(), []
     for text, row in values:
@@ -44,8 +45,13 @@ def register(con: duckdb.DuckDBPyConnection, path: Path, pseudo: Pseudonymiser) 
     con.execute("CREATE OR REPLACE TEMP TABLE opted_out AS SELECT DISTINCT person_id FROM opt_out_ids")
     con.unregister("opt_out_ids")
     log.info("opt-outs: %d people listed, %d rows with a malformed NHS number", len(ids), len(bad))
-    return {"file": path.name, "rows_read": len(values), "people_listed": len(ids), "malformed_rows": len(bad),
-            "malformed_row_numbers": bad[:100]}
+    return {
+        "file": path.name,
+        "rows_read": len(values),
+        "people_listed": len(ids),
+        "malformed_rows": len(bad),
+        "malformed_row_numbers": bad[:100],
+    }
 
 
 def remove(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:

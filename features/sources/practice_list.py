@@ -17,8 +17,11 @@ MAX_BYTES = 4_000_000  # a large practice (~30,000 patients at ~100 bytes a row)
 MAX_ROWS = 60_000
 MAX_EXTRA_COLUMNS = 12
 MAX_CELL = 200
-REQUIRED = {"nhs_number": ("nhs_number", "nhs_no", "nhs"), "name": ("name", "patient_name", "full_name"),
-            "date_of_birth": ("date_of_birth", "dob", "birth_date")}
+REQUIRED = {
+    "nhs_number": ("nhs_number", "nhs_no", "nhs"),
+    "name": ("name", "patient_name", "full_name"),
+    "date_of_birth": ("date_of_birth", "dob", "birth_date"),
+}
 
 
 class PracticeListError(ValueError):
@@ -57,9 +60,11 @@ def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise PracticeListError(f"the practice list is not UTF-8 text: line {line} (file row, header = 1) holds a "
-                                "byte that is not UTF-8; save it as CSV UTF-8 and upload it again") from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise PracticeListError(
+            f"the practice list is not UTF-8 text: line {line} (file row, header = 1) holds a "
+            "byte that is not UTF-8; save it as CSV UTF-8 and upload it again"
+        ) from None
 
 
 def parse(data: bytes) -> PracticeList:
@@ -80,17 +85,22 @@ def parse(data: bytes) -> PracticeList:
     for name, aliases in REQUIRED.items():
         hits = [i for i, k in enumerate(keys) if k in aliases]
         if len(hits) > 1:
-            raise PracticeListError(f"the header names the column {name!r} more than once (columns {[h + 1 for h in hits]})")
+            raise PracticeListError(
+                f"the header names the column {name!r} more than once (columns {[h + 1 for h in hits]})"
+            )
         if hits:
             where[name] = hits[0]
     missing = [n for n in REQUIRED if n not in where]
     if missing:
-        raise PracticeListError(f"the practice list needs the columns {list(REQUIRED)} in its header (row 1); "
-                                f"missing: {missing}")
+        raise PracticeListError(
+            f"the practice list needs the columns {list(REQUIRED)} in its header (row 1); missing: {missing}"
+        )
     extra = [i for i in range(len(header)) if i not in where.values() and header[i].strip()]
     if len(extra) > MAX_EXTRA_COLUMNS:
-        raise PracticeListError(f"the practice list has {len(extra)} other columns; at most {MAX_EXTRA_COLUMNS} are kept "
-                                "for display: remove the rest")
+        raise PracticeListError(
+            f"the practice list has {len(extra)} other columns; at most {MAX_EXTRA_COLUMNS} are kept "
+            "for display: remove the rest"
+        )
     extra_names = [header[i].strip()[:60] for i in extra]
     out = PracticeList(entries=[], extra_columns=extra_names, rows_read=0)
     first_row: dict[str, int] = {}
@@ -103,8 +113,10 @@ def parse(data: bytes) -> PracticeList:
             if not any(c.strip() for c in cells):
                 continue
             if len(cells) != len(header):
-                raise PracticeListError(f"row {n} has {len(cells)} fields but the header has {len(header)} "
-                                        "(rows are counted from the first after the header)")
+                raise PracticeListError(
+                    f"row {n} has {len(cells)} fields but the header has {len(header)} "
+                    "(rows are counted from the first after the header)"
+                )
             number = normalise(cells[where["nhs_number"]])
             if not is_valid(number):
                 out.malformed_rows.append(n)
@@ -114,16 +126,26 @@ def parse(data: bytes) -> PracticeList:
                     repeats.append(f"row {n} repeats row {first_row[number]}")
                 continue
             first_row[number] = n
-            out.entries.append(Entry(n, number, cells[where["name"]].strip()[:MAX_CELL],
-                                     cells[where["date_of_birth"]].strip()[:40],
-                                     {extra_names[j]: cells[i].strip()[:MAX_CELL] for j, i in enumerate(extra)}))
+            out.entries.append(
+                Entry(
+                    n,
+                    number,
+                    cells[where["name"]].strip()[:MAX_CELL],
+                    cells[where["date_of_birth"]].strip()[:40],
+                    {extra_names[j]: cells[i].strip()[:MAX_CELL] for j, i in enumerate(extra)},
+                )
+            )
     except csv.Error:
-        raise PracticeListError(f"row {n + 1} is not valid CSV (an unclosed quote or a stray character); rows are "
-                                "counted from the first after the header") from None
+        raise PracticeListError(
+            f"row {n + 1} is not valid CSV (an unclosed quote or a stray character); rows are "
+            "counted from the first after the header"
+        ) from None
     out.rows_read = n
     if repeats:
-        raise PracticeListError(f"the practice list holds an NHS number more than once ({'; '.join(repeats)}; "
-                                "rows counted from the first after the header): remove the repeats")
+        raise PracticeListError(
+            f"the practice list holds an NHS number more than once ({'; '.join(repeats)}; "
+            "rows counted from the first after the header): remove the repeats"
+        )
     if not out.entries and not out.malformed_rows:
         raise PracticeListError("the practice list has a header but no rows")
     return out

@@ -44,8 +44,10 @@ def csv_error(path: Path, exc: BaseException) -> str:
         expected, got = int(found.group(1)), int(found.group(2))
         row = ragged_row(path, expected)
         where = f"row {row}" if row else "a row"
-        return (f"{path}: {where} has {got} fields where the header has {expected} (a ragged CSV: a stray delimiter, "
-                "an unquoted comma or a cut-off line); fix the extract and load again")
+        return (
+            f"{path}: {where} has {got} fields where the header has {expected} (a ragged CSV: a stray delimiter, "
+            "an unquoted comma or a cut-off line); fix the extract and load again"
+        )
     return f"{path}: cannot be read as CSV ({first_line(exc)})"
 
 
@@ -54,5 +56,6 @@ def check_parquet(path: Path) -> None:
     try:
         pq.read_metadata(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is the same answer for the user
-        raise ValueError(f"{path}: not a readable Parquet file, perhaps truncated or corrupt ({first_line(exc)}); "
-                         "export it again") from exc
+        raise ValueError(
+            f"{path}: not a readable Parquet file, perhaps truncated or corrupt ({first_line(exc)}); export it again"
+        ) from exc

@@ -22,14 +22,19 @@ def current_rows(warehouse: Path) -> dict[str, int]:
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
     except duckdb.Error as exc:
-        raise LoadRefused(f"{warehouse}: the current warehouse cannot be read to compare this load with "
-                          f"({str(exc).splitlines()[0]}); pass --allow-shrink to replace it anyway") from exc
+        raise LoadRefused(
+            f"{warehouse}: the current warehouse cannot be read to compare this load with "
+            f"({str(exc).splitlines()[0]}); pass --allow-shrink to replace it anyway"
+        ) from exc
     try:
         present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "load_manifest" in present:
             return dict(con.execute("SELECT source_table, rows_loaded FROM load_manifest").fetchall())
-        return {c.name: con.execute(f'SELECT count(*) FROM "{c.name}"').fetchone()[0]
-                for c in CONTRACTS if c.name in present}
+        return {
+            c.name: con.execute(f'SELECT count(*) FROM "{c.name}"').fetchone()[0]
+            for c in CONTRACTS
+            if c.name in present
+        }
     finally:
         con.close()
 
@@ -41,24 +46,35 @@ def shrinkage(before: dict[str, int], after: dict[str, int], policy: ShrinkPolic
         new = after.get(table, 0)
         limit = policy.population if table == "patients" else policy.source
         if old and new < old * (1 - limit):
-            out.append(f"{'patients (the population)' if table == 'patients' else table} {old:,} -> {new:,} rows "
-                       f"({(new - old) / old:+.0%}, limit -{limit:.0%})")
+            out.append(
+                f"{'patients (the population)' if table == 'patients' else table} {old:,} -> {new:,} rows "
+                f"({(new - old) / old:+.0%}, limit -{limit:.0%})"
+            )
     return out
 
 
-def check_load(warehouse: Path, loaded: dict[str, int], read: dict[str, tuple[str | None, int]],
-               policy: ShrinkPolicy, allow_shrink: bool) -> list[str]:
+def check_load(
+    warehouse: Path,
+    loaded: dict[str, int],
+    read: dict[str, tuple[str | None, int]],
+    policy: ShrinkPolicy,
+    allow_shrink: bool,
+) -> list[str]:
     """Refuse (LoadRefused) a load with no patient, or one that shrinks the current warehouse beyond the policy;
     return the shrinkage allowed by `allow_shrink` (empty when none)."""
     if not loaded.get("patients"):
         file, rows = read.get("patients", (None, 0))
-        raise LoadRefused(f"{file or 'patients'}: no patient could be loaded ({rows:,} row(s) read): an empty, "
-                          "header-only or unusable extract. The warehouse was not changed")
+        raise LoadRefused(
+            f"{file or 'patients'}: no patient could be loaded ({rows:,} row(s) read): an empty, "
+            "header-only or unusable extract. The warehouse was not changed"
+        )
     if not warehouse.exists():
         return []
     shrunk = shrinkage(current_rows(warehouse), loaded, policy)
     if shrunk and not allow_shrink:
-        raise LoadRefused("this load would shrink the warehouse sharply: " + "; ".join(shrunk) + ". The warehouse "
-                          "was not changed. Check the extracts (empty, header-only or truncated files?); if the fall "
-                          "is real, load again with --allow-shrink (limits: setting load_shrink)")
+        raise LoadRefused(
+            "this load would shrink the warehouse sharply: " + "; ".join(shrunk) + ". The warehouse "
+            "was not changed. Check the extracts (empty, header-only or truncated files?); if the fall "
+            "is real, load again with --allow-shrink (limits: setting load_shrink)"
+        )
     return shrunk

@@ -42,8 +42,9 @@ def acute_share(dep: np.ndarray, age: np.ndarray) -> np.ndarray:
     return ACUTE_BASE * np.exp(DEPRIVATION_GAIN * dep + OLD_AGE_GAIN * (age >= 75))
 
 
-def recode(diag: np.ndarray, general: np.ndarray, dep: np.ndarray, age: np.ndarray,
-           rng: np.random.Generator) -> np.ndarray:
+def recode(
+    diag: np.ndarray, general: np.ndarray, dep: np.ndarray, age: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """The diagnoses with every `general` admission (not coded to a condition or an exacerbation) drawn again: an acute
     ACSC with probability `acute_share`, else a general diagnosis that is not an ACSC."""
     n = diag.size
@@ -74,8 +75,20 @@ def _poisson(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.bincount(np.minimum(hits, flat.size - 1), minlength=flat.size).reshape(mean.shape)
 
 
-def truth(hazards, dep_all: np.ndarray, cal, m: int, excite: np.ndarray, mw_em: np.ndarray, mw_days: np.ndarray,
-          persons: np.ndarray, rng: np.random.Generator, max_rate: float, excitation, decay: float) -> np.ndarray:
+def truth(
+    hazards,
+    dep_all: np.ndarray,
+    cal,
+    m: int,
+    excite: np.ndarray,
+    mw_em: np.ndarray,
+    mw_days: np.ndarray,
+    persons: np.ndarray,
+    rng: np.random.Generator,
+    max_rate: float,
+    excitation,
+    decay: float,
+) -> np.ndarray:
     """P(at least one emergency ACSC admission in the 12 months from the start of month m), exacerbations aside.
 
     Within a month the ACSC and other admissions are independent Poisson counts (a thinning of the person's
@@ -88,7 +101,7 @@ def truth(hazards, dep_all: np.ndarray, cal, m: int, excite: np.ndarray, mw_em: 
     people = hazards.people
     out = np.empty(persons.size)
     for lo in range(0, persons.size, _CHUNK):
-        who = persons[lo:lo + _CHUNK]
+        who = persons[lo : lo + _CHUNK]
         dep = dep_all[who]
         e = np.repeat(excite[who][:, None], TRUTH_DRAWS, axis=1)
         p = np.zeros(e.shape)
@@ -104,5 +117,5 @@ def truth(hazards, dep_all: np.ndarray, cal, m: int, excite: np.ndarray, mw_em: 
             p += surv * (1 - np.exp(-a * lam))
             surv *= np.exp(-a * lam) * (1 - q)
             e = e * decay + _poisson(lam * (1 - a), rng)
-        out[lo:lo + _CHUNK] = p.mean(axis=1)
+        out[lo : lo + _CHUNK] = p.mean(axis=1)
     return out

@@ -22,9 +22,17 @@ from features.synthetic.population import NEVER, Geography, People, deprivation
 _AGE_POINTS = np.array([0, 2, 5, 10, 16, 20, 30, 45, 60, 70, 80, 90, 105])
 _AGE_RATES = np.array([0.30, 0.12, 0.06, 0.05, 0.08, 0.11, 0.07, 0.08, 0.13, 0.20, 0.35, 0.55, 0.65])
 CONDITION_EFFECT = {
-    "hypertension": 0.10, "diabetes": 0.40, "asthma": 0.25, "copd": 0.45, "chd": 0.45,
-    "heart_failure": 0.90, "atrial_fibrillation": 0.35, "ckd": 0.50, "stroke": 0.40,
-    "dementia": 0.75, "depression": 0.35,
+    "hypertension": 0.10,
+    "diabetes": 0.40,
+    "asthma": 0.25,
+    "copd": 0.45,
+    "chd": 0.45,
+    "heart_failure": 0.90,
+    "atrial_fibrillation": 0.35,
+    "ckd": 0.50,
+    "stroke": 0.40,
+    "dementia": 0.75,
+    "depression": 0.35,
 }
 DEATH_EFFECT = {"heart_failure": 0.5, "dementia": 0.5, "copd": 0.35, "ckd": 0.3, "stroke": 0.2}
 TARGET_EMERGENCY_RATE = 0.095  # per person-year before self-excitation (~0.11 after)
@@ -75,8 +83,9 @@ class HazardModel:
         dep = deprivation(geo.imd_decile[people.lsoa])
         frail = np.log1p(people.frailty.astype(np.float64))
         self.frail, self.dep = frail, dep
-        self.static = (0.45 * dep + 0.5 * frail + LATENT_SD * people.latent + 0.06 * (people.sex == "M")
-                       + 0.15 * people.smoker)
+        self.static = (
+            0.45 * dep + 0.5 * frail + LATENT_SD * people.latent + 0.06 * (people.sex == "M") + 0.15 * people.smoker
+        )
         self.cond_beta = np.array([CONDITION_EFFECT[c.key] for c in CONDITIONS])
         self.death_beta = np.array([DEATH_EFFECT.get(c.key, 0.0) for c in CONDITIONS])
         self.death_static = 0.25 * frail + 0.35 * people.latent + 0.25 * dep + 0.2 * (people.sex == "M")
@@ -92,8 +101,12 @@ class HazardModel:
         self._age_term = 0.9 * np.log(np.interp(np.minimum(np.arange(111) + 0.5, 104), _AGE_POINTS, _AGE_RATES) / 0.1)
         mid_day = int(cal.days[cal.n_days // 2])
         # calibrate on people registered at mid-history (deaths come later, so the oldest are trimmed)
-        alive = ((people.age_at(mid_day) >= 0) & (people.age_at(mid_day) < 95) & (people.reg_start <= mid_day)
-                 & (people.exit_move > mid_day))
+        alive = (
+            (people.age_at(mid_day) >= 0)
+            & (people.age_at(mid_day) < 95)
+            & (people.reg_start <= mid_day)
+            & (people.exit_move > mid_day)
+        )
         log_em, death, _k = self.rates(mid_day)
         self.intercept = float(np.log(TARGET_EMERGENCY_RATE / np.exp(log_em)[alive].mean()))
         self.death_intercept = float(np.log(TARGET_DEATH_RATE / death[alive].mean()))
@@ -143,9 +156,17 @@ class HazardModel:
         return self.rates(day)[1]
 
 
-def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-                      index_days: list[int], shift: tuple[int, np.ndarray, float] | None = None,
-                      use: np.ndarray | None = None, programme=None, truth_seed: int = 0) -> Activity:
+def simulate_activity(
+    people: People,
+    geo: Geography,
+    cal: Calendar,
+    rng: np.random.Generator,
+    index_days: list[int],
+    shift: tuple[int, np.ndarray, float] | None = None,
+    use: np.ndarray | None = None,
+    programme=None,
+    truth_seed: int = 0,
+) -> Activity:
     """Run the monthly simulation; fills `people.death` and `people.exit` and returns events. `shift`
     (first day, who, factor) changes some people's emergency hazard from a day on; `use` (per person, 1 = none)
     scales hospital use (emergency admissions and A&E through the hazard, outpatient and elective activity
@@ -168,11 +189,14 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
     mw_days = np.diff(cal.month_start) / 365.25
 
     first = people.reg_start.astype(np.int64) - int(cal.days[0])  # registration as day index
-    move = np.where(people.exit_move == NEVER, np.iinfo(np.int32).max, people.exit_move.astype(np.int64) - int(cal.days[0]))
+    move = np.where(
+        people.exit_move == NEVER, np.iinfo(np.int32).max, people.exit_move.astype(np.int64) - int(cal.days[0])
+    )
     death = np.full(n, -1, dtype=np.int64)
     excite = np.zeros(n)
-    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in
-                                                           ("emergency", "elective", "ae", "op", "community", "mh")}
+    out: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+        k: [] for k in ("emergency", "elective", "ae", "op", "community", "mh")
+    }
     truth: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     truth_acsc: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     frail2 = people.frailty >= 2
@@ -185,9 +209,23 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
         day = int(cal.days[lo])
         if day in index_days:
             truth[day] = _truth_emergency(hazards, cal, m, excite, mw_em, mw_days, first, move, death, lo)
-            truth_acsc[day] = (truth[day][0], acsc.truth(
-                hazards, dep, cal, m, excite, mw_em, mw_days, truth[day][0], np.random.default_rng([truth_seed, 23, day]),
-                MAX_MONTHLY_RATE, excitation, EXCITE_DECAY))
+            truth_acsc[day] = (
+                truth[day][0],
+                acsc.truth(
+                    hazards,
+                    dep,
+                    cal,
+                    m,
+                    excite,
+                    mw_em,
+                    mw_days,
+                    truth[day][0],
+                    np.random.default_rng([truth_seed, 23, day]),
+                    MAX_MONTHLY_RATE,
+                    excitation,
+                    EXCITE_DECAY,
+                ),
+            )
         alive = (death < 0) | (death >= lo)
         exposed = (first <= hi) & (move > lo) & alive & (people.birth <= int(cal.days[hi]))
         idx = np.flatnonzero(exposed)
@@ -219,9 +257,24 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
         extra = 0
         if programme is not None:
             cap = MAX_MONTHLY_RATE / max(mw_em[m], 1e-9)
-            em_rate, extra = programme.month(m, day, idx, recorded_score(hazards, idx, log_em, excite[idx], age), log_em,
-                                             em_rate, excite, excitation, cap, age, firsts, last, cal, w_em, mw_em[m],
-                                             out["emergency"])
+            em_rate, extra = programme.month(
+                m,
+                day,
+                idx,
+                recorded_score(hazards, idx, log_em, excite[idx], age),
+                log_em,
+                em_rate,
+                excite,
+                excitation,
+                cap,
+                age,
+                firsts,
+                last,
+                cal,
+                w_em,
+                mw_em[m],
+                out["emergency"],
+            )
         n_em = draw(em_rate, mw_em[m], w_em, "emergency") + extra
         excite *= EXCITE_DECAY
         excite[idx] += n_em
@@ -230,8 +283,12 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
         draw(0.16 * rel, mw_em[m], w_em, "ae")
         n_cond = hazards.rates(day)[2][idx]
         draw((0.45 + 0.3 * n_cond + 0.008 * np.maximum(age - 40, 0)) * use[idx], mw_wd[m], w_wd, "op")
-        draw(0.03 + 1.6 * frail2[idx] * (age >= 65) + 0.6 * (age >= 80) + 0.8 * (n_cond >= 4), mw_wd[m], w_wd,
-             "community")
+        draw(
+            0.03 + 1.6 * frail2[idx] * (age >= 65) + 0.6 * (age >= 80) + 0.8 * (n_cond >= 4),
+            mw_wd[m],
+            w_wd,
+            "community",
+        )
         has_dep = people.onset[idx, dep_idx] <= day
         has_dem = people.onset[idx, dem_idx] <= day
         draw(0.015 + 0.9 * has_dep * (0.6 + dep[idx]) + 0.6 * has_dem, mw_wd[m], w_wd, "mh")
@@ -245,12 +302,14 @@ def simulate_activity(people: People, geo: Geography, cal: Calendar, rng: np.ran
     people.death = np.where(death >= 0, death + int(cal.days[0]), NEVER).astype(np.int32)
     people.exit = np.minimum(people.death, people.exit_move)
     (ep, ed), (lp, ld), (ap, ad), (op, od), (cp, cd), (mp, md) = map(
-        cat, ("emergency", "elective", "ae", "op", "community", "mh"))
+        cat, ("emergency", "elective", "ae", "op", "community", "mh")
+    )
     return Activity(ep, ed, lp, ld, ap, ad, op, od, cp, cd, mp, md, death.astype(np.int32), truth, truth_acsc)
 
 
-def recorded_score(hazards: HazardModel, idx: np.ndarray, log_em: np.ndarray, excite: np.ndarray,
-                   age: np.ndarray) -> np.ndarray:
+def recorded_score(
+    hazards: HazardModel, idx: np.ndarray, log_em: np.ndarray, excite: np.ndarray, age: np.ndarray
+) -> np.ndarray:
     """Log hazard of emergency admission from recorded facts only: the true hazard less its latent health,
     frailty and smoking terms, times the excitation from recent admissions."""
     p = hazards.people
@@ -258,9 +317,18 @@ def recorded_score(hazards: HazardModel, idx: np.ndarray, log_em: np.ndarray, ex
     return log_em - hidden + np.log(excitation(excite, age))
 
 
-def _truth_emergency(hazards: HazardModel, cal: Calendar, m: int, excite: np.ndarray, mw_em: np.ndarray,
-                     mw_days: np.ndarray, first: np.ndarray, move: np.ndarray, death: np.ndarray,
-                     lo: int) -> tuple[np.ndarray, np.ndarray]:
+def _truth_emergency(
+    hazards: HazardModel,
+    cal: Calendar,
+    m: int,
+    excite: np.ndarray,
+    mw_em: np.ndarray,
+    mw_days: np.ndarray,
+    first: np.ndarray,
+    move: np.ndarray,
+    death: np.ndarray,
+    lo: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """P(at least one emergency admission in the 12 months from the start of month m).
 
     Exact for the simulated process: month k contributes S_k (1 - exp(-lambda_k)), where S_k is

@@ -84,8 +84,14 @@ class Calendar:
         w = dow * np.where(self.bank_holiday, 0.05, 1.0) * self.winter(0.04)
         return w / w.mean()
 
-    def sample_days(self, rng: np.random.Generator, month: np.ndarray, weights: np.ndarray,
-                    first_day: np.ndarray | None = None, last_day: np.ndarray | None = None) -> np.ndarray:
+    def sample_days(
+        self,
+        rng: np.random.Generator,
+        month: np.ndarray,
+        weights: np.ndarray,
+        first_day: np.ndarray | None = None,
+        last_day: np.ndarray | None = None,
+    ) -> np.ndarray:
         """One day index per event inside its month, drawn in proportion to `weights`.
 
         `first_day` / `last_day` (day indices, optional) narrow the draw, e.g. to a registration

@@ -37,7 +37,9 @@ class ShiftConfig(Strict):
 
     start: date
     factor: float = Field(2.0, gt=0.0, le=20.0)
-    group: str | None = Field(None, description=f"Broad ethnic group affected (None: everyone): {UNDER_RECORD_GROUPS[:-1]}.")
+    group: str | None = Field(
+        None, description=f"Broad ethnic group affected (None: everyone): {UNDER_RECORD_GROUPS[:-1]}."
+    )
 
     @field_validator("group")
     @classmethod
@@ -60,11 +62,18 @@ class ProgrammeConfig(Strict):
     capacity: int = Field(100, ge=1, description="Most new enrolments a month (whole ICS).")
     uptake: float = Field(0.7, gt=0.0, le=1.0, description="Probability an offer is accepted.")
     factor: float = Field(0.75, gt=0.0, le=5.0, description="True multiplier of the enrolled's emergency hazard.")
-    holdout: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the people the rule picks that are held out "
-                           "at random: never offered, kept as an untreated comparison for safe retraining.")
+    holdout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the people the rule picks that are held out "
+        "at random: never offered, kept as an untreated comparison for safe retraining.",
+    )
     group_factors: dict[str, float] = Field(
-        default_factory=dict, description=f"True factor for the enrolled of a group instead of `factor` (a group "
-        f"of {UNDER_RECORD_GROUPS}); a person in more than one takes the first listed.")
+        default_factory=dict,
+        description=f"True factor for the enrolled of a group instead of `factor` (a group "
+        f"of {UNDER_RECORD_GROUPS}); a person in more than one takes the first listed.",
+    )
 
     @field_validator("group_factors")
     @classmethod
@@ -100,9 +109,7 @@ class GeneratorConfig(Document):
     seed: int = 1
     start: date = date(2019, 4, 1)
     end: date = date(2025, 3, 31)
-    index_dates: list[date] = Field(
-        default_factory=lambda: [date(2022, 4, 1), date(2023, 4, 1), date(2024, 4, 1)]
-    )
+    index_dates: list[date] = Field(default_factory=lambda: [date(2022, 4, 1), date(2023, 4, 1), date(2024, 4, 1)])
     monitoring_start: date = date(2023, 4, 1)
     sites: int | None = Field(None, ge=1, le=40, description="Acute sites; default grows with population.")
     practices: int | None = Field(None, ge=2, description="GP practices; default ~1 per 8,000 people.")

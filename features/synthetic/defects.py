@@ -84,8 +84,12 @@ TABLE_DEFECTS: dict[str, list[tuple[str, str, str | None]]] = {
     ],
 }
 # the column an end_before_start defect is measured against
-START_OF = {"registration_end": "registration_start", "discharge_date": "admission_date",
-            "departure_time": "arrival_time", "end_date": "start_date"}
+START_OF = {
+    "registration_end": "registration_start",
+    "discharge_date": "admission_date",
+    "departure_time": "arrival_time",
+    "end_date": "start_date",
+}
 
 
 def inject(name: str, table: pa.Table, share: float, rng: np.random.Generator) -> tuple[pa.Table, list[dict]]:
@@ -130,8 +134,10 @@ def inject(name: str, table: pa.Table, share: float, rng: np.random.Generator) -
     out = pa.table(cols)
     if duplicates:
         out = pa.concat_tables([out, out.take(sorted(duplicates))])
-        record += [{"table": name, "row_number": n + i + 1, "rule": "duplicate_key", "column": specs_col(specs)}
-                   for i in range(len(duplicates))]
+        record += [
+            {"table": name, "row_number": n + i + 1, "rule": "duplicate_key", "column": specs_col(specs)}
+            for i in range(len(duplicates))
+        ]
     return out, record
 
 

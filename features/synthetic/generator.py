@@ -35,9 +35,22 @@ from features.synthetic.population import NEVER, build_geography, build_people
 from features.synthetic.respiratory import simulate_respiratory
 from features.synthetic.truth import WAREHOUSE, outcome_summary, truth_tables
 
-SOURCE_TABLES = ["patients", "practices", "imd", "sites", "gp_events", "prescriptions", "ae_attendances",
-                 "apc_spells", "op_appointments", "community_contacts", "mh_contacts", "social_care",
-                 "housing", "home_monitoring"]
+SOURCE_TABLES = [
+    "patients",
+    "practices",
+    "imd",
+    "sites",
+    "gp_events",
+    "prescriptions",
+    "ae_attendances",
+    "apc_spells",
+    "op_appointments",
+    "community_contacts",
+    "mh_contacts",
+    "social_care",
+    "housing",
+    "home_monitoring",
+]
 MARKER = "_synthetic.json"
 
 Progress = Callable[[str], None]
@@ -71,8 +84,13 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         use = np.where(tables.in_group(cfg.access_barrier.group, people, geo), cfg.access_barrier.factor, 1.0)
     programme = None
     if cfg.programme is not None:
-        programme = Programme.build(cfg.programme, geo.practice_code, people.practice, cfg.seed,
-                                    {g: tables.in_group(g, people, geo) for g in cfg.programme.group_factors})
+        programme = Programme.build(
+            cfg.programme,
+            geo.practice_code,
+            people.practice,
+            cfg.seed,
+            {g: tables.in_group(g, people, geo) for g in cfg.programme.group_factors},
+        )
     act = simulate_activity(people, geo, cal, rng, index_days, shift, use, programme, truth_seed=cfg.seed)
     say("COPD and asthma exacerbations, home monitoring")
     resp = simulate_respiratory(people, geo, cal, rng, to_days(cfg.monitoring_start), index_days)
@@ -100,13 +118,17 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
         "hospital": hospital,
         "patients": lambda: {"patients": tables.patients(people, geo)},
         "op": lambda: {"op_appointments": tables.outpatients(act, people, geo, cal, stream("op"), nhs)},
-        "contacts": lambda: {"community_contacts": tables.community(act, people, cal, stream("community"), nhs),
-                             "mh_contacts": tables.mental_health(act, cal, stream("mh"), nhs)},
+        "contacts": lambda: {
+            "community_contacts": tables.community(act, people, cal, stream("community"), nhs),
+            "mh_contacts": tables.mental_health(act, cal, stream("mh"), nhs),
+        },
         "gp": lambda: {"gp_events": records.gp_events(people, cal, stream("gp"), hidden, nhs)},
         "rx": lambda: {"prescriptions": records.prescriptions(people, cal, resp, stream("rx"), hidden, nhs)},
-        "other": lambda: {"social_care": records.social_care(people, geo, cal, stream("social")),
-                          "housing": records.housing(people, geo, cal, stream("housing")),
-                          "home_monitoring": records.home_monitoring(resp, cal, nhs)},
+        "other": lambda: {
+            "social_care": records.social_care(people, geo, cal, stream("social")),
+            "housing": records.housing(people, geo, cal, stream("housing")),
+            "home_monitoring": records.home_monitoring(resp, cal, nhs),
+        },
     }
     out: dict = {}
     with ThreadPoolExecutor(max_workers=2) as pool:  # NumPy and Arrow release the GIL on big arrays
@@ -135,8 +157,17 @@ def generate(cfg: GeneratorConfig, out_dir: Path, progress: Progress | None = No
     for name, table in truth.items():
         pq.write_table(table, out_dir / "truth" / f"{name}.parquet", compression="zstd")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    (out_dir / MARKER).write_text(json.dumps({"generator": "phm synthetic ICS", "config": cfg.model_dump(mode="json"),
-                                              "warehouse_truth": list(WAREHOUSE)}, indent=2, sort_keys=True))
+    (out_dir / MARKER).write_text(
+        json.dumps(
+            {
+                "generator": "phm synthetic ICS",
+                "config": cfg.model_dump(mode="json"),
+                "warehouse_truth": list(WAREHOUSE),
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
     return GenerationResult(out_dir, {k: v.num_rows for k, v in out.items()}, summary)
 
 
@@ -179,26 +210,42 @@ def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_b
     resident = (people.reg_start <= last_index) & (people.exit > last_index) & (people.birth <= last_index)
     age = people.age_at(last_index)[resident]
     years = cal.n_days / 365.25
-    person_years = float(np.clip((np.minimum(people.exit, int(cal.days[-1]) + 1)
-                                  - np.maximum(people.reg_start, day0)) / 365.25, 0, None).sum())
+    person_years = float(
+        np.clip(
+            (np.minimum(people.exit, int(cal.days[-1]) + 1) - np.maximum(people.reg_start, day0)) / 365.25, 0, None
+        ).sum()
+    )
     em = spells["emergency"] & (spells["person"] < people.n)
     los = (np.where(spells["ongoing"], np.nan, spells["discharge"] - spells["admit"]))[em]
     copd = people.onset[:, CONDITION_KEYS.index("copd")] < NEVER
-    copd_years = float(np.clip((np.minimum(people.exit, int(cal.days[-1])) - np.maximum(
-        np.maximum(people.onset[:, CONDITION_KEYS.index("copd")], people.reg_start), day0)) / 365.25, 0, None)[copd].sum())
+    copd_years = float(
+        np.clip(
+            (
+                np.minimum(people.exit, int(cal.days[-1]))
+                - np.maximum(np.maximum(people.onset[:, CONDITION_KEYS.index("copd")], people.reg_start), day0)
+            )
+            / 365.25,
+            0,
+            None,
+        )[copd].sum()
+    )
     copd_exac = int(np.isin(resp.exac_person, np.flatnonzero(copd)).sum()) if copd.any() else 0
     sites = []
     winter = np.isin((cal.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12) + 1, [12, 1, 2])
     last_year = np.arange(cal.n_days) >= cal.n_days - 365
     for s in range(geo.site_code.size):
         ga, cc = occ["ga"][s], occ["cc"][s]
-        sites.append({
-            "site_code": str(geo.site_code[s]), "ga_beds": int(beds[s]), "critical_care_beds": int(cc_beds[s]),
-            "ga_occupancy_mean": round(float(ga[last_year].mean() / beds[s]), 3),
-            "ga_occupancy_winter": round(float(ga[last_year & winter].mean() / beds[s]), 3),
-            "ga_occupancy_peak": round(float(ga[last_year].max() / beds[s]), 3),
-            "cc_occupancy_mean": round(float(cc[last_year].mean() / cc_beds[s]), 3),
-        })
+        sites.append(
+            {
+                "site_code": str(geo.site_code[s]),
+                "ga_beds": int(beds[s]),
+                "critical_care_beds": int(cc_beds[s]),
+                "ga_occupancy_mean": round(float(ga[last_year].mean() / beds[s]), 3),
+                "ga_occupancy_winter": round(float(ga[last_year & winter].mean() / beds[s]), 3),
+                "ga_occupancy_peak": round(float(ga[last_year].max() / beds[s]), 3),
+                "cc_occupancy_mean": round(float(cc[last_year].mean() / cc_beds[s]), 3),
+            }
+        )
     recorded_known = np.isin(people.ethnicity_recorded[resident], ["Z", "99"], invert=True)
     broad = np.vectorize(BROAD_ETHNIC_GROUP.get, otypes=["U7"])(people.ethnicity_recorded[resident])
     return {
@@ -206,8 +253,10 @@ def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_b
         "registered_at_last_index_date": int(resident.sum()),
         "history": {"start": str(cfg.start), "end": str(cfg.end), "years": round(years, 2)},
         "age_bands": {
-            "0-15": round(float((age < 16).mean()), 4), "16-64": round(float(((age >= 16) & (age < 65)).mean()), 4),
-            "65+": round(float((age >= 65).mean()), 4), "85+": round(float((age >= 85).mean()), 4),
+            "0-15": round(float((age < 16).mean()), 4),
+            "16-64": round(float(((age >= 16) & (age < 65)).mean()), 4),
+            "65+": round(float((age >= 65).mean()), 4),
+            "85+": round(float((age >= 85).mean()), 4),
         },
         "sex_female": round(float((people.sex[resident] == "F").mean()), 4),
         "ethnicity_recorded_known": round(float(recorded_known.mean()), 4),
@@ -215,14 +264,17 @@ def _summary(cfg, people, geo, act, resp, cal: Calendar, spells, occ, beds, cc_b
         "imd_decile_shares": _share(geo.imd_decile[people.lsoa[resident]], list(range(1, 11))),
         "deaths_per_1000_person_years": round(float((people.death < NEVER).sum() / person_years * 1000), 2),
         "emergency_admissions_per_1000_person_years": round(float(em.sum() / person_years * 1000), 1),
-        "elective_admissions_per_1000_person_years": round(float((~spells["emergency"]).sum() / person_years * 1000), 1),
+        "elective_admissions_per_1000_person_years": round(
+            float((~spells["emergency"]).sum() / person_years * 1000), 1
+        ),
         "emergency_los_mean_days": round(float(np.nanmean(los)), 2),
         "emergency_los_median_days": float(np.nanmedian(los)),
         "emergency_zero_day_share": round(float(np.nanmean(los == 0)), 3),
         **outcome_summary(people, act, resp, spells),
         "copd_exacerbations_per_patient_year": round(copd_exac / max(copd_years, 1e-9), 3),
-        "condition_prevalence": {k: round(float((people.onset[resident, j] <= last_index).mean()), 4)
-                                 for j, k in enumerate(CONDITION_KEYS)},
+        "condition_prevalence": {
+            k: round(float((people.onset[resident, j] <= last_index).mean()), 4) for j, k in enumerate(CONDITION_KEYS)
+        },
         "sites": sites,
         "home_monitored_patients": int(resp.monitored_person.size),
     }

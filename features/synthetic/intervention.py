@@ -28,7 +28,6 @@ from features.synthetic.config import ProgrammeConfig
 NOT_YET = -1
 
 
-
 def factors(cfg: ProgrammeConfig, n: int, groups: dict[str, np.ndarray]) -> np.ndarray:
     """Each person's true factor: their first group's in `cfg.group_factors`, else `cfg.factor`."""
     out = np.full(n, cfg.factor)
@@ -64,21 +63,52 @@ class Programme:
     first_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @classmethod
-    def build(cls, cfg: ProgrammeConfig, practice_code: np.ndarray, person_practice: np.ndarray,
-              seed: int, groups: dict[str, np.ndarray] | None = None) -> "Programme":
+    def build(
+        cls,
+        cfg: ProgrammeConfig,
+        practice_code: np.ndarray,
+        person_practice: np.ndarray,
+        seed: int,
+        groups: dict[str, np.ndarray] | None = None,
+    ) -> "Programme":
         """`groups`: who belongs to each group of `cfg.group_factors` (a mask per group)."""
         chosen = np.ones(practice_code.size, bool) if cfg.practices is None else np.isin(practice_code, cfg.practices)
         if not chosen.any():
             raise ValueError(f"programme practices {cfg.practices} are not practices of this ICS")
         n = person_practice.size
-        return cls(cfg, chosen[person_practice], np.random.default_rng([seed, 23]), to_days(cfg.start),
-                   np.full(n, NOT_YET, np.int32), np.full(n, NOT_YET, np.int32), np.full(n, np.nan),
-                   held_month=np.full(n, NOT_YET, np.int32), drawn=np.zeros(n, bool), cf_excite=np.zeros(n),
-                   factor_of=factors(cfg, n, groups or {}))
+        return cls(
+            cfg,
+            chosen[person_practice],
+            np.random.default_rng([seed, 23]),
+            to_days(cfg.start),
+            np.full(n, NOT_YET, np.int32),
+            np.full(n, NOT_YET, np.int32),
+            np.full(n, np.nan),
+            held_month=np.full(n, NOT_YET, np.int32),
+            drawn=np.zeros(n, bool),
+            cf_excite=np.zeros(n),
+            factor_of=factors(cfg, n, groups or {}),
+        )
 
-    def month(self, m: int, day: int, idx: np.ndarray, score: np.ndarray, log_em: np.ndarray, em_rate: np.ndarray,
-              excite: np.ndarray, excitation, cap: float, age: np.ndarray, firsts: np.ndarray, last: np.ndarray,
-              cal: Calendar, weights: np.ndarray, month_weight: float, out: list) -> tuple[np.ndarray, np.ndarray]:
+    def month(
+        self,
+        m: int,
+        day: int,
+        idx: np.ndarray,
+        score: np.ndarray,
+        log_em: np.ndarray,
+        em_rate: np.ndarray,
+        excite: np.ndarray,
+        excitation,
+        cap: float,
+        age: np.ndarray,
+        firsts: np.ndarray,
+        last: np.ndarray,
+        cal: Calendar,
+        weights: np.ndarray,
+        month_weight: float,
+        out: list,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Offers for month `m`, then the enrolled's admissions (appended to `out`). Returns the rates left for
         the ordinary draw (zero for the enrolled) and the enrolled's admission counts, both aligned with `idx`."""
         if day >= self.start_day:
@@ -100,7 +130,9 @@ class Programme:
             keep = days <= last[who]
             out.append((idx[who][keep].astype(np.int32), days[keep]))
             counts = np.bincount(who[keep], minlength=idx.size)
-        n_cf = np.maximum(n_cf - (n_f - counts[j]), 0)  # events falling after a death this month are dropped on both paths
+        n_cf = np.maximum(
+            n_cf - (n_f - counts[j]), 0
+        )  # events falling after a death this month are dropped on both paths
         self.cf_excite *= DECAY  # as the factual excitation after this month's draw
         self.cf_excite[pid] += n_cf
         self.rows.append((pid.astype(np.int32), m, counts[j].astype(np.int32), n_cf.astype(np.int32)))
@@ -115,8 +147,9 @@ class Programme:
         if self.first_month == NOT_YET:
             self.first_month, self.first_people, self.first_scores = m, idx[here].copy(), score[here].copy()
         threshold = np.quantile(score[here], 1 - self.cfg.top_share)
-        cand = np.flatnonzero(here & (score >= threshold) & (self.offer_month[idx] == NOT_YET)
-                              & (self.held_month[idx] == NOT_YET))
+        cand = np.flatnonzero(
+            here & (score >= threshold) & (self.offer_month[idx] == NOT_YET) & (self.held_month[idx] == NOT_YET)
+        )
         if self.cfg.holdout > 0 and cand.size:  # each person is drawn once, the first time the rule picks them
             new = ~self.drawn[idx[cand]]
             self.drawn[idx[cand]] = True
@@ -141,7 +174,9 @@ class Programme:
         if not self.rows:
             empty = np.empty(0, np.int32)
             return {"person": empty, "month": empty, "admissions": empty, "counterfactual": empty}
-        return {"person": np.concatenate([r[0] for r in self.rows]),
-                "month": np.concatenate([np.full(r[0].size, r[1], np.int32) for r in self.rows]),
-                "admissions": np.concatenate([r[2] for r in self.rows]),
-                "counterfactual": np.concatenate([r[3] for r in self.rows])}
+        return {
+            "person": np.concatenate([r[0] for r in self.rows]),
+            "month": np.concatenate([np.full(r[0].size, r[1], np.int32) for r in self.rows]),
+            "admissions": np.concatenate([r[2] for r in self.rows]),
+            "counterfactual": np.concatenate([r[3] for r in self.rows]),
+        }

@@ -16,15 +16,27 @@ from features.synthetic.calendar import Calendar
 from features.synthetic.config import GeneratorConfig
 
 # England mid-2021 population by 5-year age band (0-4 ... 90+), per cent (ONS, rounded).
-AGE_PYRAMID = np.array([5.4, 5.9, 6.0, 5.6, 6.0, 6.6, 6.9, 6.6, 6.3, 6.4, 6.9, 6.7, 5.9, 5.0,
-                        5.1, 3.7, 2.5, 1.5, 0.9])
+AGE_PYRAMID = np.array([5.4, 5.9, 6.0, 5.6, 6.0, 6.6, 6.9, 6.6, 6.3, 6.4, 6.9, 6.7, 5.9, 5.0, 5.1, 3.7, 2.5, 1.5, 0.9])
 # Shares of ethnic categories among people with a known category (2021 census, England, ~).
 ETHNIC_SHARES = {
-    "A": 74.4, "B": 0.9, "C": 6.2, "D": 0.9, "E": 0.4, "F": 0.8, "G": 0.9, "H": 3.3, "J": 2.7,
-    "K": 1.1, "L": 1.7, "M": 1.1, "N": 2.5, "P": 0.5, "R": 0.8, "S": 1.6,
+    "A": 74.4,
+    "B": 0.9,
+    "C": 6.2,
+    "D": 0.9,
+    "E": 0.4,
+    "F": 0.8,
+    "G": 0.9,
+    "H": 3.3,
+    "J": 2.7,
+    "K": 1.1,
+    "L": 1.7,
+    "M": 1.1,
+    "N": 2.5,
+    "P": 0.5,
+    "R": 0.8,
+    "S": 1.6,
 }
-PLACES = ["Northgate", "Riverside", "Eastfield", "Westmoor", "Southbank", "Hillcrest", "Lakeside",
-          "Fairview"]
+PLACES = ["Northgate", "Riverside", "Eastfield", "Westmoor", "Southbank", "Hillcrest", "Lakeside", "Fairview"]
 IMD_DOMAINS = ["income", "employment", "education", "health", "crime", "barriers", "living_environment"]
 SITE_NAMES = ["General Hospital", "Royal Infirmary", "University Hospital", "District Hospital"]
 
@@ -127,8 +139,7 @@ def build_geography(cfg: GeneratorConfig, rng: np.random.Generator) -> Geography
     slot = np.minimum(np.searchsorted(share, (np.arange(n_lsoa) + 0.5) / n_lsoa), n_prac - 1)
     lsoa_prac = np.empty(n_lsoa, dtype=np.int64)
     lsoa_prac[by_deprivation] = prac_order[slot]
-    domains = {d: np.clip(np.rint(decile + rng.normal(0, 1.5, n_lsoa)), 1, 10).astype(np.int8)
-               for d in IMD_DOMAINS}
+    domains = {d: np.clip(np.rint(decile + rng.normal(0, 1.5, n_lsoa)), 1, 10).astype(np.int8) for d in IMD_DOMAINS}
     lsoa_numbers = rng.choice(np.arange(1, 35_000), n_lsoa, replace=False)
     site_codes = np.array([f"RSY{i + 1:02d}" for i in range(n_sites)])
     site_names = np.array([f"{PLACES[i % len(PLACES)]} {SITE_NAMES[i % len(SITE_NAMES)]}" for i in range(n_sites)])
@@ -193,10 +204,21 @@ def build_people(cfg: GeneratorConfig, geo: Geography, cal: Calendar, rng: np.ra
     n_conditions = (onset < NEVER).sum(axis=1)
     frail_rate = np.exp(-4.2 + 0.075 * np.maximum(age_end - 40, 0) + 0.28 * n_conditions + 0.3 * latent)
     frailty = rng.poisson(np.minimum(frail_rate, 12)).clip(0, 12).astype(np.int8)
-    return People(nhs_number=nhs_number.generate(rng, n), birth=birth, sex=sex, ethnicity=ethnicity,
-                  ethnicity_recorded=ethnicity_recorded, practice=practice, lsoa=lsoa,
-                  reg_start=reg_start, exit_move=exit_move, smoker=smoker, latent=latent,
-                  onset=onset, frailty=frailty)
+    return People(
+        nhs_number=nhs_number.generate(rng, n),
+        birth=birth,
+        sex=sex,
+        ethnicity=ethnicity,
+        ethnicity_recorded=ethnicity_recorded,
+        practice=practice,
+        lsoa=lsoa,
+        reg_start=reg_start,
+        exit_move=exit_move,
+        smoker=smoker,
+        latent=latent,
+        onset=onset,
+        frailty=frailty,
+    )
 
 
 def _draw_lsoa(rng: np.random.Generator, geo: Geography, practice: np.ndarray) -> np.ndarray:
@@ -217,14 +239,17 @@ def _draw_ethnicity(rng: np.random.Generator, dep: np.ndarray, age: np.ndarray) 
     p_min = shares[~white].sum() / shares.sum() * minority_boost
     p_min = np.clip(p_min / np.mean(minority_boost), 0, 0.9)
     is_min = rng.random(dep.size) < p_min
-    out = np.where(is_min,
-                   rng.choice(cats[~white], dep.size, p=shares[~white] / shares[~white].sum()),
-                   rng.choice(cats[white], dep.size, p=shares[white] / shares[white].sum()))
+    out = np.where(
+        is_min,
+        rng.choice(cats[~white], dep.size, p=shares[~white] / shares[~white].sum()),
+        rng.choice(cats[white], dep.size, p=shares[white] / shares[white].sum()),
+    )
     return out.astype("U2")
 
 
-def _record_ethnicity(rng: np.random.Generator, true_cat: np.ndarray, broad: np.ndarray, sex: np.ndarray,
-                      age: np.ndarray, dep: np.ndarray) -> np.ndarray:
+def _record_ethnicity(
+    rng: np.random.Generator, true_cat: np.ndarray, broad: np.ndarray, sex: np.ndarray, age: np.ndarray, dep: np.ndarray
+) -> np.ndarray:
     """Ethnicity is unrecorded for a realistic, unequal minority (more often young men, Mixed/Other)."""
     logit = -2.5 + 0.35 * (sex == "M") - 0.012 * (age - 40) + 0.4 * dep
     logit += np.select([broad == "Mixed", broad == "Other", broad == "White"], [0.7, 0.8, -0.15], 0.0)
@@ -233,8 +258,16 @@ def _record_ethnicity(rng: np.random.Generator, true_cat: np.ndarray, broad: np.
     return np.where(unknown, code, true_cat).astype("U2")
 
 
-def _draw_conditions(rng: np.random.Generator, cfg: GeneratorConfig, age_end: np.ndarray, birth: np.ndarray,
-                     dep: np.ndarray, broad: np.ndarray, smoker: np.ndarray, latent: np.ndarray) -> np.ndarray:
+def _draw_conditions(
+    rng: np.random.Generator,
+    cfg: GeneratorConfig,
+    age_end: np.ndarray,
+    birth: np.ndarray,
+    dep: np.ndarray,
+    broad: np.ndarray,
+    smoker: np.ndarray,
+    latent: np.ndarray,
+) -> np.ndarray:
     """Onset day of each long-term condition (NEVER when absent), calibrated to England prevalence."""
     n = age_end.size
     onset = np.full((n, len(CONDITIONS)), NEVER, dtype=np.int32)

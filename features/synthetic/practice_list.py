@@ -15,12 +15,78 @@ import pandas as pd
 from features.sources.nhs_number import corrupt_check_digit
 
 SYNTHETIC_MARKER = "_synthetic.json"
-GIVEN = ("Aisha", "Alan", "Amelia", "Arjun", "Beatrice", "Bilal", "Carys", "Chen", "Daniel", "Deborah", "Elif", "Emeka",
-         "Fatima", "George", "Grace", "Hamza", "Harriet", "Ibrahim", "Isla", "Jack", "Joan", "Kwame", "Leah", "Mohammed",
-         "Niamh", "Oliver", "Olu", "Priya", "Rhys", "Ruth", "Samir", "Sian", "Thomas", "Usha", "Wei", "Zofia")
-FAMILY = ("Adeyemi", "Ahmed", "Begum", "Brown", "Chowdhury", "Davies", "Evans", "Fernandes", "Green", "Hughes", "Iqbal",
-          "Jones", "Kaur", "Kowalski", "Li", "Mensah", "Morgan", "Nowak", "O'Brien", "Okafor", "Patel", "Roberts",
-          "Shah", "Singh", "Smith", "Taylor", "Thomas", "Walker", "Williams", "Wilson", "Wright", "Yusuf")
+GIVEN = (
+    "Aisha",
+    "Alan",
+    "Amelia",
+    "Arjun",
+    "Beatrice",
+    "Bilal",
+    "Carys",
+    "Chen",
+    "Daniel",
+    "Deborah",
+    "Elif",
+    "Emeka",
+    "Fatima",
+    "George",
+    "Grace",
+    "Hamza",
+    "Harriet",
+    "Ibrahim",
+    "Isla",
+    "Jack",
+    "Joan",
+    "Kwame",
+    "Leah",
+    "Mohammed",
+    "Niamh",
+    "Oliver",
+    "Olu",
+    "Priya",
+    "Rhys",
+    "Ruth",
+    "Samir",
+    "Sian",
+    "Thomas",
+    "Usha",
+    "Wei",
+    "Zofia",
+)
+FAMILY = (
+    "Adeyemi",
+    "Ahmed",
+    "Begum",
+    "Brown",
+    "Chowdhury",
+    "Davies",
+    "Evans",
+    "Fernandes",
+    "Green",
+    "Hughes",
+    "Iqbal",
+    "Jones",
+    "Kaur",
+    "Kowalski",
+    "Li",
+    "Mensah",
+    "Morgan",
+    "Nowak",
+    "O'Brien",
+    "Okafor",
+    "Patel",
+    "Roberts",
+    "Shah",
+    "Singh",
+    "Smith",
+    "Taylor",
+    "Thomas",
+    "Walker",
+    "Williams",
+    "Wilson",
+    "Wright",
+    "Yusuf",
+)
 COLUMNS = ["NHS number", "Name", "Date of birth", "Phone"]
 
 
@@ -37,20 +103,31 @@ class SyntheticList:
 
 def _patients(extracts: Path) -> pd.DataFrame:
     if not (extracts / SYNTHETIC_MARKER).exists():
-        raise PracticeListRequestError(f"{extracts}: not a synthetic ICS (no {SYNTHETIC_MARKER}); practice lists are "
-                                       "made only from synthetic extracts")
+        raise PracticeListRequestError(
+            f"{extracts}: not a synthetic ICS (no {SYNTHETIC_MARKER}); practice lists are "
+            "made only from synthetic extracts"
+        )
     cols = ["nhs_number", "practice_code", "year_of_birth", "month_of_birth", "registration_end", "date_of_death"]
     for suffix in (".parquet", ".csv"):
         path = extracts / f"patients{suffix}"
         if path.exists():
-            frame = pd.read_parquet(path, columns=cols) if suffix == ".parquet" else pd.read_csv(path, usecols=cols,
-                                                                                                  dtype=str)
+            frame = (
+                pd.read_parquet(path, columns=cols)
+                if suffix == ".parquet"
+                else pd.read_csv(path, usecols=cols, dtype=str)
+            )
             return frame[frame.registration_end.isna() & frame.date_of_death.isna()]
     raise PracticeListRequestError(f"{extracts}: no patients extract")
 
 
-def make(extracts: Path, practices: list[str], rows: int, seed: int = 1, malformed_share: float = 0.0,
-         other_share: float = 0.0) -> SyntheticList:
+def make(
+    extracts: Path,
+    practices: list[str],
+    rows: int,
+    seed: int = 1,
+    malformed_share: float = 0.0,
+    other_share: float = 0.0,
+) -> SyntheticList:
     """`rows` rows: people registered now at `practices`, with `other_share` of the rows people of other
     practices and `malformed_share` of them a practice person's number with a wrong check digit."""
     if not 0 <= malformed_share <= 0.5 or not 0 <= other_share <= 0.5 or rows < 1:
@@ -66,10 +143,16 @@ def make(extracts: Path, practices: list[str], rows: int, seed: int = 1, malform
     n_other = int(round(rows * other_share))
     n_mine = rows - n_other
     if n_mine > len(mine) or n_other > len(others):
-        raise PracticeListRequestError(f"practice(s) {sorted(wanted)} have {len(mine):,} registered people and the rest "
-                                       f"of the ICS {len(others):,}: ask for fewer rows")
-    chosen = pd.concat([mine.iloc[rng.choice(len(mine), n_mine, replace=False)],
-                        others.iloc[rng.choice(len(others), n_other, replace=False)]])
+        raise PracticeListRequestError(
+            f"practice(s) {sorted(wanted)} have {len(mine):,} registered people and the rest "
+            f"of the ICS {len(others):,}: ask for fewer rows"
+        )
+    chosen = pd.concat(
+        [
+            mine.iloc[rng.choice(len(mine), n_mine, replace=False)],
+            others.iloc[rng.choice(len(others), n_other, replace=False)],
+        ]
+    )
     kind = np.array(["practice"] * n_mine + ["other"] * n_other, dtype=object)
     order = rng.permutation(rows)
     chosen, kind = chosen.iloc[order].reset_index(drop=True), kind[order]
@@ -80,9 +163,16 @@ def make(extracts: Path, practices: list[str], rows: int, seed: int = 1, malform
     kind[bad] = "malformed"
     day = rng.integers(1, 29, rows)
     names = [f"{g} {f}" for g, f in zip(rng.choice(GIVEN, rows), rng.choice(FAMILY, rows))]
-    table = pd.DataFrame({
-        "NHS number": [f"{n[:3]} {n[3:6]} {n[6:]}" for n in numbers], "Name": names,
-        "Date of birth": [f"{int(y):04d}-{int(m):02d}-{d:02d}" for y, m, d in
-                          zip(chosen.year_of_birth, chosen.month_of_birth, day)],
-        "Phone": [f"07700 900{x:03d}" for x in rng.integers(0, 1000, rows)]}, columns=COLUMNS)
+    table = pd.DataFrame(
+        {
+            "NHS number": [f"{n[:3]} {n[3:6]} {n[6:]}" for n in numbers],
+            "Name": names,
+            "Date of birth": [
+                f"{int(y):04d}-{int(m):02d}-{d:02d}"
+                for y, m, d in zip(chosen.year_of_birth, chosen.month_of_birth, day)
+            ],
+            "Phone": [f"07700 900{x:03d}" for x in rng.integers(0, 1000, rows)],
+        },
+        columns=COLUMNS,
+    )
     return SyntheticList(table, kind, chosen.practice_code.astype(str).to_numpy())

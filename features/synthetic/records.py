@@ -38,8 +38,7 @@ def under_recorded(cfg: GeneratorConfig, people: People, geo: Geography, rng: np
     return group[:, None] & (rng.random(people.onset.shape) < d.under_record_share)
 
 
-def gp_events(people: People, cal: Calendar, rng: np.random.Generator, hidden: np.ndarray,
-              nhs: pa.Array) -> pa.Table:
+def gp_events(people: People, cal: Calendar, rng: np.random.Generator, hidden: np.ndarray, nhs: pa.Array) -> pa.Table:
     start, end = int(cal.days[0]), int(cal.days[-1])
     exit_ = np.minimum(people.exit, end)
     vocab = [c.snomed for c in CONDITIONS] + list(FRAILTY_DEFICITS) + ["271649006", "60621009", SMOKER_CODE]
@@ -59,7 +58,9 @@ def gp_events(people: People, cal: Calendar, rng: np.random.Generator, hidden: n
     keep = fd <= exit_[fp]
     parts.append((fp[keep], fd[keep], slot[keep], np.full(keep.sum(), np.nan)))
     # routine observations: blood pressure (more often with hypertension/diabetes) and BMI
-    adult_years = np.clip((exit_ - np.maximum(np.maximum(people.reg_start, start), people.birth + 18 * 365)) / 365.25, 0, None)
+    adult_years = np.clip(
+        (exit_ - np.maximum(np.maximum(people.reg_start, start), people.birth + 18 * 365)) / 365.25, 0, None
+    )
     htn = (people.onset[:, 0] <= end) | (people.onset[:, 1] <= end)
     n_bp = rng.poisson(adult_years * np.where(htn, 1.2, 0.35))
     bp_p = np.repeat(np.arange(people.n), n_bp)
@@ -85,18 +86,21 @@ def gp_events(people: People, cal: Calendar, rng: np.random.Generator, hidden: n
     code = np.concatenate([p[2] for p in parts])
     value = np.concatenate([p[3] for p in parts])
     order = sort_order(day, person, code)
-    return pa.table({
-        "event_id": id_array("GP", person.size),
-        "nhs_number": take(nhs, person[order]),
-        "event_date": date_array(day[order]),
-        "code_system": take(["SNOMED"], np.zeros(person.size)),
-        "code": take(vocab, code[order]),
-        "value": pa.array(value[order], mask=np.isnan(value[order])),
-    })
+    return pa.table(
+        {
+            "event_id": id_array("GP", person.size),
+            "nhs_number": take(nhs, person[order]),
+            "event_date": date_array(day[order]),
+            "code_system": take(["SNOMED"], np.zeros(person.size)),
+            "code": take(vocab, code[order]),
+            "value": pa.array(value[order], mask=np.isnan(value[order])),
+        }
+    )
 
 
-def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.random.Generator,
-                  hidden: np.ndarray, nhs: pa.Array) -> pa.Table:
+def prescriptions(
+    people: People, cal: Calendar, resp: Respiratory, rng: np.random.Generator, hidden: np.ndarray, nhs: pa.Array
+) -> pa.Table:
     start, end = int(cal.days[0]), int(cal.days[-1])
     exit_ = np.minimum(people.exit, end)
     persons, days, bnf = [], [], []
@@ -109,7 +113,9 @@ def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.rand
         treated = (people.onset[:, j] <= exit_) & (~hidden[:, j] | (rng.random(people.n) < 0.5))
         for drug in BNF_BY_CONDITION[key][:2]:
             on_drug = treated & (rng.random(people.n) < 0.8)
-            first = np.maximum(np.maximum(people.onset[:, j], people.reg_start), start) + rng.integers(0, interval, people.n)
+            first = np.maximum(np.maximum(people.onset[:, j], people.reg_start), start) + rng.integers(
+                0, interval, people.n
+            )
             n_issue = np.where(on_drug, np.maximum((exit_ - first) // interval + 1, 0), 0)
             p = np.repeat(np.arange(people.n), n_issue)
             k = np.arange(p.size) - np.repeat(np.cumsum(n_issue) - n_issue, n_issue)
@@ -140,20 +146,29 @@ def prescriptions(people: People, cal: Calendar, resp: Respiratory, rng: np.rand
     ok = day <= exit_[person]
     person, day, code = person[ok], day[ok], code[ok]
     order = sort_order(day, person, code)
-    return pa.table({
-        "prescription_id": id_array("RX", person.size),
-        "nhs_number": take(nhs, person[order]),
-        "issue_date": date_array(day[order]),
-        "bnf_code": take(vocab, code[order]),
-    })
+    return pa.table(
+        {
+            "prescription_id": id_array("RX", person.size),
+            "nhs_number": take(nhs, person[order]),
+            "issue_date": date_array(day[order]),
+            "bnf_code": take(vocab, code[order]),
+        }
+    )
 
 
 def social_care(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator) -> pa.Table:
     start, end = int(cal.days[0]), int(cal.days[-1])
     age = people.age_at(end)
     dep = deprivation(geo.imd_decile[people.lsoa])
-    p = np.clip(0.002 + 0.06 * (people.frailty >= 2) * (age >= 65) + 0.08 * (people.frailty >= 4)
-                + 0.03 * (age >= 85) + 0.01 * dep, 0, 0.6)
+    p = np.clip(
+        0.002
+        + 0.06 * (people.frailty >= 2) * (age >= 65)
+        + 0.08 * (people.frailty >= 4)
+        + 0.03 * (age >= 85)
+        + 0.01 * dep,
+        0,
+        0.6,
+    )
     who = np.flatnonzero((rng.random(people.n) < p) & (people.exit > start))
     lo = np.maximum(people.reg_start[who], start - 365)
     hi = np.maximum(np.minimum(people.exit[who], end), lo + 1)
@@ -165,20 +180,26 @@ def social_care(people: People, geo: Geography, cal: Calendar, rng: np.random.Ge
     open_ = e > end
     service = rng.choice(np.array(SOCIAL_CARE_SERVICES), who.size, p=[0.45, 0.15, 0.1, 0.15, 0.1, 0.05])
     order = sort_order(s, who)
-    return pa.table({
-        "package_id": id_array("SC", who.size),
-        "nhs_number": people.nhs_number[who[order]],
-        "service_type": service[order],
-        "start_date": date_array(s[order]),
-        "end_date": date_array(e[order], null=open_[order]),
-    })
+    return pa.table(
+        {
+            "package_id": id_array("SC", who.size),
+            "nhs_number": people.nhs_number[who[order]],
+            "service_type": service[order],
+            "start_date": date_array(s[order]),
+            "end_date": date_array(e[order], null=open_[order]),
+        }
+    )
 
 
 def housing(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator) -> pa.Table:
     start, end = int(cal.days[0]), int(cal.days[-1])
     dep = deprivation(geo.imd_decile[people.lsoa])
-    rates = {"temporary_accommodation": 0.002 + 0.01 * dep, "overcrowding": 0.01 + 0.05 * dep,
-             "homeless": 0.0005 + 0.003 * dep, "poor_condition": 0.005 + 0.03 * dep}
+    rates = {
+        "temporary_accommodation": 0.002 + 0.01 * dep,
+        "overcrowding": 0.01 + 0.05 * dep,
+        "homeless": 0.0005 + 0.003 * dep,
+        "poor_condition": 0.005 + 0.03 * dep,
+    }
     ps, fl = [], []
     for flag in HOUSING_FLAGS:
         who = np.flatnonzero(rng.random(people.n) < rates[flag])
@@ -190,11 +211,13 @@ def housing(people: People, geo: Geography, cal: Calendar, rng: np.random.Genera
     hi = np.maximum(np.minimum(people.exit[person], end), lo + 1)
     day = (lo + rng.random(person.size) * (hi - lo)).astype(np.int64)
     order = np.lexsort((flag, person, day))  # few rows; flags are text
-    return pa.table({
-        "nhs_number": people.nhs_number[person[order]],
-        "flag": flag[order],
-        "recorded_date": date_array(day[order]),
-    })
+    return pa.table(
+        {
+            "nhs_number": people.nhs_number[person[order]],
+            "flag": flag[order],
+            "recorded_date": date_array(day[order]),
+        }
+    )
 
 
 def home_monitoring(resp: Respiratory, cal: Calendar, nhs: pa.Array) -> pa.Table:
@@ -207,13 +230,15 @@ def home_monitoring(resp: Respiratory, cal: Calendar, nhs: pa.Array) -> pa.Table
         x = x[order]
         return pa.array(np.nan_to_num(x).astype(dtype), mask=np.isnan(x))
 
-    return pa.table({
-        "nhs_number": take(nhs, person[order]),
-        "reading_date": date_array(day[order]),
-        "spo2": col(r["spo2"], np.int16),
-        "fev1_pct_predicted": col(r["fev1"], np.float64),
-        "peak_flow_pct_predicted": col(r["pef"], np.float64),
-        "heart_rate": col(r["hr"], np.int16),
-        "symptom_score": col(r["sym"], np.int16),
-        "steps": col(r["steps"], np.int32),
-    })
+    return pa.table(
+        {
+            "nhs_number": take(nhs, person[order]),
+            "reading_date": date_array(day[order]),
+            "spo2": col(r["spo2"], np.int16),
+            "fev1_pct_predicted": col(r["fev1"], np.float64),
+            "peak_flow_pct_predicted": col(r["pef"], np.float64),
+            "heart_rate": col(r["hr"], np.int16),
+            "symptom_score": col(r["sym"], np.int16),
+            "steps": col(r["steps"], np.int32),
+        }
+    )

@@ -74,9 +74,9 @@ def event_probability(state: np.ndarray, start_p: np.ndarray, p_event: np.ndarra
         new = np.empty_like(g)
         a = start_p[t]
         new[0] = a * g[1] + (1 - a) * g[0]
-        new[1:N_LEVELS] = UP * g[2:N_LEVELS + 1] + DOWN * g[0:N_LEVELS - 1] + stay * g[1:N_LEVELS]
+        new[1:N_LEVELS] = UP * g[2 : N_LEVELS + 1] + DOWN * g[0 : N_LEVELS - 1] + stay * g[1:N_LEVELS]
         new[N_LEVELS] = UP * hit + DOWN * g[N_LEVELS - 1] + stay * g[N_LEVELS]
-        new[EXACERBATION_STATE:N_STATES - 1] = g[EXACERBATION_STATE + 1:N_STATES]
+        new[EXACERBATION_STATE : N_STATES - 1] = g[EXACERBATION_STATE + 1 : N_STATES]
         new[N_STATES - 1] = g[0]
         g = new
     return g[state, np.arange(n)]
@@ -96,8 +96,14 @@ class Respiratory:
     truth_admission: dict[int, tuple[np.ndarray, np.ndarray]]  # index day -> (persons, P(severe in 12m))
 
 
-def simulate_respiratory(people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-                         monitoring_start: int, index_days: list[int]) -> Respiratory:
+def simulate_respiratory(
+    people: People,
+    geo: Geography,
+    cal: Calendar,
+    rng: np.random.Generator,
+    monitoring_start: int,
+    index_days: list[int],
+) -> Respiratory:
     copd_on = people.onset[:, CONDITION_KEYS.index("copd")]
     asthma_on = people.onset[:, CONDITION_KEYS.index("asthma")]
     pts = np.flatnonzero((copd_on < NEVER) | (asthma_on < NEVER))
@@ -117,8 +123,9 @@ def simulate_respiratory(people: People, geo: Geography, cal: Calendar, rng: np.
     age_mon = people.age_at(monitoring_start)[pts]
     day0 = int(cal.days[0])
     wants = (age_mon >= 18) & (rng.random(n) < np.where(has_copd, 0.25, 0.0625))
-    enrol = np.maximum.reduce([monitoring_start - day0 + rng.integers(0, 180, n),
-                               onset - day0, people.reg_start[pts].astype(np.int64) - day0])
+    enrol = np.maximum.reduce(
+        [monitoring_start - day0 + rng.integers(0, 180, n), onset - day0, people.reg_start[pts].astype(np.int64) - day0]
+    )
     exit_idx = np.minimum(people.exit[pts].astype(np.int64), int(cal.days[-1]) + 1) - day0
     monitored = wants & (enrol < exit_idx)
     mon = np.flatnonzero(monitored)
@@ -181,7 +188,9 @@ def simulate_respiratory(people: People, geo: Geography, cal: Calendar, rng: np.
     ev_p, ev_d = (np.concatenate(x) for x in zip(*events)) if events else (np.empty(0, np.int64),) * 2
     severe = rng.random(ev_p.size) < p_severe[ev_p]
     return Respiratory(
-        exac_person=pts[ev_p].astype(np.int32), exac_day=ev_d.astype(np.int32), exac_severe=severe,
+        exac_person=pts[ev_p].astype(np.int32),
+        exac_day=ev_d.astype(np.int32),
+        exac_severe=severe,
         exac_condition=cond[ev_p],
         readings={k: np.concatenate(v) if v else np.empty(0) for k, v in reads.items()},
         monitored_person=pts[mon].astype(np.int32),

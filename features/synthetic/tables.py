@@ -58,16 +58,29 @@ def take(values: pa.Array | np.ndarray | list, index: np.ndarray) -> pa.Array:
 
 
 def organisations(geo: Geography, beds: np.ndarray, cc_beds: np.ndarray) -> dict[str, pa.Table]:
-    practices = pa.table({
-        "practice_code": geo.practice_code,
-        "pcn_code": geo.practice_pcn,
-        "place": geo.practice_place,
-        "icb_code": np.full(geo.practice_code.size, geo.icb_code),
-    })
-    imd = pa.table({"lsoa11": geo.lsoa_code, "imd_decile": geo.imd_decile.astype(np.int16),
-                    **{f"{d}_decile": geo.imd_domains[d].astype(np.int16) for d in IMD_DOMAINS}})
-    sites = pa.table({"site_code": geo.site_code, "site_name": geo.site_name,
-                      "ga_beds": beds.astype(np.int32), "critical_care_beds": cc_beds.astype(np.int32)})
+    practices = pa.table(
+        {
+            "practice_code": geo.practice_code,
+            "pcn_code": geo.practice_pcn,
+            "place": geo.practice_place,
+            "icb_code": np.full(geo.practice_code.size, geo.icb_code),
+        }
+    )
+    imd = pa.table(
+        {
+            "lsoa11": geo.lsoa_code,
+            "imd_decile": geo.imd_decile.astype(np.int16),
+            **{f"{d}_decile": geo.imd_domains[d].astype(np.int16) for d in IMD_DOMAINS},
+        }
+    )
+    sites = pa.table(
+        {
+            "site_code": geo.site_code,
+            "site_name": geo.site_name,
+            "ga_beds": beds.astype(np.int32),
+            "critical_care_beds": cc_beds.astype(np.int32),
+        }
+    )
     return {"practices": practices, "imd": imd, "sites": sites}
 
 
@@ -77,25 +90,34 @@ def patients(people: People, geo: Geography) -> pa.Table:
     month = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
     moved = people.exit_move < NEVER
     died = people.death < NEVER
-    return pa.table({
-        "nhs_number": people.nhs_number,
-        "year_of_birth": year.astype(np.int32),
-        "month_of_birth": month.astype(np.int32),
-        "sex": people.sex,
-        "ethnic_category": people.ethnicity_recorded,
-        "lsoa11": geo.lsoa_code[people.lsoa],
-        "practice_code": geo.practice_code[people.practice],
-        "registration_start": date_array(people.reg_start),
-        "registration_end": date_array(people.exit, null=~(moved | died)),
-        "date_of_death": date_array(people.death, null=~died),
-    })
+    return pa.table(
+        {
+            "nhs_number": people.nhs_number,
+            "year_of_birth": year.astype(np.int32),
+            "month_of_birth": month.astype(np.int32),
+            "sex": people.sex,
+            "ethnic_category": people.ethnicity_recorded,
+            "lsoa11": geo.lsoa_code[people.lsoa],
+            "practice_code": geo.practice_code[people.practice],
+            "registration_start": date_array(people.reg_start),
+            "registration_end": date_array(people.exit, null=~(moved | died)),
+            "date_of_death": date_array(people.death, null=~died),
+        }
+    )
 
 
 class HospitalBuilder:
     """Spells and A&E attendances from the simulated admissions, plus non-residents' activity."""
 
-    def __init__(self, cfg: GeneratorConfig, people: People, geo: Geography, cal: Calendar,
-                 rng: np.random.Generator, all_nhs: np.ndarray):
+    def __init__(
+        self,
+        cfg: GeneratorConfig,
+        people: People,
+        geo: Geography,
+        cal: Calendar,
+        rng: np.random.Generator,
+        all_nhs: np.ndarray,
+    ):
         self.cfg, self.people, self.geo, self.cal, self.rng = cfg, people, geo, cal, rng
         self.all_nhs = pa.array(all_nhs)  # residents first, then non-residents (unlinked in the warehouse)
         self.n_ooa = all_nhs.size - people.n
@@ -104,14 +126,18 @@ class HospitalBuilder:
 
     def _site(self, person: np.ndarray) -> np.ndarray:
         n_sites = self.geo.site_code.size
-        home = np.where(person < self.people.n, self.geo.practice_site[self.people.practice[np.minimum(
-            person, self.people.n - 1)]], self.rng.integers(0, n_sites, person.size))
+        home = np.where(
+            person < self.people.n,
+            self.geo.practice_site[self.people.practice[np.minimum(person, self.people.n - 1)]],
+            self.rng.integers(0, n_sites, person.size),
+        )
         other = self.rng.integers(0, n_sites, person.size)
         return np.where(self.rng.random(person.size) < 0.85, home, other)
 
     def _age(self, person: np.ndarray, day_idx: np.ndarray) -> np.ndarray:
-        birth = np.where(person < self.people.n, self.people.birth[np.minimum(person, self.people.n - 1)],
-                         self.day0 - 40 * 365)
+        birth = np.where(
+            person < self.people.n, self.people.birth[np.minimum(person, self.people.n - 1)], self.day0 - 40 * 365
+        )
         return (day_idx + self.day0 - birth) / 365.25
 
     def spells(self, act: Activity, resp: Respiratory) -> tuple[pa.Table, dict[str, np.ndarray]]:
@@ -131,8 +157,9 @@ class HospitalBuilder:
         el_methods = np.array(["11", "12", "13"])
         method = np.where(emergency, rng.choice(em_methods, n, p=em_p), rng.choice(el_methods, n, p=[0.6, 0.3, 0.1]))
         # primary diagnosis: exacerbations, a known condition (35%), or a general emergency reason
-        diag = np.where(emergency, rng.choice(np.array(EMERGENCY_DIAGNOSES_GENERAL), n),
-                        rng.choice(np.array(ELECTIVE_DIAGNOSES), n))
+        diag = np.where(
+            emergency, rng.choice(np.array(EMERGENCY_DIAGNOSES_GENERAL), n), rng.choice(np.array(ELECTIVE_DIAGNOSES), n)
+        )
         resident = person < p.n
         safe = np.minimum(person, p.n - 1)
         general = emergency.copy()
@@ -163,21 +190,29 @@ class HospitalBuilder:
         site = self._site(person)
         order = sort_order(admit, person)
         cols = {
-            "person": person[order], "admit": admit[order], "discharge": discharge[order],
-            "ongoing": ongoing[order], "cc": cc[order], "site": site[order], "method": method[order],
-            "emergency": emergency[order], "acsc": emergency[order] & _acsc(diag[order]),
+            "person": person[order],
+            "admit": admit[order],
+            "discharge": discharge[order],
+            "ongoing": ongoing[order],
+            "cc": cc[order],
+            "site": site[order],
+            "method": method[order],
+            "emergency": emergency[order],
+            "acsc": emergency[order] & _acsc(diag[order]),
         }
-        table = pa.table({
-            "spell_id": id_array("SP", n),
-            "nhs_number": self._nhs(cols["person"]),
-            "admission_date": date_array(cols["admit"]),
-            "discharge_date": date_array(cols["discharge"], null=cols["ongoing"]),
-            "admission_method": cols["method"],
-            "primary_diagnosis": diag[order],
-            "site_code": self.geo.site_code[cols["site"]],
-            "critical_care_days": cols["cc"].astype(np.int32),
-            "discharge_method": np.where(died_in[order], "4", "1"),
-        })
+        table = pa.table(
+            {
+                "spell_id": id_array("SP", n),
+                "nhs_number": self._nhs(cols["person"]),
+                "admission_date": date_array(cols["admit"]),
+                "discharge_date": date_array(cols["discharge"], null=cols["ongoing"]),
+                "admission_method": cols["method"],
+                "primary_diagnosis": diag[order],
+                "site_code": self.geo.site_code[cols["site"]],
+                "critical_care_days": cols["cc"].astype(np.int32),
+                "discharge_method": np.where(died_in[order], "4", "1"),
+            }
+        )
         return table, cols
 
     def _nhs(self, person: np.ndarray) -> pa.Array:
@@ -188,8 +223,9 @@ class HospitalBuilder:
         via_ae = spells["emergency"] & (spells["method"] == "21")
         ooa = rng.integers(0, self.n_ooa, int(act.ae_person.size * self.cfg.out_of_area_share * 3)) + self.people.n
         person = np.concatenate([spells["person"][via_ae], act.ae_person, ooa])
-        day = np.concatenate([spells["admit"][via_ae] - self.day0, act.ae_day,
-                              rng.integers(0, self.cal.n_days, ooa.size)]).astype(np.int64)
+        day = np.concatenate(
+            [spells["admit"][via_ae] - self.day0, act.ae_day, rng.integers(0, self.cal.n_days, ooa.size)]
+        ).astype(np.int64)
         admitted = np.arange(person.size) < via_ae.sum()
         n = person.size
         site = np.where(admitted, 0, self._site(person))
@@ -198,22 +234,32 @@ class HospitalBuilder:
         arrival = (day + self.day0) * 86400 + hour * 3600 + rng.integers(0, 3600, n)
         # ambulance handovers and admissions take longer; a minority breach four hours
         stay = (np.exp(rng.normal(np.where(admitted, 5.6, 5.0), 0.55, n)) * 60).astype(np.int64)
-        acuity = np.where(admitted, rng.choice([1, 2, 3], n, p=[0.08, 0.42, 0.50]),
-                          rng.choice([1, 2, 3, 4, 5], n, p=[0.005, 0.06, 0.40, 0.45, 0.085]))
+        acuity = np.where(
+            admitted,
+            rng.choice([1, 2, 3], n, p=[0.08, 0.42, 0.50]),
+            rng.choice([1, 2, 3, 4, 5], n, p=[0.005, 0.06, 0.40, 0.45, 0.085]),
+        )
         codes = np.array(list(AE_DIAGNOSES))
-        destination = np.where(admitted, "ADMITTED", rng.choice(
-            np.array(["HOME", "GP", "REFERRED", "TRANSFERRED", "LEFT"]), n, p=[0.55, 0.25, 0.12, 0.02, 0.06]))
+        destination = np.where(
+            admitted,
+            "ADMITTED",
+            rng.choice(
+                np.array(["HOME", "GP", "REFERRED", "TRANSFERRED", "LEFT"]), n, p=[0.55, 0.25, 0.12, 0.02, 0.06]
+            ),
+        )
         order = np.lexsort((person, arrival))  # seconds: keep the two-key sort
-        return pa.table({
-            "attendance_id": id_array("AE", n),
-            "nhs_number": self._nhs(person[order]),
-            "arrival_time": pa.array(arrival[order], type=TS),
-            "departure_time": pa.array((arrival + stay)[order], type=TS),
-            "site_code": self.geo.site_code[site[order]],
-            "acuity": acuity[order].astype(np.int16),
-            "diagnosis_snomed": rng.choice(codes, n)[order],
-            "discharge_destination": destination[order],
-        })
+        return pa.table(
+            {
+                "attendance_id": id_array("AE", n),
+                "nhs_number": self._nhs(person[order]),
+                "arrival_time": pa.array(arrival[order], type=TS),
+                "departure_time": pa.array((arrival + stay)[order], type=TS),
+                "site_code": self.geo.site_code[site[order]],
+                "acuity": acuity[order].astype(np.int16),
+                "diagnosis_snomed": rng.choice(codes, n)[order],
+                "discharge_destination": destination[order],
+            }
+        )
 
 
 def _acsc(diag: np.ndarray) -> np.ndarray:
@@ -222,13 +268,13 @@ def _acsc(diag: np.ndarray) -> np.ndarray:
 
 
 def _arrival_hours() -> np.ndarray:
-    h = np.array([2, 1.5, 1.2, 1, 1, 1.2, 2, 3.5, 5.5, 7, 7.5, 7.5, 7, 6.8, 6.5, 6.3, 6.2, 6, 5.6, 5, 4.5, 4,
-                  3.2, 2.5])
+    h = np.array([2, 1.5, 1.2, 1, 1, 1.2, 2, 3.5, 5.5, 7, 7.5, 7.5, 7, 6.8, 6.5, 6.3, 6.2, 6, 5.6, 5, 4.5, 4, 3.2, 2.5])
     return h / h.sum()
 
 
-def outpatients(act: Activity, people: People, geo: Geography, cal: Calendar, rng: np.random.Generator,
-                nhs: pa.Array) -> pa.Table:
+def outpatients(
+    act: Activity, people: People, geo: Geography, cal: Calendar, rng: np.random.Generator, nhs: pa.Array
+) -> pa.Table:
     person, day = act.op_person, act.op_day.astype(np.int64) + int(cal.days[0])
     n = person.size
     dep = deprivation(geo.imd_decile[people.lsoa[person]])
@@ -239,26 +285,37 @@ def outpatients(act: Activity, people: People, geo: Geography, cal: Calendar, rn
     specialties = list(TREATMENT_FUNCTIONS)
     specialty = np.where(age < 16, specialties.index("420"), rng.integers(0, len(specialties), n))
     order = sort_order(day, person)
-    return pa.table({
-        "appointment_id": id_array("OP", n),
-        "nhs_number": take(nhs, person[order]),
-        "appointment_date": date_array(day[order]),
-        "specialty": take(specialties, specialty[order]),
-        "attendance_status": take(["ATTENDED", "DNA", "CANCELLED"], status[order]),
-    })
+    return pa.table(
+        {
+            "appointment_id": id_array("OP", n),
+            "nhs_number": take(nhs, person[order]),
+            "appointment_date": date_array(day[order]),
+            "specialty": take(specialties, specialty[order]),
+            "attendance_status": take(["ATTENDED", "DNA", "CANCELLED"], status[order]),
+        }
+    )
 
 
-def contacts(person: np.ndarray, day_idx: np.ndarray, services: list[str], prefix: str, cal: Calendar,
-             service: np.ndarray, nhs: pa.Array) -> pa.Table:
+def contacts(
+    person: np.ndarray,
+    day_idx: np.ndarray,
+    services: list[str],
+    prefix: str,
+    cal: Calendar,
+    service: np.ndarray,
+    nhs: pa.Array,
+) -> pa.Table:
     """Contacts table; `service` holds an index into `services` per contact."""
     day = day_idx.astype(np.int64) + int(cal.days[0])
     order = sort_order(day, person)
-    return pa.table({
-        "contact_id": id_array(prefix, person.size),
-        "nhs_number": take(nhs, person[order]),
-        "contact_date": date_array(day[order]),
-        "service": take(services, service[order]),
-    })
+    return pa.table(
+        {
+            "contact_id": id_array(prefix, person.size),
+            "nhs_number": take(nhs, person[order]),
+            "contact_date": date_array(day[order]),
+            "service": take(services, service[order]),
+        }
+    )
 
 
 def community(act: Activity, people: People, cal: Calendar, rng: np.random.Generator, nhs: pa.Array) -> pa.Table:

@@ -43,31 +43,52 @@ def _yearly(truth: dict, people, resp) -> pa.Table:
         nhs.append(people.nhs_number[persons])
         idx_d.append(np.full(persons.size, day, dtype=np.int32))
         p_true.append(with_respiratory(persons, p_gen, resp, day))
-    return pa.table({"nhs_number": np.concatenate(nhs), "index_date": pa.array(np.concatenate(idx_d), pa.date32()),
-                     "p_true": np.concatenate(p_true)})
+    return pa.table(
+        {
+            "nhs_number": np.concatenate(nhs),
+            "index_date": pa.array(np.concatenate(idx_d), pa.date32()),
+            "p_true": np.concatenate(p_true),
+        }
+    )
 
 
 def truth_tables(people, act, resp, cal: Calendar, hidden: np.ndarray, defects: list[dict]) -> dict[str, pa.Table]:
     """The warehouse's truth tables (`WAREHOUSE`)."""
     tf = resp.truth_flare
-    flare = pa.table({"nhs_number": people.nhs_number[tf["person"].astype(np.int64)],
-                      "date": pa.array((tf["day"].astype(np.int64) + int(cal.days[0])).astype(np.int32), pa.date32()),
-                      "p_true": tf["p"].astype(np.float32)})
-    persons = pa.table({
-        "nhs_number": people.nhs_number,
-        "true_ethnic_category": people.ethnicity,
-        "latent_health": people.latent,
-        "frailty_deficits": people.frailty.astype(np.int16),
-        "smoker": people.smoker,
-        **{f"onset_{k}": pa.array(people.onset[:, j], pa.date32(), mask=people.onset[:, j] == NEVER)
-           for j, k in enumerate(CONDITION_KEYS)},
-        **{f"uncoded_{k}": hidden[:, j] for j, k in enumerate(CONDITION_KEYS)},
-        "home_monitored": np.isin(np.arange(people.n), resp.monitored_person),
-    })
-    return {"emergency_12m": _yearly(act.truth_emergency, people, resp), "acsc_12m": _yearly(act.truth_acsc, people, resp),
-            "exacerbation_14d": flare, "persons": persons,
-            "defects": pa.Table.from_pylist(defects, schema=pa.schema(
-                [("table", pa.string()), ("row_number", pa.int64()), ("rule", pa.string()), ("column", pa.string())]))}
+    flare = pa.table(
+        {
+            "nhs_number": people.nhs_number[tf["person"].astype(np.int64)],
+            "date": pa.array((tf["day"].astype(np.int64) + int(cal.days[0])).astype(np.int32), pa.date32()),
+            "p_true": tf["p"].astype(np.float32),
+        }
+    )
+    persons = pa.table(
+        {
+            "nhs_number": people.nhs_number,
+            "true_ethnic_category": people.ethnicity,
+            "latent_health": people.latent,
+            "frailty_deficits": people.frailty.astype(np.int16),
+            "smoker": people.smoker,
+            **{
+                f"onset_{k}": pa.array(people.onset[:, j], pa.date32(), mask=people.onset[:, j] == NEVER)
+                for j, k in enumerate(CONDITION_KEYS)
+            },
+            **{f"uncoded_{k}": hidden[:, j] for j, k in enumerate(CONDITION_KEYS)},
+            "home_monitored": np.isin(np.arange(people.n), resp.monitored_person),
+        }
+    )
+    return {
+        "emergency_12m": _yearly(act.truth_emergency, people, resp),
+        "acsc_12m": _yearly(act.truth_acsc, people, resp),
+        "exacerbation_14d": flare,
+        "persons": persons,
+        "defects": pa.Table.from_pylist(
+            defects,
+            schema=pa.schema(
+                [("table", pa.string()), ("row_number", pa.int64()), ("rule", pa.string()), ("column", pa.string())]
+            ),
+        ),
+    }
 
 
 def one_year_after(day: int) -> int:
@@ -105,9 +126,12 @@ def outcome_summary(people, act, resp, spells: dict) -> dict:
         day_key = tf["person"].astype(np.int64) * 100_000 + tf["day"]
         nxt = np.searchsorted(key, day_key + 1)
         hits = (nxt < key.size) & (key[np.minimum(nxt, key.size - 1)] <= day_key + 14)
-        flare = {"person_days": int(tf["p"].size), "observed_rate_14d": round(float(hits.mean()), 4),
-                 "mean_true_probability": round(float(tf["p"].mean()), 4),
-                 "oracle_auroc": round(auroc(hits, tf["p"]), 4)}
+        flare = {
+            "person_days": int(tf["p"].size),
+            "observed_rate_14d": round(float(hits.mean()), 4),
+            "mean_true_probability": round(float(tf["p"].mean()), 4),
+            "oracle_auroc": round(auroc(hits, tf["p"]), 4),
+        }
     return {
         "emergency_12m": _yearly_summary(act.truth_emergency, people, resp, spells, em),
         "acsc_12m": _yearly_summary(act.truth_acsc, people, resp, spells, em & spells["acsc"]),

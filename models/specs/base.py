@@ -105,6 +105,10 @@ class ModelSpec:
 
     def build_config(self, index_dates: list[date], **overrides: Any) -> BuildConfig:
         """The feature build of this model as at `index_dates` (cohort, label and others may be overridden)."""
-        return BuildConfig(features=self.features, index_dates=list(index_dates),
-                           cohort=overrides.pop("cohort", None) or self.cohort,
-                           label=overrides.pop("label", None) or self.label, **overrides)
+        return BuildConfig(
+            features=self.features,
+            index_dates=list(index_dates),
+            cohort=overrides.pop("cohort", None) or self.cohort,
+            label=overrides.pop("label", None) or self.label,
+            **overrides,
+        )

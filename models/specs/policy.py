@@ -35,8 +35,10 @@ def check(settings: Settings) -> None:
     for key in settings.policy:
         if key.replace("-", "_") not in SPECS:
             close = difflib.get_close_matches(key.replace("-", "_"), list(SPECS), n=1, cutoff=0.6)
-            raise PolicyError(f"policy.{key}: unknown model" + (f" (did you mean policy.{close[0]}?)" if close else
-                                                                 f"; choose from {', '.join(SPECS)}"))
+            raise PolicyError(
+                f"policy.{key}: unknown model"
+                + (f" (did you mean policy.{close[0]}?)" if close else f"; choose from {', '.join(SPECS)}")
+            )
 
 
 def resolve(settings: Settings, spec: ModelSpec | str) -> Policy:
@@ -50,13 +52,17 @@ def resolve(settings: Settings, spec: ModelSpec | str) -> Policy:
         if given is not None and given.bands is not None:
             names = [n for n, _ in spec.daily.bands]
             if list(given.bands) != names:
-                raise PolicyError(f"{where}.bands: name the bands {', '.join(names)} in that order "
-                                  f"(got {', '.join(given.bands) or 'none'})")
+                raise PolicyError(
+                    f"{where}.bands: name the bands {', '.join(names)} in that order "
+                    f"(got {', '.join(given.bands) or 'none'})"
+                )
             bands = tuple(given.bands.items())
         top = given.top_share if given is not None and given.top_share is not None else bands[-1][1]
         if top > bands[-1][1]:
-            raise PolicyError(f"{where}.top_share {top:g} reaches beyond the last band ({bands[-1][0]}, top "
-                              f"{bands[-1][1]:g}): people acted on must be on the worklist")
+            raise PolicyError(
+                f"{where}.top_share {top:g} reaches beyond the last band ({bands[-1][0]}, top "
+                f"{bands[-1][1]:g}): people acted on must be on the worklist"
+            )
         return Policy(top_share=float(top), bands=tuple((n, float(s)) for n, s in bands))
     if given is not None and given.bands is not None:
         raise PolicyError(f"{where}.bands: {spec.name} has no worklist bands (it is shown beside the worklist)")

@@ -9,19 +9,63 @@ from typing import Annotated, Optional
 import typer
 
 from phm import __version__
-from phm.cli import (access, audit, config, data, db, demo, evaluate, events, features, forecast, models, monitor,
-                     reidentify, score, service, train, users, worklist_outcomes)
-from phm.cli.common import console
+from phm.cli import (
+    access,
+    audit,
+    config,
+    data,
+    db,
+    demo,
+    evaluate,
+    events,
+    features,
+    forecast,
+    models,
+    monitor,
+    reidentify,
+    safety,
+    score,
+    service,
+    train,
+    users,
+    worklist_outcomes,
+)
+from phm.cli.common import console, fail
+from phm.core.ledger_head import LedgerError
 
-app = typer.Typer(help="PHM Intelligence: population health management for an Integrated Care System.",
-                  no_args_is_help=True, add_completion=False)
-for group, name in ((data.app, "data"), (features.app, "features"), (train.app, "train"), (models.app, "models"),
-                    (audit.app, "audit"), (monitor.app, "monitor"), (forecast.app, "forecast"), (score.app, "score"),
-                    (users.app, "users"), (access.app, "access"), (db.app, "db"), (config.app, "config"),
-                    (worklist_outcomes.app, "worklist"), (events.app, "events"),
-                    (evaluate.app, "evaluate")):
+app = typer.Typer(
+    help="PHM Intelligence: population health management for an Integrated Care System.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+for group, name in (
+    (data.app, "data"),
+    (features.app, "features"),
+    (train.app, "train"),
+    (models.app, "models"),
+    (audit.app, "audit"),
+    (monitor.app, "monitor"),
+    (forecast.app, "forecast"),
+    (score.app, "score"),
+    (users.app, "users"),
+    (access.app, "access"),
+    (db.app, "db"),
+    (config.app, "config"),
+    (worklist_outcomes.app, "worklist"),
+    (events.app, "events"),
+    (evaluate.app, "evaluate"),
+):
     app.add_typer(group, name=name)
 worklist_outcomes.app.command("reidentify")(reidentify.reidentify_cmd)
+for name, command in (
+    ("approve", safety.approve_cmd),
+    ("reject", safety.reject_cmd),
+    ("approve-change", safety.approve_change_cmd),
+    ("reject-change", safety.reject_change_cmd),
+    ("status", safety.status_cmd),
+    ("log", safety.log_cmd),
+):
+    audit.app.command(name)(command)
 app.command("retrain")(train.retrain_cmd)
 app.command("serve")(service.serve_cmd)
 app.command("demo")(demo.demo_cmd)
@@ -34,10 +78,18 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main_callback(version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                                  help="Show the version and exit.")] = None) -> None:
+def main_callback(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
     """PHM Intelligence."""
 
 
 def main() -> None:
-    app()
+    """The `phm` command. A ledger that cannot be opened (a short or missing key, a broken chain) is an operator's
+    error: it is printed plainly and exits 2, never as a traceback."""
+    try:
+        app()
+    except LedgerError as error:
+        raise SystemExit(fail(str(error)).exit_code) from None

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import ledgers, people
 from phm.cli.common import console, fail, settings
 from phm.core.settings import Settings
 
@@ -21,14 +21,14 @@ app = typer.Typer(help="The access log: verify it, and list who viewed a person.
 def verify_cmd() -> None:
     """Check the access log's hash chain and its signed head: an edited, removed or truncated entry, or a deleted
     log, is reported (exit code 1)."""
-    from phm.core import ledger
+    from phm.core import ledger_check
     from serving.access import log_path
 
     s = settings()
     path = log_path(s.home)
-    found = ledger.check(path)
-    render.ledger_check("Access log", path, found.entries, found.problems)
-    render.ledger_notes(found.notes)
+    found = ledger_check.check(path)
+    ledgers.ledger_check("Access log", path, found.entries, found.problems)
+    ledgers.ledger_notes(found.notes)
     if found.problems:
         raise typer.Exit(1)
 
@@ -51,14 +51,19 @@ def person_id_for(s: Settings, nhs_number: str) -> str:
 
 @app.command("who-viewed")
 def who_viewed_cmd(
-    nhs_number: Annotated[Optional[str], typer.Option(
-        "--nhs-number", help="The person's NHS number (asked for without echo when left out, which keeps it out "
-                             "of the shell's history).")] = None,
+    nhs_number: Annotated[
+        Optional[str],
+        typer.Option(
+            "--nhs-number",
+            help="The person's NHS number (asked for without echo when left out, which keeps it out "
+            "of the shell's history).",
+        ),
+    ] = None,
 ) -> None:
     """Every logged request that returned this person's row, or asked for it and was refused: when, who, which
     role, which request. The number is pseudonymised in memory with the installation's key; the lookup itself is
     recorded in the access log (by the pseudonymised id)."""
-    from phm.core import ledger
+    from phm.core import ledger, ledger_head
     from serving.access import log_path
 
     s = settings()
@@ -85,9 +90,20 @@ def who_viewed_cmd(
                     rows.append({**e, "what": f"asked for, refused ({e.get('status')})"})
     except FileNotFoundError as exc:
         raise fail(f"{path} does not exist; run `phm access verify`") from exc
-    render.access_views(rows, entries)
+    people.access_views(rows, entries)
     try:
-        ledger.append(path, "lookup", full_check=False, user=getpass.getuser(), role="information governance",
-                      method="CLI", route="phm access who-viewed", status=0, client="", people=[pid], practices=[])
-    except (ledger.LedgerError, OSError) as exc:
+        ledger.append(
+            path,
+            "lookup",
+            full_check=False,
+            user=getpass.getuser(),
+            role="information governance",
+            method="CLI",
+            route="phm access who-viewed",
+            status=0,
+            client="",
+            people=[pid],
+            practices=[],
+        )
+    except (ledger_head.LedgerError, OSError) as exc:
         console.print(f"[yellow]Warning:[/] this lookup could not be recorded in the access log ({type(exc).__name__})")

@@ -18,13 +18,18 @@ from phm.core.settings import Settings, SettingsError, get_settings
 console = Console()
 err = Console(stderr=True)
 # Not a terminal (a pipe, a file, a CI log): never wrap lines; a reader or a script sees whole values. Tables
-# are printed at their natural width (`render.table`).
+# are printed at their natural width (`phm.cli.render.tables.table`).
 console.soft_wrap = err.soft_wrap = not console.is_terminal
 
 MODEL_HELP = " or ".join(specs.NAMES) + "."
 METRIC_HELP = "emergency_admissions, ga_beds_occupied or critical_care_beds_occupied (or a metric of your CSV)."
-EngineOption = Annotated[Optional[str], typer.Option(
-    "--engine", help="duckdb (embedded) or spark (needs the [spark] extra; spark_* settings). Default: the engine setting.")]
+EngineOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--engine",
+        help="duckdb (embedded) or spark (needs the [spark] extra; spark_* settings). Default: the engine setting.",
+    ),
+]
 
 
 def settings() -> Settings:
@@ -48,8 +53,10 @@ def registered(s: Settings, name: str, roles: tuple[str, ...], what: str) -> str
     found = next((u for u in load_users(s.home) if u.name == name), None)
     if found is None or found.role.value not in roles:
         is_what = f"is a {found.role.value.replace('_', ' ')}, not a {what}" if found else f"is not a registered {what}"
-        raise fail(f"--by {name!r} {is_what}: decisions are recorded against named users (`phm users list`; add one "
-                   f"with `phm users add NAME --role {roles[0]}`)")
+        raise fail(
+            f"--by {name!r} {is_what}: decisions are recorded against named users (`phm users list`; add one "
+            f"with `phm users add NAME --role {roles[0]}`)"
+        )
     return name
 
 
@@ -76,8 +83,15 @@ def model_name(model: str) -> str:
 @contextmanager
 def stages(title: str, total: int) -> Iterator:
     """A progress bar that advances one step per stage message."""
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         task = bar.add_task(title, total=total, stage="")
 
         def advance(stage: str) -> None:

@@ -11,8 +11,9 @@ import typer
 
 from phm.cli.common import console, fail, settings, validation_message
 
-app = typer.Typer(help="Settings and configuration files: show, export their JSON Schemas, check a file.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Settings and configuration files: show, export their JSON Schemas, check a file.", no_args_is_help=True
+)
 
 
 def documents() -> dict[str, type]:
@@ -28,9 +29,17 @@ def documents() -> dict[str, type]:
     from training.demand import ForecastConfig
     from training.scenarios import Scenario
 
-    return {"settings": Settings, "audit_config": AuditConfig, "train_config": TrainConfig,
-            "generator_config": GeneratorConfig, "forecast_config": ForecastConfig, "monitor_config": MonitorConfig,
-            "scenario": Scenario, "build_config": BuildConfig, "safety_configuration": Configuration}
+    return {
+        "settings": Settings,
+        "audit_config": AuditConfig,
+        "train_config": TrainConfig,
+        "generator_config": GeneratorConfig,
+        "forecast_config": ForecastConfig,
+        "monitor_config": MonitorConfig,
+        "scenario": Scenario,
+        "build_config": BuildConfig,
+        "safety_configuration": Configuration,
+    }
 
 
 def schema_texts() -> dict[str, str]:
@@ -42,8 +51,11 @@ def schema_texts() -> dict[str, str]:
 
 def stale_schemas(folder: Path) -> list[str]:
     """The schema files in `folder` that are missing or differ from the code's (empty when all are current)."""
-    return [name for name, text in schema_texts().items()
-            if not (folder / name).exists() or (folder / name).read_text() != text]
+    return [
+        name
+        for name, text in schema_texts().items()
+        if not (folder / name).exists() or (folder / name).read_text() != text
+    ]
 
 
 def check_file(path: Path, kind: str) -> object:
@@ -89,8 +101,9 @@ def schemas_cmd(
     if check:
         stale = stale_schemas(out)
         if stale:
-            raise fail(f"{out}: out of date: {', '.join(stale)} (regenerate with `phm config schemas --out {out}`)",
-                       code=1)
+            raise fail(
+                f"{out}: out of date: {', '.join(stale)} (regenerate with `phm config schemas --out {out}`)", code=1
+            )
         console.print(f"{out}: all {len(schema_texts())} schemas are current.")
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -102,9 +115,14 @@ def schemas_cmd(
 @app.command("check")
 def check_cmd(
     file: Annotated[Path, typer.Argument(help="A configuration file (JSON; TOML for settings).")],
-    kind: Annotated[str, typer.Option(help="Which configuration: settings, audit_config, train_config, "
-                                           "generator_config, forecast_config, monitor_config, scenario, "
-                                           "build_config or safety_configuration.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="Which configuration: settings, audit_config, train_config, "
+            "generator_config, forecast_config, monitor_config, scenario, "
+            "build_config or safety_configuration."
+        ),
+    ],
 ) -> None:
     """Check a configuration file: an unknown (misspelled) key, a bad value or another schema version is an error
     naming the key."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import data_reports
 from phm.cli.common import console, fail, settings, stages, validation_message
 from phm.core.settings import Settings
 
@@ -28,10 +28,19 @@ def _group_factors(given: list[str]) -> dict[str, float]:
     return out
 
 
-def generate_ics(s: Settings, persons: int, seed: int, out: Optional[Path] = None, file_format: str = "parquet",
-                 malformed_share: float = 0.0, under_record_group: Optional[str] = None,
-                 under_record_share: float = 0.0, access_barrier_group: Optional[str] = None,
-                 access_barrier_factor: Optional[float] = None, programme: Optional[dict] = None) -> Path:
+def generate_ics(
+    s: Settings,
+    persons: int,
+    seed: int,
+    out: Optional[Path] = None,
+    file_format: str = "parquet",
+    malformed_share: float = 0.0,
+    under_record_group: Optional[str] = None,
+    under_record_share: float = 0.0,
+    access_barrier_group: Optional[str] = None,
+    access_barrier_factor: Optional[float] = None,
+    programme: Optional[dict] = None,
+) -> Path:
     """Write a synthetic ICS and print its extracts and realism check; returns the folder. `programme`: the
     fields of a ProgrammeConfig (an intervention with a known effect), or None."""
     from pydantic import ValidationError
@@ -42,24 +51,45 @@ def generate_ics(s: Settings, persons: int, seed: int, out: Optional[Path] = Non
     if access_barrier_factor is not None and access_barrier_group is None:
         raise fail("--access-barrier-factor needs --access-barrier-group (the group that uses hospitals less)")
     try:
-        barrier = None if access_barrier_group is None else AccessBarrierConfig(
-            group=access_barrier_group, **({} if access_barrier_factor is None else {"factor": access_barrier_factor}))
-        cfg = GeneratorConfig(persons=persons, seed=seed, file_format=file_format, defects=DefectConfig(
-            malformed_share=malformed_share, under_record_group=under_record_group,
-            under_record_share=under_record_share), access_barrier=barrier, programme=programme)
+        barrier = (
+            None
+            if access_barrier_group is None
+            else AccessBarrierConfig(
+                group=access_barrier_group,
+                **({} if access_barrier_factor is None else {"factor": access_barrier_factor}),
+            )
+        )
+        cfg = GeneratorConfig(
+            persons=persons,
+            seed=seed,
+            file_format=file_format,
+            defects=DefectConfig(
+                malformed_share=malformed_share,
+                under_record_group=under_record_group,
+                under_record_share=under_record_share,
+            ),
+            access_barrier=barrier,
+            programme=programme,
+        )
     except ValidationError as exc:
         raise fail(validation_message(exc)) from exc
     target = out or s.synthetic_dir
     with stages(f"Generating {persons:,} people", 5) as advance:
         result = generate(cfg, target, progress=advance)
-    render.extracts(result.rows)
-    render.realism(result.summary)
+    data_reports.extracts(result.rows)
+    data_reports.realism(result.summary)
     console.print(f"Written to [bold]{target}[/]")
     return target
 
 
-def load_extracts(s: Settings, src: Optional[Path] = None, as_of: Optional[date] = None,
-                  warehouse: Optional[Path] = None, source_format: str = "auto", allow_shrink: bool = False):
+def load_extracts(
+    s: Settings,
+    src: Optional[Path] = None,
+    as_of: Optional[date] = None,
+    warehouse: Optional[Path] = None,
+    source_format: str = "auto",
+    allow_shrink: bool = False,
+):
     """Map (Synthea, OMOP) and load a folder of extracts into the warehouse; print the load report. A load that
     would shrink the current warehouse sharply is refused unless `allow_shrink`."""
     from features.sources.contracts import CONTRACTS
@@ -78,13 +108,13 @@ def load_extracts(s: Settings, src: Optional[Path] = None, as_of: Optional[date]
             staged = s.data_dir / "staged" / fmt
             with console.status(f"Mapping the {fmt} folder onto the linked data model"):
                 mapped = convert(source, fmt, staged)
-            render.conversion(mapped)
+            data_reports.conversion(mapped)
             source = staged
         with stages("Loading", len(CONTRACTS)) as advance:
             report = load(s, source, warehouse, as_of, progress=advance, allow_shrink=allow_shrink)
     except (ContractError, MissingKeyError, FormatError) as exc:
         raise fail(str(exc)) from exc
-    render.load_report(report, source, s.reports_dir / "load_report.json")
+    data_reports.load_report(report, source, s.reports_dir / "load_report.json")
     return report
 
 
@@ -96,7 +126,7 @@ def quality_report(s: Settings, warehouse: Optional[Path] = None) -> None:
         report = quality.build(warehouse or s.warehouse_path)
     except quality.WarehouseMissingError as exc:
         raise fail(str(exc)) from exc
-    render.quality(report)
+    data_reports.quality(report)
     html_path, json_path = quality.write(report, s.reports_dir)
     console.print(f"Saved {html_path} and {json_path}")
 
@@ -108,46 +138,98 @@ def generate_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: $PHM_HOME/data/synthetic).")] = None,
     file_format: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
     malformed_share: Annotated[float, typer.Option(help="Share of rows to corrupt per table (tests).")] = 0.0,
-    under_record_group: Annotated[Optional[str], typer.Option(help="Group whose diagnoses go uncoded: "
-                                                              "White, Asian, Black, Mixed, Other or core20.")] = None,
+    under_record_group: Annotated[
+        Optional[str],
+        typer.Option(help="Group whose diagnoses go uncoded: White, Asian, Black, Mixed, Other or core20."),
+    ] = None,
     under_record_share: Annotated[float, typer.Option(help="Share of that group's diagnoses left uncoded.")] = 0.0,
-    access_barrier_group: Annotated[Optional[str], typer.Option(
-        help="Group that uses hospitals less for the same need (an access barrier): White, Asian, Black, Mixed, "
-             "Other or core20.")] = None,
-    access_barrier_factor: Annotated[Optional[float], typer.Option(
-        help="That group's hospital use for the same need, between 0 and 1 (default 0.5).")] = None,
-    programme_start: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Start a care-coordination "
-                               "programme with a known effect on this date (truth/programme_*).")] = None,
-    programme_practice: Annotated[Optional[list[str]], typer.Option(help="Practice code taking part (repeat; "
-                                                                    "default every practice).")] = None,
+    access_barrier_group: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Group that uses hospitals less for the same need (an access barrier): White, Asian, Black, Mixed, "
+            "Other or core20."
+        ),
+    ] = None,
+    access_barrier_factor: Annotated[
+        Optional[float],
+        typer.Option(help="That group's hospital use for the same need, between 0 and 1 (default 0.5)."),
+    ] = None,
+    programme_start: Annotated[
+        Optional[datetime],
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="Start a care-coordination programme with a known effect on this date (truth/programme_*).",
+        ),
+    ] = None,
+    programme_practice: Annotated[
+        Optional[list[str]], typer.Option(help="Practice code taking part (repeat; default every practice).")
+    ] = None,
     programme_top_share: Annotated[float, typer.Option(help="Share eligible by risk score.")] = 0.05,
     programme_capacity: Annotated[int, typer.Option(help="Most new enrolments a month.")] = 100,
     programme_uptake: Annotated[float, typer.Option(help="Probability an offer is accepted.")] = 0.7,
-    programme_factor: Annotated[float, typer.Option(help="True multiplier of the enrolled's emergency-admission "
-                                                  "hazard (1.0: no effect).")] = 0.75,
-    programme_holdout: Annotated[float, typer.Option(help="Share of the people the rule picks held out at random, "
-                                                   "never offered (truth/programme_holdout).")] = 0.0,
-    programme_group_factor: Annotated[Optional[list[str]], typer.Option(
-        help="GROUP=F: a true factor of its own for a group (a broad ethnic group, or core20); repeat.")] = None,
+    programme_factor: Annotated[
+        float, typer.Option(help="True multiplier of the enrolled's emergency-admission hazard (1.0: no effect).")
+    ] = 0.75,
+    programme_holdout: Annotated[
+        float,
+        typer.Option(
+            help="Share of the people the rule picks held out at random, never offered (truth/programme_holdout)."
+        ),
+    ] = 0.0,
+    programme_group_factor: Annotated[
+        Optional[list[str]],
+        typer.Option(help="GROUP=F: a true factor of its own for a group (a broad ethnic group, or core20); repeat."),
+    ] = None,
 ) -> None:
     """Generate a synthetic ICS: every source extract, ground-truth risks and a realism summary."""
-    programme = None if programme_start is None else {
-        "start": programme_start.date(), "practices": programme_practice or None, "top_share": programme_top_share,
-        "capacity": programme_capacity, "uptake": programme_uptake, "factor": programme_factor,
-        "holdout": programme_holdout, "group_factors": _group_factors(programme_group_factor or [])}
-    generate_ics(settings(), persons, seed, out, file_format, malformed_share, under_record_group, under_record_share,
-                 access_barrier_group, access_barrier_factor, programme)
+    programme = (
+        None
+        if programme_start is None
+        else {
+            "start": programme_start.date(),
+            "practices": programme_practice or None,
+            "top_share": programme_top_share,
+            "capacity": programme_capacity,
+            "uptake": programme_uptake,
+            "factor": programme_factor,
+            "holdout": programme_holdout,
+            "group_factors": _group_factors(programme_group_factor or []),
+        }
+    )
+    generate_ics(
+        settings(),
+        persons,
+        seed,
+        out,
+        file_format,
+        malformed_share,
+        under_record_group,
+        under_record_share,
+        access_barrier_group,
+        access_barrier_factor,
+        programme,
+    )
 
 
 @app.command("load")
 def load_cmd(
-    src: Annotated[Optional[Path], typer.Argument(help="Folder of extracts (default: $PHM_HOME/data/synthetic).")] = None,
-    as_of: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Dates after this are future dates.")] = None,
+    src: Annotated[
+        Optional[Path], typer.Argument(help="Folder of extracts (default: $PHM_HOME/data/synthetic).")
+    ] = None,
+    as_of: Annotated[
+        Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Dates after this are future dates.")
+    ] = None,
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file (default: under PHM_HOME).")] = None,
-    source_format: Annotated[str, typer.Option("--format", help="auto, phm, synthea (CSV export) or omop (CDM v5.4, "
-                                               "CSV or Parquet).")] = "auto",
-    allow_shrink: Annotated[bool, typer.Option("--allow-shrink", help="Replace the warehouse even if the population "
-                                               "or a source shrinks sharply (setting load_shrink).")] = False,
+    source_format: Annotated[
+        str, typer.Option("--format", help="auto, phm, synthea (CSV export) or omop (CDM v5.4, CSV or Parquet).")
+    ] = "auto",
+    allow_shrink: Annotated[
+        bool,
+        typer.Option(
+            "--allow-shrink",
+            help="Replace the warehouse even if the population or a source shrinks sharply (setting load_shrink).",
+        ),
+    ] = False,
 ) -> None:
     """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows. Synthea exports
     and OMOP CDM extracts are first mapped onto the linked data model (see the mapping tables in docs/data-scientist.md). A load
@@ -158,8 +240,10 @@ def load_cmd(
 
 @app.command("export")
 def export_cmd(
-    out: Annotated[Optional[Path], typer.Argument(help="Folder for the Parquet tables (default: the copy Spark reads, "
-                                                       "beside the warehouse).")] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Argument(help="Folder for the Parquet tables (default: the copy Spark reads, beside the warehouse)."),
+    ] = None,
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse file.")] = None,
 ) -> None:
     """Write every linked table of the warehouse as Parquet (one file per table): what the Spark engine reads, and
@@ -186,8 +270,9 @@ def report_cmd(warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse
 def practice_list_cmd(
     practice: Annotated[list[str], typer.Option(help="Practice code (repeat for several).")],
     out: Annotated[Path, typer.Option(help="CSV file to write: outside PHM_HOME (it holds NHS numbers and names).")],
-    src: Annotated[Optional[Path], typer.Option("--source", help="Synthetic ICS folder (default: "
-                                                "$PHM_HOME/data/synthetic).")] = None,
+    src: Annotated[
+        Optional[Path], typer.Option("--source", help="Synthetic ICS folder (default: $PHM_HOME/data/synthetic).")
+    ] = None,
     rows: Annotated[int, typer.Option(help="Rows in the list.")] = 2_000,
     malformed_share: Annotated[float, typer.Option(help="Share of rows with a wrong check digit.")] = 0.0,
     other_share: Annotated[float, typer.Option(help="Share of rows of people registered at other practices.")] = 0.0,
@@ -208,5 +293,7 @@ def practice_list_cmd(
         raise fail(str(exc)) from exc
     target.parent.mkdir(parents=True, exist_ok=True)
     made.table.to_csv(target, index=False)
-    console.print(f"Written {len(made.table):,} rows to [bold]{target}[/] ({int((made.kind == 'malformed').sum()):,} "
-                  f"with a malformed number, {int((made.kind == 'other').sum()):,} of other practices)")
+    console.print(
+        f"Written {len(made.table):,} rows to [bold]{target}[/] ({int((made.kind == 'malformed').sum()):,} "
+        f"with a malformed number, {int((made.kind == 'other').sum()):,} of other practices)"
+    )

@@ -33,5 +33,7 @@ def status_cmd() -> None:
     except DatabaseError as exc:
         raise fail(str(exc)) from exc
     latest = head()
-    console.print(f"{shown_url(s)}: at migration {now or 'none'}; newest {latest}"
-                  + ("" if now == latest else " (run `phm db upgrade`)"))
+    console.print(
+        f"{shown_url(s)}: at migration {now or 'none'}; newest {latest}"
+        + ("" if now == latest else " (run `phm db upgrade`)")
+    )

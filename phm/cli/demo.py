@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from phm.cli import audit, data, features, forecast, models, score, service, train
+from phm.cli import audit, data, features, forecast, models, safety, score, service, train
 from phm.cli.common import console, settings
 from phm.core.settings import Settings
 
@@ -16,11 +16,14 @@ DEMO_DS = "Demo Data Scientist"
 INDEX_DATE = date(2024, 4, 1)
 
 
-def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
-             seed: Annotated[int, typer.Option()] = 1,
-             serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end "
-                                                       "(Ctrl-C stops it).")] = True,
-             port: Annotated[int, typer.Option(help="Port for the service.")] = 3000) -> None:
+def demo_cmd(
+    persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
+    seed: Annotated[int, typer.Option()] = 1,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the service at the end (Ctrl-C stops it).")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port for the service.")] = 3000,
+) -> None:
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
     train and register every risk model, audit them for fairness, sign off as a demo safety officer, promote,
     write each model's CSO pack (deployment record, TRIPOD+AI checklist, publishable bias report),
@@ -54,13 +57,19 @@ def demo_cmd(persons: Annotated[int, typer.Option(help="People in the synthetic 
     score.score_day(s)
     tokens = demo_users(s)
     console.rule("[bold green]Demo complete")
-    console.print("Demo users, one for each role (tokens are shown once; `phm users add NAME --role ROLE --replace` "
-                  "issues new ones):")
+    console.print(
+        "Demo users, one for each role (tokens are shown once; `phm users add NAME --role ROLE --replace` "
+        "issues new ones):"
+    )
     for name, _role, scope, token in tokens:
         console.print(f"  [bold]{name}[/] ({scope}): {token}", soft_wrap=True, highlight=False)
     url = f"http://127.0.0.1:{port}"
-    console.print(f"Web pages: [bold]{url}/ui/[/] (sign in with a token above). API: {url}/api (schema at /api/openapi.json), for example\n"
-                  f"  curl -H 'Authorization: Bearer {tokens[0][3]}' {url}/api/worklist", soft_wrap=True, highlight=False)
+    console.print(
+        f"Web pages: [bold]{url}/ui/[/] (sign in with a token above). API: {url}/api (schema at /api/openapi.json), for example\n"
+        f"  curl -H 'Authorization: Bearer {tokens[0][3]}' {url}/api/worklist",
+        soft_wrap=True,
+        highlight=False,
+    )
     if serve_after:
         service.start_service(s, port=port)
     else:
@@ -75,12 +84,19 @@ def demo_users(s: Settings) -> list[tuple[str, str, str, str]]:
     _, scores = current(s)
     practices = scores.practice_code.value_counts().index[:2].tolist()
     out = []
-    for name, role, scope in (("Demo Coordinator", Role.coordinator, practices), ("Demo Planner", Role.planner, []),
-                              (DEMO_CSO, Role.safety_officer, []), (DEMO_DS, Role.data_scientist, [])):
+    for name, role, scope in (
+        ("Demo Coordinator", Role.coordinator, practices),
+        ("Demo Planner", Role.planner, []),
+        (DEMO_CSO, Role.safety_officer, []),
+        (DEMO_DS, Role.data_scientist, []),
+    ):
         user, token = add_user(s.home, name, role, scope, replace=True)
-        scope_text = {Role.coordinator: "people in " + ", ".join(user.practices), Role.planner: "aggregates, forecasts",
-                      Role.safety_officer: "bias reports, decisions",
-                      Role.data_scientist: "models, reports, aggregates"}[role]
+        scope_text = {
+            Role.coordinator: "people in " + ", ".join(user.practices),
+            Role.planner: "aggregates, forecasts",
+            Role.safety_officer: "bias reports, decisions",
+            Role.data_scientist: "models, reports, aggregates",
+        }[role]
         out.append((user.name, role.value, scope_text, token))
     return out
 
@@ -101,14 +117,18 @@ def audit_and_sign_off(s: Settings, name: str) -> None:
     from models.specs.policy import resolve
 
     console.rule(f"Fairness audit: {name}")
-    out = audit.audit_version(s, name, None, AuditConfig(mitigation="group_thresholds",
-                                                         top_share=resolve(s, name).top_share))
+    out = audit.audit_version(
+        s, name, None, AuditConfig(mitigation="group_thresholds", top_share=resolve(s, name).top_share)
+    )
     version = out.result.subject["version"]
     flags = len(out.result.flags)
-    reason = ("Demo sign-off: the audit passed." if not flags else
-              f"Demo sign-off on synthetic data: {flags} flag(s) accepted so the demo can continue; "
-              "a real safety officer decides after reading the report.")
-    audit.record_decision(s, name, version, "approved", DEMO_CSO, reason, accept_flags=bool(flags))
+    reason = (
+        "Demo sign-off: the audit passed."
+        if not flags
+        else f"Demo sign-off on synthetic data: {flags} flag(s) accepted so the demo can continue; "
+        "a real safety officer decides after reading the report."
+    )
+    safety.record_decision(s, name, version, "approved", DEMO_CSO, reason, accept_flags=bool(flags))
     models.promote_version(s, name, version, by=DEMO_DS)
     console.print(f"{name} version {version} approved by {DEMO_CSO} and promoted to [bold]champion[/].")
     audit.write_pack(s, name, version)

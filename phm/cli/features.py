@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import data_reports, tables
 from models import specs
 from phm.cli.common import MODEL_HELP, EngineOption, console, engine_choice, fail, settings
 from phm.core.settings import Settings
@@ -27,9 +27,17 @@ def feature_spec(name: Optional[str]):
         raise fail(f"unknown feature set {name!r}; choose from {', '.join(specs.NAMES)}") from None
 
 
-def build_features(s: Settings, dates: list[date], feature_set: Optional[str] = None, out: Optional[Path] = None,
-                   min_age: Optional[int] = None, include_death: bool = False, ethnicity_as_predictor: bool = False,
-                   warehouse: Optional[Path] = None, engine: Optional[str] = None) -> dict:
+def build_features(
+    s: Settings,
+    dates: list[date],
+    feature_set: Optional[str] = None,
+    out: Optional[Path] = None,
+    min_age: Optional[int] = None,
+    include_death: bool = False,
+    ethnicity_as_predictor: bool = False,
+    warehouse: Optional[Path] = None,
+    engine: Optional[str] = None,
+) -> dict:
     """Build a feature table with labels as at `dates`; print and return its manifest."""
     from features.build import EmptyCohortError, FeatureSourceError, build
     from features.engine import EngineError, open_engine
@@ -47,14 +55,16 @@ def build_features(s: Settings, dates: list[date], feature_set: Optional[str] = 
                 manifest = build(source, cfg, target)
     except (FeatureSourceError, EmptyCohortError, EngineError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
-    render.feature_build(manifest, feature_set)
+    data_reports.feature_build(manifest, feature_set)
     console.print(f"Written {target} and {target}.manifest.json")
     return manifest
 
 
 @app.command("list")
-def list_cmd(feature_set: Annotated[Optional[str], typer.Option("--set", help=MODEL_HELP)] = None,
-             as_json: Annotated[bool, typer.Option("--json", help="Machine-readable definitions.")] = False) -> None:
+def list_cmd(
+    feature_set: Annotated[Optional[str], typer.Option("--set", help=MODEL_HELP)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable definitions.")] = False,
+) -> None:
     """Print every feature definition in plain words (source, filter, window, aggregation, default)."""
     from features.definitions.model import DerivedFeature, EventFeature
 
@@ -65,20 +75,30 @@ def list_cmd(feature_set: Annotated[Optional[str], typer.Option("--set", help=MO
     for fs in sets:
         rows = []
         for f in fs.features:
-            how = f.describe() if isinstance(f, EventFeature) else (
-                f"from {', '.join(f.depends_on)}" if isinstance(f, DerivedFeature) else "patient record")
+            how = (
+                f.describe()
+                if isinstance(f, EventFeature)
+                else (f"from {', '.join(f.depends_on)}" if isinstance(f, DerivedFeature) else "patient record")
+            )
             default = str(f.default) if isinstance(f, EventFeature) and f.default is not None else ""
             role = " (carried, not a predictor)" if f.name in fs.carried else ""
             rows.append([f.name, f.family, f.description + role, how, default])
-        render.table(f"{fs.name}: {fs.description} (definition hash {fs.definition_hash()})",
-                     ["feature", "family", "description", "how it is computed", "default"], rows)
+        tables.table(
+            f"{fs.name}: {fs.description} (definition hash {fs.definition_hash()})",
+            ["feature", "family", "description", "how it is computed", "default"],
+            rows,
+        )
 
 
 @app.command("build")
 def build_cmd(
     as_of: Annotated[list[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"], help="Index date (repeatable).")],
-    feature_set: Annotated[Optional[str], typer.Option("--set", help=MODEL_HELP + " Default: the worklist model.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Parquet output (default: $PHM_HOME/features/SET_DATE.parquet).")] = None,
+    feature_set: Annotated[
+        Optional[str], typer.Option("--set", help=MODEL_HELP + " Default: the worklist model.")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Parquet output (default: $PHM_HOME/features/SET_DATE.parquet).")
+    ] = None,
     min_age: Annotated[Optional[int], typer.Option(help="Youngest eligible age (default 18).")] = None,
     include_death: Annotated[bool, typer.Option(help="Count death as an outcome (emergency admission set).")] = False,
     ethnicity_as_predictor: Annotated[bool, typer.Option(help="Use ethnicity as a predictor (recorded).")] = False,
@@ -86,5 +106,14 @@ def build_cmd(
     engine: EngineOption = None,
 ) -> None:
     """Build a person-level feature table with labels as at index dates, and its manifest."""
-    build_features(settings(), [d.date() for d in as_of], feature_set, out, min_age, include_death,
-                   ethnicity_as_predictor, warehouse, engine)
+    build_features(
+        settings(),
+        [d.date() for d in as_of],
+        feature_set,
+        out,
+        min_age,
+        include_death,
+        ethnicity_as_predictor,
+        warehouse,
+        engine,
+    )

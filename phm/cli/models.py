@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import model_runs, tables
 from phm.cli.common import MODEL_HELP, console, fail, model_name, registered, settings
 from phm.core.settings import Settings
 
@@ -22,7 +22,7 @@ def list_versions(s: Settings) -> None:
     if not found:
         console.print("No registered models yet. Train one with `phm train emergency-admission`.")
         return
-    render.model_versions(found, s.mlflow_tracking_uri)
+    model_runs.model_versions(found, s.mlflow_tracking_uri)
 
 
 PROMOTERS = ("data_scientist", "safety_officer")
@@ -79,7 +79,15 @@ def persistence_cmd(
         result = run_persistence(s, name, history_months=months, step_months=step, top_share=top_share)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    render.dicts(f"{result['model']} v{result['version']}: top {top_share:.0%} still in the top {top_share:.0%} after",
-                 [{"months": lag["months"], "pairs of dates": len(lag["pairs"]),
-                   "share": "-" if lag["share"] is None else f"{lag['share']:.1%}"} for lag in result["lags"]])
+    tables.dicts(
+        f"{result['model']} v{result['version']}: top {top_share:.0%} still in the top {top_share:.0%} after",
+        [
+            {
+                "months": lag["months"],
+                "pairs of dates": len(lag["pairs"]),
+                "share": "-" if lag["share"] is None else f"{lag['share']:.1%}",
+            }
+            for lag in result["lags"]
+        ],
+    )
     console.print(f"Saved {result_path(s, result['model'])}")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import governance
 from phm.cli.common import console, fail, model_name, settings, typed_config
 
 app = typer.Typer(help="Monitor deployed models: drift, decay and fairness over time.", no_args_is_help=True)
@@ -16,8 +16,10 @@ app = typer.Typer(help="Monitor deployed models: drift, decay and fairness over 
 
 @app.command("run")
 def run_cmd(
-    as_of: Annotated[Optional[datetime], typer.Option("--as-of", formats=["%Y-%m-%d"],
-                                                      help="Monitor as at this date (default: the end of the data).")] = None,
+    as_of: Annotated[
+        Optional[datetime],
+        typer.Option("--as-of", formats=["%Y-%m-%d"], help="Monitor as at this date (default: the end of the data)."),
+    ] = None,
     model: Annotated[Optional[str], typer.Option(help="One model (default: every champion).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Thresholds (JSON, fields of MonitorConfig).")] = None,
 ) -> None:
@@ -39,6 +41,6 @@ def run_cmd(
             console.print(f"{name}: {exc}")
             continue
         any_champion = True
-        render.monitoring(result, record(s, result))
+        governance.monitoring(result, record(s, result))
     if not any_champion:
         raise fail("no champion model to monitor: audit, approve and `phm models promote` a version first")

@@ -11,15 +11,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import people
 from phm.cli.common import console, fail, settings
 
 TOKEN_ENV = "PHM_TOKEN"
 
 
 def reidentify_cmd(
-    practice_list: Annotated[Path, typer.Option("--practice-list", help="The practice's registered list (CSV with "
-                                                "NHS number, name and date of birth columns).")],
+    practice_list: Annotated[
+        Path,
+        typer.Option(
+            "--practice-list",
+            help="The practice's registered list (CSV with NHS number, name and date of birth columns).",
+        ),
+    ],
     practice: Annotated[Optional[list[str]], typer.Option(help="Only these of your practices.")] = None,
     min_band: Annotated[str, typer.Option(help="Lowest band: very high, high, raised or routine.")] = "raised",
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV (formula-safe) instead of a table.")] = False,
@@ -28,7 +33,7 @@ def reidentify_cmd(
     file by PHM). Sign in with your service token (asked for without echo, or from PHM_TOKEN). People of other
     practices reveal nothing; malformed numbers are listed by row. Recorded in the access log with the purpose
     "direct care" and the pseudonymised ids shown."""
-    from phm.core import ledger
+    from phm.core import ledger, ledger_head
     from serving.access import log_path
     from serving.queries import QueryError
     from serving.reidentify import as_csv as to_csv, log_fields, reidentify
@@ -57,13 +62,23 @@ def reidentify_cmd(
     except QueryError as exc:
         raise fail(f"{practice_list}: {exc.message}" if exc.status in (413, 422) else exc.message) from exc
     try:  # nothing is shown unless it is recorded
-        ledger.append(log_path(s.home), "access", full_check=False, user=u.name, role=u.role.value, method="CLI",
-                      route="phm worklist reidentify", status=0, client=getpass.getuser(),
-                      people=[p["person_id"] for p in result.people], practices=result.summary.practices,
-                      **log_fields(result))
-    except (ledger.LedgerError, OSError, ValueError) as exc:
+        ledger.append(
+            log_path(s.home),
+            "access",
+            full_check=False,
+            user=u.name,
+            role=u.role.value,
+            method="CLI",
+            route="phm worklist reidentify",
+            status=0,
+            client=getpass.getuser(),
+            people=[p["person_id"] for p in result.people],
+            practices=result.summary.practices,
+            **log_fields(result),
+        )
+    except (ledger_head.LedgerError, OSError, ValueError) as exc:
         raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is shown") from exc
     if as_csv:
         typer.echo(to_csv(result), nl=False)
     else:
-        render.reidentified(result)
+        people.reidentified(result)

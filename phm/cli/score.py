@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import model_runs
 from phm.cli.common import EngineOption, engine_choice, fail, settings, stages
 from phm.core.settings import Settings
 
@@ -27,16 +27,28 @@ def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = N
             meta = score_daily(s, day, progress=advance, engine=engine_choice(engine), publish=publish or None)
     except (SnapshotError, EngineError, SafetyCaseError) as exc:
         raise fail(str(exc)) from exc
-    render.daily_scores(meta)
+    model_runs.daily_scores(meta)
     return meta
 
 
 @app.command("daily")
-def daily_cmd(day: Annotated[Optional[datetime], typer.Option("--date", formats=["%Y-%m-%d"],
-                                                              help="Score as at this date (default: the day after the data ends).")] = None,
-              engine: EngineOption = None,
-              publish: Annotated[bool, typer.Option("--publish", help="Serve this snapshot even if its day is before "
-                                                    "the live one's (coordinators would then see an older worklist).")] = False) -> None:
+def daily_cmd(
+    day: Annotated[
+        Optional[datetime],
+        typer.Option(
+            "--date", formats=["%Y-%m-%d"], help="Score as at this date (default: the day after the data ends)."
+        ),
+    ] = None,
+    engine: EngineOption = None,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="Serve this snapshot even if its day is before "
+            "the live one's (coordinators would then see an older worklist).",
+        ),
+    ] = False,
+) -> None:
     """Score everyone eligible with the champion models; write today's snapshot atomically (on Spark with
     --engine spark: features, scores and reasons computed on the cluster, scores partitioned by practice). A
     snapshot for a day before the live one (`--date` in the past) is kept beside it, not served, unless --publish."""

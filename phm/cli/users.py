@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import people
 from phm.cli.common import console, err, fail, settings
 from phm.core.settings import Settings
 
@@ -30,8 +30,10 @@ def end_sessions(s: Settings, name: str, reason: str) -> None:
         upgrade(s)
         ended = Sessions(s).end_user(name, reason)
     except DatabaseError as exc:
-        err.print(f"[yellow]Warning:[/] {exc}; the service still refuses {name}'s old sessions, as it checks the "
-                  "user list on every request.")
+        err.print(
+            f"[yellow]Warning:[/] {exc}; the service still refuses {name}'s old sessions, as it checks the "
+            "user list on every request."
+        )
         return
     if ended:
         console.print(f"Ended {ended} signed-in session(s) of {name}.")
@@ -45,8 +47,13 @@ def _show_token(token: str) -> None:
 @app.command("add")
 def add_cmd(
     name: Annotated[str, typer.Argument(help="The person's name (as recorded in the access log).")],
-    role: Annotated[str, typer.Option(help="coordinator, planner, safety_officer, data_scientist or data_feed (a hospital event feed).")],
-    practice: Annotated[Optional[list[str]], typer.Option(help="Practice code a coordinator may see (repeatable).")] = None,
+    role: Annotated[
+        str,
+        typer.Option(help="coordinator, planner, safety_officer, data_scientist or data_feed (a hospital event feed)."),
+    ],
+    practice: Annotated[
+        Optional[list[str]], typer.Option(help="Practice code a coordinator may see (repeatable).")
+    ] = None,
     replace: Annotated[bool, typer.Option(help="Replace an existing user of this name (new token).")] = False,
 ) -> None:
     """Create a user and print their token once (only its hash is stored)."""
@@ -74,7 +81,7 @@ def list_cmd() -> None:
     from serving.users import UsersError, load_users
 
     try:
-        render.users(load_users(settings().home))
+        people.users(load_users(settings().home))
     except UsersError as exc:
         raise fail(str(exc)) from exc
 

@@ -10,12 +10,13 @@ from typing import Annotated
 
 import typer
 
-from phm.cli import render
+from phm.cli.render import tables
 from phm.cli.common import console, fail, settings
 from phm.core.settings import Settings
 
-app = typer.Typer(help="The worklist: contact outcomes, hidden people, caseloads, the evaluation export.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The worklist: contact outcomes, hidden people, caseloads, the evaluation export.", no_args_is_help=True
+)
 UserOption = Annotated[str, typer.Option("--user", help="The care coordinator acting (a registered user).")]
 
 
@@ -40,14 +41,24 @@ def _coordinator(s: Settings, name: str):
 
 
 def _logged(s: Settings, user, route: str, status: int, people: list, practices: list[str]) -> None:
-    from phm.core import ledger
+    from phm.core import ledger, ledger_head
     from serving.access import log_path
 
     try:
-        ledger.append(log_path(s.home), "access", full_check=False, user=user.name, role=user.role.value,
-                      method="CLI", route=route, status=status, client=getpass.getuser(),
-                      people=[str(p) for p in people], practices=sorted(practices))
-    except (ledger.LedgerError, OSError) as exc:
+        ledger.append(
+            log_path(s.home),
+            "access",
+            full_check=False,
+            user=user.name,
+            role=user.role.value,
+            method="CLI",
+            route=route,
+            status=status,
+            client=getpass.getuser(),
+            people=[str(p) for p in people],
+            practices=sorted(practices),
+        )
+    except (ledger_head.LedgerError, OSError) as exc:
         raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is done") from exc
 
 
@@ -55,8 +66,9 @@ def _logged(s: Settings, user, route: str, status: int, people: list, practices:
 def outcome_cmd(
     user: UserOption,
     person: Annotated[str, typer.Option("--person", help="The person's pseudonymised id (as on the worklist).")],
-    outcome: Annotated[str, typer.Option(help="contacted, enrolled, declined, not_appropriate, other_team or "
-                                              "moved_or_died.")],
+    outcome: Annotated[
+        str, typer.Option(help="contacted, enrolled, declined, not_appropriate, other_team or moved_or_died.")
+    ],
     note: Annotated[str, typer.Option(help="Optional short note (shown only within the practice scope).")] = "",
 ) -> None:
     """Record a contact outcome for a person of your practices; it hides them from the worklist for the period
@@ -73,8 +85,9 @@ def outcome_cmd(
         raise fail(exc.message) from exc
     _logged(s, u, "phm worklist outcome", 201, [done.person_id], [done.practice_code])
     until = done.hidden_until.date().isoformat() if done.hidden_until else "a later outcome is recorded"
-    console.print(f"Recorded {outcome} for {done.person_id} ({done.practice_code}); hidden from the worklist until "
-                  f"{until}.")
+    console.print(
+        f"Recorded {outcome} for {done.person_id} ({done.practice_code}); hidden from the worklist until {until}."
+    )
 
 
 @app.command("hidden")
@@ -90,9 +103,25 @@ def hidden_cmd(user: UserOption) -> None:
     except QueryError as exc:
         raise fail(exc.message) from exc
     _logged(s, u, "phm worklist hidden", 200, [r["person_id"] for r in rows], u.practices)
-    render.dicts(f"{len(rows)} people hidden", [{k: r[k] for k in ("person_id", "practice_code", "outcome_words",
-                                                                    "recorded_by", "recorded_at", "hidden_until", "note")}
-                                                 for r in rows], limit=200)
+    tables.dicts(
+        f"{len(rows)} people hidden",
+        [
+            {
+                k: r[k]
+                for k in (
+                    "person_id",
+                    "practice_code",
+                    "outcome_words",
+                    "recorded_by",
+                    "recorded_at",
+                    "hidden_until",
+                    "note",
+                )
+            }
+            for r in rows
+        ],
+        limit=200,
+    )
 
 
 @app.command("caseload")
@@ -113,9 +142,11 @@ def caseload_cmd(
     except QueryError as exc:
         raise fail(f"{file.name}: {exc.message}") from exc
     _logged(s, u, "phm worklist caseload", 200, mine, u.practices)
-    console.print(f"Caseload of {answer['team']}: {answer['stored']:,} people stored, {answer['in_your_practices']:,} "
-                  f"of them in your practices; {answer['duplicates']:,} duplicate and {answer['malformed']:,} malformed "
-                  f"rows" + (f" (rows {', '.join(map(str, answer['malformed_rows'][:20]))})" if answer["malformed"] else ""))
+    console.print(
+        f"Caseload of {answer['team']}: {answer['stored']:,} people stored, {answer['in_your_practices']:,} "
+        f"of them in your practices; {answer['duplicates']:,} duplicate and {answer['malformed']:,} malformed "
+        f"rows" + (f" (rows {', '.join(map(str, answer['malformed_rows'][:20]))})" if answer["malformed"] else "")
+    )
 
 
 @app.command("export-outcomes")
@@ -127,7 +158,7 @@ def export_cmd(
     from phm.operational.database import DatabaseError
     from serving import outcomes
 
-    from phm.core import ledger
+    from phm.core import ledger, ledger_head
     from serving.access import log_path
 
     s = settings()
@@ -137,9 +168,20 @@ def export_cmd(
     except DatabaseError as exc:
         raise fail(str(exc)) from exc
     try:
-        ledger.append(log_path(s.home), "export", full_check=False, user=getpass.getuser(), role="evaluation",
-                      method="CLI", route="phm worklist export-outcomes", status=0, client="", people=[], practices=[])
-    except (ledger.LedgerError, OSError) as exc:
+        ledger.append(
+            log_path(s.home),
+            "export",
+            full_check=False,
+            user=getpass.getuser(),
+            role="evaluation",
+            method="CLI",
+            route="phm worklist export-outcomes",
+            status=0,
+            client="",
+            people=[],
+            practices=[],
+        )
+    except (ledger_head.LedgerError, OSError) as exc:
         console.print(f"[yellow]Warning:[/] the export could not be recorded in the access log ({type(exc).__name__})")
     for key, path in paths.items():
         console.print(f"{key}: {path}")

@@ -21,8 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION_HELP = ("Version of this configuration's schema. A file written for another version is refused with "
-                       "a clear error rather than read with guessed defaults.")
+SCHEMA_VERSION_HELP = (
+    "Version of this configuration's schema. A file written for another version is refused with "
+    "a clear error rather than read with guessed defaults."
+)
 
 
 class Strict(BaseModel):
@@ -36,9 +38,11 @@ def check_schema_version(cls: type, value: int) -> int:
     current = cls.model_fields["schema_version"].default
     if value != current:
         when = "an older" if value < current else "a newer"
-        raise ValueError(f"this configuration was written for {when} version of its schema ({value}); this version of "
-                         f"PHM Intelligence reads schema_version {current}. Compare it with the JSON Schema under "
-                         f"schemas/ (or `phm config schemas`) and update it")
+        raise ValueError(
+            f"this configuration was written for {when} version of its schema ({value}); this version of "
+            f"PHM Intelligence reads schema_version {current}. Compare it with the JSON Schema under "
+            f"schemas/ (or `phm config schemas`) and update it"
+        )
     return value
 
 
@@ -87,8 +91,11 @@ def explain(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
         if e.get("type") == "extra_forbidden":
             known = _field_names(model, loc[:-1]) if model is not None else []
             close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6) if loc else []
-            hint = f" (did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))}?)" if close else \
-                (f" (known keys: {', '.join(known)})" if known else "")
+            hint = (
+                f" (did you mean {'.'.join(map(str, loc[:-1] + (close[0],)))}?)"
+                if close
+                else (f" (known keys: {', '.join(known)})" if known else "")
+            )
             parts.append(f"{where}: unknown key{hint}")
         else:
             message = str(e.get("msg", "")).removeprefix("Value error, ")

@@ -52,8 +52,14 @@ class Head:
     unsigned_until: int = 0  # entries up to here predate signing (`adopt`)
 
     def fields(self) -> dict:
-        return {"ledger": self.ledger, "seq": self.seq, "sha256": self.sha256, "size": self.size, "at": self.at,
-                "unsigned_until": self.unsigned_until}
+        return {
+            "ledger": self.ledger,
+            "seq": self.seq,
+            "sha256": self.sha256,
+            "size": self.size,
+            "at": self.at,
+            "unsigned_until": self.unsigned_until,
+        }
 
     def mac(self, key: bytes) -> str:
         body = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
@@ -90,8 +96,10 @@ class Signer:
             return found
         folder = self.home.joinpath(*ANCHORS)
         if anchor.exists() or (folder.is_dir() and any(folder.glob("*.head"))):
-            raise LedgerError(f"the ledger key is missing ({self.source}) but signed heads exist: restore the key "
-                              "(or set PHM_LEDGER_KEY); not creating a new one")
+            raise LedgerError(
+                f"the ledger key is missing ({self.source}) but signed heads exist: restore the key "
+                "(or set PHM_LEDGER_KEY); not creating a new one"
+            )
         self.key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.key_file.with_name(f".{self.key_file.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -156,8 +164,9 @@ def read_head(anchor: Path, sign: Signer, ledger: str) -> Head:
     if key is None:
         raise LedgerError(f"the ledger key is missing ({sign.source}): the signed head {anchor} cannot be checked")
     if not hmac.compare_digest(str(mac), head.mac(key)):
-        raise LedgerError(f"{anchor}: the signed head does not match its signature (forged or altered, or signed "
-                          "with another key)")
+        raise LedgerError(
+            f"{anchor}: the signed head does not match its signature (forged or altered, or signed with another key)"
+        )
     if head.ledger != ledger:
         raise LedgerError(f"{anchor}: the signed head belongs to {head.ledger}, not {ledger}")
     return head

@@ -67,9 +67,11 @@ class ServiceSettings(BaseModel):
     trusted_proxies: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "::1"],
         description="Addresses (or CIDR ranges) of reverse proxies whose X-Forwarded-Proto/-For are believed; "
-                    "cookies are marked Secure when such a proxy says the browser used https. [] trusts none.")
+        "cookies are marked Secure when such a proxy says the browser used https. [] trusts none.",
+    )
     metrics: Literal["off", "data_scientist", "open"] = Field(
-        "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks).")
+        "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks)."
+    )
 
 
 #: How long each contact outcome hides a person from the worklist: days, or "until_changed" (hidden until a later
@@ -81,8 +83,10 @@ class OutcomeHide(Strict):
     """Per outcome code, how long it hides the person from coordinators' worklists (`[outcomes.hide]`)."""
 
     contacted: HideFor = Field(28, description="Days a person contacted stays off the worklist.")
-    enrolled: HideFor = Field("until_changed", description="Enrolled in case management: hidden while enrolled "
-                                                           "(until a later outcome is recorded).")
+    enrolled: HideFor = Field(
+        "until_changed",
+        description="Enrolled in case management: hidden while enrolled (until a later outcome is recorded).",
+    )
     declined: HideFor = Field(182, description="Days after a person declined (about 6 months).")
     not_appropriate: HideFor = Field(365, description="Days after a person was judged not appropriate (12 months).")
     other_team: HideFor = Field(182, description="Days after a person was found already under another team.")
@@ -92,7 +96,7 @@ class OutcomeHide(Strict):
     @classmethod
     def _days(cls, value: HideFor) -> HideFor:
         if isinstance(value, int) and not 0 <= value <= 3660:
-            raise ValueError("a hiding period is 0 to 3660 days, or \"until_changed\"")
+            raise ValueError('a hiding period is 0 to 3660 days, or "until_changed"')
         return value
 
 
@@ -112,18 +116,28 @@ class OperatingPolicy(Strict):
     stops the daily job and the service from using the model until the change is approved."""
 
     top_share: float | None = Field(
-        None, gt=0, lt=1, description="The share of the eligible population acted on (0.05 = the 5% at highest "
+        None,
+        gt=0,
+        lt=1,
+        description="The share of the eligible population acted on (0.05 = the 5% at highest "
         "risk): the people put on coordinators' worklists, or warned, and the operating point at which the bias "
-        "report judges fairness. Default: the worklist model's last band cut-off; a column model's specification.")
+        "report judges fairness. Default: the worklist model's last band cut-off; a column model's specification.",
+    )
     bands: dict[str, float] | None = Field(
-        None, description="Worklist band cut-offs of the worklist model, highest band first: band name -> the top "
+        None,
+        description="Worklist band cut-offs of the worklist model, highest band first: band name -> the top "
         "share of people in that band or a higher one (default: the model specification's, e.g. very high 0.005, "
-        "high 0.02, raised 0.05). The names are the specification's.")
+        "high 0.02, raised 0.05). The names are the specification's.",
+    )
     holdout_share: float | None = Field(
-        None, ge=0, lt=0.5, description="Random holdout of the worklist model (Liley et al.): the share of the people "
+        None,
+        ge=0,
+        lt=0.5,
+        description="Random holdout of the worklist model (Liley et al.): the share of the people "
         "it would list who are held out at random and never listed, so that monitoring and safe retraining can see "
         "outcomes without the programme (0.05 = one in twenty). A clinical safety officer's decision: part of the "
-        "approved configuration, recorded in the hazard log. Default none (0).")
+        "approved configuration, recorded in the hazard log. Default none (0).",
+    )
 
     @field_validator("bands")
     @classmethod
@@ -134,8 +148,10 @@ class OperatingPolicy(Strict):
         if not value or any(not 0 < s < 1 for s in shares):
             raise ValueError("each band cut-off is a share of people between 0 and 1 (0.05 = the top 5%)")
         if any(b <= a for a, b in zip(shares, shares[1:])):
-            raise ValueError("band cut-offs must grow from the highest band to the lowest "
-                             f"(got {', '.join(f'{k} {v:g}' for k, v in value.items())})")
+            raise ValueError(
+                "band cut-offs must grow from the highest band to the lowest "
+                f"(got {', '.join(f'{k} {v:g}' for k, v in value.items())})"
+            )
         return value
 
 
@@ -154,39 +170,62 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO")
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI (default: SQLite under home).")
     engine: Literal["duckdb", "spark"] = Field(
-        default="duckdb", description="Engine for feature builds, daily scoring and audits (Spark: `[spark]` extra).")
-    spark_master: str = Field(default="local[2]", description="Spark master (ignored when a session already runs, "
-                                                               "as on a Databricks cluster).")
+        default="duckdb", description="Engine for feature builds, daily scoring and audits (Spark: `[spark]` extra)."
+    )
+    spark_master: str = Field(
+        default="local[2]",
+        description="Spark master (ignored when a session already runs, as on a Databricks cluster).",
+    )
     spark_tables: str | None = Field(
-        default=None, description="Folder of Parquet tables (one per linked table) that Spark reads; default: a "
-                                  "copy of the warehouse under home, refreshed whenever the warehouse changes.")
+        default=None,
+        description="Folder of Parquet tables (one per linked table) that Spark reads; default: a "
+        "copy of the warehouse under home, refreshed whenever the warehouse changes.",
+    )
     spark_database: str | None = Field(
-        default=None, description="Catalog database/schema holding the linked tables by name (e.g. `main.phm`); "
-                                  "takes precedence over spark_tables.")
-    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings, e.g. "
-                                                                         "{\"spark.driver.memory\": \"8g\"}.")
+        default=None,
+        description="Catalog database/schema holding the linked tables by name (e.g. `main.phm`); "
+        "takes precedence over spark_tables.",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description='Extra Spark settings, e.g. {"spark.driver.memory": "8g"}.'
+    )
     ledger_key: SecretStr | None = Field(
-        default=None, description="Secret that signs the hazard and access logs' entries and heads (keep it apart "
-                                  "from PHM_HOME in production); default: a random key in ledger_key_file.")
+        default=None,
+        description="Secret that signs the hazard and access logs' entries and heads (keep it apart "
+        "from PHM_HOME in production); default: a random key in ledger_key_file.",
+    )
     ledger_key_file: Path | None = Field(
-        default=None, description="File holding the ledger key (default: $PHM_HOME/security/ledger.key, 0600, "
-                                  "created on the first append).")
-    ledger_fsync: bool = Field(False, description="Flush every access-log entry to disk before its signed head "
-                                                  "moves (the hazard log always is): a power cut then cannot leave "
-                                                  "the head ahead of the log, at the cost of a disk flush per "
-                                                  "person-level request.")
+        default=None,
+        description="File holding the ledger key (default: $PHM_HOME/security/ledger.key, 0600, "
+        "created on the first append).",
+    )
+    ledger_fsync: bool = Field(
+        False,
+        description="Flush every access-log entry to disk before its signed head "
+        "moves (the hazard log always is): a power cut then cannot leave "
+        "the head ahead of the log, at the cost of a disk flush per "
+        "person-level request.",
+    )
     load_shrink: ShrinkPolicy = Field(default_factory=ShrinkPolicy, description="Shrink guard of `phm data load`.")
-    threads: int | None = Field(default=None, ge=1, description="Threads LightGBM trains and scores with (default: "
-                                                                 "the cores this process may use; see phm.core.threads).")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads LightGBM trains and scores with (default: "
+        "the cores this process may use; see phm.core.threads).",
+    )
     database_url: SecretStr | None = Field(
-        default=None, description="Operational database (sessions, contact outcomes, caseloads): a SQLAlchemy URL "
-                                  "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.")
+        default=None,
+        description="Operational database (sessions, contact outcomes, caseloads): a SQLAlchemy URL "
+        "such as postgresql+psycopg://user:pass@host/db; default SQLite under home.",
+    )
     disclosure: DisclosureSettings = Field(default_factory=DisclosureSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
     policy: dict[str, OperatingPolicy] = Field(
-        default_factory=dict, description="Operating policy per model (`[policy.<model>]` in phm.toml): "
-        "band cut-offs, the share acted on and the random holdout. Part of the configuration a safety officer approves.")
+        default_factory=dict,
+        description="Operating policy per model (`[policy.<model>]` in phm.toml): "
+        "band cut-offs, the share acted on and the random holdout. Part of the configuration a safety officer approves.",
+    )
 
     @field_validator("schema_version")
     @classmethod
@@ -245,7 +284,9 @@ class Settings(BaseSettings):
     @property
     def ledger_key_path(self) -> Path:
         """Where the ledger key is kept when `ledger_key` is not set."""
-        return Path(self.ledger_key_file).expanduser() if self.ledger_key_file else self.home / "security" / "ledger.key"
+        return (
+            Path(self.ledger_key_file).expanduser() if self.ledger_key_file else self.home / "security" / "ledger.key"
+        )
 
     @property
     def spark_tables_dir(self) -> Path:
@@ -272,8 +313,16 @@ class Settings(BaseSettings):
             "service": self.service.model_dump(),
             "outcomes": self.outcomes.model_dump(),
             "policy": {k: v.model_dump(exclude_none=True) for k, v in self.policy.items()},
-            **({"spark_master": self.spark_master, "spark_tables": self.spark_tables or str(self.spark_tables_dir),
-                "spark_database": self.spark_database, "spark_conf": self.spark_conf} if self.engine == "spark" else {}),
+            **(
+                {
+                    "spark_master": self.spark_master,
+                    "spark_tables": self.spark_tables or str(self.spark_tables_dir),
+                    "spark_database": self.spark_database,
+                    "spark_conf": self.spark_conf,
+                }
+                if self.engine == "spark"
+                else {}
+            ),
         }
 
 
@@ -312,5 +361,6 @@ def get_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(f"settings ({_config_file()} and PHM_* environment variables): "
-                            f"{explain(exc, Settings)}") from exc
+        raise SettingsError(
+            f"settings ({_config_file()} and PHM_* environment variables): {explain(exc, Settings)}"
+        ) from exc

@@ -104,8 +104,10 @@ def upgrade(settings: Settings) -> str:
             command.upgrade(cfg, "head")
         return revision(settings)
     except (SQLAlchemyError, OSError) as exc:
-        raise DatabaseError(f"cannot migrate the operational database at {shown_url(settings)}: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        raise DatabaseError(
+            f"cannot migrate the operational database at {shown_url(settings)}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from exc
 
 
 def revision(settings: Settings) -> str | None:
@@ -116,8 +118,9 @@ def revision(settings: Settings) -> str | None:
         with engine(settings).connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot reach the operational database at {shown_url(settings)}: "
-                            f"{type(exc).__name__}") from exc
+        raise DatabaseError(
+            f"cannot reach the operational database at {shown_url(settings)}: {type(exc).__name__}"
+        ) from exc
 
 
 def head() -> str:

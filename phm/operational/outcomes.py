@@ -35,9 +35,14 @@ class Outcome(str, Enum):
     moved_or_died = "moved_or_died"
 
 
-WORDS = {Outcome.contacted: "contacted", Outcome.enrolled: "enrolled in case management",
-         Outcome.declined: "declined", Outcome.not_appropriate: "not appropriate",
-         Outcome.other_team: "already under another team", Outcome.moved_or_died: "moved away or died"}
+WORDS = {
+    Outcome.contacted: "contacted",
+    Outcome.enrolled: "enrolled in case management",
+    Outcome.declined: "declined",
+    Outcome.not_appropriate: "not appropriate",
+    Outcome.other_team: "already under another team",
+    Outcome.moved_or_died: "moved away or died",
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,15 @@ def hide_days(settings: Settings, outcome: Outcome) -> int | None:
     return None if value == "until_changed" else int(value)
 
 
-def record(settings: Settings, person_id: int, practice_code: str, outcome: Outcome | str, user: str,
-           note: str | None = None, now: datetime | None = None) -> Recorded:
+def record(
+    settings: Settings,
+    person_id: int,
+    practice_code: str,
+    outcome: Outcome | str,
+    user: str,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> Recorded:
     """Record an outcome (the caller has checked the person is in `user`'s scope)."""
     outcome = Outcome(outcome)
     note = (note or "").strip() or None
@@ -80,23 +92,43 @@ def record(settings: Settings, person_id: int, practice_code: str, outcome: Outc
     at = now or utcnow()
     try:
         with engine(settings).begin() as conn:
-            conn.execute(insert(outcomes).values(person_id=int(person_id), practice_code=practice_code,
-                                                 outcome=outcome.value, note=note, recorded_by=user, recorded_at=at))
+            conn.execute(
+                insert(outcomes).values(
+                    person_id=int(person_id),
+                    practice_code=practice_code,
+                    outcome=outcome.value,
+                    note=note,
+                    recorded_by=user,
+                    recorded_at=at,
+                )
+            )
     except SQLAlchemyError as exc:
         raise _failed(settings, exc) from exc
     return _in_force(settings, int(person_id), practice_code, outcome.value, user, at, note, at)
 
 
-def _in_force(settings: Settings, person_id: int, practice: str, outcome: str, by: str, at: datetime,
-              note: str | None, now: datetime) -> Recorded:
+def _in_force(
+    settings: Settings,
+    person_id: int,
+    practice: str,
+    outcome: str,
+    by: str,
+    at: datetime,
+    note: str | None,
+    now: datetime,
+) -> Recorded:
     code = Outcome(outcome)
     days = hide_days(settings, code)
     until = None if days is None else at + timedelta(days=days)
     return Recorded(person_id, practice, code, by, at, note, until, until is None or until > now)
 
 
-def in_force(settings: Settings, practices: Iterable[str] | None = None, person_ids: Iterable[int] | None = None,
-             now: datetime | None = None) -> list[Recorded]:
+def in_force(
+    settings: Settings,
+    practices: Iterable[str] | None = None,
+    person_ids: Iterable[int] | None = None,
+    now: datetime | None = None,
+) -> list[Recorded]:
     """Each person's latest outcome (of these practices and/or people; all when neither is given)."""
     now = now or utcnow()
     latest = select(outcomes.c.person_id, func.max(outcomes.c.id).label("id")).group_by(outcomes.c.person_id)
@@ -111,8 +143,19 @@ def in_force(settings: Settings, practices: Iterable[str] | None = None, person_
             rows = conn.execute(query).mappings().all()
     except SQLAlchemyError as exc:
         raise _failed(settings, exc) from exc
-    return [_in_force(settings, r["person_id"], r["practice_code"], r["outcome"], r["recorded_by"],
-                      r["recorded_at"], r["note"], now) for r in rows]
+    return [
+        _in_force(
+            settings,
+            r["person_id"],
+            r["practice_code"],
+            r["outcome"],
+            r["recorded_by"],
+            r["recorded_at"],
+            r["note"],
+            now,
+        )
+        for r in rows
+    ]
 
 
 def hidden(settings: Settings, practices: Iterable[str], now: datetime | None = None) -> list[Recorded]:
@@ -139,8 +182,13 @@ def enrolments(rows: list[dict]) -> list[dict]:
         pid = int(r["person_id"])
         if r["outcome"] == Outcome.enrolled.value:
             if pid not in open_:
-                open_[pid] = {"person_id": pid, "practice_code": r["practice_code"], "enrolled_at": r["recorded_at"],
-                              "ended_at": None, "ended_by": None}
+                open_[pid] = {
+                    "person_id": pid,
+                    "practice_code": r["practice_code"],
+                    "enrolled_at": r["recorded_at"],
+                    "ended_at": None,
+                    "ended_by": None,
+                }
                 out.append(open_[pid])
         elif pid in open_:
             period = open_.pop(pid)
@@ -149,8 +197,9 @@ def enrolments(rows: list[dict]) -> list[dict]:
 
 
 # ---- caseloads -------------------------------------------------------------------------------------------
-def set_caseload(settings: Settings, team: str, person_ids: Iterable[int], user: str,
-                 now: datetime | None = None) -> int:
+def set_caseload(
+    settings: Settings, team: str, person_ids: Iterable[int], user: str, now: datetime | None = None
+) -> int:
     """Replace `team`'s caseload with these people (pseudonymised ids); how many are on it now."""
     team = team.strip()
     if not team or len(team) > 80:
@@ -161,8 +210,10 @@ def set_caseload(settings: Settings, team: str, person_ids: Iterable[int], user:
         with engine(settings).begin() as conn:
             conn.execute(delete(caseloads).where(caseloads.c.team == team))
             if ids:
-                conn.execute(insert(caseloads), [{"team": team, "person_id": p, "uploaded_by": user, "uploaded_at": at}
-                                                 for p in ids])
+                conn.execute(
+                    insert(caseloads),
+                    [{"team": team, "person_id": p, "uploaded_by": user, "uploaded_at": at} for p in ids],
+                )
     except SQLAlchemyError as exc:
         raise _failed(settings, exc) from exc
     return len(ids)
@@ -177,9 +228,12 @@ def teams_of(settings: Settings, person_ids: Iterable[int]) -> dict[int, list[st
     try:
         with engine(settings).connect() as conn:
             for start in range(0, len(ids), 5000):
-                part = ids[start:start + 5000]
-                for pid, team in conn.execute(select(caseloads.c.person_id, caseloads.c.team)
-                                              .where(caseloads.c.person_id.in_(part)).order_by(caseloads.c.team)):
+                part = ids[start : start + 5000]
+                for pid, team in conn.execute(
+                    select(caseloads.c.person_id, caseloads.c.team)
+                    .where(caseloads.c.person_id.in_(part))
+                    .order_by(caseloads.c.team)
+                ):
                     out.setdefault(int(pid), []).append(team)
     except SQLAlchemyError as exc:
         raise _failed(settings, exc) from exc

@@ -9,7 +9,8 @@ metadata = MetaData()
 #: Signed-in web sessions. The browser holds a random token; only its SHA-256 is stored, so a copy of the database
 #: cannot be replayed as a cookie. Times are UTC.
 sessions = Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     Column("id_sha256", String(64), primary_key=True),
     Column("user_name", String(80), nullable=False),
     Column("token_fingerprint", String(16), nullable=False),  # the user's access token at sign-in (first 16 hex)
@@ -26,7 +27,8 @@ sessions = Table(
 #: Contact outcomes recorded by care coordinators, one row per recording (never updated: the latest row of a person
 #: is in force). Pseudonymised person ids only; the note is shown only within the practice's scope.
 outcomes = Table(
-    "outcomes", metadata,
+    "outcomes",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("person_id", BigInteger, nullable=False),
     Column("practice_code", String(12), nullable=False),
@@ -40,7 +42,8 @@ outcomes = Table(
 
 #: People on a team's caseload (by pseudonymised id; an upload replaces the team's list).
 caseloads = Table(
-    "caseloads", metadata,
+    "caseloads",
+    metadata,
     Column("team", String(80), primary_key=True),
     Column("person_id", BigInteger, primary_key=True),
     Column("uploaded_by", String(80), nullable=False),

@@ -50,8 +50,13 @@ def absorb_events(settings: Settings, progress=None) -> dict:
     snapshot = score_daily(settings, day, progress=say)
     keep = _still_needed(events, rows, day)
     store.prune(files, events[keep], events.message_id[~keep])
-    out = {"events": int(len(events)), "pruned": int((~keep).sum()), "kept": int(keep.sum()),
-           "snapshot": snapshot["date"], "published": bool(snapshot.get("published", True))}
+    out = {
+        "events": int(len(events)),
+        "pruned": int((~keep).sum()),
+        "kept": int(keep.sum()),
+        "snapshot": snapshot["date"],
+        "published": bool(snapshot.get("published", True)),
+    }
     if keep.any() and out["published"]:
         try:
             out["delta"] = refresh_delta(settings, progress=say)["delta"]
@@ -65,8 +70,9 @@ def _still_needed(events: pd.DataFrame, rows: dict[str, pd.DataFrame], day: date
     """Events of encounters still open, or touched on the day before `day` (see the module's docstring)."""
     open_apc = rows["apc_spells"].spell_id[rows["apc_spells"].discharge_date.isna()]
     open_ae = rows["ae_attendances"].attendance_id[rows["ae_attendances"].departure_time.isna()]
-    still_open = (((events.setting == "inpatient") & events.encounter_id.isin(open_apc))
-                  | ((events.setting == "emergency") & events.encounter_id.isin(open_ae)))
+    still_open = ((events.setting == "inpatient") & events.encounter_id.isin(open_apc)) | (
+        (events.setting == "emergency") & events.encounter_id.isin(open_ae)
+    )
     recent = pd.to_datetime(events.occurred) >= pd.Timestamp(day - timedelta(days=1))
     touched = events.assign(_r=recent).groupby(["setting", "encounter_id"])._r.transform("any")
     return (still_open | touched).astype(bool)

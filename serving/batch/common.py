@@ -26,7 +26,9 @@ def default_date(warehouse: Path) -> date:
     return data_end(warehouse) + timedelta(days=1)
 
 
-def approved_champion(settings: Settings, spec: ModelSpec, source: str) -> tuple[Champion | None, Case | None, str | None]:
+def approved_champion(
+    settings: Settings, spec: ModelSpec, source: str
+) -> tuple[Champion | None, Case | None, str | None]:
     """The `champion` of `spec` with its safety case, when a safety officer approved the configuration in force
     (checked before the model is loaded, and again that the alias did not move meanwhile); else (None, case or
     None, the reason it may not score). No champion at all: (None, None, None)."""
@@ -57,13 +59,21 @@ def check_features(found: Case, manifest: dict) -> None:
     """Scoring check: the features just built compute what the approved configuration says (`definition_hash`)."""
     approved = found.current.feature_hash
     if manifest["definition_hash"] != approved:
-        raise SnapshotError(f"{found.model} version {found.version}: the features built compute "
-                            f"{manifest['definition_hash']}, not the approved {approved}; nothing was scored")
+        raise SnapshotError(
+            f"{found.model} version {found.version}: the features built compute "
+            f"{manifest['definition_hash']}, not the approved {approved}; nothing was scored"
+        )
 
 
 def approval_record(found: Case) -> dict:
     """What a snapshot records of the approval each model scored under."""
     s = found.summary()
-    return {"configuration_sha256": s["configuration_sha256"], "report_sha256": s["report_sha256"],
-            "approved_by": s["approved_by"], "approved_at": s["approved_at"], "approval_seq": s["approval_seq"],
-            "top_share": found.current.top_share, "data_source": found.current.data_source}
+    return {
+        "configuration_sha256": s["configuration_sha256"],
+        "report_sha256": s["report_sha256"],
+        "approved_by": s["approved_by"],
+        "approved_at": s["approved_at"],
+        "approval_seq": s["approval_seq"],
+        "top_share": found.current.top_share,
+        "data_source": found.current.data_source,
+    }

@@ -9,8 +9,9 @@ from datetime import date
 from phm.core.settings import Settings
 
 
-def score_daily(settings: Settings, day: date | None = None, progress=None, engine: str | None = None,
-                publish: bool | None = None) -> dict:
+def score_daily(
+    settings: Settings, day: date | None = None, progress=None, engine: str | None = None, publish: bool | None = None
+) -> dict:
     """Score everyone eligible on `day` and publish the snapshot (a day before the live snapshot's only with
     `publish=True`; see `serving.batch.store.publish_snapshot`); on Spark when `engine` (or the `engine`
     setting) says so, in-process on DuckDB otherwise."""

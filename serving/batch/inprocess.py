@@ -30,16 +30,23 @@ from models.explain import reasons
 from models import specs
 from phm.core.settings import Settings
 from phm.core.timing import Stages
-from serving.batch.common import (SnapshotError, approval_record, approved_champion, check_features, default_date,
-                                  require_champion)
+from serving.batch.common import (
+    SnapshotError,
+    approval_record,
+    approved_champion,
+    check_features,
+    default_date,
+    require_champion,
+)
 from serving.batch.ranking import bands, condition_lists, hold_out
 from serving.batch.store import earlier, snapshot_meta, write_snapshot
 from serving.governance.configuration import data_source
 from training import tracking
 
 
-def score_daily_inprocess(settings: Settings, day: date | None = None, progress=None,
-                          publish: bool | None = None) -> dict:
+def score_daily_inprocess(
+    settings: Settings, day: date | None = None, progress=None, publish: bool | None = None
+) -> dict:
     """Score everyone eligible on `day` in this process (features on DuckDB) and publish the snapshot."""
     say = progress or (lambda _m: None)
     if not settings.warehouse_path.exists():
@@ -66,8 +73,9 @@ class Listed(NamedTuple):
     share: float
 
 
-def score_population(settings: Settings, day: date, say, work: Path
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict, Stages, Listed]:
+def score_population(
+    settings: Settings, day: date, say, work: Path
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, Stages, Listed]:
     """Everyone eligible on `day`, scored as the daily job scores them: (scores, predictors, manifest, stages, who
     was listed and held out; the daily job adds that to the listing record once its snapshot is published).
     Also the whole-population base of an incremental refresh at a later index date (`serving.batch.roll`)."""
@@ -88,16 +96,24 @@ def score_population(settings: Settings, day: date, say, work: Path
     risk = champion.model.risk_from_values(X.to_numpy())
     stages.done("scoring")
     rank, band = bands(risk, list(approved.current.bands.items()))
-    listed, held = hold_out(settings, spec.name, features["person_id"].to_numpy(), band, approved.current.holdout_share,
-                            rank)
+    listed, held = hold_out(
+        settings, spec.name, features["person_id"].to_numpy(), band, approved.current.holdout_share, rank
+    )
     practices = practice_pcns(settings.warehouse_path)
     conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features]
-    scores = pd.DataFrame({
-        "person_id": features["person_id"].to_numpy(), "practice_code": features["practice_code"].astype(str).to_numpy(),
-        "age_band": features["age_band"].astype(str).to_numpy(), "sex": features["sex"].astype(str).to_numpy(),
-        "segment": features["segment"].astype(str).to_numpy(),
-        "conditions": condition_lists(features, conditions),
-        "risk": risk, "rank": rank, "band": band})
+    scores = pd.DataFrame(
+        {
+            "person_id": features["person_id"].to_numpy(),
+            "practice_code": features["practice_code"].astype(str).to_numpy(),
+            "age_band": features["age_band"].astype(str).to_numpy(),
+            "sex": features["sex"].astype(str).to_numpy(),
+            "segment": features["segment"].astype(str).to_numpy(),
+            "conditions": condition_lists(features, conditions),
+            "risk": risk,
+            "rank": rank,
+            "band": band,
+        }
+    )
     scores["pcn_code"] = scores.practice_code.map(practices).fillna("")
     stages.done("bands")
     shown = scores.band != "routine"
@@ -122,16 +138,33 @@ def score_population(settings: Settings, day: date, say, work: Path
             if len(frame):
                 value = found.model.predict_proba(frame[list(found.model.feature_names_in_)].astype("float64"))[:, 1]
                 scores[other.daily.column] = scores.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
-            columns[other.name] = {"version": found.version, "people": int(len(frame)), "column": other.daily.column,
-                                   **approval_record(case)}
+            columns[other.name] = {
+                "version": found.version,
+                "people": int(len(frame)),
+                "column": other.daily.column,
+                **approval_record(case),
+            }
         stages.done(other.name)
     previous = earlier(settings, day)  # trend: the scores of a week before (or the latest earlier ones); none at first
-    scores["previous_risk"] = (scores.person_id.map(previous[1].set_index("person_id").risk).astype("float64")
-                               if previous is not None else np.nan)
+    scores["previous_risk"] = (
+        scores.person_id.map(previous[1].set_index("person_id").risk).astype("float64")
+        if previous is not None
+        else np.nan
+    )
     stages.done("trend")
-    meta = snapshot_meta(day, len(scores), champion, manifest["definition_hash"], columns,
-                         scores.band.value_counts().to_dict(), previous[0]["date"] if previous else None, "duckdb",
-                         approval_record(approved), approved.current.bands, refused)
+    meta = snapshot_meta(
+        day,
+        len(scores),
+        champion,
+        manifest["definition_hash"],
+        columns,
+        scores.band.value_counts().to_dict(),
+        previous[0]["date"] if previous else None,
+        "duckdb",
+        approval_record(approved),
+        approved.current.bands,
+        refused,
+    )
     if approved.current.holdout_share:
         meta["holdout"] = {"share": approved.current.holdout_share, "held_out": int(held.sum())}
     today = Listed(spec.name, scores.person_id.to_numpy()[listed], held[listed], approved.current.holdout_share)

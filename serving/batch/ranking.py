@@ -24,17 +24,30 @@ def band_limits(cutoffs: Cutoffs, people: int) -> list[tuple[str, int]]:
 def bands(risk: np.ndarray, cutoffs: Cutoffs = tuple(BANDS)) -> tuple[np.ndarray, np.ndarray]:
     """Rank (1 = highest risk) and band for each person (ties keep their order), with the band cut-offs of the
     approved operating policy (the specification's by default)."""
+    rank, code = band_codes(risk, cutoffs)
+    return rank, band_names(cutoffs)[code]
+
+
+def band_names(cutoffs: Cutoffs) -> np.ndarray:
+    """The bands as `band_codes` numbers them: the cut-offs' in order, then "routine" (the last code)."""
+    return np.array([name for name, _ in cutoffs] + ["routine"], dtype=object)
+
+
+def band_codes(risk: np.ndarray, cutoffs: Cutoffs = tuple(BANDS)) -> tuple[np.ndarray, np.ndarray]:
+    """`bands` with each band as its index in `band_names(cutoffs)` (int8: cheap to compare over a population)."""
     order = np.argsort(-risk, kind="stable")
     rank = np.empty(risk.size, dtype=np.int64)
     rank[order] = np.arange(1, risk.size + 1)
-    band = np.full(risk.size, "routine", dtype=object)
-    for name, last in reversed(band_limits(cutoffs, risk.size)):
-        band[rank <= last] = name
-    return rank, band
+    limits = band_limits(cutoffs, risk.size)
+    code = np.full(risk.size, len(limits), dtype=np.int8)
+    for i, (_name, last) in reversed(list(enumerate(limits))):
+        code[order[:last]] = i
+    return rank, code
 
 
-def hold_out(settings, model: str, person_id: np.ndarray, band: np.ndarray, share: float,
-             rank: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def hold_out(
+    settings, model: str, person_id: np.ndarray, band: np.ndarray, share: float, rank: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Who the model lists today (in a worklist band) and who of them is held out at random: in `model`'s holdout at
     the approved `share` and never listed and shown before (`evaluation.programme.listing.shown`). The held-out
     are moved to `routine` in `band` and, in `rank`, just below the people listed (both in place): the listed keep

@@ -27,6 +27,8 @@ from serving.batch.inprocess import score_population
 from serving.batch.store import current_folder, worklist_version
 
 ROLLED = "rolled"
+
+
 def rolled_folder(snapshot: Path, day: date) -> Path:
     return snapshot / ROLLED / str(day)
 
@@ -41,8 +43,10 @@ def ensure_rolled(settings: Settings, snapshot: Path, meta: dict, day: date, pro
     say(f"re-scoring everyone at {day}: the events reach past the snapshot's index date {meta['date']}")
     scores, X, rolled, _stages, _listed = score_population(settings, day, say, settings.features_dir / "rolled")
     if str(worklist_version(rolled)) != str(worklist_version(meta)):
-        raise SnapshotError(f"the champion is version {worklist_version(rolled)} but the snapshot was scored by "
-                            f"version {worklist_version(meta)}: run the daily job first")
+        raise SnapshotError(
+            f"the champion is version {worklist_version(rolled)} but the snapshot was scored by "
+            f"version {worklist_version(meta)}: run the daily job first"
+        )
     rolled["rolled_from"] = snapshot.name
     partial = out.with_name(f".{day}.{uuid.uuid4().hex[:8]}.partial")
     partial.mkdir(parents=True)

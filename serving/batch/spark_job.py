@@ -25,15 +25,26 @@ from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
-from serving.batch.common import (SnapshotError, approval_record, approved_champion, check_features,
-                                  require_champion)
+from serving.batch.common import SnapshotError, approval_record, approved_champion, check_features, require_champion
 from serving.batch.ranking import Cutoffs, band_limits
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
 from serving.governance.configuration import data_source
 from training import tracking
 
-SCORE_COLUMNS = ["person_id", "practice_code", "age_band", "sex", "segment", "conditions", "risk", "rank", "band",
-                 "pcn_code", "reasons", *[s.daily.column for s in specs.columns()]]
+SCORE_COLUMNS = [
+    "person_id",
+    "practice_code",
+    "age_band",
+    "sex",
+    "segment",
+    "conditions",
+    "risk",
+    "rank",
+    "band",
+    "pcn_code",
+    "reasons",
+    *[s.daily.column for s in specs.columns()],
+]
 
 
 def band_sql(rank: str, people: int, cutoffs: Cutoffs) -> str:
@@ -52,8 +63,10 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
     champion, approved = require_champion(settings, spec, source)
     cutoffs = list(approved.current.bands.items())
     if approved.current.holdout_share:  # fail closed rather than list people the approved holdout would hide
-        raise SnapshotError(f"the approved configuration holds out {approved.current.holdout_share:g} of the people "
-                            "listed; the Spark job cannot apply a holdout yet: score on DuckDB (--engine duckdb)")
+        raise SnapshotError(
+            f"the approved configuration holds out {approved.current.holdout_share:g} of the people "
+            "listed; the Spark job cannot apply a holdout yet: score on DuckDB (--engine duckdb)"
+        )
     started = time.perf_counter()
     with SparkEngine(settings) as engine:
         spark = engine.spark
@@ -68,19 +81,26 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
         people = features.count()
         say(f"scoring {people:,} people with {spec.name} version {champion.version} on the executors")
         conditions = [c for c in (f"ltc_{k}" for k in CONDITION_KEYS) if c in features.columns]
-        labels = ", ".join(f"CASE WHEN coalesce({c}, 0) > 0 THEN {literal(c.removeprefix('ltc_'))} END" for c in conditions)
-        scored = score_spark(features, champion.model, ["person_id", "practice_code", "age_band", "sex", "segment",
-                                                        *conditions])
+        labels = ", ".join(
+            f"CASE WHEN coalesce({c}, 0) > 0 THEN {literal(c.removeprefix('ltc_'))} END" for c in conditions
+        )
+        scored = score_spark(
+            features, champion.model, ["person_id", "practice_code", "age_band", "sex", "segment", *conditions]
+        )
         engine.temp_view("phm_scored", scored, cache=True)  # scored once: ranking and bands read it twice
-        engine.temp_view("phm_ranked", spark.sql(
-            "SELECT person_id, CAST(row_number() OVER (ORDER BY risk DESC, person_id) AS BIGINT) AS rank "
-            "FROM phm_scored"))
+        engine.temp_view(
+            "phm_ranked",
+            spark.sql(
+                "SELECT person_id, CAST(row_number() OVER (ORDER BY risk DESC, person_id) AS BIGINT) AS rank "
+                "FROM phm_scored"
+            ),
+        )
         ranked = spark.sql(f"""
             SELECT s.person_id, s.practice_code, s.age_band, s.sex, s.segment,
-                   concat_ws(',', {labels or "NULL"}) AS conditions, s.risk, r.rank, {band_sql('r.rank', people, cutoffs)} AS band,
+                   concat_ws(',', {labels or "NULL"}) AS conditions, s.risk, r.rank, {band_sql("r.rank", people, cutoffs)} AS band,
                    coalesce(pr.pcn_code, '') AS pcn_code
             FROM phm_scored s JOIN phm_ranked r ON r.person_id = s.person_id
-            LEFT JOIN {engine.table('practices')} pr ON pr.practice_code = s.practice_code""")
+            LEFT JOIN {engine.table("practices")} pr ON pr.practice_code = s.practice_code""")
         banded = features.join(ranked.where("band <> 'routine'").select("person_id"), "person_id")
         say("explaining the people in worklist bands on the executors")
         why = explain_spark(banded, champion.model, ["person_id"])
@@ -98,9 +118,15 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
             path = work / f"{other.name}_{day}_spark.parquet"
             check_features(case, build(engine, other.build_config([day]), path))
             frame = spark.read.parquet(str(path.resolve()))
-            columns[other.name] = {"version": found.version, "people": int(frame.count()), "column": other.daily.column,
-                                   **approval_record(case)}
-            scores = scores.join(score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left")
+            columns[other.name] = {
+                "version": found.version,
+                "people": int(frame.count()),
+                "column": other.daily.column,
+                **approval_record(case),
+            }
+            scores = scores.join(
+                score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left"
+            )
         scores = scores.select(*SCORE_COLUMNS)
         previous = earlier_folder(settings, day)  # the in-process job's rule: never a same-day snapshot
         if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
@@ -109,16 +135,28 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
         else:  # the first snapshot: no trend, the same empty column as in-process
             scores = scores.withColumn("previous_risk", F.lit(None).cast("double"))
         band_counts = {r["band"]: r["n"] for r in scores.groupBy("band").agg(F.count("*").alias("n")).collect()}
-        meta = snapshot_meta(day, people, champion, manifest["definition_hash"], columns, band_counts,
-                             json.loads((previous / "manifest.json").read_text())["date"] if previous else None, "spark",
-                             approval_record(approved), approved.current.bands, refused)
+        meta = snapshot_meta(
+            day,
+            people,
+            champion,
+            manifest["definition_hash"],
+            columns,
+            band_counts,
+            json.loads((previous / "manifest.json").read_text())["date"] if previous else None,
+            "spark",
+            approval_record(approved),
+            approved.current.bands,
+            refused,
+        )
 
         def write(partial: Path) -> None:
             scores.orderBy("person_id").write.partitionBy("practice_code").parquet(
-                str((partial / "scores.parquet").resolve()))
+                str((partial / "scores.parquet").resolve())
+            )
             pause_mid_write()
-            features.select("person_id", *[F.col(c).cast("double") for c in predictors]).orderBy("person_id") \
-                .write.parquet(str((partial / "features.parquet").resolve()))
+            features.select("person_id", *[F.col(c).cast("double") for c in predictors]).orderBy(
+                "person_id"
+            ).write.parquet(str((partial / "features.parquet").resolve()))
 
         say("writing the snapshot")
         folder = publish_snapshot(settings, meta, write, publish)

@@ -51,21 +51,45 @@ def snapshots_root(settings: Settings) -> Path:
     return settings.warehouse_path.parent / "snapshots"
 
 
-def snapshot_meta(day: date, people: int, champion: Champion, feature_hash: str, columns: dict[str, dict],
-                  band_counts: dict, previous: str | None, engine: str, approval: dict | None = None,
-                  bands: dict[str, float] | None = None, refused: dict[str, str] | None = None) -> dict:
+def snapshot_meta(
+    day: date,
+    people: int,
+    champion: Champion,
+    feature_hash: str,
+    columns: dict[str, dict],
+    band_counts: dict,
+    previous: str | None,
+    engine: str,
+    approval: dict | None = None,
+    bands: dict[str, float] | None = None,
+    refused: dict[str, str] | None = None,
+) -> dict:
     """The snapshot's manifest: what produced it (the worklist model and the models whose risk sits beside it, with
     versions, feature definitions and the approved configuration each scored under; the engine), its bands, and
     the models that were refused (their column left empty)."""
-    models = {champion.name: {"role": "worklist", "version": champion.version, "feature_hash": feature_hash,
-                              "registered_feature_hash": champion.feature_hash, "people": int(people),
-                              **(approval or {})}}
+    models = {
+        champion.name: {
+            "role": "worklist",
+            "version": champion.version,
+            "feature_hash": feature_hash,
+            "registered_feature_hash": champion.feature_hash,
+            "people": int(people),
+            **(approval or {}),
+        }
+    }
     models.update({name: {"role": "column", **info} for name, info in columns.items()})
-    return {"date": str(day), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "people": int(people), "engine": engine, "worklist_model": champion.name, "models": models,
-            "bands": dict(bands) if bands else {n: s for n, s in BANDS},
-            "band_counts": {str(k): int(v) for k, v in band_counts.items()},
-            "previous": previous, "refused": dict(refused or {})}
+    return {
+        "date": str(day),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "people": int(people),
+        "engine": engine,
+        "worklist_model": champion.name,
+        "models": models,
+        "bands": dict(bands) if bands else {n: s for n, s in BANDS},
+        "band_counts": {str(k): int(v) for k, v in band_counts.items()},
+        "previous": previous,
+        "refused": dict(refused or {}),
+    }
 
 
 def worklist_version(meta: dict) -> str:
@@ -73,9 +97,11 @@ def worklist_version(meta: dict) -> str:
     return meta["models"][meta["worklist_model"]]["version"]
 
 
-def write_snapshot(settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict,
-                   publish: bool | None = None) -> Path:
+def write_snapshot(
+    settings: Settings, scores: pd.DataFrame, features: pd.DataFrame, meta: dict, publish: bool | None = None
+) -> Path:
     """Write a complete snapshot folder, then swap the pointer to it atomically (see `publish_snapshot`)."""
+
     def write(partial: Path) -> None:
         scores.to_parquet(partial / "scores.parquet", index=False)
         pause_mid_write()
@@ -143,8 +169,16 @@ def _writing(folder: Path) -> Iterator[Path]:
     fd = os.open(creating / WRITER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode())
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            ).encode(),
+        )
         creating.rename(partial)  # visible as a partial folder only once it is locked
         try:
             yield partial
@@ -166,8 +200,11 @@ def remove_stale_partials(root: Path) -> list[str]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
     if removed:
-        log.warning("removed %d partial snapshot folder(s) left by runs that did not finish: %s", len(removed),
-                    ", ".join(removed))
+        log.warning(
+            "removed %d partial snapshot folder(s) left by runs that did not finish: %s",
+            len(removed),
+            ", ".join(removed),
+        )
     return removed
 
 
@@ -225,7 +262,7 @@ def _prune(root: Path, keep: Path) -> None:
 
 def _done(root: Path) -> list[tuple[date, str, Path]]:
     out = []
-    for folder in (root.iterdir() if root.exists() else []):
+    for folder in root.iterdir() if root.exists() else []:
         if folder.is_dir() and not folder.name.endswith(".partial") and (folder / "manifest.json").exists():
             try:
                 out.append((date.fromisoformat(folder.name[:10]), folder.name, folder))
@@ -273,6 +310,16 @@ def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
     by Spark is a folder partitioned by practice: read the same way, with practice codes as text. When the
     pointer also names a delta (events since the snapshot, `serving.batch.delta`), its rows are laid over its base
     (the snapshot, or the snapshot re-scored at the delta's later index date); `index_date` says which date."""
+    found = current_over(settings)
+    return None if found is None else found[:2]
+
+
+def current_over(
+    settings: Settings, held: tuple[Path, pd.DataFrame] | None = None
+) -> tuple[dict, pd.DataFrame, Path, pd.DataFrame] | None:
+    """`current` and the base it read: (manifest, scores, base folder, the base's scores without the delta). A
+    reader that kept the base of its last read passes it as `held` (folder, scores): when the pointer still lays
+    its delta over that folder (immutable once published), only the delta is read."""
     root = snapshots_root(settings)
     try:
         pointer = json.loads((root / POINTER).read_text())
@@ -283,9 +330,11 @@ def current(settings: Settings) -> tuple[dict, pd.DataFrame] | None:
     meta["snapshot_folder"] = folder.name
     meta["index_date"] = meta["date"]
     based = base_folder(folder, delta_manifest(folder, pointer["delta"])) if pointer.get("delta") else folder
-    scores = pd.read_parquet(based / "scores.parquet")
-    if isinstance(scores["practice_code"].dtype, pd.CategoricalDtype):
-        scores["practice_code"] = scores["practice_code"].astype(str)
-    if pointer.get("delta"):
-        scores = apply_delta(scores, folder, pointer["delta"], meta)
-    return meta, scores
+    if held is not None and held[0] == based:
+        base = held[1]
+    else:
+        base = pd.read_parquet(based / "scores.parquet")
+        if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
+            base["practice_code"] = base["practice_code"].astype(str)
+    scores = apply_delta(base, folder, pointer["delta"], meta) if pointer.get("delta") else base
+    return meta, scores, based, base

@@ -33,8 +33,13 @@ class Configuration(Document):
     trained_feature_hash: str | None = Field(description="The feature hash the version was trained on (registry).")
     top_share: float = Field(gt=0, lt=1, description="Operating policy: the share of people acted on.")
     bands: dict[str, float] | None = Field(description="Worklist band cut-offs (the worklist model only).")
-    holdout_share: float = Field(0.0, ge=0, lt=0.5, description="Share of the people the worklist model would list "
-                                 "that are held out at random, never listed (the worklist model only).")
+    holdout_share: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="Share of the people the worklist model would list "
+        "that are held out at random, never listed (the worklist model only).",
+    )
     cohort: dict[str, Any] = Field(description="Who is scored (the population's rules).")
     outcome: dict[str, Any] = Field(description="What is predicted (the label's rules).")
     data_source: str = Field(description="Where the warehouse's data came from.")
@@ -42,15 +47,20 @@ class Configuration(Document):
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON: what an approval, a snapshot and a change review refer to."""
         # without a holdout the fingerprint is what it was before holdouts existed (approvals and snapshots keep matching)
-        body = json.dumps(self.model_dump(mode="json", exclude={"holdout_share"} if not self.holdout_share else None),
-                          sort_keys=True, separators=(",", ":"))
+        body = json.dumps(
+            self.model_dump(mode="json", exclude={"holdout_share"} if not self.holdout_share else None),
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(body.encode()).hexdigest()
 
 
 def feature_hashes(fs: FeatureSet) -> dict[str, str]:
     """Each feature's computation hash, by the same rule as the set's (`FeatureSet.definition_hash`)."""
-    return {f.name: FeatureSet.model_construct(name=fs.name, description="", features=[f], carried=[]).definition_hash()
-            for f in fs.features}
+    return {
+        f.name: FeatureSet.model_construct(name=fs.name, description="", features=[f], carried=[]).definition_hash()
+        for f in fs.features
+    }
 
 
 def data_source(settings: Settings) -> str:
@@ -77,22 +87,32 @@ def holdout_share(settings: Settings, spec) -> float:
     given = next((p for k, p in settings.policy.items() if k.replace("-", "_") == spec.name), None)
     share = given.holdout_share if given is not None and given.holdout_share is not None else 0.0
     if share and spec.daily.kind != "worklist":
-        raise policy.PolicyError(f"policy.{spec.name}.holdout_share: {spec.name} lists nobody (it is shown beside "
-                                 "the worklist), so it has no holdout")
+        raise policy.PolicyError(
+            f"policy.{spec.name}.holdout_share: {spec.name} lists nobody (it is shown beside "
+            "the worklist), so it has no holdout"
+        )
     return float(share)
 
 
-def current(settings: Settings, name: str, version: int, trained_feature_hash: str | None,
-            source: str | None = None) -> Configuration:
+def current(
+    settings: Settings, name: str, version: int, trained_feature_hash: str | None, source: str | None = None
+) -> Configuration:
     """The configuration `name` version `version` would run under now, in this installation."""
     spec = specs.get(name)
     pol = policy.resolve(settings, spec)
-    return Configuration(model=spec.name, version=int(version), feature_hash=spec.features.definition_hash(),
-                         features=feature_hashes(spec.features), trained_feature_hash=trained_feature_hash,
-                         top_share=pol.top_share, bands=dict(pol.bands) if pol.bands else None,
-                         holdout_share=holdout_share(settings, spec),
-                         cohort=spec.cohort.model_dump(mode="json"), outcome=spec.label.rules(),
-                         data_source=source if source is not None else data_source(settings))
+    return Configuration(
+        model=spec.name,
+        version=int(version),
+        feature_hash=spec.features.definition_hash(),
+        features=feature_hashes(spec.features),
+        trained_feature_hash=trained_feature_hash,
+        top_share=pol.top_share,
+        bands=dict(pol.bands) if pol.bands else None,
+        holdout_share=holdout_share(settings, spec),
+        cohort=spec.cohort.model_dump(mode="json"),
+        outcome=spec.label.rules(),
+        data_source=source if source is not None else data_source(settings),
+    )
 
 
 def _pct(share: float | None) -> str:
@@ -111,20 +131,32 @@ def differences(approved: Configuration, now: Configuration) -> list[str]:
         out.append(f"model: {approved.model} version {approved.version} → {now.model} version {now.version}")
     if approved.bands != now.bands:
         a, b = approved.bands or {}, now.bands or {}
-        moved = [f"{n} top {_pct(a.get(n))} → {_pct(b.get(n))}" for n in dict.fromkeys([*a, *b]) if a.get(n) != b.get(n)]
+        moved = [
+            f"{n} top {_pct(a.get(n))} → {_pct(b.get(n))}" for n in dict.fromkeys([*a, *b]) if a.get(n) != b.get(n)
+        ]
         out.append("band cut-offs: " + "; ".join(moved))
     if approved.top_share != now.top_share:
         out.append(f"operating policy: acts on the top {_pct(approved.top_share)} → the top {_pct(now.top_share)}")
     if approved.holdout_share != now.holdout_share:
-        out.append(f"random holdout: {_pct(approved.holdout_share or None)} → {_pct(now.holdout_share or None)} of "
-                   "the people the model would list")
+        out.append(
+            f"random holdout: {_pct(approved.holdout_share or None)} → {_pct(now.holdout_share or None)} of "
+            "the people the model would list"
+        )
     if approved.feature_hash != now.feature_hash or approved.features != now.features:
         a, b = approved.features, now.features
-        parts = [f"{verb} {', '.join(names)}" for verb, names in (
-            ("changed", [n for n in b if n in a and a[n] != b[n]]), ("added", [n for n in b if n not in a]),
-            ("removed", [n for n in a if n not in b])) if names]
-        out.append(f"feature definitions ({approved.feature_hash} → {now.feature_hash}): "
-                   + ("; ".join(parts) or "the order of the features changed"))
+        parts = [
+            f"{verb} {', '.join(names)}"
+            for verb, names in (
+                ("changed", [n for n in b if n in a and a[n] != b[n]]),
+                ("added", [n for n in b if n not in a]),
+                ("removed", [n for n in a if n not in b]),
+            )
+            if names
+        ]
+        out.append(
+            f"feature definitions ({approved.feature_hash} → {now.feature_hash}): "
+            + ("; ".join(parts) or "the order of the features changed")
+        )
     if approved.cohort != now.cohort:
         out.append("population: " + "; ".join(_changes(approved.cohort, now.cohort)))
     if approved.outcome != now.outcome:

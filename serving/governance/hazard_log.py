@@ -6,7 +6,10 @@ promotion gate, the daily job and the service read to know what a clinical safet
 from pathlib import Path
 
 from phm.core import ledger
-from phm.core.ledger import GENESIS, Check, LedgerError, adopt, check, head_problems, read, verify
+from phm.core.ledger import adopt
+from phm.core.ledger_check import Check, check, head_problems, verify
+from phm.core.ledger_file import read
+from phm.core.ledger_head import GENESIS, LedgerError
 
 HazardLogError = LedgerError
 
@@ -15,7 +18,7 @@ KINDS = {
     "audit": "a fairness audit of a model version: its report (SHA-256) and outcome",
     "decision": "a safety officer approves or rejects the report of a version, with the configuration it covers",
     "change_review": "a safety officer's change-impact review: a changed configuration of an approved version "
-                     "approved or rejected, naming every difference",
+    "approved or rejected, naming every difference",
     "promotion": "a version moved to an alias (`champion`) through the gate",
     "monitoring": "a monitoring alert on a deployed version",
 }
@@ -28,5 +31,4 @@ def append(path: Path, kind: str, **fields) -> dict:
     return ledger.append(path, kind, **fields)
 
 
-__all__ = ["GENESIS", "Check", "HazardLogError", "KINDS", "adopt", "append", "check", "head_problems", "read",
-           "verify"]
+__all__ = ["GENESIS", "Check", "HazardLogError", "KINDS", "adopt", "append", "check", "head_problems", "read", "verify"]

@@ -25,7 +25,6 @@ from phm.core.settings import Settings
 from training import tracking
 
 
-
 @dataclass
 class AuditOutput:
     result: AuditResult
@@ -57,17 +56,21 @@ def load_scores(name: str, version: int) -> tuple[pd.DataFrame, dict]:
     run = client.get_run(mv.run_id)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="validation/scores.parquet",
-                                                       dst_path=tmp)
+            path = mlflow.artifacts.download_artifacts(
+                run_id=mv.run_id, artifact_path="validation/scores.parquet", dst_path=tmp
+            )
         except (MlflowException, OSError) as exc:
-            raise AuditInputError(f"{name} version {version} (run {mv.run_id}) has no validation scores to audit; "
-                                  f"retrain it with `phm train {specs.get(name).cli_name}`") from exc
+            raise AuditInputError(
+                f"{name} version {version} (run {mv.run_id}) has no validation scores to audit; "
+                f"retrain it with `phm train {specs.get(name).cli_name}`"
+            ) from exc
         frame = pd.read_parquet(path)
     return frame, {"run_id": mv.run_id, **run.data.params}
 
 
-def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditConfig,
-                progress=None, engine: str | None = None) -> AuditOutput:
+def audit_model(
+    settings: Settings, name: str, version: int | None, cfg: AuditConfig, progress=None, engine: str | None = None
+) -> AuditOutput:
     """Audit a version on its validation period, record the report and hazards. In-process from the validation
     scores its training run logged, or on Spark (`engine`, else the `engine` setting): features rebuilt at the
     run's validation dates, scored on the executors and audited from aggregates."""
@@ -79,19 +82,39 @@ def audit_model(settings: Settings, name: str, version: int | None, cfg: AuditCo
         frame, params = load_scores(name, version)
         frame = standard_labels(frame)
         repeated = frame["person_id"].duplicated().any()
-        subject = _subject(settings, name, version, params,
-                           "person-days (several per person; bootstrap by person)" if repeated else "people")
-        result = run_audit(frame, STANDARD_GROUPINGS, cfg, subject, cluster="person_id" if repeated else None,
-                           coverage=STANDARD_COVERAGE,
-                           coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE), progress=progress,
-                           disclosure=Policy.from_settings(settings))
+        subject = _subject(
+            settings,
+            name,
+            version,
+            params,
+            "person-days (several per person; bootstrap by person)" if repeated else "people",
+        )
+        result = run_audit(
+            frame,
+            STANDARD_GROUPINGS,
+            cfg,
+            subject,
+            cluster="person_id" if repeated else None,
+            coverage=STANDARD_COVERAGE,
+            coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE),
+            progress=progress,
+            disclosure=Policy.from_settings(settings),
+        )
     return _record(settings, name, version, result, params)
 
 
 def _subject(settings: Settings, name: str, version: int, params: dict, unit: str) -> dict:
-    return {"kind": "registered model", "model": name, "version": version, "run_id": params["run_id"],
-            "outcome": specs.get(name).outcome, "validation_dates": params.get("validation_dates"),
-            "feature_definition_hash": params.get("feature_definition_hash"), "data": _source(settings), "unit": unit}
+    return {
+        "kind": "registered model",
+        "model": name,
+        "version": version,
+        "run_id": params["run_id"],
+        "outcome": specs.get(name).outcome,
+        "validation_dates": params.get("validation_dates"),
+        "feature_definition_hash": params.get("feature_definition_hash"),
+        "data": _source(settings),
+        "unit": unit,
+    }
 
 
 def audit_on_spark(settings: Settings, name: str, version: int, cfg: AuditConfig, progress) -> tuple[AuditResult, dict]:
@@ -107,8 +130,10 @@ def audit_on_spark(settings: Settings, name: str, version: int, cfg: AuditConfig
     params = {"run_id": mv.run_id, **client.get_run(mv.run_id).data.params}
     train = TrainConfig.model_validate(mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/train_config.json"))
     if len(train.validation_dates) > 1:
-        raise AuditInputError(f"{name} validates on {len(train.validation_dates)} dates (several rows per person): "
-                              "its bootstrap by person needs the rows, so audit it in-process (without --engine spark)")
+        raise AuditInputError(
+            f"{name} validates on {len(train.validation_dates)} dates (several rows per person): "
+            "its bootstrap by person needs the rows, so audit it in-process (without --engine spark)"
+        )
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
     with SparkEngine(settings) as engine:
         say(f"building validation features as at {train.validation_dates[0]} on Spark")
@@ -119,9 +144,15 @@ def audit_on_spark(settings: Settings, name: str, version: int, cfg: AuditConfig
         scored = score_spark(features, model, features.columns)
         frame = audit_rows_spark(scored, train.label)
         subject = _subject(settings, name, version, params, "people")
-        result = run_audit_spark(frame, STANDARD_GROUPINGS, cfg, subject, coverage=STANDARD_COVERAGE,
-                                 coverage_descriptions=coverage_descriptions(frame.columns, STANDARD_COVERAGE),
-                                 progress=progress)
+        result = run_audit_spark(
+            frame,
+            STANDARD_GROUPINGS,
+            cfg,
+            subject,
+            coverage=STANDARD_COVERAGE,
+            coverage_descriptions=coverage_descriptions(frame.columns, STANDARD_COVERAGE),
+            progress=progress,
+        )
     return result, params
 
 
@@ -133,17 +164,35 @@ def _record(settings: Settings, name: str, version: int, result: AuditResult, pa
     client = MlflowClient()
     client.log_artifacts(params["run_id"], str(out_dir), artifact_path)
     status = "passed" if result.passed else f"flagged ({len(result.flags)})"
-    for key, value in {"audit_status": status, "audit_report_sha256": result.report_sha256,
-                       "audit_report_artifact": artifact_path, "audit_flags": str(len(result.flags)),
-                       "audit_at": result.created_at}.items():
+    for key, value in {
+        "audit_status": status,
+        "audit_report_sha256": result.report_sha256,
+        "audit_report_artifact": artifact_path,
+        "audit_flags": str(len(result.flags)),
+        "audit_at": result.created_at,
+    }.items():
         client.set_model_version_tag(name, str(version), key, value)
     client.log_metric(params["run_id"], "audit_flags", float(len(result.flags)))
     log = hazard_log_path(settings)
     for h in result.hazards:
-        hazard_log.append(log, "hazard", model=name, version=version, report_sha256=result.report_sha256,
-                          status="open", **h.model_dump())
-    hazard_log.append(log, "audit", model=name, version=version, report_sha256=result.report_sha256,
-                      outcome=status, flags=len(result.flags))
+        hazard_log.append(
+            log,
+            "hazard",
+            model=name,
+            version=version,
+            report_sha256=result.report_sha256,
+            status="open",
+            **h.model_dump(),
+        )
+    hazard_log.append(
+        log,
+        "audit",
+        model=name,
+        version=version,
+        report_sha256=result.report_sha256,
+        outcome=status,
+        flags=len(result.flags),
+    )
     return AuditOutput(result, html_path, json_path, artifact_path)
 
 
@@ -182,6 +231,7 @@ def latest_report(name: str, version: int) -> dict | None:
     if not artifact:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"{artifact}/bias_report.json",
-                                                   dst_path=tmp)
+        path = mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path=f"{artifact}/bias_report.json", dst_path=tmp
+        )
         return json.loads(Path(path).read_text())

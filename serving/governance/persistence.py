@@ -63,15 +63,28 @@ def retention(tops: dict[str, np.ndarray], step_months: int, lags: tuple[int, ..
                 continue
             later = days[i + ahead]
             kept = int(np.isin(tops[d], tops[later]).sum())
-            pairs.append({"from": d, "to": later, "top": int(len(tops[d])), "still_top": kept,
-                          "share": kept / len(tops[d]) if len(tops[d]) else None})
+            pairs.append(
+                {
+                    "from": d,
+                    "to": later,
+                    "top": int(len(tops[d])),
+                    "still_top": kept,
+                    "share": kept / len(tops[d]) if len(tops[d]) else None,
+                }
+            )
         top, kept = sum(p["top"] for p in pairs), sum(p["still_top"] for p in pairs)
         out.append({"months": lag, "pairs": pairs, "share": kept / top if top else None})
     return out
 
 
-def run_persistence(settings: Settings, name: str | None = None, as_of: date | None = None,
-                    history_months: int = 12, step_months: int = 3, top_share: float = 0.05) -> dict:
+def run_persistence(
+    settings: Settings,
+    name: str | None = None,
+    as_of: date | None = None,
+    history_months: int = 12,
+    step_months: int = 3,
+    top_share: float = 0.05,
+) -> dict:
     """Compute and save the persistence of the top share for the champion of `name` (default: the worklist
     model)."""
     name = name or specs.worklist().name
@@ -88,15 +101,29 @@ def run_persistence(settings: Settings, name: str | None = None, as_of: date | N
     build(settings.warehouse_path, specs.get(name).build_config(days), path)
     features = pd.read_parquet(path)
     predictors = list(model.feature_names_in_)
-    scored = pd.DataFrame({"index_date": features.index_date, "person_id": features.person_id,
-                           "risk": model.predict_proba(features[predictors].astype("float64"))[:, 1]})
+    scored = pd.DataFrame(
+        {
+            "index_date": features.index_date,
+            "person_id": features.person_id,
+            "risk": model.predict_proba(features[predictors].astype("float64"))[:, 1],
+        }
+    )
     tops = top_sets(scored, top_share)
-    result = {"model": name, "version": str(mv.version), "as_of": str(as_of), "top_share": top_share,
-              "step_months": step_months,
-              "index_dates": [str(d) for d in days], "feature_table": str(path),
-              "people": {d: int(n) for d, n in scored.groupby(scored.index_date.map(lambda x: str(pd.Timestamp(x).date())))
-                         .size().items()},
-              "lags": retention(tops, step_months), "computed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result = {
+        "model": name,
+        "version": str(mv.version),
+        "as_of": str(as_of),
+        "top_share": top_share,
+        "step_months": step_months,
+        "index_dates": [str(d) for d in days],
+        "feature_table": str(path),
+        "people": {
+            d: int(n)
+            for d, n in scored.groupby(scored.index_date.map(lambda x: str(pd.Timestamp(x).date()))).size().items()
+        },
+        "lags": retention(tops, step_months),
+        "computed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     out = result_path(settings, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")

@@ -59,62 +59,85 @@ class Case:
         if self.problem:
             return self.problem
         who = self.approved_by or {}
-        return (f"{self.model} version {self.version} runs under the configuration approved by {who.get('by')} on "
-                f"{who.get('at')} (report {str(self.report)[:12]}, configuration {self.current.fingerprint()[:12]})")
+        return (
+            f"{self.model} version {self.version} runs under the configuration approved by {who.get('by')} on "
+            f"{who.get('at')} (report {str(self.report)[:12]}, configuration {self.current.fingerprint()[:12]})"
+        )
 
     def summary(self) -> dict:
         """For snapshots, pages and `phm audit status`."""
         who = self.approved_by or {}
-        return {"model": self.model, "version": self.version, "ok": self.ok, "reason": self.reason,
-                "report_sha256": self.report, "flags": self.flags, "differences": self.differences,
-                "configuration_sha256": self.current.fingerprint(), "configuration": self.current.model_dump(mode="json"),
-                "approved_by": who.get("by"), "approved_at": who.get("at"), "approval_seq": who.get("seq"),
-                "approved_configuration_sha256": self.approved.fingerprint() if self.approved else None}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "ok": self.ok,
+            "reason": self.reason,
+            "report_sha256": self.report,
+            "flags": self.flags,
+            "differences": self.differences,
+            "configuration_sha256": self.current.fingerprint(),
+            "configuration": self.current.model_dump(mode="json"),
+            "approved_by": who.get("by"),
+            "approved_at": who.get("at"),
+            "approval_seq": who.get("seq"),
+            "approved_configuration_sha256": self.approved.fingerprint() if self.approved else None,
+        }
 
 
 def _who(entry: dict) -> str:
     return f"{entry.get('by')} on {entry.get('at')}"
 
 
-def evaluate(entries: list[dict], name: str, version: int, report: str | None, flags: int,
-             now: Configuration) -> Case:
+def evaluate(entries: list[dict], name: str, version: int, report: str | None, flags: int, now: Configuration) -> Case:
     """The safety case of `name` version `version` from the hazard log's entries (oldest first), the registry's
     current report and flag count, and the configuration in force now."""
     c = Case(name, int(version), report, int(flags), now)
     cli = specs.get(name).cli_name
     mine = [e for e in entries if e.get("model") == name and e.get("version") == int(version)]
     if not report:
-        c.problem = (f"{name} version {version} has not been audited: run `phm audit run --model {cli} --version "
-                     f"{version}`; then a clinical safety officer must approve its report")
+        c.problem = (
+            f"{name} version {version} has not been audited: run `phm audit run --model {cli} --version "
+            f"{version}`; then a clinical safety officer must approve its report"
+        )
         return c
     audits = [e for e in mine if e.get("kind") == "audit"]
     if not audits or audits[-1].get("report_sha256") != report:
         c.record_problem = True
-        c.problem = (f"the registry says the current report of {name} version {version} is {report[:12]}, but the "
-                     "hazard log does not record it as the version's latest audit (the log was replaced or the "
-                     f"registry edited): run `phm audit run --model {cli} --version {version}` again")
+        c.problem = (
+            f"the registry says the current report of {name} version {version} is {report[:12]}, but the "
+            "hazard log does not record it as the version's latest audit (the log was replaced or the "
+            f"registry edited): run `phm audit run --model {cli} --version {version}` again"
+        )
         return c
     on_report = [e for e in mine if e.get("report_sha256") == report and e.get("kind") in ("decision", "change_review")]
     decisions = [e for e in on_report if e.get("kind") == "decision"]
     c.rejection = next((e for e in decisions if e.get("decision") == "rejected"), None)
     c.approval = next((e for e in decisions if e.get("decision") == "approved"), None)
     if c.rejection is not None:
-        c.problem = (f"{name} version {version} was rejected by {_who(c.rejection)}: {c.rejection.get('reason')} "
-                     "(a rejection is final for that report; only a new audit reopens the decision)")
+        c.problem = (
+            f"{name} version {version} was rejected by {_who(c.rejection)}: {c.rejection.get('reason')} "
+            "(a rejection is final for that report; only a new audit reopens the decision)"
+        )
         return c
     if c.approval is None:
         earlier = [e for e in mine if e.get("kind") == "decision" and e.get("decision") == "approved"]
         if earlier:
-            c.problem = (f"the approval of {name} version {version} was for an earlier report; the current audit "
-                         f"({report[:12]}) needs a new decision: a clinical safety officer must approve it")
+            c.problem = (
+                f"the approval of {name} version {version} was for an earlier report; the current audit "
+                f"({report[:12]}) needs a new decision: a clinical safety officer must approve it"
+            )
         elif flags:
-            c.problem = (f"the fairness audit of {name} version {version} raised {flags} flag(s) that no safety "
-                         "officer has accepted; a clinical safety officer must approve it (`phm audit approve "
-                         "--accept-flags`, or the Equity page) after reading the bias report, or reject it")
+            c.problem = (
+                f"the fairness audit of {name} version {version} raised {flags} flag(s) that no safety "
+                "officer has accepted; a clinical safety officer must approve it (`phm audit approve "
+                "--accept-flags`, or the Equity page) after reading the bias report, or reject it"
+            )
         else:
-            c.problem = (f"{name} version {version} passed its audit, but no clinical safety officer has approved its "
-                         "report; a clinical safety officer must approve it (`phm audit approve`, or the Equity page) "
-                         "before it is used")
+            c.problem = (
+                f"{name} version {version} passed its audit, but no clinical safety officer has approved its "
+                "report; a clinical safety officer must approve it (`phm audit approve`, or the Equity page) "
+                "before it is used"
+            )
         return c
     for e in on_report:
         if e.get("decision") != "approved" and e.get("kind") == "change_review":
@@ -131,13 +154,17 @@ def evaluate(entries: list[dict], name: str, version: int, report: str | None, f
         rejected = c.rejected_changes.get(now.fingerprint())
         what = "; ".join(c.differences)
         if rejected is not None:
-            c.problem = (f"the configuration of {name} version {version} differs from the approved one ({what}), and "
-                         f"this change was rejected by {_who(rejected)}: {rejected.get('reason')}. Restore the approved "
-                         "configuration, or audit the version again")
+            c.problem = (
+                f"the configuration of {name} version {version} differs from the approved one ({what}), and "
+                f"this change was rejected by {_who(rejected)}: {rejected.get('reason')}. Restore the approved "
+                "configuration, or audit the version again"
+            )
         else:
-            c.problem = (f"the configuration of {name} version {version} changed since {_who(c.approved_by)} approved it "
-                         f"({what}); a clinical safety officer must approve the change (`phm audit approve-change "
-                         f"--model {cli} --version {version}`, or the Equity page) before it is used")
+            c.problem = (
+                f"the configuration of {name} version {version} changed since {_who(c.approved_by)} approved it "
+                f"({what}); a clinical safety officer must approve the change (`phm audit approve-change "
+                f"--model {cli} --version {version}`, or the Equity page) before it is used"
+            )
     return c
 
 
@@ -147,8 +174,10 @@ def _entries(settings: Settings) -> tuple[list[dict], str | None]:
     path = hazard_log_path(settings)
     problems = hazard_log.verify(path)
     if problems:
-        return [], (f"the hazard log {path} has been altered ({'; '.join(problems[:2])}): no approval in it can be "
-                    "trusted, so no model may be promoted or used until it is restored")
+        return [], (
+            f"the hazard log {path} has been altered ({'; '.join(problems[:2])}): no approval in it can be "
+            "trusted, so no model may be promoted or used until it is restored"
+        )
     return hazard_log.read(path), None
 
 
@@ -163,8 +192,9 @@ def version_tags(name: str, version: int) -> dict[str, str]:
         raise SafetyCaseError(f"model {name!r} has no version {version}; see `phm models list`") from exc
 
 
-def case(settings: Settings, name: str, version: int, tags: dict[str, str] | None = None,
-         source: str | None = None) -> Case:
+def case(
+    settings: Settings, name: str, version: int, tags: dict[str, str] | None = None, source: str | None = None
+) -> Case:
     """The safety case of a version as it stands (MLflow must be configured; `source`: the data source, when the
     caller has read it already)."""
     from models.specs.policy import PolicyError
@@ -176,9 +206,18 @@ def case(settings: Settings, name: str, version: int, tags: dict[str, str] | Non
         raise SafetyCaseError(f"the operating policy cannot apply ({exc}): fix phm.toml") from exc
     entries, broken = _entries(settings)
     if broken:
-        return Case(name, int(version), tags.get("audit_report_sha256"), int(tags.get("audit_flags", "0") or 0), now,
-                    problem=broken, record_problem=True)
-    return evaluate(entries, name, version, tags.get("audit_report_sha256"), int(tags.get("audit_flags", "0") or 0), now)
+        return Case(
+            name,
+            int(version),
+            tags.get("audit_report_sha256"),
+            int(tags.get("audit_flags", "0") or 0),
+            now,
+            problem=broken,
+            record_problem=True,
+        )
+    return evaluate(
+        entries, name, version, tags.get("audit_report_sha256"), int(tags.get("audit_flags", "0") or 0), now
+    )
 
 
 def require(settings: Settings, name: str, version: int, source: str | None = None) -> Case:
@@ -189,8 +228,16 @@ def require(settings: Settings, name: str, version: int, source: str | None = No
     return c
 
 
-def review_change(settings: Settings, name: str, version: int, decision: Decision, by: str, reason: str,
-                  expected: str | None = None, via: str = "cli") -> dict:
+def review_change(
+    settings: Settings,
+    name: str,
+    version: int,
+    decision: Decision,
+    by: str,
+    reason: str,
+    expected: str | None = None,
+    via: str = "cli",
+) -> dict:
     """A safety officer's change-impact review: approve (or reject) the configuration in force now for a version
     whose report they approved, recorded in the hazard log with every difference. `expected`: the fingerprint (or
     its start) of the configuration the officer reviewed; refused if it has changed again since."""
@@ -206,25 +253,44 @@ def review_change(settings: Settings, name: str, version: int, decision: Decisio
     if c.record_problem or c.approval is None or c.rejection is not None:
         raise SafetyCaseError(f"{c.problem} (a change review applies to a version whose current report is approved)")
     if not c.differences:
-        raise SafetyCaseError(f"{name} version {version} runs under its approved configuration "
-                              f"({c.current.fingerprint()[:12]}): there is no change to review")
+        raise SafetyCaseError(
+            f"{name} version {version} runs under its approved configuration "
+            f"({c.current.fingerprint()[:12]}): there is no change to review"
+        )
     sha = c.current.fingerprint()
     if expected is not None and (len(expected) < 8 or not sha.startswith(expected)):
-        raise SafetyCaseError(f"the configuration of {name} version {version} changed again since it was reviewed "
-                              f"(now {sha[:12]}, reviewed {expected[:12]}): review the differences again")
+        raise SafetyCaseError(
+            f"the configuration of {name} version {version} changed again since it was reviewed "
+            f"(now {sha[:12]}, reviewed {expected[:12]}): review the differences again"
+        )
     if decision == "approved" and sha in c.rejected_changes:
         rejected = c.rejected_changes[sha]
-        raise SafetyCaseError(f"this configuration of {name} version {version} was rejected by {_who(rejected)}: "
-                              f"{rejected.get('reason')} (a rejection is final; restore the approved configuration "
-                              "or audit the version again)")
-    entry = hazard_log.append(hazard_log_path(settings), "change_review", model=name, version=int(version),
-                              report_sha256=c.report, decision=decision, by=by.strip(), reason=reason.strip(), via=via,
-                              differences=c.differences,
-                              from_configuration_sha256=c.approved.fingerprint() if c.approved else None,
-                              configuration=c.current.model_dump(mode="json"), configuration_sha256=sha)
+        raise SafetyCaseError(
+            f"this configuration of {name} version {version} was rejected by {_who(rejected)}: "
+            f"{rejected.get('reason')} (a rejection is final; restore the approved configuration "
+            "or audit the version again)"
+        )
+    entry = hazard_log.append(
+        hazard_log_path(settings),
+        "change_review",
+        model=name,
+        version=int(version),
+        report_sha256=c.report,
+        decision=decision,
+        by=by.strip(),
+        reason=reason.strip(),
+        via=via,
+        differences=c.differences,
+        from_configuration_sha256=c.approved.fingerprint() if c.approved else None,
+        configuration=c.current.model_dump(mode="json"),
+        configuration_sha256=sha,
+    )
     if decision == "approved":
         client = MlflowClient()
-        for key, value in {"configuration_sha256": sha, "configuration_approved_by": by.strip(),
-                           "configuration_approved_at": entry["at"]}.items():
+        for key, value in {
+            "configuration_sha256": sha,
+            "configuration_approved_by": by.strip(),
+            "configuration_approved_at": entry["at"],
+        }.items():
             client.set_model_version_tag(name, str(version), key, value)
     return entry

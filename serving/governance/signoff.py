@@ -45,17 +45,34 @@ def _operating_point(name: str, version: int, report: str, policy_share: float) 
     """The report must have judged fairness where the model is used: at the policy's top share."""
     found = latest_report(name, version)
     if found is None or found.get("report_sha256") != report:
-        raise SignoffError(f"the bias report {report[:12]} of {name} version {version} is not in the registry's "
-                           "artifacts; run the audit again")
+        raise SignoffError(
+            f"the bias report {report[:12]} of {name} version {version} is not in the registry's "
+            "artifacts; run the audit again"
+        )
     cfg = found.get("config") or {}
-    if cfg.get("threshold") is None and cfg.get("top_share") is not None and abs(cfg["top_share"] - policy_share) > 1e-12:
-        raise SignoffError(f"the report judged fairness at the top {_pct(cfg['top_share'])}, but the operating policy "
-                           f"acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "
-                           f"{policy_share:g}`) or change the policy first")
+    if (
+        cfg.get("threshold") is None
+        and cfg.get("top_share") is not None
+        and abs(cfg["top_share"] - policy_share) > 1e-12
+    ):
+        raise SignoffError(
+            f"the report judged fairness at the top {_pct(cfg['top_share'])}, but the operating policy "
+            f"acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "
+            f"{policy_share:g}`) or change the policy first"
+        )
 
 
-def decide(settings: Settings, name: str, version: int, decision: Decision, by: str, reason: str,
-           accept_flags: bool = False, report: str | None = None, via: Route = "cli") -> dict:
+def decide(
+    settings: Settings,
+    name: str,
+    version: int,
+    decision: Decision,
+    by: str,
+    reason: str,
+    accept_flags: bool = False,
+    report: str | None = None,
+    via: Route = "cli",
+) -> dict:
     """Record a safety officer's decision on the version's current audit report. `report`: the report (or the start
     of its SHA-256) the officer read; refused when a newer audit has replaced it."""
     tracking.configure(settings)
@@ -67,38 +84,70 @@ def decide(settings: Settings, name: str, version: int, decision: Decision, by: 
     if not current_report or c.record_problem:
         raise SignoffError(c.problem or f"{name} version {version} has not been audited")
     if report is not None and (len(report) < 8 or not current_report.startswith(report.strip().lower())):
-        raise SignoffError(f"the report you reviewed ({report[:12]}) is not the current report of {name} version "
-                           f"{version} ({current_report[:12]}): a newer audit replaced it; read that one and decide on it")
+        raise SignoffError(
+            f"the report you reviewed ({report[:12]}) is not the current report of {name} version "
+            f"{version} ({current_report[:12]}): a newer audit replaced it; read that one and decide on it"
+        )
     if c.rejection is not None:
-        raise SignoffError(f"{name} version {version} was rejected by {c.rejection.get('by')} on "
-                           f"{c.rejection.get('at')} for this report ({current_report[:12]}): a rejection is final for "
-                           "that report; only a new audit (`phm audit run`) reopens the decision")
+        raise SignoffError(
+            f"{name} version {version} was rejected by {c.rejection.get('by')} on "
+            f"{c.rejection.get('at')} for this report ({current_report[:12]}): a rejection is final for "
+            "that report; only a new audit (`phm audit run`) reopens the decision"
+        )
     flags = c.flags
     if decision == "approved":
         if flags and not accept_flags:
-            raise SignoffError(f"the audit of {name} version {version} raised {flags} flag(s); approving means "
-                               "accepting them with controls: read the report, then repeat with --accept-flags")
+            raise SignoffError(
+                f"the audit of {name} version {version} raised {flags} flag(s); approving means "
+                "accepting them with controls: read the report, then repeat with --accept-flags"
+            )
         if c.current.trained_feature_hash != c.current.feature_hash:
-            raise SignoffError(f"{name} version {version} was trained on feature definitions "
-                               f"{c.current.trained_feature_hash} but they now compute {c.current.feature_hash}: its "
-                               "report describes other features; retrain, audit the new version and approve that")
+            raise SignoffError(
+                f"{name} version {version} was trained on feature definitions "
+                f"{c.current.trained_feature_hash} but they now compute {c.current.feature_hash}: its "
+                "report describes other features; retrain, audit the new version and approve that"
+            )
         if c.approval is not None and c.differences:
-            raise SignoffError(f"this report of {name} version {version} is already approved, and its configuration "
-                               f"has changed since ({'; '.join(c.differences)}): review the change with `phm audit "
-                               "approve-change` (or the Equity page)")
+            raise SignoffError(
+                f"this report of {name} version {version} is already approved, and its configuration "
+                f"has changed since ({'; '.join(c.differences)}): review the change with `phm audit "
+                "approve-change` (or the Equity page)"
+            )
         _operating_point(name, version, current_report, c.current.top_share)
     accepted = flags if decision == "approved" else 0
     config = c.current.model_dump(mode="json")
-    entry = hazard_log.append(hazard_log_path(settings), "decision", model=name, version=int(version),
-                              decision=decision, by=by.strip(), reason=reason.strip(), report_sha256=current_report,
-                              accepted_flags=accepted, via=via, configuration=config,
-                              configuration_sha256=c.current.fingerprint())
-    record = {"audit_status": decision, "decision": decision, "decision_by": by.strip(), "decision_at": entry["at"],
-              "decision_reason": reason.strip(), "decision_report_sha256": current_report,
-              "decision_accepted_flags": str(accepted), "decision_via": via}
+    entry = hazard_log.append(
+        hazard_log_path(settings),
+        "decision",
+        model=name,
+        version=int(version),
+        decision=decision,
+        by=by.strip(),
+        reason=reason.strip(),
+        report_sha256=current_report,
+        accepted_flags=accepted,
+        via=via,
+        configuration=config,
+        configuration_sha256=c.current.fingerprint(),
+    )
+    record = {
+        "audit_status": decision,
+        "decision": decision,
+        "decision_by": by.strip(),
+        "decision_at": entry["at"],
+        "decision_reason": reason.strip(),
+        "decision_report_sha256": current_report,
+        "decision_accepted_flags": str(accepted),
+        "decision_via": via,
+    }
     if decision == "approved":
-        record.update({"configuration_sha256": c.current.fingerprint(), "configuration_approved_by": by.strip(),
-                       "configuration_approved_at": entry["at"]})
+        record.update(
+            {
+                "configuration_sha256": c.current.fingerprint(),
+                "configuration_approved_by": by.strip(),
+                "configuration_approved_at": entry["at"],
+            }
+        )
     client = MlflowClient()
     for key, value in record.items():
         client.set_model_version_tag(name, str(version), key, value)
@@ -126,9 +175,17 @@ def promote(settings: Settings, name: str, version: int, by: str, alias: str = "
     except MlflowException:
         pass
     registry.set_alias(name, version, alias)
-    entry = hazard_log.append(hazard_log_path(settings), "promotion", model=name, version=int(version), alias=alias,
-                              by=by.strip(), previous_version=previous,
-                              report_sha256=version_tags(name, version).get("audit_report_sha256"), basis=check.reason)
+    entry = hazard_log.append(
+        hazard_log_path(settings),
+        "promotion",
+        model=name,
+        version=int(version),
+        alias=alias,
+        by=by.strip(),
+        previous_version=previous,
+        report_sha256=version_tags(name, version).get("audit_report_sha256"),
+        basis=check.reason,
+    )
     client = MlflowClient()
     client.set_model_version_tag(name, str(version), "promoted_by", by.strip())
     client.set_model_version_tag(name, str(version), "promoted_at", entry["at"])

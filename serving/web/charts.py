@@ -11,9 +11,18 @@ from html import escape
 
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 36
-COLOURS = {"history": "#212b32", "forecast": "#005eb8", "band80": "#7aa7d9", "band95": "#c8dcf0",
-           "capacity": "#d5281b", "threshold": "#ed8b00", "scenario": "#007f3b", "scenario_band": "#a7d8b9",
-           "grid": "#d8dde0", "today": "#768692"}
+COLOURS = {
+    "history": "#212b32",
+    "forecast": "#005eb8",
+    "band80": "#7aa7d9",
+    "band95": "#c8dcf0",
+    "capacity": "#d5281b",
+    "threshold": "#ed8b00",
+    "scenario": "#007f3b",
+    "scenario_band": "#a7d8b9",
+    "grid": "#d8dde0",
+    "today": "#768692",
+}
 
 
 @dataclass
@@ -83,11 +92,16 @@ def forecast_svg(s: Series, chart_id: str) -> str:
         pts += [f"{x(d):.1f},{y(v):.1f}" for d, v in zip(reversed(ds), list(reversed(low)))]
         return f'<polygon fill="{colour}" fill-opacity="{opacity}" stroke="none" points="{" ".join(pts)}"/>'
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-labelledby="{chart_id}-t {chart_id}-d" class="chart">',
-             f'<title id="{chart_id}-t">{escape(s.title)}</title>', f'<desc id="{chart_id}-d">{escape(_describe(s))}</desc>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="{chart_id}-t {chart_id}-d" class="chart">',
+        f'<title id="{chart_id}-t">{escape(s.title)}</title>',
+        f'<desc id="{chart_id}-d">{escape(_describe(s))}</desc>',
+    ]
     for t in ticks:
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{COLOURS["grid"]}"/>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{COLOURS["grid"]}"/>'
+        )
         parts.append(f'<text x="{LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end" font-size="12">{_fmt(t)}</text>')
     months = sorted({d.replace(day=1) for d in days if d.replace(day=1) >= d0})
     for m in months[:: max(1, len(months) // 8)]:
@@ -104,16 +118,22 @@ def forecast_svg(s: Series, chart_id: str) -> str:
     if s.dates:
         parts.append(line(s.dates, s.mean, COLOURS["forecast"], 2.5))
         xt = x(s.dates[0])
-        parts.append(f'<line x1="{xt:.1f}" x2="{xt:.1f}" y1="{TOP}" y2="{TOP + h}" stroke="{COLOURS["today"]}" '
-                     'stroke-dasharray="2 3"/>')
+        parts.append(
+            f'<line x1="{xt:.1f}" x2="{xt:.1f}" y1="{TOP}" y2="{TOP + h}" stroke="{COLOURS["today"]}" '
+            'stroke-dasharray="2 3"/>'
+        )
     if s.scenario_mean:
         parts.append(line(s.dates, s.scenario_mean, COLOURS["scenario"], 2.5, "6 3"))
     for value, key, label, dy in ((s.capacity, "capacity", "beds", -5), (s.threshold, "threshold", "alert level", 15)):
         if value is not None:
-            parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
-                         f'stroke="{COLOURS[key]}" stroke-width="2" stroke-dasharray="8 4"/>')
-            parts.append(f'<text x="{LEFT + 6}" y="{y(value) + dy:.1f}" font-size="12" font-weight="bold" '
-                         f'fill="{COLOURS[key]}">{label} {_fmt(value)}</text>')
+            parts.append(
+                f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                f'stroke="{COLOURS[key]}" stroke-width="2" stroke-dasharray="8 4"/>'
+            )
+            parts.append(
+                f'<text x="{LEFT + 6}" y="{y(value) + dy:.1f}" font-size="12" font-weight="bold" '
+                f'fill="{COLOURS[key]}">{label} {_fmt(value)}</text>'
+            )
     parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{w}" height="{h}" fill="none" stroke="#425563"/>')
     parts.append("</svg>")
     return "".join(parts)
@@ -122,9 +142,11 @@ def forecast_svg(s: Series, chart_id: str) -> str:
 def _describe(s: Series) -> str:
     if not s.dates:
         return "No forecast."
-    text = (f"History to {s.history_dates[-1] if s.history_dates else 'n/a'}, then a forecast from {s.dates[0]} to "
-            f"{s.dates[-1]}: expected {_fmt(s.mean[0])} {s.unit} on the first day and {_fmt(s.mean[-1])} on the last "
-            f"(95% interval {_fmt(s.q025[-1])} to {_fmt(s.q975[-1])}).")
+    text = (
+        f"History to {s.history_dates[-1] if s.history_dates else 'n/a'}, then a forecast from {s.dates[0]} to "
+        f"{s.dates[-1]}: expected {_fmt(s.mean[0])} {s.unit} on the first day and {_fmt(s.mean[-1])} on the last "
+        f"(95% interval {_fmt(s.q025[-1])} to {_fmt(s.q975[-1])})."
+    )
     if s.capacity is not None:
         text += f" Capacity {_fmt(s.capacity)}."
     if s.scenario_mean:

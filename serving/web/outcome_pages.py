@@ -31,8 +31,9 @@ def register(app: FastAPI, render, signed_in, check_form) -> None:
         if len(note) > st.settings.outcomes.note_max:
             raise QueryError(422, f"The note is longer than {st.settings.outcomes.note_max} characters.")
         try:
-            done = outcomes.record(st.settings, outcomes.service_locator(st), u, person, str(form.get("outcome", "")),
-                                   note or None)
+            done = outcomes.record(
+                st.settings, outcomes.service_locator(st), u, person, str(form.get("outcome", "")), note or None
+            )
         except QueryError:
             record(request, asked=[person[:20]])
             raise
@@ -45,5 +46,13 @@ def register(app: FastAPI, render, signed_in, check_form) -> None:
         rows = outcomes.hidden(st.settings, u)
         record(request, people=[r["person_id"] for r in rows], practices=u.practices)
         just = next((r for r in rows if r["person_id"] == recorded), None)
-        return render(request, "hidden.html", user=u, title="Hidden from the worklist", rows=rows, just=just,
-                      hide=st.settings.outcomes.hide.model_dump(), words=dict(OUTCOME_WORDS))
+        return render(
+            request,
+            "hidden.html",
+            user=u,
+            title="Hidden from the worklist",
+            rows=rows,
+            just=just,
+            hide=st.settings.outcomes.hide.model_dump(),
+            words=dict(OUTCOME_WORDS),
+        )

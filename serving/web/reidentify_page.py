@@ -34,12 +34,23 @@ def add_routes(app: FastAPI, render: Callable, signed_in: Callable, check_form: 
             raise QueryError(422, "Choose a band from the list.")
         practice = form.get("practice", "").strip()
         result = reidentify(st, u, data, Band(band), [practice] if practice else None)
-        record(request, people=[p["person_id"] for p in result.people], practices=result.summary.practices,
-               extra=log_fields(result))
+        record(
+            request,
+            people=[p["person_id"] for p in result.people],
+            practices=result.summary.practices,
+            extra=log_fields(result),
+        )
         if form.get("format") == "csv":
-            return Response(as_csv(result), media_type="text/csv", headers={
-                **NO_STORE, "Content-Disposition": f"attachment; filename=reidentified_{result.summary.snapshot_date}.csv"})
-        response = render(request, "reidentified.html", user=u, title="Worklist", result=result.summary,
-                          people=result.people)
+            return Response(
+                as_csv(result),
+                media_type="text/csv",
+                headers={
+                    **NO_STORE,
+                    "Content-Disposition": f"attachment; filename=reidentified_{result.summary.snapshot_date}.csv",
+                },
+            )
+        response = render(
+            request, "reidentified.html", user=u, title="Worklist", result=result.summary, people=result.people
+        )
         response.headers.update(NO_STORE)
         return response

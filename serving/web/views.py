@@ -14,7 +14,7 @@ from evaluation.fairness.narrative import METRIC_NAMES, SHORT
 from evaluation.fairness.results import AuditResult, Comparison
 from models import specs
 from features.sources.codes import CONDITION_KEYS
-from phm.core import ledger
+from phm.core import ledger_file
 from serving import queries
 from serving.queries import QueryError
 from serving.schemas import Worklist
@@ -22,12 +22,19 @@ from serving.batch.ranking import BAND_ORDER
 from serving.state import ServiceState
 from serving.web.charts import Series, forecast_svg
 
-METRICS = [("emergency_admissions", "Emergency admissions a day", "admissions"),
-           ("ga_beds_occupied", "General and acute beds occupied at midnight", "beds"),
-           ("critical_care_beds_occupied", "Critical care beds occupied at midnight", "beds")]
-SEGMENTS = {"healthy": "Mostly healthy", "long_term_conditions": "Long-term conditions",
-            "complex_multimorbidity": "Complex multimorbidity", "organ_failure": "Organ failure",
-            "frailty_dementia": "Frailty or dementia", "end_of_life": "End of life"}
+METRICS = [
+    ("emergency_admissions", "Emergency admissions a day", "admissions"),
+    ("ga_beds_occupied", "General and acute beds occupied at midnight", "beds"),
+    ("critical_care_beds_occupied", "Critical care beds occupied at midnight", "beds"),
+]
+SEGMENTS = {
+    "healthy": "Mostly healthy",
+    "long_term_conditions": "Long-term conditions",
+    "complex_multimorbidity": "Complex multimorbidity",
+    "organ_failure": "Organ failure",
+    "frailty_dementia": "Frailty or dementia",
+    "end_of_life": "End of life",
+}
 SEGMENT_ORDER = list(SEGMENTS)
 
 
@@ -49,17 +56,29 @@ def worklist_view(result: Worklist, mine: pd.DataFrame, meta: dict) -> dict:
         rows.append({"row": r, "trend": direction, "trend_words": words})
     counts = mine.band.value_counts()
     bands = [{"band": b, "people": int(counts.get(b, 0))} for b in sorted(BAND_ORDER, key=BAND_ORDER.get, reverse=True)]
-    return {"rows": rows, "bands": bands, "registered": len(mine), "previous": meta.get("previous"),
-            "beside": [{"column": s.daily.column, "title": s.daily.title} for s in specs.columns()
-                       if any(r.beside.get(s.daily.column) is not None for r in result.rows)]}
+    return {
+        "rows": rows,
+        "bands": bands,
+        "registered": len(mine),
+        "previous": meta.get("previous"),
+        "beside": [
+            {"column": s.daily.column, "title": s.daily.title}
+            for s in specs.columns()
+            if any(r.beside.get(s.daily.column) is not None for r in result.rows)
+        ],
+    }
 
 
 def worklist_options(mine: pd.DataFrame, practices: list[str], pcns: dict[str, str]) -> dict:
     segments = sorted(set(mine.segment), key=lambda s: (SEGMENT_ORDER.index(s) if s in SEGMENT_ORDER else 99, s))
     present = {c for cs in mine.conditions for c in cs.split(",") if c}
-    return {"practices": [{"code": p, "pcn": pcns.get(p, "")} for p in practices], "segments": segments,
-            "conditions": [c for c in CONDITION_KEYS if c in present], "bands": ["raised", "high", "very high", "routine"],
-            "sorts": [(s.daily.column, s.daily.rank_title or f"highest {s.daily.title} first") for s in specs.columns()]}
+    return {
+        "practices": [{"code": p, "pcn": pcns.get(p, "")} for p in practices],
+        "segments": segments,
+        "conditions": [c for c in CONDITION_KEYS if c in present],
+        "bands": ["raised", "high", "very high", "routine"],
+        "sorts": [(s.daily.column, s.daily.rank_title or f"highest {s.daily.title} first") for s in specs.columns()],
+    }
 
 
 # ---- capacity ----------------------------------------------------------------------------------------
@@ -78,26 +97,39 @@ class CapacityChart:
     scenario: dict | None = None
 
 
-def capacity_chart(st: ServiceState, site: str, metric: str, horizon: int, scenario: dict | None,
-                   index: int) -> CapacityChart:
+def capacity_chart(
+    st: ServiceState, site: str, metric: str, horizon: int, scenario: dict | None, index: int
+) -> CapacityChart:
     """One metric's chart with history (the last 90 days), forecast, intervals, capacity and scenario."""
     title, unit = next((t, u) for m, t, u in METRICS if m == metric)
     fc = queries.forecast(st, site, metric, horizon, history_days=90)
     rows = fc["forecast"]
     cap = rows[0].get("capacity")
     threshold = rows[0].get("threshold")
-    series = Series(title=f"{title}, {site}", unit=unit, history_dates=[h["date"] for h in fc["history"]],
-                    history=[h["value"] for h in fc["history"]], dates=[r["date"] for r in rows],
-                    mean=[r["mean"] for r in rows], q025=[r["q025"] for r in rows], q10=[r["q10"] for r in rows],
-                    q90=[r["q90"] for r in rows], q975=[r["q975"] for r in rows],
-                    capacity=cap, threshold=threshold)
+    series = Series(
+        title=f"{title}, {site}",
+        unit=unit,
+        history_dates=[h["date"] for h in fc["history"]],
+        history=[h["value"] for h in fc["history"]],
+        dates=[r["date"] for r in rows],
+        mean=[r["mean"] for r in rows],
+        q025=[r["q025"] for r in rows],
+        q10=[r["q10"] for r in rows],
+        q90=[r["q90"] for r in rows],
+        q975=[r["q975"] for r in rows],
+        capacity=cap,
+        threshold=threshold,
+    )
     found = None
     if scenario is not None:
         from training.scenarios import Scenario, ScenarioError, run_scenario
 
         try:
-            found = run_scenario(st.settings.home / "forecasts" / "latest",
-                                 Scenario(site=site, metric=metric, horizon=horizon, **scenario), st.policy)
+            found = run_scenario(
+                st.settings.home / "forecasts" / "latest",
+                Scenario(site=site, metric=metric, horizon=horizon, **scenario),
+                st.policy,
+            )
         except ScenarioError as exc:
             raise QueryError(409 if str(exc).startswith("no ") else 422, str(exc)) from exc
         series.scenario_mean = [d["scenario_mean"] for d in found.daily]
@@ -108,22 +140,44 @@ def capacity_chart(st: ServiceState, site: str, metric: str, horizon: int, scena
     peak_date = rows[p.index(peak)]["date"] if peak is not None else None
     weeks = []
     for start in range(0, len(rows), 7):
-        week = rows[start:start + 7]
-        sc = series.scenario_mean[start:start + 7] if series.scenario_mean else None
-        weeks.append({"from": week[0]["date"], "to": week[-1]["date"], "mean": sum(r["mean"] for r in week) / len(week),
-                      "q10": min(r["q10"] for r in week), "q90": max(r["q90"] for r in week),
-                      "q025": min(r["q025"] for r in week), "q975": max(r["q975"] for r in week),
-                      "p_exceed": max((r["p_exceed"] for r in week if r.get("p_exceed") is not None), default=None),
-                      "scenario_mean": sum(sc) / len(sc) if sc else None})
+        week = rows[start : start + 7]
+        sc = series.scenario_mean[start : start + 7] if series.scenario_mean else None
+        weeks.append(
+            {
+                "from": week[0]["date"],
+                "to": week[-1]["date"],
+                "mean": sum(r["mean"] for r in week) / len(week),
+                "q10": min(r["q10"] for r in week),
+                "q90": max(r["q90"] for r in week),
+                "q025": min(r["q025"] for r in week),
+                "q975": max(r["q975"] for r in week),
+                "p_exceed": max((r["p_exceed"] for r in week if r.get("p_exceed") is not None), default=None),
+                "scenario_mean": sum(sc) / len(sc) if sc else None,
+            }
+        )
     summary = None
     if found is not None:
         key = next(k for k in found.summary if k.endswith("saved_over_horizon"))
-        summary = {"people": found.people_reached, "prevented_per_day": found.prevented_admissions_per_day,
-                   "saved": found.summary[key], "saved_words": "bed days saved" if "bed_days" in key else "admissions prevented",
-                   "notes": found.notes}
-    return CapacityChart(metric=metric, title=title, unit=unit, svg=forecast_svg(series, f"chart{index}"),
-                         model=fc["model"], capacity=cap, threshold=threshold, peak_exceed=peak,
-                         peak_exceed_date=peak_date, weeks=weeks, scenario=summary)
+        summary = {
+            "people": found.people_reached,
+            "prevented_per_day": found.prevented_admissions_per_day,
+            "saved": found.summary[key],
+            "saved_words": "bed days saved" if "bed_days" in key else "admissions prevented",
+            "notes": found.notes,
+        }
+    return CapacityChart(
+        metric=metric,
+        title=title,
+        unit=unit,
+        svg=forecast_svg(series, f"chart{index}"),
+        model=fc["model"],
+        capacity=cap,
+        threshold=threshold,
+        peak_exceed=peak,
+        peak_exceed_date=peak_date,
+        weeks=weeks,
+        scenario=summary,
+    )
 
 
 # ---- models and equity -----------------------------------------------------------------------------------
@@ -137,8 +191,14 @@ def model_versions(st: ServiceState) -> list:
 def pick_version(versions: list, model: str | None, version: int | None):
     """The version asked for; else the first audited version awaiting a decision; else a champion."""
     if model is not None or version is not None:
-        found = next((v for v in versions if v.name == (model or specs.worklist().name)
-                      and (version is None or v.version == version)), None)
+        found = next(
+            (
+                v
+                for v in versions
+                if v.name == (model or specs.worklist().name) and (version is None or v.version == version)
+            ),
+            None,
+        )
         if found is None:
             raise QueryError(404, f"There is no version {version} of {model or specs.worklist().name}.")
         return found
@@ -156,20 +216,44 @@ def equity_view(st: ServiceState, chosen) -> dict | None:
     titles = {g.name: g.title for g in result.groupings}
 
     def row(c: Comparison) -> dict:
-        return {"grouping": titles.get(c.grouping, c.grouping), "group": c.group, "metric": SHORT.get(c.metric, c.metric),
-                "metric_long": METRIC_NAMES.get(c.metric, c.metric), "value": c.value, "reference": c.reference_group,
-                "reference_value": c.reference_value, "ratio": c.ratio, "ci": c.ratio_ci,
-                "adjusted": c.adjusted_ratio, "status": c.status}
+        return {
+            "grouping": titles.get(c.grouping, c.grouping),
+            "group": c.group,
+            "metric": SHORT.get(c.metric, c.metric),
+            "metric_long": METRIC_NAMES.get(c.metric, c.metric),
+            "value": c.value,
+            "reference": c.reference_group,
+            "reference_value": c.reference_value,
+            "ratio": c.ratio,
+            "ci": c.ratio_ci,
+            "adjusted": c.adjusted_ratio,
+            "status": c.status,
+        }
 
-    others = [c for g in result.groupings for c in g.comparisons
-              if c.status in ("within tolerance", "explained by age and sex") and c.metric in g.judged]
-    log = ledger.read(st.settings.home / "safety" / "hazard_log.jsonl")
-    history = [e for e in log if e.get("model") == chosen.name and e.get("version") == chosen.version
-               and e.get("kind") in ("audit", "decision", "change_review", "promotion")]
-    return {"result": result, "flags": [row(c) for c in result.flags], "uncertain": [row(c) for c in result.uncertain],
-            "within": [row(c) for c in others], "history": history[::-1],
-            "decided": chosen.tags.get("decision_report_sha256") == result.report_sha256,
-            "hazards": result.hazards, "pack": cso_pack(st, chosen)}
+    others = [
+        c
+        for g in result.groupings
+        for c in g.comparisons
+        if c.status in ("within tolerance", "explained by age and sex") and c.metric in g.judged
+    ]
+    log = ledger_file.read(st.settings.home / "safety" / "hazard_log.jsonl")
+    history = [
+        e
+        for e in log
+        if e.get("model") == chosen.name
+        and e.get("version") == chosen.version
+        and e.get("kind") in ("audit", "decision", "change_review", "promotion")
+    ]
+    return {
+        "result": result,
+        "flags": [row(c) for c in result.flags],
+        "uncertain": [row(c) for c in result.uncertain],
+        "within": [row(c) for c in others],
+        "history": history[::-1],
+        "decided": chosen.tags.get("decision_report_sha256") == result.report_sha256,
+        "hazards": result.hazards,
+        "pack": cso_pack(st, chosen),
+    }
 
 
 def cso_pack(st: ServiceState, chosen) -> dict | None:
@@ -199,8 +283,14 @@ def safety_case(st: ServiceState, chosen) -> dict | None:
         c = case(st.settings, chosen.name, chosen.version, tags=chosen.tags)
     except (SafetyCaseError, ValueError) as exc:
         return {"ok": False, "reason": str(exc), "differences": [], "reviewable": False}
-    return {**c.summary(), "reviewable": c.approval is not None and c.rejection is None and not c.record_problem
-            and bool(c.differences) and c.current.fingerprint() not in c.rejected_changes}
+    return {
+        **c.summary(),
+        "reviewable": c.approval is not None
+        and c.rejection is None
+        and not c.record_problem
+        and bool(c.differences)
+        and c.current.fingerprint() not in c.rejected_changes,
+    }
 
 
 def artifact(st: ServiceState, name: str, version: int, path: str) -> bytes:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from phm.core import ledger
+from phm.core import ledger_check, ledger_file
 from phm.core.settings import Settings
 from serving.batch.store import current
 from serving.users import Role, add_user
@@ -29,8 +29,9 @@ FAIL_CLOSED = (503,)
 def _mount_tmpfs(folder: Path, size: str) -> bool:
     if os.geteuid() != 0 or os.environ.get("PHM_TEST_DISK_FULL") == "rlimit":
         return False
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     return done.returncode == 0
 
 
@@ -112,8 +113,7 @@ def full_disk_service(served_home: Settings, tmp_path_factory: pytest.TempPathFa
 
 
 def _worklist(url: str, token: str) -> httpx.Response:
-    return httpx.get(url + "/api/worklist", headers={"Authorization": f"Bearer {token}"}, params={"top": 5},
-                     timeout=60)
+    return httpx.get(url + "/api/worklist", headers={"Authorization": f"Bearer {token}"}, params={"top": 5}, timeout=60)
 
 
 def test_requests_fail_closed_while_full_and_recover_when_space_is_freed(full_disk_service) -> None:
@@ -121,7 +121,7 @@ def test_requests_fail_closed_while_full_and_recover_when_space_is_freed(full_di
     log = home / "security" / "access_log.jsonl"
     first = _worklist(url, token)
     assert first.status_code == 200 and first.json()["rows"], first.text
-    ok_before = len(ledger.read(log))
+    ok_before = len(ledger_file.read(log))
     disk.fill()
     statuses = []
     for _ in range(40):  # the log's last page may still hold a few entries; then every request is refused
@@ -135,13 +135,13 @@ def test_requests_fail_closed_while_full_and_recover_when_space_is_freed(full_di
         r = _worklist(url, token)
         assert r.status_code in FAIL_CLOSED and "person_id" not in r.text
     served_while_full = statuses.count(200)
-    found = ledger.check(log)
+    found = ledger_check.check(log)
     assert found.intact and found.entries == ok_before + served_while_full  # every answered request is logged
-    assert not ledger.torn_path(log).exists()  # failed appends were rolled back, nothing half-written
+    assert not ledger_file.torn_path(log).exists()  # failed appends were rolled back, nothing half-written
     disk.free()
     again = _worklist(url, token)
     assert again.status_code == 200 and again.json()["rows"], again.text  # no repair by hand
-    found = ledger.check(log)
+    found = ledger_check.check(log)
     assert found.intact and found.entries == ok_before + served_while_full + 1
 
 
@@ -153,8 +153,8 @@ def test_a_cut_off_line_is_set_aside_and_a_deleted_log_is_not_replaced(full_disk
     with open(log, "ab") as fh:  # what a crash mid-write leaves
         fh.write(torn)
     assert _worklist(url, token).status_code == 200
-    assert torn in ledger.torn_path(log).read_bytes()
-    found = ledger.check(log)
+    assert torn in ledger_file.torn_path(log).read_bytes()
+    found = ledger_check.check(log)
     assert found.intact and found.entries == 2 and any("set aside" in n for n in found.notes)
     kept = log.with_name("kept.jsonl")
     log.rename(kept)  # the log deleted (or moved away) while its signed head remains
@@ -162,4 +162,4 @@ def test_a_cut_off_line_is_set_aside_and_a_deleted_log_is_not_replaced(full_disk
     assert refused.status_code in FAIL_CLOSED and "person_id" not in refused.text
     assert not log.exists()  # no fresh chain started
     kept.rename(log)
-    assert _worklist(url, token).status_code == 200 and ledger.check(log).intact
+    assert _worklist(url, token).status_code == 200 and ledger_check.check(log).intact

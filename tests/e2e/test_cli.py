@@ -75,11 +75,32 @@ def test_mlflow_project_entry_point(tmp_path: Path) -> None:
     """`mlflow run` finds the project (MLproject -> mlproject.yaml) and runs `phm` offline."""
     root = Path(__file__).resolve().parents[2]
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PHM_HOME": str(tmp_path / "home"), "PATH": bin_dir + os.pathsep + os.environ["PATH"],
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    result = subprocess.run([str(Path(bin_dir) / "mlflow"), "run", str(root), "-e", "generate", "--env-manager",
-                             "local", "-P", "persons=400", "-P", "seed=3"], capture_output=True, text=True,
-                            env=env, timeout=600, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "PHM_HOME": str(tmp_path / "home"),
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    result = subprocess.run(
+        [
+            str(Path(bin_dir) / "mlflow"),
+            "run",
+            str(root),
+            "-e",
+            "generate",
+            "--env-manager",
+            "local",
+            "-P",
+            "persons=400",
+            "-P",
+            "seed=3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "succeeded" in result.stderr
     assert (tmp_path / "home" / "data" / "synthetic" / "patients.parquet").exists()
@@ -123,8 +144,14 @@ def test_demo_runs_end_to_end_and_serves_the_pages(tmp_path: Path) -> None:
     log_path = tmp_path / "demo.log"
     env = {**os.environ, "PHM_HOME": str(home), "COLUMNS": "100"}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([PHM, "demo", "--persons", "3000", "--port", str(port)], stdout=log,
-                                stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            [PHM, "demo", "--persons", "3000", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 600
@@ -143,14 +170,26 @@ def test_demo_runs_end_to_end_and_serves_the_pages(tmp_path: Path) -> None:
         assert "Demo complete" in out and f"{url}/ui/" in out
         tokens = dict(re.findall(r"(Demo [A-Za-z ]+?) \(.*?\): (phm_\S+)", out))
         assert set(tokens) == {"Demo Coordinator", "Demo Planner", "Demo Safety Officer", "Demo Data Scientist"}
-        with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as browser:  # the printed token signs in to the pages
+        with httpx.Client(
+            base_url=url, timeout=60, follow_redirects=True
+        ) as browser:  # the printed token signs in to the pages
             form = browser.get("/ui/signin").text  # the form carries its login-CSRF token
             csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
             signed = browser.post("/ui/signin", data={"token": tokens["Demo Coordinator"], "csrf": csrf})
-            assert signed.status_code == 200 and "Worklist" in signed.text and "Change is compared with the scores of" in signed.text
-        trend = httpx.get(url + "/api/worklist", headers={"Authorization": f"Bearer {tokens['Demo Coordinator']}"},
-                          params={"top": 20}, timeout=60).json()
-        assert trend["rows"] and sum(r["previous_risk"] is not None for r in trend["rows"]) >= 15  # scored a week before
+            assert (
+                signed.status_code == 200
+                and "Worklist" in signed.text
+                and "Change is compared with the scores of" in signed.text
+            )
+        trend = httpx.get(
+            url + "/api/worklist",
+            headers={"Authorization": f"Bearer {tokens['Demo Coordinator']}"},
+            params={"top": 20},
+            timeout=60,
+        ).json()
+        assert (
+            trend["rows"] and sum(r["previous_risk"] is not None for r in trend["rows"]) >= 15
+        )  # scored a week before
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -185,11 +224,20 @@ def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:
     assert empty.returncode == 0 and "No registered models" in empty.stdout
     root = Path(__file__).resolve().parents[2]
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PHM_HOME": str(home), "PATH": bin_dir + os.pathsep + os.environ["PATH"],
-           "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"}
-    result = subprocess.run([str(Path(bin_dir) / "mlflow"), "run", str(root), "-e", "train_emergency_admission",
-                             "--env-manager", "local"], capture_output=True, text=True, env=env, timeout=900,
-                            cwd=tmp_path)
+    env = {
+        **os.environ,
+        "PHM_HOME": str(home),
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+    }
+    result = subprocess.run(
+        [str(Path(bin_dir) / "mlflow"), "run", str(root), "-e", "train_emergency_admission", "--env-manager", "local"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert "version 1 (alias candidate)" in result.stdout
     listed = run("models", "list", home=home)
@@ -199,14 +247,16 @@ def test_train_and_models_list_through_mlflow_run(tmp_path: Path) -> None:
 def _piped(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The real `phm` with stdout to a pipe and no COLUMNS (as in a script, cron job or CI log)."""
     base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TTY_COMPATIBLE", "FORCE_COLOR")}
-    return subprocess.run([PHM, *args], capture_output=True, text=True, timeout=600,
-                          env={**base, "PHM_HOME": str(home), **(env or {})})
+    return subprocess.run(
+        [PHM, *args], capture_output=True, text=True, timeout=600, env={**base, "PHM_HOME": str(home), **(env or {})}
+    )
 
 
 def _headers(out: str) -> list[list[str]]:
     """The header cells of every boxed table printed (one line each when not on a terminal)."""
-    return [[c.strip() for c in line.strip().strip("┃").split("┃")] for line in out.splitlines()
-            if line.startswith("┃")]
+    return [
+        [c.strip() for c in line.strip().strip("┃").split("┃")] for line in out.splitlines() if line.startswith("┃")
+    ]
 
 
 def test_output_without_a_terminal_keeps_whole_values(tmp_path: Path) -> None:
@@ -233,8 +283,22 @@ def test_output_without_a_terminal_keeps_whole_values(tmp_path: Path) -> None:
     risk = rng.beta(2, 8, n)
     outcome = (rng.random(n) < risk + np.where(race == "African-American", 0.1, 0)).astype(int)
     pd.DataFrame({"score": risk, "reoffended": outcome, "race": race}).to_csv(tmp_path / "scores.csv", index=False)
-    audit = _piped("audit", "scores", str(tmp_path / "scores.csv"), "--score", "score", "--outcome", "reoffended",
-                   "--group", "race", "--reference", "race=Caucasian", "--draws", "100", home=home)
+    audit = _piped(
+        "audit",
+        "scores",
+        str(tmp_path / "scores.csv"),
+        "--score",
+        "score",
+        "--outcome",
+        "reoffended",
+        "--group",
+        "race",
+        "--reference",
+        "race=Caucasian",
+        "--draws",
+        "100",
+        home=home,
+    )
     assert audit.returncode == 0, audit.stderr
     flag = [line for line in audit.stdout.splitlines() if line.startswith("│ Race ")]
     assert flag and "African-American" in flag[0] and "(Caucasian)" in flag[0], audit.stdout
@@ -260,8 +324,14 @@ def test_train_picks_its_dates_from_a_warehouse_ending_in_2023(tmp_path: Path) -
     from training import tracking
 
     home = tmp_path / "home"
-    cfg = GeneratorConfig(persons=4000, seed=9, start=date(2018, 4, 1), end=date(2023, 10, 17),
-                          index_dates=[date(2021, 4, 1), date(2022, 4, 1)], monitoring_start=date(2022, 4, 1))
+    cfg = GeneratorConfig(
+        persons=4000,
+        seed=9,
+        start=date(2018, 4, 1),
+        end=date(2023, 10, 17),
+        index_dates=[date(2021, 4, 1), date(2022, 4, 1)],
+        monitoring_start=date(2022, 4, 1),
+    )
     ics = generate(cfg, tmp_path / "ics")
     assert run("data", "load", str(ics.out_dir), "--as-of", "2023-10-18", home=home).returncode == 0
     trained = run("train", "emergency-admission", home=home)
@@ -273,8 +343,13 @@ def test_train_picks_its_dates_from_a_warehouse_ending_in_2023(tmp_path: Path) -
     version = client.get_model_version("emergency_admission", "1")
     params = client.get_run(version.run_id).data.params
     assert params["validation_dates"] == "2022-10-01" and params["train_dates"] == "2019-10-01..2021-10-01 (3 dates)"
-    recorded = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=
-                                                                   "train_config.json", dst_path=str(tmp_path))).read_text())
+    recorded = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path="train_config.json", dst_path=str(tmp_path)
+            )
+        ).read_text()
+    )
     assert recorded["validation_dates"] == ["2022-10-01"]  # the dates used, so `--config` reproduces the run
 
     config = tmp_path / "spec_dates.json"  # the specification's own dates, named: beyond this warehouse's data

@@ -27,8 +27,11 @@ def _pointer(home: Path) -> dict:
 
 
 def _not_owner_only(home: Path) -> list[str]:
-    return [f"{oct(stat.S_IMODE(p.stat().st_mode))} {p}" for p in [home, *home.rglob("*")]
-            if not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) & 0o077]
+    return [
+        f"{oct(stat.S_IMODE(p.stat().st_mode))} {p}"
+        for p in [home, *home.rglob("*")]
+        if not p.is_symlink() and stat.S_IMODE(p.stat().st_mode) & 0o077
+    ]
 
 
 @pytest.mark.slow
@@ -49,8 +52,19 @@ def test_a_home_with_an_apostrophe_from_load_to_daily_scores_owner_only(tmp_path
     phm("train", "emergency-admission")
     phm("audit", "run", "--draws", "50")
     phm("users", "add", "Dr O'Brien", "--role", "safety_officer")  # decisions are recorded against named users
-    phm("audit", "approve", "--model", "emergency_admission", "--version", "1", "--by", "Dr O'Brien", "--reason",
-        "test", "--accept-flags")
+    phm(
+        "audit",
+        "approve",
+        "--model",
+        "emergency_admission",
+        "--version",
+        "1",
+        "--by",
+        "Dr O'Brien",
+        "--reason",
+        "test",
+        "--accept-flags",
+    )
     phm("models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "Dr O'Brien")
     phm("score", "daily")
     live = _pointer(home)

@@ -52,13 +52,17 @@ def users(small_home) -> dict:
     _, scores = current(small_home)
     by_size = scores.practice_code.value_counts()
     practices = sorted(by_size.index)
-    hostile = sorted(scores.loc[scores.pcn_code == HOSTILE_PCN, "practice_code"].unique()) \
-        if "pcn_code" in scores else []
+    hostile = (
+        sorted(scores.loc[scores.pcn_code == HOSTILE_PCN, "practice_code"].unique()) if "pcn_code" in scores else []
+    )
     out = {"practices": practices}
-    for name, role, scope in (("planner", Role.planner, []), ("ds", Role.data_scientist, []),
-                              ("cso", Role.safety_officer, []),
-                              ("coord_one", Role.coordinator, [by_size.index[-1]]),  # the smallest practice
-                              ("coord_three", Role.coordinator, practices[:3])):
+    for name, role, scope in (
+        ("planner", Role.planner, []),
+        ("ds", Role.data_scientist, []),
+        ("cso", Role.safety_officer, []),
+        ("coord_one", Role.coordinator, [by_size.index[-1]]),  # the smallest practice
+        ("coord_three", Role.coordinator, practices[:3]),
+    ):
         _, out[name] = add_user(small_home.home, name, role, scope)
         out[name + "_scope"] = scope
     out["hostile_practices"] = hostile
@@ -67,8 +71,10 @@ def users(small_home) -> dict:
 
 @pytest.fixture(scope="module")
 def server(small_home, users, postgres_url, tmp_path_factory):
-    env = {"PHM_DATABASE_URL": postgres_url,
-           "PHM_SERVICE": json.dumps({"trusted_proxies": [], "metrics": "data_scientist"})}
+    env = {
+        "PHM_DATABASE_URL": postgres_url,
+        "PHM_SERVICE": json.dumps({"trusted_proxies": [], "metrics": "data_scientist"}),
+    }
     srv = Server(small_home, tmp_path_factory.mktemp("small_log"), env)
     srv.start()
     yield srv
@@ -85,8 +91,11 @@ def truth(home: Settings, scope: list[str] | None) -> dict[tuple, int]:
     frame = scores if scope is None else scores[scores.practice_code.isin(scope)]
     frame = frame.assign(pcn=frame.practice_code.map(pcn))
     out = {}
-    groups = [(("root",), frame)] + [(("pcn", k), f) for k, f in frame.groupby("pcn")] + \
-        [(("practice", p), f) for p, f in frame.groupby("practice_code")]
+    groups = (
+        [(("root",), frame)]
+        + [(("pcn", k), f) for k, f in frame.groupby("pcn")]
+        + [(("practice", p), f) for p, f in frame.groupby("practice_code")]
+    )
     for unit, part in groups:
         out[("T", unit)] = len(part)
         for dim in DIMS:
@@ -132,8 +141,9 @@ def test_the_capacity_page_shows_the_same_protected_cells(server, users) -> None
     client = httpx.Client(base_url=server.url, timeout=60)
     form = client.get("/ui/signin")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
-    signed = client.post("/ui/signin", data={"token": users["planner"], "csrf": csrf, "next": ""},
-                         headers={"X-Forwarded-Proto": "https"})
+    signed = client.post(
+        "/ui/signin", data={"token": users["planner"], "csrf": csrf, "next": ""}, headers={"X-Forwarded-Proto": "https"}
+    )
     assert signed.status_code == 303
     assert all("Secure" not in c for c in signed.headers.get_list("set-cookie"))  # no proxy is trusted here
     page = client.get("/ui/capacity").text
@@ -152,8 +162,12 @@ def test_worklist_csv_neutralises_formula_cells(server, users, small_home) -> No
     hostile = users["hostile_practices"]
     assert hostile
     _, token = add_user(small_home.home, "hostile_coord", Role.coordinator, hostile[:1])
-    r = httpx.get(server.url + "/api/worklist", params={"format": "csv", "min_band": "routine", "top": 5},
-                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    r = httpx.get(
+        server.url + "/api/worklist",
+        params={"format": "csv", "min_band": "routine", "top": 5},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
     assert r.status_code == 200
     rows = list(csv.reader(io.StringIO(r.text)))
     assert rows[1][rows[0].index("pcn_code")] == "'" + HOSTILE_PCN
@@ -163,8 +177,12 @@ def test_worklist_csv_neutralises_formula_cells(server, users, small_home) -> No
 
 def test_metrics_need_a_data_scientists_token(server, users) -> None:
     assert httpx.get(server.url + "/metrics", timeout=30).status_code == 401
-    assert httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {users['planner']}"},
-                     timeout=30).status_code == 403
+    assert (
+        httpx.get(
+            server.url + "/metrics", headers={"Authorization": f"Bearer {users['planner']}"}, timeout=30
+        ).status_code
+        == 403
+    )
     ok = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {users['ds']}"}, timeout=30)
     assert ok.status_code == 200 and "bentoml" in ok.text
 

@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from phm.core import ledger
+from phm.core import ledger_file
 from phm.core.settings import DEMO_PSEUDONYM_KEY
 from features.sources.pseudonymise import Pseudonymiser
 from support.cli import run as phm
@@ -40,14 +40,13 @@ def sign_in(url: str, token: str, headers: dict | None = None) -> tuple[httpx.Cl
 
 
 def access_log(home) -> list[dict]:
-    return ledger.read(home.home / "security" / "access_log.jsonl")
+    return ledger_file.read(home.home / "security" / "access_log.jsonl")
 
 
 def test_the_service_says_nothing_to_strangers(served_url, served_tokens) -> None:
     root = httpx.get(served_url + "/", timeout=30)
     assert root.status_code == 303 and root.headers["location"] == "/ui/"  # not BentoML's Swagger UI
-    for path in ("/docs.json", "/schema.json", "/static_content/swagger-ui.css", "/api/docs", "/api/redoc",
-                 "/metrics"):
+    for path in ("/docs.json", "/schema.json", "/static_content/swagger-ui.css", "/api/docs", "/api/redoc", "/metrics"):
         assert httpx.get(served_url + path, timeout=30).status_code == 404, path
     assert httpx.get(served_url + "/api/health", timeout=30).json() == {"status": "ok"}
     assert httpx.post(served_url + "/healthz", json={}, timeout=30).json() == {"status": "ok"}
@@ -58,10 +57,20 @@ def test_the_service_says_nothing_to_strangers(served_url, served_tokens) -> Non
 
 
 def test_score_records_with_nan_or_infinity_are_refused(served_url, served_tokens) -> None:
-    for raw in (b'{"records": [{"age": NaN}]}', b'{"records": [{"age": Infinity}]}', b'{"records": [{"age": -Infinity}]}',
-                b'{"records": [{"age": "NaN"}]}'):
-        r = call(served_url, "POST", "/api/score", served_tokens["ds"], content=raw,
-                 headers={"content-type": "application/json"})
+    for raw in (
+        b'{"records": [{"age": NaN}]}',
+        b'{"records": [{"age": Infinity}]}',
+        b'{"records": [{"age": -Infinity}]}',
+        b'{"records": [{"age": "NaN"}]}',
+    ):
+        r = call(
+            served_url,
+            "POST",
+            "/api/score",
+            served_tokens["ds"],
+            content=raw,
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 422, (raw, r.status_code, r.text[:200])
     ok = call(served_url, "POST", "/api/score", served_tokens["ds"], json={"records": [{"age": 80, "ltc_count": None}]})
     assert ok.status_code == 200 and 0 < ok.json()["results"][0]["risk"] < 1
@@ -84,8 +93,9 @@ def test_scenarios_refuse_small_groups_and_move_in_steps(served_url, served_toke
 
 def test_users_are_removed_disabled_and_rotated_at_once(served_url, served_home, served_tokens) -> None:
     home = served_home.home
-    made = phm("users", "add", "Temp Coordinator", "--role", "coordinator", "--practice", served_tokens["practice"],
-               home=home)
+    made = phm(
+        "users", "add", "Temp Coordinator", "--role", "coordinator", "--practice", served_tokens["practice"], home=home
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.split()[-1]
     assert call(served_url, "GET", "/api/worklist", token, params={"top": 1}).status_code == 200
@@ -158,10 +168,14 @@ def test_sessions_end_at_sign_out_and_when_idle(served_url, served_home, served_
     cookie = client.cookies.get("phm_session", path="/ui")
     db = sqlite3.connect(served_home.home / "operational" / "phm.db")
     with db:  # as if 31 minutes passed without a request
-        db.execute("UPDATE sessions SET last_seen_at = datetime(last_seen_at, '-31 minutes') WHERE revoked_at IS NULL "
-                   "AND user_name = 'planner'")
+        db.execute(
+            "UPDATE sessions SET last_seen_at = datetime(last_seen_at, '-31 minutes') WHERE revoked_at IS NULL "
+            "AND user_name = 'planner'"
+        )
     assert client.get("/ui/models").status_code == 303
-    reason = db.execute("SELECT revoked_reason FROM sessions WHERE user_name = 'planner' ORDER BY created_at DESC").fetchone()
+    reason = db.execute(
+        "SELECT revoked_reason FROM sessions WHERE user_name = 'planner' ORDER BY created_at DESC"
+    ).fetchone()
     assert reason == ("idle",)
     db.close()
 
@@ -190,8 +204,11 @@ def test_access_log_records_refusals_and_answers_who_viewed(served_url, served_h
     rows = call(served_url, "GET", "/api/worklist", served_tokens["coord"], params={"top": 3}).json()["rows"]
     logged = access_log(served_home)[before:]
     assert [(e["user"], e["route"], e["status"]) for e in logged] == [
-        ("anonymous", "/api/worklist", 401), ("anonymous", "/api/worklist", 401), ("coord", "/api/forecast", 403),
-        ("coord", "/api/worklist", 200)]
+        ("anonymous", "/api/worklist", 401),
+        ("anonymous", "/api/worklist", 401),
+        ("coord", "/api/forecast", 403),
+        ("coord", "/api/worklist", 200),
+    ]
     assert logged[-1]["people"] == [r["person_id"] for r in rows] and logged[0]["client"] == "127.0.0.1"
 
     # who viewed the first of them? the IG lead types the NHS number; it is never printed or stored
@@ -213,8 +230,9 @@ def test_access_log_records_refusals_and_answers_who_viewed(served_url, served_h
     assert verified.returncode == 0 and "intact" in verified.stdout
 
 
-def test_person_level_routes_fail_closed_when_the_access_log_cannot_be_written(served_url, served_home,
-                                                                              served_tokens) -> None:
+def test_person_level_routes_fail_closed_when_the_access_log_cannot_be_written(
+    served_url, served_home, served_tokens
+) -> None:
     path = served_home.home / "security" / "access_log.jsonl"
     aside = path.with_suffix(".aside")
     os.replace(path, aside)
@@ -224,7 +242,9 @@ def test_person_level_routes_fail_closed_when_the_access_log_cannot_be_written(s
             r = call(served_url, "GET", "/api/worklist", served_tokens["coord"], params={"top": 5})
             assert r.status_code == 503 and "access log" in r.json()["detail"] and "rows" not in r.text
         ids = ["1"]
-        assert call(served_url, "POST", "/api/score", served_tokens["coord"], json={"person_ids": ids}).status_code == 404
+        assert (
+            call(served_url, "POST", "/api/score", served_tokens["coord"], json={"person_ids": ids}).status_code == 404
+        )
         page = sign_in(served_url, served_tokens["coord"])[1]
         assert page.status_code == 503 and "access log" in page.text
     finally:

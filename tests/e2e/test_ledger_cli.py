@@ -21,13 +21,28 @@ def home(tmp_path: Path) -> Path:
     the same key file the `phm` subprocess reads."""
     root = tmp_path / "phm_home"
     log = root / "safety" / "hazard_log.jsonl"
-    hazard_log.append(log, "hazard", model="emergency_admission", version=1, hazard_id="H-1", hazard="under-identifies",
-                      risk_rating="medium")
+    hazard_log.append(
+        log,
+        "hazard",
+        model="emergency_admission",
+        version=1,
+        hazard_id="H-1",
+        hazard="under-identifies",
+        risk_rating="medium",
+    )
     hazard_log.append(log, "audit", model="emergency_admission", version=1, outcome="1 flag", report_sha256="ab" * 32)
-    hazard_log.append(log, "decision", model="emergency_admission", version=1, decision="approved", by="Dr A",
-                      reason="controls in place")
-    hazard_log.append(log, "promotion", model="emergency_admission", version=1, alias="champion", by="Dr A",
-                      basis="approved")
+    hazard_log.append(
+        log,
+        "decision",
+        model="emergency_admission",
+        version=1,
+        decision="approved",
+        by="Dr A",
+        reason="controls in place",
+    )
+    hazard_log.append(
+        log, "promotion", model="emergency_admission", version=1, alias="champion", by="Dr A", basis="approved"
+    )
     return root
 
 
@@ -110,6 +125,19 @@ def test_a_log_from_before_signed_heads_is_flagged_until_adopted(tmp_path: Path)
     out = _verify(home)
     assert out.returncode == 2 and "not signed and has no signed head" in out.stderr and "--adopt" in out.stderr
     adopted = run("audit", "log", "--verify", "--adopt", home=home)
-    assert adopted.returncode == 0 and "Signed the head" in adopted.stdout and "Hazard log intact (1 entries" in adopted.stdout
+    assert (
+        adopted.returncode == 0
+        and "Signed the head" in adopted.stdout
+        and "Hazard log intact (1 entries" in adopted.stdout
+    )
     log.write_text("")
     assert _verify(home).returncode == 2
+
+
+@pytest.mark.parametrize("args", [("audit", "log"), ("access", "verify")])
+def test_a_short_ledger_key_is_a_plain_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """A key too short to sign with stops the command with the reason and exit 2, not a traceback."""
+    done = run(*args, home=tmp_path / "home", env={"PHM_LEDGER_KEY": "k"})
+    assert done.returncode == 2, done.stderr
+    assert "PHM_LEDGER_KEY is too short" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout and "╭" not in done.stderr

@@ -20,7 +20,9 @@ import pytest
 from evaluation.fairness.config import AuditConfig
 from serving.governance.model_audit import audit_model
 from serving.governance.signoff import SignoffError, decide, promote
-from serving.governance.monitoring import MonitorConfig, psi, run_monitor
+from serving.governance.monitoring import run_monitor
+from serving.governance.monitoring_config import MonitorConfig
+from serving.governance.monitoring_drift import psi
 from training.jobs import fit
 from training.registry import load_champion
 from training.train_validate import run
@@ -29,16 +31,21 @@ from models import specs
 from features.sources.loader import load
 from features.synthetic.config import GeneratorConfig, ShiftConfig
 from features.synthetic.generator import generate
-from phm.core import ledger
+from phm.core import ledger_check, ledger_file
 from phm.core.settings import Settings
 from support.cli import run as phm
 from training import tracking
 from training.config import TuningGrid, default_config
 
 PERSONS = 12_000
-QUICK = default_config("emergency_admission").model_copy(update={
-    "grid": TuningGrid(num_leaves=[15], min_child_samples=[100]), "bootstrap_draws": 20,
-    "train_dates": [date(2021, 4, 1), date(2022, 4, 1)], "validation_dates": [date(2023, 4, 1)]})
+QUICK = default_config("emergency_admission").model_copy(
+    update={
+        "grid": TuningGrid(num_leaves=[15], min_child_samples=[100]),
+        "bootstrap_draws": 20,
+        "train_dates": [date(2021, 4, 1), date(2022, 4, 1)],
+        "validation_dates": [date(2023, 4, 1)],
+    }
+)
 
 
 def deployed_home(root: Path, shift: ShiftConfig | None) -> Settings:
@@ -55,7 +62,9 @@ def deployed_home(root: Path, shift: ShiftConfig | None) -> Settings:
 
 @pytest.fixture(scope="module")
 def shifted(tmp_path_factory) -> Settings:
-    return deployed_home(tmp_path_factory.mktemp("shifted"), ShiftConfig(start=date(2024, 4, 1), factor=4.0, group="Black"))
+    return deployed_home(
+        tmp_path_factory.mktemp("shifted"), ShiftConfig(start=date(2024, 4, 1), factor=4.0, group="Black")
+    )
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift() -> None:
@@ -83,14 +92,15 @@ def test_a_shift_raises_named_alerts_logged_to_mlflow_and_the_hazard_log(shifted
     calibration = [a for a in fairness if a["metric"] == "predicted_to_observed"]
     assert calibration and all(any(g in a["subject"] for g in black) for a in calibration), alerts
     drift = [a for a in alerts if a["kind"] == "drift"]
-    assert any(a["metric"] == "psi_by_group" and a["subject"].startswith("Ethnicity (broad group): Black: ")
-               for a in drift), alerts
+    assert any(
+        a["metric"] == "psi_by_group" and a["subject"].startswith("Ethnicity (broad group): Black: ") for a in drift
+    ), alerts
     assert result["retrain_due"] and result["outcome_index_date"] == "2024-03-31"
     assert result["performance"]["auroc"] > 0.7 and result["signoff"]["auroc"] > 0.7
-    entries = [e for e in ledger.read(shifted.home / "safety" / "hazard_log.jsonl") if e["kind"] == "monitoring"]
+    entries = [e for e in ledger_file.read(shifted.home / "safety" / "hazard_log.jsonl") if e["kind"] == "monitoring"]
     assert entries and all(e["version"] == 1 for e in entries)
     assert sorted(e["subject"] for e in entries) == sorted(a["subject"] for a in fairness)  # each new flag, logged
-    assert ledger.verify(shifted.home / "safety" / "hazard_log.jsonl") == []
+    assert ledger_check.verify(shifted.home / "safety" / "hazard_log.jsonl") == []
     tracking.configure(shifted)
     client = mlflow.MlflowClient()
     runs = mlflow.search_runs(experiment_names=["phm-monitoring"], output_format="list")
@@ -131,13 +141,18 @@ def test_the_api_serves_the_latest_monitoring(served_url, served_tokens, served_
     auth = {"Authorization": f"Bearer {served_tokens['ds']}"}
     body = httpx.get(served_url + "/api/monitoring", headers=auth, timeout=60).json()
     assert body["emergency_admission"]["version"] == "1" and "alerts" in body["emergency_admission"]
-    assert httpx.get(served_url + "/api/monitoring", timeout=60,
-                     headers={"Authorization": f"Bearer {served_tokens['coord']}"}).status_code == 403
+    assert (
+        httpx.get(
+            served_url + "/api/monitoring", timeout=60, headers={"Authorization": f"Bearer {served_tokens['coord']}"}
+        ).status_code
+        == 403
+    )
 
 
 @pytest.mark.slow
-def test_monitoring_and_retraining_leave_out_the_listed_the_programme_may_have_treated(shifted: Settings,
-                                                                                       tmp_path: Path) -> None:
+def test_monitoring_and_retraining_leave_out_the_listed_the_programme_may_have_treated(
+    shifted: Settings, tmp_path: Path
+) -> None:
     from support.homes import registry_copy
 
     from evaluation.programme import listing
@@ -158,13 +173,16 @@ def test_monitoring_and_retraining_leave_out_the_listed_the_programme_may_have_t
     listing.record(s, "emergency_admission", day, ids, held_out(ids, "emergency_admission", 0.2), 0.2)
     after = run_monitor(s, "emergency_admission", None, MonitorConfig())
     view = after.programme
-    assert sum(view[g]["people"] for g in ("listed_and_shown", "held_out", "never_listed")) == before.performance["people"]
+    assert (
+        sum(view[g]["people"] for g in ("listed_and_shown", "held_out", "never_listed")) == before.performance["people"]
+    )
     assert view["held_out"]["people"] > 60 and view["listed_and_shown"]["people"] > 360
     assert after.performance["people"] == view["never_listed"]["people"] + view["held_out"]["people"]
     assert "held-out" in view["performance_judged_on"]
     # safe retraining on the same record: the listed and shown are left out of training, the held-out kept
-    cfg = QUICK.model_copy(update={"train_dates": [date(2023, 4, 1)], "validation_dates": [date(2024, 3, 1)],
-                                   "safe_learning": "holdout"})
+    cfg = QUICK.model_copy(
+        update={"train_dates": [date(2023, 4, 1)], "validation_dates": [date(2024, 3, 1)], "safe_learning": "holdout"}
+    )
     job = fit(cfg, s)
     record = listing.read(s, "emergency_admission")
     shown, held = set(record.person_id[~record.held_out]), set(record.person_id[record.held_out])

@@ -14,7 +14,7 @@ import pytest
 
 from features.sources.nhs_number import is_valid, normalise
 from features.sources.pseudonymise import Pseudonymiser
-from phm.core import ledger
+from phm.core import ledger_file
 from phm.core.settings import DEMO_PSEUDONYM_KEY, Settings
 from serving.access import log_path
 from serving.batch.store import current_folder
@@ -47,8 +47,9 @@ def url(home, tmp_path_factory):
 
 
 def call(method: str, url: str, path: str, token: str, headers: dict | None = None, **kw) -> httpx.Response:
-    return httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}", **(headers or {})},
-                         timeout=60, **kw)
+    return httpx.request(
+        method, url + path, headers={"Authorization": f"Bearer {token}", **(headers or {})}, timeout=60, **kw
+    )
 
 
 def worklist_ids(url: str, token: str) -> tuple[list[str], dict]:
@@ -61,24 +62,35 @@ def test_recording_hides_the_person_and_scope_is_enforced(home, url) -> None:
     before, body = worklist_ids(url, f["coord"])
     assert body["hidden"] == 0 and len(before) > 3
     person = before[0]
-    answer = call("POST", url, "/api/worklist/outcomes", f["coord"],
-                  json={"person_id": person, "outcome": "declined", "note": "call again in spring"})
+    answer = call(
+        "POST",
+        url,
+        "/api/worklist/outcomes",
+        f["coord"],
+        json={"person_id": person, "outcome": "declined", "note": "call again in spring"},
+    )
     assert answer.status_code == 201, answer.text
     assert answer.json()["hidden_until"] and answer.json()["practice_code"] == f["practice"]
     after, body = worklist_ids(url, f["coord"])
     assert person not in after and after == before[1:] and body["hidden"] == 1
     hidden = call("GET", url, "/api/worklist/hidden", f["coord"]).json()
     assert [(r["person_id"], r["outcome"], r["note"], r["recorded_by"]) for r in hidden["rows"]] == [
-        (person, "declined", "call again in spring", "Cy Coordinator")]
+        (person, "declined", "call again in spring", "Cy Coordinator")
+    ]
     # the other practice's coordinator can neither record for this person nor see the note
     refused = call("POST", url, "/api/worklist/outcomes", f["other"], json={"person_id": person, "outcome": "enrolled"})
     assert refused.status_code == 403 and "not in your practices" in refused.json()["detail"]
-    unknown = call("POST", url, "/api/worklist/outcomes", f["other"], json={"person_id": "12345", "outcome": "enrolled"})
+    unknown = call(
+        "POST", url, "/api/worklist/outcomes", f["other"], json={"person_id": "12345", "outcome": "enrolled"}
+    )
     assert unknown.status_code == 403 and unknown.json()["detail"].replace("12345", person) == refused.json()["detail"]
     assert call("GET", url, "/api/worklist/hidden", f["other"]).json() == {"count": 0, "rows": []}
-    entries = [e for e in ledger.read(log_path(settings.home)) if e.get("route") == "/api/worklist/outcomes"]
+    entries = [e for e in ledger_file.read(log_path(settings.home)) if e.get("route") == "/api/worklist/outcomes"]
     assert [(e["user"], e["status"], e["people"], e.get("asked")) for e in entries] == [
-        ("Cy Coordinator", 201, [person], None), ("Oz Other", 403, [], [person]), ("Oz Other", 403, [], ["12345"])]
+        ("Cy Coordinator", 201, [person], None),
+        ("Oz Other", 403, [], [person]),
+        ("Oz Other", 403, [], ["12345"]),
+    ]
     bad = call("POST", url, "/api/worklist/outcomes", f["coord"], json={"person_id": before[1], "outcome": "maybe"})
     assert bad.status_code == 422
 
@@ -93,8 +105,14 @@ def test_a_caseload_upload_marks_people_and_stores_no_number(home, url, ics20k, 
     wanted = [by_id[i] for i in ids[:3]]
     others = [n for n in numbers if str(pseud.person_id(n)) not in set(ids)][:5]
     rows = ["nhs_number,name", *(f"{n},someone" for n in wanted + others), "123456789X,bad", f"{wanted[0]},again"]
-    answer = call("POST", url, "/api/worklist/caseload?team=Community%20matrons", f["coord"],
-                  content="\n".join(rows).encode(), headers={"Content-Type": "text/csv"})
+    answer = call(
+        "POST",
+        url,
+        "/api/worklist/caseload?team=Community%20matrons",
+        f["coord"],
+        content="\n".join(rows).encode(),
+        headers={"Content-Type": "text/csv"},
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["stored"], body["malformed"], body["malformed_rows"], body["duplicates"]) == (8, 1, [10], 1)
@@ -112,12 +130,22 @@ def test_a_caseload_upload_marks_people_and_stores_no_number(home, url, ics20k, 
 def test_phm_worklist_commands(home, url, tmp_path) -> None:
     settings, f = home
     ids, _ = worklist_ids(url, f["coord"])
-    out = phm("worklist", "outcome", "--user", "Cy Coordinator", "--person", ids[0], "--outcome", "enrolled",
-              home=settings.home)
+    out = phm(
+        "worklist",
+        "outcome",
+        "--user",
+        "Cy Coordinator",
+        "--person",
+        ids[0],
+        "--outcome",
+        "enrolled",
+        home=settings.home,
+    )
     assert out.returncode == 0, out.stderr
     assert "until a later outcome is recorded" in out.stdout
-    refused = phm("worklist", "outcome", "--user", "Oz Other", "--person", ids[1], "--outcome", "enrolled",
-                  home=settings.home)
+    refused = phm(
+        "worklist", "outcome", "--user", "Oz Other", "--person", ids[1], "--outcome", "enrolled", home=settings.home
+    )
     assert refused.returncode != 0 and "not in your practices" in refused.stderr
     listed = phm("worklist", "hidden", "--user", "Cy Coordinator", home=settings.home)
     assert listed.returncode == 0 and ids[0] in listed.stdout
@@ -126,7 +154,11 @@ def test_phm_worklist_commands(home, url, tmp_path) -> None:
     outcomes = pd.read_csv(tmp_path / "eval" / "outcomes.csv", dtype=str)
     enrolments = pd.read_csv(tmp_path / "eval" / "enrolments.csv", dtype=str)
     assert ids[0] in set(outcomes.person_id) and list(outcomes.columns) == [
-        "person_id", "practice_code", "outcome", "recorded_at"]  # no notes, no staff names
+        "person_id",
+        "practice_code",
+        "outcome",
+        "recorded_at",
+    ]  # no notes, no staff names
     assert ids[0] in set(enrolments.person_id[enrolments.ended_at.isna()])
 
 
@@ -155,7 +187,9 @@ def test_browser_records_an_outcome_and_shows_the_hidden_view(home, url, chromiu
             row.locator("button[type=submit]").click()
         assert "/ui/worklist/hidden" in page.url
         assert first in page.inner_text("#recorded") and "not appropriate" in page.inner_text("#recorded")
-        cells = page.eval_on_selector_all("#hidden tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+        cells = page.eval_on_selector_all(
+            "#hidden tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+        )
         mine = [c for c in cells if c[0] == first]
         assert mine and mine[0][2] == "not appropriate" and mine[0][6] == "frailty clinic instead"
         assert s.accessibility_problems() == []
@@ -180,10 +214,12 @@ def test_models_page_shows_the_persistence_of_the_top_5_percent(home, url, chrom
     try:
         s.sign_in(f["ds"])
         s.goto("/ui/models")
-        cells = s.page.eval_on_selector_all("#persistence tbody tr",
-                                            "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
-        assert [(c[0], c[1]) for c in cells] == [(f"{lag['months']} months", f"{100 * lag['share']:.1f}%")
-                                                 for lag in result["lags"]]
+        cells = s.page.eval_on_selector_all(
+            "#persistence tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+        )
+        assert [(c[0], c[1]) for c in cells] == [
+            (f"{lag['months']} months", f"{100 * lag['share']:.1f}%") for lag in result["lags"]
+        ]
         assert s.accessibility_problems() == []
         s.shot("models_persistence")
         assert not s.errors, s.errors
@@ -199,19 +235,24 @@ def test_two_service_workers_recording_at_once_lose_none(home, url) -> None:
 
     settings, f = home
     scores = f["scores"]
-    people = [str(p) for p in scores.person_id[(scores.practice_code == f["practice"]) & (scores.band == "routine")]
-              .head(60)]
+    people = [
+        str(p) for p in scores.person_id[(scores.practice_code == f["practice"]) & (scores.band == "routine")].head(60)
+    ]
     assert len(people) == 60
 
     def post(pid: str) -> int:
-        return call("POST", url, "/api/worklist/outcomes", f["coord"], json={"person_id": pid, "outcome": "contacted"}
-                    ).status_code
+        return call(
+            "POST", url, "/api/worklist/outcomes", f["coord"], json={"person_id": pid, "outcome": "contacted"}
+        ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(post, people))
     assert codes == [201] * 60
     stored = [str(r["person_id"]) for r in history(settings) if r["outcome"] == "contacted"]
     assert sorted(set(people) & set(stored)) == sorted(people) and len([p for p in stored if p in set(people)]) == 60
-    logged = [e["people"][0] for e in ledger.read(log_path(settings.home))
-              if e.get("route") == "/api/worklist/outcomes" and e["status"] == 201]
+    logged = [
+        e["people"][0]
+        for e in ledger_file.read(log_path(settings.home))
+        if e.get("route") == "/api/worklist/outcomes" and e["status"] == 201
+    ]
     assert set(people) <= set(logged)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from support.browser import ARGS, PageSession, chromium_path
-from phm.core import ledger
+from phm.core import ledger_file
 from serving.batch.store import snapshots_root
 
 
@@ -48,7 +48,9 @@ def person_ids(served_home) -> set[str]:
 
 
 def table_rows(page, selector: str) -> list[list[str]]:
-    return page.eval_on_selector_all(f"{selector} tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+    return page.eval_on_selector_all(
+        f"{selector} tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
 
 
 def test_coordinator_worklist_filter_download_and_scope(session, served_tokens, served_home, tmp_path) -> None:
@@ -81,7 +83,7 @@ def test_coordinator_worklist_filter_download_and_scope(session, served_tokens, 
     s.shot("worklist_filtered")
 
     # the CSV holds the same filtered rows
-    before = len(ledger.read(served_home.home / "security" / "access_log.jsonl"))
+    before = len(ledger_file.read(served_home.home / "security" / "access_log.jsonl"))
     with page.expect_download() as info:
         page.click("text=Download these rows (CSV)")
     path = tmp_path / "worklist.csv"
@@ -89,9 +91,11 @@ def test_coordinator_worklist_filter_download_and_scope(session, served_tokens, 
     table = pd.read_csv(path, dtype={"person_id": str})
     assert len(table) == min(matching, 100) and set(table.practice_code) == {practice}
     assert set(table.band) <= {"high", "very high"} and table.reasons.notna().all()
-    entries = ledger.read(served_home.home / "security" / "access_log.jsonl")[before:]
-    assert any(e["route"] == "/ui/worklist.csv" and e["user"] == "coord" and e["people"] == list(table.person_id)
-               for e in entries)
+    entries = ledger_file.read(served_home.home / "security" / "access_log.jsonl")[before:]
+    assert any(
+        e["route"] == "/ui/worklist.csv" and e["user"] == "coord" and e["people"] == list(table.person_id)
+        for e in entries
+    )
 
     # scope: another practice and the planners' pages are refused with a plain message
     s.goto(f"/ui/worklist?practice={other}", refused=403)
@@ -159,9 +163,11 @@ def test_safety_officer_reads_the_bias_report_and_approves(session, served_token
     with page.expect_navigation():
         page.click("text=Record decision")
     assert page.locator("#decision-done").is_visible() and "approved" in page.inner_text("#decision-done")
-    log = ledger.read(served_home.home / "safety" / "hazard_log.jsonl")
+    log = ledger_file.read(served_home.home / "safety" / "hazard_log.jsonl")
     last = [e for e in log if e["kind"] == "decision"][-1]
-    assert last["by"] == "cso" and last["reason"].startswith("Reviewed in the browser") and last["decision"] == "approved"
+    assert (
+        last["by"] == "cso" and last["reason"].startswith("Reviewed in the browser") and last["decision"] == "approved"
+    )
     assert "Reviewed in the browser" in page.inner_text("#history")
     # the CSO pack beside the report: deployment record signed by the officer, TRIPOD+AI checklist, public report
     pack = page.inner_text("#cso-pack")

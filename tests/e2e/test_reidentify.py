@@ -17,7 +17,7 @@ import pytest
 
 from features.sources.practice_list import MAX_BYTES
 from features.synthetic.practice_list import make
-from phm.core import ledger
+from phm.core import ledger_check, ledger_file
 from phm.operational.outcomes import in_force
 from phm.core.settings import DEMO_PSEUDONYM_KEY
 from serving.access import log_path
@@ -40,19 +40,34 @@ def world(served_home, served_tokens, ics20k, tmp_path_factory):
     reid = coordinator(served_home.home, ics20k.out_dir, "reid", at_least=4_700)
     made = make(ics20k.out_dir, reid.practices, 5_000, seed=3, malformed_share=0.03, other_share=0.10)
     tmp = tmp_path_factory.mktemp("service_tmp")
-    server = Server(served_home, tmp_path_factory.mktemp("reid_log"), env={"TMPDIR": str(tmp), "PHM_SERVICE_WORKERS": "1"})
+    server = Server(
+        served_home, tmp_path_factory.mktemp("reid_log"), env={"TMPDIR": str(tmp), "PHM_SERVICE_WORKERS": "1"}
+    )
     url = server.start()
     current = max(p for p in snapshots_root(served_home).iterdir() if p.is_dir())
     scores = pd.read_parquet(current / "scores.parquet", columns=["person_id", "practice_code", "band"])
-    yield {"url": url, "reid": reid, "list": made, "tmp": tmp, "server": server, "scores": scores,
-           "lists": [made], "home": served_home}
+    yield {
+        "url": url,
+        "reid": reid,
+        "list": made,
+        "tmp": tmp,
+        "server": server,
+        "scores": scores,
+        "lists": [made],
+        "home": served_home,
+    }
     server.stop()
     assert "Traceback" not in server.log()
 
 
 def post(world, body: bytes, token: str | None = None, **params) -> httpx.Response:
-    return httpx.post(world["url"] + ROUTE, content=body, params=params, timeout=60,
-                      headers={"Authorization": f"Bearer {token or world['reid'].token}", "Content-Type": "text/csv"})
+    return httpx.post(
+        world["url"] + ROUTE,
+        content=body,
+        params=params,
+        timeout=60,
+        headers={"Authorization": f"Bearer {token or world['reid'].token}", "Content-Type": "text/csv"},
+    )
 
 
 def expected(world, made, min_band: str) -> dict[str, int]:
@@ -84,8 +99,12 @@ def test_exactly_the_in_scope_matches(world, min_band: str) -> None:
     table = made.table
     for p in got["people"]:  # the number, name and other columns are the list's own row
         row = table.iloc[p["row"] - 1]
-        assert (p["nhs_number"], p["name"], p["date_of_birth"], p["details"]) == \
-            (row["NHS number"].replace(" ", ""), row["Name"], row["Date of birth"], {"Phone": row["Phone"]})
+        assert (p["nhs_number"], p["name"], p["date_of_birth"], p["details"]) == (
+            row["NHS number"].replace(" ", ""),
+            row["Name"],
+            row["Date of birth"],
+            {"Phone": row["Phone"]},
+        )
         assert p["practice_code"] in world["reid"].practices
     malformed = [i + 1 for i in np.flatnonzero(made.kind == "malformed")]
     assert got["malformed"] == 150 and got["malformed_rows"] == malformed
@@ -116,8 +135,12 @@ def test_a_multipart_upload_over_a_mebibyte_leaves_no_file(world) -> None:
     body = padded.to_csv(index=False).encode()
     assert 1_048_576 < len(body) < MAX_BYTES
     before = set(world["tmp"].rglob("*"))  # BentoML's own sockets and metrics folders
-    r = httpx.post(world["url"] + ROUTE, files={"file": ("list.csv", body, "text/csv")}, timeout=60,
-                   headers={"Authorization": f"Bearer {world['reid'].token}"})
+    r = httpx.post(
+        world["url"] + ROUTE,
+        files={"file": ("list.csv", body, "text/csv")},
+        timeout=60,
+        headers={"Authorization": f"Bearer {world['reid'].token}"},
+    )
     assert r.status_code == 200, r.text
     assert {p["person_id"] for p in r.json()["people"]} == set(expected(world, made, "raised"))
     assert r.json()["extra_columns"] == ["Phone", "Notes"]
@@ -164,16 +187,23 @@ def test_people_hidden_by_an_outcome_are_left_out(world, served_tokens) -> None:
     """As on the worklist: a person hidden by a recorded outcome is not named (and counts as not on it)."""
     made = world["list"]
     before = post(world, as_csv(made)).json()
-    mine = [p for p in before["people"]
-            if p["practice_code"] not in (served_tokens["practice"], served_tokens["other_practice"])]
+    mine = [
+        p
+        for p in before["people"]
+        if p["practice_code"] not in (served_tokens["practice"], served_tokens["other_practice"])
+    ]
     person = (mine or before["people"])[-1]
-    done = httpx.post(world["url"] + "/api/worklist/outcomes", timeout=60,
-                      json={"person_id": person["person_id"], "outcome": "contacted"},
-                      headers={"Authorization": f"Bearer {world['reid'].token}"})
+    done = httpx.post(
+        world["url"] + "/api/worklist/outcomes",
+        timeout=60,
+        json={"person_id": person["person_id"], "outcome": "contacted"},
+        headers={"Authorization": f"Bearer {world['reid'].token}"},
+    )
     assert done.status_code == 201, done.text
     after = post(world, as_csv(made)).json()
-    assert [p["person_id"] for p in after["people"]] == [p["person_id"] for p in before["people"]
-                                                        if p["person_id"] != person["person_id"]]
+    assert [p["person_id"] for p in after["people"]] == [
+        p["person_id"] for p in before["people"] if p["person_id"] != person["person_id"]
+    ]
     assert after["not_on_worklist"] == before["not_on_worklist"] + 1
     assert {p["person_id"] for p in after["people"]} == set(expected(world, made, "raised"))
 
@@ -198,7 +228,7 @@ def test_the_access_log_holds_the_event(world) -> None:
     made = world["list"]
     r = post(world, as_csv(made))
     assert r.status_code == 200
-    entries = [e for e in ledger.read(log_path(world["home"].home)) if e.get("route") == ROUTE]
+    entries = [e for e in ledger_file.read(log_path(world["home"].home)) if e.get("route") == ROUTE]
     last = entries[-1]
     assert (last["user"], last["role"], last["status"], last["purpose"]) == ("reid", "coordinator", 200, "direct care")
     assert last["count"] == r.json()["matched"] == len(last["people"])
@@ -206,22 +236,37 @@ def test_the_access_log_holds_the_event(world) -> None:
     assert last["practices"] == sorted(world["reid"].practices) and last["rows_uploaded"] == 5_000
     refused = [e for e in entries if e["status"] >= 400]
     assert refused and all(e["people"] == [] and "purpose" not in e for e in refused)
-    assert ledger.verify(log_path(world["home"].home)) == []
+    assert ledger_check.verify(log_path(world["home"].home)) == []
 
 
 def test_the_command_line_prints_the_same_people(world, tmp_path) -> None:
     made = world["list"]
     path = tmp_path / "list.csv"
     path.write_bytes(as_csv(made))
-    done = run("worklist", "reidentify", "--practice-list", str(path), "--csv", home=world["home"].home,
-               env={"PHM_TOKEN": world["reid"].token})
+    done = run(
+        "worklist",
+        "reidentify",
+        "--practice-list",
+        str(path),
+        "--csv",
+        home=world["home"].home,
+        env={"PHM_TOKEN": world["reid"].token},
+    )
     assert done.returncode == 0, done.stderr
     got = pd.read_csv(io.StringIO(done.stdout), dtype=str)
     assert set(got.person_id) == set(expected(world, made, "raised"))
-    last = [e for e in ledger.read(log_path(world["home"].home)) if e.get("route") == "phm worklist reidentify"][-1]
+    last = [e for e in ledger_file.read(log_path(world["home"].home)) if e.get("route") == "phm worklist reidentify"][
+        -1
+    ]
     assert last["purpose"] == "direct care" and sorted(last["people"]) == sorted(got.person_id)
-    bad = run("worklist", "reidentify", "--practice-list", str(path), home=world["home"].home,
-              env={"PHM_TOKEN": "not-a-token"})
+    bad = run(
+        "worklist",
+        "reidentify",
+        "--practice-list",
+        str(path),
+        home=world["home"].home,
+        env={"PHM_TOKEN": "not-a-token"},
+    )
     assert bad.returncode != 0 and "not a coordinator" in bad.stderr
     path.unlink()
 
@@ -230,8 +275,20 @@ def test_phm_data_practice_list_writes_outside_the_home_only(ics20k, served_toke
     from features.sources.nhs_number import is_valid
 
     out, home = tmp_path / "lists" / "list.csv", tmp_path / "home"
-    args = ["data", "practice-list", "--practice", served_tokens["practice"], "--source", str(ics20k.out_dir),
-            "--rows", "300", "--malformed-share", "0.1", "--other-share", "0.2"]
+    args = [
+        "data",
+        "practice-list",
+        "--practice",
+        served_tokens["practice"],
+        "--source",
+        str(ics20k.out_dir),
+        "--rows",
+        "300",
+        "--malformed-share",
+        "0.1",
+        "--other-share",
+        "0.2",
+    ]
     done = run(*args, "--out", str(out), home=home)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out, dtype=str)
@@ -253,5 +310,5 @@ def test_zz_no_identifier_is_left_anywhere(world) -> None:
     names.add('=HYPERLINK("http://x","y")')
     found = scan([world["home"].home, world["server"].log_path, world["tmp"]], numbers, names)
     assert found == []
-    log = json.dumps([e for e in ledger.read(log_path(world["home"].home))])
+    log = json.dumps([e for e in ledger_file.read(log_path(world["home"].home))])
     assert not any(n in log for n in numbers)

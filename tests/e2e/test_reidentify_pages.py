@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from features.synthetic.practice_list import make
-from phm.core import ledger
+from phm.core import ledger_file
 from support.browser import ARGS, PageSession, chromium_path
 from support.practice_lists import as_csv
 
@@ -31,14 +31,21 @@ def practice_list(ics20k, served_tokens):
 
 
 def rows_of(page) -> list[list[str]]:
-    return page.eval_on_selector_all("#named tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))")
+    return page.eval_on_selector_all(
+        "#named tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
 
 
-def test_upload_shows_and_downloads_the_named_worklist(chromium, served_url, served_tokens, served_home,
-                                                       practice_list, tmp_path) -> None:
+def test_upload_shows_and_downloads_the_named_worklist(
+    chromium, served_url, served_tokens, served_home, practice_list, tmp_path
+) -> None:
     body = as_csv(practice_list)
-    api = httpx.post(served_url + "/api/worklist/reidentify", content=body, timeout=60,
-                     headers={"Authorization": f"Bearer {served_tokens['coord']}", "Content-Type": "text/csv"}).json()
+    api = httpx.post(
+        served_url + "/api/worklist/reidentify",
+        content=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {served_tokens['coord']}", "Content-Type": "text/csv"},
+    ).json()
     assert api["matched"] > 0 and api["malformed"] == 18
     s = PageSession(chromium, served_url, "reidentify_coordinator")
     try:
@@ -64,7 +71,7 @@ def test_upload_shows_and_downloads_the_named_worklist(chromium, served_url, ser
         # the same list as CSV, from the Worklist page's second button
         s.goto("/ui/worklist")
         page.set_input_files("#practice_list", upload)
-        before = len(ledger.read(served_home.home / "security" / "access_log.jsonl"))
+        before = len(ledger_file.read(served_home.home / "security" / "access_log.jsonl"))
         with page.expect_download() as info:
             page.click("text=Download named worklist (CSV)")
         path = tmp_path / "named.csv"
@@ -75,13 +82,17 @@ def test_upload_shows_and_downloads_the_named_worklist(chromium, served_url, ser
         assert list(table.person_id) == [p["person_id"] for p in api["people"]]
         assert list(table.nhs_number) == [p["nhs_number"] for p in api["people"]]
         path.unlink()
-        logged = [e for e in ledger.read(served_home.home / "security" / "access_log.jsonl")[before:]
-                  if e["route"] == "/ui/worklist/reidentify"]
+        logged = [
+            e
+            for e in ledger_file.read(served_home.home / "security" / "access_log.jsonl")[before:]
+            if e["route"] == "/ui/worklist/reidentify"
+        ]
         assert [(e["user"], e["purpose"], e["count"]) for e in logged] == [("coord", "direct care", api["matched"])]
 
         # a form without the session's CSRF token is refused, and reveals nothing
-        refused = s.context.request.post(served_url + "/ui/worklist/reidentify",
-                                         multipart={"file": upload, "format": "page"})
+        refused = s.context.request.post(
+            served_url + "/ui/worklist/reidentify", multipart={"file": upload, "format": "page"}
+        )
         assert refused.status == 403 and api["people"][0]["name"] not in refused.text()
     finally:
         s.close()
@@ -93,8 +104,10 @@ def test_a_bad_list_gets_a_plain_message(chromium, served_url, served_tokens) ->
     try:
         s.sign_in(served_tokens["coord"])
         page = s.page
-        page.set_input_files("#practice_list", {"name": "list.csv", "mimeType": "text/csv",
-                                                "buffer": b"Patient,Name,DOB\n9434765919,A,x\n"})
+        page.set_input_files(
+            "#practice_list",
+            {"name": "list.csv", "mimeType": "text/csv", "buffer": b"Patient,Name,DOB\n9434765919,A,x\n"},
+        )
         with page.expect_navigation() as nav:
             page.click("text=Show named worklist")
         assert nav.value.status == 422

@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from evaluation.fairness.config import AuditConfig
-from phm.core import ledger
+from phm.core import ledger_file
 from phm.core.settings import Settings
 from serving.batch.store import current_folder
 from serving.governance.model_audit import audit_model
@@ -43,9 +43,11 @@ def fresh(served_home: Settings, root: Path) -> tuple[Settings, dict[str, str]]:
     home = registry_copy(served_home, root, snapshots=True)
     practice = pd.read_parquet(current_folder(home) / "scores.parquet", columns=["practice_code"]).practice_code
     tokens = {}
-    for key, name, role, scope in (("cso", "Dr Ada Jones", Role.safety_officer, []),
-                                   ("ds", "Dee Scientist", Role.data_scientist, []),
-                                   ("coord", "Cy Coordinator", Role.coordinator, [str(practice.mode()[0])])):
+    for key, name, role, scope in (
+        ("cso", "Dr Ada Jones", Role.safety_officer, []),
+        ("ds", "Dee Scientist", Role.data_scientist, []),
+        ("coord", "Cy Coordinator", Role.coordinator, [str(practice.mode()[0])]),
+    ):
         _, tokens[key] = add_user(home.home, name, role, scope)
     return home, tokens
 
@@ -91,7 +93,8 @@ def records(home: Settings) -> list[dict]:
 
 
 def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_the_equity_page(
-        served_home, tmp_path, tmp_path_factory, monkeypatch, chromium) -> None:
+    served_home, tmp_path, tmp_path_factory, monkeypatch, chromium
+) -> None:
     home, tokens = fresh(served_home, tmp_path / "home")
     body = {"records": records(home), "explain": False}
     with service(home, tmp_path_factory, monkeypatch) as url:
@@ -99,8 +102,9 @@ def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_
         assert health["refused"] == [] and health["worklist"] == "ready"
         assert post(url, "/api/score", tokens["ds"], json=body).status_code == 200
 
-    (home.home / "phm.toml").write_text('[policy.emergency_admission]\n'
-                                        'bands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n')
+    (home.home / "phm.toml").write_text(
+        '[policy.emergency_admission]\nbands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n'
+    )
     with service(home, tmp_path_factory, monkeypatch) as url:
         health = get(url, "/api/health", tokens["ds"]).json()
         assert health["refused"] == [MODEL] and health["models"] == {} and health["worklist"] == "paused"
@@ -132,7 +136,9 @@ def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_
             assert not s.errors, s.errors
         finally:
             s.close()
-        review = [e for e in ledger.read(home.home / "safety" / "hazard_log.jsonl") if e["kind"] == "change_review"]
+        review = [
+            e for e in ledger_file.read(home.home / "safety" / "hazard_log.jsonl") if e["kind"] == "change_review"
+        ]
         assert len(review) == 1 and review[0]["via"] == "service" and review[0]["by"] == "Dr Ada Jones"
 
         health = get(url, "/api/health", tokens["ds"]).json()  # the hazard log changed: every worker reloaded
@@ -151,8 +157,9 @@ def test_changed_band_cut_offs_stop_the_service_until_the_change_is_approved_on_
         assert sum(v for k, v in meta["band_counts"].items() if k != "routine") == -(-meta["people"] // 10)
 
 
-def test_a_changed_feature_definition_is_refused_by_the_service(served_home, tmp_path, tmp_path_factory,
-                                                                 monkeypatch) -> None:
+def test_a_changed_feature_definition_is_refused_by_the_service(
+    served_home, tmp_path, tmp_path_factory, monkeypatch
+) -> None:
     home, tokens = fresh(served_home, tmp_path / "home")
     code = changed_feature_window(tmp_path / "release")
     with service(home, tmp_path_factory, monkeypatch, code=code) as url:
@@ -164,8 +171,9 @@ def test_a_changed_feature_definition_is_refused_by_the_service(served_home, tmp
         assert not case["ok"] and case["differences"][0].startswith("feature definitions (")
 
 
-def test_the_service_deploys_only_a_currently_approved_version(served_home, tmp_path, tmp_path_factory,
-                                                               monkeypatch) -> None:
+def test_the_service_deploys_only_a_currently_approved_version(
+    served_home, tmp_path, tmp_path_factory, monkeypatch
+) -> None:
     home, tokens = fresh(served_home, tmp_path / "home")
     tracking.configure(home)
     client = MlflowClient()
@@ -184,26 +192,47 @@ def test_the_service_deploys_only_a_currently_approved_version(served_home, tmp_
 
         report = get(url, f"/api/models/{MODEL}/versions/2/bias-report", tokens["cso"]).json()["report_sha256"]
         path = f"/api/models/{MODEL}/versions/2/decision"
-        missing = post(url, path, tokens["cso"], json={"decision": "approved", "reason": "read it", "accept_flags": True})
+        missing = post(
+            url, path, tokens["cso"], json={"decision": "approved", "reason": "read it", "accept_flags": True}
+        )
         assert missing.status_code == 422  # the exact report decided on is required
-        reject = post(url, path, tokens["cso"], json={"decision": "rejected", "reason": "validation period too short",
-                                                      "report_sha256": report[:12]})
+        reject = post(
+            url,
+            path,
+            tokens["cso"],
+            json={"decision": "rejected", "reason": "validation period too short", "report_sha256": report[:12]},
+        )
         assert reject.status_code == 200 and reject.json()["decision_via"] == "service"
-        approve = post(url, path, tokens["cso"], json={"decision": "approved", "reason": "on reflection, fine",
-                                                       "report_sha256": report, "accept_flags": True})
+        approve = post(
+            url,
+            path,
+            tokens["cso"],
+            json={
+                "decision": "approved",
+                "reason": "on reflection, fine",
+                "report_sha256": report,
+                "accept_flags": True,
+            },
+        )
         assert approve.status_code == 409 and "a rejection is final for that report" in approve.json()["detail"]
 
         audit_model(home, MODEL, 2, AuditConfig(bootstrap_draws=50))  # a new audit reopens the decision
         report = get(url, f"/api/models/{MODEL}/versions/2/bias-report", tokens["cso"]).json()["report_sha256"]
-        approve = post(url, path, tokens["cso"], json={"decision": "approved", "reason": "new audit read",
-                                                       "report_sha256": report, "accept_flags": True})
+        approve = post(
+            url,
+            path,
+            tokens["cso"],
+            json={"decision": "approved", "reason": "new audit read", "report_sha256": report, "accept_flags": True},
+        )
         assert approve.status_code == 200, approve.text
         health = get(url, "/api/health", tokens["ds"]).json()  # the approval is in the hazard log: version 2 is used
         assert health["refused"] == [] and health["models"] == {MODEL: "2"}
-        assert post(url, "/api/score", tokens["ds"], json={"records": records(home), "explain": False}).json()[
-            "version"] == "2"
+        assert (
+            post(url, "/api/score", tokens["ds"], json={"records": records(home), "explain": False}).json()["version"]
+            == "2"
+        )
 
-    decisions = [e for e in ledger.read(home.home / "safety" / "hazard_log.jsonl") if e["kind"] == "decision"]
+    decisions = [e for e in ledger_file.read(home.home / "safety" / "hazard_log.jsonl") if e["kind"] == "decision"]
     by_cli, by_service = decisions[0], decisions[-1]  # the served home's approval (library = CLI) and the API's
     assert by_cli["via"] == "cli" and by_service["via"] == "service" and set(by_cli) == set(by_service)
     assert json.dumps(sorted(by_service["configuration"])) == json.dumps(sorted(by_cli["configuration"]))

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from phm.core import ledger
+from phm.core import ledger_check, ledger_file
 from phm.core.settings import Settings
 from support.served import BIN
 from models.explain import reasons
@@ -40,14 +40,15 @@ def server(served_url) -> str:
     return served_url
 
 
-def call(url: str, method: str, path: str, token: str | None = None, headers: dict | None = None,
-         **kw) -> httpx.Response:
+def call(
+    url: str, method: str, path: str, token: str | None = None, headers: dict | None = None, **kw
+) -> httpx.Response:
     headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     return httpx.request(method, url + path, headers=headers, timeout=60, **kw)
 
 
 def access_entries(home: Settings) -> list[dict]:
-    return ledger.read(home.home / "security" / "access_log.jsonl")
+    return ledger_file.read(home.home / "security" / "access_log.jsonl")
 
 
 def test_health_and_authentication(server, tokens) -> None:
@@ -84,16 +85,25 @@ def test_worklist_scoped_to_the_coordinators_practices(server, tokens, home) -> 
     table = pd.read_csv(pd.io.common.StringIO(csv.text))
     assert len(table) <= 10 and set(table.band) <= {"high", "very high"} and "reasons" in table
     logged = [e for e in access_entries(home)[before:] if e["route"] == "/api/worklist"]
-    assert [(e["user"], e["status"]) for e in logged] == [("coord", 200), ("coord", 403), ("coord", 404), ("planner", 403),
-                                                         ("cso", 403), ("ds", 403), ("coord", 200)]  # refusals too
+    assert [(e["user"], e["status"]) for e in logged] == [
+        ("coord", 200),
+        ("coord", 403),
+        ("coord", 404),
+        ("planner", 403),
+        ("cso", 403),
+        ("ds", 403),
+        ("coord", 200),
+    ]  # refusals too
     assert logged[0]["people"] == [x["person_id"] for x in rows] and logged[0]["practices"] == [tokens["practice"]]
     assert logged[-1]["people"] == [str(x) for x in table.person_id] and logged[0]["role"] == "coordinator"
     assert all(e["people"] == [] for e in logged[1:-1])
-    assert ledger.verify(home.home / "security" / "access_log.jsonl") == []
+    assert ledger_check.verify(home.home / "security" / "access_log.jsonl") == []
 
 
 def test_score_by_id_and_by_record(server, tokens, home) -> None:
-    rows = call(server, "GET", "/api/worklist", tokens["coord"], params={"top": 3, "min_band": "routine"}).json()["rows"]
+    rows = call(server, "GET", "/api/worklist", tokens["coord"], params={"top": 3, "min_band": "routine"}).json()[
+        "rows"
+    ]
     ids = [x["person_id"] for x in rows]
     before = len(access_entries(home))
     r = call(server, "POST", "/api/score", tokens["coord"], json={"person_ids": ids})
@@ -120,16 +130,23 @@ def test_score_by_id_and_by_record(server, tokens, home) -> None:
     assert call(server, "POST", "/api/score", tokens["coord"], json={}).status_code == 422
     too_many = call(server, "POST", "/api/score", tokens["coord"], json={"person_ids": ["1"] * 1001})
     assert too_many.status_code == 422
-    huge = call(server, "POST", "/api/score", tokens["coord"], content=b"[" + b"1," * 600_000 + b"1]",
-                headers={"content-type": "application/json"})
+    huge = call(
+        server,
+        "POST",
+        "/api/score",
+        tokens["coord"],
+        content=b"[" + b"1," * 600_000 + b"1]",
+        headers={"content-type": "application/json"},
+    )
     assert huge.status_code == 413
 
 
 def test_reasons_on_demand_for_people_outside_the_bands(server, tokens, home) -> None:
     """People below the worklist bands carry no reasons in the snapshot: the service explains them from the
     snapshot's predictors (loaded with it, one LightGBM thread per worker), exactly as in-process."""
-    everyone = call(server, "GET", "/api/worklist", tokens["coord"],
-                    params={"top": 10_000, "min_band": "routine"}).json()["rows"]
+    everyone = call(
+        server, "GET", "/api/worklist", tokens["coord"], params={"top": 10_000, "min_band": "routine"}
+    ).json()["rows"]
     routine = [x["person_id"] for x in everyone if x["band"] == "routine"][-5:]
     assert len(routine) == 5
     r = call(server, "POST", "/api/score", tokens["coord"], json={"person_ids": routine})
@@ -152,25 +169,45 @@ def test_planner_aggregates_under_disclosure_control(server, tokens) -> None:
     rows = body["rows"]
     assert [x["group"] for x in rows] == ["routine", "raised", "high", "very high"]
     for x in rows:
-        assert (x["people"] is None and x["people_display"] == "*" and x["mean_risk"] is None) or \
-            (x["people"] % 5 == 0 and (x["people"] == 0 or x["people"] >= 10))
-    tiny = call(server, "GET", "/api/cohort/summary", tokens["planner"],
-                params={"by": "age_band", "practice": tokens["practice"]}).json()
+        assert (x["people"] is None and x["people_display"] == "*" and x["mean_risk"] is None) or (
+            x["people"] % 5 == 0 and (x["people"] == 0 or x["people"] >= 10)
+        )
+    tiny = call(
+        server,
+        "GET",
+        "/api/cohort/summary",
+        tokens["planner"],
+        params={"by": "age_band", "practice": tokens["practice"]},
+    ).json()
     assert tiny["unit"] == f"practice {tokens['practice']}"
     assert all(x["people"] is None or x["people"] % 5 == 0 for x in tiny["rows"])
     coord = call(server, "GET", "/api/cohort/summary", tokens["coord"], params={"by": "practice"}).json()["rows"]
     assert [x["group"] for x in coord] == [tokens["practice"]]
-    assert call(server, "GET", "/api/cohort/summary", tokens["coord"],
-                params={"practice": tokens["other_practice"]}).status_code == 403
-    two = call(server, "GET", "/api/cohort/summary", tokens["planner"],
-               params={"practice": [tokens["practice"], tokens["other_practice"]]})
+    assert (
+        call(
+            server, "GET", "/api/cohort/summary", tokens["coord"], params={"practice": tokens["other_practice"]}
+        ).status_code
+        == 403
+    )
+    two = call(
+        server,
+        "GET",
+        "/api/cohort/summary",
+        tokens["planner"],
+        params={"practice": [tokens["practice"], tokens["other_practice"]]},
+    )
     assert two.status_code == 422 and "one practice" in two.json()["detail"]  # no overlapping practice lists
     assert call(server, "GET", "/api/cohort/summary", tokens["planner"], params={"by": "person_id"}).status_code == 422
 
 
 def test_forecast_and_scenario(server, tokens) -> None:
-    r = call(server, "GET", "/api/forecast", tokens["planner"], params={"site": "ICS", "metric": "ga_beds_occupied",
-                                                                       "horizon": 14})
+    r = call(
+        server,
+        "GET",
+        "/api/forecast",
+        tokens["planner"],
+        params={"site": "ICS", "metric": "ga_beds_occupied", "horizon": 14},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["forecast"]) == 14 and body["history"] and all(f["q10"] <= f["q90"] for f in body["forecast"])
@@ -178,8 +215,13 @@ def test_forecast_and_scenario(server, tokens) -> None:
     assert call(server, "GET", "/api/forecast", tokens["planner"], params={"horizon": 0}).status_code == 422
     assert call(server, "GET", "/api/forecast", tokens["planner"], params={"horizon": 200}).status_code == 422
     assert call(server, "GET", "/api/forecast", tokens["coord"]).status_code == 403
-    sc = call(server, "POST", "/api/scenario", tokens["planner"],
-              json={"site": "ICS", "metric": "ga_beds_occupied", "horizon": 14, "prevented_share": 0.3})
+    sc = call(
+        server,
+        "POST",
+        "/api/scenario",
+        tokens["planner"],
+        json={"site": "ICS", "metric": "ga_beds_occupied", "horizon": 14, "prevented_share": 0.3},
+    )
     assert sc.status_code == 200, sc.text
     assert sc.json()["summary"]["bed_days_saved_over_horizon"]["mean"] > 0
     bad = call(server, "POST", "/api/scenario", tokens["planner"], json={"site": "ICS", "metric": "beds", "horizon": 7})
@@ -193,45 +235,106 @@ def test_models_reports_and_decisions(server, tokens) -> None:
     assert "champion" in v1["aliases"] and v1["status"] == "approved"
     report = call(server, "GET", "/api/models/emergency_admission/versions/1/bias-report", tokens["cso"])
     assert report.status_code == 200 and report.json()["subject"]["version"] == 1
-    page = call(server, "GET", "/api/models/emergency_admission/versions/1/bias-report", tokens["cso"],
-                params={"format": "html"})
+    page = call(
+        server,
+        "GET",
+        "/api/models/emergency_admission/versions/1/bias-report",
+        tokens["cso"],
+        params={"format": "html"},
+    )
     assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>")
-    assert call(server, "GET", "/api/models/emergency_admission/versions/1/bias-report", tokens["planner"]).status_code == 403
-    assert call(server, "GET", "/api/models/emergency_admission/versions/9/bias-report", tokens["cso"]).status_code == 404
+    assert (
+        call(server, "GET", "/api/models/emergency_admission/versions/1/bias-report", tokens["planner"]).status_code
+        == 403
+    )
+    assert (
+        call(server, "GET", "/api/models/emergency_admission/versions/9/bias-report", tokens["cso"]).status_code == 404
+    )
     assert call(server, "GET", "/api/models/nope/versions/1/bias-report", tokens["cso"]).status_code == 404
     sha = report.json()["report_sha256"]
-    decision = call(server, "POST", "/api/models/emergency_admission/versions/1/decision", tokens["cso"],
-                    json={"decision": "approved", "reason": "re-confirmed after review", "accept_flags": True,
-                          "report_sha256": sha})
+    decision = call(
+        server,
+        "POST",
+        "/api/models/emergency_admission/versions/1/decision",
+        tokens["cso"],
+        json={
+            "decision": "approved",
+            "reason": "re-confirmed after review",
+            "accept_flags": True,
+            "report_sha256": sha,
+        },
+    )
     assert decision.status_code == 200 and decision.json()["decision_by"] == "cso"
     assert decision.json()["decision_report_sha256"] == sha and decision.json()["decision_via"] == "service"
-    assert call(server, "POST", "/api/models/emergency_admission/versions/1/decision", tokens["ds"],
-                json={"decision": "approved", "reason": "mine", "report_sha256": sha}).status_code == 403
-    missing = call(server, "POST", "/api/models/emergency_admission/versions/7/decision", tokens["cso"],
-                   json={"decision": "rejected", "reason": "no such version", "report_sha256": sha})
+    assert (
+        call(
+            server,
+            "POST",
+            "/api/models/emergency_admission/versions/1/decision",
+            tokens["ds"],
+            json={"decision": "approved", "reason": "mine", "report_sha256": sha},
+        ).status_code
+        == 403
+    )
+    missing = call(
+        server,
+        "POST",
+        "/api/models/emergency_admission/versions/7/decision",
+        tokens["cso"],
+        json={"decision": "rejected", "reason": "no such version", "report_sha256": sha},
+    )
     assert missing.status_code == 409
 
 
 def test_fuzzed_requests_never_get_a_5xx(server, tokens) -> None:
     schema = call(server, "GET", "/api/openapi.json").json()
     operations = [(path, method) for path, ops in schema["paths"].items() for method in ops]
-    junk = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=True)
-                        | st.text(max_size=30), lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
-    params = st.dictionaries(st.sampled_from(["practice", "top", "sort", "format", "min_band", "by", "site", "metric",
-                                              "horizon", "pcn", "age_band", "segment", "condition", "x"]),
-                             st.text(max_size=20) | st.integers(-5, 20_000).map(str), max_size=5)
+    junk = st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=30),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=12,
+    )
+    params = st.dictionaries(
+        st.sampled_from(
+            [
+                "practice",
+                "top",
+                "sort",
+                "format",
+                "min_band",
+                "by",
+                "site",
+                "metric",
+                "horizon",
+                "pcn",
+                "age_band",
+                "segment",
+                "condition",
+                "x",
+            ]
+        ),
+        st.text(max_size=20) | st.integers(-5, 20_000).map(str),
+        max_size=5,
+    )
     names = ["coord", "planner", "cso", "ds"]
 
     @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-    @given(op=st.sampled_from(operations), who=st.sampled_from(names), query=params, body=junk,
-           segment=st.sampled_from(["emergency_admission", "flare_up", "x", "%00", "1" * 30]),
-           version=st.integers(-3, 10**12))
+    @given(
+        op=st.sampled_from(operations),
+        who=st.sampled_from(names),
+        query=params,
+        body=junk,
+        segment=st.sampled_from(["emergency_admission", "flare_up", "x", "%00", "1" * 30]),
+        version=st.integers(-3, 10**12),
+    )
     def fuzz(op, who, query, body, segment, version):
         path, method = op
         concrete = path.replace("{name}", segment).replace("{version}", str(version))
-        body_kw = {"content": json.dumps(body).encode(), "headers": {"Content-Type": "application/json"}} \
-            if method in ("post", "put") else {}  # json.dumps, not httpx: NaN and Infinity tokens reach the service
+        body_kw = (
+            {"content": json.dumps(body).encode(), "headers": {"Content-Type": "application/json"}}
+            if method in ("post", "put")
+            else {}
+        )  # json.dumps, not httpx: NaN and Infinity tokens reach the service
         r = call(server, method.upper(), "/api" + concrete, tokens[who], params=query, **body_kw)
         assert r.status_code < 500, (method, concrete, query, body, r.status_code, r.text[:300])
         assert "Traceback" not in r.text
@@ -244,11 +347,16 @@ def test_reload_and_a_killed_scoring_job_leaves_the_previous_snapshot(server, to
     pointer_before = (root / POINTER).read_text()
     worklist_before = call(server, "GET", "/api/worklist", tokens["coord"], params={"top": 5}).json()
     env = {"PHM_FAULT_PAUSE_MID_WRITE": "60"}
-    proc = subprocess.Popen([str(BIN / "phm"), "score", "daily"], env={**os.environ, "PHM_HOME": str(home.home), **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / "phm"), "score", "daily"],
+        env={**os.environ, "PHM_HOME": str(home.home), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and not any(p.name.endswith(".partial") and (p / "scores.parquet").exists()
-                                             for p in root.iterdir()):
+    while time.time() < deadline and not any(
+        p.name.endswith(".partial") and (p / "scores.parquet").exists() for p in root.iterdir()
+    ):
         time.sleep(0.2)
     proc.kill()  # mid-write: scores written, features not yet, pointer untouched
     proc.wait()

@@ -39,8 +39,13 @@ def st(served_home, tmp_path_factory) -> ServiceState:
 
 def test_the_worklist_ranks_by_preventable_admission_risk(st) -> None:
     scores = st.bundle.scores
-    u = User(name="Cy", role=Role.coordinator, practices=[scores.practice_code.mode()[0]], token_sha256="0" * 64,
-             created="2026-01-01")
+    u = User(
+        name="Cy",
+        role=Role.coordinator,
+        practices=[scores.practice_code.mode()[0]],
+        token_sha256="0" * 64,
+        created="2026-01-01",
+    )
     by_acsc = queries.worklist(st, u, WorklistQuery(sort="acsc_risk", min_band=Band.routine, top=300))
     acsc = [r.beside["acsc_risk"] for r in by_acsc.rows]
     assert None not in acsc and acsc == sorted(acsc, reverse=True)
@@ -51,5 +56,5 @@ def test_the_worklist_ranks_by_preventable_admission_risk(st) -> None:
     # the people ranked first by preventable-admission risk carry more of it than those ranked by all-cause risk
     assert np.mean(acsc) > np.mean([r.beside["acsc_risk"] for r in by_risk.rows])
     table = pd.read_csv(io.StringIO(queries.worklist_csv(by_acsc)))
-    assert list(table.columns[table.columns.get_loc("previous_risk") + 1:][:2]) == ["flare_risk", "acsc_risk"]
+    assert list(table.columns[table.columns.get_loc("previous_risk") + 1 :][:2]) == ["flare_risk", "acsc_risk"]
     assert table.acsc_risk.iloc[0] == pytest.approx(acsc[0])

@@ -33,8 +33,9 @@ def trained_home(root: Path, defects: DefectConfig) -> Settings:
     settings = Settings(home=root / "home")
     generate(GeneratorConfig(persons=50_000, seed=1, defects=defects), root / "ics")
     load(settings, root / "ics")
-    cfg = default_config(MODEL).model_copy(update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]),
-                                                   "bootstrap_draws": 50})
+    cfg = default_config(MODEL).model_copy(
+        update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]), "bootstrap_draws": 50}
+    )
     train(cfg, settings)
     return settings
 
@@ -42,8 +43,9 @@ def trained_home(root: Path, defects: DefectConfig) -> Settings:
 @pytest.fixture(scope="module")
 def knob(tmp_path_factory) -> Settings:
     """Diagnoses of Asian patients are never coded by their GP (hospital records are unaffected)."""
-    return trained_home(tmp_path_factory.mktemp("knob"),
-                        DefectConfig(under_record_group="Asian", under_record_share=1.0))
+    return trained_home(
+        tmp_path_factory.mktemp("knob"), DefectConfig(under_record_group="Asian", under_record_share=1.0)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,13 @@ def test_under_recorded_group_is_flagged_and_the_report_says_so(knob, knob_audit
     assert ("ethnicity_broad", "Asian", "tpr") in flags
     tpr = flags[("ethnicity_broad", "Asian", "tpr")]
     assert tpr.ratio < 0.8 and tpr.ratio_ci[1] < 1 and tpr.adjusted_ratio < 0.8 and tpr.reference_group == "White"
-    calibration = next(c for g in result.groupings if g.name == "ethnicity_broad" for c in g.comparisons
-                       if c.group == "Asian" and c.metric == "predicted_to_observed")
+    calibration = next(
+        c
+        for g in result.groupings
+        if g.name == "ethnicity_broad"
+        for c in g.comparisons
+        if c.group == "Asian" and c.metric == "predicted_to_observed"
+    )
     assert calibration.ratio < 0.85 and calibration.ratio_ci[1] < 1  # under-prediction
     text = " ".join(result.summary)
     assert "**Asian**" in text and "less likely to be offered it" in text and "under-predicts" in text
@@ -77,8 +84,11 @@ def test_under_recorded_group_is_flagged_and_the_report_says_so(knob, knob_audit
     assert tags["audit_status"] == f"flagged ({len(result.flags)})"
     assert tags["audit_report_sha256"] == result.report_sha256 == result.content_hash()
     run_id = MlflowClient().get_model_version(MODEL, "1").run_id
-    logged = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=knob_audit.artifact_path,
-                                                      dst_path=str(knob.home / "dl")))
+    logged = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=knob_audit.artifact_path, dst_path=str(knob.home / "dl")
+        )
+    )
     assert (logged / "bias_report.html").read_bytes() == knob_audit.html_path.read_bytes()
     twin = json.loads((logged / "bias_report.json").read_text())
     assert twin["report_sha256"] == result.report_sha256 and len(twin["flags"]) == len(result.flags)
@@ -92,8 +102,13 @@ def test_without_the_knob_no_false_alarm(parity) -> None:
     assert not [f for f in result.flags if f.grouping in ETHNIC], result.flags
     # intervals are simultaneous per grouping: chance allows at most a stray flag across all groupings
     assert len({f.grouping for f in result.flags}) <= 1
-    asian = next(c for g in result.groupings if g.name == "ethnicity_broad" for c in g.comparisons
-                 if c.group == "Asian" and c.metric == "tpr")
+    asian = next(
+        c
+        for g in result.groupings
+        if g.name == "ethnicity_broad"
+        for c in g.comparisons
+        if c.group == "Asian" and c.metric == "tpr"
+    )
     assert asian.ratio_ci[0] <= 1 <= asian.ratio_ci[1] or 0.8 <= asian.ratio <= 1.25
 
 
@@ -114,16 +129,36 @@ def test_audit_any_scores_table_with_quarantine(tmp_path) -> None:
     true = 1 / (1 + np.exp(-(-4 + 0.04 * (age - 18) + rng.normal(0, 1, n))))
     outcome = (rng.random(n) < true).astype(int)
     score = np.round(100 * np.where(group == "Group B", true * 0.5, true), 3)  # a 0-100 commercial score
-    frame = pd.DataFrame({"tool_score": score, "admitted": outcome, "ethnic_group": group, "age": age,
-                          "sex": rng.choice(["F", "M"], n)})
+    frame = pd.DataFrame(
+        {"tool_score": score, "admitted": outcome, "ethnic_group": group, "age": age, "sex": rng.choice(["F", "M"], n)}
+    )
     frame.loc[5, "tool_score"] = np.nan
     frame.loc[9, "admitted"] = 2
     path = tmp_path / "vendor_scores.csv"
     frame.to_csv(path, index=False)
     home = tmp_path / "home"
-    out = phm("audit", "scores", str(path), "--score", "tool_score", "--outcome", "admitted", "--group", "ethnic_group",
-              "--reference", "ethnic_group=Group A", "--age", "age", "--sex", "sex", "--name", "vendor_tool",
-              "--draws", "200", home=home)
+    out = phm(
+        "audit",
+        "scores",
+        str(path),
+        "--score",
+        "tool_score",
+        "--outcome",
+        "admitted",
+        "--group",
+        "ethnic_group",
+        "--reference",
+        "ethnic_group=Group A",
+        "--age",
+        "age",
+        "--sex",
+        "sex",
+        "--name",
+        "vendor_tool",
+        "--draws",
+        "200",
+        home=home,
+    )
     assert out.returncode == 0, out.stderr
     folder = home / "reports" / "audits" / "vendor_tool"
     report = json.loads((folder / "bias_report.json").read_text())
@@ -134,6 +169,7 @@ def test_audit_any_scores_table_with_quarantine(tmp_path) -> None:
     assert quarantined.source_row.tolist() == [7, 11]  # file lines, counting the header
     assert quarantined.quarantine_reason.tolist() == ["tool_score: missing or not a number", "admitted: not 0 or 1"]
     assert "2 row(s) could not be audited" in out.stdout
-    missing = phm("audit", "scores", str(path), "--score", "risk", "--outcome", "admitted", "--group", "ethnic_group",
-                  home=home)
+    missing = phm(
+        "audit", "scores", str(path), "--score", "risk", "--outcome", "admitted", "--group", "ethnic_group", home=home
+    )
     assert missing.returncode == 2 and "missing column(s) ['risk']" in missing.stderr

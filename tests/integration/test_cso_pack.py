@@ -78,8 +78,9 @@ def test_pack_before_and_after_sign_off(audited: Settings) -> None:
     assert phm("audit", "pack", home=audited.home).returncode == 0  # default: the candidate (no champion yet)
     record = json.loads((folder / "deployment_record.json").read_text())
     assert record["sign_off"]["signed"] is True and record["sign_off"]["by"] == "Dr Ada Jones"
-    logged = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"cso_pack/{report[:12]}",
-                                                 dst_path=str(audited.home / "dl2"))
+    logged = mlflow.artifacts.download_artifacts(
+        run_id=mv.run_id, artifact_path=f"cso_pack/{report[:12]}", dst_path=str(audited.home / "dl2")
+    )
     assert sorted(p.name for p in Path(logged).iterdir()) == sorted(p.name for p in folder.iterdir())
 
 

@@ -48,8 +48,16 @@ def reference(home: Settings, day, out: Path) -> pd.DataFrame:
     for position, i in enumerate(order, start=1):
         rank[i] = position
     cut = {name: max(1, math.ceil(share * len(f))) for name, share in BANDS}
-    band = ["very high" if r <= cut["very high"] else "high" if r <= cut["high"] else
-            "raised" if r <= cut["raised"] else "routine" for r in rank]
+    band = [
+        "very high"
+        if r <= cut["very high"]
+        else "high"
+        if r <= cut["high"]
+        else "raised"
+        if r <= cut["raised"]
+        else "routine"
+        for r in rank
+    ]
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
     pcn = dict(con.execute("SELECT practice_code, pcn_code FROM practices").fetchall())
     con.close()
@@ -64,15 +72,30 @@ def reference(home: Settings, day, out: Path) -> pd.DataFrame:
             if value <= 0:
                 break
             v = X.iloc[i, j]
-            items.append({"feature": n, "value": None if np.isnan(v) else float(v), "words": phrase(n, float(v)),
-                          "log_odds": round(float(value), 4)})
+            items.append(
+                {
+                    "feature": n,
+                    "value": None if np.isnan(v) else float(v),
+                    "words": phrase(n, float(v)),
+                    "log_odds": round(float(value), 4),
+                }
+            )
         why[i] = json.dumps(items)
     for i in range(len(f)):
         row = f.iloc[i]
-        rows.append({"person_id": int(row.person_id), "practice_code": row.practice_code,
-                     "pcn_code": pcn.get(row.practice_code, ""), "segment": row.segment,
-                     "conditions": ",".join(k for k in CONDITION_KEYS if row[f"ltc_{k}"] > 0),
-                     "risk": float(risk[i]), "rank": int(rank[i]), "band": band[i], "reasons": why.get(i)})
+        rows.append(
+            {
+                "person_id": int(row.person_id),
+                "practice_code": row.practice_code,
+                "pcn_code": pcn.get(row.practice_code, ""),
+                "segment": row.segment,
+                "conditions": ",".join(k for k in CONDITION_KEYS if row[f"ltc_{k}"] > 0),
+                "risk": float(risk[i]),
+                "rank": int(rank[i]),
+                "band": band[i],
+                "reasons": why.get(i),
+            }
+        )
     return pd.DataFrame(rows).set_index("person_id")
 
 

@@ -25,8 +25,13 @@ pytestmark = pytest.mark.slow
 def ics(tmp_path_factory) -> tuple[Settings, pd.DataFrame, object]:
     root = tmp_path_factory.mktemp("from_outcomes")
     settings = Settings(home=root / "home")
-    cfg = GeneratorConfig(persons=3_000, seed=23, programme=ProgrammeConfig(
-        start=pd.Timestamp("2023-04-01").date(), capacity=10, uptake=0.7, top_share=0.05, factor=0.5))
+    cfg = GeneratorConfig(
+        persons=3_000,
+        seed=23,
+        programme=ProgrammeConfig(
+            start=pd.Timestamp("2023-04-01").date(), capacity=10, uptake=0.7, top_share=0.05, factor=0.5
+        ),
+    )
     out = generate(cfg, root / "ics").out_dir
     load(settings, out)
     database.upgrade(settings)
@@ -50,13 +55,16 @@ def test_outcomes_give_the_same_report_as_the_equivalent_csv(ics, tmp_path) -> N
     from_store = outcome_enrolment(settings)
     assert sorted(from_store["person_id"]) == sorted(truth["person_id"])
     csv = tmp_path / "enrolment.csv"
-    pd.DataFrame({"person_id": truth["person_id"], "enrol_date": truth["enrol_date"].dt.strftime("%Y-%m-%d")}
-                 ).to_csv(csv, index=False)
+    pd.DataFrame({"person_id": truth["person_id"], "enrol_date": truth["enrol_date"].dt.strftime("%Y-%m-%d")}).to_csv(
+        csv, index=False
+    )
     exported = export(settings, tmp_path / "export")["enrolments"]
     from_export = read_enrolment(exported)
     assert len(pd.read_csv(exported)) > len(truth)  # re-enrolments are periods of their own there
-    reports = [run_programme_evaluation(settings, frame, draws=30, seed=3, out_dir=tmp_path / name, log=False).released
-               for name, frame in (("store", from_store), ("csv", read_enrolment(csv)), ("export", from_export))]
+    reports = [
+        run_programme_evaluation(settings, frame, draws=30, seed=3, out_dir=tmp_path / name, log=False).released
+        for name, frame in (("store", from_store), ("csv", read_enrolment(csv)), ("export", from_export))
+    ]
     did = reports[0]["outcomes"]["admissions"]["difference_in_differences"]
     assert reports[0]["counts"]["matched"] and did["relative"] is not None
     assert reports[0] == reports[1] == reports[2]
@@ -72,15 +80,18 @@ def test_no_enrolled_outcome_is_a_clear_error(tmp_path) -> None:
 
 def test_the_export_form_is_read_and_bad_rows_are_named(tmp_path) -> None:
     good = tmp_path / "enrolments.csv"
-    good.write_text("person_id,practice_code,enrolled_at,ended_at,ended_by\n"
-                    "11,A1,2024-03-05T10:00:00,2024-05-01T09:00:00,declined\n12,A1,2024-04-02T16:30:00,,\n"
-                    "11,A1,2024-07-01T09:00:00,,\n")
+    good.write_text(
+        "person_id,practice_code,enrolled_at,ended_at,ended_by\n"
+        "11,A1,2024-03-05T10:00:00,2024-05-01T09:00:00,declined\n12,A1,2024-04-02T16:30:00,,\n"
+        "11,A1,2024-07-01T09:00:00,,\n"
+    )
     frame = read_enrolment(good)
     assert frame["person_id"].tolist() == [11, 12]
     assert frame["enrol_date"].dt.strftime("%Y-%m-%d").tolist() == ["2024-03-05", "2024-04-02"]
     bad = tmp_path / "bad.csv"
-    bad.write_text("person_id,practice_code,enrolled_at,ended_at,ended_by\n11,A1,2024-03-05T10:00:00,,\n"
-                   "12,A1,last tuesday,,\n")
+    bad.write_text(
+        "person_id,practice_code,enrolled_at,ended_at,ended_by\n11,A1,2024-03-05T10:00:00,,\n12,A1,last tuesday,,\n"
+    )
     with pytest.raises(ValueError, match="bad.csv: row 3, field enrolled_at"):
         read_enrolment(bad)
 
@@ -94,8 +105,9 @@ def test_the_synthetic_cut_off_rule_is_found_and_a_discontinuity_reported(ics, t
     first = offers[pd.to_datetime(offers["offer_date"]) == month]
     above = (scores["score"] >= cutoff).sum()
     assert above == len(first) and (first["score"] >= cutoff).all()
-    released = run_programme_evaluation(settings, truth, draws=30, seed=3, out_dir=tmp_path, log=False,
-                                        cutoff=(scores, cutoff, month)).released
+    released = run_programme_evaluation(
+        settings, truth, draws=30, seed=3, out_dir=tmp_path, log=False, cutoff=(scores, cutoff, month)
+    ).released
     rd = released["discontinuity"]
     assert rd["cutoff"] == cutoff and rd["month"] == "2023-04-01"
     for outcome in ("admissions", "bed_days", "ae"):

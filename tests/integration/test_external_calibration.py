@@ -17,17 +17,38 @@ def stays(path, inflate: float) -> None:
     n = 50_000
     group = rng.choice(["White", "Asian", "Black", "Mixed"], n, p=[0.75, 0.12, 0.08, 0.05])
     true = 1 / (1 + np.exp(-(-2.4 + rng.normal(0, 0.9, n))))
-    pd.DataFrame({"readmission_score": np.clip(true * inflate, 0, 1), "readmitted": (rng.random(n) < true).astype(int),
-                  "ethnic_group": group, "age": rng.integers(18, 95, n)}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "readmission_score": np.clip(true * inflate, 0, 1),
+            "readmitted": (rng.random(n) < true).astype(int),
+            "ethnic_group": group,
+            "age": rng.integers(18, 95, n),
+        }
+    ).to_csv(path, index=False)
 
 
 def test_phm_audit_scores_flags_a_score_miscalibrated_for_everyone(tmp_path) -> None:
     home = tmp_path / "home"
     for name, inflate in (("over", 4.0), ("calibrated", 1.0)):
         stays(tmp_path / f"{name}.csv", inflate)
-        out = phm("audit", "scores", str(tmp_path / f"{name}.csv"), "--score", "readmission_score", "--outcome",
-                  "readmitted", "--group", "ethnic_group", "--reference", "ethnic_group=White", "--name", name,
-                  "--draws", "200", home=home)
+        out = phm(
+            "audit",
+            "scores",
+            str(tmp_path / f"{name}.csv"),
+            "--score",
+            "readmission_score",
+            "--outcome",
+            "readmitted",
+            "--group",
+            "ethnic_group",
+            "--reference",
+            "ethnic_group=White",
+            "--name",
+            name,
+            "--draws",
+            "200",
+            home=home,
+        )
         assert out.returncode == 0, out.stderr
         report = json.loads((home / "reports" / "audits" / name / "bias_report.json").read_text())
         auroc = report["absolute"]["metrics"]["auroc"]

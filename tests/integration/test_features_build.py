@@ -19,11 +19,18 @@ from features.build import FeatureSourceError, build
 from phm.core.stats import auroc
 
 IDX = date(2024, 4, 1)
-EVENT_TABLES = {"apc_spells": ["admission_date", "discharge_date"], "gp_events": ["event_date"],
-                "prescriptions": ["issue_date"], "ae_attendances": ["arrival_time", "departure_time"],
-                "op_appointments": ["appointment_date"], "community_contacts": ["contact_date"],
-                "mh_contacts": ["contact_date"], "home_monitoring": ["reading_date"], "housing": ["recorded_date"],
-                "social_care": ["start_date", "end_date"]}
+EVENT_TABLES = {
+    "apc_spells": ["admission_date", "discharge_date"],
+    "gp_events": ["event_date"],
+    "prescriptions": ["issue_date"],
+    "ae_attendances": ["arrival_time", "departure_time"],
+    "op_appointments": ["appointment_date"],
+    "community_contacts": ["contact_date"],
+    "mh_contacts": ["contact_date"],
+    "home_monitoring": ["reading_date"],
+    "housing": ["recorded_date"],
+    "social_care": ["start_date", "end_date"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +59,19 @@ def test_manifest_names_what_was_built(built) -> None:
 def test_features_track_the_true_risk(built) -> None:
     df, _, warehouse = built
     con = duckdb.connect(str(warehouse), read_only=True)
-    truth = con.execute("SELECT person_id, p_true FROM truth_emergency_12m WHERE index_date = ?",
-                        [IDX]).df()
+    truth = con.execute("SELECT person_id, p_true FROM truth_emergency_12m WHERE index_date = ?", [IDX]).df()
     joined = df.merge(truth, on="person_id")
     assert len(joined) > 0.95 * len(df)
-    for feature in ("emergency_admissions_12m", "emergency_bed_days_12m", "ltc_count", "frailty_deficits", "age",
-                    "ae_attendances_12m", "medicine_classes_12m", "core20"):
+    for feature in (
+        "emergency_admissions_12m",
+        "emergency_bed_days_12m",
+        "ltc_count",
+        "frailty_deficits",
+        "age",
+        "ae_attendances_12m",
+        "medicine_classes_12m",
+        "core20",
+    ):
         rho = spearmanr(joined[feature], joined.p_true).statistic
         assert rho > 0.05, (feature, rho)
     had = joined.emergency_admissions_12m > 0
@@ -84,7 +98,9 @@ def test_flare_features_track_the_true_risk(ics20k_loaded, tmp_path: Path) -> No
     df = pd.read_parquet(out)
     df["truth_day"] = pd.to_datetime(df.index_date) - pd.Timedelta(days=1)  # truth at the end of the day before
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    truth = con.execute("SELECT person_id, CAST(date AS TIMESTAMP) AS truth_day, p_true FROM truth_exacerbation_14d").df()
+    truth = con.execute(
+        "SELECT person_id, CAST(date AS TIMESTAMP) AS truth_day, p_true FROM truth_exacerbation_14d"
+    ).df()
     joined = df.merge(truth, on=["person_id", "truth_day"])
     assert len(joined) > 0.9 * len(df) > 100
     assert spearmanr(joined.hm_symptom_score_mean_7d, joined.p_true, nan_policy="omit").statistic > 0.2
@@ -106,8 +122,12 @@ def test_events_after_the_index_date_change_no_feature(built, tmp_path: Path) ->
     rng = np.random.default_rng(0)
     for table, date_cols in EVENT_TABLES.items():
         shift = int(rng.integers(0, 200))
-        sets = ", ".join(f"{c} = CAST('{IDX}' AS DATE) + INTERVAL {shift} DAY + ({c} - {c})" if c.endswith("time") else
-                         f"{c} = CAST('{IDX}' AS DATE) + {shift} + (hash(rowid) % 300)::INTEGER" for c in date_cols)
+        sets = ", ".join(
+            f"{c} = CAST('{IDX}' AS DATE) + INTERVAL {shift} DAY + ({c} - {c})"
+            if c.endswith("time")
+            else f"{c} = CAST('{IDX}' AS DATE) + {shift} + (hash(rowid) % 300)::INTEGER"
+            for c in date_cols
+        )
         con.execute(f"CREATE TEMP TABLE extra AS SELECT * FROM {table}")
         con.execute(f"UPDATE extra SET {sets}")
         con.execute(f"INSERT INTO {table} SELECT * FROM extra")
@@ -118,8 +138,9 @@ def test_events_after_the_index_date_change_no_feature(built, tmp_path: Path) ->
     build(copy, specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 3, 31)), out)
     after = pd.read_parquet(out)
     names = [f.name for f in specs.get("emergency_admission").features.features]
-    pd.testing.assert_frame_equal(df[["person_id", *names]].reset_index(drop=True),
-                                  after[["person_id", *names]].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        df[["person_id", *names]].reset_index(drop=True), after[["person_id", *names]].reset_index(drop=True)
+    )
 
 
 def test_missing_source_table_or_column_is_named(built, tmp_path: Path) -> None:
@@ -141,7 +162,10 @@ def test_no_warehouse_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_unknown_model(tmp_path: Path) -> None:
-    with pytest.raises(specs.UnknownModelError, match="unknown model 'nonsense'; choose from emergency_admission, flare_up, acsc_admission"):
+    with pytest.raises(
+        specs.UnknownModelError,
+        match="unknown model 'nonsense'; choose from emergency_admission, flare_up, acsc_admission",
+    ):
         specs.get("nonsense")
     assert set(specs.SPECS) == {"emergency_admission", "flare_up", "acsc_admission"}
     assert specs.get("flare-up") is specs.SPECS["flare_up"]
@@ -149,5 +173,9 @@ def test_unknown_model(tmp_path: Path) -> None:
 
 def test_ethnicity_as_predictor_is_recorded(built, tmp_path: Path) -> None:
     _, _, warehouse = built
-    m = build(warehouse, specs.get("emergency_admission").build_config([IDX], ethnicity_as_predictor=True), tmp_path / "e.parquet")
+    m = build(
+        warehouse,
+        specs.get("emergency_admission").build_config([IDX], ethnicity_as_predictor=True),
+        tmp_path / "e.parquet",
+    )
     assert m["ethnicity_as_predictor"] is True and "ethnic_category" in m["predictors"]

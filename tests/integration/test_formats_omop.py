@@ -93,8 +93,18 @@ def _visits() -> pd.DataFrame:
         (1014, 3, 9203, "2023-09-09", "2023-09-09 23:00", "2023-09-10", None, 40, None, None),
         (1015, 3, 9201, "2023-09-10", None, "2023-09-12", None, 40, None, None),
     ]
-    cols = ["visit_occurrence_id", "person_id", "visit_concept_id", "visit_start_date", "visit_start_datetime",
-            "visit_end_date", "visit_end_datetime", "care_site_id", "admitted_from_concept_id", "visit_source_value"]
+    cols = [
+        "visit_occurrence_id",
+        "person_id",
+        "visit_concept_id",
+        "visit_start_date",
+        "visit_start_datetime",
+        "visit_end_date",
+        "visit_end_datetime",
+        "care_site_id",
+        "admitted_from_concept_id",
+        "visit_source_value",
+    ]
     frame = pd.DataFrame(rows, columns=cols)
     for c in ("visit_start_date", "visit_end_date"):
         frame[c] = pd.to_datetime(frame[c]).dt.date
@@ -104,20 +114,32 @@ def _visits() -> pd.DataFrame:
 
 
 def _measurements() -> pd.DataFrame:
-    return pd.DataFrame({
-        "measurement_id": [1, 2, 3, 4, 5, 6], "person_id": [1, 2, 3, 4, 1, 99],
-        "measurement_concept_id": [3004249, 3038553, 0, 3027018, 0, 3004249],
-        "measurement_date": pd.to_datetime(["2022-01-01", "2022-02-02", "2022-03-03", "2022-04-04",
-                                            "2022-05-05", "2022-06-06"]).date,
-        "value_as_number": [142.0, 31.5, 5.2, 72.0, NaN, 120.0],
-        "measurement_source_value": ["8480-6", "39156-5", "1000731000000107", "8867-4", "LAB123", "8480-6"]})
+    return pd.DataFrame(
+        {
+            "measurement_id": [1, 2, 3, 4, 5, 6],
+            "person_id": [1, 2, 3, 4, 1, 99],
+            "measurement_concept_id": [3004249, 3038553, 0, 3027018, 0, 3004249],
+            "measurement_date": pd.to_datetime(
+                ["2022-01-01", "2022-02-02", "2022-03-03", "2022-04-04", "2022-05-05", "2022-06-06"]
+            ).date,
+            "value_as_number": [142.0, 31.5, 5.2, 72.0, NaN, 120.0],
+            "measurement_source_value": ["8480-6", "39156-5", "1000731000000107", "8867-4", "LAB123", "8480-6"],
+        }
+    )
 
 
 def write_omop(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in [("person", PERSON), ("observation_period", OBSERVATION_PERIOD), ("location", LOCATION),
-                       ("care_site", CARE_SITE), ("condition_occurrence", CONDITIONS), ("drug_exposure", DRUGS),
-                       ("death", DEATH), ("imd", IMD)]:
+    for name, text in [
+        ("person", PERSON),
+        ("observation_period", OBSERVATION_PERIOD),
+        ("location", LOCATION),
+        ("care_site", CARE_SITE),
+        ("condition_occurrence", CONDITIONS),
+        ("drug_exposure", DRUGS),
+        ("death", DEATH),
+        ("imd", IMD),
+    ]:
         (folder / f"{name}.csv").write_text(text)
     _visits().to_parquet(folder / "visit_occurrence.parquet", index=False)
     _measurements().to_parquet(folder / "measurement.parquet", index=False)
@@ -140,9 +162,18 @@ def test_convert_counts_and_rejections(omop: Path, tmp_path: Path) -> None:
     assert (report.format, report.synthetic) == ("omop", False)
     assert report.missing_optional_files == ["observation"]
     assert report.files_read["visit_occurrence.parquet"] == 15 and report.files_read["person.csv"] == 5
-    assert report.rows_written == {"practices": 3, "patients": 5, "imd": 1, "sites": 3, "ae_attendances": 4,
-                                   "apc_spells": 6, "op_appointments": 2, "community_contacts": 1,
-                                   "gp_events": 10, "prescriptions": 4}
+    assert report.rows_written == {
+        "practices": 3,
+        "patients": 5,
+        "imd": 1,
+        "sites": 3,
+        "ae_attendances": 4,
+        "apc_spells": 6,
+        "op_appointments": 2,
+        "community_contacts": 1,
+        "gp_events": 10,
+        "prescriptions": 4,
+    }
     assert report.rejected == {
         "visit_occurrence.parquet: unknown_person (person_id)": 1,
         "condition_occurrence.csv: unknown_person (person_id)": 1,
@@ -150,7 +181,8 @@ def test_convert_counts_and_rejections(omop: Path, tmp_path: Path) -> None:
         "death.csv: unknown_person (person_id)": 1,
         "visit_occurrence.parquet: unmapped_code (visit_concept_id)": 1,
         "condition_occurrence.csv: unmapped_code (condition_source_value)": 1,
-        "drug_exposure.csv: unmapped_code (drug_source_value)": 1}
+        "drug_exposure.csv: unmapped_code (drug_source_value)": 1,
+    }
     notes = " ".join(report.notes)
     assert "1 visit(s) not mapped: primary care visits" in notes
     assert "1 ICD-10 condition row(s) outside the long-term conditions are used only as admission diagnoses" in notes
@@ -159,20 +191,36 @@ def test_convert_counts_and_rejections(omop: Path, tmp_path: Path) -> None:
     assert "1 person(s) without a month of birth: July (7) assumed" in notes
     quarantine = pd.read_parquet(out / MAPPING_QUARANTINE)
     drug = quarantine[quarantine.source_file == "drug_exposure.csv"].iloc[0]
-    assert (drug.source_row, drug.rule, json.loads(drug.record)["drug_source_value"]) == (3, "unmapped_code",
-                                                                                         "Unobtainium 5mg")
+    assert (drug.source_row, drug.rule, json.loads(drug.record)["drug_source_value"]) == (
+        3,
+        "unmapped_code",
+        "Unobtainium 5mg",
+    )
     visit = quarantine[quarantine.column_name == "visit_concept_id"].iloc[0]
-    assert (visit.source_table, visit.source_row, json.loads(visit.record)["visit_concept_id"]) == \
-        ("visit_occurrence", 10, "32036")
+    assert (visit.source_table, visit.source_row, json.loads(visit.record)["visit_concept_id"]) == (
+        "visit_occurrence",
+        10,
+        "32036",
+    )
 
 
 def test_convert_mapped_values(omop: Path, tmp_path: Path) -> None:
     out = tmp_path / "staged"
     convert(omop, "omop", out)
     patients = _staged(out, "patients").set_index("year_of_birth")
-    assert list(patients.columns) == ["nhs_number", "month_of_birth", "sex", "ethnic_category", "lsoa11",
-                                      "practice_code", "registration_start", "registration_end", "date_of_death",
-                                      "_source_file", "_source_row"]
+    assert list(patients.columns) == [
+        "nhs_number",
+        "month_of_birth",
+        "sex",
+        "ethnic_category",
+        "lsoa11",
+        "practice_code",
+        "registration_start",
+        "registration_end",
+        "date_of_death",
+        "_source_file",
+        "_source_row",
+    ]
     assert patients[["_source_file", "_source_row"]].values.tolist() == [["person.csv", i] for i in range(1, 6)]
     assert patients["nhs_number"].str.fullmatch(r"[0-9]{10}").all() and patients["nhs_number"].is_unique
     assert patients["month_of_birth"].to_dict() == {"1950": "3", "1960": "5", "1945": "7", "1980": "12", "1938": "1"}
@@ -180,31 +228,66 @@ def test_convert_mapped_values(omop: Path, tmp_path: Path) -> None:
     assert patients["ethnic_category"].tolist() == ["C", "P", "A", "C", "Z"]
     assert patients["lsoa11"].tolist() == ["E01011229", None, "W01000002", "E01011229", None]
     assert patients["practice_code"].tolist() == ["Y00001", "Y00001", "Y99999", "Y00002", "Y00002"]
-    assert patients["registration_start"].tolist() == ["2010-01-01", "2012-06-01", "2023-06-01", "2023-02-01",
-                                                       "1938-01-01"]
+    assert patients["registration_start"].tolist() == [
+        "2010-01-01",
+        "2012-06-01",
+        "2023-06-01",
+        "2023-02-01",
+        "1938-01-01",
+    ]
     assert patients["date_of_death"].tolist() == [None, None, None, None, "2024-06-01"]
     practices = _staged(out, "practices")
     assert practices[["practice_code", "pcn_code", "place", "icb_code"]].values.tolist() == [
-        ["Y00001", "U00004", "Leeds", ""], ["Y00002", "U00002", "Leeds", ""], ["Y99999", "U00003", "Wakefield", ""]]
+        ["Y00001", "U00004", "Leeds", ""],
+        ["Y00002", "U00002", "Leeds", ""],
+        ["Y99999", "U00003", "Wakefield", ""],
+    ]
     sites = _staged(out, "sites")
     assert sites[["site_code", "site_name", "ga_beds"]].values.tolist() == [
-        ["RZZ01", "City General Hospital", "2"], ["RZZ02", "St Mary's Hospital", "1"], ["RZZ99", "", "1"]]
+        ["RZZ01", "City General Hospital", "2"],
+        ["RZZ02", "St Mary's Hospital", "1"],
+        ["RZZ99", "", "1"],
+    ]
     spells = _staged(out, "apc_spells").set_index("spell_id")
-    assert spells["admission_method"].to_dict() == {"1002": "21", "1003": "11", "1004": "21", "1005": "21",
-                                                    "1013": "11", "1015": "21"}
-    assert spells["primary_diagnosis"].to_dict() == {"1002": "J441", "1003": None, "1004": None, "1005": "R55",
-                                                     "1013": None, "1015": None}
+    assert spells["admission_method"].to_dict() == {
+        "1002": "21",
+        "1003": "11",
+        "1004": "21",
+        "1005": "21",
+        "1013": "11",
+        "1015": "21",
+    }
+    assert spells["primary_diagnosis"].to_dict() == {
+        "1002": "J441",
+        "1003": None,
+        "1004": None,
+        "1005": "R55",
+        "1013": None,
+        "1015": None,
+    }
     assert spells.loc["1005", "site_code"] == "RZZ99" and spells.loc["1002", "discharge_date"] == "2023-03-05"
     ae = _staged(out, "ae_attendances").set_index("attendance_id")
     assert ae.loc["1001", ["arrival_time", "departure_time", "site_code"]].tolist() == [
-        "2023-03-01 10:00:00", "2023-03-01 14:00:00", "RZZ01"]
+        "2023-03-01 10:00:00",
+        "2023-03-01 14:00:00",
+        "RZZ01",
+    ]
     assert ae.loc["1014", "departure_time"] == "2023-09-10 00:00:00" and ae.loc["1012", "departure_time"] is None
     assert sorted(_staged(out, "op_appointments")["appointment_id"]) == ["1006", "1009"]
     assert _staged(out, "community_contacts")["service"].tolist() == ["district_nursing"]
     events = _staged(out, "gp_events").set_index("event_id")
-    assert events["code"].to_dict() == {"1": "13645005", "2": "13645005", "3": "73211009", "4": "38341003",
-                                        "5": "271737000", "12": "38341003", "10": "38341003", "m1": "271649006",
-                                        "m2": "60621009", "m3": "1000731000000107"}
+    assert events["code"].to_dict() == {
+        "1": "13645005",
+        "2": "13645005",
+        "3": "73211009",
+        "4": "38341003",
+        "5": "271737000",
+        "12": "38341003",
+        "10": "38341003",
+        "m1": "271649006",
+        "m2": "60621009",
+        "m3": "1000731000000107",
+    }
     assert events.loc[["m1", "m2", "m3"], "value"].tolist() == ["142.0", "31.5", "5.2"]
     rx = _staged(out, "prescriptions")
     assert rx["bnf_code"].tolist() == ["0301011R0", "0601022B0", "0206020A0", "0206020A0"]
@@ -213,9 +296,15 @@ def test_convert_mapped_values(omop: Path, tmp_path: Path) -> None:
     assert _staged(out, "apc_spells").set_index("spell_id").loc["1005", "_source_row"] == 5
     assert _staged(out, "ae_attendances")["_source_file"].unique().tolist() == ["visit_occurrence.parquet"]
     assert [tuple(r) for r in practices[["_source_file", "_source_row"]].values] == [
-        ("care_site.csv", 1), ("care_site.csv", 2), (None, None)]  # Y99999 is made by the mapping
+        ("care_site.csv", 1),
+        ("care_site.csv", 2),
+        (None, None),
+    ]  # Y99999 is made by the mapping
     assert [tuple(r) for r in sites[["_source_file", "_source_row"]].values] == [
-        ("care_site.csv", 3), ("care_site.csv", 4), (None, None)]
+        ("care_site.csv", 3),
+        ("care_site.csv", 4),
+        (None, None),
+    ]
 
 
 def test_detect_and_clear_errors(omop: Path, tmp_path: Path) -> None:
@@ -230,13 +319,37 @@ def test_detect_and_clear_errors(omop: Path, tmp_path: Path) -> None:
 
 def _check_warehouse(path: Path) -> None:
     con = duckdb.connect(str(path), read_only=True)
-    loaded = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-              for t in ("patients", "practices", "sites", "imd", "ae_attendances", "apc_spells", "op_appointments",
-                        "community_contacts", "gp_events", "prescriptions")}
-    assert loaded == {"patients": 5, "practices": 3, "sites": 3, "imd": 1, "ae_attendances": 4, "apc_spells": 6,
-                      "op_appointments": 2, "community_contacts": 1, "gp_events": 10, "prescriptions": 3}
-    rows = con.execute("SELECT source_table, source_file, source_row, rule, column_name FROM quarantine "
-                       "ORDER BY source_file, source_row").fetchall()
+    loaded = {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in (
+            "patients",
+            "practices",
+            "sites",
+            "imd",
+            "ae_attendances",
+            "apc_spells",
+            "op_appointments",
+            "community_contacts",
+            "gp_events",
+            "prescriptions",
+        )
+    }
+    assert loaded == {
+        "patients": 5,
+        "practices": 3,
+        "sites": 3,
+        "imd": 1,
+        "ae_attendances": 4,
+        "apc_spells": 6,
+        "op_appointments": 2,
+        "community_contacts": 1,
+        "gp_events": 10,
+        "prescriptions": 3,
+    }
+    rows = con.execute(
+        "SELECT source_table, source_file, source_row, rule, column_name FROM quarantine "
+        "ORDER BY source_file, source_row"
+    ).fetchall()
     assert rows == [  # mapping rejections and the loader's (a drug exposure after death: its OMOP row)
         ("condition_occurrence", "condition_occurrence.csv", 6, "unmapped_code", "condition_source_value"),
         ("condition_occurrence", "condition_occurrence.csv", 7, "unknown_person", "person_id"),
@@ -245,7 +358,8 @@ def _check_warehouse(path: Path) -> None:
         ("prescriptions", "drug_exposure.csv", 5, "after_death", "issue_date"),
         ("measurement", "measurement.parquet", 6, "unknown_person", "person_id"),
         ("visit_occurrence", "visit_occurrence.parquet", 10, "unmapped_code", "visit_concept_id"),
-        ("visit_occurrence", "visit_occurrence.parquet", 11, "unknown_person", "person_id")]
+        ("visit_occurrence", "visit_occurrence.parquet", 11, "unknown_person", "person_id"),
+    ]
     assert con.execute("SELECT source_format FROM load_info").fetchone()[0] == "omop"
     emergency = con.execute("SELECT count(*) FROM apc_spells WHERE admission_method = '21'").fetchone()[0]
     assert emergency == 4
@@ -265,8 +379,14 @@ def test_load_end_to_end(omop: Path, tmp_path: Path) -> None:
 def test_cli_load(omop: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "PHM_HOME": str(home), "PHM_PSEUDONYM_KEY": KEY, "COLUMNS": "160"}
-    done = subprocess.run([PHM, "data", "load", str(omop), "--format", "omop", "--as-of", "2025-01-01"],
-                          check=False, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [PHM, "data", "load", str(omop), "--format", "omop", "--as-of", "2025-01-01"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "Staged PHM extracts" in done.stdout and "Load report" in done.stdout
     _check_warehouse(Settings(home=home).warehouse_path)

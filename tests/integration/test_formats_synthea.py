@@ -83,16 +83,35 @@ def test_hand_written_export_maps_with_exact_counts_and_codes(tmp_path: Path) ->
     src = write_export(tmp_path / "synthea")
     assert detect(src) == "synthea"
     report = convert(src, "synthea", tmp_path / "staged")
-    assert report.files_read == {"patients.csv": 5, "encounters.csv": 11, "organizations.csv": 3, "conditions.csv": 5,
-                                 "medications.csv": 5, "observations.csv": 4}
+    assert report.files_read == {
+        "patients.csv": 5,
+        "encounters.csv": 11,
+        "organizations.csv": 3,
+        "conditions.csv": 5,
+        "medications.csv": 5,
+        "observations.csv": 4,
+    }
     assert report.missing_optional_files == ["procedures"]  # reported, not an error
-    assert report.rows_written == {"practices": 3, "sites": 1, "imd": 10, "patients": 5, "ae_attendances": 2,
-                                   "apc_spells": 3, "op_appointments": 1, "community_contacts": 1, "social_care": 0,
-                                   "gp_events": 8, "prescriptions": 9}
-    assert report.rejected == {"encounters.csv: unknown_person (PATIENT)": 1,
-                               "encounters.csv: unmapped_code (ENCOUNTERCLASS)": 1,
-                               "conditions.csv: unknown_person (PATIENT)": 1, "conditions.csv: unmapped_code (CODE)": 1,
-                               "medications.csv: unmapped_code (DESCRIPTION)": 1}
+    assert report.rows_written == {
+        "practices": 3,
+        "sites": 1,
+        "imd": 10,
+        "patients": 5,
+        "ae_attendances": 2,
+        "apc_spells": 3,
+        "op_appointments": 1,
+        "community_contacts": 1,
+        "social_care": 0,
+        "gp_events": 8,
+        "prescriptions": 9,
+    }
+    assert report.rejected == {
+        "encounters.csv: unknown_person (PATIENT)": 1,
+        "encounters.csv: unmapped_code (ENCOUNTERCLASS)": 1,
+        "conditions.csv: unknown_person (PATIENT)": 1,
+        "conditions.csv: unmapped_code (CODE)": 1,
+        "medications.csv: unmapped_code (DESCRIPTION)": 1,
+    }
     staged = lambda name: pd.read_parquet(tmp_path / "staged" / f"{name}.parquet")  # noqa: E731
     patients = staged("patients")
     assert patients.ethnic_category.tolist() == ["C", "P", "L", "Z", "C"]  # white, black, asian, absent, white
@@ -103,7 +122,11 @@ def test_hand_written_export_maps_with_exact_counts_and_codes(tmp_path: Path) ->
     # every staged row names its Synthea file and row
     assert patients[["_source_file", "_source_row"]].values.tolist() == [["patients.csv", i] for i in range(1, 6)]
     spells = staged("apc_spells").set_index("spell_id")
-    assert spells.admission_method.to_dict() == {"e3": "21", "e4": "21", "e5": "11"}  # after A&E, coded emergency, elective
+    assert spells.admission_method.to_dict() == {
+        "e3": "21",
+        "e4": "21",
+        "e5": "11",
+    }  # after A&E, coded emergency, elective
     assert spells.primary_diagnosis.to_dict()["e3"] == "J441" and spells.primary_diagnosis.to_dict()["e4"] == "I500"
     events = staged("gp_events")
     codes = set(events.code)
@@ -146,8 +169,10 @@ def test_quarantine_names_the_synthea_file_and_row(tmp_path: Path) -> None:
         files = {r[0] for r in con.execute("SELECT DISTINCT source_file FROM quarantine").fetchall()}
     finally:
         con.close()
-    assert rows == [("gp_events", "encounters.csv", 12, "future_date", "event_date"),
-                    ("prescriptions", "medications.csv", 5, "after_death", "issue_date")]
+    assert rows == [
+        ("gp_events", "encounters.csv", 12, "future_date", "event_date"),
+        ("prescriptions", "medications.csv", 5, "after_death", "issue_date"),
+    ]
     assert files <= {"encounters.csv", "conditions.csv", "medications.csv"}  # never a staged .parquet file
 
 
@@ -176,16 +201,23 @@ def test_cli_load_keeps_mapping_rejections_in_quarantine(tmp_path: Path) -> None
     try:
         assert con.execute("SELECT source_format, synthetic FROM load_info").fetchone() == ("synthea", True)
         rows = con.execute("SELECT source_file, source_row, rule, column_name FROM quarantine ORDER BY ALL").fetchall()
-        counts = dict(con.execute("SELECT 'patients', count(*) FROM patients UNION ALL "
-                                  "SELECT 'apc', count(*) FROM apc_spells UNION ALL "
-                                  "SELECT 'gp', count(*) FROM gp_events").fetchall())
+        counts = dict(
+            con.execute(
+                "SELECT 'patients', count(*) FROM patients UNION ALL "
+                "SELECT 'apc', count(*) FROM apc_spells UNION ALL "
+                "SELECT 'gp', count(*) FROM gp_events"
+            ).fetchall()
+        )
     finally:
         con.close()
-    assert rows == [("conditions.csv", 4, "unmapped_code", "CODE"), ("conditions.csv", 5, "unknown_person", "PATIENT"),
-                    ("encounters.csv", 9, "unknown_person", "PATIENT"),
-                    ("encounters.csv", 11, "unmapped_code", "ENCOUNTERCLASS"),
-                    ("medications.csv", 3, "unmapped_code", "DESCRIPTION"),
-                    ("medications.csv", 5, "after_death", "issue_date")]  # the source's own row, not an invented one
+    assert rows == [
+        ("conditions.csv", 4, "unmapped_code", "CODE"),
+        ("conditions.csv", 5, "unknown_person", "PATIENT"),
+        ("encounters.csv", 9, "unknown_person", "PATIENT"),
+        ("encounters.csv", 11, "unmapped_code", "ENCOUNTERCLASS"),
+        ("medications.csv", 3, "unmapped_code", "DESCRIPTION"),
+        ("medications.csv", 5, "after_death", "issue_date"),
+    ]  # the source's own row, not an invented one
     assert counts == {"patients": 5, "apc": 3, "gp": 8}
     report = json.loads((home / "reports" / "load_report.json").read_text())
     assert report["source_format"] == "synthea" and report["mapping_rejected"]
@@ -209,11 +241,17 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
         after_death = con.execute("SELECT count(*) FROM quarantine WHERE rule = 'after_death'").fetchone()[0]
     finally:
         con.close()
-    assert after_death == 0 and set(by_file) <= {"encounters.csv", "conditions.csv", "medications.csv",
-                                                 "observations.csv", "patients.csv"}, by_file
+    assert after_death == 0 and set(by_file) <= {
+        "encounters.csv",
+        "conditions.csv",
+        "medications.csv",
+        "observations.csv",
+        "patients.csv",
+    }, by_file
     config = tmp_path / "train.json"
-    quick = default_config("emergency_admission").model_copy(update={
-        "grid": TuningGrid(num_leaves=[15], min_child_samples=[100]), "bootstrap_draws": 20})
+    quick = default_config("emergency_admission").model_copy(
+        update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]), "bootstrap_draws": 20}
+    )
     config.write_text(quick.model_dump_json())
     train = phm("train", "emergency-admission", "--config", str(config), home=home)
     assert train.returncode == 0, train.stderr[-2000:]
@@ -221,17 +259,37 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
     assert audit.returncode == 0, audit.stderr[-2000:]
     report = json.loads((home / "reports" / "audits" / "emergency_admission_v1" / "bias_report.json").read_text())
     assert report["subject"]["data"] == "Synthea export (synthetic patients)" and len(report["groupings"]) == 7
-    groups = {g["group"] for grouping in report["groupings"] if grouping["name"] == "ethnicity_broad"
-              for g in grouping["groups"]}
+    groups = {
+        g["group"]
+        for grouping in report["groupings"]
+        if grouping["name"] == "ethnicity_broad"
+        for g in grouping["groups"]
+    }
     assert {"White", "Asian", "Black"} <= groups
     # downstream: promotion, demand forecasts and daily scores
     for name, role in (("Dr Test", "safety_officer"), ("tests", "data_scientist")):
         assert phm("users", "add", name, "--role", role, home=home).returncode == 0
-    approve = phm("audit", "approve", "--model", "emergency_admission", "--version", "1", "--by", "Dr Test",
-                  "--reason", "Synthea run reviewed", "--accept-flags", home=home)
+    approve = phm(
+        "audit",
+        "approve",
+        "--model",
+        "emergency_admission",
+        "--version",
+        "1",
+        "--by",
+        "Dr Test",
+        "--reason",
+        "Synthea run reviewed",
+        "--accept-flags",
+        home=home,
+    )
     assert approve.returncode == 0, approve.stderr
-    assert phm("models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "tests",
-               home=home).returncode == 0
+    assert (
+        phm(
+            "models", "promote", "--model", "emergency_admission", "--version", "1", "--by", "tests", home=home
+        ).returncode
+        == 0
+    )
     forecast = phm("forecast", "fit", "--site", "ICS", "--origins", "2", home=home)
     assert forecast.returncode == 0, forecast.stderr[-2000:]
     # no critical care in Synthea: the all-zero series is refused with its reason, the others are forecast
@@ -250,7 +308,11 @@ def test_train_and_audit_end_to_end_on_a_synthea_export(tmp_path: Path) -> None:
     version = mlflow.MlflowClient().get_model_version("emergency_admission", "1")
     run = mlflow.MlflowClient().get_run(version.run_id)
     assert run.data.metrics["val_auroc"] > 0.75  # the mapped history still predicts admissions
-    card = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=version.run_id,
-                                                               artifact_path="model_card/model_card.json",
-                                                               dst_path=str(tmp_path / "card"))).read_text())
+    card = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path="model_card/model_card.json", dst_path=str(tmp_path / "card")
+            )
+        ).read_text()
+    )
     assert card["data"]["source"] == "PHM warehouse (Synthea export (synthetic patients))"

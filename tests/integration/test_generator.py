@@ -12,8 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.sources import nhs_number
-from features.sources.codes import (ADMISSION_METHODS, BROAD_ETHNIC_GROUP, EMERGENCY_ADMISSION_METHODS, ETHNIC_CATEGORIES,
-                                    SYNTHETIC_ACSC_ACUTE)
+from features.sources.codes import (
+    ADMISSION_METHODS,
+    BROAD_ETHNIC_GROUP,
+    EMERGENCY_ADMISSION_METHODS,
+    ETHNIC_CATEGORIES,
+    SYNTHETIC_ACSC_ACUTE,
+)
 from features.synthetic.config import DefectConfig, GeneratorConfig
 from features.synthetic.generator import SOURCE_TABLES, generate
 from phm.core.stats import auroc
@@ -30,8 +35,11 @@ def _sql(result, query: str):
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_every_table_of_the_design_is_written(ics20k) -> None:
@@ -70,11 +78,16 @@ def test_nhs_numbers_valid_and_codes_from_nhs_code_sets(ics20k) -> None:
     assert cats <= set(ETHNIC_CATEGORIES) and {"A", "H", "N", "Z", "99"} <= cats
     lsoas = _sql(ics20k, "SELECT count(*) FROM patients WHERE NOT regexp_full_match(lsoa11, 'E01[0-9]{6}')")[0][0]
     assert lsoas == 0
-    diag = _sql(ics20k, "SELECT count(*) FROM apc_spells WHERE NOT regexp_full_match(primary_diagnosis, '[A-Z][0-9]{2}[0-9X]')")
+    diag = _sql(
+        ics20k, "SELECT count(*) FROM apc_spells WHERE NOT regexp_full_match(primary_diagnosis, '[A-Z][0-9]{2}[0-9X]')"
+    )
     assert diag[0][0] == 0
     # practices roll up to PCNs, places and one ICB
-    org = _sql(ics20k, "SELECT count(DISTINCT practice_code), count(DISTINCT pcn_code), count(DISTINCT place), "
-                       "count(DISTINCT icb_code) FROM practices")[0]
+    org = _sql(
+        ics20k,
+        "SELECT count(DISTINCT practice_code), count(DISTINCT pcn_code), count(DISTINCT place), "
+        "count(DISTINCT icb_code) FROM practices",
+    )[0]
     assert org[0] >= org[1] >= 1 and org[2] >= 2 and org[3] == 1
 
 
@@ -102,9 +115,12 @@ def test_population_near_england(ics20k) -> None:
 def test_summary_matches_the_files(ics20k) -> None:
     """The printed age and ethnicity figures are what the extracts actually contain."""
     day = date(2024, 4, 1)
-    rows = _sql(ics20k, f"""SELECT avg(CASE WHEN {day.year} - year_of_birth >= 65 THEN 1 ELSE 0 END),
+    rows = _sql(
+        ics20k,
+        f"""SELECT avg(CASE WHEN {day.year} - year_of_birth >= 65 THEN 1 ELSE 0 END),
         avg(CASE WHEN ethnic_category IN ('Z','99') THEN 0 ELSE 1 END) FROM patients
-        WHERE registration_start <= DATE '{day}' AND coalesce(registration_end, DATE '2100-01-01') > DATE '{day}'""")[0]
+        WHERE registration_start <= DATE '{day}' AND coalesce(registration_end, DATE '2100-01-01') > DATE '{day}'""",
+    )[0]
     assert abs(rows[0] - ics20k.summary["age_bands"]["65+"]) < 0.01
     assert abs(rows[1] - ics20k.summary["ethnicity_recorded_known"]) < 0.01
 
@@ -117,15 +133,21 @@ def test_hospital_activity_near_england(ics20k) -> None:
     for fig in s["emergency_12m"].values():
         assert 0.04 < fig["observed_rate"] < 0.11
     # emergency admissions are a minority of A&E attendances; most are via A&E (method 21)
-    em = _sql(ics20k, f"""SELECT avg(CASE WHEN admission_method = '21' THEN 1 ELSE 0 END) FROM apc_spells
-        WHERE admission_method IN ({', '.join(repr(m) for m in EMERGENCY_ADMISSION_METHODS)})""")[0][0]
+    em = _sql(
+        ics20k,
+        f"""SELECT avg(CASE WHEN admission_method = '21' THEN 1 ELSE 0 END) FROM apc_spells
+        WHERE admission_method IN ({", ".join(repr(m) for m in EMERGENCY_ADMISSION_METHODS)})""",
+    )[0][0]
     assert 0.6 < em < 0.8
 
 
 def test_weekly_winter_and_bank_holiday_patterns(ics20k) -> None:
-    rows = _sql(ics20k, """SELECT dayofweek(admission_date) AS dow, month(admission_date) AS m, admission_date,
+    rows = _sql(
+        ics20k,
+        """SELECT dayofweek(admission_date) AS dow, month(admission_date) AS m, admission_date,
         count(*) FROM apc_spells WHERE admission_method IN ('21','22','23','24','25','2A','2B','2D')
-        GROUP BY ALL""")
+        GROUP BY ALL""",
+    )
     by_dow = np.zeros(7)
     by_month = np.zeros(13)
     per_day: dict[date, int] = {}
@@ -139,16 +161,22 @@ def test_weekly_winter_and_bank_holiday_patterns(ics20k) -> None:
     assert winter > summer * 1.1
     import holidays
 
-    bank = {d for d in holidays.country_holidays("GB", subdiv="ENG", years=range(2019, 2026))
-            if date(2019, 4, 1) <= d <= date(2025, 3, 31)}
+    bank = {
+        d
+        for d in holidays.country_holidays("GB", subdiv="ENG", years=range(2019, 2026))
+        if date(2019, 4, 1) <= d <= date(2025, 3, 31)
+    }
     assert len(bank) >= 50
     # each bank holiday against the same weekday in the three weeks either side (same season)
     from datetime import timedelta
 
     on, usual = 0.0, 0.0
     for d in bank:
-        near = [per_day.get(d + timedelta(weeks=k), 0) for k in (-3, -2, -1, 1, 2, 3)
-                if d + timedelta(weeks=k) not in bank and d + timedelta(weeks=k) in per_day]
+        near = [
+            per_day.get(d + timedelta(weeks=k), 0)
+            for k in (-3, -2, -1, 1, 2, 3)
+            if d + timedelta(weeks=k) not in bank and d + timedelta(weeks=k) in per_day
+        ]
         if near:
             on, usual = on + per_day.get(d, 0), usual + np.mean(near)
     assert on / usual < 0.93  # the generator's weights give ~0.86
@@ -165,11 +193,14 @@ def test_sites_have_realistic_occupancy(ics20k) -> None:
 
 
 def test_conditions_depend_on_age_and_deprivation(ics20k) -> None:
-    rows = _sql(ics20k, """SELECT (2024 - p.year_of_birth) >= 65 AS old, i.imd_decile <= 2 AS core20,
+    rows = _sql(
+        ics20k,
+        """SELECT (2024 - p.year_of_birth) >= 65 AS old, i.imd_decile <= 2 AS core20,
         avg(CASE WHEN t.onset_copd IS NOT NULL THEN 1 ELSE 0 END) AS copd,
         avg(CASE WHEN t.onset_hypertension IS NOT NULL THEN 1 ELSE 0 END) AS htn
         FROM patients p JOIN truth_persons t USING (nhs_number) JOIN imd i USING (lsoa11)
-        WHERE 2024 - p.year_of_birth >= 40 GROUP BY ALL""")
+        WHERE 2024 - p.year_of_birth >= 40 GROUP BY ALL""",
+    )
     fig = {(old, core): (copd, htn) for old, core, copd, htn in rows}
     assert fig[(True, False)][1] > 2 * fig[(False, False)][1]  # hypertension rises with age
     assert fig[(True, True)][0] > 1.3 * fig[(True, False)][0]  # COPD is more common in Core20 areas
@@ -196,9 +227,14 @@ def test_acsc_admissions_realistic_with_a_calibrated_truth(ics20k) -> None:
         assert 0.85 < fig["oracle_auroc"] < 0.98, day
         assert fig["mean_true_probability"] < s["emergency_12m"][day]["mean_true_probability"]
     emergency = f"admission_method IN ({', '.join(repr(m) for m in EMERGENCY_ADMISSION_METHODS)})"
-    by_decile = dict(_sql(ics20k, f"""SELECT i.imd_decile <= 3, avg(CASE WHEN s.primary_diagnosis IN
+    by_decile = dict(
+        _sql(
+            ics20k,
+            f"""SELECT i.imd_decile <= 3, avg(CASE WHEN s.primary_diagnosis IN
         {tuple(SYNTHETIC_ACSC_ACUTE)} THEN 1.0 ELSE 0 END) FROM apc_spells s JOIN patients p USING (nhs_number)
-        JOIN imd i USING (lsoa11) WHERE {emergency} GROUP BY 1"""))
+        JOIN imd i USING (lsoa11) WHERE {emergency} GROUP BY 1""",
+        )
+    )
     assert by_decile[True] > 1.2 * by_decile[False]  # acute ACSCs are commoner in deprived areas
     rows = _sql(ics20k, "SELECT count(DISTINCT index_date), min(p_true), max(p_true) FROM truth_acsc_12m")[0]
     assert rows[0] == 3 and 0 < rows[1] < rows[2] < 1
@@ -218,8 +254,11 @@ def test_acsc_truth_hardly_depends_on_its_own_draws() -> None:
         cal = Calendar.build(cfg.start, cfg.end)
         geo = build_geography(cfg, rng)
         people = build_people(cfg, geo, cal, rng)
-        found.append(simulate_activity(people, geo, cal, rng, [to_days(d) for d in cfg.index_dates],
-                                       truth_seed=truth_seed).truth_acsc)
+        found.append(
+            simulate_activity(
+                people, geo, cal, rng, [to_days(d) for d in cfg.index_dates], truth_seed=truth_seed
+            ).truth_acsc
+        )
     for day, (persons, p) in found[0].items():
         q = found[1][day][1]
         assert np.array_equal(persons, found[1][day][0]) and not np.array_equal(p, q)
@@ -242,13 +281,16 @@ def test_markov_truth_matches_simulation() -> None:
 
 
 def test_home_monitoring_deteriorates_before_exacerbations(ics20k) -> None:
-    rows = _sql(ics20k, """WITH ex AS (
+    rows = _sql(
+        ics20k,
+        """WITH ex AS (
           SELECT DISTINCT p.nhs_number, p.issue_date AS d FROM prescriptions p WHERE p.bnf_code = '0603020T0'
           UNION SELECT nhs_number, admission_date FROM apc_spells WHERE primary_diagnosis IN ('J441', 'J459'))
         SELECT CASE WHEN datediff('day', h.reading_date, ex.d) BETWEEN 1 AND 3 THEN 'before'
                     WHEN datediff('day', h.reading_date, ex.d) BETWEEN 30 AND 60 THEN 'baseline' END AS period,
                avg(spo2), avg(heart_rate), avg(symptom_score), count(*)
-        FROM home_monitoring h JOIN ex USING (nhs_number) GROUP BY 1 HAVING period IS NOT NULL""")
+        FROM home_monitoring h JOIN ex USING (nhs_number) GROUP BY 1 HAVING period IS NOT NULL""",
+    )
     fig = {r[0]: r[1:] for r in rows}
     assert fig["before"][3] > 30
     assert fig["before"][0] < fig["baseline"][0] - 1.0  # SpO2 falls
@@ -260,13 +302,18 @@ def test_home_monitoring_deteriorates_before_exacerbations(ics20k) -> None:
 
 
 def test_under_recording_knob_hides_diagnoses_in_the_chosen_group(tmp_path: Path) -> None:
-    cfg = GeneratorConfig(persons=6_000, seed=4, defects=DefectConfig(under_record_group="Asian", under_record_share=0.6))
+    cfg = GeneratorConfig(
+        persons=6_000, seed=4, defects=DefectConfig(under_record_group="Asian", under_record_share=0.6)
+    )
     result = generate(cfg, tmp_path / "ur")
-    rows = _sql(result, """SELECT t.true_ethnic_category, count(*) FILTER (WHERE t.onset_diabetes IS NOT NULL
+    rows = _sql(
+        result,
+        """SELECT t.true_ethnic_category, count(*) FILTER (WHERE t.onset_diabetes IS NOT NULL
             AND t.onset_diabetes <= DATE '2025-03-31') AS truly,
           count(*) FILTER (WHERE g.nhs_number IS NOT NULL) AS coded
         FROM truth_persons t LEFT JOIN (SELECT DISTINCT nhs_number FROM gp_events WHERE code = '73211009') g
-        USING (nhs_number) GROUP BY 1""")
+        USING (nhs_number) GROUP BY 1""",
+    )
     coded_share = {}
     for cat, truly, coded in rows:
         group = BROAD_ETHNIC_GROUP[cat]

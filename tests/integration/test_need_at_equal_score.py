@@ -34,9 +34,14 @@ def audited(root: Path, barrier: AccessBarrierConfig | None) -> AuditResult:
     generate(GeneratorConfig(persons=50_000, seed=1, access_barrier=barrier), root / "ics")
     load(settings, root / "ics")
     frame = oracle_audit_frame(settings, MODEL, VALIDATION, root / "features.parquet")
-    return run_audit(frame, STANDARD_GROUPINGS, AuditConfig(bootstrap_draws=300),
-                     {"model": "true risk of emergency admission", "outcome": "an emergency admission"},
-                     coverage=STANDARD_COVERAGE, coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE))
+    return run_audit(
+        frame,
+        STANDARD_GROUPINGS,
+        AuditConfig(bootstrap_draws=300),
+        {"model": "true risk of emergency admission", "outcome": "an emergency admission"},
+        coverage=STANDARD_COVERAGE,
+        coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE),
+    )
 
 
 def need_flags(result: AuditResult) -> list:
@@ -51,8 +56,13 @@ def test_an_access_barrier_is_found_by_need_at_equal_score_not_by_calibration(tm
     c = next(f for f in need_flags(result) if f.grouping == "ethnicity_broad" and f.metric == "need_gp_conditions")
     assert c.ratio > 1.25 and c.ratio_ci[0] > 1 and c.adjusted_ratio > 1.25
     # calibration by group alone does not catch it: the score is calibrated for the outcome in every group
-    calibration = [x for g in result.groupings if g.name == "ethnicity_broad" for x in g.comparisons
-                   if x.group == "Asian" and x.metric in ("predicted_to_observed", "calibration_slope")]
+    calibration = [
+        x
+        for g in result.groupings
+        if g.name == "ethnicity_broad"
+        for x in g.comparisons
+        if x.group == "Asian" and x.metric in ("predicted_to_observed", "calibration_slope")
+    ]
     assert calibration and all(x.status != "flag" for x in calibration)
     assert not [f for f in result.flags if f.group == "Asian" and not f.metric.startswith("need_")]
     # the report explains it

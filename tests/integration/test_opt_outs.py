@@ -40,8 +40,11 @@ def opted(tmp_path_factory) -> tuple[Settings, object, set[int], dict[str, int],
     rows = [f"{n[:3]} {n[3:6]} {n[6:]}" if i % 2 else n for i, n in enumerate(numbers)]
     rows[5:5] = ["12345", "not a number"]
     (src / "opt_outs.csv").write_text("NHS Number\n" + "\n".join(rows) + "\n")
-    expected = {t: int(pq.read_table(src / f"{t}.parquet", columns=["nhs_number"]).to_pandas()
-                       .nhs_number.isin(numbers).sum()) for t in PERSON_TABLES if (src / f"{t}.parquet").exists()}
+    expected = {
+        t: int(pq.read_table(src / f"{t}.parquet", columns=["nhs_number"]).to_pandas().nhs_number.isin(numbers).sum())
+        for t in PERSON_TABLES
+        if (src / f"{t}.parquet").exists()
+    }
     settings = Settings(home=tmp_path_factory.mktemp("home_optout"))
     report = load(settings, src)
     pseudo = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
@@ -52,9 +55,14 @@ def test_opted_out_people_are_in_no_table(opted) -> None:
     settings, _, ids, _, _ = opted
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     con.register("ids", pd.DataFrame({"person_id": sorted(ids)}))
-    tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.columns "
-                                        "WHERE column_name = 'person_id' AND table_schema = 'main' "
-                                        "AND table_name <> 'ids'").fetchall()]
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE column_name = 'person_id' AND table_schema = 'main' "
+            "AND table_name <> 'ids'"
+        ).fetchall()
+    ]
     assert {"patients", "apc_spells", "quarantine", "truth_persons", "truth_emergency_12m"} <= set(tables)
     for table in tables:
         assert con.execute(f"SELECT count(*) FROM {table} JOIN ids USING (person_id)").fetchone()[0] == 0, table

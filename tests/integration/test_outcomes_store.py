@@ -52,7 +52,11 @@ def test_outcomes_hide_for_their_period_then_people_return(settings) -> None:
     assert hidden_ids(settings, later + timedelta(days=15)) == set()
     first = next(r for r in store.in_force(settings, person_ids=[1], now=T0))
     assert (first.outcome, first.note, first.recorded_by, first.hidden_until) == (
-        store.Outcome.declined, "prefers a call in spring", "ann", T0 + timedelta(days=30))
+        store.Outcome.declined,
+        "prefers a call in spring",
+        "ann",
+        T0 + timedelta(days=30),
+    )
 
 
 def test_enrolment_periods_and_history(settings) -> None:
@@ -63,7 +67,9 @@ def test_enrolment_periods_and_history(settings) -> None:
     store.record(settings, 8, "A1", "enrolled", "ann", now=T0 + timedelta(days=3))
     periods = store.enrolments(store.history(settings))
     assert [(p["person_id"], p["enrolled_at"], p["ended_at"], p["ended_by"]) for p in periods] == [
-        (7, T0 + timedelta(days=1), T0 + timedelta(days=50), "declined"), (8, T0 + timedelta(days=3), None, None)]
+        (7, T0 + timedelta(days=1), T0 + timedelta(days=50), "declined"),
+        (8, T0 + timedelta(days=3), None, None),
+    ]
 
 
 def test_a_long_or_identifying_note_is_refused_and_nothing_is_stored(settings) -> None:

@@ -20,8 +20,14 @@ from serving.users import Role, User, digest
 
 
 def make_user(name: str, token: str, disabled: bool = False) -> User:
-    return User(name=name, role=Role.coordinator, practices=["A1"], token_sha256=digest(token), created="2026-01-01",
-                disabled=disabled)
+    return User(
+        name=name,
+        role=Role.coordinator,
+        practices=["A1"],
+        token_sha256=digest(token),
+        created="2026-01-01",
+        disabled=disabled,
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,10 +75,14 @@ def test_idle_and_absolute_expiry(settings) -> None:
     ann = make_user("ann", "t-ann")
     idle, old = store.issue(ann), store.issue(ann)
     with database.engine(settings).begin() as conn:
-        conn.execute(update(table).where(table.c.id_sha256 == digest(idle))
-                     .values(last_seen_at=_now() - store.idle - timedelta(seconds=1)))
-        conn.execute(update(table).where(table.c.id_sha256 == digest(old))
-                     .values(expires_at=_now() - timedelta(seconds=1)))
+        conn.execute(
+            update(table)
+            .where(table.c.id_sha256 == digest(idle))
+            .values(last_seen_at=_now() - store.idle - timedelta(seconds=1))
+        )
+        conn.execute(
+            update(table).where(table.c.id_sha256 == digest(old)).values(expires_at=_now() - timedelta(seconds=1))
+        )
     assert store.lookup(idle, {"ann": ann}) is None and store.lookup(old, {"ann": ann}) is None
     with database.engine(settings).connect() as conn:
         reasons = dict(conn.execute(select(table.c.id_sha256, table.c.revoked_reason)).all())
@@ -107,8 +117,10 @@ def test_two_processes_use_the_store_at_once(settings, tmp_path) -> None:
     home = tmp_path / "shared"  # a fresh database, migrated by two processes starting together
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, str(home if url is None else settings.home), 60, queue))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_worker, args=(url, str(home if url is None else settings.home), 60, queue))
+        for _ in range(2)
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -45,8 +45,12 @@ def trained(ics20k_loaded, tmp_path_factory) -> Settings:
 def fresh(trained: Settings, root: Path) -> Settings:
     """A copy of the trained home with a safety officer, another one, a data scientist and a coordinator."""
     home = registry_copy(trained, root)
-    for name, role, scope in (("Dr Ada Jones", Role.safety_officer, []), ("Dr Sam Patel", Role.safety_officer, []),
-                              ("Dee Scientist", Role.data_scientist, []), ("Cy Coordinator", Role.coordinator, ["X1"])):
+    for name, role, scope in (
+        ("Dr Ada Jones", Role.safety_officer, []),
+        ("Dr Sam Patel", Role.safety_officer, []),
+        ("Dee Scientist", Role.data_scientist, []),
+        ("Cy Coordinator", Role.coordinator, ["X1"]),
+    ):
         add_user(home.home, name, role, scope)
     return home
 
@@ -80,17 +84,56 @@ def test_every_promotion_needs_a_named_safety_officers_approval_of_the_exact_rep
     if flags == 0:
         assert "passed its audit, but no clinical safety officer has approved" in unapproved.stderr
     nobody = phm("models", "promote", "--model", MODEL, "--version", "1", "--by", "unknown", home=h)
-    assert nobody.returncode == 2 and "--by 'unknown' is not a registered data scientist or safety officer" \
-        in nobody.stderr
+    assert (
+        nobody.returncode == 2
+        and "--by 'unknown' is not a registered data scientist or safety officer" in nobody.stderr
+    )
 
-    not_a_cso = phm("audit", "approve", "--model", MODEL, "--version", "1", "--by", "Cy Coordinator",
-                    "--reason", "looks fine", "--accept-flags", home=h)
+    not_a_cso = phm(
+        "audit",
+        "approve",
+        "--model",
+        MODEL,
+        "--version",
+        "1",
+        "--by",
+        "Cy Coordinator",
+        "--reason",
+        "looks fine",
+        "--accept-flags",
+        home=h,
+    )
     assert not_a_cso.returncode == 2 and "is a coordinator, not a clinical safety officer" in not_a_cso.stderr
-    rejected = phm("audit", "reject", "--model", MODEL, "--version", "1", "--by", "Dr Sam Patel",
-                   "--reason", "Calibration in the oldest age band not shown", "--report", first[:12], home=h)
+    rejected = phm(
+        "audit",
+        "reject",
+        "--model",
+        MODEL,
+        "--version",
+        "1",
+        "--by",
+        "Dr Sam Patel",
+        "--reason",
+        "Calibration in the oldest age band not shown",
+        "--report",
+        first[:12],
+        home=h,
+    )
     assert rejected.returncode == 0, rejected.stderr
-    other = phm("audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones",
-                "--reason", "I disagree with my colleague", "--accept-flags", home=h)
+    other = phm(
+        "audit",
+        "approve",
+        "--model",
+        MODEL,
+        "--version",
+        "1",
+        "--by",
+        "Dr Ada Jones",
+        "--reason",
+        "I disagree with my colleague",
+        "--accept-flags",
+        home=h,
+    )
     assert other.returncode == 2 and "rejected by Dr Sam Patel" in other.stderr and "final" in other.stderr
     refused = phm("models", "promote", "--model", MODEL, "--version", "1", "--by", "Dee Scientist", home=h)
     assert refused.returncode == 2 and "rejected by Dr Sam Patel" in refused.stderr
@@ -99,11 +142,39 @@ def test_every_promotion_needs_a_named_safety_officers_approval_of_the_exact_rep
     assert again.returncode == 0, again.stderr
     second = report_of(home)
     assert second != first
-    stale = phm("audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones",
-                "--reason", "read the report", "--accept-flags", "--report", first[:12], home=h)
+    stale = phm(
+        "audit",
+        "approve",
+        "--model",
+        MODEL,
+        "--version",
+        "1",
+        "--by",
+        "Dr Ada Jones",
+        "--reason",
+        "read the report",
+        "--accept-flags",
+        "--report",
+        first[:12],
+        home=h,
+    )
     assert stale.returncode == 2 and "is not the current report" in stale.stderr
-    approved = phm("audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones",
-                   "--reason", "New audit read; controls in place", "--accept-flags", "--report", second[:16], home=h)
+    approved = phm(
+        "audit",
+        "approve",
+        "--model",
+        MODEL,
+        "--version",
+        "1",
+        "--by",
+        "Dr Ada Jones",
+        "--reason",
+        "New audit read; controls in place",
+        "--accept-flags",
+        "--report",
+        second[:16],
+        home=h,
+    )
     assert approved.returncode == 0, approved.stderr
     promoted = phm("models", "promote", "--model", MODEL, "--version", "1", "--by", "Dee Scientist", home=h)
     assert promoted.returncode == 0, promoted.stderr
@@ -111,7 +182,9 @@ def test_every_promotion_needs_a_named_safety_officers_approval_of_the_exact_rep
 
     decisions = [e for e in hazard_log.read(hazard_log_path(home)) if e["kind"] == "decision"]
     assert [(e["decision"], e["by"], e["report_sha256"]) for e in decisions] == [
-        ("rejected", "Dr Sam Patel", first), ("approved", "Dr Ada Jones", second)]
+        ("rejected", "Dr Sam Patel", first),
+        ("approved", "Dr Ada Jones", second),
+    ]
     assert decisions[1]["via"] == "cli" and decisions[1]["configuration"]["model"] == MODEL
     assert decisions[1]["configuration"]["bands"] == {"very high": 0.005, "high": 0.02, "raised": 0.05}
     promotion = [e for e in hazard_log.read(hazard_log_path(home)) if e["kind"] == "promotion"][-1]
@@ -129,8 +202,9 @@ def test_changed_band_cut_offs_or_policy_stop_the_daily_job_until_approved(train
     assert "Scored under the configuration approved by Dr Ada Jones" in first.stdout
     pointer = current_folder(home)
 
-    (h / "phm.toml").write_text('[policy.emergency_admission]\n'
-                                'bands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n')
+    (h / "phm.toml").write_text(
+        '[policy.emergency_admission]\nbands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n'
+    )
     refused = phm("score", "daily", home=h)
     assert refused.returncode == 2
     assert "band cut-offs: raised top 5% → 10%" in refused.stderr
@@ -141,8 +215,17 @@ def test_changed_band_cut_offs_or_policy_stop_the_daily_job_until_approved(train
 
     not_a_cso = phm("audit", "approve-change", "--model", MODEL, "--by", "Dee Scientist", "--reason", "ok", home=h)
     assert not_a_cso.returncode == 2 and "not a clinical safety officer" in not_a_cso.stderr
-    review = phm("audit", "approve-change", "--model", MODEL, "--by", "Dr Ada Jones",
-                 "--reason", "Capacity for twice as many contacts agreed with the PCNs", home=h)
+    review = phm(
+        "audit",
+        "approve-change",
+        "--model",
+        MODEL,
+        "--by",
+        "Dr Ada Jones",
+        "--reason",
+        "Capacity for twice as many contacts agreed with the PCNs",
+        home=h,
+    )
     assert review.returncode == 0, review.stderr
     assert "raised top 5% → 10%" in review.stdout
     scored = phm("score", "daily", home=h)
@@ -157,19 +240,30 @@ def test_changed_band_cut_offs_or_policy_stop_the_daily_job_until_approved(train
     assert review_entry["configuration_sha256"] == worklist["configuration_sha256"]
     assert review_entry["differences"][0] == "band cut-offs: raised top 5% → 10%"
 
-    (h / "phm.toml").write_text('[policy.emergency_admission]\n'
-                                'bands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\ntop_share = 0.02\n')
+    (h / "phm.toml").write_text(
+        '[policy.emergency_admission]\nbands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\ntop_share = 0.02\n'
+    )
     policy = phm("score", "daily", home=h)
     assert policy.returncode == 2 and "operating policy: acts on the top 10% → the top 2%" in policy.stderr
-    reject = phm("audit", "reject-change", "--model", MODEL, "--by", "Dr Sam Patel",
-                 "--reason", "Reaching only 2% leaves known high-need patients off the worklist", home=h)
+    reject = phm(
+        "audit",
+        "reject-change",
+        "--model",
+        MODEL,
+        "--by",
+        "Dr Sam Patel",
+        "--reason",
+        "Reaching only 2% leaves known high-need patients off the worklist",
+        home=h,
+    )
     assert reject.returncode == 0, reject.stderr
     overrule = phm("audit", "approve-change", "--model", MODEL, "--by", "Dr Ada Jones", "--reason", "fine", home=h)
     assert overrule.returncode == 2 and "was rejected by Dr Sam Patel" in overrule.stderr
     still = phm("score", "daily", home=h)
     assert still.returncode == 2 and "this change was rejected by Dr Sam Patel" in still.stderr
-    (h / "phm.toml").write_text('[policy.emergency_admission]\n'
-                                'bands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n')
+    (h / "phm.toml").write_text(
+        '[policy.emergency_admission]\nbands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n'
+    )
     restored = phm("audit", "status", "--model", MODEL, home=h)
     assert restored.returncode == 0 and ": in use" in restored.stdout
 
@@ -185,9 +279,18 @@ def test_changed_feature_definition_stops_the_daily_job_until_approved(trained, 
     refused = phm("score", "daily", home=h, env={"PYTHONPATH": str(changed)})
     assert refused.returncode == 2 and "feature definitions (" in refused.stderr
     assert "changed ae_attendances_12m)" in refused.stderr and "approve-change" in refused.stderr
-    review = phm("audit", "approve-change", "--model", MODEL, "--by", "Dr Ada Jones",
-                 "--reason", "Window shortened to match the national definition; impact on ranking reviewed",
-                 home=h, env={"PYTHONPATH": str(changed)})
+    review = phm(
+        "audit",
+        "approve-change",
+        "--model",
+        MODEL,
+        "--by",
+        "Dr Ada Jones",
+        "--reason",
+        "Window shortened to match the national definition; impact on ranking reviewed",
+        home=h,
+        env={"PYTHONPATH": str(changed)},
+    )
     assert review.returncode == 0, review.stderr
     scored = phm("score", "daily", home=h, env={"PYTHONPATH": str(changed)})
     assert scored.returncode == 0, scored.stderr
@@ -202,8 +305,9 @@ def test_a_misspelled_configuration_key_fails_with_its_name(trained, tmp_path) -
     out = phm("audit", "run", "--model", MODEL, "--version", "1", "--config", str(audit), home=h)
     assert out.returncode == 2 and f"{audit}: top_shares: unknown key (did you mean top_share?)" in out.stderr
     train = tmp_path / "train.json"
-    train.write_text(json.dumps({"model_name": MODEL, "train_dates": ["2023-04-01"],
-                                 "validation_dates": ["2024-04-01"], "seeed": 3}))
+    train.write_text(
+        json.dumps({"model_name": MODEL, "train_dates": ["2023-04-01"], "validation_dates": ["2024-04-01"], "seeed": 3})
+    )
     out = phm("train", "emergency-admission", "--config", str(train), home=h)
     assert out.returncode == 2 and "seeed: unknown key (did you mean seed?)" in out.stderr
     old = tmp_path / "old_audit.json"
@@ -213,8 +317,10 @@ def test_a_misspelled_configuration_key_fails_with_its_name(trained, tmp_path) -
     (h / "phm.toml").write_text('engin = "spark"\n')
     out = phm("score", "daily", home=h)
     assert out.returncode == 2 and "engin: unknown key (did you mean engine?)" in out.stderr
-    (h / "phm.toml").write_text('[policy.emergency_admision]\ntop_share = 0.05\n')
+    (h / "phm.toml").write_text("[policy.emergency_admision]\ntop_share = 0.05\n")
     out = phm("config", "show", home=h)
-    assert out.returncode == 2 and "policy.emergency_admision: unknown model (did you mean " \
-                                   "policy.emergency_admission?)" in out.stderr
+    assert (
+        out.returncode == 2
+        and "policy.emergency_admision: unknown model (did you mean policy.emergency_admission?)" in out.stderr
+    )
     assert "Traceback" not in out.stderr

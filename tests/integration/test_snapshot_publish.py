@@ -16,7 +16,8 @@ def _write(settings: Settings, day: str, publish: bool | None = None) -> tuple[P
 
     def write(partial: Path) -> None:
         pd.DataFrame({"person_id": [1, 2], "risk": [0.1, 0.2], "practice_code": ["A1", "A1"]}).to_parquet(
-            partial / "scores.parquet", index=False)
+            partial / "scores.parquet", index=False
+        )
 
     return store.publish_snapshot(settings, meta, write, publish), meta
 

@@ -15,8 +15,15 @@ from pathlib import Path
 import pytest
 
 from phm.core.settings import Settings
-from serving.batch.store import (POINTER, STALE_AFTER, WRITER_LOCK, current_folder, publish_snapshot,
-                                 remove_stale_partials, snapshots_root)
+from serving.batch.store import (
+    POINTER,
+    STALE_AFTER,
+    WRITER_LOCK,
+    current_folder,
+    publish_snapshot,
+    remove_stale_partials,
+    snapshots_root,
+)
 
 WRITER = """
 import sys, time

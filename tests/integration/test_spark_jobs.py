@@ -58,8 +58,9 @@ def test_spark_daily_snapshot_equals_the_in_process_one(spark, home) -> None:
     local = score_daily(home, day)
     on_spark = score_daily(home, day, engine="spark")
     assert on_spark["engine"] == "spark" and local["engine"] == "duckdb"
-    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "worklist_model", "models", "previous")} == \
-        {k: local[k] for k in ("date", "people", "band_counts", "worklist_model", "models", "previous")}
+    assert {k: on_spark[k] for k in ("date", "people", "band_counts", "worklist_model", "models", "previous")} == {
+        k: local[k] for k in ("date", "people", "band_counts", "worklist_model", "models", "previous")
+    }
     a = _snapshot(local)
     folder = Path(on_spark["folder"]) / "scores.parquet"
     assert folder.is_dir() and any(p.name.startswith("practice_code=") for p in folder.iterdir())  # partitioned
@@ -83,10 +84,17 @@ def test_spark_audit_equals_the_in_process_audit(spark, home) -> None:
     cfg = AuditConfig(bootstrap_draws=60)
     frame, params = load_scores("emergency_admission", 1)
     frame = standard_labels(frame)
-    local = run_audit(frame, STANDARD_GROUPINGS, cfg, {"model": "emergency_admission"}, coverage=STANDARD_COVERAGE,
-                      coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE))
+    local = run_audit(
+        frame,
+        STANDARD_GROUPINGS,
+        cfg,
+        {"model": "emergency_admission"},
+        coverage=STANDARD_COVERAGE,
+        coverage_descriptions=coverage_descriptions(frame, STANDARD_COVERAGE),
+    )
     on_spark, _ = audit_on_spark(home, "emergency_admission", 1, cfg, None)
     assert on_spark.population["engine"] == "spark" and "aggregates only" in on_spark.population["collected"]
+
     def ratio_flags(result):  # need at equal score needs the person rows: in-process only
         return [c.model_dump() for c in result.flags if not c.metric.startswith("need_") and c.grouping != "overall"]
 

@@ -90,8 +90,17 @@ def test_registered_with_alias_and_loadable_by_alias(home, emergency) -> None:
     run_dir = Path(mlflow.get_run(emergency.run_id).info.artifact_uri.removeprefix("file://"))
     card = json.loads((run_dir / "model_card" / "model_card.json").read_text())
     assert card["version"] == emergency.version and card["oracle"]["model_oracle_ratio"] > 0.9
-    for item in ("intended_use", "data", "population", "outcome", "predictors", "missing_data",
-                 "performance_validation", "subgroups", "limitations"):
+    for item in (
+        "intended_use",
+        "data",
+        "population",
+        "outcome",
+        "predictors",
+        "missing_data",
+        "performance_validation",
+        "subgroups",
+        "limitations",
+    ):
         assert card[item], item
     assert (run_dir / "model_card" / "model_card.html").read_text().count("<table>") >= 5
     for plot in ("roc", "precision_recall", "calibration", "decision_curve", "feature_importance"):
@@ -111,8 +120,13 @@ def test_same_seed_same_metrics_and_reproducible_from_mlflow(home, emergency) ->
 
     recorded = TrainConfig.model_validate_json((run_dir / "train_config.json").read_text())
     d = emergency.config.spec.training  # dates follow the data: on the synthetic ICS, the specification's own
-    assert recorded == emergency.config == default_config("emergency_admission").model_copy(
-        update={"train_dates": list(d.train_dates), "validation_dates": list(d.validation_dates)})
+    assert (
+        recorded
+        == emergency.config
+        == default_config("emergency_admission").model_copy(
+            update={"train_dates": list(d.train_dates), "validation_dates": list(d.validation_dates)}
+        )
+    )
     assert "phm train emergency-admission --config" in mlflow.get_run(emergency.run_id).data.tags["phm.reproduce"]
 
 

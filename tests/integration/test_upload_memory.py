@@ -22,8 +22,9 @@ def _writes(args: tuple) -> bool:
     """An `open` audit event that may write: a mode with w/a/x/+ (open()) or write flags (os.open, O_TMPFILE)."""
     mode = args[1] if len(args) > 1 else None
     flags = args[2] if len(args) > 2 else 0
-    return (isinstance(mode, str) and any(m in mode for m in "wax+")) or \
-        (isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) != 0)
+    return (isinstance(mode, str) and any(m in mode for m in "wax+")) or (
+        isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) != 0
+    )
 
 
 def _hook(event: str, args: tuple) -> None:
@@ -37,19 +38,24 @@ sys.addaudithook(_hook)
 
 
 def _request(body: bytes, content_type: str) -> Request:
-    chunks = [body[i:i + 65_536] for i in range(0, len(body), 65_536)]
+    chunks = [body[i : i + 65_536] for i in range(0, len(body), 65_536)]
 
     async def receive():
         return {"type": "http.request", "body": chunks.pop(0) if chunks else b"", "more_body": bool(chunks)}
 
-    scope = {"type": "http", "method": "POST", "path": "/ui/worklist/reidentify", "headers":
-             [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/ui/worklist/reidentify",
+        "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
+    }
     return Request(scope, receive)
 
 
 def _multipart(data: bytes) -> tuple[bytes, str]:
-    built = httpx.Request("POST", "http://x/", files={"file": ("list.csv", data, "text/csv")},
-                          data={"csrf": "token-1", "format": "csv"})
+    built = httpx.Request(
+        "POST", "http://x/", files={"file": ("list.csv", data, "text/csv")}, data={"csrf": "token-1", "format": "csv"}
+    )
     return built.read(), built.headers["content-type"]
 
 

@@ -36,8 +36,13 @@ def st(served_home, tmp_path_factory) -> ServiceState:
 
 def coordinator(st: ServiceState, practices: list[str] | None = None) -> User:
     scores = st.bundle.scores
-    return User(name="Cy", role=Role.coordinator, practices=practices or [scores.practice_code.mode()[0]],
-                token_sha256="0" * 64, created="2026-01-01")
+    return User(
+        name="Cy",
+        role=Role.coordinator,
+        practices=practices or [scores.practice_code.mode()[0]],
+        token_sha256="0" * 64,
+        created="2026-01-01",
+    )
 
 
 def ids(result) -> list[str]:
@@ -53,8 +58,12 @@ def test_outcomes_hide_people_for_the_configured_period_then_they_return(st) -> 
     outcomes.record(st.settings, locate, u, declined, "declined", "not now", now=T0)
     outcomes.record(st.settings, locate, u, contacted, "contacted", None, now=T0)
     outcomes.record(st.settings, locate, u, enrolled, "enrolled", None, now=T0)
-    for days, gone in ((1, {declined, contacted, enrolled}), (8, {declined, enrolled}), (31, {enrolled}),
-                       (3000, {enrolled})):
+    for days, gone in (
+        (1, {declined, contacted, enrolled}),
+        (8, {declined, enrolled}),
+        (31, {enrolled}),
+        (3000, {enrolled}),
+    ):
         now = T0 + timedelta(days=days)
         found = queries.worklist(st, u, q, now=now)
         assert ids(found) == [p for p in ids(before) if p not in gone], days
@@ -65,8 +74,9 @@ def test_outcomes_hide_people_for_the_configured_period_then_they_return(st) -> 
     with pytest.raises(QueryError) as refused:
         outcomes.record(st.settings, locate, other, declined, "enrolled", None, now=T0)
     assert refused.value.status == 403
-    assert [r["outcome"] for r in outcomes.hidden(st.settings, u, now=T0 + timedelta(days=1))
-            if r["person_id"] == declined] == ["declined"]
+    assert [
+        r["outcome"] for r in outcomes.hidden(st.settings, u, now=T0 + timedelta(days=1)) if r["person_id"] == declined
+    ] == ["declined"]
 
 
 def direct_runs(st: ServiceState) -> tuple[dict[int, date], date]:
@@ -93,8 +103,9 @@ def test_in_band_runs_and_new_since_last_week_match_the_snapshots(st) -> None:
     assert len(dated_snapshots(st.settings)) >= 2
     u = coordinator(st, sorted(st.bundle.practices))
     rows = queries.worklist(st, u, WorklistQuery(top=10_000), now=T0 - timedelta(days=3650)).rows
-    assert rows and {int(r.person_id): date.fromisoformat(r.in_band_since) for r in rows} == \
-        {p: expected[p] for p in (int(r.person_id) for r in rows)}
+    assert rows and {int(r.person_id): date.fromisoformat(r.in_band_since) for r in rows} == {
+        p: expected[p] for p in (int(r.person_id) for r in rows)
+    }
     assert all(r.days_in_band == (today - date.fromisoformat(r.in_band_since)).days for r in rows)
     assert {date.fromisoformat(r.in_band_since) for r in rows} == {today, today - timedelta(days=7)}  # both occur
     new = queries.worklist(st, u, WorklistQuery(top=10_000, new_within_days=7), now=T0 - timedelta(days=3650))
@@ -115,10 +126,11 @@ def test_persistence_figures_match_a_direct_computation(st) -> None:
     assert sorted(str(d) for d in top) == result["index_dates"] and len(top) == 5
     for lag in result["lags"]:
         days = sorted(top)  # every 3 months, oldest first: a lag of L months is L / 3 places later
-        pairs = list(zip(days, days[lag["months"] // 3:]))
+        pairs = list(zip(days, days[lag["months"] // 3 :]))
         kept = [len(top[a] & top[b]) for a, b in pairs]
-        assert [(p["from"], p["to"], p["top"], p["still_top"]) for p in lag["pairs"]] == \
-            [(str(a), str(b), len(top[a]), k) for (a, b), k in zip(pairs, kept)]
+        assert [(p["from"], p["to"], p["top"], p["still_top"]) for p in lag["pairs"]] == [
+            (str(a), str(b), len(top[a]), k) for (a, b), k in zip(pairs, kept)
+        ]
         assert lag["share"] == sum(kept) / sum(len(top[a]) for a, _ in pairs)
     assert [len(lag["pairs"]) for lag in result["lags"]] == [4, 3, 1]
     assert 0 < result["lags"][0]["share"] < 1

@@ -27,9 +27,26 @@ from features.reference import reference_features
 from phm.core.settings import Settings
 
 pytestmark = pytest.mark.spark
-VARIES = {"emergency_admission", "flare_up", "acsc_admission"}  # feature sets whose every column must vary in the ICS case
-MANIFEST_SAME = ("feature_set", "definition_hash", "index_dates", "warehouse_as_of", "data_source", "data_end", "cohort",
-                 "label", "rows", "segments", "predictors", "carried", "null_rates")
+VARIES = {
+    "emergency_admission",
+    "flare_up",
+    "acsc_admission",
+}  # feature sets whose every column must vary in the ICS case
+MANIFEST_SAME = (
+    "feature_set",
+    "definition_hash",
+    "index_dates",
+    "warehouse_as_of",
+    "data_source",
+    "data_end",
+    "cohort",
+    "label",
+    "rows",
+    "segments",
+    "predictors",
+    "carried",
+    "null_rates",
+)
 
 
 def both(warehouse: Path, spark, cfg, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
@@ -58,23 +75,39 @@ def assert_same(duck: pd.DataFrame, spark: pd.DataFrame, m_duck: dict, m_spark: 
 def test_spec_tables_give_the_same_features_on_both_engines(case: str, spark, tmp_path: Path) -> None:
     rows = spec_rows()
     # every long-term condition once as a primary diagnosis (person 11), one after the index date
-    rows["apc_spells"] += [spell(11, f"2019-0{1 + i % 9}-1{i % 10}", method="11" if i % 2 else "22",
-                                 diagnosis=c.icd10[-1] + "9") for i, c in enumerate(CONDITIONS)]
+    rows["apc_spells"] += [
+        spell(11, f"2019-0{1 + i % 9}-1{i % 10}", method="11" if i % 2 else "22", diagnosis=c.icd10[-1] + "9")
+        for i, c in enumerate(CONDITIONS)
+    ]
     rows["apc_spells"].append(spell(11, "2024-06-01", diagnosis="I109"))
     cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30))
     if case == "two_dates_death_and_age_options":
-        cfg = specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2024, 12, 31),
-                          cohort=CohortConfig(min_age=16, min_registration_days=30),
-                          label=LabelConfig(include_death=True))
+        cfg = specs.get("emergency_admission").build_config(
+            [date(2023, 4, 1), IDX],
+            data_end=date(2024, 12, 31),
+            cohort=CohortConfig(min_age=16, min_registration_days=30),
+            label=LabelConfig(include_death=True),
+        )
     if case == "flare_up_with_missing_readings":  # as in the spec test: readings with gaps and missing measures
-        rows["home_monitoring"] = [{"person_id": 1, "reading_date": f"2024-03-{31 - k + 1:02d}", "spo2": 90 + k,
-                                    "heart_rate": 80, "symptom_score": 3} for k in range(1, 9) if k != 4]
+        rows["home_monitoring"] = [
+            {
+                "person_id": 1,
+                "reading_date": f"2024-03-{31 - k + 1:02d}",
+                "spo2": 90 + k,
+                "heart_rate": 80,
+                "symptom_score": 3,
+            }
+            for k in range(1, 9)
+            if k != 4
+        ]
         rows["home_monitoring"].append({"person_id": 1, "reading_date": "2024-04-01", "spo2": 70})
-        rows["home_monitoring"] += [{"person_id": 8, "reading_date": "2024-03-20", "fev1_pct_predicted": 55.5,
-                                     "steps": 1200}]
+        rows["home_monitoring"] += [
+            {"person_id": 8, "reading_date": "2024-03-20", "fev1_pct_predicted": 55.5, "steps": 1200}
+        ]
         rows["gp_events"].append({"person_id": 8, "event_id": "gx", "event_date": "2018-01-01", "code": "195967001"})
-        rows["prescriptions"].append({"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14",
-                                      "bnf_code": "0603020T0"})
+        rows["prescriptions"].append(
+            {"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14", "bnf_code": "0603020T0"}
+        )
         cfg = specs.get("flare_up").build_config([IDX, date(2024, 3, 25)], data_end=date(2025, 6, 30))
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
     duck, spark_frame, m_duck, m_spark = both(wh, spark, cfg, tmp_path)
@@ -87,16 +120,21 @@ def test_spec_tables_give_the_same_features_on_both_engines(case: str, spark, tm
         assert all(person[f"ltc_{c.key}_hosp"] == 1 for c in CONDITIONS) and person.emergency_admissions_12m == 0
 
 
-@pytest.mark.parametrize("feature_set,dates", [
-    ("emergency_admission", [date(2023, 4, 1), date(2024, 4, 1)]),
-    ("flare_up", [date(2024, 7, 1), date(2024, 7, 2), date(2024, 9, 9)]),
-    ("acsc_admission", [date(2024, 4, 1)]),  # the label narrowed to ACSC diagnoses, the two ACSC predictors
-])
-def test_a_synthetic_ics_gives_the_same_features_on_both_engines(feature_set, dates, spark, ics20k_loaded,
-                                                                 tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "feature_set,dates",
+    [
+        ("emergency_admission", [date(2023, 4, 1), date(2024, 4, 1)]),
+        ("flare_up", [date(2024, 7, 1), date(2024, 7, 2), date(2024, 9, 9)]),
+        ("acsc_admission", [date(2024, 4, 1)]),  # the label narrowed to ACSC diagnoses, the two ACSC predictors
+    ],
+)
+def test_a_synthetic_ics_gives_the_same_features_on_both_engines(
+    feature_set, dates, spark, ics20k_loaded, tmp_path: Path
+) -> None:
     settings, _ = ics20k_loaded
-    duck, spark_frame, m_duck, m_spark = both(settings.warehouse_path, spark,
-                                              specs.get(feature_set).build_config(dates), tmp_path)
+    duck, spark_frame, m_duck, m_spark = both(
+        settings.warehouse_path, spark, specs.get(feature_set).build_config(dates), tmp_path
+    )
     assert_same(duck, spark_frame, m_duck, m_spark)
     # every definition is exercised: each feature takes more than one value across the population (hypertension
     # and depression are never a spell's primary diagnosis in the generator, and none of these 400-odd monitored

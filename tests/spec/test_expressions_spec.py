@@ -22,10 +22,20 @@ from features.engine.dialect import DIALECTS
 from features.engine.expressions import to_sql
 from features.reference.expressions import evaluate
 
-ROWS = [(0, 1, 1, "F"), (1, 2, None, None), (2, None, 3, "M"), (3, 4, 0, "F"), (4, 0, 5, "x"), (5, None, None, "0301011R0")]
+ROWS = [
+    (0, 1, 1, "F"),
+    (1, 2, None, None),
+    (2, None, 3, "M"),
+    (3, 4, 0, "F"),
+    (4, 0, 5, "x"),
+    (5, None, None, "0301011R0"),
+]
 A, B, S = col("a"), col("b"), col("s")
 SPEC = {  # name: (expression, expected value per row; None is missing)
-    "bands": (case((A.lt(2), "low"), (A.lt(4), "mid"), otherwise="high"), ["low", "mid", "high", "high", "low", "high"]),
+    "bands": (
+        case((A.lt(2), "low"), (A.lt(4), "mid"), otherwise="high"),
+        ["low", "mid", "high", "high", "low", "high"],
+    ),
     "no_else": (case((A.ge(2), 1)), [None, 1, None, 1, None, None]),
     "flag": (case((S.eq("F"), 1), otherwise=0), [1, 0, 0, 1, 0, 0]),
     "not_equal": (case((S.ne("F"), 1), otherwise=0), [0, 0, 1, 0, 1, 1]),
@@ -63,6 +73,9 @@ def _plain(v):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_kind_of_expression_on_every_engine(engine: str, request: pytest.FixtureRequest) -> None:
     got = values(engine, request)
-    wrong = {name: got[name] for name, (_, expected) in SPEC.items()
-             if [_plain(v) for v in got[name]] != [_plain(v) for v in expected]}
+    wrong = {
+        name: got[name]
+        for name, (_, expected) in SPEC.items()
+        if [_plain(v) for v in got[name]] != [_plain(v) for v in expected]
+    }
     assert not wrong, wrong

@@ -23,6 +23,7 @@ from models import specs
 from features.build import EmptyCohortError
 from features.cohorts import CohortConfig, LabelConfig
 
+
 @pytest.fixture
 def spec(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> tuple[pd.DataFrame, dict]:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
@@ -100,8 +101,9 @@ def test_labels_and_censoring(spec) -> None:
 
 def test_death_as_outcome_and_data_end(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30),
-                      label=LabelConfig(include_death=True))
+    cfg = specs.get("emergency_admission").build_config(
+        [IDX], data_end=date(2025, 6, 30), label=LabelConfig(include_death=True)
+    )
     df = run(engine, wh, cfg, tmp_path / "d.parquet", request)[0].set_index("person_id")
     assert df.loc[2, "label_emergency_12m_or_death"] == 1
     short = specs.get("emergency_admission").build_config([IDX], data_end=date(2024, 12, 31))
@@ -114,21 +116,38 @@ def test_death_as_outcome_and_data_end(tmp_path: Path, engine: str, request: pyt
 
 def test_min_age_and_registration_options(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30), cohort=CohortConfig(min_age=16))
+    cfg = specs.get("emergency_admission").build_config(
+        [IDX], data_end=date(2025, 6, 30), cohort=CohortConfig(min_age=16)
+    )
     assert 5 in set(run(engine, wh, cfg, tmp_path / "a.parquet", request)[0].person_id)
 
 
 def test_home_monitoring_features_and_flare_label(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     rows = spec_rows()
     # readings 1..8 days before the index date: SpO2 90 + k (falling towards the index date)
-    rows["home_monitoring"] = [{"person_id": 1, "reading_date": f"2024-03-{31 - k + 1:02d}", "spo2": 90 + k,
-                                "heart_rate": 80, "symptom_score": 3} for k in range(1, 9) if k != 4]
+    rows["home_monitoring"] = [
+        {
+            "person_id": 1,
+            "reading_date": f"2024-03-{31 - k + 1:02d}",
+            "spo2": 90 + k,
+            "heart_rate": 80,
+            "symptom_score": 3,
+        }
+        for k in range(1, 9)
+        if k != 4
+    ]
     rows["home_monitoring"].append({"person_id": 1, "reading_date": "2024-04-01", "spo2": 70, "heart_rate": 150})
-    rows["prescriptions"].append({"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14",
-                                  "bnf_code": "0603020T0"})  # day 13 of the 14-day outcome window
+    rows["prescriptions"].append(
+        {"person_id": 1, "prescription_id": "r9", "issue_date": "2024-04-14", "bnf_code": "0603020T0"}
+    )  # day 13 of the 14-day outcome window
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
-    df, m = run(engine, wh, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)),
-                tmp_path / "fu.parquet", request)
+    df, m = run(
+        engine,
+        wh,
+        specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)),
+        tmp_path / "fu.parquet",
+        request,
+    )
     df = df.set_index("person_id")
     assert list(df.index) == [1]  # only the monitored COPD patient
     p = df.loc[1]
@@ -143,15 +162,25 @@ def test_home_monitoring_features_and_flare_label(tmp_path: Path, engine: str, r
     assert p.label_exacerbation_14d == 1 and m["label"]["positives"] == 1
     rows["prescriptions"][-1]["issue_date"] = "2024-04-15"  # day 14: outside
     wh2 = tiny_warehouse(tmp_path / "tiny2.duckdb", rows)
-    f2 = run(engine, wh2, specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)), tmp_path / "f2.parquet",
-             request)[0]
+    f2 = run(
+        engine,
+        wh2,
+        specs.get("flare_up").build_config([IDX], data_end=date(2025, 6, 30)),
+        tmp_path / "f2.parquet",
+        request,
+    )[0]
     assert f2.label_exacerbation_14d.tolist() == [0]
 
 
 def test_several_index_dates_in_one_build(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
-    df, m = run(engine, wh, specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2025, 6, 30)),
-                tmp_path / "x.parquet", request)
+    df, m = run(
+        engine,
+        wh,
+        specs.get("emergency_admission").build_config([date(2023, 4, 1), IDX], data_end=date(2025, 6, 30)),
+        tmp_path / "x.parquet",
+        request,
+    )
     assert set(m["cohort"]["eligible_by_index_date"]) == {"2023-04-01", "2024-04-01"}
     p1 = df[df.person_id == 1].set_index(pd.to_datetime(df[df.person_id == 1].index_date).dt.date)
     assert p1.loc[IDX, "emergency_admissions_12m"] == 3
@@ -163,12 +192,18 @@ def test_several_index_dates_in_one_build(tmp_path: Path, engine: str, request: 
 def test_empty_cohort_is_a_clear_message(tmp_path: Path, engine: str, request: pytest.FixtureRequest) -> None:
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", spec_rows())
     with pytest.raises(EmptyCohortError, match="no one is eligible .* at 1990-01-01 .*not yet registered"):
-        run(engine, wh, specs.get("emergency_admission").build_config([date(1990, 1, 1)], data_end=date(2025, 6, 30)),
-            tmp_path / "e.parquet", request)
+        run(
+            engine,
+            wh,
+            specs.get("emergency_admission").build_config([date(1990, 1, 1)], data_end=date(2025, 6, 30)),
+            tmp_path / "e.parquet",
+            request,
+        )
 
 
-def test_ambulatory_care_sensitive_admissions_and_label(tmp_path: Path, engine: str,
-                                                       request: pytest.FixtureRequest) -> None:
+def test_ambulatory_care_sensitive_admissions_and_label(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
     rows = spec_rows()
     rows["apc_spells"] += [
         spell(8, "2023-09-01", "2023-09-04", diagnosis="I500"),  # heart failure: an ACSC, in the window
@@ -180,8 +215,13 @@ def test_ambulatory_care_sensitive_admissions_and_label(tmp_path: Path, engine: 
         spell(12, "2025-03-31", diagnosis="E111"),  # diabetes complication, last day of the window
     ]
     wh = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
-    table, m = run(engine, wh, specs.get("acsc_admission").build_config([IDX], data_end=date(2025, 6, 30)),
-                   tmp_path / "a.parquet", request)
+    table, m = run(
+        engine,
+        wh,
+        specs.get("acsc_admission").build_config([IDX], data_end=date(2025, 6, 30)),
+        tmp_path / "a.parquet",
+        request,
+    )
     df = table.set_index("person_id")
     assert df.loc[8].acsc_admissions_12m == 1 and df.loc[8].emergency_admissions_12m == 2
     assert df.loc[8].days_since_acsc_admission == (IDX - date(2023, 9, 1)).days

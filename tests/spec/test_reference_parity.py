@@ -19,14 +19,18 @@ from models import specs
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("feature_set,dates,constant", [
-    # hypertension and depression are never a spell's primary diagnosis in the generator; few people are monitored
-    ("emergency_admission", [date(2023, 4, 1), date(2024, 4, 1)], {"ltc_hypertension_hosp", "ltc_depression_hosp"}),
-    ("flare_up", [date(2024, 7, 1), date(2024, 7, 2), date(2024, 9, 9)], {"ltc_asthma_hosp"}),
-    ("acsc_admission", [date(2023, 4, 1), date(2024, 4, 1)], {"ltc_hypertension_hosp", "ltc_depression_hosp"}),
-])
-def test_reference_engine_agrees_with_duckdb_on_a_synthetic_ics(feature_set, dates, constant, ics2k_loaded,
-                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "feature_set,dates,constant",
+    [
+        # hypertension and depression are never a spell's primary diagnosis in the generator; few people are monitored
+        ("emergency_admission", [date(2023, 4, 1), date(2024, 4, 1)], {"ltc_hypertension_hosp", "ltc_depression_hosp"}),
+        ("flare_up", [date(2024, 7, 1), date(2024, 7, 2), date(2024, 9, 9)], {"ltc_asthma_hosp"}),
+        ("acsc_admission", [date(2023, 4, 1), date(2024, 4, 1)], {"ltc_hypertension_hosp", "ltc_depression_hosp"}),
+    ],
+)
+def test_reference_engine_agrees_with_duckdb_on_a_synthetic_ics(
+    feature_set, dates, constant, ics2k_loaded, tmp_path: Path
+) -> None:
     cfg = specs.get(feature_set).build_config(dates)
     build(ics2k_loaded.warehouse_path, cfg, tmp_path / "duck.parquet")
     duck = pd.read_parquet(tmp_path / "duck.parquet")

@@ -7,8 +7,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium_path() -> str:
@@ -108,8 +115,11 @@ class PageSession:
         docs = os.environ.get("PHM_DOCS_SCREENSHOTS")  # set to docs/screenshots to refresh the README's pictures
         if docs:
             Path(docs).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(docs) / f"{self.name}_{label}.png"), full_page=True,
-                                 clip={"x": 0, "y": 0, "width": 1280, "height": 1500})
+            self.page.screenshot(
+                path=str(Path(docs) / f"{self.name}_{label}.png"),
+                full_page=True,
+                clip={"x": 0, "y": 0, "width": 1280, "height": 1500},
+            )
         return path
 
     def accessibility_problems(self) -> list[str]:

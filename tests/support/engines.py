@@ -24,16 +24,18 @@ ENGINES = ["reference", "duckdb", pytest.param("spark", marks=pytest.mark.spark)
 ROUNDED = ("mean", "std", "slope")
 
 
-def run(engine: str, warehouse: Path, cfg: BuildConfig, out: Path, request: pytest.FixtureRequest
-        ) -> tuple[pd.DataFrame, dict]:
+def run(
+    engine: str, warehouse: Path, cfg: BuildConfig, out: Path, request: pytest.FixtureRequest
+) -> tuple[pd.DataFrame, dict]:
     """(feature table as written, manifest) of `cfg` on `engine`; the reference engine is checked against the
     SQL engine it runs beside (DuckDB; Spark when the engine is Spark)."""
     if engine == "spark":
         from features.engine.spark_engine import SparkEngine
         from phm.core.settings import Settings
 
-        with SparkEngine(Settings(home=out.parent / "spark_home"), warehouse,
-                         session=request.getfixturevalue("spark")) as spark:
+        with SparkEngine(
+            Settings(home=out.parent / "spark_home"), warehouse, session=request.getfixturevalue("spark")
+        ) as spark:
             manifest = build(spark, cfg, out)
     else:
         manifest = build(warehouse, cfg, out)
@@ -68,7 +70,7 @@ def assert_agree(ref: pd.DataFrame, built: pd.DataFrame, fs: FeatureSet) -> None
             x, y = a[~missing].astype(float).to_numpy(), b[~missing].astype(float).to_numpy()
             same = x == y
         else:
-            same = (a[~missing].astype(str).to_numpy() == b[~missing].astype(str).to_numpy())
+            same = a[~missing].astype(str).to_numpy() == b[~missing].astype(str).to_numpy()
         if not same.all():
             bad = np.zeros(len(a), dtype=bool)
             bad[np.flatnonzero(~missing)[~same]] = True

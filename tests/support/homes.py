@@ -20,8 +20,9 @@ def copied_home(source: Settings, root: Path) -> Settings:
 
 def train_quickly(home: Settings, model: str = "emergency_admission") -> RunResult:
     """Train and register a model with one tuning point and few bootstrap draws (fast, still real)."""
-    cfg = default_config(model).model_copy(update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]),
-                                                   "bootstrap_draws": 20})
+    cfg = default_config(model).model_copy(
+        update={"grid": TuningGrid(num_leaves=[15], min_child_samples=[100]), "bootstrap_draws": 20}
+    )
     return run(cfg, home)
 
 
@@ -34,7 +35,10 @@ def registry_copy(source: Settings, root: Path, snapshots: bool = False) -> Sett
             (root / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source.home / part, root / part)
     # the hazard log is signed: its key and signed head travel with it (other logs' heads do not: they start anew)
-    for part in ("security/ledger.key", f"security/anchors/{anchor_path(source.home / 'safety/hazard_log.jsonl').name}"):
+    for part in (
+        "security/ledger.key",
+        f"security/anchors/{anchor_path(source.home / 'safety/hazard_log.jsonl').name}",
+    ):
         if (source.home / part).exists():
             (root / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source.home / part, root / part)

@@ -31,8 +31,10 @@ def start_postgres():
     then stops it and removes the folder."""
     bindir = _bin_dir()
     if bindir is None:
-        pytest.skip("PostgreSQL is not installed (run `bash .ci/postgres`, or set PHM_PG_BIN): the PostgreSQL "
-                    "variant of the operational-database tests cannot run")
+        pytest.skip(
+            "PostgreSQL is not installed (run `bash .ci/postgres`, or set PHM_PG_BIN): the PostgreSQL "
+            "variant of the operational-database tests cannot run"
+        )
     root = Path(tempfile.mkdtemp(prefix="phm-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir(exist_ok=True)
@@ -51,12 +53,24 @@ def start_postgres():
             raise RuntimeError(f"{cmd[0]} failed: {out.stderr[-2000:]}")
 
     run(str(bindir / "initdb"), "-D", str(data), "-U", "phm", "-A", "trust", "--no-sync", "-E", "UTF8")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-o",
-        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(root / "server.log"),
+        "-w",
+        "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
     try:
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "phm", "phm_ops")
         yield f"postgresql+psycopg://phm@127.0.0.1:{port}/phm_ops"
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(root, ignore_errors=True)

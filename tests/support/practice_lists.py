@@ -24,8 +24,9 @@ class Coordinator:
 
 def coordinator(home: Path, extracts: Path, name: str, at_least: int) -> Coordinator:
     """A coordinator for the fewest practices (largest first) with at least `at_least` people registered now."""
-    patients = pd.read_parquet(extracts / "patients.parquet", columns=["practice_code", "registration_end",
-                                                                       "date_of_death"])
+    patients = pd.read_parquet(
+        extracts / "patients.parquet", columns=["practice_code", "registration_end", "date_of_death"]
+    )
     now = patients[patients.registration_end.isna() & patients.date_of_death.isna()].practice_code.value_counts()
     chosen = now.index[: int(np.searchsorted(now.cumsum().to_numpy(), at_least)) + 1].tolist()
     _, token = add_user(home, name, Role.coordinator, chosen)
@@ -42,7 +43,7 @@ def with_unknown_people(made: SyntheticList, extracts: Path, seed: int = 11) -> 
     fresh = [n for n in new_numbers(np.random.default_rng(seed), 5_000) if n not in known]
     table = made.table.copy()
     others = np.flatnonzero(made.kind == "other")
-    table.loc[others, "NHS number"] = [f"{n[:3]} {n[3:6]} {n[6:]}" for n in fresh[:len(others)]]
+    table.loc[others, "NHS number"] = [f"{n[:3]} {n[3:6]} {n[6:]}" for n in fresh[: len(others)]]
     return SyntheticList(table, made.kind, made.practice_code)
 
 

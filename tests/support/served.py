@@ -47,7 +47,9 @@ def make_served_home(ics20k_loaded, tmp_path_factory) -> Settings:
     out = audit_model(home, "emergency_admission", 1, AuditConfig(bootstrap_draws=100))
     decide(home, "emergency_admission", 1, "approved", "Dr Test", "test approval", accept_flags=bool(out.result.flags))
     promote(home, "emergency_admission", 1, by="tests")
-    out, _, _ = run_fit(home, ForecastConfig(origins=2, workers=1, models=["seasonal_naive", "harmonic_ar"]), sites=["ICS"])
+    out, _, _ = run_fit(
+        home, ForecastConfig(origins=2, workers=1, models=["seasonal_naive", "harmonic_ar"]), sites=["ICS"]
+    )
     prepare_inputs(home, out.folder)
     today = default_date(home.warehouse_path)
     score_daily(home, today - timedelta(days=7))
@@ -61,9 +63,13 @@ def make_tokens(served_home) -> dict[str, str]:
     scores = pd.read_parquet(next(snapshots_root(home).glob("*/scores.parquet")))
     practices = scores.practice_code.value_counts().index.tolist()
     out = {}
-    for name, role, scope in (("coord", Role.coordinator, practices[:1]), ("other", Role.coordinator, practices[1:2]),
-                              ("planner", Role.planner, []), ("cso", Role.safety_officer, []),
-                              ("ds", Role.data_scientist, [])):
+    for name, role, scope in (
+        ("coord", Role.coordinator, practices[:1]),
+        ("other", Role.coordinator, practices[1:2]),
+        ("planner", Role.planner, []),
+        ("cso", Role.safety_officer, []),
+        ("ds", Role.data_scientist, []),
+    ):
         _, out[name] = add_user(home.home, name, role, scope)
     out["practice"], out["other_practice"] = practices[0], practices[1]
     return out
@@ -80,12 +86,22 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> str:
-        env = {**os.environ, "PHM_HOME": str(self.home.home), "BENTOML_DO_NOT_TRACK": "true",
-               "MLFLOW_DISABLE_TELEMETRY": "true", **self.env}
+        env = {
+            **os.environ,
+            "PHM_HOME": str(self.home.home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            **self.env,
+        }
         with open(self.log_path, "a") as log:  # a file, not a pipe: a long session must never block on a full pipe
-            self.proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:PHM", "--host", "127.0.0.1",
-                                          "--port", str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         text=True, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [str(BIN / "bentoml"), "serve", "serving.service:PHM", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
         deadline = time.time() + 90
         while time.time() < deadline:
             try:

@@ -9,9 +9,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("phm", "features", "models", "evaluation", "training", "serving")
 
-# one predictor of the worklist model, as the feature catalogue declares it
-AE_FEATURE = ('name="ae_attendances_12m", family="A&E", source="ae_attendances", date="arrival_time",\n'
-              '                     window_days=365, description="A&E attendances in the year before the index date"')
+# one predictor of the worklist model, as the feature catalogue declares it, and the family module declaring it
+CATALOGUE = "features/definitions/catalogue/utilisation.py"
+AE_FEATURE = (
+    '            name="ae_attendances_12m",\n'
+    '            family="A&E",\n'
+    '            source="ae_attendances",\n'
+    '            date="arrival_time",\n'
+    "            window_days=365,\n"
+    '            description="A&E attendances in the year before the index date",\n'
+)
 
 
 def edited_copy(root: Path, path: str, old: str, new: str) -> Path:
@@ -27,12 +34,14 @@ def edited_copy(root: Path, path: str, old: str, new: str) -> Path:
 
 def changed_feature_window(root: Path) -> Path:
     """The code with the A&E attendance predictor's window shortened from 365 to 180 days (computation changes)."""
-    return edited_copy(root, "features/definitions/catalogue.py", AE_FEATURE,
-                       AE_FEATURE.replace("window_days=365", "window_days=180"))
+    return edited_copy(root, CATALOGUE, AE_FEATURE, AE_FEATURE.replace("window_days=365", "window_days=180"))
 
 
 def reworded_feature(root: Path) -> Path:
     """The code with the A&E attendance predictor's description reworded (words only)."""
-    return edited_copy(root, "features/definitions/catalogue.py", AE_FEATURE,
-                       AE_FEATURE.replace("A&E attendances in the year before the index date",
-                                          "Visits to A&E in the last 12 months"))
+    return edited_copy(
+        root,
+        CATALOGUE,
+        AE_FEATURE,
+        AE_FEATURE.replace("A&E attendances in the year before the index date", "Visits to A&E in the last 12 months"),
+    )

@@ -28,8 +28,15 @@ def scores_file(tmp_path, inflate: float, n: int = 30_000, seed: int = 0):
 
 
 def audit(path):
-    return audit_table(path, score="score", outcome="readmitted", groups=["group"], references={"group": "A"},
-                       name="vendor tool", cfg=AuditConfig(bootstrap_draws=200))[0]
+    return audit_table(
+        path,
+        score="score",
+        outcome="readmitted",
+        groups=["group"],
+        references={"group": "A"},
+        name="vendor tool",
+        cfg=AuditConfig(bootstrap_draws=200),
+    )[0]
 
 
 def test_over_prediction_for_everyone_is_flagged_with_auroc(tmp_path) -> None:
@@ -57,5 +64,9 @@ def test_over_prediction_for_everyone_is_flagged_with_auroc(tmp_path) -> None:
 def test_calibrated_table_is_not_flagged(tmp_path) -> None:
     path, _ = scores_file(tmp_path, inflate=1.0, seed=1)
     result = audit(path)
-    assert result.absolute.metrics["observed_to_expected"].ci[0] < 1 < result.absolute.metrics["observed_to_expected"].ci[1]
+    assert (
+        result.absolute.metrics["observed_to_expected"].ci[0]
+        < 1
+        < result.absolute.metrics["observed_to_expected"].ci[1]
+    )
     assert result.absolute.flags == [] and result.passed

@@ -37,14 +37,45 @@ def test_the_list_is_well_formed() -> None:
     assert len(ulcer) == 24 and "K253" not in ulcer and "K287" not in ulcer  # .3 and .7 (no bleed/perforation) out
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("J441", True), ("J45.9", True), ("I500", True), ("I110", True), ("I119", True), ("I489", True), ("I209", True),
-    ("F039", True), ("E111", True), ("N390", True), ("N10X", True), ("L039", True), ("E86X", True), ("J181", True),
-    ("K254", True), ("G409", True), ("D509", True), ("J069", True), ("R02X", True), ("i10", True),
-    ("E119", False), ("E109", False), ("J189", False), ("J22X", False), ("I219", False), ("I639", False),
-    ("K253", False), ("N189", False), ("S720", False), ("R074", False), ("G30", False), ("J20", False),
-    ("D500", False), ("I112", False),
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("J441", True),
+        ("J45.9", True),
+        ("I500", True),
+        ("I110", True),
+        ("I119", True),
+        ("I489", True),
+        ("I209", True),
+        ("F039", True),
+        ("E111", True),
+        ("N390", True),
+        ("N10X", True),
+        ("L039", True),
+        ("E86X", True),
+        ("J181", True),
+        ("K254", True),
+        ("G409", True),
+        ("D509", True),
+        ("J069", True),
+        ("R02X", True),
+        ("i10", True),
+        ("E119", False),
+        ("E109", False),
+        ("J189", False),
+        ("J22X", False),
+        ("I219", False),
+        ("I639", False),
+        ("K253", False),
+        ("N189", False),
+        ("S720", False),
+        ("R074", False),
+        ("G30", False),
+        ("J20", False),
+        ("D500", False),
+        ("I112", False),
+    ],
+)
 def test_is_acsc(code: str, expected: bool) -> None:
     assert is_acsc(code) is expected
 
@@ -54,8 +85,15 @@ def test_the_generators_codes() -> None:
     assert all(is_acsc(c) for c in EXACERBATION_ICD10.values())  # COPD and asthma exacerbations are ACSCs
     assert not any(is_acsc(c) for c in acsc.GENERAL) and len(acsc.GENERAL) == 14
     coded = {k: is_acsc(c) for k, c in CONDITION_ADMISSION_ICD10.items()}
-    assert coded == {"heart_failure": True, "atrial_fibrillation": True, "diabetes": False, "chd": True,
-                     "stroke": False, "dementia": True, "ckd": False}
+    assert coded == {
+        "heart_failure": True,
+        "atrial_fibrillation": True,
+        "diabetes": False,
+        "chd": True,
+        "stroke": False,
+        "dementia": True,
+        "ckd": False,
+    }
 
 
 def test_share_matches_the_extracts_coding() -> None:
@@ -114,6 +152,10 @@ def test_reasons_in_plain_words() -> None:
 
 def test_existing_outcomes_read_as_before_the_narrowing_fields() -> None:
     """An approval covers the label's rules: the emergency-admission model's must not change (no re-approval)."""
-    assert specs.get("emergency_admission").label.rules() == {"outcome": "emergency", "horizon_months": 12,
-                                                               "horizon_days": None, "include_death": False}
+    assert specs.get("emergency_admission").label.rules() == {
+        "outcome": "emergency",
+        "horizon_months": 12,
+        "horizon_days": None,
+        "include_death": False,
+    }
     assert specs.get("acsc_admission").label.rules()["diagnoses"] == list(ACSC_ICD10)

@@ -44,20 +44,44 @@ def test_every_configuration_and_every_part_of_one_refuses_unknown_keys() -> Non
         assert cls.model_fields["schema_version"].default == 1, name
 
 
-@pytest.mark.parametrize(("document", "data", "named"), [
-    ("audit_config", {"top_shares": 0.1}, "top_shares: unknown key (did you mean top_share?)"),
-    ("train_config", {"model_name": "emergency_admission", "train_dates": ["2023-04-01"],
-                      "validation_dates": ["2024-04-01"], "seeed": 3}, "seeed: unknown key (did you mean seed?)"),
-    ("train_config", {"model_name": "emergency_admission", "train_dates": ["2023-04-01"],
-                      "validation_dates": ["2024-04-01"], "grid": {"num_leave": [7]}},
-     "grid.num_leave: unknown key (did you mean grid.num_leaves?)"),
-    ("generator_config", {"persons": 500, "defects": {"malformed_shar": 0.1}},
-     "defects.malformed_shar: unknown key (did you mean defects.malformed_share?)"),
-    ("forecast_config", {"orgins": 3}, "orgins: unknown key (did you mean origins?)"),
-    ("monitor_config", {"psi_alrt": 0.2}, "psi_alrt: unknown key (did you mean psi_alert?)"),
-    ("scenario", {"site": "ICS", "metric": "ga_beds_occupied", "prevented": 0.2},
-     "prevented: unknown key (did you mean prevented_share?)"),
-])
+@pytest.mark.parametrize(
+    ("document", "data", "named"),
+    [
+        ("audit_config", {"top_shares": 0.1}, "top_shares: unknown key (did you mean top_share?)"),
+        (
+            "train_config",
+            {
+                "model_name": "emergency_admission",
+                "train_dates": ["2023-04-01"],
+                "validation_dates": ["2024-04-01"],
+                "seeed": 3,
+            },
+            "seeed: unknown key (did you mean seed?)",
+        ),
+        (
+            "train_config",
+            {
+                "model_name": "emergency_admission",
+                "train_dates": ["2023-04-01"],
+                "validation_dates": ["2024-04-01"],
+                "grid": {"num_leave": [7]},
+            },
+            "grid.num_leave: unknown key (did you mean grid.num_leaves?)",
+        ),
+        (
+            "generator_config",
+            {"persons": 500, "defects": {"malformed_shar": 0.1}},
+            "defects.malformed_shar: unknown key (did you mean defects.malformed_share?)",
+        ),
+        ("forecast_config", {"orgins": 3}, "orgins: unknown key (did you mean origins?)"),
+        ("monitor_config", {"psi_alrt": 0.2}, "psi_alrt: unknown key (did you mean psi_alert?)"),
+        (
+            "scenario",
+            {"site": "ICS", "metric": "ga_beds_occupied", "prevented": 0.2},
+            "prevented: unknown key (did you mean prevented_share?)",
+        ),
+    ],
+)
 def test_a_misspelled_key_is_an_error_naming_it(document: str, data: dict, named: str) -> None:
     cls = documents()[document]
     with pytest.raises(ValidationError) as caught:
@@ -82,12 +106,17 @@ def test_settings_refuse_an_unknown_key_in_phm_toml(tmp_path: Path, monkeypatch:
     (home / "phm.toml").write_text('engin = "spark"\n')
     with pytest.raises(SettingsError) as caught:
         get_settings()
-    assert str(home / "phm.toml") in str(caught.value) and "engin: unknown key (did you mean engine?)" in str(caught.value)
-    (home / "phm.toml").write_text('[policy.emergency_admission]\ntop_shares = 0.1\n')
-    with pytest.raises(SettingsError, match=r"policy\.emergency_admission\.top_shares: unknown key \(did you mean "
-                                            r"policy\.emergency_admission\.top_share\?\)"):
+    assert str(home / "phm.toml") in str(caught.value) and "engin: unknown key (did you mean engine?)" in str(
+        caught.value
+    )
+    (home / "phm.toml").write_text("[policy.emergency_admission]\ntop_shares = 0.1\n")
+    with pytest.raises(
+        SettingsError,
+        match=r"policy\.emergency_admission\.top_shares: unknown key \(did you mean "
+        r"policy\.emergency_admission\.top_share\?\)",
+    ):
         get_settings()
-    (home / "phm.toml").write_text('schema_version = 2\n')
+    (home / "phm.toml").write_text("schema_version = 2\n")
     with pytest.raises(SettingsError, match="written for a newer version of its schema"):
         get_settings()
     # unknown PHM_* environment variables are not settings (PHM_SERVICE_WORKERS, PHM_CONFIG): ignored

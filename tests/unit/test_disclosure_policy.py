@@ -19,13 +19,18 @@ def population(seed: int, n: int = 3_000, practices: int = 8) -> pd.DataFrame:
     weights = rng.uniform(0.3, 3, practices)
     prac = rng.choice([f"P{i}" for i in range(practices)], n, p=weights / weights.sum())
     pcn = pd.Series(prac).map({f"P{i}": f"U{i // 3}" for i in range(practices)}).to_numpy()
-    return pd.DataFrame({
-        "practice_code": prac, "pcn_code": pcn,
-        "band": rng.choice(["routine", "raised", "high", "very high"], n, p=[0.95, 0.03, 0.015, 0.005]),
-        "segment": rng.choice(list("abcdef"), n, p=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02]),
-        "age_band": rng.choice(["18-39", "40-54", "55-64", "65-74", "75-84", "85+"], n,
-                               p=[0.35, 0.25, 0.15, 0.12, 0.09, 0.04]),
-        "risk": rng.beta(1, 12, n)})
+    return pd.DataFrame(
+        {
+            "practice_code": prac,
+            "pcn_code": pcn,
+            "band": rng.choice(["routine", "raised", "high", "very high"], n, p=[0.95, 0.03, 0.015, 0.005]),
+            "segment": rng.choice(list("abcdef"), n, p=[0.6, 0.2, 0.1, 0.05, 0.03, 0.02]),
+            "age_band": rng.choice(
+                ["18-39", "40-54", "55-64", "65-74", "75-84", "85+"], n, p=[0.35, 0.25, 0.15, 0.12, 0.09, 0.04]
+            ),
+            "risk": rng.beta(1, 12, n),
+        }
+    )
 
 
 def as_seen(release) -> Collected:
@@ -58,9 +63,15 @@ def test_counts_rounding_and_groups() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed,policy,floor", [(1, Policy(), 0.6), (2, Policy(), 0.6),
-                                               (3, Policy(suppress_max=10, round_to=10), 0.4),
-                                               (4, Policy(suppress_max=3, round_to=1), 0.6)])
+@pytest.mark.parametrize(
+    "seed,policy,floor",
+    [
+        (1, Policy(), 0.6),
+        (2, Policy(), 0.6),
+        (3, Policy(suppress_max=10, round_to=10), 0.4),
+        (4, Policy(suppress_max=3, round_to=1), 0.6),
+    ],
+)
 def test_a_release_gives_nothing_away_to_a_linear_attacker(seed, policy, floor) -> None:
     frame = population(seed)
     release = policy.release(frame, DIMS)
@@ -87,7 +98,11 @@ def test_a_release_gives_nothing_away_to_a_linear_attacker(seed, policy, floor) 
 
 def frame_mean(frame: pd.DataFrame, key: tuple) -> float:
     dim, unit, level = key
-    part = frame if unit[0] == "root" else frame[frame["practice_code" if unit[0] == "practice" else "pcn_code"] == unit[1]]
+    part = (
+        frame
+        if unit[0] == "root"
+        else frame[frame["practice_code" if unit[0] == "practice" else "pcn_code"] == unit[1]]
+    )
     if dim is not None:
         part = part[part[dim] == level]
     return part.risk.mean()

@@ -28,14 +28,16 @@ def test_the_stream_replays_the_activity_after_a_date(tmp_path) -> None:
     assert any(a.happened > b.happened for a, b in zip(stream, stream[1:]))  # out of order
     home = Settings(home=tmp_path / "home", pseudonym_key="s" * 32)
     key = Pseudonymiser(b"k" * 32)
-    report = ingest(home, [("test", m.text) for m in stream], known=Known(), pseudonymiser=key,
-                    now=datetime(2100, 1, 1))
+    report = ingest(
+        home, [("test", m.text) for m in stream], known=Known(), pseudonymiser=key, now=datetime(2100, 1, 1)
+    )
     assert report.duplicates >= kinds["duplicate"] and sum(report.quarantined.values()) == kinds["malformed"]
     rows = EventStore(events_root(home)).rows()["apc_spells"]
     want = spells[pd.to_datetime(spells.admission_date).dt.date >= after]
     assert sorted(rows.spell_id) == sorted(want.spell_id)
     got = rows.set_index("spell_id").loc[want.spell_id]
     assert got.admission_method.tolist() == want.admission_method.tolist()
-    assert [None if pd.isna(d) else d for d in got.discharge_date] == [None if pd.isna(d) else d
-                                                                       for d in want.discharge_date]
+    assert [None if pd.isna(d) else d for d in got.discharge_date] == [
+        None if pd.isna(d) else d for d in want.discharge_date
+    ]
     assert got.person_id.tolist() == [key.person_id(n) for n in want.nhs_number]

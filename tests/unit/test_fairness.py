@@ -36,8 +36,9 @@ def table(n: int = 60_000, seed: int = 0, under: str | None = None, older: str |
     true = 1 / (1 + np.exp(-(-3.2 + 1.2 * age_idx + rng.normal(0, 1, n))))
     y = (rng.random(n) < true).astype(int)
     p = np.where(g == under, true * 0.6, true) if under else true
-    return pd.DataFrame({"outcome": y, "risk": p, "g": g, "stratum": pd.Series(AGES[age_idx]) + " " + sex,
-                         "person_id": np.arange(n)})
+    return pd.DataFrame(
+        {"outcome": y, "risk": p, "g": g, "stratum": pd.Series(AGES[age_idx]) + " " + sex, "person_id": np.arange(n)}
+    )
 
 
 def audit(frame: pd.DataFrame, **cfg) -> AuditResult:
@@ -67,8 +68,9 @@ def test_point_estimates_are_exact() -> None:
     assert m["auroc"].value == pytest.approx(roc_auc_score(y, p))
     assert m["predicted_to_observed"].value == pytest.approx(p.mean() / y.mean())
     assert m["calibration_slope"].value == pytest.approx(calibration_slope_intercept(y, p)[0])
-    fl = MetricFrame(metrics=true_positive_rate, y_true=frame.outcome, y_pred=frame.risk >= t,
-                     sensitive_features=frame.g)
+    fl = MetricFrame(
+        metrics=true_positive_rate, y_true=frame.outcome, y_pred=frame.risk >= t, sensitive_features=frame.g
+    )
     assert m["tpr"].value == pytest.approx(fl.by_group["B"])
     # top-5% policy: the threshold flags 5% of everyone
     assert (frame.risk >= t).mean() == pytest.approx(0.05, abs=0.001)
@@ -110,7 +112,11 @@ def test_small_groups_are_marked_never_dropped() -> None:
     result = audit(table())
     d = row(result, "D")
     assert d.small and d.n > 0
-    assert {c.status for c in result.groupings[0].comparisons if c.group == "D" and c.metric in ("tpr", "predicted_to_observed")} == {"small group"}
+    assert {
+        c.status
+        for c in result.groupings[0].comparisons
+        if c.group == "D" and c.metric in ("tpr", "predicted_to_observed")
+    } == {"small group"}
     assert "D" in " ".join(result.summary)
 
 
@@ -119,8 +125,15 @@ def test_bootstrap_intervals_agree_with_fairlearn() -> None:
     result = audit(frame, bootstrap_draws=400)
     t = result.population["threshold"]
     ours = row(result, "A").metrics["tpr"].ci
-    fl = MetricFrame(metrics=true_positive_rate, y_true=frame.outcome.to_numpy(), y_pred=(frame.risk >= t).to_numpy(),
-                     sensitive_features=frame.g.to_numpy(), n_boot=200, ci_quantiles=[0.025, 0.975], random_state=1)
+    fl = MetricFrame(
+        metrics=true_positive_rate,
+        y_true=frame.outcome.to_numpy(),
+        y_pred=(frame.risk >= t).to_numpy(),
+        sensitive_features=frame.g.to_numpy(),
+        n_boot=200,
+        ci_quantiles=[0.025, 0.975],
+        random_state=1,
+    )
     theirs = (fl.by_group_ci[0]["A"], fl.by_group_ci[1]["A"])
     assert ours[0] == pytest.approx(theirs[0], abs=0.02) and ours[1] == pytest.approx(theirs[1], abs=0.02)
 

@@ -27,9 +27,11 @@ def test_canonical_text_is_the_sql_each_dialect_runs() -> None:
     by_name = {f.name: f for f in _features()}
     assert formula(by_name["age_band"].expression) == (
         "CASE WHEN age < 18 THEN '0-17' WHEN age < 40 THEN '18-39' WHEN age < 55 THEN '40-54' WHEN age < 65 "
-        "THEN '55-64' WHEN age < 75 THEN '65-74' WHEN age < 85 THEN '75-84' ELSE '85+' END")
+        "THEN '55-64' WHEN age < 75 THEN '65-74' WHEN age < 85 THEN '75-84' ELSE '85+' END"
+    )
     assert formula(by_name["segment"].expression).startswith(
-        "CASE WHEN palliative_care_12m = 1 THEN 'end_of_life' WHEN frailty_deficits >= 4 OR ltc_dementia = 1 THEN")
+        "CASE WHEN palliative_care_12m = 1 THEN 'end_of_life' WHEN frailty_deficits >= 4 OR ltc_dementia = 1 THEN"
+    )
     assert formula(by_name["hm_missing_days_7d"].expression) == "7 - hm_reading_days_7d"
     assert by_name["medicine_classes_12m"].value_text == "substr(bnf_code, 1, 4)"
     for f in _features():
@@ -56,12 +58,26 @@ def test_feature_sets_round_trip_through_json_with_the_same_hash() -> None:
 
 def test_bad_definitions_fail_clearly() -> None:
     with pytest.raises(ValidationError, match="column name or a typed expression"):
-        EventFeature(name="x", description="", family="", source="prescriptions", date="issue_date",
-                     aggregation="count_distinct", value="substr(bnf_code, 1, 4)")
+        EventFeature(
+            name="x",
+            description="",
+            family="",
+            source="prescriptions",
+            date="issue_date",
+            aggregation="count_distinct",
+            value="substr(bnf_code, 1, 4)",
+        )
     with pytest.raises(ValidationError, match=r"reads \['b'\], not in depends_on"):
         DerivedFeature(name="x", description="", family="", depends_on=["a"], expression=col("a") + col("b"))
     with pytest.raises(ValidationError, match="its default must be 0"):
-        EventFeature(name="x", description="", family="", source="housing", date="recorded_date",
-                     aggregation="exists", default=None)
+        EventFeature(
+            name="x",
+            description="",
+            family="",
+            source="housing",
+            date="recorded_date",
+            aggregation="exists",
+            default=None,
+        )
     with pytest.raises(TypeError, match="not an expression or a constant"):
         col("a").eq(True)

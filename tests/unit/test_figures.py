@@ -19,8 +19,18 @@ def test_readme_blocks_match_the_results_files() -> None:
 
 def test_every_readme_names_its_benchmarks_in_blocks() -> None:
     names = {m.group("name") for doc in figures.documents() for m in figures.BLOCK.finditer(doc.read_text())}
-    assert {"generate_load", "features_build", "train_score", "audit", "spark_scale", "daily_refresh",
-            "ledger_append", "governance_overhead", "serve_load", "busy_training"} <= names
+    assert {
+        "generate_load",
+        "features_build",
+        "train_score",
+        "audit",
+        "spark_scale",
+        "daily_refresh",
+        "ledger_append",
+        "governance_overhead",
+        "serve_load",
+        "busy_training",
+    } <= names
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@pytest.mark.parametrize(("argv", "trial"), [([], False), (["--keep", "/tmp/x"], False), (["--trial"], True),
-                                             (["--persons", "5000"], True)])
+@pytest.mark.parametrize(
+    ("argv", "trial"), [([], False), (["--keep", "/tmp/x"], False), (["--trial"], True), (["--persons", "5000"], True)]
+)
 def test_a_trial_or_a_small_size_goes_to_the_trial_folder(tmp_path: Path, argv: list[str], trial: bool) -> None:
     parser = _parser()
     run = Run("demo", parser.parse_args(argv), parser, neutral=("keep",), results_dir=tmp_path)
@@ -44,29 +55,44 @@ def test_a_trial_or_a_small_size_goes_to_the_trial_folder(tmp_path: Path, argv: 
 def test_the_record_carries_machine_facts_targets_and_floors(tmp_path: Path) -> None:
     parser = _parser()
     run = Run("demo", parser.parse_args([]), parser, results_dir=tmp_path)
-    body = run.write_results({"n": 1}, [Target("fast", 3.0, 2.0, "s"), Target("errors", 0, 0, "", "==")],
-                             [Figure("stage", 2.0, "s", 0.5, "plain copy"), Figure("odd", 1.0, "s", 1.5, "slower")])
+    body = run.write_results(
+        {"n": 1},
+        [Target("fast", 3.0, 2.0, "s"), Target("errors", 0, 0, "", "==")],
+        [Figure("stage", 2.0, "s", 0.5, "plain copy"), Figure("odd", 1.0, "s", 1.5, "slower")],
+    )
     f = body["facts"]
     assert f["cores"] >= 1 and f["memory_gib"] > 0 and f["python"] and "duckdb" in f["packages"]
     assert len(body["load_average"]["start"]) == 3 and len(body["load_average"]["end"]) == 3
     assert [t["verdict"] for t in body["targets"]] == ["MISS", "PASS"] and body["verdict"] == "MISS"
     assert body["targets"][0]["target"] == "< 2 s" and body["command"] == "python -m benchmarks.demo"
-    assert body["figures"][0] == {"what": "stage", "value": 2.0, "unit": "s", "floor": 0.5, "floor_what": "plain copy",
-                                  "ratio": 4.0, "floor_bounds": True}
+    assert body["figures"][0] == {
+        "what": "stage",
+        "value": 2.0,
+        "unit": "s",
+        "floor": 0.5,
+        "floor_what": "plain copy",
+        "ratio": 4.0,
+        "floor_bounds": True,
+    }
     assert body["figures"][1]["floor_bounds"] is False
 
 
 def test_a_block_renders_each_target_and_the_file_it_comes_from(tmp_path: Path) -> None:
     parser = _parser()
     Run("demo", parser.parse_args([]), parser, results_dir=tmp_path).write_results(
-        {}, [Target("fast", 3.0, 2.0, "s")], [Figure("odd", 1.0, "s", 1.5, "slower")])
+        {}, [Target("fast", 3.0, 2.0, "s")], [Figure("odd", 1.0, "s", 1.5, "slower")]
+    )
     text = figures.render("demo", tmp_path)
     assert "| fast | 3 s | | | < 2 s | **MISS** |" in text
     assert "not a floor" in text and "`benchmarks/results/demo.json`" in text
     assert figures.render("absent", tmp_path).startswith("*Not yet recorded: run `python -m benchmarks.absent`")
     doc = "a\n<!-- figures:absent -->\nold 1.2 s\n<!-- /figures -->\nb\n"
     new = figures.rendered(doc, tmp_path)
-    assert "old" not in new and new.startswith("a\n<!-- figures:absent -->\n*Not yet") and new.endswith("<!-- /figures -->\nb\n")
+    assert (
+        "old" not in new
+        and new.startswith("a\n<!-- figures:absent -->\n*Not yet")
+        and new.endswith("<!-- /figures -->\nb\n")
+    )
     assert figures.rendered(new, tmp_path) == new
 
 
@@ -77,10 +103,13 @@ def _step(seconds: float, rows: int = 100, peak: int = 2**30) -> dict:
 def test_the_feature_builds_own_ratio_target_says_miss() -> None:
     from benchmarks import features_build
 
-    targets, figures_ = features_build.record(1_000_000, {"build": _step(2.4), "floor": _step(0.15),
-                                                          "groupby": _step(0.7), "write": _step(0.4)})
-    assert [(t.what, t.verdict) for t in targets] == [("feature build, 1,000,000 persons", "PASS"),
-                                                     ("feature build / scan floor", "MISS")]
+    targets, figures_ = features_build.record(
+        1_000_000, {"build": _step(2.4), "floor": _step(0.15), "groupby": _step(0.7), "write": _step(0.4)}
+    )
+    assert [(t.what, t.verdict) for t in targets] == [
+        ("feature build, 1,000,000 persons", "PASS"),
+        ("feature build / scan floor", "MISS"),
+    ]
     assert all(f.floor is None or f.floor <= f.value for f in figures_)
 
 

@@ -14,8 +14,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("phm", "features", "models", "evaluation", "training", "serving")
-RANK = {"phm": 0, "phm.core": 0, "phm.operational": 0, "features.sources": 1, "features.synthetic": 1, "features": 2, "models": 3,
-        "evaluation": 4, "training": 5, "serving.governance": 6, "serving.batch": 7, "serving": 8, "phm.cli": 9}
+RANK = {
+    "phm": 0,
+    "phm.core": 0,
+    "phm.operational": 0,
+    "features.sources": 1,
+    "features.synthetic": 1,
+    "features": 2,
+    "models": 3,
+    "evaluation": 4,
+    "training": 5,
+    "serving.governance": 6,
+    "serving.batch": 7,
+    "serving": 8,
+    "phm.cli": 9,
+}
 
 
 def _layer(module: str) -> str | None:
@@ -27,8 +40,11 @@ def _layer(module: str) -> str | None:
 
 def _graph() -> dict[str, set[str]]:
     """Each module of ours and the modules of ours it imports anywhere in its file."""
-    files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
-             for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    files = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+    }
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         found = set()
@@ -47,8 +63,12 @@ def _graph() -> dict[str, set[str]]:
 def test_lower_layers_never_import_higher_ones() -> None:
     graph = _graph()
     assert len(graph) > 50
-    problems = [f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
-                for m, targets in graph.items() for t in targets if RANK[_layer(t)] > RANK[_layer(m)]]
+    problems = [
+        f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
+        for m, targets in graph.items()
+        for t in targets
+        if RANK[_layer(t)] > RANK[_layer(m)]
+    ]
     assert not problems, problems
 
 
@@ -56,8 +76,11 @@ def test_the_foundation_imports_nothing_of_ours() -> None:
     graph = _graph()
     assert {m for m in graph if _layer(m) == "phm.core"} >= {"phm.core.settings", "phm.core.ledger"}
     foundation = ("phm", "phm.core", "phm.operational")
-    assert not {m: t for m, t in graph.items() if _layer(m) in foundation and t - {
-        x for x in t if _layer(x) in ("phm.core", "phm.operational")}}
+    assert not {
+        m: t
+        for m, t in graph.items()
+        if _layer(m) in foundation and t - {x for x in t if _layer(x) in ("phm.core", "phm.operational")}
+    }
 
 
 def test_no_import_cycles() -> None:

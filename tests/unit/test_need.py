@@ -32,9 +32,18 @@ def table(n: int = 40_000, seed: int = 0, barrier: float | None = None) -> pd.Da
     lin = -2.5 + 0.9 * severity + (np.log(barrier) * (g == "Black") if barrier else 0.0)
     risk = 1 / (1 + np.exp(-lin))
     y = (rng.random(n) < risk).astype(int)
-    return pd.DataFrame({"outcome": y, "risk": risk, "ethnicity_broad": g, "gp_coded_conditions": conditions,
-                         "frailty_deficits": frailty, "died_in_follow_up": death,
-                         "stratum": AGES[age_idx], "person_id": np.arange(n)})
+    return pd.DataFrame(
+        {
+            "outcome": y,
+            "risk": risk,
+            "ethnicity_broad": g,
+            "gp_coded_conditions": conditions,
+            "frailty_deficits": frailty,
+            "died_in_follow_up": death,
+            "stratum": AGES[age_idx],
+            "person_id": np.arange(n),
+        }
+    )
 
 
 def audit(frame: pd.DataFrame, **cfg) -> AuditResult:
@@ -51,7 +60,9 @@ def test_an_access_barrier_is_flagged_by_need_while_calibration_passes() -> None
     c = need(result, "need_gp_conditions", "Black")
     assert c.status == "flag" and c.ratio > 1.25 and c.ratio_ci[0] > 1
     assert need(result, "need_gp_conditions", "Asian").status == "within tolerance"
-    calib = next(x for x in result.groupings[0].comparisons if x.group == "Black" and x.metric == "predicted_to_observed")
+    calib = next(
+        x for x in result.groupings[0].comparisons if x.group == "Black" and x.metric == "predicted_to_observed"
+    )
     assert calib.status == "within tolerance"  # the score is the true risk of the proxy: calibration cannot see it
     assert {(f.grouping, f.group) for f in result.flags} == {("ethnicity_broad", "Black")}
     words = " ".join(result.summary)
@@ -86,8 +97,12 @@ def test_observed_over_expected_is_computed_by_decile() -> None:
 def test_need_is_skipped_when_switched_off_or_columns_missing() -> None:
     frame = table(4_000, seed=6)
     assert audit(frame, need_at_equal_score=False, bootstrap_draws=20).need == []
-    assert audit(frame.drop(columns=["gp_coded_conditions", "frailty_deficits", "died_in_follow_up"]),
-                 bootstrap_draws=20).need == []
+    assert (
+        audit(
+            frame.drop(columns=["gp_coded_conditions", "frailty_deficits", "died_in_follow_up"]), bootstrap_draws=20
+        ).need
+        == []
+    )
 
 
 def test_published_counts_follow_the_disclosure_policy() -> None:
@@ -108,6 +123,7 @@ def test_published_counts_follow_the_disclosure_policy() -> None:
     assert all(v is None for v in tiny["metrics"].values())
     # several rows per person: people are counted once
     twice = pd.concat([frame, frame], ignore_index=True)
-    again = run_audit(twice, G, AuditConfig(bootstrap_draws=20), {"model": "toy"}, cluster="person_id",
-                      disclosure=policy)
+    again = run_audit(
+        twice, G, AuditConfig(bootstrap_draws=20), {"model": "toy"}, cluster="person_id", disclosure=policy
+    )
     assert again.published_counts["ethnicity_broad"]["White"] == cells["White"]

@@ -35,8 +35,10 @@ def test_corrupt_check_digit_invalidates() -> None:
     assert all(g[:9] == b[:9] for g, b in zip(good.tolist(), bad.tolist()))
 
 
-@pytest.mark.parametrize("number", ["0xf72223d5", "943_476_59", "+943476591", "９４３４７６５９１９",
-                                    "٩٤٣٤٧٦٥٩١٩", " 943476591", "943476591 "])
+@pytest.mark.parametrize(
+    "number",
+    ["0xf72223d5", "943_476_59", "+943476591", "９４３４７６５９１９", "٩٤٣٤٧٦٥٩١٩", " 943476591", "943476591 "],
+)
 def test_only_ten_ascii_digits(number: str) -> None:
     """No hex, digit separators, signs, full-width or other scripts' digits, or padding."""
     assert not nhs_number.is_valid(number)

@@ -12,22 +12,36 @@ from serving.governance.persistence import index_dates, retention, top_sets
 
 
 def test_index_dates_step_back_by_months() -> None:
-    assert index_dates(date(2025, 3, 31), 12, 3) == [date(2024, 3, 31), date(2024, 6, 30), date(2024, 9, 30),
-                                                    date(2024, 12, 31), date(2025, 3, 31)]
+    assert index_dates(date(2025, 3, 31), 12, 3) == [
+        date(2024, 3, 31),
+        date(2024, 6, 30),
+        date(2024, 9, 30),
+        date(2024, 12, 31),
+        date(2025, 3, 31),
+    ]
 
 
 def test_top_sets_and_retention() -> None:
     rows = []
-    for day, risks in (("2024-01-01", {1: .9, 2: .8, 3: .8, 4: .1, 5: .1}),  # top 40%: ceil(2) = 1 and 2 (2 < 3 on ties)
-                       ("2024-04-01", {1: .2, 2: .9, 3: .95, 4: .1, 5: .1}),
-                       ("2024-07-01", {2: .9, 3: .1, 4: .8, 5: .1})):  # person 1 gone: counts as not retained
+    for day, risks in (
+        ("2024-01-01", {1: 0.9, 2: 0.8, 3: 0.8, 4: 0.1, 5: 0.1}),  # top 40%: ceil(2) = 1 and 2 (2 < 3 on ties)
+        ("2024-04-01", {1: 0.2, 2: 0.9, 3: 0.95, 4: 0.1, 5: 0.1}),
+        ("2024-07-01", {2: 0.9, 3: 0.1, 4: 0.8, 5: 0.1}),
+    ):  # person 1 gone: counts as not retained
         rows += [{"index_date": pd.Timestamp(day), "person_id": p, "risk": r} for p, r in risks.items()]
     tops = top_sets(pd.DataFrame(rows), 0.4)
     assert {d: sorted(v.tolist()) for d, v in tops.items()} == {
-        "2024-01-01": [1, 2], "2024-04-01": [2, 3], "2024-07-01": [2, 4]}
+        "2024-01-01": [1, 2],
+        "2024-04-01": [2, 3],
+        "2024-07-01": [2, 4],
+    }
     lags = {lag["months"]: lag for lag in retention(tops, 3, (3, 6, 12))}
     assert [(p["from"], p["to"], p["still_top"]) for p in lags[3]["pairs"]] == [
-        ("2024-01-01", "2024-04-01", 1), ("2024-04-01", "2024-07-01", 1)]
-    assert lags[3]["share"] == 0.5 and lags[6]["share"] == 0.5 and lags[12] == {"months": 12, "pairs": [], "share": None}
+        ("2024-01-01", "2024-04-01", 1),
+        ("2024-04-01", "2024-07-01", 1),
+    ]
+    assert (
+        lags[3]["share"] == 0.5 and lags[6]["share"] == 0.5 and lags[12] == {"months": 12, "pairs": [], "share": None}
+    )
     assert np.isclose(lags[6]["pairs"][0]["share"], 0.5)
     assert retention(tops, 3, (4,)) == [{"months": 4, "pairs": [], "share": None}]  # not a whole number of steps

@@ -20,8 +20,10 @@ def _csv(rows: list[str], header: str = "NHS Number,Name,Date of Birth,Phone") -
 def test_reads_columns_spaced_numbers_and_keeps_other_columns() -> None:
     a, b = NUMBERS[:2]
     found = parse(_csv([f"{a[:3]} {a[3:6]} {a[6:]},Ann Lee,1950-02-03,07700 900001", f"{b},Bob Roy,1944-01-01,"]))
-    assert [(e.row, e.nhs_number, e.name, e.date_of_birth) for e in found.entries] == \
-        [(1, a, "Ann Lee", "1950-02-03"), (2, b, "Bob Roy", "1944-01-01")]
+    assert [(e.row, e.nhs_number, e.name, e.date_of_birth) for e in found.entries] == [
+        (1, a, "Ann Lee", "1950-02-03"),
+        (2, b, "Bob Roy", "1944-01-01"),
+    ]
     assert found.extra_columns == ["Phone"] and found.entries[0].extra == {"Phone": "07700 900001"}
     assert found.rows_read == 2 and found.malformed_rows == []
 
@@ -39,16 +41,19 @@ def test_pseudonymised_like_the_loader() -> None:
     assert found.entries[0].person_id == Pseudonymiser(b"k" * 32).person_id(NUMBERS[0])
 
 
-@pytest.mark.parametrize("body,status,words", [
-    (b"", 422, "empty"),
-    (b"\n\n", 422, "empty"),
-    (b"NHS Number,Name,Date of Birth\n", 422, "no rows"),
-    (b"nhs_number,surname\n9434765919,X\n", 422, "missing: ['name', 'date_of_birth']"),
-    (b"nhs_number,name,dob,nhs\n", 422, "more than once"),
-    ("nhs_number,name,dob\n9434765919,Jos\u00e9,x\n".encode("latin-1"), 422, "line 2"),
-    (b"nhs_number,name,dob\n9434765919,A,x\n4010232137,B\n", 422, "row 2 has 2 fields"),
-    (b"nhs_number,name,dob\n9434765919,\"A,x\n", 422, "row 1 is not valid CSV"),
-])
+@pytest.mark.parametrize(
+    "body,status,words",
+    [
+        (b"", 422, "empty"),
+        (b"\n\n", 422, "empty"),
+        (b"NHS Number,Name,Date of Birth\n", 422, "no rows"),
+        (b"nhs_number,surname\n9434765919,X\n", 422, "missing: ['name', 'date_of_birth']"),
+        (b"nhs_number,name,dob,nhs\n", 422, "more than once"),
+        ("nhs_number,name,dob\n9434765919,Jos\u00e9,x\n".encode("latin-1"), 422, "line 2"),
+        (b"nhs_number,name,dob\n9434765919,A,x\n4010232137,B\n", 422, "row 2 has 2 fields"),
+        (b'nhs_number,name,dob\n9434765919,"A,x\n', 422, "row 1 is not valid CSV"),
+    ],
+)
 def test_bad_lists_are_refused_naming_row_or_column(body: bytes, status: int, words: str) -> None:
     with pytest.raises(PracticeListError) as caught:
         parse(body)

@@ -13,16 +13,30 @@ HOSTILE = "<script>alert(1)</script>"
 
 
 def _card() -> dict:
-    return {"model": "m", "version": 3, "intended_use": HOSTILE, "intended_users": "coordinators",
-            "data": {"feature_set": "core", "training_index_dates": ["2023-01-01", "2023-04-01"]},
-            "population": {"rules": ["aged 18+"]},
-            "outcome": {"column": "y", "rules": ["emergency"], "censoring": "moved away",
-                        "censored_training": {"moved": 2}, "censored_validation": {"moved": 1}},
-            "algorithm": {"type": "LightGBM", "hyperparameters": {"num_leaves": 15}, "seed": 7},
-            "performance_validation": {"n": 100, "auroc": 0.81234567, "auroc_ci": [0.7712, 0.8543]},
-            "comparators": {"rule": {"auroc": 0.7}}, "oracle": None, "subgroups": [], "top_features": [],
-            "missing_data": "none", "predictors": [{"name": "age", "description": "age in years"}],
-            "limitations": ["synthetic"]}
+    return {
+        "model": "m",
+        "version": 3,
+        "intended_use": HOSTILE,
+        "intended_users": "coordinators",
+        "data": {"feature_set": "core", "training_index_dates": ["2023-01-01", "2023-04-01"]},
+        "population": {"rules": ["aged 18+"]},
+        "outcome": {
+            "column": "y",
+            "rules": ["emergency"],
+            "censoring": "moved away",
+            "censored_training": {"moved": 2},
+            "censored_validation": {"moved": 1},
+        },
+        "algorithm": {"type": "LightGBM", "hyperparameters": {"num_leaves": 15}, "seed": 7},
+        "performance_validation": {"n": 100, "auroc": 0.81234567, "auroc_ci": [0.7712, 0.8543]},
+        "comparators": {"rule": {"auroc": 0.7}},
+        "oracle": None,
+        "subgroups": [],
+        "top_features": [],
+        "missing_data": "none",
+        "predictors": [{"name": "age", "description": "age in years"}],
+        "limitations": ["synthetic"],
+    }
 
 
 def test_values_are_escaped_and_formatted() -> None:

@@ -70,8 +70,12 @@ def test_the_listing_record_keeps_each_persons_first_day(tmp_path: Path) -> None
     assert listing.record(s, MODEL, date(2025, 1, 1), np.array([1, 2, 3]), np.array([False, True, False]), 0.1) == 3
     assert listing.record(s, MODEL, date(2025, 1, 2), np.array([3, 4]), np.array([True, False]), 0.1) == 1
     frame = listing.read(s, MODEL).set_index("person_id")
-    assert frame.first_listed.dt.date.to_dict() == {1: date(2025, 1, 1), 2: date(2025, 1, 1), 3: date(2025, 1, 1),
-                                                    4: date(2025, 1, 2)}
+    assert frame.first_listed.dt.date.to_dict() == {
+        1: date(2025, 1, 1),
+        2: date(2025, 1, 1),
+        3: date(2025, 1, 1),
+        4: date(2025, 1, 2),
+    }
     assert frame.held_out.to_dict() == {1: False, 2: True, 3: False, 4: False}
     assert sorted(listing.shown(s, MODEL).tolist()) == [1, 3, 4]
     assert "nhs" not in " ".join(frame.columns).lower()
@@ -117,8 +121,9 @@ def test_training_weights_from_the_listing_record(tmp_path: Path) -> None:
 def test_the_holdout_is_part_of_the_approved_configuration(tmp_path: Path) -> None:
     fs = specs.get(MODEL).features
     plain = current(settings(tmp_path), MODEL, 1, fs.definition_hash(), source="synthetic ICS")
-    held = current(settings(tmp_path, **{MODEL: {"holdout_share": 0.05}}), MODEL, 1, fs.definition_hash(),
-                   source="synthetic ICS")
+    held = current(
+        settings(tmp_path, **{MODEL: {"holdout_share": 0.05}}), MODEL, 1, fs.definition_hash(), source="synthetic ICS"
+    )
     assert plain.holdout_share == 0 and held.holdout_share == 0.05
     assert differences(plain, held) == ["random holdout: none → 5% of the people the model would list"]
     assert plain.fingerprint() != held.fingerprint()
@@ -128,5 +133,10 @@ def test_the_holdout_is_part_of_the_approved_configuration(tmp_path: Path) -> No
     assert plain.fingerprint() == hashlib.sha256(body.encode()).hexdigest()
     column = specs.columns()[0].name
     with pytest.raises(PolicyError, match="has no holdout"):
-        current(settings(tmp_path, **{column: {"holdout_share": 0.05}}), column, 1,
-                specs.get(column).features.definition_hash(), source="synthetic ICS")
+        current(
+            settings(tmp_path, **{column: {"holdout_share": 0.05}}),
+            column,
+            1,
+            specs.get(column).features.definition_hash(),
+            source="synthetic ICS",
+        )

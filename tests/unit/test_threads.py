@@ -41,8 +41,9 @@ def test_passive_waiting_is_set_before_lightgbm_loads(entry: str) -> None:
 
 def test_a_policy_the_user_chose_is_kept() -> None:
     env = {**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}
-    done = subprocess.run([sys.executable, "-c", PROBE % "models.risk"], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE % "models.risk"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.stdout.split() == ["ACTIVE", "ACTIVE"], done.stderr[-2000:]
 
 
@@ -82,8 +83,10 @@ def test_predictions_do_not_depend_on_the_thread_count() -> None:
     rng = np.random.default_rng(3)
     X = pd.DataFrame(rng.normal(size=(4000, 12)), columns=[f"x{i}" for i in range(12)])
     y = (rng.random(4000) < 1 / (1 + np.exp(-(X.x0 + 0.5 * X.x1 - 2)))).astype(int)
-    fits = [GradientBoostedRisk(BoostingParams(threads=t, n_estimators=60)).fit(X[:3000], y[:3000], X[3000:], y[3000:])
-            for t in (1, 2)]
+    fits = [
+        GradientBoostedRisk(BoostingParams(threads=t, n_estimators=60)).fit(X[:3000], y[:3000], X[3000:], y[3000:])
+        for t in (1, 2)
+    ]
     one, two = (f.predict_proba(X)[:, 1] for f in fits)
     assert np.array_equal(one, two)
     assert np.array_equal(fits[1].use_threads(1).predict_proba(X)[:, 1], two)

@@ -11,8 +11,15 @@ from pydantic import ValidationError
 
 from models import specs
 from training.config import TrainConfig, default_config
-from training.dates import (DataSpan, TrainingDatesError, check_dates, dates_for_data, latest_matured, lookback_days,
-                            matured)
+from training.dates import (
+    DataSpan,
+    TrainingDatesError,
+    check_dates,
+    dates_for_data,
+    latest_matured,
+    lookback_days,
+    matured,
+)
 
 ICS = DataSpan(date(2019, 4, 1), date(2025, 3, 31))  # the synthetic ICS
 SYNTHEA = DataSpan(date(1972, 5, 1), date(2023, 10, 17))  # the public Synthea export of issue 25
@@ -49,8 +56,11 @@ def test_short_data_drops_training_dates_without_history_and_refuses_when_none_i
     train, validation, note = dates_for_data(EMERGENCY, DataSpan(date(2020, 5, 1), date(2023, 10, 17)))
     assert train == [date(2021, 10, 1)] and validation == [date(2022, 10, 1)]
     assert "2019-10-01, 2020-10-01 dropped: less than 365 days of data before them" in note
-    with pytest.raises(TrainingDatesError, match=r"data run from 2021-06-01 to 2023-10-17: too short to train "
-                                                 r"emergency_admission\. Validating on 2022-10-01"):
+    with pytest.raises(
+        TrainingDatesError,
+        match=r"data run from 2021-06-01 to 2023-10-17: too short to train "
+        r"emergency_admission\. Validating on 2022-10-01",
+    ):
         dates_for_data(EMERGENCY, DataSpan(date(2021, 6, 1), date(2023, 10, 17)))
     with pytest.raises(TrainingDatesError, match="too short to validate .* need 365 days of history"):
         dates_for_data(EMERGENCY, DataSpan(date(2022, 6, 1), date(2023, 10, 17)))
@@ -59,11 +69,17 @@ def test_short_data_drops_training_dates_without_history_and_refuses_when_none_i
 def test_configured_dates_are_refused_naming_the_real_cause() -> None:
     assert latest_matured(EMERGENCY, SYNTHEA) == date(2022, 10, 18)
     train = [date(2021, 4, 1), date(2022, 4, 1)]
-    with pytest.raises(TrainingDatesError, match=r"validation date 2024-04-01 lies after the data end \(2023-10-17\); "
-                                                 r"the latest index date .* is 2022-10-18"):
+    with pytest.raises(
+        TrainingDatesError,
+        match=r"validation date 2024-04-01 lies after the data end \(2023-10-17\); "
+        r"the latest index date .* is 2022-10-18",
+    ):
         check_dates(EMERGENCY, train, [date(2024, 4, 1)], SYNTHEA)
-    with pytest.raises(TrainingDatesError, match=r"validation date 2023-04-01: its 12-month follow-up runs to "
-                                                 r"2024-03-31, past the data end \(2023-10-17\)"):
+    with pytest.raises(
+        TrainingDatesError,
+        match=r"validation date 2023-04-01: its 12-month follow-up runs to "
+        r"2024-03-31, past the data end \(2023-10-17\)",
+    ):
         check_dates(EMERGENCY, train[:1], [date(2023, 4, 1)], SYNTHEA)
     with pytest.raises(TrainingDatesError, match="must all lie before the validation dates"):
         check_dates(EMERGENCY, [date(2022, 4, 1)], [date(2021, 4, 1)], SYNTHEA)

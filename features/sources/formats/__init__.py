@@ -1,6 +1,6 @@
 """Other source layouts (Synthea CSV exports, OMOP CDM v5.4 extracts) mapped onto the linked data model.
 
-Each format module turns a source folder into a staged folder of PHM extracts (the layout
+Each format package (`synthea`, `omop`) turns a source folder into a staged folder of PHM extracts (the layout
 `features/sources/contracts.py` declares), plus rows that break the mapping and a note of what was
 mapped and how; the ordinary loader then validates, pseudonymises and links the staged folder.
 """
@@ -32,7 +32,8 @@ def detect(src: Path) -> Format:
         return "omop"
     raise FormatError(
         f"{src}: not a folder of PHM extracts (practices + patients), a Synthea CSV export (patients.csv + "
-        "encounters.csv) or an OMOP CDM extract (person + visit_occurrence, CSV or Parquet)")
+        "encounters.csv) or an OMOP CDM extract (person + visit_occurrence, CSV or Parquet)"
+    )
 
 
 def convert(src: Path, fmt: Format, out: Path) -> ConversionReport:

@@ -43,8 +43,9 @@ class ConversionReport:
         return dict(self.__dict__)
 
 
-def read_source(src: Path, stem: str, required: bool, report: ConversionReport,
-                columns: list[str] | None = None) -> pd.DataFrame | None:
+def read_source(
+    src: Path, stem: str, required: bool, report: ConversionReport, columns: list[str] | None = None
+) -> pd.DataFrame | None:
     """A source table as text columns with `_row` (1-based, file order) and `_file`; None when an
     optional file is absent. Column names are matched case-insensitively; `columns` must all exist."""
     path = next((src / f"{stem}{s}" for s in (".csv", ".csv.gz", ".parquet") if (src / f"{stem}{s}").exists()), None)
@@ -54,8 +55,11 @@ def read_source(src: Path, stem: str, required: bool, report: ConversionReport,
         report.missing_optional_files.append(stem)
         return None
     try:
-        frame = (pd.read_parquet(path) if path.suffix == ".parquet"
-                 else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]))
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix == ".parquet"
+            else pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        )
     except (ValueError, OSError) as exc:  # one line, and nothing from the file's rows
         raise FormatError(f"{path}: cannot be read ({first_line(exc)})") from exc
     frame.columns = [str(c) for c in frame.columns]
@@ -110,20 +114,36 @@ class Staging:
         frame = frame.drop(columns=[c for c in ("_row", "_file", SOURCE_FILE, SOURCE_ROW) if c in frame])
         if origin is not None:
             source = origin[["_file", "_row"]].reindex(frame.index)
-            frame = frame.assign(**{SOURCE_FILE: source["_file"].astype("string").array,
-                                    SOURCE_ROW: source["_row"].astype("Int64").array})
+            frame = frame.assign(
+                **{
+                    SOURCE_FILE: source["_file"].astype("string").array,
+                    SOURCE_ROW: source["_row"].astype("Int64").array,
+                }
+            )
         frame = frame.reset_index(drop=True)
-        self.tables[name] = pd.concat([self.tables[name], frame], ignore_index=True) if name in self.tables else frame
+        before = self.tables.get(name)
+        if before is None or (before.empty and not frame.empty):
+            self.tables[name] = frame
+        elif not frame.empty:
+            self.tables[name] = _append(before, frame)
 
     def reject(self, rows: pd.DataFrame, rule: str, column: str, table: str) -> None:
         """Quarantine source rows that break the mapping (kept whole, as text, with file and row)."""
         if rows.empty:
             return
         record = rows.drop(columns=["_row", "_file"]).astype("string").to_dict(orient="records")
-        self.rejected.append(pd.DataFrame({
-            "source_table": table, "source_file": rows["_file"].astype(str).to_numpy(),
-            "source_row": rows["_row"].astype("int64").to_numpy(), "rule": rule, "column_name": column,
-            "record": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}) for r in record]}))
+        self.rejected.append(
+            pd.DataFrame(
+                {
+                    "source_table": table,
+                    "source_file": rows["_file"].astype(str).to_numpy(),
+                    "source_row": rows["_row"].astype("int64").to_numpy(),
+                    "rule": rule,
+                    "column_name": column,
+                    "record": [json.dumps({k: (None if pd.isna(v) else str(v)) for k, v in r.items()}) for r in record],
+                }
+            )
+        )
         for file in rows["_file"].unique():
             key = f"{file}: {rule} ({column})"
             self.report.rejected[key] = self.report.rejected.get(key, 0) + int((rows["_file"] == file).sum())
@@ -137,10 +157,22 @@ class Staging:
                 frame = frame.astype({SOURCE_FILE: "string", SOURCE_ROW: "Int64"})
             frame.to_parquet(out / f"{name}.parquet", index=False)
             self.report.rows_written[name] = len(frame)
-        rejected = pd.concat(self.rejected, ignore_index=True) if self.rejected else pd.DataFrame(
-            columns=["source_table", "source_file", "source_row", "rule", "column_name", "record"])
+        rejected = (
+            pd.concat(self.rejected, ignore_index=True)
+            if self.rejected
+            else pd.DataFrame(columns=["source_table", "source_file", "source_row", "rule", "column_name", "record"])
+        )
         rejected.to_parquet(out / MAPPING_QUARANTINE, index=False)
         (out / SOURCE_NOTE).write_text(json.dumps(self.report.to_json(), indent=1))
         if self.report.synthetic:  # synthetic by construction (Synthea): the demo pseudonym key may be used
             (out / SYNTHETIC_MARKER).write_text(json.dumps({"source": self.report.format}))
         return self.report
+
+
+def _append(before: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """`before` then `frame`, each column typed by the side that has values (an all-missing column on one side
+    does not decide the type; pandas' own concat is changing that rule)."""
+    empty_before = [c for c in before.columns if c in frame and before[c].isna().all() and frame[c].notna().any()]
+    empty_frame = [c for c in frame.columns if c in before and frame[c].isna().all() and before[c].notna().any()]
+    joined = pd.concat([before.drop(columns=empty_before), frame.drop(columns=empty_frame)], ignore_index=True)
+    return joined[list(dict.fromkeys([*before.columns, *frame.columns]))]

@@ -1,5 +1,5 @@
 """Reading OMOP CDM columns: any source column as trimmed text, dates, lookups and the quarantine of rows
-whose person is unknown (used by `omop`)."""
+whose person is unknown (used by the `omop` mapping modules)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ def text(s: pd.Series) -> pd.Series:
     return s.mask(s.fillna("") == "")
 
 
-def read(src: Path, stem: str, required: bool, report: ConversionReport,
-          columns: list[str]) -> pd.DataFrame | None:
+def read(src: Path, stem: str, required: bool, report: ConversionReport, columns: list[str]) -> pd.DataFrame | None:
     frame = read_source(src, stem, required, report, columns)
     if frame is None:
         return None

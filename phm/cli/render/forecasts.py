@@ -1,0 +1,110 @@
+"""What `phm forecast` prints: the back-test, the forecasts' coverage, a forecast, the bed nowcast and a
+planning scenario."""
+
+from __future__ import annotations
+
+from phm.cli.common import console
+from phm.cli.render.tables import table
+
+
+def backtest(frame, selected: dict) -> None:
+    horizons = sorted(frame.horizon.unique())
+    rows = []
+    for (s, m, model), part in frame.groupby(["site", "metric", "model"], sort=True):
+        by_h = part.set_index("horizon")
+        rows.append(
+            [
+                s,
+                m,
+                model,
+                *[f"{by_h.mase[h]:.2f}" for h in horizons],
+                f"{by_h.coverage_80.get(28, float('nan')):.0%}",
+                "✓" if selected.get(f"{s}/{m}") == model else "",
+            ]
+        )
+    table(
+        "Back-test: MASE by horizon (days 1-h ahead; < 1 beats the seasonal naive in-sample) and 80% interval coverage",
+        ["site", "metric", "model", *[f"MASE h{h}" for h in horizons], "cover80 h28", "chosen"],
+        rows,
+    )
+
+
+def coverage(meta: dict) -> None:
+    """Each forecast's achieved back-test coverage, the origins it rests on, and why its model was chosen."""
+    for key, cov in meta.get("coverage", {}).items():
+        console.print(
+            f"{key}: {meta['selected'][key]} ({meta['reasons'][key]}); back-test intervals held "
+            f"{cov['coverage_80']:.0%} (80%) and {cov['coverage_95']:.0%} (95%) of days 1-{cov['horizon']} "
+            f"over {cov['origins']} origin(s) of {cov['backtest_origins']} back-tested",
+            soft_wrap=True,
+        )
+    for note in meta.get("reconciliation", []):
+        console.print(note, soft_wrap=True)
+
+
+def forecast(site: str, metric: str, part, meta: dict) -> None:
+    rows = [
+        [
+            str(r.date.date()),
+            f"{r.mean:.1f}",
+            f"{r.q10:.1f}-{r.q90:.1f}",
+            f"{r.q025:.1f}-{r.q975:.1f}",
+            "" if r.p_exceed != r.p_exceed else f"{r.p_exceed:.0%}",
+        ]
+        for r in part.itertuples()
+    ]
+    cols = ["date", "mean", "80% interval", "95% interval", "P(over threshold)"]
+    table(
+        f"{site} {metric}: {part.model.iloc[0]} forecast from data to {meta['data_end']}", cols, rows, right=set(cols)
+    )
+    if "backtest_coverage_80" in part:
+        r = part.iloc[0]
+        console.print(
+            f"In the back-test these intervals held {r.backtest_coverage_80:.0%} (80%) and "
+            f"{r.backtest_coverage_95:.0%} (95%) of days, over {int(r.backtest_origins)} origin(s)."
+        )
+    if part.capacity.notna().any():
+        console.print(
+            f"Capacity {part.capacity.iloc[0]:g} beds; threshold {part.threshold.iloc[0]:g} "
+            f"({meta['config']['threshold_share']:.0%} of beds)."
+        )
+
+
+def nowcast(frame, data_end) -> None:
+    rows = [[r.site, str(r.date.date()), f"{r.in_beds_now:,}", f"{r.nowcast:.1f}"] for r in frame.itertuples()]
+    table(
+        f"Bed nowcast from the patients in beds on the night of {data_end.date()} (survival by nights elapsed, "
+        "age, admission method, diagnosis group) plus expected admissions",
+        ["site", "night of", "in beds now", "expected in beds"],
+        rows,
+        right={"in beds now", "expected in beds"},
+    )
+
+
+def scenario(result, site: str, metric: str, horizon: int, top_share: float, prevented: float) -> None:
+    console.print(
+        f"Reaching {result.people_reached:,} people ({top_share:.1%}) and preventing {prevented:.0%} of their "
+        f"admissions: {result.prevented_admissions_per_day:.2f} fewer emergency admissions a day at {site}."
+    )
+    cols = ["measure", "mean", "80% interval", "95% interval"]
+    table(
+        f"{site} {metric}, next {horizon} days",
+        cols,
+        [
+            [
+                name.replace("_", " "),
+                f"{v['mean']:.1f}",
+                f"{v['q10']:.1f} to {v['q90']:.1f}",
+                f"{v['q025']:.1f} to {v['q975']:.1f}",
+            ]
+            for name, v in result.summary.items()
+        ],
+        right=set(cols),
+    )
+    last = result.daily[-1]
+    console.print(
+        f"On {last['date']}: baseline {last['baseline_mean']:.1f}, with the intervention "
+        f"{last['scenario_mean']:.1f} (80%: {last['scenario_q10']:.1f}-{last['scenario_q90']:.1f})."
+    )
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")

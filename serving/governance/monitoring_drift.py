@@ -1,0 +1,167 @@
+"""Monitoring input drift: the population stability index (PSI) of each predictor and of the score against the
+reference population, overall and within broad ethnic groups, changes in missingness and in the group mix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.sources.codes import BROAD_ETHNIC_GROUP
+from serving.governance.monitoring_config import Alert, MonitorConfig
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of `current` against `reference` (quantile bins of the reference;
+    missing values are their own bin)."""
+    ref, cur = np.asarray(reference, float), np.asarray(current, float)
+    edges = (
+        np.unique(np.nanquantile(ref, np.linspace(0, 1, bins + 1)[1:-1])) if np.isfinite(ref).any() else np.array([])
+    )
+
+    def shares(x: np.ndarray) -> np.ndarray:
+        missing = np.isnan(x)
+        counts = np.bincount(np.searchsorted(edges, x[~missing], side="right"), minlength=edges.size + 1)
+        return np.append(counts, missing.sum()) / max(x.size, 1)
+
+    p, q = np.clip(shares(ref), 1e-4, None), np.clip(shares(cur), 1e-4, None)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _broad(frame: pd.DataFrame) -> pd.Series:
+    return frame["ethnic_category"].map(BROAD_ETHNIC_GROUP).fillna("Unknown")
+
+
+@dataclass
+class Drift:
+    """Input drift: each predictor's and the score's PSI and missingness change, by broad ethnic group, the group mix,
+    and the alerts they raise."""
+
+    drift: list[dict]
+    group_drift: list[dict]
+    mix: list[dict]
+    alerts: list[Alert]
+
+
+def input_drift(
+    model, predictors: list[str], reference: pd.DataFrame, current: pd.DataFrame, elapsed: int, cfg: MonitorConfig
+) -> Drift:
+    """Drift of `current` against `reference` (`elapsed` days earlier, aged by the clock features first) in the
+    predictors, the score (overall and by broad ethnic group) and the group mix."""
+    alerts: list[Alert] = []
+    reference = reference.assign(
+        **{
+            c: reference[c] + rate * elapsed
+            for c, rate in cfg.clock_features.items()
+            if c in reference and c in predictors
+        }
+    )
+    drift = []
+    for col in predictors:
+        ref, cur = reference[col].to_numpy(float), current[col].to_numpy(float)
+        value = psi(ref, cur)
+        miss = float(np.isnan(cur).mean() - np.isnan(ref).mean())
+        drift.append({"feature": col, "psi": value, "missing_change": miss})
+        if value > cfg.psi_alert:
+            alerts.append(
+                Alert(
+                    kind="drift",
+                    metric="psi",
+                    subject=col,
+                    value=value,
+                    threshold=f"<= {cfg.psi_alert}",
+                    message=f"{col} has shifted (PSI {value:.2f})",
+                )
+            )
+        if abs(miss) > cfg.missing_change:
+            alerts.append(
+                Alert(
+                    kind="drift",
+                    metric="missing_change",
+                    subject=col,
+                    value=miss,
+                    threshold=f"|change| <= {cfg.missing_change}",
+                    message=f"{col} is missing for {miss:+.0%} more people",
+                )
+            )
+    ref_score = model.predict_proba(reference[predictors].astype("float64"))[:, 1]
+    cur_score = model.predict_proba(current[predictors].astype("float64"))[:, 1]
+    score_psi = psi(ref_score, cur_score)
+    drift.append({"feature": "score", "psi": score_psi, "missing_change": 0.0})
+    if score_psi > cfg.psi_alert:
+        alerts.append(
+            Alert(
+                kind="drift",
+                metric="psi",
+                subject="score",
+                value=score_psi,
+                threshold=f"<= {cfg.psi_alert}",
+                message=f"the distribution of predicted risk has shifted (PSI {score_psi:.2f})",
+            )
+        )
+    group_drift = []
+    ref_g, cur_g = _broad(reference), _broad(current)
+    for group in sorted(set(ref_g) | set(cur_g)):
+        r, c = ref_score[(ref_g == group).to_numpy()], cur_score[(cur_g == group).to_numpy()]
+        if min(r.size, c.size) < cfg.min_group_people:
+            continue
+        value = psi(r, c)
+        in_ref, in_cur = (ref_g == group).to_numpy(), (cur_g == group).to_numpy()
+        moved = sorted(
+            (
+                (psi(reference.loc[in_ref, col].to_numpy(float), current.loc[in_cur, col].to_numpy(float)), col)
+                for col in predictors
+            ),
+            reverse=True,
+        )[:5]
+        group_drift.append(
+            {
+                "group": group,
+                "psi": value,
+                "people": int(c.size),
+                "mean_risk_before": float(r.mean()),
+                "mean_risk_now": float(c.mean()),
+                "features": [{"feature": col, "psi": v} for v, col in moved],
+            }
+        )
+        for v, col in moved:
+            if v > cfg.group_psi_alert:
+                alerts.append(
+                    Alert(
+                        kind="drift",
+                        metric="psi_by_group",
+                        subject=f"Ethnicity (broad group): {group}: {col}",
+                        value=v,
+                        threshold=f"<= {cfg.group_psi_alert}",
+                        message=f"{col} has shifted among {group} people (PSI {v:.2f})",
+                    )
+                )
+        if value > cfg.group_psi_alert:
+            alerts.append(
+                Alert(
+                    kind="drift",
+                    metric="score_psi_by_group",
+                    subject=f"Ethnicity (broad group): {group}",
+                    value=value,
+                    threshold=f"<= {cfg.group_psi_alert}",
+                    message=f"predicted risk of {group} people has shifted (PSI {value:.2f}; mean "
+                    f"{r.mean():.3f} -> {c.mean():.3f})",
+                )
+            )
+    mix = []
+    for group in sorted(set(ref_g) | set(cur_g)):
+        change = float((cur_g == group).mean() - (ref_g == group).mean())
+        mix.append({"group": group, "share_before": float((ref_g == group).mean()), "change": change})
+        if abs(change) > cfg.mix_change:
+            alerts.append(
+                Alert(
+                    kind="drift",
+                    metric="group_mix",
+                    subject=f"Ethnicity (broad group): {group}",
+                    value=change,
+                    threshold=f"|change| <= {cfg.mix_change}",
+                    message=f"{group} share of the population moved {change:+.1%}",
+                )
+            )
+    return Drift(drift, group_drift, mix, alerts)

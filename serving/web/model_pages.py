@@ -1,0 +1,50 @@
+"""The Models page (every role): registered versions, what is deployed, monitoring and persistence; and a
+version's calibration plot and model card."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+
+from serving.schemas import ModelName
+from serving.web import views
+from serving.web.signin import signed_in
+from serving.web.templating import no_favicon, render
+
+
+def register(app: FastAPI) -> None:
+    """Add the Models page, the calibration plot and the model card."""
+
+    @app.get("/models")
+    def models(request: Request):
+        st, u = signed_in(request, "models")
+        from serving.governance import persistence
+        from serving.governance.monitoring import latest
+
+        return render(
+            request,
+            "models.html",
+            user=u,
+            title="Models",
+            versions=views.model_versions(st),
+            deployed={n: c.version for n, c in st.bundle.champions.items()},
+            monitoring=latest(st.settings),
+            persistence=persistence.latest(st.settings),
+        )
+
+    @app.get("/models/{name}/{version}/calibration.png")
+    def calibration_png(request: Request, name: ModelName, version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        st, u = signed_in(request, "models")
+        return Response(
+            views.artifact(st, name, version, "plots/calibration.png"),
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+
+    @app.get("/models/{name}/{version}/card")
+    def model_card(request: Request, name: ModelName, version: Annotated[int, PathParam(ge=1, le=1_000_000)]):
+        st, u = signed_in(request, "models")
+        return HTMLResponse(no_favicon(views.artifact(st, name, version, "model_card/model_card.html").decode()))
