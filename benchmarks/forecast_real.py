@@ -10,7 +10,7 @@ all measured in the same run.
 Figures: median MASE (scaled by the in-sample weekly seasonal naive error before the origin) over all
 series x origins at days 1-7 and 1-28, its ratio to the seasonal naive's median (target <= 0.85), and the
 mean 80% and 95% interval coverage (targets [75%, 85%] and [90%, 98%]). Results with the machine's facts
-to `benchmarks/results/forecast_real.json`.
+to `benchmarks/results/forecast_real.json` (with `--until 2021-04-17`: `forecast_real_until_20210417.json`).
 
 Usage::
 
@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_trial(parser)
     args = parser.parse_args(argv)
-    record = Run("forecast_real", args, parser, neutral=("workers", "data"))
+    record = Run("forecast_real", args, parser, neutral=("workers", "data", "until"))
+    if args.until and not record.trial:  # the earlier period is a record of its own, beside the default one
+        record.path = record.path.with_name(f"forecast_real_until_{args.until.replace('-', '')}.json")
     frame, _ = read_series_csv(args.data)
     if args.until:
         frame = frame[frame.date <= pd.Timestamp(args.until)]
