@@ -40,9 +40,9 @@ from models.explain import reasons
 from phm.core.settings import Settings
 from phm.core.timing import Stages
 from serving.batch.common import SnapshotError, approved_champion, check_features, require_champion
-from serving.batch.delta_apply import DELTAS, FLAG, band_cutoffs, overlay
+from serving.batch.delta_apply import DELTAS, FLAG, HELD, band_cutoffs, overlay
 from serving.batch.delta_base import feature_rows, read_base
-from serving.batch.ranking import band_codes, band_names, condition_lists
+from serving.batch.ranking import band_codes, band_names, condition_lists, holdable
 from serving.batch.roll import ensure_rolled
 from serving.batch.store import POINTER, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
@@ -94,11 +94,6 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     tracking.configure(settings)
     spec, source = specs.worklist(), data_source(settings)
     champion, approved = require_champion(settings, spec, source)
-    if approved.current.holdout_share:  # fail closed rather than list people the approved holdout would hide
-        raise SnapshotError(
-            f"the approved configuration holds out {approved.current.holdout_share:g} of the people listed; event "
-            "deltas cannot apply a holdout yet: the daily job (`phm score daily`) applies it"
-        )
     if str(champion.version) != str(worklist_version(meta)):
         raise SnapshotError(
             f"the champion is version {champion.version} but the snapshot was scored by version "
@@ -151,14 +146,18 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     risk[at[at >= 0]] = changed.risk.to_numpy(dtype="float64")[at >= 0]
     _rank, code = band_codes(risk, cutoffs)
     names = band_names(cutoffs)
+    listed = code != len(names) - 1
+    holdout = _holdout(settings, spec.name, base.where.to_numpy(), listed, approved.current.holdout_share)
+    code[holdout] = len(names) - 1  # the held-out are routine, as in the daily job (`ranking.hold_out`)
     routine = code == len(names) - 1
     touched = np.zeros(risk.size, dtype=bool)
     touched[base.rows_of(np.fromiter(people, dtype=np.int64, count=len(people)))] = True  # even if not rebuilt
-    moved = code != base.band_code(names)
+    moved = (code != base.band_code(names)) | (holdout != base.held)
     explain = ~routine & (touched | base.routine)
-    held = np.flatnonzero(touched | moved | explain)
-    merged = overlay(base.scores.iloc[held].reset_index(drop=True), changed)
-    touched, moved, explain, routine = touched[held], moved[held], explain[held], routine[held]
+    kept = np.flatnonzero(touched | moved | explain)
+    merged = overlay(base.scores.iloc[kept].reset_index(drop=True), changed)
+    merged[HELD] = holdout[kept]
+    touched, moved, explain, routine = touched[kept], moved[kept], explain[kept], routine[kept]
     merged["reasons"] = merged["reasons"].astype(object)
     merged.loc[routine & (touched | moved), "reasons"] = None
     if explain.any():
@@ -180,6 +179,7 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
         "events": int(len(events)),
         "people": int(len(people)),
         "rows": int(len(out)),
+        "held_out": int(holdout.sum()),
         "last_event_received": str(events.received.max()) if len(events) else None,
     }
     name = _publish(root, folder, pointer, out, new_X, info)
@@ -187,6 +187,16 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)
     settings.home.joinpath(*RELOAD_SIGNAL).write_text(str(time.time()))
     return {**info, "delta": name, "seconds": round(time.perf_counter() - started, 2), "stages": stages.rows}
+
+
+def _holdout(settings: Settings, model: str, person_id: np.ndarray, listed: np.ndarray, share: float) -> np.ndarray:
+    """Who of everyone re-ranked the approved holdout keeps back, exactly as the daily job would at the delta's
+    index date: the `listed` who are `holdable` (a draw per person and model, and the listing record: never which
+    people the delta recomputed)."""
+    held = np.zeros(listed.size, bool)
+    cand = np.flatnonzero(listed)
+    held[cand[holdable(settings, model, person_id[cand], share)]] = True
+    return held
 
 
 def _other_columns(settings, source, small, day, work, changed: pd.DataFrame, meta: dict) -> None:

@@ -34,3 +34,15 @@ def test_an_unreadable_record_makes_the_holdout_unknown(tmp_path: Path) -> None:
     listing.record_path(s, MODEL).write_bytes(b"not parquet at all")
     with pytest.raises(HoldoutUnknown, match="person-level lookups are refused"):
         view.ids()
+
+
+def test_the_live_scores_held_out_are_added_to_the_records(tmp_path: Path) -> None:
+    """An event delta can hold out someone the daily job has not recorded yet: the service withholds them too."""
+    s = Settings(home=tmp_path)
+    live = frozenset({7})
+    view = HeldOut(s, MODEL, live=lambda: live)
+    assert view.ids() == {7}
+    listing.record(s, MODEL, date(2025, 1, 1), np.array([1, 2]), np.array([False, True]), 0.1)
+    assert view.ids() == {2, 7}
+    live = frozenset({2})
+    assert view.ids() == {2}
