@@ -9,6 +9,13 @@ and re-rank everyone (`serving.batch.delta_apply`), so ranks and bands are those
 computed here for everyone whose row changed and for everyone the re-ranking moves into a worklist band (from the
 snapshot's stored features); people moved out of the bands lose theirs, as in the daily job.
 
+The approved random holdout applies as in the daily job (`serving.batch.ranking.hold_out`): among everyone the
+re-ranking lists, those in the model's holdout draw and never shown before are moved to `routine` below the
+listed, and the delta's rows carry the `held_out` flag wherever it changed, so readers withhold the same people
+(`serving.batch.delta_apply.lay_over`). Whether a listed person is held out depends on their pseudonym, the model
+and the listing record only, never on which people the delta recomputed; the people listed and held out are added
+to the listing record (`evaluation.programme.listing`) before the delta is published.
+
 Deltas are cumulative (each covers every stored event for people in the snapshot), written aside and renamed,
 then named by the pointer with one atomic replace: readers see the snapshot with the previous delta or the new
 one, never part of one. The warehouse is never written: the affected people's rows are copied into a small
@@ -29,6 +36,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
+from evaluation.programme import listing
 from features.build import build
 from features.events.fold import fold, index_date
 from features.events.merge import slice_for
@@ -182,6 +190,10 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
         "held_out": int(holdout.sum()),
         "last_event_received": str(events.received.max()) if len(events) else None,
     }
+    # who the new scores list and hold out joins the listing record before anyone can see the delta (monitoring and
+    # safe retraining must know whom the programme may have reached; the record keeps each person's first day)
+    share = approved.current.holdout_share
+    listing.record(settings, spec.name, day, base.where.to_numpy()[listed], holdout[listed], share)
     name = _publish(root, folder, pointer, out, new_X, info)
     stages.done("write")
     (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Event deltas under an approved random holdout, where the events change whom it holds out: emergency admissions
 on the snapshot's day push people just below the worklist bands into them, half of them in the holdout. The
 delta must hold out exactly whom a full daily refresh at its index date holds out (bit for bit, with every rank,
-band and reason), and the people it newly holds out, not yet in the daily job's listing record, must still be
-withheld from the worklist and care records."""
+band and reason); the people it lists or holds out join the listing record before it is published, and the
+held-out are withheld from the worklist and care records."""
 
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ def pushed(served_home, ics20k, tmp_path_factory):
     home = with_holdout(registry_copy(served_home, tmp_path_factory.mktemp("held_home")), SHARE)
     day = default_date(home.warehouse_path)
     score_daily(home, day)
+    first = listing.read(home, MODEL).set_index("person_id")  # the daily job's record of the snapshot's day
     base = pd.read_parquet(prepare_next(home) / "scores.parquet")  # everyone as at the day after, without events
     # the highest-risk people below the bands there (not held out), in the holdout draw (not shown before) and not
     below = base[(base.band == "routine") & ~base.held_out].sort_values("risk", ascending=False)
@@ -84,6 +85,7 @@ def pushed(served_home, ics20k, tmp_path_factory):
     return {
         "home": home,
         "chosen": chosen,
+        "first": first,
         "report": report,
         "delta": delta,
         "live": live.set_index("person_id"),
@@ -122,7 +124,7 @@ def test_people_pushed_into_the_bands_are_held_out_iff_drawn(pushed) -> None:
     assert sorted(live["rank"][live.held_out]) == list(range(shown + 1, shown + int(live.held_out.sum()) + 1))
 
 
-def test_people_the_delta_holds_out_are_withheld_before_the_daily_job_records_them(pushed) -> None:
+def test_people_the_delta_lists_or_holds_out_are_recorded_and_the_held_out_withheld(pushed) -> None:
     from fastapi.testclient import TestClient
 
     from serving import queries
@@ -134,8 +136,15 @@ def test_people_the_delta_holds_out_are_withheld_before_the_daily_job_records_th
     home, live, rolled = pushed["home"], pushed["live"], pushed["rolled"]
     record = listing.read(home, MODEL).set_index("person_id")
     newly = sorted(live.index[live.held_out & ~rolled.held_out.reindex(live.index)])
-    unknown = sorted(set(newly) - set(record.index[record.held_out]))  # held out by the delta alone
-    assert unknown
+    # the delta recorded whom it listed and held out first (the daily job at the snapshot's day, the rest)
+    day = pd.Timestamp(pushed["delta"]["index_date"])
+    by_delta = record[record.first_listed == day]
+    listed = live.index[(live.band != "routine") | live.held_out]
+    assert set(record.index) == set(listed) | set(pushed["first"].index)
+    assert set(by_delta.index) == set(listed) - set(pushed["first"].index)
+    assert set(by_delta.index[by_delta.held_out]) == set(newly) - set(pushed["first"].index)
+    unknown = sorted(by_delta.index[by_delta.held_out])  # held out by the delta alone
+    assert unknown and set(pushed["chosen"]["not"]) & set(by_delta.index[~by_delta.held_out])
     person = unknown[0]
     practice = live.loc[person, "practice_code"]
     user, token = add_user(home.home, "coordinator_held", Role.coordinator, [practice], {practice})
