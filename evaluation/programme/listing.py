@@ -76,12 +76,13 @@ def record(settings: Settings, model: str, day: date, person_id: np.ndarray, hel
     with open(path.with_suffix(".lock"), "a") as lock:  # one read-modify-replace at a time (daily job, deltas)
         fcntl.flock(lock, fcntl.LOCK_EX)
         before = read(settings, model)
+        at = pd.Index(before.person_id).get_indexer(now.person_id)
+        if (at >= 0).all() and (before.first_listed.to_numpy()[at] <= np.datetime64(day)).all():
+            return 0  # everyone is recorded from this day or earlier: nothing would change
         both = (pd.concat([before, now], ignore_index=True) if len(before) else now).sort_values(
             ["person_id", "first_listed"], kind="stable"
         )
         merged = both.drop_duplicates("person_id", keep="first").reset_index(drop=True)
-        if len(merged) == len(before) and merged.equals(before.reset_index(drop=True)):
-            return 0  # nothing new: the record stays as it is (and its readers need not re-read it)
         tmp = path.with_suffix(".parquet.tmp")
         merged.to_parquet(tmp, index=False)
         with open(tmp, "rb") as fh:

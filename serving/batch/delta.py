@@ -155,7 +155,7 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     _rank, code = band_codes(risk, cutoffs)
     names = band_names(cutoffs)
     listed = code != len(names) - 1
-    holdout = _holdout(settings, spec.name, base.where.to_numpy(), listed, approved.current.holdout_share)
+    holdout = _holdout(settings, spec.name, base, listed, approved.current.holdout_share, _share(based))
     code[holdout] = len(names) - 1  # the held-out are routine, as in the daily job (`ranking.hold_out`)
     routine = code == len(names) - 1
     touched = np.zeros(risk.size, dtype=bool)
@@ -201,14 +201,30 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     return {**info, "delta": name, "seconds": round(time.perf_counter() - started, 2), "stages": stages.rows}
 
 
-def _holdout(settings: Settings, model: str, person_id: np.ndarray, listed: np.ndarray, share: float) -> np.ndarray:
+def _holdout(settings: Settings, model: str, base, listed: np.ndarray, share: float, base_share: float) -> np.ndarray:
     """Who of everyone re-ranked the approved holdout keeps back, exactly as the daily job would at the delta's
     index date: the `listed` who are `holdable` (a draw per person and model, and the listing record: never which
-    people the delta recomputed)."""
+    people the delta recomputed). Under the share the base was scored with, the base already tells the draw of
+    everyone it listed (held out: in the draw; shown: out of it, or shown before, which stays so): only the people
+    newly listed are drawn (a hash each), and the base's held-out are checked against the record again."""
     held = np.zeros(listed.size, bool)
+    if not share:
+        return held
+    ids, shown = base.where.to_numpy(), listing.shown(settings, model)
+    if share == base_share:
+        known = listed & (~base.routine | base.held)
+        was = np.flatnonzero(known & base.held)
+        held[was] = ~np.isin(ids[was], shown)
+        listed = listed & ~known
     cand = np.flatnonzero(listed)
-    held[cand[holdable(settings, model, person_id[cand], share)]] = True
+    held[cand[holdable(settings, model, ids[cand], share, shown)]] = True
     return held
+
+
+def _share(folder) -> float:
+    """The holdout share the base in `folder` was scored with (0: none)."""
+    meta = json.loads((folder / "manifest.json").read_text())
+    return float((meta.get("holdout") or {}).get("share", 0.0))
 
 
 def _other_columns(settings, source, small, day, work, changed: pd.DataFrame, meta: dict) -> None:

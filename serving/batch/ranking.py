@@ -45,12 +45,14 @@ def band_codes(risk: np.ndarray, cutoffs: Cutoffs = tuple(BANDS)) -> tuple[np.nd
     return rank, code
 
 
-def holdable(settings, model: str, person_id: np.ndarray, share: float) -> np.ndarray:
+def holdable(settings, model: str, person_id: np.ndarray, share: float, shown: np.ndarray | None = None) -> np.ndarray:
     """Whether each person would be held out if the model listed them: in `model`'s holdout at the approved `share`
-    and never listed and shown before (`evaluation.programme.listing.shown`). Per person, whoever else is scored."""
+    and never listed and shown before (`shown`: `evaluation.programme.listing.shown`, read when not given). Per
+    person, whoever else is scored."""
     if not share or not len(person_id):
         return np.zeros(len(person_id), bool)
-    return held_out(person_id, model, share) & ~np.isin(person_id, listing.shown(settings, model))
+    shown = listing.shown(settings, model) if shown is None else shown
+    return held_out(person_id, model, share) & ~np.isin(person_id, shown)
 
 
 def withhold(band: np.ndarray, held: np.ndarray, rank: np.ndarray | None = None) -> np.ndarray:
