@@ -14,7 +14,7 @@ re-ranking lists, those in the model's holdout draw and never shown before are m
 listed, and the delta's rows carry the `held_out` flag wherever it changed, so readers withhold the same people
 (`serving.batch.delta_apply.lay_over`). Whether a listed person is held out depends on their pseudonym, the model
 and the listing record only, never on which people the delta recomputed; the people listed and held out are added
-to the listing record (`evaluation.programme.listing`) before the delta is published.
+to the listing record (`evaluation.programme.listing`) once the delta is published.
 
 Deltas are cumulative (each covers every stored event for people in the snapshot), written aside and renamed,
 then named by the pointer with one atomic replace: readers see the snapshot with the previous delta or the new
@@ -190,11 +190,12 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
         "held_out": int(holdout.sum()),
         "last_event_received": str(events.received.max()) if len(events) else None,
     }
-    # who the new scores list and hold out joins the listing record before anyone can see the delta (monitoring and
-    # safe retraining must know whom the programme may have reached; the record keeps each person's first day)
+    name = _publish(root, folder, pointer, out, new_X, info)
+    # whom the published scores list and hold out joins the listing record, so monitoring and safe retraining know
+    # whom the programme may have reached (each person's first day is kept). Only once published: nobody is recorded
+    # as shown by a delta never seen; meanwhile the service withholds the delta's held-out from its `held_out` column
     share = approved.current.holdout_share
     listing.record(settings, spec.name, day, base.where.to_numpy()[listed], holdout[listed], share)
-    name = _publish(root, folder, pointer, out, new_X, info)
     stages.done("write")
     (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)
     settings.home.joinpath(*RELOAD_SIGNAL).write_text(str(time.time()))

@@ -1,7 +1,7 @@
 """Event deltas under an approved random holdout, where the events change whom it holds out: emergency admissions
 on the snapshot's day push people just below the worklist bands into them, half of them in the holdout. The
 delta must hold out exactly whom a full daily refresh at its index date holds out (bit for bit, with every rank,
-band and reason); the people it lists or holds out join the listing record before it is published, and the
+band and reason); the people it lists or holds out join the listing record as it is published, and the
 held-out are withheld from the worklist and care records."""
 
 from __future__ import annotations
