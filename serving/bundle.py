@@ -45,6 +45,7 @@ class Bundle:
     in_band_since: pd.Series | None = None  # person_id -> first day of their unbroken run in a worklist band
     history_from: str | None = None  # the oldest snapshot that run was read from
     held: Held | None = None  # the base the scores were laid over (kept: a new delta over it reads only the delta)
+    held_ids: frozenset[int] = frozenset()  # the scores' `held_out` people (a delta's may not be in the record yet)
     loaded_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _release: list = field(default_factory=list, repr=False)
     _release_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

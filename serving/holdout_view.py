@@ -5,12 +5,14 @@ The daily job moves a person in the approved random holdout to band `routine` an
 that is false (the model would have listed them), and a score would invite the very care the holdout is there to
 leave as usual. The lookup says plainly that the person is held out and withholds the score; the request is logged
 as every person-level read is. If the record cannot be read the service cannot tell who is held out, so person-level
-lookups fail closed (`HoldoutUnknown`).
+lookups fail closed (`HoldoutUnknown`). The live scores' own `held_out` people are added: an event delta can hold
+out someone the daily job has not recorded yet (`serving.batch.delta`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from evaluation.programme import listing
 from phm.core.settings import Settings
@@ -27,13 +29,16 @@ class HoldoutUnknown(RuntimeError):
 
 
 class HeldOut:
-    """The pseudonyms held out of `model`'s worklist, re-read whenever the listing record changes on disk."""
+    """The pseudonyms held out of `model`'s worklist, re-read whenever the listing record changes on disk, with
+    those the `live` scores hold out (the service's current bundle)."""
 
-    def __init__(self, settings: Settings, model: str) -> None:
+    def __init__(self, settings: Settings, model: str, live: Callable[[], frozenset[int]] | None = None) -> None:
         self.settings, self.model = settings, model
+        self.live = live or frozenset
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
         self._ids: frozenset[int] = frozenset()
+        self._union: tuple[frozenset[int], frozenset[int], frozenset[int]] | None = None  # (record, live, both)
 
     def ids(self) -> frozenset[int]:
         path = listing.record_path(self.settings, self.model)
@@ -53,4 +58,7 @@ class HeldOut:
                     ) from None
                 self._ids = frozenset(int(p) for p in frame.person_id[frame.held_out.astype(bool)])
                 self._stamp = stamp
-            return self._ids
+            live = self.live()
+            if self._union is None or self._union[0] is not self._ids or self._union[1] is not live:
+                self._union = (self._ids, live, self._ids if live <= self._ids else self._ids | live)
+            return self._union[2]

@@ -29,7 +29,7 @@ from models import specs
 from phm.core.settings import Settings
 from phm.operational.database import DatabaseError, upgrade
 from serving.batch.common import approved_champion
-from serving.batch.delta_apply import DELTAS, base_folder
+from serving.batch.delta_apply import DELTAS, base_folder, held_mask
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import current_over, snapshots_root
@@ -96,7 +96,7 @@ class ServiceState:
             pass  # logged; pages answer 503 until the database can be reached
         self.bundle = self._load()
         self.bundle.prepare_release()
-        self.held_out = HeldOut(settings, specs.worklist().name)
+        self.held_out = HeldOut(settings, specs.worklist().name, live=lambda: self.bundle.held_ids)
         _settle()
 
     def _check_logs(self) -> list[str]:
@@ -234,6 +234,7 @@ class ServiceState:
             history_from=history_from,
             features=self._features(meta, scores, position, champions, held),
             held=held,
+            held_ids=frozenset(scores.person_id[held_mask(scores)].tolist()) if scores is not None else frozenset(),
             make_release=(lambda: self._release(scores, practices)) if scores is not None else None,
             refusals=refusals,
             snapshot_refusal=snapshot_refusal,

@@ -3,11 +3,13 @@ and since when, kept at `$PHM_HOME/holdout/<model>.parquet` by the daily job so 
 retraining (`evaluation.programme.holdout`) can tell later whose outcomes the programme may have changed.
 
 Pseudonyms and dates only (no NHS number, no score): one row per person, the first day listed, whether held out,
-and the holdout share approved that day. The file is replaced atomically; the daily job is its only writer.
+and the holdout share approved that day. The file is replaced atomically, under a lock: the daily job writes it,
+and so does an event delta (`serving.batch.delta`) for the people its new scores list or hold out.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from datetime import date
 from pathlib import Path
@@ -69,16 +71,21 @@ def record(settings: Settings, model: str, day: date, person_id: np.ndarray, hel
             "share": float(share),
         }
     )
-    before = read(settings, model)
-    both = (pd.concat([before, now], ignore_index=True) if len(before) else now).sort_values(
-        ["person_id", "first_listed"], kind="stable"
-    )
-    merged = both.drop_duplicates("person_id", keep="first").reset_index(drop=True)
     path = record_path(settings, model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    merged.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with open(path.with_suffix(".lock"), "a") as lock:  # one read-modify-replace at a time (daily job, deltas)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = read(settings, model)
+        at = pd.Index(before.person_id).get_indexer(now.person_id)
+        if (at >= 0).all() and (before.first_listed.to_numpy()[at] <= np.datetime64(day)).all():
+            return 0  # everyone is recorded from this day or earlier: nothing would change
+        both = (pd.concat([before, now], ignore_index=True) if len(before) else now).sort_values(
+            ["person_id", "first_listed"], kind="stable"
+        )
+        merged = both.drop_duplicates("person_id", keep="first").reset_index(drop=True)
+        tmp = path.with_suffix(".parquet.tmp")
+        merged.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
     return int(len(merged) - len(before))

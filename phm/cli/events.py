@@ -100,9 +100,10 @@ def _refresh(s) -> None:
         out = refresh_delta(s)
     except SnapshotError as exc:
         raise fail(str(exc)) from exc
+    held = f", {out['held_out']:,} held out (the approved holdout)" if out.get("held_out") else ""
     console.print(
         f"Worklist delta {out['delta']} over {out['snapshot']}: {out['people']:,} people recomputed "
-        f"from {out['events']:,} events, scores as at {out['index_date']}, in {out['seconds']} s."
+        f"from {out['events']:,} events, scores as at {out['index_date']}{held}, in {out['seconds']} s."
     )
 
 

@@ -9,6 +9,13 @@ and re-rank everyone (`serving.batch.delta_apply`), so ranks and bands are those
 computed here for everyone whose row changed and for everyone the re-ranking moves into a worklist band (from the
 snapshot's stored features); people moved out of the bands lose theirs, as in the daily job.
 
+The approved random holdout applies as in the daily job (`serving.batch.ranking.hold_out`): among everyone the
+re-ranking lists, those in the model's holdout draw and never shown before are moved to `routine` below the
+listed, and the delta's rows carry the `held_out` flag wherever it changed, so readers withhold the same people
+(`serving.batch.delta_apply.lay_over`). Whether a listed person is held out depends on their pseudonym, the model
+and the listing record only, never on which people the delta recomputed; the people listed and held out are added
+to the listing record (`evaluation.programme.listing`) once the delta is published.
+
 Deltas are cumulative (each covers every stored event for people in the snapshot), written aside and renamed,
 then named by the pointer with one atomic replace: readers see the snapshot with the previous delta or the new
 one, never part of one. The warehouse is never written: the affected people's rows are copied into a small
@@ -29,6 +36,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 
+from evaluation.programme import listing
 from features.build import build
 from features.events.fold import fold, index_date
 from features.events.merge import slice_for
@@ -40,9 +48,9 @@ from models.explain import reasons
 from phm.core.settings import Settings
 from phm.core.timing import Stages
 from serving.batch.common import SnapshotError, approved_champion, check_features, require_champion
-from serving.batch.delta_apply import DELTAS, FLAG, band_cutoffs, overlay
+from serving.batch.delta_apply import DELTAS, FLAG, HELD, band_cutoffs, overlay
 from serving.batch.delta_base import feature_rows, read_base
-from serving.batch.ranking import band_codes, band_names, condition_lists
+from serving.batch.ranking import band_codes, band_names, condition_lists, holdable
 from serving.batch.roll import ensure_rolled
 from serving.batch.store import POINTER, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
@@ -94,11 +102,6 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     tracking.configure(settings)
     spec, source = specs.worklist(), data_source(settings)
     champion, approved = require_champion(settings, spec, source)
-    if approved.current.holdout_share:  # fail closed rather than list people the approved holdout would hide
-        raise SnapshotError(
-            f"the approved configuration holds out {approved.current.holdout_share:g} of the people listed; event "
-            "deltas cannot apply a holdout yet: the daily job (`phm score daily`) applies it"
-        )
     if str(champion.version) != str(worklist_version(meta)):
         raise SnapshotError(
             f"the champion is version {champion.version} but the snapshot was scored by version "
@@ -151,14 +154,18 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     risk[at[at >= 0]] = changed.risk.to_numpy(dtype="float64")[at >= 0]
     _rank, code = band_codes(risk, cutoffs)
     names = band_names(cutoffs)
+    listed = code != len(names) - 1
+    holdout = _holdout(settings, spec.name, base, listed, approved.current.holdout_share, _share(based))
+    code[holdout] = len(names) - 1  # the held-out are routine, as in the daily job (`ranking.hold_out`)
     routine = code == len(names) - 1
     touched = np.zeros(risk.size, dtype=bool)
     touched[base.rows_of(np.fromiter(people, dtype=np.int64, count=len(people)))] = True  # even if not rebuilt
-    moved = code != base.band_code(names)
+    moved = (code != base.band_code(names)) | (holdout != base.held)
     explain = ~routine & (touched | base.routine)
-    held = np.flatnonzero(touched | moved | explain)
-    merged = overlay(base.scores.iloc[held].reset_index(drop=True), changed)
-    touched, moved, explain, routine = touched[held], moved[held], explain[held], routine[held]
+    kept = np.flatnonzero(touched | moved | explain)
+    merged = overlay(base.scores.iloc[kept].reset_index(drop=True), changed)
+    merged[HELD] = holdout[kept]
+    touched, moved, explain, routine = touched[kept], moved[kept], explain[kept], routine[kept]
     merged["reasons"] = merged["reasons"].astype(object)
     merged.loc[routine & (touched | moved), "reasons"] = None
     if explain.any():
@@ -180,13 +187,45 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
         "events": int(len(events)),
         "people": int(len(people)),
         "rows": int(len(out)),
+        "held_out": int(holdout.sum()),
         "last_event_received": str(events.received.max()) if len(events) else None,
     }
     name = _publish(root, folder, pointer, out, new_X, info)
+    # whom the published scores list and hold out joins the listing record, so monitoring and safe retraining know
+    # whom the programme may have reached (each person's first day is kept). Only once published: nobody is recorded
+    # as shown by a delta never seen; meanwhile the service withholds the delta's held-out from its `held_out` column
+    share = approved.current.holdout_share
+    listing.record(settings, spec.name, day, base.where.to_numpy()[listed], holdout[listed], share)
     stages.done("write")
     (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)
     settings.home.joinpath(*RELOAD_SIGNAL).write_text(str(time.time()))
     return {**info, "delta": name, "seconds": round(time.perf_counter() - started, 2), "stages": stages.rows}
+
+
+def _holdout(settings: Settings, model: str, base, listed: np.ndarray, share: float, base_share: float) -> np.ndarray:
+    """Who of everyone re-ranked the approved holdout keeps back, exactly as the daily job would at the delta's
+    index date: the `listed` who are `holdable` (a draw per person and model, and the listing record: never which
+    people the delta recomputed). Under the share the base was scored with, the base already tells the draw of
+    everyone it listed (held out: in the draw; shown: out of it, or shown before, which stays so): only the people
+    newly listed are drawn (a hash each), and the base's held-out are checked against the record again."""
+    held = np.zeros(listed.size, bool)
+    if not share:
+        return held
+    ids, shown = base.where.to_numpy(), listing.shown(settings, model)
+    if share == base_share:
+        known = listed & (~base.routine | base.held)
+        was = np.flatnonzero(known & base.held)
+        held[was] = ~np.isin(ids[was], shown)
+        listed = listed & ~known
+    cand = np.flatnonzero(listed)
+    held[cand[holdable(settings, model, ids[cand], share, shown)]] = True
+    return held
+
+
+def _share(folder) -> float:
+    """The holdout share the base in `folder` was scored with (0: none)."""
+    meta = json.loads((folder / "manifest.json").read_text())
+    return float((meta.get("holdout") or {}).get("share", 0.0))
 
 
 def _other_columns(settings, source, small, day, work, changed: pd.DataFrame, meta: dict) -> None:

@@ -1,19 +1,23 @@
 """Reading a snapshot with its latest delta: the delta's rows replace those of its base (the snapshot, or the
 snapshot's rolled base when the delta's index date is later: `serving.batch.roll`) for the same people, then
 ranks and bands are recomputed over everyone's risks with the snapshot's band cut-offs (the same function as
-the daily job, so the ranks are those a full refresh at the delta's index date would give)."""
+the daily job, so the ranks are those a full refresh at the delta's index date would give). The approved random
+holdout is then applied as the daily job applies it (`serving.batch.ranking.withhold`): the `held_out` column, as
+the delta leaves it, names everyone held out at the delta's index date."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from serving.batch.ranking import bands
+from serving.batch.ranking import bands, withhold
 
 DELTAS = "deltas"
 FLAG = "event_flag"  # e.g. "discharged today after an emergency admission" (only in deltas)
+HELD = "held_out"  # in the approved random holdout (`serving.batch.ranking.hold_out`)
 
 
 def delta_manifest(snapshot: Path, delta: str) -> dict:
@@ -38,10 +42,21 @@ def apply_delta(scores: pd.DataFrame, snapshot: Path, delta: str, meta: dict) ->
 
 
 def lay_over(scores: pd.DataFrame, changed: pd.DataFrame, cutoffs: list[tuple[str, float]]) -> pd.DataFrame:
-    """`scores` (in their order) with `changed` rows replacing theirs, and fresh ranks and bands."""
+    """`scores` (in their order) with `changed` rows replacing theirs, and fresh ranks and bands, the held-out
+    moved to `routine` below the people listed."""
     out = overlay(scores, changed)
-    out["rank"], out["band"] = bands(out.risk.to_numpy(dtype="float64"), cutoffs)
+    rank, band = bands(out.risk.to_numpy(dtype="float64"), cutoffs)
+    if HELD in out:
+        withhold(band, held_mask(out), rank)
+    out["rank"], out["band"] = rank, band
     return out
+
+
+def held_mask(scores: pd.DataFrame) -> np.ndarray:
+    """Who is held out (`held_out` true; none when the column is missing, as in snapshots before it)."""
+    if HELD not in scores:
+        return np.zeros(len(scores), bool)
+    return np.asarray(scores[HELD].to_numpy(dtype=object) == True, dtype=bool)  # noqa: E712  (None, NaN: no)
 
 
 def overlay(scores: pd.DataFrame, changed: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from serving.batch.delta_apply import held_mask
+
 
 @dataclass
 class Base:
@@ -27,6 +29,7 @@ class Base:
     risk: np.ndarray  # float64
     routine: np.ndarray  # bool: the stored band is "routine"
     band: np.ndarray  # the stored band (object)
+    held: np.ndarray  # bool: in the approved random holdout (`held_out`; none in snapshots without the column)
     _feature_rows: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _codes: tuple[tuple, np.ndarray] | None = field(default=None, repr=False)
 
@@ -66,6 +69,7 @@ def read_base(folder: Path) -> Base:
         risk=scores.risk.to_numpy(dtype="float64"),
         routine=band == "routine",
         band=band,
+        held=held_mask(scores),
     )
     with _lock:
         _held.clear()

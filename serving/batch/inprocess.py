@@ -8,8 +8,8 @@ A champion scores only under the configuration a safety officer approved (`servi
 model's refusal stops the job (yesterday's snapshot stays), another model's leaves its column empty and is
 recorded in the manifest; the features built are checked against the approved feature hash before scoring, and
 the bands are the approved cut-offs. The approved random holdout (`holdout_share`) moves people the model would
-list to `routine` (never listed, explained or exported) and every day's listed and held-out people are kept in the
-listing record (`evaluation.programme.listing`) for monitoring and safe retraining."""
+list to `routine` (never listed, explained or exported; the `held_out` column says who) and every day's listed and
+held-out people are kept in the listing record (`evaluation.programme.listing`) for monitoring and safe retraining."""
 
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ def score_population(
             "risk": risk,
             "rank": rank,
             "band": band,
+            "held_out": held,  # in the approved random holdout: would be listed, moved to routine
         }
     )
     scores["pcn_code"] = scores.practice_code.map(practices).fillna("")

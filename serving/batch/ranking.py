@@ -45,24 +45,39 @@ def band_codes(risk: np.ndarray, cutoffs: Cutoffs = tuple(BANDS)) -> tuple[np.nd
     return rank, code
 
 
+def holdable(settings, model: str, person_id: np.ndarray, share: float, shown: np.ndarray | None = None) -> np.ndarray:
+    """Whether each person would be held out if the model listed them: in `model`'s holdout at the approved `share`
+    and never listed and shown before (`shown`: `evaluation.programme.listing.shown`, read when not given). Per
+    person, whoever else is scored."""
+    if not share or not len(person_id):
+        return np.zeros(len(person_id), bool)
+    shown = listing.shown(settings, model) if shown is None else shown
+    return held_out(person_id, model, share) & ~np.isin(person_id, shown)
+
+
+def withhold(band: np.ndarray, held: np.ndarray, rank: np.ndarray | None = None) -> np.ndarray:
+    """Move the `held` (listed) people to `routine` in `band` and, in `rank`, just below the people listed (both in
+    place): the listed keep their order with no gaps, and a held-out person's rank does not betray a band. Returns
+    the listed mask (band before the move)."""
+    listed = band != "routine"
+    if held.any():
+        band[held] = "routine"
+        if rank is not None:
+            cand = np.flatnonzero(listed)
+            order = cand[np.lexsort((rank[cand], held[cand]))]  # shown first, then held-out, each by rank
+            rank[order] = np.sort(rank[cand])
+    return listed
+
+
 def hold_out(
     settings, model: str, person_id: np.ndarray, band: np.ndarray, share: float, rank: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Who the model lists today (in a worklist band) and who of them is held out at random: in `model`'s holdout at
-    the approved `share` and never listed and shown before (`evaluation.programme.listing.shown`). The held-out
-    are moved to `routine` in `band` and, in `rank`, just below the people listed (both in place): the listed keep
-    their order with no gaps, and a held-out person's rank does not betray a band. Returns (listed, held) masks."""
-    listed = band != "routine"
+    """Who the model lists today (in a worklist band) and who of them is held out at random (`holdable`), moved by
+    `withhold` (in place). Returns (listed, held) masks."""
     held = np.zeros(band.size, bool)
-    if share:
-        cand = np.flatnonzero(listed)
-        ids = person_id[cand]
-        held[cand[held_out(ids, model, share) & ~np.isin(ids, listing.shown(settings, model))]] = True
-        band[held] = "routine"
-        if rank is not None and held.any():
-            order = cand[np.lexsort((rank[cand], held[cand]))]  # shown first, then held-out, each by rank
-            rank[order] = np.sort(rank[cand])
-    return listed, held
+    cand = np.flatnonzero(band != "routine")
+    held[cand[holdable(settings, model, person_id[cand], share)]] = True
+    return withhold(band, held, rank), held
 
 
 def condition_lists(features: pd.DataFrame, columns: list[str]) -> np.ndarray:

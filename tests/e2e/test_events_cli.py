@@ -1,5 +1,6 @@
-"""`phm events ingest DIR` and `phm events status` as a user runs them: a drop folder with good, resent and bad
-messages; the bad one quarantined (exit code 1), files moved to done/, nothing identifiable printed."""
+"""`phm events ingest DIR`, `phm events status`, `absorb` and `refresh` as a user runs them: a drop folder with good,
+resent and bad messages; the bad one quarantined (exit code 1), files moved to done/, nothing identifiable printed;
+a refresh under an approved holdout says how many it holds out."""
 
 from __future__ import annotations
 
@@ -89,3 +90,34 @@ def test_absorb_lays_the_events_into_the_warehouse_and_prunes_the_store(served_h
     status = run("events", "status", home=home.home)
     assert "0 event(s)" in status.stdout and nhs not in out.stdout + out.stderr + status.stdout
     assert "No stored events to absorb." in run("events", "absorb", home=home.home).stdout
+
+
+def test_refresh_under_an_approved_holdout_says_how_many_are_held_out(served_home, ics20k, tmp_path) -> None:
+    import duckdb
+    import pandas as pd
+    from support.homes import registry_copy, with_holdout
+
+    from serving.batch.common import default_date
+    from serving.batch.daily import score_daily
+    from serving.batch.store import current
+
+    home = with_holdout(registry_copy(served_home, tmp_path / "home"), 0.2)
+    (home.home / "phm.toml").write_text("[policy.emergency_admission]\nholdout_share = 0.2\n")
+    day = default_date(home.warehouse_path)
+    score_daily(home, day)
+    nhs = pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"]).nhs_number.iloc[0]
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    site = con.execute("SELECT min(site_code) FROM sites").fetchone()[0]
+    con.close()
+    old = datetime.combine(day, datetime.min.time()) - timedelta(days=3)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    message = hl7_adt("H1", "admit", nhs, "HV1", old, start=old, admission_method="21", site_code=site)
+    (drop / "a.hl7").write_text(message)
+    assert run("events", "ingest", str(drop), home=home.home).returncode == 0
+    out = run("events", "refresh", home=home.home)
+    assert out.returncode == 0, out.stderr
+    meta, live = current(home)
+    held = int(live.held_out.sum())
+    assert held > 10 and meta["delta"]["held_out"] == held
+    assert f"scores as at {day}, {held:,} held out (the approved holdout)" in out.stdout

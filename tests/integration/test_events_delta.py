@@ -1,7 +1,9 @@
 """Equivalence of the incremental refresh: the last day of hospital activity is taken out of a 20,000-person
 warehouse and replayed as an ADT/FHIR event stream (shuffled, with duplicates, a cancelled admission, a
 cancelled-then-repeated discharge and malformed messages); the snapshot with its delta then equals, person by
-person and bit for bit, a full daily refresh on the warehouse that absorbed the same events.
+person and bit for bit, a full daily refresh on the warehouse that absorbed the same events. Both run under an
+approved random holdout (issue 23 part 4): the delta holds out exactly whom the full refresh holds out, and the
+held-out are on no worklist, RiskAssessment or export.
 
 The messages are built by `support.event_replay`."""
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from support.event_replay import day_as_events, events_on
-from support.homes import registry_copy
+from support.homes import registry_copy, with_holdout
 
 from features.events.merge import absorb
 from features.events.store import EventStore, events_root, ingest
@@ -26,11 +28,12 @@ from serving.batch.delta import refresh_delta
 from serving.batch.store import current, snapshots_root
 from training import tracking
 
+SHARE = 0.2  # an approved random holdout (tests/integration/test_events_holdout.py: the people a delta holds out)
+
 
 @pytest.fixture(scope="module")
 def replay(served_home, ics20k, tmp_path_factory):
-    home = registry_copy(served_home, tmp_path_factory.mktemp("events_home"))
-    tracking.configure(home)
+    home = with_holdout(registry_copy(served_home, tmp_path_factory.mktemp("events_home")), SHARE)
     patients = pd.read_parquet(ics20k.out_dir / "patients.parquet", columns=["nhs_number"])
     pseudo = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
     numbers = {pseudo.person_id(n): n for n in patients.nhs_number}
@@ -45,7 +48,7 @@ def replay(served_home, ics20k, tmp_path_factory):
     delta = refresh_delta(home, today=end)
     meta, live = current(home)
     # the full refresh: a second home whose warehouse absorbed the same events
-    full_home = registry_copy(served_home, tmp_path_factory.mktemp("events_full"))
+    full_home = with_holdout(registry_copy(served_home, tmp_path_factory.mktemp("events_full")), SHARE)
     absorb(home.warehouse_path, EventStore(events_root(home)).rows(), full_home.warehouse_path)
     tracking.configure(full_home)
     full_meta = score_daily(full_home, day)
@@ -80,10 +83,12 @@ def test_delta_equals_the_full_refresh_bit_for_bit(replay) -> None:
     assert len(live) == len(full) > 10_000 and set(live.index) == set(full.index)
     live = live.loc[full.index]
     assert np.array_equal(live.risk.to_numpy(), full.risk.to_numpy())
-    for column in ("rank", "band", "practice_code", "pcn_code", "segment", "conditions", "age_band", "sex"):
+    for column in ("rank", "band", "held_out", "practice_code", "pcn_code", "segment", "conditions", "age_band", "sex"):
         assert live[column].tolist() == full[column].tolist(), column
     assert live.reasons.tolist() == full.reasons.tolist()
     assert np.array_equal(live.previous_risk.to_numpy(), full.previous_risk.to_numpy(), equal_nan=True)
+    held = live.held_out.to_numpy(bool)  # the holdout is at work
+    assert held.sum() > 10 and (live.band[held] == "routine").all() and live.reasons[held].isna().all()
 
 
 def test_the_worklist_shows_who_was_discharged_after_an_emergency_admission(replay) -> None:
@@ -104,7 +109,7 @@ def test_the_coordinators_worklist_carries_the_flag_and_the_new_score(replay, tm
 
     home = replay["home"]
     live = replay["live"]
-    person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
+    person = live[(live.event_flag == "discharged today after an emergency admission") & ~live.held_out].index[0]
     practice = live.loc[person, "practice_code"]
     user, _token = add_user(home.home, "coordinator", Role.coordinator, [practice], {practice})
     st = ServiceState(home)
@@ -112,6 +117,9 @@ def test_the_coordinators_worklist_carries_the_flag_and_the_new_score(replay, tm
     row = next(r for r in result.rows if int(r.person_id) == int(person))
     assert row.event_flag == "discharged today after an emergency admission"
     assert row.risk == float(live.loc[person, "risk"]) and row.rank == int(live.loc[person, "rank"])
+    # the held-out (the delta's among them) are on it at no band, and everyone else in the practice is
+    ours = live[live.practice_code == practice]
+    assert {int(r.person_id) for r in result.rows} == set(ours.index[~ours.held_out]) and ours.held_out.any()
 
 
 def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay) -> None:
@@ -124,8 +132,10 @@ def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay)
     from serving.users import Role, add_user
 
     home, live = replay["home"], replay["live"]
-    person = live[live.event_flag == "discharged today after an emergency admission"].index[0]
+    person = live[(live.event_flag == "discharged today after an emergency admission") & ~live.held_out].index[0]
     practice = live.loc[person, "practice_code"]
+    shown = live[(live.practice_code == practice) & ~live.held_out]
+    hidden = live.index[(live.practice_code == practice) & live.held_out]
     other = sorted(set(live.practice_code) - {practice})[0]
     tokens = {
         name: add_user(home.home, name, role, practices, {practice, other})[1]
@@ -159,11 +169,12 @@ def test_risk_assessments_out_to_care_records_validate_and_respect_scope(replay)
         assert get("/fhir/RiskAssessment?patient=not-an-id", "fhir_in").status_code == 422
         r = get("/fhir/RiskAssessment/$export", "fhir_in")
         lines = [line for line in r.text.splitlines() if line]
-        assert r.status_code == 200 and len(lines) == int((live.practice_code == practice).sum())
+        assert r.status_code == 200 and len(lines) == len(shown) and len(hidden)
         resources = [RiskAssessment.model_validate_json(line) for line in lines]
-        assert {x.subject.identifier.value for x in resources} == {
-            str(p) for p in live.index[live.practice_code == practice]
-        }
+        assert {x.subject.identifier.value for x in resources} == {str(p) for p in shown.index}
+        for p in hidden[:5]:  # a held-out person's search says so and gives no score
+            r = get(f"/fhir/RiskAssessment?patient={p}", "fhir_in").json()
+            assert r["total"] == 0 and r["entry"][0]["resource"]["issue"][0]["code"] == "suppressed"
         assert get(f"/fhir/RiskAssessment/$export?practice={other}", "fhir_in").status_code == 403
 
 
@@ -184,7 +195,7 @@ def next_day(replay, served_home, ics20k, tmp_path_factory):
     snapshot = snapshots_root(home) / meta["snapshot_folder"]
     rolled = pd.read_parquet(snapshot / "rolled" / delta["index_date"] / "scores.parquet").set_index("person_id")
     # the full refresh at the delta's index date, on the same data and the same earlier snapshots (for the trend)
-    full_home = registry_copy(served_home, tmp_path_factory.mktemp("events_full_next"))
+    full_home = with_holdout(registry_copy(served_home, tmp_path_factory.mktemp("events_full_next")), SHARE)
     shutil.copytree(
         snapshot, snapshots_root(full_home) / snapshot.name, ignore=shutil.ignore_patterns("deltas", "rolled")
     )
@@ -232,7 +243,7 @@ def test_next_day_delta_equals_the_full_refresh_at_its_index_date_bit_for_bit(ne
     assert len(live) == len(full) > 10_000 and set(live.index) == set(full.index)
     live = live.loc[full.index]
     assert np.array_equal(live.risk.to_numpy(), full.risk.to_numpy())
-    for column in ("rank", "band", "practice_code", "pcn_code", "segment", "conditions", "age_band", "sex"):
+    for column in ("rank", "band", "held_out", "practice_code", "pcn_code", "segment", "conditions", "age_band", "sex"):
         assert live[column].tolist() == full[column].tolist(), column
     assert live.reasons.tolist() == full.reasons.tolist()
     assert np.array_equal(live.previous_risk.to_numpy(), full.previous_risk.to_numpy(), equal_nan=True)

@@ -1,7 +1,8 @@
 """An approved random holdout in the daily job: the changed policy stops the job until a safety officer reviews
 it (recorded in the hazard log, naming the holdout); then the held-out people are never listed or explained, and
 every listed and held-out person is kept in the listing record for monitoring and safe retraining (which
-tests/e2e/test_monitoring.py exercises). Event deltas refuse to re-rank under a holdout."""
+tests/e2e/test_monitoring.py exercises). Event deltas apply the same holdout when they re-rank
+(tests/integration/test_events_delta.py, test_events_holdout.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from models import specs
 from phm.core.settings import OperatingPolicy, Settings
 from serving.batch.common import SnapshotError, default_date
 from serving.batch.daily import score_daily
-from serving.batch.delta import refresh_delta
 from serving.governance import hazard_log
 from serving.governance.model_audit import hazard_log_path
 from serving.governance.safety_case import review_change
@@ -55,6 +55,4 @@ def test_an_approved_holdout_is_never_listed_and_is_recorded(served_home, tmp_pa
     shown = scores.band != "routine"
     assert sorted(scores.loc[shown, "rank"]) == list(range(1, int(shown.sum()) + 1))
     assert sorted(scores.loc[held, "rank"]) == list(range(int(shown.sum()) + 1, len(record) + 1))
-    # event deltas cannot re-apply the holdout when they re-rank: they refuse rather than list the held-out
-    with pytest.raises(SnapshotError, match="holds out 0.2 of the people listed; event deltas cannot apply"):
-        refresh_delta(s, day)
+    assert scores.held_out.sum() == len(held) and set(scores.index[scores.held_out]) == set(held)

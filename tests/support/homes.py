@@ -45,3 +45,15 @@ def registry_copy(source: Settings, root: Path, snapshots: bool = False) -> Sett
     if snapshots:
         shutil.copytree(source.home / "warehouse" / "snapshots", root / "warehouse" / "snapshots")
     return Settings(home=root)
+
+
+def with_holdout(home: Settings, share: float, model: str = "emergency_admission") -> Settings:
+    """`home` under an approved random holdout of `share` (the change reviewed by a safety officer, version 1)."""
+    from phm.core.settings import OperatingPolicy
+    from serving.governance.safety_case import review_change
+    from training import tracking
+
+    s = Settings(home=home.home, policy={model: OperatingPolicy(holdout_share=share)})
+    tracking.configure(s)
+    review_change(s, model, 1, "approved", "Dr Test", f"a {share:.0%} holdout so that retraining can learn safely")
+    return s
