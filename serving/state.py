@@ -78,8 +78,11 @@ class ServiceState:
     """One per worker process. A reload in any worker touches a generation file that every worker
     checks on each request, so all workers swap to the new bundle; so does a change to the user list."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, background: bool = True) -> None:
+        """`background=False` (a one-shot command) computes nothing ahead in a background thread: a thread still in
+        native code when the process exits can abort it."""
         self.settings = settings
+        self.background = background
         self.policy = Policy.from_settings(settings)
         self.sessions = Sessions(settings)
         self._lock = threading.Lock()
@@ -95,7 +98,8 @@ class ServiceState:
         except DatabaseError:
             pass  # logged; pages answer 503 until the database can be reached
         self.bundle = self._load()
-        self.bundle.prepare_release()
+        if background:
+            self.bundle.prepare_release()
         self.held_out = HeldOut(settings, specs.worklist().name, live=lambda: self.bundle.held_ids)
         _settle()
 
@@ -173,7 +177,8 @@ class ServiceState:
             with self._lock:
                 self._seen = stamp
                 self.bundle = self._load()
-                self.bundle.prepare_release()
+                if self.background:
+                    self.bundle.prepare_release()
                 _settle()
         if self.users_error is not None or self._users_stamp() != self._users_seen:
             with self._lock:
@@ -345,7 +350,8 @@ class ServiceState:
         with self._lock:
             self._seen = self._stamp()
             self.bundle = self._load()
-            self.bundle.prepare_release()
+            if self.background:
+                self.bundle.prepare_release()
             self._read_users()
             _settle()
         return self.describe()

@@ -50,7 +50,7 @@ def reidentify_cmd(
         raise fail(f"{practice_list}: cannot be read ({type(exc).__name__})") from exc
     token = os.environ.get(TOKEN_ENV) or typer.prompt("Service token", hide_input=True)
     with console.status("Loading today's worklist"):
-        st = ServiceState(s)
+        st = ServiceState(s, background=False)
     try:
         u = authenticate(st.users.by_digest, token.strip())
     except UsersUnavailable as exc:
