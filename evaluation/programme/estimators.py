@@ -18,9 +18,10 @@ so the estimate is of enrolment against no enrolment, the generator's truth and 
 
 Intervals: a Poisson bootstrap over people (a comparison person reused by many sets, or at many months, varies as
 one), widened to the variance two-way clustered by person and by enrolment month (`_two_way`): the people of one
-month share one draw of the programme's selection and one follow-up calendar. Over 24 synthetic ICSs with no
-effect the person bootstrap alone implied an sd of 0.057 against a scatter of 0.078 (19 of 24 intervals held zero);
-halving each ICS's people showed the two halves' errors correlated (0.33), a part no resampling of people can see.
+month share one draw of the programme's selection and one follow-up calendar. In synthetic ICSs with no effect
+the person bootstrap alone was narrower than the estimates' scatter between ICSs, while splitting one ICS's people
+in two gave halves whose disagreement it did predict: the excess is shared by the people of an ICS, a part no
+resampling of people can see; resampling enrolment months sees the part of it that varies between months.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _two_way(point: float, person: np.ndarray, month=None, cell=None, months: in
     G `months`, the usual few-cluster correction; never below V_person), and the
     percentile interval is widened about the estimate by sqrt(V / V_person). People enrolled in one month share
     that month's selection (its cut-off, who was offered before, the season) and its follow-up calendar, so their
-    errors correlate: a person bootstrap alone gave intervals about 25% too narrow over 24 synthetic ICSs."""
+    errors correlate, which a person bootstrap alone leaves out (too narrow in synthetic ICSs with no effect)."""
     lo, hi = float(np.nanpercentile(person, 2.5)), float(np.nanpercentile(person, 97.5))
     if month is None or cell is None:
         return lo, hi
