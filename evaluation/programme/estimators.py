@@ -179,13 +179,17 @@ def bootstrap_sums(
     n_units = int(units.max()) + 1 if units.size else 0
     stream = seed if scheme == "person" else [seed, 1 + TWO_WAY.index(scheme)]
     counts = np.random.default_rng(stream).poisson(1.0, size=(draws, n_units))
-    base = {o: row_values(panel.assign(weight=1.0), o) for o in outcomes}
-    out = {o: np.empty((draws, base[o].shape[1])) for o in outcomes}
-    for b in range(draws):
-        w = weigh(counts[b][units])
-        for o in outcomes:
-            out[o][b] = w @ base[o]
-    return out
+    outcomes = list(outcomes)
+    base = np.hstack([row_values(panel.assign(weight=1.0), o) for o in outcomes])  # (rows, 9 per outcome)
+    sums = np.empty((draws, base.shape[1]))
+    chunk = max(1, min(draws, 4_000_000 // max(len(units), 1)))  # a block of draws' weights, at most ~32 MB
+    block = np.empty((chunk, len(units)))
+    for start in range(0, draws, chunk):
+        stop = min(start + chunk, draws)
+        for b in range(start, stop):
+            block[b - start] = weigh(counts[b][units])
+        sums[start:stop] = block[: stop - start] @ base  # one matrix product a block, not one per draw and outcome
+    return {o: sums[:, 9 * i : 9 * (i + 1)] for i, o in enumerate(outcomes)}
 
 
 def from_sums(
