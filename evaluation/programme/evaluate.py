@@ -11,6 +11,7 @@ import pandas as pd
 from evaluation.programme.crossover import crossed_events
 from evaluation.programme.discontinuity import panel_discontinuity
 from evaluation.programme.estimators import (
+    TWO_WAY,
     before_after,
     bootstrap_sums,
     by_group,
@@ -104,8 +105,23 @@ def evaluate_programme(
     # the interval re-does the entropy balancing in every resample (the weights are estimated too)
     reweigh = Reweigh(mp, matched.panel["weight"].to_numpy(float), COVARIATES, calibrated)
     sums = bootstrap_sums(mp, OUTCOMES, reweigh, draws, seed) if draws > 0 else {}
-    result["method"]["bootstrap"] = "Poisson bootstrap over people, the entropy balancing re-done in each resample" + (
-        f" ({reweigh.failed} of {draws} resamples could not be balanced and were left out)" if reweigh.failed else ""
+    # people enrolled in one month share its selection and calendar: the interval is two-way clustered (person and
+    # enrolment month), from month and person-month resamples of the same bootstrap
+    schemes = TWO_WAY if draws > 0 and mp["cohort"].nunique() > 1 else ()
+    extra = [bootstrap_sums(mp, OUTCOMES, reweigh, draws, seed, scheme) for scheme in schemes]
+    result["method"]["bootstrap"] = (
+        "Poisson bootstrap over people, the entropy balancing re-done in each resample"
+        + (
+            "; the interval widened to the variance two-way clustered by person and enrolment month (Cameron, "
+            "Gelbach and Miller; from resamples of months and of person-months, never narrower than by person)"
+            if schemes
+            else ""
+        )
+        + (
+            f" ({reweigh.failed} of {draws * (1 + len(schemes))} resamples could not be balanced and were left out)"
+            if reweigh.failed
+            else ""
+        )
     )
     for outcome in OUTCOMES:
         t = treated
@@ -114,7 +130,7 @@ def evaluate_programme(
             "enrolled_rate_after": float(t[f"post_{outcome}"].sum() / t["post_years"].sum()),
             "before_after": before_after(mp, outcome, draws, seed).as_dict(),
             "difference_in_differences": difference_in_differences(
-                mp, outcome, draws, seed, sums.get(outcome)
+                mp, outcome, draws, seed, sums.get(outcome), tuple(e[outcome] for e in extra) or None
             ).as_dict(),
             "difference_in_differences_matched_only": difference_in_differences(
                 matched.panel, outcome, draws, seed
