@@ -51,7 +51,7 @@ def site_nowcast(
     cfg: NowcastConfig,
     model: nc.DischargeModel | None = None,
     with_sd: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     model = model or nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
     part = spells[spells.site == site]
     when = EPOCH + pd.Timedelta(days=t)
@@ -95,7 +95,7 @@ def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.Da
             hist = pd.Series(
                 series[: t - first + 1].astype(float), index=EPOCH + pd.to_timedelta(days[: t - first + 1], "D")
             )
-            pred, sd = site_nowcast(spells, site, t, cfg, model, with_sd=True)
+            pred, sd, arrivals_sd = site_nowcast(spells, site, t, cfg, model, with_sd=True)
             ts = forecaster(hist, cfg.horizon) if forecaster else np.full(cfg.horizon, np.nan)
             for k in range(cfg.horizon):
                 rows.append(
@@ -106,6 +106,7 @@ def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.Da
                         "census": float(series[t - first + 1 + k]),
                         "nowcast": pred[k],
                         "nowcast_sd": sd[k],
+                        "arrivals_sd": arrivals_sd[k],
                         "time_series": ts[k],
                         "persistence": float(series[t - first]),
                     }

@@ -106,13 +106,22 @@ def nowcast(
     model: DischargeModel,
     admissions: np.ndarray | dict[str, np.ndarray],
     with_sd: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected midnight census on nights t+1..t+H: the patients in beds tonight who stay, and the expected
     admissions per day (one array, or one per kind of admission) who are in a bed each night. With `with_sd`
     also its standard deviation were the model exact (each stay a coin with its own chance, admissions
-    Poisson): the error no method could avoid."""
+    Poisson): the error no method could avoid from the same information; and the part of it from the
+    admissions alone (what would remain were every current patient's discharge day known exactly)."""
     by_kind = admissions if isinstance(admissions, dict) else {"": np.asarray(admissions, dtype=float)}
     H = len(next(iter(by_kind.values())))
+    stay_mean, stay_var = _stayers(spells, t, model, H)
+    new_mean, new_var = _arrivals(t, model, by_kind, H)
+    out = stay_mean + new_mean
+    return (out, np.sqrt(stay_var + new_var), np.sqrt(new_var)) if with_sd else out
+
+
+def _stayers(spells: pd.DataFrame, t: int, model: DischargeModel, H: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of how many of the spells in a bed tonight are still in one on nights t+1..t+H."""
     dis = spells["dis"].to_numpy()
     inbed = spells[(spells.adm.to_numpy() <= t) & ((dis == OPEN) | (dis > t))]
     out, var = np.zeros(H), np.zeros(H)
@@ -123,7 +132,13 @@ def nowcast(
             alive = alive * (1 - model.hazard(str(g), elapsed + k, np.full(elapsed.size, t + k + 1)))
             out[k] += alive.sum()
             var[k] += (alive * (1 - alive)).sum()
-    # new admissions on day t+j are in a bed on night t+k (k >= j) with P(stay first night) * survival
+    return out, var
+
+
+def _arrivals(t: int, model: DischargeModel, by_kind: dict[str, np.ndarray], H: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the admissions on days t+1..t+H in a bed each night: an admission on day t+j is in
+    a bed on night t+k (k >= j) with P(stay first night) x survival; a thinned Poisson count."""
+    out, var = np.zeros(H), np.zeros(H)
     for kind, expected in by_kind.items():
         stay = model.first_night.get(kind, model.stay_first_night)
         for j in range(1, H + 1):
@@ -132,8 +147,8 @@ def nowcast(
                 if k > j:
                     alive = alive * (1 - model.hazard("", np.array([k - j - 1]), np.array([t + k]))[0])
                 out[k - 1] += alive
-                var[k - 1] += alive  # a thinned Poisson count
-    return (out, np.sqrt(var)) if with_sd else out
+                var[k - 1] += alive
+    return out, var
 
 
 def expected_admissions(

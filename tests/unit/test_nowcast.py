@@ -80,6 +80,7 @@ def test_admissions_by_kind_weekday_holidays_and_recent_level() -> None:
     assert got["emergency"] == pytest.approx(np.full(7, 10.5 * level))
     model = nc.fit_discharges(spells, 69, lookback_days=60, max_elapsed=5, shrink=0)
     assert model.first_night == {"emergency": 1.0, "other": 0.0} and 0 < model.stay_first_night < 1
-    pred, sd = nc.nowcast(spells[spells.adm <= 69], 69, model, got, with_sd=True)
+    pred, sd, arrivals_sd = nc.nowcast(spells[spells.adm <= 69], 69, model, got, with_sd=True)
     assert pred[0] == pytest.approx(24 + got["emergency"][0], abs=1e-9)  # 3-night stays admitted on days 68-69 stay
     assert sd[0] == pytest.approx(np.sqrt(got["emergency"][0]))  # the stays are certain; admissions Poisson
+    assert arrivals_sd[0] == pytest.approx(sd[0])  # so all of the spread is the admissions'
