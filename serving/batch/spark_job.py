@@ -6,8 +6,11 @@ ranks follow (risk descending, then person id — the in-process order), so band
 are computed on the executors for the people in worklist bands only; flare-up risk and the trend join
 on person id. The snapshot's scores are written as Parquet partitioned by practice (what coordinators
 query), its predictors beside them, then published exactly as in-process: manifest, fsync, rename and
-an atomic pointer swap. Ranking moves only (person id, risk) pairs to one partition; nothing about a
-person is collected to the driver.
+an atomic pointer swap. Ranking moves only (person id, risk) pairs to one partition. The approved random
+holdout is applied as in-process (`serving.batch.ranking.hold_out`): the people listed - pseudonym, rank and
+band only, a few per cent of everyone - come to the driver, which draws the held-out, moves them below the
+listed and adds the day's listed and held-out to the listing record once the snapshot is published; nothing
+else about a person is collected to the driver.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 
+from evaluation.programme import listing
 from features.build import build, data_end_of
 from features.sources.codes import CONDITION_KEYS
 from features.engine.spark_engine import SparkEngine
@@ -25,8 +30,8 @@ from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
-from serving.batch.common import SnapshotError, approval_record, approved_champion, check_features, require_champion
-from serving.batch.ranking import Cutoffs, band_limits
+from serving.batch.common import approval_record, approved_champion, check_features, require_champion
+from serving.batch.ranking import Cutoffs, band_limits, hold_out
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
 from serving.governance.configuration import data_source
 from training import tracking
@@ -41,6 +46,7 @@ SCORE_COLUMNS = [
     "risk",
     "rank",
     "band",
+    "held_out",
     "pcn_code",
     "reasons",
     *[s.daily.column for s in specs.columns()],
@@ -62,11 +68,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
     source = data_source(settings)
     champion, approved = require_champion(settings, spec, source)
     cutoffs = list(approved.current.bands.items())
-    if approved.current.holdout_share:  # fail closed rather than list people the approved holdout would hide
-        raise SnapshotError(
-            f"the approved configuration holds out {approved.current.holdout_share:g} of the people "
-            "listed; the Spark job cannot apply a holdout yet: score on DuckDB (--engine duckdb)"
-        )
+    share = approved.current.holdout_share
     started = time.perf_counter()
     with SparkEngine(settings) as engine:
         spark = engine.spark
@@ -101,6 +103,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                    coalesce(pr.pcn_code, '') AS pcn_code
             FROM phm_scored s JOIN phm_ranked r ON r.person_id = s.person_id
             LEFT JOIN {engine.table("practices")} pr ON pr.practice_code = s.practice_code""")
+        ranked, today = withhold_spark(settings, spark, spec.name, ranked, share)
         banded = features.join(ranked.where("band <> 'routine'").select("person_id"), "person_id")
         say("explaining the people in worklist bands on the executors")
         why = explain_spark(banded, champion.model, ["person_id"])
@@ -148,6 +151,8 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
             approved.current.bands,
             refused,
         )
+        if share:
+            meta["holdout"] = {"share": share, "held_out": int(today.held.sum())}
 
         def write(partial: Path) -> None:
             scores.orderBy("person_id").write.partitionBy("practice_code").parquet(
@@ -160,6 +165,33 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
 
         say("writing the snapshot")
         folder = publish_snapshot(settings, meta, write, publish)
+    listing.record(settings, spec.name, day, today.person_id, today.held, share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     return meta
+
+
+def withhold_spark(settings: Settings, spark, model: str, ranked, share: float):
+    """`ranked` with the approved holdout applied (`held_out`; the held-out moved to routine, ranked just below the
+    listed) and who was listed and held out today (for the listing record). The listed come to the driver."""
+    from pyspark.sql import functions as F
+
+    from serving.batch.inprocess import Listed
+
+    listed = ranked.where("band <> 'routine'").select("person_id", "rank", "band").toPandas()
+    pid = listed["person_id"].to_numpy("int64")
+    rank, band = listed["rank"].to_numpy("int64").copy(), listed["band"].to_numpy(object).copy()
+    _, held = hold_out(settings, model, pid, band, share, rank)
+    today = Listed(model, pid, held, share)
+    if not held.any():
+        return ranked.withColumn("held_out", F.lit(False)), today
+    moved = spark.createDataFrame(
+        pd.DataFrame({"person_id": pid, "new_rank": rank, "new_band": band.astype(str), "held": held})
+    )
+    return (
+        ranked.join(F.broadcast(moved), "person_id", "left")
+        .withColumn("rank", F.coalesce("new_rank", "rank").cast("bigint"))
+        .withColumn("band", F.coalesce("new_band", "band"))
+        .withColumn("held_out", F.coalesce("held", F.lit(False)))
+        .drop("new_rank", "new_band", "held")
+    ), today

@@ -1,8 +1,8 @@
 """Spark batch jobs against their in-process twins, on the session's served home (a 20,000-person ICS and an
 audited, approved champion): the daily snapshot scored on the executors equals the in-process snapshot (scores
 to 1e-9, ranks, bands, reasons, trend) — the first snapshot (no earlier one: no trend on either engine) and a later
-one (both compare with the same earlier snapshot) — and the fairness audit aggregated on Spark equals the
-in-process audit."""
+one (both compare with the same earlier snapshot), and under an approved random holdout — and the fairness audit
+aggregated on Spark equals the in-process audit."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support.homes import registry_copy
+from support.homes import registry_copy, with_holdout
 
+from evaluation.programme import listing
+from evaluation.programme.holdout import held_out
 from evaluation.fairness.audit import AuditInputError, run_audit
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
@@ -23,9 +25,11 @@ from phm.core.settings import Settings
 from serving.batch.common import default_date
 from serving.batch.daily import score_daily
 from serving.batch.store import current
+from models import specs
 from training import tracking
 
 pytestmark = pytest.mark.spark
+MODEL = specs.worklist().name
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +127,27 @@ def test_spark_audit_equals_the_in_process_audit(spark, home) -> None:
     assert worst and max(worst.values()) < 1e-9, worst
     with pytest.raises(AuditInputError, match="in-process"):
         audit_on_spark(home, "emergency_admission", 1, cfg.model_copy(update={"mitigation": "group_thresholds"}), None)
+
+
+def test_spark_daily_snapshot_applies_the_approved_holdout_as_in_process(spark, served_home, tmp_path: Path) -> None:
+    """Under an approved 20% holdout the Spark job holds out exactly whom the in-process job does (the same ranks,
+    bands and `held_out`), explains none of them, and keeps the same listing record."""
+    s = with_holdout(registry_copy(served_home, tmp_path / "home"), 0.2)
+    day = default_date(s.warehouse_path)
+    local = score_daily(s, day)
+    record = listing.read(s, MODEL).sort_values("person_id").reset_index(drop=True)
+    on_spark = score_daily(s, day, engine="spark")
+    assert on_spark["holdout"] == local["holdout"] and local["holdout"]["held_out"] > 0
+    assert on_spark["band_counts"] == local["band_counts"]
+    a, b = _snapshot(local), _snapshot(on_spark)
+    for col in ("person_id", "rank", "band", "held_out"):
+        assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+    held = b.held_out.to_numpy()
+    assert (b.band[held] == "routine").all() and b.reasons[held].isna().all()
+    assert (held_out(b.person_id[held].to_numpy(), MODEL, 0.2)).all()
+    shown = (b.band != "routine").to_numpy()
+    assert sorted(b["rank"][shown]) == list(range(1, int(shown.sum()) + 1))
+    assert sorted(b["rank"][held]) == list(range(int(shown.sum()) + 1, int(shown.sum() + held.sum()) + 1))
+    after = listing.read(s, MODEL).sort_values("person_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(after, record)  # the same day's listed and held-out: nothing new
+    assert set(after.person_id[after.held_out]) == set(b.person_id[held])
