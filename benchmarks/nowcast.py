@@ -61,11 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         mae[name]["by_site_day_1"] = {
             s: float(e) for s, e in err[table.ahead == 1].groupby(table.site[table.ahead == 1]).mean().items()
         }
-    floor = {f"day_{k}": float(np.sqrt(2 / np.pi) * table.nowcast_sd[table.ahead == k].mean()) for k in (1, 2, 3)}
-    mae["noise_floor"] = floor
-    mae["admissions_floor"] = {
-        f"day_{k}": float(np.sqrt(2 / np.pi) * table.arrivals_sd[table.ahead == k].mean()) for k in (1, 2, 3)
-    }
+    for name, sd in (("noise_floor", table.nowcast_sd), ("admissions_floor", table.arrivals_sd)):
+        mae[name] = {f"day_{k}": float(np.sqrt(2 / np.pi) * sd[table.ahead == k].mean()) for k in (1, 2, 3)}
+    floor = mae["noise_floor"]
     ratio = mae["nowcast"]["day_1"] / mae["time_series"]["day_1"]
     outcome = "PASS" if ratio <= TARGET else "MISS"
     census = float(table.census.mean())

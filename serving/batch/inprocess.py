@@ -17,7 +17,6 @@ import json
 import time
 from datetime import date
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,7 +37,7 @@ from serving.batch.common import (
     default_date,
     require_champion,
 )
-from serving.batch.ranking import bands, condition_lists, hold_out
+from serving.batch.ranking import Listed, bands, condition_lists, hold_out
 from serving.batch.store import earlier, snapshot_meta, write_snapshot
 from serving.governance.configuration import data_source
 from training import tracking
@@ -62,15 +61,6 @@ def score_daily_inprocess(
     meta["seconds"] = round(time.perf_counter() - started, 1)
     meta["stages"] = stages.rows
     return meta
-
-
-class Listed(NamedTuple):
-    """Who the worklist model listed on a day and which of them the approved holdout kept back."""
-
-    model: str
-    person_id: np.ndarray
-    held: np.ndarray
-    share: float
 
 
 def score_population(

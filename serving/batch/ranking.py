@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,15 @@ def withhold(band: np.ndarray, held: np.ndarray, rank: np.ndarray | None = None)
             order = cand[np.lexsort((rank[cand], held[cand]))]  # shown first, then held-out, each by rank
             rank[order] = np.sort(rank[cand])
     return listed
+
+
+class Listed(NamedTuple):
+    """Who the worklist model listed on a day and which of them the approved holdout kept back."""
+
+    model: str
+    person_id: np.ndarray
+    held: np.ndarray
+    share: float
 
 
 def hold_out(

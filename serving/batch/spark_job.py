@@ -31,7 +31,7 @@ from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
 from serving.batch.common import approval_record, approved_champion, check_features, require_champion
-from serving.batch.ranking import Cutoffs, band_limits, hold_out
+from serving.batch.ranking import Cutoffs, Listed, band_limits, hold_out
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
 from serving.governance.configuration import data_source
 from training import tracking
@@ -96,6 +96,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                 "SELECT person_id, CAST(row_number() OVER (ORDER BY risk DESC, person_id) AS BIGINT) AS rank "
                 "FROM phm_scored"
             ),
+            cache=True,  # one window over everyone; the holdout, reasons, bands and the write read it
         )
         ranked = spark.sql(f"""
             SELECT s.person_id, s.practice_code, s.age_band, s.sex, s.segment,
@@ -175,8 +176,6 @@ def withhold_spark(settings: Settings, spark, model: str, ranked, share: float):
     """`ranked` with the approved holdout applied (`held_out`; the held-out moved to routine, ranked just below the
     listed) and who was listed and held out today (for the listing record). The listed come to the driver."""
     from pyspark.sql import functions as F
-
-    from serving.batch.inprocess import Listed
 
     listed = ranked.where("band <> 'routine'").select("person_id", "rank", "band").toPandas()
     pid = listed["person_id"].to_numpy("int64")
