@@ -58,6 +58,12 @@ class ForecastConfig(Document):
         description="weighted: members weighted by 1/MASE^2 in the series' back-test, those worse than "
         "the seasonal naive left out; median or mean: unweighted.",
     )
+    ensemble_anchor: str | None = Field(
+        "weekly_level",
+        description="weighted: after the first selection horizon (day 7) through the last (day 28), fading over "
+        "as many days again, the ensemble is the mean of its members' median and this member's forecast; none: "
+        "the back-test weights at every lead.",
+    )
     horizons: list[int] = Field([1, 7, 28, 90], description="Back-test report horizons (days ahead, pooled 1..h).")
     max_horizon: int = Field(90, ge=1, le=365, description="Longest forecast a planner can request.")
     origins: int = Field(12, ge=2, le=104, description="Rolling back-test origins at most (fewer on short histories).")
@@ -95,10 +101,10 @@ class ForecastConfig(Document):
     )
     workers: int = Field(default_factory=lambda: min(2, os.cpu_count() or 1), ge=1)
 
-    @field_validator("models", "ensemble_members")
+    @field_validator("models", "ensemble_members", "ensemble_anchor")
     @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(FORECASTERS))
+    def _known(cls, value: list[str] | str | None) -> list[str] | str | None:
+        unknown = sorted({value} - set(FORECASTERS) if isinstance(value, str) else set(value or ()) - set(FORECASTERS))
         if unknown:
             raise ValueError(f"unknown forecaster(s) {unknown}; choose from {sorted(FORECASTERS)}")
         return value

@@ -26,7 +26,7 @@ import pandas as pd
 
 from models.forecasting import accuracy
 from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals
-from models.forecasting.pool import FORECASTERS, Ensemble, combine
+from models.forecasting.pool import FORECASTERS, Blend, Ensemble, combine
 
 QCOLS = {0.025: "q025", 0.1: "q10", 0.5: "q50", 0.9: "q90", 0.975: "q975"}
 MIN_OUTCOME_DAYS = 28  # the shortest back-test window that can say anything about a forecast
@@ -108,6 +108,24 @@ def ensemble_weights(bt: dict, cfg) -> np.ndarray | None:
     return out
 
 
+def blend(bt: dict, cfg) -> Blend | None:
+    """The weighted ensemble's blend: back-test weights (`ensemble_weights`), and after the first selection band
+    a lean toward the anchored median (the mean of the members' median and the anchor, the weekly level): all
+    the way through the last band, fading to nothing over as many days again; none with no anchor among the
+    members. Weights estimated at longer leads rest on few, noisy windows (even whether the anchor beats the
+    naive there); the fixed simple rule gained at days 8-28 on the real series over every origin phase
+    (docs/planner.md). None if the back-test scored nothing."""
+    weights = ensemble_weights(bt, cfg)
+    members = member_names(cfg)
+    if weights is None or cfg.ensemble_anchor is None or cfg.ensemble_anchor not in members:
+        return None if weights is None else Blend(weights)
+    bands = sorted(set(cfg.selection_horizons))
+    lead = np.arange(1, weights.shape[1] + 1)
+    first, last = bands[0], bands[-1]
+    lean = np.where(lead <= last, 1.0, np.clip((2 * last - lead) / last, 0, 1)) * (lead > first)
+    return Blend(weights, lean, members.index(cfg.ensemble_anchor))
+
+
 def known_mask(origins: list[int], k: int, horizon: int) -> np.ndarray:
     """Which back-test errors (origin j, lead l) were known on the day of origin k (their day had passed)."""
     o = np.asarray(origins)[:, None]
@@ -182,11 +200,10 @@ def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
         scales[k] = accuracy.seasonal_naive_scale(values[:o])
     bt = {"origins": origins, "member_preds": preds, "actual": actual, "scales": scales, "weights": None}
     if "ensemble" in cfg.models and cfg.ensemble_method == "weighted":
-        bt["weights"] = ensemble_weights(bt, cfg)
+        bt["weights"] = blend(bt, cfg)
         if bt["weights"] is not None:
             stack = np.stack([preds[m] for m in member_names(cfg)])  # members x origins x leads
-            w = bt["weights"] / bt["weights"].sum(axis=0, keepdims=True)
-            preds = {**preds, "ensemble": np.clip(np.einsum("ml,mol->ol", w, stack), 0, None)}
+            preds = {**preds, "ensemble": np.clip(combine(stack, "weighted", bt["weights"]), 0, None)}
     bt["preds"] = {m: preds[m] for m in cfg.models}
     bt["errors"] = {m: actual - p for m, p in bt["preds"].items()}
     return bt
@@ -239,9 +256,7 @@ def calibration(errors: np.ndarray, window: int) -> ResidualModel:
     return fit_residuals(errors[-window:])
 
 
-def final_forecast(
-    series, model: str, residuals: ResidualModel, cfg, weights: np.ndarray | None = None
-) -> pd.DataFrame:
+def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: Blend | None = None) -> pd.DataFrame:
     y = series.values.astype(float)
     if model == "ensemble":
         fitted = (

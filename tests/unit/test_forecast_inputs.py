@@ -133,7 +133,7 @@ def test_mintrace_makes_sites_add_up_and_moves_the_least_accurate_most() -> None
 
 
 def test_ensemble_weights_favour_the_accurate_members_and_drop_those_worse_than_naive() -> None:
-    from models.forecasting.pool import combine
+    from models.forecasting.pool import Blend, combine
     from training.demand_backtest import ensemble_weights
 
     actual = np.full((6, 90), 100.0)
@@ -150,5 +150,32 @@ def test_ensemble_weights_favour_the_accurate_members_and_drop_those_worse_than_
     assert month["weekly_level"] == pytest.approx(4 * month["auto_ets"])  # the best at days 8-28
     assert (w[:, 1:7] == w[:, :1]).all() and (w[:, 28:] == w[:, 27:28]).all()  # bands 1-7, 8-28; later leads as 28
     points = [np.full(90, 10.0 * k) for k in range(4)]
-    combined = combine(points, "weighted", w)
+    combined = combine(points, "weighted", Blend(w))
     assert combined[0] == pytest.approx(np.dot(w[:, 0], [0, 10, 20, 30]) / w[:, 0].sum())
+
+
+def test_weighted_ensemble_leans_on_the_anchored_median_after_the_first_week_and_fades_after_the_last_band() -> None:
+    from models.forecasting.pool import Blend, combine
+    from training.demand_backtest import blend
+
+    actual = np.full((6, 90), 100.0)
+    off = {"harmonic_ar": 2.0, "auto_ets": 1.0, "mstl": 4.0, "weekly_level": 3.0, "seasonal_naive": 5.0}
+    bt = {"actual": actual, "scales": np.full(6, 1.0), "member_preds": {m: actual + e for m, e in off.items()}}
+    b = blend(bt, ForecastConfig())
+    assert b.anchor == 3  # the weekly level's position among the members
+    np.testing.assert_array_equal(b.lean[:7], 0)  # days 1-7: the back-test weights alone
+    np.testing.assert_array_equal(b.lean[7:28], 1)  # days 8-28: the anchored median
+    assert b.lean[41] == pytest.approx(0.5) and (b.lean[55:] == 0).all()  # fading out by day 56
+    points = [np.arange(90.0) * k for k in (1, 2, 4, 8)]  # members' forecasts, anchor last
+    out = combine(points, "weighted", b)
+    weighted = combine(points, "weighted", Blend(b.weights))
+    np.testing.assert_allclose(out[:7], weighted[:7])
+    np.testing.assert_allclose(out[7:28], 0.5 * np.median(points, axis=0)[7:28] + 0.5 * points[3][7:28])
+    mid = 0.5 * weighted[41] + 0.5 * (0.5 * 3 * 41 + 0.5 * 8 * 41)
+    assert out[41] == pytest.approx(mid)
+    stacked = combine(np.stack([np.stack([p, p + 1]) for p in points]), "weighted", b)  # members x origins x leads
+    np.testing.assert_allclose(stacked[0], out)
+    assert blend(bt, ForecastConfig(ensemble_anchor=None)).lean is None
+    assert blend(bt, ForecastConfig(ensemble_members=["harmonic_ar", "auto_ets"])).lean is None  # no anchor
+    with pytest.raises(ValueError, match="unknown forecaster"):
+        ForecastConfig(ensemble_anchor="no_such_model")
