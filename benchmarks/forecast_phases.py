@@ -1,7 +1,7 @@
 """Benchmark: the real-series forecast judged over every origin phase, not one grid of origins.
 
 `benchmarks.forecast_real` scores 7 origins 14 days apart; which days those fall on moves its days 1-28 figure by
-several hundredths (the same method scored 0.78-0.94 of the naive on grids shifted by 0-13 days). Here the same
+several hundredths. Here the same
 protocol (40 US states, origins every 14 days over the last 120 days, 28 days ahead, data up to each origin only,
 the product's whole method through `training.demand.backtest_series`) is run on the data ending 0, 1, ..., 13 days
 before the period's end: 14 grids that together hold every origin day once. Two periods: data to 2021-07-31 (the

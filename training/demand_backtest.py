@@ -113,8 +113,8 @@ def blend(bt: dict, cfg) -> Blend | None:
     a lean toward the anchored median (the mean of the members' median and the anchor, the weekly level): all
     the way through the last band, fading to nothing over as many days again; none with no anchor among the
     members. Weights estimated at longer leads rest on few, noisy windows (even whether the anchor beats the
-    naive there); the fixed simple rule gained at days 8-28 on the real series over every origin phase
-    (docs/planner.md). None if the back-test scored nothing."""
+    naive there); the fixed simple rule gained at days 8-28 on the real series on nearly every grid of origins
+    of both periods (`benchmarks.forecast_phases`). None if the back-test scored nothing."""
     weights = ensemble_weights(bt, cfg)
     members = member_names(cfg)
     if weights is None or cfg.ensemble_anchor is None or cfg.ensemble_anchor not in members:
