@@ -104,6 +104,8 @@ class ForecastConfig(Document):
     @field_validator("models", "ensemble_members", "ensemble_anchor")
     @classmethod
     def _known(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if value == "none":  # ensemble_anchor: none, as holidays: none
+            return None
         unknown = sorted({value} - set(FORECASTERS) if isinstance(value, str) else set(value or ()) - set(FORECASTERS))
         if unknown:
             raise ValueError(f"unknown forecaster(s) {unknown}; choose from {sorted(FORECASTERS)}")
@@ -176,7 +178,7 @@ def _backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
     }
     warnings = coverage_warnings(label, coverage, cfg)
     residuals = calibration(bt["errors"][selected], cfg.calibration_origins)
-    forecast = final_forecast(series, selected, residuals, cfg, bt["weights"])
+    forecast = final_forecast(series, selected, residuals, cfg, bt["blend"])
     forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = (
         coverage["coverage_80"],
         coverage["coverage_95"],

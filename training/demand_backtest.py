@@ -198,12 +198,12 @@ def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
         seen = values[o : o + H]
         actual[k, : seen.size] = seen
         scales[k] = accuracy.seasonal_naive_scale(values[:o])
-    bt = {"origins": origins, "member_preds": preds, "actual": actual, "scales": scales, "weights": None}
+    bt = {"origins": origins, "member_preds": preds, "actual": actual, "scales": scales, "blend": None}
     if "ensemble" in cfg.models and cfg.ensemble_method == "weighted":
-        bt["weights"] = blend(bt, cfg)
-        if bt["weights"] is not None:
+        bt["blend"] = blend(bt, cfg)
+        if bt["blend"] is not None:
             stack = np.stack([preds[m] for m in member_names(cfg)])  # members x origins x leads
-            preds = {**preds, "ensemble": np.clip(combine(stack, "weighted", bt["weights"]), 0, None)}
+            preds = {**preds, "ensemble": np.clip(combine(stack, "weighted", bt["blend"]), 0, None)}
     bt["preds"] = {m: preds[m] for m in cfg.models}
     bt["errors"] = {m: actual - p for m, p in bt["preds"].items()}
     return bt
@@ -256,11 +256,15 @@ def calibration(errors: np.ndarray, window: int) -> ResidualModel:
     return fit_residuals(errors[-window:])
 
 
-def final_forecast(series, model: str, residuals: ResidualModel, cfg, weights: Blend | None = None) -> pd.DataFrame:
+def final_forecast(
+    series, model: str, residuals: ResidualModel, cfg, ensemble_blend: Blend | None = None
+) -> pd.DataFrame:
     y = series.values.astype(float)
     if model == "ensemble":
         fitted = (
-            Ensemble(cfg.holidays).configure(member_names(cfg), cfg.ensemble_method, weights).fit(y, series.capacity)
+            Ensemble(cfg.holidays)
+            .configure(member_names(cfg), cfg.ensemble_method, ensemble_blend)
+            .fit(y, series.capacity)
         )
     else:
         fitted = FORECASTERS[model](cfg.holidays).fit(y, series.capacity)

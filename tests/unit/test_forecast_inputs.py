@@ -176,6 +176,7 @@ def test_weighted_ensemble_leans_on_the_anchored_median_after_the_first_week_and
     stacked = combine(np.stack([np.stack([p, p + 1]) for p in points]), "weighted", b)  # members x origins x leads
     np.testing.assert_allclose(stacked[0], out)
     assert blend(bt, ForecastConfig(ensemble_anchor=None)).lean is None
+    assert ForecastConfig(ensemble_anchor="none").ensemble_anchor is None  # as written in a YAML file
     assert blend(bt, ForecastConfig(ensemble_members=["harmonic_ar", "auto_ets"])).lean is None  # no anchor
     with pytest.raises(ValueError, match="unknown forecaster"):
         ForecastConfig(ensemble_anchor="no_such_model")
