@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.forecast_real import COVER80, COVER95, DATA, HORIZON, SPACING, TARGET_RATIO, WINDOWS, outer_origins
+from benchmarks.forecast_real import DATA, HORIZON, SPACING, TARGET_RATIO, WINDOWS, coverage_targets, outer_origins
 from benchmarks.measure import Figure, Run, Target, add_trial
 
 PERIODS = {"default": None, "until 2021-04-17": "2021-04-17"}
@@ -166,17 +166,7 @@ def judged(s: dict) -> tuple[list[Target], list[Figure]]:
         )
         for w in WINDOWS
     ]
-    for w in WINDOWS:
-        targets += [
-            Target(
-                f"80% intervals: share of days held, days {w} (at least)", p["coverage_80"][w], COVER80[0], "", ">="
-            ),
-            Target(f"80% intervals: share of days held, days {w} (at most)", p["coverage_80"][w], COVER80[1], "", "<="),
-            Target(
-                f"95% intervals: share of days held, days {w} (at least)", p["coverage_95"][w], COVER95[0], "", ">="
-            ),
-            Target(f"95% intervals: share of days held, days {w} (at most)", p["coverage_95"][w], COVER95[1], "", "<="),
-        ]
+    targets += coverage_targets(p["coverage_80"], p["coverage_95"])
     figures = []
     for period, rules in s.items():
         for rule, r in rules.items():

@@ -203,19 +203,23 @@ def judged(s: dict) -> tuple[list[Target], list[Figure]]:
                 f"median MASE, days {w}, as a share of the weekly seasonal naive's", ratio[w], TARGET_RATIO, "", "<="
             )
         )
-    for w in WINDOWS:
-        targets += [
-            Target(f"80% intervals: share of days held, days {w} (at least)", c80[w], COVER80[0], "", ">="),
-            Target(f"80% intervals: share of days held, days {w} (at most)", c80[w], COVER80[1], "", "<="),
-            Target(f"95% intervals: share of days held, days {w} (at least)", c95[w], COVER95[0], "", ">="),
-            Target(f"95% intervals: share of days held, days {w} (at most)", c95[w], COVER95[1], "", "<="),
-        ]
+    targets += coverage_targets(c80, c95)
     figures = [
         Figure(f"median MASE, days {w}: {m.removeprefix('pool:').replace('_', ' ')}", v[w])
         for m, v in sorted(s["median_mase"].items(), key=lambda kv: kv[1]["1-28"])
         for w in WINDOWS
     ]
     return targets, figures
+
+
+def coverage_targets(c80: dict, c95: dict) -> list[Target]:
+    """The issue's interval targets (mean share of days held, per window) as PASS/MISS bounds."""
+    return [
+        Target(f"{level}% intervals: share of days held, days {w} (at {side})", held[w], bound, "", op)
+        for w in WINDOWS
+        for level, held, (lo, hi) in ((80, c80, COVER80), (95, c95, COVER95))
+        for side, bound, op in (("least", lo, ">="), ("most", hi, "<="))
+    ]
 
 
 if __name__ == "__main__":

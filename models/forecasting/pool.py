@@ -25,8 +25,7 @@ class Blend:
         """Combine members x [origins x] leads into [origins x] leads."""
         leads = stack.shape[-1]
         shape = (-1,) + (1,) * (stack.ndim - 2) + (leads,)
-        w = np.asarray(self.weights, dtype=float)
-        w = (w[:, None] if w.ndim == 1 else w[:, _held(w.shape[1], leads)]) * np.ones((1, leads))
+        w = np.asarray(self.weights, dtype=float)[:, _held(self.weights.shape[1], leads)]
         out = np.sum(w.reshape(shape) * stack, axis=0) / w.sum(axis=0)
         if self.lean is None or self.anchor is None:
             return out
