@@ -31,6 +31,7 @@ from phm.cli import (
     worklist_outcomes,
 )
 from phm.cli.common import console, fail
+from phm.cli.process_exit import exit_code, leave
 from phm.core.ledger_head import LedgerError
 
 app = typer.Typer(
@@ -88,8 +89,13 @@ def main_callback(
 
 def main() -> None:
     """The `phm` command. A ledger that cannot be opened (a short or missing key, a broken chain) is an operator's
-    error: it is printed plainly and exits 2, never as a traceback."""
+    error: it is printed plainly and exits 2, never as a traceback. The process ends through `process_exit.leave`
+    (its exit status is the command's, never a native library's abort at teardown)."""
     try:
         app()
+        code = 0
     except LedgerError as error:
-        raise SystemExit(fail(str(error)).exit_code) from None
+        code = fail(str(error)).exit_code
+    except SystemExit as done:
+        code = exit_code(done.code)
+    leave(code)
