@@ -35,7 +35,7 @@ from serving.batch.ranking import BAND_ORDER
 from serving.batch.store import current_over, snapshots_root
 from serving.bundle import Bundle, Held
 from serving.governance.configuration import data_source
-from serving.governance.model_audit import hazard_log_path
+from serving.governance.hazard_log import hazard_log_path
 from serving.governance.safety_case import Case, SafetyCaseError, case
 from serving.holdout_view import HeldOut
 from serving.sessions import Sessions

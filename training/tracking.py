@@ -7,14 +7,17 @@ import pickle
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
-import pandas as pd
-from mlflow.models import infer_signature
-from mlflow.models.model import ModelInfo
 
-from models.risk import GradientBoostedRisk
 from phm.core.settings import Settings
+
+if TYPE_CHECKING:  # the model's libraries load only where a model is logged (not for every registry lookup)
+    import pandas as pd
+    from mlflow.models.model import ModelInfo
+
+    from models.risk import GradientBoostedRisk
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
@@ -47,6 +50,9 @@ def pip_requirements() -> list[str]:
 
 def log_risk_model(model: GradientBoostedRisk, example: pd.DataFrame, registered_name: str | None) -> ModelInfo:
     """Log the calibrated model as a pyfunc returning probabilities, with signature and input example."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pkl"
         path.write_bytes(pickle.dumps(model))

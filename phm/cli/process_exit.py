@@ -32,7 +32,11 @@ def exit_code(code: object) -> int:
 
 
 def leave(code: int) -> NoReturn:
-    """End the process with `code` after Python's shutdown steps but without the native teardown."""
+    """End the process with `code` after Python's shutdown steps but without the native teardown. Under a
+    profiler or tracer (`python -m cProfile`, coverage) it exits normally instead: the tool writes its results
+    when the interpreter's exit unwinds to it."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        raise SystemExit(code)
     threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx does first: join non-daemon threads
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -204,7 +204,7 @@ def log_cmd(
     """Show the hazard log (hazards, audits, decisions, promotions) and check that it is intact: its hash chain,
     every entry's signature and its signed head (entries cut from the end, an emptied or deleted log)."""
     from serving.governance import hazard_log
-    from serving.governance.model_audit import hazard_log_path
+    from serving.governance.hazard_log import hazard_log_path
 
     path = hazard_log_path(settings())
     if adopt:

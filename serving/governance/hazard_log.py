@@ -3,7 +3,10 @@ file (see `phm.core.ledger`), at `$PHM_HOME/safety/hazard_log.jsonl`, of the ent
 promotion gate, the daily job and the service read to know what a clinical safety officer approved
 (`serving.governance.safety_case`)."""
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phm.core import ledger
 from phm.core.ledger import adopt
@@ -12,6 +15,9 @@ from phm.core.ledger_file import read
 from phm.core.ledger_head import GENESIS, LedgerError
 
 HazardLogError = LedgerError
+
+if TYPE_CHECKING:
+    from phm.core.settings import Settings
 
 KINDS = {
     "hazard": "a hazard raised by an audit (DCB0129: hazard, cause, effect, controls, risk before and after)",
@@ -32,3 +38,8 @@ def append(path: Path, kind: str, **fields) -> dict:
 
 
 __all__ = ["GENESIS", "Check", "HazardLogError", "KINDS", "adopt", "append", "check", "head_problems", "read", "verify"]
+
+
+def hazard_log_path(settings: Settings) -> Path:
+    """Where a PHM home's hazard log is."""
+    return settings.home / "safety" / "hazard_log.jsonl"

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from evaluation.disclosure import Policy
 from evaluation.fairness import report_html
 from serving.governance import hazard_log
+from serving.governance.hazard_log import hazard_log_path
 from evaluation.fairness.audit import AuditInputError, run_audit
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
@@ -31,10 +32,6 @@ class AuditOutput:
     html_path: Path
     json_path: Path
     artifact_path: str
-
-
-def hazard_log_path(settings: Settings) -> Path:
-    return settings.home / "safety" / "hazard_log.jsonl"
 
 
 def resolve_version(name: str, version: int | None, alias: str = "candidate") -> int:

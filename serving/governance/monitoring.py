@@ -23,7 +23,8 @@ from features.series import data_end
 from models import specs
 from phm.core.settings import Settings
 from serving.governance import hazard_log
-from serving.governance.model_audit import hazard_log_path, load_scores
+from serving.governance.hazard_log import hazard_log_path
+from serving.governance.model_audit import load_scores
 from serving.governance.monitoring_config import Alert, MonitorConfig, MonitorResult
 from serving.governance.monitoring_drift import input_drift
 from serving.governance.monitoring_realised import Realised, realised

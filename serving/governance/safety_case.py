@@ -169,7 +169,7 @@ def evaluate(entries: list[dict], name: str, version: int, report: str | None, f
 
 
 def _entries(settings: Settings) -> tuple[list[dict], str | None]:
-    from serving.governance.model_audit import hazard_log_path
+    from serving.governance.hazard_log import hazard_log_path
 
     path = hazard_log_path(settings)
     problems = hazard_log.verify(path)
@@ -243,7 +243,7 @@ def review_change(
     its start) of the configuration the officer reviewed; refused if it has changed again since."""
     from mlflow import MlflowClient
 
-    from serving.governance.model_audit import hazard_log_path
+    from serving.governance.hazard_log import hazard_log_path
     from training import tracking
 
     tracking.configure(settings)

@@ -19,7 +19,8 @@ from mlflow.exceptions import MlflowException
 
 from phm.core.settings import Settings
 from serving.governance import hazard_log
-from serving.governance.model_audit import hazard_log_path, latest_report
+from serving.governance.hazard_log import hazard_log_path
+from serving.governance.model_audit import latest_report
 from serving.governance.safety_case import SafetyCaseError, case, version_tags
 from training import registry, tracking
 

@@ -20,7 +20,7 @@ from phm.core.settings import OperatingPolicy, Settings
 from serving.batch.common import SnapshotError, default_date
 from serving.batch.daily import score_daily
 from serving.governance import hazard_log
-from serving.governance.model_audit import hazard_log_path
+from serving.governance.hazard_log import hazard_log_path
 from serving.governance.safety_case import review_change
 from training import tracking
 

@@ -22,7 +22,8 @@ from evaluation.fairness.config import AuditConfig
 from phm.core.settings import Settings
 from serving.batch.store import current_folder
 from serving.governance import hazard_log
-from serving.governance.model_audit import audit_model, hazard_log_path
+from serving.governance.hazard_log import hazard_log_path
+from serving.governance.model_audit import audit_model
 from serving.governance.signoff import decide, promote
 from serving.users import Role, add_user
 from support.cli import run as phm
