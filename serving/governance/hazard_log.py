@@ -37,9 +37,21 @@ def append(path: Path, kind: str, **fields) -> dict:
     return ledger.append(path, kind, **fields)
 
 
-__all__ = ["GENESIS", "Check", "HazardLogError", "KINDS", "adopt", "append", "check", "head_problems", "read", "verify"]
-
-
 def hazard_log_path(settings: Settings) -> Path:
     """Where a PHM home's hazard log is."""
     return settings.home / "safety" / "hazard_log.jsonl"
+
+
+__all__ = [
+    "GENESIS",
+    "Check",
+    "HazardLogError",
+    "KINDS",
+    "adopt",
+    "append",
+    "check",
+    "hazard_log_path",
+    "head_problems",
+    "read",
+    "verify",
+]
