@@ -36,6 +36,7 @@ from training.demand_backtest import (
     final_forecast,
     report_rows,
     run_backtest,
+    widening_by_band,
 )
 
 Progress = Callable[[str], None]
@@ -164,7 +165,7 @@ def _backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
     y = series.values.astype(float)
     check_series(label, y.to_numpy(), cfg)
     bt = run_backtest(y, series.capacity, cfg)
-    rows, per_origin, _ = report_rows(bt, series.site, series.metric, cfg)
+    rows, per_origin, widen = report_rows(bt, series.site, series.metric, cfg)
     complete = [o for k, o in enumerate(bt["origins"]) if np.isfinite(bt["actual"][k, max(cfg.selection_horizons) - 1])]
     selected, reason = choose(per_origin, complete, cfg)
     h = min(28, cfg.max_horizon)
@@ -175,9 +176,10 @@ def _backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
         "coverage_95": mine["coverage_95"],
         "origins": mine["coverage_origins"],
         "backtest_origins": len(bt["origins"]),
+        "widening": widening_by_band(widen[selected], sorted(set(cfg.selection_horizons))),
     }
     warnings = coverage_warnings(label, coverage, cfg)
-    residuals = calibration(bt["errors"][selected], cfg.calibration_origins)
+    residuals = calibration(bt["errors"][selected], cfg.calibration_origins, widen[selected])
     forecast = final_forecast(series, selected, residuals, cfg, bt["blend"])
     forecast["backtest_coverage_80"], forecast["backtest_coverage_95"] = (
         coverage["coverage_80"],

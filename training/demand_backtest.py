@@ -6,7 +6,9 @@ forecast with conformal intervals.
   before it; leads that run past the data are unknown (NaN), so recent origins still count at short leads.
 * Intervals are split-conformal per lead: sigma(h) scales the errors and the standardised errors are
   pooled (`intervals.py`), calibrated on a rolling window of the most recent `calibration_origins` origins
-  only, so a level shift widens them as soon as its errors are known.
+  only, so a level shift widens them as soon as its errors are known; then widened by the factor that would
+  have made the same window's intervals hold 80% of their known days (an adaptive conformal step: the
+  errors of a few overlapping windows understate the spread of the next one).
 * The coverage reported is honest (sequential): each origin's intervals are calibrated only on errors whose
   days had passed by that origin, as a planner would have had them, and checked on every day of that
   origin's window known so far (so the latest weeks count). MASE uses complete windows only.
@@ -25,11 +27,13 @@ import numpy as np
 import pandas as pd
 
 from models.forecasting import accuracy
-from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals
+from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals, needed_widening
 from models.forecasting.pool import FORECASTERS, Blend, Ensemble, combine
 
 QCOLS = {0.025: "q025", 0.1: "q10", 0.5: "q50", 0.9: "q90", 0.975: "q975"}
 MIN_OUTCOME_DAYS = 28  # the shortest back-test window that can say anything about a forecast
+MIN_WIDENING_DAYS = 28  # known back-test days needed before they widen the intervals
+WIDENING_BOUNDS = (1.0, 3.0)
 
 
 class SeriesRefused(ValueError):
@@ -132,16 +136,78 @@ def known_mask(origins: list[int], k: int, horizon: int) -> np.ndarray:
     return (o + np.arange(horizon)[None, :]) < origins[k]
 
 
-def sequential_intervals(
-    errors: np.ndarray, preds: np.ndarray, origins: list[int], window: int
-) -> list[dict[float, np.ndarray] | None]:
-    """Each origin's intervals calibrated only on errors known by then, from the `window` latest origins."""
-    out: list[dict[float, np.ndarray] | None] = []
+def sequential_models(errors: np.ndarray, origins: list[int], window: int) -> list[ResidualModel | None]:
+    """Each origin's residual model from the errors known by then, of the `window` latest origins (None with
+    fewer than two origins' errors known)."""
+    out: list[ResidualModel | None] = []
     for k in range(len(origins)):
         known = np.where(known_mask(origins, k, errors.shape[1]), errors, np.nan)[max(0, k - window) : k]
         usable = np.isfinite(known).any(axis=1).sum() if known.size else 0
-        out.append(fit_residuals(known).quantiles(preds[k]) if usable >= 2 else None)
+        out.append(fit_residuals(known) if usable >= 2 else None)
     return out
+
+
+def widening(
+    models: list[ResidualModel | None],
+    preds: np.ndarray,
+    actual: np.ndarray,
+    origins: list[int],
+    before: float,
+    window: int,
+    bands: list[int],
+) -> np.ndarray:
+    """Per lead, the widening (`ResidualModel.widened`) that would have made the 80% intervals of the `window`
+    latest origins (of those with intervals, before day `before`) hold 80% of their days known before that day,
+    by band of leads (up to each of `bands`, then the rest) - an adaptive conformal step: intervals that missed
+    widen the next ones. A band with fewer than `MIN_WIDENING_DAYS` such days takes the factor of all bands
+    together, or 1 if they too have fewer. Within `WIDENING_BOUNDS`: never narrower, as a planner is worse served
+    by an interval too narrow than by one too wide (and on the real series narrowing lost coverage out of
+    sample)."""
+    H = actual.shape[1]
+    lead = np.arange(H)
+    earlier = [j for j in range(len(origins)) if origins[j] < before and models[j] is not None][-window:]
+    needed = np.full((len(earlier), H), np.nan)
+    for row, j in enumerate(earlier):
+        known = (origins[j] + lead < before) & np.isfinite(actual[j])
+        needed[row, known] = needed_widening(models[j], preds[j], actual[j])[known]
+
+    def factor(r: np.ndarray) -> float | None:
+        r = r[np.isfinite(r)]
+        return (
+            float(np.clip(np.quantile(r, 0.8, method="higher"), *WIDENING_BOUNDS))
+            if r.size >= MIN_WIDENING_DAYS
+            else None
+        )
+
+    overall = factor(needed.ravel()) or 1.0
+    out = np.full(H, overall)
+    for lo, hi in zip([0, *bands], [*bands, H]):
+        if lo < min(hi, H):
+            out[lo:hi] = factor(needed[:, lo:hi].ravel()) or overall
+    return out
+
+
+def widening_by_band(factors: np.ndarray, bands: list[int]) -> dict[str, float]:
+    """The per-lead widening as its bands of leads, e.g. {"1-7": 1.0, "8-28": 1.37, "29-90": 1.46}."""
+    H = factors.size
+    edges = [(lo, min(hi, H)) for lo, hi in zip([0, *bands], [*bands, H]) if lo < min(hi, H)]
+    return {f"{lo + 1}-{hi}": round(float(factors[lo]), 3) for lo, hi in edges}
+
+
+def sequential_intervals(
+    errors: np.ndarray, preds: np.ndarray, actual: np.ndarray, origins: list[int], window: int, bands: list[int]
+) -> tuple[list[dict[float, np.ndarray] | None], np.ndarray]:
+    """Each origin's intervals as a planner would have had them: calibrated only on errors known by then (the
+    `window` latest origins), widened by what the earlier origins' intervals achieved on the days known by then
+    (`widening`). And the widening the same step gives a forecast from the end of the data."""
+    models = sequential_models(errors, origins, window)
+    out = [
+        None
+        if m is None
+        else m.widened(widening(models, preds, actual, origins, origins[k], window, bands)).quantiles(preds[k])
+        for k, m in enumerate(models)
+    ]
+    return out, widening(models, preds, actual, origins, np.inf, window, bands)
 
 
 def independent_windows(origins: list[int], span: int) -> int:
@@ -209,14 +275,19 @@ def run_backtest(y: pd.Series, capacity: float | None, cfg) -> dict:
     return bt
 
 
-def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict[str, np.ndarray], dict]:
-    """The back-test table (per model and horizon), per-origin selection MASE, and each model's intervals."""
+def report_rows(
+    bt: dict, site: str, metric: str, cfg
+) -> tuple[list[dict], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The back-test table (per model and horizon), per-origin selection MASE, and each model's widening of its
+    final intervals (`sequential_intervals`)."""
     origins, actual, scales, n = bt["origins"], bt["actual"], bt["scales"], len(bt["origins"])
     span = max(cfg.selection_horizons)
-    rows, per_origin, seq = [], {}, {}
+    rows, per_origin, seq, widen = [], {}, {}, {}
     for name in cfg.models:
         pred, err = bt["preds"][name], bt["errors"][name]
-        seq[name] = sequential_intervals(err, pred, origins, cfg.calibration_origins)
+        seq[name], widen[name] = sequential_intervals(
+            err, pred, actual, origins, cfg.calibration_origins, sorted(set(cfg.selection_horizons))
+        )
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # origins with no outcome yet: NaN
             mae = np.nanmean(np.abs(err[:, :span]), axis=1)
@@ -248,12 +319,12 @@ def report_rows(bt: dict, site: str, metric: str, cfg) -> tuple[list[dict], dict
                     "coverage_origins": len(checked),
                 }
             )
-    return rows, per_origin, seq
+    return rows, per_origin, widen
 
 
-def calibration(errors: np.ndarray, window: int) -> ResidualModel:
-    """The final intervals' residual model: the latest `window` origins' known errors."""
-    return fit_residuals(errors[-window:])
+def calibration(errors: np.ndarray, window: int, factors: float | np.ndarray = 1.0) -> ResidualModel:
+    """The final intervals' residual model: the latest `window` origins' known errors, widened by `factors`."""
+    return fit_residuals(errors[-window:]).widened(factors)
 
 
 def final_forecast(

@@ -35,11 +35,21 @@ def coverage(meta: dict) -> None:
         console.print(
             f"{key}: {meta['selected'][key]} ({meta['reasons'][key]}); back-test intervals held "
             f"{cov['coverage_80']:.0%} (80%) and {cov['coverage_95']:.0%} (95%) of days 1-{cov['horizon']} "
-            f"over {cov['origins']} origin(s) of {cov['backtest_origins']} back-tested",
+            f"over {cov['origins']} origin(s) of {cov['backtest_origins']} back-tested{_widened(cov)}",
             soft_wrap=True,
         )
     for note in meta.get("reconciliation", []):
         console.print(note, soft_wrap=True)
+
+
+def _widened(cov: dict) -> str:
+    """'; intervals widened ...' where the back-test widened any band of leads (see `training.demand_backtest`)."""
+    bands = cov.get("widening", {})
+    if not any(f > 1 for f in bands.values()):
+        return ""
+    return "; intervals widened by the back-test's misses: " + ", ".join(
+        f"days {band} x{f:.2f}" for band, f in bands.items()
+    )
 
 
 def forecast(site: str, metric: str, part, meta: dict) -> None:

@@ -1,0 +1,114 @@
+"""Intervals widened by what the back-test's earlier intervals achieved (an adaptive conformal step): the
+factor each day needed, the widened model, and the sequential rule - no look-ahead, never narrower, nothing
+on too little evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.forecasting.intervals import ResidualModel, needed_widening
+from training.demand_backtest import (
+    MIN_WIDENING_DAYS,
+    WIDENING_BOUNDS,
+    sequential_intervals,
+    sequential_models,
+    widening,
+    widening_by_band,
+)
+
+
+def model(seed: int = 0) -> ResidualModel:
+    z = np.sort(np.random.default_rng(seed).normal(0.3, 1.0, 4001))  # off-centre: the median is not the forecast
+    return ResidualModel(4.0, 0.0, z)  # sigma 2 at every lead
+
+
+def test_needed_widening_puts_the_outcome_on_the_edge_of_the_80_percent_interval() -> None:
+    m, point = model(), np.full(5, 100.0)
+    q = m.quantiles(point)
+    mid, up, down = q[0.5][0], q[0.9][0] - q[0.5][0], q[0.5][0] - q[0.1][0]
+    actual = np.array([q[0.9][0], q[0.1][0], mid, mid + 2 * up, np.nan])
+    got = needed_widening(m, point, actual)
+    assert got[:4] == pytest.approx([1.0, 1.0, 0.0, 2.0], abs=1e-9) and np.isnan(got[4])
+    assert needed_widening(m, point, np.array([mid - 3 * down]))[0] == pytest.approx(3.0)
+
+
+def test_widened_model_scales_the_spread_about_its_median_and_keeps_exceedance_consistent() -> None:
+    m, point = model(), np.full(3, 100.0)
+    base, wide = m.quantiles(point), m.widened(1.5).quantiles(point)
+    assert wide[0.5] == pytest.approx(base[0.5])
+    for q in (0.025, 0.1, 0.9, 0.975):
+        assert wide[q] - wide[0.5] == pytest.approx(1.5 * (base[q] - base[0.5]))
+    assert m.widened(1.5).exceed_probability(point, float(wide[0.9][0]))[0] == pytest.approx(0.1, abs=0.001)
+    assert needed_widening(m.widened(1.5), point, base[0.9])[0] == pytest.approx(1 / 1.5)
+
+
+def backtest(
+    spread_after: int, factor: float, origins: int = 12, spacing: int = 14, horizon: int = 28, from_lead: int = 0
+):
+    """Forecast errors that are N(0, 1) per day, `factor` times larger on days from `spread_after` at leads from
+    `from_lead` (0-based)."""
+    rng = np.random.default_rng(7)
+    starts = [200 + spacing * k for k in range(origins)]
+    days = np.asarray(starts)[:, None] + np.arange(horizon)[None, :]
+    grown = (days >= spread_after) & (np.arange(horizon)[None, :] >= from_lead)
+    err = rng.normal(0, 1, days.shape) * np.where(grown, factor, 1.0)
+    preds = np.full(days.shape, 50.0)
+    return starts, preds, preds + err, err
+
+
+def test_intervals_widen_after_the_errors_grow_using_only_days_known_by_each_origin() -> None:
+    starts, preds, actual, err = backtest(spread_after=270, factor=3.0)
+    seq, final = sequential_intervals(actual - preds, preds, actual, starts, window=8, bands=[7])
+    assert final.min() > 1.5  # the latest windows' intervals held far less than 80%
+    k = starts.index(298)
+    later = actual.copy()
+    later[np.asarray(starts)[:, None] + np.arange(28)[None, :] >= 298] += 100.0  # what happens from origin k on
+    seq_later, _ = sequential_intervals(later - preds, preds, later, starts, window=8, bands=[7])
+    for j in range(k + 1):
+        assert (seq[j] is None and seq_later[j] is None) or all(
+            np.array_equal(seq[j][q], seq_later[j][q]) for q in seq[j]
+        )
+
+
+def test_on_steady_errors_the_80_percent_intervals_hold_80_percent_where_the_unwidened_ones_fall_short() -> None:
+    starts, preds, actual, _ = backtest(spread_after=10**6, factor=1.0, origins=24)
+    seq, _ = sequential_intervals(actual - preds, preds, actual, starts, window=8, bands=[7])
+    base = sequential_models(actual - preds, starts, window=8)
+    ks = [k for k in range(len(starts)) if seq[k] is not None]
+
+    def held(qs: list[dict]) -> float:
+        lo, hi = np.vstack([q[0.1] for q in qs]), np.vstack([q[0.9] for q in qs])
+        return float(np.mean((actual[ks] >= lo) & (actual[ks] <= hi)))
+
+    widened, plain = held([seq[k] for k in ks]), held([base[k].quantiles(preds[k]) for k in ks])
+    assert 0.77 <= widened <= 0.83 and widened > plain + 0.02, (widened, plain)
+
+
+def test_never_narrower_and_nothing_on_too_few_known_days() -> None:
+    starts, preds, actual, err = backtest(spread_after=10**6, factor=1.0)
+    calm = actual.copy()
+    calm[6:] = preds[6:] + 0.01 * err[6:]  # later errors far smaller: the earlier intervals over-cover
+    _, final = sequential_intervals(calm - preds, preds, calm, starts, window=8, bands=[7])
+    assert WIDENING_BOUNDS[0] == 1.0 and (final == 1.0).all()
+    m = [model()] * 2
+    short = np.full((2, 28), np.nan)
+    short[0, : MIN_WIDENING_DAYS - 1] = 1000.0  # far outside, but one day short of the evidence needed
+    assert (widening(m, np.zeros((2, 28)), short, [0, 14], np.inf, 8, [7]) == 1.0).all()
+    short[0, MIN_WIDENING_DAYS - 1] = 1000.0
+    assert (widening(m, np.zeros((2, 28)), short, [0, 14], np.inf, 8, [7]) == WIDENING_BOUNDS[1]).all()
+
+
+def test_each_band_of_leads_is_widened_by_its_own_misses_and_the_forecast_keeps_its_shape() -> None:
+    starts, preds, actual, _ = backtest(spread_after=330, factor=3.0, from_lead=7)  # days 8-28 only, lately
+    _, final = sequential_intervals(actual - preds, preds, actual, starts, window=8, bands=[7])
+    assert final.size == 28 and (final[:7] == final[0]).all() and (final[7:] == final[7]).all()
+    assert final[0] < 1.1 and final[7] > 1.4, final
+    assert widening_by_band(final, [7, 28]) == {"1-7": round(final[0], 3), "8-28": round(final[7], 3)}
+    assert list(widening_by_band(np.ones(90), [7, 28])) == ["1-7", "8-28", "29-90"]
+    m, point = model(), np.full(28, 100.0)
+    wide = m.widened(final)
+    q, base = wide.quantiles(point), m.quantiles(point)
+    ratio = (q[0.9] - q[0.5]) / (base[0.9] - base[0.5])
+    assert ratio == pytest.approx(final)
+    assert wide.exceed_probability(point, float(q[0.9][20]))[20] == pytest.approx(0.1, abs=0.001)
