@@ -6,9 +6,9 @@ forecast with conformal intervals.
   before it; leads that run past the data are unknown (NaN), so recent origins still count at short leads.
 * Intervals are split-conformal per lead: sigma(h) scales the errors and the standardised errors are
   pooled (`intervals.py`), calibrated on a rolling window of the most recent `calibration_origins` origins
-  only, so a level shift widens them as soon as its errors are known; then widened by the factor that would
-  have made the same window's intervals hold 80% of their known days (an adaptive conformal step: the
-  errors of a few overlapping windows understate the spread of the next one).
+  only, so a level shift widens them as soon as its errors are known; then the 80% and the 95% interval are
+  each widened by the factor that would have made the same window's intervals hold their share of the days
+  known (an adaptive conformal step: the errors of a few overlapping windows understate the next one's).
 * The coverage reported is honest (sequential): each origin's intervals are calibrated only on errors whose
   days had passed by that origin, as a planner would have had them, and checked on every day of that
   origin's window known so far (so the latest weeks count). MASE uses complete windows only.
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from models.forecasting import accuracy
-from models.forecasting.intervals import QUANTILES, ResidualModel, fit_residuals, needed_widening
+from models.forecasting.intervals import LEVELS, QUANTILES, ResidualModel, fit_residuals, needed_widening
 from models.forecasting.pool import FORECASTERS, Blend, Ensemble, combine
 
 QCOLS = {0.025: "q025", 0.1: "q10", 0.5: "q50", 0.9: "q90", 0.975: "q975"}
@@ -156,42 +156,46 @@ def widening(
     window: int,
     bands: list[int],
 ) -> np.ndarray:
-    """Per lead, the widening (`ResidualModel.widened`) that would have made the 80% intervals of the `window`
-    latest origins (of those with intervals, before day `before`) hold 80% of their days known before that day,
-    by band of leads (up to each of `bands`, then the rest) - an adaptive conformal step: intervals that missed
-    widen the next ones. A band with fewer than `MIN_WIDENING_DAYS` such days takes the factor of all bands
-    together, or 1 if they too have fewer. Within `WIDENING_BOUNDS`: never narrower, as a planner is worse served
-    by an interval too narrow than by one too wide (and on the real series narrowing lost coverage out of
-    sample)."""
+    """For the 80% and the 95% interval (`LEVELS`) at each lead, the widening (`ResidualModel.widened`) that
+    would have made the intervals of the `window` latest origins (of those with intervals, before day `before`)
+    hold their share of the days known before that day, by band of leads (up to each of `bands`, then the rest)
+    - an adaptive conformal step: intervals that missed widen the next ones. A band with fewer than
+    `MIN_WIDENING_DAYS` such days takes the factor of all bands together, or 1 if they too have fewer. Within
+    `WIDENING_BOUNDS`: never narrower, as a planner is worse served by an interval too narrow than by one too
+    wide (and on the real series narrowing lost coverage out of sample). LEVELS x leads."""
     H = actual.shape[1]
     lead = np.arange(H)
     earlier = [j for j in range(len(origins)) if origins[j] < before and models[j] is not None][-window:]
-    needed = np.full((len(earlier), H), np.nan)
-    for row, j in enumerate(earlier):
-        known = (origins[j] + lead < before) & np.isfinite(actual[j])
-        needed[row, known] = needed_widening(models[j], preds[j], actual[j])[known]
+    out = np.ones((len(LEVELS), H))
+    for row, level in enumerate(LEVELS):
+        needed = np.full((len(earlier), H), np.nan)
+        for i, j in enumerate(earlier):
+            known = (origins[j] + lead < before) & np.isfinite(actual[j])
+            needed[i, known] = needed_widening(models[j], preds[j], actual[j], level)[known]
 
-    def factor(r: np.ndarray) -> float | None:
-        r = r[np.isfinite(r)]
-        return (
-            float(np.clip(np.quantile(r, 0.8, method="higher"), *WIDENING_BOUNDS))
-            if r.size >= MIN_WIDENING_DAYS
-            else None
-        )
+        def factor(r: np.ndarray, level: float = level) -> float | None:
+            r = r[np.isfinite(r)]
+            if r.size < MIN_WIDENING_DAYS:
+                return None
+            return float(np.clip(np.quantile(r, level, method="higher"), *WIDENING_BOUNDS))
 
-    overall = factor(needed.ravel()) or 1.0
-    out = np.full(H, overall)
-    for lo, hi in zip([0, *bands], [*bands, H]):
-        if lo < min(hi, H):
-            out[lo:hi] = factor(needed[:, lo:hi].ravel()) or overall
+        overall = factor(needed.ravel()) or 1.0
+        out[row] = overall
+        for lo, hi in zip([0, *bands], [*bands, H]):
+            if lo < min(hi, H):
+                out[row, lo:hi] = factor(needed[:, lo:hi].ravel()) or overall
     return out
 
 
-def widening_by_band(factors: np.ndarray, bands: list[int]) -> dict[str, float]:
-    """The per-lead widening as its bands of leads, e.g. {"1-7": 1.0, "8-28": 1.37, "29-90": 1.46}."""
-    H = factors.size
+def widening_by_band(factors: np.ndarray, bands: list[int]) -> dict[str, dict[str, float]]:
+    """The widening (LEVELS x leads) as its bands of leads, e.g. {"80%": {"1-7": 1.0, "8-28": 1.37, "29-90":
+    1.46}, "95%": {...}}."""
+    H = factors.shape[1]
     edges = [(lo, min(hi, H)) for lo, hi in zip([0, *bands], [*bands, H]) if lo < min(hi, H)]
-    return {f"{lo + 1}-{hi}": round(float(factors[lo]), 3) for lo, hi in edges}
+    return {
+        f"{level:.0%}": {f"{lo + 1}-{hi}": round(float(row[lo]), 3) for lo, hi in edges}
+        for level, row in zip(LEVELS, factors)
+    }
 
 
 def sequential_intervals(

@@ -4,9 +4,9 @@ The spread of errors grows with lead time: sigma(h)^2 = a + b*h is fitted to the
 back-test error at each lead (non-negative least squares), and the errors divided by sigma(h) are
 pooled across leads and origins into one empirical distribution. A quantile at lead h is then
 point + sigma(h) * quantile(pooled). The probability of exceeding a threshold comes from the same
-distribution. A model can be widened by factors (per lead) on the errors' spread about their median, and
-`needed_widening` says, for days whose outcome is known, what factor would have put each outcome on the edge
-of the 80% interval.
+distribution. A model can be widened: the spread of its 80% and of its 95% interval about the median each
+times a factor (per lead), and `needed_widening` says, for days whose outcome is known, what factor would
+have put each outcome on the edge of an interval.
 """
 
 from __future__ import annotations
@@ -19,42 +19,74 @@ import numpy as np
 QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
+LEVELS = (0.8, 0.95)  # the central intervals served, each widened by its own factor
+KNOTS = (0.0, 0.025, 0.1, 0.5, 0.9, 0.975, 1.0)  # where the widening map bends (quantiles of the errors)
+
+
 @dataclass
 class ResidualModel:
     a: float
     b: float
     z: np.ndarray  # pooled standardised errors (actual - forecast) / sigma, sorted
-    widen: np.ndarray = field(default_factory=lambda: np.ones(1))  # spread about the median by lead (last repeats)
+    widen: np.ndarray = field(default_factory=lambda: np.ones((2, 1)))  # LEVELS x leads (the last lead repeats)
 
     def sigma(self, horizon: int) -> np.ndarray:
         h = np.arange(1, horizon + 1, dtype=float)
         return np.sqrt(np.maximum(self.a + self.b * h, 1e-9))
 
     def factors(self, horizon: int) -> np.ndarray:
-        return self.widen[np.minimum(np.arange(horizon), self.widen.size - 1)]
+        """The widening of the 80% and the 95% interval at leads 1..horizon (2 x horizon)."""
+        return self.widen[:, np.minimum(np.arange(horizon), self.widen.shape[1] - 1)]
+
+    def knots(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+        """The widening as a map of standardised errors, piecewise linear between the errors' quantiles at
+        `KNOTS`: the 80% interval's spread about the median times its factor, the 95% interval's times its own
+        (kept outside the 80% interval), beyond it the slope between the two. Knots (7,) and their images at
+        each lead (horizon x 7); increasing, so the map can be inverted."""
+        z0, z025, z10, mid, z90, z975, z1 = np.quantile(self.z, KNOTS) + np.arange(len(KNOTS)) * 1e-9
+        c80, c95 = self.factors(horizon)
+        v10, v90 = mid - c80 * (mid - z10), mid + c80 * (z90 - mid)
+        v025 = np.minimum(mid - c95 * (mid - z025), v10 - 1e-9)
+        v975 = np.maximum(mid + c95 * (z975 - mid), v90 + 1e-9)
+        v0 = v025 - (v10 - v025) / (z10 - z025) * (z025 - z0)
+        v1 = v975 + (v975 - v90) / (z975 - z90) * (z1 - z975)
+        images = np.column_stack([v0, v025, v10, np.full(horizon, mid), v90, v975, v1])
+        return np.array([z0, z025, z10, mid, z90, z975, z1]), images
+
+    def standardised(self, horizon: int, q: float) -> np.ndarray:
+        """The widened standardised quantile `q` at leads 1..horizon (the quantile is point + sigma x this)."""
+        knots, images = self.knots(horizon)
+        zq = float(np.quantile(self.z, q))
+        i = int(np.clip(np.searchsorted(knots, zq, side="right"), 1, knots.size - 1))
+        w = (zq - knots[i - 1]) / (knots[i] - knots[i - 1])
+        return images[:, i - 1] + w * (images[:, i] - images[:, i - 1])
 
     def quantiles(self, point: np.ndarray, qs: tuple[float, ...] = QUANTILES) -> dict[float, np.ndarray]:
-        s, f, mid = self.sigma(point.size), self.factors(point.size), float(np.median(self.z))
-        return {q: np.clip(point + s * (mid + f * (float(np.quantile(self.z, q)) - mid)), 0, None) for q in qs}
+        s = self.sigma(point.size)
+        return {q: np.clip(point + s * self.standardised(point.size, q), 0, None) for q in qs}
 
     def exceed_probability(self, point: np.ndarray, threshold: float) -> np.ndarray:
         """P(actual > threshold) at each lead."""
-        s, f, mid = self.sigma(point.size), self.factors(point.size), float(np.median(self.z))
-        need = mid + ((threshold - point) / s - mid) / f
-        return 1 - np.searchsorted(self.z, need, side="right") / self.z.size
+        knots, images = self.knots(point.size)
+        need = (threshold - point) / self.sigma(point.size)
+        z = np.array([np.interp(t, row, knots, left=-np.inf, right=np.inf) for t, row in zip(need, images)])
+        return 1 - np.searchsorted(self.z, z, side="right") / self.z.size
 
     def widened(self, factors: float | np.ndarray) -> ResidualModel:
-        """The same model with the errors' spread about their median times `factors` (one, or one per lead, the
-        last repeated), the centre kept."""
-        return ResidualModel(self.a, self.b, self.z, np.atleast_1d(np.asarray(factors, dtype=float)))
+        """The same model with the spread of its 80% and 95% intervals about the median times `factors`: one
+        number, one per lead, or one row per level (LEVELS x leads); the last lead repeats."""
+        f = np.asarray(factors, dtype=float)
+        if f.ndim < 2:
+            f = np.vstack([np.atleast_1d(f)] * len(LEVELS))
+        return ResidualModel(self.a, self.b, self.z, f)
 
 
 def needed_widening(model: ResidualModel, point: np.ndarray, actual: np.ndarray, level: float = 0.8) -> np.ndarray:
-    """For each lead, the smallest factor on the model's spread whose central `level` interval holds the known
-    outcome (NaN where the outcome is unknown)."""
-    lo, mid, hi = np.quantile(model.z, [(1 - level) / 2, 0.5, (1 + level) / 2])
-    gap = ((np.asarray(actual, dtype=float) - point) / model.sigma(point.size) - mid) / model.factors(point.size)
-    return np.where(gap >= 0, gap / max(hi - mid, 1e-12), -gap / max(mid - lo, 1e-12))
+    """For each lead, the smallest factor on the spread of the model's central `level` interval (one of
+    `LEVELS`) that would hold the known outcome (NaN where the outcome is unknown)."""
+    lo, mid, hi = (model.standardised(point.size, q) for q in ((1 - level) / 2, 0.5, (1 + level) / 2))
+    gap = (np.asarray(actual, dtype=float) - point) / model.sigma(point.size)
+    return np.where(gap >= mid, (gap - mid) / np.maximum(hi - mid, 1e-12), (mid - gap) / np.maximum(mid - lo, 1e-12))
 
 
 def fit_residuals(errors: np.ndarray) -> ResidualModel:

@@ -31,6 +31,7 @@ def test_needed_widening_puts_the_outcome_on_the_edge_of_the_80_percent_interval
     got = needed_widening(m, point, actual)
     assert got[:4] == pytest.approx([1.0, 1.0, 0.0, 2.0], abs=1e-9) and np.isnan(got[4])
     assert needed_widening(m, point, np.array([mid - 3 * down]))[0] == pytest.approx(3.0)
+    assert needed_widening(m, point, q[0.975], level=0.95) == pytest.approx(np.ones(5))
 
 
 def test_widened_model_scales_the_spread_about_its_median_and_keeps_exceedance_consistent() -> None:
@@ -41,6 +42,20 @@ def test_widened_model_scales_the_spread_about_its_median_and_keeps_exceedance_c
         assert wide[q] - wide[0.5] == pytest.approx(1.5 * (base[q] - base[0.5]))
     assert m.widened(1.5).exceed_probability(point, float(wide[0.9][0]))[0] == pytest.approx(0.1, abs=0.001)
     assert needed_widening(m.widened(1.5), point, base[0.9])[0] == pytest.approx(1 / 1.5)
+
+
+def test_the_80_and_95_percent_intervals_widen_each_by_its_own_factor_and_stay_nested() -> None:
+    m, point = model(), np.full(4, 100.0)
+    two = m.widened(np.array([[1.2, 1.0], [2.0, 1.0]]))  # levels x leads: the last lead repeats
+    base, q = m.quantiles(point), two.quantiles(point)
+    spread = {k: (q[k] - q[0.5]) / (base[k] - base[0.5]) for k in (0.1, 0.9, 0.025, 0.975)}
+    assert spread[0.1] == pytest.approx([1.2, 1, 1, 1]) and spread[0.9] == pytest.approx([1.2, 1, 1, 1])
+    assert spread[0.025] == pytest.approx([2.0, 1, 1, 1]) and spread[0.975] == pytest.approx([2.0, 1, 1, 1])
+    for k, p in ((0.975, 0.025), (0.9, 0.1), (0.5, 0.5), (0.1, 0.9), (0.025, 0.975)):
+        assert two.exceed_probability(point, float(q[k][0]))[0] == pytest.approx(p, abs=0.001)
+    assert needed_widening(two, point, base[0.975], level=0.95)[0] == pytest.approx(0.5)
+    inside = m.widened(np.array([[2.0], [1.0]])).quantiles(point)  # 95% asked narrower than the widened 80%
+    assert (inside[0.975] > inside[0.9]).all() and (inside[0.025] < inside[0.1]).all()
 
 
 def backtest(
@@ -60,7 +75,7 @@ def backtest(
 def test_intervals_widen_after_the_errors_grow_using_only_days_known_by_each_origin() -> None:
     starts, preds, actual, err = backtest(spread_after=270, factor=3.0)
     seq, final = sequential_intervals(actual - preds, preds, actual, starts, window=8, bands=[7])
-    assert final.min() > 1.5  # the latest windows' intervals held far less than 80%
+    assert final.shape == (2, 28) and final.min() > 1.5  # the latest windows' intervals held far less than promised
     k = starts.index(298)
     later = actual.copy()
     later[np.asarray(starts)[:, None] + np.arange(28)[None, :] >= 298] += 100.0  # what happens from origin k on
@@ -77,12 +92,14 @@ def test_on_steady_errors_the_80_percent_intervals_hold_80_percent_where_the_unw
     base = sequential_models(actual - preds, starts, window=8)
     ks = [k for k in range(len(starts)) if seq[k] is not None]
 
-    def held(qs: list[dict]) -> float:
-        lo, hi = np.vstack([q[0.1] for q in qs]), np.vstack([q[0.9] for q in qs])
-        return float(np.mean((actual[ks] >= lo) & (actual[ks] <= hi)))
+    def held(qs: list[dict], lo: float, hi: float) -> float:
+        low, high = np.vstack([q[lo] for q in qs]), np.vstack([q[hi] for q in qs])
+        return float(np.mean((actual[ks] >= low) & (actual[ks] <= high)))
 
-    widened, plain = held([seq[k] for k in ks]), held([base[k].quantiles(preds[k]) for k in ks])
-    assert 0.77 <= widened <= 0.83 and widened > plain + 0.02, (widened, plain)
+    widened, plain = [seq[k] for k in ks], [base[k].quantiles(preds[k]) for k in ks]
+    got = {lvl: (held(widened, lo, hi), held(plain, lo, hi)) for lvl, lo, hi in ((80, 0.1, 0.9), (95, 0.025, 0.975))}
+    assert 0.77 <= got[80][0] <= 0.83 and got[80][0] > got[80][1] + 0.02, got
+    assert 0.93 <= got[95][0] <= 0.97 and got[95][0] > got[95][1], got
 
 
 def test_never_narrower_and_nothing_on_too_few_known_days() -> None:
@@ -102,13 +119,15 @@ def test_never_narrower_and_nothing_on_too_few_known_days() -> None:
 def test_each_band_of_leads_is_widened_by_its_own_misses_and_the_forecast_keeps_its_shape() -> None:
     starts, preds, actual, _ = backtest(spread_after=330, factor=3.0, from_lead=7)  # days 8-28 only, lately
     _, final = sequential_intervals(actual - preds, preds, actual, starts, window=8, bands=[7])
-    assert final.size == 28 and (final[:7] == final[0]).all() and (final[7:] == final[7]).all()
-    assert final[0] < 1.1 and final[7] > 1.4, final
-    assert widening_by_band(final, [7, 28]) == {"1-7": round(final[0], 3), "8-28": round(final[7], 3)}
-    assert list(widening_by_band(np.ones(90), [7, 28])) == ["1-7", "8-28", "29-90"]
+    assert final.shape == (2, 28) and (final[:, :7] == final[:, :1]).all() and (final[:, 7:] == final[:, 7:8]).all()
+    assert final[0, 0] < 1.1 and final[0, 7] > 1.4 and final[1, 7] > 1.4, final
+    assert widening_by_band(final, [7, 28]) == {
+        f"{lvl}%": {"1-7": round(final[row, 0], 3), "8-28": round(final[row, 7], 3)} for row, lvl in ((0, 80), (1, 95))
+    }
+    assert list(widening_by_band(np.ones((2, 90)), [7, 28])["95%"]) == ["1-7", "8-28", "29-90"]
     m, point = model(), np.full(28, 100.0)
     wide = m.widened(final)
     q, base = wide.quantiles(point), m.quantiles(point)
-    ratio = (q[0.9] - q[0.5]) / (base[0.9] - base[0.5])
-    assert ratio == pytest.approx(final)
+    assert (q[0.9] - q[0.5]) / (base[0.9] - base[0.5]) == pytest.approx(final[0])
+    assert (q[0.975] - q[0.5]) / (base[0.975] - base[0.5]) == pytest.approx(final[1])
     assert wide.exceed_probability(point, float(q[0.9][20]))[20] == pytest.approx(0.1, abs=0.001)

@@ -44,11 +44,11 @@ def coverage(meta: dict) -> None:
 
 def _widened(cov: dict) -> str:
     """'; intervals widened ...' where the back-test widened any band of leads (see `training.demand_backtest`)."""
-    bands = cov.get("widening", {})
-    if not any(f > 1 for f in bands.values()):
+    levels = cov.get("widening", {})
+    if not any(f > 1 for bands in levels.values() for f in bands.values()):
         return ""
-    return "; intervals widened by the back-test's misses: " + ", ".join(
-        f"days {band} x{f:.2f}" for band, f in bands.items()
+    return "; intervals widened by the back-test's misses: " + "; ".join(
+        f"{level} " + ", ".join(f"days {band} x{f:.2f}" for band, f in bands.items()) for level, bands in levels.items()
     )
 
 
