@@ -147,31 +147,32 @@ def sequential_models(errors: np.ndarray, origins: list[int], window: int) -> li
     return out
 
 
-def widening(
-    models: list[ResidualModel | None],
-    preds: np.ndarray,
-    actual: np.ndarray,
-    origins: list[int],
-    before: float,
-    window: int,
-    bands: list[int],
-) -> np.ndarray:
+def needed(models: list[ResidualModel | None], preds: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Each origin's `needed_widening` at each lead for each of `LEVELS` (NaN for origins without intervals and
+    unknown days): LEVELS x origins x leads."""
+    out = np.full((len(LEVELS), *actual.shape), np.nan)
+    for j, m in enumerate(models):
+        if m is not None:
+            for row, level in enumerate(LEVELS):
+                out[row, j] = needed_widening(m, preds[j], actual[j], level)
+    return out
+
+
+def widening(needs: np.ndarray, origins: list[int], before: float, window: int, bands: list[int]) -> np.ndarray:
     """For the 80% and the 95% interval (`LEVELS`) at each lead, the widening (`ResidualModel.widened`) that
     would have made the intervals of the `window` latest origins (of those with intervals, before day `before`)
-    hold their share of the days known before that day, by band of leads (up to each of `bands`, then the rest)
-    - an adaptive conformal step: intervals that missed widen the next ones. A band with fewer than
-    `MIN_WIDENING_DAYS` such days takes the factor of all bands together, or 1 if they too have fewer. Within
-    `WIDENING_BOUNDS`: never narrower, as a planner is worse served by an interval too narrow than by one too
-    wide (and on the real series narrowing lost coverage out of sample). LEVELS x leads."""
-    H = actual.shape[1]
-    lead = np.arange(H)
-    earlier = [j for j in range(len(origins)) if origins[j] < before and models[j] is not None][-window:]
+    hold their share of the days known before that day (`needs`: from `needed`), by band of leads (up to each of
+    `bands`, then the rest) - an adaptive conformal step: intervals that missed widen the next ones. A band with
+    fewer than `MIN_WIDENING_DAYS` such days takes the factor of all bands together, or 1 if they too have
+    fewer. Within `WIDENING_BOUNDS`: never narrower, as a planner is worse served by an interval too narrow than
+    by one too wide (and on the real series narrowing lost coverage out of sample). LEVELS x leads."""
+    H = needs.shape[2]
+    scored = np.isfinite(needs[0]).any(axis=1) | np.isfinite(needs[1]).any(axis=1)
+    earlier = [j for j in range(len(origins)) if origins[j] < before and scored[j]][-window:]
+    known = (np.asarray(origins)[earlier, None] + np.arange(H)[None, :]) < before
     out = np.ones((len(LEVELS), H))
     for row, level in enumerate(LEVELS):
-        needed = np.full((len(earlier), H), np.nan)
-        for i, j in enumerate(earlier):
-            known = (origins[j] + lead < before) & np.isfinite(actual[j])
-            needed[i, known] = needed_widening(models[j], preds[j], actual[j], level)[known]
+        r_all = np.where(known, needs[row, earlier], np.nan)
 
         def factor(r: np.ndarray, level: float = level) -> float | None:
             r = r[np.isfinite(r)]
@@ -179,11 +180,11 @@ def widening(
                 return None
             return float(np.clip(np.quantile(r, level, method="higher"), *WIDENING_BOUNDS))
 
-        overall = factor(needed.ravel()) or 1.0
+        overall = factor(r_all.ravel()) or 1.0
         out[row] = overall
         for lo, hi in zip([0, *bands], [*bands, H]):
             if lo < min(hi, H):
-                out[row, lo:hi] = factor(needed[:, lo:hi].ravel()) or overall
+                out[row, lo:hi] = factor(r_all[:, lo:hi].ravel()) or overall
     return out
 
 
@@ -205,13 +206,12 @@ def sequential_intervals(
     `window` latest origins), widened by what the earlier origins' intervals achieved on the days known by then
     (`widening`). And the widening the same step gives a forecast from the end of the data."""
     models = sequential_models(errors, origins, window)
+    needs = needed(models, preds, actual)
     out = [
-        None
-        if m is None
-        else m.widened(widening(models, preds, actual, origins, origins[k], window, bands)).quantiles(preds[k])
+        None if m is None else m.widened(widening(needs, origins, origins[k], window, bands)).quantiles(preds[k])
         for k, m in enumerate(models)
     ]
-    return out, widening(models, preds, actual, origins, np.inf, window, bands)
+    return out, widening(needs, origins, np.inf, window, bands)
 
 
 def independent_windows(origins: list[int], span: int) -> int:

@@ -29,6 +29,13 @@ class ResidualModel:
     b: float
     z: np.ndarray  # pooled standardised errors (actual - forecast) / sigma, sorted
     widen: np.ndarray = field(default_factory=lambda: np.ones((2, 1)))  # LEVELS x leads (the last lead repeats)
+    _quantiles: dict[float, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def zq(self, q: float) -> float:
+        """The standardised errors' quantile `q` (before any widening)."""
+        if q not in self._quantiles:
+            self._quantiles[q] = float(np.quantile(self.z, q))
+        return self._quantiles[q]
 
     def sigma(self, horizon: int) -> np.ndarray:
         h = np.arange(1, horizon + 1, dtype=float)
@@ -43,7 +50,7 @@ class ResidualModel:
         `KNOTS`: the 80% interval's spread about the median times its factor, the 95% interval's times its own
         (kept outside the 80% interval), beyond it the slope between the two. Knots (7,) and their images at
         each lead (horizon x 7); increasing, so the map can be inverted."""
-        z0, z025, z10, mid, z90, z975, z1 = np.quantile(self.z, KNOTS) + np.arange(len(KNOTS)) * 1e-9
+        z0, z025, z10, mid, z90, z975, z1 = np.array([self.zq(k) for k in KNOTS]) + np.arange(len(KNOTS)) * 1e-12
         c80, c95 = self.factors(horizon)
         v10, v90 = mid - c80 * (mid - z10), mid + c80 * (z90 - mid)
         v025 = np.minimum(mid - c95 * (mid - z025), v10 - 1e-9)
@@ -56,7 +63,7 @@ class ResidualModel:
     def standardised(self, horizon: int, q: float) -> np.ndarray:
         """The widened standardised quantile `q` at leads 1..horizon (the quantile is point + sigma x this)."""
         knots, images = self.knots(horizon)
-        zq = float(np.quantile(self.z, q))
+        zq = self.zq(q)
         i = int(np.clip(np.searchsorted(knots, zq, side="right"), 1, knots.size - 1))
         w = (zq - knots[i - 1]) / (knots[i] - knots[i - 1])
         return images[:, i - 1] + w * (images[:, i] - images[:, i - 1])
@@ -83,8 +90,9 @@ class ResidualModel:
 
 def needed_widening(model: ResidualModel, point: np.ndarray, actual: np.ndarray, level: float = 0.8) -> np.ndarray:
     """For each lead, the smallest factor on the spread of the model's central `level` interval (one of
-    `LEVELS`) that would hold the known outcome (NaN where the outcome is unknown)."""
-    lo, mid, hi = (model.standardised(point.size, q) for q in ((1 - level) / 2, 0.5, (1 + level) / 2))
+    `LEVELS`, whose ends are `KNOTS`) that would hold the known outcome (NaN where the outcome is unknown)."""
+    _, images = model.knots(point.size)  # the levels' quantiles are knots
+    lo, mid, hi = (images[:, KNOTS.index(q)] for q in (round((1 - level) / 2, 4), 0.5, round((1 + level) / 2, 4)))
     gap = (np.asarray(actual, dtype=float) - point) / model.sigma(point.size)
     return np.where(gap >= mid, (gap - mid) / np.maximum(hi - mid, 1e-12), (mid - gap) / np.maximum(mid - lo, 1e-12))
 

@@ -11,6 +11,7 @@ from models.forecasting.intervals import ResidualModel, needed_widening
 from training.demand_backtest import (
     MIN_WIDENING_DAYS,
     WIDENING_BOUNDS,
+    needed,
     sequential_intervals,
     sequential_models,
     widening,
@@ -111,9 +112,9 @@ def test_never_narrower_and_nothing_on_too_few_known_days() -> None:
     m = [model()] * 2
     short = np.full((2, 28), np.nan)
     short[0, : MIN_WIDENING_DAYS - 1] = 1000.0  # far outside, but one day short of the evidence needed
-    assert (widening(m, np.zeros((2, 28)), short, [0, 14], np.inf, 8, [7]) == 1.0).all()
+    assert (widening(needed(m, np.zeros((2, 28)), short), [0, 14], np.inf, 8, [7]) == 1.0).all()
     short[0, MIN_WIDENING_DAYS - 1] = 1000.0
-    assert (widening(m, np.zeros((2, 28)), short, [0, 14], np.inf, 8, [7]) == WIDENING_BOUNDS[1]).all()
+    assert (widening(needed(m, np.zeros((2, 28)), short), [0, 14], np.inf, 8, [7]) == WIDENING_BOUNDS[1]).all()
 
 
 def test_each_band_of_leads_is_widened_by_its_own_misses_and_the_forecast_keeps_its_shape() -> None:
