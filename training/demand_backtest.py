@@ -167,7 +167,7 @@ def widening(needs: np.ndarray, origins: list[int], before: float, window: int, 
     fewer. Within `WIDENING_BOUNDS`: never narrower, as a planner is worse served by an interval too narrow than
     by one too wide (and on the real series narrowing lost coverage out of sample). LEVELS x leads."""
     H = needs.shape[2]
-    scored = np.isfinite(needs[0]).any(axis=1) | np.isfinite(needs[1]).any(axis=1)
+    scored = np.isfinite(needs).any(axis=(0, 2))
     earlier = [j for j in range(len(origins)) if origins[j] < before and scored[j]][-window:]
     known = (np.asarray(origins)[earlier, None] + np.arange(H)[None, :]) < before
     out = np.ones((len(LEVELS), H))

@@ -28,7 +28,7 @@ class ResidualModel:
     a: float
     b: float
     z: np.ndarray  # pooled standardised errors (actual - forecast) / sigma, sorted
-    widen: np.ndarray = field(default_factory=lambda: np.ones((2, 1)))  # LEVELS x leads (the last lead repeats)
+    widen: np.ndarray = field(default_factory=lambda: np.ones((len(LEVELS), 1)))  # LEVELS x leads (last repeats)
     _quantiles: dict[float, float] = field(default_factory=dict, repr=False, compare=False)
 
     def zq(self, q: float) -> float:
@@ -42,7 +42,7 @@ class ResidualModel:
         return np.sqrt(np.maximum(self.a + self.b * h, 1e-9))
 
     def factors(self, horizon: int) -> np.ndarray:
-        """The widening of the 80% and the 95% interval at leads 1..horizon (2 x horizon)."""
+        """The widening of the 80% and the 95% interval at leads 1..horizon (LEVELS x horizon)."""
         return self.widen[:, np.minimum(np.arange(horizon), self.widen.shape[1] - 1)]
 
     def knots(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
