@@ -48,24 +48,29 @@ class ResidualModel:
     def knots(self, horizon: int) -> tuple[np.ndarray, np.ndarray]:
         """The widening as a map of standardised errors, piecewise linear between the errors' quantiles at
         `KNOTS`: the 80% interval's spread about the median times its factor, the 95% interval's times its own
-        (kept outside the 80% interval), beyond it the slope between the two. Knots (7,) and their images at
-        each lead (horizon x 7); increasing, so the map can be inverted."""
-        z0, z025, z10, mid, z90, z975, z1 = np.array([self.zq(k) for k in KNOTS]) + np.arange(len(KNOTS)) * 1e-12
+        (never inside the 80% interval), beyond it the slope between the two. Knots (7,) and their images at
+        each lead (horizon x 7), both non-decreasing; an unwidened model maps every error to itself."""
+        z0, z025, z10, mid, z90, z975, z1 = (self.zq(k) for k in KNOTS)
         c80, c95 = self.factors(horizon)
         v10, v90 = mid - c80 * (mid - z10), mid + c80 * (z90 - mid)
-        v025 = np.minimum(mid - c95 * (mid - z025), v10 - 1e-9)
-        v975 = np.maximum(mid + c95 * (z975 - mid), v90 + 1e-9)
-        v0 = v025 - (v10 - v025) / (z10 - z025) * (z025 - z0)
-        v1 = v975 + (v975 - v90) / (z975 - z90) * (z1 - z975)
-        images = np.column_stack([v0, v025, v10, np.full(horizon, mid), v90, v975, v1])
+        v025 = np.minimum(mid - c95 * (mid - z025), v10)
+        v975 = np.maximum(mid + c95 * (z975 - mid), v90)
+        low = (v10 - v025) / (z10 - z025) if z10 > z025 else c95
+        high = (v975 - v90) / (z975 - z90) if z975 > z90 else c95
+        images = np.column_stack(
+            [v025 - low * (z025 - z0), v025, v10, np.full(horizon, mid), v90, v975, v975 + high * (z1 - z975)]
+        )
         return np.array([z0, z025, z10, mid, z90, z975, z1]), images
 
     def standardised(self, horizon: int, q: float) -> np.ndarray:
-        """The widened standardised quantile `q` at leads 1..horizon (the quantile is point + sigma x this)."""
+        """The widened standardised quantile `q` at leads 1..horizon (the quantile is point + sigma x this); at
+        one of `KNOTS` (every quantile served is) exactly its image."""
         knots, images = self.knots(horizon)
+        if q in KNOTS:
+            return images[:, KNOTS.index(q)]
         zq = self.zq(q)
         i = int(np.clip(np.searchsorted(knots, zq, side="right"), 1, knots.size - 1))
-        w = (zq - knots[i - 1]) / (knots[i] - knots[i - 1])
+        w = (zq - knots[i - 1]) / (knots[i] - knots[i - 1]) if knots[i] > knots[i - 1] else 1.0
         return images[:, i - 1] + w * (images[:, i] - images[:, i - 1])
 
     def quantiles(self, point: np.ndarray, qs: tuple[float, ...] = QUANTILES) -> dict[float, np.ndarray]:
@@ -91,8 +96,7 @@ class ResidualModel:
 def needed_widening(model: ResidualModel, point: np.ndarray, actual: np.ndarray, level: float = 0.8) -> np.ndarray:
     """For each lead, the smallest factor on the spread of the model's central `level` interval (one of
     `LEVELS`, whose ends are `KNOTS`) that would hold the known outcome (NaN where the outcome is unknown)."""
-    _, images = model.knots(point.size)  # the levels' quantiles are knots
-    lo, mid, hi = (images[:, KNOTS.index(q)] for q in (round((1 - level) / 2, 4), 0.5, round((1 + level) / 2, 4)))
+    lo, mid, hi = (model.standardised(point.size, round(q, 4)) for q in ((1 - level) / 2, 0.5, (1 + level) / 2))
     gap = (np.asarray(actual, dtype=float) - point) / model.sigma(point.size)
     return np.where(gap >= mid, (gap - mid) / np.maximum(hi - mid, 1e-12), (mid - gap) / np.maximum(mid - lo, 1e-12))
 

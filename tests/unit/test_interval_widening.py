@@ -56,7 +56,7 @@ def test_the_80_and_95_percent_intervals_widen_each_by_its_own_factor_and_stay_n
         assert two.exceed_probability(point, float(q[k][0]))[0] == pytest.approx(p, abs=0.001)
     assert needed_widening(two, point, base[0.975], level=0.95)[0] == pytest.approx(0.5)
     inside = m.widened(np.array([[2.0], [1.0]])).quantiles(point)  # 95% asked narrower than the widened 80%
-    assert (inside[0.975] > inside[0.9]).all() and (inside[0.025] < inside[0.1]).all()
+    assert (inside[0.975] >= inside[0.9]).all() and (inside[0.025] <= inside[0.1]).all()  # never inside it
 
 
 def backtest(
@@ -132,3 +132,14 @@ def test_each_band_of_leads_is_widened_by_its_own_misses_and_the_forecast_keeps_
     assert (q[0.9] - q[0.5]) / (base[0.9] - base[0.5]) == pytest.approx(final[0])
     assert (q[0.975] - q[0.5]) / (base[0.975] - base[0.5]) == pytest.approx(final[1])
     assert wide.exceed_probability(point, float(q[0.9][20]))[20] == pytest.approx(0.1, abs=0.001)
+
+
+def test_a_forecast_without_error_keeps_exact_intervals_that_hold_every_day() -> None:
+    exact = ResidualModel(1e-9, 0.0, np.zeros(120))  # e.g. a flat series forecast perfectly
+    point = np.full(3, 50.0)
+    assert all((q == 50.0).all() for q in exact.widened(np.array([[2.0], [3.0]])).quantiles(point).values())
+    assert (needed_widening(exact, point, point) == 0).all()
+    starts, preds, _, _ = backtest(spread_after=10**6, factor=1.0)
+    seq, final = sequential_intervals(np.zeros_like(preds), preds, preds, starts, window=8, bands=[7])
+    assert (final == 1.0).all()
+    assert all(s is None or (s[0.1] <= preds[k]).all() and (s[0.9] >= preds[k]).all() for k, s in enumerate(seq))
