@@ -34,6 +34,7 @@ from training.demand_backtest import (
     check_series,
     choose,
     final_forecast,
+    lead_bands,
     report_rows,
     run_backtest,
     widening_by_band,
@@ -176,7 +177,7 @@ def _backtest_series(series: SeriesInput, cfg: ForecastConfig) -> SeriesResult:
         "coverage_95": mine["coverage_95"],
         "origins": mine["coverage_origins"],
         "backtest_origins": len(bt["origins"]),
-        "widening": widening_by_band(widen[selected], sorted(set(cfg.selection_horizons))),
+        "widening": widening_by_band(widen[selected], lead_bands(cfg)),
     }
     warnings = coverage_warnings(label, coverage, cfg)
     residuals = calibration(bt["errors"][selected], cfg.calibration_origins, widen[selected])

@@ -63,6 +63,17 @@ def origins_for(n: int, cfg) -> list[int]:
     return sorted(o for o in found if o >= cfg.min_history_days)
 
 
+def lead_bands(cfg) -> list[int]:
+    """The last lead of each band of leads the back-test scores separately (the selection horizons: days 1-7 and
+    8-28 by default; later leads are one more band)."""
+    return sorted(set(cfg.selection_horizons))
+
+
+def band_edges(bands: list[int], horizon: int) -> list[tuple[int, int]]:
+    """Each band's leads as a slice (start, stop) of 0..horizon-1, the leads after the last band one more."""
+    return [(lo, min(hi, horizon)) for lo, hi in zip([0, *bands], [*bands, horizon]) if lo < min(hi, horizon)]
+
+
 def member_names(cfg) -> list[str]:
     return cfg.ensemble_members or [m for m in cfg.models if m not in ("seasonal_naive", "ensemble")]
 
@@ -85,7 +96,7 @@ def ensemble_weights(bt: dict, cfg) -> np.ndarray | None:
     a selection horizon (days 1-7 and 8-28 by default; later leads take the last band's), 1 / MASE^2 over the
     band in complete windows, for the members no worse than the seasonal naive over it (all members if none
     is); None if unscored. A member good at next week and one good at next month each lead where it is good."""
-    bands = sorted(set(cfg.selection_horizons))
+    bands = lead_bands(cfg)
     full = np.isfinite(bt["actual"][:, bands[-1] - 1])
     if not full.any():
         return None
@@ -123,7 +134,7 @@ def blend(bt: dict, cfg) -> Blend | None:
     members = member_names(cfg)
     if weights is None or cfg.ensemble_anchor is None or cfg.ensemble_anchor not in members:
         return None if weights is None else Blend(weights)
-    bands = sorted(set(cfg.selection_horizons))
+    bands = lead_bands(cfg)
     lead = np.arange(1, weights.shape[1] + 1)
     first, last = bands[0], bands[-1]
     lean = np.where(lead <= last, 1.0, np.clip((2 * last - lead) / last, 0, 1)) * (lead > first)
@@ -182,19 +193,16 @@ def widening(needs: np.ndarray, origins: list[int], before: float, window: int, 
 
         overall = factor(r_all.ravel()) or 1.0
         out[row] = overall
-        for lo, hi in zip([0, *bands], [*bands, H]):
-            if lo < min(hi, H):
-                out[row, lo:hi] = factor(r_all[:, lo:hi].ravel()) or overall
+        for lo, hi in band_edges(bands, H):
+            out[row, lo:hi] = factor(r_all[:, lo:hi].ravel()) or overall
     return out
 
 
 def widening_by_band(factors: np.ndarray, bands: list[int]) -> dict[str, dict[str, float]]:
     """The widening (LEVELS x leads) as its bands of leads, e.g. {"80%": {"1-7": 1.0, "8-28": 1.37, "29-90":
     1.46}, "95%": {...}}."""
-    H = factors.shape[1]
-    edges = [(lo, min(hi, H)) for lo, hi in zip([0, *bands], [*bands, H]) if lo < min(hi, H)]
     return {
-        f"{level:.0%}": {f"{lo + 1}-{hi}": round(float(row[lo]), 3) for lo, hi in edges}
+        f"{level:.0%}": {f"{lo + 1}-{hi}": round(float(row[lo]), 3) for lo, hi in band_edges(bands, factors.shape[1])}
         for level, row in zip(LEVELS, factors)
     }
 
@@ -290,7 +298,7 @@ def report_rows(
     for name in cfg.models:
         pred, err = bt["preds"][name], bt["errors"][name]
         seq[name], widen[name] = sequential_intervals(
-            err, pred, actual, origins, cfg.calibration_origins, sorted(set(cfg.selection_horizons))
+            err, pred, actual, origins, cfg.calibration_origins, lead_bands(cfg)
         )
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # origins with no outcome yet: NaN

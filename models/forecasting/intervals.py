@@ -19,7 +19,8 @@ import numpy as np
 QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
-LEVELS = (0.8, 0.95)  # the central intervals served, each widened by its own factor
+ENDS = {0.8: (0.1, 0.9), 0.95: (0.025, 0.975)}  # the central intervals served (each widened by its own factor)
+LEVELS = tuple(ENDS)
 KNOTS = (0.0, 0.025, 0.1, 0.5, 0.9, 0.975, 1.0)  # where the widening map bends (quantiles of the errors)
 
 
@@ -62,20 +63,24 @@ class ResidualModel:
         )
         return np.array([z0, z025, z10, mid, z90, z975, z1]), images
 
-    def standardised(self, horizon: int, q: float) -> np.ndarray:
-        """The widened standardised quantile `q` at leads 1..horizon (the quantile is point + sigma x this); at
+    def standardised(self, horizon: int, qs: tuple[float, ...]) -> list[np.ndarray]:
+        """The widened standardised quantiles `qs` at leads 1..horizon (a quantile is point + sigma x this); at
         one of `KNOTS` (every quantile served is) exactly its image."""
         knots, images = self.knots(horizon)
-        if q in KNOTS:
-            return images[:, KNOTS.index(q)]
-        zq = self.zq(q)
-        i = int(np.clip(np.searchsorted(knots, zq, side="right"), 1, knots.size - 1))
-        w = (zq - knots[i - 1]) / (knots[i] - knots[i - 1]) if knots[i] > knots[i - 1] else 1.0
-        return images[:, i - 1] + w * (images[:, i] - images[:, i - 1])
+        out = []
+        for q in qs:
+            if q in KNOTS:
+                out.append(images[:, KNOTS.index(q)])
+                continue
+            zq = self.zq(q)
+            i = int(np.clip(np.searchsorted(knots, zq, side="right"), 1, knots.size - 1))
+            w = (zq - knots[i - 1]) / (knots[i] - knots[i - 1]) if knots[i] > knots[i - 1] else 1.0
+            out.append(images[:, i - 1] + w * (images[:, i] - images[:, i - 1]))
+        return out
 
     def quantiles(self, point: np.ndarray, qs: tuple[float, ...] = QUANTILES) -> dict[float, np.ndarray]:
         s = self.sigma(point.size)
-        return {q: np.clip(point + s * self.standardised(point.size, q), 0, None) for q in qs}
+        return {q: np.clip(point + s * v, 0, None) for q, v in zip(qs, self.standardised(point.size, qs))}
 
     def exceed_probability(self, point: np.ndarray, threshold: float) -> np.ndarray:
         """P(actual > threshold) at each lead."""
@@ -90,13 +95,13 @@ class ResidualModel:
         f = np.asarray(factors, dtype=float)
         if f.ndim < 2:
             f = np.vstack([np.atleast_1d(f)] * len(LEVELS))
-        return ResidualModel(self.a, self.b, self.z, f)
+        return ResidualModel(self.a, self.b, self.z, f, self._quantiles)  # the same errors: their quantiles kept
 
 
 def needed_widening(model: ResidualModel, point: np.ndarray, actual: np.ndarray, level: float = 0.8) -> np.ndarray:
     """For each lead, the smallest factor on the spread of the model's central `level` interval (one of
-    `LEVELS`, whose ends are `KNOTS`) that would hold the known outcome (NaN where the outcome is unknown)."""
-    lo, mid, hi = (model.standardised(point.size, round(q, 4)) for q in ((1 - level) / 2, 0.5, (1 + level) / 2))
+    `LEVELS`) that would hold the known outcome (NaN where the outcome is unknown)."""
+    lo, mid, hi = model.standardised(point.size, (ENDS[level][0], 0.5, ENDS[level][1]))
     gap = (np.asarray(actual, dtype=float) - point) / model.sigma(point.size)
     return np.where(gap >= mid, (gap - mid) / np.maximum(hi - mid, 1e-12), (mid - gap) / np.maximum(mid - lo, 1e-12))
 
