@@ -1,9 +1,13 @@
 """The bed nowcast job: the next 1-3 nights' midnight census per site from the patients in beds now
-(`models/forecasting/nowcast.py`), and its back-test against the census and against the time-series
-forecast (the default ensemble fitted on the census series up to each origin) at days 1-3."""
+(`models/forecasting/nowcast.py`) with 80% and 95% ranges calibrated on the nowcast's own errors at past nights,
+and its back-test against the census and against the time-series forecast (the default ensemble fitted on the
+census series up to each origin) at days 1-3."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +21,24 @@ from models.forecasting import nowcast as nc
 from models.forecasting.calendar import DEFAULT_CALENDAR, check_calendar, holiday_days
 
 EPOCH = pd.Timestamp("1970-01-01")
+ICS = "ICS"
+LEVELS: dict[float, tuple[str, str]] = {0.8: ("q10", "q90"), 0.95: ("q025", "q975")}
+MIN_SD = 0.5  # beds: the model's spread below which an error is measured against this (an empty ward's is 0)
+WARM_UP = 60  # days after the first admission in the extract before its census counts (earlier stays are missing)
 
 
 class NowcastConfig(Strict):
-    """How the bed nowcast is estimated and back-tested."""
+    """How the bed nowcast is estimated, given ranges and back-tested."""
 
     horizon: int = Field(3, ge=1, le=7, description="Nights ahead.")
     lookback_days: int = Field(365, ge=56, description="Spells admitted in this many days estimate the hazards.")
     max_elapsed: int = Field(30, ge=7, description="Nights elapsed after which the discharge hazard is flat.")
     shrink: float = Field(20.0, ge=0, description="Pseudo-transitions pulling a group's hazard to all spells'.")
     admission_weeks: int = Field(8, ge=1, description="Weeks whose same-weekday mean gives expected admissions.")
+    interval_origins: int = Field(
+        40, ge=19, description="Past nights whose nowcast errors set the ranges (19 at least: a 95% range needs 19)..."
+    )
+    interval_every: int = Field(3, ge=1, description="...one every this many days before tonight.")
     backtest_days: int = Field(120, ge=7, description="Back-test origins over this many final days...")
     backtest_every: int = Field(3, ge=1, description="...every this many days.")
     holidays: str = Field(
@@ -40,43 +52,150 @@ class NowcastConfig(Strict):
         return check_calendar(value)
 
 
+@dataclass(frozen=True)
+class Nowcast:
+    """Tonight's census and the nowcast per site and night (and the ICS, their sum) with its ranges, and the past
+    nights whose errors set them."""
+
+    frame: pd.DataFrame
+    calibration: list[date]  # the past nights whose nowcast errors set the ranges
+
+
 def day_number(when: pd.Timestamp) -> int:
     return int((pd.Timestamp(when) - EPOCH).days)
 
 
+def day_of(number: int) -> pd.Timestamp:
+    return EPOCH + pd.Timedelta(days=int(number))
+
+
+def by_site(spells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each site's spells, with the kind of admission (`nc.kind_of`) worked out once."""
+    spells = spells.assign(kind=nc.kind_of(spells["group"].to_numpy()))
+    return {str(site): part for site, part in spells.groupby("site", sort=True)}
+
+
 def site_nowcast(
-    spells: pd.DataFrame,
-    site: str,
-    t: int,
-    cfg: NowcastConfig,
-    model: nc.DischargeModel | None = None,
-    with_sd: bool = False,
+    part: pd.DataFrame, t: int, cfg: NowcastConfig, model: nc.DischargeModel, with_sd: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
-    model = model or nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
-    part = spells[spells.site == site]
-    when = EPOCH + pd.Timedelta(days=t)
+    """One site's nowcast of nights t+1..t+horizon from its spells (`by_site`)."""
+    when = day_of(t)
     days = holiday_days(cfg.holidays, when.year - 1, when.year + 1)
     holidays = (days - EPOCH).days.to_numpy()
     admissions = nc.expected_admissions_by_kind(part, t, cfg.horizon, cfg.admission_weeks, holidays)
     return nc.nowcast(part, t, model, admissions, with_sd)
 
 
-def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> pd.DataFrame:
-    """Tonight's census and the nowcast for the next nights at every site (and the ICS, their sum)."""
+def errors(
+    spells: pd.DataFrame, sites: dict[str, pd.DataFrame], origins: list[int], cfg: NowcastConfig
+) -> pd.DataFrame:
+    """Per origin, site and night ahead known by the data's end: the census, the nowcast made from the data up to
+    that origin (hazards refitted each time) and its spread were the model exact (`nowcast_sd`; `arrivals_sd` the
+    part from the admissions alone). An origin with nothing to estimate hazards from is skipped."""
+    end = int(spells.adm.max())
+    first = int(spells.adm.min()) + WARM_UP
+    rows = []
+    for t in origins:
+        if t < first:
+            continue
+        try:
+            model = nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
+        except ValueError:
+            continue
+        nights = np.arange(t + 1, t + cfg.horizon + 1)
+        for site, part in sites.items():
+            pred, sd, arrivals_sd = site_nowcast(part, t, cfg, model, with_sd=True)
+            actual = nc.census(part, nights)
+            for k in range(cfg.horizon):
+                if nights[k] <= end:
+                    rows.append(
+                        {
+                            "site": site,
+                            "origin": t,
+                            "ahead": k + 1,
+                            "census": float(actual[k]),
+                            "nowcast": float(pred[k]),
+                            "nowcast_sd": float(sd[k]),
+                            "arrivals_sd": float(arrivals_sd[k]),
+                        }
+                    )
+    cols = ["site", "origin", "ahead", "census", "nowcast", "nowcast_sd", "arrivals_sd"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def with_ics(errs: pd.DataFrame) -> pd.DataFrame:
+    """The sites' rows and the ICS's (the sum of sites; spreads added as variances: patients and sites independent
+    in the model, so the ICS's ranges are calibrated on its own errors, which see any common shock)."""
+    var = errs.assign(v=errs.nowcast_sd**2, a=errs.arrivals_sd**2)
+    ics = var.groupby(["origin", "ahead"], as_index=False)[["census", "nowcast", "v", "a"]].sum()
+    ics = ics.assign(site=ICS, nowcast_sd=np.sqrt(ics.v), arrivals_sd=np.sqrt(ics.a))
+    return pd.concat([errs, ics[errs.columns]], ignore_index=True)
+
+
+def calibration_origins(t: int, cfg: NowcastConfig) -> list[int]:
+    """The past nights whose errors set tonight's ranges: one every `interval_every` days before tonight."""
+    return [t - cfg.interval_every * i for i in range(cfg.interval_origins, 0, -1)]
+
+
+def range_scales(errs: pd.DataFrame, t: int, cfg: NowcastConfig) -> pd.DataFrame:
+    """How many of the model's spreads each range spans either side of the nowcast, per unit (any site, from all
+    sites' errors; the ICS, from its own) and night ahead: the split-conformal quantile of |error| / spread
+    over the calibration origins' nights known by day t (the ceil((n + 1) x level)-th smallest of n; none where
+    n is too small for the level). Columns unit, ahead, n, and one per level."""
+    known = errs[errs.origin.isin(calibration_origins(t, cfg)) & (errs.origin + errs.ahead <= t)]
+    z = (known.census - known.nowcast).abs() / np.maximum(known.nowcast_sd, MIN_SD)
+    unit = np.where(known.site == ICS, ICS, "site")
+    rows = []
+    for u in ("site", ICS):
+        for k in range(1, cfg.horizon + 1):
+            zs = np.sort(z[(unit == u) & (known.ahead == k).to_numpy()].to_numpy())
+            row = {"unit": u, "ahead": k, "n": int(zs.size)}
+            for level in LEVELS:
+                rank = math.ceil((zs.size + 1) * level)
+                row[level] = float(zs[rank - 1]) if rank <= zs.size else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_ranges(frame: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (site, ahead, nowcast, nowcast_sd) with each level's range: nowcast +- scale x spread, never below 0."""
+    unit = np.where(frame.site == ICS, ICS, "site")
+    keyed = scales.set_index(["unit", "ahead"])
+    out = frame.copy()
+    spread = np.maximum(frame.nowcast_sd.to_numpy(), MIN_SD)
+    for level, (lo, hi) in LEVELS.items():
+        s = keyed[level].reindex(list(zip(unit, frame.ahead))).to_numpy()
+        out[lo] = np.maximum(frame.nowcast.to_numpy() - s * spread, 0.0)
+        out[hi] = frame.nowcast.to_numpy() + s * spread
+    return out
+
+
+def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowcast:
+    """Tonight's census and the nowcast for the next nights at every site and the ICS (their sum), with 80% and
+    95% ranges from the nowcast's errors at past nights (each made from the data up to that night)."""
     spells = nowcast_spells(warehouse)
+    if spells.empty:
+        raise ValueError(f"{warehouse}: no hospital spells to nowcast from")
+    sites = by_site(spells)
     t = day_number(data_end)
     model = nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
     rows = []
-    for site in sorted(spells.site.unique()):
-        now = int(nc.census(spells[spells.site == site], np.array([t]))[0])
-        pred = site_nowcast(spells, site, t, cfg, model)
+    for site, part in sites.items():
+        now = int(nc.census(part, np.array([t]))[0])
+        pred, sd, _ = site_nowcast(part, t, cfg, model, with_sd=True)
         rows += [
-            {"site": site, "date": data_end + pd.Timedelta(days=k + 1), "in_beds_now": now, "nowcast": p}
-            for k, p in enumerate(pred)
+            {"site": site, "ahead": k + 1, "in_beds_now": now, "nowcast": float(p), "nowcast_sd": float(s)}
+            for k, (p, s) in enumerate(zip(pred, sd))
         ]
     frame = pd.DataFrame(rows)
-    ics = frame.groupby("date", as_index=False)[["in_beds_now", "nowcast"]].sum().assign(site="ICS")
-    return pd.concat([frame, ics[frame.columns]], ignore_index=True)
+    ics = frame.assign(v=frame.nowcast_sd**2).groupby("ahead", as_index=False)[["in_beds_now", "nowcast", "v"]].sum()
+    frame = pd.concat([frame, ics.assign(site=ICS, nowcast_sd=np.sqrt(ics.v))[frame.columns]], ignore_index=True)
+    origins = calibration_origins(t, cfg)
+    errs = with_ics(errors(spells, sites, origins, cfg))
+    ranged = with_ranges(frame, range_scales(errs, t, cfg))
+    ranged.insert(1, "date", data_end + pd.to_timedelta(ranged.ahead, unit="D"))
+    cols = ["site", "date", "in_beds_now", "nowcast", "q025", "q10", "q90", "q975"]  # as the forecasts' files
+    return Nowcast(ranged[cols], [day_of(o).date() for o in sorted(errs.origin.unique())])
 
 
 def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.DataFrame:
@@ -84,31 +203,14 @@ def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.Da
     carried forward. `forecaster(history: pd.Series, horizon) -> array` is the time-series comparator."""
     end = int(spells.adm.max())
     origins = list(range(end - cfg.backtest_days, end - cfg.horizon + 1, cfg.backtest_every))
-    first = int(spells.adm.min()) + 60  # census warm-up: spells admitted before the extract are missing
-    rows = []
-    for t in origins:
-        model = nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
-        for site in sorted(spells.site.unique()):
-            part = spells[spells.site == site]
-            days = np.arange(first, t + cfg.horizon + 1)
-            series = nc.census(part, days)
-            hist = pd.Series(
-                series[: t - first + 1].astype(float), index=EPOCH + pd.to_timedelta(days[: t - first + 1], "D")
-            )
-            pred, sd, arrivals_sd = site_nowcast(spells, site, t, cfg, model, with_sd=True)
-            ts = forecaster(hist, cfg.horizon) if forecaster else np.full(cfg.horizon, np.nan)
-            for k in range(cfg.horizon):
-                rows.append(
-                    {
-                        "site": site,
-                        "origin": t,
-                        "ahead": k + 1,
-                        "census": float(series[t - first + 1 + k]),
-                        "nowcast": pred[k],
-                        "nowcast_sd": sd[k],
-                        "arrivals_sd": arrivals_sd[k],
-                        "time_series": ts[k],
-                        "persistence": float(series[t - first]),
-                    }
-                )
-    return pd.DataFrame(rows)
+    first = int(spells.adm.min()) + WARM_UP
+    sites = by_site(spells)
+    table = errors(spells, sites, origins, cfg)
+    parts = []
+    for (t, site), rows in table.groupby(["origin", "site"], sort=False):
+        days = np.arange(first, t + 1)
+        series = nc.census(sites[site], days).astype(float)
+        hist = pd.Series(series, index=EPOCH + pd.to_timedelta(days, "D"))
+        point = forecaster(hist, cfg.horizon) if forecaster else np.full(cfg.horizon, np.nan)
+        parts.append(rows.assign(time_series=point[rows.ahead.to_numpy() - 1], persistence=series[-1]))
+    return pd.concat(parts, ignore_index=True)

@@ -71,16 +71,16 @@ def fit_discharges(
         c = part.groupby("e").event.agg(["sum", "count"]).reindex(grid, fill_value=0)
         n = c["count"].to_numpy() + shrink
         hazards[str(g)] = np.where(n > 0, (c["sum"].to_numpy() + shrink * overall) / np.maximum(n, 1e-12), overall)
-    exp = tr.assign(h=[hazards[str(g)][e] for g, e in zip(tr.group.to_numpy(), tr.e.to_numpy())])
-    wd = (exp.day.to_numpy() + 3) % 7
-    obs = np.bincount(wd, weights=exp.event.to_numpy(float), minlength=7)
-    pred = np.bincount(wd, weights=exp.h.to_numpy(), minlength=7)
+    codes, names = pd.factorize(tr.group.to_numpy())
+    h = np.stack([hazards[str(g)] for g in names])[codes, tr.e.to_numpy()]
+    wd = (tr.day.to_numpy() + 3) % 7
+    obs = np.bincount(wd, weights=tr.event.to_numpy(float), minlength=7)
+    pred = np.bincount(wd, weights=h, minlength=7)
     weekday = np.where(pred > 0, (obs + 1) / (pred + 1), 1.0)
     adm_recent = recent[recent.adm <= t - 1]
     stays = ((adm_recent.dis == OPEN) | (adm_recent.dis > adm_recent.adm)).to_numpy()
     first = float(np.mean(stays)) if len(adm_recent) else 1.0
-    kinds = kind_of(adm_recent["group"].to_numpy())
-    by_kind = {str(k): float(np.mean(stays[kinds == k])) for k in np.unique(kinds)}
+    by_kind = {k: float(np.mean(stays[rows])) for k, rows in _split(kind_of(adm_recent["group"].to_numpy()))}
     return DischargeModel(hazards, overall, weekday, first, by_kind)
 
 
@@ -88,8 +88,19 @@ def kind_of(groups: np.ndarray) -> np.ndarray:
     """The kind of admission from a group label `age|kind|diagnosis` (emergency or other; `all` for labels
     without one). Day cases are planned, so the share of admissions staying the first night differs by kind
     more than by anything else, and the mix changes by weekday."""
-    parts = pd.Series(groups, dtype=object).str.split("|")
-    return np.where(parts.str.len() == 3, parts.str[1], "all").astype(str)
+    codes, labels = pd.factorize(np.asarray(groups, dtype=object))
+    parts = [str(label).split("|") for label in labels]
+    kinds = np.array([p[1] if len(p) == 3 else "all" for p in parts], dtype=object)
+    return kinds[codes] if labels.size else np.array([], dtype=object)
+
+
+def _split(kinds: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each kind (sorted) and the positions holding it (hashed, not sorted: the arrays are long)."""
+    codes, names = pd.factorize(kinds)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    rows = {str(n): order[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)}
+    return sorted(rows.items())
 
 
 def census(spells: pd.DataFrame, days: np.ndarray) -> np.ndarray:
@@ -171,10 +182,11 @@ def expected_admissions(
 def expected_admissions_by_kind(
     spells: pd.DataFrame, t: int, horizon: int, weeks: int = 8, holidays: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """`expected_admissions` for each kind of admission (`kind_of`) separately."""
-    kinds = kind_of(spells["group"].to_numpy())
+    """`expected_admissions` for each kind of admission (`kind_of`, or a `kind` column holding it) separately."""
+    kinds = spells["kind"].to_numpy() if "kind" in spells else kind_of(spells["group"].to_numpy())
     return {
-        str(k): expected_admissions(spells[kinds == k], t, horizon, weeks, holidays=holidays) for k in np.unique(kinds)
+        k: expected_admissions(spells.iloc[np.sort(rows)], t, horizon, weeks, holidays=holidays)
+        for k, rows in _split(kinds)
     }
 
 

@@ -222,15 +222,16 @@ def nowcast_cmd(
         end = pd.Timestamp(data_end(s.warehouse_path)) if s.warehouse_path.exists() else None
         if end is None:
             raise SeriesSourceError(f"{s.warehouse_path}: no warehouse; run `phm data load` first")
-        frame = current(s.warehouse_path, cfg, end)
+        result = current(s.warehouse_path, cfg, end)
     except ValidationError as exc:
         raise fail(validation_message(exc)) from exc
     except (SeriesSourceError, ValueError) as exc:
         raise fail(str(exc)) from exc
+    frame = result.frame
     if site:
         if site not in set(frame.site):
             raise fail(f"unknown site {site!r}; sites: {', '.join(sorted(frame.site.unique()))}")
         frame = frame[frame.site == site]
-    forecasts.nowcast(frame, end)
+    forecasts.nowcast(frame, end, result.calibration)
     if out:
         export_frame(frame, out)

@@ -5,6 +5,7 @@ from the warehouse, back-tests, MLflow, predictions, exports and scenarios)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -239,3 +240,26 @@ def test_forecast_a_planners_csv(tmp_path: Path) -> None:
     assert "filled 2 missing day(s)" in fit.stderr
     pred = phm("forecast", "predict", "--site", "RXX01", "--metric", "beds_occupied", "--horizon", "28", home=home)
     assert pred.returncode == 0 and "Capacity 60 beds" in pred.stdout
+
+
+def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:
+    out = tmp_path / "nowcast.csv"
+    run = phm("forecast", "nowcast", "--out", str(out), home=home.home)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "80% range" in run.stdout and "Ranges from the nowcast's own errors on 40 past nights" in run.stdout
+    frame = pd.read_csv(out, parse_dates=["date"])
+    assert list(frame.columns) == ["site", "date", "in_beds_now", "nowcast", "q025", "q10", "q90", "q975"]
+    assert frame.notna().all().all() and frame.site.iloc[-1] == "ICS"
+    assert ((frame.q025 <= frame.q10) & (frame.q10 <= frame.nowcast) & (frame.nowcast <= frame.q90)).all()
+    assert ((frame.q90 <= frame.q975) & (frame.q025 >= 0) & (frame.q10 < frame.q90)).all()
+    sites = frame[frame.site != "ICS"]
+    assert sorted(frame.date.unique()) == sorted(sites.date.unique()) and frame.date.nunique() == 3
+    ics = frame[frame.site == "ICS"].set_index("date")
+    summed = sites.groupby("date")[["in_beds_now", "nowcast"]].sum()
+    assert np.allclose(ics.nowcast, summed.nowcast) and (ics.in_beds_now == summed.in_beds_now).all()
+    assert not re.search(r"\b\d{3} ?\d{3} ?\d{4}\b", run.stdout + out.read_text())  # nothing like an NHS number
+    one = phm("forecast", "nowcast", "--site", str(sites.site.iloc[0]), "--nights", "2", home=home.home)
+    assert one.returncode == 0 and one.stdout.count(str(sites.site.iloc[0])) == 2 and "ICS" not in one.stdout
+    for args, message in ((("--site", "NOPE"), "unknown site 'NOPE'"), (("--nights", "0"), "horizon")):
+        bad = phm("forecast", "nowcast", *args, home=home.home)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr

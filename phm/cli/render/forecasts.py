@@ -3,6 +3,8 @@ planning scenario."""
 
 from __future__ import annotations
 
+import math
+
 from phm.cli.common import console
 from phm.cli.render.tables import table
 
@@ -80,15 +82,48 @@ def forecast(site: str, metric: str, part, meta: dict) -> None:
         )
 
 
-def nowcast(frame, data_end) -> None:
-    rows = [[r.site, str(r.date.date()), f"{r.in_beds_now:,}", f"{r.nowcast:.1f}"] for r in frame.itertuples()]
+def nowcast(frame, data_end, calibration: list) -> None:
+    rows = [
+        [
+            r.site,
+            str(r.date.date()),
+            f"{r.in_beds_now:,}",
+            f"{r.nowcast:.1f}",
+            _range(r.q10, r.q90),
+            _range(r.q025, r.q975),
+        ]
+        for r in frame.itertuples()
+    ]
+    cols = ["site", "night of", "in beds now", "expected in beds", "80% range", "95% range"]
     table(
         f"Bed nowcast from the patients in beds on the night of {data_end.date()} (survival by nights elapsed, "
         "age, admission method, diagnosis group) plus expected admissions",
-        ["site", "night of", "in beds now", "expected in beds"],
+        cols,
         rows,
-        right={"in beds now", "expected in beds"},
+        right=set(cols[2:]),
     )
+    if calibration:
+        whose = [
+            clause
+            for clause, shown in (
+                ("a site's from every site's errors", (frame.site != "ICS").any()),
+                ("the ICS's from its own", (frame.site == "ICS").any()),
+            )
+            if shown
+        ]
+        console.print(
+            f"Ranges from the nowcast's own errors on {len(calibration)} past nights ({calibration[0]} to "
+            f"{calibration[-1]}), each nowcast made from the data up to that night; {', '.join(whose)}."
+        )
+    if frame[["q10", "q90"]].isna().any().any() or frame[["q025", "q975"]].isna().any().any():
+        console.print(
+            "[yellow]Some ranges are not given: too few past nights with data to calibrate them "
+            "(an 80% range needs 4, a 95% range 19).[/]"
+        )
+
+
+def _range(low: float, high: float) -> str:
+    return "-" if math.isnan(low) or math.isnan(high) else f"{low:.0f} to {high:.0f}"
 
 
 def scenario(result, site: str, metric: str, horizon: int, top_share: float, prevented: float) -> None:
