@@ -63,8 +63,9 @@ def daily_series(warehouse: Path, start: date | None = None, end: date | None = 
                 UNION ALL SELECT site_code, dis, 'ga_beds_occupied', -1 FROM spells WHERE dis > adm
                 UNION ALL SELECT site_code, adm, 'critical_care_beds_occupied', 1 FROM spells WHERE cc > 0
                 UNION ALL SELECT site_code, adm + CAST(cc AS INTEGER), 'critical_care_beds_occupied', -1 FROM spells WHERE cc > 0
-                UNION ALL SELECT site_code, adm + CAST(cc AS INTEGER), 'ga_beds_occupied', -1 FROM spells WHERE cc > 0 AND dis > adm
-                UNION ALL SELECT site_code, adm, 'ga_beds_occupied', 1 FROM spells WHERE cc > 0 AND dis > adm),
+                -- a critical care midnight is not also a G&A one: out of G&A on admission, back when critical care ends
+                UNION ALL SELECT site_code, adm, 'ga_beds_occupied', -1 FROM spells WHERE cc > 0 AND dis > adm
+                UNION ALL SELECT site_code, adm + CAST(cc AS INTEGER), 'ga_beds_occupied', 1 FROM spells WHERE cc > 0 AND dis > adm),
             days AS (SELECT CAST(range AS DATE) AS d FROM range(CAST($first AS DATE), CAST($last AS DATE) + 1, INTERVAL 1 DAY)),
             grid AS (SELECT d, site_code, metric FROM days, (SELECT site_code FROM sites),
                      (VALUES ('ga_beds_occupied'), ('critical_care_beds_occupied')) m(metric)),

@@ -192,7 +192,8 @@ def _size_sites(spells: dict[str, np.ndarray], n_sites: int, cal: Calendar) -> t
     has_cc = spells["cc"] > 0
     np.add.at(cc, (spells["site"][has_cc], adm[has_cc]), 1)
     np.add.at(cc, (spells["site"][has_cc], cc_end[has_cc]), -1)
-    ga_occ, cc_occ = ga.cumsum(axis=1)[:, :n_days], cc.cumsum(axis=1)[:, :n_days]
+    cc_occ = cc.cumsum(axis=1)[:, :n_days]
+    ga_occ = ga.cumsum(axis=1)[:, :n_days] - cc_occ  # a critical care midnight is not also a G&A one
     last_year = slice(n_days - 365, n_days)
     beds = np.maximum(5, np.ceil(ga_occ[:, last_year].mean(axis=1) / 0.90)).astype(int)
     cc_beds = np.maximum(1, np.ceil(cc_occ[:, last_year].mean(axis=1) / 0.80)).astype(int)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import mlflow
@@ -129,6 +130,33 @@ def test_series_from_the_warehouse(home) -> None:
     assert winter > summer  # winter pressure
     caps = frame.dropna(subset=["capacity"]).groupby(["site", "metric"]).capacity.first()
     assert caps[("ICS", "ga_beds_occupied")] == caps.drop("ICS", level=0).xs("ga_beds_occupied", level=1).sum()
+
+
+def test_census_counts_each_patient_in_one_bed(tmp_path: Path) -> None:
+    """A midnight in critical care is not also a G&A midnight: every patient is in exactly one bed."""
+    import duckdb
+
+    path = tmp_path / "tiny.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE sites (site_code VARCHAR, ga_beds INTEGER, critical_care_beds INTEGER)")
+    con.execute("INSERT INTO sites VALUES ('RXX01', 10, 2)")
+    con.execute(
+        "CREATE TABLE apc_spells (site_code VARCHAR, admission_date DATE, discharge_date DATE, "
+        "critical_care_days INTEGER, admission_method VARCHAR)"
+    )
+    con.execute(
+        """INSERT INTO apc_spells VALUES
+        ('RXX01', '2024-01-01', '2024-01-10', 3, '21'),  -- critical care nights 1-3, then G&A nights 4-9
+        ('RXX01', '2024-01-02', NULL, 0, '21'),          -- G&A from night 2, still in
+        ('RXX01', '2024-01-05', '2024-01-05', 0, '11'),  -- a day case: no midnight
+        ('RXX01', '2024-01-03', '2024-01-05', 5, '12')   -- 5 critical care days capped at its 2 nights (3-4)"""
+    )
+    con.close()
+    frame = daily_series(path, start=date(2024, 1, 1), end=date(2024, 1, 11))
+    site = frame[frame.site == "RXX01"].pivot(index="date", columns="metric", values="value")
+    assert site.critical_care_beds_occupied.tolist() == [1, 1, 2, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert site.ga_beds_occupied.tolist() == [0, 1, 1, 2, 2, 2, 2, 2, 2, 1, 1]
+    assert site.emergency_admissions.tolist() == [1, 1] + [0] * 9
 
 
 def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> None:
