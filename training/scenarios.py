@@ -144,11 +144,32 @@ def _site_share(stays: pd.DataFrame, people: np.ndarray, site: str) -> float:
     return float((pool.site_code == site).mean()) if len(pool) else 0.0
 
 
+def _stays_drawn(counts: np.ndarray, pool: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simulation, day and the stay (an index into the pool of `pool` stays) of every prevented admission, drawn as
+    common random numbers: the j-th admission of a simulation's day has the same stay whatever the prevented share,
+    so a larger share only adds admissions (and their beds) - intervals as well as means never add beds."""
+    rng = np.random.default_rng(seed)
+    sims, days, picks = [], [], []
+    for j in range(int(counts.max())):
+        u = rng.random(counts.shape)  # layer j, drawn whether or not this share reaches it
+        s, d = np.nonzero(counts > j)
+        sims.append(s)
+        days.append(d)
+        picks.append(np.minimum((u[s, d] * pool).astype(int), pool - 1))
+    return np.concatenate(sims), np.concatenate(days), np.concatenate(picks)
+
+
 def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None) -> ScenarioResult:
     """Baseline forecast vs the scenario for one site and metric, with 80% and 95% intervals."""
     policy = policy or Policy()
     if not (folder / "forecasts.parquet").exists():
         raise ScenarioError("no forecasts yet: run `phm forecast fit` first")
+    meta = folder / "fit.json"
+    if meta.exists() and str(json.loads(meta.read_text()).get("source", "")).startswith("CSV"):
+        raise ScenarioError(
+            "scenarios need forecasts fitted from the warehouse (they reach its people by risk); the latest forecasts "
+            "came from a planner's CSV: run `phm forecast fit` without --csv first"
+        )
     if not (folder / SCORES).exists():
         raise ScenarioError(
             "no risk scores for scenarios: register an emergency-admission model, then run `phm forecast fit` again"
@@ -190,10 +211,7 @@ def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None)
     if scenario.metric == "emergency_admissions":
         reduction = counts.astype(float)
     elif counts.sum() and los.size:
-        sim, day = np.nonzero(counts)
-        reps = counts[sim, day]
-        sim, day = np.repeat(sim, reps), np.repeat(day, reps)
-        pick = np.random.default_rng(scenario.seed + 1).integers(0, los.size, sim.size)
+        sim, day, pick = _stays_drawn(counts, los.size, scenario.seed + 1)
         stay, crit = los[pick], cc[pick]
         start, stop = (
             (day, day + crit) if scenario.metric == "critical_care_beds_occupied" else (day + crit, day + stay)
