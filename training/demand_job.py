@@ -4,8 +4,10 @@ MLflow (back-test table, selections, forecasts, a chart per series)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import re
 import tempfile
 from pathlib import Path
 
@@ -82,15 +84,22 @@ def run_fit(
     target = forecasts_dir(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=target.parent))
-    output = save(results, frame, cfg, staging, source, refused)
-    output.meta["reconciliation"] = notes
-    scenario_files = [p for p in target.glob("*") if p.name.startswith(("risk_scores", "emergency_stays", "scenario_"))]
-    for p in scenario_files:  # keep scenario inputs until they are prepared again
-        shutil.copy2(p, staging / p.name)
-    say("logging to MLflow")
-    run_id = _log(settings, output, frame, cfg)
-    output.meta["run_id"] = run_id
-    (staging / "fit.json").write_text(json.dumps(output.meta, indent=1))
+    try:
+        output = save(results, frame, cfg, staging, source, refused)
+        output.meta["reconciliation"] = notes
+        if source.startswith("warehouse"):  # scenario inputs belong to the warehouse's people, not to a planner's file
+            scenario_files = [
+                p for p in target.glob("*") if p.name.startswith(("risk_scores", "emergency_stays", "scenario_"))
+            ]
+            for p in scenario_files:  # keep scenario inputs until they are prepared again
+                shutil.copy2(p, staging / p.name)
+        say("logging to MLflow")
+        run_id = _log(settings, output, frame, cfg)
+        output.meta["run_id"] = run_id
+        (staging / "fit.json").write_text(json.dumps(output.meta, indent=1))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-made is left beside the published forecasts
+        raise
     old = target.with_name(".previous")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
@@ -99,6 +108,16 @@ def run_fit(
     shutil.rmtree(old, ignore_errors=True)
     output.folder = target
     return output, warnings, run_id
+
+
+def mlflow_name(name: str) -> str:
+    """A series' site or metric as MLflow takes it in metric keys and artifact file names (letters, digits, `_-.`
+    only, at most 60 characters): a name that needs changing ("St Mary's", "A&E (Acute)") keeps what it can and
+    gains a short digest of the original, so two names never meet."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:50].strip(".") or "_"
+    if safe == name:
+        return name
+    return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def _log(settings: Settings, output: FitOutput, frame: pd.DataFrame, cfg: ForecastConfig) -> str:
@@ -118,7 +137,7 @@ def _log(settings: Settings, output: FitOutput, frame: pd.DataFrame, cfg: Foreca
         )
         metrics = {}
         for r in output.backtest.itertuples():
-            base = f"{r.site}.{r.metric}.{r.model}"
+            base = f"{mlflow_name(r.site)}.{mlflow_name(r.metric)}.{r.model}"
             metrics[f"{base}.mase_h{r.horizon}"] = r.mase
             metrics[f"{base}.coverage80_h{r.horizon}"] = r.coverage_80
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
@@ -126,6 +145,6 @@ def _log(settings: Settings, output: FitOutput, frame: pd.DataFrame, cfg: Foreca
         for res in output.results:
             hist = frame[(frame.site == res.site) & (frame.metric == res.metric)]
             fig = chart(hist, res.forecast, f"{res.site}: {METRICS.get(res.metric, res.metric)}")
-            mlflow.log_figure(fig, f"plots/{res.site}_{res.metric}.png")
+            mlflow.log_figure(fig, f"plots/{mlflow_name(res.site)}_{mlflow_name(res.metric)}.png")
             plt.close(fig)
         return run.info.run_id

@@ -1,6 +1,8 @@
-"""Make the forecasts of the sites add up to the forecast of the whole system (site `ICS`) for each metric,
-intervals included: the means are reconciled by MinTrace (`models/forecasting/reconcile.py`), each series'
-quantiles move with its mean, and the chance of exceeding capacity is recomputed from the moved mean."""
+"""Make the forecasts of the sites add up to the forecast of the whole system (site `ICS`) for each metric: the
+means are reconciled by MinTrace (`models/forecasting/reconcile.py`) and add up exactly; each series' intervals
+move with its mean (so each stays centred where it was on its own mean; the sites' quantiles do not add up to the
+ICS's - a quantile of a sum is not the sum of the quantiles - and should not), and the chance of exceeding capacity
+is recomputed from the moved mean. Only series covering the same days are reconciled."""
 
 from __future__ import annotations
 
@@ -21,6 +23,16 @@ def reconcile_results(results: list, histories: dict[tuple[str, str], pd.Series]
         total = next((r for r in results if r.metric == metric and r.site == TOTAL), None)
         sites = [r for r in results if r.metric == metric and r.site != TOTAL]
         if total is None or len(sites) < 2:
+            continue
+        if any(
+            not r.forecast["date"].reset_index(drop=True).equals(total.forecast["date"].reset_index(drop=True))
+            for r in sites
+        ):
+            ends = sorted({str(histories[(r.site, metric)].index[-1].date()) for r in [total, *sites]})
+            notes.append(
+                f"{metric}: not reconciled (the ICS and site series end on different days: {', '.join(ends)}; "
+                "forecasts of different days cannot be made to add up)"
+            )
             continue
         summed = sum(histories[(r.site, metric)] for r in sites)
         ics = histories[(TOTAL, metric)]

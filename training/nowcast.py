@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
@@ -59,6 +60,8 @@ class Nowcast:
 
     frame: pd.DataFrame
     calibration: list[date]  # the past nights whose nowcast errors set the ranges
+    night: date  # the night of the census it starts from
+    notes: list[str]  # what the nowcast could not cover, and why
 
 
 def day_number(when: pd.Timestamp) -> int:
@@ -170,14 +173,36 @@ def with_ranges(frame: pd.DataFrame, scales: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+STALE_DAYS = 7  # a site without an admission for this long is named: its census may be out of date
+
+
 def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowcast:
     """Tonight's census and the nowcast for the next nights at every site and the ICS (their sum), with 80% and
-    95% ranges from the nowcast's errors at past nights (each made from the data up to that night)."""
+    95% ranges from the nowcast's errors at past nights (each made from the data up to that night). Tonight is
+    the last night the admissions extract covers (`data_end`, the end of all extracts, if earlier)."""
     spells = nowcast_spells(warehouse)
     if spells.empty:
         raise ValueError(f"{warehouse}: no hospital spells to nowcast from")
     sites = by_site(spells)
+    notes = []
     t = day_number(data_end)
+    covered = int(max(spells.adm.max(), spells.dis.max()))
+    if covered < t:
+        notes.append(
+            f"the admissions extract ends on {day_of(covered).date()}, {t - covered} day(s) before the other "
+            f"extracts ({data_end.date()}): the nowcast starts from the census of {day_of(covered).date()}"
+        )
+        t = covered
+    missing = sorted(set(site_codes(warehouse)) - set(sites))
+    if missing:
+        notes.append(f"no admissions recorded at {', '.join(missing)}: not nowcast, and not in the ICS total")
+    for site, part in sites.items():
+        last = int(part.adm.max())
+        if t - last >= STALE_DAYS:
+            notes.append(
+                f"{site}: no admission in the {t - last} days before {day_of(t).date()} (last {day_of(last).date()})"
+            )
+    data_end = day_of(t)
     model = nc.fit_discharges(spells, t, cfg.lookback_days, cfg.max_elapsed, cfg.shrink)
     rows = []
     for site, part in sites.items():
@@ -195,7 +220,23 @@ def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowc
     ranged = with_ranges(frame, range_scales(errs, t, cfg))
     ranged.insert(1, "date", data_end + pd.to_timedelta(ranged.ahead, unit="D"))
     cols = ["site", "date", "in_beds_now", "nowcast", "q025", "q10", "q90", "q975"]  # as the forecasts' files
-    return Nowcast(ranged[cols], [day_of(o).date() for o in sorted(errs.origin.unique())])
+    calibration = [day_of(o).date() for o in sorted(errs.origin.unique())]
+    return Nowcast(ranged[cols], calibration, data_end.date(), notes)
+
+
+def site_codes(warehouse: Path) -> list[str]:
+    """The sites the warehouse knows (its `sites` table; none if it has none)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "sites" not in tables:
+            return []
+        return [
+            str(r[0])
+            for r in con.execute("SELECT DISTINCT site_code FROM sites WHERE site_code IS NOT NULL").fetchall()
+        ]
+    finally:
+        con.close()
 
 
 def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.DataFrame:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from models import specs
@@ -62,7 +64,8 @@ def registered(s: Settings, name: str, roles: tuple[str, ...], what: str) -> str
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error and return the exit to raise (`raise fail(...)`)."""
-    err.print(f"[bold red]Error:[/] {message}", soft_wrap=True)  # never broken mid-value, whatever the width
+    # never broken mid-value, whatever the width; the message is shown as written (it may quote a file's names)
+    err.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -87,7 +90,7 @@ def stages(title: str, total: int) -> Iterator:
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.fields[stage]}"),
+        TextColumn("{task.fields[stage]}", markup=False),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -124,12 +127,23 @@ def typed_config(cls, config: Optional[Path], overrides: dict):
 
 
 def export_frame(frame, out: Path) -> None:
-    """Save a table as .csv or .json."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".json":
-        out.write_text(frame.to_json(orient="records", date_format="iso", indent=1))
-    elif out.suffix.lower() == ".csv":
-        frame.to_csv(out, index=False)
-    else:
+    """Save a table as .csv or .json, whole or not at all: written beside the target and renamed over it (an
+    existing file is replaced only by a complete one); a path that cannot be written is an error naming it."""
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".json"):
         raise fail(f"{out}: export to a .csv or .json file")
-    console.print(f"Saved {out}")
+    if out.is_dir():
+        raise fail(f"{out}: is a folder; name a .csv or .json file to export to")
+    part = out.with_name(f".{out.name}.part")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".json":
+            part.write_text(frame.to_json(orient="records", date_format="iso", indent=1))
+        else:
+            frame.to_csv(part, index=False)
+        part.replace(out)
+    except OSError as exc:
+        with suppress(OSError):
+            part.unlink(missing_ok=True)
+        raise fail(f"{out}: cannot write the export ({exc.strerror or type(exc).__name__})") from exc
+    console.print(Text(f"Saved {out}"))

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from phm.cli.render import forecasts
 from phm.cli.common import (
@@ -47,7 +49,7 @@ def fit_forecasts(
     except (SeriesFileError, SeriesSourceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     for w in warnings:
-        err.print(f"[yellow]Warning:[/] {w}")
+        err.print(f"[yellow]Warning:[/] {escape(w)}")
     forecasts.backtest(out.backtest, out.meta["selected"])
     forecasts.coverage(out.meta)
     if csv is None:
@@ -95,7 +97,7 @@ def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Option
     key = f"{site}/{metric}"
     for w in meta.get("warnings", []):
         if w.startswith(key + ":"):
-            err.print(f"[yellow]Warning:[/] {w}")
+            err.print(f"[yellow]Warning:[/] {escape(w)}")
 
 
 def run_planning_scenario(
@@ -232,6 +234,8 @@ def nowcast_cmd(
         if site not in set(frame.site):
             raise fail(f"unknown site {site!r}; sites: {', '.join(sorted(frame.site.unique()))}")
         frame = frame[frame.site == site]
-    forecasts.nowcast(frame, end, result.calibration)
+    forecasts.nowcast(frame, result.night, result.calibration)
+    for note in result.notes:
+        console.print(Text(f"Note: {note}", style="yellow"), soft_wrap=True)
     if out:
         export_frame(frame, out)

@@ -91,7 +91,7 @@ def test_one_year_of_real_history_uk_planner_file_through_phm(tmp_path: Path) ->
     assert pred.returncode == 0 and "In the back-test these intervals held" in pred.stdout, pred.stdout + pred.stderr
 
 
-def test_site_forecasts_reconciled_to_the_ics_forecast_intervals_included() -> None:
+def test_site_forecasts_reconciled_to_the_ics_forecast_intervals_moved_with_them() -> None:
     from training.demand_reconcile import reconcile_results
 
     real = pd.read_csv(REAL, parse_dates=["date"])
@@ -112,6 +112,17 @@ def test_site_forecasts_reconciled_to_the_ics_forecast_intervals_included() -> N
         assert (f.q025 <= f.q10).all() and (f.q10 <= f.q90).all() and f.reconciled.all()
     broken = {**{(s, "beds"): y for s, y in parts.items()}, ("ICS", "beds"): parts["ICS"] + 5}
     assert "not reconciled" in reconcile_results(results, broken)[0]
+    # a site whose data end a month early forecasts other days: nothing is forced to add up by position
+    early = {**parts, "VT": parts["VT"].iloc[:-30]}
+    vt = backtest_series(SeriesInput("VT", "beds", early["VT"], 1.2 * float(early["VT"].max())), cfg)
+    mixed = [vt if r.site == "VT" else r for r in results]
+    kept = {r.site: r.forecast["mean"].copy() for r in mixed}
+    notes = reconcile_results(mixed, {(s, "beds"): y for s, y in early.items()})
+    assert notes == [
+        "beds: not reconciled (the ICS and site series end on different days: 2021-07-01, 2021-07-31; forecasts of "
+        "different days cannot be made to add up)"
+    ]
+    assert all(r.forecast["mean"].equals(kept[r.site]) for r in mixed)
 
 
 def test_warehouse_forecasts_start_from_the_end_of_the_data(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import mlflow
@@ -219,16 +219,23 @@ def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> N
     from training.scenarios import Scenario, run_scenario
 
     for metric in ("ga_beds_occupied", "critical_care_beds_occupied", "emergency_admissions"):
-        results = [
-            run_scenario(folder, Scenario(site="ICS", metric=metric, horizon=28, prevented_share=p))
-            for p in (0.0, 0.1, 0.3, 0.6)
-        ]
-        base = pd.DataFrame(results[0].daily)
-        assert np.allclose(base.scenario_mean, base.baseline_mean) and (base.change_mean == 0).all()
-        for earlier, later in zip(results, results[1:]):
-            a, b = pd.DataFrame(earlier.daily), pd.DataFrame(later.daily)
-            assert (b.scenario_mean <= a.scenario_mean + 1e-9).all() and (b.change_q90 <= a.change_q90 + 1e-9).all()
-        assert pd.DataFrame(results[-1].daily).change_mean.sum() < 0
+        for top, shares in ((0.05, (0.0, 0.1, 0.3, 0.6)), (0.01, (0.0, 0.6, 0.65, 0.7, 0.95, 1.0))):
+            results = [
+                run_scenario(folder, Scenario(site="ICS", metric=metric, horizon=28, top_share=top, prevented_share=p))
+                for p in shares
+            ]
+            base = pd.DataFrame(results[0].daily)
+            assert np.allclose(base.scenario_mean, base.baseline_mean) and (base.change_mean == 0).all()
+            for earlier, later in zip(results, results[1:]):  # common random numbers: every quantile moves one way
+                a, b = pd.DataFrame(earlier.daily), pd.DataFrame(later.daily)
+                assert (b.scenario_mean <= a.scenario_mean + 1e-9).all()
+                assert (b.change_q90 <= a.change_q90 + 1e-9).all() and (b.change_q10 <= a.change_q10 + 1e-9).all()
+                for name, v in later.summary.items():
+                    grows = -1 if name.startswith("change") else 1  # what is saved grows with the share
+                    assert all(
+                        grows * (v[q] - earlier.summary[name][q]) >= -1e-9 for q in ("q025", "q10", "q90", "q975")
+                    ), (metric, top, name, earlier.summary[name], v)
+            assert pd.DataFrame(results[-1].daily).change_mean.sum() < 0
     cli = phm(
         "forecast",
         "scenario",
@@ -250,11 +257,14 @@ def test_fit_predict_export_and_scenarios_through_phm(home, tmp_path: Path) -> N
 
 
 def test_forecast_a_planners_csv(tmp_path: Path) -> None:
+    """A site named as hospitals are ("St Mary's (Acute)"), with text that would be console markup: fitted, logged
+    and shown as written."""
+    name = "[bold]St Mary's (Acute)"
     y = seasonal_series(days=800, seed=4, level=40)
     frame = pd.DataFrame(
         {
             "date": y.index.strftime("%Y-%m-%d"),
-            "site": "RXX01",
+            "site": name,
             "metric": "beds_occupied",
             "value": y.to_numpy(),
             "capacity": 60,
@@ -265,9 +275,16 @@ def test_forecast_a_planners_csv(tmp_path: Path) -> None:
     home = tmp_path / "home"
     fit = phm("forecast", "fit", "--csv", str(path), "--origins", "3", "--max-horizon", "28", home=home)
     assert fit.returncode == 0, fit.stderr[-2000:]
-    assert "filled 2 missing day(s)" in fit.stderr
-    pred = phm("forecast", "predict", "--site", "RXX01", "--metric", "beds_occupied", "--horizon", "28", home=home)
-    assert pred.returncode == 0 and "Capacity 60 beds" in pred.stdout
+    assert f"{name}/beds_occupied: filled 2 missing day(s)" in " ".join(fit.stderr.split())
+    assert f"{name}/beds_occupied: ensemble" in fit.stdout and not list((home / "forecasts").glob(".fit-*"))
+    meta = json.loads((home / "forecasts" / "latest" / "fit.json").read_text())
+    tracking.configure(Settings(home=home))
+    plots = [a.path for a in mlflow.MlflowClient().list_artifacts(meta["run_id"], "plots")]
+    assert len(plots) == 1 and plots[0].startswith("plots/_bold_St_Mary_s__Acute_-"), plots  # a safe name + digest
+    pred = phm("forecast", "predict", "--site", name, "--metric", "beds_occupied", "--horizon", "28", home=home)
+    assert pred.returncode == 0 and "Capacity 60 beds" in pred.stdout and name in pred.stdout
+    scenario = phm("forecast", "scenario", "--site", name, "--metric", "ga_beds_occupied", home=home)
+    assert scenario.returncode == 2 and "came from a planner's CSV" in scenario.stderr
 
 
 def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:
@@ -291,3 +308,22 @@ def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:
     for args, message in ((("--site", "NOPE"), "unknown site 'NOPE'"), (("--nights", "0"), "horizon")):
         bad = phm("forecast", "nowcast", *args, home=home.home)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    # an admissions extract ending before the others, and a site without admissions, are said, not hidden
+    import duckdb
+
+    lagging = copied_home(home, tmp_path / "lagging")
+    con = duckdb.connect(str(lagging.warehouse_path))
+    end = con.execute("SELECT max(admission_date) FROM apc_spells").fetchone()[0]
+    con.execute("INSERT INTO sites (site_code) VALUES ('RZZ99')")
+    con.execute("INSERT INTO prescriptions (issue_date) VALUES (?)", [end + timedelta(days=10)])
+    con.close()
+    noted = phm("forecast", "nowcast", "--site", "ICS", "--nights", "1", home=lagging.home)
+    assert noted.returncode == 0, noted.stderr
+    assert f"on the night of {end}" in noted.stdout and f"ends on {end}, 10 day(s) before" in noted.stdout
+    assert "no admissions recorded at RZZ99: not nowcast, and not in the ICS total" in noted.stdout
+    # exports are whole or refused: a folder or an unwritable place is an error naming it, nothing half-written
+    folder = tmp_path / "taken.csv"
+    folder.mkdir()
+    for target in (folder, Path("/proc/nowcast.csv")):
+        bad = phm("forecast", "nowcast", "--out", str(target), home=home.home)
+        assert bad.returncode == 2 and str(target) in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

@@ -4,6 +4,9 @@ planning scenario."""
 from __future__ import annotations
 
 import math
+from datetime import date, timedelta
+
+from rich.text import Text
 
 from phm.cli.common import console
 from phm.cli.render.tables import table
@@ -39,9 +42,10 @@ def coverage(meta: dict) -> None:
             f"{cov['coverage_80']:.0%} (80%) and {cov['coverage_95']:.0%} (95%) of days 1-{cov['horizon']} "
             f"over {cov['origins']} origin(s) of {cov['backtest_origins']} back-tested{_widened(cov)}",
             soft_wrap=True,
+            markup=False,
         )
     for note in meta.get("reconciliation", []):
-        console.print(note, soft_wrap=True)
+        console.print(note, soft_wrap=True, markup=False)
 
 
 def _widened(cov: dict) -> str:
@@ -66,9 +70,13 @@ def forecast(site: str, metric: str, part, meta: dict) -> None:
         for r in part.itertuples()
     ]
     cols = ["date", "mean", "80% interval", "95% interval", "P(over threshold)"]
-    table(
-        f"{site} {metric}: {part.model.iloc[0]} forecast from data to {meta['data_end']}", cols, rows, right=set(cols)
-    )
+    ends = (part.date.iloc[0] - timedelta(days=1)).date()  # this series' own data end: each starts the day after
+    table(f"{site} {metric}: {part.model.iloc[0]} forecast from data to {ends}", cols, rows, right=set(cols))
+    if str(ends) < str(meta["data_end"]):
+        console.print(
+            f"[yellow]This series' data end on {ends}, {(date.fromisoformat(str(meta['data_end'])) - ends).days} "
+            f"day(s) before the latest series' ({meta['data_end']}).[/]"
+        )
     if "backtest_coverage_80" in part:
         r = part.iloc[0]
         console.print(
@@ -82,7 +90,7 @@ def forecast(site: str, metric: str, part, meta: dict) -> None:
         )
 
 
-def nowcast(frame, data_end, calibration: list) -> None:
+def nowcast(frame, night: date, calibration: list) -> None:
     rows = [
         [
             r.site,
@@ -96,7 +104,7 @@ def nowcast(frame, data_end, calibration: list) -> None:
     ]
     cols = ["site", "night of", "in beds now", "expected in beds", "80% range", "95% range"]
     table(
-        f"Bed nowcast from the patients in beds on the night of {data_end.date()} (survival by nights elapsed, "
+        f"Bed nowcast from the patients in beds on the night of {night} (survival by nights elapsed, "
         "age, admission method, diagnosis group) plus expected admissions",
         cols,
         rows,
@@ -129,7 +137,8 @@ def _range(low: float, high: float) -> str:
 def scenario(result, site: str, metric: str, horizon: int, top_share: float, prevented: float) -> None:
     console.print(
         f"Reaching {result.people_reached:,} people ({top_share:.1%}) and preventing {prevented:.0%} of their "
-        f"admissions: {result.prevented_admissions_per_day:.2f} fewer emergency admissions a day at {site}."
+        f"admissions: {result.prevented_admissions_per_day:.2f} fewer emergency admissions a day at {site}.",
+        markup=False,
     )
     cols = ["measure", "mean", "80% interval", "95% interval"]
     table(
@@ -152,4 +161,4 @@ def scenario(result, site: str, metric: str, horizon: int, top_share: float, pre
         f"{last['scenario_mean']:.1f} (80%: {last['scenario_q10']:.1f}-{last['scenario_q90']:.1f})."
     )
     for note in result.notes:
-        console.print(f"[dim]{note}[/]")
+        console.print(Text(note, style="dim"))

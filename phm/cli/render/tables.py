@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from phm.cli.common import console
 
@@ -20,23 +21,24 @@ def table(
     if any(len(r) != len(columns) for r in rows):
         raise ValueError(f"table {title!r}: a row does not have one value per column {columns}")
     terminal = console.is_terminal
-    t = Table(title=title if terminal else None, caption=caption if terminal else None)
+    # names in titles and cells come from the data (a site called "[/]" or "[link=...]"): shown as written, never markup
+    t = Table(title=Text(title) if terminal else None, caption=Text(caption) if terminal and caption else None)
     for col in columns:
         t.add_column(col, justify="right" if right and col in right else "left", overflow="fold")
     for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+        t.add_row(*(Text("" if v is None else str(v)) for v in r))
     if terminal:
         console.print(t)
         return
     width = console.measure(t, options=console.options.update_width(1_000_000)).maximum
-    console.print(title, highlight=False)
+    console.print(title, highlight=False, markup=False)
     terminal_width, console.width = console.width, max(width, 1)
     try:
         console.print(t)
     finally:
         console.width = terminal_width
     if caption:
-        console.print(caption, highlight=False)
+        console.print(caption, highlight=False, markup=False)
 
 
 def dicts(title: str, rows: list[dict], limit: int = 30) -> None:
