@@ -219,6 +219,8 @@ def nowcast_cmd(
     from training.nowcast import NowcastConfig, current
 
     s = settings()
+    if not 1 <= nights <= 7:
+        raise fail(f"--nights {nights}: between 1 and 7 nights ahead")
     try:
         cfg = NowcastConfig(horizon=nights)
         end = pd.Timestamp(data_end(s.warehouse_path)) if s.warehouse_path.exists() else None
@@ -230,7 +232,7 @@ def nowcast_cmd(
     except (SeriesSourceError, ValueError) as exc:
         raise fail(str(exc)) from exc
     frame = result.frame
-    if site:
+    if site is not None:
         if site not in set(frame.site):
             raise fail(f"unknown site {site!r}; sites: {', '.join(sorted(frame.site.unique()))}")
         frame = frame[frame.site == site]

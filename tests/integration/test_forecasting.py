@@ -305,7 +305,12 @@ def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:
     assert not re.search(r"\b\d{3} ?\d{3} ?\d{4}\b", run.stdout + out.read_text())  # nothing like an NHS number
     one = phm("forecast", "nowcast", "--site", str(sites.site.iloc[0]), "--nights", "2", home=home.home)
     assert one.returncode == 0 and one.stdout.count(str(sites.site.iloc[0])) == 2 and "ICS" not in one.stdout
-    for args, message in ((("--site", "NOPE"), "unknown site 'NOPE'"), (("--nights", "0"), "horizon")):
+    for args, message in (
+        (("--site", "NOPE"), "unknown site 'NOPE'"),
+        (("--site", ""), "unknown site ''"),
+        (("--nights", "0"), "--nights 0: between 1 and 7"),
+        (("--nights", "8"), "--nights 8: between 1 and 7"),
+    ):
         bad = phm("forecast", "nowcast", *args, home=home.home)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
     # an admissions extract ending before the others, and a site without admissions, are said, not hidden
