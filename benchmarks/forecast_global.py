@@ -196,7 +196,7 @@ def evaluate(p: Panel, n: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from features.series import read_series_csv
+    from features.planner_csv import read_series_csv
     from training.demand import inputs_from_frame
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.forecast_global", description=__doc__.splitlines()[0])

@@ -193,7 +193,7 @@ def judged(s: dict) -> tuple[list[Target], list[Figure]]:
 
 def main(argv: list[str] | None = None) -> None:
     from benchmarks.measure import machine
-    from features.series import read_series_csv
+    from features.planner_csv import read_series_csv
     from training.demand import inputs_from_frame
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.forecast_phases", description=__doc__.splitlines()[0])

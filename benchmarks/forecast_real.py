@@ -131,7 +131,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     from benchmarks.measure import machine
-    from features.series import read_series_csv
+    from features.planner_csv import read_series_csv
     from training.demand import inputs_from_frame
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.forecast_real", description=__doc__.splitlines()[0])

@@ -6,7 +6,7 @@ Occupancy is a midnight census: a spell occupies a bed at the midnight that ends
 admitted on or before d and discharged after d (or not yet discharged). A spell's critical care days
 are taken as its first days after admission (capped at its length); those midnights count as critical
 care, the rest of its midnights as G&A. Computed with +1/-1 events and a running sum, so the cost
-grows with spells, not spells x days.
+grows with spells, not spells x days. A planner's own series from a CSV are read by `features/planner_csv.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 METRICS = {
@@ -98,162 +97,6 @@ def daily_series(warehouse: Path, start: date | None = None, end: date | None = 
     caps["metric"] = caps["cap_col"].map({v: k for k, v in CAPACITY.items()})
     frame = frame.merge(caps[["site", "metric", "capacity"]], on=["site", "metric"], how="left")
     return frame.sort_values(["site", "metric", "date"]).reset_index(drop=True)
-
-
-MAX_REPAIRED_GAP_DAYS = 7
-
-
-class SeriesFileError(ValueError):
-    """A planner's CSV of daily series cannot be used as it is (the message names the row or series)."""
-
-
-FIELDS = ("date", "site", "metric", "value", "capacity")
-DAYFIRST_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y")
-_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
-
-
-def parse_columns(spec: str | None) -> dict[str, str]:
-    """`date=Date,value=Occupied` -> {"date": "Date", "value": "Occupied"} (our field -> the file's column)."""
-    out: dict[str, str] = {}
-    for part in (spec or "").split(","):
-        if not part.strip():
-            continue
-        key, sep, col = part.partition("=")
-        key = key.strip().lower()
-        if not sep or not col.strip():
-            raise SeriesFileError(f"--columns: {part.strip()!r} is not field=Column (e.g. date=Date,value=Occupied)")
-        if key not in FIELDS:
-            raise SeriesFileError(f"--columns: unknown field {key!r}; fields are {', '.join(FIELDS)}")
-        out[key] = col.strip()
-    return out
-
-
-def parse_numbers(text: pd.Series) -> pd.Series:
-    """Numbers as a planner's spreadsheet writes them: "44,592" (thousands separators) as well as "44592"."""
-    clean = text.str.strip()
-    grouped = clean.str.match(_THOUSANDS)
-    return pd.to_numeric(clean.where(~grouped, clean.str.replace(",", "", regex=False)), errors="coerce")
-
-
-def parse_dates(text: pd.Series, dayfirst: bool) -> pd.Series:
-    """ISO dates (yyyy-mm-dd) by default; with `dayfirst` UK dates (dd/mm/yyyy, dd-mm-yyyy, dd.mm.yyyy)."""
-    text = text.str.strip()
-    if not dayfirst:
-        return pd.to_datetime(text, errors="coerce", format="ISO8601")
-    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    for fmt in DAYFIRST_FORMATS:
-        out = out.fillna(pd.to_datetime(text, errors="coerce", format=fmt))
-    return out
-
-
-def read_series_csv(
-    path: Path, dayfirst: bool = False, columns: dict[str, str] | None = None
-) -> tuple[pd.DataFrame, list[str]]:
-    """A planner's own daily series: columns date, site, metric, value (and optionally capacity).
-
-    Options: `dayfirst` reads UK dates (dd/mm/yyyy; the default is ISO yyyy-mm-dd, and anything else is
-    refused rather than guessed); `columns` maps our fields to the file's column names. Values and capacity
-    may carry thousands separators ("44,592"). Refused with an error naming the file, field and rows:
-    missing columns, unreadable dates, values that are not numbers or are negative, and the same day given
-    twice with different values. Repaired with a warning (what a planner would want): exact duplicate rows
-    are dropped, and gaps of up to 7 days are filled by linear interpolation; longer gaps are refused.
-    """
-    if not path.exists():
-        raise SeriesFileError(f"{path}: no such file")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SeriesFileError(f"{path}: not a readable CSV ({exc})") from exc
-    mapping = columns or {}
-    absent = [f"{col!r} (for {key})" for key, col in mapping.items() if col not in raw.columns]
-    if absent:
-        raise SeriesFileError(
-            f"{path}: --columns names column(s) not in the file: {', '.join(absent)}; the file has {list(raw.columns)}"
-        )
-    raw = raw.rename(columns={col: key for key, col in mapping.items()})
-    raw.columns = [c if c in mapping else c.strip().lower() for c in raw.columns]
-    missing = [c for c in ("date", "site", "metric", "value") if c not in raw]
-    if missing:
-        raise SeriesFileError(
-            f"{path}: missing column(s) {missing}; expected date, site, metric, value[, capacity] "
-            f"(map your own names with --columns, e.g. date=Date,value=Occupied)"
-        )
-    line = pd.Series(range(2, len(raw) + 2), index=raw.index)  # file line numbers (header is line 1)
-    dates = parse_dates(raw["date"], dayfirst)
-    values = parse_numbers(raw["value"])
-
-    def refuse(mask: pd.Series, what: str) -> None:
-        if mask.any():
-            rows = line[mask].tolist()
-            raise SeriesFileError(f"{path}: {what} on line(s) {rows[:10]}{' ...' if len(rows) > 10 else ''}")
-
-    refuse(
-        dates.isna(),
-        "field date: missing or not a date"
-        + (
-            " (dd/mm/yyyy expected with --dayfirst)"
-            if dayfirst
-            else " (yyyy-mm-dd expected; use --dayfirst for dd/mm/yyyy)"
-        ),
-    )
-    refuse(raw["site"].str.strip() == "", "field site: empty")
-    refuse(raw["metric"].str.strip() == "", "field metric: empty")
-    refuse(values.isna(), "field value: missing or not a number")
-    refuse(values < 0, "field value: negative (counts and beds cannot be)")
-    frame = pd.DataFrame(
-        {
-            "date": dates.dt.normalize(),
-            "site": raw["site"].str.strip(),
-            "metric": raw["metric"].str.strip(),
-            "value": values.astype(float),
-            "line": line,
-        }
-    )
-    if "capacity" in raw:
-        cap = parse_numbers(raw["capacity"])
-        refuse(raw["capacity"].str.strip().ne("") & (cap.isna() | (cap <= 0)), "field capacity: not a positive number")
-        frame["capacity"] = cap
-    else:
-        frame["capacity"] = np.nan
-    warnings: list[str] = []
-    key = ["date", "site", "metric"]
-    exact = frame.duplicated(key + ["value"], keep="first")
-    if exact.any():
-        warnings.append(
-            f"dropped {int(exact.sum())} exact duplicate row(s) (first on line {int(frame.line[exact].iloc[0])})"
-        )
-        frame = frame[~exact]
-    clash = frame.duplicated(key, keep=False)
-    if clash.any():
-        first = frame[clash].sort_values(key).head(2)
-        raise SeriesFileError(
-            f"{path}: {first.site.iloc[0]}/{first.metric.iloc[0]} has different values for "
-            f"{first.date.iloc[0].date()} on lines {first.line.tolist()}"
-        )
-    out = []
-    for (site, metric), part in frame.groupby(["site", "metric"], sort=True):
-        part = part.set_index("date").sort_index()
-        full = pd.date_range(part.index[0], part.index[-1], freq="D")
-        missing_days = full.difference(part.index)
-        if len(missing_days):
-            runs = (pd.Series(missing_days).diff().dt.days.ne(1)).cumsum()
-            longest = int(pd.Series(missing_days).groupby(runs.to_numpy()).size().max())
-            if longest > MAX_REPAIRED_GAP_DAYS:
-                raise SeriesFileError(
-                    f"{path}: {site}/{metric} has a gap of {longest} days (from "
-                    f"{missing_days[0].date()}); fill it or split the series "
-                    f"(gaps up to {MAX_REPAIRED_GAP_DAYS} days are interpolated)"
-                )
-            warnings.append(
-                f"{site}/{metric}: filled {len(missing_days)} missing day(s) by linear interpolation "
-                f"(first {missing_days[0].date()})"
-            )
-        part = part.reindex(full)
-        part["value"] = part["value"].interpolate(limit_direction="both")
-        part["capacity"] = part["capacity"].ffill().bfill()
-        out.append(part.assign(site=site, metric=metric).rename_axis("date").reset_index())
-    result = pd.concat(out, ignore_index=True)[["date", "site", "metric", "value", "capacity"]]
-    return result, warnings
 
 
 def nowcast_spells(warehouse: Path) -> pd.DataFrame:

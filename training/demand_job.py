@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from features.series import METRICS, daily_series, read_series_csv  # noqa: E402
+from features.planner_csv import read_series_csv  # noqa: E402
+from features.series import METRICS, daily_series  # noqa: E402
 from phm.core.settings import Settings  # noqa: E402
 from training import tracking  # noqa: E402
 from training.demand_reconcile import reconcile_results  # noqa: E402

@@ -12,16 +12,33 @@ DEFAULT_CALENDAR = "england"
 
 
 def check_calendar(calendar: str) -> str:
-    """The calendar name if it is usable, else a ValueError naming the choices."""
+    """The calendar name if python-holidays can build it (a subdivision's code put in capitals, GB-sct -> GB-SCT),
+    else a ValueError naming the choices: an unknown subdivision is refused here, not when the fit builds it."""
     if calendar in ("england", "none"):
         return calendar
-    country, _, subdiv = calendar.partition("-")
-    if country.upper() not in holidays.list_supported_countries():
+    country, dash, subdiv = calendar.partition("-")
+    supported = holidays.list_supported_countries()
+    if country.upper() not in supported:
         raise ValueError(
             f"unknown holiday calendar {calendar!r}: use 'england', 'none' or a country code "
             f"python-holidays knows (e.g. 'US', 'FR', 'GB-SCT')"
         )
-    return calendar
+    if not subdiv.strip():
+        return country if dash else calendar  # 'US-' is the country's calendar
+    codes = list(supported[country.upper()])
+    if subdiv in codes:
+        return calendar
+    if subdiv.upper() in codes:  # python-holidays wants the code in capitals: gb-sct is GB-SCT
+        return f"{country.upper()}-{subdiv.upper()}"
+    aliases = getattr(holidays.country_holidays(country.upper()), "subdivisions_aliases", {}) or {}
+    if subdiv in aliases:  # a name python-holidays also knows, e.g. GB-Scotland
+        return calendar
+    choices = ", ".join(f"{country.upper()}-{code}" for code in codes)
+    raise ValueError(
+        f"unknown holiday calendar {calendar!r}: {country.upper()} has "
+        + (f"no subdivision {subdiv!r}; its subdivisions are {choices}" if codes else "no subdivisions")
+        + f" (or use {country.upper()!r} for the whole country)"
+    )
 
 
 @lru_cache(maxsize=32)

@@ -37,7 +37,8 @@ def fit_forecasts(
     columns: Optional[str] = None,
 ) -> None:
     """Back-test, select and forecast every series; prepare scenario inputs when the series are the warehouse's."""
-    from features.series import SeriesFileError, SeriesSourceError, parse_columns
+    from features.planner_csv import SeriesFileError, parse_columns
+    from features.series import SeriesSourceError
     from training.demand_job import run_fit
 
     try:
@@ -75,7 +76,13 @@ def forecast_table(s: Settings, site: str, metric: str, horizon: int):
     folder = forecasts_dir(s)
     if not (folder / "forecasts.parquet").exists():
         raise fail("no forecasts yet: run `phm forecast fit` first")
-    frame = pd.read_parquet(folder / "forecasts.parquet")
+    try:
+        frame = pd.read_parquet(folder / "forecasts.parquet")
+        meta = json.loads((folder / "fit.json").read_text())
+    except (OSError, ValueError) as exc:  # a damaged folder: say so rather than serve half of it
+        raise fail(
+            f"{folder}: the saved forecasts are incomplete or damaged ({exc}); run `phm forecast fit` again"
+        ) from exc
     sites = sorted(frame.site.unique())
     if site not in sites:
         raise fail(f"unknown site {site!r}; forecasts exist for: {', '.join(sites)}")
@@ -86,7 +93,7 @@ def forecast_table(s: Settings, site: str, metric: str, horizon: int):
         )
     if horizon < 1 or horizon > len(part):
         raise fail(f"horizon must be between 1 and {len(part)} days (the fitted maximum), not {horizon}")
-    return part.head(horizon).reset_index(drop=True), json.loads((folder / "fit.json").read_text())
+    return part.head(horizon).reset_index(drop=True), meta
 
 
 def show_forecast(s: Settings, site: str, metric: str, horizon: int, out: Optional[Path] = None) -> None:

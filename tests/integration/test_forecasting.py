@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.series import METRICS, SeriesFileError, daily_series, read_series_csv
+from features.planner_csv import SeriesFileError, read_series_csv
+from features.series import METRICS, daily_series
 from models.forecasting import accuracy
 from models.forecasting.forecasters import HarmonicAR, ProphetForecaster, SeasonalNaive
 from models.forecasting.intervals import fit_residuals
@@ -285,6 +286,9 @@ def test_forecast_a_planners_csv(tmp_path: Path) -> None:
     assert pred.returncode == 0 and "Capacity 60 beds" in pred.stdout and name in pred.stdout
     scenario = phm("forecast", "scenario", "--site", name, "--metric", "ga_beds_occupied", home=home)
     assert scenario.returncode == 2 and "came from a planner's CSV" in scenario.stderr
+    (home / "forecasts" / "latest" / "fit.json").unlink()  # a damaged folder is refused, not half-served
+    damaged = phm("forecast", "predict", "--site", name, "--metric", "beds_occupied", home=home)
+    assert damaged.returncode == 2 and "incomplete or damaged" in damaged.stderr and "Traceback" not in damaged.stderr
 
 
 def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.series import SeriesFileError, parse_columns, read_series_csv
+from features.planner_csv import SeriesFileError, parse_columns, read_series_csv
 from models.forecasting.calendar import holiday_days
 from training.demand import ForecastConfig
 from training.demand_backtest import SeriesRefused, check_series, choose, independent_windows
