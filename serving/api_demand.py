@@ -1,4 +1,4 @@
-"""The API's demand routes: a site's forecast with its intervals, and a planning scenario."""
+"""The API's demand routes: a site's forecast with its intervals, the bed nowcast, and a planning scenario."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def router() -> APIRouter:
     ) -> dict:
         """Forecast with 80%/95% intervals and the probability of exceeding 92% of beds, plus recent history."""
         return queries.forecast(st, site, metric, horizon)
+
+    @router.get("/nowcast", tags=["demand"])
+    def nowcast(
+        st: ServiceState = Depends(state),
+        u: User = Depends(allow(Role.planner, Role.data_scientist, Role.safety_officer)),
+        site: Annotated[str, Query(max_length=20)] = "ICS",
+    ) -> dict:
+        """The latest bed nowcast of a site (or the ICS): beds expected in each of the next nights with 80%/95%
+        ranges, from the patients in beds on the night it starts from (`phm forecast nowcast` keeps it)."""
+        return queries.nowcast(st, site)
 
     @router.post("/scenario", tags=["demand"])
     def scenario(

@@ -27,7 +27,8 @@ def demo_cmd(
     """Run the product end to end on the embedded synthetic ICS: generate, load, check quality, build features,
     train and register every risk model, audit them for fairness, sign off as a demo safety officer, promote,
     write each model's CSO pack (deployment record, TRIPOD+AI checklist, publishable bias report),
-    back-test and forecast bed and critical care demand, run a planning scenario, score today (and a week
+    back-test and forecast bed and critical care demand, run a planning scenario, nowcast the next nights' beds,
+    score today (and a week
     before, for the trend), create a demo user for each role, and start the service with its web pages."""
     from serving.batch.common import default_date
     from training.registry import MODEL_NAMES
@@ -50,6 +51,7 @@ def demo_cmd(
     forecast.fit_forecasts(s, forecast.forecast_config(None))
     forecast.show_forecast(s, "ICS", "ga_beds_occupied", 7)
     forecast.run_planning_scenario(s, "ICS", "ga_beds_occupied", 28, 0.05, 0.2)
+    forecast.run_nowcast(s, "ICS")
     console.rule("Daily risk scores and the service")
     last_week = default_date(s.warehouse_path) - timedelta(days=7)
     console.print(f"Scoring as at {last_week} first, so that today's worklist shows the change over a week.")

@@ -219,13 +219,17 @@ def nowcast_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Export to .csv or .json.")] = None,
 ) -> None:
     """Beds occupied in the next nights from the patients in beds now (length-of-stay survival) plus expected admissions."""
+    run_nowcast(settings(), site, nights, out)
+
+
+def run_nowcast(s: Settings, site: Optional[str] = None, nights: int = 3, out: Optional[Path] = None) -> None:
+    """Nowcast every site and the ICS, keep it for the service (the Capacity page, `GET /api/nowcast`), show it."""
     import pandas as pd
     from pydantic import ValidationError
 
     from features.series import SeriesSourceError, data_end
-    from training.nowcast import NowcastConfig, current
+    from training.nowcast import NowcastConfig, current, save
 
-    s = settings()
     if not 1 <= nights <= 7:
         raise fail(f"--nights {nights}: between 1 and 7 nights ahead")
     try:
@@ -246,5 +250,10 @@ def nowcast_cmd(
     forecasts.nowcast(frame, result.night, result.calibration)
     for note in result.notes:
         console.print(Text(f"Note: {note}", style="yellow"), soft_wrap=True)
+    try:
+        kept = save(result, s.home / "nowcast")
+    except OSError as exc:
+        raise fail(f"{s.home / 'nowcast'}: cannot keep the nowcast for the service ({exc.strerror})") from exc
+    console.print(Text(f"Kept for the Capacity page and GET /api/nowcast: {kept}"))
     if out:
         export_frame(frame, out)

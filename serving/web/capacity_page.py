@@ -1,5 +1,6 @@
-"""The Capacity page (planners, safety officers, data scientists): each site's demand forecasts with their
-intervals and the chance of exceeding the bed threshold, a planning scenario, and the cohort by band and PCN."""
+"""The Capacity page (planners, safety officers, data scientists): the bed nowcast of the next nights, each site's
+demand forecasts with their intervals and the chance of exceeding the bed threshold, a planning scenario, and the
+cohort by band and PCN."""
 
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ def register(app: FastAPI) -> None:
                 if exc.status != 404:
                     raise
                 missing.append({"title": words, "why": exc.message})
+        try:
+            nowcast, nowcast_missing = queries.nowcast(st, site), None
+        except QueryError as exc:  # none kept yet, or not for this site: say so, show the rest
+            nowcast, nowcast_missing = None, exc.message
         summary = queries.cohort_summary(st, u, "band")
         return render(
             request,
@@ -56,6 +61,8 @@ def register(app: FastAPI) -> None:
             horizon=horizon,
             charts=charts,
             missing=missing,
+            nowcast=nowcast,
+            nowcast_missing=nowcast_missing,
             scenario=scenario,
             top_percent=top_percent or 5,
             can_plan=u.role != Role.safety_officer,

@@ -215,6 +215,14 @@ def test_forecast_and_scenario(server, tokens) -> None:
     assert call(server, "GET", "/api/forecast", tokens["planner"], params={"horizon": 0}).status_code == 422
     assert call(server, "GET", "/api/forecast", tokens["planner"], params={"horizon": 200}).status_code == 422
     assert call(server, "GET", "/api/forecast", tokens["coord"]).status_code == 403
+    now = call(server, "GET", "/api/nowcast", tokens["planner"])  # the bed nowcast kept by `phm forecast nowcast`
+    assert now.status_code == 200, now.text
+    nights = now.json()["nights"]
+    assert now.json()["site"] == "ICS" and len(nights) == 3 and now.json()["calibration"]["nights"] == 40
+    assert all(n["q025"] <= n["q10"] <= n["nowcast"] <= n["q90"] <= n["q975"] for n in nights)
+    assert not {"person_id", "nhs_number"} & {k for n in nights for k in n}  # counts only
+    assert call(server, "GET", "/api/nowcast", tokens["planner"], params={"site": "NOPE"}).status_code == 404
+    assert call(server, "GET", "/api/nowcast", tokens["coord"]).status_code == 403
     sc = call(
         server,
         "POST",

@@ -307,6 +307,10 @@ def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:
     summed = sites.groupby("date")[["in_beds_now", "nowcast"]].sum()
     assert np.allclose(ics.nowcast, summed.nowcast) and (ics.in_beds_now == summed.in_beds_now).all()
     assert not re.search(r"\b\d{3} ?\d{3} ?\d{4}\b", run.stdout + out.read_text())  # nothing like an NHS number
+    kept = json.loads((home.home / "nowcast" / "nowcast.json").read_text())  # what the service shows
+    assert "Kept for the Capacity page" in run.stdout and kept["calibration"]["nights"] == 40 and kept["notes"] == []
+    saved, numbers = pd.DataFrame(kept["rows"]), ["in_beds_now", "nowcast", "q025", "q10", "q90", "q975"]
+    assert saved.site.tolist() == frame.site.tolist() and np.allclose(saved[numbers], frame[numbers], rtol=1e-8)
     one = phm("forecast", "nowcast", "--site", str(sites.site.iloc[0]), "--nights", "2", home=home.home)
     assert one.returncode == 0 and one.stdout.count(str(sites.site.iloc[0])) == 2 and "ICS" not in one.stdout
     for args, message in (

@@ -29,6 +29,9 @@ from serving.batch.store import snapshots_root
 from serving.users import Role, add_user
 from training.demand import ForecastConfig
 from training.demand_job import run_fit
+from training.nowcast import NowcastConfig, current
+from training.nowcast import save as save_nowcast
+from features.series import data_end
 
 BIN = Path(sys.executable).parent
 
@@ -40,8 +43,8 @@ def free_port() -> int:
 
 
 def make_served_home(ics20k_loaded, tmp_path_factory) -> Settings:
-    """A served PHM home: warehouse, champion (audited, approved, promoted), forecasts, and daily snapshots a
-    week apart (for the trend)."""
+    """A served PHM home: warehouse, champion (audited, approved, promoted), forecasts, a bed nowcast, and daily
+    snapshots a week apart (for the trend)."""
     home = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("service_home"))
     train_quickly(home)
     out = audit_model(home, "emergency_admission", 1, AuditConfig(bootstrap_draws=100))
@@ -51,6 +54,8 @@ def make_served_home(ics20k_loaded, tmp_path_factory) -> Settings:
         home, ForecastConfig(origins=2, workers=1, models=["seasonal_naive", "harmonic_ar"]), sites=["ICS"]
     )
     prepare_inputs(home, out.folder)
+    end = pd.Timestamp(data_end(home.warehouse_path))
+    save_nowcast(current(home.warehouse_path, NowcastConfig(), end), home.home / "nowcast")
     today = default_date(home.warehouse_path)
     score_daily(home, today - timedelta(days=7))
     score_daily(home, today)
