@@ -213,7 +213,8 @@ def coverage_warnings(label: str, cov: dict, cfg: ForecastConfig) -> list[str]:
             f"1-{cov['horizon']} over {n} origin(s); treat the intervals with caution"
         )
     if n < 4:
-        out.append(f"{label}: coverage rests on only {n} back-test origin(s) (short history)")
+        why = "short history" if cov["backtest_origins"] < cfg.origins else f"--origins {cfg.origins}"
+        out.append(f"{label}: coverage rests on only {n} back-test origin(s) ({why})")
     return out
 
 

@@ -180,3 +180,20 @@ def test_weighted_ensemble_leans_on_the_anchored_median_after_the_first_week_and
     assert blend(bt, ForecastConfig(ensemble_members=["harmonic_ar", "auto_ets"])).lean is None  # no anchor
     with pytest.raises(ValueError, match="unknown forecaster"):
         ForecastConfig(ensemble_anchor="no_such_model")
+
+
+def test_coverage_warnings_say_why_the_origins_are_few() -> None:
+    from training.demand import coverage_warnings
+
+    cfg = ForecastConfig(origins=12)
+    cov = {"coverage_80": 0.8, "coverage_95": 0.95, "origins": 2, "horizon": 28, "backtest_origins": 3}
+    assert coverage_warnings("A/beds", cov, cfg) == [
+        "A/beds: coverage rests on only 2 back-test origin(s) (short history)"
+    ]
+    few = coverage_warnings("A/beds", {**cov, "backtest_origins": 3}, ForecastConfig(origins=3))
+    assert few == ["A/beds: coverage rests on only 2 back-test origin(s) (--origins 3)"]
+    off = coverage_warnings("A/beds", {**cov, "coverage_80": 0.6, "origins": 6, "backtest_origins": 12}, cfg)
+    assert off == [
+        "A/beds: back-test intervals off target: 80% held 60%, 95% held 95% of days 1-28 over 6 origin(s); "
+        "treat the intervals with caution"
+    ]
