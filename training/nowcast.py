@@ -97,7 +97,7 @@ def errors(
     """Per origin, site and night ahead known by the data's end: the census, the nowcast made from the data up to
     that origin (hazards refitted each time) and its spread were the model exact (`nowcast_sd`; `arrivals_sd` the
     part from the admissions alone). An origin with nothing to estimate hazards from is skipped."""
-    end = int(spells.adm.max())
+    end = int(max(spells.adm.max(), spells.dis.max()))  # the last night the extract covers
     first = int(spells.adm.min()) + WARM_UP
     rows = []
     for t in origins:
