@@ -114,7 +114,7 @@ def test_planner_capacity_scenario_and_no_person_rows(session, served_tokens, pe
     text = page.inner_text("main")
     assert "Chance of going over the alert level" in text and "beds in total" in text
     nights = table_rows(page, "#nowcast")  # the bed nowcast of the next 3 nights, with its ranges
-    assert len(nights) == 3 and "From the patients in beds on the night of" in text, nights
+    assert len(nights) == 3 and "from the patients in beds on the night of" in text, nights
     for night in nights:
         low, high = (float(v.replace(",", "")) for v in night[3].split("–"))
         assert low <= float(night[2].replace(",", "")) <= high

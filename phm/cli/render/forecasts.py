@@ -104,7 +104,8 @@ def nowcast(frame, night: date, calibration: list) -> None:
     ]
     cols = ["site", "night of", "in beds now", "expected in beds", "80% range", "95% range"]
     table(
-        f"Bed nowcast from the patients in beds on the night of {night} (survival by nights elapsed, "
+        f"Bed nowcast (all beds: general and acute and critical care) from the patients in beds on the night of "
+        f"{night} (survival by nights elapsed, "
         "age, admission method, diagnosis group) plus expected admissions",
         cols,
         rows,
