@@ -123,7 +123,8 @@ def read_series_csv(
     refused rather than guessed); `columns` maps our fields to the file's column names. Values and capacity
     may carry thousands separators ("44,592"). Refused with an error naming the file, field and physical lines
     (never a cell's contents): missing columns or two for one field, unreadable dates, values that are not
-    numbers, infinite or above 1e9, or negative, "/" in a site or metric, a NUL byte, and the same day given
+    numbers, infinite or above 1e9, or negative, "/" or a control character (a line break) in a site or metric,
+    a NUL byte, and the same day given
     twice with a different value or capacity. Repaired with a warning (what a planner would want): exact
     duplicate rows are dropped, and gaps of up to 7 days are filled by linear interpolation; longer gaps are refused.
     """
@@ -173,6 +174,11 @@ def read_series_csv(
             f"field {field}: contains '/'",
             "; results are named site/metric, so site 'A/B' with metric 'beds' and site 'A' with metric 'B/beds' "
             "would be one series: use another character",
+        )
+        refuse(
+            raw[field].str.contains(r"[\x00-\x1f\x7f]", regex=True),
+            f"field {field}: holds a line break or another control character",
+            "; names are shown on screens, pages and files one line each",
         )
     unusable = f"not a usable number (infinite or above {MAX_NUMBER:,.0f})"
     refuse(values.isna(), "field value: missing or not a number")

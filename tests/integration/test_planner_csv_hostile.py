@@ -194,6 +194,13 @@ def test_a_slash_in_a_site_or_metric_is_refused_with_the_reason(tmp_path: Path) 
     refusal(write(tmp_path, metric), r"field metric: contains '/' on line\(s\) \[4, 5\].*would be one series")
 
 
+def test_a_line_break_or_control_character_in_a_name_is_refused(tmp_path: Path) -> None:
+    quoted = HEADER + days(2) + '2020-08-03,"RXX\n01",beds,13,20\n'  # a quoted break: the record starts on line 4
+    refusal(write(tmp_path, quoted), r"field site: holds a line break or another control character on line\(s\) \[4\]")
+    tab = HEADER + days(2, metric="beds\tga")
+    refusal(write(tmp_path, tab), r"field metric: holds a line break .* on line\(s\) \[2, 3\]; names are shown")
+
+
 def test_a_headerless_file_through_phm_names_no_cell(tmp_path: Path) -> None:
     path = write(tmp_path, f"2020-08-01,{NHS},{NAME},12\n", "patients.csv")
     fit = phm("forecast", "fit", "--csv", str(path), "--columns", "date=Date,value=Occupied", home=tmp_path / "home")
