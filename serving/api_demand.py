@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from serving import queries
+from serving import nowcast_view, queries
 from serving.api_deps import allow, state
 from serving.schemas import Metric
 from serving.state import ServiceState
@@ -38,7 +38,7 @@ def router() -> APIRouter:
     ) -> dict:
         """The latest bed nowcast of a site (or the ICS): beds expected in each of the next nights with 80%/95%
         ranges, from the patients in beds on the night it starts from (`phm forecast nowcast` keeps it)."""
-        return queries.nowcast(st, site)
+        return nowcast_view.nowcast(st, site)
 
     @router.post("/scenario", tags=["demand"])
     def scenario(

@@ -345,30 +345,6 @@ def _refused(folder: Path) -> list[str]:
         return []
 
 
-def nowcast(st: ServiceState, site: str) -> dict:
-    """The latest bed nowcast kept by `phm forecast nowcast` for a site (or the ICS): each night's expected beds and
-    80%/95% ranges, the night it starts from, when it was made, what its ranges rest on and its notes."""
-    from training.nowcast import NOWCAST_FILE
-
-    path = st.settings.home / "nowcast" / NOWCAST_FILE
-    if not path.exists():
-        raise QueryError(409, "no bed nowcast yet: run `phm forecast nowcast`")
-    record = _json(str(path), path.stat().st_mtime_ns)
-    sites = sorted({r["site"] for r in record["rows"]}, key=lambda s: (s != "ICS", s))
-    if site not in sites:
-        raise QueryError(404, f"unknown site {site!r}; sites: {sites}")
-    return {
-        **{k: record[k] for k in ("night", "made", "calibration", "notes")},
-        "site": site,
-        "nights": [{k: v for k, v in r.items() if k != "site"} for r in record["rows"] if r["site"] == site],
-    }
-
-
-@lru_cache(maxsize=2)
-def _json(path: str, _version: int) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def forecast_sites(st: ServiceState) -> list[str]:
     """Sites with forecasts (ICS first)."""
     path = st.settings.home / "forecasts" / "latest" / "forecasts.parquet"

@@ -5,7 +5,6 @@ census series up to each origin) at days 1-3."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,6 @@ EPOCH = pd.Timestamp("1970-01-01")
 ICS = "ICS"
 LEVELS: dict[float, tuple[str, str]] = {0.8: ("q10", "q90"), 0.95: ("q025", "q975")}
 MIN_SD = 0.5  # beds: the model's spread below which an error is measured against this (an empty ward's is 0)
-NOWCAST_FILE = "nowcast.json"  # the latest nowcast kept for the service, in the home's `nowcast` folder
 WARM_UP = 60  # days after the first admission in the extract before its census counts (earlier stays are missing)
 
 
@@ -224,29 +222,6 @@ def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowc
     cols = ["site", "date", "in_beds_now", "nowcast", "q025", "q10", "q90", "q975"]  # as the forecasts' files
     calibration = [day_of(o).date() for o in sorted(errs.origin.unique())]
     return Nowcast(ranged[cols], calibration, data_end.date(), notes)
-
-
-def save(result: Nowcast, folder: Path) -> Path:
-    """Keep the latest nowcast for the service (`folder/nowcast.json`: the rows, the night it starts from, the nights
-    its ranges rest on, its notes, when it was made), written whole: beside the target, then renamed over it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = result.frame.assign(date=result.frame.date.dt.strftime("%Y-%m-%d"))
-    record = {
-        "night": str(result.night),
-        "made": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
-        "calibration": {
-            "nights": len(result.calibration),
-            "first": str(result.calibration[0]) if result.calibration else None,
-            "last": str(result.calibration[-1]) if result.calibration else None,
-        },
-        "notes": result.notes,
-        "rows": json.loads(frame.to_json(orient="records")),
-    }
-    target = folder / NOWCAST_FILE
-    part = folder / f".{NOWCAST_FILE}.part"
-    part.write_text(json.dumps(record, indent=1))
-    part.replace(target)
-    return target
 
 
 def site_codes(warehouse: Path) -> list[str]:

@@ -228,10 +228,17 @@ def run_nowcast(s: Settings, site: Optional[str] = None, nights: int = 3, out: O
     from pydantic import ValidationError
 
     from features.series import SeriesSourceError, data_end
-    from training.nowcast import NowcastConfig, current, save
+    from training.nowcast import NowcastConfig, current
+    from training.nowcast_kept import save
 
     if not 1 <= nights <= 7:
         raise fail(f"--nights {nights}: between 1 and 7 nights ahead")
+    kept_folder = s.home / "nowcast"
+    if out is not None:  # checked before the work: an export must not replace what the service shows
+        if out.suffix.lower() not in (".csv", ".json"):
+            raise fail(f"{out}: export to a .csv or .json file")
+        if out.resolve().is_relative_to(kept_folder.resolve()):
+            raise fail(f"{out}: inside {kept_folder}, which keeps the nowcast for the service; export elsewhere")
     try:
         cfg = NowcastConfig(horizon=nights)
         end = pd.Timestamp(data_end(s.warehouse_path)) if s.warehouse_path.exists() else None
@@ -251,9 +258,11 @@ def run_nowcast(s: Settings, site: Optional[str] = None, nights: int = 3, out: O
     for note in result.notes:
         console.print(Text(f"Note: {note}", style="yellow"), soft_wrap=True)
     try:
-        kept = save(result, s.home / "nowcast")
+        kept = save(result, kept_folder)
     except OSError as exc:
-        raise fail(f"{s.home / 'nowcast'}: cannot keep the nowcast for the service ({exc.strerror})") from exc
+        if out:
+            export_frame(frame, out)  # what was asked for is still written
+        raise fail(f"{kept_folder}: cannot keep the nowcast for the service ({exc.strerror or exc})") from exc
     console.print(Text(f"Kept for the Capacity page and GET /api/nowcast: {kept}"))
     if out:
         export_frame(frame, out)

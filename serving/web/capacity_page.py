@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
 
-from serving import queries
+from serving import nowcast_view, queries
 from serving.queries import QueryError
 from serving.users import Role
 from serving.web import views
@@ -47,7 +47,7 @@ def register(app: FastAPI) -> None:
                     raise
                 missing.append({"title": words, "why": exc.message})
         try:
-            nowcast, nowcast_missing = queries.nowcast(st, site), None
+            nowcast, nowcast_missing = nowcast_view.nowcast(st, site), None
         except QueryError as exc:  # none kept yet, or not for this site: say so, show the rest
             nowcast, nowcast_missing = None, exc.message
         summary = queries.cohort_summary(st, u, "band")

@@ -334,6 +334,13 @@ def test_bed_nowcast_with_ranges_through_phm(home, tmp_path: Path) -> None:
     assert noted.returncode == 0, noted.stderr
     assert f"on the night of {end}" in noted.stdout and f"ends on {end}, 10 day(s) before" in noted.stdout
     assert "no admissions recorded at RZZ99: not nowcast, and not in the ICS total" in noted.stdout
+    # an export may not replace what the service shows, and a wrong suffix is refused before any work
+    kept_path = home.home / "nowcast" / "nowcast.json"
+    before = kept_path.read_bytes()
+    for target, message in ((kept_path, "keeps the nowcast for the service"), (tmp_path / "x.txt", "export to a .csv")):
+        bad = phm("forecast", "nowcast", "--out", str(target), home=home.home)
+        assert bad.returncode == 2 and message in bad.stderr and "Bed nowcast" not in bad.stdout, bad.stderr
+    assert kept_path.read_bytes() == before
     # exports are whole or refused: a folder or an unwritable place is an error naming it, nothing half-written
     folder = tmp_path / "taken.csv"
     folder.mkdir()

@@ -30,7 +30,7 @@ from serving.users import Role, add_user
 from training.demand import ForecastConfig
 from training.demand_job import run_fit
 from training.nowcast import NowcastConfig, current
-from training.nowcast import save as save_nowcast
+from training.nowcast_kept import save as save_nowcast
 from features.series import data_end
 
 BIN = Path(sys.executable).parent
