@@ -119,7 +119,8 @@ def ranges_held(spells, table, cfg) -> dict[str, dict[float, dict[str, float]]]:
     origins = sorted(table.origin.unique())
     wanted = sorted({o for t in origins for o in calibration_origins(int(t), cfg)} - set(origins))
     cols = ["site", "origin", "ahead", "census", "nowcast", "nowcast_sd", "arrivals_sd"]
-    errs = with_ics(pd.concat([table[cols], errors(spells, by_site(spells), wanted, cfg)], ignore_index=True))
+    errs = pd.concat([table[cols], errors(spells, by_site(spells), wanted, cfg)], ignore_index=True)
+    errs = with_ics(errs, ["origin", "ahead"])
     parts = []
     for t in origins:
         ranged = with_ranges(errs[errs.origin == t], range_scales(errs, int(t), cfg))

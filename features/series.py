@@ -127,6 +127,21 @@ def nowcast_spells(warehouse: Path) -> pd.DataFrame:
     return frame
 
 
+def site_codes(warehouse: Path) -> list[str]:
+    """The sites the warehouse knows (its `sites` table; none if it has none): a site may have no spells."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "sites" not in tables:
+            return []
+        return [
+            str(r[0])
+            for r in con.execute("SELECT DISTINCT site_code FROM sites WHERE site_code IS NOT NULL").fetchall()
+        ]
+    finally:
+        con.close()
+
+
 # (table, column) of the days each extract records activity on: the extracts cover up to the latest of them
 ACTIVITY_DAYS = (
     ("apc_spells", "admission_date"),

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
 from phm.core.config import Strict
 
-from features.series import nowcast_spells
+from features.series import nowcast_spells, site_codes
 from models.forecasting import nowcast as nc
 from models.forecasting.calendar import DEFAULT_CALENDAR, check_calendar, holiday_days
 
@@ -78,6 +77,16 @@ def by_site(spells: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(site): part for site, part in spells.groupby("site", sort=True)}
 
 
+def first_night(spells: pd.DataFrame) -> int:
+    """The first night whose census counts (earlier stays are missing from the extract)."""
+    return int(spells.adm.min()) + WARM_UP
+
+
+def last_night(spells: pd.DataFrame) -> int:
+    """The last night the admissions extract covers (its last admission or discharge)."""
+    return int(max(spells.adm.max(), spells.dis.max()))
+
+
 def site_nowcast(
     part: pd.DataFrame, t: int, cfg: NowcastConfig, model: nc.DischargeModel, with_sd: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,8 +104,7 @@ def errors(
     """Per origin, site and night ahead known by the data's end: the census, the nowcast made from the data up to
     that origin (hazards refitted each time) and its spread were the model exact (`nowcast_sd`; `arrivals_sd` the
     part from the admissions alone). An origin with nothing to estimate hazards from is skipped."""
-    end = int(max(spells.adm.max(), spells.dis.max()))  # the last night the extract covers
-    first = int(spells.adm.min()) + WARM_UP
+    end, first = last_night(spells), first_night(spells)
     rows = []
     for t in origins:
         if t < first:
@@ -126,13 +134,15 @@ def errors(
     return pd.DataFrame(rows, columns=cols)
 
 
-def with_ics(errs: pd.DataFrame) -> pd.DataFrame:
-    """The sites' rows and the ICS's (the sum of sites; spreads added as variances: patients and sites independent
-    in the model, so the ICS's ranges are calibrated on its own errors, which see any common shock)."""
-    var = errs.assign(v=errs.nowcast_sd**2, a=errs.arrivals_sd**2)
-    ics = var.groupby(["origin", "ahead"], as_index=False)[["census", "nowcast", "v", "a"]].sum()
-    ics = ics.assign(site=ICS, nowcast_sd=np.sqrt(ics.v), arrivals_sd=np.sqrt(ics.a))
-    return pd.concat([errs, ics[errs.columns]], ignore_index=True)
+def with_ics(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The sites' rows and the ICS's: per `by`, every count summed and every spread (`*_sd`) added as a variance
+    (patients and sites independent in the model; the ICS's ranges are calibrated on its own errors, which see any
+    common shock)."""
+    spreads = [c for c in frame.columns if c.endswith("_sd")]
+    counts = [c for c in frame.columns if c not in {"site", *by, *spreads}]
+    ics = frame.assign(**{c: frame[c] ** 2 for c in spreads}).groupby(by, as_index=False)[counts + spreads].sum()
+    ics[spreads] = np.sqrt(ics[spreads])
+    return pd.concat([frame, ics.assign(site=ICS)[frame.columns]], ignore_index=True)
 
 
 def calibration_origins(t: int, cfg: NowcastConfig) -> list[int]:
@@ -186,7 +196,7 @@ def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowc
     sites = by_site(spells)
     notes = []
     t = day_number(data_end)
-    covered = int(max(spells.adm.max(), spells.dis.max()))
+    covered = last_night(spells)
     if covered < t:
         notes.append(
             f"the admissions extract ends on {day_of(covered).date()}, {t - covered} day(s) before the other "
@@ -212,11 +222,8 @@ def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowc
             {"site": site, "ahead": k + 1, "in_beds_now": now, "nowcast": float(p), "nowcast_sd": float(s)}
             for k, (p, s) in enumerate(zip(pred, sd))
         ]
-    frame = pd.DataFrame(rows)
-    ics = frame.assign(v=frame.nowcast_sd**2).groupby("ahead", as_index=False)[["in_beds_now", "nowcast", "v"]].sum()
-    frame = pd.concat([frame, ics.assign(site=ICS, nowcast_sd=np.sqrt(ics.v))[frame.columns]], ignore_index=True)
-    origins = calibration_origins(t, cfg)
-    errs = with_ics(errors(spells, sites, origins, cfg))
+    frame = with_ics(pd.DataFrame(rows), ["ahead"])
+    errs = with_ics(errors(spells, sites, calibration_origins(t, cfg), cfg), ["origin", "ahead"])
     ranged = with_ranges(frame, range_scales(errs, t, cfg))
     ranged.insert(1, "date", data_end + pd.to_timedelta(ranged.ahead, unit="D"))
     cols = ["site", "date", "in_beds_now", "nowcast", "q025", "q10", "q90", "q975"]  # as the forecasts' files
@@ -224,27 +231,12 @@ def current(warehouse: Path, cfg: NowcastConfig, data_end: pd.Timestamp) -> Nowc
     return Nowcast(ranged[cols], calibration, data_end.date(), notes)
 
 
-def site_codes(warehouse: Path) -> list[str]:
-    """The sites the warehouse knows (its `sites` table; none if it has none)."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "sites" not in tables:
-            return []
-        return [
-            str(r[0])
-            for r in con.execute("SELECT DISTINCT site_code FROM sites WHERE site_code IS NOT NULL").fetchall()
-        ]
-    finally:
-        con.close()
-
-
 def backtest(spells: pd.DataFrame, cfg: NowcastConfig, forecaster=None) -> pd.DataFrame:
     """Per site, origin and night ahead: the census, the nowcast, the time-series forecast and tonight's census
     carried forward. `forecaster(history: pd.Series, horizon) -> array` is the time-series comparator."""
     end = int(spells.adm.max())
     origins = list(range(end - cfg.backtest_days, end - cfg.horizon + 1, cfg.backtest_every))
-    first = int(spells.adm.min()) + WARM_UP
+    first = first_night(spells)
     sites = by_site(spells)
     table = errors(spells, sites, origins, cfg)
     parts = []

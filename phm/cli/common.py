@@ -126,14 +126,20 @@ def typed_config(cls, config: Optional[Path], overrides: dict):
         raise fail((f"{config}: " if config else "") + validation_message(exc, cls)) from exc
 
 
-def export_frame(frame, out: Path) -> None:
-    """Save a table as .csv or .json, whole or not at all: written beside the target and renamed over it (an
-    existing file is replaced only by a complete one); a path that cannot be written is an error naming it."""
+def check_export(out: Path) -> str:
+    """The export's format (".csv" or ".json"), or the error naming `out` (checked before any work is done)."""
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise fail(f"{out}: export to a .csv or .json file")
     if out.is_dir():
         raise fail(f"{out}: is a folder; name a .csv or .json file to export to")
+    return suffix
+
+
+def export_frame(frame, out: Path) -> None:
+    """Save a table as .csv or .json, whole or not at all: written beside the target and renamed over it (an
+    existing file is replaced only by a complete one); a path that cannot be written is an error naming it."""
+    suffix = check_export(out)
     part = out.with_name(f".{out.name}.part")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

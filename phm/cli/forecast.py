@@ -15,6 +15,7 @@ from phm.cli.common import (
     METRIC_HELP,
     console,
     err,
+    check_export,
     export_frame,
     fail,
     settings,
@@ -235,8 +236,7 @@ def run_nowcast(s: Settings, site: Optional[str] = None, nights: int = 3, out: O
         raise fail(f"--nights {nights}: between 1 and 7 nights ahead")
     kept_folder = s.home / "nowcast"
     if out is not None:  # checked before the work: an export must not replace what the service shows
-        if out.suffix.lower() not in (".csv", ".json"):
-            raise fail(f"{out}: export to a .csv or .json file")
+        check_export(out)
         if out.resolve().is_relative_to(kept_folder.resolve()):
             raise fail(f"{out}: inside {kept_folder}, which keeps the nowcast for the service; export elsewhere")
     try:
