@@ -29,6 +29,15 @@ def _protected(method: str, path: str) -> bool:
     return not (path.startswith(PREFIX + "/static/") or (method in ("GET", "HEAD") and path == PREFIX + "/signin"))
 
 
+def _session_quietly(request: Request):
+    """The session of a request refused before its page read it (an address that fails validation, an unknown
+    page): noted so that the access log names who was refused. None when there is none or it cannot be read."""
+    try:
+        return signin.session_of(request, signin.state(request))
+    except HTTPException:
+        return None
+
+
 def create_pages() -> FastAPI:
     app = FastAPI(title="PHM Intelligence pages", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -68,7 +77,7 @@ def create_pages() -> FastAPI:
         return error_page(request, 422, f"Some of the choices in the address are not valid ({fields}).")
 
     def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-        found = getattr(request.state, "phm_session", None)
+        found = getattr(request.state, "phm_session", None) or _session_quietly(request)
         u = found.user if found is not None else None
         titles = {
             401: "Sign in needed",

@@ -103,6 +103,13 @@ def test_coordinator_worklist_filter_download_and_scope(session, served_tokens, 
     s.goto("/ui/capacity", refused=403)
     assert "not available to a care coordinator" in page.inner_text("main")
 
+    # an address that fails validation is refused, and the log names who was refused (not "anonymous")
+    before = len(ledger_file.read(served_home.home / "security" / "access_log.jsonl"))
+    s.goto("/ui/worklist?top=0", refused=422)
+    assert "Check your choices" in page.title()
+    entries = ledger_file.read(served_home.home / "security" / "access_log.jsonl")[before:]
+    assert [(e["user"], e["status"]) for e in entries if e["route"] == "/ui/worklist"] == [("coord", 422)]
+
 
 def test_planner_capacity_scenario_and_no_person_rows(session, served_tokens, person_ids) -> None:
     s = session("planner")
