@@ -21,6 +21,12 @@ SOURCE_NOTE = "_source.json"  # what the staged folder came from and how it was 
 MAPPING_QUARANTINE = "_mapping_quarantine.parquet"  # source rows that could not be mapped
 SYNTHETIC_MARKER = "_synthetic.json"
 SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"  # provenance columns of staged rows
+# Source columns that identify a person directly (OMOP `person_source_value` often holds the NHS number; Synthea's
+# names and identity documents): never kept in a quarantined row, which names its source file and row instead.
+IDENTIFYING = frozenset(
+    {"person_source_value", "ssn", "drivers", "passport", "prefix", "first", "middle", "last", "suffix", "maiden"}
+    | {"address", "address_1", "address_2"}
+)
 
 
 class FormatError(ValueError):
@@ -128,10 +134,12 @@ class Staging:
             self.tables[name] = _append(before, frame)
 
     def reject(self, rows: pd.DataFrame, rule: str, column: str, table: str) -> None:
-        """Quarantine source rows that break the mapping (kept whole, as text, with file and row)."""
+        """Quarantine source rows that break the mapping (kept as text, with file and row, without the columns
+        that identify a person: `IDENTIFYING`)."""
         if rows.empty:
             return
-        record = rows.drop(columns=["_row", "_file"]).astype("string").to_dict(orient="records")
+        dropped = ["_row", "_file", *(c for c in rows.columns if c.lower() in IDENTIFYING)]
+        record = rows.drop(columns=dropped).astype("string").to_dict(orient="records")
         self.rejected.append(
             pd.DataFrame(
                 {
