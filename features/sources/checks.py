@@ -32,16 +32,23 @@ def nhs_key(raw_text: str) -> str:
     )
 
 
-def typed(col: Column, source: str | None, native: bool) -> tuple[str | None, str]:
-    """(raw text expression or None, typed expression) for a column.
+# File types read natively for each contract type: every value converts exactly. Any other type (a double or
+# decimal in an integer column, a boolean, an integer in a date column) is read as text like a CSV value, so 3.5 is
+# `wrong_type` rather than 4, and NaN or 1e30 quarantines its row rather than failing the load.
+_INTEGERS = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"})
+_TIMES = frozenset({"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"})
+NATIVE = {"integer": _INTEGERS, "float": _INTEGERS, "date": _TIMES, "timestamp": _TIMES}
 
-    A column whose file already stores the contract's type (Parquet dates, integers) is not
-    turned into text row by row: its text form is derived only where a check or the
-    quarantine record needs it.
+
+def typed(col: Column, source: str | None, source_type: str | None = None) -> tuple[str | None, str]:
+    """(raw text expression or None, typed expression) for a column whose file type is `source_type` (DuckDB's).
+
+    A column whose file already stores a type that converts exactly (`NATIVE`: Parquet dates, integers) is not
+    turned into text row by row: its text form is derived only where a check or the quarantine record needs it.
     """
     if source is None:
         return "NULL::VARCHAR", f"NULL::{SQL_TYPES[col.type]}"
-    if native and col.type != "string" and not col.nhs_number:
+    if source_type in NATIVE.get(col.type, ()) and not col.nhs_number:
         return None, f"CAST({q(source)} AS {SQL_TYPES[col.type]})"
     text = f"NULLIF(TRIM(CAST({q(source)} AS VARCHAR)), '')"
     if col.nhs_number:
@@ -51,7 +58,7 @@ def typed(col: Column, source: str | None, native: bool) -> tuple[str | None, st
     if col.type == "string":
         return text, text
     if col.type in ("date", "timestamp"):
-        return text, f"TRY_CAST({q(source)} AS {SQL_TYPES[col.type]})"
+        return text, f"TRY_CAST({text} AS {SQL_TYPES[col.type]})"
     pattern = INTEGER_TEXT if col.type == "integer" else FLOAT_TEXT
     return (
         text,

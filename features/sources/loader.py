@@ -189,8 +189,7 @@ class Loader:
         select, text = ["_row", *provenance(path, types)], {}
         for col in contract.columns:
             source = cols[col.name]
-            native = source is not None and types.get(source, "VARCHAR") != "VARCHAR"
-            raw_text, typed_sql = typed(col, source, native)
+            raw_text, typed_sql = typed(col, source, types.get(source) if source else None)
             select.append(f"{typed_sql} AS v_{col.name}")
             if raw_text is None:
                 text[col.name] = f"CAST(v_{col.name} AS VARCHAR)"

@@ -4,16 +4,22 @@ aborting the load), ambiguous columns, and files that are not files."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from support.extracts import connect
 
 from features.sources.formats import convert
 from features.sources.formats.common import MAPPING_QUARANTINE
 from features.sources.loader import load
+from features.synthetic.config import GeneratorConfig
+from features.synthetic.generator import generate
 from phm.core.settings import Settings
 
 KEY = "a-test-key-of-32-characters-long!!"
@@ -57,3 +63,69 @@ def test_an_omop_persons_source_value_never_reaches_the_quarantine(tmp_path: Pat
     for text in (NUMBER, "Bea"):
         assert not _holds(settings.warehouse_path, text)
         assert text not in pd.read_parquet(staged / MAPPING_QUARANTINE).to_string()
+
+
+@pytest.fixture(scope="module")
+def small_ics(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 500-person synthetic ICS (Parquet) whose folder the tests copy and break."""
+    out = tmp_path_factory.mktemp("small") / "ics"
+    generate(GeneratorConfig(persons=500, seed=7), out)
+    return out
+
+
+def _copy(small_ics: Path, tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    shutil.copytree(small_ics, src)
+    return src
+
+
+def _set_column(src: Path, table: str, column: str, first: list, dtype: pa.DataType) -> int:
+    """Rewrite `table`'s Parquet file with `column` stored as `dtype`: `first` for its first rows, then its own
+    values converted (`dtype` boolean: True). Returns the table's rows."""
+    t = pq.read_table(src / f"{table}.parquet")
+    own = t.column(column).to_pylist()[len(first) :]
+    rest = [True] * len(own) if dtype == pa.bool_() else [None if v is None else float(v) for v in own]
+    values = pa.array(first + rest, dtype)
+    pq.write_table(t.set_column(t.column_names.index(column), column, values), src / f"{table}.parquet")
+    return t.num_rows
+
+
+def test_a_parquet_double_in_an_integer_column_is_read_strictly(small_ics: Path, tmp_path: Path) -> None:
+    """A fraction is wrong_type (never rounded to the next year), NaN and 1e30 quarantine their rows instead of
+    failing the whole load, an infinite reading is wrong_type, and a whole number stored as a double is read."""
+    src = _copy(small_ics, tmp_path)
+    years = pq.read_table(src / "patients.parquet").column("year_of_birth").to_pylist()
+    _set_column(src, "patients", "year_of_birth", [1956.5, float("nan"), 1e30], pa.float64())
+    _set_column(src, "home_monitoring", "fev1_pct_predicted", [float("inf")], pa.float64())
+    settings = Settings(home=tmp_path / "h")
+    report = load(settings, src)
+    got = (
+        connect(settings)
+        .execute("""SELECT source_table, source_row, rule, column_name FROM quarantine
+                                       WHERE rule = 'wrong_type' ORDER BY 1, 2""")
+        .fetchall()
+    )
+    assert got == [
+        ("home_monitoring", 1, "wrong_type", "fev1_pct_predicted"),
+        ("patients", 1, "wrong_type", "year_of_birth"),
+        ("patients", 2, "wrong_type", "year_of_birth"),
+        ("patients", 3, "wrong_type", "year_of_birth"),
+    ]
+    assert report.tables["patients"].rows_loaded == len(years) - 3
+    loaded = connect(settings).execute("SELECT year_of_birth FROM patients").fetchall()
+    assert sorted(y for (y,) in loaded) == sorted(years[3:])
+
+
+def test_a_parquet_column_of_another_type_is_quarantined_not_misread(small_ics: Path, tmp_path: Path) -> None:
+    """An integer in a date column (20190415) is wrong_type, not a failed load; a boolean is not a score."""
+    src = _copy(small_ics, tmp_path)
+    spells = pq.read_table(src / "apc_spells.parquet")
+    days = [d.year * 10000 + d.month * 100 + d.day for d in spells.column("admission_date").to_pylist()]
+    pq.write_table(
+        spells.set_column(spells.column_names.index("admission_date"), "admission_date", pa.array(days, pa.int64())),
+        src / "apc_spells.parquet",
+    )
+    readings = _set_column(src, "home_monitoring", "symptom_score", [], pa.bool_())
+    report = load(Settings(home=tmp_path / "h"), src)
+    assert report.tables["apc_spells"].quarantined_by_rule == {"wrong_type": spells.num_rows}
+    assert report.tables["home_monitoring"].quarantined_by_rule == {"wrong_type": readings}
