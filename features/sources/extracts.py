@@ -34,9 +34,15 @@ class ContractError(ValueError):
 
 
 def find_extract(src: Path, name: str) -> Path | None:
+    """The extract of table `name` in `src`, or None when there is none; a name that is there but not a file (a
+    folder, a link to nothing, a device) is a ContractError, never a table "not supplied"."""
     for suffix in (".parquet", ".csv", ".csv.gz"):
         path = src / f"{name}{suffix}"
+        if path.is_symlink() and not path.exists():
+            raise ContractError(f"{path}: a symbolic link to a file that does not exist; link the {name} extract")
         if path.exists():
+            if not path.is_file():
+                raise ContractError(f"{path}: not a file (a folder?); put the {name} extract there")
             return path
     return None
 

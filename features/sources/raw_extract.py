@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from features.sources.checks import lit as _lit
 from features.sources.checks import q as _q
@@ -26,6 +27,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             check_parquet(path)
         except ValueError as exc:
             raise ContractError(str(exc)) from exc
+        _unique_names(path, pq.read_schema(path).names)
         con.execute(f"""CREATE OR REPLACE TEMP VIEW raw AS
                         SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row
                         FROM read_parquet({_lit(str(path))}, file_row_number = true)""")
@@ -40,8 +42,21 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             )
         except (pa.ArrowInvalid, OSError) as exc:
             raise ContractError(csv_error(path, exc)) from exc
+        _unique_names(path, names)
         table = table.append_column("_row", pa.array(range(1, table.num_rows + 1), pa.int64()))
         con.register("raw", table)
+
+
+def _unique_names(path: Path, names: list[str]) -> None:
+    """A header naming one column twice (in any case) is ambiguous: which holds the values is not guessed."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        if name.lower() in seen:
+            raise ContractError(
+                f"{path}: the header names column '{name}' twice (columns {seen[name.lower()]} and {i}); "
+                "keep one and load again"
+            )
+        seen[name.lower()] = i
 
 
 def resolve_columns(
@@ -57,7 +72,13 @@ def resolve_columns(
     lower = {p.lower(): p for p in present}
     found: dict[str, str | None] = {}
     for col in contract.columns:
-        source = next((lower[n.lower()] for n in [col.name, *col.aliases] if n.lower() in lower), None)
+        matches = [lower[n] for n in dict.fromkeys(a.lower() for a in [col.name, *col.aliases]) if n in lower]
+        if len(matches) > 1:
+            raise ContractError(
+                f"{path}: columns {' and '.join(repr(m) for m in matches)} both give the {contract.name} contract's "
+                f"'{col.name}'; keep one and load again"
+            )
+        source = matches[0] if matches else None
         if source is None and col.required:
             raise ContractError(
                 f"{path}: missing column '{col.name}' required by the {contract.name} contract"

@@ -17,7 +17,7 @@ from support.extracts import connect
 
 from features.sources.formats import convert
 from features.sources.formats.common import MAPPING_QUARANTINE
-from features.sources.loader import load
+from features.sources.loader import ContractError, load
 from features.synthetic.config import GeneratorConfig
 from features.synthetic.generator import generate
 from phm.core.settings import Settings
@@ -129,3 +129,44 @@ def test_a_parquet_column_of_another_type_is_quarantined_not_misread(small_ics: 
     report = load(Settings(home=tmp_path / "h"), src)
     assert report.tables["apc_spells"].quarantined_by_rule == {"wrong_type": spells.num_rows}
     assert report.tables["home_monitoring"].quarantined_by_rule == {"wrong_type": readings}
+
+
+@pytest.mark.parametrize(
+    "header,message",
+    [
+        ("year_of_birth", "the header names column 'year_of_birth' twice (columns 2 and 11)"),
+        ("NHS_NUMBER", "the header names column 'NHS_NUMBER' twice (columns 1 and 11)"),
+        ("YOB", "columns 'year_of_birth' and 'YOB' both give the patients contract's 'year_of_birth'"),
+    ],
+)
+def test_a_column_given_twice_is_refused_not_guessed(
+    small_ics: Path, tmp_path: Path, header: str, message: str
+) -> None:
+    """A second year of birth (the same name, or an accepted alias such as YOB) with other values: which one is
+    right is not guessed; the error names the file and both columns, and no warehouse is written."""
+    src = _copy(small_ics, tmp_path)
+    t = pq.read_table(src / "patients.parquet")
+    (src / "patients.parquet").unlink()
+    t.append_column(header, pa.array(["1850"] * t.num_rows)).to_pandas().to_csv(src / "patients.csv", index=False)
+    settings = Settings(home=tmp_path / "h")
+    with pytest.raises(ContractError) as exc:
+        load(settings, src)
+    assert str(exc.value) == f"{src / 'patients.csv'}: {message}; keep one and load again"
+    assert not settings.warehouse_path.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "dangling link"])
+def test_an_extract_that_is_not_a_file_is_named_not_skipped(small_ics: Path, tmp_path: Path, kind: str) -> None:
+    """A folder where gp_events.parquet should be is an error naming it (it had been a traceback); a link to a
+    missing file is not "not supplied" (a first load had silently gone without every GP event)."""
+    src = _copy(small_ics, tmp_path)
+    target = src / "gp_events.parquet"
+    target.unlink()
+    if kind == "folder":
+        target.mkdir()
+    else:
+        target.symlink_to(tmp_path / "gone" / "gp_events.parquet")
+    settings = Settings(home=tmp_path / "h")
+    with pytest.raises(ContractError, match=f"^{target}: (not a file|a symbolic link to a file that does not exist)"):
+        load(settings, src)
+    assert not settings.warehouse_path.exists()
