@@ -109,6 +109,7 @@ class Loader:
                 {t: (r.file, r.rows_read) for t, r in report.tables.items()},
                 self.settings.load_shrink,
                 self.allow_shrink,
+                report.tables["patients"].quarantined_by_rule,
             )
         except LoadRefused as exc:
             raise ContractError(str(exc)) from exc

@@ -59,14 +59,19 @@ def check_load(
     read: dict[str, tuple[str | None, int]],
     policy: ShrinkPolicy,
     allow_shrink: bool,
+    rejected: dict[str, int] | None = None,
 ) -> list[str]:
     """Refuse (LoadRefused) a load with no patient, or one that shrinks the current warehouse beyond the policy;
-    return the shrinkage allowed by `allow_shrink` (empty when none)."""
+    return the shrinkage allowed by `allow_shrink` (empty when none). `rejected`: the patients rows quarantined
+    by rule, named in the refusal so that the cause (every NHS number invalid, every date unreadable) is seen."""
     if not loaded.get("patients"):
         file, rows = read.get("patients", (None, 0))
+        why = ", ".join(f"{rule} {n:,}" for rule, n in sorted((rejected or {}).items(), key=lambda r: -r[1]))
         raise LoadRefused(
             f"{file or 'patients'}: no patient could be loaded ({rows:,} row(s) read): an empty, "
-            "header-only or unusable extract. The warehouse was not changed"
+            "header-only or unusable extract"
+            + (f" (rows quarantined by rule: {why})" if why else "")
+            + ". The warehouse was not changed"
         )
     if not warehouse.exists():
         return []

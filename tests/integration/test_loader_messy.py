@@ -170,3 +170,13 @@ def test_an_extract_that_is_not_a_file_is_named_not_skipped(small_ics: Path, tmp
     with pytest.raises(ContractError, match=f"^{target}: (not a file|a symbolic link to a file that does not exist)"):
         load(settings, src)
     assert not settings.warehouse_path.exists()
+
+
+def test_a_refused_load_with_no_usable_patient_says_why(small_ics: Path, tmp_path: Path) -> None:
+    """Every NHS number written as a double (9434765870.0, as pandas writes a column with gaps) is invalid: the
+    refusal names the rule every row broke, not only "an empty, header-only or unusable extract"."""
+    src = _copy(small_ics, tmp_path)
+    rows = _set_column(src, "patients", "nhs_number", [], pa.float64())
+    with pytest.raises(ContractError) as exc:
+        load(Settings(home=tmp_path / "h"), src)
+    assert f"(rows quarantined by rule: invalid_nhs_number {rows:,}). The warehouse was not changed" in str(exc.value)
