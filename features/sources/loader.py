@@ -94,6 +94,11 @@ class Loader:
             finally:
                 con.close()
             os.replace(tmp, warehouse)
+        except (duckdb.IOException, duckdb.FatalException, OSError) as exc:  # e.g. a full or read-only disk
+            raise ContractError(
+                f"{warehouse}: the new warehouse could not be written ({first_line(exc)}); the previous warehouse "
+                "was left as it was"
+            ) from exc
         finally:
             tmp.unlink(missing_ok=True)
             Path(str(tmp) + ".wal").unlink(missing_ok=True)
@@ -322,5 +327,11 @@ def load(
     target = warehouse or settings.warehouse_path
     report = Loader(settings, src, as_of, progress, allow_shrink).run(target)
     out = settings.reports_dir / "load_report.json"
-    out.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    part = out.with_name(f".{out.name}.part")
+    try:
+        part.write_text(json.dumps(report.to_json(), indent=2, default=str))
+        part.replace(out)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise ContractError(f"{out}: the warehouse was loaded but its load report could not be saved ({exc})") from exc
     return report
