@@ -82,6 +82,7 @@ class Loader:
             if contract.required_table and find_extract(self.src, contract.name) is None:
                 raise ContractError(f"{self.src}: missing required extract '{contract.name}' (.parquet or .csv)")
         warehouse.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(warehouse)
         tmp = warehouse.with_name(f".{warehouse.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         try:
@@ -311,6 +312,21 @@ class Loader:
         fmt = self.source_note.get("format", "phm")
         con.execute(f"""CREATE TABLE load_info AS SELECT {_lit(self.as_of.isoformat())}::DATE AS as_of,
                         {self.synthetic} AS synthetic, {self.demo_key} AS demo_key, {_lit(fmt)} AS source_format""")
+
+
+def _remove_stale(warehouse: Path) -> None:
+    """Delete what loads that were killed half-way left (`.phm.duckdb.<pid>.tmp` and its WAL, whose process has
+    ended); a load still running keeps its own."""
+    for part in warehouse.parent.glob(f".{warehouse.name}.*.tmp*"):
+        pid = part.name[len(warehouse.name) + 2 :].split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            part.unlink(missing_ok=True)
+        except OSError:  # alive, another user's
+            continue
 
 
 def load(

@@ -237,3 +237,24 @@ def test_a_full_disk_is_a_clear_error_and_the_warehouse_is_kept(small_ics: Path,
         assert message.endswith("the previous warehouse was left as it was") and "\n" not in message
         assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == ["phm.duckdb"]
         assert connect(settings).execute("SELECT count(*) FROM patients").fetchone() == before
+
+
+def test_what_a_killed_load_left_is_cleared_by_the_next(small_ics: Path, tmp_path: Path) -> None:
+    """A load killed half-way leaves its part-file (pseudonymised rows) and WAL beside the warehouse; the next load
+    removes them, and never the part-file of a load still running."""
+    settings = Settings(home=tmp_path / "h")
+    folder = settings.warehouse_path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    running = subprocess.Popen(["sleep", "30"])
+    try:
+        left = [folder / f".phm.duckdb.{ended.pid}.tmp", folder / f".phm.duckdb.{ended.pid}.tmp.wal"]
+        alive = folder / f".phm.duckdb.{running.pid}.tmp"
+        for part in [*left, alive]:
+            part.write_bytes(b"part")
+        load(settings, small_ics)
+        assert sorted(p.name for p in folder.iterdir()) == sorted(["phm.duckdb", alive.name])
+    finally:
+        running.kill()
+        running.wait()
