@@ -17,7 +17,7 @@ from features.sources.contracts import TableContract
 from features.sources.extracts import ContractError
 from features.sources.formats.common import SOURCE_FILE, SOURCE_ROW
 from features.sources.load_report import TableReport
-from features.sources.readable import check_parquet, csv_error
+from features.sources.readable import check_parquet, csv_error, utf16
 
 
 def read_raw(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -32,6 +32,8 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                         SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _row
                         FROM read_parquet({_lit(str(path))}, file_row_number = true)""")
     else:
+        if problem := utf16(path):
+            raise ContractError(problem)
         try:
             names = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
             table = pacsv.read_csv(

@@ -23,9 +23,31 @@ def first_line(exc: BaseException) -> str:
     return redact(text)
 
 
-def _open_text(path: Path):
+def _open_text(path: Path, errors: str = "replace"):
     raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline="")
+
+
+def utf16(path: Path) -> str | None:
+    """The error for a CSV saved as UTF-16 (its byte-order mark), else None."""
+    raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    with raw:
+        head = raw.read(2)
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        return f'{path}: saved as UTF-16 text; save it as UTF-8 ("CSV UTF-8") and load again'
+    return None
+
+
+def not_utf8(path: Path) -> tuple[int, str] | None:
+    """The first data row (1 = the row after the header) and column holding bytes that are not UTF-8."""
+    with _open_text(path, "surrogateescape") as fh:
+        header: list[str] = []
+        for n, row in enumerate(csv.reader(fh)):
+            header = header or row
+            bad = next((i for i, field in enumerate(row) if any("\udc80" <= c <= "\udcff" for c in field)), None)
+            if bad is not None:
+                return n, header[bad] if bad < len(header) and n else f"#{bad + 1}"
+    return None
 
 
 def ragged_row(path: Path, expected: int) -> int | None:
@@ -47,6 +69,13 @@ def csv_error(path: Path, exc: BaseException) -> str:
         return (
             f"{path}: {where} has {got} fields where the header has {expected} (a ragged CSV: a stray delimiter, "
             "an unquoted comma or a cut-off line); fix the extract and load again"
+        )
+    if "invalid UTF8" in str(exc):
+        found = not_utf8(path)
+        where = (f"row {found[0]}, column '{found[1]}'" if found[0] else "its header") if found else "a value"
+        return (
+            f"{path}: {where} is not UTF-8 text (perhaps Latin-1 or Windows-1252); save the extract as UTF-8 "
+            '("CSV UTF-8") and load again'
         )
     return f"{path}: cannot be read as CSV ({first_line(exc)})"
 

@@ -258,3 +258,20 @@ def test_what_a_killed_load_left_is_cleared_by_the_next(small_ics: Path, tmp_pat
     finally:
         running.kill()
         running.wait()
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_csv_not_saved_as_utf8_is_named_by_row_and_column(small_ics: Path, tmp_path: Path, encoding: str) -> None:
+    """Excel's default CSV (Windows-1252/Latin-1) or "Unicode text" (UTF-16): the error names the file, and for
+    Latin-1 the row and column, says to save as UTF-8 and shows no value (UTF-16 had been a "ragged row")."""
+    src = _copy(small_ics, tmp_path)
+    t = pq.read_table(src / "practices.parquet").to_pandas()
+    (src / "practices.parquet").unlink()
+    t.loc[1, "place"] = "Gödeston"
+    t.to_csv(src / "practices.csv", index=False, encoding=encoding)
+    with pytest.raises(ContractError) as exc:
+        load(Settings(home=tmp_path / "h"), src)
+    where = "row 2, column 'place' is not UTF-8 text" if encoding == "latin-1" else "saved as UTF-16 text"
+    assert str(exc.value).startswith(f"{src / 'practices.csv'}: {where}")
+    assert str(exc.value).endswith('as UTF-8 ("CSV UTF-8") and load again')
+    assert "Gödeston" not in str(exc.value) and "\n" not in str(exc.value)
