@@ -7,10 +7,6 @@ on this process while the batch is written."""
 
 from __future__ import annotations
 
-import os
-import resource
-import subprocess
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
@@ -20,6 +16,7 @@ from features.events.emit import hl7_adt
 from features.events.store import EventStore, StoreFullError, events_root, ingest
 from features.sources.pseudonymise import Pseudonymiser
 from phm.core.settings import Settings
+from support.disk_full import filling_disk
 
 NHS = "9434765919"
 T0 = datetime(2026, 12, 1, 8)
@@ -48,52 +45,18 @@ def _messages(prefix: str, n: int) -> list[tuple[str, str]]:
 @pytest.fixture()
 def store_home(tmp_path):
     home = Settings(home=tmp_path, pseudonym_key="s" * 32)
-    root = events_root(home)
-    root.mkdir(parents=True)
-    tmpfs = (
-        os.geteuid() == 0
-        and os.environ.get("PHM_TEST_DISK_FULL") != "rlimit"
-        and subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(root)], capture_output=True
-        ).returncode
-        == 0
-    )
-    yield home, tmpfs
-    if tmpfs:
-        subprocess.run(["umount", "-l", str(root)], check=False)
-
-
-@contextmanager
-def _full(root, tmpfs: bool):
-    if tmpfs:
-        filler = root / "filler.bin"
-        with open(filler, "wb", buffering=0) as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * 4096)
-            except OSError:
-                pass
-        try:
-            yield
-        finally:
-            filler.unlink()
-    else:
-        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (256, hard))  # Python ignores SIGXFSZ: writes fail with EFBIG
-        try:
-            yield
-        finally:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    with filling_disk(events_root(home), "2m", 256) as disk:
+        yield home, disk
 
 
 def test_a_batch_that_cannot_be_written_loses_nothing_and_says_so(store_home) -> None:
-    home, tmpfs = store_home
+    home, disk = store_home
     store = EventStore(events_root(home))
     pseudo = Pseudonymiser(b"k" * 32)
     first = ingest(home, _messages("A", 20), known=Known(), pseudonymiser=pseudo, now=T0 + timedelta(hours=1))
     assert first.accepted == 20
     before = store.events()
-    with _full(store.root, tmpfs):
+    with disk.full():
         with pytest.raises(StoreFullError) as failed:
             ingest(home, _messages("B", 200), known=Known(), pseudonymiser=pseudo, now=T0 + timedelta(hours=2))
     assert str(store.accepted) in str(failed.value) and "nothing of this batch was stored" in str(failed.value)
@@ -111,8 +74,8 @@ def test_the_feed_endpoint_fails_closed_with_a_503_and_stores_the_post_once_spac
     from serving.state import ServiceState
     from serving.users import Role, add_user
 
-    home, tmpfs = store_home
-    if not tmpfs:
+    home, disk = store_home
+    if not disk.tmpfs:
         pytest.skip("needs the tmpfs (root): a file-size limit would also stop the access log")
     _user, token = add_user(home.home, "feed", Role.data_feed, [])
     app = create_app()
@@ -126,7 +89,7 @@ def test_the_feed_endpoint_fails_closed_with_a_503_and_stores_the_post_once_spac
             headers={"Authorization": f"Bearer {token}"},
         )
         assert ok.status_code == 200 and ok.json()["accepted"] == 1
-        with _full(store.root, tmpfs):
+        with disk.full():
             r = c.post("/events", content=body, headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 503 and "nothing in this post was stored" in r.json()["detail"]
         assert r.headers["retry-after"] == "60" and NHS not in r.text

@@ -4,11 +4,8 @@ aborting the load), ambiguous columns, and files that are not files."""
 
 from __future__ import annotations
 
-import os
-import resource
 import shutil
 import subprocess
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support.disk_full import filling_disk
 from support.extracts import connect
 
 from features.sources.formats import convert
@@ -186,56 +184,22 @@ def test_a_refused_load_with_no_usable_patient_says_why(small_ics: Path, tmp_pat
     assert f"(rows quarantined by rule: invalid_nhs_number {rows:,}). The warehouse was not changed" in str(exc.value)
 
 
-@contextmanager
-def _full_disk(folder: Path):
-    """`folder` on a small tmpfs that is then filled (as root, as CI runs), else (or with PHM_TEST_DISK_FULL=rlimit)
-    a file-size limit on this process."""
-    if (
-        os.geteuid() == 0
-        and os.environ.get("PHM_TEST_DISK_FULL") != "rlimit"
-        and not subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(folder)]).returncode
-    ):
-        try:
-            yield lambda: _fill(folder / "filler.bin")
-        finally:
-            subprocess.run(["umount", "-l", str(folder)], check=False)
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # Python ignores SIGXFSZ: writes fail with EFBIG
-
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
-def _fill(filler: Path) -> None:
-    with open(filler, "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-        except OSError:
-            pass
-
-
 def test_a_full_disk_is_a_clear_error_and_the_warehouse_is_kept(small_ics: Path, tmp_path: Path) -> None:
     """A new warehouse that cannot be written (disk full) is a one-line error naming the warehouse, not a
     traceback; the previous warehouse is left whole and no part-file is left behind."""
     settings = Settings(home=tmp_path / "h")
     folder = settings.warehouse_path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    with _full_disk(folder) as fill:
+    with filling_disk(folder, "24m", 4096) as disk:
         load(settings, small_ics)
         before = connect(settings).execute("SELECT count(*) FROM patients").fetchone()
-        fill()
-        with pytest.raises(ContractError) as exc:
-            load(settings, small_ics)
+        with disk.full():
+            with pytest.raises(ContractError) as exc:
+                load(settings, small_ics)
+            assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == ["phm.duckdb"]
         message = str(exc.value)
         assert message.startswith(f"{settings.warehouse_path}: the new warehouse could not be written (")
         assert message.endswith("the previous warehouse was left as it was") and "\n" not in message
-        assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == ["phm.duckdb"]
         assert connect(settings).execute("SELECT count(*) FROM patients").fetchone() == before
 
 
