@@ -43,7 +43,13 @@ def settings() -> Settings:
         check(found)
     except (SettingsError, PolicyError) as exc:
         raise fail(str(exc)) from exc
-    configure_logging(found)
+    try:
+        configure_logging(found)
+    except OSError as exc:  # a read-only or full disk, a home owned by someone else
+        raise fail(
+            f"{found.home}: PHM_HOME cannot be written ({exc.strerror or exc}); every command keeps its log there "
+            "(logs/phm.log), so nothing is done until it can be: give this user a writable PHM_HOME"
+        ) from exc
     return found
 
 

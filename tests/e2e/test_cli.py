@@ -51,6 +51,23 @@ def test_clear_errors(tmp_path: Path) -> None:
     assert keyless.returncode == 2 and "PHM_PSEUDONYM_KEY is not set" in keyless.stderr
 
 
+def test_a_home_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    if os.geteuid() == 0:  # root writes through permissions: a read-only file system
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(home)]).returncode:
+            pytest.skip("cannot mount a read-only tmpfs here")
+    else:
+        home.chmod(0o555)
+    try:
+        out = run("data", "report", home=home)
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", "-l", str(home)], check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert f"{home}: PHM_HOME cannot be written" in " ".join(out.stderr.split()), out.stderr
+
+
 def test_csv_generate_and_load(tmp_path: Path) -> None:
     home = tmp_path / "home"
     out = tmp_path / "csv"
