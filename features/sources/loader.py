@@ -47,6 +47,7 @@ from features.sources.raw_extract import drop_raw, provenance, read_raw, resolve
 from features.sources.readable import first_line
 from features.sources.shrink import LoadRefused, check_load
 from phm.core.settings import Settings
+from phm.core.writer_lock import WriterBusy, sole_writer
 
 log = logging.getLogger("phm.load")
 
@@ -339,15 +340,22 @@ def load(
 ) -> LoadReport:
     """Load `src` into the warehouse (default: the one under PHM_HOME) and save the JSON report. A load with no
     patient, or one shrinking the current warehouse beyond `settings.load_shrink`, is refused (ContractError)
-    unless `allow_shrink`; the current warehouse is then left untouched."""
+    unless `allow_shrink`; the current warehouse is then left untouched. One writer at a time: a load or an absorb
+    already writing the warehouse refuses this one (ContractError)."""
     target = warehouse or settings.warehouse_path
-    report = Loader(settings, src, as_of, progress, allow_shrink).run(target)
-    out = settings.reports_dir / "load_report.json"
-    part = out.with_name(f".{out.name}.part")
     try:
-        part.write_text(json.dumps(report.to_json(), indent=2, default=str))
-        part.replace(out)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise ContractError(f"{out}: the warehouse was loaded but its load report could not be saved ({exc})") from exc
+        with sole_writer(target, "a `phm data load`"):
+            report = Loader(settings, src, as_of, progress, allow_shrink).run(target)
+            out = settings.reports_dir / "load_report.json"
+            part = out.with_name(f".{out.name}.{os.getpid()}.part")
+            try:
+                part.write_text(json.dumps(report.to_json(), indent=2, default=str))
+                part.replace(out)
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise ContractError(
+                    f"{out}: the warehouse was loaded but its load report could not be saved ({exc})"
+                ) from exc
+    except WriterBusy as exc:
+        raise ContractError(str(exc)) from exc
     return report

@@ -22,6 +22,7 @@ from features.events.fold import fold, index_date
 from features.events.merge import absorb
 from features.events.store import EventStore, events_root
 from phm.core.settings import Settings
+from phm.core.writer_lock import WriterBusy, sole_writer
 from serving.batch.common import SnapshotError, default_date
 from serving.batch.daily import score_daily
 from serving.batch.delta import refresh_delta
@@ -29,11 +30,20 @@ from serving.batch.store import POINTER, snapshots_root
 
 
 def absorb_events(settings: Settings, progress=None) -> dict:
-    """Absorb, re-score, prune, and lay the remaining events over the new snapshot; returns what it did."""
+    """Absorb, re-score, prune, and lay the remaining events over the new snapshot; returns what it did. One
+    writer of the warehouse at a time: a load or another absorb at work refuses this one (SnapshotError)."""
     say = progress or (lambda _m: None)
     started = time.perf_counter()
     if not settings.warehouse_path.exists():
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse to absorb events into; run `phm data load`")
+    try:
+        with sole_writer(settings.warehouse_path, "a `phm events absorb`"):
+            return _absorb(settings, say, started)
+    except WriterBusy as exc:
+        raise SnapshotError(str(exc)) from exc
+
+
+def _absorb(settings: Settings, say, started: float) -> dict:
     store = EventStore(events_root(settings))
     with store.locked(shared=True):
         files = store.batches()

@@ -196,7 +196,7 @@ def test_a_full_disk_is_a_clear_error_and_the_warehouse_is_kept(small_ics: Path,
         with disk.full():
             with pytest.raises(ContractError) as exc:
                 load(settings, small_ics)
-            assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == ["phm.duckdb"]
+            assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == [".phm.duckdb.lock", "phm.duckdb"]
         message = str(exc.value)
         assert message.startswith(f"{settings.warehouse_path}: the new warehouse could not be written (")
         assert message.endswith("the previous warehouse was left as it was") and "\n" not in message
@@ -218,7 +218,7 @@ def test_what_a_killed_load_left_is_cleared_by_the_next(small_ics: Path, tmp_pat
         for part in [*left, alive]:
             part.write_bytes(b"part")
         load(settings, small_ics)
-        assert sorted(p.name for p in folder.iterdir()) == sorted(["phm.duckdb", alive.name])
+        assert sorted(p.name for p in folder.iterdir()) == sorted([".phm.duckdb.lock", "phm.duckdb", alive.name])
     finally:
         running.kill()
         running.wait()
