@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from support.hostile_events import nested_encounter_json
 
 from features.events.emit import fhir_bundle, fhir_encounter, hl7_adt
 from features.events.store import EventStore, events_root
@@ -92,3 +93,14 @@ def test_other_roles_and_no_token_cannot_post(client) -> None:
     assert c.post("/events", content=body).status_code == 401
     for role in (Role.coordinator, Role.data_scientist):
         assert c.post("/events", content=body, headers=auth(tokens[role])).status_code == 403
+
+
+def test_a_deeply_nested_body_is_quarantined_not_a_server_error(client) -> None:
+    c, home, tokens = client
+    r = c.post(
+        "/events",
+        content=nested_encounter_json(NHS),
+        headers={**auth(tokens[Role.data_feed]), "content-type": "application/fhir+json"},
+    )
+    assert r.status_code == 422 and r.json()["quarantined"] == {"unparseable": 1}, r.text
+    assert NHS not in r.text and EventStore(events_root(home)).quarantined().reason.tolist() == ["unparseable"]
