@@ -66,3 +66,13 @@ def test_a_name_already_in_done_keeps_both_files(tmp_path) -> None:
     assert run("events", "ingest", str(drop), home=tmp_path / "home", env=ENV).returncode == 0
     kept = sorted((drop / "done").iterdir())
     assert len(kept) == 2 and {p.read_bytes() for p in kept} == {good("D1", "DV1").encode(), good("D2", "DV2").encode()}
+
+
+def test_a_file_named_done_stops_the_ingest_before_anything_is_read(tmp_path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.hl7").write_text(good("F1", "FV1"))
+    (drop / "done").write_text("not a folder")
+    out = run("events", "ingest", str(drop), home=tmp_path / "home", env=ENV)
+    assert out.returncode == 2 and "done: not a folder" in out.stderr and "Traceback" not in out.stderr
+    assert (drop / "a.hl7").exists() and not (tmp_path / "home" / "warehouse" / "events").exists()
