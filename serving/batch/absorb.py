@@ -20,7 +20,7 @@ import pandas as pd
 
 from features.events.fold import fold, index_date
 from features.events.merge import absorb
-from features.events.store import EventStore, events_root
+from features.events.store import BusyError, EventStore, events_root
 from phm.core.settings import Settings
 from serving.batch.common import SnapshotError, default_date
 from serving.batch.daily import score_daily
@@ -35,6 +35,14 @@ def absorb_events(settings: Settings, progress=None) -> dict:
     if not settings.warehouse_path.exists():
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse to absorb events into; run `phm data load`")
     store = EventStore(events_root(settings))
+    try:
+        with store.absorbing():
+            return _absorb(settings, store, say, started)
+    except BusyError as exc:
+        raise SnapshotError(str(exc)) from None
+
+
+def _absorb(settings: Settings, store: EventStore, say, started: float) -> dict:
     with store.locked(shared=True):
         files = store.batches()
         events = store.events_in(files)

@@ -76,3 +76,15 @@ def test_a_file_named_done_stops_the_ingest_before_anything_is_read(tmp_path) ->
     out = run("events", "ingest", str(drop), home=tmp_path / "home", env=ENV)
     assert out.returncode == 2 and "done: not a folder" in out.stderr and "Traceback" not in out.stderr
     assert (drop / "a.hl7").exists() and not (tmp_path / "home" / "warehouse" / "events").exists()
+
+
+def test_a_second_absorb_at_the_same_time_is_refused(ics20k_loaded, tmp_path) -> None:
+    from support.homes import copied_home
+
+    home = copied_home(ics20k_loaded[0], tmp_path / "home")
+    assert ingest(home, [("test", good("A1", "AV1"))]).received == 1  # quarantined: unlinked
+    before = sorted(events_root(home).rglob("*.parquet"))
+    with EventStore(events_root(home)).absorbing():  # a scheduled absorb is running
+        out = run("events", "absorb", home=home.home)
+    assert out.returncode == 2 and "another `phm events absorb` is running" in out.stderr, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and sorted(events_root(home).rglob("*.parquet")) == before
