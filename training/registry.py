@@ -6,7 +6,12 @@ separate, gated step (the fairness audit and clinical safety sign-off).
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import mlflow
 from mlflow import MlflowClient
@@ -94,3 +99,28 @@ def load_champion(name: str) -> Champion | None:
     return Champion(
         name, str(mv.version), pyfunc.unwrap_python_model().model, pyfunc, (mv.tags or {}).get("feature_hash")
     )
+
+
+def _written_on_load(relative: Path) -> bool:
+    """Files MLflow or Python write beside a local model when it is loaded (the registered name and version;
+    bytecode caches): not part of what was audited."""
+    return relative.name == "registered_model_meta" or "__pycache__" in relative.parts
+
+
+def files_sha256(name: str, version: int | str) -> str:
+    """SHA-256 over a registered version's model files (each file's path and content): what its audit, and so its
+    approval, are bound to. A local store's files are read in place; others are downloaded first."""
+    uri = MlflowClient().get_model_version_download_uri(name, str(version))
+    with tempfile.TemporaryDirectory() as tmp:
+        parsed = urlparse(uri)
+        if parsed.scheme == "file":
+            root = Path(url2pathname(parsed.path))
+        else:
+            root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: the model files of {name} version {version} are missing")
+        digest = hashlib.sha256()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and not _written_on_load(p.relative_to(root))):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()

@@ -37,15 +37,27 @@ def pending(folder: Path) -> list[Path]:
 
 
 def read(files: list[Path]) -> Iterator[tuple[str, str]]:
-    """(origin, message) pairs; the origin is the folder's kind, not the file's name (names may carry identifiers)."""
+    """(origin, message) pairs; the origin is the folder's kind, not the file's name (names may carry identifiers).
+    A file gone since it was listed was taken by another reader of the folder (it stored its messages): skipped."""
     for path in files:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
         for message in messages_in(text, ndjson=path.suffix.lower() == ".ndjson"):
             yield "drop folder", message
 
 
 def mark_done(folder: Path, files: list[Path]) -> None:
+    """Move read files to `done/`, never over an earlier file of the same name (a sender may reuse names: the
+    later one gets a numbered suffix); a file another reader has moved already is left to it."""
     done = folder / DONE
     done.mkdir(exist_ok=True)
     for path in files:
-        path.replace(done / path.name)
+        target, n = done / path.name, 1
+        while target.exists() or target.is_symlink():
+            target, n = done / f"{path.stem}.{n}{path.suffix}", n + 1
+        try:
+            path.rename(target)
+        except FileNotFoundError:
+            continue

@@ -26,7 +26,16 @@ INPATIENT, EMERGENCY = {"IMP", "ACUTE", "NONAC"}, {"EMER"}
 
 
 def parse_fhir(text: str) -> list[Parsed | MessageError]:
-    """A JSON Encounter or Bundle of them -> one `Parsed` or `MessageError` per Encounter."""
+    """A JSON Encounter or Bundle of them -> one `Parsed` or `MessageError` per Encounter. Nesting too deep for
+    the JSON reader or the validator (a few kilobytes of nested extensions suffice) is quarantined, not raised:
+    one such message must not stop the ingest of every other."""
+    try:
+        return _parse_fhir(text)
+    except RecursionError:
+        return [MessageError("unparseable", detail="nested too deeply")]
+
+
+def _parse_fhir(text: str) -> list[Parsed | MessageError]:
     from fhir.resources.R4B.bundle import Bundle
     from fhir.resources.R4B.encounter import Encounter
 

@@ -9,7 +9,7 @@ DG1-3 the first diagnosis (ICD-10)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import hl7
 
@@ -97,9 +97,15 @@ def _time(msg: hl7.Message, where: str, message_id: str, required: bool = True) 
             raise MessageError("missing_value", field, message_id=message_id)
         return None
     try:
-        return hl7.parse_datetime(value).replace(tzinfo=None)
+        when = hl7.parse_datetime(value)
     except (ValueError, TypeError):
         raise MessageError("wrong_type", field, "not an HL7 date/time", message_id) from None
+    if when.tzinfo is None:
+        return when
+    try:  # with an offset (`+0100`), in UTC as FHIR's times are (the warehouse's times are naive UTC)
+        return when.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's ends
+        raise MessageError("date_out_of_range", field, message_id=message_id) from None
 
 
 def _nhs_number(msg: hl7.Message, message_id: str) -> str:

@@ -41,6 +41,9 @@ def ingest_cmd(
     s = settings()
     if not folder.is_dir():
         raise fail(f"{folder}: not a folder")
+    done = folder / drop.DONE
+    if not keep and (done.exists() or done.is_symlink()) and not done.is_dir():
+        raise fail(f"{done}: not a folder (read files are moved there); move it away, or read with --keep")
     try:
         pseudo = pseudonymiser_for(s)
     except MissingKeyError as exc:

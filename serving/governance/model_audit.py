@@ -23,7 +23,7 @@ from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, co
 from evaluation.fairness.results import AuditResult
 from models import specs
 from phm.core.settings import Settings
-from training import tracking
+from training import registry, tracking
 
 
 @dataclass
@@ -159,6 +159,7 @@ def _record(settings: Settings, name: str, version: int, result: AuditResult, pa
     html_path, json_path = write_report(result, out_dir)
     artifact_path = f"audit/{result.report_sha256[:12]}"
     client = MlflowClient()
+    model_sha256 = registry.files_sha256(name, version)  # the audit, and any approval of it, covers these files
     client.log_artifacts(params["run_id"], str(out_dir), artifact_path)
     status = "passed" if result.passed else f"flagged ({len(result.flags)})"
     for key, value in {
@@ -167,6 +168,7 @@ def _record(settings: Settings, name: str, version: int, result: AuditResult, pa
         "audit_report_artifact": artifact_path,
         "audit_flags": str(len(result.flags)),
         "audit_at": result.created_at,
+        "audit_model_sha256": model_sha256,
     }.items():
         client.set_model_version_tag(name, str(version), key, value)
     client.log_metric(params["run_id"], "audit_flags", float(len(result.flags)))
@@ -189,6 +191,7 @@ def _record(settings: Settings, name: str, version: int, result: AuditResult, pa
         report_sha256=result.report_sha256,
         outcome=status,
         flags=len(result.flags),
+        model_sha256=model_sha256,
     )
     return AuditOutput(result, html_path, json_path, artifact_path)
 

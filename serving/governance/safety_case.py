@@ -88,9 +88,18 @@ def _who(entry: dict) -> str:
     return f"{entry.get('by')} on {entry.get('at')}"
 
 
-def evaluate(entries: list[dict], name: str, version: int, report: str | None, flags: int, now: Configuration) -> Case:
+def evaluate(
+    entries: list[dict],
+    name: str,
+    version: int,
+    report: str | None,
+    flags: int,
+    now: Configuration,
+    model_sha256: str | None = None,
+) -> Case:
     """The safety case of `name` version `version` from the hazard log's entries (oldest first), the registry's
-    current report and flag count, and the configuration in force now."""
+    current report and flag count, and the configuration in force now; with `model_sha256` (the digest of the
+    version's model files now), also whether those are the files its latest audit examined."""
     c = Case(name, int(version), report, int(flags), now)
     cli = specs.get(name).cli_name
     mine = [e for e in entries if e.get("model") == name and e.get("version") == int(version)]
@@ -107,6 +116,15 @@ def evaluate(entries: list[dict], name: str, version: int, report: str | None, f
             f"the registry says the current report of {name} version {version} is {report[:12]}, but the "
             "hazard log does not record it as the version's latest audit (the log was replaced or the "
             f"registry edited): run `phm audit run --model {cli} --version {version}` again"
+        )
+        return c
+    if model_sha256 is not None and audits[-1].get("model_sha256") != model_sha256:
+        c.record_problem = True
+        c.problem = (
+            f"the model files of {name} version {version} are not the ones its latest audit ({report[:12]}) "
+            "examined (they were replaced in the registry, or the audit predates recording them): nothing "
+            f"approved covers them; run `phm audit run --model {cli} --version {version}` again, then a "
+            "clinical safety officer must decide on the new report"
         )
         return c
     on_report = [e for e in mine if e.get("report_sha256") == report and e.get("kind") in ("decision", "change_review")]
@@ -197,6 +215,8 @@ def case(
 ) -> Case:
     """The safety case of a version as it stands (MLflow must be configured; `source`: the data source, when the
     caller has read it already)."""
+    from mlflow.exceptions import MlflowException
+
     from models.specs.policy import PolicyError
 
     tags = version_tags(name, version) if tags is None else tags
@@ -215,9 +235,22 @@ def case(
             problem=broken,
             record_problem=True,
         )
-    return evaluate(
-        entries, name, version, tags.get("audit_report_sha256"), int(tags.get("audit_flags", "0") or 0), now
-    )
+    from training.registry import files_sha256
+
+    try:
+        model_sha256 = files_sha256(name, version)
+    except (OSError, MlflowException) as exc:
+        return Case(
+            name,
+            int(version),
+            tags.get("audit_report_sha256"),
+            int(tags.get("audit_flags", "0") or 0),
+            now,
+            problem=f"the model files of {name} version {version} cannot be read ({exc}): it may not be used",
+            record_problem=True,
+        )
+    flags = int(tags.get("audit_flags", "0") or 0)
+    return evaluate(entries, name, version, tags.get("audit_report_sha256"), flags, now, model_sha256)
 
 
 def require(settings: Settings, name: str, version: int, source: str | None = None) -> Case:

@@ -230,6 +230,21 @@ def test_access_log_records_refusals_and_answers_who_viewed(served_url, served_h
     assert verified.returncode == 0 and "intact" in verified.stdout
 
 
+def test_an_nhs_number_asked_for_in_place_of_a_person_id_is_not_logged(served_url, served_home, served_tokens) -> None:
+    number = "9434765919"  # a valid NHS number typed where the API wants a pseudonymised person id
+    before = len(access_log(served_home))
+    fhir = call(served_url, "GET", "/api/fhir/RiskAssessment", served_tokens["coord"], params={"patient": number})
+    assert fhir.status_code == 200 and fhir.json()["total"] == 0
+    scored = call(served_url, "POST", "/api/score", served_tokens["coord"], json={"person_ids": [number, "12345"]})
+    assert scored.status_code == 404
+    logged = access_log(served_home)[before:]
+    assert [(e["route"], e["asked"]) for e in logged] == [
+        ("/api/fhir/RiskAssessment", ["[NHS number]"]),
+        ("/api/score", ["[NHS number]", "12345"]),
+    ]
+    assert number.encode() not in (served_home.home / "security" / "access_log.jsonl").read_bytes()
+
+
 def test_person_level_routes_fail_closed_when_the_access_log_cannot_be_written(
     served_url, served_home, served_tokens
 ) -> None:

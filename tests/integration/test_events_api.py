@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from support.hostile_events import nested_encounter_json
 
 from features.events.emit import fhir_bundle, fhir_encounter, hl7_adt
 from features.events.store import EventStore, events_root
@@ -92,3 +93,28 @@ def test_other_roles_and_no_token_cannot_post(client) -> None:
     assert c.post("/events", content=body).status_code == 401
     for role in (Role.coordinator, Role.data_scientist):
         assert c.post("/events", content=body, headers=auth(tokens[role])).status_code == 403
+
+
+def test_a_deeply_nested_body_is_quarantined_not_a_server_error(client) -> None:
+    c, home, tokens = client
+    r = c.post(
+        "/events",
+        content=nested_encounter_json(NHS),
+        headers={**auth(tokens[Role.data_feed]), "content-type": "application/fhir+json"},
+    )
+    assert r.status_code == 422 and r.json()["quarantined"] == {"unparseable": 1}, r.text
+    assert NHS not in r.text and EventStore(events_root(home)).quarantined().reason.tolist() == ["unparseable"]
+
+
+def test_hl7_times_with_an_offset_are_stored_in_utc_as_fhir_times_are(client) -> None:
+    c, home, tokens = client
+    local = datetime.utcnow().replace(microsecond=0) - timedelta(hours=3)
+    body = hl7_adt("TZ1", "admit", NHS, "TZV1", local, start=local, admission_method="21", site_code="RXX01")
+    stamp = f"{local:%Y%m%d%H%M%S}"
+    body = body.replace(stamp, stamp + "+0100")  # British Summer Time: one hour ahead of UTC
+    assert c.post("/events", content=body, headers=auth(tokens[Role.data_feed])).json()["accepted"] == 1
+    event = EventStore(events_root(home)).events().iloc[0]
+    assert event.occurred == event.start == local - timedelta(hours=1)
+    edge = body.replace("TZ1", "TZ2").replace(f"{stamp}+0100", "00010101000000+0100")  # before the calendar in UTC
+    r = c.post("/events", content=edge, headers=auth(tokens[Role.data_feed]))
+    assert r.status_code == 422 and r.json()["quarantined"] == {"date_out_of_range": 1}, r.text
