@@ -149,23 +149,6 @@ class EventStore:
         finally:
             os.close(fd)
 
-    @contextmanager
-    def absorbing(self):
-        """Held for the whole of an absorb: a second one at the same time (a scheduled run beside a manual one)
-        would lay the same events into a copy of the warehouse being written, so it is refused (`BusyError`)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".absorb.lock", os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BusyError(
-                    f"{self.root}: another `phm events absorb` is running; try again when it ends"
-                ) from None
-            yield
-        finally:
-            os.close(fd)
-
     def write(self, folder: Path, table: pa.Table, stamp: str) -> None:
         """One batch file, written aside, flushed to disk and renamed into place: all of it or none. A write that
         fails (a full disk, say) removes its part-file and raises `StoreFullError`, naming the folder."""
@@ -200,10 +183,6 @@ class EventStore:
                 )
             for f in files:
                 f.unlink(missing_ok=True)
-
-
-class BusyError(RuntimeError):
-    """Another absorb holds the event store."""
 
 
 class StoreFullError(OSError):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from features.events.fold import fold, index_date
 from features.events.merge import absorb
-from features.events.store import BusyError, EventStore, events_root
+from features.events.store import EventStore, events_root
 from phm.core.settings import Settings
 from phm.core.writer_lock import WriterBusy, sole_writer
 from serving.batch.common import SnapshotError, default_date
@@ -45,14 +45,6 @@ def absorb_events(settings: Settings, progress=None) -> dict:
 
 def _absorb(settings: Settings, say, started: float) -> dict:
     store = EventStore(events_root(settings))
-    try:
-        with store.absorbing():
-            return _absorb(settings, store, say, started)
-    except BusyError as exc:
-        raise SnapshotError(str(exc)) from None
-
-
-def _absorb(settings: Settings, store: EventStore, say, started: float) -> dict:
     with store.locked(shared=True):
         files = store.batches()
         events = store.events_in(files)

@@ -5,6 +5,7 @@ done/ does not replace the earlier one."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 
 from support.cli import run
@@ -14,6 +15,7 @@ from features.events import drop as drop_folder
 from features.events.emit import hl7_adt
 from features.events.store import EventStore, events_root, ingest
 from phm.core.settings import Settings
+from phm.core.writer_lock import sole_writer
 
 NHS = "9434765919"
 ENV = {"PHM_PSEUDONYM_KEY": "s" * 32}
@@ -84,7 +86,8 @@ def test_a_second_absorb_at_the_same_time_is_refused(ics20k_loaded, tmp_path) ->
     home = copied_home(ics20k_loaded[0], tmp_path / "home")
     assert ingest(home, [("test", good("A1", "AV1"))]).received == 1  # quarantined: unlinked
     before = sorted(events_root(home).rglob("*.parquet"))
-    with EventStore(events_root(home)).absorbing():  # a scheduled absorb is running
+    with sole_writer(home.warehouse_path, "a `phm events absorb`"):  # a scheduled absorb is running
         out = run("events", "absorb", home=home.home)
-    assert out.returncode == 2 and "another `phm events absorb` is running" in out.stderr, out.stdout + out.stderr
+    said = " ".join(out.stderr.split())
+    assert out.returncode == 2 and f"a `phm events absorb` (process {os.getpid()}) is writing it now" in said, said
     assert "Traceback" not in out.stderr and sorted(events_root(home).rglob("*.parquet")) == before
