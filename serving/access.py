@@ -37,14 +37,15 @@ def record(
 ) -> None:
     """Note on the request what its access-log entry says: the user, the people returned, the people asked for
     but refused, the practices read, and any other facts of the request (`extra`: small JSON values, never an
-    identifier: e.g. the purpose of a re-identification and how many people it returned)."""
+    identifier: e.g. the purpose of a re-identification and how many people it returned). An id asked for that
+    looks like an NHS number (someone typed one where a pseudonymised id belongs) is kept as "[redacted]"."""
     state = request.state
     if user is not None:
         state.phm_user = user
     if people is not None:
         state.phm_people = [str(int(p)) for p in people]
     if asked is not None:
-        state.phm_asked = [str(p) for p in asked][:1000]
+        state.phm_asked = [_NHS_LIKE.sub("[redacted]", str(p)) for p in asked][:1000]
     if practices is not None:
         state.phm_practices = sorted({str(p) for p in practices})
     if extra is not None:

@@ -55,13 +55,19 @@ def snapshot_locator(settings: Settings) -> Locate:
 
 def practice_of(locate: Locate, u: User, person_id: str | int) -> str:
     """The practice of a person in today's snapshot, if it is one of the coordinator's; else 403 (the same answer
-    whether the person is unknown or outside the scope, so the refusal reveals nothing)."""
+    whether the person is unknown or outside the scope, so the refusal reveals nothing; 422, not echoing it, for
+    such an id that is a valid NHS number)."""
+    nhs_like = is_valid(normalise(str(person_id)))  # never echoed: it may be a real NHS number
     try:
         pid = int(person_id)
     except (TypeError, ValueError):
-        raise QueryError(422, "person_id must be a pseudonymised id (digits)") from None
-    practice = locate(pid)
+        pid = None
+    practice = None if pid is None else locate(pid)
     if practice is None or practice not in u.practices:
+        if nhs_like:
+            raise QueryError(422, "that is an NHS number: record an outcome by the pseudonymised id on the worklist")
+        if pid is None:
+            raise QueryError(422, "person_id must be a pseudonymised id (digits)")
         raise QueryError(403, f"person {pid} is not in your practices, so you cannot record an outcome for them")
     return practice
 

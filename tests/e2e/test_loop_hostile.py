@@ -1,0 +1,88 @@
+"""Mistaken and hostile input to the care coordinator's loop, on a real `bentoml serve` of a copy of the served home
+and the real `phm` command: an NHS number given where a pseudonymised id belongs is neither logged nor echoed; a
+caseload file with no valid number, or that is not readable CSV, is refused with a clear 422 and leaves the team's
+caseload as it was (refusals from the command line are logged too); a practice list naming a column twice is
+refused rather than showing one column's values under both names; the evaluation export fails with a message
+naming a path it cannot write, and writes nothing it could not log; `phm worklist hidden` lists everyone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from features.sources.nhs_number import is_valid, normalise
+from features.sources.pseudonymise import Pseudonymiser
+from phm.core import ledger_file
+from phm.core.settings import DEMO_PSEUDONYM_KEY, Settings
+from serving.access import log_path
+from serving.batch.store import current_folder
+from serving.users import Role, add_user
+from support.cli import run as phm
+from support.homes import registry_copy
+from support.served import serve
+
+pytestmark = pytest.mark.slow
+NUMBER = "9434765919"  # a valid NHS number (the NHS's own example)
+COORDINATOR = "Cy Coordinator"
+
+
+@pytest.fixture(scope="module")
+def home(served_home, tmp_path_factory) -> tuple[Settings, str, str]:
+    """A copy of the served home with a coordinator of its largest practice: (settings, token, practice)."""
+    found = registry_copy(served_home, tmp_path_factory.mktemp("loop_hostile"), snapshots=True)
+    scores = pd.read_parquet(current_folder(found) / "scores.parquet")
+    practice = scores.practice_code.value_counts().index[0]
+    _, token = add_user(found.home, COORDINATOR, Role.coordinator, [practice])
+    return found, token, practice
+
+
+@pytest.fixture(scope="module")
+def url(home, tmp_path_factory):
+    yield from serve(home[0], tmp_path_factory)
+
+
+def call(method: str, url: str, path: str, token: str, **kw) -> httpx.Response:
+    return httpx.request(method, url + path, headers={"Authorization": f"Bearer {token}"}, timeout=60, **kw)
+
+
+def access_log(settings: Settings) -> list[dict]:
+    return ledger_file.read(log_path(settings.home))
+
+
+def test_an_nhs_number_given_for_a_person_id_is_neither_logged_nor_echoed(home, url) -> None:
+    settings, token, _ = home
+    answer = call("POST", url, "/api/worklist/outcomes", token, json={"person_id": NUMBER, "outcome": "contacted"})
+    assert answer.status_code == 422 and "NHS number" in answer.text and NUMBER not in answer.text
+    fhir = call("GET", url, f"/api/fhir/RiskAssessment?patient={NUMBER}", token)
+    assert fhir.status_code == 200 and fhir.json()["total"] == 0
+    for spelt in (NUMBER, "943 476 5919"):
+        out = phm(
+            "worklist",
+            "outcome",
+            "--user",
+            COORDINATOR,
+            "--person",
+            spelt,
+            "--outcome",
+            "contacted",
+            home=settings.home,
+        )
+        assert out.returncode != 0 and "NHS number" in out.stderr
+        assert NUMBER not in normalise(out.stdout + out.stderr)
+    asked = [
+        e.get("asked")
+        for e in access_log(settings)
+        if e.get("route") in ("/api/worklist/outcomes", "/api/fhir/RiskAssessment")
+    ]
+    assert asked == [["[redacted]"], ["[redacted]"]]
+    assert NUMBER.encode() not in log_path(settings.home).read_bytes()
+
+
+def _numbers_of(ics20k, ids: list[str]) -> list[str]:
+    patients = pd.read_parquet(Path(ics20k.out_dir) / "patients.parquet", columns=["nhs_number"])
+    pseud = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
+    by_id = {str(pseud.person_id(n)): n for n in map(normalise, patients.nhs_number.astype(str)) if is_valid(n)}
+    return [by_id[i] for i in ids]
