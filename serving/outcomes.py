@@ -129,7 +129,8 @@ def pseudonymiser(settings: Settings) -> Pseudonymiser:
 
 def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str], list[int], int]:
     """(valid numbers, row numbers of malformed ones, duplicates) from a CSV with an `nhs_number` column. Errors
-    name the file, row and column, never a value."""
+    name the file, row and column, never a value. A file with no valid number is refused: uploading it would
+    empty the team's caseload (a wrong column or numbers mangled by a spreadsheet, not a wish to clear it)."""
     if not body.strip():
         raise QueryError(422, f"{name} is empty")
     try:
@@ -137,27 +138,39 @@ def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str
     except UnicodeDecodeError:
         raise QueryError(422, f"{name} is not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
-    column = next((i for i, h in enumerate(header) if h in NUMBER_COLUMNS), None)
-    if column is None:
-        raise QueryError(422, f"{name} has no nhs_number column (its header names {len(header)} column(s))")
     good: list[str] = []
     bad: list[int] = []
     seen: set[str] = set()
-    duplicates = 0
-    for row_number, row in enumerate(reader, start=2):
-        if row_number - 1 > MAX_CASELOAD_ROWS:
-            raise QueryError(413, f"{name} has more than {MAX_CASELOAD_ROWS:,} rows")
-        if not row or not any(c.strip() for c in row):
-            continue
-        number = normalise(row[column]) if column < len(row) else ""
-        if not is_valid(number):
-            bad.append(row_number)
-        elif number in seen:
-            duplicates += 1
-        else:
-            seen.add(number)
-            good.append(number)
+    duplicates = row_number = 0  # the row last read (the header is row 1)
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        row_number = 1
+        column = next((i for i, h in enumerate(header) if h in NUMBER_COLUMNS), None)
+        if column is None:
+            raise QueryError(422, f"{name} has no nhs_number column (its header names {len(header)} column(s))")
+        for row_number, row in enumerate(reader, start=2):
+            if row_number - 1 > MAX_CASELOAD_ROWS:
+                raise QueryError(413, f"{name} has more than {MAX_CASELOAD_ROWS:,} rows")
+            if not row or not any(c.strip() for c in row):
+                continue
+            number = normalise(row[column]) if column < len(row) else ""
+            if not is_valid(number):
+                bad.append(row_number)
+            elif number in seen:
+                duplicates += 1
+            else:
+                seen.add(number)
+                good.append(number)
+    except csv.Error:
+        raise QueryError(
+            422,
+            f"{name}: row {row_number + 1} (header = row 1) is not valid CSV (an unclosed quote or an over-long cell)",
+        ) from None
+    if not good:
+        raise QueryError(
+            422,
+            f"{name} has no valid NHS number ({len(bad)} malformed row(s)), so the team's caseload is left as it was",
+        )
     return good, bad, duplicates
 
 

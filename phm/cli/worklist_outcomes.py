@@ -101,6 +101,7 @@ def hidden_cmd(user: UserOption) -> None:
     try:
         rows = outcomes.hidden(s, u)
     except QueryError as exc:
+        _logged(s, u, "phm worklist hidden", exc.status, [], [])
         raise fail(exc.message) from exc
     _logged(s, u, "phm worklist hidden", 200, [r["person_id"] for r in rows], u.practices)
     tables.dicts(
@@ -140,6 +141,7 @@ def caseload_cmd(
     try:
         answer, mine = outcomes.upload_caseload(s, outcomes.snapshot_locator(s), u, team, file.read_bytes())
     except QueryError as exc:
+        _logged(s, u, "phm worklist caseload", exc.status, [], [])
         raise fail(f"{file.name}: {exc.message}") from exc
     _logged(s, u, "phm worklist caseload", 200, mine, u.practices)
     console.print(

@@ -86,3 +86,31 @@ def _numbers_of(ics20k, ids: list[str]) -> list[str]:
     pseud = Pseudonymiser(DEMO_PSEUDONYM_KEY.encode())
     by_id = {str(pseud.person_id(n)): n for n in map(normalise, patients.nhs_number.astype(str)) if is_valid(n)}
     return [by_id[i] for i in ids]
+
+
+def test_a_caseload_file_without_a_valid_number_leaves_the_team_as_it_was(home, url, ics20k, tmp_path) -> None:
+    settings, token, _ = home
+    ids = [r["person_id"] for r in call("GET", url, "/api/worklist?top=3", token).json()["rows"]]
+    good = ("nhs_number\n" + "\n".join(_numbers_of(ics20k, ids)) + "\n").encode()
+    stored = call("POST", url, "/api/worklist/caseload?team=Matrons", token, content=good)
+    assert stored.status_code == 200 and stored.json()["stored"] == 3
+    for body, words in (
+        (b"nhs_number\n", "no valid NHS number"),  # a header alone
+        (b"nhs_number\n9.43477E+09\n943476591\n", "no valid NHS number (2 malformed"),  # mangled by a spreadsheet
+        (b"nhs_number\n" + b"9" * 200_000 + b"\n", "row 2 (header = row 1) is not valid CSV"),  # a cell too long
+    ):
+        refused = call("POST", url, "/api/worklist/caseload?team=Matrons", token, content=body)
+        assert refused.status_code == 422 and words in refused.json()["detail"], refused.text
+    named = call("POST", url, "/api/worklist/caseload?team=Matrons%20943%20476%205919", token, content=good)
+    assert named.status_code == 422 and "NHS number" in named.text and "5919" not in named.text
+    rows = call("GET", url, "/api/worklist?top=3", token).json()["rows"]
+    assert [r["caseload"] for r in rows] == [["Matrons"]] * 3  # nothing was changed
+    bad = tmp_path / "caseload.csv"
+    bad.write_bytes(b"nhs_number\n" + b"9" * 200_000 + b"\n")
+    out = phm(
+        "worklist", "caseload", "--user", COORDINATOR, "--team", "Matrons", "--file", str(bad), home=settings.home
+    )
+    assert out.returncode != 0 and "caseload.csv" in out.stderr and "not valid CSV" in out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    logged = [(e["status"], e["people"]) for e in access_log(settings) if e.get("route") == "phm worklist caseload"]
+    assert logged == [(422, [])]
