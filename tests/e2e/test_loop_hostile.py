@@ -114,3 +114,12 @@ def test_a_caseload_file_without_a_valid_number_leaves_the_team_as_it_was(home, 
     assert "Traceback" not in out.stdout + out.stderr
     logged = [(e["status"], e["people"]) for e in access_log(settings) if e.get("route") == "phm worklist caseload"]
     assert logged == [(422, [])]
+
+
+def test_a_practice_list_naming_a_column_twice_is_refused(home, url) -> None:
+    _, token, _ = home
+    body = b"NHS number,Name,Date of birth,Phone,Phone\n943 476 5919,A Person,1950-01-01,home,mobile\n"
+    for fmt in ("json", "csv"):
+        refused = call("POST", url, f"/api/worklist/reidentify?format={fmt}", token, content=body)
+        assert refused.status_code == 422, refused.text
+        assert "more than once (columns [4, 5])" in refused.json()["detail"] and NUMBER not in refused.text
