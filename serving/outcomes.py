@@ -204,8 +204,12 @@ def upload_caseload(
 def export(settings: Settings, out: Path) -> dict[str, Path]:
     """outcomes.csv (every outcome recorded) and enrolments.csv (periods in case management), pseudonymised and
     without notes or staff names, for evaluating the programme."""
+    return write_export(export_frames(settings), out)
+
+
+def export_frames(settings: Settings) -> dict[str, pd.DataFrame]:
+    """The export's tables ("outcomes", "enrolments"), read from the outcome store (see `export`)."""
     rows = outcomes.history(settings)
-    out.mkdir(parents=True, exist_ok=True)
     history = pd.DataFrame(
         [
             {
@@ -231,7 +235,20 @@ def export(settings: Settings, out: Path) -> dict[str, Path]:
         ],
         columns=["person_id", "practice_code", "enrolled_at", "ended_at", "ended_by"],
     )
-    paths = {"outcomes": out / "outcomes.csv", "enrolments": out / "enrolments.csv"}
-    for frame, key in ((history, "outcomes"), (periods, "enrolments")):
-        frame.map(safe_cell).to_csv(paths[key], index=False)
+    return {"outcomes": history, "enrolments": periods}
+
+
+def write_export(frames: dict[str, pd.DataFrame], out: Path) -> dict[str, Path]:
+    """Write each table to `out`/NAME.csv whole or not at all (beside it, then renamed over it); an OSError names
+    the path that could not be written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {key: out / f"{key}.csv" for key in frames}
+    for key, frame in frames.items():
+        part = paths[key].with_name(f".{key}.csv.part")
+        try:
+            frame.map(safe_cell).to_csv(part, index=False)
+            part.replace(paths[key])
+        except OSError:
+            part.unlink(missing_ok=True)
+            raise
     return paths

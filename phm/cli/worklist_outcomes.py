@@ -164,12 +164,14 @@ def export_cmd(
     from serving.access import log_path
 
     s = settings()
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out}: is a file; name a folder for outcomes.csv and enrolments.csv")
     _ready(s)
     try:
-        paths = outcomes.export(s, out)
+        frames = outcomes.export_frames(s)
     except DatabaseError as exc:
         raise fail(str(exc)) from exc
-    try:
+    try:  # nothing is written unless it is recorded
         ledger.append(
             log_path(s.home),
             "export",
@@ -184,6 +186,10 @@ def export_cmd(
             practices=[],
         )
     except (ledger_head.LedgerError, OSError) as exc:
-        console.print(f"[yellow]Warning:[/] the export could not be recorded in the access log ({type(exc).__name__})")
+        raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is exported") from exc
+    try:
+        paths = outcomes.write_export(frames, out)
+    except OSError as exc:
+        raise fail(f"{out}: cannot write the export ({exc.strerror or type(exc).__name__})") from exc
     for key, path in paths.items():
         console.print(f"{key}: {path}")

@@ -17,6 +17,7 @@ from features.sources.nhs_number import is_valid, normalise
 from features.sources.pseudonymise import Pseudonymiser
 from phm.core import ledger_file
 from phm.core.settings import DEMO_PSEUDONYM_KEY, Settings
+from phm.operational import outcomes as store
 from serving.access import log_path
 from serving.batch.store import current_folder
 from serving.users import Role, add_user
@@ -123,3 +124,24 @@ def test_a_practice_list_naming_a_column_twice_is_refused(home, url) -> None:
         refused = call("POST", url, f"/api/worklist/reidentify?format={fmt}", token, content=body)
         assert refused.status_code == 422, refused.text
         assert "more than once (columns [4, 5])" in refused.json()["detail"] and NUMBER not in refused.text
+
+
+def test_the_evaluation_export_names_a_path_it_cannot_write_and_writes_nothing_unlogged(home, tmp_path) -> None:
+    settings, _, practice = home
+    store.record(settings, 1, practice, "enrolled", COORDINATOR)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for out, words in ((a_file, "is a file"), (a_file / "under", "cannot write the export")):
+        done = phm("worklist", "export-outcomes", "--out", str(out), home=settings.home)
+        assert done.returncode != 0 and words in done.stderr and "Traceback" not in done.stdout + done.stderr
+    log = log_path(settings.home)
+    aside = log.with_name("access_log.aside")
+    log.rename(aside)
+    try:
+        done = phm("worklist", "export-outcomes", "--out", str(tmp_path / "unlogged"), home=settings.home)
+    finally:
+        aside.rename(log)
+    assert done.returncode != 0 and "nothing is exported" in done.stderr and not (tmp_path / "unlogged").exists()
+    done = phm("worklist", "export-outcomes", "--out", str(tmp_path / "eval"), home=settings.home)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["enrolments.csv", "outcomes.csv"]
