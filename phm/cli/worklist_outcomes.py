@@ -121,7 +121,7 @@ def hidden_cmd(user: UserOption) -> None:
             }
             for r in rows
         ],
-        limit=200,
+        limit=len(rows),  # every one: there is no saved report to point to
     )
 
 

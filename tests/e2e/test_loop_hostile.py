@@ -145,3 +145,12 @@ def test_the_evaluation_export_names_a_path_it_cannot_write_and_writes_nothing_u
     done = phm("worklist", "export-outcomes", "--out", str(tmp_path / "eval"), home=settings.home)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["enrolments.csv", "outcomes.csv"]
+
+
+def test_phm_worklist_hidden_lists_everyone_hidden(home) -> None:
+    settings, _, practice = home
+    for pid in range(1000, 1250):
+        store.record(settings, pid, practice, "enrolled", COORDINATOR)
+    out = phm("worklist", "hidden", "--user", COORDINATOR, home=settings.home, env={"COLUMNS": "250"})
+    assert out.returncode == 0, out.stderr
+    assert all(f"│ {pid} " in out.stdout for pid in range(1000, 1250)) and "saved report" not in out.stdout
