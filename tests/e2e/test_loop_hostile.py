@@ -7,6 +7,7 @@ naming a path it cannot write, and writes nothing it could not log; `phm worklis
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -154,3 +155,13 @@ def test_phm_worklist_hidden_lists_everyone_hidden(home) -> None:
     out = phm("worklist", "hidden", "--user", COORDINATOR, home=settings.home, env={"COLUMNS": "250"})
     assert out.returncode == 0, out.stderr
     assert all(f"│ {pid} " in out.stdout for pid in range(1000, 1250)) and "saved report" not in out.stdout
+
+
+def test_a_form_sent_after_the_session_ended_says_so_and_returns_to_its_page(home, url) -> None:
+    _, token, _ = home
+    with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as browser:
+        sent = browser.post("/ui/worklist/outcome", data={"person_id": "1", "outcome": "contacted", "csrf": "x"})
+        assert sent.status_code == 200 and sent.url.path == "/ui/signin" and "was not saved" in sent.text
+        form = {k: re.search(rf'name="{k}" value="([^"]*)"', sent.text).group(1) for k in ("next", "csrf")}
+        signed = browser.post("/ui/signin", data={**form, "token": token})
+        assert signed.status_code == 200 and signed.url.path == "/ui/worklist", signed.text[:300]
