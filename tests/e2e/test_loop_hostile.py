@@ -165,3 +165,21 @@ def test_a_form_sent_after_the_session_ended_says_so_and_returns_to_its_page(hom
         form = {k: re.search(rf'name="{k}" value="([^"]*)"', sent.text).group(1) for k in ("next", "csrf")}
         signed = browser.post("/ui/signin", data={**form, "token": token})
         assert signed.status_code == 200 and signed.url.path == "/ui/worklist", signed.text[:300]
+
+
+def test_refused_command_line_reidentifications_are_in_the_access_log(home, tmp_path) -> None:
+    settings, token, practice = home
+    listed = tmp_path / "list.csv"
+    listed.write_bytes(b"NHS number,Name,Date of birth,Phone,Phone\n943 476 5919,A Person,1950-01-01,home,mobile\n")
+    other = next(p for p in pd.read_parquet(current_folder(settings) / "scores.parquet").practice_code if p != practice)
+    for tok, extra in (("phm_wrong", []), (token, ["--practice", other]), (token, [])):
+        done = phm(
+            "worklist", "reidentify", "--practice-list", str(listed), *extra, home=settings.home, env={"PHM_TOKEN": tok}
+        )
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    logged = [
+        (e["user"], e["status"], e["people"])
+        for e in access_log(settings)
+        if e.get("route") == "phm worklist reidentify"
+    ]
+    assert logged == [("anonymous", 401, []), (COORDINATOR, 403, []), (COORDINATOR, 422, [])]
