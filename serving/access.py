@@ -16,12 +16,10 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from features.sources.nhs_number import is_valid, normalise
 from phm.core import ledger, ledger_head
 from serving.users import User
 
 _NHS_LIKE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
-NHS_NUMBER_ASKED = "[NHS number]"
 UNLOGGED = "the access log cannot be written, so nothing is answered until it can (the service log says why)"
 
 
@@ -39,24 +37,19 @@ def record(
 ) -> None:
     """Note on the request what its access-log entry says: the user, the people returned, the people asked for
     but refused, the practices read, and any other facts of the request (`extra`: small JSON values, never an
-    identifier: e.g. the purpose of a re-identification and how many people it returned)."""
+    identifier: e.g. the purpose of a re-identification and how many people it returned). An id asked for that
+    looks like an NHS number (someone typed one where a pseudonymised id belongs) is kept as "[redacted]"."""
     state = request.state
     if user is not None:
         state.phm_user = user
     if people is not None:
         state.phm_people = [str(int(p)) for p in people]
     if asked is not None:
-        state.phm_asked = [_not_an_nhs_number(str(p)) for p in asked][:1000]
+        state.phm_asked = [_NHS_LIKE.sub("[redacted]", str(p)) for p in asked][:1000]
     if practices is not None:
         state.phm_practices = sorted({str(p) for p in practices})
     if extra is not None:
         state.phm_extra = dict(extra)
-
-
-def _not_an_nhs_number(asked: str) -> str:
-    """An id asked for, unless it is a valid NHS number (typed where a pseudonymised id belongs): that is noted as
-    asked for, never kept. A pseudonym is 63 bits, so one that is also a valid NHS number is vanishingly rare."""
-    return NHS_NUMBER_ASKED if is_valid(normalise(asked)) else asked
 
 
 def route_of(scope: dict) -> str:

@@ -55,13 +55,19 @@ def snapshot_locator(settings: Settings) -> Locate:
 
 def practice_of(locate: Locate, u: User, person_id: str | int) -> str:
     """The practice of a person in today's snapshot, if it is one of the coordinator's; else 403 (the same answer
-    whether the person is unknown or outside the scope, so the refusal reveals nothing)."""
+    whether the person is unknown or outside the scope, so the refusal reveals nothing; 422, not echoing it, for
+    such an id that is a valid NHS number)."""
+    nhs_like = is_valid(normalise(str(person_id)))  # never echoed: it may be a real NHS number
     try:
         pid = int(person_id)
     except (TypeError, ValueError):
-        raise QueryError(422, "person_id must be a pseudonymised id (digits)") from None
-    practice = locate(pid)
+        pid = None
+    practice = None if pid is None else locate(pid)
     if practice is None or practice not in u.practices:
+        if nhs_like:
+            raise QueryError(422, "that is an NHS number: record an outcome by the pseudonymised id on the worklist")
+        if pid is None:
+            raise QueryError(422, "person_id must be a pseudonymised id (digits)")
         raise QueryError(403, f"person {pid} is not in your practices, so you cannot record an outcome for them")
     return practice
 
@@ -123,7 +129,8 @@ def pseudonymiser(settings: Settings) -> Pseudonymiser:
 
 def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str], list[int], int]:
     """(valid numbers, row numbers of malformed ones, duplicates) from a CSV with an `nhs_number` column. Errors
-    name the file, row and column, never a value."""
+    name the file, row and column, never a value. A file with no valid number is refused: uploading it would
+    empty the team's caseload (a wrong column or numbers mangled by a spreadsheet, not a wish to clear it)."""
     if not body.strip():
         raise QueryError(422, f"{name} is empty")
     try:
@@ -131,27 +138,39 @@ def read_numbers(body: bytes, name: str = "the caseload file") -> tuple[list[str
     except UnicodeDecodeError:
         raise QueryError(422, f"{name} is not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
-    column = next((i for i, h in enumerate(header) if h in NUMBER_COLUMNS), None)
-    if column is None:
-        raise QueryError(422, f"{name} has no nhs_number column (its header names {len(header)} column(s))")
     good: list[str] = []
     bad: list[int] = []
     seen: set[str] = set()
-    duplicates = 0
-    for row_number, row in enumerate(reader, start=2):
-        if row_number - 1 > MAX_CASELOAD_ROWS:
-            raise QueryError(413, f"{name} has more than {MAX_CASELOAD_ROWS:,} rows")
-        if not row or not any(c.strip() for c in row):
-            continue
-        number = normalise(row[column]) if column < len(row) else ""
-        if not is_valid(number):
-            bad.append(row_number)
-        elif number in seen:
-            duplicates += 1
-        else:
-            seen.add(number)
-            good.append(number)
+    duplicates = row_number = 0  # the row last read (the header is row 1)
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        row_number = 1
+        column = next((i for i, h in enumerate(header) if h in NUMBER_COLUMNS), None)
+        if column is None:
+            raise QueryError(422, f"{name} has no nhs_number column (its header names {len(header)} column(s))")
+        for row_number, row in enumerate(reader, start=2):
+            if row_number - 1 > MAX_CASELOAD_ROWS:
+                raise QueryError(413, f"{name} has more than {MAX_CASELOAD_ROWS:,} rows")
+            if not row or not any(c.strip() for c in row):
+                continue
+            number = normalise(row[column]) if column < len(row) else ""
+            if not is_valid(number):
+                bad.append(row_number)
+            elif number in seen:
+                duplicates += 1
+            else:
+                seen.add(number)
+                good.append(number)
+    except csv.Error:
+        raise QueryError(
+            422,
+            f"{name}: row {row_number + 1} (header = row 1) is not valid CSV (an unclosed quote or an over-long cell)",
+        ) from None
+    if not good:
+        raise QueryError(
+            422,
+            f"{name} has no valid NHS number ({len(bad)} malformed row(s)), so the team's caseload is left as it was",
+        )
     return good, bad, duplicates
 
 
@@ -185,8 +204,12 @@ def upload_caseload(
 def export(settings: Settings, out: Path) -> dict[str, Path]:
     """outcomes.csv (every outcome recorded) and enrolments.csv (periods in case management), pseudonymised and
     without notes or staff names, for evaluating the programme."""
+    return write_export(export_frames(settings), out)
+
+
+def export_frames(settings: Settings) -> dict[str, pd.DataFrame]:
+    """The export's tables ("outcomes", "enrolments"), read from the outcome store (see `export`)."""
     rows = outcomes.history(settings)
-    out.mkdir(parents=True, exist_ok=True)
     history = pd.DataFrame(
         [
             {
@@ -212,7 +235,20 @@ def export(settings: Settings, out: Path) -> dict[str, Path]:
         ],
         columns=["person_id", "practice_code", "enrolled_at", "ended_at", "ended_by"],
     )
-    paths = {"outcomes": out / "outcomes.csv", "enrolments": out / "enrolments.csv"}
-    for frame, key in ((history, "outcomes"), (periods, "enrolments")):
-        frame.map(safe_cell).to_csv(paths[key], index=False)
+    return {"outcomes": history, "enrolments": periods}
+
+
+def write_export(frames: dict[str, pd.DataFrame], out: Path) -> dict[str, Path]:
+    """Write each table to `out`/NAME.csv whole or not at all (beside it, then renamed over it); an OSError names
+    the path that could not be written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {key: out / f"{key}.csv" for key in frames}
+    for key, frame in frames.items():
+        part = paths[key].with_name(f".{key}.csv.part")
+        try:
+            frame.map(safe_cell).to_csv(part, index=False)
+            part.replace(paths[key])
+        except OSError:
+            part.unlink(missing_ok=True)
+            raise
     return paths

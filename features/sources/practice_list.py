@@ -102,6 +102,12 @@ def parse(data: bytes) -> PracticeList:
             "for display: remove the rest"
         )
     extra_names = [header[i].strip()[:60] for i in extra]
+    twice = sorted({n for n in extra_names if extra_names.count(n) > 1})
+    if twice:  # each is shown under its name: a repeated name would show one column's values under both
+        columns = [i + 1 for i in extra if header[i].strip()[:60] in twice]
+        raise PracticeListError(
+            f"the header names {len(twice)} other column(s) more than once (columns {columns}): rename them"
+        )
     out = PracticeList(entries=[], extra_columns=extra_names, rows_read=0)
     first_row: dict[str, int] = {}
     repeats: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.sources.nhs_number import corrupt_check_digit
+from features.sources.nhs_number import corrupt_check_digit, is_valid, normalise
 
 SYNTHETIC_MARKER = "_synthetic.json"
 GIVEN = (
@@ -116,8 +116,17 @@ def _patients(extracts: Path) -> pd.DataFrame:
                 if suffix == ".parquet"
                 else pd.read_csv(path, usecols=cols, dtype=str)
             )
-            return frame[frame.registration_end.isna() & frame.date_of_death.isna()]
+            frame = frame[frame.registration_end.isna() & frame.date_of_death.isna()]
+            return frame[_well_formed(frame)]
     raise PracticeListRequestError(f"{extracts}: no patients extract")
+
+
+def _well_formed(frame: pd.DataFrame) -> pd.Series:
+    """Rows the loader keeps (an ICS made with defects has malformed ones): a valid number, a numeric birth date."""
+    year = pd.to_numeric(frame.year_of_birth, errors="coerce")
+    month = pd.to_numeric(frame.month_of_birth, errors="coerce")
+    valid = frame.nhs_number.astype(str).map(lambda n: is_valid(normalise(n)))
+    return valid & year.between(1890, 2100) & month.between(1, 12)
 
 
 def make(

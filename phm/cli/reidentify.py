@@ -32,7 +32,7 @@ def reidentify_cmd(
     """Your worklist's people found in your practice list, with NHS number and name, printed (never written to a
     file by PHM). Sign in with your service token (asked for without echo, or from PHM_TOKEN). People of other
     practices reveal nothing; malformed numbers are listed by row. Recorded in the access log with the purpose
-    "direct care" and the pseudonymised ids shown."""
+    "direct care" and the pseudonymised ids shown (a refusal too: who, and the status)."""
     from phm.core import ledger, ledger_head
     from serving.access import log_path
     from serving.queries import QueryError
@@ -51,31 +51,49 @@ def reidentify_cmd(
     token = os.environ.get(TOKEN_ENV) or typer.prompt("Service token", hide_input=True)
     with console.status("Loading today's worklist"):
         st = ServiceState(s, background=False)
+
+    def log(user, status: int, people: list, practices: list[str], **extra) -> None:
+        ledger.append(
+            log_path(s.home),
+            "access",
+            full_check=False,
+            user=user.name if user else "anonymous",
+            role=user.role.value if user else None,
+            method="CLI",
+            route="phm worklist reidentify",
+            status=status,
+            client=getpass.getuser(),
+            people=people,
+            practices=practices,
+            **extra,
+        )
+
+    def refused(user, status: int, message: str):
+        """The refusal, recorded in the access log as the service records one (best effort: it shows nothing)."""
+        try:
+            log(user, status, [], [])
+        except (ledger_head.LedgerError, OSError, ValueError):
+            pass
+        return fail(message)
+
     try:
         u = authenticate(st.users.by_digest, token.strip())
     except UsersUnavailable as exc:
         raise fail("the user list cannot be read; tell your administrator") from exc
     if u is None or u.role != Role.coordinator:
-        raise fail("re-identification is for care coordinators: that token is not a coordinator's")
+        raise refused(
+            u,
+            401 if u is None else 403,
+            "re-identification is for care coordinators: that token is not a coordinator's",
+        )
     try:
         result = reidentify(st, u, data, Band(min_band), practice)
     except QueryError as exc:
-        raise fail(f"{practice_list}: {exc.message}" if exc.status in (413, 422) else exc.message) from exc
+        raise refused(
+            u, exc.status, f"{practice_list}: {exc.message}" if exc.status in (413, 422) else exc.message
+        ) from exc
     try:  # nothing is shown unless it is recorded
-        ledger.append(
-            log_path(s.home),
-            "access",
-            full_check=False,
-            user=u.name,
-            role=u.role.value,
-            method="CLI",
-            route="phm worklist reidentify",
-            status=0,
-            client=getpass.getuser(),
-            people=[p["person_id"] for p in result.people],
-            practices=result.summary.practices,
-            **log_fields(result),
-        )
+        log(u, 0, [p["person_id"] for p in result.people], result.summary.practices, **log_fields(result))
     except (ledger_head.LedgerError, OSError, ValueError) as exc:
         raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is shown") from exc
     if as_csv:

@@ -101,6 +101,7 @@ def hidden_cmd(user: UserOption) -> None:
     try:
         rows = outcomes.hidden(s, u)
     except QueryError as exc:
+        _logged(s, u, "phm worklist hidden", exc.status, [], [])
         raise fail(exc.message) from exc
     _logged(s, u, "phm worklist hidden", 200, [r["person_id"] for r in rows], u.practices)
     tables.dicts(
@@ -120,7 +121,7 @@ def hidden_cmd(user: UserOption) -> None:
             }
             for r in rows
         ],
-        limit=200,
+        limit=len(rows),  # every one: there is no saved report to point to
     )
 
 
@@ -140,6 +141,7 @@ def caseload_cmd(
     try:
         answer, mine = outcomes.upload_caseload(s, outcomes.snapshot_locator(s), u, team, file.read_bytes())
     except QueryError as exc:
+        _logged(s, u, "phm worklist caseload", exc.status, [], [])
         raise fail(f"{file.name}: {exc.message}") from exc
     _logged(s, u, "phm worklist caseload", 200, mine, u.practices)
     console.print(
@@ -162,12 +164,14 @@ def export_cmd(
     from serving.access import log_path
 
     s = settings()
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out}: is a file; name a folder for outcomes.csv and enrolments.csv")
     _ready(s)
     try:
-        paths = outcomes.export(s, out)
+        frames = outcomes.export_frames(s)
     except DatabaseError as exc:
         raise fail(str(exc)) from exc
-    try:
+    try:  # nothing is written unless it is recorded
         ledger.append(
             log_path(s.home),
             "export",
@@ -182,6 +186,10 @@ def export_cmd(
             practices=[],
         )
     except (ledger_head.LedgerError, OSError) as exc:
-        console.print(f"[yellow]Warning:[/] the export could not be recorded in the access log ({type(exc).__name__})")
+        raise fail(f"the access log cannot be written ({type(exc).__name__}), so nothing is exported") from exc
+    try:
+        paths = outcomes.write_export(frames, out)
+    except OSError as exc:
+        raise fail(f"{out}: cannot write the export ({exc.strerror or type(exc).__name__})") from exc
     for key, path in paths.items():
         console.print(f"{key}: {path}")

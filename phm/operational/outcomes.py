@@ -204,6 +204,8 @@ def set_caseload(
     team = team.strip()
     if not team or len(team) > 80:
         raise ValueError("a team name is 1 to 80 characters")
+    if _NUMBER_LIKE.search(team):  # it is stored as it is and shown to every practice's coordinators
+        raise ValueError("the team name looks as if it holds an NHS number; team names must not identify anyone")
     ids = sorted({int(p) for p in person_ids})
     at = now or utcnow()
     try:

@@ -59,7 +59,8 @@ def create_pages() -> FastAPI:
 
     @app.exception_handler(SignInNeeded)
     async def to_signin(_request: Request, exc: SignInNeeded):
-        return RedirectResponse(f"{PREFIX}/signin?{urlencode({'next': exc.next_path})}", status_code=303)
+        query = {"next": exc.next_path, **({"unsent": "true"} if exc.unsent else {})}
+        return RedirectResponse(f"{PREFIX}/signin?{urlencode(query)}", status_code=303)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

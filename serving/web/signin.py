@@ -22,10 +22,16 @@ log = logging.getLogger("phm.serving.pages")
 
 
 class SignInNeeded(Exception):
-    """No valid session: send the browser to the sign-in page."""
+    """No valid session: send the browser to the sign-in page (`unsent`: a form was sent, and not acted on)."""
 
-    def __init__(self, next_path: str) -> None:
-        self.next_path = next_path
+    def __init__(self, next_path: str, unsent: bool = False) -> None:
+        self.next_path, self.unsent = next_path, unsent
+
+
+UNSENT = (
+    "You had been signed out (the session ended), so the form you sent was not saved. Sign in, then fill it in and "
+    "send it again."
+)
 
 
 def state(request: Request) -> ServiceState:
@@ -65,6 +71,8 @@ def signed_in(request: Request, page: str | None = None) -> tuple[ServiceState, 
     st = state(request)
     found = session_of(request, st)
     if found is None:
+        if request.method not in ("GET", "HEAD"):  # back to the form's page: a form's address answers only a POST
+            raise SignInNeeded(f"{PREFIX}/{page or ''}", unsent=True)
         raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     u = found.user
     if page is not None and u.role not in PAGES[page][1]:
@@ -113,8 +121,8 @@ def register(app: FastAPI) -> None:
         return RedirectResponse(f"{PREFIX}/{HOME[u.role]}", status_code=303)
 
     @app.get("/signin")
-    def signin_form(request: Request, next: Annotated[str, Query(max_length=500)] = ""):
-        return signin_page(request, safe_next(next))
+    def signin_form(request: Request, next: Annotated[str, Query(max_length=500)] = "", unsent: bool = False):
+        return signin_page(request, safe_next(next), error=UNSENT if unsent else None)
 
     @app.post("/signin")
     async def signin(request: Request):

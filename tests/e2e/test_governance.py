@@ -239,8 +239,8 @@ def test_an_nhs_number_asked_for_in_place_of_a_person_id_is_not_logged(served_ur
     assert scored.status_code == 404
     logged = access_log(served_home)[before:]
     assert [(e["route"], e["asked"]) for e in logged] == [
-        ("/api/fhir/RiskAssessment", ["[NHS number]"]),
-        ("/api/score", ["[NHS number]", "12345"]),
+        ("/api/fhir/RiskAssessment", ["[redacted]"]),
+        ("/api/score", ["[redacted]", "12345"]),
     ]
     assert number.encode() not in (served_home.home / "security" / "access_log.jsonl").read_bytes()
 

@@ -52,6 +52,7 @@ def test_pseudonymised_like_the_loader() -> None:
         ("nhs_number,name,dob\n9434765919,Jos\u00e9,x\n".encode("latin-1"), 422, "line 2"),
         (b"nhs_number,name,dob\n9434765919,A,x\n4010232137,B\n", 422, "row 2 has 2 fields"),
         (b'nhs_number,name,dob\n9434765919,"A,x\n', 422, "row 1 is not valid CSV"),
+        (b"nhs_number,name,dob,Phone, Phone\n9434765919,A,x,1,2\n", 422, "more than once (columns [4, 5])"),
     ],
 )
 def test_bad_lists_are_refused_naming_row_or_column(body: bytes, status: int, words: str) -> None:
