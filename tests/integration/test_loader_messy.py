@@ -196,7 +196,10 @@ def test_a_full_disk_is_a_clear_error_and_the_warehouse_is_kept(small_ics: Path,
         with disk.full():
             with pytest.raises(ContractError) as exc:
                 load(settings, small_ics)
-            assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == [".phm.duckdb.lock", "phm.duckdb"]
+            assert sorted(p.name for p in folder.iterdir() if p.name != "filler.bin") == [
+                ".phm.duckdb.lock",
+                "phm.duckdb",
+            ]
         message = str(exc.value)
         assert message.startswith(f"{settings.warehouse_path}: the new warehouse could not be written (")
         assert message.endswith("the previous warehouse was left as it was") and "\n" not in message
