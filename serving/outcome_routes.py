@@ -28,6 +28,12 @@ class OutcomeRequest(BaseModel):
         max_length=1000,
         description="Optional short note, shown only within the practice scope (the configured limit applies).",
     )
+    withdraws: int | None = Field(
+        None,
+        ge=1,
+        description="With outcome recorded_in_error (and only then): the outcome_id of the outcome in force that was "
+        "recorded by mistake (as GET /worklist/hidden gives it); the one before it is then in force again.",
+    )
 
 
 def router(state, coordinator) -> APIRouter:
@@ -38,10 +44,17 @@ def router(state, coordinator) -> APIRouter:
     def record_outcome(
         request: Request, body: OutcomeRequest, st: ServiceState = Depends(state), u: User = Depends(coordinator)
     ) -> dict:
-        """Record a contact outcome; it hides the person from the worklist for the configured period."""
+        """Record a contact outcome; it hides the person from the worklist for the configured period. An outcome
+        recorded by mistake is withdrawn with outcome recorded_in_error and its outcome_id in `withdraws`."""
         try:
             done = outcomes.record(
-                st.settings, outcomes.service_locator(st), u, body.person_id, body.outcome.value, body.note
+                st.settings,
+                outcomes.service_locator(st),
+                u,
+                body.person_id,
+                body.outcome.value,
+                body.note,
+                withdraws=body.withdraws,
             )
         except QueryError:
             record(request, asked=[body.person_id])

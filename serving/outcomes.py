@@ -80,8 +80,10 @@ def record(
     outcome: str,
     note: str | None,
     now: datetime | None = None,
+    withdraws: int | None = None,
 ) -> Recorded:
-    """Record an outcome for a person of the coordinator's practices."""
+    """Record an outcome for a person of the coordinator's practices (`recorded_in_error` with `withdraws`, the
+    number of the outcome in force it withdraws)."""
     try:
         code = Outcome(outcome)
     except ValueError:
@@ -90,7 +92,7 @@ def record(
         raise QueryError(403, "only care coordinators record outcomes, for people of their practices")
     practice = practice_of(locate, u, person_id)
     try:
-        return outcomes.record(settings, int(person_id), practice, code, u.name, note, now)
+        return outcomes.record(settings, int(person_id), practice, code, u.name, note, now, withdraws)
     except ValueError as exc:
         raise QueryError(422, str(exc)) from exc
     except DatabaseError as exc:
@@ -202,7 +204,8 @@ def upload_caseload(
 
 # ---- evaluation export -------------------------------------------------------------------------------------
 def export(settings: Settings, out: Path) -> dict[str, Path]:
-    """outcomes.csv (every outcome recorded) and enrolments.csv (periods in case management), pseudonymised and
+    """outcomes.csv (every outcome recorded; `withdrawn` "yes" on one withdrawn as recorded in error, and on the
+    withdrawal) and enrolments.csv (periods in case management, withdrawn outcomes left out), pseudonymised and
     without notes or staff names, for evaluating the programme."""
     return write_export(export_frames(settings), out)
 
@@ -210,6 +213,7 @@ def export(settings: Settings, out: Path) -> dict[str, Path]:
 def export_frames(settings: Settings) -> dict[str, pd.DataFrame]:
     """The export's tables ("outcomes", "enrolments"), read from the outcome store (see `export`)."""
     rows = outcomes.history(settings)
+    withdrawn = outcomes.withdrawn_ids(rows)
     history = pd.DataFrame(
         [
             {
@@ -217,10 +221,11 @@ def export_frames(settings: Settings) -> dict[str, pd.DataFrame]:
                 "practice_code": r["practice_code"],
                 "outcome": r["outcome"],
                 "recorded_at": r["recorded_at"].isoformat(timespec="seconds"),
+                "withdrawn": "yes" if r["id"] in withdrawn else "",
             }
             for r in rows
         ],
-        columns=["person_id", "practice_code", "outcome", "recorded_at"],
+        columns=["person_id", "practice_code", "outcome", "recorded_at", "withdrawn"],
     )
     periods = pd.DataFrame(
         [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -67,26 +67,44 @@ def outcome_cmd(
     user: UserOption,
     person: Annotated[str, typer.Option("--person", help="The person's pseudonymised id (as on the worklist).")],
     outcome: Annotated[
-        str, typer.Option(help="contacted, enrolled, declined, not_appropriate, other_team or moved_or_died.")
+        str,
+        typer.Option(
+            help="contacted, enrolled, declined, not_appropriate, other_team, moved_or_died, or recorded_in_error "
+            "(with --withdraws)."
+        ),
     ],
     note: Annotated[str, typer.Option(help="Optional short note (shown only within the practice scope).")] = "",
+    withdraws: Annotated[
+        Optional[int],
+        typer.Option(
+            help="With --outcome recorded_in_error: the outcome_id (from `phm worklist hidden`) of the outcome in "
+            "force that was recorded by mistake; the one before it is then in force again.",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Record a contact outcome for a person of your practices; it hides them from the worklist for the period
-    the outcomes.hide settings give."""
+    the outcomes.hide settings give. An outcome recorded by mistake is withdrawn with --outcome recorded_in_error
+    --withdraws OUTCOME_ID."""
     from serving import outcomes
     from serving.queries import QueryError
 
     s = settings()
     u = _coordinator(s, user)
     try:
-        done = outcomes.record(s, outcomes.snapshot_locator(s), u, person, outcome, note or None)
+        done = outcomes.record(s, outcomes.snapshot_locator(s), u, person, outcome, note or None, withdraws=withdraws)
     except QueryError as exc:
         _logged(s, u, "phm worklist outcome", exc.status, [], [])
         raise fail(exc.message) from exc
     _logged(s, u, "phm worklist outcome", 201, [done.person_id], [done.practice_code])
     until = done.hidden_until.date().isoformat() if done.hidden_until else "a later outcome is recorded"
+    if done.outcome.value == "recorded_in_error":
+        now = f"still hidden until {until} by the outcome before it" if done.hidden else "not hidden"
+        console.print(f"Withdrew outcome {withdraws} of {done.person_id} ({done.practice_code}); they are {now}.")
+        return
     console.print(
-        f"Recorded {outcome} for {done.person_id} ({done.practice_code}); hidden from the worklist until {until}."
+        f"Recorded {outcome} for {done.person_id} ({done.practice_code}) as outcome {done.outcome_id}; hidden from "
+        f"the worklist until {until}."
     )
 
 
@@ -110,6 +128,7 @@ def hidden_cmd(user: UserOption) -> None:
             {
                 k: r[k]
                 for k in (
+                    "outcome_id",
                     "person_id",
                     "practice_code",
                     "outcome_words",

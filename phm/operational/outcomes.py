@@ -3,7 +3,9 @@
 A care coordinator records a coded outcome per person (pseudonymised id). Rows are only ever inserted, so two
 workers recording at once lose nothing; a person's latest outcome is the one in force. Each outcome hides the
 person from the worklist for the period `[outcomes.hide]` sets (days, or "until_changed": until a later outcome),
-after which they return if still in a worklist band. A caseload upload replaces a team's list of people (ids
+after which they return if still in a worklist band. An outcome recorded by mistake is withdrawn by recording
+`recorded_in_error`: the person's latest standing outcome no longer counts (for hiding and for enrolment periods)
+and the one before it, if any, is in force again; the history keeps both rows. A caseload upload replaces a team's list of people (ids
 pseudonymised before they get here). Every function takes `now` so tests can move the clock; times are naive UTC.
 """
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from phm.core.settings import Settings
@@ -33,6 +35,7 @@ class Outcome(str, Enum):
     not_appropriate = "not_appropriate"
     other_team = "other_team"
     moved_or_died = "moved_or_died"
+    recorded_in_error = "recorded_in_error"  # withdraws the person's latest standing outcome
 
 
 WORDS = {
@@ -42,7 +45,9 @@ WORDS = {
     Outcome.not_appropriate: "not appropriate",
     Outcome.other_team: "already under another team",
     Outcome.moved_or_died: "moved away or died",
+    Outcome.recorded_in_error: "recorded in error (withdrawn)",
 }
+HIDING = [o for o in Outcome if o is not Outcome.recorded_in_error]  # the codes that hide a person
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Recorded:
     note: str | None
     hidden_until: datetime | None  # None: hidden until a later outcome is recorded
     hidden: bool
+    outcome_id: int | None = None  # the record's number (what a withdrawal names)
 
 
 def utcnow() -> datetime:
@@ -81,9 +87,14 @@ def record(
     user: str,
     note: str | None = None,
     now: datetime | None = None,
+    withdraws: int | None = None,
 ) -> Recorded:
-    """Record an outcome (the caller has checked the person is in `user`'s scope)."""
+    """Record an outcome (the caller has checked the person is in `user`'s scope). `recorded_in_error` needs
+    `withdraws`, the number of the outcome in force it withdraws: a second click, or a withdrawal of an outcome
+    another coordinator has since replaced, changes nothing (ValueError)."""
     outcome = Outcome(outcome)
+    if (outcome is Outcome.recorded_in_error) != (withdraws is not None):
+        raise ValueError("recorded_in_error, and only it, names the outcome it withdraws (withdraws)")
     note = (note or "").strip() or None
     if note is not None and len(note) > settings.outcomes.note_max:
         raise ValueError(f"the note is longer than {settings.outcomes.note_max} characters")
@@ -92,7 +103,14 @@ def record(
     at = now or utcnow()
     try:
         with engine(settings).begin() as conn:
-            conn.execute(
+            if withdraws is not None:
+                standing = _standing(_rows(conn, None, [person_id])).get(int(person_id))
+                if standing is None or standing["id"] != int(withdraws):
+                    raise ValueError(
+                        f"outcome {int(withdraws)} is not the one in force for person {int(person_id)} (already "
+                        "withdrawn or replaced): nothing was changed"
+                    )
+            done = conn.execute(
                 insert(outcomes).values(
                     person_id=int(person_id),
                     practice_code=practice_code,
@@ -102,9 +120,15 @@ def record(
                     recorded_at=at,
                 )
             )
+            number = int(done.inserted_primary_key[0])
     except SQLAlchemyError as exc:
         raise _failed(settings, exc) from exc
-    return _in_force(settings, int(person_id), practice_code, outcome.value, user, at, note, at)
+    if outcome is Outcome.recorded_in_error:  # hidden (or not) by what is in force now
+        now_in_force = in_force(settings, person_ids=[person_id], now=at)
+        hides = bool(now_in_force) and now_in_force[0].hidden
+        until = now_in_force[0].hidden_until if now_in_force else at
+        return Recorded(int(person_id), practice_code, outcome, user, at, note, until, hides, number)
+    return _in_force(settings, int(person_id), practice_code, outcome.value, user, at, note, at, number)
 
 
 def _in_force(
@@ -116,11 +140,12 @@ def _in_force(
     at: datetime,
     note: str | None,
     now: datetime,
+    number: int | None = None,
 ) -> Recorded:
     code = Outcome(outcome)
     days = hide_days(settings, code)
     until = None if days is None else at + timedelta(days=days)
-    return Recorded(person_id, practice, code, by, at, note, until, until is None or until > now)
+    return Recorded(person_id, practice, code, by, at, note, until, until is None or until > now, number)
 
 
 def in_force(
@@ -129,18 +154,12 @@ def in_force(
     person_ids: Iterable[int] | None = None,
     now: datetime | None = None,
 ) -> list[Recorded]:
-    """Each person's latest outcome (of these practices and/or people; all when neither is given)."""
+    """Each person's outcome in force (of these practices and/or people; all when neither is given): the latest
+    not withdrawn. Newest first."""
     now = now or utcnow()
-    latest = select(outcomes.c.person_id, func.max(outcomes.c.id).label("id")).group_by(outcomes.c.person_id)
-    if practices is not None:
-        latest = latest.where(outcomes.c.practice_code.in_(sorted(set(practices))))
-    if person_ids is not None:
-        latest = latest.where(outcomes.c.person_id.in_(sorted({int(p) for p in person_ids})))
-    latest = latest.subquery()
-    query = select(outcomes).join(latest, outcomes.c.id == latest.c.id).order_by(outcomes.c.recorded_at.desc())
     try:
         with engine(settings).connect() as conn:
-            rows = conn.execute(query).mappings().all()
+            standing = _standing(_rows(conn, practices, person_ids))
     except SQLAlchemyError as exc:
         raise _failed(settings, exc) from exc
     return [
@@ -153,9 +172,45 @@ def in_force(
             r["recorded_at"],
             r["note"],
             now,
+            r["id"],
         )
-        for r in rows
+        for r in sorted(standing.values(), key=lambda r: (r["recorded_at"], r["id"]), reverse=True)
     ]
+
+
+def _rows(conn, practices: Iterable[str] | None, person_ids: Iterable[int] | None) -> list[dict]:
+    """The outcome rows of these practices and/or people, oldest first."""
+    query = select(outcomes).order_by(outcomes.c.id)
+    if practices is not None:
+        query = query.where(outcomes.c.practice_code.in_(sorted(set(practices))))
+    if person_ids is not None:
+        query = query.where(outcomes.c.person_id.in_(sorted({int(p) for p in person_ids})))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _stacks(rows: list[dict]) -> dict[int, list[dict]]:
+    """Per person, the outcomes still standing, oldest first: each `recorded_in_error` withdraws the latest one
+    standing before it (and is not itself an outcome)."""
+    stacks: dict[int, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: r["id"]):
+        stack = stacks.setdefault(int(r["person_id"]), [])
+        if r["outcome"] == Outcome.recorded_in_error.value:
+            if stack:
+                stack.pop()
+        else:
+            stack.append(r)
+    return stacks
+
+
+def _standing(rows: list[dict]) -> dict[int, dict]:
+    """Each person's latest outcome not withdrawn (people with none standing are left out)."""
+    return {pid: stack[-1] for pid, stack in _stacks(rows).items() if stack}
+
+
+def withdrawn_ids(rows: list[dict]) -> set[int]:
+    """The ids of the rows a `recorded_in_error` withdrew, and of those withdrawals themselves."""
+    standing = {r["id"] for stack in _stacks(rows).values() for r in stack}
+    return {r["id"] for r in rows if r["id"] not in standing}
 
 
 def hidden(settings: Settings, practices: Iterable[str], now: datetime | None = None) -> list[Recorded]:
@@ -175,10 +230,12 @@ def history(settings: Settings) -> list[dict]:
 
 def enrolments(rows: list[dict]) -> list[dict]:
     """Enrolment periods from the outcome history: each `enrolled` outcome starts one (unless the person is already
-    enrolled) and the person's next other outcome ends it (`ended_at` None: still enrolled)."""
+    enrolled) and the person's next other outcome ends it (`ended_at` None: still enrolled). Outcomes withdrawn as
+    recorded in error neither start nor end one."""
     open_: dict[int, dict] = {}
     out: list[dict] = []
-    for r in sorted(rows, key=lambda r: r["id"]):
+    withdrawn = withdrawn_ids(rows)
+    for r in sorted((r for r in rows if r["id"] not in withdrawn), key=lambda r: r["id"]):
         pid = int(r["person_id"])
         if r["outcome"] == Outcome.enrolled.value:
             if pid not in open_:

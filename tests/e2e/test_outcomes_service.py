@@ -158,6 +158,7 @@ def test_phm_worklist_commands(home, url, tmp_path) -> None:
         "practice_code",
         "outcome",
         "recorded_at",
+        "withdrawn",
     ]  # no notes, no staff names
     assert ids[0] in set(enrolments.person_id[enrolments.ended_at.isna()])
 
@@ -181,6 +182,8 @@ def test_browser_records_an_outcome_and_shows_the_hidden_view(home, url, chromiu
         assert s.accessibility_problems() == []
         first = page.inner_text("#worklist tbody tr:first-child td:nth-child(2)").strip()
         row = page.locator("#worklist tbody tr").first
+        choices = row.locator("select[name=outcome] option").evaluate_all("os => os.map(o => o.value)")
+        assert choices == ["", "contacted", "enrolled", "declined", "not_appropriate", "other_team", "moved_or_died"]
         row.locator("select[name=outcome]").select_option("not_appropriate")
         row.locator("input[name=note]").fill("frailty clinic instead")
         with page.expect_navigation():
@@ -200,6 +203,24 @@ def test_browser_records_an_outcome_and_shows_the_hidden_view(home, url, chromiu
         assert "hidden by a recorded outcome" in page.inner_text("#hidden-note")
         s.goto("/ui/worklist?new=week")
         s.shot("worklist_new")
+        # recorded by mistake: withdrawn from the Hidden page, the person is back on the worklist (once: a second
+        # click on the stale form changes nothing)
+        s.goto("/ui/worklist/hidden")
+        stale = page.content()
+        with page.expect_navigation():
+            page.locator("#hidden tbody tr", has_text=first).get_by_role("button", name="Withdraw").click()
+        assert first in page.inner_text("#withdrawn") and "back on the worklist" in page.inner_text("#withdrawn")
+        left = page.eval_on_selector_all("#hidden tbody tr", "rows => rows.map(r => r.cells[0].innerText.trim())")
+        assert first not in left
+        s.goto("/ui/worklist")
+        shown = page.eval_on_selector_all("#worklist tbody tr", "rows => rows.map(r => r.cells[1].innerText.trim())")
+        assert first in shown
+        page.set_content(stale)  # the Hidden page as it was before the withdrawal, sent again
+        s.errors.clear()
+        with page.expect_navigation():
+            page.locator("#hidden tbody tr", has_text=first).get_by_role("button", name="Withdraw").click()
+        assert "already withdrawn or replaced" in page.inner_text("main")
+        s.errors[:] = [e for e in s.errors if "status of 422" not in e]
         assert not s.errors, s.errors
     finally:
         s.close()

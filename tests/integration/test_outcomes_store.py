@@ -113,3 +113,30 @@ def test_two_processes_recording_at_once_lose_none(settings, tmp_path) -> None:
         ids = conn.execute(select(table.c.person_id)).scalars().all()
         assert conn.execute(select(func.count()).select_from(table)).scalar() == 300
     assert sorted(ids) == [*range(1_000, 1_150), *range(2_000, 2_150)]
+
+
+def test_an_outcome_recorded_in_error_is_withdrawn_once_and_the_one_before_is_in_force_again(settings) -> None:
+    contacted = store.record(settings, 5, "A1", "contacted", "ann", now=T0)
+    wrong = store.record(settings, 5, "A1", "moved_or_died", "ann", now=T0 + timedelta(days=1))  # mis-click
+    enrolled = store.record(settings, 6, "A1", "enrolled", "ann", now=T0)  # also a mistake
+    day2 = T0 + timedelta(days=2)
+    assert hidden_ids(settings, day2) == {5, 6}
+    with pytest.raises(ValueError, match="names the outcome it withdraws"):
+        store.record(settings, 5, "A1", "recorded_in_error", "ann", now=day2)
+    with pytest.raises(ValueError, match=f"outcome {contacted.outcome_id} is not the one in force for person 5"):
+        store.record(settings, 5, "A1", "recorded_in_error", "ann", now=day2, withdraws=contacted.outcome_id)
+    back = store.record(settings, 5, "A1", "recorded_in_error", "ann", now=day2, withdraws=wrong.outcome_id)
+    # the contacted outcome is in force again: still hidden, until 14 days after it was recorded
+    assert (back.hidden, back.hidden_until) == (True, T0 + timedelta(days=14))
+    now5 = store.in_force(settings, person_ids=[5], now=day2)
+    assert [(r.outcome, r.outcome_id) for r in now5] == [(store.Outcome.contacted, contacted.outcome_id)]
+    with pytest.raises(ValueError, match="already withdrawn or replaced"):  # a second click changes nothing
+        store.record(settings, 5, "A1", "recorded_in_error", "ann", now=day2, withdraws=wrong.outcome_id)
+    gone = store.record(settings, 6, "A1", "recorded_in_error", "ann", now=day2, withdraws=enrolled.outcome_id)
+    assert (gone.hidden, store.in_force(settings, person_ids=[6], now=day2)) == (False, [])
+    assert hidden_ids(settings, day2) == {5}
+    assert hidden_ids(settings, T0 + timedelta(days=15)) == set()  # moved_or_died would have hidden 5 for good
+    rows = store.history(settings)
+    assert [r["outcome"] for r in rows].count("recorded_in_error") == 2 and len(rows) == 5  # the history keeps all
+    assert store.enrolments(rows) == []  # a withdrawn enrolment is no enrolment period
+    assert store.withdrawn_ids(rows) == {wrong.outcome_id, enrolled.outcome_id, rows[3]["id"], rows[4]["id"]}
