@@ -25,6 +25,7 @@ from phm.operational.database import DatabaseError, engine, shown_url
 from phm.operational.tables import caseloads, outcomes
 
 
+REPEAT = timedelta(minutes=2)  # the same outcome sent again by the same user within this is stored once
 _NUMBER_LIKE = re.compile(r"(?<!\d)\d{3}[ -]?\d{3}[ -]?\d{4}(?!\d)")
 
 
@@ -103,8 +104,13 @@ def record(
     at = now or utcnow()
     try:
         with engine(settings).begin() as conn:
+            standing = _standing(_rows(conn, None, [person_id])).get(int(person_id))
+            if withdraws is None and _repeat(standing, practice_code, outcome, user, note, at):
+                first, first_note = standing["recorded_at"], standing["note"]
+                return _in_force(
+                    settings, int(person_id), practice_code, outcome.value, user, first, first_note, at, standing["id"]
+                )
             if withdraws is not None:
-                standing = _standing(_rows(conn, None, [person_id])).get(int(person_id))
                 if standing is None or standing["id"] != int(withdraws):
                     raise ValueError(
                         f"outcome {int(withdraws)} is not the one in force for person {int(person_id)} (already "
@@ -129,6 +135,17 @@ def record(
         until = now_in_force[0].hidden_until if now_in_force else at
         return Recorded(int(person_id), practice_code, outcome, user, at, note, until, hides, number)
     return _in_force(settings, int(person_id), practice_code, outcome.value, user, at, note, at, number)
+
+
+def _repeat(standing: dict | None, practice: str, outcome: Outcome, user: str, note: str | None, at: datetime) -> bool:
+    """Whether this outcome repeats the one in force, by the same user, within `REPEAT` (a form sent twice: a
+    double click, a reload): it is then not stored again."""
+    return (
+        standing is not None
+        and (standing["practice_code"], standing["outcome"], standing["recorded_by"], standing["note"])
+        == (practice, outcome.value, user, note)
+        and timedelta(0) <= at - standing["recorded_at"] <= REPEAT
+    )
 
 
 def _in_force(

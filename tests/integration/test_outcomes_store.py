@@ -140,3 +140,13 @@ def test_an_outcome_recorded_in_error_is_withdrawn_once_and_the_one_before_is_in
     assert [r["outcome"] for r in rows].count("recorded_in_error") == 2 and len(rows) == 5  # the history keeps all
     assert store.enrolments(rows) == []  # a withdrawn enrolment is no enrolment period
     assert store.withdrawn_ids(rows) == {wrong.outcome_id, enrolled.outcome_id, rows[3]["id"], rows[4]["id"]}
+
+
+def test_the_same_outcome_sent_twice_in_a_moment_is_stored_once(settings) -> None:
+    first = store.record(settings, 9, "A1", "declined", "ann", "call in spring", now=T0)
+    again = store.record(settings, 9, "A1", "declined", "ann", "call in spring", now=T0 + timedelta(seconds=3))
+    assert again == first and len(store.history(settings)) == 1  # a double click or a reload: one row
+    store.record(settings, 9, "A1", "declined", "ann", "call in summer", now=T0 + timedelta(seconds=5))
+    store.record(settings, 9, "A1", "declined", "bob", "call in summer", now=T0 + timedelta(seconds=6))
+    store.record(settings, 9, "A1", "declined", "bob", "call in summer", now=T0 + timedelta(minutes=3))
+    assert len(store.history(settings)) == 4  # another note, another user, or later: each is recorded
