@@ -65,10 +65,15 @@ def events_router(state: Callable, bearer: Callable) -> APIRouter:
                 ingest, st.settings, messages, warehouse_known(st), pseudonymiser_for(st.settings)
             )
         except StoreFullError as exc:  # fail closed: the sender's engine keeps the messages and resends
+            stored = (
+                f"its {exc.stored:,} accepted events were stored but not its quarantined messages"
+                if exc.stored
+                else "nothing in this post was stored"
+            )
             raise HTTPException(
                 503,
-                "the event store cannot be written (is the disk full?): nothing in this post "
-                "was stored; send it again later",
+                f"the event store cannot be written (is the disk full?): {stored}; send it again later "
+                "(what was stored is then a duplicate)",
                 headers={"Retry-After": "60"},
             ) from exc
         answer = report.to_json()  # the worklist follows at the next `phm events refresh` (or `ingest --refresh`)

@@ -23,6 +23,12 @@ ICD10_SYSTEMS = {"http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-
 ADMISSION_METHOD = "Extension-UKCore-AdmissionMethod"
 DISCHARGE_METHOD = "Extension-UKCore-DischargeMethod"
 INPATIENT, EMERGENCY = {"IMP", "ACUTE", "NONAC"}, {"EMER"}
+# the codes FHIR defines (shown in quarantine when sent; any other text is not kept: it could be a name)
+ENCOUNTER_CLASSES = INPATIENT | EMERGENCY | {"AMB", "FLD", "HH", "OBSENC", "PRENC", "SS", "VR"}
+ENCOUNTER_STATUSES = {"planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled"} | {
+    "entered-in-error",
+    "unknown",
+}
 
 
 def parse_fhir(text: str) -> list[Parsed | MessageError]:
@@ -56,11 +62,23 @@ def _parse_fhir(text: str) -> list[Parsed | MessageError]:
             for e in bundle.entry or []
         ]
     if kind != "Encounter":
-        return [MessageError("unsupported_message", "resourceType", str(kind)[:40])]
+        return [MessageError("unsupported_message", "resourceType", _resource_type(kind))]
     try:
         return [_one(Encounter.model_validate(data), Encounter)]
     except ValidationError as exc:
         return [MessageError("invalid_resource", "Encounter", _first_error(exc), _id_of(data))]
+
+
+def _resource_type(kind: object) -> str:
+    """The resource type sent, when it is one FHIR defines (sender text kept in quarantine only when it cannot be
+    a name or an identifier)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        get_fhir_model_class(str(kind))
+    except (ValueError, KeyError, TypeError):
+        return "not a FHIR resource type"
+    return str(kind)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -88,7 +106,8 @@ def _one(enc, _cls) -> Parsed | MessageError:
         return MessageError("missing_value", "Encounter.meta.lastUpdated", message_id=message_id)
     code = enc.class_fhir.code if enc.class_fhir else None
     if code not in INPATIENT | EMERGENCY:
-        return MessageError("unsupported_message", "Encounter.class", str(code), message_id)
+        shown = str(code) if code in ENCOUNTER_CLASSES else "not an ActCode encounter class"
+        return MessageError("unsupported_message", "Encounter.class", shown, message_id)
     setting = "emergency" if code in EMERGENCY else "inpatient"
     status = enc.status
     if status in ("cancelled", "entered-in-error"):
@@ -98,7 +117,8 @@ def _one(enc, _cls) -> Parsed | MessageError:
     elif status in ("in-progress", "arrived", "onleave"):
         trigger = "attend" if setting == "emergency" else "admit"
     else:
-        return MessageError("unsupported_message", "Encounter.status", str(status), message_id)
+        shown = str(status) if status in ENCOUNTER_STATUSES else "not an Encounter status"
+        return MessageError("unsupported_message", "Encounter.status", shown, message_id)
     nhs = next(
         (
             i.value

@@ -9,6 +9,8 @@ DG1-3 the first diagnosis (ICD-10)."""
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime, timezone
 
 import hl7
@@ -42,7 +44,9 @@ def parse_hl7(text: str) -> Parsed:
         raise MessageError("missing_value", "MSH-10")
     kind, event = _get(msg, "MSH.F9.R1.C1"), _get(msg, "MSH.F9.R1.C2") or _get(msg, "EVN.F1")
     if kind != "ADT" or event not in TRIGGERS:
-        raise MessageError("unsupported_message", "MSH-9", f"{kind}^{event}", message_id)
+        sent = f"{kind}^{event}"  # kept in quarantine only when shaped like an HL7 message type, never a name
+        shown = sent if re.fullmatch(r"[A-Z]{3}\^[A-Z][0-9]{2}", sent) else "not an HL7 message type"
+        raise MessageError("unsupported_message", "MSH-9", shown, message_id)
     del msh
     try:
         pid, pv1 = msg.segment("PID"), msg.segment("PV1")

@@ -186,7 +186,10 @@ class EventStore:
 
 
 class StoreFullError(OSError):
-    """The event store could not be written (disk full, quota, read-only): the batch was not stored."""
+    """The event store could not be written (disk full, quota, read-only): the batch was not stored, or (`stored`
+    above 0) only its accepted events were, not its quarantine."""
+
+    stored: int = 0
 
 
 def known_in(warehouse: Path) -> Known:
@@ -276,7 +279,19 @@ def ingest(
                 stamp,
             )
         if rejected:
-            store.write(store.quarantine, pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA), stamp)
+            try:
+                store.write(store.quarantine, pa.Table.from_pylist(rejected, schema=QUARANTINE_SCHEMA), stamp)
+            except StoreFullError as exc:
+                if not kept:
+                    raise
+                partial = StoreFullError(
+                    f"{store.quarantine}: the quarantine could not be written ({exc.__cause__ or exc}); the "
+                    f"{len(kept):,} accepted events of this batch were stored but its {len(rejected):,} quarantined "
+                    "messages were not: send the batch again once there is space (the stored ones are then "
+                    "duplicates)"
+                )
+                partial.stored = len(kept)
+                raise partial from exc
     return report
 
 

@@ -7,6 +7,7 @@ on this process while the batch is written."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -96,3 +97,22 @@ def test_the_feed_endpoint_fails_closed_with_a_503_and_stores_the_post_once_spac
         assert store.events().message_id.tolist() == ["D0"]
         again = c.post("/events", content=body, headers={"Authorization": f"Bearer {token}"})
         assert again.status_code == 200 and again.json()["accepted"] == 30
+
+
+def test_a_quarantine_that_cannot_be_written_after_the_accepted_events_says_what_was_stored(tmp_path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a tmpfs over the quarantine alone (root): a file-size limit would stop both writes")
+    home = Settings(home=tmp_path, pseudonym_key="s" * 32)
+    store = EventStore(events_root(home))
+    batch = _messages("G", 5) + [("test", "not a message")] * 3
+    with filling_disk(store.quarantine, "1m", 256) as disk, disk.full():
+        if not disk.tmpfs:
+            pytest.skip("cannot mount a tmpfs here")
+        with pytest.raises(StoreFullError) as failed:
+            ingest(home, batch, known=Known(), pseudonymiser=Pseudonymiser(b"k" * 32), now=T0 + timedelta(hours=1))
+    said = str(failed.value)
+    assert failed.value.stored == 5 and "the 5 accepted events of this batch were stored" in said
+    assert "its 3 quarantined messages were not" in said and "nothing of this batch was stored" not in said
+    again = ingest(home, batch, known=Known(), pseudonymiser=Pseudonymiser(b"k" * 32), now=T0 + timedelta(hours=2))
+    assert (again.accepted, again.duplicates, sum(again.quarantined.values())) == (0, 5, 3)
+    assert len(store.events()) == 5 and len(store.quarantined()) == 3

@@ -273,3 +273,31 @@ def test_the_index_date_follows_the_latest_admission_discharge_or_arrival() -> N
     assert index_date({"apc_spells": apc.iloc[0:0], "ae_attendances": ae.iloc[0:0]}, date(2026, 12, 5)) == date(
         2026, 12, 5
     )
+
+
+def test_sender_text_in_a_code_field_is_kept_only_when_it_is_a_code(home) -> None:
+    """A name typed into a code field (the message type, the resource type, the encounter's class or status) never
+    reaches the quarantine; a real code does (it tells the sender what to fix)."""
+    sent = [
+        admit(mid="m1").replace("ADT^A01^ADT_A01", "ORU^R01^ORU_R01"),
+        admit(mid="m2").replace("ADT^A01^ADT_A01", "SMITH^JOHN"),
+        json.dumps({"resourceType": "Observation", "id": "o"}),
+        json.dumps({"resourceType": "Jones", "id": "j"}),
+        json.dumps({**fhir_encounter("c", 1, "in-progress", NHS, "F", T0), "class": {"code": "ALICE"}}),
+        json.dumps({**fhir_encounter("s", 1, "in-progress", NHS, "F", T0), "status": "planned"}),
+    ]
+    for text in sent:
+        run(home, text)
+    q = EventStore(events_root(home)).quarantined()
+    assert sorted(q.detail) == sorted(
+        [
+            "ORU^R01",
+            "not an HL7 message type",
+            "Observation",
+            "not a FHIR resource type",
+            "not an ActCode encounter class",
+            "planned",
+        ]
+    )
+    written = b"".join(p.read_bytes() for p in EventStore(events_root(home)).root.rglob("*") if p.is_file())
+    assert not any(name in written for name in (b"SMITH", b"JOHN", b"Jones", b"ALICE"))
