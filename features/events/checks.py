@@ -44,6 +44,9 @@ def accept(parsed: Parsed, pseudonymiser: Pseudonymiser, received: datetime, kno
     number = normalise(parsed.nhs_number)
     if not is_valid(number):
         raise MessageError("invalid_nhs_number", "nhs_number", message_id=mid)
+    for name, value in (("message_id", mid), ("encounter_id", parsed.encounter_id)):
+        if number in re.sub(r"\D", "", str(value or "")):  # ids are kept as sent (duplicates are found by them)
+            raise MessageError("identifier_in_id", name, message_id=mid)
     f = parsed.fields
     if parsed.trigger in NEEDS:
         for name in NEEDS[parsed.trigger]:

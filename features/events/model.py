@@ -27,6 +27,7 @@ EVENT_RULES = {
     "end_before_start": "an end date is before its start date",
     "unknown_reference": "the message refers to a site that is not in the warehouse's sites",
     "unlinked": "valid NHS number with no matching patient record",
+    "identifier_in_id": "the message or encounter id holds the patient's NHS number (ids are stored as sent)",
 }
 
 

@@ -175,6 +175,8 @@ BAD = [
     ("end_before_start", "discharge_date", discharge(start=T0 + timedelta(hours=5, minutes=30))),
     ("unknown_reference", "site_code", admit(site_code="RZZ99")),
     ("unlinked", "nhs_number", admit().replace(NHS, OTHER)),
+    ("identifier_in_id", "message_id", admit(mid=f"ADM-{NHS}")),
+    ("identifier_in_id", "encounter_id", admit(enc=f"V{NHS[:3]} {NHS[3:6]} {NHS[6:]}")),
     (
         "invalid_resource",
         "Encounter",
