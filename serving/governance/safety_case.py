@@ -224,33 +224,21 @@ def case(
         now = current(settings, name, version, tags.get("feature_hash"), source)
     except PolicyError as exc:
         raise SafetyCaseError(f"the operating policy cannot apply ({exc}): fix phm.toml") from exc
+    report, flags = tags.get("audit_report_sha256"), int(tags.get("audit_flags", "0") or 0)
+
+    def refused(problem: str) -> Case:
+        return Case(name, int(version), report, flags, now, problem=problem, record_problem=True)
+
     entries, broken = _entries(settings)
     if broken:
-        return Case(
-            name,
-            int(version),
-            tags.get("audit_report_sha256"),
-            int(tags.get("audit_flags", "0") or 0),
-            now,
-            problem=broken,
-            record_problem=True,
-        )
+        return refused(broken)
     from training.registry import files_sha256
 
     try:
         model_sha256 = files_sha256(name, version)
     except (OSError, MlflowException) as exc:
-        return Case(
-            name,
-            int(version),
-            tags.get("audit_report_sha256"),
-            int(tags.get("audit_flags", "0") or 0),
-            now,
-            problem=f"the model files of {name} version {version} cannot be read ({exc}): it may not be used",
-            record_problem=True,
-        )
-    flags = int(tags.get("audit_flags", "0") or 0)
-    return evaluate(entries, name, version, tags.get("audit_report_sha256"), flags, now, model_sha256)
+        return refused(f"the model files of {name} version {version} cannot be read ({exc}): it may not be used")
+    return evaluate(entries, name, version, report, flags, now, model_sha256)
 
 
 def require(settings: Settings, name: str, version: int, source: str | None = None) -> Case:
