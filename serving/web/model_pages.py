@@ -39,7 +39,7 @@ def register(app: FastAPI) -> None:
             versions=views.model_versions(st),
             deployed={n: c.version for n, c in st.bundle.champions.items()},
             monitoring=latest(st.settings),
-            persistence=persistence.latest(st.settings),
+            persistence=persistence.released(persistence.latest(st.settings), st.policy),
         )
 
     @app.get("/models/{name}/{version}/calibration.png")
