@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from evaluation.disclosure import Policy
 from models.specs.base import ModelSpec
 from phm.core.reports import render
 
@@ -86,6 +87,58 @@ def build_card(
         ],
         **(extra or {}),
     }
+
+
+SUBGROUPS_WITHHELD = (
+    "Figures by age, sex, deprivation and ethnicity are in the published bias report (the clinical safety "
+    "officer's pack), under the disclosure-control policy."
+)
+
+
+def released(card: dict, policy: Policy) -> dict:
+    """The card for a user who may see only aggregates under the disclosure-control policy: every count of people
+    hidden when small and rounded, rates to the policy's decimals (a share flagged shown only when the true and
+    false positives it implies are 0 or above the threshold), and no subgroup table (its exact counts and rates
+    would undo the published bias report's suppression)."""
+    out = json.loads(json.dumps(card, default=str))
+
+    def counts(d: dict | None) -> dict:  # shown as JSON text: a hidden count as "*"
+        return {k: "*" if policy.count(int(v)) is None else policy.count(int(v)) for k, v in (d or {}).items()}
+
+    out["population"]["training"] = counts(card["population"]["training"])
+    out["population"]["excluded_at_training"] = counts(card["population"]["excluded_at_training"])
+    for k in ("censored_training", "censored_validation"):
+        out["outcome"][k] = counts(card["outcome"][k])
+    perf = {k: v for k, v in card["performance_validation"].items() if k not in ("calibration_curve", "decision_curve")}
+    n, events = int(perf.get("n", 0)), int(perf.get("events", 0))
+    perf["n"], perf["events"] = policy.count(n), policy.count(events)
+    for k, v in perf.items():
+        if isinstance(v, (float, list)) and k not in ("n", "events"):
+            perf[k] = _rate(v, policy) if perf["events"] is not None else None
+    top = []
+    for row in card["performance_validation"].get("top_k", []):
+        flagged, ppv = int(row["flagged"]), float(row["ppv"])
+        tp = round(ppv * flagged)
+        implied = (tp, flagged - tp, events - tp)  # true and false positives, outcomes missed
+        safe = all(c == 0 or c > policy.suppress_max for c in implied) and perf["events"] is not None
+        keep = {"share": row["share"], "flagged": policy.count(flagged)}
+        top.append(keep | {k: policy.mean(row[k]) if safe else None for k in ("ppv", "sensitivity", "threshold")})
+    perf["top_k"] = top
+    out["performance_validation"] = perf
+    if card.get("oracle"):
+        out["oracle"] = {
+            k: policy.count(int(v)) if k.startswith("rows") else _rate(v, policy) for k, v in card["oracle"].items()
+        }
+    out["subgroups"] = []
+    out["subgroups_withheld"] = SUBGROUPS_WITHHELD
+    return out
+
+
+def _rate(v, policy: Policy):
+    """A rate, or a list of them (an interval), to the policy's decimals."""
+    if isinstance(v, list):
+        return [_rate(x, policy) for x in v]
+    return policy.mean(v) if isinstance(v, (int, float)) else v
 
 
 def render_html(card: dict) -> str:

@@ -2,8 +2,9 @@
 
 Cells: each unit's total number of people, and its count per level of each dimension (risk band, segment,
 age band, ...). They are linked by additive relations — a unit's total is the sum of its counts over the
-levels of any one dimension, and a parent's cell is the sum of its children's — which is exactly what a
-differencing attacker uses. `protect`:
+levels of any one dimension, a parent's cell is the sum of its children's, and where each level of one dimension
+lies within one level of another (ethnicity within broad ethnicity) the coarse cell is the sum of the fine ones —
+which is exactly what a differencing attacker uses. `protect`:
 
 1. hides small cells (1 to `suppress_max`: primary suppression);
 2. hides more cells until no relation holds a single hidden cell, and hidden cells below a shown total add up
@@ -143,9 +144,12 @@ def protect(
         add(key, n, s)
 
     relations: list[tuple[int, list[int]]] = []
+    nested = _nested(frame, dims, levels)
     for i, u in enumerate(units):
         for dim in dims:
             relations.append((cell_id[(None, u, None)], [cell_id[(dim, u, lv)] for lv in levels[dim]]))
+        for coarse, level, fine, parts in nested:
+            relations.append((cell_id[(coarse, u, level)], [cell_id[(fine, u, lv)] for lv in parts]))
         if children[i]:
             for dim in [None, *dims]:
                 for level in [None] if dim is None else levels[dim]:
@@ -190,6 +194,26 @@ def protection_width(suppress_max: int, round_to: int) -> int:
     """How wide an attacker's range for a small hidden cell must stay: at least the rounding of shown counts
     (so no hidden cell is known better than a shown one) and half the hidden range."""
     return max(round_to, math.ceil((suppress_max + 1) / 2))
+
+
+def _nested(frame: pd.DataFrame, dims: list[str], levels: dict[str, list[str]]) -> list[tuple[str, str, str, list]]:
+    """(coarse dim, its level, fine dim, the fine levels within it) for every dimension whose levels each lie
+    within one level of another (ethnicity within broad ethnicity, ethnicity x Core20 within each): those cells
+    add up to the coarse one, as an attacker knows."""
+    out = []
+    for fine in dims:
+        for coarse in dims:
+            if coarse == fine:
+                continue
+            pairs = frame[[fine, coarse]].astype(str).drop_duplicates()
+            if pairs[fine].duplicated().any():
+                continue  # a fine level spans several coarse levels: no such sum
+            within = dict(zip(pairs[fine], pairs[coarse]))
+            for level in levels[coarse]:
+                parts = [lv for lv in levels[fine] if within.get(lv) == level]
+                if parts:
+                    out.append((coarse, level, fine, parts))
+    return out
 
 
 def _depth(unit: tuple[str, str], parent: dict) -> int:

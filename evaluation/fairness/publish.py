@@ -5,8 +5,9 @@ At audit time (where the person rows are) the people and the people with the out
 through `Policy.release` (small cells hidden, secondary suppression across each grouping's total, the rest
 rounded): `protected_counts`, kept in the sealed report. `public_report` then shows, per group, those protected
 counts and a metric only when the group's counts are shown and every count the metric implies (people flagged,
-outcomes flagged and missed, deaths, ...) is 0 or above the threshold; hidden figures are marked "*". Ratios to
-the reference group need both sides shown. Overall figures describe the whole population."""
+outcomes flagged and missed, true and false positives from PPV and the share flagged, deaths, ...) is 0 or above
+the threshold; hidden figures are marked "*". Ratios to the reference group need both sides shown.
+Overall figures describe the whole population."""
 
 from __future__ import annotations
 
@@ -42,8 +43,14 @@ def protected_counts(frame: pd.DataFrame, columns: dict[str, str], outcome: str,
     }
 
 
-def _implied(metric: str, v: float, n: float, e: float) -> list[float]:
-    """Counts of people that a metric's value reveals, given the group's people n and outcomes e."""
+def _implied(metric: str, v: float, n: float, e: float, selected: float | None) -> list[float]:
+    """Counts of people that a metric's value reveals, given the group's people n, outcomes e and share flagged
+    `selected` (PPV times the people flagged is the true positives, the rest false positives)."""
+    if metric == "ppv":
+        if selected is None:
+            return [1.0]  # the people flagged are unknown here: not shown
+        flagged = selected * n
+        return [v * flagged, flagged - v * flagged, e, n - e]
     if metric in ("tpr", "fnr"):
         tp = v * e if metric == "tpr" else (1 - v) * e
         return [tp, e - tp]
@@ -53,7 +60,7 @@ def _implied(metric: str, v: float, n: float, e: float) -> list[float]:
         return [v * (n - e), (1 - v) * (n - e)]
     if metric == "event_rate":
         return [e, n - e]
-    return [e, n - e]  # ppv, auroc, calibration, predicted/observed: outcomes and non-outcomes
+    return [e, n - e]  # auroc, calibration, predicted/observed: outcomes and non-outcomes
 
 
 def _safe(counts: list[float], policy: Policy) -> bool:
@@ -74,12 +81,13 @@ def public_report(result: AuditResult, policy: Policy) -> dict:
             c = cells.get(r.group, {"people": None, "events": None})
             visible = c["people"] is not None and c["events"] is not None
             metrics = {}
+            sel = r.metrics.get("selection_rate")
             for m, mv in r.metrics.items():
                 ok = (
                     visible
                     and mv.value is not None
                     and not r.small
-                    and _safe(_implied(m, mv.value, r.n, r.events), policy)
+                    and _safe(_implied(m, mv.value, r.n, r.events, sel.value if sel else None), policy)
                 )
                 metrics[m] = round(mv.value, RATE_DECIMALS + 1) if ok else None
             shown[r.group] = metrics

@@ -21,6 +21,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from evaluation.disclosure import Policy
 from features.build import build
 from features.series import data_end
 from models import specs
@@ -144,3 +145,25 @@ def latest(settings: Settings, name: str | None = None) -> dict | None:
     """The saved result for `name` (default: the worklist model), or None."""
     path = result_path(settings, name or specs.worklist().name)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def released(result: dict | None, policy: Policy) -> dict | None:
+    """`result` as the Models page shows it to every role: people in the top group and still in it hidden when small
+    and rounded, and a share only where the people who stayed and who left would both be shown (a lag's pooled
+    share only where every pair's is, so no pair can be worked out from it)."""
+    if result is None:
+        return None
+
+    def shown(top: int, kept: int, share: float | None) -> tuple[int | None, int | None, float | None]:
+        counts = policy.count(top), policy.count(kept), policy.count(top - kept)
+        return counts[0], counts[1], policy.mean(share) if None not in counts else None
+
+    lags = []
+    for lag in result["lags"]:
+        pairs = []
+        for p in lag["pairs"]:
+            top, kept, share = shown(p["top"], p["still_top"], p["share"])
+            pairs.append({**p, "top": top, "still_top": kept, "share": share})
+        pooled = policy.mean(lag["share"]) if all(p["share"] is not None for p in pairs) else None
+        lags.append({**lag, "pairs": pairs, "share": pooled})
+    return {**result, "people": {d: policy.count(int(n)) for d, n in result.get("people", {}).items()}, "lags": lags}

@@ -127,3 +127,44 @@ def test_published_counts_follow_the_disclosure_policy() -> None:
         twice, G, AuditConfig(bootstrap_draws=20), {"model": "toy"}, cluster="person_id", disclosure=policy
     )
     assert again.published_counts["ethnicity_broad"]["White"] == cells["White"]
+
+
+def test_published_ppv_reveals_no_small_count_of_people_flagged() -> None:
+    """PPV times the people flagged (share flagged x people) is the count of true positives, and the rest are
+    false positives: a group with 3 false positives among 15 flagged must not publish both PPV and share flagged
+    (found by the disclosure red-team: the demo's public report showed them for such groups)."""
+    from evaluation.disclosure import Policy
+    from evaluation.fairness.publish import public_report
+
+    rng = np.random.default_rng(3)
+    n_white, n_rare = 3_700, 300
+    risk_white = np.sort(rng.uniform(0.01, 0.6, n_white))
+    y_white = (rng.random(n_white) < risk_white).astype(int)
+    y_rare = np.zeros(n_rare, dtype=int)
+    y_rare[:40] = 1  # 40 with the outcome: 12 of them flagged, and 3 without it flagged
+    risk_rare = np.full(n_rare, 0.02) + rng.uniform(0, 0.01, n_rare)
+    risk_rare[:12] = 0.9 + rng.uniform(0, 0.05, 12)
+    risk_rare[40:43] = 0.9 + rng.uniform(0, 0.05, 3)
+    frame = pd.DataFrame(
+        {
+            "outcome": np.concatenate([y_white, y_rare]),
+            "risk": np.concatenate([risk_white, risk_rare]),
+            "ethnicity_broad": ["White"] * n_white + ["Rare"] * n_rare,
+            "stratum": "all",
+            "person_id": np.arange(n_white + n_rare),
+        }
+    )
+    policy = Policy()
+    result = run_audit(
+        frame, G, AuditConfig(bootstrap_draws=20, need_at_equal_score=False), {"model": "toy"}, disclosure=policy
+    )
+    full = next(r for g in result.groupings for r in g.groups if r.group == "Rare")
+    assert round(full.metrics["ppv"].value * full.metrics["selection_rate"].value * full.n) == 12  # 3 false positives
+    rare = next(r for g in public_report(result, policy)["groupings"] for r in g["groups"] if r["group"] == "Rare")
+    assert rare["people"] == 300 and rare["metrics"]["fpr"] is None  # false positives: 3, hidden as such
+    shown = rare["metrics"]
+    if shown["ppv"] is not None and shown["selection_rate"] is not None:
+        flagged = shown["selection_rate"] * rare["people"]
+        false_positives = round(flagged - shown["ppv"] * flagged)
+        assert not 0 < false_positives <= policy.suppress_max, f"{false_positives} false positives worked out"
+    assert shown["ppv"] is None

@@ -45,3 +45,26 @@ def test_top_sets_and_retention() -> None:
     )
     assert np.isclose(lags[6]["pairs"][0]["share"], 0.5)
     assert retention(tops, 3, (4,)) == [{"months": 4, "pairs": [], "share": None}]  # not a whole number of steps
+
+
+def test_the_models_page_shows_persistence_under_the_disclosure_policy() -> None:
+    """The Models page (every role) showed "3 of 7 still in the top group" (found by the disclosure red-team with
+    a small top share): counts now pass the policy, and a share is shown only where the people who stayed and who
+    left would both be."""
+    from evaluation.disclosure import Policy
+    from serving.governance.persistence import released
+
+    rng = np.random.default_rng(0)
+    days = ("2024-01-01", "2024-04-01", "2024-07-01")
+    rows = [{"index_date": pd.Timestamp(d), "person_id": p, "risk": rng.random()} for d in days for p in range(7_000)]
+    scored = pd.DataFrame(rows)
+    result = {"people": {d: 7_000 for d in days}}
+    small = released({**result, "lags": retention(top_sets(scored, 0.001), 3, (3, 6))}, Policy())  # top 7 people
+    for lag in small["lags"]:
+        assert lag["share"] is None
+        for p in lag["pairs"]:
+            assert p["top"] is None and p["still_top"] in (None, 0) and p["share"] is None
+    large = released({**result, "lags": retention(top_sets(scored, 0.2), 3, (3, 6))}, Policy())  # top 1,400
+    pair = large["lags"][0]["pairs"][0]
+    assert pair["top"] == 1_400 and pair["still_top"] % 5 == 0 and pair["share"] == round(pair["share"], 3)
+    assert large["people"] == {d: 7_000 for d in days} and large["lags"][0]["share"] is not None
