@@ -166,11 +166,11 @@ def register(app: FastAPI) -> None:
                 error="That access token was not recognised. Check it and "
                 "try again, or ask your administrator for a new one.",
             )
+        record(request, user=u)  # the access log names who signed in, or whose token was refused
         if u.role == Role.data_feed:  # a feed's token posts events and never signs in to pages
             return signin_page(
                 request, target, status=403, error="This token belongs to a data feed; it cannot sign in."
             )
-        record(request, user=u)
         page = target.removeprefix(PREFIX + "/").split("?")[0].split("/")[0]
         if not target or page not in PAGES or u.role not in PAGES[page][1]:
             target = f"{PREFIX}/{HOME[u.role]}"
@@ -198,8 +198,8 @@ def register(app: FastAPI) -> None:
     @app.post("/signout")
     async def signout(request: Request):
         st = state(request)
-        session_of(request, st)
-        check_form(request, await request.form())
+        if session_of(request, st) is not None:  # a session that has already ended needs no form token to leave
+            check_form(request, await request.form())
         st.sessions.end(request.cookies.get(sessions.COOKIE), "signed out")
         response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
         response.delete_cookie(sessions.COOKIE, path=PREFIX)

@@ -12,8 +12,11 @@ import re
 import httpx
 import pytest
 
+from phm.core import ledger_file
 from phm.core.settings import Settings
+from serving import access
 from serving.users import Role, add_user
+from support.cli import run
 from support.disk_full import filling_disk
 from support.served import Server
 
@@ -63,3 +66,38 @@ def test_the_sign_in_key_is_made_whole_and_a_damaged_one_refused(tmp_path) -> No
         finally:
             server.stop()
         assert "Traceback" not in server.log()
+
+
+def test_a_refused_feed_is_named_and_an_ended_session_signs_out_plainly(tmp_path) -> None:
+    home = Settings(home=tmp_path / "home")
+    _, token = add_user(home.home, "ann", Role.planner)
+    _, feed = add_user(home.home, "ward feed", Role.data_feed)
+    server = Server(home, tmp_path, env={"PHM_SERVICE_WORKERS": "1"})
+    url = server.start()
+    try:
+        with httpx.Client(base_url=url, timeout=60) as c:
+            _, csrf = _form(c)
+            refused = c.post("/ui/signin", data={"token": feed, "csrf": csrf}, follow_redirects=False)
+            assert refused.status_code == 403 and "data feed" in refused.text
+            entry = ledger_file.read(access.log_path(home.home))[-1]
+            assert (entry["route"], entry["status"], entry["user"], entry["role"]) == (
+                "/ui/signin",
+                403,
+                "ward feed",
+                "data_feed",
+            )
+
+            _, csrf = _form(c)
+            assert c.post("/ui/signin", data={"token": token, "csrf": csrf}, follow_redirects=False).status_code == 303
+            page = c.get("/ui/models")
+            form = re.search(r'action="/ui/signout".*?name="csrf" value="([^"]+)"', page.text, re.S)
+            assert page.status_code == 200 and form, page.status_code
+            assert run("users", "rotate", "ann", home=home.home).returncode == 0  # ends ann's session
+            out = c.post("/ui/signout", data={"csrf": form.group(1)}, follow_redirects=False)
+            assert out.status_code == 303 and out.headers["location"] == "/ui/signin", out.status_code
+            assert not c.cookies.get("phm_session")
+            stranger = httpx.post(url + "/ui/signout", follow_redirects=False)  # no session: nothing to end
+            assert stranger.status_code == 303 and stranger.headers["location"] == "/ui/signin"
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
