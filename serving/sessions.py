@@ -49,7 +49,11 @@ def _digest(token: str) -> str:
 
 
 def _fingerprint(user: User) -> str:
-    return user.token_sha256[:16]
+    """The user's token and last change (token replaced, disabled, enabled): a session started before either is
+    over, even when the command line could not end it and the user was enabled again before their next request."""
+    if user.changed is None:
+        return user.token_sha256[:16]
+    return hashlib.sha256(f"{user.token_sha256}|{user.changed}".encode()).hexdigest()[:16]
 
 
 class Sessions:
