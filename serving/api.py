@@ -54,12 +54,14 @@ def create_app() -> FastAPI:
 
     @app.get("/health", tags=["service"])
     def health(request: Request, st: ServiceState = Depends(state)) -> dict:
-        """ "ok" to anyone; with a valid token also what is loaded (snapshot date, model versions)."""
+        """ "ok" to anyone; with a user's token also what is loaded (snapshot date, model versions); a data feed's
+        token reads nothing, this included."""
         try:
             known = bearer(request, st)
         except HTTPException:
             known = None
-        return {"status": "ok", **(st.describe() if known is not None else {})}
+        reads = known is not None and known.role != Role.data_feed
+        return {"status": "ok", **(st.describe() if reads else {})}
 
     @app.get("/me", tags=["service"])
     def me(u: User = Depends(user)) -> dict:

@@ -49,7 +49,11 @@ def _digest(token: str) -> str:
 
 
 def _fingerprint(user: User) -> str:
-    return user.token_sha256[:16]
+    """The user's token and last change (token replaced, disabled, enabled): a session started before either is
+    over, even when the command line could not end it and the user was enabled again before their next request."""
+    if user.changed is None:
+        return user.token_sha256[:16]
+    return hashlib.sha256(f"{user.token_sha256}|{user.changed}".encode()).hexdigest()[:16]
 
 
 class Sessions:
@@ -166,23 +170,40 @@ def csrf_ok(session: Session | None, token: str | None) -> bool:
 
 
 # ---- sign-in (login CSRF): a nonce cookie and its keyed digest in the form --------------------------------
+class SessionKeyError(RuntimeError):
+    """The sign-in key cannot be made or read, or is damaged (signing in is refused until it is fixed)."""
+
+
 @lru_cache(maxsize=8)
 def _key(home: Path) -> bytes:
-    """A per-home secret for sign-in form tokens (created once, owner-only)."""
+    """A per-home secret for sign-in form tokens: made once (owner-only) and put in place whole, so that a crash
+    or a full disk never leaves an empty or partial key for another worker to read; a damaged key is refused."""
     path = home / "security" / "session.key"
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
+        if not path.exists():
+            _make_key(path)
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise SessionKeyError(f"{path}: the sign-in key cannot be made or read ({exc.strerror or exc})") from exc
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise SessionKeyError(f"{path}: the sign-in key is damaged; delete the file and restart the service")
+    return bytes.fromhex(text)
+
+
+def _make_key(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker created it first
-        time.sleep(0.05)
-        return bytes.fromhex(path.read_text().strip())
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)  # atomic, and never replaces a key another worker made first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def signin_nonce() -> str:

@@ -21,6 +21,7 @@ import hmac
 import json
 import os
 import secrets
+import unicodedata
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
@@ -107,11 +108,15 @@ def load_users(home: Path) -> list[User]:
 
 @contextmanager
 def _editing(home: Path):
-    """Read-modify-write of the list under an exclusive lock; the new list replaces the old atomically."""
+    """Read-modify-write of the list under an exclusive lock; the new list replaces the old atomically. A list that
+    cannot be written (a full disk, a read-only folder) is a `UsersError` and is left as it was."""
     path = users_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = path.with_suffix(".lock")
-    with os.fdopen(os.open(lock, os.O_CREAT | os.O_WRONLY, 0o600), "w") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = os.fdopen(os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_WRONLY, 0o600), "w")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             users = load_users(home)
@@ -122,17 +127,23 @@ def _editing(home: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _unwritable(path: Path, exc: OSError) -> UsersError:
+    return UsersError(f"{path}: cannot be written ({exc.strerror or type(exc).__name__}); the list is unchanged")
+
+
 def _write(path: Path, users: list[User]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(json.dumps([u.model_dump(mode="json") for u in users], indent=1))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from exc
         raise
     dirfd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -163,6 +174,7 @@ def add_user(
     unknown = sorted({p.upper() for p in practices} - known_practices) if known_practices is not None else []
     if unknown:
         raise UserError(f"unknown practice code(s) {unknown}")
+    _check_name(name)
     token = _new_token()
     with _editing(home) as box:
         users = box["users"]
@@ -170,9 +182,31 @@ def add_user(
             users = [u for u in users if u.name != name]
         if any(u.name == name for u in users):
             raise UserError(f"a user named {name!r} already exists (use `phm users rotate` for a new token)")
+        like = next((u.name for u in users if _plain(u.name) == _plain(name)), None)
+        if like is not None:
+            raise UserError(
+                f"a user named {like!r} already exists; {name!r} differs only in case, spacing or look, and the "
+                "access log names people by these names"
+            )
         user = User(name=name, role=role, practices=practices, token_sha256=digest(token), created=_now())
         box["users"] = [*users, user]
     return user, token
+
+
+def _plain(name: str) -> str:
+    """A name as read on a screen: compatibility forms folded, case and runs of spaces ignored."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def _check_name(name: str) -> None:
+    """A new user's name is shown as typed in the access log, `phm access who-viewed` and sign-offs: no spaces
+    around it and no control or invisible characters (line breaks, terminal escapes, direction overrides)."""
+    if not 1 <= len(name) <= 80:
+        raise UserError("a user's name must be 1 to 80 characters")
+    if name != name.strip() or any(unicodedata.category(c).startswith("C") for c in name):
+        raise UserError(
+            f"{name!r}: a user's name cannot start or end with a space, or hold control or invisible characters"
+        )
 
 
 def _change(home: Path, name: str, change) -> User:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from phm.cli.render import people
 from phm.cli.common import console, err, fail, settings
@@ -31,12 +32,12 @@ def end_sessions(s: Settings, name: str, reason: str) -> None:
         ended = Sessions(s).end_user(name, reason)
     except DatabaseError as exc:
         err.print(
-            f"[yellow]Warning:[/] {exc}; the service still refuses {name}'s old sessions, as it checks the "
-            "user list on every request."
+            f"[yellow]Warning:[/] {escape(str(exc))}; the service still refuses {escape(name)}'s old sessions, as "
+            "it checks the user list on every request."
         )
         return
     if ended:
-        console.print(f"Ended {ended} signed-in session(s) of {name}.")
+        console.print(f"Ended {ended} signed-in session(s) of {escape(name)}.")
 
 
 def _show_token(token: str) -> None:
@@ -69,7 +70,7 @@ def add_cmd(
     except (UserError, UsersError) as exc:
         raise fail(str(exc)) from exc
     scope = f" for practices {', '.join(user.practices)}" if user.practices else ""
-    console.print(f"Added {user.name} as {user.role.value}{scope}.")
+    console.print(f"Added {escape(user.name)} as {user.role.value}{scope}.")
     _show_token(token)
     if replace:
         end_sessions(s, name, "token replaced")
@@ -94,7 +95,7 @@ def _change(action, name: str, reason: str, done: str):
         out = action(s.home, name)
     except (UserError, UsersError) as exc:
         raise fail(str(exc)) from exc
-    console.print(done)
+    console.print(done, markup=False)
     end_sessions(s, name, reason)
     return out
 

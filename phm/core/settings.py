@@ -232,6 +232,24 @@ class Settings(BaseSettings):
     def _schema_version(cls, value: int) -> int:
         return check_schema_version(cls, value)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """An address SQLAlchemy can use, checked here so that a slip is one clear error (never echoing the
+        address, which may hold a password) rather than a stack trace or a 500 when sessions are first used."""
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(value.get_secret_value()).get_dialect()
+        except Exception:  # noqa: BLE001 - unparsable, a bad port, an unknown database kind or driver
+            raise ValueError(
+                "not a database address SQLAlchemy can use, such as postgresql+psycopg://user:password@host/db "
+                "(the address is not shown: it may hold a password)"
+            ) from None
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,

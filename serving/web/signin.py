@@ -85,9 +85,21 @@ def check_form(request: Request, form) -> None:
         raise HTTPException(403, "This form has expired. Go back, reload the page and try again.")
 
 
+def signin_key(action):
+    """`action()` with the sign-in key; 503 (said in the service log) while the key cannot be made or read."""
+    try:
+        return action()
+    except sessions.SessionKeyError as exc:
+        log.error("%s", exc)
+        raise HTTPException(
+            503, "Signing in is unavailable just now: the sign-in key cannot be used. Tell your administrator."
+        ) from exc
+
+
 def signin_page(request: Request, target: str, status: int = 200, error: str | None = None) -> HTMLResponse:
     """The sign-in form with a fresh login-CSRF token bound to a short-lived cookie."""
     nonce = sessions.signin_nonce()
+    form_token = signin_key(lambda: sessions.signin_token(home(request), nonce))
     service = state(request).settings.service
     response = render(
         request,
@@ -96,7 +108,7 @@ def signin_page(request: Request, target: str, status: int = 200, error: str | N
         title="Sign in",
         next=target,
         error=error,
-        signin_csrf=sessions.signin_token(home(request), nonce),
+        signin_csrf=form_token,
         hours=service.session_hours,
         idle=service.idle_minutes,
     )
@@ -129,7 +141,8 @@ def register(app: FastAPI) -> None:
         form = await request.form()
         st = state(request)
         target = safe_next(str(form.get("next", "")))
-        if not sessions.signin_ok(st.settings.home, request.cookies.get(sessions.SIGNIN_COOKIE), form.get("csrf")):
+        nonce = request.cookies.get(sessions.SIGNIN_COOKIE)
+        if not signin_key(lambda: sessions.signin_ok(st.settings.home, nonce, form.get("csrf"))):
             return signin_page(
                 request,
                 target,
@@ -153,11 +166,11 @@ def register(app: FastAPI) -> None:
                 error="That access token was not recognised. Check it and "
                 "try again, or ask your administrator for a new one.",
             )
+        record(request, user=u)  # the access log names who signed in, or whose token was refused
         if u.role == Role.data_feed:  # a feed's token posts events and never signs in to pages
             return signin_page(
                 request, target, status=403, error="This token belongs to a data feed; it cannot sign in."
             )
-        record(request, user=u)
         page = target.removeprefix(PREFIX + "/").split("?")[0].split("/")[0]
         if not target or page not in PAGES or u.role not in PAGES[page][1]:
             target = f"{PREFIX}/{HOME[u.role]}"
@@ -185,8 +198,8 @@ def register(app: FastAPI) -> None:
     @app.post("/signout")
     async def signout(request: Request):
         st = state(request)
-        session_of(request, st)
-        check_form(request, await request.form())
+        if session_of(request, st) is not None:  # a session that has already ended needs no form token to leave
+            check_form(request, await request.form())
         st.sessions.end(request.cookies.get(sessions.COOKIE), "signed out")
         response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
         response.delete_cookie(sessions.COOKIE, path=PREFIX)

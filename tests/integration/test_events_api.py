@@ -78,6 +78,12 @@ def test_the_feed_token_reads_nothing(client, path) -> None:
     assert c.get(path, headers=auth(tokens[Role.data_feed])).status_code == 403
 
 
+def test_the_feed_token_gets_no_more_of_the_health_check_than_a_stranger(client) -> None:
+    c, _home, tokens = client
+    assert c.get("/health", headers=auth(tokens[Role.data_feed])).json() == c.get("/health").json() == {"status": "ok"}
+    assert "models" in c.get("/health", headers=auth(tokens[Role.data_scientist])).json()
+
+
 def test_other_roles_and_no_token_cannot_post(client) -> None:
     c, _home, tokens = client
     body = hl7_adt(

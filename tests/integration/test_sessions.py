@@ -16,7 +16,7 @@ from phm.core.settings import Settings
 from phm.operational import database
 from phm.operational.tables import sessions as table
 from serving.sessions import Sessions, _now
-from serving.users import Role, User, digest
+from serving.users import Role, User, add_user, digest, load_users, set_disabled
 
 
 def make_user(name: str, token: str, disabled: bool = False) -> User:
@@ -97,6 +97,20 @@ def test_a_changed_removed_or_disabled_user_has_no_session(settings) -> None:
     assert store.lookup(cookies[1], {}) is None  # removed
     assert store.lookup(cookies[2], {"ann": make_user("ann", "t-ann", disabled=True)}) is None
     assert store.lookup(cookies[2], {"ann": ann}) is None  # ended for good, not just while disabled
+
+
+def test_a_user_disabled_then_enabled_has_no_old_session_even_if_it_was_not_ended(settings) -> None:
+    """The command line ends a disabled user's sessions; when it cannot (the database was unreachable) and the user
+    is enabled again before their next request, the old session must still be over."""
+    store = Sessions(settings)
+    add_user(settings.home, "ann", Role.planner)
+    kept = store.issue(add_user(settings.home, "bob", Role.planner)[0])
+    cookie = store.issue(next(u for u in load_users(settings.home) if u.name == "ann"))
+    set_disabled(settings.home, "ann", True)  # no end_user: as when the database could not be reached
+    set_disabled(settings.home, "ann", False)
+    users = {u.name: u for u in load_users(settings.home)}
+    assert store.lookup(cookie, users) is None and store.lookup(kept, users) is not None
+    assert store.lookup(store.issue(users["ann"]), users) is not None  # signing in again works
 
 
 def _worker(url: str | None, home: str, rounds: int, queue) -> None:
