@@ -17,13 +17,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from evaluation.fairness.config import AuditConfig
 from phm.core.settings import Settings
-from serving.governance.model_audit import audit_model
-from serving.governance.signoff import decide, gate, promote
+from serving.governance.signoff import gate
 from serving.users import Role, add_user
 from support.cli import run as phm
-from support.homes import copied_home, registry_copy, train_quickly
+from support.homes import approved_champion, copied_home, registry_copy, train_quickly
 from training import tracking
 
 MODEL = "emergency_admission"
@@ -52,9 +50,7 @@ def approved_home(trained: Settings, root: Path) -> tuple[Settings, Path]:
     client.set_registered_model_alias(MODEL, "candidate", "1")
     add_user(home.home, "Dr Ada Jones", Role.safety_officer, [])
     add_user(home.home, "Dee Scientist", Role.data_scientist, [])
-    out = audit_model(home, MODEL, 1, AuditConfig(bootstrap_draws=50))
-    decide(home, MODEL, 1, "approved", "Dr Ada Jones", "controls in place", accept_flags=bool(out.result.flags))
-    promote(home, MODEL, 1, by="Dee Scientist")
+    approved_champion(home)
     return home, files
 
 

@@ -18,16 +18,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from evaluation.fairness.config import AuditConfig
 from phm.core.settings import Settings
 from serving.batch.store import current_folder
 from serving.governance import hazard_log
 from serving.governance.hazard_log import hazard_log_path
-from serving.governance.model_audit import audit_model
-from serving.governance.signoff import decide, promote
 from serving.users import Role, add_user
 from support.cli import run as phm
-from support.homes import copied_home, registry_copy, train_quickly
+from support.homes import approved_champion, copied_home, registry_copy, train_quickly
 from support.source import changed_feature_window, reworded_feature
 from training import tracking
 
@@ -54,13 +51,6 @@ def fresh(trained: Settings, root: Path) -> Settings:
     ):
         add_user(home.home, name, role, scope)
     return home
-
-
-def approved_champion(home: Settings) -> None:
-    """Audit, approve (as Dr Ada Jones) and promote version 1 through the library (the CLI is tested below)."""
-    out = audit_model(home, MODEL, 1, AuditConfig(bootstrap_draws=50))
-    decide(home, MODEL, 1, "approved", "Dr Ada Jones", "controls in place", accept_flags=bool(out.result.flags))
-    promote(home, MODEL, 1, by="Dee Scientist")
 
 
 def report_of(home: Settings, version: int = 1) -> str:

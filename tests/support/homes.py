@@ -57,3 +57,15 @@ def with_holdout(home: Settings, share: float, model: str = "emergency_admission
     tracking.configure(s)
     review_change(s, model, 1, "approved", "Dr Test", f"a {share:.0%} holdout so that retraining can learn safely")
     return s
+
+
+def approved_champion(home: Settings, model: str = "emergency_admission") -> None:
+    """Audit version 1, approve it as Dr Ada Jones and promote it as Dee Scientist (both users must exist), through
+    the library."""
+    from evaluation.fairness.config import AuditConfig
+    from serving.governance.model_audit import audit_model
+    from serving.governance.signoff import decide, promote
+
+    out = audit_model(home, model, 1, AuditConfig(bootstrap_draws=50))
+    decide(home, model, 1, "approved", "Dr Ada Jones", "controls in place", accept_flags=bool(out.result.flags))
+    promote(home, model, 1, by="Dee Scientist")
