@@ -281,10 +281,11 @@ def _unit(st: ServiceState, u: User, practice: list[str] | None, pcn: str | None
         root = "ICS"
     if release is None:
         raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
+    scoped = " (your practices in it)" if u.sees_people else ""  # a coordinator's release holds only those
     unit, words = (
         (("practice", codes[0]), f"practice {codes[0]}")
         if codes
-        else (("pcn", pcn), f"PCN {pcn}")
+        else (("pcn", pcn), f"PCN {pcn}{scoped}")
         if pcn
         else (("root", root), root)
     )

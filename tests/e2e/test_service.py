@@ -183,6 +183,11 @@ def test_planner_aggregates_under_disclosure_control(server, tokens) -> None:
     assert all(x["people"] is None or x["people"] % 5 == 0 for x in tiny["rows"])
     coord = call(server, "GET", "/api/cohort/summary", tokens["coord"], params={"by": "practice"}).json()["rows"]
     assert [x["group"] for x in coord] == [tokens["practice"]]
+    pcn = call(server, "GET", "/api/cohort/summary", tokens["planner"], params={"by": "pcn"}).json()["rows"]
+    mine = call(server, "GET", "/api/cohort/summary", tokens["coord"], params={"by": "pcn"}).json()["rows"][0]["group"]
+    assert len(pcn) > 1 and mine in {x["group"] for x in pcn}
+    in_pcn = call(server, "GET", "/api/cohort/summary", tokens["coord"], params={"pcn": mine}).json()
+    assert in_pcn["unit"] == f"PCN {mine} (your practices in it)"  # not the whole PCN's count under its name
     assert (
         call(
             server, "GET", "/api/cohort/summary", tokens["coord"], params={"practice": tokens["other_practice"]}
