@@ -17,7 +17,7 @@ from serving.access import AccessLog
 from serving.api_deps import allow, bearer, state, user
 from serving.api_events import events_router
 from serving.api_fhir import fhir_router
-from serving.asgi import BodyLimit, Guard
+from serving.asgi import BodyLimit, Guard, NoStore
 from serving.queries import QueryError
 from serving.state import ServiceState
 from serving.users import Role, User
@@ -42,6 +42,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit, larger={"/api" + reidentify_api.ROUTE: reidentify_api.BODY_LIMIT})
     app.add_middleware(Guard, log=log)
     app.add_middleware(AccessLog, home=home, protected=lambda _method, path: path not in PUBLIC, log=log)
+    app.add_middleware(NoStore)  # outermost: every answer, refusals and the access log's 503 included
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):

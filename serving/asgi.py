@@ -1,6 +1,7 @@
 """Plain ASGI wrappers: a request-body limit (413) and a guard that turns any unexpected error into a short 500
 answer with no stack trace, logging only the error's type (both on the API and the pages), and the service's
-outer surface (`Surface`: root page, BentoML's own UI and metrics)."""
+outer surface (`Surface`: root page, BentoML's own UI and metrics), and `NoStore` marking every API answer not to be
+cached."""
 
 from __future__ import annotations
 
@@ -124,3 +125,26 @@ class Surface:
         if user.role.value != "data_scientist":
             return JSONResponse({"detail": f"the {user.role.value} role cannot read metrics"}, status_code=403)
         return None
+
+
+class NoStore:
+    """Every answer marked not to be kept by a browser or proxy cache (`Cache-Control: no-store`) and not to be
+    read as another content type (`nosniff`): API answers carry person-level rows, unless a route set its own."""
+
+    HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def marked(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _v in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.HEADERS if k not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, marked)

@@ -68,6 +68,7 @@ def test_worklist_scoped_to_the_coordinators_practices(server, tokens, home) -> 
     before = len(access_entries(home))
     r = call(server, "GET", "/api/worklist", tokens["coord"], params={"top": 25})
     assert r.status_code == 200, r.text
+    assert (r.headers["cache-control"], r.headers["x-content-type-options"]) == ("no-store", "nosniff")  # not kept
     body = r.json()
     assert body["practices"] == [tokens["practice"]] and 0 < len(body["rows"]) <= 25
     rows = body["rows"]
@@ -76,6 +77,7 @@ def test_worklist_scoped_to_the_coordinators_practices(server, tokens, home) -> 
     assert all(x["band"] != "routine" and x["reasons"] and x["reasons"][0]["words"] for x in rows)
     other = call(server, "GET", "/api/worklist", tokens["coord"], params={"practice": tokens["other_practice"]})
     assert other.status_code == 403 and "outside your scope" in other.json()["detail"]
+    assert other.headers["cache-control"] == "no-store"
     unknown = call(server, "GET", "/api/worklist", tokens["coord"], params={"practice": "Z99999"})
     assert unknown.status_code == 404 and "unknown practice" in unknown.json()["detail"]
     for role in ("planner", "cso", "ds"):
