@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from evaluation.disclosure import Policy
 from phm.core.reports import render
 
@@ -22,7 +24,7 @@ def release(result: dict, policy: Policy) -> dict:
         for k, v in result.items()
         if k not in (*COUNTS, "groups", "outcomes", "balance", "matched_enrolled", "enrolled_groups", "discontinuity")
     }
-    out["counts"] = {k: policy.count(int(result[k])) for k in COUNTS}
+    out["counts"] = {**_stage_counts(result, policy), "comparison_people": policy.count(result["comparison_people"])}
     shown: dict[str, dict[str, int | None]] = {}
     if "enrolled_groups" in result:
         # the matched total and its breakdowns by group are linked tables: protected together (secondary
@@ -30,7 +32,9 @@ def release(result: dict, policy: Policy) -> dict:
         people = result["enrolled_groups"].assign(practice_code="all", pcn_code="all", risk=0.0)
         dims = list(result["groups"])
         protected = policy.release(people, dims, root_label="enrolled")
-        out["counts"]["matched"] = protected.total(("root", "enrolled")).count
+        if protected.total(("root", "enrolled")).count is None and out["counts"]["matched"] is not None:
+            # hidden there, so not shown through the stages either, nor anything it could be worked out from
+            out["counts"].update(enrolled_with_follow_up=None, matched=None, unmatched=None)
         shown = {d: {level: cell.count for level, cell in protected.breakdown(("root", "enrolled"), d)} for d in dims}
     out["disclosure"] = policy.words()
     r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
@@ -65,6 +69,35 @@ def release(result: dict, policy: Policy) -> dict:
     if "discontinuity" in result:
         out["discontinuity"] = _release_discontinuity(result["discontinuity"], policy, r)
     return out
+
+
+def _stage_counts(result: dict, policy: Policy) -> dict[str, int | None]:
+    """The enrolment counts, linked by sums (enrolled in data = matched + unmatched + without follow-up), protected
+    together as one linked table, so a hidden one is never the difference of shown ones; "with follow-up" (matched +
+    unmatched) is shown only when the shown counts give it anyway."""
+    n = {
+        "matched": int(result["matched"]),
+        "unmatched": int(result["unmatched"]),
+        "no_follow_up": max(0, int(result["enrolled_in_data"]) - int(result["enrolled_with_follow_up"])),
+    }
+    stages = [stage for stage, k in n.items() for _ in range(k)]
+    if not stages:
+        return {k: 0 for k in COUNTS if k != "comparison_people"}
+    people = pd.DataFrame({"stage": stages}).assign(practice_code="all", pcn_code="all", risk=0.0)
+    protected = policy.release(people, ["stage"], root_label="all", levels={"stage": list(n)})
+    root = ("root", "all")
+    stage = {level: cell.count for level, cell in protected.breakdown(root, "stage")}
+    total = protected.total(root).count
+    known = (stage["matched"] is not None and stage["unmatched"] is not None) or (
+        total is not None and stage["no_follow_up"] is not None
+    )
+    follow_up = policy.rounded(n["matched"] + n["unmatched"]) if known else None
+    return {
+        "enrolled_in_data": total,
+        "enrolled_with_follow_up": follow_up,
+        "matched": stage["matched"],
+        "unmatched": stage["unmatched"],
+    }
 
 
 def _release_discontinuity(rd: dict, policy: Policy, r) -> dict:

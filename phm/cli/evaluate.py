@@ -99,7 +99,7 @@ def programme_cmd(
     except (EnrolmentFileError, EnrolmentError, CalibrationError, DatabaseError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
     r = result.released
-    counts = r["counts"]
+    counts = {k: "* (hidden: disclosure control)" if v is None else f"{v:,}" for k, v in r["counts"].items()}
     console.print(
         f"Enrolled with 12 months of follow-up: {counts['enrolled_with_follow_up']}; matched: {counts['matched']}"
     )

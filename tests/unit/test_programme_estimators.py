@@ -181,13 +181,29 @@ def test_release_hides_small_groups_and_rounds_counts() -> None:
         "matched_enrolled": pd.DataFrame({"person_id": [1]}),
     }
     out = release(result, Policy())
+    # 2 unmatched were 98 with follow-up less 96 matched, and 5 without follow-up 103 less 98: the linked counts
+    # are protected together, so neither small count is the difference of shown ones
     assert out["counts"] == {
         "enrolled_in_data": 105,
-        "enrolled_with_follow_up": 100,
-        "matched": 95,
+        "enrolled_with_follow_up": None,
+        "matched": None,
         "unmatched": None,
         "comparison_people": 300,
     }
+    many = release(
+        {**result, "enrolled_in_data": 500, "enrolled_with_follow_up": 497, "matched": 400, "unmatched": 97}, Policy()
+    )
+    assert many["counts"] == {
+        "enrolled_in_data": 500,
+        "enrolled_with_follow_up": None,  # else 3 without follow-up = 500 - 497
+        "matched": 400,
+        "unmatched": None,  # else the 497 with follow-up = 400 + 97
+        "comparison_people": 300,
+    }
+    shown = release(
+        {**result, "enrolled_in_data": 500, "enrolled_with_follow_up": 480, "matched": 400, "unmatched": 80}, Policy()
+    )
+    assert shown["counts"]["enrolled_with_follow_up"] == 480 and shown["counts"]["unmatched"] == 80
     rows = {r["group"]: r for r in out["groups"]["ethnic_group"]["rows"]}
     assert rows["Black"]["enrolled"] is None and rows["Black"]["relative"] is None
     assert rows["White"]["enrolled"] == 80 and rows["White"]["relative"] == -0.25
