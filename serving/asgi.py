@@ -11,6 +11,7 @@ from fastapi import HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 MAX_BODY = 1_000_000  # bytes
+log = logging.getLogger("phm.serving")
 
 
 class BodyLimit:
@@ -88,8 +89,14 @@ class Surface:
 
     HIDDEN = ("/docs.json", "/schema.json", "/static_content", "/assets")
 
-    def __init__(self, app, metrics: str = "off", users=None) -> None:
+    def __init__(self, app, metrics: str = "off", users=None, home=None) -> None:
         self.app, self.metrics, self.users = app, metrics, users
+        # a data scientist's metrics are a protected route: each request in the access log, refusals included
+        self.logged = None
+        if metrics == "data_scientist" and home is not None:
+            from serving.access import AccessLog
+
+            self.logged = AccessLog(self._metrics, home=home, protected=lambda _m, _p: True, log=log)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -100,10 +107,12 @@ class Surface:
         if any(path == p or path.startswith(p + "/") for p in self.HIDDEN):
             return await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
         if path == "/metrics":
-            refusal = self._metrics_refusal(scope)
-            if refusal is not None:
-                return await refusal(scope, receive, send)
+            return await (self.logged or self._metrics)(scope, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _metrics(self, scope, receive, send):
+        refusal = self._metrics_refusal(scope)
+        return await (refusal or self.app)(scope, receive, send)
 
     def _metrics_refusal(self, scope):
         if self.metrics == "open":
@@ -116,6 +125,8 @@ class Surface:
             user = self.users(token)
         except Exception:  # noqa: BLE001 - an unreadable user list refuses, as everywhere
             return JSONResponse({"detail": "the user list cannot be read"}, status_code=503)
+        if user is not None:
+            scope.setdefault("state", {})["phm_user"] = user  # named in the access log
         if user is None:
             return JSONResponse(
                 {"detail": "a data scientist's bearer token is needed"},

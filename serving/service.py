@@ -62,4 +62,9 @@ class PHM:
         return {"status": "ok"}
 
 
-PHM.add_asgi_middleware(Surface, metrics=SERVICE.metrics, users=_metrics_user)
+def _home():
+    st = getattr(api.state, "phm", None)
+    return None if st is None else st.settings.home
+
+
+PHM.add_asgi_middleware(Surface, metrics=SERVICE.metrics, users=_metrics_user, home=_home)

@@ -24,7 +24,9 @@ import pytest
 from features.sources.loader import load
 from features.synthetic.config import GeneratorConfig
 from features.synthetic.generator import generate
+from phm.core import ledger_file
 from phm.core.settings import Settings
+from serving.access import log_path
 from serving.batch.store import current
 from serving.users import Role, add_user
 from support.attack import DIMS, collect, ranges
@@ -175,7 +177,8 @@ def test_worklist_csv_neutralises_formula_cells(server, users, small_home) -> No
     assert not any(cell.startswith("-") and not re.fullmatch(r"-[0-9.e-]+", cell) for row in rows for cell in row)
 
 
-def test_metrics_need_a_data_scientists_token(server, users) -> None:
+def test_metrics_need_a_data_scientists_token(server, users, small_home) -> None:
+    before = len(ledger_file.read(log_path(small_home.home)))
     assert httpx.get(server.url + "/metrics", timeout=30).status_code == 401
     assert (
         httpx.get(
@@ -185,6 +188,8 @@ def test_metrics_need_a_data_scientists_token(server, users) -> None:
     )
     ok = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {users['ds']}"}, timeout=30)
     assert ok.status_code == 200 and "bentoml" in ok.text
+    logged = [(e["user"], e["status"]) for e in ledger_file.read(log_path(small_home.home))[before:]]
+    assert logged == [("anonymous", 401), ("planner", 403), ("ds", 200)]  # every request, refusals included
 
 
 def test_sessions_on_postgresql_survive_a_restart_and_signed_out_ones_stay_dead(server, users) -> None:
