@@ -10,6 +10,8 @@ from pathlib import Path
 
 SUFFIXES = {".hl7", ".txt", ".json", ".ndjson"}
 DONE = "done"
+REFUSED = "refused"  # files too large to read, moved aside
+MAX_MB = 50  # a drop-folder file is read whole into memory: larger ones are refused (the feed's posts are 1 MB)
 
 
 def split_hl7(text: str) -> list[str]:
@@ -48,10 +50,22 @@ def read(files: list[Path]) -> Iterator[tuple[str, str]]:
             yield "drop folder", message
 
 
-def mark_done(folder: Path, files: list[Path]) -> None:
-    """Move read files to `done/`, never over an earlier file of the same name (a sender may reuse names: the
-    later one gets a numbered suffix); a file another reader has moved already is left to it."""
-    done = folder / DONE
+def too_large(files: list[Path], max_mb: float = MAX_MB) -> list[Path]:
+    """The files larger than `max_mb` megabytes (not read: a sender splits them)."""
+    out = []
+    for path in files:
+        try:
+            if path.stat().st_size > max_mb * 1_000_000:
+                out.append(path)
+        except FileNotFoundError:  # taken by another reader
+            continue
+    return out
+
+
+def mark_done(folder: Path, files: list[Path], into: str = DONE) -> None:
+    """Move read files to `done/` (or `into`), never over an earlier file of the same name (a sender may reuse
+    names: the later one gets a numbered suffix); a file another reader has moved already is left to it."""
+    done = folder / into
     done.mkdir(exist_ok=True)
     for path in files:
         target, n = done / path.name, 1

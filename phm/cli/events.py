@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from phm.cli.common import console, fail, settings
+from phm.cli.common import console, err, fail, settings
 
 app = typer.Typer(
     help="Near real time events: ingest a drop folder, refresh the worklist, absorb into the "
@@ -24,6 +25,12 @@ def ingest_cmd(
     watch: Annotated[bool, typer.Option(help="Keep watching the folder (Ctrl-C stops).")] = False,
     every: Annotated[float, typer.Option(help="Seconds between looks when watching.", min=0.1)] = 2.0,
     keep: Annotated[bool, typer.Option(help="Leave read files in place (default: move them to done/).")] = False,
+    max_mb: Annotated[
+        float,
+        typer.Option(
+            help="Largest file read, in megabytes (files are read whole); larger ones go to refused/.", min=0.001
+        ),
+    ] = 50.0,
     refresh: Annotated[
         bool,
         typer.Option(
@@ -54,6 +61,17 @@ def ingest_cmd(
     quarantined = 0
     while True:
         files = drop.pending(folder)
+        big = drop.too_large(files, max_mb)
+        if big:
+            files = [f for f in files if f not in big]
+            where = "left in place (--keep)" if keep else f"moved to {folder / drop.REFUSED}"
+            for path in big:
+                err.print(
+                    f"[yellow]Warning:[/] {escape(path.name)}: larger than {max_mb:g} MB, so not read ({escape(where)}); "
+                    "ask the sender to split it"
+                )
+            if not keep:
+                drop.mark_done(folder, big, into=drop.REFUSED)
         if files:
             try:
                 report = ingest(s, drop.read(files), known=known, pseudonymiser=pseudo)

@@ -91,3 +91,16 @@ def test_a_second_absorb_at_the_same_time_is_refused(ics20k_loaded, tmp_path) ->
     said = " ".join(out.stderr.split())
     assert out.returncode == 2 and f"a `phm events absorb` (process {os.getpid()}) is writing it now" in said, said
     assert "Traceback" not in out.stderr and sorted(events_root(home).rglob("*.parquet")) == before
+
+
+def test_a_file_too_large_to_read_is_set_aside_and_the_rest_stored(tmp_path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "huge.hl7").write_text("\r".join(good(f"H{i}", f"HV{i}") for i in range(400)))  # ~100 KB
+    (drop / "small.hl7").write_text(good("S1", "SV1"))
+    out = run("events", "ingest", str(drop), "--max-mb", "0.05", home=tmp_path / "home", env=ENV)
+    said = " ".join(out.stderr.split())
+    assert out.returncode == 0 and "huge.hl7: larger than 0.05 MB, so not read (moved to" in said, out.stderr
+    assert "1 file(s), 1 message(s): 1 stored" in out.stdout
+    assert [p.name for p in (drop / "refused").iterdir()] == ["huge.hl7"]
+    assert [p.name for p in (drop / "done").iterdir()] == ["small.hl7"]
