@@ -19,7 +19,7 @@ from serving.governance.model_audit import audit_model
 from serving.governance.signoff import decide
 from serving.users import Role, add_user
 from support.cli import run as phm
-from support.homes import copied_home, train_quickly
+from support.homes import trained_copy
 from training import tracking
 
 MODEL = "emergency_admission"
@@ -28,8 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def audited(ics20k_loaded, tmp_path_factory) -> Settings:
-    settings = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("pack"))
-    train_quickly(settings)
+    settings = trained_copy(ics20k_loaded[0], tmp_path_factory.mktemp("pack"))
     add_user(settings.home, "Dr Ada Jones", Role.safety_officer, [])
     audit_model(settings, MODEL, 1, AuditConfig(bootstrap_draws=50))
     return settings

@@ -21,7 +21,7 @@ from phm.core.settings import Settings
 from serving.governance.signoff import gate
 from serving.users import Role, add_user
 from support.cli import run as phm
-from support.homes import approved_champion, copied_home, registry_copy, train_quickly
+from support.homes import approved_champion, registry_copy, trained_copy
 from training import tracking
 
 MODEL = "emergency_admission"
@@ -30,9 +30,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(ics20k_loaded, tmp_path_factory) -> Settings:
-    settings = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("tamper_trained"))
-    train_quickly(settings)
-    return settings
+    return trained_copy(ics20k_loaded[0], tmp_path_factory.mktemp("tamper_trained"))
 
 
 def approved_home(trained: Settings, root: Path) -> tuple[Settings, Path]:

@@ -24,7 +24,7 @@ from serving.governance import hazard_log
 from serving.governance.hazard_log import hazard_log_path
 from serving.users import Role, add_user
 from support.cli import run as phm
-from support.homes import approved_champion, copied_home, registry_copy, train_quickly
+from support.homes import approved_champion, registry_copy, trained_copy
 from support.source import changed_feature_window, reworded_feature
 from training import tracking
 
@@ -35,9 +35,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(ics20k_loaded, tmp_path_factory) -> Settings:
     """A home with version 1 of the worklist model trained and registered (not audited)."""
-    settings = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("signoff_trained"))
-    train_quickly(settings)
-    return settings
+    return trained_copy(ics20k_loaded[0], tmp_path_factory.mktemp("signoff_trained"))
 
 
 def fresh(trained: Settings, root: Path) -> Settings:

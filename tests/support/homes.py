@@ -26,6 +26,14 @@ def train_quickly(home: Settings, model: str = "emergency_admission") -> RunResu
     return run(cfg, home)
 
 
+def trained_copy(source: Settings, root: Path) -> Settings:
+    """A copy of `source`'s warehouse under `root` with version 1 of the worklist model trained quickly and
+    registered (not audited)."""
+    home = copied_home(source, root)
+    train_quickly(home)
+    return home
+
+
 def registry_copy(source: Settings, root: Path, snapshots: bool = False) -> Settings:
     """A fresh PHM home holding copies of `source`'s warehouse, MLflow store (its champions) and safety case (the
     hazard log holding the approvals), so a test can score, audit and re-tag versions without touching `source`
