@@ -48,6 +48,7 @@ def ensemble_forecast(history, horizon: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     from benchmarks.measure import cached_warehouse, machine
     from features.series import nowcast_spells
+    from benchmarks.nowcast_oracle import oracle_mae
     from training.nowcast import NowcastConfig, backtest
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.nowcast", description=__doc__.splitlines()[0])
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         }
     for name, sd in (("noise_floor", table.nowcast_sd), ("admissions_floor", table.arrivals_sd)):
         mae[name] = {f"day_{k}": float(np.sqrt(2 / np.pi) * sd[table.ahead == k].mean()) for k in (1, 2, 3)}
+    generator_floor = oracle_mae(warehouse, table)
     floor = mae["noise_floor"]
     ratio = mae["nowcast"]["day_1"] / mae["time_series"]["day_1"]
     outcome = "PASS" if ratio <= TARGET else "MISS"
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{outcome}: nowcast day-1 MAE / time-series day-1 MAE = {ratio:.3f} (target <= {TARGET}); the noise floor is "
         f"{floor['day_1'] / mae['time_series']['day_1']:.3f} of the time series' day-1 MAE, the admissions alone "
-        f"{mae['admissions_floor']['day_1'] / mae['time_series']['day_1']:.3f}"
+        f"{mae['admissions_floor']['day_1'] / mae['time_series']['day_1']:.3f}; a forecast knowing the generator's own "
+        f"chances {generator_floor / mae['time_series']['day_1']:.3f}"
     )
     record.write_results(
         {
@@ -102,9 +105,10 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": round(seconds, 1),
             "mean_census": round(census, 1),
             "mae": mae,
+            "generator_floor_day_1": round(generator_floor, 3),
             "ranges_held": {u: {f"{lv:.0%}": v for lv, v in by.items()} for u, by in held.items()},
         },
-        *judged(mae, census, held),
+        *judged(mae, census, held, generator_floor),
     )
 
 
@@ -141,7 +145,7 @@ def ranges_held(spells, table, cfg) -> dict[str, dict[float, dict[str, float]]]:
     }
 
 
-def judged(mae: dict, census: float, held: dict) -> tuple[list[Target], list[Figure]]:
+def judged(mae: dict, census: float, held: dict, generator_floor: float) -> tuple[list[Target], list[Figure]]:
     """The issue's target (nowcast day-1 MAE at most 0.7 of the time series'), the ranges' coverage targets and the
     figures beside them."""
     return (
@@ -187,6 +191,11 @@ def judged(mae: dict, census: float, held: dict) -> tuple[list[Target], list[Fig
             Figure(
                 "day-1 admissions floor (every current discharge known) as a share of the time series' MAE",
                 mae["admissions_floor"]["day_1"] / mae["time_series"]["day_1"],
+            ),
+            Figure("day-1 MAE: a forecast knowing the generator's own chances (its floor)", generator_floor, "beds"),
+            Figure(
+                "day-1 generator's floor (no method on this ICS can do better) as a share of the time series' MAE",
+                generator_floor / mae["time_series"]["day_1"],
             ),
             Figure("mean midnight census per site", census, "beds"),
         ],
