@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from phm.core.config import SCHEMA_VERSION_HELP, Strict, check_schema_version, explain
+from phm.core.settings_file import SettingsFileError, SettingsFileSource, config_file, default_home
 
 #: Key used only for the embedded synthetic data. Never used for real extracts.
 DEMO_PSEUDONYM_KEY = "phm-demo-key-for-synthetic-data-only"
@@ -40,13 +37,8 @@ class ShrinkPolicy(BaseModel):
     source: float = Field(0.25, ge=0, le=1, description="Largest allowed fall in the rows loaded from any one source.")
 
 
-def _default_home() -> Path:
-    return Path(os.environ.get("PHM_HOME") or Path.home() / ".phm").expanduser()
-
-
 def _config_file() -> Path:
-    explicit = os.environ.get("PHM_CONFIG")
-    return Path(explicit).expanduser() if explicit else _default_home() / "phm.toml"
+    return config_file()[0]
 
 
 class DisclosureSettings(BaseModel):
@@ -162,7 +154,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PHM_", extra="forbid", frozen=True)
 
     schema_version: int = Field(1, description=SCHEMA_VERSION_HELP)
-    home: Path = Field(default_factory=_default_home, description="Folder holding all state.")
+    home: Path = Field(default_factory=default_home, description="Folder holding all state.")
     pseudonym_key: SecretStr | None = Field(
         default=None, description="Secret for HMAC-SHA256 pseudonymisation of NHS numbers."
     )
@@ -259,8 +251,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, SettingsFileSource(settings_cls))
 
     # ---- derived locations (created on first use) -------------------------------------------
     def _dir(self, *parts: str) -> Path:
@@ -382,3 +373,7 @@ def get_settings(**overrides: Any) -> Settings:
         raise SettingsError(
             f"settings ({_config_file()} and PHM_* environment variables): {explain(exc, Settings)}"
         ) from exc
+    except SettingsFileError as exc:
+        raise SettingsError(f"settings: {exc}") from None
+    except SourceError as exc:  # a PHM_* variable of a table setting (PHM_SPARK_CONF, PHM_SERVICE) that is not JSON
+        raise SettingsError(f"settings: {exc} (a table setting in a PHM_* variable is written as JSON)") from None
