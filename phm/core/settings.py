@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from phm.core import redact
 from phm.core.config import SCHEMA_VERSION_HELP, Strict, check_schema_version, explain
 from phm.core.settings_file import SettingsFileError, SettingsFileSource, config_file, default_home
 
@@ -303,14 +304,14 @@ class Settings(BaseSettings):
         return Path(self.spark_tables).expanduser() if self.spark_tables else self.warehouse_path.parent / "tables"
 
     def describe(self) -> dict[str, Any]:
-        """Settings for display, with the secret masked."""
+        """Settings for display, with secrets masked (keys, passwords in addresses, Spark keys)."""
         return {
             "home": str(self.home),
             "config_file": str(_config_file()),
             "warehouse": str(self.warehouse_path),
             "reports": str(self.reports_dir),
             "logs": str(self.logs_dir),
-            "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "mlflow_tracking_uri": redact.address(self.mlflow_tracking_uri),
             "pseudonym_key": "set" if self.pseudonym_key else "not set",
             "demo": self.demo,
             "log_level": self.log_level,
@@ -327,7 +328,7 @@ class Settings(BaseSettings):
                     "spark_master": self.spark_master,
                     "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                     "spark_database": self.spark_database,
-                    "spark_conf": self.spark_conf,
+                    "spark_conf": redact.table(self.spark_conf),
                 }
                 if self.engine == "spark"
                 else {}

@@ -83,3 +83,32 @@ def test_shrink_policy_from_the_environment_is_typed(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PHM_LOAD_SHRINK", '{"population": 2}')
     with pytest.raises(SettingsError, match="population"):
         get_settings()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql://mlflow:pw-Secret1@db.example/mlflow",
+        "https://user:pw-Secret1@mlflow.example:5000/",
+        "postgresql://mlflow:pw@Secret1@db.example/mlflow",
+        "https://mlflow.example/?token=pw-Secret1&workspace=ics",
+    ],
+)
+def test_config_show_hides_a_password_in_the_tracking_address(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the configuration red-team: `phm config show` printed PHM_TRACKING_URI's password."""
+    monkeypatch.setenv("PHM_TRACKING_URI", uri)
+    shown = get_settings().describe()["mlflow_tracking_uri"]
+    assert "Secret1" not in shown and "***" in shown and "example" in shown
+
+
+def test_config_show_keeps_plain_addresses_and_hides_spark_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHM_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("PHM_ENGINE", "spark")
+    monkeypatch.setenv(
+        "PHM_SPARK_CONF", '{"spark.hadoop.fs.s3a.secret.key": "pw-Secret1", "spark.driver.memory": "8g"}'
+    )
+    shown = get_settings().describe()
+    assert shown["mlflow_tracking_uri"] == f"sqlite:///{tmp_path / 'h' / 'mlflow' / 'mlflow.db'}"
+    assert shown["spark_conf"] == {"spark.hadoop.fs.s3a.secret.key": "***", "spark.driver.memory": "8g"}
