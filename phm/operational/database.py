@@ -73,17 +73,37 @@ def _private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
+def _transactional_sqlite(address: str) -> Engine:
+    """An engine whose transactions really hold DDL: Python's sqlite3 commits before CREATE TABLE on its own, so a
+    migration stopped midway (a crash, a full disk) would leave tables its revision does not record, and every later
+    `upgrade` would fail on them. Here the driver never commits by itself and each transaction is BEGIN IMMEDIATE."""
+    found = create_engine(address, connect_args={"timeout": 30})
+
+    @event.listens_for(found, "connect")
+    def _connect(connection, record) -> None:
+        connection.isolation_level = None  # the driver's own transaction handling off
+        _sqlite_pragmas(connection, record)
+
+    @event.listens_for(found, "begin")
+    def _begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return found
+
+
 @contextmanager
 def _migration_lock(settings: Settings, eng: Engine):
     if eng.dialect.name == "sqlite":
         lock = Path(make_url(url(settings)).database).with_suffix(".migrate.lock")
+        migrating = _transactional_sqlite(url(settings))
         with os.fdopen(os.open(lock, os.O_CREAT | os.O_WRONLY, 0o600), "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
-                with eng.begin() as conn:
+                with migrating.begin() as conn:
                     yield conn
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+                migrating.dispose()
     else:
         with eng.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
