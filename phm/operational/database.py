@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -114,20 +114,56 @@ def upgrade(settings: Settings) -> str:
     """Bring the schema to the newest migration; returns the revision now in place."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     eng = engine(settings)
     try:
         with _migration_lock(settings, eng) as conn:
+            _ours(settings, conn)
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
         return revision(settings)
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, CommandError) as exc:
         raise DatabaseError(
             f"cannot migrate the operational database at {shown_url(settings)}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         ) from exc
+
+
+def _ours(settings: Settings, conn: Connection) -> None:
+    """Refuse (before changing anything) a database PHM did not make or cannot read: tables but no PHM migration
+    (another product's database), or a migration this version does not ship (a newer PHM's, another product's)."""
+    from alembic.runtime.migration import MigrationContext
+
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        others = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
+        if others:
+            raise DatabaseError(
+                f"{shown_url(settings)} already holds {len(others)} table(s) ({', '.join(others[:5])}) and no PHM "
+                "migration: it looks like another product's database, which PHM will not change. Give PHM an empty "
+                "database of its own (PHM_DATABASE_URL)"
+            )
+    else:
+        unknown_revision(settings, current)
+
+
+def unknown_revision(settings: Settings, current: str | None) -> None:
+    """A `DatabaseError` when the database is at a migration this version of PHM does not ship."""
+    if current is not None and current not in known():
+        raise DatabaseError(
+            f"{shown_url(settings)} is at migration {current!r}, which this version of PHM does not have (its "
+            f"newest is {head()}): the database was migrated by a newer version of PHM, or belongs to another "
+            "product. Run the newer version (a database is never migrated down), or point PHM_DATABASE_URL at "
+            "PHM's own database"
+        )
+
+
+def known() -> set[str]:
+    """Every migration shipped with this version of phm."""
+    return {script.revision for script in _scripts().walk_revisions()}
 
 
 def revision(settings: Settings) -> str | None:
@@ -145,9 +181,13 @@ def revision(settings: Settings) -> str | None:
 
 def head() -> str:
     """The newest migration shipped with this version of phm."""
+    return _scripts().get_current_head()
+
+
+def _scripts():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(cfg)

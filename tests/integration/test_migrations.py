@@ -1,6 +1,8 @@
 """Migrating the operational database safely, on SQLite and on a real PostgreSQL (found by the configuration
 red-team): a migration stopped midway leaves nothing half done (on SQLite its tables had stayed, unrecorded, and
-every later upgrade failed on them)."""
+every later upgrade failed on them); a database at a migration this version does not ship (a newer PHM's, another
+product's) is refused with a clear error (it was an Alembic traceback, and `phm db status` advised an upgrade); a
+database holding another product's tables is left unchanged (PHM's tables were added among them)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from phm.core.settings import Settings
 from phm.operational import database
+from support.cli import run
 
 _names = itertools.count()
 
@@ -51,3 +54,25 @@ def test_a_migration_that_fails_midway_leaves_nothing_half_done(fresh: Settings)
     with database.engine(fresh).begin() as conn:
         conn.execute(text("DROP INDEX ix_caseloads_person_id"))
     assert database.upgrade(fresh) == "0002"  # the next try completes it
+
+
+def test_a_migration_this_version_does_not_have_is_refused(fresh: Settings) -> None:
+    database.upgrade(fresh)
+    with database.engine(fresh).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    with pytest.raises(database.DatabaseError, match="at migration '0003'.*newer version of PHM"):
+        database.upgrade(fresh)
+    if fresh.database_url is None:  # the command says so too, rather than advising an upgrade
+        out = run("db", "status", home=fresh.home)
+        assert out.returncode == 2 and "newer version of PHM" in out.stderr and "Traceback" not in out.stderr
+        assert "run `phm db upgrade`" not in out.stdout + out.stderr, out.stdout
+        out = run("db", "upgrade", home=fresh.home)
+        assert out.returncode == 2 and "'0003'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_another_products_database_is_left_unchanged(fresh: Settings) -> None:
+    with database.engine(fresh).begin() as conn:
+        conn.execute(text("CREATE TABLE invoices (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(database.DatabaseError, match=r"holds 1 table\(s\) \(invoices\).*another product"):
+        database.upgrade(fresh)
+    assert _tables(fresh) == {"invoices"}
