@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from phm.core import redact
 from phm.core.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,8 +37,11 @@ def url(settings: Settings) -> str:
 
 
 def shown_url(settings: Settings) -> str:
-    """The database's address for messages, with any password hidden."""
-    return make_url(url(settings)).render_as_string(hide_password=True)
+    """The database's address for messages, with any password hidden: the address's own, and one given as a query
+    parameter (`?password=`, `?sslpassword=`, which the PostgreSQL driver also accepts)."""
+    address = make_url(url(settings))
+    secret = {k: redact.HIDDEN for k in address.query if redact.is_secret_name(k)}
+    return address.update_query_dict(secret).render_as_string(hide_password=True).replace("%2A%2A%2A", redact.HIDDEN)
 
 
 def engine(settings: Settings) -> Engine:
