@@ -9,6 +9,7 @@ This module is the foundation layer: it imports nothing else from the project.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
@@ -65,6 +66,21 @@ class ServiceSettings(BaseModel):
     metrics: Literal["off", "data_scientist", "open"] = Field(
         "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks)."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        """Each an IP address or network, as the server matches them: it silently never matches anything else (a
+        host name, a port, a mistyped range), and would believe every client's forwarded headers on "*"."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=True)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network such as 10.0.0.5 or 10.0.0.0/24 (all addresses, "
+                    "which lets any client forge its address in the access log, is 0.0.0.0/0 and ::/0)"
+                ) from None
+        return value
 
 
 #: How long each contact outcome hides a person from the worklist: days, or "until_changed" (hidden until a later

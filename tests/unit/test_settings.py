@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,14 @@ def test_config_show_keeps_plain_addresses_and_hides_spark_keys(
     shown = get_settings().describe()
     assert shown["mlflow_tracking_uri"] == f"sqlite:///{tmp_path / 'h' / 'mlflow' / 'mlflow.db'}"
     assert shown["spark_conf"] == {"spark.hadoop.fs.s3a.secret.key": "***", "spark.driver.memory": "8g"}
+
+
+@pytest.mark.parametrize("entry", ["*", "proxy.internal", "10.0.0.0/33", "10.0.0.1/24", "10.0.0.1:8080"])
+def test_a_trusted_proxy_must_be_an_address_or_network(entry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server never matches anything else (its proxy handling silently keeps it as a name) and believes every
+    client's X-Forwarded-For on "*" (found by the configuration red-team: all were accepted)."""
+    monkeypatch.setenv("PHM_SERVICE", json.dumps({"trusted_proxies": ["10.1.2.3", entry]}))
+    with pytest.raises(ValueError, match=r"service\.trusted_proxies: .* is not an IP address or network"):
+        get_settings()
+    monkeypatch.setenv("PHM_SERVICE", json.dumps({"trusted_proxies": ["10.1.2.3", "10.0.0.0/24", "::1", "0.0.0.0/0"]}))
+    assert get_settings().service.trusted_proxies[1] == "10.0.0.0/24"
