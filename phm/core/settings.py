@@ -13,9 +13,9 @@ import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -25,6 +25,7 @@ from phm.core.settings_file import SettingsFileError, SettingsFileSource, config
 
 #: Key used only for the embedded synthetic data. Never used for real extracts.
 DEMO_PSEUDONYM_KEY = "phm-demo-key-for-synthetic-data-only"
+_LEVEL = lambda v: v.upper() if isinstance(v, str) else v  # noqa: E731 - a log level in any case
 #: Every file and folder PHM creates is for its owner only (0600 files, 0700 folders).
 OWNER_ONLY_UMASK = 0o077
 
@@ -176,7 +177,9 @@ class Settings(BaseSettings):
         default=None, description="Secret for HMAC-SHA256 pseudonymisation of NHS numbers."
     )
     demo: bool = Field(default=False, description="Allow the published demo key (synthetic data only).")
-    log_level: str = Field(default="INFO")
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_LEVEL)] = Field(
+        "INFO", description="Level of $PHM_HOME/logs/phm.log (any case)."
+    )
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI (default: SQLite under home).")
     engine: Literal["duckdb", "spark"] = Field(
         default="duckdb", description="Engine for feature builds, daily scoring and audits (Spark: `[spark]` extra)."

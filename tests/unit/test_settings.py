@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phm.core.settings import get_settings
+from phm.core.settings import SettingsError, get_settings
 
 
 def test_home_from_environment_and_derived_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,3 +124,13 @@ def test_a_trusted_proxy_must_be_an_address_or_network(entry: str, monkeypatch: 
         get_settings()
     monkeypatch.setenv("PHM_SERVICE", json.dumps({"trusted_proxies": ["10.1.2.3", "10.0.0.0/24", "::1", "0.0.0.0/0"]}))
     assert get_settings().service.trusted_proxies[1] == "10.0.0.0/24"
+
+
+def test_an_unknown_log_level_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the configuration red-team: PHM_LOG_LEVEL=VERBOSE was accepted, then every command (and the service)
+    failed with a ValueError traceback from logging."""
+    monkeypatch.setenv("PHM_LOG_LEVEL", "VERBOSE")
+    with pytest.raises(SettingsError, match="log_level: Input should be 'DEBUG', 'INFO'"):
+        get_settings()
+    monkeypatch.setenv("PHM_LOG_LEVEL", "warning")
+    assert get_settings().log_level == "WARNING"
