@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings import SettingsError as SourceError
 
 from phm.core import redact
+from phm.core.database_url import check as check_database_url
 from phm.core.config import SCHEMA_VERSION_HELP, Strict, check_schema_version, explain
 from phm.core.settings_file import SettingsFileError, SettingsFileSource, config_file, default_home
 
@@ -247,19 +248,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
-        """An address SQLAlchemy can use, checked here so that a slip is one clear error (never echoing the
-        address, which may hold a password) rather than a stack trace or a 500 when sessions are first used."""
-        if value is None:
-            return value
-        from sqlalchemy.engine import make_url
-
-        try:
-            make_url(value.get_secret_value()).get_dialect()
-        except Exception:  # noqa: BLE001 - unparsable, a bad port, an unknown database kind or driver
-            raise ValueError(
-                "not a database address SQLAlchemy can use, such as postgresql+psycopg://user:password@host/db "
-                "(the address is not shown: it may hold a password)"
-            ) from None
+        """An address the operational database can be kept at (`phm.core.database_url.check`)."""
+        if value is not None:
+            check_database_url(value.get_secret_value())
         return value
 
     @classmethod

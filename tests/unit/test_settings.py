@@ -134,3 +134,25 @@ def test_an_unknown_log_level_is_a_settings_error(monkeypatch: pytest.MonkeyPatc
         get_settings()
     monkeypatch.setenv("PHM_LOG_LEVEL", "warning")
     assert get_settings().log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite:///file:ops?mode=memory&uri=true", "in-memory"),
+        ("sqlite:///operational/phm.db", "absolute path"),
+    ],
+)
+def test_a_sqlite_database_that_would_not_be_shared_or_kept_is_refused(
+    address: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the configuration red-team: `phm db upgrade` reported success on an in-memory database (each process
+    had its own, so sessions and contact outcomes were lost when it ended), and a relative path meant one database
+    per starting folder."""
+    monkeypatch.setenv("PHM_DATABASE_URL", address)
+    with pytest.raises(SettingsError, match=f"database_url: .*{why}"):
+        get_settings()
+    monkeypatch.setenv("PHM_DATABASE_URL", "sqlite:////srv/phm/operational.db")
+    assert get_settings().database_url is not None
