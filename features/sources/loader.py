@@ -42,7 +42,7 @@ from features.sources.ground_truth import load_truth
 from features.sources.linkage import judge, register_numbers
 from features.sources.load_report import LoadReport, TableReport
 from features.sources.opt_outs import OPT_OUTS, OptOutError, register, remove
-from features.sources.pseudonymise import Pseudonymiser, resolve_key
+from features.sources.pseudonymise import Pseudonymiser, key_changed, key_check, loaded_with, resolve_key
 from features.sources.raw_extract import drop_raw, provenance, read_raw, resolve_columns
 from features.sources.readable import first_line
 from features.sources.shrink import LoadRefused, check_load
@@ -65,15 +65,18 @@ class Loader:
         as_of: date | None = None,
         progress: Progress | None = None,
         allow_shrink: bool = False,
+        new_key: bool = False,
     ):
         self.settings = settings
         self.allow_shrink = allow_shrink
+        self.new_key = new_key
         self.src = src
         self.as_of = as_of or date.today()
         self.say = progress or (lambda _m: None)
         self.synthetic = (src / SYNTHETIC_MARKER).exists()
         key, self.demo_key = resolve_key(settings, self.synthetic)
         self.pseudo = Pseudonymiser(key)
+        self.key_check = key_check(key)
 
     # ---- public ----------------------------------------------------------------------------
     def run(self, warehouse: Path) -> LoadReport:
@@ -108,7 +111,13 @@ class Loader:
 
     # ---- internals --------------------------------------------------------------------------
     def _guard(self, report: LoadReport, warehouse: Path) -> list[str]:
-        """Refuse a load with no patient, or one that shrinks the current warehouse sharply (see `shrink`)."""
+        """Refuse a load with no patient, one under another pseudonymisation key than the current warehouse's (unless
+        `new_key`), or one that shrinks the current warehouse sharply (see `shrink`)."""
+        before = loaded_with(warehouse)[1]
+        if before is not None and before != self.key_check and not self.new_key:
+            raise ContractError(
+                key_changed("The warehouse was not changed. If the key was changed on purpose, load with --new-key.")
+            )
         try:
             shrunk = check_load(
                 warehouse,
@@ -312,7 +321,8 @@ class Loader:
         con.executemany("INSERT INTO load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         fmt = self.source_note.get("format", "phm")
         con.execute(f"""CREATE TABLE load_info AS SELECT {_lit(self.as_of.isoformat())}::DATE AS as_of,
-                        {self.synthetic} AS synthetic, {self.demo_key} AS demo_key, {_lit(fmt)} AS source_format""")
+                        {self.synthetic} AS synthetic, {self.demo_key} AS demo_key, {_lit(fmt)} AS source_format,
+                        {_lit(self.key_check)} AS key_check""")
 
 
 def _remove_stale(warehouse: Path) -> None:
@@ -337,15 +347,17 @@ def load(
     as_of: date | None = None,
     progress: Progress | None = None,
     allow_shrink: bool = False,
+    new_key: bool = False,
 ) -> LoadReport:
     """Load `src` into the warehouse (default: the one under PHM_HOME) and save the JSON report. A load with no
     patient, or one shrinking the current warehouse beyond `settings.load_shrink`, is refused (ContractError)
-    unless `allow_shrink`; the current warehouse is then left untouched. One writer at a time: a load or an absorb
+    unless `allow_shrink`, and so is one under another pseudonymisation key unless `new_key`; the current warehouse
+    is then left untouched. One writer at a time: a load or an absorb
     already writing the warehouse refuses this one (ContractError)."""
     target = warehouse or settings.warehouse_path
     try:
         with sole_writer(target, "a `phm data load`"):
-            report = Loader(settings, src, as_of, progress, allow_shrink).run(target)
+            report = Loader(settings, src, as_of, progress, allow_shrink, new_key).run(target)
             out = settings.reports_dir / "load_report.json"
             part = out.with_name(f".{out.name}.{os.getpid()}.part")
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -62,22 +63,54 @@ class Pseudonymiser:
         return pa.table({"nhs_number": pa.array(nums, pa.string()), "person_id": ids})
 
 
-def installation_key(settings: Settings) -> bytes:
-    """The key the warehouse under `settings` was pseudonymised with (the demo key only if its load was synthetic
-    or `PHM_DEMO` is set; `MissingKeyError` otherwise)."""
+def key_check(key: bytes) -> str:
+    """A short one-way check value of `key` (its HMAC of a fixed text), kept with the warehouse so that a load or a
+    look-up under another key is refused rather than silently giving everyone other ids."""
+    return hmac.new(key, b"phm pseudonym key check", hashlib.sha256).hexdigest()[:16]
+
+
+def key_changed(what: str) -> str:
+    """The refusal when the key in force is not the one the warehouse was loaded with."""
+    return (
+        "PHM_PSEUDONYM_KEY is not the key the current warehouse was loaded with (a PHM_* variable overriding "
+        "phm.toml, or a changed or mistyped key?): every NHS number would get another id, so recorded contact "
+        "outcomes, caseloads, holdouts and the access log would no longer find anyone. " + what
+    )
+
+
+def loaded_with(warehouse: Path) -> tuple[bool, str | None]:
+    """Whether the warehouse's load was synthetic, and its key's check value (None: no warehouse, or one loaded
+    before the check was kept)."""
     import duckdb
 
-    synthetic = False
-    if settings.warehouse_path.exists():
-        try:
-            con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-        except duckdb.Error:
-            con = None
-        if con is not None:
-            try:
-                synthetic = bool(con.execute("SELECT synthetic FROM load_info").fetchone()[0])
-            except (duckdb.Error, TypeError):
-                synthetic = False
-            finally:
-                con.close()
-    return resolve_key(settings, synthetic)[0]
+    if not warehouse.exists():
+        return False, None
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return False, None
+    try:
+        columns = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'load_info'"
+            ).fetchall()
+        }
+        found = con.execute(
+            f"SELECT synthetic, {'key_check' if 'key_check' in columns else 'NULL'} FROM load_info"
+        ).fetchone()
+        return (bool(found[0]), found[1]) if found else (False, None)
+    except duckdb.Error:
+        return False, None
+    finally:
+        con.close()
+
+
+def installation_key(settings: Settings) -> bytes:
+    """The key the warehouse under `settings` was pseudonymised with (the demo key only if its load was synthetic
+    or `PHM_DEMO` is set; `MissingKeyError` otherwise, and when the key in force is not the warehouse's)."""
+    synthetic, check = loaded_with(settings.warehouse_path)
+    key = resolve_key(settings, synthetic)[0]
+    if check is not None and key_check(key) != check:
+        raise MissingKeyError(key_changed("Use the warehouse's key."))
+    return key

@@ -87,9 +87,11 @@ def _sets_operating_point(config: Optional[Path]) -> bool:
     """Does the audit configuration file set its own operating point (top_share or threshold)?"""
     import json
 
+    from phm.core.config import read_text
+
     try:
-        raw = json.loads(config.read_text()) if config else {}
-    except (OSError, ValueError):
+        raw = json.loads(read_text(config)) if config else {}
+    except (OSError, ValueError, RecursionError):
         return False  # `typed_config` reports the problem with the file
     return isinstance(raw, dict) and ("top_share" in raw or raw.get("threshold") is not None)
 

@@ -123,11 +123,13 @@ def typed_config(cls, config: Optional[Path], overrides: dict):
     unknown (misspelled) key, a bad value or another schema version is an error naming the file and the key."""
     from pydantic import ValidationError
 
+    from phm.core.config import ConfigFileError, read_text
+
     try:
-        base = cls.model_validate_json(config.read_text()) if config else cls()
+        base = cls.model_validate_json(read_text(config)) if config else cls()
         return cls.model_validate({**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
-    except OSError as exc:
-        raise fail(f"{config}: cannot read the configuration ({exc})") from exc
+    except ConfigFileError as exc:
+        raise fail(str(exc)) from exc
     except ValidationError as exc:
         raise fail((f"{config}: " if config else "") + validation_message(exc, cls)) from exc
 

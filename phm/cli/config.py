@@ -66,11 +66,15 @@ def check_file(path: Path, kind: str) -> object:
     if kind not in docs:
         raise fail(f"--kind {kind!r}: choose from {', '.join(docs)}")
     cls = docs[kind]
+    from phm.core.config import ConfigFileError, read_text
+
     try:
-        text = path.read_text()
+        text = read_text(path)
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
-    except OSError as exc:
-        raise fail(f"{path}: cannot read it ({exc})") from exc
+    except ConfigFileError as exc:
+        raise fail(str(exc)) from exc
+    except RecursionError as exc:
+        raise fail(f"{path}: nested too deeply to be a configuration") from exc
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise fail(f"{path}: not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'} ({exc})") from exc
     try:

@@ -89,9 +89,11 @@ def load_extracts(
     warehouse: Optional[Path] = None,
     source_format: str = "auto",
     allow_shrink: bool = False,
+    new_key: bool = False,
 ):
     """Map (Synthea, OMOP) and load a folder of extracts into the warehouse; print the load report. A load that
-    would shrink the current warehouse sharply is refused unless `allow_shrink`."""
+    would shrink the current warehouse sharply is refused unless `allow_shrink`, one under another pseudonymisation
+    key unless `new_key`."""
     from features.sources.contracts import CONTRACTS
     from features.sources.formats import FormatError, convert, detect
     from features.sources.loader import ContractError, load
@@ -111,7 +113,7 @@ def load_extracts(
             data_reports.conversion(mapped)
             source = staged
         with stages("Loading", len(CONTRACTS)) as advance:
-            report = load(s, source, warehouse, as_of, progress=advance, allow_shrink=allow_shrink)
+            report = load(s, source, warehouse, as_of, progress=advance, allow_shrink=allow_shrink, new_key=new_key)
     except (ContractError, MissingKeyError, FormatError) as exc:
         raise fail(str(exc)) from exc
     data_reports.load_report(report, source, s.reports_dir / "load_report.json")
@@ -230,12 +232,21 @@ def load_cmd(
             help="Replace the warehouse even if the population or a source shrinks sharply (setting load_shrink).",
         ),
     ] = False,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="Replace a warehouse loaded under another pseudonymisation key (everyone gets a new id: recorded "
+            "outcomes, caseloads and the access log no longer find them).",
+        ),
+    ] = False,
 ) -> None:
     """Validate, pseudonymise and link extracts into the DuckDB warehouse; quarantine bad rows. Synthea exports
     and OMOP CDM extracts are first mapped onto the linked data model (see the mapping tables in docs/data-scientist.md). A load
     with no patient, or one that would shrink the current warehouse sharply (an empty or truncated extract), is
-    refused and the warehouse left as it was, unless --allow-shrink."""
-    load_extracts(settings(), src, as_of.date() if as_of else None, warehouse, source_format, allow_shrink)
+    refused and the warehouse left as it was, unless --allow-shrink; so is one under another pseudonymisation key than
+    the current warehouse's (a PHM_PSEUDONYM_KEY overriding phm.toml, a mistyped key), unless --new-key."""
+    load_extracts(settings(), src, as_of.date() if as_of else None, warehouse, source_format, allow_shrink, new_key)
 
 
 @app.command("export")

@@ -25,11 +25,12 @@ def upgrade_cmd() -> None:
 @app.command("status")
 def status_cmd() -> None:
     """Where the database is, the migration it is at, and the newest one shipped."""
-    from phm.operational.database import DatabaseError, head, revision, shown_url
+    from phm.operational.database import DatabaseError, head, revision, shown_url, unknown_revision
 
     s = settings()
     try:
         now = revision(s)
+        unknown_revision(s, now)
     except DatabaseError as exc:
         raise fail(str(exc)) from exc
     latest = head()

@@ -37,7 +37,7 @@ def demo_cmd(
     console.rule("[bold]PHM Intelligence demo")
     console.print(f"State folder: {s.home}")
     data.generate_ics(s, persons, seed, malformed_share=0.001)
-    data.load_extracts(s, allow_shrink=True)  # the demo replaces whatever it loaded before with what it just generated
+    data.load_extracts(s, allow_shrink=True, new_key=True)  # the demo replaces whatever it loaded before
     data.quality_report(s)
     for name in MODEL_NAMES:
         features.build_features(s, [INDEX_DATE], name)

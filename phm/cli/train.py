@@ -42,10 +42,14 @@ def train_model(
         raise fail(f"{s.warehouse_path}: no warehouse yet. Run `phm data load` (or `phm demo`) first.")
     from pydantic import ValidationError
 
+    from phm.core.config import ConfigFileError, read_text
+
     try:
-        cfg = TrainConfig.model_validate_json(config.read_text()) if config else default_config(name, seed)
+        cfg = TrainConfig.model_validate_json(read_text(config)) if config else default_config(name, seed)
     except ValidationError as exc:
         raise fail(f"{config}: not a valid training configuration: {validation_message(exc, TrainConfig)}") from exc
+    except ConfigFileError as exc:
+        raise fail(str(exc)) from exc
     except (OSError, ValueError) as exc:
         raise fail(f"{config}: not a valid training configuration ({exc})") from exc
     if cfg.model_name != name:

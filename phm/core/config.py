@@ -9,6 +9,8 @@
 * `explain`: a validation error as one line per problem, naming each key, with the nearest known key for a
   misspelling ("top_shares: unknown key (did you mean top_share?)").
 * `json_schema`: the JSON Schema of a configuration as exported under `schemas/` (tested to be current).
+* `read_text`: a configuration file's text, refused (naming the file) when it is not a regular file (a folder, a
+  device, a pipe), is larger than `MAX_BYTES` or is not UTF-8, so a slip never hangs or exhausts memory.
 
 This module is part of the foundation layer: it imports nothing else from the project.
 """
@@ -17,9 +19,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+#: A configuration file is a few kilobytes; anything this large is not one (and is not read into memory).
+MAX_BYTES = 1_000_000
 
 SCHEMA_VERSION_HELP = (
     "Version of this configuration's schema. A file written for another version is refused with "
@@ -107,3 +115,26 @@ def json_schema(model: type[BaseModel]) -> str:
     """The JSON Schema of a configuration, as exported under `schemas/` (stable text, newline at the end)."""
     schema = model.model_json_schema(mode="validation")
     return json.dumps(schema, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+class ConfigFileError(ValueError):
+    """A configuration file that cannot be read as one; the message names it."""
+
+
+def read_text(path: Path) -> str:
+    """The text of the configuration file at `path`, or a `ConfigFileError` naming it."""
+    try:
+        # opened first and checked after (no race between the check and the read); a pipe opened without waiting
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigFileError(f"{path}: not a configuration file (a folder, a device or a pipe?)")
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigFileError(f"{path}: more than {MAX_BYTES:,} bytes: not a configuration file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path}: not UTF-8 text") from None

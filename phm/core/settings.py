@@ -9,23 +9,24 @@ This module is the foundation layer: it imports nothing else from the project.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
+from phm.core import redact
+from phm.core.database_url import check as check_database_url
 from phm.core.config import SCHEMA_VERSION_HELP, Strict, check_schema_version, explain
+from phm.core.settings_file import SettingsFileError, SettingsFileSource, config_file, default_home
 
 #: Key used only for the embedded synthetic data. Never used for real extracts.
 DEMO_PSEUDONYM_KEY = "phm-demo-key-for-synthetic-data-only"
+_LEVEL = lambda v: v.upper() if isinstance(v, str) else v  # noqa: E731 - a log level in any case
 #: Every file and folder PHM creates is for its owner only (0600 files, 0700 folders).
 OWNER_ONLY_UMASK = 0o077
 
@@ -40,13 +41,8 @@ class ShrinkPolicy(BaseModel):
     source: float = Field(0.25, ge=0, le=1, description="Largest allowed fall in the rows loaded from any one source.")
 
 
-def _default_home() -> Path:
-    return Path(os.environ.get("PHM_HOME") or Path.home() / ".phm").expanduser()
-
-
 def _config_file() -> Path:
-    explicit = os.environ.get("PHM_CONFIG")
-    return Path(explicit).expanduser() if explicit else _default_home() / "phm.toml"
+    return config_file()[0]
 
 
 class DisclosureSettings(BaseModel):
@@ -72,6 +68,21 @@ class ServiceSettings(BaseModel):
     metrics: Literal["off", "data_scientist", "open"] = Field(
         "off", description="BentoML's /metrics: off, behind a data scientist's token, or open (private networks)."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        """Each an IP address or network, as the server matches them: it silently never matches anything else (a
+        host name, a port, a mistyped range), and would believe every client's forwarded headers on "*"."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=True)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network such as 10.0.0.5 or 10.0.0.0/24 (all addresses, "
+                    "which lets any client forge its address in the access log, is 0.0.0.0/0 and ::/0)"
+                ) from None
+        return value
 
 
 #: How long each contact outcome hides a person from the worklist: days, or "until_changed" (hidden until a later
@@ -162,12 +173,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PHM_", extra="forbid", frozen=True)
 
     schema_version: int = Field(1, description=SCHEMA_VERSION_HELP)
-    home: Path = Field(default_factory=_default_home, description="Folder holding all state.")
+    home: Path = Field(default_factory=default_home, description="Folder holding all state.")
     pseudonym_key: SecretStr | None = Field(
         default=None, description="Secret for HMAC-SHA256 pseudonymisation of NHS numbers."
     )
     demo: bool = Field(default=False, description="Allow the published demo key (synthetic data only).")
-    log_level: str = Field(default="INFO")
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_LEVEL)] = Field(
+        "INFO", description="Level of $PHM_HOME/logs/phm.log (any case)."
+    )
     tracking_uri: str | None = Field(default=None, description="MLflow tracking URI (default: SQLite under home).")
     engine: Literal["duckdb", "spark"] = Field(
         default="duckdb", description="Engine for feature builds, daily scoring and audits (Spark: `[spark]` extra)."
@@ -235,19 +248,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
-        """An address SQLAlchemy can use, checked here so that a slip is one clear error (never echoing the
-        address, which may hold a password) rather than a stack trace or a 500 when sessions are first used."""
-        if value is None:
-            return value
-        from sqlalchemy.engine import make_url
-
-        try:
-            make_url(value.get_secret_value()).get_dialect()
-        except Exception:  # noqa: BLE001 - unparsable, a bad port, an unknown database kind or driver
-            raise ValueError(
-                "not a database address SQLAlchemy can use, such as postgresql+psycopg://user:password@host/db "
-                "(the address is not shown: it may hold a password)"
-            ) from None
+        """An address the operational database can be kept at (`phm.core.database_url.check`)."""
+        if value is not None:
+            check_database_url(value.get_secret_value())
         return value
 
     @classmethod
@@ -259,8 +262,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, SettingsFileSource(settings_cls))
 
     # ---- derived locations (created on first use) -------------------------------------------
     def _dir(self, *parts: str) -> Path:
@@ -312,14 +314,14 @@ class Settings(BaseSettings):
         return Path(self.spark_tables).expanduser() if self.spark_tables else self.warehouse_path.parent / "tables"
 
     def describe(self) -> dict[str, Any]:
-        """Settings for display, with the secret masked."""
+        """Settings for display, with secrets masked (keys, passwords in addresses, Spark keys)."""
         return {
             "home": str(self.home),
             "config_file": str(_config_file()),
             "warehouse": str(self.warehouse_path),
             "reports": str(self.reports_dir),
             "logs": str(self.logs_dir),
-            "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "mlflow_tracking_uri": redact.address(self.mlflow_tracking_uri),
             "pseudonym_key": "set" if self.pseudonym_key else "not set",
             "demo": self.demo,
             "log_level": self.log_level,
@@ -336,7 +338,7 @@ class Settings(BaseSettings):
                     "spark_master": self.spark_master,
                     "spark_tables": self.spark_tables or str(self.spark_tables_dir),
                     "spark_database": self.spark_database,
-                    "spark_conf": self.spark_conf,
+                    "spark_conf": redact.table(self.spark_conf),
                 }
                 if self.engine == "spark"
                 else {}
@@ -382,3 +384,7 @@ def get_settings(**overrides: Any) -> Settings:
         raise SettingsError(
             f"settings ({_config_file()} and PHM_* environment variables): {explain(exc, Settings)}"
         ) from exc
+    except SettingsFileError as exc:
+        raise SettingsError(f"settings: {exc}") from None
+    except SourceError as exc:  # a PHM_* variable of a table setting (PHM_SPARK_CONF, PHM_SERVICE) that is not JSON
+        raise SettingsError(f"settings: {exc} (a table setting in a PHM_* variable is written as JSON)") from None

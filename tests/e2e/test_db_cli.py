@@ -26,3 +26,13 @@ def test_a_mistyped_database_address_is_one_clear_error(tmp_path: Path, address:
         out = run(*command, home=tmp_path / "home", env={"PHM_DATABASE_URL": address})
         assert out.returncode == 2 and "Traceback" not in out.stderr + out.stdout, out.stderr
         assert "database_url" in out.stderr and SECRET not in out.stderr + out.stdout, out.stderr
+
+
+def test_a_password_given_as_a_query_parameter_is_never_shown(tmp_path: Path) -> None:
+    """The PostgreSQL driver also takes the password as `?password=` (found by the configuration red-team: every
+    message about the database showed it, where a password in the address itself is hidden)."""
+    address = f"postgresql+psycopg://phm@127.0.0.1:1/phm?sslmode=prefer&password={SECRET}"
+    for command in (("db", "status"), ("db", "upgrade")):
+        out = run(*command, home=tmp_path / "home", env={"PHM_DATABASE_URL": address})
+        assert out.returncode == 2 and "127.0.0.1:1/phm" in out.stderr, out.stderr
+        assert SECRET not in out.stderr + out.stdout and "password=***" in out.stderr, out.stderr

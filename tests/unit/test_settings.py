@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from phm.core.settings import get_settings
+from phm.core.settings import SettingsError, get_settings
 
 
 def test_home_from_environment_and_derived_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,3 +84,75 @@ def test_shrink_policy_from_the_environment_is_typed(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PHM_LOAD_SHRINK", '{"population": 2}')
     with pytest.raises(SettingsError, match="population"):
         get_settings()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgresql://mlflow:pw-Secret1@db.example/mlflow",
+        "https://user:pw-Secret1@mlflow.example:5000/",
+        "postgresql://mlflow:pw@Secret1@db.example/mlflow",
+        "https://mlflow.example/?token=pw-Secret1&workspace=ics",
+    ],
+)
+def test_config_show_hides_a_password_in_the_tracking_address(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the configuration red-team: `phm config show` printed PHM_TRACKING_URI's password."""
+    monkeypatch.setenv("PHM_TRACKING_URI", uri)
+    shown = get_settings().describe()["mlflow_tracking_uri"]
+    assert "Secret1" not in shown and "***" in shown and "example" in shown
+
+
+def test_config_show_keeps_plain_addresses_and_hides_spark_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHM_HOME", str(tmp_path / "h"))
+    monkeypatch.setenv("PHM_ENGINE", "spark")
+    monkeypatch.setenv(
+        "PHM_SPARK_CONF", '{"spark.hadoop.fs.s3a.secret.key": "pw-Secret1", "spark.driver.memory": "8g"}'
+    )
+    shown = get_settings().describe()
+    assert shown["mlflow_tracking_uri"] == f"sqlite:///{tmp_path / 'h' / 'mlflow' / 'mlflow.db'}"
+    assert shown["spark_conf"] == {"spark.hadoop.fs.s3a.secret.key": "***", "spark.driver.memory": "8g"}
+
+
+@pytest.mark.parametrize("entry", ["*", "proxy.internal", "10.0.0.0/33", "10.0.0.1/24", "10.0.0.1:8080"])
+def test_a_trusted_proxy_must_be_an_address_or_network(entry: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server never matches anything else (its proxy handling silently keeps it as a name) and believes every
+    client's X-Forwarded-For on "*" (found by the configuration red-team: all were accepted)."""
+    monkeypatch.setenv("PHM_SERVICE", json.dumps({"trusted_proxies": ["10.1.2.3", entry]}))
+    with pytest.raises(ValueError, match=r"service\.trusted_proxies: .* is not an IP address or network"):
+        get_settings()
+    monkeypatch.setenv("PHM_SERVICE", json.dumps({"trusted_proxies": ["10.1.2.3", "10.0.0.0/24", "::1", "0.0.0.0/0"]}))
+    assert get_settings().service.trusted_proxies[1] == "10.0.0.0/24"
+
+
+def test_an_unknown_log_level_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the configuration red-team: PHM_LOG_LEVEL=VERBOSE was accepted, then every command (and the service)
+    failed with a ValueError traceback from logging."""
+    monkeypatch.setenv("PHM_LOG_LEVEL", "VERBOSE")
+    with pytest.raises(SettingsError, match="log_level: Input should be 'DEBUG', 'INFO'"):
+        get_settings()
+    monkeypatch.setenv("PHM_LOG_LEVEL", "warning")
+    assert get_settings().log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite:///file:ops?mode=memory&uri=true", "in-memory"),
+        ("sqlite:///operational/phm.db", "absolute path"),
+    ],
+)
+def test_a_sqlite_database_that_would_not_be_shared_or_kept_is_refused(
+    address: str, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the configuration red-team: `phm db upgrade` reported success on an in-memory database (each process
+    had its own, so sessions and contact outcomes were lost when it ended), and a relative path meant one database
+    per starting folder."""
+    monkeypatch.setenv("PHM_DATABASE_URL", address)
+    with pytest.raises(SettingsError, match=f"database_url: .*{why}"):
+        get_settings()
+    monkeypatch.setenv("PHM_DATABASE_URL", "sqlite:////srv/phm/operational.db")
+    assert get_settings().database_url is not None
