@@ -13,12 +13,18 @@ from serving.governance.monitoring_config import Alert, MonitorConfig
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of `current` against `reference` (quantile bins of the reference;
-    missing values are their own bin)."""
+    """Population stability index of `current` against `reference`: quantile bins of the reference, with a bin of
+    its own for each value holding a `1/bins` share of it or more (the 0 of a flag or of a rarely non-zero count:
+    its quantiles coincide, and a bin `[0, next edge)` would hide people moving off it); missing values are their
+    own bin."""
     ref, cur = np.asarray(reference, float), np.asarray(current, float)
-    edges = (
-        np.unique(np.nanquantile(ref, np.linspace(0, 1, bins + 1)[1:-1])) if np.isfinite(ref).any() else np.array([])
-    )
+    seen = ref[np.isfinite(ref)]
+    edges = np.array([])
+    if seen.size:
+        values, counts = np.unique(seen, return_counts=True)
+        heavy = values[counts >= seen.size / bins]
+        quantiles = np.quantile(seen, np.linspace(0, 1, bins + 1)[1:-1])
+        edges = np.unique(np.concatenate([quantiles, heavy, np.nextafter(heavy, np.inf)]))
 
     def shares(x: np.ndarray) -> np.ndarray:
         missing = np.isnan(x)
