@@ -104,6 +104,14 @@ def run_monitor(
             )
         )
     reasons = sorted({a.kind for a in alerts})
+    horizon = specs.get(name).horizon_days
+    not_judged = (
+        None
+        if matured is not None
+        else f"Realised performance, calibration and fairness not judged: no outcomes have matured since the model "
+        f"was validated ({reference_day}; outcomes take {horizon} days), so decay cannot show yet; the first can be "
+        f"judged as at {reference_day + timedelta(days=horizon)}. Only input drift was checked"
+    )
     return MonitorResult(
         model=name,
         version=str(mv.version),
@@ -122,6 +130,7 @@ def run_monitor(
         retrain_due=bool(alerts),
         retrain_reasons=reasons,
         programme=seen.programme,
+        not_judged=not_judged,
     )
 
 
@@ -148,7 +157,13 @@ def record(settings: Settings, result: MonitorResult) -> Path:
         )
         mlflow.log_dict(json.loads(result.model_dump_json()), "monitoring.json")
     client = MlflowClient()
-    status = f"alerts ({len(result.alerts)})" if result.alerts else "ok"
+    status = (
+        f"alerts ({len(result.alerts)})"
+        if result.alerts
+        else "no drift; outcomes not matured"
+        if result.not_judged
+        else "ok"
+    )
     client.set_model_version_tag(result.model, result.version, "monitoring_status", status)
     client.set_model_version_tag(result.model, result.version, "monitoring_as_of", result.as_of)
     for a in result.alerts:

@@ -69,3 +69,4 @@ class MonitorResult(BaseModel):
     retrain_due: bool
     retrain_reasons: list[str]
     programme: dict = {}  # realised observed/expected by listing status (`programme_view`), when anyone was listed
+    not_judged: str | None = None  # why realised performance, calibration and fairness were not judged (no outcomes)
