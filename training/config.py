@@ -58,6 +58,16 @@ class TrainConfig(Document):
     def _known(cls, value: str) -> str:
         return specs.get(value).name
 
+    @field_validator("train_dates", "validation_dates")
+    @classmethod
+    def _distinct(cls, days: list[date] | None) -> list[date] | None:
+        """A date named twice would build every person's row at it again (duplicated people: double weight in
+        training, a validation population that looks larger than it is)."""
+        repeated = sorted({d for d in days or [] if days.count(d) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(map(str, repeated))} named more than once; name each index date once")
+        return days
+
     @model_validator(mode="after")
     def _both_or_neither(self) -> "TrainConfig":
         if (self.train_dates is None) != (self.validation_dates is None):
