@@ -41,3 +41,27 @@ def test_distinct_dates_and_the_defaults_still_validate() -> None:
     assert cfg.train_dates == [D1, D2]
     for name in specs.NAMES:
         assert default_config(name).follows_data
+
+
+@pytest.mark.parametrize(
+    "grid, where",
+    [
+        ({"num_leaves": [], "min_child_samples": [50]}, "grid.num_leaves"),  # had failed with 'max() arg is empty'
+        ({"num_leaves": [1], "min_child_samples": [50]}, "grid.num_leaves.0"),  # had been a LightGBM traceback
+        ({"num_leaves": [15], "min_child_samples": [0]}, "grid.min_child_samples.0"),
+    ],
+)
+def test_a_grid_lightgbm_cannot_fit_is_refused_before_any_work(grid: dict, where: str) -> None:
+    """The tuning grid's values are copied into `BoostingParams` unchecked, after the features are built: an
+    empty or impossible grid is refused when the configuration is read, naming the key."""
+    from phm.core.config import explain
+
+    with pytest.raises(ValidationError) as caught:
+        TrainConfig.model_validate({"model_name": "emergency_admission", "grid": grid})
+    assert explain(caught.value, TrainConfig).startswith(where + ":")
+
+
+@pytest.mark.parametrize("rows", [0, -5])
+def test_max_train_rows_is_a_positive_count(rows: int) -> None:
+    with pytest.raises(ValidationError, match="max_train_rows"):
+        TrainConfig.model_validate({"model_name": "emergency_admission", "max_train_rows": rows})
