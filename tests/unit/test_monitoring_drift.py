@@ -1,14 +1,17 @@
 """Input drift (`serving.governance.monitoring_drift.psi`) on the predictors a risk model really has: 0/1 flags and
 counts that are zero for most people, whose reference quantiles coincide. A shift off the common value must show
-(it had scored 0: the value shared a bin with everything above it); the same distribution must not."""
+(it had scored 0: the value shared a bin with everything above it); the same distribution must not, in a whole
+population or in a group of a few hundred people (whose PSIs cross the thresholds by chance)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from serving.governance.monitoring_config import MonitorConfig
-from serving.governance.monitoring_drift import psi
+from serving.governance.monitoring_drift import input_drift, psi
 
 ALERT = MonitorConfig().psi_alert
 N = 20_000
@@ -49,3 +52,52 @@ def test_missing_and_non_finite_values() -> None:
     with_inf = values.copy()
     with_inf[:10] = np.inf
     assert psi(with_inf, rng.normal(size=N)) < 0.01  # an infinite reference value does not break the bins
+
+
+PREDICTORS = [f"x{i}" for i in range(8)]
+
+
+def population(rng: np.random.Generator, sizes: dict[str, int], shift: float = 0.0) -> pd.DataFrame:
+    """People with 8 standard normal predictors; those of ethnic category M (broad group Black) moved by `shift`."""
+    parts = []
+    for code, n in sizes.items():
+        part = pd.DataFrame(rng.normal(shift if code == "M" else 0, 1, (n, len(PREDICTORS))), columns=PREDICTORS)
+        parts.append(part.assign(ethnic_category=code))
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def model() -> LogisticRegression:
+    rng = np.random.default_rng(0)
+    train = population(rng, {"A": 2_000})
+    return LogisticRegression().fit(train[PREDICTORS], (train.x0 + rng.normal(size=2_000) > 1).astype(int))
+
+
+def test_a_small_group_does_not_alarm_on_sampling_noise(model: LogisticRegression) -> None:
+    """250 Black people drawn twice from one distribution: their PSIs cross the group threshold (0.15) by chance
+    (6 of these 20 runs had alerted, 'retraining due'); an alert now needs the PSI beyond what sampling gives."""
+    cfg = MonitorConfig(clock_features={})
+    sizes = {"A": 20_000, "M": 250}
+    alarmed = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        found = input_drift(model, PREDICTORS, population(rng, sizes), population(rng, sizes), 0, cfg).alerts
+        alarmed += [(seed, a.subject, round(a.value, 3)) for a in found]
+    assert alarmed == []
+
+
+def test_a_real_shift_in_a_small_group_still_alerts(model: LogisticRegression) -> None:
+    rng = np.random.default_rng(99)
+    sizes = {"A": 20_000, "M": 250}
+    found = input_drift(
+        model,
+        PREDICTORS,
+        population(rng, sizes),
+        population(rng, sizes, shift=0.8),
+        0,
+        MonitorConfig(clock_features={}),
+    ).alerts
+    moved = {a.subject for a in found if a.metric == "psi_by_group"}
+    assert len(moved) == 5 and all(s.startswith("Ethnicity (broad group): Black: x") for s in moved)  # its top 5
+    assert any(a.metric == "score_psi_by_group" and a.subject.endswith("Black") for a in found)
+    assert not any("White" in a.subject for a in found)  # the unchanged group stays quiet
