@@ -124,3 +124,30 @@ def files_sha256(name: str, version: int | str) -> str:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
+
+
+RUN_FILES_TAG = "phm.model_files_sha256"  # on a training run: the digest of the model files it logged and validated
+
+
+def record_run_files(name: str, version: int | str, run_id: str) -> str:
+    """Tag the training run with the digest of the version's model files it registered (`files_sha256`): what its
+    validation scores describe."""
+    digest = files_sha256(name, version)
+    MlflowClient().set_tag(run_id, RUN_FILES_TAG, digest)
+    return digest
+
+
+def run_files_problem(name: str, version: int | str) -> str | None:
+    """Why the version's validation scores (its run's) do not describe its model files, or None when they do: the
+    files must be those its run logged. A version registered with another run's id, or from other files, is not."""
+    client = MlflowClient()
+    mv = client.get_model_version(name, str(version))
+    logged = client.get_run(mv.run_id).data.tags.get(RUN_FILES_TAG) if mv.run_id else None
+    if logged is None:
+        return (
+            f"its training run ({mv.run_id or 'none'}) records no model files (registered from outside a training "
+            "run, or trained before runs recorded them)"
+        )
+    if logged != files_sha256(name, version):
+        return f"its model files are not the ones its training run ({mv.run_id}) logged and validated"
+    return None

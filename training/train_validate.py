@@ -230,6 +230,7 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     client.set_model_version_tag(
         cfg.model_name, str(version), "feature_hash", job.manifests["train"]["definition_hash"]
     )
+    registry.record_run_files(cfg.model_name, version, run_id)  # the files these validation scores describe
     client.update_model_version(
         cfg.model_name,
         str(version),
