@@ -57,7 +57,11 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
             continue
         for found_mv in sorted(found, key=lambda v: int(v.version)):
             mv = client.get_model_version(name, found_mv.version)  # search results omit aliases
-            metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            try:
+                metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else None
+            except MlflowException:  # deleted for good, or never a run: listed, and said
+                metrics = None
+            status = (mv.tags or {}).get("audit_status", "not audited")
             out.append(
                 VersionInfo(
                     name=name,
@@ -65,8 +69,8 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
                     aliases=sorted(mv.aliases or []),
                     run_id=mv.run_id,
                     created=int(mv.creation_timestamp or 0),
-                    status=(mv.tags or {}).get("audit_status", "not audited"),
-                    metrics={k: metrics[k] for k in HEADLINE if k in metrics},
+                    status=status if metrics is not None else f"{status}; training run missing",
+                    metrics={k: metrics[k] for k in HEADLINE if k in (metrics or {})},
                     tags=dict(mv.tags or {}),
                 )
             )
@@ -142,7 +146,10 @@ def run_files_problem(name: str, version: int | str) -> str | None:
     files must be those its run logged. A version registered with another run's id, or from other files, is not."""
     client = MlflowClient()
     mv = client.get_model_version(name, str(version))
-    logged = client.get_run(mv.run_id).data.tags.get(RUN_FILES_TAG) if mv.run_id else None
+    try:
+        logged = client.get_run(mv.run_id).data.tags.get(RUN_FILES_TAG) if mv.run_id else None
+    except MlflowException:
+        return f"its training run ({mv.run_id}) is missing from the tracking store"
     if logged is None:
         return (
             f"its training run ({mv.run_id or 'none'}) records no model files (registered from outside a training "
