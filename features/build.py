@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from phm.core.config import Document
 
@@ -43,6 +43,15 @@ class BuildConfig(Document):
     label: LabelConfig
     ethnicity_as_predictor: bool = Field(False, description="Use ethnicity as a predictor (recorded in the manifest)")
     data_end: date | None = Field(None, description="Last day of data; default: the latest activity in the warehouse")
+
+    @field_validator("index_dates")
+    @classmethod
+    def _distinct(cls, days: list[date]) -> list[date]:
+        """Each index date once: a repeated one would repeat every person's rows (joined per date, squared)."""
+        repeated = sorted({d for d in days if days.count(d) > 1})
+        if repeated:
+            raise ValueError(f"index dates {', '.join(map(str, repeated))} named more than once")
+        return days
 
     def resolved(self) -> tuple[FeatureSet, CohortConfig, LabelConfig]:
         return self.features, self.cohort, self.label

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,10 +16,11 @@ from models.specs.base import ModelSpec
 
 
 class TuningGrid(Strict):
-    """The small set of hyperparameters tuned on the training period only."""
+    """The small set of hyperparameters tuned on the training period only (at least one value each, within what
+    `BoostingParams` allows: the grid's values are copied into it unchecked)."""
 
-    num_leaves: list[int] = Field(default_factory=lambda: [15, 31])
-    min_child_samples: list[int] = Field(default_factory=lambda: [50, 200])
+    num_leaves: list[Annotated[int, Field(ge=2)]] = Field(default_factory=lambda: [15, 31], min_length=1)
+    min_child_samples: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [50, 200], min_length=1)
 
 
 class TrainConfig(Document):
@@ -41,7 +42,7 @@ class TrainConfig(Document):
     grid: TuningGrid = Field(default_factory=TuningGrid)
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     bootstrap_draws: int = Field(200, ge=10)
-    max_train_rows: int | None = Field(None, description="Sample the training rows (benchmarks, quick runs)")
+    max_train_rows: int | None = Field(None, ge=1, description="Sample the training rows (benchmarks, quick runs)")
     max_tuning_rows: int = Field(250_000, ge=1_000, description="Tune on at most this many fit rows")
     refit_below_rows: int = Field(500_000, description="Refit on fit + stopping rows when there are fewer fit rows")
     experiment: str | None = None
@@ -57,6 +58,16 @@ class TrainConfig(Document):
     @classmethod
     def _known(cls, value: str) -> str:
         return specs.get(value).name
+
+    @field_validator("train_dates", "validation_dates")
+    @classmethod
+    def _distinct(cls, days: list[date] | None) -> list[date] | None:
+        """A date named twice would build every person's row at it again (duplicated people: double weight in
+        training, a validation population that looks larger than it is)."""
+        repeated = sorted({d for d in days or [] if days.count(d) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(map(str, repeated))} named more than once; name each index date once")
+        return days
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> "TrainConfig":

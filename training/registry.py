@@ -57,7 +57,11 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
             continue
         for found_mv in sorted(found, key=lambda v: int(v.version)):
             mv = client.get_model_version(name, found_mv.version)  # search results omit aliases
-            metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            try:
+                metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else None
+            except MlflowException:  # deleted for good, or never a run: listed, and said
+                metrics = None
+            status = (mv.tags or {}).get("audit_status", "not audited")
             out.append(
                 VersionInfo(
                     name=name,
@@ -65,8 +69,8 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
                     aliases=sorted(mv.aliases or []),
                     run_id=mv.run_id,
                     created=int(mv.creation_timestamp or 0),
-                    status=(mv.tags or {}).get("audit_status", "not audited"),
-                    metrics={k: metrics[k] for k in HEADLINE if k in metrics},
+                    status=status if metrics is not None else f"{status}; training run missing",
+                    metrics={k: metrics[k] for k in HEADLINE if k in (metrics or {})},
                     tags=dict(mv.tags or {}),
                 )
             )
@@ -124,3 +128,33 @@ def files_sha256(name: str, version: int | str) -> str:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
+
+
+RUN_FILES_TAG = "phm.model_files_sha256"  # on a training run: the digest of the model files it logged and validated
+
+
+def record_run_files(name: str, version: int | str, run_id: str) -> str:
+    """Tag the training run with the digest of the version's model files it registered (`files_sha256`): what its
+    validation scores describe."""
+    digest = files_sha256(name, version)
+    MlflowClient().set_tag(run_id, RUN_FILES_TAG, digest)
+    return digest
+
+
+def run_files_problem(name: str, version: int | str) -> str | None:
+    """Why the version's validation scores (its run's) do not describe its model files, or None when they do: the
+    files must be those its run logged. A version registered with another run's id, or from other files, is not."""
+    client = MlflowClient()
+    mv = client.get_model_version(name, str(version))
+    try:
+        logged = client.get_run(mv.run_id).data.tags.get(RUN_FILES_TAG) if mv.run_id else None
+    except MlflowException:
+        return f"its training run ({mv.run_id}) is missing from the tracking store"
+    if logged is None:
+        return (
+            f"its training run ({mv.run_id or 'none'}) records no model files (registered from outside a training "
+            "run, or trained before runs recorded them)"
+        )
+    if logged != files_sha256(name, version):
+        return f"its model files are not the ones its training run ({mv.run_id}) logged and validated"
+    return None

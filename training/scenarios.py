@@ -69,25 +69,11 @@ class ScenarioResult(BaseModel):
     notes: list[str]
 
 
-def prepare_inputs(settings: Settings, folder: Path, model_name: str | None = None) -> dict:
-    """Score everyone with the worklist model's champion (else candidate) and save the inputs scenarios need."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from training import tracking
-
+def prepare_inputs(settings: Settings, folder: Path, model, version: str, model_name: str | None = None) -> dict:
+    """Score everyone with `model` (a pyfunc: the worklist model's champion, version `version`, that the caller found
+    approved for use, `serving.batch.common.approved_champion`) and save the inputs scenarios need."""
     spec = specs.get(model_name) if model_name else specs.worklist()
     model_name = spec.name
-    tracking.configure(settings)
-    model, alias = None, None
-    for alias in ("champion", "candidate"):
-        try:
-            model = mlflow.pyfunc.load_model(f"models:/{model_name}@{alias}")
-            break
-        except MlflowException:
-            continue
-    if model is None:
-        raise ScenarioError(f"no {model_name} model is registered; train one (`phm train {spec.cli_name}`)")
     as_of = data_end(settings.warehouse_path)
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
@@ -123,16 +109,21 @@ def prepare_inputs(settings: Settings, folder: Path, model_name: str | None = No
     scores.to_parquet(folder / SCORES, index=False)
     past.to_parquet(folder / PAST, index=False)
     stays.to_parquet(folder / STAYS, index=False)
-    version = mlflow.MlflowClient().get_model_version_by_alias(model_name, alias).version
     info = {
         "model": model_name,
-        "alias": alias,
+        "alias": "champion",
         "version": str(version),
         "index_date": str(index_date),
         "people": int(len(scores)),
     }
     (folder / "scenario_inputs.json").write_text(json.dumps(info, indent=1))
     return info
+
+
+def clear_inputs(folder: Path) -> None:
+    """Remove the scenario inputs from `folder` (kept from an earlier fit): no champion may score them now."""
+    for name in (SCORES, PAST, STAYS, "scenario_inputs.json"):
+        (folder / name).unlink(missing_ok=True)
 
 
 def _site_share(stays: pd.DataFrame, people: np.ndarray, site: str) -> float:
@@ -172,7 +163,8 @@ def run_scenario(folder: Path, scenario: Scenario, policy: Policy | None = None)
         )
     if not (folder / SCORES).exists():
         raise ScenarioError(
-            "no risk scores for scenarios: register an emergency-admission model, then run `phm forecast fit` again"
+            "no risk scores for scenarios: they come from the emergency-admission champion, approved by a clinical "
+            "safety officer for the configuration in force; promote one, then run `phm forecast fit` again"
         )
     forecasts = pd.read_parquet(folder / "forecasts.parquet")
     known = sorted(forecasts.site.unique())

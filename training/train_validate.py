@@ -90,6 +90,13 @@ def subgroups(job: FittedJob, y: np.ndarray, p: np.ndarray) -> list[dict]:
     return rows
 
 
+def composite_examples(X: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """Example inputs that are nobody's record: row i holds each predictor's (i + 1)/(rows + 1) quantile
+    (interpolated), so the examples logged with the model (its input example, the example reasons), which travel
+    wherever the model does, carry no real person's health record."""
+    return X.quantile(np.linspace(0, 1, rows + 2)[1:-1]).reset_index(drop=True).astype("float64")
+
+
 def _flat_params(cfg: TrainConfig, job: FittedJob) -> dict[str, str]:
     dates = lambda ds: ds[0].isoformat() if len(ds) == 1 else f"{ds[0]}..{ds[-1]} ({len(ds)} dates)"  # noqa: E731
     return {
@@ -196,7 +203,7 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
             scores_path = Path(tmp) / "scores.parquet"
             audit_frame(v, cfg.label, p_model).to_parquet(scores_path, index=False)
             mlflow.log_artifact(str(scores_path), "validation")
-        example_rows = X.head(5)
+        example_rows = composite_examples(X)
         mlflow.log_dict({"examples": reasons(job.model, example_rows)}, "validation/example_reasons.json")
         info = tracking.log_risk_model(job.model, example_rows, registered_name=cfg.model_name)
         version = int(info.registered_model_version)
@@ -230,6 +237,7 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     client.set_model_version_tag(
         cfg.model_name, str(version), "feature_hash", job.manifests["train"]["definition_hash"]
     )
+    registry.record_run_files(cfg.model_name, version, run_id)  # the files these validation scores describe
     client.update_model_version(
         cfg.model_name,
         str(version),

@@ -54,14 +54,23 @@ def age_band(values: pd.Series) -> pd.Series:
 
 
 def quarantine(frame: pd.DataFrame, score: str, outcome: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows that cannot be audited, each with a reason, and the rest."""
+    """Rows that cannot be audited, and the rest. A rejected row is kept as its line in the file, the reason and
+    the offending score and outcome only: the other columns of another tool's table may identify people (NHS
+    numbers, names, dates of birth), and this record is written to disk."""
     s = pd.to_numeric(frame[score], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     o = pd.to_numeric(frame[outcome], errors="coerce")
     bad_s, bad_o = ~np.isfinite(s), ~o.isin([0, 1]).to_numpy()
     why_s, why_o = f"{score}: missing or not a number", f"{outcome}: not 0 or 1"
     reason = np.where(bad_s & bad_o, f"{why_s}; {why_o}", np.where(bad_s, why_s, np.where(bad_o, why_o, "")))
     bad = bad_s | bad_o
-    rejected = frame.loc[bad].assign(quarantine_reason=reason[bad], source_row=np.flatnonzero(bad) + 2)
+    rejected = pd.DataFrame(
+        {
+            "source_row": np.flatnonzero(bad) + 2,
+            score: frame.loc[bad, score].to_numpy(),
+            outcome: frame.loc[bad, outcome].to_numpy(),
+            "quarantine_reason": reason[bad],
+        }
+    )
     return rejected, frame.loc[~bad]
 
 

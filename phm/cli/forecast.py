@@ -55,17 +55,41 @@ def fit_forecasts(
     forecasts.backtest(out.backtest, out.meta["selected"])
     forecasts.coverage(out.meta)
     if csv is None:
-        from training.scenarios import ScenarioError, prepare_inputs
+        from training.scenarios import ScenarioError
 
         try:
-            info = prepare_inputs(s, out.folder)
+            info = scenario_inputs(s, out.folder)
             console.print(
                 f"Scenario inputs: {info['people']:,} people scored by {info['model']} "
                 f"{info['alias']} (version {info['version']}) as at {info['index_date']}."
             )
         except ScenarioError as exc:
-            err.print(f"[yellow]Scenarios unavailable:[/] {exc}")
+            err.print(f"[yellow]Scenarios unavailable:[/] {escape(str(exc))}")
     console.print(f"Forecasts to {out.meta['config']['max_horizon']} days saved in {out.folder}; MLflow run {run_id}")
+
+
+def scenario_inputs(s: Settings, folder: Path) -> dict:
+    """Score the population for planning scenarios with the worklist model's champion, only when its safety case
+    allows it to be used (approved report and configuration, the audited files): never a candidate or a refused
+    champion. Otherwise the inputs kept from an earlier fit are removed and `ScenarioError` says why."""
+    from models import specs
+    from serving.batch.common import approved_champion
+    from serving.governance.safety_case import SafetyCaseError
+    from training import tracking
+    from training.scenarios import ScenarioError, clear_inputs, prepare_inputs
+
+    spec = specs.worklist()
+    tracking.configure(s)
+    try:
+        champion, _, refused = approved_champion(s, spec, None)
+    except SafetyCaseError as exc:
+        champion, refused = None, f"the {spec.name} champion may not score: {exc}"
+    if champion is None:
+        clear_inputs(folder)
+        raise ScenarioError(
+            refused or f"no {spec.name} champion: audit, approve and `phm models promote` a version, then fit again"
+        )
+    return prepare_inputs(s, folder, champion.pyfunc, champion.version, spec.name)
 
 
 def forecast_table(s: Settings, site: str, metric: str, horizon: int):

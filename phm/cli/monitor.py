@@ -24,17 +24,23 @@ def run_cmd(
     config: Annotated[Optional[Path], typer.Option(help="Thresholds (JSON, fields of MonitorConfig).")] = None,
 ) -> None:
     """Realised performance, calibration and fairness once outcomes matured, input drift; alerts; is retraining due?"""
-    from serving.governance.monitoring import MonitorConfig, record, run_monitor
+    from serving.governance.monitoring import MonitorConfig, monitoring_date, record, run_monitor
     from training.registry import MODEL_NAMES
 
     s = settings()
     cfg = typed_config(MonitorConfig, config, {})
+    if not s.warehouse_path.exists():
+        raise fail(f"{s.warehouse_path}: no warehouse yet. Run `phm data load` (or `phm demo`) first.")
+    try:
+        day = monitoring_date(s, as_of.date() if as_of else None)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
     names = [model_name(model)] if model else list(MODEL_NAMES)
     any_champion = False
     for name in names:
         try:
             with console.status(f"Monitoring {name}"):
-                result = run_monitor(s, name, as_of.date() if as_of else None, cfg)
+                result = run_monitor(s, name, day, cfg)
         except ValueError as exc:
             if model:
                 raise fail(str(exc)) from exc

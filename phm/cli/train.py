@@ -54,8 +54,11 @@ def train_model(
         raise fail(f"{config}: not a valid training configuration ({exc})") from exc
     if cfg.model_name != name:
         raise fail(f"{config} configures {cfg.model_name}, not {name}")
-    if max_train_rows:
-        cfg = cfg.model_copy(update={"max_train_rows": max_train_rows})
+    if max_train_rows is not None:
+        try:
+            cfg = TrainConfig.model_validate({**cfg.model_dump(), "max_train_rows": max_train_rows})
+        except ValidationError as exc:
+            raise fail(f"--max-train-rows: {validation_message(exc, TrainConfig)}") from exc
     if safe_learning:
         cfg = cfg.model_copy(update={"safe_learning": safe_learning})
     with stages(f"Training {name}", 8) as advance:

@@ -73,6 +73,13 @@ def audit_model(
     run's validation dates, scored on the executors and audited from aggregates."""
     tracking.configure(settings)
     version = resolve_version(name, version)
+    problem = registry.run_files_problem(name, version)
+    if problem:
+        raise AuditInputError(
+            f"{name} version {version} cannot be audited: {problem}, so its validation scores and metrics do not "
+            f"describe it. Register models by training them (`phm train {specs.get(name).cli_name}`), then audit "
+            "that version"
+        )
     if (engine or settings.engine) == "spark":
         result, params = audit_on_spark(settings, name, version, cfg, progress)
     else:

@@ -39,6 +39,19 @@ def _features(settings: Settings, name: str, day: date, folder: Path) -> tuple[p
     return pd.read_parquet(path), manifest
 
 
+def monitoring_date(settings: Settings, as_of: date | None) -> date:
+    """`as_of`, or the end of the data; a date after the data end is refused: the warehouse holds nothing after it,
+    so its predictors would look like drift and the outcomes due by then would be known only where they had
+    already happened (the realised figures judged on the people who were admitted, nobody else)."""
+    end = data_end(settings.warehouse_path)
+    if as_of is not None and as_of > end:
+        raise ValueError(
+            f"--as-of {as_of} lies after the end of the data ({end}): nothing after it is in the warehouse, so "
+            f"neither drift nor outcomes can be judged then; monitor as at {end} or earlier, or load newer extracts"
+        )
+    return as_of or end
+
+
 def run_monitor(
     settings: Settings, name: str, as_of: date | None = None, cfg: MonitorConfig | None = None
 ) -> MonitorResult:
@@ -54,7 +67,7 @@ def run_monitor(
     predictors = list(model.feature_names_in_)
     _, params = load_scores(name, int(mv.version))
     run_metrics = client.get_run(mv.run_id).data.metrics
-    as_of = as_of or data_end(settings.warehouse_path)
+    as_of = monitoring_date(settings, as_of)
     logged = re.findall(r"\d{4}-\d{2}-\d{2}", params.get("validation_dates", ""))  # a list or "first..last (n dates)"
     reference_day = date.fromisoformat(logged[-1]) if logged else as_of - timedelta(days=365)
     alerts: list[Alert] = []
@@ -91,6 +104,14 @@ def run_monitor(
             )
         )
     reasons = sorted({a.kind for a in alerts})
+    horizon = specs.get(name).horizon_days
+    not_judged = (
+        None
+        if matured is not None
+        else f"Realised performance, calibration and fairness not judged: no outcomes have matured since the model "
+        f"was validated ({reference_day}; outcomes take {horizon} days), so decay cannot show yet; the first can be "
+        f"judged as at {reference_day + timedelta(days=horizon)}. Only input drift was checked"
+    )
     return MonitorResult(
         model=name,
         version=str(mv.version),
@@ -109,6 +130,7 @@ def run_monitor(
         retrain_due=bool(alerts),
         retrain_reasons=reasons,
         programme=seen.programme,
+        not_judged=not_judged,
     )
 
 
@@ -135,7 +157,13 @@ def record(settings: Settings, result: MonitorResult) -> Path:
         )
         mlflow.log_dict(json.loads(result.model_dump_json()), "monitoring.json")
     client = MlflowClient()
-    status = f"alerts ({len(result.alerts)})" if result.alerts else "ok"
+    status = (
+        f"alerts ({len(result.alerts)})"
+        if result.alerts
+        else "no drift; outcomes not matured"
+        if result.not_judged
+        else "ok"
+    )
     client.set_model_version_tag(result.model, result.version, "monitoring_status", status)
     client.set_model_version_tag(result.model, result.version, "monitoring_as_of", result.as_of)
     for a in result.alerts:

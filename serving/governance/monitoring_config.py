@@ -27,6 +27,14 @@ class MonitorConfig(Document):
         "that alerts (a moderate shift: a community's change is diluted overall).",
     )
     min_group_people: int = Field(200, ge=20, description="Smaller groups are not judged for drift.")
+    psi_noise_level: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="A PSI alerts only above what sampling alone gives two same-distribution samples of those sizes "
+        "with this probability (and above its threshold): a group of a few hundred people crosses the thresholds "
+        "by chance.",
+    )
     mix_change: float = Field(0.05, gt=0, description="Alert when a group's share of the population moves this much.")
     missing_change: float = Field(0.10, gt=0, description="Alert when a predictor's missing share moves this much.")
     max_age_days: int = Field(400, ge=30, description="Retraining is due when the model is older than this.")
@@ -69,3 +77,4 @@ class MonitorResult(BaseModel):
     retrain_due: bool
     retrain_reasons: list[str]
     programme: dict = {}  # realised observed/expected by listing status (`programme_view`), when anyone was listed
+    not_judged: str | None = None  # why realised performance, calibration and fairness were not judged (no outcomes)

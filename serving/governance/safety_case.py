@@ -123,7 +123,8 @@ def evaluate(
         c.problem = (
             f"the model files of {name} version {version} are not the ones its latest audit ({report[:12]}) "
             "examined (they were replaced in the registry, or the audit predates recording them): nothing "
-            f"approved covers them; run `phm audit run --model {cli} --version {version}` again, then a "
+            "approved covers them; restore the files, or, if they are the ones its training run logged, run "
+            f"`phm audit run --model {cli} --version {version}` again (else train a new version), then a "
             "clinical safety officer must decide on the new report"
         )
         return c

@@ -21,7 +21,7 @@ from models.forecasting import accuracy
 from models.forecasting.forecasters import HarmonicAR, ProphetForecaster, SeasonalNaive
 from models.forecasting.intervals import fit_residuals
 from phm.core.settings import Settings
-from support.homes import copied_home, train_quickly
+from support.homes import approved_champion, copied_home, train_quickly
 from support.cli import run as phm
 from training import tracking
 from training.demand import ForecastConfig
@@ -113,9 +113,14 @@ def test_config_is_validated() -> None:
 
 @pytest.fixture(scope="module")
 def home(ics20k_loaded, tmp_path_factory) -> Settings:
-    """The 20k warehouse with a registered emergency-admission model (for scenarios)."""
+    """The 20k warehouse with an approved emergency-admission champion (scenarios score with nothing less)."""
+    from serving.users import Role, add_user
+
     home = copied_home(ics20k_loaded[0], tmp_path_factory.mktemp("forecast_home"))
     train_quickly(home)
+    add_user(home.home, "Dr Ada Jones", Role.safety_officer, [])
+    add_user(home.home, "Dee Scientist", Role.data_scientist, [])
+    approved_champion(home)
     return home
 
 

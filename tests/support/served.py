@@ -20,7 +20,7 @@ import pytest
 from evaluation.fairness.config import AuditConfig
 from serving.governance.model_audit import audit_model
 from serving.governance.signoff import decide, promote
-from training.scenarios import prepare_inputs
+from phm.cli.forecast import scenario_inputs
 from support.homes import copied_home, train_quickly
 from phm.core.settings import Settings
 from serving.batch.common import default_date
@@ -53,7 +53,7 @@ def make_served_home(ics20k_loaded, tmp_path_factory) -> Settings:
     out, _, _ = run_fit(
         home, ForecastConfig(origins=2, workers=1, models=["seasonal_naive", "harmonic_ar"]), sites=["ICS"]
     )
-    prepare_inputs(home, out.folder)
+    scenario_inputs(home, out.folder)
     end = pd.Timestamp(data_end(home.warehouse_path))
     save_nowcast(current(home.warehouse_path, NowcastConfig(), end), home.home / "nowcast")
     today = default_date(home.warehouse_path)

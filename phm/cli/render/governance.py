@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
 from phm.cli.common import console
 from phm.cli.render.tables import table
 
@@ -93,6 +95,8 @@ def monitoring(result, saved: Path) -> None:
             f"{perf['auroc']:.3f} (sign-off {result.signoff['auroc']:.3f}), calibration slope "
             f"{perf['calibration_slope']:.2f}, observed/expected {perf['observed_to_expected']:.2f}"
         )
+    if result.not_judged:
+        console.print(f"[yellow]{escape(result.not_judged)}.[/]")
     top = sorted(result.drift, key=lambda d: -d["psi"])[:3]
     console.print(
         "Largest shifts since "
@@ -114,6 +118,8 @@ def monitoring(result, saved: Path) -> None:
             f"{name.replace('_', '-')}`; a safety officer must approve before promotion."
         )
         if result.retrain_due
-        else "[green]No retraining due.[/]"
+        else "[green]No alerts: no retraining due.[/]"
+        if not result.not_judged
+        else "[yellow]No drift alerts; decay not judged yet (above).[/]"
     )
     console.print(f"Saved {saved}; logged to MLflow experiment phm-monitoring.")
