@@ -127,8 +127,13 @@ def retrain_cmd(
 
     name = model_name(model)
     s = settings()
-    train_model(s, name, seed, config, safe_learning=None if safe_learning is SafeLearning.off else safe_learning.value)
-    out = audit_version(s, name, None, AuditConfig(bootstrap_draws=draws, top_share=resolve(s, name).top_share))
+    trained = train_model(
+        s, name, seed, config, safe_learning=None if safe_learning is SafeLearning.off else safe_learning.value
+    )
+    # the version this retrain registered, not whatever holds the candidate alias by now (a concurrent train)
+    out = audit_version(
+        s, name, trained.version, AuditConfig(bootstrap_draws=draws, top_share=resolve(s, name).top_share)
+    )
     MlflowClient().set_model_version_tag(name, str(out.result.subject["version"]), "retrained", "true")
     console.print(
         f"{name} version {out.result.subject['version']} is the [bold]candidate[/], awaiting a clinical "
