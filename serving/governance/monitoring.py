@@ -7,7 +7,10 @@ tolerance adds an entry to the hazard log."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
 import re
 import tempfile
 from datetime import date, datetime, timedelta, timezone
@@ -31,6 +34,7 @@ from serving.governance.monitoring_realised import Realised, realised
 from training import tracking
 
 EXPERIMENT = "phm-monitoring"
+log = logging.getLogger("phm.monitoring")
 
 
 def _features(settings: Settings, name: str, day: date, folder: Path) -> tuple[pd.DataFrame, dict]:
@@ -141,12 +145,13 @@ def record(settings: Settings, result: MonitorResult) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{result.model}_v{result.version}_{result.as_of}.json"
     path.write_text(result.model_dump_json(indent=1))
-    latest = folder / "latest.json"
-    current = json.loads(latest.read_text()) if latest.exists() else {}
-    current[result.model] = json.loads(result.model_dump_json())
-    tmp = latest.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=1))
-    tmp.replace(latest)
+    with open(folder / ".latest.lock", "a") as lock:  # one run at a time updates the summary (none lost)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = _read_latest(folder)
+        current[result.model] = json.loads(result.model_dump_json())
+        tmp = folder / f".latest.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(current, indent=1))
+        tmp.replace(folder / "latest.json")
     tracking.configure(settings)
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"{result.model} v{result.version} as at {result.as_of}"):
@@ -185,5 +190,30 @@ def record(settings: Settings, result: MonitorResult) -> Path:
 
 def latest(settings: Settings) -> dict:
     """The latest monitoring result of each model (empty when never run)."""
-    path = settings.home / "monitoring" / "latest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return _read_latest(settings.home / "monitoring")
+
+
+def _read_latest(folder: Path) -> dict:
+    """`latest.json`; when it is damaged (a crash, a full disk, an edit), the newest saved result of each model
+    instead (each run's own file is kept), and the service log says so."""
+    path = folder / "latest.json"
+    if not path.exists():
+        return {}
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(current, dict) and all(isinstance(v, dict) for v in current.values()):
+            return current
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    log.error("%s is damaged; the latest monitoring results are read from each run's own file", path)
+    rebuilt: dict[str, tuple[float, dict]] = {}
+    for run in folder.glob("*_v*_*.json"):
+        try:
+            saved = MonitorResult.model_validate_json(run.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            log.error("%s: not a monitoring result; left out", run)
+            continue
+        when = run.stat().st_mtime
+        if saved.model not in rebuilt or when >= rebuilt[saved.model][0]:
+            rebuilt[saved.model] = (when, json.loads(saved.model_dump_json()))
+    return {model: result for model, (_, result) in sorted(rebuilt.items())}

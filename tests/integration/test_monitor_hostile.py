@@ -61,3 +61,19 @@ def test_says_when_outcomes_have_not_matured(home: Settings) -> None:
     result = json.loads((home.home / "monitoring" / "latest.json").read_text())[MODEL]
     assert result["performance"] == {} and result["not_judged"].startswith("Realised performance")
     assert version.tags["monitoring_status"] != "ok"
+
+
+def test_a_damaged_summary_is_rebuilt_from_each_runs_file(home: Settings) -> None:
+    """`monitoring/latest.json` cut short (a crash, a full disk) had crashed `/api/monitoring`, the Models and Equity
+    pages and every later run; each run's own file is kept, so the latest result of each model is read from those
+    and the next run writes the summary whole again."""
+    from serving.governance.monitoring import latest
+
+    assert phm("monitor", "run", "--model", "emergency-admission", home=home.home).returncode == 0
+    summary = home.home / "monitoring" / "latest.json"
+    good = json.loads(summary.read_text())[MODEL]
+    summary.write_text(summary.read_text()[:40])
+    assert latest(home)[MODEL] == good
+    out = phm("monitor", "run", "--model", "emergency-admission", home=home.home)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert json.loads(summary.read_text())[MODEL]["as_of"] == good["as_of"]
