@@ -18,8 +18,32 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models import specs
+from phm.core import redact
 
 MODEL_NAMES = specs.NAMES
+NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+class RegistryUnavailable(RuntimeError):
+    """The tracking store could not be used (unreachable, refused, broken): never taken for "no such model"."""
+
+
+def missing_or_raise(exc: MlflowException) -> None:
+    """Return when MLflow said what was asked for does not exist; otherwise the store failed, and that is raised
+    (its message with any password in the store's address hidden)."""
+    if exc.error_code not in NOT_FOUND:
+        raise RegistryUnavailable(f"the model registry could not be used: {redact.message(str(exc))[:600]}") from exc
+
+
+def alias_version(name: str, alias: str) -> int | None:
+    """The version of `name` holding `alias`, or None when none does (a failing store raises)."""
+    try:
+        return int(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        missing_or_raise(exc)
+        return None
+
+
 HEADLINE = (
     "val_auroc",
     "val_auprc",
@@ -53,13 +77,15 @@ def versions(names: tuple[str, ...] = MODEL_NAMES) -> list[VersionInfo]:
     for name in names:
         try:
             found = client.search_model_versions(f"name = '{name}'")
-        except MlflowException:
+        except MlflowException as exc:
+            missing_or_raise(exc)
             continue
         for found_mv in sorted(found, key=lambda v: int(v.version)):
             mv = client.get_model_version(name, found_mv.version)  # search results omit aliases
             try:
                 metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else None
-            except MlflowException:  # deleted for good, or never a run: listed, and said
+            except MlflowException as exc:  # deleted for good, or never a run: listed, and said
+                missing_or_raise(exc)
                 metrics = None
             status = (mv.tags or {}).get("audit_status", "not audited")
             out.append(
@@ -97,7 +123,8 @@ def load_champion(name: str) -> Champion | None:
     """The `champion` of `name`, or None when no version holds the alias."""
     try:
         mv = MlflowClient().get_model_version_by_alias(name, "champion")
-    except MlflowException:
+    except MlflowException as exc:
+        missing_or_raise(exc)
         return None
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     return Champion(

@@ -27,6 +27,9 @@ def configure(settings: Settings) -> str:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = settings.mlflow_tracking_uri
+    if uri.startswith(("http://", "https://")):  # an unreachable server fails in seconds, not after two minutes
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri

@@ -4,6 +4,7 @@ calls the same functions as the commands."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -98,4 +99,22 @@ def main() -> None:
         code = fail(str(error)).exit_code
     except SystemExit as done:
         code = exit_code(done.code)
+    except Exception as error:
+        code = _registry_failure(error)
     leave(code)
+
+
+def _registry_failure(error: Exception) -> int:
+    """A model registry that cannot be used (an unreachable tracking server, a broken store) ends the command
+    with one plain message, any password in the store's address hidden; any other error is raised as it was."""
+    loaded = sys.modules.get("mlflow.exceptions")
+    if loaded is None:  # MLflow never loaded: the error cannot be the registry's
+        raise error
+    from phm.core import redact
+    from training.registry import RegistryUnavailable
+
+    if isinstance(error, RegistryUnavailable):
+        return fail(str(error)).exit_code
+    if isinstance(error, loaded.MlflowException):
+        return fail(f"the model registry could not be used: {redact.message(str(error))[:600]}").exit_code
+    raise error

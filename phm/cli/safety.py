@@ -67,16 +67,13 @@ def review_change(
 
 
 def champion_version(s: Settings, name: str) -> int:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from training import tracking
+    from training import registry, tracking
 
     tracking.configure(s)
-    try:
-        return int(MlflowClient().get_model_version_by_alias(name, "champion").version)
-    except MlflowException as exc:
-        raise fail(f"{name} has no champion; name the version with --version") from exc
+    found = registry.alias_version(name, "champion")
+    if found is None:
+        raise fail(f"{name} has no champion; name the version with --version")
+    return found
 
 
 def show_case(s: Settings, name: str, version: Optional[int]) -> dict:
@@ -174,17 +171,12 @@ def status_cmd(
     if model:
         show_case(s, model_name(model), version)
         return
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from training import tracking
+    from training import registry, tracking
 
     tracking.configure(s)
     shown = 0
     for name in specs.NAMES:
-        try:
-            MlflowClient().get_model_version_by_alias(name, "champion")
-        except MlflowException:
+        if registry.alias_version(name, "champion") is None:
             continue
         show_case(s, name, None)
         shown += 1

@@ -40,6 +40,14 @@ def address(uri: str) -> str:
     return shown
 
 
+_USERINFO = re.compile(r"(://[^:/@\s]*):[^@\s/]*@")
+
+
+def message(text: str) -> str:
+    """A message from a library (it may quote an address it was given) with any password in an address hidden."""
+    return _USERINFO.sub(rf"\1:{HIDDEN}@", text)
+
+
 def table(values: dict[str, str]) -> dict[str, str]:
     """Settings such as Spark's extra settings, each value named like a secret replaced by `***`."""
     return {k: HIDDEN if is_secret_name(k) else v for k, v in values.items()}

@@ -7,13 +7,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from features.series import data_end
 from models.specs.base import ModelSpec
 from phm.core.settings import Settings
 from serving.governance.safety_case import Case, case
+from training import registry
 from training.registry import Champion, load_champion
 
 
@@ -32,9 +31,8 @@ def approved_champion(
     """The `champion` of `spec` with its safety case, when a safety officer approved the configuration in force
     (checked before the model is loaded, and again that the alias did not move meanwhile); else (None, case or
     None, the reason it may not score). No champion at all: (None, None, None)."""
-    try:
-        version = int(MlflowClient().get_model_version_by_alias(spec.name, "champion").version)
-    except MlflowException:
+    version = registry.alias_version(spec.name, "champion")
+    if version is None:
         return None, None, None
     found = case(settings, spec.name, version, source=source)
     if not found.ok:

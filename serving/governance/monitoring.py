@@ -31,7 +31,7 @@ from serving.governance.model_audit import load_scores
 from serving.governance.monitoring_config import Alert, MonitorConfig, MonitorResult
 from serving.governance.monitoring_drift import input_drift
 from serving.governance.monitoring_realised import Realised, realised
-from training import tracking
+from training import registry, tracking
 
 EXPERIMENT = "phm-monitoring"
 log = logging.getLogger("phm.monitoring")
@@ -66,6 +66,7 @@ def run_monitor(
     try:
         mv = client.get_model_version_by_alias(name, "champion")
     except MlflowException as exc:
+        registry.missing_or_raise(exc)  # a failing store is said as such, not "no champion"
         raise ValueError(f"{name} has no champion to monitor; promote a version first") from exc
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion").unwrap_python_model().model
     predictors = list(model.feature_names_in_)

@@ -26,7 +26,7 @@ from features.build import build
 from features.series import data_end
 from models import specs
 from phm.core.settings import Settings
-from training import tracking
+from training import registry, tracking
 
 LAGS = (3, 6, 12)
 
@@ -93,6 +93,7 @@ def run_persistence(
     try:
         mv = MlflowClient().get_model_version_by_alias(name, "champion")
     except MlflowException as exc:
+        registry.missing_or_raise(exc)  # a failing store is said as such, not "no champion"
         raise ValueError(f"{name} has no champion; promote a version first") from exc
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion").unwrap_python_model().model
     as_of = as_of or data_end(settings.warehouse_path)

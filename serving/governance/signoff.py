@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from phm.core.settings import Settings
 from serving.governance import hazard_log
@@ -170,11 +169,7 @@ def promote(settings: Settings, name: str, version: int, by: str, alias: str = "
     check = gate(settings, name, version)
     if not check.allowed:
         raise SignoffError(f"refused to make {name} version {version} {alias}: {check.reason}")
-    previous = None
-    try:
-        previous = int(MlflowClient().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        pass
+    previous = registry.alias_version(name, alias)
     registry.set_alias(name, version, alias)
     entry = hazard_log.append(
         hazard_log_path(settings),
