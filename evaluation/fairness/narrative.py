@@ -69,7 +69,7 @@ def _ci(c: Comparison) -> str:
 
 def under_identifies(c: Comparison) -> bool:
     """Does this flag mean the group's need is under-estimated (fewer of its people reach care)?"""
-    low = (c.ratio or 1) < 1
+    low = c.ratio is not None and c.ratio < 1  # a ratio of 0 (nobody in the group reached) is the lowest
     if c.metric in NEED_WORDS:  # sicker at the same score: their need is under-ranked
         return not low
     return (c.metric in ("tpr", "predicted_to_observed", "selection_rate") and low) or (c.metric == "fnr" and not low)
@@ -250,7 +250,8 @@ def absolute_sentence(result: AuditResult) -> str:
 
 
 def _likelihood(flags: list[Comparison]) -> int:
-    worst = max(abs(math.log(f.ratio)) for f in flags if f.ratio and f.ratio > 0)
+    gaps = [abs(math.log(f.ratio)) if f.ratio > 0 else math.inf for f in flags if f.ratio is not None]
+    worst = max(gaps, default=0.0)
     return 3 if worst > math.log(2) else 2 if worst > math.log(1.5) else 1
 
 

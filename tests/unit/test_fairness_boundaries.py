@@ -1,0 +1,51 @@
+"""The fairness audit at the edges of its estimates, on tables built by hand so the right answer is known: a
+group in which the policy flags nobody (every bootstrap draw is 0, so the draws cannot bound it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evaluation.fairness.audit import run_audit
+from evaluation.fairness.config import AuditConfig
+from evaluation.fairness.groups import Grouping
+from evaluation.fairness.results import AuditResult
+
+G = [Grouping("g", "Group", "g", adjustable=False)]
+
+
+def people(group: str, score: float, n: int, events: int) -> pd.DataFrame:
+    """`n` people of `group` scored `score`, exactly `events` of whom have the outcome."""
+    return pd.DataFrame({"g": group, "risk": score, "outcome": (np.arange(n) < events).astype(int)})
+
+
+def audit(*parts: pd.DataFrame) -> AuditResult:
+    frame = pd.concat(parts, ignore_index=True)
+    cfg = AuditConfig(threshold=0.3, bootstrap_draws=200, references={"g": "A"}, need_at_equal_score=False)
+    return run_audit(frame, G, cfg, {"model": "toy", "outcome": "the outcome"})
+
+
+def tpr(result: AuditResult, group: str):
+    return next(c for c in result.groupings[0].comparisons if c.group == group and c.metric == "tpr")
+
+
+def test_a_group_whose_every_outcome_is_missed_is_flagged() -> None:
+    # A: TPR 500 / 950; B: 300 people, calibrated (30 outcomes at risk 0.1), none above the threshold: TPR 0 of 30
+    result = audit(people("A", 0.5, 1000, 500), people("A", 0.05, 9000, 450), people("B", 0.1, 300, 30))
+    c = tpr(result, "B")
+    assert c.ratio == 0.0 and c.ratio_ci[1] is not None and c.ratio_ci[1] < 1
+    assert c.status == "flag" and ("B", "tpr") in {(f.group, f.metric) for f in result.flags}
+    assert not result.passed and result.hazards[0].likelihood == "High"  # the widest gap there is
+    assert "less likely to be offered" in " ".join(result.summary)  # under-served, not over-served
+    # the group's own interval: exact (Clopper-Pearson) for 0 of 30, not the bootstrap's collapsed (0, 0)
+    b = next(r for r in result.groupings[0].groups if r.group == "B").metrics["tpr"]
+    assert b.value == 0.0 and b.ci == (0.0, pytest.approx(1 - 0.025 ** (1 / 30)))
+
+
+def test_no_one_flagged_where_parity_is_plausible_stays_uncertain() -> None:
+    # A's TPR is 50 / 545 = 0.092: 0 of 30 happens by chance with probability 0.055, so no flag
+    result = audit(people("A", 0.5, 100, 50), people("A", 0.05, 9900, 495), people("B", 0.1, 300, 30))
+    c = tpr(result, "B")
+    assert c.ratio == 0.0 and c.ratio_ci[1] > 1
+    assert c.status == "uncertain" and result.flags == []
