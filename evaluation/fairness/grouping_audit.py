@@ -20,6 +20,7 @@ from evaluation.fairness.judging import (
     boundary_interval,
     denominators,
     ratio_interval,
+    reference_index,
     zero_ratio_interval,
 )
 from evaluation.fairness.policy import CALIBRATION_METRICS
@@ -108,8 +109,9 @@ def grouping_result(
 ) -> GroupingResult:
     names, cells, exact = tables.names, tables.cells, tables.exact
     sizes = exact["n"].to_numpy().astype(int)
-    wanted = cfg.references.get(g.name)
-    ref = names.index(wanted) if wanted in names else int(np.argmax(sizes))
+    people, people_events = tables.people, tables.people_events
+    small = (people < cfg.min_group_size) | (people_events < cfg.min_group_events)
+    ref, reference_note = reference_index(names, cfg.references.get(g.name), people, small)
     adjust = cfg.adjust_for_age_sex and g.adjustable and tables.n_strata > 1
     sel_from = binning.first_selected(threshold)
     binned = engine.summarise(cells, sel_from)
@@ -120,8 +122,6 @@ def grouping_result(
 
     metrics = [m for m in ("event_rate", "mean_predicted", *METRICS) if probabilities or m not in CALIBRATION_METRICS]
     judged = [m for m in (g.judged or cfg.flag_metrics) if m in metrics]
-    people, people_events = tables.people, tables.people_events
-    small = (people < cfg.min_group_size) | (people_events < cfg.min_group_events)
     comparisons_judged = max(1, int((~small).sum() - (not small[ref])) * len(judged))
     judged_level = 1 - (1 - cfg.level) / comparisons_judged if cfg.simultaneous else cfg.level
     rows: list[GroupRow] = []
@@ -210,6 +210,7 @@ def grouping_result(
         name=g.name,
         title=g.title,
         reference=names[ref],
+        reference_note=reference_note,
         adjusted=adjust,
         judged=judged,
         judged_level=judged_level,

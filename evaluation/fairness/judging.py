@@ -91,3 +91,19 @@ def zero_ratio_interval(
     se = float(np.std(np.log(d), ddof=1)) if d.size >= max(10, ref_draws.size // 10) else float("inf")
     ref_low = ref_value * float(np.exp(-norm.ppf(1 - alpha) * se))
     return 0.0, (exact_bound(den, alpha) / ref_low if ref_low > 0 else None)
+
+
+def reference_index(names: list[str], wanted: str | None, people: np.ndarray, small: np.ndarray) -> tuple[int, str]:
+    """The reference group: the stated one unless it is absent or small (a small group is never judged, so it is
+    no yardstick for others either: its every draw can sit at 0 or 1), else the largest group. Also a note when
+    the stated reference was not used."""
+    largest = int(np.argmax(people))
+    if wanted in names and not small[names.index(wanted)]:
+        return names.index(wanted), ""
+    if wanted is None:
+        return largest, ""
+    why = "is small" if wanted in names else "has no one in these data"
+    return (
+        largest,
+        f"The stated reference group {wanted} {why}: groups are compared with the largest, {names[largest]}.",
+    )

@@ -178,6 +178,7 @@ def summary(result: AuditResult) -> list[str]:
     titles = {**{n.name: n.title for n in result.need}, **{g.name: g.title for g in result.groupings}}
     if result.absolute is not None:
         out.append(absolute_sentence(result))
+    out += [f"{g.title}: {g.reference_note}" for g in result.groupings if g.reference_note]
     if not result.flags:
         out.append("No group was flagged: the audit passed.")
     else:

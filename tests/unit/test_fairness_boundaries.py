@@ -49,3 +49,20 @@ def test_no_one_flagged_where_parity_is_plausible_stays_uncertain() -> None:
     c = tpr(result, "B")
     assert c.ratio == 0.0 and c.ratio_ci[1] > 1
     assert c.status == "uncertain" and result.flags == []
+
+
+def test_a_small_stated_reference_is_no_yardstick() -> None:
+    # the stated reference A has 60 people, all 20 with the outcome flagged (TPR 1 in every bootstrap draw);
+    # B and C are alike (TPR 250 / 700): judged against A both were flagged, with intervals far too narrow
+    result = audit(
+        people("A", 0.9, 20, 20),
+        people("A", 0.05, 40, 0),
+        people("B", 0.5, 500, 250),
+        people("B", 0.1, 4500, 450),
+        people("C", 0.5, 300, 150),
+        people("C", 0.1, 2700, 270),
+    )
+    g = result.groupings[0]
+    assert g.reference == "B" and "A is small" in g.reference_note and g.reference_note in " ".join(result.summary)
+    assert tpr(result, "C").ratio == pytest.approx(1.0) and tpr(result, "A").status == "small group"
+    assert result.flags == [] and result.passed
