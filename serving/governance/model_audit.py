@@ -87,6 +87,7 @@ def audit_model(
             version,
             params,
             "person-days (several per person; bootstrap by person)" if repeated else "people",
+            data=validated_on(params["run_id"]),
         )
         result = run_audit(
             frame,
@@ -102,7 +103,18 @@ def audit_model(
     return _record(settings, name, version, result, params)
 
 
-def _subject(settings: Settings, name: str, version: int, params: dict, unit: str) -> dict:
+def validated_on(run_id: str) -> str:
+    """The data the training run's validation scores came from (its validation features' manifest): what the
+    figures of an in-process audit describe, whatever the warehouse holds now."""
+    try:
+        manifest = mlflow.artifacts.load_dict(f"runs:/{run_id}/features/validation_manifest.json")
+    except (MlflowException, OSError, ValueError) as exc:
+        raise AuditInputError(f"run {run_id} has no validation features' manifest: retrain the version") from exc
+    return str(manifest.get("data_source") or "linked ICS warehouse")
+
+
+def _subject(settings: Settings, name: str, version: int, params: dict, unit: str, data: str | None = None) -> dict:
+    """Who and what was audited; `data`: where the audited scores' data came from (default: the warehouse now)."""
     return {
         "kind": "registered model",
         "model": name,
@@ -111,7 +123,7 @@ def _subject(settings: Settings, name: str, version: int, params: dict, unit: st
         "outcome": specs.get(name).outcome,
         "validation_dates": params.get("validation_dates"),
         "feature_definition_hash": params.get("feature_definition_hash"),
-        "data": _source(settings),
+        "data": data if data is not None else _source(settings),
         "unit": unit,
     }
 
