@@ -59,11 +59,13 @@ def _operating_point(name: str, version: int, report: str, policy_share: float, 
             "force, audit the new version and approve that"
         )
     cfg = found.get("config") or {}
-    if (
-        cfg.get("threshold") is None
-        and cfg.get("top_share") is not None
-        and abs(cfg["top_share"] - policy_share) > 1e-12
-    ):
+    if cfg.get("threshold") is not None:  # a fixed risk threshold flags another share: not the policy in force
+        raise SignoffError(
+            f"the report judged fairness at a fixed threshold (risk >= {cfg['threshold']:g}), but the operating "
+            f"policy acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "
+            f"{policy_share:g}` without a threshold)"
+        )
+    if cfg.get("top_share") is not None and abs(cfg["top_share"] - policy_share) > 1e-12:
         raise SignoffError(
             f"the report judged fairness at the top {_pct(cfg['top_share'])}, but the operating policy "
             f"acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "

@@ -337,3 +337,19 @@ def test_a_report_on_other_data_is_not_approved_for_the_data_in_force(trained, t
     assert approve.returncode == 2 and "Traceback" not in approve.stderr
     assert "data from synthetic ICS" in approve.stderr and "OMOP CDM v5.4 extract" in approve.stderr, approve.stderr
     assert "must approve" in phm("audit", "status", "--model", MODEL, "--version", "1", home=home.home).stdout
+
+
+def test_a_report_at_a_fixed_threshold_is_not_approved_for_the_policy(trained, tmp_path) -> None:
+    """An audit at a fixed risk threshold that flags almost nobody (every TPR 0: nothing can be compared, nothing
+    flagged) judged no fairness at the operating policy's top share: its approval is refused."""
+    home = fresh(trained, tmp_path / "home")
+    audit = tmp_path / "audit.json"
+    audit.write_text(json.dumps({"threshold": 0.999, "bootstrap_draws": 50}))
+    out = phm("audit", "run", "--model", MODEL, "--version", "1", "--config", str(audit), home=home.home)
+    assert out.returncode == 0, out.stderr
+    approve = phm(
+        "audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones", "--reason", "fine",
+        "--accept-flags", home=home.home,
+    )  # fmt: skip
+    assert approve.returncode == 2 and "fixed threshold (risk >= 0.999)" in approve.stderr, approve.stderr
+    assert "top 5%" in approve.stderr and "Traceback" not in approve.stderr
