@@ -179,7 +179,13 @@ def summary(result: AuditResult) -> list[str]:
     if result.absolute is not None:
         out.append(absolute_sentence(result))
     out += [f"{g.title}: {g.reference_note}" for g in result.groupings if g.reference_note]
-    if not result.flags:
+    blind = unjudged(result)
+    if not result.flags and len(blind) == len(result.groupings):
+        out.append(
+            "No comparison could be judged, so no group could be flagged: this audit is no evidence that the "
+            "score is fair."
+        )
+    elif not result.flags:
         out.append("No group was flagged: the audit passed.")
     else:
         groups = sorted({(f.grouping, f.group) for f in result.flags})
@@ -202,6 +208,7 @@ def summary(result: AuditResult) -> list[str]:
             f"(too little data to tell), for: {', '.join(small[:12])}{' ...' if len(small) > 12 else ''}. "
             "These are marked 'uncertain': they call for more data or monitoring, not action."
         )
+    out += blind
     smalls = sorted({r.group for g in result.groupings for r in g.groups if r.small})
     if smalls:
         out.append(
@@ -214,6 +221,22 @@ def summary(result: AuditResult) -> list[str]:
         "in some communities (as reported for Scotland's SPARRA). A group whose need is under-estimated receives "
         "less proactive care, widening the inequalities Core20PLUS5 sets out to narrow."
     )
+    return out
+
+
+def unjudged(result: AuditResult) -> list[str]:
+    """A sentence for each grouping in which nothing could be judged (so nothing could flag), and why."""
+    out = []
+    for g in result.groupings:
+        if any(c.status not in ("shown only", "small group", "not estimable") for c in g.comparisons):
+            continue
+        if not g.judged:
+            why = "no metric is judged in it"
+        elif len(g.groups) < 2:
+            why = f"everyone is in one group, {g.groups[0].group}" if g.groups else "it has no one"
+        else:
+            why = "every group other than the reference is small or its ratios cannot be estimated"
+        out.append(f"{g.title}: nothing could be judged ({why}), so no group in it could be flagged.")
     return out
 
 

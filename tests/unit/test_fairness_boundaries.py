@@ -66,3 +66,20 @@ def test_a_small_stated_reference_is_no_yardstick() -> None:
     assert g.reference == "B" and "A is small" in g.reference_note and g.reference_note in " ".join(result.summary)
     assert tpr(result, "C").ratio == pytest.approx(1.0) and tpr(result, "A").status == "small group"
     assert result.flags == [] and result.passed
+
+
+def test_an_audit_that_judged_nothing_does_not_say_it_passed() -> None:
+    # everyone in one group (ethnicity all 'not stated', say): nothing compared, nothing flagged
+    one = audit(people("A", 0.5, 1000, 500), people("A", 0.05, 9000, 450))
+    text = " ".join(one.summary)
+    assert one.flags == [] and "the audit passed" not in text and "no evidence that the score is fair" in text
+    assert "Group: nothing could be judged (everyone is in one group, A)" in text
+    # no metric judged: the same
+    frame = pd.concat([people("A", 0.5, 1000, 500), people("A", 0.05, 9000, 450), people("B", 0.1, 3000, 300)])
+    cfg = AuditConfig(threshold=0.3, bootstrap_draws=50, flag_metrics=[], need_at_equal_score=False)
+    none = run_audit(frame, G, cfg, {"model": "toy"})
+    assert "the audit passed" not in " ".join(none.summary) and "no metric is judged" in " ".join(none.summary)
+    # something judged: it passed
+    fair = audit(*(people(g, 0.5, n // 10, n // 20) for g, n in (("A", 10_000), ("B", 1000))),
+                 *(people(g, 0.05, n * 9 // 10, n * 9 // 200) for g, n in (("A", 10_000), ("B", 1000))))  # fmt: skip
+    assert "the audit passed" in " ".join(fair.summary) and "nothing could be judged" not in " ".join(fair.summary)
