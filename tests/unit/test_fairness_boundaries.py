@@ -83,3 +83,21 @@ def test_an_audit_that_judged_nothing_does_not_say_it_passed() -> None:
     fair = audit(*(people(g, 0.5, n // 10, n // 20) for g, n in (("A", 10_000), ("B", 1000))),
                  *(people(g, 0.05, n * 9 // 10, n * 9 // 200) for g, n in (("A", 10_000), ("B", 1000))))  # fmt: skip
     assert "the audit passed" in " ".join(fair.summary) and "nothing could be judged" not in " ".join(fair.summary)
+
+
+def test_performance_for_everyone_is_resampled_by_person() -> None:
+    # 2,000 people with 20 identical rows each (person-days) carry the information of 2,000 people, not 40,000:
+    # the intervals for everyone must be as wide as those of the same people with one row each
+    rng = np.random.default_rng(5)
+    risk = rng.beta(1.5, 8, 2000)
+    once = pd.DataFrame({"g": "A", "risk": risk, "outcome": (rng.random(2000) < risk).astype(int)})
+    once["person_id"] = np.arange(2000)
+    days = once.loc[once.index.repeat(20)].reset_index(drop=True)
+    cfg = AuditConfig(bootstrap_draws=400, need_at_equal_score=False)
+
+    def width(frame: pd.DataFrame, metric: str) -> float:
+        lo, hi = run_audit(frame, G, cfg, {"model": "toy"}, cluster="person_id").absolute.metrics[metric].ci
+        return hi - lo
+
+    for metric in ("observed_to_expected", "calibration_slope", "auroc"):
+        assert 0.8 < width(days, metric) / width(once, metric) < 1.25, metric
