@@ -211,6 +211,7 @@ def grouping_result(
         title=g.title,
         reference=names[ref],
         reference_note=reference_note,
+        absent=[e for e in g.expected if e not in names],
         adjusted=adjust,
         judged=judged,
         judged_level=judged_level,

@@ -209,6 +209,13 @@ def summary(result: AuditResult) -> list[str]:
             "These are marked 'uncertain': they call for more data or monitoring, not action."
         )
     out += blind
+    absent = [f"{g.title}: {', '.join(g.absent)}" for g in result.groupings if g.absent]
+    if absent:
+        out.append(
+            "No one in these data is in the following groups, so the score was not assessed for them: "
+            + "; ".join(absent)
+            + "."
+        )
     smalls = sorted({r.group for g in result.groupings for r in g.groups if r.small})
     if smalls:
         out.append(

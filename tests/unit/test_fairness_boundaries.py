@@ -9,7 +9,7 @@ import pytest
 
 from evaluation.fairness.audit import run_audit
 from evaluation.fairness.config import AuditConfig
-from evaluation.fairness.groups import Grouping
+from evaluation.fairness.groups import STANDARD_GROUPINGS, Grouping, standard_labels
 from evaluation.fairness.results import AuditResult
 
 G = [Grouping("g", "Group", "g", adjustable=False)]
@@ -101,3 +101,28 @@ def test_performance_for_everyone_is_resampled_by_person() -> None:
 
     for metric in ("observed_to_expected", "calibration_slope", "auroc"):
         assert 0.8 < width(days, metric) / width(once, metric) < 1.25, metric
+
+
+def test_a_standard_group_absent_from_the_data_is_named_not_silently_missing() -> None:
+    # validation data with no Black people (the group dropped upstream) and no one in the least deprived quintile
+    rng = np.random.default_rng(2)
+    n = 6000
+    risk = rng.beta(1.5, 8, n)
+    frame = pd.DataFrame(
+        {
+            "outcome": (rng.random(n) < risk).astype(int),
+            "risk": risk,
+            "ethnic_category": rng.choice(["A", "B", "D", "H", "J", "R", "Z", "99"], n),
+            "imd_decile": rng.choice(np.arange(1, 9), n),
+            "sex": rng.choice(["F", "M"], n),
+            "age": 50,
+            "age_band": rng.choice(["18-39", "40-64", "65+"], n),
+        }
+    )
+    cfg = AuditConfig(bootstrap_draws=50, need_at_equal_score=False)
+    result = run_audit(standard_labels(frame), STANDARD_GROUPINGS, cfg, {"model": "toy"})
+    by = {g.name: g for g in result.groupings}
+    assert by["ethnicity_broad"].absent == ["Black"] and by["imd_quintile"].absent == ["Q5 (least deprived)"]
+    assert by["core20"].absent == [] and "M Caribbean" in by["ethnicity"].absent
+    text = " ".join(result.summary)
+    assert "not assessed for them" in text and "Ethnicity (broad group): Black" in text
