@@ -143,21 +143,32 @@ def bootstrap_ci(
 
 
 def bootstrap_discrimination(
-    y: np.ndarray, p: np.ndarray, draws: int = 200, seed: int = 1, level: float = 0.95
+    y: np.ndarray,
+    p: np.ndarray,
+    draws: int = 200,
+    seed: int = 1,
+    level: float = 0.95,
+    person: np.ndarray | None = None,
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Bootstrap intervals of AUROC and AUPRC in one pass per draw.
 
     People are resampled with Poisson(1) weights (the standard large-sample form of the bootstrap),
     so the scores are sorted once and every draw is a few weighted cumulative sums, not a re-sort.
+    `person`: each row's person when people have several rows (validation on several dates): one weight per
+    person, shared by their rows.
     """
     y = np.asarray(y, dtype=bool)
     order = np.argsort(p, kind="stable")
     ys, ps = y[order], np.asarray(p)[order]
     starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])  # groups of tied scores, ascending
+    codes = None if person is None else np.unique(np.asarray(person), return_inverse=True)[1].ravel()[order]
     rng = np.random.default_rng(seed)
     aurocs, auprcs = [], []
     for _ in range(draws):
-        w = rng.poisson(1.0, ys.size).astype(np.float64)
+        if codes is None:
+            w = rng.poisson(1.0, ys.size).astype(np.float64)
+        else:
+            w = rng.poisson(1.0, int(codes.max()) + 1).astype(np.float64)[codes]
         pos = np.add.reduceat(w * ys, starts)
         neg = np.add.reduceat(w * ~ys, starts)
         P, N = pos.sum(), neg.sum()
@@ -217,11 +228,14 @@ class Performance(BaseModel):
         return out
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, draws: int = 200, seed: int = 1) -> Performance:
+def evaluate(
+    y: np.ndarray, p: np.ndarray, draws: int = 200, seed: int = 1, person: np.ndarray | None = None
+) -> Performance:
+    """Performance of `p` on `y`; intervals resample people (`person`: each row's, when some have several rows)."""
     y = np.asarray(y, dtype=int)
     p = np.asarray(p, dtype=float)
     slope, intercept = calibration_slope_intercept(y, p)
-    auroc_ci, auprc_ci = bootstrap_discrimination(y, p, draws, seed)
+    auroc_ci, auprc_ci = bootstrap_discrimination(y, p, draws, seed, person=person)
     top = float(np.quantile(p, 0.99)) if p.size else 0.5
     thresholds = np.unique(np.round(np.linspace(0.01, max(0.05, min(0.9, top)), 30), 4))
     return Performance(

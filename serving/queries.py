@@ -325,7 +325,7 @@ def bias_report(st: ServiceState, name: str, version: int) -> dict:
     """The latest bias report (JSON) recorded for a model version."""
     from mlflow.exceptions import MlflowException
 
-    from serving.governance.model_audit import latest_report
+    from serving.governance.model_audit import ReportIntegrityError, latest_report
     from training import tracking
 
     tracking.configure(st.settings)
@@ -333,6 +333,8 @@ def bias_report(st: ServiceState, name: str, version: int) -> dict:
         report = latest_report(name, version)
     except MlflowException as exc:
         raise QueryError(404, f"{name} has no version {version}") from exc
+    except ReportIntegrityError as exc:
+        raise QueryError(409, str(exc)) from exc
     if report is None:
         raise QueryError(404, f"{name} version {version} has not been audited")
     return report

@@ -130,8 +130,10 @@ def run(cfg: TrainConfig, settings: Settings, progress: Progress | None = None, 
     p_base = job.baseline.predict_proba(X)[:, 1]
     spec = cfg.spec
     rule_name, p_rule = spec.baseline.title, spec.baseline.score(v)
-    perf = evaluate(y, p_model, cfg.bootstrap_draws, cfg.seed)
-    base_perf = evaluate(y, p_base, max(20, cfg.bootstrap_draws // 4), cfg.seed)
+    several = "person_id" in v and v.person_id.duplicated().any()  # validated on several dates: rows per person
+    person = v.person_id.to_numpy() if several else None
+    perf = evaluate(y, p_model, cfg.bootstrap_draws, cfg.seed, person)
+    base_perf = evaluate(y, p_base, max(20, cfg.bootstrap_draws // 4), cfg.seed, person)
     rule_auc = auroc(y, p_rule)
     metrics = {
         **perf.flat("val_"),

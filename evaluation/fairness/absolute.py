@@ -56,10 +56,18 @@ def _binned(n: np.ndarray, p_sum: np.ndarray, l_sum: np.ndarray) -> dict[str, fl
 
 
 def absolute_performance(
-    y: np.ndarray, p: np.ndarray, bins: np.ndarray, nbins: int, cfg: AuditConfig, seed: int, probabilities: bool = True
+    y: np.ndarray,
+    p: np.ndarray,
+    bins: np.ndarray,
+    nbins: int,
+    cfg: AuditConfig,
+    seed: int,
+    probabilities: bool = True,
+    cluster: np.ndarray | None = None,
 ) -> AbsoluteResult:
     """Overall performance of scores `p` against outcomes `y` (bins: each row's score bin). Scores that are not
-    probabilities get discrimination only (AUROC); calibration needs probabilities."""
+    probabilities get discrimination only (AUROC); calibration needs probabilities. `cluster`: each row's person
+    (0..k-1) when people have several rows: the bootstrap then resamples people, not rows."""
     lp = engine.logit(p)
     key = y.astype(np.int64) * nbins + bins
     n = np.bincount(key, minlength=2 * nbins).astype(float).reshape(2, nbins)
@@ -74,7 +82,16 @@ def absolute_performance(
         "mean_predicted": float(p.mean()),
         "event_rate": float(y.mean()),
     }
-    return from_counts(n, p_sum, l_sum, cfg, seed, probabilities, exact)
+    if cluster is None:
+        return from_counts(n, p_sum, l_sum, cfg, seed, probabilities, exact)
+    people = int(cluster.max()) + 1
+
+    def by_person(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        w = rng.poisson(1.0, people).astype(float)[cluster]
+        n_, p_, l_ = (np.bincount(key, weights=w * v, minlength=2 * nbins).reshape(2, nbins) for v in (1.0, p, lp))
+        return n_, p_, l_
+
+    return from_counts(n, p_sum, l_sum, cfg, seed, probabilities, exact, resample=by_person)
 
 
 def from_counts(
@@ -85,9 +102,12 @@ def from_counts(
     seed: int,
     probabilities: bool,
     exact: dict[str, float] | None = None,
+    resample=None,
 ) -> AbsoluteResult:
     """Overall performance from counts n[outcome, score bin] and sums of risk and logit risk per bin (as aggregated
-    on Spark). Without `exact` point estimates, the binned ones are reported (AUROC ties within a bin count half)."""
+    on Spark). Without `exact` point estimates, the binned ones are reported (AUROC ties within a bin count half).
+    `resample(rng)`: one bootstrap draw of (n, p_sum, l_sum) by person; by default the cells are resampled (one
+    row per person)."""
     binned = _binned(n, p_sum, l_sum)
     exact = exact or binned
     nbins = n.shape[1]
@@ -97,11 +117,15 @@ def from_counts(
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {k: [] for k in exact}
     for _ in range(cfg.bootstrap_draws):
-        c = np.zeros(flat.size)
-        c[nz] = rng.poisson(flat[nz])
-        ps, ls = np.zeros(flat.size), np.zeros(flat.size)
-        ps[nz], ls[nz] = c[nz] * mean_p, c[nz] * mean_l
-        for k, v in _binned(c.reshape(2, nbins), ps.reshape(2, nbins), ls.reshape(2, nbins)).items():
+        if resample is not None:
+            drawn = _binned(*resample(rng))
+        else:
+            c = np.zeros(flat.size)
+            c[nz] = rng.poisson(flat[nz])
+            ps, ls = np.zeros(flat.size), np.zeros(flat.size)
+            ps[nz], ls[nz] = c[nz] * mean_p, c[nz] * mean_l
+            drawn = _binned(c.reshape(2, nbins), ps.reshape(2, nbins), ls.reshape(2, nbins))
+        for k, v in drawn.items():
             draws[k].append(v)
     judged = 1 - (1 - cfg.level) / 2 if cfg.simultaneous else cfg.level  # two judged: O/E and slope
     metrics, intervals = {}, {}

@@ -87,7 +87,9 @@ def run_audit(
             )
         )
     say("performance for everyone")
-    absolute = absolute_performance(y, p, bins, pol.binning.nbins, cfg, cfg.seed + 15_485_863, probabilities)
+    absolute = absolute_performance(
+        y, p, bins, pol.binning.nbins, cfg, cfg.seed + 15_485_863, probabilities, cluster=clusters
+    )
     need, need_note = [], None
     if cfg.need_at_equal_score and clusters is None:
         say("comparing need at equal score")

@@ -13,7 +13,16 @@ from evaluation.fairness import engine
 from evaluation.fairness.config import METRICS, AuditConfig
 from evaluation.fairness.exact import exact_estimates
 from evaluation.fairness.groups import CoverageMeasure, Grouping, coverage_table
-from evaluation.fairness.judging import _num, _status, ratio_interval
+from evaluation.fairness.judging import (
+    PROPORTIONS,
+    _num,
+    _status,
+    boundary_interval,
+    denominators,
+    ratio_interval,
+    reference_index,
+    zero_ratio_interval,
+)
 from evaluation.fairness.policy import CALIBRATION_METRICS
 from evaluation.fairness.results import (
     Comparison,
@@ -100,8 +109,9 @@ def grouping_result(
 ) -> GroupingResult:
     names, cells, exact = tables.names, tables.cells, tables.exact
     sizes = exact["n"].to_numpy().astype(int)
-    wanted = cfg.references.get(g.name)
-    ref = names.index(wanted) if wanted in names else int(np.argmax(sizes))
+    people, people_events = tables.people, tables.people_events
+    small = (people < cfg.min_group_size) | (people_events < cfg.min_group_events)
+    ref, reference_note = reference_index(names, cfg.references.get(g.name), people, small)
     adjust = cfg.adjust_for_age_sex and g.adjustable and tables.n_strata > 1
     sel_from = binning.first_selected(threshold)
     binned = engine.summarise(cells, sel_from)
@@ -112,19 +122,30 @@ def grouping_result(
 
     metrics = [m for m in ("event_rate", "mean_predicted", *METRICS) if probabilities or m not in CALIBRATION_METRICS]
     judged = [m for m in (g.judged or cfg.flag_metrics) if m in metrics]
-    people, people_events = tables.people, tables.people_events
-    small = (people < cfg.min_group_size) | (people_events < cfg.min_group_events)
     comparisons_judged = max(1, int((~small).sum() - (not small[ref])) * len(judged))
     judged_level = 1 - (1 - cfg.level) / comparisons_judged if cfg.simultaneous else cfg.level
     rows: list[GroupRow] = []
     comparisons: list[Comparison] = []
+    dens = [
+        denominators(
+            sizes[i],
+            exact["events"].iloc[i],
+            exact["selection_rate"].iloc[i],
+            people[i],
+            people_events[i],
+            tables.rows is not None,
+        )
+        for i in range(len(names))
+    ]
     for i, name in enumerate(names):
         values: dict[str, MetricValue] = {}
         for m in metrics:
             point = exact[m].iloc[i]
             lo, hi = engine.interval(draws.metric[m][:, [i]], cfg.level)
             shift = (point - binned[m][i]) if m in SHIFTED and np.isfinite(binned[m][i]) else 0.0
-            values[m] = MetricValue(value=_num(point), ci=(_num(lo[0] + shift), _num(hi[0] + shift)))
+            ci = (_num(lo[0] + shift), _num(hi[0] + shift))
+            exact_ci = boundary_interval(_num(point), dens[i][m], cfg.level) if m in PROPORTIONS else None
+            values[m] = MetricValue(value=_num(point), ci=exact_ci or ci)
         rows.append(
             GroupRow(
                 group=name,
@@ -149,6 +170,8 @@ def grouping_result(
                 ratio = _num(v / r) if r else None
                 adj = _num(binned[m][i] / binned_ref_adj[m][i]) if adjust and m in binned_ref_adj else None
             ratio_ci = ratio_interval(draws.ratio[m][:, i], ratio, level)
+            if ratio == 0 and m in PROPORTIONS:  # 0 in every draw: bounded from the counts instead
+                ratio_ci = zero_ratio_interval(dens[i][m], _num(r), draws.metric[m][:, ref], level)
             adj_ci = ratio_interval(draws.adjusted_ratio[m][:, i], adj, level) if adjust else (None, None)
             status = _status(m in judged, cfg.tolerance, bool(small[i]), ratio, ratio_ci, adj, adjust)
             comparisons.append(
@@ -187,6 +210,8 @@ def grouping_result(
         name=g.name,
         title=g.title,
         reference=names[ref],
+        reference_note=reference_note,
+        absent=[e for e in g.expected if e not in names],
         adjusted=adjust,
         judged=judged,
         judged_level=judged_level,

@@ -28,6 +28,7 @@ class Grouping:
     adjustable: bool = True  # compare with the reference standardised to the group's age-sex mix
     stratum: str | None = None  # column of strata for that adjustment (default: age band x sex)
     judged: tuple[str, ...] | None = None  # metrics that can flag here (default: the audit's flag_metrics)
+    expected: tuple[str, ...] = ()  # groups the report names when no one in the data is in them
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,20 @@ class CoverageMeasure:
     kind: str = "mean"  # "mean" per person, or "ratio" of two column sums (column = "num/den")
 
 
+QUINTILES = {1: "Q1 (most deprived)", 2: "Q2", 3: "Q3", 4: "Q4", 5: "Q5 (least deprived)"}
+BROAD_GROUPS = tuple(dict.fromkeys(BROAD_ETHNIC_GROUP.values()))
+NHS_CATEGORIES = tuple(
+    dict.fromkeys(
+        f"{c} {t}" if BROAD_ETHNIC_GROUP[c] != UNKNOWN_ETHNICITY else UNKNOWN_ETHNICITY
+        for c, t in ETHNIC_CATEGORIES.items()
+    )
+)
+
 STANDARD_GROUPINGS = [
-    Grouping("ethnicity_broad", "Ethnicity (broad group)", "ethnicity_broad"),
-    Grouping("ethnicity", "Ethnicity (NHS ethnic category)", "ethnicity"),
-    Grouping("imd_quintile", "Deprivation (IMD quintile)", "imd_quintile"),
-    Grouping("core20", "Core20 (most deprived 20% of areas) vs the rest", "core20"),
+    Grouping("ethnicity_broad", "Ethnicity (broad group)", "ethnicity_broad", expected=BROAD_GROUPS),
+    Grouping("ethnicity", "Ethnicity (NHS ethnic category)", "ethnicity", expected=NHS_CATEGORIES),
+    Grouping("imd_quintile", "Deprivation (IMD quintile)", "imd_quintile", expected=tuple(QUINTILES.values())),
+    Grouping("core20", "Core20 (most deprived 20% of areas) vs the rest", "core20", expected=(CORE20, REST)),
     Grouping("ethnicity_x_deprivation", "Ethnicity x deprivation", "ethnicity_x_deprivation"),
     Grouping("sex", "Sex", "sex_label", stratum="age_band"),
     # a risk-based policy is meant to flag more older people: by age only calibration is judged
@@ -112,8 +122,7 @@ def standard_labels(scored: pd.DataFrame) -> pd.DataFrame:
     )
     decile = pd.to_numeric(out["imd_decile"], errors="coerce")
     quintile = np.ceil(decile / 2)
-    names = {1: "Q1 (most deprived)", 2: "Q2", 3: "Q3", 4: "Q4", 5: "Q5 (least deprived)"}
-    out["imd_quintile"] = quintile.map(names).fillna(NO_IMD)
+    out["imd_quintile"] = quintile.map(QUINTILES).fillna(NO_IMD)
     out["core20"] = np.where(decile.isna(), NO_IMD, np.where(decile <= 2, CORE20, REST))
     dep = np.where(decile.isna(), "IMD unknown", np.where(decile <= 2, "Core20", "rest of population"))
     out["ethnicity_x_deprivation"] = broad.astype(str) + ", " + dep

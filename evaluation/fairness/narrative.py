@@ -69,7 +69,7 @@ def _ci(c: Comparison) -> str:
 
 def under_identifies(c: Comparison) -> bool:
     """Does this flag mean the group's need is under-estimated (fewer of its people reach care)?"""
-    low = (c.ratio or 1) < 1
+    low = c.ratio is not None and c.ratio < 1  # a ratio of 0 (nobody in the group reached) is the lowest
     if c.metric in NEED_WORDS:  # sicker at the same score: their need is under-ranked
         return not low
     return (c.metric in ("tpr", "predicted_to_observed", "selection_rate") and low) or (c.metric == "fnr" and not low)
@@ -178,7 +178,14 @@ def summary(result: AuditResult) -> list[str]:
     titles = {**{n.name: n.title for n in result.need}, **{g.name: g.title for g in result.groupings}}
     if result.absolute is not None:
         out.append(absolute_sentence(result))
-    if not result.flags:
+    out += [f"{g.title}: {g.reference_note}" for g in result.groupings if g.reference_note]
+    blind = unjudged(result)
+    if not result.flags and len(blind) == len(result.groupings):
+        out.append(
+            "No comparison could be judged, so no group could be flagged: this audit is no evidence that the "
+            "score is fair."
+        )
+    elif not result.flags:
         out.append("No group was flagged: the audit passed.")
     else:
         groups = sorted({(f.grouping, f.group) for f in result.flags})
@@ -201,6 +208,14 @@ def summary(result: AuditResult) -> list[str]:
             f"(too little data to tell), for: {', '.join(small[:12])}{' ...' if len(small) > 12 else ''}. "
             "These are marked 'uncertain': they call for more data or monitoring, not action."
         )
+    out += blind
+    absent = [f"{g.title}: {', '.join(g.absent)}" for g in result.groupings if g.absent]
+    if absent:
+        out.append(
+            "No one in these data is in the following groups, so the score was not assessed for them: "
+            + "; ".join(absent)
+            + "."
+        )
     smalls = sorted({r.group for g in result.groupings for r in g.groups if r.small})
     if smalls:
         out.append(
@@ -213,6 +228,22 @@ def summary(result: AuditResult) -> list[str]:
         "in some communities (as reported for Scotland's SPARRA). A group whose need is under-estimated receives "
         "less proactive care, widening the inequalities Core20PLUS5 sets out to narrow."
     )
+    return out
+
+
+def unjudged(result: AuditResult) -> list[str]:
+    """A sentence for each grouping in which nothing could be judged (so nothing could flag), and why."""
+    out = []
+    for g in result.groupings:
+        if any(c.status not in ("shown only", "small group", "not estimable") for c in g.comparisons):
+            continue
+        if not g.judged:
+            why = "no metric is judged in it"
+        elif len(g.groups) < 2:
+            why = f"everyone is in one group, {g.groups[0].group}" if g.groups else "it has no one"
+        else:
+            why = "every group other than the reference is small or its ratios cannot be estimated"
+        out.append(f"{g.title}: nothing could be judged ({why}), so no group in it could be flagged.")
     return out
 
 
@@ -250,7 +281,8 @@ def absolute_sentence(result: AuditResult) -> str:
 
 
 def _likelihood(flags: list[Comparison]) -> int:
-    worst = max(abs(math.log(f.ratio)) for f in flags if f.ratio and f.ratio > 0)
+    gaps = [abs(math.log(f.ratio)) if f.ratio > 0 else math.inf for f in flags if f.ratio is not None]
+    worst = max(gaps, default=0.0)
     return 3 if worst > math.log(2) else 2 if worst > math.log(1.5) else 1
 
 

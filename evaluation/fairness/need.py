@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.fairness.config import AuditConfig
-from evaluation.fairness.judging import _num, _status, ratio_interval
+from evaluation.fairness.judging import _num, _status, ratio_interval, reference_index
 from evaluation.fairness.results import Comparison, MetricValue, NeedCell, NeedGroupingResult
 
 DECILES = 10
@@ -130,9 +130,8 @@ def need_audit(frame: pd.DataFrame, p: np.ndarray, cfg: AuditConfig, seed: int) 
         codes, names = pd.factorize(frame[g.column].astype("string").fillna("Unknown"), sort=True)
         names = [str(x) for x in names]
         sizes = np.bincount(codes, minlength=len(names))
-        wanted = cfg.references.get(g.name)
-        ref = names.index(wanted) if wanted in names else int(np.argmax(sizes))
         small = sizes < cfg.min_group_size
+        ref, _ = reference_index(names, cfg.references.get(g.name), sizes, small)
         mine = [m for m in measures if g.measures is None or m.name in g.measures]
         judged = max(1, int((~small).sum() - (not small[ref])) * len(mine))
         level = 1 - (1 - cfg.level) / judged if cfg.simultaneous else cfg.level

@@ -342,7 +342,8 @@ def render(result: AuditResult) -> str:
     for g in result.groupings:
         parts.append(
             f"<section aria-labelledby='g-{g.name}'><h3 id='g-{g.name}'>{_e(g.title)}</h3>"
-            f"<p>Reference group: <strong>{_e(g.reference)}</strong>."
+            f"<p>Reference group: <strong>{_e(g.reference)}</strong>. {_e(g.reference_note)}"
+            + (f" No one in these data (not assessed): {_e(', '.join(g.absent))}." if g.absent else "")
             + (
                 " Ratios are also shown against the reference re-weighted to each group's age and sex mix."
                 if g.adjusted

@@ -73,6 +73,8 @@ class GroupingResult(BaseModel):
     name: str
     title: str
     reference: str
+    reference_note: str = Field("", description="Why the stated reference group was not used (absent or small).")
+    absent: list[str] = Field(default_factory=list, description="Expected groups with no one in the data.")
     adjusted: bool
     judged: list[str] = Field(default_factory=list, description="Metrics that can flag in this grouping.")
     judged_level: float = Field(0.95, description="Confidence level of each judged ratio interval (simultaneous).")

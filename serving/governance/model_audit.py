@@ -3,6 +3,7 @@ log it to the version's MLflow run, tag the version and open hazard log entries 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from evaluation.disclosure import Policy
 from evaluation.fairness import report_html
 from serving.governance import hazard_log
 from serving.governance.hazard_log import hazard_log_path
+from serving.governance.safety_case import SafetyCaseError
 from evaluation.fairness.audit import AuditInputError, run_audit
 from evaluation.fairness.config import AuditConfig
 from evaluation.fairness.groups import STANDARD_COVERAGE, STANDARD_GROUPINGS, coverage_descriptions, standard_labels
@@ -92,6 +94,7 @@ def audit_model(
             version,
             params,
             "person-days (several per person; bootstrap by person)" if repeated else "people",
+            data=validated_on(params["run_id"]),
         )
         result = run_audit(
             frame,
@@ -107,7 +110,18 @@ def audit_model(
     return _record(settings, name, version, result, params)
 
 
-def _subject(settings: Settings, name: str, version: int, params: dict, unit: str) -> dict:
+def validated_on(run_id: str) -> str:
+    """The data the training run's validation scores came from (its validation features' manifest): what the
+    figures of an in-process audit describe, whatever the warehouse holds now."""
+    try:
+        manifest = mlflow.artifacts.load_dict(f"runs:/{run_id}/features/validation_manifest.json")
+    except (MlflowException, OSError, ValueError) as exc:
+        raise AuditInputError(f"run {run_id} has no validation features' manifest: retrain the version") from exc
+    return str(manifest.get("data_source") or "linked ICS warehouse")
+
+
+def _subject(settings: Settings, name: str, version: int, params: dict, unit: str, data: str | None = None) -> dict:
+    """Who and what was audited; `data`: where the audited scores' data came from (default: the warehouse now)."""
     return {
         "kind": "registered model",
         "model": name,
@@ -116,7 +130,7 @@ def _subject(settings: Settings, name: str, version: int, params: dict, unit: st
         "outcome": specs.get(name).outcome,
         "validation_dates": params.get("validation_dates"),
         "feature_definition_hash": params.get("feature_definition_hash"),
-        "data": _source(settings),
+        "data": data if data is not None else _source(settings),
         "unit": unit,
     }
 
@@ -230,15 +244,46 @@ def _source(settings: Settings) -> str:
         con.close()
 
 
+class ReportIntegrityError(SafetyCaseError):
+    """The stored bias report is not the report its version's audit recorded (altered, or another version's)."""
+
+
 def latest_report(name: str, version: int) -> dict | None:
-    """The bias report JSON recorded for a version (None when it was never audited)."""
+    """The bias report JSON recorded for a version (None when it was never audited), verified: its content hashes
+    to the SHA-256 the version's audit recorded (the one a safety officer approves), and it is this version's."""
     client = MlflowClient()
     mv = client.get_model_version(name, str(version))
-    artifact = (mv.tags or {}).get("audit_report_artifact")
+    tags = mv.tags or {}
+    artifact = tags.get("audit_report_artifact")
     if not artifact:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path=f"{artifact}/bias_report.json", dst_path=tmp
         )
-        return json.loads(Path(path).read_text())
+        report = json.loads(Path(path).read_text())
+    return verified(report, name, version, tags.get("audit_report_sha256") or "")
+
+
+def verified(report: dict, name: str, version: int, recorded: str) -> dict:
+    """`report` if its canonical content (as `AuditResult.content_hash`) hashes to `recorded` and its subject is
+    `name` version `version`; else ReportIntegrityError naming what differs."""
+    where = f"the bias report stored for {name} version {version}"
+    body = {k: v for k, v in report.items() if k != "report_sha256"}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    if digest != recorded or report.get("report_sha256") != recorded:
+        raise ReportIntegrityError(
+            f"{where} is not the report its audit recorded ({recorded[:12] or 'none'}): its content hashes to "
+            f"{digest[:12]}, so it was altered or replaced after the audit; nothing may be decided on it. Audit the "
+            "version again (`phm audit run`)"
+        )
+    subject = report.get("subject") or {}
+    if subject.get("kind") == "registered model" and (subject.get("model"), subject.get("version")) != (
+        name,
+        int(version),
+    ):
+        raise ReportIntegrityError(
+            f"{where} is the report of {subject.get('model')} version {subject.get('version')}; audit this "
+            "version (`phm audit run`)"
+        )
+    return report

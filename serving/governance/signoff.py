@@ -41,20 +41,30 @@ def _pct(share: float) -> str:
     return f"{100 * share:.4g}%"
 
 
-def _operating_point(name: str, version: int, report: str, policy_share: float) -> None:
-    """The report must have judged fairness where the model is used: at the policy's top share."""
+def _operating_point(name: str, version: int, report: str, policy_share: float, data_source: str) -> None:
+    """The report must have judged fairness where the model is used: at the policy's top share, on the data in
+    force."""
     found = latest_report(name, version)
     if found is None or found.get("report_sha256") != report:
         raise SignoffError(
             f"the bias report {report[:12]} of {name} version {version} is not in the registry's "
             "artifacts; run the audit again"
         )
+    audited_on = (found.get("subject") or {}).get("data")
+    if audited_on is not None and audited_on != data_source:
+        raise SignoffError(
+            f"the bias report of {name} version {version} judged its scores on data from {audited_on}, but the "
+            f"warehouse in force holds {data_source}: its figures describe other data; retrain on the data in "
+            "force, audit the new version and approve that"
+        )
     cfg = found.get("config") or {}
-    if (
-        cfg.get("threshold") is None
-        and cfg.get("top_share") is not None
-        and abs(cfg["top_share"] - policy_share) > 1e-12
-    ):
+    if cfg.get("threshold") is not None:  # a fixed risk threshold flags another share: not the policy in force
+        raise SignoffError(
+            f"the report judged fairness at a fixed threshold (risk >= {cfg['threshold']:g}), but the operating "
+            f"policy acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "
+            f"{policy_share:g}` without a threshold)"
+        )
+    if cfg.get("top_share") is not None and abs(cfg["top_share"] - policy_share) > 1e-12:
         raise SignoffError(
             f"the report judged fairness at the top {_pct(cfg['top_share'])}, but the operating policy "
             f"acts on the top {_pct(policy_share)}: audit at the policy (`phm audit run --top-share "
@@ -113,7 +123,7 @@ def decide(
                 f"has changed since ({'; '.join(c.differences)}): review the change with `phm audit "
                 "approve-change` (or the Equity page)"
             )
-        _operating_point(name, version, current_report, c.current.top_share)
+        _operating_point(name, version, current_report, c.current.top_share, c.current.data_source)
     accepted = flags if decision == "approved" else 0
     config = c.current.model_dump(mode="json")
     entry = hazard_log.append(

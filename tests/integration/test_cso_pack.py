@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import pytest
@@ -86,3 +87,28 @@ def test_pack_before_and_after_sign_off(audited: Settings) -> None:
 def test_pack_of_an_unaudited_version_is_a_clear_error(audited: Settings) -> None:
     out = phm("audit", "pack", "--model", "emergency-admission", "--version", "7", home=audited.home)
     assert out.returncode == 2 and "no version 7" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_altered_stored_report_is_refused_everywhere(audited: Settings) -> None:
+    """The stored bias report edited after the audit (a flag and its hazard removed, its SHA-256 field kept): the
+    pack, a decision and the API refuse it, naming it, instead of presenting it under the audited report's hash."""
+    tracking.configure(audited)
+    mv = MlflowClient().get_model_version(MODEL, "1")
+    artifacts = Path(urlparse(MlflowClient().get_run(mv.run_id).info.artifact_uri).path)
+    stored = artifacts / mv.tags["audit_report_artifact"] / "bias_report.json"  # the store's own file
+    original = stored.read_text()
+    report = json.loads(original)
+    report["groupings"][0]["groups"][0]["metrics"]["tpr"]["value"] = 0.99
+    report["flags"], report["hazards"] = [], []
+    try:
+        stored.write_text(json.dumps(report, indent=1))
+        pack = phm("audit", "pack", "--model", "emergency-admission", "--version", "1", home=audited.home)
+        assert pack.returncode == 2 and "altered or replaced after the audit" in pack.stderr, pack.stderr
+        approve = phm(
+            "audit", "approve", "--model", "emergency-admission", "--version", "1", "--by", "Dr Ada Jones",
+            "--reason", "read it", "--accept-flags", home=audited.home,
+        )  # fmt: skip
+        assert approve.returncode == 2 and "altered or replaced" in approve.stderr and "Traceback" not in approve.stderr
+    finally:
+        stored.write_text(original)
+    assert phm("audit", "pack", "--model", "emergency-admission", "--version", "1", home=audited.home).returncode == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from mlflow import MlflowClient
 
@@ -313,3 +314,41 @@ def test_a_misspelled_configuration_key_fails_with_its_name(trained, tmp_path) -
         and "policy.emergency_admision: unknown model (did you mean policy.emergency_admission?)" in out.stderr
     )
     assert "Traceback" not in out.stderr
+
+
+def test_a_report_on_other_data_is_not_approved_for_the_data_in_force(trained, tmp_path) -> None:
+    """Trained and validated on the synthetic ICS, then the warehouse reloaded from an OMOP extract before the audit:
+    the in-process audit judges the training run's validation scores, so its report names the synthetic ICS, and
+    an approval (which would cover the OMOP data in force) is refused."""
+    home = fresh(trained, tmp_path / "home")
+    con = duckdb.connect(str(home.warehouse_path))
+    con.execute("UPDATE load_info SET source_format = 'omop', synthetic = false")  # what an OMOP load records
+    con.close()
+    audit = tmp_path / "audit.json"
+    audit.write_text(json.dumps({"bootstrap_draws": 50}))
+    out = phm("audit", "run", "--model", MODEL, "--version", "1", "--config", str(audit), home=home.home)
+    assert out.returncode == 0, out.stderr
+    report = json.loads((home.reports_dir / "audits" / f"{MODEL}_v1" / "bias_report.json").read_text())
+    assert report["subject"]["data"] == "synthetic ICS"  # the data its figures came from
+    approve = phm(
+        "audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones", "--reason", "fine",
+        "--accept-flags", home=home.home,
+    )  # fmt: skip
+    assert approve.returncode == 2 and "Traceback" not in approve.stderr
+    assert "data from synthetic ICS" in approve.stderr and "OMOP CDM v5.4 extract" in approve.stderr, approve.stderr
+
+
+def test_a_report_at_a_fixed_threshold_is_not_approved_for_the_policy(trained, tmp_path) -> None:
+    """An audit at a fixed risk threshold that flags almost nobody (every TPR 0: nothing can be compared, nothing
+    flagged) judged no fairness at the operating policy's top share: its approval is refused."""
+    home = fresh(trained, tmp_path / "home")
+    audit = tmp_path / "audit.json"
+    audit.write_text(json.dumps({"threshold": 0.999, "bootstrap_draws": 50}))
+    out = phm("audit", "run", "--model", MODEL, "--version", "1", "--config", str(audit), home=home.home)
+    assert out.returncode == 0, out.stderr
+    approve = phm(
+        "audit", "approve", "--model", MODEL, "--version", "1", "--by", "Dr Ada Jones", "--reason", "fine",
+        "--accept-flags", home=home.home,
+    )  # fmt: skip
+    assert approve.returncode == 2 and "fixed threshold (risk >= 0.999)" in approve.stderr, approve.stderr
+    assert "top 5%" in approve.stderr and "Traceback" not in approve.stderr

@@ -25,8 +25,16 @@ def audit(result, html_path: Path, json_path: Path) -> None:
         from evaluation.fairness.narrative import absolute_sentence
 
         console.print(absolute_sentence(result).replace("**", ""), soft_wrap=True)
+    from evaluation.fairness.narrative import unjudged
+
+    blind = unjudged(result)
+    for line in blind:
+        console.print(line, soft_wrap=True)
+    passed = (
+        "No flags: nothing could be judged" if len(blind) == len(result.groupings) else "No flags: the audit passed"
+    )
     table(
-        "Flags" if result.flags else "No flags: the audit passed",
+        "Flags" if result.flags else passed,
         ["grouping", "group", "metric", "value", "reference", "ratio (95% CI)", "adjusted"],
         [
             [
