@@ -23,6 +23,7 @@ import pandas as pd
 
 from evaluation.programme import listing
 from features.build import build
+from features.engine.duckdb_engine import DuckDBEngine
 from features.series import practice_pcns
 from features.sources.codes import CONDITION_KEYS
 from models.explain import reasons
@@ -33,6 +34,7 @@ from serving.batch.common import (
     SnapshotError,
     approval_record,
     approved_champion,
+    check_day,
     check_features,
     default_date,
     require_champion,
@@ -52,6 +54,8 @@ def score_daily_inprocess(
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
     started = time.perf_counter()
     day = day or default_date(settings.warehouse_path)
+    with DuckDBEngine(settings.warehouse_path) as engine:
+        check_day(engine, day, specs.worklist())
     scores, X, meta, stages, today = score_population(settings, day, say, settings.features_dir / "daily")
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)

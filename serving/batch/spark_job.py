@@ -30,7 +30,7 @@ from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
-from serving.batch.common import approval_record, approved_champion, check_features, require_champion
+from serving.batch.common import approval_record, approved_champion, check_day, check_features, require_champion
 from serving.batch.ranking import Cutoffs, Listed, band_limits, hold_out
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
 from serving.governance.configuration import data_source
@@ -73,6 +73,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
     with SparkEngine(settings) as engine:
         spark = engine.spark
         day = day or data_end_of(engine) + timedelta(days=1)
+        check_day(engine, day, spec)
         work = settings.features_dir / "daily"
         say(f"building features as at {day} on Spark")
         feat_path = work / f"{spec.name}_{day}_spark.parquet"

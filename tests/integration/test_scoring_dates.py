@@ -1,0 +1,33 @@
+"""The daily job's scoring date: a date after the data (where everything since the data end would be scored as if
+nothing had happened, and the snapshot served in place of every later correct one) or before the data cover the
+model's look-back is refused, and nothing is written or published."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from support.homes import registry_copy
+
+from serving.batch import store
+from serving.batch.common import SnapshotError, default_date
+from serving.batch.daily import score_daily
+from training import tracking
+
+
+def _folders(home) -> set[str]:
+    return {p.name for p in store.snapshots_root(home).iterdir()}
+
+
+@pytest.mark.slow
+def test_a_date_after_the_data_or_before_its_look_back_is_refused(served_home, tmp_path: Path) -> None:
+    s = registry_copy(served_home, tmp_path / "home", snapshots=True)
+    tracking.configure(s)
+    latest = default_date(s.warehouse_path)
+    live, before = store.live_date(s), _folders(s)
+    with pytest.raises(SnapshotError, match=f"after the data.*the latest scoring date is {latest}"):
+        score_daily(s, latest + timedelta(days=7))
+    with pytest.raises(SnapshotError, match="before the data cover emergency_admission's 365-day look-back"):
+        score_daily(s, date(2000, 1, 1))
+    assert store.live_date(s) == live and _folders(s) == before  # nothing written, the live snapshot served
