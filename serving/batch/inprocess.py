@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.programme import listing
-from features.build import build
+from features.build import EmptyCohortError, build
 from features.engine.duckdb_engine import DuckDBEngine
 from features.series import practice_pcns
 from features.sources.codes import CONDITION_KEYS
@@ -127,9 +127,12 @@ def score_population(
         elif found is not None:
             say(f"scoring {other.title.lower()}")
             path = work / f"{other.name}_{day}.parquet"
-            built = build(settings.warehouse_path, other.build_config([day]), path)
-            check_features(case, built)
-            frame = pd.read_parquet(path)
+            try:
+                check_features(case, build(settings.warehouse_path, other.build_config([day]), path))
+                frame = pd.read_parquet(path)
+            except EmptyCohortError as exc:  # nobody it applies to today: an empty column, not a failed job
+                say(f"{other.title.lower()}: {exc}")
+                frame = pd.DataFrame()
             if len(frame):
                 value = found.model.predict_proba(frame[list(found.model.feature_names_in_)].astype("float64"))[:, 1]
                 scores[other.daily.column] = scores.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))

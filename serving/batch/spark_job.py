@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.programme import listing
-from features.build import build, data_end_of
+from features.build import EmptyCohortError, build, data_end_of
 from features.sources.codes import CONDITION_KEYS
 from features.engine.spark_engine import SparkEngine
 from models.batch import explain_spark, score_spark
@@ -121,7 +121,14 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                 continue
             say(f"scoring {other.title.lower()}")
             path = work / f"{other.name}_{day}_spark.parquet"
-            check_features(case, build(engine, other.build_config([day]), path))
+            try:
+                check_features(case, build(engine, other.build_config([day]), path))
+            except EmptyCohortError as exc:  # nobody it applies to today: an empty column, as in-process
+                say(f"{other.title.lower()}: {exc}")
+                columns[other.name] = {"version": found.version, "people": 0, "column": other.daily.column}
+                columns[other.name].update(approval_record(case))
+                scores = scores.withColumn(other.daily.column, F.lit(None).cast("double"))
+                continue
             frame = spark.read.parquet(str(path.resolve()))
             columns[other.name] = {
                 "version": found.version,

@@ -7,12 +7,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from support.homes import registry_copy
+from support.homes import registry_copy, train_quickly
 
+from evaluation.fairness.config import AuditConfig
+
+from models import specs
 from serving.batch import store
 from serving.batch.common import SnapshotError, default_date
 from serving.batch.daily import score_daily
+from serving.governance.model_audit import audit_model
+from serving.governance.signoff import decide, promote
 from training import tracking
 
 
@@ -31,3 +37,19 @@ def test_a_date_after_the_data_or_before_its_look_back_is_refused(served_home, t
     with pytest.raises(SnapshotError, match="before the data cover emergency_admission's 365-day look-back"):
         score_daily(s, date(2000, 1, 1))
     assert store.live_date(s) == live and _folders(s) == before  # nothing written, the live snapshot served
+
+
+@pytest.mark.slow
+def test_a_model_beside_the_worklist_with_nobody_eligible_leaves_its_column_empty(served_home, tmp_path: Path) -> None:
+    """On 2020-04-01 nobody has home monitoring yet, so the flare-up model applies to nobody: the worklist is still
+    scored and published (the job had failed with EmptyCohortError, leaving yesterday's worklist)."""
+    s = registry_copy(served_home, tmp_path / "home")
+    flare = specs.get("flare_up")
+    version = train_quickly(s, flare.name).version
+    out = audit_model(s, flare.name, version, AuditConfig(bootstrap_draws=20, top_share=flare.daily.top_share))
+    decide(s, flare.name, version, "approved", "Dr Test", "test approval", accept_flags=bool(out.result.flags))
+    promote(s, flare.name, version, by="tests")
+    meta = score_daily(s, date(2020, 4, 1), publish=True)
+    assert meta["models"][flare.name]["people"] == 0 and meta["published"]
+    scores = pd.read_parquet(Path(meta["folder"]) / "scores.parquet")
+    assert len(scores) == meta["people"] > 0 and scores[flare.daily.column].isna().all()
