@@ -17,6 +17,7 @@ app = typer.Typer(help="Daily risk scoring of the whole population.", no_args_is
 def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = None, publish: bool = False) -> dict:
     """Run the daily job for `day` (default: the day after the data ends); print the snapshot's summary. A day
     before the live snapshot's is written but served only with `publish`."""
+    from features.build import EmptyCohortError, FeatureSourceError
     from features.engine import EngineError
     from serving.batch.common import SnapshotError
     from serving.batch.daily import score_daily
@@ -25,7 +26,7 @@ def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = N
     try:
         with stages("Daily scoring", 5) as advance:
             meta = score_daily(s, day, progress=advance, engine=engine_choice(engine), publish=publish or None)
-    except (SnapshotError, EngineError, SafetyCaseError) as exc:
+    except (SnapshotError, EngineError, SafetyCaseError, FeatureSourceError, EmptyCohortError) as exc:
         raise fail(str(exc)) from exc
     model_runs.daily_scores(meta)
     return meta

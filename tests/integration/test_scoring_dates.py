@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
+from support.cli import run as phm
 from support.homes import registry_copy, train_quickly
 
 from evaluation.fairness.config import AuditConfig
@@ -53,3 +55,18 @@ def test_a_model_beside_the_worklist_with_nobody_eligible_leaves_its_column_empt
     assert meta["models"][flare.name]["people"] == 0 and meta["published"]
     scores = pd.read_parquet(Path(meta["folder"]) / "scores.parquet")
     assert len(scores) == meta["people"] > 0 and scores[flare.daily.column].isna().all()
+
+
+@pytest.mark.slow
+def test_a_column_the_features_need_gone_from_the_warehouse_is_a_clear_refusal(served_home, tmp_path: Path) -> None:
+    """A source column renamed after training: the real command says which column is missing and exits 2, with no
+    traceback, and the live snapshot stays served."""
+    s = registry_copy(served_home, tmp_path / "home", snapshots=True)
+    with duckdb.connect(str(s.warehouse_path)) as con:
+        con.execute("ALTER TABLE apc_spells RENAME COLUMN critical_care_days TO cc_days")
+    live = store.live_date(s)
+    done = phm("score", "daily", home=s.home)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and "Traceback" not in said, said[-2000:]
+    assert "missing columns: apc_spells.critical_care_days" in " ".join(said.split())
+    assert store.live_date(s) == live
