@@ -18,6 +18,7 @@ nothing in it has changed for `STALE_AFTER` seconds: file locks are not trusted 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -43,8 +44,13 @@ FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-i
 PARTIAL, CREATING = ".partial", ".creating"  # a folder being written; one whose writer is taking its lock
 WRITER_LOCK = ".writer.lock"  # held (flock) by the job writing a partial folder; names its process and host
 STALE_AFTER = 6 * 3600  # seconds without a change after which an unverifiable partial folder is stale
+SUMS = "sha256"  # the manifest's record of every file the job wrote: path in the folder -> SHA-256
 
 log = logging.getLogger("phm.snapshots")
+
+
+class SnapshotAltered(RuntimeError):
+    """The live snapshot's files are not those its job wrote (edited, replaced, truncated or added to since)."""
 
 
 def snapshots_root(settings: Settings) -> Path:
@@ -139,11 +145,10 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     folder = root / f"{meta['date']}_{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
     with _writing(folder) as partial:
         write(partial)
+        meta[SUMS] = file_sums(partial, durable=True)  # durable before the pointer moves
         (partial / "manifest.json").write_text(json.dumps(meta, indent=1))
-        for f in partial.rglob("*"):  # durable before the pointer moves (Spark writes folders of parts)
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
+        with open(partial / "manifest.json", "rb") as fh:
+            os.fsync(fh.fileno())
         partial.rename(folder)
     meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
     meta["live_date"] = meta["date"] if moves else live
@@ -157,6 +162,44 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     os.replace(tmp, root / POINTER)
     _prune(root, folder)
     return folder
+
+
+def file_sums(folder: Path, durable: bool = False, tables: set[str] | None = None) -> dict[str, str]:
+    """SHA-256 of every file in `folder` (or only under its top-level entries `tables`; Spark writes folders of
+    parts), the manifest and the writer's lock excepted; with `durable`, each is also fsynced."""
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        rel = f.relative_to(folder)
+        if not f.is_file() or (f.name in (WRITER_LOCK, "manifest.json") and len(rel.parts) == 1):
+            continue
+        if tables is not None and rel.parts[0] not in tables:
+            continue
+        digest = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+            if durable:
+                os.fsync(fh.fileno())
+        out[rel.as_posix()] = digest.hexdigest()
+    return out
+
+
+def check_files(folder: Path, meta: dict) -> None:
+    """`SnapshotAltered` unless the tables in `folder` are, byte for byte, those its job wrote (`SUMS`)."""
+    sums = meta.get(SUMS)
+    if not isinstance(sums, dict) or not sums:
+        raise SnapshotAltered(
+            f"snapshot {folder.name} records no checksums of its files (written before they were kept), so it "
+            "cannot be shown to be as scored; run `phm score daily`"
+        )
+    now = file_sums(folder, tables={Path(k).parts[0] for k in sums})
+    changed = sorted(k for k in sums.keys() | now.keys() if sums.get(k) != now.get(k))
+    if changed:
+        raise SnapshotAltered(
+            f"snapshot {folder.name}: {len(changed)} file(s) differ from those its job wrote ({', '.join(changed[:5])}"
+            f"{', ...' if len(changed) > 5 else ''}: edited, replaced, truncated or added since), so it is not "
+            "served; run `phm score daily` to score again"
+        )
 
 
 @contextmanager
@@ -333,6 +376,8 @@ def current_over(
     if held is not None and held[0] == based:
         base = held[1]
     else:
+        if based == folder:  # a rolled base inside it is written later, by `serving.batch.roll`
+            check_files(folder, meta)
         base = pd.read_parquet(based / "scores.parquet")
         if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
             base["practice_code"] = base["practice_code"].astype(str)
