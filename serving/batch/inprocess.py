@@ -60,7 +60,8 @@ def score_daily_inprocess(
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
     stages.done("write")
-    listing.record(settings, today.model, day, today.person_id, today.held, today.share)
+    if meta["published"]:  # only a snapshot coordinators are served lists anyone (a past day kept aside does not)
+        listing.record(settings, today.model, day, today.person_id, today.held, today.share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     meta["stages"] = stages.rows

@@ -174,7 +174,8 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
 
         say("writing the snapshot")
         folder = publish_snapshot(settings, meta, write, publish)
-    listing.record(settings, spec.name, day, today.person_id, today.held, share)
+    if meta["published"]:  # as in-process: a past day kept aside, not served, lists no one
+        listing.record(settings, spec.name, day, today.person_id, today.held, share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     return meta

@@ -4,6 +4,7 @@ model's look-back is refused, and nothing is written or published."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from support.homes import registry_copy, train_quickly
 
 from evaluation.fairness.config import AuditConfig
 
+from evaluation.programme import listing
 from models import specs
 from serving.batch import store
 from serving.batch.common import SnapshotError, default_date
@@ -70,3 +72,18 @@ def test_a_column_the_features_need_gone_from_the_warehouse_is_a_clear_refusal(s
     assert done.returncode == 2 and "Traceback" not in said, said[-2000:]
     assert "missing columns: apc_spells.critical_care_days" in " ".join(said.split())
     assert store.live_date(s) == live
+
+
+@pytest.mark.slow
+def test_a_past_day_kept_aside_lists_no_one_in_the_listing_record(served_home, tmp_path: Path) -> None:
+    """A re-score of a past day that is not served puts no one in the listing record: nobody was shown that list, and
+    the record decides safe retraining's weights and who may be held out later (it had added everyone it would
+    list, as listed since that past day)."""
+    s = registry_copy(served_home, tmp_path / "home", snapshots=True)
+    shutil.copytree(served_home.home / "holdout", s.home / "holdout")
+    tracking.configure(s)
+    before = listing.read(s, specs.worklist().name)
+    assert len(before)
+    meta = score_daily(s, date.fromisoformat(store.live_date(s)) - timedelta(days=14))
+    assert not meta["published"]
+    pd.testing.assert_frame_equal(listing.read(s, specs.worklist().name), before)
