@@ -144,7 +144,8 @@ def score_population(
                 **approval_record(case),
             }
         stages.done(other.name)
-    previous = earlier(settings, day)  # trend: the scores of a week before (or the latest earlier ones); none at first
+    # trend: the scores of a week before (or the latest earlier ones) by this model version; none at first
+    previous = earlier(settings, day, scored_by=(champion.name, champion.version))
     scores["previous_risk"] = (
         scores.person_id.map(previous[1].set_index("person_id").risk).astype("float64")
         if previous is not None

@@ -140,7 +140,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                 score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left"
             )
         scores = scores.select(*SCORE_COLUMNS)
-        previous = earlier_folder(settings, day)  # the in-process job's rule: never a same-day snapshot
+        previous = earlier_folder(settings, day, scored_by=(champion.name, champion.version))  # in-process's rule
         if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
             before = spark.read.parquet(str((previous / "scores.parquet").resolve()))
             scores = scores.join(before.select("person_id", F.col("risk").alias("previous_risk")), "person_id", "left")

@@ -319,19 +319,30 @@ def dated_snapshots(settings: Settings) -> list[tuple[date, Path]]:
     return [(d, folder) for d, _name, folder in _done(snapshots_root(settings))]
 
 
-def earlier_folder(settings: Settings, day: date, days_back: int = TREND_DAYS) -> Path | None:
+def earlier_folder(
+    settings: Settings, day: date, days_back: int = TREND_DAYS, scored_by: tuple[str, str] | None = None
+) -> Path | None:
     """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
     dated before `day`; else none (the first snapshot has no trend). Never one of the same day (a re-score of a
-    day compares with the earlier day its first run did) or a later one. Both engines' jobs use this."""
-    done = _done(snapshots_root(settings))
+    day compares with the earlier day its first run did) or a later one; with `scored_by` (model, version), only
+    one that model version ranked (another version's risks are not comparable). Both engines' jobs use this."""
+    done = [d for d in _done(snapshots_root(settings)) if d[0] < day]
+    if scored_by is not None:
+        done = [d for d in done if _ranked_by(d[2]) == (scored_by[0], str(scored_by[1]))]
     week = [d for d in done if d[0] <= day - timedelta(days=days_back)]
-    before = [d for d in done if d[0] < day]
-    return (week or before)[-1][2] if week or before else None
+    return (week or done)[-1][2] if week or done else None
 
 
-def earlier(settings: Settings, day: date, days_back: int = TREND_DAYS) -> tuple[dict, pd.DataFrame] | None:
+def _ranked_by(folder: Path) -> tuple[str, str] | None:
+    meta = json.loads((folder / "manifest.json").read_text())
+    return meta["worklist_model"], str(worklist_version(meta))
+
+
+def earlier(
+    settings: Settings, day: date, days_back: int = TREND_DAYS, scored_by: tuple[str, str] | None = None
+) -> tuple[dict, pd.DataFrame] | None:
     """`earlier_folder`'s manifest and (person_id, risk)."""
-    folder = earlier_folder(settings, day, days_back)
+    folder = earlier_folder(settings, day, days_back, scored_by)
     if folder is None:
         return None
     meta = json.loads((folder / "manifest.json").read_text())

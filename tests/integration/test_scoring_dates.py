@@ -87,3 +87,19 @@ def test_a_past_day_kept_aside_lists_no_one_in_the_listing_record(served_home, t
     meta = score_daily(s, date.fromisoformat(store.live_date(s)) - timedelta(days=14))
     assert not meta["published"]
     pd.testing.assert_frame_equal(listing.read(s, specs.worklist().name), before)
+
+
+@pytest.mark.slow
+def test_the_trend_compares_only_with_scores_of_the_same_model_version(served_home, tmp_path: Path) -> None:
+    """A new champion's risks are not comparable with the old one's: today's trend is not taken against the week-old
+    snapshot version 1 ranked (every arrow and the 'rise' sort would show the change of model, not of the person)."""
+    s = registry_copy(served_home, tmp_path / "home", snapshots=True)
+    model = specs.worklist().name
+    version = train_quickly(s, model).version
+    out = audit_model(s, model, version, AuditConfig(bootstrap_draws=20))
+    decide(s, model, version, "approved", "Dr Test", "test approval", accept_flags=bool(out.result.flags))
+    promote(s, model, version, by="tests")
+    meta = score_daily(s, date.fromisoformat(store.live_date(s)))
+    assert meta["models"][model]["version"] == str(version) != "1"
+    scores = pd.read_parquet(Path(meta["folder"]) / "scores.parquet")
+    assert meta["previous"] is None and scores.previous_risk.isna().all()
