@@ -32,7 +32,8 @@ from serving.batch.common import approved_champion
 from serving.batch.delta_apply import DELTAS, base_folder, held_mask
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
-from serving.batch.store import SnapshotAltered, current_over, snapshots_root
+from serving.batch.snapshot_files import SnapshotAltered
+from serving.batch.store import current_over, snapshots_root
 from serving.bundle import Bundle, Held
 from serving.governance.configuration import data_source
 from serving.governance.hazard_log import hazard_log_path

@@ -18,7 +18,6 @@ nothing in it has changed for `STALE_AFTER` seconds: file locks are not trusted 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ import pandas as pd
 from phm.core.settings import Settings
 from serving.batch.delta_apply import apply_delta, base_folder, delta_manifest
 from serving.batch.ranking import BANDS
+from serving.batch.snapshot_files import SUMS, check_files, file_sums
 from training.registry import Champion
 
 POINTER = "CURRENT.json"
@@ -44,13 +44,8 @@ FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-i
 PARTIAL, CREATING = ".partial", ".creating"  # a folder being written; one whose writer is taking its lock
 WRITER_LOCK = ".writer.lock"  # held (flock) by the job writing a partial folder; names its process and host
 STALE_AFTER = 6 * 3600  # seconds without a change after which an unverifiable partial folder is stale
-SUMS = "sha256"  # the manifest's record of every file the job wrote: path in the folder -> SHA-256
 
 log = logging.getLogger("phm.snapshots")
-
-
-class SnapshotAltered(RuntimeError):
-    """The live snapshot's files are not those its job wrote (edited, replaced, truncated or added to since)."""
 
 
 def snapshots_root(settings: Settings) -> Path:
@@ -162,44 +157,6 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     os.replace(tmp, root / POINTER)
     _prune(root, folder)
     return folder
-
-
-def file_sums(folder: Path, durable: bool = False, tables: set[str] | None = None) -> dict[str, str]:
-    """SHA-256 of every file in `folder` (or only under its top-level entries `tables`; Spark writes folders of
-    parts), the manifest and the writer's lock excepted; with `durable`, each is also fsynced."""
-    out = {}
-    for f in sorted(folder.rglob("*")):
-        rel = f.relative_to(folder)
-        if not f.is_file() or (f.name in (WRITER_LOCK, "manifest.json") and len(rel.parts) == 1):
-            continue
-        if tables is not None and rel.parts[0] not in tables:
-            continue
-        digest = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-            if durable:
-                os.fsync(fh.fileno())
-        out[rel.as_posix()] = digest.hexdigest()
-    return out
-
-
-def check_files(folder: Path, meta: dict) -> None:
-    """`SnapshotAltered` unless the tables in `folder` are, byte for byte, those its job wrote (`SUMS`)."""
-    sums = meta.get(SUMS)
-    if not isinstance(sums, dict) or not sums:
-        raise SnapshotAltered(
-            f"snapshot {folder.name} records no checksums of its files (written before they were kept), so it "
-            "cannot be shown to be as scored; run `phm score daily`"
-        )
-    now = file_sums(folder, tables={Path(k).parts[0] for k in sums})
-    changed = sorted(k for k in sums.keys() | now.keys() if sums.get(k) != now.get(k))
-    if changed:
-        raise SnapshotAltered(
-            f"snapshot {folder.name}: {len(changed)} file(s) differ from those its job wrote ({', '.join(changed[:5])}"
-            f"{', ...' if len(changed) > 5 else ''}: edited, replaced, truncated or added since), so it is not "
-            "served; run `phm score daily` to score again"
-        )
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from phm.core.settings import Settings
-from serving.batch import store
+from serving.batch import snapshot_files, store
 
 
 def _write(settings: Settings, day: str, publish: bool | None = None) -> tuple[Path, dict]:
@@ -53,22 +53,22 @@ def test_a_snapshot_whose_files_changed_after_publishing_is_not_read(tmp_path: P
     """Each file's SHA-256 is kept in the manifest; an edited, truncated or added file stops the read, naming it."""
     settings = Settings(home=tmp_path / "h")
     folder, meta = _write(settings, "2025-04-01")
-    assert set(meta[store.SUMS]) == {"scores.parquet"}
+    assert set(meta[snapshot_files.SUMS]) == {"scores.parquet"}
     assert len(store.current(settings)[1]) == 2
     scores = folder / "scores.parquet"
     good = scores.read_bytes()
     pd.DataFrame({"person_id": [1, 2], "risk": [0.9, 0.2], "practice_code": ["A1", "B2"]}).to_parquet(
         scores, index=False
     )
-    with pytest.raises(store.SnapshotAltered, match="1 file\\(s\\) differ.*scores.parquet"):
+    with pytest.raises(snapshot_files.SnapshotAltered, match="1 file\\(s\\) differ.*scores.parquet"):
         store.current(settings)
     scores.write_bytes(good[:-100])  # truncated, as on a full disk
-    with pytest.raises(store.SnapshotAltered, match="scores.parquet"):
+    with pytest.raises(snapshot_files.SnapshotAltered, match="scores.parquet"):
         store.current(settings)
     scores.write_bytes(good)
     assert len(store.current(settings)[1]) == 2
-    (folder / "manifest.json").write_text(json.dumps({k: v for k, v in meta.items() if k != store.SUMS}))
-    with pytest.raises(store.SnapshotAltered, match="records no checksums"):
+    (folder / "manifest.json").write_text(json.dumps({k: v for k, v in meta.items() if k != snapshot_files.SUMS}))
+    with pytest.raises(snapshot_files.SnapshotAltered, match="records no checksums"):
         store.current(settings)
 
 
@@ -84,5 +84,5 @@ def test_a_part_added_to_a_table_written_as_a_folder_is_caught(tmp_path: Path) -
     assert len(store.current(settings)[1]) == 2
     extra = pd.DataFrame({"person_id": [3], "risk": [0.99], "practice_code": ["A1"]})
     extra.to_parquet(folder / "scores.parquet" / "part-1.parquet", index=False)
-    with pytest.raises(store.SnapshotAltered, match="scores.parquet/part-1.parquet"):
+    with pytest.raises(snapshot_files.SnapshotAltered, match="scores.parquet/part-1.parquet"):
         store.current(settings)
