@@ -38,6 +38,7 @@ from serving.batch.snapshot_files import SUMS, check_files, file_sums
 from training.registry import Champion
 
 POINTER = "CURRENT.json"
+POINTER_LOCK = ".snapshots.lock"  # beside the snapshots folder (which holds snapshots only); see `pointer_lock`
 KEEP = 14  # dated snapshots kept
 TREND_DAYS = 7  # the worklist's trend compares with the scores of a week before
 FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-injection tests only)
@@ -129,11 +130,10 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     folder and, last, the atomic swap of the pointer. Until that swap readers see the previous snapshot.
 
     The pointer moves when `publish` is True, or (by default, None) unless the snapshot's day is before the live
-    one's: a re-score of a past day is kept beside the live snapshot, not served. `meta` records the outcome
+    one's (read under `pointer_lock` once the folder is complete, so of two runs at once the later day is served): a
+    re-score of a past day is kept beside the live snapshot, not served. `meta` records the outcome
     (`published`, `live_date`). Partial folders of earlier runs that were killed are removed first; a run that
     fails removes its own."""
-    live = live_date(settings)
-    moves = publish if publish is not None else (live is None or meta["date"] >= live)
     root = snapshots_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(root)
@@ -145,18 +145,31 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
         with open(partial / "manifest.json", "rb") as fh:
             os.fsync(fh.fileno())
         partial.rename(folder)
-    meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
-    meta["live_date"] = meta["date"] if moves else live
-    if not moves:
-        _prune(root, folder)
-        return folder
-    tmp = root / (POINTER + ".tmp")
-    tmp.write_text(json.dumps({"folder": folder.name, "date": meta["date"]}))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / POINTER)
+    with pointer_lock(root):  # the live day as it is now: another run may have published while this one wrote
+        live = live_date(settings)
+        moves = publish if publish is not None else (live is None or meta["date"] >= live)
+        meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
+        meta["live_date"] = meta["date"] if moves else live
+        if moves:
+            tmp = root / (POINTER + ".tmp")
+            tmp.write_text(json.dumps({"folder": folder.name, "date": meta["date"]}))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, root / POINTER)
     _prune(root, folder)
     return folder
+
+
+@contextmanager
+def pointer_lock(root: Path) -> Iterator[None]:
+    """Held (flock, waiting for it) by whoever reads the pointer to decide and then replaces it: the daily jobs and
+    event deltas, so that no swap is decided on a pointer another has replaced meanwhile."""
+    fd = os.open(root.parent / POINTER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ served unless asked; pruning never removes the live snapshot."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -86,3 +87,32 @@ def test_a_part_added_to_a_table_written_as_a_folder_is_caught(tmp_path: Path) -
     extra.to_parquet(folder / "scores.parquet" / "part-1.parquet", index=False)
     with pytest.raises(snapshot_files.SnapshotAltered, match="scores.parquet/part-1.parquet"):
         store.current(settings)
+
+
+def test_a_run_that_finishes_after_a_later_day_was_published_does_not_replace_it(tmp_path: Path) -> None:
+    """Two runs at once: a re-score of 2025-03-28 (later than the live day when it started) is still writing when
+    the run for 2025-04-01 publishes; it must then keep its snapshot aside, not swap the pointer back to an older
+    worklist (the live day was read when a run started, long before its swap)."""
+    settings = Settings(home=tmp_path / "h")
+    _write(settings, "2025-03-25")
+    started, go, done = threading.Event(), threading.Event(), {}
+
+    def slow(partial: Path) -> None:
+        started.set()
+        go.wait(30)
+        pd.DataFrame({"person_id": [1], "risk": [0.1], "practice_code": ["A1"]}).to_parquet(
+            partial / "scores.parquet", index=False
+        )
+
+    def run() -> None:
+        meta = {"date": "2025-03-28"}
+        done["folder"], done["meta"] = store.publish_snapshot(settings, meta, slow), meta
+
+    behind = threading.Thread(target=run)
+    behind.start()
+    assert started.wait(30)
+    later, _ = _write(settings, "2025-04-01")
+    go.set()
+    behind.join(30)
+    assert store.current_folder(settings) == later and store.live_date(settings) == "2025-04-01"
+    assert not done["meta"]["published"] and done["meta"]["live_date"] == "2025-04-01" and done["folder"].is_dir()
