@@ -21,6 +21,7 @@ def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = N
     from features.engine import EngineError
     from serving.batch.common import SnapshotError
     from serving.batch.daily import score_daily
+    from serving.batch.store import live_date
     from serving.governance.safety_case import SafetyCaseError
 
     try:
@@ -28,6 +29,13 @@ def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = N
             meta = score_daily(s, day, progress=advance, engine=engine_choice(engine), publish=publish or None)
     except (SnapshotError, EngineError, SafetyCaseError, FeatureSourceError, EmptyCohortError) as exc:
         raise fail(str(exc)) from exc
+    except OSError as exc:  # a full or read-only disk: the job's own folder is removed, the pointer untouched
+        live = live_date(s)
+        raise fail(
+            f"the daily job could not write its files ({exc.strerror or type(exc).__name__}"
+            f"{': ' + str(exc.filename) if exc.filename else ''}; check the space free under {s.home}); "
+            + (f"the service still serves the snapshot of {live}" if live else "there is no snapshot to serve yet")
+        ) from exc
     model_runs.daily_scores(meta)
     return meta
 
