@@ -52,6 +52,7 @@ from serving.batch.delta_apply import DELTAS, FLAG, HELD, band_cutoffs, overlay
 from serving.batch.delta_base import feature_rows, read_base
 from serving.batch.ranking import band_codes, band_names, condition_lists, holdable
 from serving.batch.roll import ensure_rolled
+from serving.batch.snapshot_files import SUMS, file_sums
 from serving.batch.store import POINTER, pointer_lock, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
 from training import tracking
@@ -256,6 +257,7 @@ def _publish(root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataF
     try:
         rows.to_parquet(partial / "scores.parquet", index=False)
         features.to_parquet(partial / "features.parquet", index=False)
+        info[SUMS] = file_sums(partial)  # checked whenever the live snapshot is read with it
         (partial / "manifest.json").write_text(json.dumps(info, indent=1))
         for f in partial.iterdir():
             with open(f, "rb") as fh:

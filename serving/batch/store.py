@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from phm.core.settings import Settings
-from serving.batch.delta_apply import apply_delta, base_folder, delta_manifest
+from serving.batch.delta_apply import DELTAS, apply_delta, base_folder, delta_manifest
 from serving.batch.ranking import BANDS
 from serving.batch.snapshot_files import SUMS, check_files, file_sums
 from training.registry import Champion
@@ -353,12 +353,14 @@ def current_over(
     meta = json.loads((folder / "manifest.json").read_text())
     meta["snapshot_folder"] = folder.name
     meta["index_date"] = meta["date"]
-    based = base_folder(folder, delta_manifest(folder, pointer["delta"])) if pointer.get("delta") else folder
+    delta = delta_manifest(folder, pointer["delta"]) if pointer.get("delta") else None
+    if delta is not None:  # events since the snapshot (small: checked at every read)
+        check_files(folder / DELTAS / pointer["delta"], delta)
+    based = base_folder(folder, delta) if delta is not None else folder
     if held is not None and held[0] == based:
         base = held[1]
-    else:
-        if based == folder:  # a rolled base inside it is written later, by `serving.batch.roll`
-            check_files(folder, meta)
+    else:  # the snapshot, or its rolled base (with its own manifest)
+        check_files(based, meta if based == folder else json.loads((based / "manifest.json").read_text()))
         base = pd.read_parquet(based / "scores.parquet")
         if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
             base["practice_code"] = base["practice_code"].astype(str)
