@@ -32,6 +32,7 @@ from serving.batch.common import approved_champion
 from serving.batch.delta_apply import DELTAS, base_folder, held_mask
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
+from serving.batch.snapshot_files import SnapshotAltered
 from serving.batch.store import current_over, snapshots_root
 from serving.bundle import Bundle, Held
 from serving.governance.configuration import data_source
@@ -202,14 +203,18 @@ class ServiceState:
                 champions[name] = found
         previous = getattr(self, "bundle", None)
         was = previous.held if previous is not None else None
-        snap = current_over(self.settings, (was.folder, was.scores) if was is not None else None)
+        snapshot_refusal = None
+        try:
+            snap = current_over(self.settings, (was.folder, was.scores) if was is not None else None)
+        except SnapshotAltered as exc:  # nothing of it is served; the worklist is paused, saying why
+            snap, snapshot_refusal = None, f"the worklist is paused: {exc}"
+            log.error("%s", snapshot_refusal)
         meta, scores = snap[:2] if snap else (None, None)
         held = None
         if snap is not None:
             held = was if was is not None and was.folder == snap[2] else Held(snap[2], snap[3])
         if scores is not None and held is not None and scores is held.scores:
             scores = scores.copy()  # columns may be blanked below: the held base stays as read
-        snapshot_refusal = None
         if meta is not None:
             snapshot_refusal, blank = self._check_snapshot(meta, source)
             if snapshot_refusal:

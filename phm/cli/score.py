@@ -17,16 +17,25 @@ app = typer.Typer(help="Daily risk scoring of the whole population.", no_args_is
 def score_day(s: Settings, day: Optional[date] = None, engine: Optional[str] = None, publish: bool = False) -> dict:
     """Run the daily job for `day` (default: the day after the data ends); print the snapshot's summary. A day
     before the live snapshot's is written but served only with `publish`."""
+    from features.build import EmptyCohortError, FeatureSourceError
     from features.engine import EngineError
     from serving.batch.common import SnapshotError
     from serving.batch.daily import score_daily
+    from serving.batch.store import live_date
     from serving.governance.safety_case import SafetyCaseError
 
     try:
         with stages("Daily scoring", 5) as advance:
             meta = score_daily(s, day, progress=advance, engine=engine_choice(engine), publish=publish or None)
-    except (SnapshotError, EngineError, SafetyCaseError) as exc:
+    except (SnapshotError, EngineError, SafetyCaseError, FeatureSourceError, EmptyCohortError) as exc:
         raise fail(str(exc)) from exc
+    except OSError as exc:  # a full or read-only disk: the job's own folder is removed, the pointer untouched
+        live = live_date(s)
+        raise fail(
+            f"the daily job could not write its files ({exc.strerror or type(exc).__name__}"
+            f"{': ' + str(exc.filename) if exc.filename else ''}; check the space free under {s.home}); "
+            + (f"the service still serves the snapshot of {live}" if live else "there is no snapshot to serve yet")
+        ) from exc
     model_runs.daily_scores(meta)
     return meta
 

@@ -8,11 +8,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 
-from features.series import data_end
+from features.engine.base import Engine
+from features.series import ACTIVITY_DAYS, data_end
 from models.specs.base import ModelSpec
 from phm.core.settings import Settings
 from serving.governance.safety_case import Case, case
 from training import registry
+from training.dates import lookback_days
 from training.registry import Champion, load_champion
 
 
@@ -23,6 +25,37 @@ class SnapshotError(RuntimeError):
 def default_date(warehouse: Path) -> date:
     """The day after the data ends."""
     return data_end(warehouse) + timedelta(days=1)
+
+
+def check_day(engine: Engine, day: date, spec: ModelSpec) -> None:
+    """Refuse a scoring date the warehouse's data cannot support: after the day after its latest activity (an
+    admission, discharge, A&E arrival or prescription; events absorbed into it count), where everything since the
+    data end would be scored as if nothing had happened, and such a snapshot would be served in place of every
+    later correct one; or before the data cover the model's longest look-back, where histories would be cut short."""
+    present = engine.columns()
+    parts = [
+        f"SELECT CAST(min({c}) AS DATE) AS lo, CAST(max({c}) AS DATE) AS hi FROM {engine.table(t)}"
+        for t, c in ACTIVITY_DAYS
+        if c in present.get(t, ())
+    ]
+    first, last = (
+        engine.rows(f"SELECT min(lo), max(hi) FROM ({' UNION ALL '.join(parts)}) m")[0] if parts else (None,) * 2
+    )
+    if last is None:
+        raise SnapshotError("the warehouse records no activity, so there is nothing to score; run `phm data load`")
+    first, last = (d.date() if hasattr(d, "hour") else d for d in (first, last))
+    if day > last + timedelta(days=1):
+        raise SnapshotError(
+            f"scoring date {day} is after the data: its latest activity is on {last}, so a snapshot as at {day} would "
+            f"miss everything since; the latest scoring date is {last + timedelta(days=1)} (the default). Nothing "
+            "was scored"
+        )
+    history = lookback_days(spec)
+    if day < first + timedelta(days=history):
+        raise SnapshotError(
+            f"scoring date {day} is before the data cover {spec.name}'s {history}-day look-back: the data begin "
+            f"{first}, so the earliest scoring date is {first + timedelta(days=history)}. Nothing was scored"
+        )
 
 
 def approved_champion(

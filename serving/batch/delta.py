@@ -52,7 +52,8 @@ from serving.batch.delta_apply import DELTAS, FLAG, HELD, band_cutoffs, overlay
 from serving.batch.delta_base import feature_rows, read_base
 from serving.batch.ranking import band_codes, band_names, condition_lists, holdable
 from serving.batch.roll import ensure_rolled
-from serving.batch.store import POINTER, snapshots_root, worklist_version
+from serving.batch.snapshot_files import SUMS, file_sums
+from serving.batch.store import POINTER, pointer_lock, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
 from training import tracking
 
@@ -256,6 +257,7 @@ def _publish(root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataF
     try:
         rows.to_parquet(partial / "scores.parquet", index=False)
         features.to_parquet(partial / "features.parquet", index=False)
+        info[SUMS] = file_sums(partial)  # checked whenever the live snapshot is read with it
         (partial / "manifest.json").write_text(json.dumps(info, indent=1))
         for f in partial.iterdir():
             with open(f, "rb") as fh:
@@ -264,13 +266,14 @@ def _publish(root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataF
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    if json.loads((root / POINTER).read_text())["folder"] != folder.name:
-        raise SnapshotError("a new snapshot was published meanwhile: refresh again over it")
-    tmp = root / (POINTER + ".delta.tmp")
-    tmp.write_text(json.dumps({**pointer, "delta": name}))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / POINTER)
+    with pointer_lock(root):  # a daily job cannot publish between this check and the swap
+        if json.loads((root / POINTER).read_text())["folder"] != folder.name:
+            raise SnapshotError("a new snapshot was published meanwhile: refresh again over it")
+        tmp = root / (POINTER + ".delta.tmp")
+        tmp.write_text(json.dumps({**pointer, "delta": name}))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, root / POINTER)
     for old in sorted(p for p in deltas.iterdir() if not p.name.startswith("."))[:-KEEP_DELTAS]:
         shutil.rmtree(old, ignore_errors=True)
     return name

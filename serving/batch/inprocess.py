@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from evaluation.programme import listing
-from features.build import build
+from features.build import EmptyCohortError, build
+from features.engine.duckdb_engine import DuckDBEngine
 from features.series import practice_pcns
 from features.sources.codes import CONDITION_KEYS
 from models.explain import reasons
@@ -33,6 +34,7 @@ from serving.batch.common import (
     SnapshotError,
     approval_record,
     approved_champion,
+    check_day,
     check_features,
     default_date,
     require_champion,
@@ -52,11 +54,14 @@ def score_daily_inprocess(
         raise SnapshotError(f"{settings.warehouse_path}: no warehouse; run `phm data load` first")
     started = time.perf_counter()
     day = day or default_date(settings.warehouse_path)
+    with DuckDBEngine(settings.warehouse_path) as engine:
+        check_day(engine, day, specs.worklist())
     scores, X, meta, stages, today = score_population(settings, day, say, settings.features_dir / "daily")
     say("writing the snapshot")
     folder = write_snapshot(settings, scores, X.assign(person_id=scores.person_id.to_numpy()), meta, publish)
     stages.done("write")
-    listing.record(settings, today.model, day, today.person_id, today.held, today.share)
+    if meta["published"]:  # only a snapshot coordinators are served lists anyone (a past day kept aside does not)
+        listing.record(settings, today.model, day, today.person_id, today.held, today.share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     meta["stages"] = stages.rows
@@ -123,9 +128,12 @@ def score_population(
         elif found is not None:
             say(f"scoring {other.title.lower()}")
             path = work / f"{other.name}_{day}.parquet"
-            built = build(settings.warehouse_path, other.build_config([day]), path)
-            check_features(case, built)
-            frame = pd.read_parquet(path)
+            try:
+                check_features(case, build(settings.warehouse_path, other.build_config([day]), path))
+                frame = pd.read_parquet(path)
+            except EmptyCohortError as exc:  # nobody it applies to today: an empty column, not a failed job
+                say(f"{other.title.lower()}: {exc}")
+                frame = pd.DataFrame()
             if len(frame):
                 value = found.model.predict_proba(frame[list(found.model.feature_names_in_)].astype("float64"))[:, 1]
                 scores[other.daily.column] = scores.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
@@ -136,7 +144,8 @@ def score_population(
                 **approval_record(case),
             }
         stages.done(other.name)
-    previous = earlier(settings, day)  # trend: the scores of a week before (or the latest earlier ones); none at first
+    # trend: the scores of a week before (or the latest earlier ones) by this model version; none at first
+    previous = earlier(settings, day, scored_by=(champion.name, champion.version))
     scores["previous_risk"] = (
         scores.person_id.map(previous[1].set_index("person_id").risk).astype("float64")
         if previous is not None

@@ -24,6 +24,7 @@ from pathlib import Path
 from phm.core.settings import Settings
 from serving.batch.common import SnapshotError
 from serving.batch.inprocess import score_population
+from serving.batch.snapshot_files import SUMS, file_sums
 from serving.batch.store import current_folder, worklist_version
 
 ROLLED = "rolled"
@@ -53,6 +54,7 @@ def ensure_rolled(settings: Settings, snapshot: Path, meta: dict, day: date, pro
     try:
         scores.to_parquet(partial / "scores.parquet", index=False)
         X.assign(person_id=scores.person_id.to_numpy()).to_parquet(partial / "features.parquet", index=False)
+        rolled[SUMS] = file_sums(partial)  # checked whenever a delta's read lays over it
         (partial / "manifest.json").write_text(json.dumps(rolled, indent=1, default=str))
         for f in partial.iterdir():
             with open(f, "rb") as fh:

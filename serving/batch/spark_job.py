@@ -23,14 +23,14 @@ from pathlib import Path
 import pandas as pd
 
 from evaluation.programme import listing
-from features.build import build, data_end_of
+from features.build import EmptyCohortError, build, data_end_of
 from features.sources.codes import CONDITION_KEYS
 from features.engine.spark_engine import SparkEngine
 from models.batch import explain_spark, score_spark
 from models import specs
 from phm.core.settings import Settings
 from phm.core.sql import literal
-from serving.batch.common import approval_record, approved_champion, check_features, require_champion
+from serving.batch.common import approval_record, approved_champion, check_day, check_features, require_champion
 from serving.batch.ranking import Cutoffs, Listed, band_limits, hold_out
 from serving.batch.store import earlier_folder, pause_mid_write, publish_snapshot, snapshot_meta
 from serving.governance.configuration import data_source
@@ -73,6 +73,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
     with SparkEngine(settings) as engine:
         spark = engine.spark
         day = day or data_end_of(engine) + timedelta(days=1)
+        check_day(engine, day, spec)
         work = settings.features_dir / "daily"
         say(f"building features as at {day} on Spark")
         feat_path = work / f"{spec.name}_{day}_spark.parquet"
@@ -120,7 +121,14 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                 continue
             say(f"scoring {other.title.lower()}")
             path = work / f"{other.name}_{day}_spark.parquet"
-            check_features(case, build(engine, other.build_config([day]), path))
+            try:
+                check_features(case, build(engine, other.build_config([day]), path))
+            except EmptyCohortError as exc:  # nobody it applies to today: an empty column, as in-process
+                say(f"{other.title.lower()}: {exc}")
+                columns[other.name] = {"version": found.version, "people": 0, "column": other.daily.column}
+                columns[other.name].update(approval_record(case))
+                scores = scores.withColumn(other.daily.column, F.lit(None).cast("double"))
+                continue
             frame = spark.read.parquet(str(path.resolve()))
             columns[other.name] = {
                 "version": found.version,
@@ -132,7 +140,7 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
                 score_spark(frame, found.model, ["person_id"], other.daily.column), "person_id", "left"
             )
         scores = scores.select(*SCORE_COLUMNS)
-        previous = earlier_folder(settings, day)  # the in-process job's rule: never a same-day snapshot
+        previous = earlier_folder(settings, day, scored_by=(champion.name, champion.version))  # in-process's rule
         if previous is not None:  # trend: the scores of a week before (or the latest earlier ones)
             before = spark.read.parquet(str((previous / "scores.parquet").resolve()))
             scores = scores.join(before.select("person_id", F.col("risk").alias("previous_risk")), "person_id", "left")
@@ -166,7 +174,8 @@ def score_daily_spark(settings: Settings, day: date | None = None, progress=None
 
         say("writing the snapshot")
         folder = publish_snapshot(settings, meta, write, publish)
-    listing.record(settings, spec.name, day, today.person_id, today.held, share)
+    if meta["published"]:  # as in-process: a past day kept aside, not served, lists no one
+        listing.record(settings, spec.name, day, today.person_id, today.held, share)
     meta["folder"] = str(folder)
     meta["seconds"] = round(time.perf_counter() - started, 1)
     return meta

@@ -32,11 +32,13 @@ from pathlib import Path
 import pandas as pd
 
 from phm.core.settings import Settings
-from serving.batch.delta_apply import apply_delta, base_folder, delta_manifest
+from serving.batch.delta_apply import DELTAS, apply_delta, base_folder, delta_manifest
 from serving.batch.ranking import BANDS
+from serving.batch.snapshot_files import SUMS, check_files, file_sums
 from training.registry import Champion
 
 POINTER = "CURRENT.json"
+POINTER_LOCK = ".snapshots.lock"  # beside the snapshots folder (which holds snapshots only); see `pointer_lock`
 KEEP = 14  # dated snapshots kept
 TREND_DAYS = 7  # the worklist's trend compares with the scores of a week before
 FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-injection tests only)
@@ -128,35 +130,46 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     folder and, last, the atomic swap of the pointer. Until that swap readers see the previous snapshot.
 
     The pointer moves when `publish` is True, or (by default, None) unless the snapshot's day is before the live
-    one's: a re-score of a past day is kept beside the live snapshot, not served. `meta` records the outcome
+    one's (read under `pointer_lock` once the folder is complete, so of two runs at once the later day is served): a
+    re-score of a past day is kept beside the live snapshot, not served. `meta` records the outcome
     (`published`, `live_date`). Partial folders of earlier runs that were killed are removed first; a run that
     fails removes its own."""
-    live = live_date(settings)
-    moves = publish if publish is not None else (live is None or meta["date"] >= live)
     root = snapshots_root(settings)
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(root)
     folder = root / f"{meta['date']}_{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
     with _writing(folder) as partial:
         write(partial)
+        meta[SUMS] = file_sums(partial, durable=True)  # durable before the pointer moves
         (partial / "manifest.json").write_text(json.dumps(meta, indent=1))
-        for f in partial.rglob("*"):  # durable before the pointer moves (Spark writes folders of parts)
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
+        with open(partial / "manifest.json", "rb") as fh:
+            os.fsync(fh.fileno())
         partial.rename(folder)
-    meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
-    meta["live_date"] = meta["date"] if moves else live
-    if not moves:
-        _prune(root, folder)
-        return folder
-    tmp = root / (POINTER + ".tmp")
-    tmp.write_text(json.dumps({"folder": folder.name, "date": meta["date"]}))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, root / POINTER)
+    with pointer_lock(root):  # the live day as it is now: another run may have published while this one wrote
+        live = live_date(settings)
+        moves = publish if publish is not None else (live is None or meta["date"] >= live)
+        meta["published"] = bool(moves)  # for the caller; not in the manifest (the pointer is the truth)
+        meta["live_date"] = meta["date"] if moves else live
+        if moves:
+            tmp = root / (POINTER + ".tmp")
+            tmp.write_text(json.dumps({"folder": folder.name, "date": meta["date"]}))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, root / POINTER)
     _prune(root, folder)
     return folder
+
+
+@contextmanager
+def pointer_lock(root: Path) -> Iterator[None]:
+    """Held (flock, waiting for it) by whoever reads the pointer to decide and then replaces it: the daily jobs and
+    event deltas, so that no swap is decided on a pointer another has replaced meanwhile."""
+    fd = os.open(root.parent / POINTER_LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -276,19 +289,30 @@ def dated_snapshots(settings: Settings) -> list[tuple[date, Path]]:
     return [(d, folder) for d, _name, folder in _done(snapshots_root(settings))]
 
 
-def earlier_folder(settings: Settings, day: date, days_back: int = TREND_DAYS) -> Path | None:
+def earlier_folder(
+    settings: Settings, day: date, days_back: int = TREND_DAYS, scored_by: tuple[str, str] | None = None
+) -> Path | None:
     """The snapshot to compare `day` with: the latest dated at least `days_back` days earlier; else the latest
     dated before `day`; else none (the first snapshot has no trend). Never one of the same day (a re-score of a
-    day compares with the earlier day its first run did) or a later one. Both engines' jobs use this."""
-    done = _done(snapshots_root(settings))
+    day compares with the earlier day its first run did) or a later one; with `scored_by` (model, version), only
+    one that model version ranked (another version's risks are not comparable). Both engines' jobs use this."""
+    done = [d for d in _done(snapshots_root(settings)) if d[0] < day]
+    if scored_by is not None:
+        done = [d for d in done if _ranked_by(d[2]) == (scored_by[0], str(scored_by[1]))]
     week = [d for d in done if d[0] <= day - timedelta(days=days_back)]
-    before = [d for d in done if d[0] < day]
-    return (week or before)[-1][2] if week or before else None
+    return (week or done)[-1][2] if week or done else None
 
 
-def earlier(settings: Settings, day: date, days_back: int = TREND_DAYS) -> tuple[dict, pd.DataFrame] | None:
+def _ranked_by(folder: Path) -> tuple[str, str] | None:
+    meta = json.loads((folder / "manifest.json").read_text())
+    return meta["worklist_model"], str(worklist_version(meta))
+
+
+def earlier(
+    settings: Settings, day: date, days_back: int = TREND_DAYS, scored_by: tuple[str, str] | None = None
+) -> tuple[dict, pd.DataFrame] | None:
     """`earlier_folder`'s manifest and (person_id, risk)."""
-    folder = earlier_folder(settings, day, days_back)
+    folder = earlier_folder(settings, day, days_back, scored_by)
     if folder is None:
         return None
     meta = json.loads((folder / "manifest.json").read_text())
@@ -329,10 +353,14 @@ def current_over(
     meta = json.loads((folder / "manifest.json").read_text())
     meta["snapshot_folder"] = folder.name
     meta["index_date"] = meta["date"]
-    based = base_folder(folder, delta_manifest(folder, pointer["delta"])) if pointer.get("delta") else folder
+    delta = delta_manifest(folder, pointer["delta"]) if pointer.get("delta") else None
+    if delta is not None:  # events since the snapshot (small: checked at every read)
+        check_files(folder / DELTAS / pointer["delta"], delta)
+    based = base_folder(folder, delta) if delta is not None else folder
     if held is not None and held[0] == based:
         base = held[1]
-    else:
+    else:  # the snapshot, or its rolled base (with its own manifest)
+        check_files(based, meta if based == folder else json.loads((based / "manifest.json").read_text()))
         base = pd.read_parquet(based / "scores.parquet")
         if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
             base["practice_code"] = base["practice_code"].astype(str)

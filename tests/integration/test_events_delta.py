@@ -316,3 +316,25 @@ def test_a_worker_takes_a_new_delta_over_the_same_base_without_re_reading_it(nex
     found_fresh, values_fresh = fresh.features_for(people)
     assert found == found_fresh and np.array_equal(values, values_fresh)
     assert st.bundle.release.cells == fresh.bundle.release.cells
+
+
+def test_an_edited_rolled_base_or_delta_is_not_read(next_day) -> None:
+    """(After the last: it alters the home.) The rolled base and each delta keep their files' SHA-256 as the snapshot
+    does: one edited since it was written stops the read, naming it (it had been laid over the worklist as is)."""
+    from serving.batch.snapshot_files import SnapshotAltered
+
+    home = next_day["home"]
+    meta, _ = current(home)
+    snapshot = snapshots_root(home) / meta["snapshot_folder"]
+    for table in (
+        snapshot / "deltas" / meta["delta_folder"] / "scores.parquet",
+        snapshot / meta["delta"]["base"] / "scores.parquet",
+    ):
+        good = table.read_bytes()
+        frame = pd.read_parquet(table)
+        frame.loc[frame.index[0], "risk"] = 0.99
+        frame.to_parquet(table, index=False)
+        with pytest.raises(SnapshotAltered, match="scores.parquet"):
+            current(home)
+        table.write_bytes(good)
+        assert current(home)[0]["delta_folder"] == meta["delta_folder"]

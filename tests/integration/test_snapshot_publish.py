@@ -3,12 +3,15 @@ served unless asked; pruning never removes the live snapshot."""
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from phm.core.settings import Settings
-from serving.batch import store
+from serving.batch import snapshot_files, store
 
 
 def _write(settings: Settings, day: str, publish: bool | None = None) -> tuple[Path, dict]:
@@ -45,3 +48,71 @@ def test_pruning_keeps_the_live_snapshot(tmp_path: Path) -> None:
     assert store.current_folder(settings) == live and live.is_dir()
     done = [p for p in store.snapshots_root(settings).iterdir() if p.is_dir()]
     assert len(done) == store.KEEP + 1  # the newest KEEP and the live one
+
+
+def test_a_snapshot_whose_files_changed_after_publishing_is_not_read(tmp_path: Path) -> None:
+    """Each file's SHA-256 is kept in the manifest; an edited, truncated or added file stops the read, naming it."""
+    settings = Settings(home=tmp_path / "h")
+    folder, meta = _write(settings, "2025-04-01")
+    assert set(meta[snapshot_files.SUMS]) == {"scores.parquet"}
+    assert len(store.current(settings)[1]) == 2
+    scores = folder / "scores.parquet"
+    good = scores.read_bytes()
+    pd.DataFrame({"person_id": [1, 2], "risk": [0.9, 0.2], "practice_code": ["A1", "B2"]}).to_parquet(
+        scores, index=False
+    )
+    with pytest.raises(snapshot_files.SnapshotAltered, match="1 file\\(s\\) differ.*scores.parquet"):
+        store.current(settings)
+    scores.write_bytes(good[:-100])  # truncated, as on a full disk
+    with pytest.raises(snapshot_files.SnapshotAltered, match="scores.parquet"):
+        store.current(settings)
+    scores.write_bytes(good)
+    assert len(store.current(settings)[1]) == 2
+    (folder / "manifest.json").write_text(json.dumps({k: v for k, v in meta.items() if k != snapshot_files.SUMS}))
+    with pytest.raises(snapshot_files.SnapshotAltered, match="records no checksums"):
+        store.current(settings)
+
+
+def test_a_part_added_to_a_table_written_as_a_folder_is_caught(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "h")
+
+    def write(partial: Path) -> None:  # as Spark writes: a folder of parts
+        (partial / "scores.parquet").mkdir()
+        frame = pd.DataFrame({"person_id": [1, 2], "risk": [0.1, 0.2], "practice_code": ["A1", "A1"]})
+        frame.to_parquet(partial / "scores.parquet" / "part-0.parquet", index=False)
+
+    folder = store.publish_snapshot(settings, {"date": "2025-04-01"}, write)
+    assert len(store.current(settings)[1]) == 2
+    extra = pd.DataFrame({"person_id": [3], "risk": [0.99], "practice_code": ["A1"]})
+    extra.to_parquet(folder / "scores.parquet" / "part-1.parquet", index=False)
+    with pytest.raises(snapshot_files.SnapshotAltered, match="scores.parquet/part-1.parquet"):
+        store.current(settings)
+
+
+def test_a_run_that_finishes_after_a_later_day_was_published_does_not_replace_it(tmp_path: Path) -> None:
+    """Two runs at once: a re-score of 2025-03-28 (later than the live day when it started) is still writing when
+    the run for 2025-04-01 publishes; it must then keep its snapshot aside, not swap the pointer back to an older
+    worklist (the live day was read when a run started, long before its swap)."""
+    settings = Settings(home=tmp_path / "h")
+    _write(settings, "2025-03-25")
+    started, go, done = threading.Event(), threading.Event(), {}
+
+    def slow(partial: Path) -> None:
+        started.set()
+        go.wait(30)
+        pd.DataFrame({"person_id": [1], "risk": [0.1], "practice_code": ["A1"]}).to_parquet(
+            partial / "scores.parquet", index=False
+        )
+
+    def run() -> None:
+        meta = {"date": "2025-03-28"}
+        done["folder"], done["meta"] = store.publish_snapshot(settings, meta, slow), meta
+
+    behind = threading.Thread(target=run)
+    behind.start()
+    assert started.wait(30)
+    later, _ = _write(settings, "2025-04-01")
+    go.set()
+    behind.join(30)
+    assert store.current_folder(settings) == later and store.live_date(settings) == "2025-04-01"
+    assert not done["meta"]["published"] and done["meta"]["live_date"] == "2025-04-01" and done["folder"].is_dir()
