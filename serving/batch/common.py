@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-
 from features.engine.base import Engine
 from features.series import ACTIVITY_DAYS, data_end
 from models.specs.base import ModelSpec
