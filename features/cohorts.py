@@ -101,7 +101,13 @@ def cohort_sql(
     checks = [
         ("died", "p.date_of_death IS NOT NULL AND p.date_of_death < x._idx"),
         ("not yet registered", f"p.registration_start > {d.add_days('x._idx', -cfg.min_registration_days)}"),
-        ("registration ended", "p.registration_end IS NOT NULL AND p.registration_end <= x._idx"),
+        # registration ends on the day of death: someone who dies on the index date was alive and registered at
+        # the start of it (eligible, and the death is in the follow-up), as the rule above says
+        (
+            "registration ended",
+            "p.registration_end IS NOT NULL AND p.registration_end <= x._idx "
+            "AND NOT (p.registration_end = x._idx AND p.date_of_death IS NOT NULL AND p.date_of_death = x._idx)",
+        ),
         ("not yet born", f"{birth} > x._idx"),
         ("below minimum age", f"{age} < {cfg.min_age}"),
     ]

@@ -79,3 +79,22 @@ def test_a_transferred_exacerbation_is_no_new_flare_up(
     label = df["label_exacerbation_14d"]
     assert label.loc[27] == 0 and label.loc[28] == 1
     assert pd.isna(label.loc[[21, 22]]).tolist() == [False, False]
+
+
+def test_someone_who_dies_on_the_index_date_was_alive_at_its_start(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Eligible (alive and registered at the start of the day, their registration ending with the death), and the
+    death and that day's admission are in the follow-up; moving away on the index date still excludes."""
+    rows = spec_rows()
+    rows["patients"] += [patient(41, died="2024-04-01"), patient(42, died="2024-04-01"), patient(43, end="2024-04-01")]
+    rows["apc_spells"].append(spell(41, "2024-04-01"))
+    warehouse = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
+    cfg = specs.get("emergency_admission").build_config(
+        [IDX], data_end=date(2025, 6, 30), label=LabelConfig(include_death=True)
+    )
+    df, manifest = run(engine, warehouse, cfg, tmp_path / "d.parquet", request)
+    df = df.set_index("person_id")
+    assert df.loc[[41, 42], "label_emergency_12m_or_death"].tolist() == [1, 1]
+    assert df.loc[[41, 42], "died_in_follow_up"].tolist() == [1, 1]
+    assert 43 not in df.index and manifest["cohort"]["excluded_by_reason"]["registration ended"] == 1
