@@ -26,8 +26,9 @@ class OutputError(EngineError):
     """An output path that cannot be written without destroying something else (a folder of other files)."""
 
 
-# what a folder of Parquet parts written by Spark holds: parts, the success marker and their checksums
-PARQUET_PART = re.compile(r"\.?(part-[^/]*|_SUCCESS)(\.crc)?")
+# what a folder of Parquet parts written by Spark holds: parts, the success marker and their checksums (and on
+# Databricks the transactional commit protocol's _started_/_committed_ markers)
+PARQUET_PART = re.compile(r"\.?(part-[^/]*|_SUCCESS|_started_[^/]*|_committed_[^/]*)(\.crc)?")
 
 
 class Engine(ABC):

@@ -46,7 +46,8 @@ def test_an_earlier_output_is_replaced(engine: str, tmp_path: Path, request) -> 
 def test_replacing_a_folder_of_parts_only(tmp_path: Path) -> None:
     parts = tmp_path / "out.parquet"
     parts.mkdir()
-    for name in ("part-00000-1a.zstd.parquet", ".part-00000-1a.zstd.parquet.crc", "_SUCCESS", "._SUCCESS.crc"):
+    spark = ("part-00000-1a.zstd.parquet", ".part-00000-1a.zstd.parquet.crc", "_SUCCESS", "._SUCCESS.crc")
+    for name in (*spark, "_started_5821", "_committed_5821"):  # the last two: Databricks' commit markers
         (parts / name).write_bytes(b"x")
     new = tmp_path / "new"
     new.write_bytes(b"table")
