@@ -98,6 +98,9 @@ def cohort_sql(
     dates = _dates(index_dates, d)
     birth = "make_date(CAST(p.year_of_birth AS INTEGER), CAST(p.month_of_birth AS INTEGER), 1)"
     age = d.years_between(birth, "x._idx")
+    # only the month of birth is known: the minimum age holds only if it holds for someone born on the month's last
+    # day (an adult cohort never takes in a 17-year-old born later in the month than the index date's day)
+    youngest = d.years_between(f"last_day({birth})", "x._idx")
     checks = [
         ("died", "p.date_of_death IS NOT NULL AND p.date_of_death < x._idx"),
         ("not yet registered", f"p.registration_start > {d.add_days('x._idx', -cfg.min_registration_days)}"),
@@ -109,7 +112,7 @@ def cohort_sql(
             "AND NOT (p.registration_end = x._idx AND p.date_of_death IS NOT NULL AND p.date_of_death = x._idx)",
         ),
         ("not yet born", f"{birth} > x._idx"),
-        ("below minimum age", f"{age} < {cfg.min_age}"),
+        ("below minimum age", f"{youngest} < {cfg.min_age}"),
     ]
     parts, joins = [], []
     if cfg.max_age is not None:

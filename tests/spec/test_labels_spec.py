@@ -98,3 +98,18 @@ def test_someone_who_dies_on_the_index_date_was_alive_at_its_start(
     assert df.loc[[41, 42], "label_emergency_12m_or_death"].tolist() == [1, 1]
     assert df.loc[[41, 42], "died_in_follow_up"].tolist() == [1, 1]
     assert 43 not in df.index and manifest["cohort"]["excluded_by_reason"]["registration ended"] == 1
+
+
+def test_the_minimum_age_holds_whatever_the_day_of_birth(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Only the month of birth is known: someone born in April 2006 may be 17 on 1 April 2024 (born after the 1st),
+    so an adult cohort takes them in only from May; born in March 2006, they are 18 whatever the day."""
+    rows = spec_rows()
+    rows["patients"] += [patient(51, born="2006-04"), patient(52, born="2006-03"), patient(53, born="1934-04")]
+    warehouse = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
+    for day, eligible in ((IDX, {52, 53}), (date(2024, 5, 1), {51, 52, 53})):
+        cfg = specs.get("emergency_admission").build_config([day], data_end=date(2025, 6, 30))
+        df = run(engine, warehouse, cfg, tmp_path / f"{day}.parquet", request)[0].set_index("person_id")
+        assert set(df.index) & {51, 52, 53} == eligible
+        assert df.loc[52, "age"] == 18 and df.loc[53, "age"] == 90  # the age predictor itself is unchanged
