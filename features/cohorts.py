@@ -61,10 +61,28 @@ class LabelConfig(Strict):
         None, pattern=r"^[a-z][a-z0-9_]*$", description="The outcome's name in the label column (default: `outcome`)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _days_replace_the_default_months(cls, data: object) -> object:
+        """`horizon_days` alone means a horizon in days, not days ignored beside the default 12 months."""
+        if isinstance(data, dict) and data.get("horizon_days") is not None and "horizon_months" not in data:
+            return {**data, "horizon_months": None}
+        return data
+
     @model_validator(mode="after")
     def _diagnoses_of_admissions(self) -> "LabelConfig":
         if self.diagnoses and self.outcome != "emergency":
             raise ValueError("diagnoses narrow emergency admissions only (outcome 'emergency')")
+        given = {
+            k: v
+            for k, v in (("horizon_months", self.horizon_months), ("horizon_days", self.horizon_days))
+            if v is not None
+        }
+        if len(given) != 1:  # none: an empty window, every label 0; both: the days were ignored
+            raise ValueError("give one horizon: horizon_months or horizon_days")
+        ((key, value),) = given.items()
+        if value <= 0:
+            raise ValueError(f"{key} must be a positive whole number, not {value}")
         return self
 
     def rules(self) -> dict:
