@@ -120,6 +120,11 @@ def cohort_sql(
     # day (an adult cohort never takes in a 17-year-old born later in the month than the index date's day)
     youngest = d.years_between(f"last_day({birth})", "x._idx")
     checks = [
+        # unknown is never eligible (the loader requires these; tables read by name on a cluster may not)
+        (
+            "birth or registration not recorded",
+            "p.year_of_birth IS NULL OR p.month_of_birth IS NULL OR p.registration_start IS NULL",
+        ),
         ("died", "p.date_of_death IS NOT NULL AND p.date_of_death < x._idx"),
         ("not yet registered", f"p.registration_start > {d.add_days('x._idx', -cfg.min_registration_days)}"),
         # registration ends on the day of death: someone who dies on the index date was alive and registered at

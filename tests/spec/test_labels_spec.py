@@ -113,3 +113,19 @@ def test_the_minimum_age_holds_whatever_the_day_of_birth(
         df = run(engine, warehouse, cfg, tmp_path / f"{day}.parquet", request)[0].set_index("person_id")
         assert set(df.index) & {51, 52, 53} == eligible
         assert df.loc[52, "age"] == 18 and df.loc[53, "age"] == 90  # the age predictor itself is unchanged
+
+
+def test_unknown_birth_or_registration_is_never_eligible(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """Tables read by name on a cluster have not passed the loader: a missing year or month of birth or registration
+    start excludes, counted by reason, where it had made every rule unknown and so the person eligible."""
+    rows = spec_rows()
+    missing = [patient(61), patient(62), patient(63)]
+    missing[0]["year_of_birth"], missing[1]["month_of_birth"], missing[2]["registration_start"] = None, None, None
+    rows["patients"] += missing
+    warehouse = tiny_warehouse(tmp_path / "tiny.duckdb", rows)
+    cfg = specs.get("emergency_admission").build_config([IDX], data_end=date(2025, 6, 30))
+    df, manifest = run(engine, warehouse, cfg, tmp_path / "n.parquet", request)
+    assert not set(df.person_id) & {61, 62, 63}
+    assert manifest["cohort"]["excluded_by_reason"]["birth or registration not recorded"] == 3
