@@ -97,14 +97,19 @@ def check_output(out: Path) -> None:
 
 def replace_output(tmp: Path, out: Path) -> None:
     """Move a finished output (a file, or a folder of Parquet parts) to `out`, replacing what was there.
-    A folder cannot be renamed over a folder, so the old one is moved aside first and removed after; a folder
-    holding anything but Parquet parts is refused (`check_output`), never removed."""
+    A folder cannot be renamed over a folder, nor over a file (DuckDB's output, when Spark rebuilds the same
+    path), so the old output is moved aside first and removed after; a folder holding anything but Parquet parts
+    is refused (`check_output`), never removed."""
     check_output(out)
-    if out.is_dir() and not out.is_symlink():
+    was_dir = out.is_dir() and not out.is_symlink()
+    if was_dir or (tmp.is_dir() and (out.exists() or out.is_symlink())):
         old = out.with_name(f".{out.name}.{os.getpid()}.old")
         os.replace(out, old)
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if was_dir:
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     else:
         os.replace(tmp, out)
 

@@ -62,3 +62,29 @@ def test_replacing_a_folder_of_parts_only(tmp_path: Path) -> None:
     assert (home / "phm.duckdb").read_bytes() == b"warehouse"
     with pytest.raises(OutputError, match="file name"):
         replace_output(new, Path("/"))
+
+
+def test_an_engine_rebuilds_the_other_engines_output(tmp_path: Path) -> None:
+    """DuckDB writes a file, Spark a folder of parts: either replaces the other at the same path (`phm features build
+    --as-of D` then the same with `--engine spark` writes to the same default path)."""
+    out = tmp_path / "ea.parquet"
+    out.write_bytes(b"duckdb table")
+    parts = tmp_path / ".ea.parquet.1.tmp"
+    parts.mkdir()
+    (parts / "part-00000-1a.zstd.parquet").write_bytes(b"spark table")
+    replace_output(parts, out)
+    assert (out / "part-00000-1a.zstd.parquet").read_bytes() == b"spark table"
+    table = tmp_path / ".ea.parquet.2.tmp"
+    table.write_bytes(b"duckdb again")
+    replace_output(table, out)
+    assert out.read_bytes() == b"duckdb again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ea.parquet"]
+
+
+@pytest.mark.spark
+def test_spark_rebuilds_a_duckdb_output(tmp_path: Path, request) -> None:
+    warehouse = tiny_warehouse(tmp_path / "wh.duckdb", spec_rows())
+    out = tmp_path / "features.parquet"
+    duck, _ = run("duckdb", warehouse, _cfg(), out, request)
+    spark, _ = run("spark", warehouse, _cfg(), out, request)
+    assert out.is_dir() and len(spark) == len(duck)
