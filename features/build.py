@@ -19,7 +19,7 @@ from phm.core.config import Document
 
 from features.cohorts import CohortConfig, LabelConfig, cohort_sql, label_sql
 from features.definitions.model import AttributeFeature, EventFeature, FeatureSet
-from features.engine.base import Engine
+from features.engine.base import Engine, check_output
 from features.engine.compiler import FeatureCompiler
 from features.engine.duckdb_engine import DuckDBEngine
 from features.sources.extracts import source_description
@@ -137,6 +137,7 @@ def build(source: Path | Engine, cfg: BuildConfig, out: Path) -> dict:
     """Build the feature table to `out` (Parquet: a file on DuckDB, a folder of parts on Spark) and
     `out` + `.manifest.json`; returns the manifest. `source` is a DuckDB warehouse file or an open engine."""
     started = time.perf_counter()
+    check_output(out)  # before any work: a folder of other files is refused, never replaced
     fs, cohort_cfg, label_cfg = cfg.resolved()
     engine = DuckDBEngine(source) if isinstance(source, Path) else source
     dialect, table = engine.dialect, engine.table

@@ -5,6 +5,10 @@ adult. Labels look forward from the index date: an outcome on the index date cou
 is `[index_date, index_date + horizon)`. People who move away before the horizon without an
 outcome, or whose horizon runs past the end of the data, are **censored**: their label is empty
 and the reason is counted, never silently treated as "no event".
+
+An admission is the start of a continuous inpatient stay: a transfer from another provider (admission method
+2B) within `TRANSFER_DAYS` days of another spell's discharge (or during it) continues that stay, so it is no
+new outcome: neither for someone in hospital on the index date nor for an elective stay moved between providers.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from features.engine.compiler import TableRef, sql_literal
 from features.engine.dialect import Dialect
 
 RESPIRATORY_ICD10 = ("J40", "J41", "J42", "J43", "J44", "J45", "J46")
+TRANSFER = "2B"  # transfer of an admitted patient from another provider
+TRANSFER_DAYS = 3  # HES continuous inpatient spells: a transfer within 3 days of a discharge continues the stay
 
 
 class CohortConfig(Strict):
@@ -55,10 +61,28 @@ class LabelConfig(Strict):
         None, pattern=r"^[a-z][a-z0-9_]*$", description="The outcome's name in the label column (default: `outcome`)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _days_replace_the_default_months(cls, data: object) -> object:
+        """`horizon_days` alone means a horizon in days, not days ignored beside the default 12 months."""
+        if isinstance(data, dict) and data.get("horizon_days") is not None and "horizon_months" not in data:
+            return {**data, "horizon_months": None}
+        return data
+
     @model_validator(mode="after")
     def _diagnoses_of_admissions(self) -> "LabelConfig":
         if self.diagnoses and self.outcome != "emergency":
             raise ValueError("diagnoses narrow emergency admissions only (outcome 'emergency')")
+        given = {
+            k: v
+            for k, v in (("horizon_months", self.horizon_months), ("horizon_days", self.horizon_days))
+            if v is not None
+        }
+        if len(given) != 1:  # none: an empty window, every label 0; both: the days were ignored
+            raise ValueError("give one horizon: horizon_months or horizon_days")
+        ((key, value),) = given.items()
+        if value <= 0:
+            raise ValueError(f"{key} must be a positive whole number, not {value}")
         return self
 
     def rules(self) -> dict:
@@ -92,12 +116,26 @@ def cohort_sql(
     dates = _dates(index_dates, d)
     birth = "make_date(CAST(p.year_of_birth AS INTEGER), CAST(p.month_of_birth AS INTEGER), 1)"
     age = d.years_between(birth, "x._idx")
+    # only the month of birth is known: the minimum age holds only if it holds for someone born on the month's last
+    # day (an adult cohort never takes in a 17-year-old born later in the month than the index date's day)
+    youngest = d.years_between(f"last_day({birth})", "x._idx")
     checks = [
+        # unknown is never eligible (the loader requires these; tables read by name on a cluster may not)
+        (
+            "birth or registration not recorded",
+            "p.year_of_birth IS NULL OR p.month_of_birth IS NULL OR p.registration_start IS NULL",
+        ),
         ("died", "p.date_of_death IS NOT NULL AND p.date_of_death < x._idx"),
         ("not yet registered", f"p.registration_start > {d.add_days('x._idx', -cfg.min_registration_days)}"),
-        ("registration ended", "p.registration_end IS NOT NULL AND p.registration_end <= x._idx"),
+        # registration ends on the day of death: someone who dies on the index date was alive and registered at
+        # the start of it (eligible, and the death is in the follow-up), as the rule above says
+        (
+            "registration ended",
+            "p.registration_end IS NOT NULL AND p.registration_end <= x._idx "
+            "AND NOT (p.registration_end = x._idx AND p.date_of_death IS NOT NULL AND p.date_of_death = x._idx)",
+        ),
         ("not yet born", f"{birth} > x._idx"),
-        ("below minimum age", f"{age} < {cfg.min_age}"),
+        ("below minimum age", f"{youngest} < {cfg.min_age}"),
     ]
     parts, joins = [], []
     if cfg.max_age is not None:
@@ -131,6 +169,17 @@ def cohort_sql(
     )
 
 
+def _continued_transfers(d: Dialect, table: TableRef) -> str:
+    """Spell ids of transfers (2B) that continue another spell of the same person: admitted before the transfer
+    (or the same day, unless itself a transfer) and not discharged more than `TRANSFER_DAYS` days before it."""
+    return f"""SELECT DISTINCT t.spell_id FROM {table("apc_spells")} t JOIN {table("apc_spells")} p
+        ON p.person_id = t.person_id AND p.spell_id <> t.spell_id
+      WHERE t.admission_method = {sql_literal(TRANSFER)}
+        AND (p.admission_date < t.admission_date
+             OR (p.admission_date = t.admission_date AND p.admission_method <> {sql_literal(TRANSFER)}))
+        AND (p.discharge_date IS NULL OR p.discharge_date >= {d.add_days("t.admission_date", -TRANSFER_DAYS)})"""
+
+
 def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> str:
     """(person_id, _idx, label, censor_reason, died_in_follow_up) for the rows of table `cohort`. Deaths in the
     follow-up are a measure of need that does not depend on service use (the audit's need at equal score)."""
@@ -141,8 +190,12 @@ def label_sql(cfg: LabelConfig, d: Dialect, table: TableRef, data_end: date) -> 
     methods = ", ".join(sql_literal(m) for m in EMERGENCY_ADMISSION_METHODS)
 
     def outcomes(source: str, date_col: str, condition: str) -> str:
+        stay = ""
+        if source == "apc_spells":  # transfers that continue a stay are not admissions
+            stay = f"\n    LEFT JOIN ({_continued_transfers(d, table)}) t ON t.spell_id = e.spell_id"
+            condition += " AND t.spell_id IS NULL"
         return (
-            f"SELECT o.person_id, o._idx FROM cohort o JOIN {table(source)} e ON e.person_id = o.person_id\n"
+            f"SELECT o.person_id, o._idx FROM cohort o JOIN {table(source)} e ON e.person_id = o.person_id{stay}\n"
             f"    WHERE {condition} AND e.{date_col} >= o._idx AND e.{date_col} < {horizon('o._idx')}"
         )
 

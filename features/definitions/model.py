@@ -37,13 +37,15 @@ Aggregation = Literal[
     "bed_days",  # days in hospital inside the window (spell clipped to the window and the index date)
     "active_at_index",  # 1 if an interval (start, end) covers the index date
 ]
+# names that reach SQL (feature names, tables, columns) are plain identifiers: a name is never SQL text
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 COUNTS = ("count", "exists", "count_distinct", "distinct_days", "active_at_index")  # no matching event: 0
 
 
 class Filter(BaseModel):
     """A condition on one column of the source table."""
 
-    column: str
+    column: str = Field(pattern=NAME)
     op: Literal["in", "prefix", "between", "eq"] = "in"
     values: list[str | int | float] = Field(default_factory=list)
 
@@ -56,7 +58,7 @@ class Filter(BaseModel):
 class FeatureBase(BaseModel):
     """What every feature declares: a name, plain-words description and family."""
 
-    name: str
+    name: str = Field(pattern=NAME)
     description: str
     family: str
 
@@ -65,13 +67,13 @@ class EventFeature(FeatureBase):
     """A predictor aggregated from one source table over a window before the index date."""
 
     kind: Literal["event"] = "event"
-    source: str
-    date: str  # the column dating each event
+    source: str = Field(pattern=NAME)
+    date: str = Field(pattern=NAME)  # the column dating each event
     where: list[Filter] = Field(default_factory=list)
     window_days: int | None = None  # None: all history before the index date
     aggregation: Aggregation = "count"
     value: Expr | None = None  # what is aggregated (for value aggregations): a column name or an expression
-    end: str | None = None  # interval end column (bed_days, active_at_index)
+    end: str | None = Field(None, pattern=NAME)  # interval end column (bed_days, active_at_index)
     default: float | None = 0.0
 
     @field_validator("value", mode="before")

@@ -8,6 +8,7 @@ same compiler through their `Dialect`, so the two produce the same feature table
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -19,6 +20,15 @@ from features.engine.dialect import Dialect
 
 class EngineError(RuntimeError):
     """An engine cannot be used as configured (missing extra, missing tables, ...)."""
+
+
+class OutputError(EngineError):
+    """An output path that cannot be written without destroying something else (a folder of other files)."""
+
+
+# what a folder of Parquet parts written by Spark holds: parts, the success marker and their checksums (and on
+# Databricks the transactional commit protocol's _started_/_committed_ markers)
+PARQUET_PART = re.compile(r"\.?(part-[^/]*|_SUCCESS|_started_[^/]*|_committed_[^/]*)(\.crc)?")
 
 
 class Engine(ABC):
@@ -70,14 +80,36 @@ class Engine(ABC):
         self.close()
 
 
+def check_output(out: Path) -> None:
+    """Refuse an output path whose replacement would destroy anything but an earlier output: a folder holding
+    other files (a PHM home, the features folder) is never replaced by a feature table."""
+    if not out.name:
+        raise OutputError(f"{out}: give a file name for the output, not a folder")
+    if out.is_dir() and not out.is_symlink():
+        other = sorted(p.name for p in out.iterdir() if not PARQUET_PART.fullmatch(p.name))
+        if other:
+            shown = ", ".join(other[:3]) + (f" and {len(other) - 3:,} more" if len(other) > 3 else "")
+            raise OutputError(
+                f"{out}: is a folder holding other files ({shown}), not an earlier output; "
+                "give a new file name for the output (nothing was written)"
+            )
+
+
 def replace_output(tmp: Path, out: Path) -> None:
     """Move a finished output (a file, or a folder of Parquet parts) to `out`, replacing what was there.
-    A folder cannot be renamed over a folder, so the old one is moved aside first and removed after."""
-    if out.is_dir() and not out.is_symlink():
+    A folder cannot be renamed over a folder, nor over a file (DuckDB's output, when Spark rebuilds the same
+    path), so the old output is moved aside first and removed after; a folder holding anything but Parquet parts
+    is refused (`check_output`), never removed."""
+    check_output(out)
+    was_dir = out.is_dir() and not out.is_symlink()
+    if was_dir or (tmp.is_dir() and (out.exists() or out.is_symlink())):
         old = out.with_name(f".{out.name}.{os.getpid()}.old")
         os.replace(out, old)
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if was_dir:
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     else:
         os.replace(tmp, out)
 

@@ -81,3 +81,24 @@ def test_bad_definitions_fail_clearly() -> None:
         )
     with pytest.raises(TypeError, match="not an expression or a constant"):
         col("a").eq(True)
+
+
+@pytest.mark.parametrize(
+    "field, text",
+    [
+        ("name", "n, (SELECT count(*) FROM read_text('/etc/hostname')) AS leaked"),
+        ("name", "n --"),
+        ("source", "apc_spells e, patients"),
+        ("date", "admission_date) OR (1 = 1"),
+        ("end", "discharge_date; DROP TABLE patients"),
+    ],
+)
+def test_names_that_reach_sql_are_identifiers_never_sql_text(field: str, text: str) -> None:
+    """A definition file (a BuildConfig's features) is data: a name that is SQL text is refused, naming the field."""
+    good = dict(name="x", description="", family="", source="apc_spells", date="admission_date", end="discharge_date")
+    with pytest.raises(ValidationError, match=field):
+        EventFeature(**{**good, field: text})
+    with pytest.raises(ValidationError, match="column"):
+        EventFeature(**good, where=[{"column": "admission_method IS NOT NULL OR 1", "values": ["21"]}])
+    with pytest.raises(ValidationError, match="name"):
+        DerivedFeature(name=text + " x", description="", family="", depends_on=["a"], expression=col("a"))

@@ -60,11 +60,12 @@ def utilisation() -> list[Feature]:
             name="critical_care_days_12m",
             family="hospital use",
             source="apc_spells",
-            date="admission_date",
+            date="discharge_date",  # a spell's critical care days are known once it ends, not when it begins
             window_days=365,
             aggregation="sum",
             value="critical_care_days",
-            description="Critical care days in spells admitted in the year before the index date",
+            description="Critical care days in spells discharged in the year before the index date (a spell "
+            "still in progress on the index date has not reported them)",
         ),
         EventFeature(
             name="ae_attendances_12m",
