@@ -39,12 +39,19 @@ def build_features(
     engine: Optional[str] = None,
 ) -> dict:
     """Build a feature table with labels as at `dates`; print and return its manifest."""
+    from pydantic import ValidationError
+
     from features.build import EmptyCohortError, FeatureSourceError, build
     from features.engine import EngineError, open_engine
 
     spec = feature_spec(feature_set)
     dates = sorted(set(dates))
-    cohort = spec.cohort.model_copy(update={"min_age": min_age} if min_age is not None else {})
+    try:  # validated (model_copy would take -5 as it is)
+        cohort = type(spec.cohort).model_validate(
+            {**spec.cohort.model_dump(), **({"min_age": min_age} if min_age is not None else {})}
+        )
+    except ValidationError as exc:
+        raise fail(f"--min-age {min_age}: {exc.errors()[0]['msg']}") from None
     label = spec.label.model_copy(update={"include_death": include_death})
     cfg = spec.build_config(dates, cohort=cohort, label=label, ethnicity_as_predictor=ethnicity_as_predictor)
     feature_set = spec.name

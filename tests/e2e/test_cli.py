@@ -143,6 +143,8 @@ def test_features_list_and_build(tmp_path: Path) -> None:
     assert empty.returncode == 2 and "no one is eligible" in empty.stderr
     bad = run("features", "build", "--as-of", "2024-04-01", "--set", "nonsense", home=home)
     assert bad.returncode == 2 and "unknown feature set" in bad.stderr
+    young = run("features", "build", "--as-of", "2024-04-01", "--min-age", "-5", home=home)  # was taken as it was
+    assert young.returncode == 2 and "--min-age -5: Input should be greater than or equal to 0" in young.stderr
 
 
 def test_demo_runs_end_to_end_and_serves_the_pages(tmp_path: Path) -> None:
