@@ -28,6 +28,7 @@ result equals a full daily refresh at that date. A daily refresh publishes a poi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import shutil
 import time
@@ -52,7 +53,7 @@ from serving.batch.delta_apply import DELTAS, FLAG, HELD, band_cutoffs, overlay
 from serving.batch.delta_base import feature_rows, read_base
 from serving.batch.ranking import band_codes, band_names, condition_lists, holdable
 from serving.batch.roll import ensure_rolled
-from serving.batch.snapshot_files import SUMS, file_sums
+from serving.batch.snapshot_files import SUMS, file_sums, sealed
 from serving.batch.store import POINTER, pointer_lock, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
 from training import tracking
@@ -191,7 +192,7 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
         "held_out": int(holdout.sum()),
         "last_event_received": str(events.received.max()) if len(events) else None,
     }
-    name = _publish(root, folder, pointer, out, new_X, info)
+    name = _publish(settings.home, root, folder, pointer, out, new_X, info)
     # whom the published scores list and hold out joins the listing record, so monitoring and safe retraining know
     # whom the programme may have reached (each person's first day is kept). Only once published: nobody is recorded
     # as shown by a delta never seen; meanwhile the service withholds the delta's held-out from its `held_out` column
@@ -247,7 +248,7 @@ def _other_columns(settings, source, small, day, work, changed: pd.DataFrame, me
             changed[other.daily.column] = changed.person_id.map(pd.Series(value, index=frame.person_id.to_numpy()))
 
 
-def _publish(root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataFrame, info: dict) -> str:
+def _publish(home: Path, root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataFrame, info: dict) -> str:
     """Write the delta aside, rename it into place, then swap the pointer (if it still names this snapshot)."""
     deltas = folder / DELTAS
     deltas.mkdir(exist_ok=True)
@@ -258,7 +259,7 @@ def _publish(root, folder, pointer: dict, rows: pd.DataFrame, features: pd.DataF
         rows.to_parquet(partial / "scores.parquet", index=False)
         features.to_parquet(partial / "features.parquet", index=False)
         info[SUMS] = file_sums(partial)  # checked whenever the live snapshot is read with it
-        (partial / "manifest.json").write_text(json.dumps(info, indent=1))
+        (partial / "manifest.json").write_text(sealed(home, info))
         for f in partial.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())

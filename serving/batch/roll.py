@@ -24,7 +24,7 @@ from pathlib import Path
 from phm.core.settings import Settings
 from serving.batch.common import SnapshotError
 from serving.batch.inprocess import score_population
-from serving.batch.snapshot_files import SUMS, file_sums
+from serving.batch.snapshot_files import SUMS, file_sums, sealed
 from serving.batch.store import current_folder, worklist_version
 
 ROLLED = "rolled"
@@ -55,7 +55,7 @@ def ensure_rolled(settings: Settings, snapshot: Path, meta: dict, day: date, pro
         scores.to_parquet(partial / "scores.parquet", index=False)
         X.assign(person_id=scores.person_id.to_numpy()).to_parquet(partial / "features.parquet", index=False)
         rolled[SUMS] = file_sums(partial)  # checked whenever a delta's read lays over it
-        (partial / "manifest.json").write_text(json.dumps(rolled, indent=1, default=str))
+        (partial / "manifest.json").write_text(sealed(settings.home, rolled))
         for f in partial.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())

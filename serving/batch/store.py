@@ -34,7 +34,7 @@ import pandas as pd
 from phm.core.settings import Settings
 from serving.batch.delta_apply import DELTAS, apply_delta, base_folder, delta_manifest
 from serving.batch.ranking import BANDS
-from serving.batch.snapshot_files import SUMS, check_files, file_sums
+from serving.batch.snapshot_files import SUMS, check_files, file_sums, sealed
 from training.registry import Champion
 
 POINTER = "CURRENT.json"
@@ -141,7 +141,7 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
     with _writing(folder) as partial:
         write(partial)
         meta[SUMS] = file_sums(partial, durable=True)  # durable before the pointer moves
-        (partial / "manifest.json").write_text(json.dumps(meta, indent=1))
+        (partial / "manifest.json").write_text(sealed(settings.home, meta))
         with open(partial / "manifest.json", "rb") as fh:
             os.fsync(fh.fileno())
         partial.rename(folder)
@@ -355,12 +355,12 @@ def current_over(
     meta["index_date"] = meta["date"]
     delta = delta_manifest(folder, pointer["delta"]) if pointer.get("delta") else None
     if delta is not None:  # events since the snapshot (small: checked at every read)
-        check_files(folder / DELTAS / pointer["delta"], delta)
+        check_files(folder / DELTAS / pointer["delta"], settings.home)
     based = base_folder(folder, delta) if delta is not None else folder
     if held is not None and held[0] == based:
         base = held[1]
     else:  # the snapshot, or its rolled base (with its own manifest)
-        check_files(based, meta if based == folder else json.loads((based / "manifest.json").read_text()))
+        check_files(based, settings.home)
         base = pd.read_parquet(based / "scores.parquet")
         if isinstance(base["practice_code"].dtype, pd.CategoricalDtype):
             base["practice_code"] = base["practice_code"].astype(str)

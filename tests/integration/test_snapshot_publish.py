@@ -116,3 +116,28 @@ def test_a_run_that_finishes_after_a_later_day_was_published_does_not_replace_it
     behind.join(30)
     assert store.current_folder(settings) == later and store.live_date(settings) == "2025-04-01"
     assert not done["meta"]["published"] and done["meta"]["live_date"] == "2025-04-01" and done["folder"].is_dir()
+
+
+def test_tables_rewritten_with_their_checksums_are_caught_by_the_manifests_seal(tmp_path: Path) -> None:
+    """Whoever rewrites a table and its checksum in the manifest together (the checksums alone are no proof) is
+    caught: the manifest is sealed with an HMAC under the ledger key (kept apart from the snapshots: here the key
+    file under security/; PHM_LEDGER_KEY in production)."""
+    import hashlib
+
+    settings = Settings(home=tmp_path / "h")
+    folder, _ = _write(settings, "2025-04-01")
+    assert len(store.current(settings)[1]) == 2 and (settings.home / "security" / "ledger.key").exists()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert isinstance(manifest[snapshot_files.MAC], str)
+    moved = pd.DataFrame({"person_id": [1, 2], "risk": [0.9, 0.2], "practice_code": ["B2", "A1"]})
+    moved.to_parquet(folder / "scores.parquet", index=False)
+    manifest[snapshot_files.SUMS]["scores.parquet"] = hashlib.sha256(
+        (folder / "scores.parquet").read_bytes()
+    ).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    with pytest.raises(snapshot_files.SnapshotAltered, match="manifest is not as its job sealed it"):
+        store.current(settings)
+    del manifest[snapshot_files.MAC]
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    with pytest.raises(snapshot_files.SnapshotAltered, match="is not sealed"):
+        store.current(settings)
