@@ -33,6 +33,17 @@ def audit_config(config: Optional[Path], **overrides):
     return typed_config(AuditConfig, config, overrides)
 
 
+def verdict(result) -> str:
+    """The status line's word: flags, "passed", or - where no grouping could judge anything - not a pass."""
+    from evaluation.fairness.narrative import unjudged
+
+    if not result.passed:
+        return f"[red]{len(result.flags)} flag(s)[/]"
+    if len(unjudged(result)) == len(result.groupings):
+        return "[yellow]no flags, but nothing could be judged (no evidence of fairness)[/]"
+    return "[green]passed[/]"
+
+
 def audit_version(s: Settings, name: str, version: Optional[int], cfg, engine: Optional[str] = None):
     """Audit a registered version (default: the candidate), log the bias report, print the flags."""
     from evaluation.fairness.audit import AuditInputError
@@ -46,7 +57,7 @@ def audit_version(s: Settings, name: str, version: Optional[int], cfg, engine: O
         raise fail(str(exc)) from exc
     console.print(
         f"{name} version {out.result.subject['version']}: "
-        + ("[green]passed[/]" if out.result.passed else f"[red]{len(out.result.flags)} flag(s)[/]")
+        + verdict(out.result)
         + f"; logged to MLflow as {out.artifact_path}"
     )
     governance.audit(out.result, out.html_path, out.json_path)
@@ -160,7 +171,7 @@ def scores_cmd(
             f"[yellow]{len(rejected):,} row(s) could not be audited; see {target / 'quarantine.csv'} "
             f"(first: row {rejected.source_row.iloc[0]}, {rejected.quarantine_reason.iloc[0]})[/]"
         )
-    console.print(f"{label}: " + ("[green]passed[/]" if result.passed else f"[red]{len(result.flags)} flag(s)[/]"))
+    console.print(f"{label}: " + verdict(result))
     governance.audit(result, html_path, json_path)
 
 

@@ -83,6 +83,10 @@ def test_an_audit_that_judged_nothing_does_not_say_it_passed() -> None:
     fair = audit(*(people(g, 0.5, n // 10, n // 20) for g, n in (("A", 10_000), ("B", 1000))),
                  *(people(g, 0.05, n * 9 // 10, n * 9 // 200) for g, n in (("A", 10_000), ("B", 1000))))  # fmt: skip
     assert "the audit passed" in " ".join(fair.summary) and "nothing could be judged" not in " ".join(fair.summary)
+    from phm.cli.audit import verdict  # the command's status line says the same (it had said "passed")
+
+    assert "nothing could be judged" in verdict(one) and "passed" not in verdict(none)
+    assert verdict(fair) == "[green]passed[/]"
 
 
 def test_performance_for_everyone_is_resampled_by_person() -> None:
