@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phm.core.settings import get_settings
+from phm.core.settings import SettingsError, get_settings
 
 
 def test_home_from_environment_and_derived_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,6 +32,17 @@ def test_toml_file_and_environment_precedence(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("PHM_LOG_LEVEL")
     monkeypatch.setenv("PHM_CONFIG", str(other))
     assert get_settings().log_level == "ERROR"
+
+
+def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PHM_CONFIG names the file on purpose: a typo in its path must not silently run on defaults
+    monkeypatch.setenv("PHM_HOME", str(tmp_path / "h"))
+    for named in (tmp_path / "etc" / "phm.tmol", tmp_path):
+        monkeypatch.setenv("PHM_CONFIG", str(named))
+        with pytest.raises(SettingsError, match=f"PHM_CONFIG names {named}, which is not a file"):
+            get_settings()
+    monkeypatch.delenv("PHM_CONFIG")
+    assert get_settings().home == tmp_path / "h"  # the default $PHM_HOME/phm.toml stays optional
 
 
 def test_secret_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
