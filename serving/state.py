@@ -32,7 +32,7 @@ from serving.batch.common import approved_champion
 from serving.batch.delta_apply import DELTAS, base_folder, held_mask
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
-from serving.batch.store import current_over, snapshots_root
+from serving.batch.store import RELOAD_SIGNAL, current_over, snapshots_root
 from serving.bundle import Bundle, Held
 from serving.governance.configuration import data_source
 from serving.governance.hazard_log import hazard_log_path
@@ -160,7 +160,7 @@ class ServiceState:
 
     @property
     def generation_file(self) -> Path:
-        return self.settings.home / "security" / "reload.generation"
+        return self.settings.home.joinpath(*RELOAD_SIGNAL)
 
     def _stamp(self) -> tuple[float, float]:
         def mtime(p: Path) -> float:

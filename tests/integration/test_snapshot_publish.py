@@ -3,6 +3,7 @@ served unless asked; pruning never removes the live snapshot."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -45,3 +46,19 @@ def test_pruning_keeps_the_live_snapshot(tmp_path: Path) -> None:
     assert store.current_folder(settings) == live and live.is_dir()
     done = [p for p in store.snapshots_root(settings).iterdir() if p.is_dir()]
     assert len(done) == store.KEEP + 1  # the newest KEEP and the live one
+
+
+def test_a_published_snapshot_signals_the_running_service(tmp_path: Path) -> None:
+    # `phm score daily` used to move the pointer without telling the service: every worker kept yesterday's
+    # worklist until someone called POST /api/admin/reload, and a worker that reloaded for another reason (a
+    # safety officer's decision) served the new one beside one still serving the old
+    settings = Settings(home=tmp_path / "h")
+    signal = settings.home.joinpath(*store.RELOAD_SIGNAL)
+    _write(settings, "2025-04-01")
+    assert signal.is_file()
+    first = signal.stat().st_mtime_ns, signal.read_text()
+    _write(settings, "2025-03-01")  # a past day kept beside the live one: nothing new is served, no reload
+    assert (signal.stat().st_mtime_ns, signal.read_text()) == first
+    time.sleep(0.01)
+    _write(settings, "2025-04-02")
+    assert (signal.stat().st_mtime_ns, signal.read_text()) != first
