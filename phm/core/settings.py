@@ -325,6 +325,8 @@ class Settings(BaseSettings):
             "log_level": self.log_level,
             "engine": self.engine,
             "ledger_key": "set" if self.ledger_key else f"file {self.ledger_key_path}",
+            "ledger_fsync": self.ledger_fsync,
+            "load_shrink": self.load_shrink.model_dump(),
             "threads": self.threads or "auto (the cores available)",
             "database": "set (PHM_DATABASE_URL)" if self.database_url else "SQLite under home",
             "disclosure": self.disclosure.model_dump(),

@@ -52,6 +52,15 @@ def test_secret_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.describe()["pseudonym_key"] == "set"
 
 
+def test_config_show_holds_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `phm config show` is "the resolved settings": the access log's fsync and the load's shrink guard were missing
+    monkeypatch.setenv("PHM_LEDGER_FSYNC", "true")
+    monkeypatch.setenv("PHM_LOAD_SHRINK", '{"population": 0.2, "source": 0.3}')
+    shown = get_settings().describe()
+    assert shown["ledger_fsync"] is True
+    assert shown["load_shrink"] == {"population": 0.2, "source": 0.3}
+
+
 def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHM_DEMO", "perhaps")
     with pytest.raises(ValueError, match="demo"):
