@@ -24,6 +24,8 @@ def test_names_that_read_as_another_user_or_hide_characters_are_refused(tmp_path
         "mary smith",
         "Mary  Smith",
         "Ｍａｒｙ Ｓｍｉｔｈ",
+        "Mary Sm\u0456th",  # a Cyrillic і
+        "\u039cary Smith",  # a Greek capital Mu
         "Mary Smith ",
         " Ann",
         "Eve\nMary Smith",
@@ -40,6 +42,8 @@ def test_names_that_read_as_another_user_or_hide_characters_are_refused(tmp_path
     shown = run("users", "add", "[bold]Ann[/] Jones", "--role", "planner", home=home)  # markup is shown as typed
     assert shown.returncode == 0 and "Added [bold]Ann[/] Jones as planner." in shown.stdout, shown.stdout
     assert _names(home) == ["Mary Smith", "[bold]Ann[/] Jones"]
+    for name in ("Зоя Иванова", "Ελένη", "José Núñez"):  # a name in one script, accents and all, is a name
+        assert run("users", "add", name, "--role", "planner", home=home).returncode == 0, name
 
 
 def test_a_user_list_that_cannot_be_written_is_a_clear_error_and_unchanged(tmp_path: Path) -> None:
