@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,10 +79,15 @@ class ServiceState:
     """One per worker process. A reload in any worker touches a generation file that every worker
     checks on each request, so all workers swap to the new bundle; so does a change to the user list."""
 
-    def __init__(self, settings: Settings, *, background: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, background: bool = True, reread: Callable[[], Settings] | None = None
+    ) -> None:
         """`background=False` (a one-shot command) computes nothing ahead in a background thread: a thread still in
-        native code when the process exits can abort it."""
+        native code when the process exits can abort it. `reread` (the service's `get_settings`) reads the settings
+        again at every reload, so a changed phm.toml (an operating policy a safety officer has just approved) is
+        used without a restart."""
         self.settings = settings
+        self._reread = reread
         self.background = background
         self.policy = Policy.from_settings(settings)
         self.sessions = Sessions(settings)
@@ -171,11 +177,24 @@ class ServiceState:
 
         return mtime(self.generation_file), mtime(hazard_log_path(self.settings))
 
+    def _fresh_settings(self) -> None:
+        """Read the settings again (see `__init__`); unreadable ones leave those in force, and say why."""
+        if self._reread is None:
+            return
+        try:
+            fresh = self._reread()
+        except ValueError as exc:  # SettingsError: a slip in phm.toml
+            log.error("settings cannot be read again, those read before stay in force: %s", exc)
+            return
+        if fresh.home == self.settings.home:
+            self.settings, self.policy = fresh, Policy.from_settings(fresh)
+
     def maybe_refresh(self) -> None:
         stamp = self._stamp()  # a reload or a hazard-log write is seen by every worker
         if stamp != self._seen:
             with self._lock:
                 self._seen = stamp
+                self._fresh_settings()
                 self.bundle = self._load()
                 if self.background:
                     self.bundle.prepare_release()
@@ -349,6 +368,7 @@ class ServiceState:
         self.generation_file.write_text(str(time.time()))
         with self._lock:
             self._seen = self._stamp()
+            self._fresh_settings()
             self.bundle = self._load()
             if self.background:
                 self.bundle.prepare_release()
