@@ -52,7 +52,7 @@ class PHM:
     def __init__(self) -> None:
         settings = get_settings()
         configure_logging(settings)
-        self.state = ServiceState(settings)
+        self.state = ServiceState(settings, reread=get_settings)
         api.state.phm = self.state
         pages.state.phm = self.state
 

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from serving.batch.delta_apply import DELTAS, base_folder, held_mask
 from serving.batch.history import band_runs
 from serving.batch.ranking import BAND_ORDER
 from serving.batch.snapshot_files import SnapshotAltered
-from serving.batch.store import current_over, snapshots_root
+from serving.batch.store import RELOAD_SIGNAL, current_over, snapshots_root
 from serving.bundle import Bundle, Held
 from serving.governance.configuration import data_source
 from serving.governance.hazard_log import hazard_log_path
@@ -79,10 +80,12 @@ class ServiceState:
     """One per worker process. A reload in any worker touches a generation file that every worker
     checks on each request, so all workers swap to the new bundle; so does a change to the user list."""
 
-    def __init__(self, settings: Settings, *, background: bool = True) -> None:
-        """`background=False` (a one-shot command) computes nothing ahead in a background thread: a thread still in
-        native code when the process exits can abort it."""
+    def __init__(self, settings: Settings, *, background: bool = True, reread: Callable[[], Settings] | None = None):
+        """`background=False` (a one-shot command) computes nothing ahead in a background thread (a thread in native
+        code at exit can abort it). `reread` (the service's `get_settings`) reads the settings again at every
+        reload, so a changed phm.toml (a policy a safety officer has just approved) is used without a restart."""
         self.settings = settings
+        self._reread = reread
         self.background = background
         self.policy = Policy.from_settings(settings)
         self.sessions = Sessions(settings)
@@ -161,7 +164,7 @@ class ServiceState:
 
     @property
     def generation_file(self) -> Path:
-        return self.settings.home / "security" / "reload.generation"
+        return self.settings.home.joinpath(*RELOAD_SIGNAL)
 
     def _stamp(self) -> tuple[float, float]:
         def mtime(p: Path) -> float:
@@ -172,11 +175,21 @@ class ServiceState:
 
         return mtime(self.generation_file), mtime(hazard_log_path(self.settings))
 
+    def _fresh_settings(self) -> None:
+        """Read the settings again (see `__init__`); unreadable ones leave those in force, and say why."""
+        try:
+            fresh = self._reread() if self._reread is not None else None
+            if fresh is not None and fresh.home == self.settings.home:
+                self.settings, self.policy = fresh, Policy.from_settings(fresh)  # both, or neither
+        except ValueError as exc:  # SettingsError: a slip in phm.toml
+            log.error("settings cannot be read again, those read before stay in force: %s", exc)
+
     def maybe_refresh(self) -> None:
         stamp = self._stamp()  # a reload or a hazard-log write is seen by every worker
         if stamp != self._seen:
             with self._lock:
                 self._seen = stamp
+                self._fresh_settings()
                 self.bundle = self._load()
                 if self.background:
                     self.bundle.prepare_release()
@@ -354,6 +367,7 @@ class ServiceState:
         self.generation_file.write_text(str(time.time()))
         with self._lock:
             self._seen = self._stamp()
+            self._fresh_settings()
             self.bundle = self._load()
             if self.background:
                 self.bundle.prepare_release()

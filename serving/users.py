@@ -198,6 +198,9 @@ def _plain(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
+LOOKALIKE_SCRIPTS = {"LATIN", "CYRILLIC", "GREEK"}  # scripts with letters drawn alike (a, а, α; o, о, ο)
+
+
 def _check_name(name: str) -> None:
     """A new user's name is shown as typed in the access log, `phm access who-viewed` and sign-offs: no spaces
     around it and no control or invisible characters (line breaks, terminal escapes, direction overrides)."""
@@ -206,6 +209,11 @@ def _check_name(name: str) -> None:
     if name != name.strip() or any(unicodedata.category(c).startswith("C") for c in name):
         raise UserError(
             f"{name!r}: a user's name cannot start or end with a space, or hold control or invisible characters"
+        )
+    alike = {unicodedata.name(c, "").split(" ")[0] for c in name if c.isalpha()} & LOOKALIKE_SCRIPTS
+    if len(alike) > 1:  # "Demo Coordinаtor" with a Cyrillic а reads as the Latin name
+        raise UserError(
+            f"{name!r} mixes {' and '.join(sorted(alike)).title()} letters, which look alike: write it in one script"
         )
 
 

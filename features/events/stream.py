@@ -33,6 +33,14 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
 
 
+def _readable(frame: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+    """`frame` with its two times parsed, less the rows where either is given but unreadable (the generator's
+    malformed rows, e.g. "31/02/2021", which the loader quarantines whole): nothing an event could carry."""
+    parsed = {c: pd.to_datetime(frame[c], errors="coerce", format="ISO8601") for c in (first, second)}
+    bad = parsed[first].isna() | (frame[second].notna() & parsed[second].isna())
+    return frame.assign(**parsed)[~bad.to_numpy()]
+
+
 def event_stream(
     extracts: Path,
     after: date,
@@ -44,14 +52,15 @@ def event_stream(
 ) -> list[StreamMessage]:
     """The activity of `extracts` (a generated ICS folder) on and after `after`, in the order it is sent."""
     rng = np.random.default_rng(seed)
-    apc, ae = _read(extracts, "apc_spells"), _read(extracts, "ae_attendances")
+    apc = _readable(_read(extracts, "apc_spells"), "admission_date", "discharge_date")
+    ae = _readable(_read(extracts, "ae_attendances"), "arrival_time", "departure_time")
     start = datetime.combine(after, time())
     out: list[StreamMessage] = []
 
     def add(happened: datetime, text: str, kind: str = "event") -> None:
         out.append(StreamMessage(happened + timedelta(seconds=float(rng.integers(5, 120))), happened, kind, text))
 
-    apc = apc[pd.to_datetime(apc.admission_date) >= start]
+    apc = apc[apc.admission_date >= start]
     for r in apc.itertuples(index=False):
         admitted = datetime.combine(pd.Timestamp(r.admission_date).date(), time()) + timedelta(
             minutes=int(rng.integers(0, 22 * 60))
@@ -63,7 +72,7 @@ def event_stream(
             diagnosis=r.primary_diagnosis if isinstance(r.primary_diagnosis, str) else None,
         )
         add(admitted, hl7_adt(f"A-{r.spell_id}", "admit", r.nhs_number, r.spell_id, admitted, **info))
-        if isinstance(r.discharge_date, date) or (r.discharge_date is not None and not pd.isna(r.discharge_date)):
+        if not pd.isna(r.discharge_date):
             day_start = datetime.combine(pd.Timestamp(r.discharge_date).date(), time())
             earliest = max(day_start, admitted + timedelta(hours=1))
             left = earliest + timedelta(
@@ -119,7 +128,7 @@ def event_stream(
                 ),
                 "cancellation",
             )
-    ae = ae[pd.to_datetime(ae.arrival_time) >= start]
+    ae = ae[ae.arrival_time >= start]
     for r in ae.itertuples(index=False):
         arrived = pd.Timestamp(r.arrival_time).to_pydatetime()
         add(

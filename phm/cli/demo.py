@@ -15,6 +15,8 @@ DEMO_CSO = "Demo Safety Officer"
 DEMO_DS = "Demo Data Scientist"
 INDEX_DATE = date(2024, 4, 1)
 
+NEW_TOKEN_HINT = "`phm users rotate NAME` issues a new one"  # keeps the role and practices, ends sessions
+
 
 def demo_cmd(
     persons: Annotated[int, typer.Option(help="People in the synthetic ICS.")] = 50_000,
@@ -59,10 +61,7 @@ def demo_cmd(
     score.score_day(s)
     tokens = demo_users(s)
     console.rule("[bold green]Demo complete")
-    console.print(
-        "Demo users, one for each role (tokens are shown once; `phm users add NAME --role ROLE --replace` "
-        "issues new ones):"
-    )
+    console.print(f"Demo users, one for each role (tokens are shown once; {NEW_TOKEN_HINT}):")
     for name, _role, scope, token in tokens:
         console.print(f"  [bold]{name}[/] ({scope}): {token}", soft_wrap=True, highlight=False)
     url = f"http://127.0.0.1:{port}"

@@ -327,6 +327,8 @@ class Settings(BaseSettings):
             "log_level": self.log_level,
             "engine": self.engine,
             "ledger_key": "set" if self.ledger_key else f"file {self.ledger_key_path}",
+            "ledger_fsync": self.ledger_fsync,
+            "load_shrink": self.load_shrink.model_dump(),
             "threads": self.threads or "auto (the cores available)",
             "database": "set (PHM_DATABASE_URL)" if self.database_url else "SQLite under home",
             "disclosure": self.disclosure.model_dump(),
@@ -378,6 +380,11 @@ def get_settings(**overrides: Any) -> Settings:
     """Read settings afresh (environment may have changed, e.g. in tests); files this process creates from now
     on are owner-only. A problem is a `SettingsError` naming the key and where settings come from."""
     owner_only()
+    named = _config_file()
+    if os.environ.get("PHM_CONFIG") and not named.is_file():
+        raise SettingsError(
+            f"PHM_CONFIG names {named}, which is not a file: point it at the settings file, or unset it"
+        )
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -54,12 +54,11 @@ from serving.batch.delta_base import feature_rows, read_base
 from serving.batch.ranking import band_codes, band_names, condition_lists, holdable
 from serving.batch.roll import ensure_rolled
 from serving.batch.snapshot_files import SUMS, file_sums, sealed
-from serving.batch.store import POINTER, pointer_lock, snapshots_root, worklist_version
+from serving.batch.store import POINTER, pointer_lock, signal_reload, snapshots_root, worklist_version
 from serving.governance.configuration import data_source
 from training import tracking
 
 KEEP_DELTAS = 3
-RELOAD_SIGNAL = ("security", "reload.generation")  # the service's reload signal (serving.state.generation_file)
 
 
 def flags(rows: dict[str, pd.DataFrame], today: date) -> pd.Series:
@@ -199,8 +198,7 @@ def refresh_delta(settings: Settings, today: date | None = None, progress=None) 
     share = approved.current.holdout_share
     listing.record(settings, spec.name, day, base.where.to_numpy()[listed], holdout[listed], share)
     stages.done("write")
-    (settings.home.joinpath(*RELOAD_SIGNAL)).parent.mkdir(parents=True, exist_ok=True)
-    settings.home.joinpath(*RELOAD_SIGNAL).write_text(str(time.time()))
+    signal_reload(settings)
     return {**info, "delta": name, "seconds": round(time.perf_counter() - started, 2), "stages": stages.rows}
 
 

@@ -45,6 +45,7 @@ FAULT_PAUSE = "PHM_FAULT_PAUSE_MID_WRITE"  # seconds to pause mid-write (fault-i
 PARTIAL, CREATING = ".partial", ".creating"  # a folder being written; one whose writer is taking its lock
 WRITER_LOCK = ".writer.lock"  # held (flock) by the job writing a partial folder; names its process and host
 STALE_AFTER = 6 * 3600  # seconds without a change after which an unverifiable partial folder is stale
+RELOAD_SIGNAL = ("security", "reload.generation")  # every service worker reloads when this file changes
 
 log = logging.getLogger("phm.snapshots")
 
@@ -156,8 +157,18 @@ def publish_snapshot(settings: Settings, meta: dict, write, publish: bool | None
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, root / POINTER)
+            signal_reload(
+                settings
+            )  # every worker serves the new snapshot from its next request, not only after a reload
     _prune(root, folder)
     return folder
+
+
+def signal_reload(settings: Settings) -> None:
+    """Tell every worker of a running service to reload (each compares the signal's time on every request)."""
+    path = settings.home.joinpath(*RELOAD_SIGNAL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(time.time()))
 
 
 @contextmanager

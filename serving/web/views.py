@@ -61,12 +61,23 @@ def worklist_view(result: Worklist, mine: pd.DataFrame, meta: dict) -> dict:
         "bands": bands,
         "registered": len(mine),
         "previous": meta.get("previous"),
+        "band_words": band_words(meta.get("bands") or {}),
         "beside": [
             {"column": s.daily.column, "title": s.daily.title}
             for s in specs.columns()
             if any(r.beside.get(s.daily.column) is not None for r in result.rows)
         ],
     }
+
+
+def band_words(bands: dict[str, float]) -> str:
+    """The snapshot's band cut-offs (top shares of the ICS) in words, narrowest band first."""
+    parts, above = [], 0.0
+    for name, share in sorted(bands.items(), key=lambda kv: kv[1]):
+        width = f"{round(100 * (share - above), 4):g}%"
+        parts.append(f"{name} is the top {width} of the ICS" if not parts else f"{name} the next {width}")
+        above = share
+    return f"Bands: {', '.join(parts)}." if parts else ""
 
 
 def worklist_options(mine: pd.DataFrame, practices: list[str], pcns: dict[str, str]) -> dict:

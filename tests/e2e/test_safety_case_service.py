@@ -236,3 +236,24 @@ def test_the_service_deploys_only_a_currently_approved_version(
     by_cli, by_service = decisions[0], decisions[-1]  # the served home's approval (library = CLI) and the API's
     assert by_cli["via"] == "cli" and by_service["via"] == "service" and set(by_cli) == set(by_service)
     assert json.dumps(sorted(by_service["configuration"])) == json.dumps(sorted(by_cli["configuration"]))
+
+
+def test_an_approved_change_to_phm_toml_is_used_without_a_restart(served_home, tmp_path, tmp_path_factory, monkeypatch):
+    # the CSO guide's flow (edit phm.toml, approve the change, run the daily job) on a service left running: it kept
+    # the settings read at start, so the approval itself made it refuse the champion until someone restarted it
+    home, tokens = fresh(served_home, tmp_path / "home")
+    with service(home, tmp_path_factory, monkeypatch) as url:
+        assert get(url, "/api/health", tokens["ds"]).json()["refused"] == []
+        (home.home / "phm.toml").write_text(
+            '[policy.emergency_admission]\nbands = { "very high" = 0.005, high = 0.02, raised = 0.10 }\n'
+        )
+        approved = phm(
+            "audit", "approve-change", "--model", MODEL, "--by", "Dr Ada Jones", "--reason", "winter", home=home.home
+        )
+        assert approved.returncode == 0, approved.stderr
+        health = get(url, "/api/health", tokens["ds"]).json()  # the hazard log changed: every worker reloaded
+        assert health["refused"] == [] and health["models"] == {MODEL: "1"}, health
+        assert phm("score", "daily", home=home.home).returncode == 0
+        for _ in range(4):  # each worker (two) reloads on its next request: none serves the old scores
+            worklist = get(url, "/api/worklist", tokens["coord"])
+            assert worklist.status_code == 200, worklist.text

@@ -6,8 +6,10 @@ error with the list unchanged, never a traceback, and a new token is never shown
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+from phm.cli.demo import NEW_TOKEN_HINT
 from serving.users import load_users, users_path
 from support.cli import run
 from support.disk_full import filling_disk
@@ -24,6 +26,8 @@ def test_names_that_read_as_another_user_or_hide_characters_are_refused(tmp_path
         "mary smith",
         "Mary  Smith",
         "Ｍａｒｙ Ｓｍｉｔｈ",
+        "Mary Sm\u0456th",  # a Cyrillic і
+        "\u039cary Smith",  # a Greek capital Mu
         "Mary Smith ",
         " Ann",
         "Eve\nMary Smith",
@@ -40,6 +44,18 @@ def test_names_that_read_as_another_user_or_hide_characters_are_refused(tmp_path
     shown = run("users", "add", "[bold]Ann[/] Jones", "--role", "planner", home=home)  # markup is shown as typed
     assert shown.returncode == 0 and "Added [bold]Ann[/] Jones as planner." in shown.stdout, shown.stdout
     assert _names(home) == ["Mary Smith", "[bold]Ann[/] Jones"]
+    for name in ("Зоя Иванова", "Ελένη", "José Núñez"):  # a name in one script, accents and all, is a name
+        assert run("users", "add", name, "--role", "planner", home=home).returncode == 0, name
+
+
+def test_the_demos_hint_for_a_new_token_works_for_every_role(tmp_path: Path) -> None:
+    # the demo said `phm users add NAME --role ROLE --replace`, which a coordinator cannot follow (no --practice)
+    home = tmp_path / "home"
+    assert run("users", "add", "Cy", "--role", "coordinator", "--practice", "S10001", home=home).returncode == 0
+    hint = re.search(r"`phm ([^`]+)`", NEW_TOKEN_HINT).group(1).replace("NAME", "Cy").split()
+    out = run(*hint, home=home)
+    assert out.returncode == 0 and "phm_" in out.stdout, out.stderr
+    assert [(u.name, u.role.value, u.practices) for u in load_users(home)] == [("Cy", "coordinator", ["S10001"])]
 
 
 def test_a_user_list_that_cannot_be_written_is_a_clear_error_and_unchanged(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -141,3 +142,19 @@ def test_tables_rewritten_with_their_checksums_are_caught_by_the_manifests_seal(
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     with pytest.raises(snapshot_files.SnapshotAltered, match="is not sealed"):
         store.current(settings)
+
+
+def test_a_published_snapshot_signals_the_running_service(tmp_path: Path) -> None:
+    # `phm score daily` used to move the pointer without telling the service: every worker kept yesterday's
+    # worklist until someone called POST /api/admin/reload, and a worker that reloaded for another reason (a
+    # safety officer's decision) served the new one beside one still serving the old
+    settings = Settings(home=tmp_path / "h")
+    signal = settings.home.joinpath(*store.RELOAD_SIGNAL)
+    _write(settings, "2025-04-01")
+    assert signal.is_file()
+    first = signal.stat().st_mtime_ns, signal.read_text()
+    _write(settings, "2025-03-01")  # a past day kept beside the live one: nothing new is served, no reload
+    assert (signal.stat().st_mtime_ns, signal.read_text()) == first
+    time.sleep(0.01)
+    _write(settings, "2025-04-02")
+    assert (signal.stat().st_mtime_ns, signal.read_text()) != first

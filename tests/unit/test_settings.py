@@ -35,11 +35,31 @@ def test_toml_file_and_environment_precedence(tmp_path: Path, monkeypatch: pytes
     assert get_settings().log_level == "ERROR"
 
 
+def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # PHM_CONFIG names the file on purpose: a typo in its path must not silently run on defaults
+    monkeypatch.setenv("PHM_HOME", str(tmp_path / "h"))
+    for named in (tmp_path / "etc" / "phm.tmol", tmp_path):
+        monkeypatch.setenv("PHM_CONFIG", str(named))
+        with pytest.raises(SettingsError, match=f"PHM_CONFIG names {named}, which is not a file"):
+            get_settings()
+    monkeypatch.delenv("PHM_CONFIG")
+    assert get_settings().home == tmp_path / "h"  # the default $PHM_HOME/phm.toml stays optional
+
+
 def test_secret_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PHM_PSEUDONYM_KEY", "super-secret-value-123456")
     s = get_settings()
     assert "super-secret" not in repr(s) and "super-secret" not in str(s.describe())
     assert s.describe()["pseudonym_key"] == "set"
+
+
+def test_config_show_holds_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `phm config show` is "the resolved settings": the access log's fsync and the load's shrink guard were missing
+    monkeypatch.setenv("PHM_LEDGER_FSYNC", "true")
+    monkeypatch.setenv("PHM_LOAD_SHRINK", '{"population": 0.2, "source": 0.3}')
+    shown = get_settings().describe()
+    assert shown["ledger_fsync"] is True
+    assert shown["load_shrink"] == {"population": 0.2, "source": 0.3}
 
 
 def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
