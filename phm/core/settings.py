@@ -380,11 +380,6 @@ def get_settings(**overrides: Any) -> Settings:
     """Read settings afresh (environment may have changed, e.g. in tests); files this process creates from now
     on are owner-only. A problem is a `SettingsError` naming the key and where settings come from."""
     owner_only()
-    named = _config_file()
-    if os.environ.get("PHM_CONFIG") and not named.is_file():
-        raise SettingsError(
-            f"PHM_CONFIG names {named}, which is not a file: point it at the settings file, or unset it"
-        )
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -40,8 +40,9 @@ def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path, monkeyp
     monkeypatch.setenv("PHM_HOME", str(tmp_path / "h"))
     for named in (tmp_path / "etc" / "phm.tmol", tmp_path):
         monkeypatch.setenv("PHM_CONFIG", str(named))
-        with pytest.raises(SettingsError, match=f"PHM_CONFIG names {named}, which is not a file"):
+        with pytest.raises(SettingsError, match="does not exist|not a regular file") as refused:
             get_settings()
+        assert str(named) in str(refused.value)
     monkeypatch.delenv("PHM_CONFIG")
     assert get_settings().home == tmp_path / "h"  # the default $PHM_HOME/phm.toml stays optional
 
