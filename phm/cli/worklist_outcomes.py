@@ -1,10 +1,13 @@
 """`phm worklist outcome|hidden|caseload|export-outcomes`: contact outcomes, the people they hide, teams' caseloads
-and the pseudonymised export for evaluating the programme. Each acts as a named care coordinator (`--user`), within
-their practices, and is recorded in the access log like the same request to the service."""
+and the pseudonymised export for evaluating the programme. Each acts as a named care coordinator (`--user`) signed in
+with their own service token (PHM_TOKEN, or asked for), within their practices, and is recorded in the access log
+like the same request to the service."""
 
 from __future__ import annotations
 
 import getpass
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,13 +33,28 @@ def _ready(s: Settings) -> None:
         raise fail(str(exc)) from exc
 
 
-def _coordinator(s: Settings, name: str):
-    from serving.users import Role, load_users
+def _coordinator(s: Settings, name: str, route: str):
+    """The enabled care coordinator `--user` names, signed in with their own service token (PHM_TOKEN, or asked
+    for without echo), as in the service: a name alone would let anyone with a shell act in a coordinator's name.
+    A refused sign-in is in the access log."""
+    from phm.cli.reidentify import TOKEN_ENV
+    from serving.users import Role, authenticate, load_users
 
     _ready(s)
-    found = next((u for u in load_users(s.home) if u.name == name.strip() and not u.disabled), None)
+    users = load_users(s.home)
+    found = next((u for u in users if u.name == name.strip() and not u.disabled), None)
     if found is None or found.role != Role.coordinator:
         raise fail(f"--user {name!r} is not an enabled care coordinator (`phm users list`)")
+    if not os.environ.get(TOKEN_ENV) and not sys.stdin.isatty():
+        raise fail(f"--user {name!r}: sign in with your service token: set {TOKEN_ENV} (no terminal to ask in)")
+    token = os.environ.get(TOKEN_ENV) or typer.prompt("Service token", hide_input=True)
+    signed_in = authenticate(users, token.strip())
+    if signed_in is None or signed_in.name != found.name:
+        try:
+            _logged(s, signed_in, route, 401, [], [])
+        except typer.Exit:
+            pass
+        raise fail(f"--user {name!r}: that service token is not theirs; act with your own ({TOKEN_ENV} or asked)")
     return found
 
 
@@ -49,8 +67,8 @@ def _logged(s: Settings, user, route: str, status: int, people: list, practices:
             log_path(s.home),
             "access",
             full_check=False,
-            user=user.name,
-            role=user.role.value,
+            user=user.name if user else "anonymous",
+            role=user.role.value if user else None,
             method="CLI",
             route=route,
             status=status,
@@ -90,7 +108,7 @@ def outcome_cmd(
     from serving.queries import QueryError
 
     s = settings()
-    u = _coordinator(s, user)
+    u = _coordinator(s, user, "phm worklist outcome")
     try:
         done = outcomes.record(s, outcomes.snapshot_locator(s), u, person, outcome, note or None, withdraws=withdraws)
     except QueryError as exc:
@@ -115,7 +133,7 @@ def hidden_cmd(user: UserOption) -> None:
     from serving.queries import QueryError
 
     s = settings()
-    u = _coordinator(s, user)
+    u = _coordinator(s, user, "phm worklist hidden")
     try:
         rows = outcomes.hidden(s, u)
     except QueryError as exc:
@@ -156,7 +174,7 @@ def caseload_cmd(
     from serving.queries import QueryError
 
     s = settings()
-    u = _coordinator(s, user)
+    u = _coordinator(s, user, "phm worklist caseload")
     try:
         answer, mine = outcomes.upload_caseload(s, outcomes.snapshot_locator(s), u, team, file.read_bytes())
     except QueryError as exc:

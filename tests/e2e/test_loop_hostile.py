@@ -71,6 +71,7 @@ def test_an_nhs_number_given_for_a_person_id_is_neither_logged_nor_echoed(home, 
             "--outcome",
             "contacted",
             home=settings.home,
+            env={"PHM_TOKEN": token},
         )
         assert out.returncode != 0 and "NHS number" in out.stderr
         assert NUMBER not in normalise(out.stdout + out.stderr)
@@ -110,8 +111,9 @@ def test_a_caseload_file_without_a_valid_number_leaves_the_team_as_it_was(home, 
     bad = tmp_path / "caseload.csv"
     bad.write_bytes(b"nhs_number\n" + b"9" * 200_000 + b"\n")
     out = phm(
-        "worklist", "caseload", "--user", COORDINATOR, "--team", "Matrons", "--file", str(bad), home=settings.home
-    )
+        "worklist", "caseload", "--user", COORDINATOR, "--team", "Matrons", "--file", str(bad), home=settings.home,
+        env={"PHM_TOKEN": token},
+    )  # fmt: skip
     assert out.returncode != 0 and "caseload.csv" in out.stderr and "not valid CSV" in out.stderr
     assert "Traceback" not in out.stdout + out.stderr
     logged = [(e["status"], e["people"]) for e in access_log(settings) if e.get("route") == "phm worklist caseload"]
@@ -149,10 +151,12 @@ def test_the_evaluation_export_names_a_path_it_cannot_write_and_writes_nothing_u
 
 
 def test_phm_worklist_hidden_lists_everyone_hidden(home) -> None:
-    settings, _, practice = home
+    settings, token, practice = home
     for pid in range(1000, 1250):
         store.record(settings, pid, practice, "enrolled", COORDINATOR)
-    out = phm("worklist", "hidden", "--user", COORDINATOR, home=settings.home, env={"COLUMNS": "250"})
+    out = phm(
+        "worklist", "hidden", "--user", COORDINATOR, home=settings.home, env={"COLUMNS": "250", "PHM_TOKEN": token}
+    )
     assert out.returncode == 0, out.stderr
     assert all(f"│ {pid} " in out.stdout for pid in range(1000, 1250)) and "saved report" not in out.stdout
 

@@ -140,14 +140,24 @@ def test_phm_worklist_commands(home, url, tmp_path) -> None:
         "--outcome",
         "enrolled",
         home=settings.home,
+        env={"PHM_TOKEN": f["coord"]},
     )
     assert out.returncode == 0, out.stderr
     assert "until a later outcome is recorded" in out.stdout
     refused = phm(
-        "worklist", "outcome", "--user", "Oz Other", "--person", ids[1], "--outcome", "enrolled", home=settings.home
-    )
+        "worklist", "outcome", "--user", "Oz Other", "--person", ids[1], "--outcome", "enrolled", home=settings.home,
+        env={"PHM_TOKEN": f["other"]},
+    )  # fmt: skip
     assert refused.returncode != 0 and "not in your practices" in refused.stderr
-    listed = phm("worklist", "hidden", "--user", "Cy Coordinator", home=settings.home)
+    # a name alone does not act as a coordinator: their own token is needed (another's is refused, and logged)
+    for token in (f["other"], f["ds"], "phm_not_a_token"):
+        forged = phm("worklist", "hidden", "--user", "Cy Coordinator", home=settings.home, env={"PHM_TOKEN": token})
+        assert forged.returncode == 2 and "that service token is not theirs" in forged.stderr, forged.stderr
+        assert ids[0] not in forged.stdout
+    log = (settings.home / "security" / "access_log.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in log if line.strip()]
+    assert sum(e.get("route") == "phm worklist hidden" and e.get("status") == 401 for e in entries) == 3
+    listed = phm("worklist", "hidden", "--user", "Cy Coordinator", home=settings.home, env={"PHM_TOKEN": f["coord"]})
     assert listed.returncode == 0 and ids[0] in listed.stdout
     exported = phm("worklist", "export-outcomes", "--out", str(tmp_path / "eval"), home=settings.home)
     assert exported.returncode == 0, exported.stderr
