@@ -22,6 +22,7 @@ from phm.operational.database import DatabaseError
 from phm.operational.outcomes import WORDS, Outcome, Recorded
 from serving.queries import QueryError, snapshot, safe_cell
 from serving.state import ServiceState
+from serving.batch.snapshot_files import SnapshotAltered
 from serving.batch.store import current
 from serving.users import Role, User
 
@@ -46,7 +47,10 @@ def service_locator(st: ServiceState) -> Locate:
 
 def snapshot_locator(settings: Settings) -> Locate:
     """Practices of the current snapshot on disk (for the command line)."""
-    found = current(settings)
+    try:
+        found = current(settings)
+    except SnapshotAltered as exc:  # the service pauses the worklist; the command line says so, not a traceback
+        raise QueryError(409, f"the worklist is paused: {exc}") from exc
     if found is None:
         raise QueryError(409, "no daily scores yet: run `phm score daily`")
     where = dict(zip(found[1].person_id.tolist(), found[1].practice_code.tolist()))

@@ -158,3 +158,18 @@ def test_a_published_snapshot_signals_the_running_service(tmp_path: Path) -> Non
     time.sleep(0.01)
     _write(settings, "2025-04-02")
     assert (signal.stat().st_mtime_ns, signal.read_text()) != first
+
+
+def test_the_command_lines_look_up_of_an_altered_snapshot_is_a_clear_refusal(tmp_path: Path) -> None:
+    """`phm worklist outcome|caseload` find people's practices in the live snapshot: an altered one is refused
+    with why (a 409, as the service pauses the worklist), not a traceback."""
+    from serving.outcomes import snapshot_locator
+    from serving.queries import QueryError
+
+    settings = Settings(home=tmp_path / "h")
+    folder, _ = _write(settings, "2025-04-01")
+    assert snapshot_locator(settings)(1) == "A1"
+    (folder / "scores.parquet").write_bytes((folder / "scores.parquet").read_bytes()[:-50])
+    with pytest.raises(QueryError, match="the worklist is paused: snapshot .* differ") as refused:
+        snapshot_locator(settings)
+    assert refused.value.status == 409
