@@ -52,7 +52,9 @@ def snapshot(st: ServiceState) -> tuple[dict, pd.DataFrame]:
     if b.snapshot_refusal:
         raise QueryError(409, b.snapshot_refusal[0].upper() + b.snapshot_refusal[1:])
     if b.meta is None or b.scores is None:
-        raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
+        raise QueryError(
+            409, "no daily scores yet: run `phm score daily` (the service serves them as soon as they are published)"
+        )
     return b.meta, b.scores
 
 
@@ -280,7 +282,9 @@ def _unit(st: ServiceState, u: User, practice: list[str] | None, pcn: str | None
         release = st.bundle.release
         root = "ICS"
     if release is None:
-        raise QueryError(409, "no daily scores yet: run `phm score daily`, then reload")
+        raise QueryError(
+            409, "no daily scores yet: run `phm score daily` (the service serves them as soon as they are published)"
+        )
     scoped = " (your practices in it)" if u.sees_people else ""  # a coordinator's release holds only those
     unit, words = (
         (("practice", codes[0]), f"practice {codes[0]}")
