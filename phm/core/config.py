@@ -121,20 +121,22 @@ class ConfigFileError(ValueError):
     """A configuration file that cannot be read as one; the message names it."""
 
 
-def read_text(path: Path) -> str:
-    """The text of the configuration file at `path`, or a `ConfigFileError` naming it."""
+def read_text(path: Path, what: str = "configuration file") -> str:
+    """The text of the `what` (a configuration or settings file) at `path`: a regular UTF-8 file of at most
+    `MAX_BYTES`; otherwise a `ConfigFileError` naming it."""
     try:
         # opened first and checked after (no race between the check and the read); a pipe opened without waiting
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise ConfigFileError(f"{path}: not a configuration file (a folder, a device or a pipe?)")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ConfigFileError(f"{path}: the {what} is not a regular file (a folder, a device or a pipe?)")
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise ConfigFileError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+        raise ConfigFileError(f"{path}: the {what} cannot be read ({exc.strerror or type(exc).__name__})") from None
     if len(data) > MAX_BYTES:
-        raise ConfigFileError(f"{path}: more than {MAX_BYTES:,} bytes: not a configuration file")
+        raise ConfigFileError(f"{path}: more than {MAX_BYTES:,} bytes: not a {what}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigFileError(f"{path}: not UTF-8 text") from None
+        raise ConfigFileError(f"{path}: the {what} is not UTF-8 text") from None

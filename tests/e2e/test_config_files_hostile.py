@@ -33,4 +33,4 @@ def test_phm_config_check_refuses_what_is_not_a_configuration_file(hostile, tmp_
 def test_a_command_s_config_option_refuses_a_device_or_a_pipe(hostile, tmp_path: Path, what: str) -> None:
     out = run("forecast", "fit", "--config", str(hostile[what]), home=tmp_path / "home", timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert f"{hostile[what]}: not a configuration file" in out.stderr, out.stderr
+    assert f"{hostile[what]}: the configuration file is not a regular file" in out.stderr, out.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from phm.core.settings import SettingsError, get_settings
-from phm.core.settings_file import MAX_BYTES
+from phm.core.config import MAX_BYTES
 
 
 def _broken(tmp_path: Path) -> dict[str, Path]:
