@@ -18,6 +18,7 @@ import pytest
 from features.sources.practice_list import MAX_BYTES
 from features.synthetic.practice_list import make
 from phm.core import ledger_check, ledger_file
+from phm.operational.database import engine
 from phm.operational.outcomes import in_force
 from phm.core.settings import DEMO_PSEUDONYM_KEY
 from serving.access import log_path
@@ -58,6 +59,7 @@ def world(served_home, served_tokens, ics20k, tmp_path_factory):
     }
     server.stop()
     assert "Traceback" not in server.log()
+    engine(served_home).dispose()  # this process's pooled connection to the shared home's database, closed
 
 
 def post(world, body: bytes, token: str | None = None, **params) -> httpx.Response:
