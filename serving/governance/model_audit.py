@@ -44,6 +44,7 @@ def resolve_version(name: str, version: int | None, alias: str = "candidate") ->
         client.get_model_version(name, str(version))
         return int(version)
     except MlflowException as exc:
+        registry.missing_or_raise(exc)  # a failing store is said as such, not "no such version"
         what = f"version {version}" if version is not None else f"alias {alias!r}"
         raise AuditInputError(f"model {name!r} has no {what} in the registry; see `phm models list`") from exc
 
